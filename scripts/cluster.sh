@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# scripts/cluster.sh start|stop|status|dir: the throw-away PostgreSQL cluster
+# used by `make demo`, `make test` and bench/.
+#
+# The cluster lives in .cluster/ under the repository (gitignored), or under
+# /var/tmp when the server's OS user cannot reach the repository (a clone in
+# /root).  It listens on 127.0.0.1 only, on $CAREDATA_PORT (55432), with trust
+# authentication: it is for tests and demos, never for real data.  As root it
+# runs as the unprivileged user $CAREDATA_OS_USER (created if missing),
+# because initdb refuses to run as root.
+#
+# Extra server settings for tests (later: the key file, preload libraries)
+# go in test/cluster.conf, which is included by postgresql.conf.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+
+ensure_os_user() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  id "$CAREDATA_OS_USER" >/dev/null 2>&1 ||
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$CAREDATA_OS_USER"
+}
+
+cluster_dir() {
+  if [ -n "${CAREDATA_CLUSTER_DIR:-}" ]; then
+    echo "$CAREDATA_CLUSTER_DIR"
+  elif [ "$(id -u)" -ne 0 ] || runuser -u "$CAREDATA_OS_USER" -- test -x "$CAREDATA_ROOT" 2>/dev/null; then
+    echo "$CAREDATA_ROOT/.cluster"
+  else
+    echo "/var/tmp/caredata-cluster-$(echo "$CAREDATA_ROOT" | md5sum | cut -c1-8)"
+  fi
+}
+
+start() {
+  ensure_os_user
+  local dir; dir=$(cluster_dir)
+  local data="$dir/data"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown "$CAREDATA_OS_USER" "$dir"
+    chmod 700 "$dir"
+    as_owner "$PGBIN/initdb" -D "$data" -U postgres --auth=trust \
+      --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+      { cat "$dir/initdb.log" >&2; exit 1; }
+    cat >>"$data/postgresql.conf" <<CONF
+
+# caredata throw-away cluster (scripts/cluster.sh)
+listen_addresses = '127.0.0.1'
+port = $CAREDATA_PORT
+unix_socket_directories = ''
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+shared_buffers = 512MB
+work_mem = 64MB
+maintenance_work_mem = 512MB
+max_wal_size = 4GB
+log_min_messages = warning
+include_if_exists = 'caredata_test.conf'
+CONF
+  fi
+  # test settings are copied fresh every start (the repo may have changed)
+  if [ -f "$CAREDATA_ROOT/test/cluster.conf" ]; then
+    cp "$CAREDATA_ROOT/test/cluster.conf" "$data/caredata_test.conf"
+    [ "$(id -u)" -eq 0 ] && chown "$CAREDATA_OS_USER" "$data/caredata_test.conf"
+  fi
+  if as_owner "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    echo "cluster: already running on 127.0.0.1:$CAREDATA_PORT ($data)"
+    return 0
+  fi
+  as_owner "$PGBIN/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
+    { tail -20 "$dir/server.log" >&2; exit 1; }
+  echo "cluster: started on 127.0.0.1:$CAREDATA_PORT ($data)"
+}
+
+stop() {
+  local data; data="$(cluster_dir)/data"
+  if [ -f "$data/postmaster.pid" ]; then
+    as_owner "$PGBIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null && echo "cluster: stopped"
+  fi
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) as_owner "$PGBIN/pg_ctl" -D "$(cluster_dir)/data" status ;;
+  dir) cluster_dir ;;
+  *) echo "usage: $0 start|stop|status|dir" >&2; exit 2 ;;
+esac

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# scripts/install-deps.sh: install what caredata needs to build, test and
+# benchmark on Debian 12, idempotently.  Runs apt-get only when a package is
+# missing.  As root, or through sudo.
+set -euo pipefail
+
+PACKAGES=(
+  postgresql-15              # the server
+  postgresql-server-dev-15   # pg_config, PGXS, server headers
+  postgresql-15-pgtap        # pgTAP and pg_prove
+  postgresql-contrib         # pgcrypto: baselines for benchmarks
+  libssl-dev                 # OpenSSL headers (-lcrypto)
+  make
+  gcc
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# scripts/test.sh (`make test`): set up from nothing, run every pg_regress
+# suite (sql/, expected/) and every pgTAP suite (test/pgtap/, by pg_prove)
+# against the throw-away cluster, stop the cluster either way, and exit
+# non-zero on any failure.  The last line is "N passed, N failed".
+set -uo pipefail
+. "$(dirname "$0")/env.sh"
+cd "$CAREDATA_ROOT"
+
+scripts/build.sh || exit 1
+scripts/cluster.sh start || exit 1
+trap 'scripts/cluster.sh stop' EXIT
+
+passed=0
+failed=0
+
+echo "== pg_regress: sql/ against expected/"
+rm -f regression.diffs regression.out
+make -s installcheck 2>&1 | tee /tmp/caredata-regress.$$
+r_ok=$(grep -c '\.\.\. ok' /tmp/caredata-regress.$$ || true)
+r_bad=$(grep -c '\.\.\. FAILED' /tmp/caredata-regress.$$ || true)
+if [ -s regression.diffs ]; then
+  echo "-- regression.diffs --"
+  cat regression.diffs
+  [ "$r_bad" -eq 0 ] && r_bad=1
+fi
+rm -f /tmp/caredata-regress.$$
+passed=$((passed + r_ok)); failed=$((failed + r_bad))
+
+echo "== pgTAP: test/pgtap/*.sql"
+psql -qX -v ON_ERROR_STOP=1 -d postgres \
+  -c 'DROP DATABASE IF EXISTS caredata_tap' -c 'CREATE DATABASE caredata_tap' >/dev/null &&
+psql -qX -v ON_ERROR_STOP=1 -d caredata_tap \
+  -c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION caredata' >/dev/null || { echo "pgTAP database set-up failed"; exit 1; }
+tap_files=(test/pgtap/*.sql)
+pg_prove -d caredata_tap --ext .sql "${tap_files[@]}" 2>&1 | tee /tmp/caredata-tap.$$
+tap_rc=${PIPESTATUS[0]}
+t_total=${#tap_files[@]}
+t_bad=$(grep -Ec '^test/pgtap/.* (Failed|Dubious|not ok)' /tmp/caredata-tap.$$ || true)
+[ "$tap_rc" -ne 0 ] && [ "$t_bad" -eq 0 ] && t_bad=1
+rm -f /tmp/caredata-tap.$$
+passed=$((passed + t_total - t_bad)); failed=$((failed + t_bad))
+
+echo "== summary: pg_regress $r_ok passed, $r_bad failed; pgTAP files $((t_total - t_bad)) passed, $t_bad failed"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

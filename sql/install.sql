@@ -1,0 +1,44 @@
+-- sql/install.sql: CREATE EXTENSION / DROP EXTENSION leave a clean database
+CREATE EXTENSION caredata;
+SELECT extname, extversion, extnamespace::regnamespace, extrelocatable
+FROM pg_extension WHERE extname = 'caredata';
+-- every function has its volatility, strictness and parallel safety on purpose:
+-- all public functions are PARALLEL SAFE here, and every one has a comment
+SELECT p.oid::regprocedure AS unmarked_parallel
+FROM pg_proc p WHERE p.pronamespace = 'caredata'::regnamespace AND p.proparallel <> 's';
+SELECT p.oid::regprocedure AS without_comment
+FROM pg_proc p WHERE p.pronamespace = 'caredata'::regnamespace
+  AND obj_description(p.oid, 'pg_proc') IS NULL
+ORDER BY 1::text;
+SELECT t.typname AS type_without_comment
+FROM pg_type t WHERE t.typnamespace = 'caredata'::regnamespace AND t.typtype <> 'p'
+  AND t.typelem = 0 AND obj_description(t.oid, 'pg_type') IS NULL;
+-- everything in the schema belongs to the extension
+SELECT count(*) AS stray_objects
+FROM (SELECT oid, 'pg_proc'::regclass AS c FROM pg_proc WHERE pronamespace = 'caredata'::regnamespace
+      UNION ALL SELECT oid, 'pg_type' FROM pg_type WHERE typnamespace = 'caredata'::regnamespace AND typelem = 0
+      UNION ALL SELECT oid, 'pg_operator' FROM pg_operator WHERE oprnamespace = 'caredata'::regnamespace
+      UNION ALL SELECT oid, 'pg_class' FROM pg_class WHERE relnamespace = 'caredata'::regnamespace) o
+WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = o.c AND d.objid = o.oid
+                  AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e');
+SELECT count(*) > 0 AS has_members FROM pg_depend
+WHERE refclassid = 'pg_extension'::regclass
+  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'caredata');
+
+DROP EXTENSION caredata;
+-- nothing remains but the (empty) schema PostgreSQL created for the extension
+SELECT count(*) AS leftover_members FROM pg_depend
+WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+  AND refobjid NOT IN (SELECT oid FROM pg_extension);
+SELECT (SELECT count(*) FROM pg_proc WHERE pronamespace = 'caredata'::regnamespace)
+     + (SELECT count(*) FROM pg_type WHERE typnamespace = 'caredata'::regnamespace)
+     + (SELECT count(*) FROM pg_operator WHERE oprnamespace = 'caredata'::regnamespace)
+     + (SELECT count(*) FROM pg_opfamily WHERE opfnamespace = 'caredata'::regnamespace)
+     + (SELECT count(*) FROM pg_class WHERE relnamespace = 'caredata'::regnamespace) AS objects_left;
+SELECT count(*) AS casts_left FROM pg_cast
+WHERE castsource NOT IN (SELECT oid FROM pg_type) OR casttarget NOT IN (SELECT oid FROM pg_type);
+DROP SCHEMA caredata;
+-- and it installs again
+CREATE EXTENSION caredata;
+DROP EXTENSION caredata;
+DROP SCHEMA caredata;

@@ -1,0 +1,28 @@
+/*-------------------------------------------------------------------------
+ *
+ * caredata.c
+ *		Module entry point: the magic block and _PG_init.
+ *
+ * Owns what is common to the whole library and nothing else.  Each concern
+ * (identifiers, keys, pseudonyms, objections, ...) lives in its own file
+ * under src/, with the SQL that declares it beside it.
+ *
+ * src/caredata.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	/* settings are defined by the files that own them; reserve the prefix */
+	MarkGUCPrefixReserved("caredata");
+}

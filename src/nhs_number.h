@@ -1,0 +1,29 @@
+/*-------------------------------------------------------------------------
+ *
+ * nhs_number.h
+ *		The nhs_number type as other concerns see it.
+ *
+ * An nhs_number Datum is an int8 holding the ten digits (check digit last),
+ * always valid: every way in (text, binary, bigint) validates.
+ *
+ * src/nhs_number.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CAREDATA_NHS_NUMBER_H
+#define CAREDATA_NHS_NUMBER_H
+
+#include "fmgr.h"
+
+#define NHS_NUMBER_DIGITS		10
+#define NHS_NUMBER_TEXT_LEN		13	/* "943 476 5919" plus NUL */
+
+#define DatumGetNhsNumber(X)		DatumGetInt64(X)
+#define NhsNumberGetDatum(X)		Int64GetDatum(X)
+#define PG_GETARG_NHS_NUMBER(n)		DatumGetNhsNumber(PG_GETARG_DATUM(n))
+#define PG_RETURN_NHS_NUMBER(x)		return NhsNumberGetDatum(x)
+
+/* parse text (any accepted layout); false if it is not a valid NHS number */
+extern bool nhs_number_parse_text(text *t, int64 *result);
+
+#endif							/* CAREDATA_NHS_NUMBER_H */
