@@ -6,3 +6,9 @@
 
 COMMENT ON SCHEMA caredata IS
   'caredata: health-data linkage and de-identification (identifiers, pseudonyms, objections, disclosure control)';
+
+-- Every role may use the schema: its types (nhs_number, later pseudonym) appear
+-- in published views, and the identifier standardisers hold no secret.
+-- Keyed and privileged functions revoke EXECUTE from PUBLIC one by one
+-- (see DESIGN.md "Roles").
+GRANT USAGE ON SCHEMA caredata TO PUBLIC;
