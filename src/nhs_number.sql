@@ -126,10 +126,15 @@ CREATE FUNCTION caredata.nhs_number(bigint) RETURNS caredata.nhs_number
 COMMENT ON FUNCTION caredata.nhs_number(bigint) IS
   'bigint to nhs_number, validated (Modulus 11); raises 22P02 if invalid';
 
+CREATE FUNCTION caredata.nhs_number(text) RETURNS caredata.nhs_number
+  AS 'MODULE_PATHNAME', 'nhs_number_from_text' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.nhs_number(text) IS
+  'text to nhs_number, validated (Modulus 11); raises 22P02 if invalid';
+
 CREATE CAST (caredata.nhs_number AS bigint) WITHOUT FUNCTION AS ASSIGNMENT;
 CREATE CAST (bigint AS caredata.nhs_number) WITH FUNCTION caredata.nhs_number(bigint);
 CREATE CAST (caredata.nhs_number AS text) WITH INOUT AS ASSIGNMENT;
-CREATE CAST (text AS caredata.nhs_number) WITH INOUT;
+CREATE CAST (text AS caredata.nhs_number) WITH FUNCTION caredata.nhs_number(text);
 
 -- cleaning and classification
 CREATE FUNCTION caredata.try_nhs_number(text) RETURNS caredata.nhs_number

@@ -1,0 +1,40 @@
+-- bench/lib.sql: timing helpers shared by every benchmark.
+-- bench.time_ms(query, runs) runs the query `runs` times inside the server
+-- (no client transfer) and returns the median wall time in milliseconds.
+-- bench.report(...) prints one result line as a ratio to a baseline.
+CREATE SCHEMA IF NOT EXISTS bench;
+
+CREATE OR REPLACE FUNCTION bench.time_ms(query text, runs int DEFAULT 3)
+RETURNS double precision LANGUAGE plpgsql AS $$
+DECLARE
+  t0 timestamptz;
+  times double precision[] := '{}';
+BEGIN
+  FOR i IN 1..runs LOOP
+    t0 := clock_timestamp();
+    EXECUTE query;
+    times := times || extract(epoch FROM clock_timestamp() - t0) * 1000;
+  END LOOP;
+  RETURN (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(times) x);
+END $$;
+
+CREATE TABLE IF NOT EXISTS bench.result (
+  run_at timestamptz DEFAULT now(),
+  bench text, label text, ms double precision, baseline text, baseline_ms double precision
+);
+
+-- time `query`, compare with an already measured baseline, print and keep it
+CREATE OR REPLACE FUNCTION bench.report(bench_name text, label text, query text,
+                                         baseline text, baseline_ms double precision,
+                                         runs int DEFAULT 3)
+RETURNS double precision LANGUAGE plpgsql AS $$
+DECLARE ms double precision := bench.time_ms(query, runs);
+BEGIN
+  INSERT INTO bench.result (bench, label, ms, baseline, baseline_ms)
+  VALUES (bench_name, label, ms, baseline, baseline_ms);
+  RAISE NOTICE '%', format('%-18s %-34s %9s ms   %6sx %s', bench_name, label,
+    to_char(ms, 'FM999990.0'),
+    CASE WHEN baseline_ms IS NULL THEN '-' ELSE to_char(ms / baseline_ms, 'FM990.00') END,
+    coalesce(baseline, '(baseline)'));
+  RETURN ms;
+END $$;

@@ -1,0 +1,41 @@
+-- bench/nhs_number_parse.sql: parse 10M NHS numbers from text.
+-- Baselines measured in the same run: a plain count(*) scan and text::bigint
+-- (the cheapest conversion of the same 10 characters PostgreSQL has).
+-- Serial plans, no JIT, so the ratios are per-row costs.
+\set ON_ERROR_STOP 1
+SET max_parallel_workers_per_gather = 0;
+SET jit = off;
+
+-- 10M valid numbers (fixed seed: hashint8extended(i, 20261124)), digits only,
+-- plus the same numbers grouped '943 476 5919' as sources often send them
+DROP TABLE IF EXISTS bench.nhs_text;
+CREATE UNLOGGED TABLE bench.nhs_text AS
+WITH b AS (
+  SELECT 100000000 + abs(hashint8extended(i, 20261124)) % 900000000 AS base
+  FROM generate_series(1, 11500000) i
+), c AS (
+  SELECT base, 11 - ((base / 100000000 % 10) * 10 + (base / 10000000 % 10) * 9 +
+                     (base / 1000000 % 10) * 8 + (base / 100000 % 10) * 7 +
+                     (base / 10000 % 10) * 6 + (base / 1000 % 10) * 5 +
+                     (base / 100 % 10) * 4 + (base / 10 % 10) * 3 + (base % 10) * 2) % 11 AS chk
+  FROM b
+)
+SELECT (base * 10 + CASE chk WHEN 11 THEN 0 ELSE chk END)::text AS s
+FROM c WHERE chk <> 10
+LIMIT 10000000;
+ALTER TABLE bench.nhs_text ADD COLUMN g text;
+UPDATE bench.nhs_text SET g = substr(s, 1, 3) || ' ' || substr(s, 4, 3) || ' ' || substr(s, 7, 4);
+VACUUM ANALYZE bench.nhs_text;
+SELECT count(*) AS rows, count(*) FILTER (WHERE NOT caredata.nhs_number_is_valid(s)) AS invalid
+FROM bench.nhs_text;
+
+-- warm the cache, then measure
+SELECT count(*) FROM bench.nhs_text;
+\set QUIET 1
+SELECT bench.report('nhs_number_parse', 'count(*) plain scan', 'SELECT count(*) FROM bench.nhs_text', NULL, NULL) AS scan_ms \gset
+SELECT bench.report('nhs_number_parse', 'text::bigint', 'SELECT count(s::bigint) FROM bench.nhs_text', 'plain scan', :scan_ms) AS bigint_ms \gset
+SELECT bench.report('nhs_number_parse', 'text::nhs_number', 'SELECT count(s::caredata.nhs_number) FROM bench.nhs_text', 'text::bigint', :bigint_ms) AS _ \gset
+SELECT bench.report('nhs_number_parse', 'try_nhs_number(text)', 'SELECT count(caredata.try_nhs_number(s)) FROM bench.nhs_text', 'text::bigint', :bigint_ms) AS _ \gset
+SELECT bench.report('nhs_number_parse', '''943 476 5919''::nhs_number', 'SELECT count(g::caredata.nhs_number) FROM bench.nhs_text', 'text::bigint', :bigint_ms) AS _ \gset
+SELECT bench.report('nhs_number_parse', 'nhs_number_is_valid(text)', 'SELECT count(*) FILTER (WHERE caredata.nhs_number_is_valid(s)) FROM bench.nhs_text', 'text::bigint', :bigint_ms) AS _ \gset
+DROP TABLE bench.nhs_text;

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# scripts/demo.sh (`make demo`): from a fresh clone, install what is missing,
+# build, start the throw-away cluster, generate the synthetic population and
+# run the pipeline as far as it exists.  The cluster is left running so you
+# can explore; `make stop` stops it.
+#   CAREDATA_DEMO_PEOPLE  people to generate (default 100000)
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+cd "$CAREDATA_ROOT"
+people=${CAREDATA_DEMO_PEOPLE:-100000}
+
+scripts/build.sh
+scripts/cluster.sh start
+
+export PGDATABASE=caredata_demo
+psql -qX -d postgres -c 'DROP DATABASE IF EXISTS caredata_demo' -c 'CREATE DATABASE caredata_demo'
+psql -qX -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION caredata'
+echo "demo: generating $people synthetic people (seed 42)..."
+start=$(date +%s)
+psql -qX -v ON_ERROR_STOP=1 -f test/synthetic/generate.sql >/dev/null
+psql -qX -v ON_ERROR_STOP=1 -c "SELECT synth.generate($people, 42)" >/dev/null
+echo "demo: generated in $(( $(date +%s) - start ))s"
+psql -X -v ON_ERROR_STOP=1 -f scripts/demo.sql
+
+cat <<MSG
+
+The cluster is still running: psql -h 127.0.0.1 -p $CAREDATA_PORT -U postgres caredata_demo
+Stop it with: make stop
+MSG

@@ -1,0 +1,83 @@
+-- scripts/demo.sql: the pipeline as far as it exists, on the synthetic
+-- population (test/synthetic/generate.sql, already loaded by scripts/demo.sh).
+-- Prints what a DBA wants to see at each step.  Grows with every issue.
+\set ON_ERROR_STOP 1
+\pset footer off
+SET search_path = caredata, public;
+
+\echo
+\echo '== 1. Sources as they arrive'
+SELECT 'GP registrations' AS source, count(*) AS records FROM synth.gp_registration
+UNION ALL
+SELECT 'hospital episodes', count(*) FROM synth.hospital_episode
+UNION ALL
+SELECT 'people (ground truth, kept apart)', count(*) FROM synth_truth.person;
+
+\echo
+\echo '== 2. Standardise identifiers (nhs_number, DOB, postcode, sex)'
+DROP TABLE IF EXISTS public.identifiers_clean;
+CREATE TABLE public.identifiers_clean AS
+SELECT 'gp'::text AS source, record_id,
+       try_nhs_number(nhs_number) AS nhs_number,
+       nhs_number_invalid_reason(nhs_number) AS nhs_reason,
+       nhs_number IS NULL AS nhs_missing,
+       try_standardise_dob(dob, '2026-01-01') AS dob, dob IS NULL AS dob_missing,
+       try_normalise_postcode(postcode) AS postcode, postcode IS NULL AS postcode_missing,
+       try_standardise_sex(sex) AS sex
+FROM synth.gp_registration
+UNION ALL
+SELECT 'hes', record_id,
+       try_nhs_number(nhs_number), nhs_number_invalid_reason(nhs_number), nhs_number IS NULL,
+       try_standardise_dob(dob, '2026-01-01'), dob IS NULL,
+       try_normalise_postcode(postcode), postcode IS NULL,
+       try_standardise_sex(sex)
+FROM synth.hospital_episode;
+ANALYZE public.identifiers_clean;
+
+\echo
+\echo '-- NHS numbers: valid, missing, and why the rest were refused (counts only, never the numbers)'
+SELECT source,
+       count(*) AS records,
+       count(nhs_number) AS valid,
+       round(100.0 * count(nhs_number) / count(*), 2) AS valid_pct,
+       count(*) FILTER (WHERE nhs_missing OR nhs_reason = 'empty') AS missing,
+       count(*) FILTER (WHERE nhs_reason = 'check_digit') AS bad_check_digit,
+       count(*) FILTER (WHERE nhs_reason = 'check_digit_10') AS check_digit_10,
+       count(*) FILTER (WHERE nhs_reason IN ('length', 'non_digit', 'grouping')) AS malformed,
+       count(*) FILTER (WHERE nhs_reason = 'repeated_digit') AS repeated_digit
+FROM public.identifiers_clean GROUP BY source ORDER BY source;
+
+\echo '-- dates of birth, postcodes, sex'
+SELECT source,
+       count(dob) AS dob_valid,
+       count(*) FILTER (WHERE dob IS NULL AND NOT dob_missing) AS dob_refused,
+       count(postcode) AS postcode_valid,
+       count(*) FILTER (WHERE postcode IS NULL AND NOT postcode_missing) AS postcode_refused,
+       count(*) FILTER (WHERE sex = '1') AS male,
+       count(*) FILTER (WHERE sex = '2') AS female,
+       count(*) FILTER (WHERE sex = '9') AS indeterminate,
+       count(*) FILTER (WHERE sex = 'X') AS sex_not_known,
+       count(*) FILTER (WHERE sex IS NULL) AS sex_unrecognised
+FROM public.identifiers_clean GROUP BY source ORDER BY source;
+
+\echo
+\echo '== 3. Against the ground truth (what the standardisers can and cannot catch)'
+SELECT c.source,
+       count(*) FILTER (WHERE 'nhs_mistyped' = ANY (t.error_kinds)) AS mistyped_injected,
+       count(*) FILTER (WHERE 'nhs_mistyped' = ANY (t.error_kinds) AND c.nhs_number IS NULL) AS mistyped_caught_by_mod11,
+       count(*) FILTER (WHERE c.nhs_number IS NOT NULL AND c.nhs_number <> p.nhs_number::nhs_number) AS valid_but_wrong_person,
+       count(*) FILTER (WHERE c.dob IS NOT NULL AND c.dob <> p.dob) AS dob_valid_but_wrong,
+       count(*) FILTER (WHERE c.postcode IS NOT NULL AND c.postcode <> p.postcode) AS postcode_differs_from_current
+FROM public.identifiers_clean c
+JOIN synth_truth.record t ON t.source = c.source AND t.record_id = c.record_id
+JOIN synth_truth.person p ON p.person_id = t.person_id
+GROUP BY c.source ORDER BY c.source;
+
+\echo
+\echo '== 4. Ready for publication: age bands and postcode districts (no identifiers)'
+SELECT age_band(c.dob, e.admission_date, 10) AS age_band, count(*) AS episodes,
+       count(DISTINCT postcode_district(c.postcode)) AS districts
+FROM public.identifiers_clean c
+JOIN synth.hospital_episode e ON c.source = 'hes' AND e.record_id = c.record_id
+WHERE dob_is_valid(c.dob, e.admission_date)
+GROUP BY 1 ORDER BY min(e.admission_date - c.dob);
