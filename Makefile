@@ -23,20 +23,25 @@ OBJS = \
 	src/nhs_number.o \
 	src/postcode.o \
 	src/sex.o \
-	src/dob.o
+	src/dob.o \
+	src/keys.o \
+	src/pseudonym.o
 PGFILEDESC = "caredata - health-data linkage and de-identification"
 
 SQL_SRC = \
 	src/caredata.sql \
+	src/roles.sql \
 	src/nhs_number.sql \
 	src/postcode.sql \
 	src/sex.sql \
-	src/dob.sql
+	src/dob.sql \
+	src/keys.sql \
+	src/pseudonym.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard upgrade/$(EXTENSION)--*--*.sql)
 
-REGRESS = nhs_number postcode sex dob install
+REGRESS = install nhs_number postcode sex dob pseudonym key_file
 
 PG_CONFIG ?= pg_config
 # -Wno-unused-parameter: the server headers (fmgr, bufpage) trip -Wextra otherwise

@@ -58,11 +58,26 @@ log_min_messages = warning
 include_if_exists = 'caredata_test.conf'
 CONF
   fi
-  # test settings are copied fresh every start (the repo may have changed)
-  if [ -f "$CAREDATA_ROOT/test/cluster.conf" ]; then
-    cp "$CAREDATA_ROOT/test/cluster.conf" "$data/caredata_test.conf"
-    [ "$(id -u)" -eq 0 ] && chown "$CAREDATA_OS_USER" "$data/caredata_test.conf"
+  # key files: a master secret for the tests and demo, and bad ones the tests
+  # must see refused (keys/ sits beside the data directory, outside it)
+  local keys="$dir/keys"
+  if [ ! -f "$keys/master.key" ]; then
+    mkdir -p "$keys"
+    local own=; [ "$(id -u)" -eq 0 ] && own=$CAREDATA_OS_USER
+    scripts/generate-key.sh "$keys/master.key" $own >/dev/null
+    scripts/generate-key.sh "$keys/other.key" $own >/dev/null
+    head -c 16 "$keys/master.key" > "$keys/short.key"
+    cp "$keys/master.key" "$keys/group.key"; chmod 0640 "$keys/group.key"
+    cp "$keys/master.key" "$keys/world.key"; chmod 0604 "$keys/world.key"
+    chmod 0600 "$keys/short.key"
+    [ -n "$own" ] && chown -R "$own" "$keys"
   fi
+  # test settings are written fresh every start (the repo may have changed)
+  {
+    [ -f "$CAREDATA_ROOT/test/cluster.conf" ] && cat "$CAREDATA_ROOT/test/cluster.conf"
+    echo "caredata.key_file = '$keys/master.key'"
+  } > "$data/caredata_test.conf"
+  [ "$(id -u)" -eq 0 ] && chown "$CAREDATA_OS_USER" "$data/caredata_test.conf"
   if as_owner "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     echo "cluster: already running on 127.0.0.1:$CAREDATA_PORT ($data)"
     return 0

@@ -10,6 +10,7 @@ PACKAGES=(
   postgresql-15-pgtap        # pgTAP and pg_prove
   postgresql-contrib         # pgcrypto: baselines for benchmarks
   libssl-dev                 # OpenSSL headers (-lcrypto)
+  openssl                    # scripts/generate-key.sh
   make
   gcc
 )

@@ -3,22 +3,27 @@ CREATE EXTENSION caredata;
 SELECT extname, extversion, extnamespace::regnamespace, extrelocatable
 FROM pg_extension WHERE extname = 'caredata';
 -- every function has its volatility, strictness and parallel safety on purpose:
--- all public functions are PARALLEL SAFE here, and every one has a comment
-SELECT p.oid::regprocedure AS unmarked_parallel
-FROM pg_proc p WHERE p.pronamespace = 'caredata'::regnamespace AND p.proparallel <> 's';
+-- the only ones not PARALLEL SAFE write the catalog or read the key file
+SELECT p.oid::regprocedure AS not_parallel_safe, p.proparallel, p.provolatile
+FROM pg_proc p WHERE p.pronamespace = 'caredata'::regnamespace AND p.proparallel <> 's'
+ORDER BY 1::text;
 SELECT p.oid::regprocedure AS without_comment
 FROM pg_proc p WHERE p.pronamespace = 'caredata'::regnamespace
   AND obj_description(p.oid, 'pg_proc') IS NULL
 ORDER BY 1::text;
 SELECT t.typname AS type_without_comment
 FROM pg_type t WHERE t.typnamespace = 'caredata'::regnamespace AND t.typtype <> 'p'
-  AND t.typelem = 0 AND obj_description(t.oid, 'pg_type') IS NULL;
+  AND t.typelem = 0 AND t.typrelid = 0 AND obj_description(t.oid, 'pg_type') IS NULL;
+SELECT c.relname AS table_without_comment
+FROM pg_class c WHERE c.relnamespace = 'caredata'::regnamespace AND c.relkind IN ('r', 'v', 'm')
+  AND obj_description(c.oid, 'pg_class') IS NULL;
 -- everything in the schema belongs to the extension
 SELECT count(*) AS stray_objects
 FROM (SELECT oid, 'pg_proc'::regclass AS c FROM pg_proc WHERE pronamespace = 'caredata'::regnamespace
-      UNION ALL SELECT oid, 'pg_type' FROM pg_type WHERE typnamespace = 'caredata'::regnamespace AND typelem = 0
+      UNION ALL SELECT oid, 'pg_type' FROM pg_type WHERE typnamespace = 'caredata'::regnamespace AND typelem = 0 AND typrelid = 0
       UNION ALL SELECT oid, 'pg_operator' FROM pg_operator WHERE oprnamespace = 'caredata'::regnamespace
-      UNION ALL SELECT oid, 'pg_class' FROM pg_class WHERE relnamespace = 'caredata'::regnamespace) o
+      UNION ALL SELECT oid, 'pg_class' FROM pg_class WHERE relnamespace = 'caredata'::regnamespace
+                                                     AND relkind IN ('r', 'v', 'm', 'f', 'p')) o
 WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = o.c AND d.objid = o.oid
                   AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e');
 SELECT count(*) > 0 AS has_members FROM pg_depend

@@ -16,6 +16,8 @@
 #include "fmgr.h"
 #include "utils/guc.h"
 
+#include "keys.h"
+
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
@@ -24,5 +26,6 @@ void
 _PG_init(void)
 {
 	/* settings are defined by the files that own them; reserve the prefix */
+	keys_init();
 	MarkGUCPrefixReserved("caredata");
 }

@@ -1,0 +1,52 @@
+-- sql/key_file.sql: the master secret's file is checked before any use, and
+-- a reload (SIGHUP) takes a new file.  The throw-away cluster
+-- (scripts/cluster.sh) keeps good and bad key files in keys/ beside its data
+-- directory: master.key, other.key, short.key (16 bytes), group.key (0640),
+-- world.key (0604).
+CREATE EXTENSION caredata;
+SET search_path = caredata, public;
+\i sql/include/refusal.psql
+SELECT create_domain('linkage', 'internal linkage') IS NOT NULL AS created;
+SELECT pseudonymise(9434765919, 'linkage') AS with_master \gset
+SELECT regexp_replace(setting, 'master\.key$', '') AS keydir
+FROM pg_settings WHERE name = 'caredata.key_file' \gset
+SELECT context, (SELECT setting IS NOT NULL) AS shown_to_superuser
+FROM pg_settings WHERE name = 'caredata.key_file';
+
+-- each bad file in turn: a clear error, never the path or a key byte
+\set probe 'caredata.pseudonymise(9434765919::bigint, ''linkage'')'
+\set keyfile :keydir'short.key'
+ALTER SYSTEM SET caredata.key_file = :'keyfile';
+SELECT pg_reload_conf(); SELECT pg_sleep(0.5);
+SELECT key_file_status(), r.state, r.message, r.detail, r.hint, position(:'keydir' IN concat(r.message, r.detail, r.hint)) > 0 AS shows_path
+FROM pg_temp.refusal(:'probe') r;
+\set keyfile :keydir'group.key'
+ALTER SYSTEM SET caredata.key_file = :'keyfile';
+SELECT pg_reload_conf(); SELECT pg_sleep(0.5);
+SELECT key_file_status(), r.state, r.message, r.detail, r.hint FROM pg_temp.refusal(:'probe') r;
+\set keyfile :keydir'world.key'
+ALTER SYSTEM SET caredata.key_file = :'keyfile';
+SELECT pg_reload_conf(); SELECT pg_sleep(0.5);
+SELECT key_file_status(), r.state, r.message, r.detail, r.hint FROM pg_temp.refusal(:'probe') r;
+\set keyfile :keydir'missing.key'
+ALTER SYSTEM SET caredata.key_file = :'keyfile';
+SELECT pg_reload_conf(); SELECT pg_sleep(0.5);
+SELECT key_file_status(), r.state, r.message, r.detail, r.hint FROM pg_temp.refusal(:'probe') r;
+\set keyfile :keydir
+ALTER SYSTEM SET caredata.key_file = :'keyfile';
+SELECT pg_reload_conf(); SELECT pg_sleep(0.5);
+SELECT key_file_status(), r.state, r.message, r.detail FROM pg_temp.refusal(:'probe') r;
+ALTER SYSTEM SET caredata.key_file = '';
+SELECT pg_reload_conf(); SELECT pg_sleep(0.5);
+SELECT key_file_status(), r.state, r.message, r.detail, r.hint FROM pg_temp.refusal(:'probe') r;
+
+-- another secret gives other tokens; the original secret gives the originals
+\set keyfile :keydir'other.key'
+ALTER SYSTEM SET caredata.key_file = :'keyfile';
+SELECT pg_reload_conf(); SELECT pg_sleep(0.5);
+SELECT key_file_status(), pseudonymise(9434765919, 'linkage') <> :'with_master' AS other_secret_other_tokens;
+ALTER SYSTEM RESET caredata.key_file;
+SELECT pg_reload_conf(); SELECT pg_sleep(0.5);
+SELECT key_file_status(), pseudonymise(9434765919, 'linkage') = :'with_master' AS same_secret_same_tokens;
+
+DROP EXTENSION caredata;
