@@ -1,0 +1,103 @@
+-- test/pgtap/keys_privileges.sql: who may compute pseudonyms and manage
+-- domains, tried as every wrong role (DESIGN.md "Roles", "Threat model").
+-- A role that can call a keyed function on values of its choosing could
+-- tabulate every NHS number and reverse every pseudonym.
+BEGIN;
+SELECT plan(37);
+
+CREATE ROLE tap_recipient NOLOGIN;            -- e.g. a research team or BI login
+CREATE ROLE tap_analyst NOLOGIN IN ROLE caredata_analyst;
+CREATE ROLE tap_linker NOLOGIN IN ROLE caredata_linker;
+CREATE ROLE tap_admin NOLOGIN IN ROLE caredata_admin;
+CREATE ROLE tap_reidentifier NOLOGIN IN ROLE caredata_reidentifier;
+SELECT caredata.create_domain('tap_linkage', 'pgTAP linkage domain');
+
+-- 1. keyed functions, tried directly by every role without the right
+CREATE FUNCTION pg_temp.try_as(r text, q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE format('SET LOCAL ROLE %I', r);
+  EXECUTE q;
+  RESET ROLE;
+  RETURN 'allowed';
+EXCEPTION WHEN OTHERS THEN
+  RESET ROLE;
+  RETURN SQLSTATE;
+END $$;
+
+SELECT is(pg_temp.try_as(r, q), '42501', format('%s cannot run %s', r, q))
+FROM unnest(ARRAY['tap_recipient', 'tap_analyst', 'tap_reidentifier']) r,
+     unnest(ARRAY[
+       $$SELECT caredata.pseudonymise('943 476 5919'::caredata.nhs_number, 'tap_linkage')$$,
+       $$SELECT caredata.pseudonymise(9434765919::bigint, 'tap_linkage')$$,
+       $$SELECT caredata.pseudonymise('943 476 5919'::text, 'tap_linkage')$$,
+       $$SELECT caredata.create_domain('x_by_wrong_role', 'x')$$,
+       $$SELECT caredata.rotate_domain('tap_linkage')$$,
+       $$SELECT caredata.retire_domain('tap_linkage')$$,
+       $$SELECT * FROM caredata.domain$$,
+       $$SELECT current_setting('caredata.key_file')$$]) q;
+
+-- 2. the linker computes pseudonyms but does not manage domains
+SELECT is(pg_temp.try_as('tap_linker', $$SELECT caredata.pseudonymise(9434765919::bigint, 'tap_linkage')$$),
+  'allowed', 'the linker can pseudonymise');
+SELECT is(pg_temp.try_as('tap_linker', $$SELECT caredata.rotate_domain('tap_linkage')$$),
+  '42501', 'the linker cannot rotate a domain');
+SELECT is(pg_temp.try_as('tap_linker', $$SELECT caredata.key_file_status()$$),
+  '42501', 'the linker cannot probe the key file');
+-- 3. the admin manages domains
+SELECT is(pg_temp.try_as('tap_admin', $$SELECT caredata.create_domain('tap_recipient_a', 'recipient A')$$),
+  'allowed', 'the admin can create a domain');
+SELECT is(pg_temp.try_as('tap_admin', $$SELECT caredata.rotate_domain('tap_recipient_a')$$),
+  'allowed', 'the admin can rotate a domain');
+SELECT is(pg_temp.try_as('tap_admin', $$SELECT caredata.key_file_status()$$),
+  'allowed', 'the admin can check the key file status');
+
+-- 4. nothing else in caredata is a way round: every function a role without
+-- grants may execute is on this list, and none of them is keyed
+SELECT is(
+  (SELECT array_agg(DISTINCT p.proname::text COLLATE "C" ORDER BY p.proname::text COLLATE "C")
+   FROM pg_proc p
+   WHERE p.pronamespace = 'caredata'::regnamespace
+     AND has_function_privilege('tap_recipient', p.oid, 'EXECUTE')
+     AND p.proname NOT LIKE 'nhs\_number\_%' AND p.proname NOT LIKE 'pseudonym\_%'),
+  ARRAY['age_band', 'dob_is_valid', 'nhs_number', 'normalise_postcode',
+        'postcode_area', 'postcode_district', 'postcode_sector',
+        'standardise_dob', 'standardise_sex',
+        'try_nhs_number', 'try_normalise_postcode', 'try_postcode_area',
+        'try_postcode_district', 'try_postcode_sector',
+        'try_standardise_dob', 'try_standardise_sex'],
+  'a recipient can execute only the unkeyed standardisers and type support');
+SELECT is(
+  (SELECT array_agg(p.oid::regprocedure::text ORDER BY 1)
+   FROM pg_proc p
+   WHERE p.pronamespace = 'caredata'::regnamespace AND p.prosecdef
+     AND has_function_privilege('tap_recipient', p.oid, 'EXECUTE')),
+  ARRAY['caredata.pseudonym_domain(caredata.pseudonym)'],
+  'the only SECURITY DEFINER function open to all names a domain, nothing keyed');
+SELECT is(
+  (SELECT count(*) FROM pg_proc p
+   WHERE p.pronamespace = 'caredata'::regnamespace AND p.prosecdef
+     AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)),
+  0::bigint, 'every SECURITY DEFINER function pins search_path');
+
+-- 5. a view does not lend its owner's EXECUTE right: a recipient reading a
+-- view that calls pseudonymise is refused; a materialized result is the way
+CREATE TABLE public.tap_source (n caredata.nhs_number);
+INSERT INTO public.tap_source VALUES ('943 476 5919');
+GRANT SELECT ON public.tap_source TO tap_linker;
+SET LOCAL ROLE tap_linker;
+CREATE TEMP VIEW tap_live AS SELECT caredata.pseudonymise(n, 'tap_linkage') AS p FROM public.tap_source;
+RESET ROLE;
+GRANT SELECT ON tap_live TO tap_recipient;
+SELECT is(pg_temp.try_as('tap_recipient', 'SELECT * FROM tap_live'), '42501',
+  'a recipient cannot compute pseudonyms through a view that calls pseudonymise');
+SELECT is(pg_temp.try_as('tap_recipient', $$SELECT caredata.pseudonym_domain('1.1.AAAAAAAAAAAAAAAAAAAAAA')$$),
+  'allowed', 'a recipient can ask which domain a pseudonym belongs to');
+
+-- 6. the setting is superuser-only
+SELECT is(pg_temp.try_as('tap_admin', $$SHOW caredata.key_file$$), '42501',
+  'even the admin cannot read caredata.key_file');
+SELECT is((SELECT context FROM pg_settings WHERE name = 'caredata.key_file'), 'sighup',
+  'caredata.key_file is reloadable on SIGHUP, not settable per session');
+
+SELECT * FROM finish();
+ROLLBACK;

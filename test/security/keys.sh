@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# test/security/keys.sh: checks on key material that need more than SQL.
+#  1. Known answer: a pseudonym equals HMAC-SHA256 (truncated to 128 bits)
+#     under HKDF-SHA256(master, salt "caredata", info "caredata domain key
+#     v1|<domain>|<version>"), computed independently with the openssl CLI.
+#  2. pg_dump of a database using caredata contains no key material (master
+#     secret or derived key, raw, hex or base64) but does contain the domains.
+#  3. The server log contains no key material either.
+# Run by scripts/test.sh against the running throw-away cluster; prints TAP.
+set -uo pipefail
+. "$(dirname "$0")/../../scripts/env.sh"
+cd "$CAREDATA_ROOT"
+
+n=0; failed=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
+hex() { od -An -v -tx1 | tr -d ' \n'; }
+
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+db=caredata_keys_check
+psql -qX -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+psql -qX -d $db -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION caredata' \
+  -c "SELECT caredata.create_domain('kat', 'known answer test')" >/dev/null
+keyfile=$(psql -XtA -d $db -c "SHOW caredata.key_file")
+[ -s "$keyfile" ] || { echo "not ok - no readable key file named by caredata.key_file"; exit 1; }
+master_hex=$(hex < "$keyfile")
+info='caredata domain key v1|kat|1'
+derived_hex=$(openssl kdf -keylen 32 -kdfopt digest:SHA256 -kdfopt "hexkey:$master_hex" \
+  -kdfopt salt:caredata -kdfopt "info:$info" HKDF | tr -d ':\n' | tr 'A-F' 'a-f')
+
+# 1. known answers for the three input types
+check_kat() {  # $1 sql value, $2 hex of the authenticated message, $3 label
+  local p tok expect
+  p=$(psql -XtA -d $db -c "SELECT caredata.pseudonymise($1, 'kat')")
+  tok=$(printf '%s==' "${p##*.}" | tr -- '-_' '+/' | base64 -d 2>/dev/null | hex)
+  expect=$(printf '%s' "$2" | xxd_r | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$derived_hex" -binary | head -c 16 | hex)
+  [ -n "$tok" ] && [ "$tok" = "$expect" ]; ok $? "known answer: pseudonymise($3) is HMAC-SHA256/128 under the HKDF domain key"
+}
+xxd_r() { local h; h=$(cat); printf '%b' "$(printf '%s' "$h" | sed 's/../\\x&/g')"; }
+check_kat "'943 476 5919'::caredata.nhs_number" "4e$(printf '%016x' 9434765919)" "nhs_number"
+check_kat "9434765919::bigint" "42$(printf '%016x' 9434765919)" "bigint"
+check_kat "'Jane Doe'::text" "54$(printf 'Jane Doe' | hex)" "text"
+
+# 2. pg_dump
+pg_dump -d $db > "$work/dump.sql"
+pg_dump -d $db -Fc > "$work/dump.custom"
+grep -q "known answer test" "$work/dump.sql"; ok $? "pg_dump keeps the domain catalog (user rows are dumped)"
+for f in dump.sql dump.custom; do
+  h=$(hex < "$work/$f")
+  t=$(cat "$work/$f" | tr -d '\0')
+  found=0
+  case "$h" in *"$master_hex"*|*"$derived_hex"*) found=1 ;; esac
+  for needle in "$master_hex" "$derived_hex" "$(base64 -w0 < "$keyfile")" \
+                "$(printf '%s' "$derived_hex" | xxd_r | base64 -w0)"; do
+    case "$t" in *"$needle"*) found=1 ;; esac
+  done
+  [ $found = 0 ]; ok $? "$f holds no key material (raw, hex or base64; master or derived)"
+done
+
+# 3. server log
+log="$(scripts/cluster.sh dir)/server.log"
+lh=$(hex < "$log"); lt=$(cat "$log")
+found=0
+case "$lh" in *"$master_hex"*|*"$derived_hex"*) found=1 ;; esac
+case "$lt" in *"$master_hex"*|*"$derived_hex"*|*"$(base64 -w0 < "$keyfile")"*) found=1 ;; esac
+[ $found = 0 ]; ok $? "the server log holds no key material"
+
+psql -qX -d postgres -c "DROP DATABASE $db" >/dev/null
+echo "1..$n"
+[ $failed = 0 ]
