@@ -56,6 +56,15 @@ for f in dump.sql dump.custom; do
   [ $found = 0 ]; ok $? "$f holds no key material (raw, hex or base64; master or derived)"
 done
 
+# restoring the dump into a new database reproduces the same pseudonyms
+before=$(psql -XtA -d $db -c "SELECT caredata.pseudonymise(9434765919::bigint, 'kat')")
+psql -qX -d postgres -c "DROP DATABASE IF EXISTS ${db}_restored" -c "CREATE DATABASE ${db}_restored" >/dev/null
+psql -qX -v ON_ERROR_STOP=1 -d ${db}_restored -f "$work/dump.sql" >/dev/null 2>"$work/restore.err"
+after=$(psql -XtA -d ${db}_restored -c "SELECT caredata.pseudonymise(9434765919::bigint, 'kat')" 2>>"$work/restore.err")
+[ -n "$before" ] && [ "$before" = "$after" ]; ok $? "a restored dump derives the same pseudonyms from the same secret"
+[ -s "$work/restore.err" ] && cat "$work/restore.err" >&2
+psql -qX -d postgres -c "DROP DATABASE ${db}_restored" >/dev/null
+
 # 3. server log
 log="$(scripts/cluster.sh dir)/server.log"
 lh=$(hex < "$log"); lt=$(cat "$log")
