@@ -7,7 +7,8 @@ set -euo pipefail
 PACKAGES=(
   postgresql-15              # the server
   postgresql-server-dev-15   # pg_config, PGXS, server headers
-  postgresql-15-pgtap        # pgTAP and pg_prove
+  postgresql-15-pgtap        # pgTAP
+  libtap-parser-sourcehandler-pgtap-perl  # pg_prove
   postgresql-contrib         # pgcrypto: baselines for benchmarks
   libssl-dev                 # OpenSSL headers (-lcrypto)
   openssl                    # scripts/generate-key.sh
