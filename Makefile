@@ -25,7 +25,8 @@ OBJS = \
 	src/sex.o \
 	src/dob.o \
 	src/keys.o \
-	src/pseudonym.o
+	src/pseudonym.o \
+	src/objection.o
 PGFILEDESC = "caredata - health-data linkage and de-identification"
 
 SQL_SRC = \
@@ -36,7 +37,8 @@ SQL_SRC = \
 	src/sex.sql \
 	src/dob.sql \
 	src/keys.sql \
-	src/pseudonym.sql
+	src/pseudonym.sql \
+	src/objection.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard upgrade/$(EXTENSION)--*--*.sql)

@@ -1,0 +1,535 @@
+/*-------------------------------------------------------------------------
+ *
+ * objection.c
+ *		permitted(): is a patient's data usable for a purpose at a time?
+ *
+ * Owns the fast path of the objection filter.  What counts as "blocked" is
+ * decided in SQL (caredata.blocked_nhs_numbers in objection.sql, readable by
+ * a DBA); this file holds the answer in memory so that a per-row call costs
+ * a probe of an in-memory set, not an index probe.
+ *
+ * For one (register version, purpose, dataset) the blocked NHS numbers at a
+ * time t are the same for every t in an interval [lo, hi) bounded by the
+ * nearest effective/withdrawal/exemption times around t.  A backend keeps a
+ * few such sets (a blocked Bloom filter in front of an open-addressing hash
+ * set of int8) and reuses them for every query while the register version
+ * its snapshot sees is unchanged and t stays in the interval.  The version
+ * is read once per query and call site under the query's snapshot, and the
+ * set is built under that snapshot, so objections registered after a query
+ * starts never change its answer.
+ *
+ * src/objection.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "nhs_number.h"
+
+#define MAX_CACHED_SETS		4
+#define PURPOSE_MAX			64
+
+/* a set of blocked NHS numbers valid for one key and time interval */
+typedef struct BlockedSet
+{
+	int64		version;		/* register version it was built from */
+	char		purpose[PURPOSE_MAX];
+	char	   *dataset;		/* NULL: none */
+	TimestampTz lo;				/* valid for lo <= at < hi */
+	TimestampTz hi;
+	uint64		nkeys;
+	/* blocked Bloom filter: 64-byte blocks, 4 bits per key */
+	uint64	   *bloom;
+	uint64		bloom_blocks_mask;	/* blocks - 1 */
+	/* open addressing, linear probing, 0 = empty (0 is never an NHS number) */
+	int64	   *slots;
+	uint64		slots_mask;
+	int			slot_shift;
+	uint64		last_used;
+	MemoryContext cxt;
+} BlockedSet;
+
+static BlockedSet *sets[MAX_CACHED_SETS];
+static uint64 use_clock = 0;
+
+/*
+ * Sets evicted while a query may still hold them (another call site of the
+ * same query) are freed at the end of the transaction, not at eviction.
+ */
+static List *graveyard = NIL;
+static bool xact_callback_registered = false;
+
+static inline uint64
+mix64(uint64 x)
+{
+	x ^= x >> 33;
+	x *= UINT64CONST(0xff51afd7ed558ccd);
+	x ^= x >> 33;
+	x *= UINT64CONST(0xc4ceb9fe1a85ec53);
+	x ^= x >> 33;
+	return x;
+}
+
+static inline bool
+bloom_maybe(const BlockedSet *s, uint64 h)
+{
+	const uint64 *block = s->bloom + ((h & s->bloom_blocks_mask) << 3);
+	uint64		g = h >> 32;
+
+	for (int i = 0; i < 4; i++)
+	{
+		int			bit = (g >> (i * 8)) & 511;
+
+		if ((block[bit >> 6] & (UINT64CONST(1) << (bit & 63))) == 0)
+			return false;
+	}
+	return true;
+}
+
+static inline void
+bloom_add(BlockedSet *s, uint64 h)
+{
+	uint64	   *block = s->bloom + ((h & s->bloom_blocks_mask) << 3);
+	uint64		g = h >> 32;
+
+	for (int i = 0; i < 4; i++)
+	{
+		int			bit = (g >> (i * 8)) & 511;
+
+		block[bit >> 6] |= UINT64CONST(1) << (bit & 63);
+	}
+}
+
+static void set_add(BlockedSet *s, int64 key);
+static void set_grow(BlockedSet *s);
+
+static inline bool
+set_contains(const BlockedSet *s, int64 key)
+{
+	uint64		h = mix64((uint64) key);
+	uint64		i;
+
+	if (s->nkeys == 0 || !bloom_maybe(s, h))
+		return false;
+	for (i = (h >> s->slot_shift) & s->slots_mask;; i = (i + 1) & s->slots_mask)
+	{
+		if (s->slots[i] == key)
+			return true;
+		if (s->slots[i] == 0)
+			return false;
+	}
+}
+
+static void
+set_add(BlockedSet *s, int64 key)
+{
+	uint64		h = mix64((uint64) key);
+	uint64		i;
+
+	for (i = (h >> s->slot_shift) & s->slots_mask;; i = (i + 1) & s->slots_mask)
+	{
+		if (s->slots[i] == key)
+			return;
+		if (s->slots[i] == 0)
+		{
+			s->slots[i] = key;
+			s->nkeys++;
+			bloom_add(s, h);
+			if (s->nkeys * 2 > s->slots_mask + 1)
+				set_grow(s);
+			return;
+		}
+	}
+}
+
+
+
+/* allocate slots and Bloom filter for capacity cap (a power of two) */
+static void
+set_alloc(BlockedSet *s, uint64 cap)
+{
+	uint64		blocks = 64;
+
+	s->slots = MemoryContextAllocHuge(s->cxt, cap * sizeof(int64));
+	memset(s->slots, 0, cap * sizeof(int64));
+	s->slots_mask = cap - 1;
+	s->slot_shift = 64;
+	while ((UINT64CONST(1) << (64 - s->slot_shift + 1)) <= cap)
+		s->slot_shift--;
+	/* ~16 bits per key at the maximum load of cap / 2 keys */
+	while (blocks * 32 < cap / 2)
+		blocks <<= 1;
+	s->bloom = MemoryContextAllocHuge(s->cxt, blocks * 64);
+	memset(s->bloom, 0, blocks * 64);
+	s->bloom_blocks_mask = blocks - 1;
+	s->nkeys = 0;
+}
+
+/* double the capacity, re-adding every key */
+static void
+set_grow(BlockedSet *s)
+{
+	int64	   *old = s->slots;
+	uint64		oldcap = s->slots_mask + 1;
+
+	pfree(s->bloom);
+	set_alloc(s, oldcap * 2);
+	for (uint64 i = 0; i < oldcap; i++)
+		if (old[i] != 0)
+			set_add(s, old[i]);
+	pfree(old);
+}
+
+static void
+set_free(BlockedSet *s)
+{
+	if (s)
+		MemoryContextDelete(s->cxt);
+}
+
+static void
+objection_xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	foreach(lc, graveyard)
+		set_free((BlockedSet *) lfirst(lc));
+	list_free(graveyard);
+	graveyard = NIL;
+}
+
+/*
+ * The register is read as the owner of schema caredata (the extension's
+ * owner), not as the querying role: permitted() answers yes or no for one
+ * patient and must not need, or give, read access to the register itself.
+ */
+static Oid
+register_owner(void)
+{
+	Oid			nsp = get_namespace_oid("caredata", false);
+	HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for schema caredata");
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Build the blocked set for (purpose, dataset) at time at, under the
+ * active snapshot, by running caredata.blocked_nhs_numbers().
+ */
+static BlockedSet *
+build_set(int64 version, const char *purpose, const char *dataset, TimestampTz at)
+{
+	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext,
+											  "caredata objection set",
+											  ALLOCSET_DEFAULT_SIZES);
+	BlockedSet *s = MemoryContextAllocZero(cxt, sizeof(BlockedSet));
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', dataset ? ' ' : 'n', ' '};
+	Portal		portal;
+	bool		isnull;
+	SPIPlanPtr	plan;
+
+	s->cxt = cxt;
+	s->version = version;
+	strlcpy(s->purpose, purpose, sizeof(s->purpose));
+	s->dataset = dataset ? MemoryContextStrdup(cxt, dataset) : NULL;
+
+	values[0] = CStringGetTextDatum(purpose);
+	values[1] = dataset ? CStringGetTextDatum(dataset) : (Datum) 0;
+	values[2] = TimestampTzGetDatum(at);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* the interval over which the answer is constant, and its size */
+	if (SPI_execute_with_args("SELECT lo, hi FROM caredata.blocked_interval($1, $2, $3)",
+							  3, argtypes, values, nulls, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "caredata.blocked_interval failed");
+	s->lo = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (isnull)
+		s->lo = DT_NOBEGIN;
+	s->hi = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (isnull)
+		s->hi = DT_NOEND;
+	set_alloc(s, 1024);
+
+	plan = SPI_prepare("SELECT nhs_number::bigint FROM caredata.blocked_nhs_numbers($1, $2, $3)",
+					   3, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare caredata.blocked_nhs_numbers");
+	portal = SPI_cursor_open(NULL, plan, values, nulls, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 10000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			int64		key = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+														  SPI_tuptable->tupdesc, 1, &isnull));
+
+			if (!isnull && key != 0)
+				set_add(s, key);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	return s;
+}
+
+static int64
+register_version_internal(void)
+{
+	bool		isnull;
+	int64		v;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT version FROM caredata.register_version", true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "caredata.register_version must hold one row");
+	v = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return v;
+}
+
+/*
+ * Run stmt as the register's owner.  On error, transaction (or
+ * subtransaction) abort restores the caller's identity, as for the
+ * referential-integrity triggers (ri_triggers.c), so no PG_TRY is needed.
+ */
+#define AS_REGISTER_OWNER(stmt) \
+	do { \
+		Oid			save_userid; \
+		int			save_sec; \
+		GetUserIdAndSecContext(&save_userid, &save_sec); \
+		SetUserIdAndSecContext(register_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION); \
+		stmt; \
+		SetUserIdAndSecContext(save_userid, save_sec); \
+	} while (0)
+
+static int64
+register_version(void)
+{
+	int64		v = 0;
+
+	AS_REGISTER_OWNER(v = register_version_internal());
+	return v;
+}
+
+static BlockedSet *
+find_set(int64 version, const char *purpose, const char *dataset, TimestampTz at)
+{
+	int			victim = 0;
+
+	for (int i = 0; i < MAX_CACHED_SETS; i++)
+	{
+		BlockedSet *s = sets[i];
+
+		if (s == NULL)
+		{
+			victim = i;
+			continue;
+		}
+		if (s->version == version && strcmp(s->purpose, purpose) == 0 &&
+			((s->dataset == NULL && dataset == NULL) ||
+			 (s->dataset && dataset && strcmp(s->dataset, dataset) == 0)) &&
+			at >= s->lo && at < s->hi)
+		{
+			s->last_used = ++use_clock;
+			return s;
+		}
+		if (sets[victim] != NULL && s->last_used < sets[victim]->last_used)
+			victim = i;
+	}
+
+	{
+		BlockedSet *s = NULL;
+
+		AS_REGISTER_OWNER(s = build_set(version, purpose, dataset, at));
+		if (sets[victim] != NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			if (!xact_callback_registered)
+			{
+				RegisterXactCallback(objection_xact_callback, NULL);
+				xact_callback_registered = true;
+			}
+			graveyard = lappend(graveyard, sets[victim]);
+			MemoryContextSwitchTo(old);
+		}
+		sets[victim] = s;
+		s->last_used = ++use_clock;
+		return s;
+	}
+}
+
+/*
+ * Per call site state: the set this query uses.  Valid for the whole query
+ * (fn_extra lives in the query's memory), which is what makes the answer
+ * snapshot-consistent even if the cache is rebuilt meanwhile.
+ */
+typedef struct PermittedCache
+{
+	BlockedSet *set;
+	int64		version;
+	TimestampTz at;
+	char		purpose[PURPOSE_MAX];
+	char	   *dataset;
+	bool		has_dataset;
+} PermittedCache;
+
+static bool
+cache_matches(PermittedCache *c, text *purpose, text *dataset, TimestampTz at)
+{
+	int			plen = VARSIZE_ANY_EXHDR(purpose);
+
+	if (c->set == NULL || c->at != at || plen >= PURPOSE_MAX ||
+		strncmp(c->purpose, VARDATA_ANY(purpose), plen) != 0 || c->purpose[plen] != '\0')
+		return false;
+	if (dataset == NULL)
+		return !c->has_dataset;
+	return c->has_dataset &&
+		strlen(c->dataset) == (size_t) VARSIZE_ANY_EXHDR(dataset) &&
+		strncmp(c->dataset, VARDATA_ANY(dataset), VARSIZE_ANY_EXHDR(dataset)) == 0;
+}
+
+/*
+ * permitted(nhs_number, purpose text, at timestamptz, dataset text)
+ *
+ * Not STRICT: NULL dataset means "no dataset".  NULL nhs_number is
+ * permitted (no objection can be attached to an unknown patient); NULL
+ * purpose or time is an error.
+ */
+PG_FUNCTION_INFO_V1(permitted);
+Datum
+permitted(PG_FUNCTION_ARGS)
+{
+	PermittedCache *c = (PermittedCache *) fcinfo->flinfo->fn_extra;
+	text	   *purpose;
+	text	   *dataset;
+	TimestampTz at;
+
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("permitted() needs a purpose and a time")));
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(true);
+
+	purpose = PG_GETARG_TEXT_PP(1);
+	at = PG_GETARG_TIMESTAMPTZ(2);
+	dataset = PG_ARGISNULL(3) ? NULL : PG_GETARG_TEXT_PP(3);
+
+	if (c == NULL || !cache_matches(c, purpose, dataset, at))
+	{
+		MemoryContext old;
+		char	   *p = text_to_cstring(purpose);
+		char	   *d = dataset ? text_to_cstring(dataset) : NULL;
+
+		if (strlen(p) >= PURPOSE_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown purpose"),
+					 errhint("Purposes are listed in caredata.purpose.")));
+		if (c == NULL)
+		{
+			c = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(PermittedCache));
+			fcinfo->flinfo->fn_extra = c;
+			c->version = register_version();
+		}
+		c->set = find_set(c->version, p, d, at);
+		c->at = at;
+		strlcpy(c->purpose, p, sizeof(c->purpose));
+		old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		c->dataset = d ? pstrdup(d) : NULL;
+		c->has_dataset = d != NULL;
+		MemoryContextSwitchTo(old);
+	}
+
+	PG_RETURN_BOOL(!set_contains(c->set, PG_GETARG_NHS_NUMBER(0)));
+}
+
+/* the current role's NHS number from caredata.subject_access, read as owner */
+static bool
+lookup_subject(Oid role, int64 *value)
+{
+	Oid			argtypes[1] = {NAMEOID};
+	Datum		values[1];
+	bool		isnull = true;
+	NameData	rolename;
+
+	namestrcpy(&rolename, GetUserNameFromId(role, false));
+	values[0] = NameGetDatum(&rolename);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT nhs_number::bigint FROM caredata.subject_access WHERE role_name = $1",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "subject access lookup failed");
+	if (SPI_processed == 1)
+		*value = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return !isnull;
+}
+
+typedef struct SubjectCache
+{
+	Oid			role;
+	bool		found;
+	int64		value;
+} SubjectCache;
+
+/*
+ * my_nhs_number(): the NHS number of the patient the current role is, for
+ * subject-access row filters.  Cached per call site for the query.
+ */
+PG_FUNCTION_INFO_V1(my_nhs_number);
+Datum
+my_nhs_number(PG_FUNCTION_ARGS)
+{
+	SubjectCache *c = (SubjectCache *) fcinfo->flinfo->fn_extra;
+	Oid			role = GetUserId();
+
+	if (c == NULL || c->role != role)
+	{
+		bool		found = false;
+		int64		value = 0;
+
+		if (c == NULL)
+		{
+			c = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(SubjectCache));
+			fcinfo->flinfo->fn_extra = c;
+		}
+		AS_REGISTER_OWNER(found = lookup_subject(role, &value));
+		c->role = role;
+		c->found = found;
+		c->value = value;
+	}
+	if (!c->found)
+		PG_RETURN_NULL();
+	PG_RETURN_NHS_NUMBER(c->value);
+}

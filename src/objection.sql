@@ -1,0 +1,551 @@
+-- src/objection.sql
+-- The objection register, purposes, exemptions, feed loading, row filters
+-- and subject access.  Policy lives here, in SQL a DBA can read; the per-row
+-- fast path, caredata.permitted(), is src/objection.c.
+
+CREATE TABLE caredata.purpose (
+  name text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+  description text NOT NULL
+);
+COMMENT ON TABLE caredata.purpose IS
+  'purposes data may be used for; objections and exemptions name them';
+INSERT INTO caredata.purpose VALUES
+  ('direct_care', 'the individual care of the patient; no objection kind covers it'),
+  ('research', 'research, including studies named as datasets'),
+  ('planning', 'planning and improving services, including national statistics'),
+  ('commissioning', 'commissioning and paying for services');
+SELECT pg_catalog.pg_extension_config_dump('caredata.purpose',
+  $$WHERE name NOT IN ('direct_care', 'research', 'planning', 'commissioning')$$);
+
+-- The register.  History is kept: a withdrawal ends an objection, it never
+-- deletes it.  kind:
+--   national_data_opt_out  the National Data Opt-out (research, planning, commissioning)
+--   type1                  Type 1: GP data not to leave the practice except for direct care
+--   dissent                explicit dissent from a named study (study = the dataset)
+--   consent                explicit consent to a named study: lifts the other kinds for it
+CREATE TABLE caredata.objection (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  nhs_number caredata.nhs_number NOT NULL,
+  kind text NOT NULL CHECK (kind IN ('national_data_opt_out', 'type1', 'dissent', 'consent')),
+  purposes text[] NOT NULL,
+  study text,
+  effective_from timestamptz NOT NULL,
+  withdrawn_at timestamptz,
+  source text NOT NULL,
+  recorded_at timestamptz NOT NULL DEFAULT now(),
+  recorded_by name NOT NULL DEFAULT current_user,
+  CHECK (withdrawn_at IS NULL OR withdrawn_at >= effective_from),
+  CHECK ((kind IN ('dissent', 'consent')) = (study IS NOT NULL)),
+  CHECK (cardinality(purposes) > 0)
+);
+COMMENT ON TABLE caredata.objection IS
+  'objection register: National Data Opt-out, Type 1, dissent from and consent to named studies, with effective and withdrawal times; history is never deleted';
+CREATE UNIQUE INDEX objection_open ON caredata.objection (nhs_number, kind, coalesce(study, ''))
+  WHERE withdrawn_at IS NULL;
+CREATE INDEX objection_nhs_number ON caredata.objection (nhs_number);
+CREATE INDEX objection_effective_from ON caredata.objection (effective_from);
+CREATE INDEX objection_withdrawn_at ON caredata.objection (withdrawn_at);
+SELECT pg_catalog.pg_extension_config_dump('caredata.objection', '');
+SELECT pg_catalog.pg_extension_config_dump('caredata.objection_id_seq', '');
+
+-- the purposes each kind covers unless a row says otherwise
+CREATE FUNCTION caredata.default_purposes(kind text) RETURNS text[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+  SELECT CASE kind
+    WHEN 'national_data_opt_out' THEN ARRAY['research', 'planning', 'commissioning']
+    WHEN 'type1' THEN ARRAY['research', 'planning', 'commissioning']
+    WHEN 'dissent' THEN ARRAY['research']
+    WHEN 'consent' THEN ARRAY['research']
+  END
+$$;
+COMMENT ON FUNCTION caredata.default_purposes(text) IS
+  'the purposes an objection kind covers by default (no kind covers direct_care)';
+
+-- Exemptions: explicit, per dataset (or publication) and purpose, for one
+-- objection kind, with their legal basis.  Never a default.
+CREATE TABLE caredata.exemption (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  dataset text NOT NULL,
+  purpose text NOT NULL REFERENCES caredata.purpose (name),
+  objection_kind text NOT NULL CHECK (objection_kind IN ('national_data_opt_out', 'type1', 'dissent')),
+  legal_basis text NOT NULL CHECK (legal_basis IN ('consent', 'legal_requirement', 'cag_section_251', 'anonymised_aggregate')),
+  reference text NOT NULL CHECK (reference <> ''),
+  granted_by name NOT NULL DEFAULT current_user,
+  granted_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz,
+  revoked_at timestamptz,
+  revoked_by name
+);
+COMMENT ON TABLE caredata.exemption IS
+  'explicit exemptions from an objection kind for one dataset and purpose, with legal basis and reference; kept after revocation';
+SELECT pg_catalog.pg_extension_config_dump('caredata.exemption', '');
+SELECT pg_catalog.pg_extension_config_dump('caredata.exemption_id_seq', '');
+
+-- Every change to objections or exemptions takes a new register version.
+-- Versions come from a sequence, so a rolled-back change never shares its
+-- number with a committed one; permitted() caches by version.
+CREATE SEQUENCE caredata.register_version_seq;
+CREATE TABLE caredata.register_version (
+  version bigint NOT NULL,
+  changed_at timestamptz NOT NULL
+);
+COMMENT ON TABLE caredata.register_version IS
+  'one row: the version of the objection register, new with every change to objections or exemptions';
+INSERT INTO caredata.register_version VALUES (nextval('caredata.register_version_seq'), now());
+CREATE UNIQUE INDEX register_version_one_row ON caredata.register_version ((true));
+
+CREATE FUNCTION caredata.register_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  UPDATE caredata.register_version
+  SET version = nextval('caredata.register_version_seq'), changed_at = now();
+  RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION caredata.register_changed() IS
+  'trigger: a change to objections or exemptions takes a new register version';
+REVOKE ALL ON FUNCTION caredata.register_changed() FROM PUBLIC;
+CREATE TRIGGER objection_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON caredata.objection
+  FOR EACH STATEMENT EXECUTE FUNCTION caredata.register_changed();
+CREATE TRIGGER exemption_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON caredata.exemption
+  FOR EACH STATEMENT EXECUTE FUNCTION caredata.register_changed();
+
+-- What is blocked: the policy, in one place.  A patient's data is blocked for
+-- a purpose and dataset at a time when an objection covering the purpose is
+-- in force then (a dissent only for its own study), no exemption for that
+-- dataset, purpose and kind is in force, and no consent to that study is.
+CREATE FUNCTION caredata.blocked_nhs_numbers(purpose text, dataset text, at timestamptz)
+RETURNS TABLE (nhs_number caredata.nhs_number)
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+  SELECT DISTINCT o.nhs_number
+  FROM caredata.objection o
+  WHERE o.kind <> 'consent'
+    AND o.effective_from <= blocked_nhs_numbers.at
+    AND (o.withdrawn_at IS NULL OR o.withdrawn_at > blocked_nhs_numbers.at)
+    AND blocked_nhs_numbers.purpose = ANY (o.purposes)
+    AND (o.kind <> 'dissent' OR o.study = blocked_nhs_numbers.dataset)
+    AND NOT EXISTS (
+      SELECT 1 FROM caredata.exemption e
+      WHERE e.dataset = blocked_nhs_numbers.dataset
+        AND e.purpose = blocked_nhs_numbers.purpose
+        AND e.objection_kind = o.kind
+        AND e.granted_at <= blocked_nhs_numbers.at
+        AND (e.expires_at IS NULL OR e.expires_at > blocked_nhs_numbers.at)
+        AND (e.revoked_at IS NULL OR e.revoked_at > blocked_nhs_numbers.at))
+    AND NOT EXISTS (
+      SELECT 1 FROM caredata.objection c
+      WHERE c.nhs_number = o.nhs_number AND c.kind = 'consent'
+        AND c.study = blocked_nhs_numbers.dataset
+        AND blocked_nhs_numbers.purpose = ANY (c.purposes)
+        AND c.effective_from <= blocked_nhs_numbers.at
+        AND (c.withdrawn_at IS NULL OR c.withdrawn_at > blocked_nhs_numbers.at))
+$$;
+COMMENT ON FUNCTION caredata.blocked_nhs_numbers(text, text, timestamptz) IS
+  'the NHS numbers whose data may not be used for a purpose and dataset at a time: the objection policy in one query';
+
+-- The interval around at over which that answer cannot change: from the
+-- latest register time at or before at to the earliest one after it.
+CREATE FUNCTION caredata.blocked_interval(purpose text, dataset text, at timestamptz,
+                                          OUT lo timestamptz, OUT hi timestamptz)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM caredata.purpose p WHERE p.name = blocked_interval.purpose) THEN
+    RAISE EXCEPTION 'unknown purpose "%"', purpose
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Purposes are listed in caredata.purpose.';
+  END IF;
+  SELECT greatest((SELECT max(effective_from) FROM caredata.objection WHERE effective_from <= at),
+                  (SELECT max(withdrawn_at) FROM caredata.objection WHERE withdrawn_at <= at),
+                  (SELECT max(t) FROM caredata.exemption,
+                          LATERAL (VALUES (granted_at), (expires_at), (revoked_at)) v(t) WHERE t <= at)),
+         least((SELECT min(effective_from) FROM caredata.objection WHERE effective_from > at),
+               (SELECT min(withdrawn_at) FROM caredata.objection WHERE withdrawn_at > at),
+               (SELECT min(t) FROM caredata.exemption,
+                       LATERAL (VALUES (granted_at), (expires_at), (revoked_at)) v(t) WHERE t > at))
+  INTO lo, hi;
+END
+$$;
+COMMENT ON FUNCTION caredata.blocked_interval(text, text, timestamptz) IS
+  'the times around at between which blocked_nhs_numbers gives the same answer (NULL: unbounded)';
+REVOKE ALL ON FUNCTION caredata.blocked_nhs_numbers(text, text, timestamptz),
+  caredata.blocked_interval(text, text, timestamptz) FROM PUBLIC;
+
+CREATE FUNCTION caredata.permitted(nhs_number caredata.nhs_number, purpose text,
+                                   at timestamptz DEFAULT now(), dataset text DEFAULT NULL)
+RETURNS boolean
+  AS 'MODULE_PATHNAME' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.permitted(caredata.nhs_number, text, timestamptz, text) IS
+  'true when no objection covering the purpose (and dataset) is in force at the time; answered from a per-backend in-memory copy of the register';
+
+-- Subject access: which NHS number a patient-facing login role is.
+CREATE TABLE caredata.subject_access (
+  role_name name PRIMARY KEY,
+  nhs_number caredata.nhs_number NOT NULL,
+  granted_at timestamptz NOT NULL DEFAULT now(),
+  granted_by name NOT NULL DEFAULT current_user
+);
+COMMENT ON TABLE caredata.subject_access IS
+  'patient-facing login roles and the NHS number of the patient each one is (subject access)';
+SELECT pg_catalog.pg_extension_config_dump('caredata.subject_access', '');
+
+CREATE FUNCTION caredata.my_nhs_number() RETURNS caredata.nhs_number
+  AS 'MODULE_PATHNAME' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.my_nhs_number() IS
+  'the NHS number of the current role in caredata.subject_access, NULL if it has none';
+
+-- Feeds.  Every load is recorded, with counts and never numbers.
+CREATE TABLE caredata.feed_load (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  feed text NOT NULL,
+  source text NOT NULL,
+  loaded_at timestamptz NOT NULL DEFAULT now(),
+  loaded_by name NOT NULL DEFAULT current_user,
+  rows_read bigint NOT NULL,
+  invalid bigint NOT NULL,
+  duplicates bigint NOT NULL,
+  opened bigint NOT NULL,
+  withdrawn bigint NOT NULL,
+  unchanged bigint NOT NULL
+);
+COMMENT ON TABLE caredata.feed_load IS
+  'every objection feed applied: counts read, invalid, duplicate, opened, withdrawn, unchanged (no NHS numbers)';
+SELECT pg_catalog.pg_extension_config_dump('caredata.feed_load', '');
+SELECT pg_catalog.pg_extension_config_dump('caredata.feed_load_id_seq', '');
+
+CREATE FUNCTION caredata.apply_opt_out_snapshot(
+  snapshot regclass,
+  nhs_column name DEFAULT 'nhs_number',
+  source text DEFAULT 'national_data_opt_out_service',
+  effective_at timestamptz DEFAULT now(),
+  abort_on_invalid boolean DEFAULT false,
+  allow_empty boolean DEFAULT false,
+  OUT rows_read bigint, OUT invalid bigint, OUT duplicates bigint,
+  OUT opened bigint, OUT withdrawn bigint, OUT unchanged bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  -- one feed at a time; readers are never blocked (SHARE ROW EXCLUSIVE)
+  LOCK TABLE caredata.objection IN SHARE ROW EXCLUSIVE MODE;
+  DROP TABLE IF EXISTS pg_temp.caredata_snapshot;
+  EXECUTE format('CREATE TEMP TABLE caredata_snapshot ON COMMIT DROP AS
+                  SELECT caredata.try_nhs_number(%I::text) AS n FROM %s', nhs_column, snapshot);
+  SELECT count(*), count(*) - count(n), count(n) - count(DISTINCT n)
+  INTO rows_read, invalid, duplicates FROM pg_temp.caredata_snapshot;
+  IF rows_read = 0 AND NOT allow_empty THEN
+    RAISE EXCEPTION 'opt-out snapshot is empty'
+      USING ERRCODE = 'no_data_found',
+            DETAIL = 'Applying it would withdraw every national data opt-out from this source.',
+            HINT = 'Check the delivery; pass allow_empty => true if it really is empty.';
+  END IF;
+  IF invalid > 0 THEN
+    IF abort_on_invalid THEN
+      RAISE EXCEPTION 'opt-out snapshot holds % invalid or missing NHS numbers', invalid
+        USING ERRCODE = 'invalid_text_representation',
+              HINT = 'Nothing was applied. Pass abort_on_invalid => false to skip them and apply the rest.';
+    END IF;
+    RAISE NOTICE 'opt-out snapshot: % invalid or missing NHS numbers skipped', invalid;
+  END IF;
+  IF duplicates > 0 THEN
+    RAISE NOTICE 'opt-out snapshot: % duplicate NHS numbers counted once', duplicates;
+  END IF;
+  CREATE INDEX ON pg_temp.caredata_snapshot (n);
+  ANALYZE pg_temp.caredata_snapshot;
+
+  UPDATE caredata.objection o SET withdrawn_at = greatest(effective_at, o.effective_from)
+  WHERE o.kind = 'national_data_opt_out' AND o.source = apply_opt_out_snapshot.source
+    AND o.withdrawn_at IS NULL
+    AND NOT EXISTS (SELECT 1 FROM pg_temp.caredata_snapshot s WHERE s.n = o.nhs_number);
+  GET DIAGNOSTICS withdrawn = ROW_COUNT;
+
+  INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source)
+  SELECT DISTINCT s.n, 'national_data_opt_out', caredata.default_purposes('national_data_opt_out'),
+         effective_at, apply_opt_out_snapshot.source
+  FROM pg_temp.caredata_snapshot s
+  WHERE s.n IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM caredata.objection o
+                    WHERE o.nhs_number = s.n AND o.kind = 'national_data_opt_out'
+                      AND o.withdrawn_at IS NULL);
+  GET DIAGNOSTICS opened = ROW_COUNT;
+  unchanged := rows_read - invalid - duplicates - opened;
+
+  INSERT INTO caredata.feed_load (feed, source, rows_read, invalid, duplicates, opened, withdrawn, unchanged)
+  VALUES ('national_data_opt_out', source, rows_read, invalid, duplicates, opened, withdrawn, unchanged);
+  DROP TABLE pg_temp.caredata_snapshot;
+END
+$$;
+COMMENT ON FUNCTION caredata.apply_opt_out_snapshot(regclass, name, text, timestamptz, boolean, boolean) IS
+  'apply a full National Data Opt-out snapshot in one transaction: new numbers open objections, missing ones are withdrawn, the rest untouched; invalid numbers are counted and skipped';
+
+-- Type 1 codes as they arrive in GP extracts, and what they mean.
+CREATE TABLE caredata.type1_code (
+  code text PRIMARY KEY,
+  code_system text NOT NULL,
+  meaning text NOT NULL CHECK (meaning IN ('dissent', 'withdrawn')),
+  description text NOT NULL
+);
+COMMENT ON TABLE caredata.type1_code IS
+  'clinical codes that record a Type 1 objection (dissent) or its withdrawal in GP extracts';
+INSERT INTO caredata.type1_code VALUES
+  ('827241000000103', 'snomed_ct', 'dissent', 'Dissent from secondary use of general practitioner patient identifiable data'),
+  ('9Nu0.', 'read_v2', 'dissent', 'Dissent from secondary use of GP patient identifiable data'),
+  ('9Nu0', 'read_v2', 'dissent', 'Dissent from secondary use of GP patient identifiable data (without the Read v2 padding dot)');
+SELECT pg_catalog.pg_extension_config_dump('caredata.type1_code',
+  $$WHERE code NOT IN ('827241000000103', '9Nu0.', '9Nu0')$$);
+
+CREATE FUNCTION caredata.apply_type1_codes(
+  gp_extract regclass,
+  nhs_column name DEFAULT 'nhs_number',
+  code_column name DEFAULT 'code',
+  date_column name DEFAULT 'recorded_at',
+  source text DEFAULT 'gp_extract',
+  abort_on_invalid boolean DEFAULT false,
+  OUT rows_read bigint, OUT invalid bigint, OUT unmapped bigint,
+  OUT opened bigint, OUT withdrawn bigint, OUT unchanged bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  LOCK TABLE caredata.objection IN SHARE ROW EXCLUSIVE MODE;
+  DROP TABLE IF EXISTS pg_temp.caredata_type1;
+  EXECUTE format('CREATE TEMP TABLE caredata_type1 ON COMMIT DROP AS
+                  SELECT caredata.try_nhs_number(x.%I::text) AS n, m.meaning, x.%I::timestamptz AS at
+                  FROM %s x LEFT JOIN caredata.type1_code m ON m.code = btrim(x.%I::text)',
+                 nhs_column, date_column, gp_extract, code_column);
+  SELECT count(*), count(*) FILTER (WHERE n IS NULL), count(*) FILTER (WHERE meaning IS NULL)
+  INTO rows_read, invalid, unmapped FROM pg_temp.caredata_type1;
+  IF invalid > 0 THEN
+    IF abort_on_invalid THEN
+      RAISE EXCEPTION 'Type 1 extract holds % invalid or missing NHS numbers', invalid
+        USING ERRCODE = 'invalid_text_representation',
+              HINT = 'Nothing was applied. Pass abort_on_invalid => false to skip them and apply the rest.';
+    END IF;
+    RAISE NOTICE 'Type 1 extract: % invalid or missing NHS numbers skipped', invalid;
+  END IF;
+  IF unmapped > 0 THEN
+    RAISE NOTICE 'Type 1 extract: % rows with codes not in caredata.type1_code skipped', unmapped;
+  END IF;
+
+  -- the latest coded event per patient decides
+  DROP TABLE IF EXISTS pg_temp.caredata_type1_latest;
+  CREATE TEMP TABLE caredata_type1_latest ON COMMIT DROP AS
+  SELECT DISTINCT ON (n) n, meaning, at FROM pg_temp.caredata_type1
+  WHERE n IS NOT NULL AND meaning IS NOT NULL AND at IS NOT NULL
+  ORDER BY n, at DESC, meaning;   -- same instant: 'dissent' sorts first and wins
+
+  UPDATE caredata.objection o SET withdrawn_at = greatest(l.at, o.effective_from)
+  FROM pg_temp.caredata_type1_latest l
+  WHERE l.meaning = 'withdrawn' AND o.nhs_number = l.n AND o.kind = 'type1' AND o.withdrawn_at IS NULL;
+  GET DIAGNOSTICS withdrawn = ROW_COUNT;
+
+  INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source)
+  SELECT l.n, 'type1', caredata.default_purposes('type1'), l.at, apply_type1_codes.source
+  FROM pg_temp.caredata_type1_latest l
+  WHERE l.meaning = 'dissent'
+    AND NOT EXISTS (SELECT 1 FROM caredata.objection o
+                    WHERE o.nhs_number = l.n AND o.kind = 'type1' AND o.withdrawn_at IS NULL);
+  GET DIAGNOSTICS opened = ROW_COUNT;
+  unchanged := (SELECT count(*) FROM pg_temp.caredata_type1_latest) - opened - withdrawn;
+
+  INSERT INTO caredata.feed_load (feed, source, rows_read, invalid, duplicates, opened, withdrawn, unchanged)
+  VALUES ('type1', source, rows_read, invalid, rows_read - invalid - unmapped - (SELECT count(*) FROM pg_temp.caredata_type1_latest),
+          opened, withdrawn, unchanged);
+  DROP TABLE pg_temp.caredata_type1, pg_temp.caredata_type1_latest;
+END
+$$;
+COMMENT ON FUNCTION caredata.apply_type1_codes(regclass, name, name, name, text, boolean) IS
+  'apply Type 1 codes from a GP extract: the latest dissent or withdrawal code per patient opens or withdraws their Type 1 objection';
+
+CREATE FUNCTION caredata.record_objection(nhs_number caredata.nhs_number, kind text,
+  source text, effective_from timestamptz DEFAULT now(), study text DEFAULT NULL,
+  purposes text[] DEFAULT NULL) RETURNS bigint
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  INSERT INTO caredata.objection (nhs_number, kind, purposes, study, effective_from, source)
+  VALUES (nhs_number, kind, coalesce(purposes, caredata.default_purposes(kind)), study, effective_from, source)
+  RETURNING id
+$$;
+COMMENT ON FUNCTION caredata.record_objection(caredata.nhs_number, text, text, timestamptz, text, text[]) IS
+  'record one objection (or consent to a named study) as of a time; purposes default by kind';
+
+CREATE FUNCTION caredata.withdraw_objection(id bigint, at timestamptz DEFAULT now()) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  UPDATE caredata.objection o SET withdrawn_at = at
+  WHERE o.id = withdraw_objection.id AND o.withdrawn_at IS NULL;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no objection % in force to withdraw', id USING ERRCODE = 'no_data_found';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata.withdraw_objection(bigint, timestamptz) IS
+  'end an objection at a time; the row is kept as history';
+
+CREATE FUNCTION caredata.grant_exemption(dataset text, purpose text, objection_kind text,
+  legal_basis text, reference text, expires_at timestamptz DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  new_id bigint;
+BEGIN
+  INSERT INTO caredata.exemption (dataset, purpose, objection_kind, legal_basis, reference, expires_at)
+  VALUES (dataset, purpose, objection_kind, legal_basis, reference, expires_at)
+  RETURNING id INTO new_id;
+  RAISE NOTICE 'exemption % granted: dataset %, purpose %, % not applied (legal basis %, reference %)',
+    new_id, dataset, purpose, objection_kind, legal_basis, reference;
+  RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION caredata.grant_exemption(text, text, text, text, text, timestamptz) IS
+  'exempt one dataset and purpose from one objection kind, with its legal basis and reference; recorded with who and when';
+
+CREATE FUNCTION caredata.revoke_exemption(id bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  UPDATE caredata.exemption e SET revoked_at = now(), revoked_by = current_user
+  WHERE e.id = revoke_exemption.id AND e.revoked_at IS NULL;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no exemption % in force to revoke', id USING ERRCODE = 'no_data_found';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata.revoke_exemption(bigint) IS
+  'revoke an exemption from now on; the row is kept as history';
+
+-- Row filters.
+CREATE TABLE caredata.protected_table (
+  relid regclass PRIMARY KEY,
+  nhs_column name NOT NULL,
+  purpose text NOT NULL REFERENCES caredata.purpose (name),
+  dataset text,
+  added_base_policy boolean NOT NULL,
+  enabled_rls boolean NOT NULL,
+  protected_at timestamptz NOT NULL DEFAULT now(),
+  protected_by name NOT NULL DEFAULT current_user
+);
+COMMENT ON TABLE caredata.protected_table IS
+  'tables with an objection row filter: the NHS number column, purpose and dataset, and what protect() changed';
+SELECT pg_catalog.pg_extension_config_dump('caredata.protected_table', '');
+
+CREATE FUNCTION caredata.protect(tab regclass, nhs_column name, purpose text, dataset text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  coltype regtype;
+  has_permissive boolean;
+  had_rls boolean;
+BEGIN
+  SELECT a.atttypid::regtype INTO coltype FROM pg_attribute a
+  WHERE a.attrelid = tab AND a.attname = nhs_column AND a.attnum > 0 AND NOT a.attisdropped;
+  IF coltype IS NULL THEN
+    RAISE EXCEPTION 'column "%" of % does not exist', nhs_column, tab USING ERRCODE = 'undefined_column';
+  END IF;
+  IF coltype <> 'caredata.nhs_number'::regtype THEN
+    RAISE EXCEPTION 'column "%" of % is %, not caredata.nhs_number', nhs_column, tab, coltype
+      USING ERRCODE = 'datatype_mismatch',
+            HINT = 'Standardise it first: caredata.try_nhs_number(column).';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM caredata.purpose p WHERE p.name = protect.purpose) THEN
+    RAISE EXCEPTION 'unknown purpose "%"', purpose
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Purposes are listed in caredata.purpose.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.protected_table t WHERE t.relid = tab) THEN
+    RAISE EXCEPTION '% is already protected', tab
+      USING ERRCODE = 'duplicate_object', HINT = 'Run caredata.unprotect() first to change its purpose.';
+  END IF;
+
+  SELECT c.relrowsecurity INTO had_rls FROM pg_class c WHERE c.oid = tab;
+  SELECT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = tab AND p.polpermissive)
+  INTO has_permissive;
+  -- row security needs a permissive policy; never widen one the owner wrote
+  IF NOT has_permissive THEN
+    EXECUTE format('CREATE POLICY caredata_base ON %s AS PERMISSIVE FOR ALL USING (true) WITH CHECK (true)', tab);
+  END IF;
+  EXECUTE format('CREATE POLICY caredata_objection ON %s AS RESTRICTIVE FOR SELECT USING '
+                 '(caredata.permitted(%I, %L, now(), %L) OR %I OPERATOR(caredata.=) caredata.my_nhs_number())',
+                 tab, nhs_column, purpose, dataset, nhs_column);
+  EXECUTE format('CREATE POLICY caredata_subject ON %s AS RESTRICTIVE FOR SELECT TO caredata_patient USING '
+                 '(%I OPERATOR(caredata.=) caredata.my_nhs_number())', tab, nhs_column);
+  EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tab);
+  INSERT INTO caredata.protected_table (relid, nhs_column, purpose, dataset, added_base_policy, enabled_rls)
+  VALUES (tab, nhs_column, purpose, dataset, NOT has_permissive, NOT had_rls);
+END
+$$;
+COMMENT ON FUNCTION caredata.protect(regclass, name, text, text) IS
+  'attach an objection row filter for a purpose (and dataset) to a table: forced row-level security that every role but superusers and BYPASSRLS roles obeys; run as the table owner';
+
+CREATE FUNCTION caredata.unprotect(tab regclass) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  t caredata.protected_table;
+BEGIN
+  SELECT * INTO t FROM caredata.protected_table p WHERE p.relid = tab;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION '% is not protected', tab USING ERRCODE = 'undefined_object';
+  END IF;
+  EXECUTE format('DROP POLICY caredata_objection ON %s', tab);
+  EXECUTE format('DROP POLICY caredata_subject ON %s', tab);
+  IF t.added_base_policy THEN
+    EXECUTE format('DROP POLICY caredata_base ON %s', tab);
+  END IF;
+  IF t.enabled_rls THEN
+    EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY', tab);
+  END IF;
+  DELETE FROM caredata.protected_table p WHERE p.relid = tab;
+END
+$$;
+COMMENT ON FUNCTION caredata.unprotect(regclass) IS
+  'remove the objection row filter protect() attached, and what protect() enabled';
+
+-- privileges: the register is the admin's; filtering is everyone's who may
+-- read protected data; nothing here is open to PUBLIC
+REVOKE ALL ON caredata.purpose, caredata.objection, caredata.exemption, caredata.register_version,
+  caredata.subject_access, caredata.feed_load, caredata.type1_code, caredata.protected_table FROM PUBLIC;
+GRANT SELECT ON caredata.purpose, caredata.type1_code TO caredata_admin, caredata_linker, caredata_analyst;
+GRANT SELECT, INSERT, UPDATE ON caredata.objection, caredata.exemption, caredata.subject_access,
+  caredata.type1_code, caredata.purpose TO caredata_admin;
+GRANT SELECT, INSERT ON caredata.feed_load TO caredata_admin;
+GRANT SELECT, INSERT, DELETE ON caredata.protected_table TO caredata_admin;
+GRANT SELECT ON caredata.register_version TO caredata_admin;
+GRANT USAGE ON SEQUENCE caredata.objection_id_seq, caredata.exemption_id_seq, caredata.feed_load_id_seq
+  TO caredata_admin;
+GRANT DELETE ON caredata.subject_access TO caredata_admin;
+
+REVOKE ALL ON FUNCTION
+  caredata.permitted(caredata.nhs_number, text, timestamptz, text), caredata.my_nhs_number(),
+  caredata.apply_opt_out_snapshot(regclass, name, text, timestamptz, boolean, boolean),
+  caredata.apply_type1_codes(regclass, name, name, name, text, boolean),
+  caredata.record_objection(caredata.nhs_number, text, text, timestamptz, text, text[]),
+  caredata.withdraw_objection(bigint, timestamptz),
+  caredata.grant_exemption(text, text, text, text, text, timestamptz),
+  caredata.revoke_exemption(bigint),
+  caredata.protect(regclass, name, text, text), caredata.unprotect(regclass)
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+  caredata.permitted(caredata.nhs_number, text, timestamptz, text), caredata.my_nhs_number()
+  TO caredata_admin, caredata_linker, caredata_analyst, caredata_patient;
+GRANT EXECUTE ON FUNCTION
+  caredata.apply_opt_out_snapshot(regclass, name, text, timestamptz, boolean, boolean),
+  caredata.apply_type1_codes(regclass, name, name, name, text, boolean),
+  caredata.record_objection(caredata.nhs_number, text, text, timestamptz, text, text[]),
+  caredata.withdraw_objection(bigint, timestamptz),
+  caredata.grant_exemption(text, text, text, text, text, timestamptz),
+  caredata.revoke_exemption(bigint),
+  caredata.protect(regclass, name, text, text), caredata.unprotect(regclass)
+  TO caredata_admin;
