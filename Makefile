@@ -26,7 +26,8 @@ OBJS = \
 	src/dob.o \
 	src/keys.o \
 	src/pseudonym.o \
-	src/objection.o
+	src/objection.o \
+	src/explain_guard.o
 PGFILEDESC = "caredata - health-data linkage and de-identification"
 
 SQL_SRC = \
@@ -43,7 +44,7 @@ SQL_SRC = \
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard upgrade/$(EXTENSION)--*--*.sql)
 
-REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation
+REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter
 
 PG_CONFIG ?= pg_config
 # -Wno-unused-parameter: the server headers (fmgr, bufpage) trip -Wextra otherwise

@@ -16,6 +16,7 @@
 #include "fmgr.h"
 #include "utils/guc.h"
 
+#include "explain_guard.h"
 #include "keys.h"
 
 PG_MODULE_MAGIC;
@@ -27,5 +28,6 @@ _PG_init(void)
 {
 	/* settings are defined by the files that own them; reserve the prefix */
 	keys_init();
+	explain_guard_init();
 	MarkGUCPrefixReserved("caredata");
 }

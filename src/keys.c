@@ -339,9 +339,10 @@ catalog_lookup(const char *name, int version, int32 *domain_id, int16 *use_versi
 	ret = SPI_execute_with_args(
 		"SELECT d.id, d.retired_at IS NOT NULL, k.version, k.retired_at IS NOT NULL "
 		"FROM caredata.domain d "
-		"LEFT JOIN caredata.domain_key k ON k.domain_id = d.id "
-		" AND k.version = CASE WHEN $2 = 0 THEN d.current_version ELSE $2 END "
-		"WHERE d.name = $1",
+		"LEFT JOIN caredata.domain_key k ON k.domain_id OPERATOR(pg_catalog.=) d.id "
+		" AND k.version OPERATOR(pg_catalog.=) CASE WHEN $2 OPERATOR(pg_catalog.=) 0 "
+		"     THEN d.current_version ELSE $2 END "
+		"WHERE d.name OPERATOR(pg_catalog.=) $1",
 		2, argtypes, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "domain lookup failed: %d", ret);

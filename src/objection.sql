@@ -34,17 +34,15 @@ CREATE TABLE caredata.objection (
   source text NOT NULL,
   recorded_at timestamptz NOT NULL DEFAULT now(),
   recorded_by name NOT NULL DEFAULT current_user,
-  CHECK (withdrawn_at IS NULL OR withdrawn_at >= effective_from),
-  CHECK ((kind IN ('dissent', 'consent')) = (study IS NOT NULL)),
-  CHECK (cardinality(purposes) > 0)
+  CONSTRAINT objection_withdrawn_after_effective CHECK (withdrawn_at IS NULL OR withdrawn_at >= effective_from),
+  CONSTRAINT objection_study_only_for_dissent_or_consent CHECK ((kind IN ('dissent', 'consent')) = (study IS NOT NULL)),
+  CONSTRAINT objection_covers_a_purpose CHECK (cardinality(purposes) > 0)
 );
 COMMENT ON TABLE caredata.objection IS
   'objection register: National Data Opt-out, Type 1, dissent from and consent to named studies, with effective and withdrawal times; history is never deleted';
-CREATE UNIQUE INDEX objection_open ON caredata.objection (nhs_number, kind, coalesce(study, ''))
+CREATE UNIQUE INDEX objection_open ON caredata.objection (nhs_number, kind, study) NULLS NOT DISTINCT
   WHERE withdrawn_at IS NULL;
 CREATE INDEX objection_nhs_number ON caredata.objection (nhs_number);
-CREATE INDEX objection_effective_from ON caredata.objection (effective_from);
-CREATE INDEX objection_withdrawn_at ON caredata.objection (withdrawn_at);
 SELECT pg_catalog.pg_extension_config_dump('caredata.objection', '');
 SELECT pg_catalog.pg_extension_config_dump('caredata.objection_id_seq', '');
 
@@ -120,8 +118,10 @@ CREATE TRIGGER exemption_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON
 CREATE FUNCTION caredata.blocked_nhs_numbers(purpose text, dataset text, at timestamptz)
 RETURNS TABLE (nhs_number caredata.nhs_number)
 LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, caredata, pg_temp
+SET work_mem = '256MB'
 AS $$
-  SELECT DISTINCT o.nhs_number
+  SELECT o.nhs_number   -- a number blocked by two objections appears twice
   FROM caredata.objection o
   WHERE o.kind <> 'consent'
     AND o.effective_from <= blocked_nhs_numbers.at
@@ -145,14 +145,14 @@ AS $$
         AND (c.withdrawn_at IS NULL OR c.withdrawn_at > blocked_nhs_numbers.at))
 $$;
 COMMENT ON FUNCTION caredata.blocked_nhs_numbers(text, text, timestamptz) IS
-  'the NHS numbers whose data may not be used for a purpose and dataset at a time: the objection policy in one query';
+  'the NHS numbers whose data may not be used for a purpose and dataset at a time (a number may appear more than once): the objection policy in one query';
 
 -- The interval around at over which that answer cannot change: from the
 -- latest register time at or before at to the earliest one after it.
 CREATE FUNCTION caredata.blocked_interval(purpose text, dataset text, at timestamptz,
                                           OUT lo timestamptz, OUT hi timestamptz)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, caredata, pg_temp
 AS $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM caredata.purpose p WHERE p.name = blocked_interval.purpose) THEN
@@ -160,14 +160,15 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Purposes are listed in caredata.purpose.';
   END IF;
-  SELECT greatest((SELECT max(effective_from) FROM caredata.objection WHERE effective_from <= at),
-                  (SELECT max(withdrawn_at) FROM caredata.objection WHERE withdrawn_at <= at),
-                  (SELECT max(t) FROM caredata.exemption,
-                          LATERAL (VALUES (granted_at), (expires_at), (revoked_at)) v(t) WHERE t <= at)),
-         least((SELECT min(effective_from) FROM caredata.objection WHERE effective_from > at),
-               (SELECT min(withdrawn_at) FROM caredata.objection WHERE withdrawn_at > at),
-               (SELECT min(t) FROM caredata.exemption,
-                       LATERAL (VALUES (granted_at), (expires_at), (revoked_at)) v(t) WHERE t > at))
+  -- one pass over the register, one over the (small) exemption table
+  SELECT greatest(o.lo1, o.lo2, e.lo), least(o.hi1, o.hi2, e.hi)
+  FROM (SELECT max(effective_from) FILTER (WHERE effective_from <= at) AS lo1,
+               min(effective_from) FILTER (WHERE effective_from > at) AS hi1,
+               max(withdrawn_at) FILTER (WHERE withdrawn_at <= at) AS lo2,
+               min(withdrawn_at) FILTER (WHERE withdrawn_at > at) AS hi2
+        FROM caredata.objection) o,
+       (SELECT max(t) FILTER (WHERE t <= at) AS lo, min(t) FILTER (WHERE t > at) AS hi
+        FROM caredata.exemption, LATERAL (VALUES (granted_at), (expires_at), (revoked_at)) v(t)) e
   INTO lo, hi;
 END
 $$;
@@ -176,12 +177,17 @@ COMMENT ON FUNCTION caredata.blocked_interval(text, text, timestamptz) IS
 REVOKE ALL ON FUNCTION caredata.blocked_nhs_numbers(text, text, timestamptz),
   caredata.blocked_interval(text, text, timestamptz) FROM PUBLIC;
 
+CREATE FUNCTION caredata.permitted(nhs_number caredata.nhs_number, purpose text)
+RETURNS boolean
+  AS 'MODULE_PATHNAME' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.permitted(caredata.nhs_number, text) IS
+  'true when no objection covering the purpose is in force now (the transaction start); answered from a per-backend in-memory copy of the register';
 CREATE FUNCTION caredata.permitted(nhs_number caredata.nhs_number, purpose text,
-                                   at timestamptz DEFAULT now(), dataset text DEFAULT NULL)
+                                   at timestamptz, dataset text DEFAULT NULL)
 RETURNS boolean
   AS 'MODULE_PATHNAME' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION caredata.permitted(caredata.nhs_number, text, timestamptz, text) IS
-  'true when no objection covering the purpose (and dataset) is in force at the time; answered from a per-backend in-memory copy of the register';
+  'true when no objection covering the purpose (and dataset: a named study, exemptions) is in force at the time';
 
 -- Subject access: which NHS number a patient-facing login role is.
 CREATE TABLE caredata.subject_access (
@@ -228,16 +234,23 @@ CREATE FUNCTION caredata.apply_opt_out_snapshot(
   OUT rows_read bigint, OUT invalid bigint, OUT duplicates bigint,
   OUT opened bigint, OUT withdrawn bigint, OUT unchanged bigint)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, caredata, pg_temp
+SET work_mem = '512MB'
+SET enable_nestloop = off
 AS $$
+DECLARE
+  distinct_valid bigint;
 BEGIN
   -- one feed at a time; readers are never blocked (SHARE ROW EXCLUSIVE)
   LOCK TABLE caredata.objection IN SHARE ROW EXCLUSIVE MODE;
-  DROP TABLE IF EXISTS pg_temp.caredata_snapshot;
+  -- parse once; everything after works on validated numbers
   EXECUTE format('CREATE TEMP TABLE caredata_snapshot ON COMMIT DROP AS
                   SELECT caredata.try_nhs_number(%I::text) AS n FROM %s', nhs_column, snapshot);
-  SELECT count(*), count(*) - count(n), count(n) - count(DISTINCT n)
-  INTO rows_read, invalid, duplicates FROM pg_temp.caredata_snapshot;
+  ANALYZE pg_temp.caredata_snapshot;
+  SELECT coalesce(sum(c), 0), coalesce(sum(c) FILTER (WHERE n IS NULL), 0),
+         coalesce(sum(c - 1) FILTER (WHERE n IS NOT NULL), 0), count(*) FILTER (WHERE n IS NOT NULL)
+  INTO rows_read, invalid, duplicates, distinct_valid
+  FROM (SELECT n, count(*) AS c FROM pg_temp.caredata_snapshot GROUP BY n) g;
   IF rows_read = 0 AND NOT allow_empty THEN
     RAISE EXCEPTION 'opt-out snapshot is empty'
       USING ERRCODE = 'no_data_found',
@@ -255,9 +268,8 @@ BEGIN
   IF duplicates > 0 THEN
     RAISE NOTICE 'opt-out snapshot: % duplicate NHS numbers counted once', duplicates;
   END IF;
-  CREATE INDEX ON pg_temp.caredata_snapshot (n);
-  ANALYZE pg_temp.caredata_snapshot;
 
+  -- hash anti-joins both ways (enable_nestloop is off for this function)
   UPDATE caredata.objection o SET withdrawn_at = greatest(effective_at, o.effective_from)
   WHERE o.kind = 'national_data_opt_out' AND o.source = apply_opt_out_snapshot.source
     AND o.withdrawn_at IS NULL
@@ -265,19 +277,18 @@ BEGIN
   GET DIAGNOSTICS withdrawn = ROW_COUNT;
 
   INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source)
-  SELECT DISTINCT s.n, 'national_data_opt_out', caredata.default_purposes('national_data_opt_out'),
+  SELECT s.n, 'national_data_opt_out', caredata.default_purposes('national_data_opt_out'),
          effective_at, apply_opt_out_snapshot.source
-  FROM pg_temp.caredata_snapshot s
-  WHERE s.n IS NOT NULL
-    AND NOT EXISTS (SELECT 1 FROM caredata.objection o
+  FROM (SELECT DISTINCT n FROM pg_temp.caredata_snapshot WHERE n IS NOT NULL) s
+  WHERE NOT EXISTS (SELECT 1 FROM caredata.objection o
                     WHERE o.nhs_number = s.n AND o.kind = 'national_data_opt_out'
                       AND o.withdrawn_at IS NULL);
   GET DIAGNOSTICS opened = ROW_COUNT;
-  unchanged := rows_read - invalid - duplicates - opened;
+  unchanged := distinct_valid - opened;
+  DROP TABLE pg_temp.caredata_snapshot;
 
   INSERT INTO caredata.feed_load (feed, source, rows_read, invalid, duplicates, opened, withdrawn, unchanged)
   VALUES ('national_data_opt_out', source, rows_read, invalid, duplicates, opened, withdrawn, unchanged);
-  DROP TABLE pg_temp.caredata_snapshot;
 END
 $$;
 COMMENT ON FUNCTION caredata.apply_opt_out_snapshot(regclass, name, text, timestamptz, boolean, boolean) IS
@@ -309,11 +320,10 @@ CREATE FUNCTION caredata.apply_type1_codes(
   OUT rows_read bigint, OUT invalid bigint, OUT unmapped bigint,
   OUT opened bigint, OUT withdrawn bigint, OUT unchanged bigint)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, caredata, pg_temp
 AS $$
 BEGIN
   LOCK TABLE caredata.objection IN SHARE ROW EXCLUSIVE MODE;
-  DROP TABLE IF EXISTS pg_temp.caredata_type1;
   EXECUTE format('CREATE TEMP TABLE caredata_type1 ON COMMIT DROP AS
                   SELECT caredata.try_nhs_number(x.%I::text) AS n, m.meaning, x.%I::timestamptz AS at
                   FROM %s x LEFT JOIN caredata.type1_code m ON m.code = btrim(x.%I::text)',
@@ -333,7 +343,6 @@ BEGIN
   END IF;
 
   -- the latest coded event per patient decides
-  DROP TABLE IF EXISTS pg_temp.caredata_type1_latest;
   CREATE TEMP TABLE caredata_type1_latest ON COMMIT DROP AS
   SELECT DISTINCT ON (n) n, meaning, at FROM pg_temp.caredata_type1
   WHERE n IS NOT NULL AND meaning IS NOT NULL AND at IS NOT NULL
@@ -366,7 +375,7 @@ CREATE FUNCTION caredata.record_objection(nhs_number caredata.nhs_number, kind t
   source text, effective_from timestamptz DEFAULT now(), study text DEFAULT NULL,
   purposes text[] DEFAULT NULL) RETURNS bigint
 LANGUAGE sql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, caredata, pg_temp
 AS $$
   INSERT INTO caredata.objection (nhs_number, kind, purposes, study, effective_from, source)
   VALUES (nhs_number, kind, coalesce(purposes, caredata.default_purposes(kind)), study, effective_from, source)
@@ -377,7 +386,7 @@ COMMENT ON FUNCTION caredata.record_objection(caredata.nhs_number, text, text, t
 
 CREATE FUNCTION caredata.withdraw_objection(id bigint, at timestamptz DEFAULT now()) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, caredata, pg_temp
 AS $$
 BEGIN
   UPDATE caredata.objection o SET withdrawn_at = at
@@ -393,7 +402,7 @@ COMMENT ON FUNCTION caredata.withdraw_objection(bigint, timestamptz) IS
 CREATE FUNCTION caredata.grant_exemption(dataset text, purpose text, objection_kind text,
   legal_basis text, reference text, expires_at timestamptz DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, caredata, pg_temp
 AS $$
 DECLARE
   new_id bigint;
@@ -411,7 +420,7 @@ COMMENT ON FUNCTION caredata.grant_exemption(text, text, text, text, text, times
 
 CREATE FUNCTION caredata.revoke_exemption(id bigint) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, caredata, pg_temp
 AS $$
 BEGIN
   UPDATE caredata.exemption e SET revoked_at = now(), revoked_by = current_user
@@ -442,7 +451,7 @@ SELECT pg_catalog.pg_extension_config_dump('caredata.protected_table', '');
 CREATE FUNCTION caredata.protect(tab regclass, nhs_column name, purpose text, dataset text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, caredata, pg_temp
 AS $$
 DECLARE
   coltype regtype;
@@ -476,8 +485,9 @@ BEGIN
     EXECUTE format('CREATE POLICY caredata_base ON %s AS PERMISSIVE FOR ALL USING (true) WITH CHECK (true)', tab);
   END IF;
   EXECUTE format('CREATE POLICY caredata_objection ON %s AS RESTRICTIVE FOR SELECT USING '
-                 '(caredata.permitted(%I, %L, now(), %L) OR %I OPERATOR(caredata.=) caredata.my_nhs_number())',
-                 tab, nhs_column, purpose, dataset, nhs_column);
+                 '(caredata.permitted(%I, %L%s) OR %I OPERATOR(caredata.=) caredata.my_nhs_number())',
+                 tab, nhs_column, purpose,
+                 CASE WHEN dataset IS NULL THEN '' ELSE format(', now(), %L', dataset) END, nhs_column);
   EXECUTE format('CREATE POLICY caredata_subject ON %s AS RESTRICTIVE FOR SELECT TO caredata_patient USING '
                  '(%I OPERATOR(caredata.=) caredata.my_nhs_number())', tab, nhs_column);
   EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tab);
@@ -490,7 +500,7 @@ COMMENT ON FUNCTION caredata.protect(regclass, name, text, text) IS
 
 CREATE FUNCTION caredata.unprotect(tab regclass) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
+SET search_path = pg_catalog, caredata, pg_temp
 AS $$
 DECLARE
   t caredata.protected_table;
@@ -528,7 +538,8 @@ GRANT USAGE ON SEQUENCE caredata.objection_id_seq, caredata.exemption_id_seq, ca
 GRANT DELETE ON caredata.subject_access TO caredata_admin;
 
 REVOKE ALL ON FUNCTION
-  caredata.permitted(caredata.nhs_number, text, timestamptz, text), caredata.my_nhs_number(),
+  caredata.permitted(caredata.nhs_number, text), caredata.permitted(caredata.nhs_number, text, timestamptz, text),
+  caredata.my_nhs_number(),
   caredata.apply_opt_out_snapshot(regclass, name, text, timestamptz, boolean, boolean),
   caredata.apply_type1_codes(regclass, name, name, name, text, boolean),
   caredata.record_objection(caredata.nhs_number, text, text, timestamptz, text, text[]),
@@ -538,7 +549,8 @@ REVOKE ALL ON FUNCTION
   caredata.protect(regclass, name, text, text), caredata.unprotect(regclass)
   FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-  caredata.permitted(caredata.nhs_number, text, timestamptz, text), caredata.my_nhs_number()
+  caredata.permitted(caredata.nhs_number, text), caredata.permitted(caredata.nhs_number, text, timestamptz, text),
+  caredata.my_nhs_number()
   TO caredata_admin, caredata_linker, caredata_analyst, caredata_patient;
 GRANT EXECUTE ON FUNCTION
   caredata.apply_opt_out_snapshot(regclass, name, text, timestamptz, boolean, boolean),

@@ -1,0 +1,100 @@
+-- bench/objection_filter.sql: the objection row filter on a 10M-row episode
+-- table over 2M patients, with a register of 3M national opt-outs of which
+-- 5% are these patients.  Baselines measured in the same run: the same scan
+-- with no filter, and a hand-written NOT EXISTS anti-join against the
+-- register.  Also: applying a 3M-number snapshot.
+-- Serial plans, no JIT: the ratios are per-row costs.
+\set ON_ERROR_STOP 1
+SET max_parallel_workers_per_gather = 0;
+SET jit = off;
+SET search_path = public, caredata;
+
+DROP TABLE IF EXISTS bench.episode, bench.patient, bench.ndoo_snapshot;
+DO $$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bench_reader') THEN
+    EXECUTE 'DROP OWNED BY bench_reader'; EXECUTE 'DROP ROLE bench_reader';
+  END IF;
+END $$;
+CREATE ROLE bench_reader NOLOGIN IN ROLE caredata_analyst;
+GRANT USAGE ON SCHEMA bench TO bench_reader;
+GRANT INSERT ON bench.result TO bench_reader;
+
+-- valid NHS numbers from a fixed seed: patients are the first 2M, the rest
+-- of the 3M-number register are people who are not patients here
+CREATE UNLOGGED TABLE bench.patient AS
+WITH b AS (
+  SELECT i, 100000000 + abs(hashint8extended(i, 4)) % 900000000 AS base
+  FROM generate_series(1, 6000000) i
+), c AS (
+  SELECT i, base, 11 - ((base / 100000000 % 10) * 10 + (base / 10000000 % 10) * 9 +
+                        (base / 1000000 % 10) * 8 + (base / 100000 % 10) * 7 +
+                        (base / 10000 % 10) * 6 + (base / 1000 % 10) * 5 +
+                        (base / 100 % 10) * 4 + (base / 10 % 10) * 3 + (base % 10) * 2) % 11 AS chk
+  FROM b
+), v AS (
+  SELECT DISTINCT ON (n) i, n FROM (
+    SELECT i, caredata.nhs_number(base * 10 + CASE chk WHEN 11 THEN 0 ELSE chk END) AS n
+    FROM c WHERE chk <> 10) x
+  ORDER BY n, i
+)
+SELECT row_number() OVER (ORDER BY i) AS id, n FROM v;
+CREATE INDEX ON bench.patient (id);
+ANALYZE bench.patient;
+
+-- the snapshot: 5% of patients 1..2M, and 2.9M people beyond them
+CREATE UNLOGGED TABLE bench.ndoo_snapshot AS
+SELECT n::text AS nhs_number FROM bench.patient
+WHERE (id <= 2000000 AND abs(hashint8extended(id, 5)) % 100 < 5)
+   OR (id > 2000000 AND id <= 2000000 + 2900000);
+SELECT count(*) AS snapshot_rows FROM bench.ndoo_snapshot;
+
+CREATE UNLOGGED TABLE bench.episode AS
+SELECT p.n AS nhs_number, (abs(hashint8extended(i, 6)) % 30)::int AS los
+FROM generate_series(1, 10000000) i
+JOIN bench.patient p ON p.id = 1 + abs(hashint8extended(i, 7)) % 2000000;
+ALTER TABLE bench.episode OWNER TO bench_reader;
+VACUUM ANALYZE bench.episode;
+SELECT count(*) AS episodes, count(DISTINCT nhs_number) AS patients FROM bench.episode;
+
+-- applying the 3M-number snapshot: once from empty, then again with 1% changed
+TRUNCATE caredata.objection;
+SELECT clock_timestamp() AS t0 \gset
+SELECT * FROM caredata.apply_opt_out_snapshot('bench.ndoo_snapshot', 'nhs_number', 'bench');
+SELECT round(extract(epoch FROM clock_timestamp() - :'t0'::timestamptz)::numeric, 2) AS first_apply_s \gset
+DELETE FROM bench.ndoo_snapshot WHERE abs(hashtext(nhs_number)) % 100 = 0;
+INSERT INTO bench.ndoo_snapshot SELECT n::text FROM bench.patient WHERE id > 4900000 AND id <= 4930000;
+SELECT clock_timestamp() AS t0 \gset
+SELECT * FROM caredata.apply_opt_out_snapshot('bench.ndoo_snapshot', 'nhs_number', 'bench');
+SELECT round(extract(epoch FROM clock_timestamp() - :'t0'::timestamptz)::numeric, 2) AS delta_apply_s \gset
+\echo snapshot apply, 3M numbers from empty: :first_apply_s s; again with ~1% changed: :delta_apply_s s
+
+SELECT count(*) FILTER (WHERE NOT caredata.permitted(nhs_number, 'research')) AS blocked_episodes
+FROM bench.episode;
+
+SELECT caredata.protect('bench.episode', 'nhs_number', 'research');
+SELECT count(*) FROM bench.episode;
+\set QUIET 1
+-- as a superuser the table is read without the filter (superusers bypass RLS)
+SELECT bench.report('objection_filter', 'scan, no filter', 'SELECT count(*), sum(los) FROM bench.episode', NULL, NULL) AS scan_ms \gset
+SELECT bench.report('objection_filter', 'hand-written NOT EXISTS anti-join',
+  $q$SELECT count(*), sum(los) FROM bench.episode e
+     WHERE NOT EXISTS (SELECT 1 FROM caredata.objection o
+                       WHERE o.nhs_number = e.nhs_number AND o.kind = 'national_data_opt_out'
+                         AND 'research' = ANY (o.purposes) AND o.effective_from <= now()
+                         AND (o.withdrawn_at IS NULL OR o.withdrawn_at > now()))$q$,
+  'no filter', :scan_ms) AS _ \gset
+SET ROLE bench_reader;
+SELECT clock_timestamp() AS t0 \gset
+SELECT count(*), sum(los) FROM bench.episode \gset first_
+SELECT extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) * 1000 AS first_ms \gset
+SELECT bench.report('objection_filter', 'scan with row filter (protect)', 'SELECT count(*), sum(los) FROM bench.episode', 'no filter', :scan_ms) AS _ \gset
+SELECT bench.report('objection_filter', 'explicit WHERE permitted(...)',
+  $q$SELECT count(*), sum(los) FROM bench.episode WHERE caredata.permitted(nhs_number, 'research')$q$, 'no filter', :scan_ms) AS _ \gset
+RESET ROLE;
+\set QUIET 0
+\echo first filtered query in a new backend (builds the in-memory register): :first_ms ms, rows seen: :first_count
+SELECT caredata.unprotect('bench.episode');
+DROP TABLE bench.episode, bench.patient, bench.ndoo_snapshot;
+TRUNCATE caredata.objection;
+DROP OWNED BY bench_reader;
+DROP ROLE bench_reader;

@@ -1,0 +1,91 @@
+-- sql/objection.sql: the objection register, feeds and exemptions
+CREATE EXTENSION caredata;
+SET search_path = public, caredata;
+\i sql/include/refusal.psql
+
+SELECT name FROM purpose ORDER BY name;
+SELECT k, default_purposes(k) FROM unnest(ARRAY['national_data_opt_out', 'type1', 'dissent', 'consent']) k;
+
+-- recording by hand; history is kept
+SELECT record_objection('943 476 5919', 'national_data_opt_out', 'test', '2025-01-01') AS id \gset
+SELECT permitted('943 476 5919', 'research', '2025-06-01') AS during,
+       permitted('943 476 5919', 'research', '2024-06-01') AS before,
+       permitted('943 476 5919', 'direct_care', '2025-06-01') AS direct_care;
+SELECT withdraw_objection(:id, '2025-09-01');
+SELECT permitted('943 476 5919', 'research', '2025-06-01') AS during,
+       permitted('943 476 5919', 'research', '2025-09-01') AS at_withdrawal,
+       permitted('943 476 5919', 'research', '2025-10-01') AS after;
+SELECT nhs_number, kind, effective_from, withdrawn_at FROM objection ORDER BY id;
+-- one open objection per patient and kind
+SELECT record_objection('999 000 0018', 'type1', 'test', '2025-01-01') IS NOT NULL AS recorded;
+SELECT state, message FROM pg_temp.refusal($$caredata.record_objection('999 000 0018', 'type1', 'test')$$);
+SELECT state, message FROM pg_temp.refusal($$caredata.record_objection('999 000 0018', 'dissent', 'test')$$);
+SELECT state, message FROM pg_temp.refusal($$caredata.withdraw_objection(999999)$$);
+SELECT state, message, hint FROM pg_temp.refusal($$caredata.permitted('999 000 0018', 'marketing')$$);
+SELECT permitted(NULL, 'research') AS unknown_patient;
+SELECT state, message FROM pg_temp.refusal($$caredata.permitted('999 000 0018', NULL)$$);
+
+-- a National Data Opt-out snapshot feed: raw text as delivered
+CREATE TABLE feed (nhs_number text);
+INSERT INTO feed VALUES ('9990000018'), ('999 000 0026'), ('999-000-0034'), ('9990000042'),
+  ('9990000042'),            -- duplicate
+  ('9990000043'),            -- bad check digit
+  ('not a number'), (NULL);  -- invalid and missing
+SELECT * FROM apply_opt_out_snapshot('feed', 'nhs_number', 'ndop', '2025-02-01');
+SELECT count(*) FILTER (WHERE withdrawn_at IS NULL) AS open_ndoo FROM objection WHERE kind = 'national_data_opt_out';
+-- the next snapshot: one gone, one new, the rest unchanged
+DELETE FROM feed WHERE nhs_number = '999 000 0026';
+INSERT INTO feed VALUES ('9990000050');
+SELECT * FROM apply_opt_out_snapshot('feed', 'nhs_number', 'ndop', '2025-03-01');
+SELECT nhs_number, effective_from, withdrawn_at FROM objection
+WHERE kind = 'national_data_opt_out' AND source = 'ndop' ORDER BY nhs_number, effective_from;
+-- applying the same snapshot again changes nothing
+SELECT * FROM apply_opt_out_snapshot('feed', 'nhs_number', 'ndop', '2025-04-01');
+-- bad feeds: invalid rows abort only when asked; an empty feed is refused
+SELECT state, message, hint FROM pg_temp.refusal($$caredata.apply_opt_out_snapshot('feed', 'nhs_number', 'ndop', '2025-05-01', abort_on_invalid => true)$$);
+CREATE TABLE empty_feed (nhs_number text);
+SELECT state, message, detail FROM pg_temp.refusal($$caredata.apply_opt_out_snapshot('empty_feed')$$);
+SELECT count(*) FILTER (WHERE withdrawn_at IS NULL) AS still_open FROM objection WHERE source = 'ndop';
+SELECT feed, source, rows_read, invalid, duplicates, opened, withdrawn, unchanged FROM feed_load ORDER BY id;
+
+-- Type 1 codes in a GP extract: the latest code per patient decides
+CREATE TABLE gp_codes (nhs_number text, code text, recorded_at date);
+INSERT INTO type1_code VALUES ('LOCALWD', 'local', 'withdrawn', 'local withdrawal code');
+INSERT INTO gp_codes VALUES
+  ('9990000069', '827241000000103', '2024-01-10'),
+  ('9990000077', '9Nu0.', '2024-02-01'),
+  ('9990000077', 'LOCALWD', '2024-05-01'),
+  ('9990000085', 'LOCALWD', '2023-01-01'),
+  ('9990000085', '9Nu0', '2024-03-01'),
+  ('9990000093', 'XYZ', '2024-03-01'),
+  ('bad', '9Nu0.', '2024-03-01');
+SELECT * FROM apply_type1_codes('gp_codes');
+SELECT nhs_number, effective_from::date, withdrawn_at::date FROM objection WHERE kind = 'type1' AND source = 'gp_extract'
+ORDER BY nhs_number;
+SELECT n, permitted(n::nhs_number, 'research', '2024-06-01') AS research, permitted(n::nhs_number, 'direct_care', '2024-06-01') AS direct_care
+FROM unnest(ARRAY['9990000069', '9990000077', '9990000085']) n;
+
+-- exemptions: explicit, with a legal basis, announced and kept
+SELECT record_objection('999 000 0107', 'national_data_opt_out', 'test', '2025-01-01') IS NOT NULL AS recorded;
+SELECT permitted('999 000 0107', 'research', '2025-06-01', 'covid_study') AS before_exemption;
+SELECT grant_exemption('covid_study', 'research', 'national_data_opt_out', 'legal_requirement', 'COPI notice 2020') AS ex \gset
+SELECT permitted('999 000 0107', 'research', now(), 'covid_study') AS exempted,
+       permitted('999 000 0107', 'research', now(), 'other_study') AS other_dataset,
+       permitted('999 000 0107', 'planning', now(), 'covid_study') AS other_purpose;
+SELECT revoke_exemption(:ex);
+SELECT permitted('999 000 0107', 'research', now(), 'covid_study') AS after_revocation;
+SELECT dataset, purpose, objection_kind, legal_basis, reference, revoked_at IS NOT NULL AS revoked FROM exemption;
+SELECT state, message FROM pg_temp.refusal($$caredata.grant_exemption('x', 'research', 'national_data_opt_out', 'because', 'ref')$$);
+
+-- dissent from and consent to a named study
+SELECT record_objection('999 000 0115', 'dissent', 'test', '2025-01-01', 'study_a') IS NOT NULL AS recorded;
+SELECT permitted('999 000 0115', 'research', '2025-06-01', 'study_a') AS study_a,
+       permitted('999 000 0115', 'research', '2025-06-01', 'study_b') AS study_b;
+SELECT record_objection('999 000 0123', 'national_data_opt_out', 'test', '2025-01-01') IS NOT NULL AS recorded;
+SELECT record_objection('999 000 0123', 'consent', 'test', '2025-02-01', 'study_a') IS NOT NULL AS recorded;
+SELECT permitted('999 000 0123', 'research', '2025-06-01', 'study_a') AS consented_study,
+       permitted('999 000 0123', 'research', '2025-06-01', 'study_b') AS other_study,
+       permitted('999 000 0123', 'research', '2025-01-15', 'study_a') AS before_consent;
+
+DROP TABLE feed, empty_feed, gp_codes;
+DROP EXTENSION caredata;
