@@ -13,14 +13,14 @@ scripts/build.sh
 scripts/cluster.sh start
 
 export PGDATABASE=caredata_demo
-psql -qX -d postgres -c 'DROP DATABASE IF EXISTS caredata_demo' -c 'CREATE DATABASE caredata_demo'
+psql -qX -d postgres -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS caredata_demo' -c 'CREATE DATABASE caredata_demo'
 psql -qX -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION caredata'
 echo "demo: generating $people synthetic people (seed 42)..."
 start=$(date +%s)
-psql -qX -v ON_ERROR_STOP=1 -f test/synthetic/generate.sql >/dev/null
-psql -qX -v ON_ERROR_STOP=1 -c "SELECT synth.generate($people, 42)" >/dev/null
+psql -qX -v ON_ERROR_STOP=1 -c 'SET client_min_messages = warning' -f test/synthetic/generate.sql >/dev/null
+psql -qX -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "SELECT synth.generate($people, 42)" >/dev/null
 echo "demo: generated in $(( $(date +%s) - start ))s"
-psql -X -v ON_ERROR_STOP=1 -f scripts/demo.sql
+psql -qX -v ON_ERROR_STOP=1 -f scripts/demo.sql
 
 cat <<MSG
 

@@ -4,14 +4,17 @@
 \set ON_ERROR_STOP 1
 \pset footer off
 SET search_path = caredata, public;
+SET client_min_messages = warning;
 
 \echo
 \echo '== 1. Sources as they arrive'
-SELECT 'GP registrations' AS source, count(*) AS records FROM synth.gp_registration
-UNION ALL
-SELECT 'hospital episodes', count(*) FROM synth.hospital_episode
-UNION ALL
-SELECT 'people (ground truth, kept apart)', count(*) FROM synth_truth.person;
+SELECT * FROM (
+  SELECT 1 AS o, 'GP registrations' AS source, count(*) AS records FROM synth.gp_registration
+  UNION ALL
+  SELECT 2, 'hospital episodes', count(*) FROM synth.hospital_episode
+  UNION ALL
+  SELECT 3, 'people (ground truth, kept apart)', count(*) FROM synth_truth.person) x
+ORDER BY o;
 
 \echo
 \echo '== 2. Standardise identifiers (nhs_number, DOB, postcode, sex)'
@@ -81,3 +84,53 @@ FROM public.identifiers_clean c
 JOIN synth.hospital_episode e ON c.source = 'hes' AND e.record_id = c.record_id
 WHERE dob_is_valid(c.dob, e.admission_date)
 GROUP BY 1 ORDER BY min(e.admission_date - c.dob);
+
+\echo
+\echo '== 5. Pseudonymise: a key per recipient, the master secret outside the database'
+SELECT key_file_status() AS key_file;
+SELECT create_domain('linkage', 'internal linkage') AS linkage_domain,
+       create_domain('study_a', 'Study A research extract') AS study_a_domain,
+       create_domain('bi_tool', 'BI dashboard') AS bi_domain;
+DROP TABLE IF EXISTS public.hes_clean;
+CREATE TABLE public.hes_clean AS
+SELECT c.record_id, c.nhs_number, c.dob, c.postcode, e.provider_code, e.admission_date, e.specialty,
+       e.length_of_stay, e.died_30d, e.readmitted_30d
+FROM public.identifiers_clean c JOIN synth.hospital_episode e ON c.source = 'hes' AND e.record_id = c.record_id
+WHERE c.nhs_number IS NOT NULL;
+\echo '-- one patient, three domains: unrelated tokens (no NHS number printed)'
+SELECT pseudonymise(nhs_number, 'linkage') AS linkage, pseudonymise(nhs_number, 'study_a') AS study_a,
+       pseudonymise(nhs_number, 'bi_tool') AS bi_tool
+FROM public.hes_clean ORDER BY record_id LIMIT 1;
+\echo '-- study A extract: pseudonyms, age bands, postcode districts'
+DROP TABLE IF EXISTS public.study_a_extract;
+CREATE TABLE public.study_a_extract AS
+SELECT pseudonymise(nhs_number, 'study_a') AS patient, age_band(dob, admission_date, 10) AS age_band,
+       postcode_district(postcode) AS district, provider_code, specialty, length_of_stay, died_30d
+FROM public.hes_clean WHERE dob_is_valid(dob, admission_date);
+SELECT count(*) AS episodes, count(DISTINCT patient) AS patients,
+       count(DISTINCT patient) FILTER (WHERE pseudonym_domain(patient) = 'study_a') AS in_domain_study_a
+FROM public.study_a_extract;
+
+\echo
+\echo '== 6. Honour objections: National Data Opt-out and Type 1, filtered for research'
+DROP TABLE IF EXISTS public.ndop_snapshot, public.gp_type1_codes;
+CREATE TABLE public.ndop_snapshot AS
+SELECT nhs_number FROM synth.objection_sample WHERE kind = 'national_data_opt_out';
+INSERT INTO public.ndop_snapshot VALUES ('943 476 5918'), ('not known');   -- a feed is never clean
+CREATE TABLE public.gp_type1_codes AS
+SELECT nhs_number, '827241000000103'::text AS code, recorded_at FROM synth.objection_sample WHERE kind = 'type1';
+SELECT * FROM apply_opt_out_snapshot('public.ndop_snapshot', 'nhs_number', 'ndop');
+SELECT * FROM apply_type1_codes('public.gp_type1_codes');
+SELECT protect('public.hes_clean', 'nhs_number', 'research');
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'demo_analyst') THEN
+    CREATE ROLE demo_analyst NOLOGIN IN ROLE caredata_analyst;
+  END IF;
+END $$;
+GRANT SELECT ON public.hes_clean TO demo_analyst;
+SELECT count(*) AS episodes_in_table FROM public.hes_clean;   -- a superuser is not filtered
+SET ROLE demo_analyst;
+SELECT count(*) AS episodes_an_analyst_sees,
+       count(DISTINCT nhs_number) AS patients_an_analyst_sees FROM public.hes_clean;
+RESET ROLE;
+SELECT kind, count(*) FILTER (WHERE withdrawn_at IS NULL) AS open_objections FROM objection GROUP BY kind ORDER BY kind;
