@@ -4,6 +4,21 @@
 -- bench.report(...) prints one result line as a ratio to a baseline.
 CREATE SCHEMA IF NOT EXISTS bench;
 
+-- the synthetic-data generator's helpers (synth.check_digit, synth.u)
+\i test/synthetic/generate.sql
+
+-- how_many valid NHS numbers from a seed, as bigint, in the unallocated
+-- 900 000 0000 - 999 999 9999 block (never a real patient's; repeats possible)
+CREATE OR REPLACE FUNCTION bench.nhs_numbers(how_many bigint, seed bigint)
+RETURNS TABLE (i bigint, nhs bigint) LANGUAGE sql STABLE AS $$
+  SELECT row_number() OVER (ORDER BY g), base * 10 + synth.check_digit(base)
+  FROM (SELECT g, 900000000 + abs(hashint8extended(g, seed)) % 100000000 AS base
+        FROM generate_series(1, (how_many * 1.12)::bigint + 1000) g) b
+  WHERE synth.check_digit(base) >= 0
+  ORDER BY g
+  LIMIT how_many
+$$;
+
 CREATE OR REPLACE FUNCTION bench.time_ms(query text, runs int DEFAULT 3)
 RETURNS double precision LANGUAGE plpgsql AS $$
 DECLARE

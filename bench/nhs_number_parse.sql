@@ -6,23 +6,11 @@
 SET max_parallel_workers_per_gather = 0;
 SET jit = off;
 
--- 10M valid numbers (fixed seed: hashint8extended(i, 20261124)), digits only,
+-- 10M valid numbers (bench.nhs_numbers, seed 20261124), digits only,
 -- plus the same numbers grouped '943 476 5919' as sources often send them
 DROP TABLE IF EXISTS bench.nhs_text;
 CREATE UNLOGGED TABLE bench.nhs_text AS
-WITH b AS (
-  SELECT 100000000 + abs(hashint8extended(i, 20261124)) % 900000000 AS base
-  FROM generate_series(1, 11500000) i
-), c AS (
-  SELECT base, 11 - ((base / 100000000 % 10) * 10 + (base / 10000000 % 10) * 9 +
-                     (base / 1000000 % 10) * 8 + (base / 100000 % 10) * 7 +
-                     (base / 10000 % 10) * 6 + (base / 1000 % 10) * 5 +
-                     (base / 100 % 10) * 4 + (base / 10 % 10) * 3 + (base % 10) * 2) % 11 AS chk
-  FROM b
-)
-SELECT (base * 10 + CASE chk WHEN 11 THEN 0 ELSE chk END)::text AS s
-FROM c WHERE chk <> 10
-LIMIT 10000000;
+SELECT nhs::text AS s FROM bench.nhs_numbers(10000000, 20261124);
 ALTER TABLE bench.nhs_text ADD COLUMN g text;
 UPDATE bench.nhs_text SET g = substr(s, 1, 3) || ' ' || substr(s, 4, 3) || ' ' || substr(s, 7, 4);
 VACUUM ANALYZE bench.nhs_text;

@@ -22,22 +22,9 @@ GRANT INSERT ON bench.result TO bench_reader;
 -- valid NHS numbers from a fixed seed: patients are the first 2M, the rest
 -- of the 3M-number register are people who are not patients here
 CREATE UNLOGGED TABLE bench.patient AS
-WITH b AS (
-  SELECT i, 100000000 + abs(hashint8extended(i, 4)) % 900000000 AS base
-  FROM generate_series(1, 6000000) i
-), c AS (
-  SELECT i, base, 11 - ((base / 100000000 % 10) * 10 + (base / 10000000 % 10) * 9 +
-                        (base / 1000000 % 10) * 8 + (base / 100000 % 10) * 7 +
-                        (base / 10000 % 10) * 6 + (base / 1000 % 10) * 5 +
-                        (base / 100 % 10) * 4 + (base / 10 % 10) * 3 + (base % 10) * 2) % 11 AS chk
-  FROM b
-), v AS (
-  SELECT DISTINCT ON (n) i, n FROM (
-    SELECT i, caredata.nhs_number(base * 10 + CASE chk WHEN 11 THEN 0 ELSE chk END) AS n
-    FROM c WHERE chk <> 10) x
-  ORDER BY n, i
-)
-SELECT row_number() OVER (ORDER BY i) AS id, n FROM v;
+SELECT row_number() OVER (ORDER BY i) AS id, n
+FROM (SELECT DISTINCT ON (nhs) i, caredata.nhs_number(nhs) AS n
+      FROM bench.nhs_numbers(6000000, 4) ORDER BY nhs, i) x;
 CREATE INDEX ON bench.patient (id);
 ANALYZE bench.patient;
 

@@ -67,12 +67,7 @@ SELECT is((SELECT count(*) FROM pcs WHERE left(pc, length(postcode_area(pc))) <>
   0::bigint, 'an area is the leading letters of the postcode');
 
 -- parallel plans: the standardisers are parallel safe
-CREATE FUNCTION pg_temp.plan_text(q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE r record; t text := '';
-BEGIN
-  FOR r IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP t := t || r."QUERY PLAN" || E'\n'; END LOOP;
-  RETURN t;
-END $$;
+\i test/pgtap/include/plan_text.psql
 SET LOCAL max_parallel_workers_per_gather = 2;
 SET LOCAL parallel_setup_cost = 0;
 SET LOCAL parallel_tuple_cost = 0;

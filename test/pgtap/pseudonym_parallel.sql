@@ -10,12 +10,7 @@ SELECT n FROM (SELECT caredata.try_nhs_number('999' || lpad(i::text, 6, '0') || 
 WHERE n IS NOT NULL;
 ANALYZE public.tap_nhs;
 
-CREATE FUNCTION pg_temp.plan_text(q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE r record; t text := '';
-BEGIN
-  FOR r IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP t := t || r."QUERY PLAN" || E'\n'; END LOOP;
-  RETURN t;
-END $$;
+\i test/pgtap/include/plan_text.psql
 
 SET LOCAL max_parallel_workers_per_gather = 2;
 SET LOCAL parallel_setup_cost = 0;
