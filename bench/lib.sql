@@ -14,7 +14,7 @@ RETURNS TABLE (i bigint, nhs bigint) LANGUAGE sql STABLE AS $$
   SELECT row_number() OVER (ORDER BY g), base * 10 + synth.check_digit(base)
   FROM (SELECT g, 900000000 + abs(hashint8extended(g, seed)) % 100000000 AS base
         FROM generate_series(1, (how_many * 1.12)::bigint + 1000) g) b
-  WHERE synth.check_digit(base) >= 0
+  WHERE synth.check_digit(base) >= 0 AND base <> 999999999   -- 9999999999: ten equal digits
   ORDER BY g
   LIMIT how_many
 $$;
