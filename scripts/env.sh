@@ -21,7 +21,8 @@ SUDO=
 # run a command as the cluster's owner
 as_owner() {
   if [ "$(id -u)" -eq 0 ]; then
-    runuser -u "$CAREDATA_OS_USER" -- "$@"
+    # from /, which the server's user can always enter (a clone may sit in /root)
+    (cd / && runuser -u "$CAREDATA_OS_USER" -- "$@")
   else
     "$@"
   fi
