@@ -249,19 +249,26 @@ nhs_number_parse_text(text *t, int64 *result)
 	return nhs_parse(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), result, &ndigits) == NHS_OK;
 }
 
+/* parse or raise the error that says why not */
+static int64
+nhs_parse_or_report(const char *str, int len)
+{
+	int64		result = 0;
+	int			ndigits;
+	NhsParseResult r = nhs_parse(str, len, &result, &ndigits);
+
+	if (r != NHS_OK)
+		nhs_report(r, ndigits);
+	return result;
+}
+
 PG_FUNCTION_INFO_V1(nhs_number_in);
 Datum
 nhs_number_in(PG_FUNCTION_ARGS)
 {
 	char	   *str = PG_GETARG_CSTRING(0);
-	int64		result = 0;
-	int			ndigits;
-	NhsParseResult r;
 
-	r = nhs_parse(str, strlen(str), &result, &ndigits);
-	if (r != NHS_OK)
-		nhs_report(r, ndigits);
-	PG_RETURN_NHS_NUMBER(result);
+	PG_RETURN_NHS_NUMBER(nhs_parse_or_report(str, strlen(str)));
 }
 
 PG_FUNCTION_INFO_V1(nhs_number_out);
@@ -322,14 +329,8 @@ Datum
 nhs_number_from_text(PG_FUNCTION_ARGS)
 {
 	text	   *t = PG_GETARG_TEXT_PP(0);
-	int64		result = 0;
-	int			ndigits;
-	NhsParseResult r;
 
-	r = nhs_parse(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &result, &ndigits);
-	if (r != NHS_OK)
-		nhs_report(r, ndigits);
-	PG_RETURN_NHS_NUMBER(result);
+	PG_RETURN_NHS_NUMBER(nhs_parse_or_report(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)));
 }
 
 /* try_nhs_number(text): NULL instead of an error */
