@@ -82,6 +82,11 @@ CONF
     echo "cluster: already running on 127.0.0.1:$CAREDATA_PORT ($data)"
     return 0
   fi
+  # another server (another checkout's cluster, say) on our port: say so
+  if "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$CAREDATA_PORT" -t 2; then
+    echo "cluster: port $CAREDATA_PORT is taken by another server; stop it (make stop in its checkout) or set CAREDATA_PORT" >&2
+    exit 1
+  fi
   as_owner "$PGBIN/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
     { tail -20 "$dir/server.log" >&2; exit 1; }
   echo "cluster: started on 127.0.0.1:$CAREDATA_PORT ($data)"
