@@ -26,7 +26,9 @@ OBJS = \
 	src/dob.o \
 	src/keys.o \
 	src/pseudonym.o \
+	src/nhs_set.o \
 	src/objection.o \
+	src/scan_lookahead.o \
 	src/explain_guard.o
 PGFILEDESC = "caredata - health-data linkage and de-identification"
 

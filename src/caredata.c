@@ -18,6 +18,7 @@
 
 #include "explain_guard.h"
 #include "keys.h"
+#include "scan_lookahead.h"
 
 PG_MODULE_MAGIC;
 
@@ -29,5 +30,6 @@ _PG_init(void)
 	/* settings are defined by the files that own them; reserve the prefix */
 	keys_init();
 	explain_guard_init();
+	scan_lookahead_init();
 	MarkGUCPrefixReserved("caredata");
 }

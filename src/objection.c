@@ -37,6 +37,8 @@
 #include "utils/timestamp.h"
 
 #include "nhs_number.h"
+#include "scan_lookahead.h"
+#include "nhs_set.h"
 
 #define MAX_CACHED_SETS		4
 #define PURPOSE_MAX			64
@@ -49,14 +51,7 @@ typedef struct BlockedSet
 	char	   *dataset;		/* NULL: none */
 	TimestampTz lo;				/* valid for lo <= at < hi */
 	TimestampTz hi;
-	uint64		nkeys;
-	/* blocked Bloom filter: 64-byte blocks, 4 bits per key */
-	uint64	   *bloom;
-	uint64		bloom_blocks_mask;	/* blocks - 1 */
-	/* open addressing, linear probing, 0 = empty (0 is never an NHS number) */
-	int64	   *slots;
-	uint64		slots_mask;
-	int			slot_shift;
+	NhsSet	   *members;		/* the blocked NHS numbers */
 	uint64		last_used;
 	MemoryContext cxt;
 } BlockedSet;
@@ -70,135 +65,6 @@ static uint64 use_clock = 0;
  */
 static List *graveyard = NIL;
 static bool xact_callback_registered = false;
-
-static inline uint64
-mix64(uint64 x)
-{
-	x ^= x >> 33;
-	x *= UINT64CONST(0xff51afd7ed558ccd);
-	x ^= x >> 33;
-	x *= UINT64CONST(0xc4ceb9fe1a85ec53);
-	x ^= x >> 33;
-	return x;
-}
-
-/*
- * Bloom positions: the block from the low bits of h, the four bits within
- * the 512-bit block from the high bits of a second, independent mix of h.
- */
-static inline bool
-bloom_maybe(const BlockedSet *s, uint64 h)
-{
-	const uint64 *block = s->bloom + ((h & s->bloom_blocks_mask) << 3);
-	uint64		g = h * UINT64CONST(0x9e3779b97f4a7c15);
-
-	for (int i = 0; i < 4; i++)
-	{
-		int			bit = (g >> (28 + i * 9)) & 511;
-
-		if ((block[bit >> 6] & (UINT64CONST(1) << (bit & 63))) == 0)
-			return false;
-	}
-	return true;
-}
-
-static inline void
-bloom_add(BlockedSet *s, uint64 h)
-{
-	uint64	   *block = s->bloom + ((h & s->bloom_blocks_mask) << 3);
-	uint64		g = h * UINT64CONST(0x9e3779b97f4a7c15);
-
-	for (int i = 0; i < 4; i++)
-	{
-		int			bit = (g >> (28 + i * 9)) & 511;
-
-		block[bit >> 6] |= UINT64CONST(1) << (bit & 63);
-	}
-}
-
-static void set_add(BlockedSet *s, int64 key);
-static void set_grow(BlockedSet *s);
-
-static inline bool
-set_contains(const BlockedSet *s, int64 key)
-{
-	uint64		h = mix64((uint64) key);
-	uint64		i;
-
-	if (s->nkeys == 0 || !bloom_maybe(s, h))
-		return false;
-	for (i = (h >> s->slot_shift) & s->slots_mask;; i = (i + 1) & s->slots_mask)
-	{
-		if (s->slots[i] == key)
-			return true;
-		if (s->slots[i] == 0)
-			return false;
-	}
-}
-
-static void
-set_add(BlockedSet *s, int64 key)
-{
-	uint64		h = mix64((uint64) key);
-	uint64		i;
-
-	for (i = (h >> s->slot_shift) & s->slots_mask;; i = (i + 1) & s->slots_mask)
-	{
-		if (s->slots[i] == key)
-			return;
-		if (s->slots[i] == 0)
-		{
-			s->slots[i] = key;
-			s->nkeys++;
-			bloom_add(s, h);
-			if (s->nkeys * 2 > s->slots_mask + 1)
-				set_grow(s);
-			return;
-		}
-	}
-}
-
-
-
-/* allocate slots and Bloom filter for capacity cap (a power of two) */
-static void
-set_alloc(BlockedSet *s, uint64 cap)
-{
-	uint64		blocks = 64;
-
-	s->slots = MemoryContextAllocHuge(s->cxt, cap * sizeof(int64));
-	memset(s->slots, 0, cap * sizeof(int64));
-	s->slots_mask = cap - 1;
-	s->slot_shift = 64;
-	while ((UINT64CONST(1) << (64 - s->slot_shift + 1)) <= cap)
-		s->slot_shift--;
-	/*
-	 * 8 bits per key at the maximum load of cap / 2 keys (4MB for 4M keys):
-	 * small enough to stay in the CPU cache, large enough that few misses go
-	 * on to probe the hash table (measured in bench/objection_filter.sql)
-	 */
-	while (blocks * 64 < cap / 2)
-		blocks <<= 1;
-	s->bloom = MemoryContextAllocHuge(s->cxt, blocks * 64);
-	memset(s->bloom, 0, blocks * 64);
-	s->bloom_blocks_mask = blocks - 1;
-	s->nkeys = 0;
-}
-
-/* double the capacity, re-adding every key */
-static void
-set_grow(BlockedSet *s)
-{
-	int64	   *old = s->slots;
-	uint64		oldcap = s->slots_mask + 1;
-
-	pfree(s->bloom);
-	set_alloc(s, oldcap * 2);
-	for (uint64 i = 0; i < oldcap; i++)
-		if (old[i] != 0)
-			set_add(s, old[i]);
-	pfree(old);
-}
 
 static void
 set_free(BlockedSet *s)
@@ -257,6 +123,9 @@ build_set(int64 version, const char *purpose, const char *dataset, TimestampTz a
 	Portal		portal;
 	bool		isnull;
 	SPIPlanPtr	plan;
+	uint64		nkeys = 0;
+	uint64		maxkeys = 65536;
+	int64	   *keys = palloc(maxkeys * sizeof(int64));
 
 	s->cxt = cxt;
 	s->version = version;
@@ -281,7 +150,6 @@ build_set(int64 version, const char *purpose, const char *dataset, TimestampTz a
 	s->hi = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	if (isnull)
 		s->hi = DT_NOEND;
-	set_alloc(s, 1024);
 
 	plan = SPI_prepare("SELECT nhs_number::pg_catalog.int8 FROM caredata.blocked_nhs_numbers($1, $2, $3)",
 					   3, argtypes);
@@ -298,13 +166,21 @@ build_set(int64 version, const char *purpose, const char *dataset, TimestampTz a
 			int64		key = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
 														  SPI_tuptable->tupdesc, 1, &isnull));
 
-			if (!isnull && key != 0)
-				set_add(s, key);
+			if (isnull)
+				continue;
+			if (nkeys == maxkeys)
+			{
+				maxkeys *= 2;
+				keys = repalloc_huge(keys, maxkeys * sizeof(int64));
+			}
+			keys[nkeys++] = key;
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
 	SPI_finish();
+	s->members = nhs_set_build(cxt, keys, nkeys);
+	pfree(keys);
 	return s;
 }
 
@@ -411,7 +287,24 @@ typedef struct PermittedCache
 	char		purpose[PURPOSE_MAX];
 	char	   *dataset;
 	bool		has_dataset;
+	bool		version_read;
+	ScanLookahead *lookahead;	/* set by scan_lookahead.c, or NULL */
 } PermittedCache;
+
+static PermittedCache *
+permitted_cache(FmgrInfo *flinfo)
+{
+	if (flinfo->fn_extra == NULL)
+		flinfo->fn_extra = MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(PermittedCache));
+	return (PermittedCache *) flinfo->fn_extra;
+}
+
+/* read ahead for this call site's scan (src/scan_lookahead.c) */
+void
+permitted_attach_lookahead(FmgrInfo *flinfo, ScanLookahead *la)
+{
+	permitted_cache(flinfo)->lookahead = la;
+}
 
 static bool
 cache_matches(PermittedCache *c, text *purpose, text *dataset, TimestampTz at)
@@ -476,11 +369,11 @@ permitted(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown purpose"),
 					 errhint("Purposes are listed in caredata.purpose.")));
-		if (c == NULL)
+		c = permitted_cache(fcinfo->flinfo);
+		if (!c->version_read)
 		{
-			c = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(PermittedCache));
-			fcinfo->flinfo->fn_extra = c;
 			c->version = register_version();
+			c->version_read = true;
 		}
 		c->set = find_set(c->version, p, d, at);
 		c->at = at;
@@ -493,7 +386,8 @@ permitted(PG_FUNCTION_ARGS)
 	c->last_purpose = (Pointer) purpose;
 	c->last_dataset = (Pointer) dataset;
 
-	PG_RETURN_BOOL(!set_contains(c->set, PG_GETARG_NHS_NUMBER(0)));
+	scan_lookahead(c->lookahead, c->set->members);
+	PG_RETURN_BOOL(!nhs_set_contains(c->set->members, PG_GETARG_NHS_NUMBER(0)));
 }
 
 /* the current role's NHS number from caredata.subject_access, read as owner */

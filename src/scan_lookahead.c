@@ -1,0 +1,172 @@
+/*-------------------------------------------------------------------------
+ *
+ * scan_lookahead.c
+ *		Cache prefetch for the objection filter on sequential scans.
+ *
+ * Owns one executor hook and the read-ahead it sets up.  permitted() probes
+ * an in-memory set of millions of blocked NHS numbers once per row; each
+ * probe is a random access to a few megabytes, which a table scan keeps
+ * evicting from the CPU cache, so the row waits for memory.  PostgreSQL
+ * evaluates a row at a time, but a sequential scan in page mode already
+ * knows every visible tuple of the page it is on.  So when a permitted()
+ * call in a scan's quals sees that the scan has moved to a new page, it
+ * reads the NHS number of each of the page's visible tuples and asks the
+ * CPU to start loading the Bloom-filter words (and then the table slots)
+ * those rows will need: a page of independent loads in flight at once
+ * instead of one stall per row.
+ *
+ * This is a hint and nothing more: the answer of every call still comes
+ * from the full probe of its own argument, so no path through this file
+ * can change which rows a role sees.  The tuples read are the ones the scan
+ * itself will return (rs_vistuples, under the pin the scan holds, as
+ * heapgettup_pagemode reads them).  Only heap tables in page mode, only the
+ * NHS number column as a plain Var of the scanned table; anything else is
+ * simply not read ahead.
+ *
+ * The hook is installed when the library is loaded, so the first query of
+ * a backend that loads caredata runs without read-ahead.
+ *
+ * src/scan_lookahead.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/tableam.h"
+#include "executor/execExpr.h"
+#include "executor/executor.h"
+#include "nodes/nodeFuncs.h"
+#include "storage/bufmgr.h"
+#include "utils/rel.h"
+
+#include "scan_lookahead.h"
+
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+
+/*
+ * Read ahead for the tuples of the scan's current page that it has not yet
+ * returned.
+ */
+void
+scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
+{
+	HeapScanDesc hs = (HeapScanDesc) la->scan->ss_currentScanDesc;
+	TupleDesc	tupdesc = RelationGetDescr(la->scan->ss_currentRelation);
+	uint64		hashes[MaxHeapTuplesPerPage];
+	int			n = 0;
+	Page		page;
+
+	la->buffer = hs->rs_cbuf;
+	la->block = hs->rs_cblock;
+	la->set = set;
+	if (!BufferIsValid(hs->rs_cbuf) || (hs->rs_base.rs_flags & SO_ALLOW_PAGEMODE) == 0 ||
+		set->nkeys == 0)
+		return;
+
+	page = BufferGetPage(hs->rs_cbuf);
+	for (int i = Max(hs->rs_cindex, 0); i < hs->rs_ntuples; i++)
+	{
+		ItemId		lp = PageGetItemId(page, hs->rs_vistuples[i]);
+		HeapTupleData tuple;
+		bool		isnull;
+		Datum		d;
+
+		if (!ItemIdIsNormal(lp))
+			continue;
+		tuple.t_data = (HeapTupleHeader) PageGetItem(page, lp);
+		tuple.t_len = ItemIdGetLength(lp);
+		d = heap_getattr(&tuple, la->attno, tupdesc, &isnull);
+		if (!isnull)
+		{
+			hashes[n] = nhs_set_hash(DatumGetInt64(d));
+			NHS_SET_PREFETCH(nhs_set_bloom_word(set, hashes[n]));
+			n++;
+		}
+	}
+	/* by now the first Bloom words have arrived: on to the table slots */
+	for (int i = 0; i < n; i++)
+	{
+		const uint32 *slot = nhs_set_first_slot(set, hashes[i]);
+
+		if (slot != NULL)
+			NHS_SET_PREFETCH(slot);
+	}
+}
+
+/*
+ * The permitted() steps of a scan's quals, if its first argument is an
+ * NHS number column of the scanned heap table.
+ */
+static void
+attach_to_scan(ScanState *ss, EState *estate)
+{
+	ExprState  *qual = ss->ps.qual;
+	Relation	rel = ss->ss_currentRelation;
+
+	if (qual == NULL || rel == NULL || rel->rd_tableam != GetHeapamTableAmRoutine())
+		return;
+	for (int i = 0; i < qual->steps_len; i++)
+	{
+		ExprEvalStep *op = &qual->steps[i];
+		ExprEvalOp	opcode = ExecEvalStepOp(qual, op);
+		FuncExpr   *fexpr;
+		Var		   *var;
+		Form_pg_attribute att;
+		ScanLookahead *la;
+
+		if (opcode != EEOP_FUNCEXPR && opcode != EEOP_FUNCEXPR_STRICT &&
+			opcode != EEOP_FUNCEXPR_FUSAGE && opcode != EEOP_FUNCEXPR_STRICT_FUSAGE)
+			continue;
+		if (op->d.func.finfo->fn_addr != permitted)
+			continue;
+		fexpr = (FuncExpr *) op->d.func.finfo->fn_expr;
+		if (fexpr == NULL || !IsA(fexpr, FuncExpr) || list_length(fexpr->args) < 1 ||
+			!IsA(linitial(fexpr->args), Var))
+			continue;
+		var = (Var *) linitial(fexpr->args);
+		if (var->varlevelsup != 0 || (Index) var->varno != ((Scan *) ss->ps.plan)->scanrelid ||
+			var->varattno <= 0 || var->varattno > RelationGetDescr(rel)->natts)
+			continue;
+		att = TupleDescAttr(RelationGetDescr(rel), var->varattno - 1);
+		if (att->attisdropped || !att->attbyval || att->attlen != sizeof(int64))
+			continue;
+
+		la = MemoryContextAllocZero(estate->es_query_cxt, sizeof(ScanLookahead));
+		la->scan = ss;
+		la->attno = var->varattno;
+		la->buffer = InvalidBuffer;
+		la->block = InvalidBlockNumber;
+		permitted_attach_lookahead(op->d.func.finfo, la);
+	}
+}
+
+static bool
+attach_walker(PlanState *ps, void *context)
+{
+	if (ps == NULL)
+		return false;
+	if (IsA(ps, SeqScanState))
+		attach_to_scan((ScanState *) ps, (EState *) context);
+	return planstate_tree_walker(ps, attach_walker, context);
+}
+
+static void
+scan_lookahead_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+
+	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 && queryDesc->planstate != NULL)
+		attach_walker(queryDesc->planstate, queryDesc->estate);
+}
+
+void
+scan_lookahead_init(void)
+{
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = scan_lookahead_ExecutorStart;
+}
