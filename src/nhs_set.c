@@ -15,12 +15,37 @@
  */
 #include "postgres.h"
 
+#include <sys/mman.h>
+
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
 #include "nhs_set.h"
 
 #define BLOOM_BITS_PER_KEY	12
+
+/*
+ * Zeroed memory for a large array probed at random.  Arrays of 2 MB and
+ * more are aligned to 2 MB and offered to the kernel for transparent huge
+ * pages (where it allows them, as Debian's default "madvise" mode does), so
+ * that a probe does not also miss the TLB.
+ */
+static void *
+alloc_probe_array(MemoryContext cxt, Size bytes)
+{
+	const Size	huge = 2 * 1024 * 1024;
+	char	   *p;
+
+	if (bytes < huge)
+		return MemoryContextAllocZero(cxt, bytes);
+	p = MemoryContextAllocHuge(cxt, bytes + huge);
+	p = (char *) TYPEALIGN(huge, p);
+#ifdef MADV_HUGEPAGE
+	(void) madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+	memset(p, 0, bytes);
+	return p;
+}
 
 static uint64
 pow2_at_least(uint64 n)
@@ -43,11 +68,9 @@ nhs_set_build(MemoryContext cxt, const int64 *keys, uint64 n)
 	uint64		words = pow2_at_least(n * BLOOM_BITS_PER_KEY / 64 + 1);
 	uint64		nslots = pow2_at_least(n + n / 3 + 1);
 
-	s->bloom = MemoryContextAllocHuge(cxt, words * sizeof(uint64));
-	memset(s->bloom, 0, words * sizeof(uint64));
+	s->bloom = alloc_probe_array(cxt, words * sizeof(uint64));
 	s->bloom_mask = words - 1;
-	s->slots = MemoryContextAllocHuge(cxt, nslots * sizeof(uint32));
-	memset(s->slots, 0, nslots * sizeof(uint32));
+	s->slots = alloc_probe_array(cxt, nslots * sizeof(uint32));
 	s->slots_mask = nslots - 1;
 	s->bytes = words * sizeof(uint64) + nslots * sizeof(uint32);
 

@@ -342,6 +342,21 @@ permitted(PG_FUNCTION_ARGS)
 	text	   *dataset = NULL;
 	TimestampTz at;
 
+	/*
+	 * The per-row fast path: the purpose (and time, dataset) are the same
+	 * constants as on the last row, so the set is the one already found.
+	 * The two-argument form's time, the transaction start, cannot change
+	 * within the query that owns this cache.
+	 */
+	if (likely(c != NULL && c->set != NULL && PG_NARGS() == 2 && !c->has_dataset &&
+			   !PG_ARGISNULL(1) && c->last_purpose == DatumGetPointer(PG_GETARG_DATUM(1))))
+	{
+		if (PG_ARGISNULL(0))
+			PG_RETURN_BOOL(true);
+		scan_lookahead(c->lookahead, c->set->members);
+		PG_RETURN_BOOL(!nhs_set_contains(c->set->members, PG_GETARG_NHS_NUMBER(0)));
+	}
+
 	if (PG_ARGISNULL(1) || (PG_NARGS() > 2 && PG_ARGISNULL(2)))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
