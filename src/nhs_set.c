@@ -22,7 +22,7 @@
 
 #include "nhs_set.h"
 
-#define BLOOM_BITS_PER_KEY	12
+#define BLOOM_BITS_PER_KEY	8
 
 /*
  * Zeroed memory for a large array probed at random.  Arrays of 2 MB and

@@ -279,6 +279,11 @@ find_set(int64 version, const char *purpose, const char *dataset, TimestampTz at
  */
 typedef struct PermittedCache
 {
+	/* the per-row fast path reads only these three */
+	Datum		fast_purpose;	/* two-argument form: the purpose datum */
+	const NhsSet *members;		/* set->members */
+	ScanLookahead *lookahead;	/* set by scan_lookahead.c, or NULL */
+
 	BlockedSet *set;
 	int64		version;
 	TimestampTz at;
@@ -288,7 +293,6 @@ typedef struct PermittedCache
 	char	   *dataset;
 	bool		has_dataset;
 	bool		version_read;
-	ScanLookahead *lookahead;	/* set by scan_lookahead.c, or NULL */
 } PermittedCache;
 
 static PermittedCache *
@@ -348,13 +352,12 @@ permitted(PG_FUNCTION_ARGS)
 	 * The two-argument form's time, the transaction start, cannot change
 	 * within the query that owns this cache.
 	 */
-	if (likely(c != NULL && c->set != NULL && PG_NARGS() == 2 && !c->has_dataset &&
-			   !PG_ARGISNULL(1) && c->last_purpose == DatumGetPointer(PG_GETARG_DATUM(1))))
+	if (likely(c != NULL && c->fast_purpose == PG_GETARG_DATUM(1) && !PG_ARGISNULL(1)))
 	{
 		if (PG_ARGISNULL(0))
 			PG_RETURN_BOOL(true);
-		scan_lookahead(c->lookahead, c->set->members);
-		PG_RETURN_BOOL(!nhs_set_contains(c->set->members, PG_GETARG_NHS_NUMBER(0)));
+		PG_RETURN_BOOL(!scan_lookahead_contains(c->lookahead, c->members,
+												PG_GETARG_NHS_NUMBER(0)));
 	}
 
 	if (PG_ARGISNULL(1) || (PG_NARGS() > 2 && PG_ARGISNULL(2)))
@@ -400,9 +403,13 @@ permitted(PG_FUNCTION_ARGS)
 	}
 	c->last_purpose = (Pointer) purpose;
 	c->last_dataset = (Pointer) dataset;
+	c->members = c->set->members;
+	/* the purpose argument, as passed (not detoasted), for the fast path */
+	c->fast_purpose = (PG_NARGS() == 2 && purpose == (text *) DatumGetPointer(PG_GETARG_DATUM(1))) ?
+		PG_GETARG_DATUM(1) : (Datum) 0;
 
-	scan_lookahead(c->lookahead, c->set->members);
-	PG_RETURN_BOOL(!nhs_set_contains(c->set->members, PG_GETARG_NHS_NUMBER(0)));
+	PG_RETURN_BOOL(!scan_lookahead_contains(c->lookahead, c->members,
+											PG_GETARG_NHS_NUMBER(0)));
 }
 
 /* the current role's NHS number from caredata.subject_access, read as owner */

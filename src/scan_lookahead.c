@@ -46,8 +46,11 @@
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 
 /*
- * Read ahead for the tuples of the scan's current page that it has not yet
- * returned.
+ * The scan has moved to a new page: answer for all its visible tuples at
+ * once, in three passes so that the loads of one pass are all in flight
+ * together: hash each NHS number and start loading its Bloom word; test
+ * the Bloom words and start loading the table slot of each hit; probe the
+ * table for the hits.
  */
 void
 scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
@@ -55,44 +58,54 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 	HeapScanDesc hs = (HeapScanDesc) la->scan->ss_currentScanDesc;
 	TupleDesc	tupdesc = RelationGetDescr(la->scan->ss_currentRelation);
 	uint64		hashes[MaxHeapTuplesPerPage];
-	int			n = 0;
 	Page		page;
+	int			n;
 
 	la->buffer = hs->rs_cbuf;
 	la->block = hs->rs_cblock;
 	la->set = set;
-	if (!BufferIsValid(hs->rs_cbuf) || (hs->rs_base.rs_flags & SO_ALLOW_PAGEMODE) == 0 ||
-		set->nkeys == 0)
+	la->ntuples = 0;
+	if (!BufferIsValid(hs->rs_cbuf) || (hs->rs_base.rs_flags & SO_ALLOW_PAGEMODE) == 0)
 		return;
 
 	page = BufferGetPage(hs->rs_cbuf);
-	for (int i = Max(hs->rs_cindex, 0); i < hs->rs_ntuples; i++)
+	n = hs->rs_ntuples;
+	for (int i = 0; i < n; i++)
 	{
 		ItemId		lp = PageGetItemId(page, hs->rs_vistuples[i]);
 		HeapTupleData tuple;
-		bool		isnull;
-		Datum		d;
+		bool		isnull = true;
+		Datum		d = (Datum) 0;
 
-		if (!ItemIdIsNormal(lp))
-			continue;
-		tuple.t_data = (HeapTupleHeader) PageGetItem(page, lp);
-		tuple.t_len = ItemIdGetLength(lp);
-		d = heap_getattr(&tuple, la->attno, tupdesc, &isnull);
-		if (!isnull)
+		/*
+		 * Tuples of a heap page, so fastgetattr() suffices; a tuple older
+		 * than the column (ALTER TABLE ADD COLUMN) is left to the probe.
+		 */
+		if (ItemIdIsNormal(lp))
 		{
-			hashes[n] = nhs_set_hash(DatumGetInt64(d));
-			NHS_SET_PREFETCH(nhs_set_bloom_word(set, hashes[n]));
-			n++;
+			tuple.t_data = (HeapTupleHeader) PageGetItem(page, lp);
+			tuple.t_len = ItemIdGetLength(lp);
+			if (la->attno <= HeapTupleHeaderGetNatts(tuple.t_data))
+				d = fastgetattr(&tuple, la->attno, tupdesc, &isnull);
 		}
+		/* 0 is never an NHS number, so never matches a call's argument */
+		la->keys[i] = isnull ? 0 : DatumGetInt64(d);
+		hashes[i] = nhs_set_hash(la->keys[i]);
 	}
-	/* by now the first Bloom words have arrived: on to the table slots */
+	for (int i = 0; i < n; i++)
+		NHS_SET_PREFETCH(nhs_set_bloom_word(set, hashes[i]));
 	for (int i = 0; i < n; i++)
 	{
 		const uint32 *slot = nhs_set_first_slot(set, hashes[i]);
 
+		la->member[i] = slot != NULL;
 		if (slot != NULL)
 			NHS_SET_PREFETCH(slot);
 	}
+	for (int i = 0; i < n; i++)
+		if (la->member[i])
+			la->member[i] = la->keys[i] != 0 && nhs_set_contains(set, la->keys[i]);
+	la->ntuples = n;
 }
 
 /*

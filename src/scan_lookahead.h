@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * scan_lookahead.h
- *		Cache prefetch for the objection filter on sequential scans
+ *		Page-at-a-time answers for the objection filter on sequential scans
  *		(src/scan_lookahead.c).
  *
  * src/scan_lookahead.h
@@ -21,25 +21,38 @@ typedef struct ScanLookahead
 {
 	ScanState  *scan;
 	AttrNumber	attno;			/* the NHS number column */
-	Buffer		buffer;			/* the page last read ahead */
+	Buffer		buffer;			/* the page the answers are for */
 	BlockNumber block;
-	const NhsSet *set;			/* ... for this set */
+	const NhsSet *set;			/* ... and the set they are from */
+	int			ntuples;		/* the page's visible tuples, in scan order: */
+	int64		keys[MaxHeapTuplesPerPage]; /* NHS number (0: none) */
+	bool		member[MaxHeapTuplesPerPage];	/* is it in the set? */
 } ScanLookahead;
 
 extern void scan_lookahead_init(void);
 extern void scan_lookahead_page(ScanLookahead *la, const NhsSet *set);
 
-/* per row: read ahead when the scan has moved to a new page */
-static inline void
-scan_lookahead(ScanLookahead *la, const NhsSet *set)
+/*
+ * Is key in set?  When the call comes from the scan this lookahead belongs
+ * to and key is the NHS number of the row the scan is on, the answer was
+ * worked out with the rest of its page; otherwise it is probed here.
+ */
+static pg_attribute_always_inline bool
+scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 key)
 {
+	if (set->nkeys == 0)
+		return false;
 	if (la != NULL && la->scan->ss_currentScanDesc != NULL)
 	{
 		const HeapScanDescData *hs = (const HeapScanDescData *) la->scan->ss_currentScanDesc;
+		int			i = hs->rs_cindex;
 
-		if (hs->rs_cbuf != la->buffer || hs->rs_cblock != la->block || set != la->set)
+		if (unlikely(hs->rs_cblock != la->block || hs->rs_cbuf != la->buffer || set != la->set))
 			scan_lookahead_page(la, set);
+		if (likely(i >= 0 && i < la->ntuples && la->keys[i] == key))
+			return la->member[i];
 	}
+	return nhs_set_contains(set, key);
 }
 
 /* provided by src/objection.c */
