@@ -60,6 +60,7 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 	uint64		hashes[MaxHeapTuplesPerPage];
 	Page		page;
 	int			n;
+	int			off;
 
 	la->buffer = hs->rs_cbuf;
 	la->block = hs->rs_cblock;
@@ -70,10 +71,12 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 
 	page = BufferGetPage(hs->rs_cbuf);
 	n = hs->rs_ntuples;
+	/* the column's offset in a tuple without NULLs, once the scan knows it */
+	off = TupleDescAttr(tupdesc, la->attno - 1)->attcacheoff;
 	for (int i = 0; i < n; i++)
 	{
 		ItemId		lp = PageGetItemId(page, hs->rs_vistuples[i]);
-		HeapTupleData tuple;
+		HeapTupleHeader tup;
 		bool		isnull = true;
 		Datum		d = (Datum) 0;
 
@@ -83,10 +86,22 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 		 */
 		if (ItemIdIsNormal(lp))
 		{
-			tuple.t_data = (HeapTupleHeader) PageGetItem(page, lp);
-			tuple.t_len = ItemIdGetLength(lp);
-			if (la->attno <= HeapTupleHeaderGetNatts(tuple.t_data))
+			tup = (HeapTupleHeader) PageGetItem(page, lp);
+			if (la->attno > HeapTupleHeaderGetNatts(tup))
+				;
+			else if (off >= 0 && (tup->t_infomask & HEAP_HASNULL) == 0)
+			{
+				d = fetch_att((char *) tup + tup->t_hoff + off, true, sizeof(int64));
+				isnull = false;
+			}
+			else
+			{
+				HeapTupleData tuple;
+
+				tuple.t_data = tup;
+				tuple.t_len = ItemIdGetLength(lp);
 				d = fastgetattr(&tuple, la->attno, tupdesc, &isnull);
+			}
 		}
 		/* 0 is never an NHS number, so never matches a call's argument */
 		la->keys[i] = isnull ? 0 : DatumGetInt64(d);
