@@ -117,9 +117,6 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 		if (slot != NULL)
 			NHS_SET_PREFETCH(slot);
 	}
-	for (int i = 0; i < n; i++)
-		if (la->member[i])
-			la->member[i] = la->keys[i] != 0 && nhs_set_contains(set, la->keys[i]);
 	la->ntuples = n;
 }
 

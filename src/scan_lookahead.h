@@ -49,8 +49,8 @@ scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 key)
 
 		if (unlikely(hs->rs_cblock != la->block || hs->rs_cbuf != la->buffer || set != la->set))
 			scan_lookahead_page(la, set);
-		if (likely(i >= 0 && i < la->ntuples && la->keys[i] == key))
-			return la->member[i];
+		if (likely(i >= 0 && i < la->ntuples && la->keys[i] == key && !la->member[i]))
+			return false;
 	}
 	return nhs_set_contains(set, key);
 }
