@@ -64,9 +64,8 @@ nhs_set_slot(const NhsSet *s, uint64 h)
  * member, never missed.
  */
 static inline bool
-nhs_set_contains(const NhsSet *s, int64 key)
+nhs_set_contains_hashed(const NhsSet *s, int64 key, uint64 h)
 {
-	uint64		h = nhs_set_hash(key);
 	uint64		bits = nhs_set_bloom_bits(h);
 	uint32		stored;
 	uint64		i;
@@ -81,6 +80,12 @@ nhs_set_contains(const NhsSet *s, int64 key)
 		if (s->slots[i] == 0)
 			return false;
 	}
+}
+
+static inline bool
+nhs_set_contains(const NhsSet *s, int64 key)
+{
+	return nhs_set_contains_hashed(s, key, nhs_set_hash(key));
 }
 
 /*

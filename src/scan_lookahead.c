@@ -57,7 +57,6 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 {
 	HeapScanDesc hs = (HeapScanDesc) la->scan->ss_currentScanDesc;
 	TupleDesc	tupdesc = RelationGetDescr(la->scan->ss_currentRelation);
-	uint64		hashes[MaxHeapTuplesPerPage];
 	Page		page;
 	int			n;
 	int			off;
@@ -105,18 +104,10 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 		}
 		/* 0 is never an NHS number, so never matches a call's argument */
 		la->keys[i] = isnull ? 0 : DatumGetInt64(d);
-		hashes[i] = nhs_set_hash(la->keys[i]);
+		la->hashes[i] = nhs_set_hash(la->keys[i]);
 	}
 	for (int i = 0; i < n; i++)
-		NHS_SET_PREFETCH(nhs_set_bloom_word(set, hashes[i]));
-	for (int i = 0; i < n; i++)
-	{
-		const uint32 *slot = nhs_set_first_slot(set, hashes[i]);
-
-		la->member[i] = slot != NULL;
-		if (slot != NULL)
-			NHS_SET_PREFETCH(slot);
-	}
+		NHS_SET_PREFETCH(nhs_set_bloom_word(set, la->hashes[i]));
 	la->ntuples = n;
 }
 

@@ -16,6 +16,9 @@
 
 #include "nhs_set.h"
 
+/* rows ahead of the current one to start loading a Bloom hit's table slot */
+#define LOOKAHEAD_SLOT 8
+
 /* one permitted() call site in the quals of one sequential scan */
 typedef struct ScanLookahead
 {
@@ -26,7 +29,7 @@ typedef struct ScanLookahead
 	const NhsSet *set;			/* ... and the set they are from */
 	int			ntuples;		/* the page's visible tuples, in scan order: */
 	int64		keys[MaxHeapTuplesPerPage]; /* NHS number (0: none) */
-	bool		member[MaxHeapTuplesPerPage];	/* is it in the set? */
+	uint64		hashes[MaxHeapTuplesPerPage];
 } ScanLookahead;
 
 extern void scan_lookahead_init(void);
@@ -49,8 +52,19 @@ scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 key)
 
 		if (unlikely(hs->rs_cblock != la->block || hs->rs_cbuf != la->buffer || set != la->set))
 			scan_lookahead_page(la, set);
-		if (likely(i >= 0 && i < la->ntuples && la->keys[i] == key && !la->member[i]))
-			return false;
+		if (likely(i >= 0 && i < la->ntuples && la->keys[i] == key))
+		{
+			int			ahead = i + LOOKAHEAD_SLOT;
+
+			if (ahead < la->ntuples)
+			{
+				const uint32 *slot = nhs_set_first_slot(set, la->hashes[ahead]);
+
+				if (slot != NULL)
+					NHS_SET_PREFETCH(slot);
+			}
+			return nhs_set_contains_hashed(set, key, la->hashes[i]);
+		}
 	}
 	return nhs_set_contains(set, key);
 }
