@@ -26,25 +26,50 @@
 
 /*
  * Zeroed memory for a large array probed at random.  Arrays of 2 MB and
- * more are aligned to 2 MB and offered to the kernel for transparent huge
- * pages (where it allows them, as Debian's default "madvise" mode does), so
- * that a probe does not also miss the TLB.
+ * more get a fresh anonymous mapping, aligned to 2 MB and offered to the
+ * kernel for transparent huge pages before it is touched (Debian's default
+ * THP mode is "madvise"), so that a probe does not also miss the TLB.  It
+ * must be fresh: memory malloc() recycles is already backed by small pages.
+ * The mapping is released when cxt is reset or deleted.
  */
+typedef struct ProbeMapping
+{
+	MemoryContextCallback cb;
+	void	   *addr;
+	Size		len;
+} ProbeMapping;
+
+static void
+release_probe_mapping(void *arg)
+{
+	ProbeMapping *m = (ProbeMapping *) arg;
+
+	(void) munmap(m->addr, m->len);
+}
+
 static void *
 alloc_probe_array(MemoryContext cxt, Size bytes)
 {
 	const Size	huge = 2 * 1024 * 1024;
-	char	   *p;
+	ProbeMapping *m;
+	void	   *addr;
 
 	if (bytes < huge)
 		return MemoryContextAllocZero(cxt, bytes);
-	p = MemoryContextAllocHuge(cxt, bytes + huge);
-	p = (char *) TYPEALIGN(huge, p);
+	addr = mmap(NULL, bytes + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (addr == MAP_FAILED)
+		return MemoryContextAllocZero(cxt, bytes);	/* palloc reports the shortage */
+	m = MemoryContextAlloc(cxt, sizeof(ProbeMapping));
+	m->addr = addr;
+	m->len = bytes + huge;
+	m->cb.func = release_probe_mapping;
+	m->cb.arg = m;
+	MemoryContextRegisterResetCallback(cxt, &m->cb);
+	addr = (void *) TYPEALIGN(huge, addr);
 #ifdef MADV_HUGEPAGE
-	(void) madvise(p, bytes, MADV_HUGEPAGE);
+	(void) madvise(addr, bytes, MADV_HUGEPAGE);
 #endif
-	memset(p, 0, bytes);
-	return p;
+	return addr;				/* anonymous mappings start zeroed */
 }
 
 static uint64
