@@ -54,6 +54,10 @@ PG_CPPFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# the headers are few and shared: rebuild every object when one changes
+# (a stale object compiled against an old struct layout is a silent bug)
+$(OBJS): $(wildcard src/*.h)
+
 SHLIB_LINK += -lcrypto
 
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_SRC) Makefile

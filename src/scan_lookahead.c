@@ -1,30 +1,33 @@
 /*-------------------------------------------------------------------------
  *
  * scan_lookahead.c
- *		Cache prefetch for the objection filter on sequential scans.
+ *		Loading the objection filter's memory ahead of a sequential scan.
  *
- * Owns one executor hook and the read-ahead it sets up.  permitted() probes
- * an in-memory set of millions of blocked NHS numbers once per row; each
- * probe is a random access to a few megabytes, which a table scan keeps
- * evicting from the CPU cache, so the row waits for memory.  PostgreSQL
- * evaluates a row at a time, but a sequential scan in page mode already
- * knows every visible tuple of the page it is on.  So when a permitted()
- * call in a scan's quals sees that the scan has moved to a new page, it
- * reads the NHS number of each of the page's visible tuples and asks the
- * CPU to start loading the Bloom-filter words (and then the table slots)
- * those rows will need: a page of independent loads in flight at once
- * instead of one stall per row.
+ * Owns one executor hook and what it sets up.  permitted() tests each row
+ * against an in-memory set of millions of blocked NHS numbers (nhs_set.h).
+ * A test is a random access to a few megabytes that a table scan keeps
+ * evicting from the CPU cache, so row after row the test waits for memory.
+ * PostgreSQL evaluates a row at a time, but a sequential scan in page mode
+ * already knows every visible tuple of the page it is on.  So when a
+ * permitted() call in a scan's quals sees that the scan has moved to a new
+ * page, it reads and hashes the NHS number of each of the page's visible
+ * tuples, and from then on each call starts loading the Bloom word of the
+ * row LOOKAHEAD_BLOOM rows on, and the table slot of the row LOOKAHEAD_SLOT
+ * rows on if its Bloom word lets it through: by the time the scan reaches
+ * a row, what its test reads is in the cache.
  *
- * This is a hint and nothing more: the answer of every call still comes
- * from the full probe of its own argument, so no path through this file
- * can change which rows a role sees.  The tuples read are the ones the scan
- * itself will return (rs_vistuples, under the pin the scan holds, as
- * heapgettup_pagemode reads them).  Only heap tables in page mode, only the
- * NHS number column as a plain Var of the scanned table; anything else is
- * simply not read ahead.
+ * This changes when memory is read, never what a call answers: every call
+ * is a full probe of the NHS number it was passed.  A hash from the page is
+ * used only for the row the scan is on, and only when the number read from
+ * that row is the number passed.  The tuples read are the ones the scan
+ * itself returns (rs_vistuples, under the pin the scan holds, read as
+ * heapgettup_pagemode reads them).  Only heap tables in page mode, only an
+ * NHS number column of the scanned table as the first argument, and only
+ * other arguments that stay the same for the whole scan; other calls probe
+ * without help.
  *
  * The hook is installed when the library is loaded, so the first query of
- * a backend that loads caredata runs without read-ahead.
+ * a backend that loads caredata runs without it.
  *
  * src/scan_lookahead.c
  *
@@ -38,6 +41,7 @@
 #include "executor/execExpr.h"
 #include "executor/executor.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "storage/bufmgr.h"
 #include "utils/rel.h"
 
@@ -46,11 +50,8 @@
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 
 /*
- * The scan has moved to a new page: answer for all its visible tuples at
- * once, in three passes so that the loads of one pass are all in flight
- * together: hash each NHS number and start loading its Bloom word; test
- * the Bloom words and start loading the table slot of each hit; probe the
- * table for the hits.
+ * The scan has moved to a new page: read and hash the NHS number of each
+ * of its visible tuples, and start loading the Bloom words of the first.
  */
 void
 scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
@@ -83,12 +84,10 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 		 * Tuples of a heap page, so fastgetattr() suffices; a tuple older
 		 * than the column (ALTER TABLE ADD COLUMN) is left to the probe.
 		 */
-		if (ItemIdIsNormal(lp))
+		tup = ItemIdIsNormal(lp) ? (HeapTupleHeader) PageGetItem(page, lp) : NULL;
+		if (tup != NULL && la->attno <= HeapTupleHeaderGetNatts(tup))
 		{
-			tup = (HeapTupleHeader) PageGetItem(page, lp);
-			if (la->attno > HeapTupleHeaderGetNatts(tup))
-				;
-			else if (off >= 0 && (tup->t_infomask & HEAP_HASNULL) == 0)
+			if (off >= 0 && (tup->t_infomask & HEAP_HASNULL) == 0)
 			{
 				d = fetch_att((char *) tup + tup->t_hoff + off, true, sizeof(int64));
 				isnull = false;
@@ -106,7 +105,7 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 		la->keys[i] = isnull ? 0 : DatumGetInt64(d);
 		la->hashes[i] = nhs_set_hash(la->keys[i]);
 	}
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < Min(n, LOOKAHEAD_BLOOM); i++)
 		NHS_SET_PREFETCH(nhs_set_bloom_word(set, la->hashes[i]));
 	la->ntuples = n;
 }
@@ -142,6 +141,10 @@ attach_to_scan(ScanState *ss, EState *estate)
 			!IsA(linitial(fexpr->args), Var))
 			continue;
 		var = (Var *) linitial(fexpr->args);
+		/* the other arguments must not change row by row */
+		if (contain_vars_of_level((Node *) list_delete_first(list_copy(fexpr->args)), 0) ||
+			contain_volatile_functions((Node *) fexpr->args))
+			continue;
 		if (var->varlevelsup != 0 || (Index) var->varno != ((Scan *) ss->ps.plan)->scanrelid ||
 			var->varattno <= 0 || var->varattno > RelationGetDescr(rel)->natts)
 			continue;
