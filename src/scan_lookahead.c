@@ -43,11 +43,13 @@
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "storage/bufmgr.h"
+#include "utils/guc.h"
 #include "utils/rel.h"
 
 #include "scan_lookahead.h"
 
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static bool scan_lookahead_enabled = true;
 
 /*
  * The scan has moved to a new page: read and hash the NHS number of each
@@ -179,13 +181,22 @@ scan_lookahead_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	else
 		standard_ExecutorStart(queryDesc, eflags);
 
-	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 && queryDesc->planstate != NULL)
+	if (scan_lookahead_enabled && (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
+		queryDesc->planstate != NULL)
 		attach_walker(queryDesc->planstate, queryDesc->estate);
 }
 
 void
 scan_lookahead_init(void)
 {
+	DefineCustomBoolVariable("caredata.scan_lookahead",
+							 "Load the objection filter's memory ahead of sequential scans.",
+							 "Changes speed only, never which rows a role sees.",
+							 &scan_lookahead_enabled,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 	prev_ExecutorStart = ExecutorStart_hook;
 	ExecutorStart_hook = scan_lookahead_ExecutorStart;
 }
