@@ -28,6 +28,7 @@ OBJS = \
 	src/pseudonym.o \
 	src/nhs_set.o \
 	src/objection.o \
+	src/parallel_set.o \
 	src/scan_lookahead.o \
 	src/explain_guard.o
 PGFILEDESC = "caredata - health-data linkage and de-identification"
@@ -46,7 +47,7 @@ SQL_SRC = \
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard upgrade/$(EXTENSION)--*--*.sql)
 
-REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_concurrency objection_lookahead
+REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_concurrency objection_lookahead objection_parallel
 
 PG_CONFIG ?= pg_config
 # -Wno-unused-parameter: the server headers (fmgr, bufpage) trip -Wextra otherwise

@@ -114,3 +114,4 @@ SELECT unprotect('wide'), unprotect('narrow');
 DROP TABLE wide, narrow, pool;
 DROP FUNCTION expected_rows(regclass, name);
 DROP ROLE regress_lookahead_reader;
+DROP EXTENSION caredata;

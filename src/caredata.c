@@ -18,6 +18,7 @@
 
 #include "explain_guard.h"
 #include "keys.h"
+#include "parallel_set.h"
 #include "scan_lookahead.h"
 
 PG_MODULE_MAGIC;
@@ -31,5 +32,6 @@ _PG_init(void)
 	keys_init();
 	explain_guard_init();
 	scan_lookahead_init();
+	parallel_set_init();
 	MarkGUCPrefixReserved("caredata");
 }

@@ -32,13 +32,16 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "nhs_number.h"
 #include "scan_lookahead.h"
 #include "nhs_set.h"
+#include "parallel_set.h"
 
 #define MAX_CACHED_SETS		4
 #define PURPOSE_MAX			64
@@ -131,6 +134,14 @@ build_set(int64 version, const char *purpose, const char *dataset, TimestampTz a
 	s->version = version;
 	strlcpy(s->purpose, purpose, sizeof(s->purpose));
 	s->dataset = dataset ? MemoryContextStrdup(cxt, dataset) : NULL;
+
+	/* a parallel worker takes its leader's copy when there is one */
+	s->members = parallel_set_import(cxt, version, purpose, dataset, at, &s->lo, &s->hi);
+	if (s->members != NULL)
+	{
+		pfree(keys);
+		return s;
+	}
 
 	values[0] = CStringGetTextDatum(purpose);
 	values[1] = dataset ? CStringGetTextDatum(dataset) : (Datum) 0;
@@ -410,6 +421,57 @@ permitted(PG_FUNCTION_ARGS)
 
 	PG_RETURN_BOOL(!scan_lookahead_contains(c->lookahead, c->members,
 											PG_GETARG_NHS_NUMBER(0)));
+}
+
+/*
+ * Before a parallel plan runs, in the leader: build (or find) the set a
+ * permitted() call site will use and hand it to the plan's workers
+ * (parallel_set.c), when its purpose, time and dataset are known already:
+ * constants, or now() for the time.  Called from the ExecutorStart hook in
+ * scan_lookahead.c, under the query's snapshot, so the register version
+ * is the one the call site's first row will read.
+ */
+void
+permitted_prepare_parallel(FmgrInfo *flinfo)
+{
+	FuncExpr   *f = (FuncExpr *) flinfo->fn_expr;
+	Node	   *purpose_arg;
+	char	   *purpose;
+	char	   *dataset = NULL;
+	TimestampTz at = GetCurrentTransactionStartTimestamp();
+	BlockedSet *s;
+	ParallelSetKey key;
+
+	if (f == NULL || !IsA(f, FuncExpr) || !ActiveSnapshotSet())
+		return;
+	purpose_arg = lsecond(f->args);
+	if (!IsA(purpose_arg, Const) || ((Const *) purpose_arg)->constisnull)
+		return;
+	if (list_length(f->args) == 4)
+	{
+		Node	   *at_arg = lthird(f->args);
+		Node	   *dataset_arg = lfourth(f->args);
+
+		if (IsA(at_arg, Const) && !((Const *) at_arg)->constisnull)
+			at = DatumGetTimestampTz(((Const *) at_arg)->constvalue);
+		else if (!(IsA(at_arg, FuncExpr) && ((FuncExpr *) at_arg)->funcid == F_NOW))
+			return;
+		if (!IsA(dataset_arg, Const))
+			return;
+		if (!((Const *) dataset_arg)->constisnull)
+			dataset = TextDatumGetCString(((Const *) dataset_arg)->constvalue);
+	}
+	purpose = TextDatumGetCString(((Const *) purpose_arg)->constvalue);
+	if (strlen(purpose) >= PURPOSE_MAX)
+		return;
+
+	s = find_set(register_version(), purpose, dataset, at);
+	key.version = s->version;
+	key.purpose = s->purpose;
+	key.dataset = s->dataset;
+	key.lo = s->lo;
+	key.hi = s->hi;
+	parallel_set_export(&key, s->members);
 }
 
 /* the current role's NHS number from caredata.subject_access, read as owner */

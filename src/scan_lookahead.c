@@ -36,6 +36,7 @@
 #include "postgres.h"
 
 #include "access/heapam.h"
+#include "access/parallel.h"
 #include "access/htup_details.h"
 #include "access/tableam.h"
 #include "executor/execExpr.h"
@@ -112,65 +113,83 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 	la->ntuples = n;
 }
 
-/*
- * The permitted() steps of a scan's quals, if its first argument is an
- * NHS number column of the scanned heap table.
- */
-static void
-attach_to_scan(ScanState *ss, EState *estate)
+/* is op a call of permitted()? */
+static bool
+is_permitted_step(ExprState *state, ExprEvalStep *op)
 {
-	ExprState  *qual = ss->ps.qual;
-	Relation	rel = ss->ss_currentRelation;
+	ExprEvalOp	opcode = ExecEvalStepOp(state, op);
 
-	if (qual == NULL || rel == NULL || rel->rd_tableam != GetHeapamTableAmRoutine())
-		return;
-	for (int i = 0; i < qual->steps_len; i++)
-	{
-		ExprEvalStep *op = &qual->steps[i];
-		ExprEvalOp	opcode = ExecEvalStepOp(qual, op);
-		FuncExpr   *fexpr;
-		Var		   *var;
-		Form_pg_attribute att;
-		ScanLookahead *la;
-
-		if (opcode != EEOP_FUNCEXPR && opcode != EEOP_FUNCEXPR_STRICT &&
-			opcode != EEOP_FUNCEXPR_FUSAGE && opcode != EEOP_FUNCEXPR_STRICT_FUSAGE)
-			continue;
-		if (op->d.func.finfo->fn_addr != permitted)
-			continue;
-		fexpr = (FuncExpr *) op->d.func.finfo->fn_expr;
-		if (fexpr == NULL || !IsA(fexpr, FuncExpr) || list_length(fexpr->args) < 1 ||
-			!IsA(linitial(fexpr->args), Var))
-			continue;
-		var = (Var *) linitial(fexpr->args);
-		/* the other arguments must not change row by row */
-		if (contain_vars_of_level((Node *) list_delete_first(list_copy(fexpr->args)), 0) ||
-			contain_volatile_functions((Node *) fexpr->args))
-			continue;
-		if (var->varlevelsup != 0 || (Index) var->varno != ((Scan *) ss->ps.plan)->scanrelid ||
-			var->varattno <= 0 || var->varattno > RelationGetDescr(rel)->natts)
-			continue;
-		att = TupleDescAttr(RelationGetDescr(rel), var->varattno - 1);
-		if (att->attisdropped || !att->attbyval || att->attlen != sizeof(int64))
-			continue;
-
-		la = MemoryContextAllocZero(estate->es_query_cxt, sizeof(ScanLookahead));
-		la->scan = ss;
-		la->attno = var->varattno;
-		la->buffer = InvalidBuffer;
-		la->block = InvalidBlockNumber;
-		permitted_attach_lookahead(op->d.func.finfo, la);
-	}
+	return (opcode == EEOP_FUNCEXPR || opcode == EEOP_FUNCEXPR_STRICT ||
+			opcode == EEOP_FUNCEXPR_FUSAGE || opcode == EEOP_FUNCEXPR_STRICT_FUSAGE) &&
+		op->d.func.finfo->fn_addr == permitted;
 }
 
-static bool
-attach_walker(PlanState *ps, void *context)
+/*
+ * A permitted() step of a sequential scan's quals: read ahead for it if its
+ * first argument is an NHS number column of the scanned heap table and the
+ * others stay the same for the whole scan.
+ */
+static void
+attach_to_scan(ScanState *ss, EState *estate, ExprEvalStep *op)
 {
+	Relation	rel = ss->ss_currentRelation;
+	FuncExpr   *fexpr = (FuncExpr *) op->d.func.finfo->fn_expr;
+	Var		   *var;
+	Form_pg_attribute att;
+	ScanLookahead *la;
+
+	if (!scan_lookahead_enabled || rel == NULL || rel->rd_tableam != GetHeapamTableAmRoutine())
+		return;
+	if (fexpr == NULL || !IsA(fexpr, FuncExpr) || list_length(fexpr->args) < 2 ||
+		!IsA(linitial(fexpr->args), Var))
+		return;
+	var = (Var *) linitial(fexpr->args);
+	if (contain_vars_of_level((Node *) list_delete_first(list_copy(fexpr->args)), 0) ||
+		contain_volatile_functions((Node *) fexpr->args))
+		return;
+	if (var->varlevelsup != 0 || (Index) var->varno != ((Scan *) ss->ps.plan)->scanrelid ||
+		var->varattno <= 0 || var->varattno > RelationGetDescr(rel)->natts)
+		return;
+	att = TupleDescAttr(RelationGetDescr(rel), var->varattno - 1);
+	if (att->attisdropped || !att->attbyval || att->attlen != sizeof(int64))
+		return;
+
+	la = MemoryContextAllocZero(estate->es_query_cxt, sizeof(ScanLookahead));
+	la->scan = ss;
+	la->attno = var->varattno;
+	la->buffer = InvalidBuffer;
+	la->block = InvalidBlockNumber;
+	permitted_attach_lookahead(op->d.func.finfo, la);
+}
+
+typedef struct PrepareContext
+{
+	EState	   *estate;
+	bool		parallel;		/* the plan runs parallel workers */
+} PrepareContext;
+
+/* every permitted() call in a plan node's quals */
+static bool
+prepare_walker(PlanState *ps, void *context)
+{
+	PrepareContext *pc = (PrepareContext *) context;
+	ExprState  *qual;
+
 	if (ps == NULL)
 		return false;
-	if (IsA(ps, SeqScanState))
-		attach_to_scan((ScanState *) ps, (EState *) context);
-	return planstate_tree_walker(ps, attach_walker, context);
+	qual = ps->qual;
+	for (int i = 0; qual != NULL && i < qual->steps_len; i++)
+	{
+		ExprEvalStep *op = &qual->steps[i];
+
+		if (!is_permitted_step(qual, op))
+			continue;
+		if (IsA(ps, SeqScanState))
+			attach_to_scan((ScanState *) ps, pc->estate, op);
+		if (pc->parallel && !IsParallelWorker())
+			permitted_prepare_parallel(op->d.func.finfo);
+	}
+	return planstate_tree_walker(ps, prepare_walker, context);
 }
 
 static void
@@ -181,9 +200,14 @@ scan_lookahead_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	else
 		standard_ExecutorStart(queryDesc, eflags);
 
-	if (scan_lookahead_enabled && (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
-		queryDesc->planstate != NULL)
-		attach_walker(queryDesc->planstate, queryDesc->estate);
+	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 && queryDesc->planstate != NULL)
+	{
+		PrepareContext pc;
+
+		pc.estate = queryDesc->estate;
+		pc.parallel = queryDesc->plannedstmt->parallelModeNeeded;
+		prepare_walker(queryDesc->planstate, &pc);
+	}
 }
 
 void

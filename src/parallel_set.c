@@ -1,0 +1,234 @@
+/*-------------------------------------------------------------------------
+ *
+ * parallel_set.c
+ *		Handing a blocked NHS number set from a query's leader to its
+ *		parallel workers.
+ *
+ * Owns one setting and the dynamic shared memory segments it names.
+ * permitted() keeps its sets per backend (objection.c), and a parallel
+ * worker is a new backend for every query: left alone, each worker of a
+ * parallel scan of a protected table would read millions of blocked
+ * numbers from the register before its first row, and the parallel plan
+ * would be several times slower than the serial one.  So before a parallel
+ * plan runs, the leader builds (or finds) the sets its permitted() calls
+ * will use, copies each into a segment, and names the segments in the
+ * setting caredata.parallel_sets, which PostgreSQL passes to every worker
+ * with the rest of the leader's settings.  A worker that needs a set first
+ * looks there, and uses a segment only if it was built from the same
+ * register version, purpose and dataset for an interval holding the time
+ * asked about; otherwise it builds its own, as any backend does.
+ *
+ * The segments live until the leader's transaction ends (a transaction
+ * callback detaches them), and the setting is transaction-local.  The setting is an internal detail: setting it by
+ * hand can only make one's own workers fail to attach, or build their own.
+ *
+ * src/parallel_set.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "storage/dsm.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#include "parallel_set.h"
+
+#define SHARED_SET_MAGIC	0x43445331	/* "CDS1" */
+#define KEY_TEXT_MAX		128
+
+typedef struct SharedSetHeader
+{
+	uint32		magic;
+	int64		version;
+	char		purpose[KEY_TEXT_MAX];
+	bool		has_dataset;
+	char		dataset[KEY_TEXT_MAX];
+	TimestampTz lo;
+	TimestampTz hi;
+	uint64		nkeys;
+	uint64		bloom_words;
+	uint64		nslots;
+	/* then the Bloom words, then the slots */
+} SharedSetHeader;
+
+#define SHARED_BLOOM(h) ((uint64 *) ((char *) (h) + MAXALIGN(sizeof(SharedSetHeader))))
+#define SHARED_SLOTS(h) ((uint32 *) (SHARED_BLOOM(h) + (h)->bloom_words))
+
+static char *parallel_sets = NULL;
+
+/* in the leader: what this transaction has exported, "handle handle ..." */
+static StringInfoData exported;
+static List *exported_keys = NIL;	/* SharedSetHeader copies, no arrays */
+static List *exported_segments = NIL;	/* dsm_segment *, detached at end */
+
+static void
+detach_exported_segments(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, exported_segments)
+		dsm_detach((dsm_segment *) lfirst(lc));
+	list_free(exported_segments);
+	exported_segments = NIL;
+}
+
+static void
+parallel_set_xact_callback(XactEvent event, void *arg)
+{
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PREPARE)
+		return;
+	/* the setting reverts by itself (GUC_ACTION_LOCAL); the segments go here */
+	detach_exported_segments();
+	list_free_deep(exported_keys);
+	exported_keys = NIL;
+	if (exported.data != NULL)
+		resetStringInfo(&exported);
+}
+
+void
+parallel_set_init(void)
+{
+	DefineCustomStringVariable("caredata.parallel_sets",
+							   "Shared memory segments holding this query's blocked NHS number sets, for its parallel workers.",
+							   "Set by caredata for the length of a transaction; not for users.",
+							   &parallel_sets,
+							   "",
+							   PGC_USERSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   NULL, NULL, NULL);
+	RegisterXactCallback(parallel_set_xact_callback, NULL);
+}
+
+static bool
+header_matches(const SharedSetHeader *h, int64 version, const char *purpose,
+			   const char *dataset, TimestampTz lo, TimestampTz hi)
+{
+	return h->magic == SHARED_SET_MAGIC && h->version == version &&
+		strcmp(h->purpose, purpose) == 0 &&
+		(dataset == NULL ? !h->has_dataset : (h->has_dataset && strcmp(h->dataset, dataset) == 0)) &&
+		h->lo == lo && h->hi == hi;
+}
+
+/*
+ * In the leader, before a parallel plan runs: put set in a segment and
+ * name it in caredata.parallel_sets, unless this transaction already has.
+ */
+void
+parallel_set_export(const ParallelSetKey *key, const NhsSet *set)
+{
+	ListCell   *lc;
+	ResourceOwner save_owner;
+	SharedSetHeader *h;
+	dsm_segment *seg;
+	Size		size;
+	MemoryContext old;
+
+	if (IsParallelWorker() || strlen(key->purpose) >= KEY_TEXT_MAX ||
+		(key->dataset != NULL && strlen(key->dataset) >= KEY_TEXT_MAX))
+		return;
+	foreach(lc, exported_keys)
+		if (header_matches(lfirst(lc), key->version, key->purpose, key->dataset, key->lo, key->hi))
+			return;
+
+	size = MAXALIGN(sizeof(SharedSetHeader)) +
+		(set->bloom_mask + 1) * sizeof(uint64) + (set->slots_mask + 1) * sizeof(uint32);
+	/* owned by no resource owner: detached by the transaction callback */
+	save_owner = CurrentResourceOwner;
+	CurrentResourceOwner = NULL;
+	seg = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+	CurrentResourceOwner = save_owner;
+	if (seg == NULL)
+		return;					/* out of segments: workers build their own */
+
+	h = dsm_segment_address(seg);
+	memset(h, 0, sizeof(SharedSetHeader));
+	h->magic = SHARED_SET_MAGIC;
+	h->version = key->version;
+	strlcpy(h->purpose, key->purpose, KEY_TEXT_MAX);
+	h->has_dataset = key->dataset != NULL;
+	if (key->dataset != NULL)
+		strlcpy(h->dataset, key->dataset, KEY_TEXT_MAX);
+	h->lo = key->lo;
+	h->hi = key->hi;
+	h->nkeys = set->nkeys;
+	h->bloom_words = set->bloom_mask + 1;
+	h->nslots = set->slots_mask + 1;
+	memcpy(SHARED_BLOOM(h), set->bloom, h->bloom_words * sizeof(uint64));
+	memcpy(SHARED_SLOTS(h), set->slots, h->nslots * sizeof(uint32));
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	if (exported.data == NULL)
+		initStringInfo(&exported);
+	appendStringInfo(&exported, "%s%u", exported.len > 0 ? " " : "", dsm_segment_handle(seg));
+	exported_keys = lappend(exported_keys, memcpy(palloc(sizeof(SharedSetHeader)), h, sizeof(SharedSetHeader)));
+	exported_segments = lappend(exported_segments, seg);
+	MemoryContextSwitchTo(old);
+
+	(void) set_config_option("caredata.parallel_sets", exported.data, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+}
+
+/*
+ * In a parallel worker: the leader's set for this version, purpose,
+ * dataset and time, mapped read-only in place (allocated in cxt: only the
+ * NhsSet header), or NULL.
+ */
+NhsSet *
+parallel_set_import(MemoryContext cxt, int64 version, const char *purpose,
+					const char *dataset, TimestampTz at, TimestampTz *lo, TimestampTz *hi)
+{
+	const char *p = parallel_sets;
+
+	if (!IsParallelWorker() || p == NULL)
+		return NULL;
+	while (*p != '\0')
+	{
+		char	   *end;
+		unsigned long handle = strtoul(p, &end, 10);
+		dsm_segment *seg;
+		SharedSetHeader *h;
+
+		if (end == p)
+			break;
+		p = end;
+		while (*p == ' ')
+			p++;
+		seg = dsm_find_mapping((dsm_handle) handle);
+		if (seg == NULL)
+		{
+			seg = dsm_attach((dsm_handle) handle);
+			if (seg == NULL)
+				continue;
+			dsm_pin_mapping(seg);	/* for the rest of this short-lived worker */
+		}
+		h = dsm_segment_address(seg);
+		if (dsm_segment_map_length(seg) < MAXALIGN(sizeof(SharedSetHeader)) ||
+			h->magic != SHARED_SET_MAGIC ||
+			dsm_segment_map_length(seg) < MAXALIGN(sizeof(SharedSetHeader)) +
+			h->bloom_words * sizeof(uint64) + h->nslots * sizeof(uint32) ||
+			h->version != version ||
+			strcmp(h->purpose, purpose) != 0 ||
+			(dataset == NULL ? h->has_dataset : (!h->has_dataset || strcmp(h->dataset, dataset) != 0)) ||
+			at < h->lo || at >= h->hi)
+			continue;
+		{
+			NhsSet	   *s = MemoryContextAllocZero(cxt, sizeof(NhsSet));
+
+			s->nkeys = h->nkeys;
+			s->bloom = SHARED_BLOOM(h);
+			s->bloom_mask = h->bloom_words - 1;
+			s->slots = SHARED_SLOTS(h);
+			s->slots_mask = h->nslots - 1;
+			s->bytes = 0;		/* the leader's */
+			*lo = h->lo;
+			*hi = h->hi;
+			return s;
+		}
+	}
+	return NULL;
+}

@@ -1,0 +1,34 @@
+/*-------------------------------------------------------------------------
+ *
+ * parallel_set.h
+ *		Handing a blocked NHS number set from a query's leader to its
+ *		parallel workers (src/parallel_set.c).
+ *
+ * src/parallel_set.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CAREDATA_PARALLEL_SET_H
+#define CAREDATA_PARALLEL_SET_H
+
+#include "utils/timestamp.h"
+
+#include "nhs_set.h"
+
+/* what a set answers for: a register version, purpose, dataset and times */
+typedef struct ParallelSetKey
+{
+	int64		version;
+	const char *purpose;
+	const char *dataset;		/* NULL: none */
+	TimestampTz lo;				/* valid for lo <= at < hi */
+	TimestampTz hi;
+} ParallelSetKey;
+
+extern void parallel_set_init(void);
+extern void parallel_set_export(const ParallelSetKey *key, const NhsSet *set);
+extern NhsSet *parallel_set_import(MemoryContext cxt, int64 version, const char *purpose,
+								   const char *dataset, TimestampTz at,
+								   TimestampTz *lo, TimestampTz *hi);
+
+#endif							/* CAREDATA_PARALLEL_SET_H */
