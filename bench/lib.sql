@@ -53,3 +53,28 @@ BEGIN
     coalesce(baseline, '(baseline)'));
   RETURN ms;
 END $$;
+
+-- the same, but each run in a transaction of its own (CALL it outside a
+-- transaction block): for costs paid once per transaction
+CREATE OR REPLACE PROCEDURE bench.report_tx(bench_name text, label text, query text,
+                                            baseline text, baseline_ms double precision,
+                                            runs int DEFAULT 3, INOUT ms double precision DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE
+  t0 timestamptz;
+  times double precision[] := '{}';
+BEGIN
+  FOR i IN 1..runs LOOP
+    t0 := clock_timestamp();
+    EXECUTE query;
+    times := times || extract(epoch FROM clock_timestamp() - t0) * 1000;
+    COMMIT;
+  END LOOP;
+  ms := (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(times) x);
+  INSERT INTO bench.result (bench, label, ms, baseline, baseline_ms)
+  VALUES (bench_name, label, ms, baseline, baseline_ms);
+  RAISE NOTICE '%', format('%-18s %-34s %9s ms   %6sx %s', bench_name, label,
+    to_char(ms, 'FM999990.0'),
+    CASE WHEN baseline_ms IS NULL THEN '-' ELSE to_char(ms / baseline_ms, 'FM990.00') END,
+    coalesce(baseline, '(baseline)'));
+END $$;

@@ -89,6 +89,11 @@ SELECT bench.report('objection_filter', 'hand-written NOT EXISTS anti-join',
                          AND 'research' = ANY (o.purposes) AND o.effective_from <= now()
                          AND (o.withdrawn_at IS NULL OR o.withdrawn_at > now()))$q$,
   'no filter', :scan_ms) AS _ \gset
+-- a new backend: its first filtered query builds the in-memory set
+\connect
+SET max_parallel_workers_per_gather = 0;
+SET jit = off;
+SET search_path = public, caredata;
 SET ROLE bench_reader;
 SELECT clock_timestamp() AS t0 \gset
 SELECT count(*), sum(los) FROM bench.episode \gset first_
@@ -107,6 +112,14 @@ SELECT bench.report('objection_filter', 'row filter, nothing blocked', 'SELECT c
 RESET ROLE;
 SELECT caredata.unprotect('bench.episode') \gset
 SELECT caredata.protect('bench.episode', 'nhs_number', 'research') \gset
+-- parallel plans (2 workers): the leader hands its set to the workers, once
+-- per transaction, so each run is a transaction of its own
+SET max_parallel_workers_per_gather = 2;
+CALL bench.report_tx('objection_filter', 'parallel (2 workers): no filter', 'SELECT count(*), sum(los) FROM bench.episode', NULL, NULL) \gset par_
+SET ROLE bench_reader;
+CALL bench.report_tx('objection_filter', 'parallel (2 workers): row filter', 'SELECT count(*), sum(los) FROM bench.episode', 'parallel no filter', :par_ms) \gset
+RESET ROLE;
+SET max_parallel_workers_per_gather = 0;
 -- the HES-like row
 SELECT bench.report('objection_filter', 'HES-like row: scan, no filter', 'SELECT count(*), sum(los) FROM bench.episode_wide', NULL, NULL) AS wide_ms \gset
 SET ROLE bench_reader;
