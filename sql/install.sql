@@ -6,11 +6,11 @@ FROM pg_extension WHERE extname = 'caredata';
 -- the only ones not PARALLEL SAFE write the catalog or read the key file
 SELECT p.oid::regprocedure AS not_parallel_safe, p.proparallel, p.provolatile
 FROM pg_proc p WHERE p.pronamespace = 'caredata'::regnamespace AND p.proparallel <> 's'
-ORDER BY 1::text;
+ORDER BY p.oid::regprocedure::text COLLATE "C";
 SELECT p.oid::regprocedure AS without_comment
 FROM pg_proc p WHERE p.pronamespace = 'caredata'::regnamespace
   AND obj_description(p.oid, 'pg_proc') IS NULL
-ORDER BY 1::text;
+ORDER BY p.oid::regprocedure::text COLLATE "C";
 SELECT t.typname AS type_without_comment
 FROM pg_type t WHERE t.typnamespace = 'caredata'::regnamespace AND t.typtype <> 'p'
   AND t.typelem = 0 AND t.typrelid = 0 AND obj_description(t.oid, 'pg_type') IS NULL;

@@ -125,7 +125,6 @@ build_set(int64 version, const char *purpose, const char *dataset, TimestampTz a
 	char		nulls[3] = {' ', dataset ? ' ' : 'n', ' '};
 	Portal		portal;
 	bool		isnull;
-	SPIPlanPtr	plan;
 	uint64		nkeys = 0;
 	uint64		maxkeys = 65536;
 	int64	   *keys = palloc(maxkeys * sizeof(int64));
@@ -162,11 +161,10 @@ build_set(int64 version, const char *purpose, const char *dataset, TimestampTz a
 	if (isnull)
 		s->hi = DT_NOEND;
 
-	plan = SPI_prepare("SELECT nhs_number::pg_catalog.int8 FROM caredata.blocked_nhs_numbers($1, $2, $3)",
-					   3, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "could not prepare caredata.blocked_nhs_numbers");
-	portal = SPI_cursor_open(NULL, plan, values, nulls, true);
+	/* one-shot: the planner sees the arguments and inlines the function */
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT nhs_number::pg_catalog.int8 FROM caredata.blocked_nhs_numbers($1, $2, $3)",
+									   3, argtypes, values, nulls, true, CURSOR_OPT_NO_SCROLL);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 10000);

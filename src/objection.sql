@@ -118,9 +118,10 @@ CREATE TRIGGER exemption_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON
 CREATE FUNCTION caredata.blocked_nhs_numbers(purpose text, dataset text, at timestamptz)
 RETURNS TABLE (nhs_number caredata.nhs_number)
 LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, caredata, pg_temp
-SET work_mem = '256MB'
-AS $$
+-- a standard SQL body: parsed once, here, so no caller's search_path can
+-- change what it means; and with no SET clauses the planner inlines it, so
+-- permitted() streams the numbers instead of materialising millions of rows
+BEGIN ATOMIC
   SELECT o.nhs_number   -- a number blocked by two objections appears twice
   FROM caredata.objection o
   WHERE o.kind <> 'consent'
@@ -142,8 +143,8 @@ AS $$
         AND c.study = blocked_nhs_numbers.dataset
         AND blocked_nhs_numbers.purpose = ANY (c.purposes)
         AND c.effective_from <= blocked_nhs_numbers.at
-        AND (c.withdrawn_at IS NULL OR c.withdrawn_at > blocked_nhs_numbers.at))
-$$;
+        AND (c.withdrawn_at IS NULL OR c.withdrawn_at > blocked_nhs_numbers.at));
+END;
 COMMENT ON FUNCTION caredata.blocked_nhs_numbers(text, text, timestamptz) IS
   'the NHS numbers whose data may not be used for a purpose and dataset at a time (a number may appear more than once): the objection policy in one query';
 
