@@ -97,7 +97,6 @@ nhs_set_build(MemoryContext cxt, const int64 *keys, uint64 n)
 	s->bloom_mask = words - 1;
 	s->slots = alloc_probe_array(cxt, nslots * sizeof(uint32));
 	s->slots_mask = nslots - 1;
-	s->bytes = words * sizeof(uint64) + nslots * sizeof(uint32);
 
 	for (uint64 k = 0; k < n; k++)
 	{

@@ -22,7 +22,6 @@ typedef struct NhsSet
 	uint64		bloom_mask;		/* words - 1 */
 	uint32	   *slots;			/* key / 10 + 1; 0 = empty */
 	uint64		slots_mask;		/* slots - 1 */
-	Size		bytes;			/* memory held by bloom and slots */
 } NhsSet;
 
 extern NhsSet *nhs_set_build(MemoryContext cxt, const int64 *keys, uint64 n);

@@ -224,7 +224,6 @@ parallel_set_import(MemoryContext cxt, int64 version, const char *purpose,
 			s->bloom_mask = h->bloom_words - 1;
 			s->slots = SHARED_SLOTS(h);
 			s->slots_mask = h->nslots - 1;
-			s->bytes = 0;		/* the leader's */
 			*lo = h->lo;
 			*hi = h->hi;
 			return s;
