@@ -9,7 +9,8 @@
  * one NHS number, that count says whether that patient has a record and an
  * objection.  After the executor finishes, and before EXPLAIN prints, this
  * hook zeroes the filtered-row counters of every plan node whose quals call
- * caredata.permitted().  Nothing else about the plan or its results changes.
+ * caredata.permitted() or caredata.row_permitted().  Nothing else about the
+ * plan or its results changes.
  *
  * src/explain_guard.c
  *
@@ -39,7 +40,7 @@ calls_permitted_walker(Node *node, void *context)
 		FuncExpr   *f = (FuncExpr *) node;
 		char	   *name = get_func_name(f->funcid);
 
-		if (name != NULL && strcmp(name, "permitted") == 0)
+		if (name != NULL && (strcmp(name, "permitted") == 0 || strcmp(name, "row_permitted") == 0))
 		{
 			char	   *nsp = get_namespace_name(get_func_namespace(f->funcid));
 
@@ -50,7 +51,7 @@ calls_permitted_walker(Node *node, void *context)
 	return expression_tree_walker(node, calls_permitted_walker, context);
 }
 
-/* does this node filter rows with caredata.permitted()? */
+/* does this node filter rows with caredata.permitted() or row_permitted()? */
 static bool
 node_filters_objections(Plan *plan)
 {

@@ -302,6 +302,11 @@ typedef struct PermittedCache
 	char	   *dataset;
 	bool		has_dataset;
 	bool		version_read;
+	/* row_permitted(): the querying role's own NHS number */
+	bool		own_known;
+	bool		own_found;
+	Oid			own_role;
+	int64		own_value;
 } PermittedCache;
 
 static PermittedCache *
@@ -338,17 +343,55 @@ cache_matches(PermittedCache *c, text *purpose, text *dataset, TimestampTz at)
 		strncmp(c->dataset, VARDATA_ANY(dataset), VARSIZE_ANY_EXHDR(dataset)) == 0;
 }
 
+static bool lookup_subject(Oid role, int64 *value);
+
 /*
- * permitted(nhs_number, purpose text [, at timestamptz, dataset text])
+ * For row_permitted(): is key the NHS number of the patient the current
+ * role is (caredata.subject_access)?  Looked up once per call site and role.
+ */
+static bool
+is_own_number(PermittedCache *c, int64 key)
+{
+	Oid			role = GetUserId();
+
+	if (!c->own_known || c->own_role != role)
+	{
+		bool		found = false;
+		int64		value = 0;
+
+		AS_REGISTER_OWNER(found = lookup_subject(role, &value));
+		c->own_role = role;
+		c->own_found = found;
+		c->own_value = value;
+		c->own_known = true;
+	}
+	return c->own_found && c->own_value == key;
+}
+
+/*
+ * The answer for key: not in the blocked set, or (own_rows) the querying
+ * patient's own record.
+ */
+static pg_attribute_always_inline bool
+answer(PermittedCache *c, int64 key, bool own_rows)
+{
+	if (!scan_lookahead_contains(c->lookahead, c->members, key))
+		return true;
+	return own_rows && is_own_number(c, key);
+}
+
+/*
+ * permitted(nhs_number, purpose text [, at timestamptz, dataset text]), and
+ * row_permitted() with the same arguments, which also lets through the
+ * querying patient's own rows: the objection row filter protect() attaches.
  *
  * Not STRICT: NULL dataset means "no dataset".  NULL nhs_number is
  * permitted (no objection can be attached to an unknown patient); NULL
  * purpose or time is an error.  The two-argument form uses the
  * transaction's start time (now()) without evaluating now() per row.
  */
-PG_FUNCTION_INFO_V1(permitted);
-Datum
-permitted(PG_FUNCTION_ARGS)
+static pg_attribute_always_inline Datum
+permitted_common(FunctionCallInfo fcinfo, bool own_rows)
 {
 	PermittedCache *c = (PermittedCache *) fcinfo->flinfo->fn_extra;
 	text	   *purpose;
@@ -365,8 +408,7 @@ permitted(PG_FUNCTION_ARGS)
 	{
 		if (PG_ARGISNULL(0))
 			PG_RETURN_BOOL(true);
-		PG_RETURN_BOOL(!scan_lookahead_contains(c->lookahead, c->members,
-												PG_GETARG_NHS_NUMBER(0)));
+		PG_RETURN_BOOL(answer(c, PG_GETARG_NHS_NUMBER(0), own_rows));
 	}
 
 	if (PG_ARGISNULL(1) || (PG_NARGS() > 2 && PG_ARGISNULL(2)))
@@ -417,8 +459,21 @@ permitted(PG_FUNCTION_ARGS)
 	c->fast_purpose = (PG_NARGS() == 2 && purpose == (text *) DatumGetPointer(PG_GETARG_DATUM(1))) ?
 		PG_GETARG_DATUM(1) : (Datum) 0;
 
-	PG_RETURN_BOOL(!scan_lookahead_contains(c->lookahead, c->members,
-											PG_GETARG_NHS_NUMBER(0)));
+	PG_RETURN_BOOL(answer(c, PG_GETARG_NHS_NUMBER(0), own_rows));
+}
+
+PG_FUNCTION_INFO_V1(permitted);
+Datum
+permitted(PG_FUNCTION_ARGS)
+{
+	return permitted_common(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(row_permitted);
+Datum
+row_permitted(PG_FUNCTION_ARGS)
+{
+	return permitted_common(fcinfo, true);
 }
 
 /*

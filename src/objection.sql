@@ -190,6 +190,20 @@ RETURNS boolean
 COMMENT ON FUNCTION caredata.permitted(caredata.nhs_number, text, timestamptz, text) IS
   'true when no objection covering the purpose (and dataset: a named study, exemptions) is in force at the time';
 
+-- The row filter protect() attaches: permitted(), or the querying patient's
+-- own record (subject access), in one call per row.
+CREATE FUNCTION caredata.row_permitted(nhs_number caredata.nhs_number, purpose text)
+RETURNS boolean
+  AS 'MODULE_PATHNAME' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.row_permitted(caredata.nhs_number, text) IS
+  'permitted(nhs_number, purpose), or the row is the querying patient''s own (caredata.subject_access): the objection row filter of protect()';
+CREATE FUNCTION caredata.row_permitted(nhs_number caredata.nhs_number, purpose text,
+                                       at timestamptz, dataset text DEFAULT NULL)
+RETURNS boolean
+  AS 'MODULE_PATHNAME' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.row_permitted(caredata.nhs_number, text, timestamptz, text) IS
+  'permitted(nhs_number, purpose, at, dataset), or the row is the querying patient''s own (caredata.subject_access): the objection row filter of protect() for a dataset';
+
 -- Subject access: which NHS number a patient-facing login role is.
 CREATE TABLE caredata.subject_access (
   role_name name PRIMARY KEY,
@@ -493,9 +507,9 @@ BEGIN
     EXECUTE format('CREATE POLICY caredata_base ON %s AS PERMISSIVE FOR ALL USING (true) WITH CHECK (true)', tab);
   END IF;
   EXECUTE format('CREATE POLICY caredata_objection ON %s AS RESTRICTIVE FOR SELECT USING '
-                 '(caredata.permitted(%I, %L%s) OR %I OPERATOR(caredata.=) caredata.my_nhs_number())',
+                 '(caredata.row_permitted(%I, %L%s))',
                  tab, nhs_column, purpose,
-                 CASE WHEN dataset IS NULL THEN '' ELSE format(', now(), %L', dataset) END, nhs_column);
+                 CASE WHEN dataset IS NULL THEN '' ELSE format(', now(), %L', dataset) END);
   EXECUTE format('CREATE POLICY caredata_subject ON %s AS RESTRICTIVE FOR SELECT TO caredata_patient USING '
                  '(%I OPERATOR(caredata.=) caredata.my_nhs_number())', tab, nhs_column);
   EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tab);
@@ -547,6 +561,7 @@ GRANT DELETE ON caredata.subject_access TO caredata_admin;
 
 REVOKE ALL ON FUNCTION
   caredata.permitted(caredata.nhs_number, text), caredata.permitted(caredata.nhs_number, text, timestamptz, text),
+  caredata.row_permitted(caredata.nhs_number, text), caredata.row_permitted(caredata.nhs_number, text, timestamptz, text),
   caredata.my_nhs_number(),
   caredata.apply_opt_out_snapshot(regclass, name, text, timestamptz, boolean, boolean),
   caredata.apply_type1_codes(regclass, name, name, name, text, boolean),
@@ -558,6 +573,7 @@ REVOKE ALL ON FUNCTION
   FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
   caredata.permitted(caredata.nhs_number, text), caredata.permitted(caredata.nhs_number, text, timestamptz, text),
+  caredata.row_permitted(caredata.nhs_number, text), caredata.row_permitted(caredata.nhs_number, text, timestamptz, text),
   caredata.my_nhs_number()
   TO caredata_admin, caredata_linker, caredata_analyst, caredata_patient;
 GRANT EXECUTE ON FUNCTION

@@ -113,7 +113,7 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 	la->ntuples = n;
 }
 
-/* is op a call of permitted()? */
+/* is op a call of permitted() or row_permitted()? */
 static bool
 is_permitted_step(ExprState *state, ExprEvalStep *op)
 {
@@ -121,7 +121,7 @@ is_permitted_step(ExprState *state, ExprEvalStep *op)
 
 	return (opcode == EEOP_FUNCEXPR || opcode == EEOP_FUNCEXPR_STRICT ||
 			opcode == EEOP_FUNCEXPR_FUSAGE || opcode == EEOP_FUNCEXPR_STRICT_FUSAGE) &&
-		op->d.func.finfo->fn_addr == permitted;
+		(op->d.func.finfo->fn_addr == permitted || op->d.func.finfo->fn_addr == row_permitted);
 }
 
 /*

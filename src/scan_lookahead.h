@@ -80,5 +80,6 @@ scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 key)
 extern void permitted_attach_lookahead(FmgrInfo *flinfo, ScanLookahead *la);
 extern void permitted_prepare_parallel(FmgrInfo *flinfo);
 extern Datum permitted(PG_FUNCTION_ARGS);
+extern Datum row_permitted(PG_FUNCTION_ARGS);
 
 #endif							/* CAREDATA_SCAN_LOOKAHEAD_H */
