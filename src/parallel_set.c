@@ -104,6 +104,14 @@ parallel_set_init(void)
 	RegisterXactCallback(parallel_set_xact_callback, NULL);
 }
 
+/* caredata.parallel_sets := the segments this transaction exported */
+static void
+name_exported_segments(void)
+{
+	(void) set_config_option("caredata.parallel_sets", exported.data, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+}
+
 static bool
 header_matches(const SharedSetHeader *h, int64 version, const char *purpose,
 			   const char *dataset, TimestampTz lo, TimestampTz hi)
@@ -128,12 +136,19 @@ parallel_set_export(const ParallelSetKey *key, const NhsSet *set)
 	Size		size;
 	MemoryContext old;
 
-	if (IsParallelWorker() || strlen(key->purpose) >= KEY_TEXT_MAX ||
+	/* settings cannot change while a parallel operation runs */
+	if (IsParallelWorker() || IsInParallelMode() || strlen(key->purpose) >= KEY_TEXT_MAX ||
 		(key->dataset != NULL && strlen(key->dataset) >= KEY_TEXT_MAX))
 		return;
 	foreach(lc, exported_keys)
+	{
 		if (header_matches(lfirst(lc), key->version, key->purpose, key->dataset, key->lo, key->hi))
+		{
+			/* name it again: a function's SET clause may have reset the setting */
+			name_exported_segments();
 			return;
+		}
+	}
 
 	size = MAXALIGN(sizeof(SharedSetHeader)) +
 		(set->bloom_mask + 1) * sizeof(uint64) + (set->slots_mask + 1) * sizeof(uint32);
@@ -169,8 +184,7 @@ parallel_set_export(const ParallelSetKey *key, const NhsSet *set)
 	exported_segments = lappend(exported_segments, seg);
 	MemoryContextSwitchTo(old);
 
-	(void) set_config_option("caredata.parallel_sets", exported.data, PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
+	name_exported_segments();
 }
 
 /*
@@ -204,6 +218,13 @@ parallel_set_import(MemoryContext cxt, int64 version, const char *purpose,
 			seg = dsm_attach((dsm_handle) handle);
 			if (seg == NULL)
 				continue;
+			h = dsm_segment_address(seg);
+			if (dsm_segment_map_length(seg) < MAXALIGN(sizeof(SharedSetHeader)) ||
+				h->magic != SHARED_SET_MAGIC)
+			{
+				dsm_detach(seg);	/* not one of ours */
+				continue;
+			}
 			dsm_pin_mapping(seg);	/* for the rest of this short-lived worker */
 		}
 		h = dsm_segment_address(seg);
