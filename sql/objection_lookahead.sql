@@ -110,6 +110,25 @@ SELECT count(*) AS after_new_objection FROM narrow;
 RESET ROLE;
 SELECT expected_rows('narrow', 'nhs_number') AS expected_after;
 
+-- a crowded Bloom filter: thousands of blocked numbers, so that many numbers
+-- that are not blocked pass the Bloom test and must be turned away by the
+-- table behind it
+CREATE TABLE crowd AS
+SELECT row_number() OVER (ORDER BY c) AS i, try_nhs_number(c::text) AS n
+FROM generate_series(9990100000, 9990199999) c
+WHERE try_nhs_number(c::text) IS NOT NULL;
+SELECT count(*) FILTER (WHERE record_objection(n, 'national_data_opt_out', 'test', now() - interval '1 day') IS NOT NULL)
+  AS crowd_objections
+FROM crowd WHERE i % 3 = 0;
+SELECT count(*) AS crowd_rows,
+       count(*) FILTER (WHERE permitted(n, 'research')) AS crowd_permitted,
+       count(*) FILTER (WHERE i % 3 <> 0) AS crowd_expected
+FROM crowd;
+SELECT (SELECT count(*) FROM crowd WHERE permitted(n, 'research')) = count(*) FILTER (WHERE i % 3 <> 0)
+  AS crowd_scan_matches
+FROM crowd;
+DROP TABLE crowd;
+
 SELECT unprotect('wide'), unprotect('narrow');
 DROP TABLE wide, narrow, pool;
 DROP FUNCTION expected_rows(regclass, name);
