@@ -38,12 +38,10 @@ CREATE TABLE IF NOT EXISTS bench.result (
   bench text, label text, ms double precision, baseline text, baseline_ms double precision
 );
 
--- time `query`, compare with an already measured baseline, print and keep it
-CREATE OR REPLACE FUNCTION bench.report(bench_name text, label text, query text,
-                                         baseline text, baseline_ms double precision,
-                                         runs int DEFAULT 3)
+-- keep a measurement and print it as a ratio to an already measured baseline
+CREATE OR REPLACE FUNCTION bench.record(bench_name text, label text, ms double precision,
+                                         baseline text, baseline_ms double precision)
 RETURNS double precision LANGUAGE plpgsql AS $$
-DECLARE ms double precision := bench.time_ms(query, runs);
 BEGIN
   INSERT INTO bench.result (bench, label, ms, baseline, baseline_ms)
   VALUES (bench_name, label, ms, baseline, baseline_ms);
@@ -54,6 +52,14 @@ BEGIN
   RETURN ms;
 END $$;
 
+-- time `query` (median of `runs`), compare with a baseline, print and keep it
+CREATE OR REPLACE FUNCTION bench.report(bench_name text, label text, query text,
+                                         baseline text, baseline_ms double precision,
+                                         runs int DEFAULT 3)
+RETURNS double precision LANGUAGE sql AS $$
+  SELECT bench.record(bench_name, label, bench.time_ms(query, runs), baseline, baseline_ms)
+$$;
+
 -- the same, but each run in a transaction of its own (CALL it outside a
 -- transaction block): for costs paid once per transaction
 CREATE OR REPLACE PROCEDURE bench.report_tx(bench_name text, label text, query text,
@@ -61,20 +67,13 @@ CREATE OR REPLACE PROCEDURE bench.report_tx(bench_name text, label text, query t
                                             runs int DEFAULT 3, INOUT ms double precision DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 DECLARE
-  t0 timestamptz;
   times double precision[] := '{}';
 BEGIN
   FOR i IN 1..runs LOOP
-    t0 := clock_timestamp();
-    EXECUTE query;
-    times := times || extract(epoch FROM clock_timestamp() - t0) * 1000;
+    times := times || bench.time_ms(query, 1);
     COMMIT;
   END LOOP;
-  ms := (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(times) x);
-  INSERT INTO bench.result (bench, label, ms, baseline, baseline_ms)
-  VALUES (bench_name, label, ms, baseline, baseline_ms);
-  RAISE NOTICE '%', format('%-18s %-34s %9s ms   %6sx %s', bench_name, label,
-    to_char(ms, 'FM999990.0'),
-    CASE WHEN baseline_ms IS NULL THEN '-' ELSE to_char(ms / baseline_ms, 'FM990.00') END,
-    coalesce(baseline, '(baseline)'));
+  ms := bench.record(bench_name, label,
+                     (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(times) x),
+                     baseline, baseline_ms);
 END $$;

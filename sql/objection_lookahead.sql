@@ -8,11 +8,7 @@ CREATE EXTENSION caredata;
 SET search_path = public, caredata;
 
 -- 400 valid NHS numbers (from the 999 test range), every third one objecting
-CREATE TABLE pool AS
-SELECT row_number() OVER (ORDER BY c) AS i, try_nhs_number(c::text) AS n
-FROM generate_series(9990000000, 9990009999) c
-WHERE try_nhs_number(c::text) IS NOT NULL
-ORDER BY c LIMIT 400;
+\i sql/include/test_pool.psql
 SELECT count(*) AS pool FROM pool;
 SELECT count(*) FILTER (WHERE record_objection(n, CASE WHEN i % 2 = 0 THEN 'national_data_opt_out' ELSE 'type1' END,
                                                'test', now() - interval '1 day') IS NOT NULL) AS objections

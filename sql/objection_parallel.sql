@@ -4,11 +4,7 @@
 CREATE EXTENSION caredata;
 SET search_path = public, caredata;
 
-CREATE TABLE pool AS
-SELECT row_number() OVER (ORDER BY c) AS i, try_nhs_number(c::text) AS n
-FROM generate_series(9990000000, 9990009999) c
-WHERE try_nhs_number(c::text) IS NOT NULL
-ORDER BY c LIMIT 400;
+\i sql/include/test_pool.psql
 SELECT count(*) FILTER (WHERE record_objection(n, 'national_data_opt_out', 'test', now() - interval '1 day') IS NOT NULL)
   AS objections
 FROM pool WHERE i % 4 = 0;
