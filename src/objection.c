@@ -29,6 +29,7 @@
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "nodes/params.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -109,6 +110,43 @@ register_owner(void)
 	return owner;
 }
 
+/* a DestReceiver that appends the first column, int8, to a growing array */
+typedef struct KeyCollector
+{
+	DestReceiver pub;
+	int64	   *keys;			/* in the context that was current at start */
+	uint64		n;
+	uint64		max;
+} KeyCollector;
+
+static bool
+collect_key(TupleTableSlot *slot, DestReceiver *self)
+{
+	KeyCollector *kc = (KeyCollector *) self;
+	bool		isnull;
+	Datum		d = slot_getattr(slot, 1, &isnull);
+
+	if (isnull)
+		return true;
+	if (kc->n == kc->max)
+	{
+		kc->max *= 2;
+		kc->keys = repalloc_huge(kc->keys, kc->max * sizeof(int64));
+	}
+	kc->keys[kc->n++] = DatumGetInt64(d);
+	return true;
+}
+
+static void
+collect_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+static void
+collect_noop(DestReceiver *self)
+{
+}
+
 /*
  * Build the blocked set for (purpose, dataset) at time at, under the
  * active snapshot, by running caredata.blocked_nhs_numbers().
@@ -116,18 +154,20 @@ register_owner(void)
 static BlockedSet *
 build_set(int64 version, const char *purpose, const char *dataset, TimestampTz at)
 {
-	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext,
+	/* under the caller's context until it is complete: an error frees it */
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "caredata objection set",
 											  ALLOCSET_DEFAULT_SIZES);
 	BlockedSet *s = MemoryContextAllocZero(cxt, sizeof(BlockedSet));
 	Oid			argtypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
 	Datum		values[3];
 	char		nulls[3] = {' ', dataset ? ' ' : 'n', ' '};
-	Portal		portal;
 	bool		isnull;
-	uint64		nkeys = 0;
-	uint64		maxkeys = 65536;
-	int64	   *keys = palloc(maxkeys * sizeof(int64));
+	uint64		nkeys;
+	int64	   *keys;
+	ParamListInfo params;
+	SPIExecuteOptions options;
+	KeyCollector collector;
 
 	s->cxt = cxt;
 	s->version = version;
@@ -138,9 +178,12 @@ build_set(int64 version, const char *purpose, const char *dataset, TimestampTz a
 	s->members = parallel_set_import(cxt, version, purpose, dataset, at, &s->lo, &s->hi);
 	if (s->members != NULL)
 	{
-		pfree(keys);
+		MemoryContextSetParent(cxt, TopMemoryContext);
 		return s;
 	}
+	collector.keys = palloc(65536 * sizeof(int64));
+	collector.n = 0;
+	collector.max = 65536;
 
 	values[0] = CStringGetTextDatum(purpose);
 	values[1] = dataset ? CStringGetTextDatum(dataset) : (Datum) 0;
@@ -161,35 +204,39 @@ build_set(int64 version, const char *purpose, const char *dataset, TimestampTz a
 	if (isnull)
 		s->hi = DT_NOEND;
 
-	/* one-shot: the planner sees the arguments and inlines the function */
-	portal = SPI_cursor_open_with_args(NULL,
-									   "SELECT nhs_number::pg_catalog.int8 FROM caredata.blocked_nhs_numbers($1, $2, $3)",
-									   3, argtypes, values, nulls, true, CURSOR_OPT_NO_SCROLL);
-	for (;;)
+	/*
+	 * One-shot, with the arguments as constants, so the planner inlines the
+	 * function; each row goes straight into the key array, not through an
+	 * SPI tuple table.
+	 */
+	params = makeParamList(3);
+	for (int i = 0; i < 3; i++)
 	{
-		SPI_cursor_fetch(portal, true, 10000);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			int64		key = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
-														  SPI_tuptable->tupdesc, 1, &isnull));
-
-			if (isnull)
-				continue;
-			if (nkeys == maxkeys)
-			{
-				maxkeys *= 2;
-				keys = repalloc_huge(keys, maxkeys * sizeof(int64));
-			}
-			keys[nkeys++] = key;
-		}
-		SPI_freetuptable(SPI_tuptable);
+		params->params[i].value = values[i];
+		params->params[i].isnull = nulls[i] == 'n';
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = argtypes[i];
 	}
-	SPI_cursor_close(portal);
+	params->numParams = 3;
+	memset(&options, 0, sizeof(options));
+	options.params = params;
+	options.read_only = true;
+	collector.pub.receiveSlot = collect_key;
+	collector.pub.rStartup = collect_startup;
+	collector.pub.rShutdown = collect_noop;
+	collector.pub.rDestroy = collect_noop;
+	collector.pub.mydest = DestNone;
+	options.dest = &collector.pub;
+	/* rows sent to a DestNone receiver report SPI_OK_UTILITY */
+	if (SPI_execute_extended("SELECT nhs_number::pg_catalog.int8 FROM caredata.blocked_nhs_numbers($1, $2, $3)",
+							 &options) < 0)
+		elog(ERROR, "caredata.blocked_nhs_numbers failed");
+	keys = collector.keys;
+	nkeys = collector.n;
 	SPI_finish();
 	s->members = nhs_set_build(cxt, keys, nkeys);
 	pfree(keys);
+	MemoryContextSetParent(cxt, TopMemoryContext);
 	return s;
 }
 
