@@ -62,14 +62,28 @@ nhs_set_slot(const NhsSet *s, uint64 h)
  * bits).  A key that is not a valid NHS number can only be reported as a
  * member, never missed.
  */
+static inline const uint64 *
+nhs_set_bloom_word(const NhsSet *s, uint64 h)
+{
+	return &s->bloom[h & s->bloom_mask];
+}
+
+/* might the key with hash h be in the set?  "no" is final */
+static inline bool
+nhs_set_bloom_maybe(const NhsSet *s, uint64 h)
+{
+	uint64		bits = nhs_set_bloom_bits(h);
+
+	return (*nhs_set_bloom_word(s, h) & bits) == bits;
+}
+
 static inline bool
 nhs_set_contains_hashed(const NhsSet *s, int64 key, uint64 h)
 {
-	uint64		bits = nhs_set_bloom_bits(h);
 	uint32		stored;
 	uint64		i;
 
-	if (likely((s->bloom[h & s->bloom_mask] & bits) != bits))
+	if (likely(!nhs_set_bloom_maybe(s, h)))
 		return false;
 	stored = (uint32) (key / 10) + 1;
 	for (i = nhs_set_slot(s, h);; i = (i + 1) & s->slots_mask)
@@ -100,21 +114,11 @@ nhs_set_contains(const NhsSet *s, int64 key)
 #define NHS_SET_PREFETCH(p) ((void) (p))
 #endif
 
-static inline const uint64 *
-nhs_set_bloom_word(const NhsSet *s, uint64 h)
-{
-	return &s->bloom[h & s->bloom_mask];
-}
-
 /* the slot a probe of a key with hash h starts at, or NULL if Bloom says no */
 static inline const uint32 *
 nhs_set_first_slot(const NhsSet *s, uint64 h)
 {
-	uint64		bits = nhs_set_bloom_bits(h);
-
-	if ((*nhs_set_bloom_word(s, h) & bits) != bits)
-		return NULL;
-	return &s->slots[nhs_set_slot(s, h)];
+	return nhs_set_bloom_maybe(s, h) ? &s->slots[nhs_set_slot(s, h)] : NULL;
 }
 
 #endif							/* CAREDATA_NHS_SET_H */

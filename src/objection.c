@@ -333,6 +333,15 @@ find_set(int64 version, const char *purpose, const char *dataset, TimestampTz at
  * (fn_extra lives in the query's memory), which is what makes the answer
  * snapshot-consistent even if the cache is rebuilt meanwhile.
  */
+/* the querying role's NHS number (caredata.subject_access), once looked up */
+typedef struct SubjectCache
+{
+	bool		known;
+	Oid			role;
+	bool		found;
+	int64		value;
+} SubjectCache;
+
 typedef struct PermittedCache
 {
 	/* the per-row fast path reads only these three */
@@ -349,11 +358,7 @@ typedef struct PermittedCache
 	char	   *dataset;
 	bool		has_dataset;
 	bool		version_read;
-	/* row_permitted(): the querying role's own NHS number */
-	bool		own_known;
-	bool		own_found;
-	Oid			own_role;
-	int64		own_value;
+	SubjectCache own;			/* row_permitted(): the role's own number */
 } PermittedCache;
 
 static PermittedCache *
@@ -390,29 +395,50 @@ cache_matches(PermittedCache *c, text *purpose, text *dataset, TimestampTz at)
 		strncmp(c->dataset, VARDATA_ANY(dataset), VARSIZE_ANY_EXHDR(dataset)) == 0;
 }
 
-static bool lookup_subject(Oid role, int64 *value);
+/* the current role's NHS number from caredata.subject_access, read as owner */
+static bool
+lookup_subject(Oid role, int64 *value)
+{
+	Oid			argtypes[1] = {NAMEOID};
+	Datum		values[1];
+	bool		isnull = true;
+	NameData	rolename;
+
+	namestrcpy(&rolename, GetUserNameFromId(role, false));
+	values[0] = NameGetDatum(&rolename);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT nhs_number::pg_catalog.int8 FROM caredata.subject_access WHERE role_name OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "subject access lookup failed");
+	if (SPI_processed == 1)
+		*value = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return !isnull;
+}
 
 /*
- * For row_permitted(): is key the NHS number of the patient the current
- * role is (caredata.subject_access)?  Looked up once per call site and role.
+ * The NHS number of the patient the current role is, looked up once per
+ * cache and role; false when the role is not a patient.
  */
 static bool
-is_own_number(PermittedCache *c, int64 key)
+subject_number(SubjectCache *sc, int64 *value)
 {
 	Oid			role = GetUserId();
 
-	if (!c->own_known || c->own_role != role)
+	if (!sc->known || sc->role != role)
 	{
 		bool		found = false;
-		int64		value = 0;
+		int64		v = 0;
 
-		AS_REGISTER_OWNER(found = lookup_subject(role, &value));
-		c->own_role = role;
-		c->own_found = found;
-		c->own_value = value;
-		c->own_known = true;
+		AS_REGISTER_OWNER(found = lookup_subject(role, &v));
+		sc->role = role;
+		sc->found = found;
+		sc->value = v;
+		sc->known = true;
 	}
-	return c->own_found && c->own_value == key;
+	*value = sc->value;
+	return sc->found;
 }
 
 /*
@@ -422,9 +448,11 @@ is_own_number(PermittedCache *c, int64 key)
 static pg_attribute_always_inline bool
 answer(PermittedCache *c, int64 key, bool own_rows)
 {
+	int64		own;
+
 	if (!scan_lookahead_contains(c->lookahead, c->members, key))
 		return true;
-	return own_rows && is_own_number(c, key);
+	return own_rows && subject_number(&c->own, &own) && own == key;
 }
 
 /*
@@ -574,35 +602,6 @@ permitted_prepare_parallel(FmgrInfo *flinfo)
 	parallel_set_export(&key, s->members);
 }
 
-/* the current role's NHS number from caredata.subject_access, read as owner */
-static bool
-lookup_subject(Oid role, int64 *value)
-{
-	Oid			argtypes[1] = {NAMEOID};
-	Datum		values[1];
-	bool		isnull = true;
-	NameData	rolename;
-
-	namestrcpy(&rolename, GetUserNameFromId(role, false));
-	values[0] = NameGetDatum(&rolename);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT nhs_number::pg_catalog.int8 FROM caredata.subject_access WHERE role_name OPERATOR(pg_catalog.=) $1",
-							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "subject access lookup failed");
-	if (SPI_processed == 1)
-		*value = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
-	return !isnull;
-}
-
-typedef struct SubjectCache
-{
-	Oid			role;
-	bool		found;
-	int64		value;
-} SubjectCache;
-
 /*
  * my_nhs_number(): the NHS number of the patient the current role is, for
  * subject-access row filters.  Cached per call site for the query.
@@ -611,25 +610,11 @@ PG_FUNCTION_INFO_V1(my_nhs_number);
 Datum
 my_nhs_number(PG_FUNCTION_ARGS)
 {
-	SubjectCache *c = (SubjectCache *) fcinfo->flinfo->fn_extra;
-	Oid			role = GetUserId();
+	int64		value;
 
-	if (c == NULL || c->role != role)
-	{
-		bool		found = false;
-		int64		value = 0;
-
-		if (c == NULL)
-		{
-			c = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(SubjectCache));
-			fcinfo->flinfo->fn_extra = c;
-		}
-		AS_REGISTER_OWNER(found = lookup_subject(role, &value));
-		c->role = role;
-		c->found = found;
-		c->value = value;
-	}
-	if (!c->found)
+	if (fcinfo->flinfo->fn_extra == NULL)
+		fcinfo->flinfo->fn_extra = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(SubjectCache));
+	if (!subject_number((SubjectCache *) fcinfo->flinfo->fn_extra, &value))
 		PG_RETURN_NULL();
-	PG_RETURN_NHS_NUMBER(c->value);
+	PG_RETURN_NHS_NUMBER(value);
 }

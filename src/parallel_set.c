@@ -112,14 +112,26 @@ name_exported_segments(void)
 							 GUC_ACTION_LOCAL, true, 0, false);
 }
 
+/* does the set in h answer for this register version, purpose and dataset? */
 static bool
-header_matches(const SharedSetHeader *h, int64 version, const char *purpose,
-			   const char *dataset, TimestampTz lo, TimestampTz hi)
+header_names(const SharedSetHeader *h, int64 version, const char *purpose, const char *dataset)
 {
-	return h->magic == SHARED_SET_MAGIC && h->version == version &&
-		strcmp(h->purpose, purpose) == 0 &&
-		(dataset == NULL ? !h->has_dataset : (h->has_dataset && strcmp(h->dataset, dataset) == 0)) &&
-		h->lo == lo && h->hi == hi;
+	return h->version == version && strcmp(h->purpose, purpose) == 0 &&
+		(dataset == NULL ? !h->has_dataset : (h->has_dataset && strcmp(h->dataset, dataset) == 0));
+}
+
+/* the header of one of our segments, whole, or NULL */
+static SharedSetHeader *
+segment_header(dsm_segment *seg)
+{
+	SharedSetHeader *h = dsm_segment_address(seg);
+	Size		len = dsm_segment_map_length(seg);
+
+	if (len < MAXALIGN(sizeof(SharedSetHeader)) || h->magic != SHARED_SET_MAGIC ||
+		len < MAXALIGN(sizeof(SharedSetHeader)) +
+		h->bloom_words * sizeof(uint64) + h->nslots * sizeof(uint32))
+		return NULL;
+	return h;
 }
 
 /*
@@ -142,7 +154,10 @@ parallel_set_export(const ParallelSetKey *key, const NhsSet *set)
 		return;
 	foreach(lc, exported_keys)
 	{
-		if (header_matches(lfirst(lc), key->version, key->purpose, key->dataset, key->lo, key->hi))
+		SharedSetHeader *e = lfirst(lc);
+
+		if (header_names(e, key->version, key->purpose, key->dataset) &&
+			e->lo == key->lo && e->hi == key->hi)
 		{
 			/* name it again: a function's SET clause may have reset the setting */
 			name_exported_segments();
@@ -218,24 +233,15 @@ parallel_set_import(MemoryContext cxt, int64 version, const char *purpose,
 			seg = dsm_attach((dsm_handle) handle);
 			if (seg == NULL)
 				continue;
-			h = dsm_segment_address(seg);
-			if (dsm_segment_map_length(seg) < MAXALIGN(sizeof(SharedSetHeader)) ||
-				h->magic != SHARED_SET_MAGIC)
+			if (segment_header(seg) == NULL)
 			{
 				dsm_detach(seg);	/* not one of ours */
 				continue;
 			}
 			dsm_pin_mapping(seg);	/* for the rest of this short-lived worker */
 		}
-		h = dsm_segment_address(seg);
-		if (dsm_segment_map_length(seg) < MAXALIGN(sizeof(SharedSetHeader)) ||
-			h->magic != SHARED_SET_MAGIC ||
-			dsm_segment_map_length(seg) < MAXALIGN(sizeof(SharedSetHeader)) +
-			h->bloom_words * sizeof(uint64) + h->nslots * sizeof(uint32) ||
-			h->version != version ||
-			strcmp(h->purpose, purpose) != 0 ||
-			(dataset == NULL ? h->has_dataset : (!h->has_dataset || strcmp(h->dataset, dataset) != 0)) ||
-			at < h->lo || at >= h->hi)
+		h = segment_header(seg);
+		if (h == NULL || !header_names(h, version, purpose, dataset) || at < h->lo || at >= h->hi)
 			continue;
 		{
 			NhsSet	   *s = MemoryContextAllocZero(cxt, sizeof(NhsSet));

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * scan_lookahead.h
- *		Page-at-a-time answers for the objection filter on sequential scans
+ *		Loading the objection filter's memory ahead of a sequential scan
  *		(src/scan_lookahead.c).
  *
  * src/scan_lookahead.h
