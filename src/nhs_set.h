@@ -77,22 +77,25 @@ nhs_set_bloom_maybe(const NhsSet *s, uint64 h)
 	return (*nhs_set_bloom_word(s, h) & bits) == bits;
 }
 
+/* is key (hash h), which the Bloom filter lets through, in the table? */
 static inline bool
-nhs_set_contains_hashed(const NhsSet *s, int64 key, uint64 h)
+nhs_set_table_contains(const NhsSet *s, int64 key, uint64 h)
 {
-	uint32		stored;
-	uint64		i;
+	uint32		stored = (uint32) (key / 10) + 1;
 
-	if (likely(!nhs_set_bloom_maybe(s, h)))
-		return false;
-	stored = (uint32) (key / 10) + 1;
-	for (i = nhs_set_slot(s, h);; i = (i + 1) & s->slots_mask)
+	for (uint64 i = nhs_set_slot(s, h);; i = (i + 1) & s->slots_mask)
 	{
 		if (s->slots[i] == stored)
 			return true;
 		if (s->slots[i] == 0)
 			return false;
 	}
+}
+
+static inline bool
+nhs_set_contains_hashed(const NhsSet *s, int64 key, uint64 h)
+{
+	return unlikely(nhs_set_bloom_maybe(s, h)) && nhs_set_table_contains(s, key, h);
 }
 
 static inline bool
@@ -113,12 +116,5 @@ nhs_set_contains(const NhsSet *s, int64 key)
 #else
 #define NHS_SET_PREFETCH(p) ((void) (p))
 #endif
-
-/* the slot a probe of a key with hash h starts at, or NULL if Bloom says no */
-static inline const uint32 *
-nhs_set_first_slot(const NhsSet *s, uint64 h)
-{
-	return nhs_set_bloom_maybe(s, h) ? &s->slots[nhs_set_slot(s, h)] : NULL;
-}
 
 #endif							/* CAREDATA_NHS_SET_H */

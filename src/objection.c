@@ -344,10 +344,10 @@ typedef struct SubjectCache
 
 typedef struct PermittedCache
 {
-	/* the per-row fast path reads only these three */
+	/* the per-row fast path reads these, and lookahead */
 	Datum		fast_purpose;	/* two-argument form: the purpose datum */
+	bool		empty;			/* members is empty */
 	const NhsSet *members;		/* set->members */
-	ScanLookahead *lookahead;	/* set by scan_lookahead.c, or NULL */
 
 	BlockedSet *set;
 	int64		version;
@@ -359,6 +359,7 @@ typedef struct PermittedCache
 	bool		has_dataset;
 	bool		version_read;
 	SubjectCache own;			/* row_permitted(): the role's own number */
+	ScanLookahead lookahead;	/* set up by scan_lookahead.c, if at all */
 } PermittedCache;
 
 static PermittedCache *
@@ -369,11 +370,11 @@ permitted_cache(FmgrInfo *flinfo)
 	return (PermittedCache *) flinfo->fn_extra;
 }
 
-/* read ahead for this call site's scan (src/scan_lookahead.c) */
-void
-permitted_attach_lookahead(FmgrInfo *flinfo, ScanLookahead *la)
+/* the read-ahead state for this call site's scan (src/scan_lookahead.c) */
+ScanLookahead *
+permitted_lookahead(FmgrInfo *flinfo)
 {
-	permitted_cache(flinfo)->lookahead = la;
+	return &permitted_cache(flinfo)->lookahead;
 }
 
 static bool
@@ -441,6 +442,15 @@ subject_number(SubjectCache *sc, int64 *value)
 	return sc->found;
 }
 
+/* row_permitted(): is key the NHS number of the patient querying? */
+static pg_noinline bool
+own_row(PermittedCache *c, int64 key)
+{
+	int64		own;
+
+	return subject_number(&c->own, &own) && own == key;
+}
+
 /*
  * The answer for key: not in the blocked set, or (own_rows) the querying
  * patient's own record.
@@ -448,43 +458,27 @@ subject_number(SubjectCache *sc, int64 *value)
 static pg_attribute_always_inline bool
 answer(PermittedCache *c, int64 key, bool own_rows)
 {
-	int64		own;
-
-	if (!scan_lookahead_contains(c->lookahead, c->members, key))
+	if (!scan_lookahead_contains(&c->lookahead, c->members, key))
 		return true;
-	return own_rows && subject_number(&c->own, &own) && own == key;
+	return own_rows && own_row(c, key);
 }
 
 /*
- * permitted(nhs_number, purpose text [, at timestamptz, dataset text]), and
- * row_permitted() with the same arguments, which also lets through the
- * querying patient's own rows: the objection row filter protect() attaches.
- *
- * Not STRICT: NULL dataset means "no dataset".  NULL nhs_number is
- * permitted (no objection can be attached to an unknown patient); NULL
- * purpose or time is an error.  The two-argument form uses the
- * transaction's start time (now()) without evaluating now() per row.
+ * Everything but the per-row fast path: check the arguments, find (or
+ * build) the call site's set, and note the constant arguments the fast
+ * path compares against.  Out of line, so the fast path stays short.
  */
-static pg_attribute_always_inline Datum
-permitted_common(FunctionCallInfo fcinfo, bool own_rows)
+static pg_noinline Datum
+permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 {
 	PermittedCache *c = (PermittedCache *) fcinfo->flinfo->fn_extra;
 	text	   *purpose;
 	text	   *dataset = NULL;
 	TimestampTz at;
 
-	/*
-	 * The per-row fast path: the purpose (and time, dataset) are the same
-	 * constants as on the last row, so the set is the one already found.
-	 * The two-argument form's time, the transaction start, cannot change
-	 * within the query that owns this cache.
-	 */
-	if (likely(c != NULL && c->fast_purpose == PG_GETARG_DATUM(1) && !PG_ARGISNULL(1)))
-	{
-		if (PG_ARGISNULL(0))
-			PG_RETURN_BOOL(true);
+	/* the fast path's arguments, but an answer it could not give */
+	if (c != NULL && c->fast_purpose == PG_GETARG_DATUM(1) && !PG_ARGISNULL(1) && !PG_ARGISNULL(0))
 		PG_RETURN_BOOL(answer(c, PG_GETARG_NHS_NUMBER(0), own_rows));
-	}
 
 	if (PG_ARGISNULL(1) || (PG_NARGS() > 2 && PG_ARGISNULL(2)))
 		ereport(ERROR,
@@ -529,12 +523,45 @@ permitted_common(FunctionCallInfo fcinfo, bool own_rows)
 	}
 	c->last_purpose = (Pointer) purpose;
 	c->last_dataset = (Pointer) dataset;
+	if (c->members != c->set->members)
+		c->lookahead.ntuples = 0;	/* the page pass tested another set */
 	c->members = c->set->members;
+	c->empty = c->members->nkeys == 0;
 	/* the purpose argument, as passed (not detoasted), for the fast path */
 	c->fast_purpose = (PG_NARGS() == 2 && purpose == (text *) DatumGetPointer(PG_GETARG_DATUM(1))) ?
 		PG_GETARG_DATUM(1) : (Datum) 0;
 
 	PG_RETURN_BOOL(answer(c, PG_GETARG_NHS_NUMBER(0), own_rows));
+}
+
+/*
+ * permitted(nhs_number, purpose text [, at timestamptz, dataset text]), and
+ * row_permitted() with the same arguments, which also lets through the
+ * querying patient's own rows: the objection row filter protect() attaches.
+ *
+ * Not STRICT: NULL dataset means "no dataset".  NULL nhs_number is
+ * permitted (no objection can be attached to an unknown patient); NULL
+ * purpose or time is an error.  The two-argument form uses the
+ * transaction's start time (now()) without evaluating now() per row.
+ *
+ * The per-row fast path: the purpose is the same constant as on the last
+ * row, so the set is the one already found (the two-argument form's time,
+ * the transaction start, cannot change within the query that owns this
+ * cache), and the set is empty or the scan's page pass has found the row's
+ * number absent.  Everything else, permitted_slow().
+ */
+static pg_attribute_always_inline Datum
+permitted_common(FunctionCallInfo fcinfo, bool own_rows)
+{
+	PermittedCache *c = (PermittedCache *) fcinfo->flinfo->fn_extra;
+
+	if (likely(c != NULL && c->fast_purpose == PG_GETARG_DATUM(1) &&
+			   !PG_ARGISNULL(1) && !PG_ARGISNULL(0)))
+	{
+		if (c->empty || scan_lookahead_surely_absent(&c->lookahead, PG_GETARG_NHS_NUMBER(0)))
+			PG_RETURN_BOOL(true);
+	}
+	return permitted_slow(fcinfo, own_rows);
 }
 
 PG_FUNCTION_INFO_V1(permitted);

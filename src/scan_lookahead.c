@@ -53,18 +53,51 @@ static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static bool scan_lookahead_enabled = true;
 
 /*
- * The scan has moved to a new page: read and hash the NHS number of each
- * of its visible tuples, and start loading the Bloom words of the first.
+ * The NHS number of a tuple the direct read below cannot take: one with
+ * NULLs, one older than the column (ALTER TABLE ADD COLUMN), or a column
+ * whose offset the scan does not know yet.  0 when NULL or missing.
  */
-void
+static pg_noinline int64
+tuple_key(ScanLookahead *la, HeapTupleHeader tup, ItemId lp, TupleDesc tupdesc)
+{
+	HeapTupleData tuple;
+	bool		isnull;
+	Datum		d;
+
+	if (la->attno > HeapTupleHeaderGetNatts(tup))
+		return 0;
+	tuple.t_data = tup;
+	tuple.t_len = ItemIdGetLength(lp);
+	d = fastgetattr(&tuple, la->attno, tupdesc, &isnull);
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * The scan has moved to a new page: read and hash the NHS number of each
+ * of its visible tuples, starting the load of each one's Bloom word (pass
+ * one), then test each against its Bloom word, by now arriving, and start
+ * loading the table slot of each one it lets through (pass two).
+ *
+ * The tuples read are the ones the scan itself returns: rs_vistuples, the
+ * normal line pointers heapgetpage() found visible, on the page the scan
+ * holds pinned, read as heapgettup_pagemode() reads them.
+ */
+static void
 scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 {
 	HeapScanDesc hs = (HeapScanDesc) la->scan->ss_currentScanDesc;
 	TupleDesc	tupdesc = RelationGetDescr(la->scan->ss_currentRelation);
+	const uint64 *bloom = set->bloom;
+	const uint64 bloom_mask = set->bloom_mask;
+	int64	   *keys = la->keys;
+	bool	   *maybe = la->maybe;
+	uint64		hashes[MaxHeapTuplesPerPage];
 	Page		page;
 	int			n;
 	int			off;
+	int			attno = la->attno;
 
+	la->hs = hs;
 	la->buffer = hs->rs_cbuf;
 	la->block = hs->rs_cblock;
 	la->set = set;
@@ -75,42 +108,60 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 	page = BufferGetPage(hs->rs_cbuf);
 	n = hs->rs_ntuples;
 	/* the column's offset in a tuple without NULLs, once the scan knows it */
-	off = TupleDescAttr(tupdesc, la->attno - 1)->attcacheoff;
+	off = TupleDescAttr(tupdesc, attno - 1)->attcacheoff;
 	for (int i = 0; i < n; i++)
 	{
 		ItemId		lp = PageGetItemId(page, hs->rs_vistuples[i]);
-		HeapTupleHeader tup;
-		bool		isnull = true;
-		Datum		d = (Datum) 0;
+		HeapTupleHeader tup = (HeapTupleHeader) PageGetItem(page, lp);
+		int64		key;
+		uint64		h;
 
-		/*
-		 * Tuples of a heap page, so fastgetattr() suffices; a tuple older
-		 * than the column (ALTER TABLE ADD COLUMN) is left to the probe.
-		 */
-		tup = ItemIdIsNormal(lp) ? (HeapTupleHeader) PageGetItem(page, lp) : NULL;
-		if (tup != NULL && la->attno <= HeapTupleHeaderGetNatts(tup))
-		{
-			if (off >= 0 && (tup->t_infomask & HEAP_HASNULL) == 0)
-			{
-				d = fetch_att((char *) tup + tup->t_hoff + off, true, sizeof(int64));
-				isnull = false;
-			}
-			else
-			{
-				HeapTupleData tuple;
-
-				tuple.t_data = tup;
-				tuple.t_len = ItemIdGetLength(lp);
-				d = fastgetattr(&tuple, la->attno, tupdesc, &isnull);
-			}
-		}
-		/* 0 is never an NHS number, so never matches a call's argument */
-		la->keys[i] = isnull ? 0 : DatumGetInt64(d);
-		la->hashes[i] = nhs_set_hash(la->keys[i]);
+		/* 0 (NULL, missing) is never an NHS number: never matches a call's */
+		if (likely(off >= 0 && (tup->t_infomask & HEAP_HASNULL) == 0 &&
+				   HeapTupleHeaderGetNatts(tup) >= attno))
+			key = *(const int64 *) ((const char *) tup + tup->t_hoff + off);
+		else
+			key = tuple_key(la, tup, lp, tupdesc);
+		h = nhs_set_hash(key);
+		keys[i] = key;
+		hashes[i] = h;
+		NHS_SET_PREFETCH(&bloom[h & bloom_mask]);
 	}
-	for (int i = 0; i < Min(n, LOOKAHEAD_BLOOM); i++)
-		NHS_SET_PREFETCH(nhs_set_bloom_word(set, la->hashes[i]));
+	for (int i = 0; i < n; i++)
+	{
+		uint64		h = hashes[i];
+		uint64		bits = nhs_set_bloom_bits(h);
+		bool		m = (bloom[h & bloom_mask] & bits) == bits;
+
+		maybe[i] = m;
+		if (unlikely(m))
+			NHS_SET_PREFETCH(&set->slots[nhs_set_slot(set, h)]);
+	}
 	la->ntuples = n;
+}
+
+/*
+ * Is key in set?  When key is the NHS number read from the row the scan is
+ * on, the Bloom test is the one the page pass made for that number, and
+ * only a number it lets through is looked up in the table (whose slot the
+ * page pass has started loading).  Any other key is probed in full.
+ */
+bool
+scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 key)
+{
+	if (set->nkeys == 0)
+		return false;
+	if (la != NULL && la->scan != NULL && la->scan->ss_currentScanDesc != NULL)
+	{
+		const HeapScanDescData *hs = (const HeapScanDescData *) la->scan->ss_currentScanDesc;
+		int			i = hs->rs_cindex;
+
+		if (hs != la->hs || hs->rs_cblock != la->block || hs->rs_cbuf != la->buffer || set != la->set)
+			scan_lookahead_page(la, set);
+		if ((unsigned) i < (unsigned) la->ntuples && la->keys[i] == key)
+			return la->maybe[i] && nhs_set_table_contains(set, key, nhs_set_hash(key));
+	}
+	return nhs_set_contains(set, key);
 }
 
 /* is op a call of permitted() or row_permitted()? */
@@ -154,12 +205,12 @@ attach_to_scan(ScanState *ss, EState *estate, ExprEvalStep *op)
 	if (att->attisdropped || !att->attbyval || att->attlen != sizeof(int64))
 		return;
 
-	la = MemoryContextAllocZero(estate->es_query_cxt, sizeof(ScanLookahead));
+	la = permitted_lookahead(op->d.func.finfo);
 	la->scan = ss;
 	la->attno = var->varattno;
+	la->hs = NULL;
 	la->buffer = InvalidBuffer;
 	la->block = InvalidBlockNumber;
-	permitted_attach_lookahead(op->d.func.finfo, la);
 }
 
 typedef struct PrepareContext

@@ -16,68 +16,54 @@
 
 #include "nhs_set.h"
 
-/*
- * How many rows ahead of the current one to start loading a row's Bloom
- * word, and (once that word is in) the table slot it leads to.  A row takes
- * some 40-60 ns to scan; a load from memory some 100-150 ns.  Measured in
- * bench/objection_filter.sql: 8/4, 16/8, 24/8 and 32/16 all within noise.
- */
-#define LOOKAHEAD_BLOOM		16
-#define LOOKAHEAD_SLOT		8
-
 /* one permitted() call site in the quals of one sequential scan */
 typedef struct ScanLookahead
 {
-	ScanState  *scan;
+	ScanState  *scan;			/* NULL: not attached to a scan */
 	AttrNumber	attno;			/* the NHS number column */
+	/* the scan's descriptor, as of the last page pass (NULL: none yet) */
+	const HeapScanDescData *hs;
 	Buffer		buffer;			/* the page the arrays are for */
 	BlockNumber block;
-	const NhsSet *set;			/* ... and the set hashed for */
+	const NhsSet *set;			/* ... and the set tested against */
 	int			ntuples;		/* the page's visible tuples, in scan order: */
 	int64		keys[MaxHeapTuplesPerPage]; /* NHS number (0: none) */
-	uint64		hashes[MaxHeapTuplesPerPage];	/* nhs_set_hash(keys[i]) */
+	bool		maybe[MaxHeapTuplesPerPage];	/* Bloom lets keys[i] through */
 } ScanLookahead;
 
 extern void scan_lookahead_init(void);
-extern void scan_lookahead_page(ScanLookahead *la, const NhsSet *set);
+extern bool scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 key);
 
 /*
- * Is key in set?  Always a full probe for key itself.  When key is the NHS
- * number read from the row the scan is on, the probe reuses that row's
- * hash, and first starts the loads that rows a little further on the page
- * will need.
+ * The per-row fast path: true when key is certainly not in the set the
+ * page pass tested against because it is the NHS number read from the row
+ * the scan is on and the Bloom filter turns it away.  false means "not
+ * known here": ask scan_lookahead_contains(), which makes the page pass
+ * when the scan has moved to a new page.  Comparing the number is what
+ * makes the answer right: arrays from an earlier page can only fail it or,
+ * holding the same number, give that number's answer.  The caller checks
+ * that la->set is the set it asks about (or clears la when it changes).
+ *
+ * Inline and free of calls, so that the function it is part of needs no
+ * stack frame.  It reads the scan's descriptor through the pointer the
+ * last page pass kept: a sequential scan keeps one descriptor from its
+ * first row to its end, rescans included, and a call site's quals run only
+ * while its scan does.
  */
 static pg_attribute_always_inline bool
-scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 key)
+scan_lookahead_surely_absent(const ScanLookahead *la, int64 key)
 {
-	if (set->nkeys == 0)
+	const HeapScanDescData *hs = la->hs;
+	unsigned	i;
+
+	if (unlikely(hs == NULL))
 		return false;
-	if (la != NULL && la->scan->ss_currentScanDesc != NULL)
-	{
-		const HeapScanDescData *hs = (const HeapScanDescData *) la->scan->ss_currentScanDesc;
-		int			i = hs->rs_cindex;
-
-		if (unlikely(hs->rs_cblock != la->block || hs->rs_cbuf != la->buffer || set != la->set))
-			scan_lookahead_page(la, set);
-		if (likely(i >= 0 && i < la->ntuples && la->keys[i] == key))
-		{
-			if (i + LOOKAHEAD_BLOOM < la->ntuples)
-				NHS_SET_PREFETCH(nhs_set_bloom_word(set, la->hashes[i + LOOKAHEAD_BLOOM]));
-			if (i + LOOKAHEAD_SLOT < la->ntuples)
-			{
-				const uint32 *slot = nhs_set_first_slot(set, la->hashes[i + LOOKAHEAD_SLOT]);
-
-				if (slot != NULL)
-					NHS_SET_PREFETCH(slot);
-			}
-			return nhs_set_contains_hashed(set, key, la->hashes[i]);
-		}
-	}
-	return nhs_set_contains(set, key);
+	i = (unsigned) hs->rs_cindex;
+	return i < (unsigned) la->ntuples && la->keys[i] == key && !la->maybe[i];
 }
 
 /* provided by src/objection.c */
-extern void permitted_attach_lookahead(FmgrInfo *flinfo, ScanLookahead *la);
+extern ScanLookahead *permitted_lookahead(FmgrInfo *flinfo);
 extern void permitted_prepare_parallel(FmgrInfo *flinfo);
 extern Datum permitted(PG_FUNCTION_ARGS);
 extern Datum row_permitted(PG_FUNCTION_ARGS);
