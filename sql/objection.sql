@@ -18,9 +18,15 @@ SELECT permitted('943 476 5919', 'research', '2025-06-01') AS during,
 SELECT nhs_number, kind, effective_from, withdrawn_at FROM objection ORDER BY id;
 -- one open objection per patient and kind
 SELECT record_objection('999 000 0018', 'type1', 'test', '2025-01-01') IS NOT NULL AS recorded;
-SELECT state, message FROM pg_temp.refusal($$caredata.record_objection('999 000 0018', 'type1', 'test')$$);
-SELECT state, message FROM pg_temp.refusal($$caredata.record_objection('999 000 0018', 'dissent', 'test')$$);
-SELECT state, message FROM pg_temp.refusal($$caredata.withdraw_objection(999999)$$);
+-- refusals never show the NHS number (a constraint's error would show the row)
+SELECT state, message, hint, echoes FROM pg_temp.refusal($$caredata.record_objection('999 000 0018', 'type1', 'test')$$, '999 000 0018');
+SELECT state, message, hint, echoes FROM pg_temp.refusal($$caredata.record_objection('999 000 0018', 'dissent', 'test')$$, '999 000 0018');
+SELECT state, message, echoes FROM pg_temp.refusal($$caredata.record_objection('999 000 0018', 'research_ban', 'test')$$, '999 000 0018');
+SELECT state, message, echoes FROM pg_temp.refusal($$caredata.record_objection('999 000 0018', 'type1', 'test', now(), NULL, ARRAY['marketing'])$$, '999 000 0018');
+SELECT state, message, echoes FROM pg_temp.refusal($$caredata.record_objection('999 000 0018', 'type1', NULL)$$, '999 000 0018');
+SELECT id AS open_id FROM objection WHERE nhs_number = '999 000 0018' AND withdrawn_at IS NULL \gset
+SELECT state, message, hint, echoes FROM pg_temp.refusal(format('caredata.withdraw_objection(%s, %L)', :open_id, '2024-01-01'), '999 000 0018');
+SELECT state, message, hint FROM pg_temp.refusal($$caredata.withdraw_objection(999999)$$);
 SELECT state, message, hint FROM pg_temp.refusal($$caredata.permitted('999 000 0018', 'marketing')$$);
 SELECT permitted(NULL, 'research') AS unknown_patient;
 SELECT state, message FROM pg_temp.refusal($$caredata.permitted('999 000 0018', NULL)$$);
@@ -44,6 +50,11 @@ SELECT * FROM apply_opt_out_snapshot('feed', 'nhs_number', 'ndop', '2025-04-01')
 -- bad feeds: invalid rows abort only when asked; an empty feed is refused
 SELECT state, message, hint FROM pg_temp.refusal($$caredata.apply_opt_out_snapshot('feed', 'nhs_number', 'ndop', '2025-05-01', abort_on_invalid => true)$$);
 CREATE TABLE empty_feed (nhs_number text);
+-- a delivery of nothing but invalid numbers (a header row, the wrong column)
+-- is refused like an empty one: applying it would withdraw every opt-out
+CREATE TABLE junk_feed AS SELECT unnest(ARRAY['NHS_NUMBER', '1234567890', '']) AS nhs_number;
+SELECT state, message, detail, hint FROM pg_temp.refusal($$caredata.apply_opt_out_snapshot('junk_feed', source => 'ndop')$$);
+DROP TABLE junk_feed;
 SELECT state, message, detail FROM pg_temp.refusal($$caredata.apply_opt_out_snapshot('empty_feed')$$);
 SELECT count(*) FILTER (WHERE withdrawn_at IS NULL) AS still_open FROM objection WHERE source = 'ndop';
 SELECT feed, source, rows_read, invalid, duplicates, opened, withdrawn, unchanged FROM feed_load ORDER BY id;
@@ -86,6 +97,23 @@ SELECT record_objection('999 000 0123', 'consent', 'test', '2025-02-01', 'study_
 SELECT permitted('999 000 0123', 'research', '2025-06-01', 'study_a') AS consented_study,
        permitted('999 000 0123', 'research', '2025-06-01', 'study_b') AS other_study,
        permitted('999 000 0123', 'research', '2025-01-15', 'study_a') AS before_consent;
+
+-- the purpose is compared by value unless it is a constant of the plan: a
+-- computed purpose (rebuilt at the same address row after row) or a
+-- PL/pgSQL variable never gets the answer for another purpose
+SELECT record_objection('999 000 0131', 'national_data_opt_out', 'test', now() - interval '1 day') IS NOT NULL AS recorded;
+SELECT p, permitted('999 000 0131', lower(p)) AS permitted, row_permitted('999 000 0131', lower(p)) AS row_permitted
+FROM unnest(ARRAY['DIRECT_CARE', 'RESEARCH', 'DIRECT_CARE', 'PLANNING', 'DIRECT_CARE']) WITH ORDINALITY u(p, i) ORDER BY i;
+DO $$
+DECLARE
+  p text;
+  got text := '';
+BEGIN
+  FOREACH p IN ARRAY ARRAY['direct_care', 'research', 'direct_care', 'commissioning'] LOOP
+    got := got || p || '=' || caredata.permitted('999 000 0131', p) || ' ';
+  END LOOP;
+  RAISE NOTICE '%', got;
+END $$;
 
 DROP TABLE feed, empty_feed, gp_codes;
 DROP EXTENSION caredata;

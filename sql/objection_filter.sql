@@ -68,7 +68,7 @@ SET ROLE regress_owner;
 SELECT count(*) AS owner_rows FROM episode;
 -- a view over the table, owned by the owner, is filtered for its readers
 CREATE VIEW episode_view AS SELECT * FROM episode;
-GRANT SELECT ON episode_view TO regress_analyst;
+GRANT SELECT ON episode_view TO regress_analyst, regress_patient;
 RESET ROLE;
 SET ROLE regress_analyst;
 SELECT count(*) AS view_rows FROM episode_view;
@@ -87,7 +87,44 @@ RESET ROLE;
 SET ROLE regress_patient;
 SELECT id, nhs_number, specialty FROM episode ORDER BY id;
 SELECT my_nhs_number();
+-- ... also through a view whose owner is not a patient (its policies are
+-- the owner's, but row_permitted() knows who is asking)
+SELECT count(*) AS patient_view_rows, string_agg(DISTINCT nhs_number::text, ', ') AS patients FROM episode_view;
+-- ... and cannot ask about anyone else's objections: no permitted(), and
+-- row_permitted() says only "is this my own record"
+SELECT state FROM pg_temp.refusal($$caredata.permitted('999 000 0026', 'research')$$);
+SELECT row_permitted('999 000 0018', 'research') AS other_unblocked,
+       row_permitted('999 000 0026', 'research') AS other_blocked,
+       row_permitted('999 000 0034', 'research') AS own_blocked;
 RESET ROLE;
+
+-- EXPLAIN ANALYZE through an index on the NHS number: the index scan
+-- below the filter, the heap pages a bitmap scan visited and the buffers
+-- read would each say whether a hidden patient has rows; none is shown
+CREATE INDEX episode_nhs ON episode (nhs_number);
+ANALYZE episode;
+-- the plan with buffers, without the planner's own (catalog) reads
+CREATE FUNCTION pg_temp.explain_buffers(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+  line text;
+BEGIN
+  FOR line IN EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP
+    EXIT WHEN line = 'Planning:';
+    RETURN NEXT line;
+  END LOOP;
+END $$;
+SET ROLE regress_analyst;
+SET enable_seqscan = off;
+SET enable_indexscan = off;
+SELECT pg_temp.explain_buffers($$SELECT * FROM episode WHERE nhs_number = '999 000 0026'$$);
+SELECT pg_temp.explain_buffers($$SELECT * FROM episode WHERE nhs_number = '999 000 0018'$$);
+RESET enable_indexscan;
+SET enable_bitmapscan = off;
+SELECT pg_temp.explain_buffers($$SELECT * FROM episode WHERE nhs_number = '999 000 0026'$$);
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+RESET ROLE;
+DROP INDEX episode_nhs;
 
 
 -- unprotect() removes what protect() added, and only that

@@ -7,10 +7,14 @@
  * any user code sees them, but EXPLAIN ANALYZE would still print "Rows
  * Removed by Filter" for the scan that carries the filter: with a WHERE on
  * one NHS number, that count says whether that patient has a record and an
- * objection.  After the executor finishes, and before EXPLAIN prints, this
- * hook zeroes the filtered-row counters of every plan node whose quals call
- * caredata.permitted() or caredata.row_permitted().  Nothing else about the
- * plan or its results changes.
+ * objection.  So would the rows an index scan below the filter found, the
+ * heap pages a bitmap scan visited, and the buffers any node read.  After
+ * the executor finishes, and before EXPLAIN prints, this hook clears, in a
+ * plan where some node's quals call caredata.permitted() or
+ * caredata.row_permitted(): that node's filtered-row counts, every count of
+ * the nodes below it, bitmap heap pages, and every node's buffer and WAL
+ * use.  Timings stay, as do the rows each node above the filter returned.
+ * Nothing about the plan or its results changes.
  *
  * src/explain_guard.c
  *
@@ -68,25 +72,65 @@ node_filters_objections(Plan *plan)
 	}
 }
 
+/* does any node of the plan filter objections? */
 static bool
-hide_filtered_counts(PlanState *ps, void *context)
+plan_filters_objections(PlanState *ps, void *context)
 {
 	if (ps == NULL)
 		return false;
-	if (ps->instrument != NULL && node_filters_objections(ps->plan))
+	if (node_filters_objections(ps->plan))
+		return true;
+	return planstate_tree_walker(ps, plan_filters_objections, context);
+}
+
+/*
+ * Clear what one node's instrumentation would tell about rows the filter
+ * hid: buffer and WAL use always (they count pages read for hidden rows,
+ * and a parent's figures include its children's); rows filtered out on a
+ * filtering node; and every row count below one.
+ */
+static void
+clear_instrument(Instrumentation *instr, bool filtering, bool below)
+{
+	memset(&instr->bufusage, 0, sizeof(instr->bufusage));
+	memset(&instr->walusage, 0, sizeof(instr->walusage));
+	if (filtering || below)
 	{
-		ps->instrument->nfiltered1 = 0;
-		ps->instrument->nfiltered2 = 0;
-		if (ps->worker_instrument != NULL)
-		{
-			for (int i = 0; i < ps->worker_instrument->num_workers; i++)
-			{
-				ps->worker_instrument->instrument[i].nfiltered1 = 0;
-				ps->worker_instrument->instrument[i].nfiltered2 = 0;
-			}
-		}
+		instr->nfiltered1 = 0;
+		instr->nfiltered2 = 0;
 	}
-	return planstate_tree_walker(ps, hide_filtered_counts, context);
+	if (below)
+	{
+		instr->tuplecount = 0;
+		instr->ntuples = 0;
+		instr->ntuples2 = 0;
+	}
+}
+
+static bool
+hide_counts(PlanState *ps, void *context)
+{
+	bool		below = *(bool *) context;
+	bool		filtering;
+
+	if (ps == NULL)
+		return false;
+	filtering = node_filters_objections(ps->plan);
+	if (ps->instrument != NULL)
+		clear_instrument(ps->instrument, filtering, below);
+	if (ps->worker_instrument != NULL)
+	{
+		for (int i = 0; i < ps->worker_instrument->num_workers; i++)
+			clear_instrument(&ps->worker_instrument->instrument[i], filtering, below);
+	}
+	/* the heap pages a bitmap scan visited: pages of hidden rows too */
+	if (IsA(ps, BitmapHeapScanState))
+	{
+		((BitmapHeapScanState *) ps)->exact_pages = 0;
+		((BitmapHeapScanState *) ps)->lossy_pages = 0;
+	}
+	below = below || filtering;
+	return planstate_tree_walker(ps, hide_counts, &below);
 }
 
 static void
@@ -97,8 +141,13 @@ explain_guard_ExecutorFinish(QueryDesc *queryDesc)
 	else
 		standard_ExecutorFinish(queryDesc);
 
-	if (queryDesc->instrument_options != 0 && queryDesc->planstate != NULL)
-		hide_filtered_counts(queryDesc->planstate, NULL);
+	if (queryDesc->instrument_options != 0 && queryDesc->planstate != NULL &&
+		plan_filters_objections(queryDesc->planstate, NULL))
+	{
+		bool		below = false;
+
+		hide_counts(queryDesc->planstate, &below);
+	}
 }
 
 void

@@ -32,6 +32,7 @@
 #include "nodes/params.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/memutils.h"
@@ -333,12 +334,17 @@ find_set(int64 version, const char *purpose, const char *dataset, TimestampTz at
  * (fn_extra lives in the query's memory), which is what makes the answer
  * snapshot-consistent even if the cache is rebuilt meanwhile.
  */
-/* the querying role's NHS number (caredata.subject_access), once looked up */
+/*
+ * What the querying role is, once looked up: a patient (a member of
+ * caredata_patient, or a role with a caredata.subject_access row), and if
+ * so their NHS number.
+ */
 typedef struct SubjectCache
 {
 	bool		known;
 	Oid			role;
-	bool		found;
+	bool		patient;
+	bool		found;			/* value is the patient's NHS number */
 	int64		value;
 } SubjectCache;
 
@@ -352,8 +358,9 @@ typedef struct PermittedCache
 	BlockedSet *set;
 	int64		version;
 	TimestampTz at;
-	Pointer		last_purpose;	/* the argument datums last seen: constants */
-	Pointer		last_dataset;	/* keep the same pointer row after row */
+	bool		const_args;		/* purpose and dataset are constants of the plan */
+	Pointer		last_purpose;	/* ... whose datums keep their pointers: the */
+	Pointer		last_dataset;	/* ones last seen, when const_args */
 	char		purpose[PURPOSE_MAX];
 	char	   *dataset;
 	bool		has_dataset;
@@ -382,9 +389,13 @@ cache_matches(PermittedCache *c, text *purpose, text *dataset, TimestampTz at)
 {
 	int			plen = VARSIZE_ANY_EXHDR(purpose);
 
-	/* the per-row fast path: same constant arguments as the last row */
-	if (c->set != NULL && c->at == at && c->last_purpose == (Pointer) purpose &&
-		c->last_dataset == (Pointer) dataset)
+	/*
+	 * Constant arguments keep their pointers row after row; any other
+	 * argument may be rebuilt at the same address with another value, so
+	 * is compared by content.
+	 */
+	if (c->set != NULL && c->const_args && c->at == at &&
+		c->last_purpose == (Pointer) purpose && c->last_dataset == (Pointer) dataset)
 		return true;
 	if (c->set == NULL || c->at != at || plen >= PURPOSE_MAX ||
 		strncmp(c->purpose, VARDATA_ANY(purpose), plen) != 0 || c->purpose[plen] != '\0')
@@ -431,36 +442,52 @@ subject_number(SubjectCache *sc, int64 *value)
 	{
 		bool		found = false;
 		int64		v = 0;
+		Oid			patients = get_role_oid("caredata_patient", true);
 
 		AS_REGISTER_OWNER(found = lookup_subject(role, &v));
 		sc->role = role;
 		sc->found = found;
 		sc->value = v;
+		sc->patient = found ||
+			(OidIsValid(patients) && is_member_of_role_nosuper(role, patients));
 		sc->known = true;
 	}
 	*value = sc->value;
 	return sc->found;
 }
 
-/* row_permitted(): is key the NHS number of the patient querying? */
-static pg_noinline bool
-own_row(PermittedCache *c, int64 key)
-{
-	int64		own;
-
-	return subject_number(&c->own, &own) && own == key;
-}
-
 /*
- * The answer for key: not in the blocked set, or (own_rows) the querying
- * patient's own record.
+ * The answer for key.  row_permitted() as a patient: the patient's own
+ * record, and nothing else, whatever the objections (a view or function
+ * that reads the table as its owner cannot widen that, nor can a patient
+ * learn anyone else's objection status).  Otherwise: not in the blocked
+ * set.
  */
-static pg_attribute_always_inline bool
+static bool
 answer(PermittedCache *c, int64 key, bool own_rows)
 {
-	if (!scan_lookahead_contains(&c->lookahead, c->members, key))
-		return true;
-	return own_rows && own_row(c, key);
+	if (own_rows)
+	{
+		int64		own;
+		bool		found = subject_number(&c->own, &own);
+
+		if (c->own.patient)
+			return found && own == key;
+	}
+	return !scan_lookahead_contains(&c->lookahead, c->members, key);
+}
+
+/* is argument argno of this call a constant of the plan (a Const node)? */
+static bool
+const_arg(FmgrInfo *flinfo, int argno)
+{
+	Node	   *expr = flinfo->fn_expr;
+	List	   *args;
+
+	if (expr == NULL || !IsA(expr, FuncExpr))
+		return false;
+	args = ((FuncExpr *) expr)->args;
+	return argno < list_length(args) && IsA(list_nth(args, argno), Const);
 }
 
 /*
@@ -477,7 +504,8 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 	TimestampTz at;
 
 	/* the fast path's arguments, but an answer it could not give */
-	if (c != NULL && c->fast_purpose == PG_GETARG_DATUM(1) && !PG_ARGISNULL(1) && !PG_ARGISNULL(0))
+	if (c != NULL && c->fast_purpose != (Datum) 0 && c->fast_purpose == PG_GETARG_DATUM(1) &&
+		!PG_ARGISNULL(1) && !PG_ARGISNULL(0))
 		PG_RETURN_BOOL(answer(c, PG_GETARG_NHS_NUMBER(0), own_rows));
 
 	if (PG_ARGISNULL(1) || (PG_NARGS() > 2 && PG_ARGISNULL(2)))
@@ -512,6 +540,8 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 		{
 			c->version = register_version();
 			c->version_read = true;
+			c->const_args = const_arg(fcinfo->flinfo, 1) &&
+				(PG_NARGS() == 2 || const_arg(fcinfo->flinfo, 3));
 		}
 		c->set = find_set(c->version, p, d, at);
 		c->at = at;
@@ -528,7 +558,8 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 	c->members = c->set->members;
 	c->empty = c->members->nkeys == 0;
 	/* the purpose argument, as passed (not detoasted), for the fast path */
-	c->fast_purpose = (PG_NARGS() == 2 && purpose == (text *) DatumGetPointer(PG_GETARG_DATUM(1))) ?
+	c->fast_purpose = (c->const_args && PG_NARGS() == 2 &&
+					   purpose == (text *) DatumGetPointer(PG_GETARG_DATUM(1))) ?
 		PG_GETARG_DATUM(1) : (Datum) 0;
 
 	PG_RETURN_BOOL(answer(c, PG_GETARG_NHS_NUMBER(0), own_rows));
@@ -548,7 +579,12 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
  * row, so the set is the one already found (the two-argument form's time,
  * the transaction start, cannot change within the query that owns this
  * cache), and the set is empty or the scan's page pass has found the row's
- * number absent.  Everything else, permitted_slow().
+ * number absent; for row_permitted(), the querying role is known not to be
+ * a patient.  That is decided at the call site's first row, for the role
+ * running the query, as PostgreSQL decides which row security policies
+ * apply when a query starts (a cursor fetched by another role keeps the
+ * opener's filter, as it keeps the opener's policies).  Everything else,
+ * permitted_slow().
  */
 static pg_attribute_always_inline Datum
 permitted_common(FunctionCallInfo fcinfo, bool own_rows)
@@ -556,7 +592,8 @@ permitted_common(FunctionCallInfo fcinfo, bool own_rows)
 	PermittedCache *c = (PermittedCache *) fcinfo->flinfo->fn_extra;
 
 	if (likely(c != NULL && c->fast_purpose == PG_GETARG_DATUM(1) &&
-			   !PG_ARGISNULL(1) && !PG_ARGISNULL(0)))
+			   !PG_ARGISNULL(1) && !PG_ARGISNULL(0)) &&
+		(!own_rows || (c->own.known && !c->own.patient)))
 	{
 		if (c->empty || scan_lookahead_surely_absent(&c->lookahead, PG_GETARG_NHS_NUMBER(0)))
 			PG_RETURN_BOOL(true);

@@ -196,13 +196,13 @@ CREATE FUNCTION caredata.row_permitted(nhs_number caredata.nhs_number, purpose t
 RETURNS boolean
   AS 'MODULE_PATHNAME' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION caredata.row_permitted(caredata.nhs_number, text) IS
-  'permitted(nhs_number, purpose), or the row is the querying patient''s own (caredata.subject_access): the objection row filter of protect()';
+  'the objection row filter of protect(): for a patient (caredata_patient, caredata.subject_access), true only for their own NHS number; for anyone else, permitted(nhs_number, purpose)';
 CREATE FUNCTION caredata.row_permitted(nhs_number caredata.nhs_number, purpose text,
                                        at timestamptz, dataset text DEFAULT NULL)
 RETURNS boolean
   AS 'MODULE_PATHNAME' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION caredata.row_permitted(caredata.nhs_number, text, timestamptz, text) IS
-  'permitted(nhs_number, purpose, at, dataset), or the row is the querying patient''s own (caredata.subject_access): the objection row filter of protect() for a dataset';
+  'the objection row filter of protect() for a dataset: for a patient, true only for their own NHS number; for anyone else, permitted(nhs_number, purpose, at, dataset)';
 
 -- Subject access: which NHS number a patient-facing login role is.
 CREATE TABLE caredata.subject_access (
@@ -271,11 +271,12 @@ BEGIN
   SELECT count(*), count(*) FILTER (WHERE n IS NULL), count(n) - count(DISTINCT n), count(DISTINCT n)
   INTO rows_read, invalid, duplicates, distinct_valid
   FROM pg_temp.caredata_snapshot;
-  IF rows_read = 0 AND NOT allow_empty THEN
-    RAISE EXCEPTION 'opt-out snapshot is empty'
+  IF distinct_valid = 0 AND NOT allow_empty THEN
+    RAISE EXCEPTION 'opt-out snapshot holds no valid NHS numbers'
       USING ERRCODE = 'no_data_found',
-            DETAIL = 'Applying it would withdraw every national data opt-out from this source.',
-            HINT = 'Check the delivery; pass allow_empty => true if it really is empty.';
+            DETAIL = format('It has %s rows, %s of them invalid or missing. Applying it would withdraw every national data opt-out from this source.',
+                            rows_read, invalid),
+            HINT = 'Check the delivery and the column name; pass allow_empty => true if it really is empty.';
   END IF;
   IF invalid > 0 THEN
     IF abort_on_invalid THEN
@@ -396,12 +397,49 @@ COMMENT ON FUNCTION caredata.apply_type1_codes(regclass, name, name, name, text,
 CREATE FUNCTION caredata.record_objection(nhs_number caredata.nhs_number, kind text,
   source text, effective_from timestamptz DEFAULT now(), study text DEFAULT NULL,
   purposes text[] DEFAULT NULL) RETURNS bigint
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, caredata, pg_temp
 AS $$
+DECLARE
+  covers text[] := coalesce(purposes, caredata.default_purposes(kind));
+  new_id bigint;
+BEGIN
+  -- checked here, so that no constraint's error shows the row (and with it
+  -- the NHS number)
+  IF nhs_number IS NULL OR source IS NULL OR effective_from IS NULL THEN
+    RAISE EXCEPTION 'an objection needs an NHS number, a source and an effective time'
+      USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF kind IS NULL OR kind NOT IN ('national_data_opt_out', 'type1', 'dissent', 'consent') THEN
+    RAISE EXCEPTION 'unknown objection kind "%"', kind
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Kinds: national_data_opt_out, type1, dissent, consent.';
+  END IF;
+  IF (kind IN ('dissent', 'consent')) <> (study IS NOT NULL) THEN
+    RAISE EXCEPTION 'a % objection % a study', kind,
+      CASE WHEN study IS NULL THEN 'needs' ELSE 'cannot name' END
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Dissent and consent name the study (the dataset) they are about; the other kinds do not.';
+  END IF;
+  IF cardinality(covers) IS NULL OR cardinality(covers) = 0 OR
+     EXISTS (SELECT 1 FROM unnest(covers) p WHERE p IS NULL OR p NOT IN (SELECT name FROM caredata.purpose)) THEN
+    RAISE EXCEPTION 'an objection must cover known purposes'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Purposes are listed in caredata.purpose.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.objection o
+             WHERE o.nhs_number = record_objection.nhs_number AND o.kind = record_objection.kind
+               AND o.study IS NOT DISTINCT FROM record_objection.study AND o.withdrawn_at IS NULL) THEN
+    RAISE EXCEPTION 'this patient already has a % objection in force%', kind,
+      CASE WHEN study IS NULL THEN '' ELSE ' for this study' END
+      USING ERRCODE = 'unique_violation',
+            HINT = 'Withdraw it first (caredata.withdraw_objection) to record a new one.';
+  END IF;
   INSERT INTO caredata.objection (nhs_number, kind, purposes, study, effective_from, source)
-  VALUES (nhs_number, kind, coalesce(purposes, caredata.default_purposes(kind)), study, effective_from, source)
-  RETURNING id
+  VALUES (nhs_number, kind, covers, study, effective_from, source)
+  RETURNING id INTO new_id;
+  RETURN new_id;
+END
 $$;
 COMMENT ON FUNCTION caredata.record_objection(caredata.nhs_number, text, text, timestamptz, text, text[]) IS
   'record one objection (or consent to a named study) as of a time; purposes default by kind';
@@ -411,10 +449,22 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, caredata, pg_temp
 AS $$
 BEGIN
+  IF at IS NULL THEN
+    RAISE EXCEPTION 'a withdrawal needs a time' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  -- checked here, so that the constraint's error never shows the row
+  IF EXISTS (SELECT 1 FROM caredata.objection o
+             WHERE o.id = withdraw_objection.id AND o.withdrawn_at IS NULL AND o.effective_from > at) THEN
+    RAISE EXCEPTION 'objection % cannot be withdrawn before it took effect', id
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Withdraw it at or after its effective_from.';
+  END IF;
   UPDATE caredata.objection o SET withdrawn_at = at
   WHERE o.id = withdraw_objection.id AND o.withdrawn_at IS NULL;
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'no objection % in force to withdraw', id USING ERRCODE = 'no_data_found';
+    RAISE EXCEPTION 'no objection % in force to withdraw', id
+      USING ERRCODE = 'no_data_found',
+            HINT = 'Open objections are those in caredata.objection with withdrawn_at IS NULL.';
   END IF;
 END
 $$;
@@ -575,7 +625,14 @@ GRANT EXECUTE ON FUNCTION
   caredata.permitted(caredata.nhs_number, text), caredata.permitted(caredata.nhs_number, text, timestamptz, text),
   caredata.row_permitted(caredata.nhs_number, text), caredata.row_permitted(caredata.nhs_number, text, timestamptz, text),
   caredata.my_nhs_number()
-  TO caredata_admin, caredata_linker, caredata_analyst, caredata_patient;
+  TO caredata_admin, caredata_linker, caredata_analyst;
+-- a patient needs row_permitted() to read a protected table (the filter
+-- runs as the querying role); for a patient it answers only "is this my
+-- own record", so it tells nothing about anyone else's objections
+GRANT EXECUTE ON FUNCTION
+  caredata.row_permitted(caredata.nhs_number, text), caredata.row_permitted(caredata.nhs_number, text, timestamptz, text),
+  caredata.my_nhs_number()
+  TO caredata_patient;
 GRANT EXECUTE ON FUNCTION
   caredata.apply_opt_out_snapshot(regclass, name, text, timestamptz, boolean, boolean),
   caredata.apply_type1_codes(regclass, name, name, name, text, boolean),

@@ -53,26 +53,6 @@ static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static bool scan_lookahead_enabled = true;
 
 /*
- * The NHS number of a tuple the direct read below cannot take: one with
- * NULLs, one older than the column (ALTER TABLE ADD COLUMN), or a column
- * whose offset the scan does not know yet.  0 when NULL or missing.
- */
-static pg_noinline int64
-tuple_key(ScanLookahead *la, HeapTupleHeader tup, ItemId lp, TupleDesc tupdesc)
-{
-	HeapTupleData tuple;
-	bool		isnull;
-	Datum		d;
-
-	if (la->attno > HeapTupleHeaderGetNatts(tup))
-		return 0;
-	tuple.t_data = tup;
-	tuple.t_len = ItemIdGetLength(lp);
-	d = fastgetattr(&tuple, la->attno, tupdesc, &isnull);
-	return isnull ? 0 : DatumGetInt64(d);
-}
-
-/*
  * The scan has moved to a new page: read and hash the NHS number of each
  * of its visible tuples, starting the load of each one's Bloom word (pass
  * one), then test each against its Bloom word, by now arriving, and start
@@ -94,6 +74,7 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 	uint64		hashes[MaxHeapTuplesPerPage];
 	Page		page;
 	int			n;
+	int			i;
 	int			off;
 	int			attno = la->attno;
 
@@ -109,25 +90,56 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 	n = hs->rs_ntuples;
 	/* the column's offset in a tuple without NULLs, once the scan knows it */
 	off = TupleDescAttr(tupdesc, attno - 1)->attcacheoff;
-	for (int i = 0; i < n; i++)
+	/*
+	 * Pass one.  The common case, the column at a known offset in a tuple
+	 * without NULLs, in a loop of its own with no calls; the first tuple
+	 * that is not (NULLs, older than the column, offset not known yet)
+	 * sends this and every later tuple of the page to the general loop.
+	 * 0 (NULL, missing) is never an NHS number, so never matches a call's
+	 * argument.
+	 */
+	i = 0;
+	if (off >= 0)
+	{
+		for (; i < n; i++)
+		{
+			HeapTupleHeader tup = (HeapTupleHeader)
+				PageGetItem(page, PageGetItemId(page, hs->rs_vistuples[i]));
+			int64		key;
+			uint64		h;
+
+			if (unlikely((tup->t_infomask & HEAP_HASNULL) != 0 ||
+						 HeapTupleHeaderGetNatts(tup) < attno))
+				break;
+			key = *(const int64 *) ((const char *) tup + tup->t_hoff + off);
+			h = nhs_set_hash(key);
+			keys[i] = key;
+			hashes[i] = h;
+			NHS_SET_PREFETCH(&bloom[h & bloom_mask]);
+		}
+	}
+	for (; i < n; i++)
 	{
 		ItemId		lp = PageGetItemId(page, hs->rs_vistuples[i]);
 		HeapTupleHeader tup = (HeapTupleHeader) PageGetItem(page, lp);
-		int64		key;
+		HeapTupleData tuple;
+		bool		isnull = true;
+		Datum		d = (Datum) 0;
 		uint64		h;
 
-		/* 0 (NULL, missing) is never an NHS number: never matches a call's */
-		if (likely(off >= 0 && (tup->t_infomask & HEAP_HASNULL) == 0 &&
-				   HeapTupleHeaderGetNatts(tup) >= attno))
-			key = *(const int64 *) ((const char *) tup + tup->t_hoff + off);
-		else
-			key = tuple_key(la, tup, lp, tupdesc);
-		h = nhs_set_hash(key);
-		keys[i] = key;
+		if (attno <= HeapTupleHeaderGetNatts(tup))
+		{
+			tuple.t_data = tup;
+			tuple.t_len = ItemIdGetLength(lp);
+			d = fastgetattr(&tuple, attno, tupdesc, &isnull);
+		}
+		keys[i] = isnull ? 0 : DatumGetInt64(d);
+		h = nhs_set_hash(keys[i]);
 		hashes[i] = h;
 		NHS_SET_PREFETCH(&bloom[h & bloom_mask]);
 	}
-	for (int i = 0; i < n; i++)
+	/* pass two */
+	for (i = 0; i < n; i++)
 	{
 		uint64		h = hashes[i];
 		uint64		bits = nhs_set_bloom_bits(h);
