@@ -115,5 +115,72 @@ BEGIN
   RAISE NOTICE '%', got;
 END $$;
 
+-- Type 1 extracts, badly formed: the same event twice, an undated row, a
+-- withdrawal by the national code, an empty extract, abort on request
+CREATE TABLE gp_codes2 (nhs_number text, code text, recorded_at date);
+INSERT INTO gp_codes2 VALUES
+  ('9990000069', '827241000000103', '2024-01-10'),   -- already open: unchanged
+  ('9990000069', '827241000000103', '2024-01-10'),   -- the same event again
+  ('9990000107', '9Nu0.', NULL),                     -- no date: reported, skipped
+  ('9990000085', '9Nu1.', '2024-08-01'),             -- withdrawal, Read v2
+  ('9990000115', '827241000000103', '2024-04-01'),
+  ('9990000115', '827261000000102', '2024-06-01');   -- dissent, then withdrawn: SNOMED
+SELECT * FROM apply_type1_codes('gp_codes2');
+SELECT invalid, duplicates, opened, withdrawn, unchanged FROM feed_load ORDER BY id DESC LIMIT 1;
+SELECT nhs_number, withdrawn_at FROM objection
+WHERE kind = 'type1' AND nhs_number IN ('999 000 0085', '999 000 0115') ORDER BY nhs_number, id;
+SELECT permitted('999 000 0085', 'research', '2024-09-01') AS withdrawn_by_9Nu1,
+       permitted('999 000 0115', 'research', '2024-05-01') AS during_recorded_dissent,
+       permitted('999 000 0115', 'research', '2024-09-01') AS withdrawn_by_snomed;
+SELECT state, message, hint FROM pg_temp.refusal($$caredata.apply_type1_codes('gp_codes2', abort_on_invalid => true)$$);
+TRUNCATE gp_codes2;
+SELECT * FROM apply_type1_codes('gp_codes2');
+DROP TABLE gp_codes2;
+
+-- history cannot be rewritten, not even by caredata_admin: who and when
+-- are the server's, and the only change is ending a row, once
+CREATE ROLE regress_admin NOLOGIN IN ROLE caredata_admin;
+SET ROLE regress_admin;
+INSERT INTO objection (nhs_number, kind, purposes, effective_from, source, recorded_at, recorded_by)
+VALUES ('999 000 0166', 'national_data_opt_out', '{research}', '2025-01-01', 'by hand', '2000-01-01', 'someone_else')
+RETURNING recorded_at > now() - interval '1 hour' AS recorded_now, recorded_by;
+SELECT id AS hand_id FROM objection WHERE nhs_number = '999 000 0166' \gset
+SELECT state, message, detail, hint FROM pg_temp.refusal(format($$1; UPDATE caredata.objection SET effective_from = '2026-01-01' WHERE id = %s$$, :hand_id));
+SELECT state FROM pg_temp.refusal(format($$1; UPDATE caredata.objection SET purposes = '{planning}' WHERE id = %s$$, :hand_id));
+SELECT withdraw_objection(:hand_id, '2025-03-01');
+SELECT state FROM pg_temp.refusal(format($$1; UPDATE caredata.objection SET withdrawn_at = NULL WHERE id = %s$$, :hand_id));
+SELECT state FROM pg_temp.refusal(format($$1; UPDATE caredata.objection SET withdrawn_at = '2025-04-01' WHERE id = %s$$, :hand_id));
+SELECT state FROM pg_temp.refusal(format($$1; DELETE FROM caredata.objection WHERE id = %s$$, :hand_id));
+-- exemptions: granted_by/at are the server's; revoking records who; no revival
+SELECT grant_exemption('audit_ds', 'research', 'national_data_opt_out', 'consent', 'REC 25/LO/0001') AS aex \gset
+SELECT granted_by, granted_at > now() - interval '1 hour' AS granted_now FROM exemption WHERE id = :aex;
+SELECT state FROM pg_temp.refusal(format($$1; UPDATE caredata.exemption SET granted_at = '2020-01-01' WHERE id = %s$$, :aex));
+SELECT state FROM pg_temp.refusal(format($$1; UPDATE caredata.exemption SET legal_basis = 'legal_requirement' WHERE id = %s$$, :aex));
+SELECT revoke_exemption(:aex);
+SELECT revoked_by, revoked_at IS NOT NULL AS revoked FROM exemption WHERE id = :aex;
+SELECT state FROM pg_temp.refusal(format($$1; UPDATE caredata.exemption SET revoked_at = NULL, revoked_by = NULL WHERE id = %s$$, :aex));
+RESET ROLE;
+-- an exemption that expires applies until then, and not after
+SELECT record_objection('999 000 0174', 'national_data_opt_out', 'test', '2025-01-01') IS NOT NULL AS recorded;
+SELECT grant_exemption('exp_ds', 'research', 'national_data_opt_out', 'cag_section_251', 'CAG 25/CAG/0002', now() + interval '1 day') AS eex \gset
+SELECT permitted('999 000 0174', 'research', now(), 'exp_ds') AS before_expiry,
+       permitted('999 000 0174', 'research', now() + interval '2 days', 'exp_ds') AS after_expiry,
+       permitted('999 000 0174', 'research', now() - interval '1 day', 'exp_ds') AS before_grant;
+
+-- subject access is by role, not by name: a role created under a dropped
+-- patient's name does not inherit their records
+CREATE ROLE regress_pat NOLOGIN IN ROLE caredata_patient;
+INSERT INTO subject_access (role, nhs_number) VALUES ('regress_pat', '999 000 0182');
+SET ROLE regress_pat;
+SELECT my_nhs_number() AS own_number;
+RESET ROLE;
+DROP ROLE regress_pat;
+CREATE ROLE regress_pat NOLOGIN IN ROLE caredata_patient;
+SET ROLE regress_pat;
+SELECT my_nhs_number() AS new_role_number;
+RESET ROLE;
+DELETE FROM subject_access WHERE role::oid NOT IN (SELECT oid FROM pg_roles);
+DROP ROLE regress_pat, regress_admin;
+
 DROP TABLE feed, empty_feed, gp_codes;
 DROP EXTENSION caredata;

@@ -21,7 +21,7 @@ ALTER TABLE episode OWNER TO regress_owner;
 GRANT SELECT ON episode TO regress_analyst, regress_patient, regress_nobody;
 SELECT record_objection('999 000 0026', 'national_data_opt_out', 'test', now() - interval '1 day') IS NOT NULL,
        record_objection('999 000 0034', 'type1', 'test', now() - interval '1 day') IS NOT NULL;
-INSERT INTO subject_access VALUES ('regress_patient', '999 000 0034');
+INSERT INTO subject_access (role, nhs_number) VALUES ('regress_patient', '999 000 0034');
 
 -- protect() checks what it is given
 SELECT state, message, hint FROM pg_temp.refusal($$caredata.protect('episode', 'specialty', 'research')$$);

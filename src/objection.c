@@ -407,20 +407,18 @@ cache_matches(PermittedCache *c, text *purpose, text *dataset, TimestampTz at)
 		strncmp(c->dataset, VARDATA_ANY(dataset), VARSIZE_ANY_EXHDR(dataset)) == 0;
 }
 
-/* the current role's NHS number from caredata.subject_access, read as owner */
+/* the role's NHS number from caredata.subject_access (keyed by OID), read as owner */
 static bool
 lookup_subject(Oid role, int64 *value)
 {
-	Oid			argtypes[1] = {NAMEOID};
+	Oid			argtypes[1] = {OIDOID};
 	Datum		values[1];
 	bool		isnull = true;
-	NameData	rolename;
 
-	namestrcpy(&rolename, GetUserNameFromId(role, false));
-	values[0] = NameGetDatum(&rolename);
+	values[0] = ObjectIdGetDatum(role);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT nhs_number::pg_catalog.int8 FROM caredata.subject_access WHERE role_name OPERATOR(pg_catalog.=) $1",
+	if (SPI_execute_with_args("SELECT nhs_number::pg_catalog.int8 FROM caredata.subject_access WHERE role::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "subject access lookup failed");
 	if (SPI_processed == 1)

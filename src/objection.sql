@@ -110,6 +110,64 @@ CREATE TRIGGER objection_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON
   FOR EACH STATEMENT EXECUTE FUNCTION caredata.register_changed();
 CREATE TRIGGER exemption_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON caredata.exemption
   FOR EACH STATEMENT EXECUTE FUNCTION caredata.register_changed();
+COMMENT ON TRIGGER objection_changed ON caredata.objection IS
+  'a change to objections takes a new register version (permitted() caches by version)';
+COMMENT ON TRIGGER exemption_changed ON caredata.exemption IS
+  'a change to exemptions takes a new register version (permitted() caches by version)';
+COMMENT ON SEQUENCE caredata.register_version_seq IS
+  'register versions: a rolled-back change never shares its number with a committed one';
+
+-- History that cannot be rewritten.  Who recorded an objection or granted
+-- an exemption, and when, is set here, not taken from the writer; after
+-- that the only change is ending it (a withdrawal, a revocation), once.
+CREATE FUNCTION caredata.keep_history() RETURNS trigger
+LANGUAGE plpgsql PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    IF TG_TABLE_NAME = 'objection' THEN
+      NEW.recorded_at := now();
+      NEW.recorded_by := current_user;
+    ELSE
+      NEW.granted_at := now();
+      NEW.granted_by := current_user;
+      NEW.revoked_at := NULL;
+      NEW.revoked_by := NULL;
+    END IF;
+    RETURN NEW;
+  END IF;
+  -- UPDATE
+  IF TG_TABLE_NAME = 'objection' THEN
+    IF OLD.withdrawn_at IS NULL AND NEW.withdrawn_at IS NOT NULL AND
+       (to_jsonb(NEW) - 'withdrawn_at') = (to_jsonb(OLD) - 'withdrawn_at') THEN
+      RETURN NEW;
+    END IF;
+  ELSE
+    IF OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL AND
+       (to_jsonb(NEW) - 'revoked_at' - 'revoked_by') = (to_jsonb(OLD) - 'revoked_at' - 'revoked_by') THEN
+      NEW.revoked_by := current_user;
+      RETURN NEW;
+    END IF;
+  END IF;
+  RAISE EXCEPTION 'caredata.% keeps its history', TG_TABLE_NAME
+    USING ERRCODE = 'object_not_in_prerequisite_state',
+          DETAIL = CASE TG_TABLE_NAME WHEN 'objection' THEN 'An objection can only be withdrawn, once; nothing else about it changes.'
+                   ELSE 'An exemption can only be revoked, once; nothing else about it changes.' END,
+          HINT = 'Use caredata.withdraw_objection() or caredata.revoke_exemption(); record a new row for anything else.';
+END
+$$;
+COMMENT ON FUNCTION caredata.keep_history() IS
+  'trigger: objections and exemptions record who and when themselves, and only ever change by being withdrawn or revoked';
+REVOKE ALL ON FUNCTION caredata.keep_history() FROM PUBLIC;
+CREATE TRIGGER objection_history BEFORE INSERT OR UPDATE ON caredata.objection
+  FOR EACH ROW EXECUTE FUNCTION caredata.keep_history();
+CREATE TRIGGER exemption_history BEFORE INSERT OR UPDATE ON caredata.exemption
+  FOR EACH ROW EXECUTE FUNCTION caredata.keep_history();
+COMMENT ON TRIGGER objection_history ON caredata.objection IS
+  'history is kept: recorded_at/recorded_by set by the server; only a withdrawal may follow';
+COMMENT ON TRIGGER exemption_history ON caredata.exemption IS
+  'history is kept: granted_at/granted_by set by the server; only a revocation may follow';
 
 -- What is blocked: the policy, in one place.  A patient's data is blocked for
 -- a purpose and dataset at a time when an objection covering the purpose is
@@ -206,13 +264,14 @@ COMMENT ON FUNCTION caredata.row_permitted(caredata.nhs_number, text, timestampt
 
 -- Subject access: which NHS number a patient-facing login role is.
 CREATE TABLE caredata.subject_access (
-  role_name name PRIMARY KEY,
+  role regrole PRIMARY KEY,      -- the role itself (its OID), not its name: a role
+                                 -- created later under a dropped role's name is not it
   nhs_number caredata.nhs_number NOT NULL,
   granted_at timestamptz NOT NULL DEFAULT now(),
   granted_by name NOT NULL DEFAULT current_user
 );
 COMMENT ON TABLE caredata.subject_access IS
-  'patient-facing login roles and the NHS number of the patient each one is (subject access)';
+  'patient-facing login roles (by OID) and the NHS number of the patient each one is (subject access)';
 SELECT pg_catalog.pg_extension_config_dump('caredata.subject_access', '');
 
 CREATE FUNCTION caredata.my_nhs_number() RETURNS caredata.nhs_number
@@ -329,9 +388,12 @@ COMMENT ON TABLE caredata.type1_code IS
 INSERT INTO caredata.type1_code VALUES
   ('827241000000103', 'snomed_ct', 'dissent', 'Dissent from secondary use of general practitioner patient identifiable data'),
   ('9Nu0.', 'read_v2', 'dissent', 'Dissent from secondary use of GP patient identifiable data'),
-  ('9Nu0', 'read_v2', 'dissent', 'Dissent from secondary use of GP patient identifiable data (without the Read v2 padding dot)');
+  ('9Nu0', 'read_v2', 'dissent', 'Dissent from secondary use of GP patient identifiable data (without the Read v2 padding dot)'),
+  ('827261000000102', 'snomed_ct', 'withdrawn', 'Dissent withdrawn for secondary use of general practitioner patient identifiable data'),
+  ('9Nu1.', 'read_v2', 'withdrawn', 'Dissent withdrawn re secondary use of GP patient identifiable data'),
+  ('9Nu1', 'read_v2', 'withdrawn', 'Dissent withdrawn re secondary use of GP patient identifiable data (without the Read v2 padding dot)');
 SELECT pg_catalog.pg_extension_config_dump('caredata.type1_code',
-  $$WHERE code NOT IN ('827241000000103', '9Nu0.', '9Nu0')$$);
+  $$WHERE code NOT IN ('827241000000103', '9Nu0.', '9Nu0', '827261000000102', '9Nu1.', '9Nu1')$$);
 
 CREATE FUNCTION caredata.apply_type1_codes(
   gp_extract regclass,
@@ -351,48 +413,71 @@ BEGIN
                   SELECT caredata.try_nhs_number(x.%I::text) AS n, m.meaning, x.%I::timestamptz AS at
                   FROM %s x LEFT JOIN caredata.type1_code m ON m.code = btrim(x.%I::text)',
                  nhs_column, date_column, gp_extract, code_column);
-  SELECT count(*), count(*) FILTER (WHERE n IS NULL), count(*) FILTER (WHERE meaning IS NULL)
+  -- invalid: no valid NHS number, or no date (which event is latest cannot
+  -- be told); unmapped: a valid, dated row whose code is not a Type 1 code
+  SELECT count(*), count(*) FILTER (WHERE n IS NULL OR at IS NULL),
+         count(*) FILTER (WHERE n IS NOT NULL AND at IS NOT NULL AND meaning IS NULL)
   INTO rows_read, invalid, unmapped FROM pg_temp.caredata_type1;
   IF invalid > 0 THEN
     IF abort_on_invalid THEN
-      RAISE EXCEPTION 'Type 1 extract holds % invalid or missing NHS numbers', invalid
+      RAISE EXCEPTION 'Type 1 extract holds % rows with an invalid or missing NHS number or date', invalid
         USING ERRCODE = 'invalid_text_representation',
               HINT = 'Nothing was applied. Pass abort_on_invalid => false to skip them and apply the rest.';
     END IF;
-    RAISE NOTICE 'Type 1 extract: % invalid or missing NHS numbers skipped', invalid;
+    RAISE NOTICE 'Type 1 extract: % rows with an invalid or missing NHS number or date skipped', invalid;
   END IF;
   IF unmapped > 0 THEN
     RAISE NOTICE 'Type 1 extract: % rows with codes not in caredata.type1_code skipped', unmapped;
   END IF;
 
-  -- the latest coded event per patient decides
-  CREATE TEMP TABLE caredata_type1_latest ON COMMIT DROP AS
-  SELECT DISTINCT ON (n) n, meaning, at FROM pg_temp.caredata_type1
-  WHERE n IS NOT NULL AND meaning IS NOT NULL AND at IS NOT NULL
-  ORDER BY n, at DESC, meaning;   -- same instant: 'dissent' sorts first and wins
+  -- each patient's coded events in time order, a repeat of the state it is
+  -- already in dropped (at one instant a withdrawal sorts before a dissent,
+  -- so the dissent is what stands); each dissent lasts until the next event;
+  -- was_open: the register had an open Type 1 objection for the patient
+  CREATE TEMP TABLE caredata_type1_events ON COMMIT DROP AS
+  SELECT n, meaning, at, lead(at) OVER w AS until, row_number() OVER w AS seq,
+         EXISTS (SELECT 1 FROM caredata.objection o
+                 WHERE o.nhs_number = e.n AND o.kind = 'type1' AND o.withdrawn_at IS NULL) AS was_open
+  FROM (SELECT n, meaning, at,
+               lag(meaning) OVER (PARTITION BY n ORDER BY at, meaning = 'dissent') AS before
+        FROM (SELECT DISTINCT n, meaning, at FROM pg_temp.caredata_type1
+              WHERE n IS NOT NULL AND at IS NOT NULL AND meaning IS NOT NULL) d) e
+  WHERE before IS DISTINCT FROM meaning
+  WINDOW w AS (PARTITION BY n ORDER BY at, meaning = 'dissent');
 
-  UPDATE caredata.objection o SET withdrawn_at = greatest(l.at, o.effective_from)
-  FROM pg_temp.caredata_type1_latest l
-  WHERE l.meaning = 'withdrawn' AND o.nhs_number = l.n AND o.kind = 'type1' AND o.withdrawn_at IS NULL;
+  -- an open objection ends at the patient's first withdrawal; when the
+  -- extract opens with a dissent (the one already recorded), at the
+  -- withdrawal after that
+  UPDATE caredata.objection o
+  SET withdrawn_at = greatest(CASE WHEN e.meaning = 'withdrawn' THEN e.at ELSE e.until END, o.effective_from)
+  FROM pg_temp.caredata_type1_events e
+  WHERE e.seq = 1 AND e.was_open AND (e.meaning = 'withdrawn' OR e.until IS NOT NULL)
+    AND o.nhs_number = e.n AND o.kind = 'type1' AND o.withdrawn_at IS NULL;
   GET DIAGNOSTICS withdrawn = ROW_COUNT;
 
-  INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source)
-  SELECT l.n, 'type1', caredata.default_purposes('type1'), l.at, apply_type1_codes.source
-  FROM pg_temp.caredata_type1_latest l
-  WHERE l.meaning = 'dissent'
-    AND NOT EXISTS (SELECT 1 FROM caredata.objection o
-                    WHERE o.nhs_number = l.n AND o.kind = 'type1' AND o.withdrawn_at IS NULL);
+  -- every other dissent is recorded: open, or as history when the extract
+  -- also withdraws it
+  INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, withdrawn_at, source)
+  SELECT e.n, 'type1', caredata.default_purposes('type1'), e.at, e.until, apply_type1_codes.source
+  FROM pg_temp.caredata_type1_events e
+  WHERE e.meaning = 'dissent' AND NOT (e.seq = 1 AND e.was_open)
+  ORDER BY e.n, e.at;
   GET DIAGNOSTICS opened = ROW_COUNT;
-  unchanged := (SELECT count(*) FROM pg_temp.caredata_type1_latest) - opened - withdrawn;
+  -- patients the extract changed nothing for: an open dissent repeated, or
+  -- a withdrawal of nothing
+  unchanged := (SELECT count(*) FROM pg_temp.caredata_type1_events e
+                WHERE e.seq = 1 AND e.until IS NULL
+                  AND ((e.meaning = 'dissent' AND e.was_open) OR (e.meaning = 'withdrawn' AND NOT e.was_open)));
 
   INSERT INTO caredata.feed_load (feed, source, rows_read, invalid, duplicates, opened, withdrawn, unchanged)
-  VALUES ('type1', source, rows_read, invalid, rows_read - invalid - unmapped - (SELECT count(*) FROM pg_temp.caredata_type1_latest),
+  VALUES ('type1', source, rows_read, invalid,
+          rows_read - invalid - unmapped - (SELECT count(*) FROM pg_temp.caredata_type1_events),
           opened, withdrawn, unchanged);
-  DROP TABLE pg_temp.caredata_type1, pg_temp.caredata_type1_latest;
+  DROP TABLE pg_temp.caredata_type1, pg_temp.caredata_type1_events;
 END
 $$;
 COMMENT ON FUNCTION caredata.apply_type1_codes(regclass, name, name, name, text, boolean) IS
-  'apply Type 1 codes from a GP extract: the latest dissent or withdrawal code per patient opens or withdraws their Type 1 objection';
+  'apply Type 1 codes from a GP extract: each patient''s dissent and withdrawal codes, in time order, open, withdraw or record (as history) their Type 1 objections';
 
 CREATE FUNCTION caredata.record_objection(nhs_number caredata.nhs_number, kind text,
   source text, effective_from timestamptz DEFAULT now(), study text DEFAULT NULL,
