@@ -4,10 +4,10 @@
  *		Building the immutable NHS number set (see nhs_set.h).
  *
  * Sizes, measured in bench/objection_filter.sql (3M keys, probes from a
- * table scan): 12 bits of Bloom filter per key, rounded up to a power of
- * two words (4 MB for 3M keys, about 1% false positives), and a table of
- * 32-bit entries at most 3/4 full (16 MB for 3M keys).  The Bloom word is
- * the only memory most probes touch.
+ * table scan): 8 bits of Bloom filter per key, rounded up to a power of
+ * two words (4 MB for 3M keys: 11 bits per key, about 1.3% false
+ * positives), and a table of 32-bit entries at most 3/4 full (16 MB for 3M
+ * keys).  The Bloom word is the only memory most probes touch.
  *
  * src/nhs_set.c
  *
