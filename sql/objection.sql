@@ -141,14 +141,18 @@ DROP TABLE gp_codes2;
 -- are the server's, and the only change is ending a row, once
 CREATE ROLE regress_admin NOLOGIN IN ROLE caredata_admin;
 SET ROLE regress_admin;
-INSERT INTO objection (nhs_number, kind, purposes, effective_from, source, recorded_at, recorded_by)
-VALUES ('999 000 0166', 'national_data_opt_out', '{research}', '2025-01-01', 'by hand', '2000-01-01', 'someone_else')
+SELECT state FROM pg_temp.refusal($$1; INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source, recorded_at, recorded_by)
+  VALUES ('999 000 0166', 'national_data_opt_out', '{research}', '2025-01-01', 'by hand', '2000-01-01', 'someone_else')$$);
+SELECT state FROM pg_temp.refusal($$1; INSERT INTO caredata.exemption (dataset, purpose, objection_kind, legal_basis, reference, granted_at)
+  VALUES ('x', 'research', 'type1', 'consent', 'x', '2000-01-01')$$);
+INSERT INTO objection (nhs_number, kind, purposes, effective_from, source)
+VALUES ('999 000 0166', 'national_data_opt_out', '{research}', '2025-01-01', 'by hand')
 RETURNING recorded_at > now() - interval '1 hour' AS recorded_now, recorded_by;
 SELECT id AS hand_id FROM objection WHERE nhs_number = '999 000 0166' \gset
-SELECT state, message, detail, hint FROM pg_temp.refusal(format($$1; UPDATE caredata.objection SET effective_from = '2026-01-01' WHERE id = %s$$, :hand_id));
+SELECT state FROM pg_temp.refusal(format($$1; UPDATE caredata.objection SET effective_from = '2026-01-01' WHERE id = %s$$, :hand_id));
 SELECT state FROM pg_temp.refusal(format($$1; UPDATE caredata.objection SET purposes = '{planning}' WHERE id = %s$$, :hand_id));
 SELECT withdraw_objection(:hand_id, '2025-03-01');
-SELECT state FROM pg_temp.refusal(format($$1; UPDATE caredata.objection SET withdrawn_at = NULL WHERE id = %s$$, :hand_id));
+SELECT state, message, detail, hint FROM pg_temp.refusal(format($$1; UPDATE caredata.objection SET withdrawn_at = NULL WHERE id = %s$$, :hand_id));
 SELECT state FROM pg_temp.refusal(format($$1; UPDATE caredata.objection SET withdrawn_at = '2025-04-01' WHERE id = %s$$, :hand_id));
 SELECT state FROM pg_temp.refusal(format($$1; DELETE FROM caredata.objection WHERE id = %s$$, :hand_id));
 -- exemptions: granted_by/at are the server's; revoking records who; no revival

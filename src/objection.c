@@ -593,8 +593,13 @@ permitted_common(FunctionCallInfo fcinfo, bool own_rows)
 			   !PG_ARGISNULL(1) && !PG_ARGISNULL(0)) &&
 		(!own_rows || (c->own.known && !c->own.patient)))
 	{
-		if (c->empty || scan_lookahead_surely_absent(&c->lookahead, PG_GETARG_NHS_NUMBER(0)))
+		int			in_set;
+
+		if (c->empty)
 			PG_RETURN_BOOL(true);
+		in_set = scan_lookahead_answer(&c->lookahead, c->members, PG_GETARG_NHS_NUMBER(0));
+		if (likely(in_set >= 0))
+			PG_RETURN_BOOL(in_set == 0);
 	}
 	return permitted_slow(fcinfo, own_rows);
 }

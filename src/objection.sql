@@ -118,25 +118,14 @@ COMMENT ON SEQUENCE caredata.register_version_seq IS
   'register versions: a rolled-back change never shares its number with a committed one';
 
 -- History that cannot be rewritten.  Who recorded an objection or granted
--- an exemption, and when, is set here, not taken from the writer; after
--- that the only change is ending it (a withdrawal, a revocation), once.
+-- an exemption, and when, are column defaults the writer cannot override
+-- (caredata_admin may insert only the other columns: see the grants below);
+-- after that the only change is ending it (a withdrawal, a revocation), once.
 CREATE FUNCTION caredata.keep_history() RETURNS trigger
 LANGUAGE plpgsql PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  IF TG_OP = 'INSERT' THEN
-    IF TG_TABLE_NAME = 'objection' THEN
-      NEW.recorded_at := now();
-      NEW.recorded_by := current_user;
-    ELSE
-      NEW.granted_at := now();
-      NEW.granted_by := current_user;
-      NEW.revoked_at := NULL;
-      NEW.revoked_by := NULL;
-    END IF;
-    RETURN NEW;
-  END IF;
   -- UPDATE
   IF TG_TABLE_NAME = 'objection' THEN
     IF OLD.withdrawn_at IS NULL AND NEW.withdrawn_at IS NOT NULL AND
@@ -158,27 +147,14 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION caredata.keep_history() IS
-  'trigger: objections and exemptions record who and when themselves, and only ever change by being withdrawn or revoked';
+  'trigger: an objection or exemption only ever changes by being withdrawn or revoked, once (revoked_by set by the server)';
 REVOKE ALL ON FUNCTION caredata.keep_history() FROM PUBLIC;
--- an insert that already carries the server's values (the column defaults)
--- skips the function: a 3M-row snapshot loads at full speed
-CREATE TRIGGER objection_recorded BEFORE INSERT ON caredata.objection
-  FOR EACH ROW WHEN (NEW.recorded_at IS DISTINCT FROM now() OR NEW.recorded_by IS DISTINCT FROM current_user)
-  EXECUTE FUNCTION caredata.keep_history();
 CREATE TRIGGER objection_history BEFORE UPDATE ON caredata.objection
   FOR EACH ROW EXECUTE FUNCTION caredata.keep_history();
-CREATE TRIGGER exemption_granted BEFORE INSERT ON caredata.exemption
-  FOR EACH ROW WHEN (NEW.granted_at IS DISTINCT FROM now() OR NEW.granted_by IS DISTINCT FROM current_user
-                     OR NEW.revoked_at IS NOT NULL OR NEW.revoked_by IS NOT NULL)
-  EXECUTE FUNCTION caredata.keep_history();
 CREATE TRIGGER exemption_history BEFORE UPDATE ON caredata.exemption
   FOR EACH ROW EXECUTE FUNCTION caredata.keep_history();
-COMMENT ON TRIGGER objection_recorded ON caredata.objection IS
-  'history is kept: recorded_at/recorded_by are the server''s, whatever an insert supplies';
 COMMENT ON TRIGGER objection_history ON caredata.objection IS
   'history is kept: an objection changes only by being withdrawn, once';
-COMMENT ON TRIGGER exemption_granted ON caredata.exemption IS
-  'history is kept: granted_at/granted_by are the server''s; an exemption starts unrevoked';
 COMMENT ON TRIGGER exemption_history ON caredata.exemption IS
   'history is kept: an exemption changes only by being revoked, once';
 
@@ -311,6 +287,21 @@ COMMENT ON TABLE caredata.feed_load IS
 SELECT pg_catalog.pg_extension_config_dump('caredata.feed_load', '');
 SELECT pg_catalog.pg_extension_config_dump('caredata.feed_load_id_seq', '');
 
+-- One feed at a time, never blocking readers: SHARE ROW EXCLUSIVE on the
+-- register.  Taken as the register's owner, because caredata_admin writes
+-- only some of its columns and LOCK wants table-wide write rights.
+CREATE FUNCTION caredata.lock_register() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  LOCK TABLE caredata.objection IN SHARE ROW EXCLUSIVE MODE;
+END
+$$;
+COMMENT ON FUNCTION caredata.lock_register() IS
+  'take the feed lock on the objection register (SHARE ROW EXCLUSIVE: one feed at a time, readers never blocked) for the rest of the transaction';
+REVOKE ALL ON FUNCTION caredata.lock_register() FROM PUBLIC;
+
 CREATE FUNCTION caredata.apply_opt_out_snapshot(
   snapshot regclass,
   nhs_column name DEFAULT 'nhs_number',
@@ -331,7 +322,7 @@ DECLARE
   distinct_valid bigint;
 BEGIN
   -- one feed at a time; readers are never blocked (SHARE ROW EXCLUSIVE)
-  LOCK TABLE caredata.objection IN SHARE ROW EXCLUSIVE MODE;
+  PERFORM caredata.lock_register();
   -- parse once, in NHS number order: every step after is a merge against
   -- the register's NHS number index, in that order (this function's
   -- settings rule out nested loops and hashing millions of numbers, whose
@@ -421,7 +412,7 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, caredata, pg_temp
 AS $$
 BEGIN
-  LOCK TABLE caredata.objection IN SHARE ROW EXCLUSIVE MODE;
+  PERFORM caredata.lock_register();
   EXECUTE format('CREATE TEMP TABLE caredata_type1 ON COMMIT DROP AS
                   SELECT caredata.try_nhs_number(x.%I::text) AS n, m.meaning, x.%I::timestamptz AS at
                   FROM %s x LEFT JOIN caredata.type1_code m ON m.code = btrim(x.%I::text)',
@@ -698,8 +689,15 @@ COMMENT ON FUNCTION caredata.unprotect(regclass) IS
 REVOKE ALL ON caredata.purpose, caredata.objection, caredata.exemption, caredata.register_version,
   caredata.subject_access, caredata.feed_load, caredata.type1_code, caredata.protected_table FROM PUBLIC;
 GRANT SELECT ON caredata.purpose, caredata.type1_code TO caredata_admin, caredata_linker, caredata_analyst;
-GRANT SELECT, INSERT, UPDATE ON caredata.objection, caredata.exemption, caredata.subject_access,
-  caredata.type1_code, caredata.purpose TO caredata_admin;
+GRANT SELECT, INSERT, UPDATE ON caredata.subject_access, caredata.type1_code, caredata.purpose
+  TO caredata_admin;
+-- the register's who and when are the server's (column defaults), and only
+-- the end of a row may be written later (the keep_history trigger: once)
+GRANT SELECT ON caredata.objection, caredata.exemption TO caredata_admin;
+GRANT INSERT (nhs_number, kind, purposes, study, effective_from, withdrawn_at, source),
+  UPDATE (withdrawn_at) ON caredata.objection TO caredata_admin;
+GRANT INSERT (dataset, purpose, objection_kind, legal_basis, reference, expires_at),
+  UPDATE (revoked_at, revoked_by) ON caredata.exemption TO caredata_admin;
 GRANT SELECT, INSERT ON caredata.feed_load TO caredata_admin;
 GRANT SELECT, INSERT, DELETE ON caredata.protected_table TO caredata_admin;
 GRANT SELECT ON caredata.register_version TO caredata_admin;
@@ -732,6 +730,7 @@ GRANT EXECUTE ON FUNCTION
   caredata.my_nhs_number()
   TO caredata_patient;
 GRANT EXECUTE ON FUNCTION
+  caredata.lock_register(),
   caredata.apply_opt_out_snapshot(regclass, name, text, timestamptz, boolean, boolean),
   caredata.apply_type1_codes(regclass, name, name, name, text, boolean),
   caredata.record_objection(caredata.nhs_number, text, text, timestamptz, text, text[]),

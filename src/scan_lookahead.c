@@ -71,7 +71,7 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 	const uint64 bloom_mask = set->bloom_mask;
 	int64	   *keys = la->keys;
 	bool	   *maybe = la->maybe;
-	uint64		hashes[MaxHeapTuplesPerPage];
+	uint64	   *hashes = la->hashes;
 	Page		page;
 	int			n;
 	int			i;

@@ -28,6 +28,7 @@ typedef struct ScanLookahead
 	const NhsSet *set;			/* ... and the set tested against */
 	int			ntuples;		/* the page's visible tuples, in scan order: */
 	int64		keys[MaxHeapTuplesPerPage]; /* NHS number (0: none) */
+	uint64		hashes[MaxHeapTuplesPerPage];	/* nhs_set_hash(keys[i]) */
 	bool		maybe[MaxHeapTuplesPerPage];	/* Bloom lets keys[i] through */
 } ScanLookahead;
 
@@ -50,16 +51,20 @@ extern bool scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 
  * first row to its end, rescans included, and a call site's quals run only
  * while its scan does.
  */
-static pg_attribute_always_inline bool
-scan_lookahead_surely_absent(const ScanLookahead *la, int64 key)
+static pg_attribute_always_inline int
+scan_lookahead_answer(const ScanLookahead *la, const NhsSet *set, int64 key)
 {
 	const HeapScanDescData *hs = la->hs;
 	unsigned	i;
 
 	if (unlikely(hs == NULL))
-		return false;
+		return -1;
 	i = (unsigned) hs->rs_cindex;
-	return i < (unsigned) la->ntuples && la->keys[i] == key && !la->maybe[i];
+	if (unlikely(i >= (unsigned) la->ntuples || la->keys[i] != key))
+		return -1;
+	if (likely(!la->maybe[i]))
+		return 0;
+	return nhs_set_table_contains(set, key, la->hashes[i]) ? 1 : 0;
 }
 
 /* provided by src/objection.c */

@@ -2,7 +2,7 @@
 -- register, exemptions and row filters, tried as every wrong role; and the
 -- ways a filtered role might try to switch its filter off.
 BEGIN;
-SELECT plan(85);
+SELECT plan(89);
 
 CREATE ROLE tap_o_recipient NOLOGIN;          -- a research team or BI login
 CREATE ROLE tap_o_analyst NOLOGIN IN ROLE caredata_analyst;
@@ -45,7 +45,8 @@ FROM unnest(ARRAY['tap_o_recipient', 'tap_o_analyst', 'tap_o_linker', 'tap_o_pat
        $$SELECT caredata.protect('public.tap_episode', 'nhs_number', 'planning')$$,
        $$SELECT caredata.unprotect('public.tap_episode')$$,
        $$SELECT * FROM caredata.blocked_nhs_numbers('research', NULL, now())$$,
-       $$SELECT * FROM caredata.blocked_interval('research', NULL, now())$$]) q;
+       $$SELECT * FROM caredata.blocked_interval('research', NULL, now())$$,
+       $$SELECT caredata.lock_register()$$]) q;
 
 -- 2. the register's tables: not readable, not writable, by anyone but the admin
 SELECT is(pg_temp.try_as(r, q), '42501', format('%s cannot run %s', r, q))
@@ -94,7 +95,7 @@ SELECT is(
      AND p.proname IN ('permitted', 'row_permitted', 'my_nhs_number', 'apply_opt_out_snapshot',
                        'apply_type1_codes', 'record_objection', 'withdraw_objection', 'grant_exemption',
                        'revoke_exemption', 'protect', 'unprotect', 'blocked_nhs_numbers', 'blocked_interval',
-                       'keep_history', 'register_changed')
+                       'keep_history', 'register_changed', 'lock_register')
      AND has_function_privilege('tap_o_recipient', p.oid, 'EXECUTE')),
   0::bigint, 'a role without grants can execute no objection function');
 SELECT is(has_function_privilege('tap_o_patient', 'caredata.permitted(caredata.nhs_number, text)', 'EXECUTE'),
