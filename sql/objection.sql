@@ -171,6 +171,19 @@ SELECT permitted('999 000 0174', 'research', now(), 'exp_ds') AS before_expiry,
        permitted('999 000 0174', 'research', now() + interval '2 days', 'exp_ds') AS after_expiry,
        permitted('999 000 0174', 'research', now() - interval '1 day', 'exp_ds') AS before_grant;
 
+-- an exemption lifts only the objection kind it names: a Type 1 objector
+-- stays blocked in a dataset exempted from the National Data Opt-out
+SELECT record_objection('999 000 0190', 'type1', 'test', '2025-01-01') IS NOT NULL AS recorded;
+SELECT grant_exemption('kind_ds', 'research', 'national_data_opt_out', 'legal_requirement', 'ref') IS NOT NULL AS granted;
+SELECT permitted('999 000 0174', 'research', now(), 'kind_ds') AS ndoo_exempted,
+       permitted('999 000 0190', 'research', now(), 'kind_ds') AS type1_not_exempted,
+       permitted('999 000 0174', 'planning', now(), 'kind_ds') AS other_purpose;
+-- consent lifts the other kinds for its study only while it is in force
+SELECT id AS consent_id FROM objection WHERE nhs_number = '999 000 0123' AND kind = 'consent' \gset
+SELECT withdraw_objection(:consent_id, '2025-03-01');
+SELECT permitted('999 000 0123', 'research', '2025-02-15', 'study_a') AS consent_in_force,
+       permitted('999 000 0123', 'research', '2025-06-01', 'study_a') AS consent_withdrawn;
+
 -- subject access is by role, not by name: a role created under a dropped
 -- patient's name does not inherit their records
 CREATE ROLE regress_pat NOLOGIN IN ROLE caredata_patient;

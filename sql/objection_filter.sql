@@ -135,6 +135,28 @@ RESET ROLE;
 SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = 'episode'::regclass;
 SELECT count(*) AS policies_left FROM pg_policy WHERE polrelid = 'episode'::regclass;
 
+-- a filter for a named dataset: exemptions and consent for that dataset apply
+CREATE TABLE study_extract AS SELECT * FROM episode;
+ALTER TABLE study_extract OWNER TO regress_owner;
+GRANT SELECT ON study_extract TO regress_analyst;
+SET ROLE regress_owner;
+SELECT protect('study_extract', 'nhs_number', 'research', dataset => 'study_x');
+RESET ROLE;
+SELECT pg_get_expr(polqual, polrelid) AS dataset_filter FROM pg_policy
+WHERE polrelid = 'study_extract'::regclass AND polname = 'caredata_objection';
+SET ROLE regress_analyst;
+SELECT count(*) AS before_exemption FROM study_extract;
+RESET ROLE;
+SELECT grant_exemption('study_x', 'research', 'type1', 'cag_section_251', 'CAG 26/CAG/0003') IS NOT NULL AS granted;
+SET ROLE regress_analyst;
+-- the Type 1 objector's rows (0034) come back; the opt-out's (0026) do not
+SELECT count(*) AS with_type1_exemption, string_agg(DISTINCT nhs_number::text, ', ') AS patients FROM study_extract;
+RESET ROLE;
+SET ROLE regress_owner;
+SELECT unprotect('study_extract');
+RESET ROLE;
+DROP TABLE study_extract;
+
 DROP VIEW episode_view;
 DROP TABLE episode;
 REVOKE CREATE ON SCHEMA public FROM regress_owner;

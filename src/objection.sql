@@ -644,6 +644,8 @@ BEGIN
   -- row security needs a permissive policy; never widen one the owner wrote
   IF NOT has_permissive THEN
     EXECUTE format('CREATE POLICY caredata_base ON %s AS PERMISSIVE FOR ALL USING (true) WITH CHECK (true)', tab);
+    EXECUTE format('COMMENT ON POLICY caredata_base ON %s IS %L', tab,
+                   'caredata: the permissive policy row security needs, added by caredata.protect because the table had none');
   END IF;
   EXECUTE format('CREATE POLICY caredata_objection ON %s AS RESTRICTIVE FOR SELECT USING '
                  '(caredata.row_permitted(%I, %L%s))',
@@ -651,6 +653,11 @@ BEGIN
                  CASE WHEN dataset IS NULL THEN '' ELSE format(', now(), %L', dataset) END);
   EXECUTE format('CREATE POLICY caredata_subject ON %s AS RESTRICTIVE FOR SELECT TO caredata_patient USING '
                  '(%I OPERATOR(caredata.=) caredata.my_nhs_number())', tab, nhs_column);
+  EXECUTE format('COMMENT ON POLICY caredata_objection ON %s IS %L', tab,
+                 format('caredata objection filter: rows permitted for %s%s (caredata.protect)', purpose,
+                        CASE WHEN dataset IS NULL THEN '' ELSE ', dataset ' || dataset END));
+  EXECUTE format('COMMENT ON POLICY caredata_subject ON %s IS %L', tab,
+                 'caredata subject access: a patient sees only their own rows (caredata.protect)');
   EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tab);
   INSERT INTO caredata.protected_table (relid, nhs_column, purpose, dataset, added_base_policy, enabled_rls)
   VALUES (tab, nhs_column, purpose, dataset, NOT has_permissive, NOT had_rls);
