@@ -13,16 +13,7 @@ CREATE ROLE tap_reidentifier NOLOGIN IN ROLE caredata_reidentifier;
 SELECT caredata.create_domain('tap_linkage', 'pgTAP linkage domain');
 
 -- 1. keyed functions, tried directly by every role without the right
-CREATE FUNCTION pg_temp.try_as(r text, q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE format('SET LOCAL ROLE %I', r);
-  EXECUTE q;
-  RESET ROLE;
-  RETURN 'allowed';
-EXCEPTION WHEN OTHERS THEN
-  RESET ROLE;
-  RETURN SQLSTATE;
-END $$;
+\i test/pgtap/include/try_as.psql
 
 SELECT is(pg_temp.try_as(r, q), '42501', format('%s cannot run %s', r, q))
 FROM unnest(ARRAY['tap_recipient', 'tap_analyst', 'tap_reidentifier']) r,

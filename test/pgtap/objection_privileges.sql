@@ -10,16 +10,7 @@ CREATE ROLE tap_o_linker NOLOGIN IN ROLE caredata_linker;
 CREATE ROLE tap_o_patient NOLOGIN IN ROLE caredata_patient;
 CREATE ROLE tap_o_admin NOLOGIN IN ROLE caredata_admin;
 
-CREATE FUNCTION pg_temp.try_as(r text, q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE format('SET LOCAL ROLE %I', r);
-  EXECUTE q;
-  RESET ROLE;
-  RETURN 'allowed';
-EXCEPTION WHEN OTHERS THEN
-  RESET ROLE;
-  RETURN SQLSTATE;
-END $$;
+\i test/pgtap/include/try_as.psql
 
 -- a protected table the analyst and the patient may read
 CREATE TABLE public.tap_episode (nhs_number caredata.nhs_number, los int);
