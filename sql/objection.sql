@@ -162,7 +162,7 @@ SELECT state FROM pg_temp.refusal(format($$1; UPDATE caredata.exemption SET gran
 SELECT state FROM pg_temp.refusal(format($$1; UPDATE caredata.exemption SET legal_basis = 'legal_requirement' WHERE id = %s$$, :aex));
 SELECT revoke_exemption(:aex);
 SELECT revoked_by, revoked_at IS NOT NULL AS revoked FROM exemption WHERE id = :aex;
-SELECT state FROM pg_temp.refusal(format($$1; UPDATE caredata.exemption SET revoked_at = NULL, revoked_by = NULL WHERE id = %s$$, :aex));
+SELECT state FROM pg_temp.refusal(format($$1; UPDATE caredata.exemption SET revoked_at = NULL WHERE id = %s$$, :aex));
 RESET ROLE;
 -- an exemption that expires applies until then, and not after
 SELECT record_objection('999 000 0174', 'national_data_opt_out', 'test', '2025-01-01') IS NOT NULL AS recorded;

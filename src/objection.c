@@ -475,7 +475,11 @@ answer(PermittedCache *c, int64 key, bool own_rows)
 	return !scan_lookahead_contains(&c->lookahead, c->members, key);
 }
 
-/* is argument argno of this call a constant of the plan (a Const node)? */
+/*
+ * Is argument argno of this call a constant of the plan (a Const node)?
+ * Not get_fn_expr_arg_stable(): it also accepts an external Param, whose
+ * value a PL/pgSQL simple expression changes while its FmgrInfo lives on.
+ */
 static bool
 const_arg(FmgrInfo *flinfo, int argno)
 {

@@ -126,7 +126,6 @@ LANGUAGE plpgsql PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  -- UPDATE
   IF TG_TABLE_NAME = 'objection' THEN
     IF OLD.withdrawn_at IS NULL AND NEW.withdrawn_at IS NOT NULL AND
        (to_jsonb(NEW) - 'withdrawn_at') = (to_jsonb(OLD) - 'withdrawn_at') THEN
@@ -134,7 +133,7 @@ BEGIN
     END IF;
   ELSE
     IF OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL AND
-       (to_jsonb(NEW) - 'revoked_at' - 'revoked_by') = (to_jsonb(OLD) - 'revoked_at' - 'revoked_by') THEN
+       (to_jsonb(NEW) - 'revoked_at') = (to_jsonb(OLD) - 'revoked_at') THEN
       NEW.revoked_by := current_user;
       RETURN NEW;
     END IF;
@@ -584,7 +583,7 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, caredata, pg_temp
 AS $$
 BEGIN
-  UPDATE caredata.exemption e SET revoked_at = now(), revoked_by = current_user
+  UPDATE caredata.exemption e SET revoked_at = now()   -- revoked_by: the keep_history trigger
   WHERE e.id = revoke_exemption.id AND e.revoked_at IS NULL;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'no exemption % in force to revoke', id USING ERRCODE = 'no_data_found';
@@ -704,7 +703,7 @@ GRANT SELECT ON caredata.objection, caredata.exemption TO caredata_admin;
 GRANT INSERT (nhs_number, kind, purposes, study, effective_from, withdrawn_at, source),
   UPDATE (withdrawn_at) ON caredata.objection TO caredata_admin;
 GRANT INSERT (dataset, purpose, objection_kind, legal_basis, reference, expires_at),
-  UPDATE (revoked_at, revoked_by) ON caredata.exemption TO caredata_admin;
+  UPDATE (revoked_at) ON caredata.exemption TO caredata_admin;
 GRANT SELECT, INSERT ON caredata.feed_load TO caredata_admin;
 GRANT SELECT, INSERT, DELETE ON caredata.protected_table TO caredata_admin;
 GRANT SELECT ON caredata.register_version TO caredata_admin;

@@ -11,15 +11,15 @@
  * already knows every visible tuple of the page it is on.  So when a
  * permitted() call in a scan's quals sees that the scan has moved to a new
  * page, it reads and hashes the NHS number of each of the page's visible
- * tuples, and from then on each call starts loading the Bloom word of the
- * row LOOKAHEAD_BLOOM rows on, and the table slot of the row LOOKAHEAD_SLOT
- * rows on if its Bloom word lets it through: by the time the scan reaches
- * a row, what its test reads is in the cache.
+ * tuples, starts loading all their Bloom words, then tests each against its
+ * word and starts loading the table slot of each one the Bloom filter lets
+ * through.  By the time the scan reaches a row, its answer is one byte
+ * (and, for a Bloom hit, a table slot already in the cache).
  *
- * This changes when memory is read, never what a call answers: every call
- * is a full probe of the NHS number it was passed.  A hash from the page is
- * used only for the row the scan is on, and only when the number read from
- * that row is the number passed.  The tuples read are the ones the scan
+ * This changes when memory is read, never what a call answers.  An answer
+ * from the page is used only for the row the scan is on, and only when the
+ * number read from that row is the number passed; any other call is a full
+ * probe.  The tuples read are the ones the scan
  * itself returns (rs_vistuples, under the pin the scan holds, read as
  * heapgettup_pagemode reads them).  Only heap tables in page mode, only an
  * NHS number column of the scanned table as the first argument, and only
@@ -153,10 +153,9 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 }
 
 /*
- * Is key in set?  When key is the NHS number read from the row the scan is
- * on, the Bloom test is the one the page pass made for that number, and
- * only a number it lets through is looked up in the table (whose slot the
- * page pass has started loading).  Any other key is probed in full.
+ * Is key in set?  Makes the page pass when the scan has moved to a new page
+ * (or the set is another), then answers as scan_lookahead_answer() does;
+ * a key that is not the number of the row the scan is on is probed in full.
  */
 bool
 scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 key)
@@ -166,12 +165,13 @@ scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 key)
 	if (la != NULL && la->scan != NULL && la->scan->ss_currentScanDesc != NULL)
 	{
 		const HeapScanDescData *hs = (const HeapScanDescData *) la->scan->ss_currentScanDesc;
-		int			i = hs->rs_cindex;
+		int			in_set;
 
 		if (hs != la->hs || hs->rs_cblock != la->block || hs->rs_cbuf != la->buffer || set != la->set)
 			scan_lookahead_page(la, set);
-		if ((unsigned) i < (unsigned) la->ntuples && la->keys[i] == key)
-			return la->maybe[i] && nhs_set_table_contains(set, key, nhs_set_hash(key));
+		in_set = scan_lookahead_answer(la, set, key);
+		if (in_set >= 0)
+			return in_set == 1;
 	}
 	return nhs_set_contains(set, key);
 }

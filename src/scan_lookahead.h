@@ -36,14 +36,15 @@ extern void scan_lookahead_init(void);
 extern bool scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 key);
 
 /*
- * The per-row fast path: true when key is certainly not in the set the
- * page pass tested against because it is the NHS number read from the row
- * the scan is on and the Bloom filter turns it away.  false means "not
- * known here": ask scan_lookahead_contains(), which makes the page pass
- * when the scan has moved to a new page.  Comparing the number is what
- * makes the answer right: arrays from an earlier page can only fail it or,
- * holding the same number, give that number's answer.  The caller checks
- * that la->set is the set it asks about (or clears la when it changes).
+ * The per-row answer from the page pass: 1 if key is in the set, 0 if not,
+ * -1 if not known here (key is not the NHS number read from the row the
+ * scan is on, or the page has not been read): then ask
+ * scan_lookahead_contains(), which makes the page pass when the scan has
+ * moved to a new page.  A Bloom hit is looked up in the table, whose slot
+ * the page pass started loading.  Comparing the number is what makes the
+ * answer right: arrays from an earlier page can only fail it or, holding
+ * the same number, give that number's answer.  la->set must be set (the
+ * caller clears la when the set it asks about changes).
  *
  * Inline and free of calls, so that the function it is part of needs no
  * stack frame.  It reads the scan's descriptor through the pointer the
