@@ -30,7 +30,10 @@ OBJS = \
 	src/objection.o \
 	src/parallel_set.o \
 	src/scan_lookahead.o \
-	src/explain_guard.o
+	src/explain_guard.o \
+	src/linkage/compare.o \
+	src/linkage/em.o \
+	src/linkage/cluster.o
 PGFILEDESC = "caredata - health-data linkage and de-identification"
 
 SQL_SRC = \
@@ -42,7 +45,13 @@ SQL_SRC = \
 	src/dob.sql \
 	src/keys.sql \
 	src/pseudonym.sql \
-	src/objection.sql
+	src/objection.sql \
+	src/linkage/compare.sql \
+	src/linkage/tables.sql \
+	src/linkage/model.sql \
+	src/linkage/run.sql \
+	src/linkage/inspect.sql \
+	src/linkage/grants.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard upgrade/$(EXTENSION)--*--*.sql)

@@ -249,6 +249,34 @@ nhs_number_parse_text(text *t, int64 *result)
 	return nhs_parse(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), result, &ndigits) == NHS_OK;
 }
 
+/*
+ * The ten digits of text in an accepted layout, whether or not the check
+ * digit holds (linkage compares mistyped numbers digit by digit).  Returns
+ * false when the text is not ten digits in an accepted layout; *valid tells
+ * whether the value is a valid NHS number.
+ */
+bool
+nhs_number_digits(const char *str, int len, int64 *digits, bool *valid)
+{
+	int64		value = 0;
+	int			ndigits;
+	NhsParseResult r = nhs_parse(str, len, &value, &ndigits);
+
+	if (r != NHS_OK && r != NHS_CHECK_TEN && r != NHS_BAD_CHECK &&
+		r != NHS_REPEATED && r != NHS_OUT_OF_RANGE)
+		return false;
+	*digits = value;
+	*valid = (r == NHS_OK);
+	return true;
+}
+
+/* true when ten digits held as an integer are a valid NHS number */
+bool
+nhs_number_value_is_valid(int64 value)
+{
+	return nhs_check_value(value) == NHS_OK;
+}
+
 /* parse or raise the error that says why not */
 static int64
 nhs_parse_or_report(const char *str, int len)

@@ -26,4 +26,10 @@
 /* parse text (any accepted layout); false if it is not a valid NHS number */
 extern bool nhs_number_parse_text(text *t, int64 *result);
 
+/* ten digits in an accepted layout, valid or not (for linkage) */
+extern bool nhs_number_digits(const char *str, int len, int64 *digits, bool *valid);
+
+/* Modulus 11 and the other validity rules on ten digits held as an integer */
+extern bool nhs_number_value_is_valid(int64 value);
+
 #endif							/* CAREDATA_NHS_NUMBER_H */

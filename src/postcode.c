@@ -21,8 +21,8 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 
-/* outward (<= 4) + space + inward (3) + NUL */
-#define POSTCODE_MAX_LEN	9
+#include "postcode.h"
+
 
 typedef enum PostcodeResult
 {
@@ -129,6 +129,13 @@ postcode_parse(const char *str, int len, char *out, int *outward_len)
 	out[n + 1] = '\0';
 	*outward_len = n - 3;
 	return PC_OK;
+}
+
+/* exported for linkage (postcode.h) */
+bool
+postcode_canonical(const char *str, int len, char *out, int *outward_len)
+{
+	return postcode_parse(str, len, out, outward_len) == PC_OK;
 }
 
 static void

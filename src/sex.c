@@ -23,6 +23,8 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 
+#include "sex.h"
+
 typedef struct SexSpelling
 {
 	const char *spelling;		/* lower case */
@@ -38,8 +40,8 @@ static const SexSpelling sex_spellings[] = {
 	{NULL, NULL}
 };
 
-/* the code for a spelling, or NULL when it is not recognised */
-static const char *
+/* the code for a spelling, or NULL when it is not recognised (sex.h) */
+const char *
 sex_lookup(text *t)
 {
 	const char *s = VARDATA_ANY(t);

@@ -1,0 +1,182 @@
+-- src/linkage/inspect.sql
+-- Reading linkage results: quality against a truth table, the explanation
+-- of one pair, and matching one new record against the person index.
+
+-- pairwise precision and recall of the person index against a truth table
+-- (source, record_id, <true id column>); scope 'all' (every pair of
+-- records), 'cross' (pairs from different sources) or a source name
+-- (pairs within that source: de-duplication)
+CREATE FUNCTION caredata.link_quality(truth regclass, true_id name DEFAULT 'person_id', scope text DEFAULT 'all')
+  RETURNS TABLE ("precision" double precision, recall double precision, f1 double precision,
+                 true_pairs numeric, linked_pairs numeric, correct_pairs numeric,
+                 persons_split bigint, persons_merged bigint)
+  LANGUAGE plpgsql AS $$
+DECLARE
+  f text;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = true_id AND a.attnum > 0 AND NOT a.attisdropped)
+     OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'source' AND NOT a.attisdropped)
+     OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'record_id' AND NOT a.attisdropped) THEN
+    PERFORM caredata._link_bad(format('the truth table needs columns source, record_id and %s', true_id),
+                               'Pass the name of the true-id column as true_id.', '42703');
+  END IF;
+  -- pairs in a group from its per-source counts: n total, sq sum of squares, ns in the scope's source
+  f := CASE scope WHEN 'all' THEN 'sum(n * (n - 1) / 2)'
+                  WHEN 'cross' THEN 'sum((n * n - sq) / 2)'
+                  ELSE 'sum(ns * (ns - 1) / 2)' END;
+  RETURN QUERY EXECUTE format($q$
+    WITH j AS (SELECT p.person_id AS c, t.%1$I AS t, p.source
+                 FROM caredata.person_index p JOIN %2$s t ON t.source::text = p.source AND t.record_id = p.record_id),
+         g AS (SELECT c, t, source, count(*)::numeric AS k FROM j GROUP BY 1, 2, 3),
+         ct AS (SELECT sum(k) AS n, sum(k * k) AS sq, sum(k) FILTER (WHERE source = %3$L) AS ns FROM g GROUP BY c, t),
+         cc AS (SELECT sum(k) AS n, sum(k * k) AS sq, sum(k) FILTER (WHERE source = %3$L) AS ns
+                  FROM (SELECT c, source, sum(k) AS k FROM g GROUP BY 1, 2) x GROUP BY c),
+         tt AS (SELECT sum(k) AS n, sum(k * k) AS sq, sum(k) FILTER (WHERE source = %3$L) AS ns
+                  FROM (SELECT t, source, sum(k) AS k FROM g GROUP BY 1, 2) x GROUP BY t),
+         s AS (SELECT (SELECT coalesce(%4$s, 0) FROM ct) AS tp,
+                      (SELECT coalesce(%4$s, 0) FROM cc) AS lp,
+                      (SELECT coalesce(%4$s, 0) FROM tt) AS ap)
+    SELECT CASE WHEN lp > 0 THEN (tp / lp)::double precision END,
+           CASE WHEN ap > 0 THEN (tp / ap)::double precision END,
+           CASE WHEN lp + ap > 0 THEN (2 * tp / (lp + ap))::double precision END,
+           ap, lp, tp,
+           (SELECT count(*) FROM (SELECT t FROM j GROUP BY t HAVING count(DISTINCT c) > 1) x),
+           (SELECT count(*) FROM (SELECT c FROM j GROUP BY c HAVING count(DISTINCT t) > 1) x)
+      FROM s$q$, true_id, truth, scope, replace(f, 'ns', 'coalesce(ns, 0)'));
+END
+$$;
+COMMENT ON FUNCTION caredata.link_quality(regclass, name, text) IS
+  'pairwise precision, recall and F1 of the person index against a truth table (source, record_id, true id), over all pairs, cross-source pairs (scope cross) or pairs within one source (scope = its name); persons split (one true person in several clusters) and merged (several in one)';
+
+-- the model version a read uses: the one named, else the latest trained
+CREATE FUNCTION caredata._link_trained_version(model text, version integer) RETURNS integer
+  LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  v integer;
+BEGIN
+  SELECT lm.version INTO v FROM caredata.link_model lm
+   WHERE lm.model = _link_trained_version.model AND lm.lambda IS NOT NULL
+     AND (_link_trained_version.version IS NULL OR lm.version = _link_trained_version.version)
+   ORDER BY lm.version DESC LIMIT 1;
+  IF v IS NULL THEN
+    PERFORM caredata._link_bad(format('linkage model "%s" has no trained version%s', model,
+                                      CASE WHEN version IS NOT NULL THEN ' ' || version ELSE '' END),
+                               'Train it with caredata.link_run(), or see caredata.link_model.', '42704');
+  END IF;
+  RETURN v;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_trained_version(text, integer) IS
+  'internal: the trained model version a read uses (the one named, else the latest)';
+
+-- each term of one pair's match weight; the terms sum to the weight
+CREATE FUNCTION caredata.link_explain(source_a text, record_a bigint, source_b text, record_b bigint,
+    model text DEFAULT 'default', version integer DEFAULT NULL)
+  RETURNS TABLE (term text, level integer, label text, m double precision, u double precision, weight double precision)
+  LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v integer := caredata._link_trained_version(model, version);
+  p_model text := model;
+  lam double precision;
+  c record;
+  lv integer;
+  tf double precision;
+  ra caredata.link_record;
+  rb caredata.link_record;
+  swap caredata.link_record;
+BEGIN
+  SELECT * INTO ra FROM caredata.link_record x WHERE x.source = source_a AND x.record_id = record_a;
+  SELECT * INTO rb FROM caredata.link_record x WHERE x.source = source_b AND x.record_id = record_b;
+  IF ra.rid IS NULL OR rb.rid IS NULL THEN
+    PERFORM caredata._link_bad('a record to explain is not among the standardised records', 'Name records by source and record id as in caredata.person_index.', '42704');
+  END IF;
+  -- the pair in the order runs compare it
+  IF ra.rid > rb.rid THEN
+    swap := ra; ra := rb; rb := swap;
+  END IF;
+  SELECT x.lambda INTO lam FROM caredata.link_model x WHERE x.model = p_model AND x.version = v;
+  term := 'prior'; level := NULL; label := 'lambda = ' || lam; m := NULL; u := NULL;
+  weight := ln(lam / (1 - lam)) / ln(2);
+  RETURN NEXT;
+  FOR c IN SELECT * FROM caredata._link_comparisons(p_model, v) ORDER BY pos LOOP
+    EXECUTE format('SELECT (%s)::integer FROM (SELECT ($1).*) l, (SELECT ($2).*) r', c.expression) INTO lv USING ra, rb;
+    term := c.name; level := lv; label := c.labels[lv + 1]; m := c.m[lv + 1]; u := c.u[lv + 1];
+    weight := CASE WHEN lv = 0 THEN 0 ELSE ln(m / u) / ln(2) END;
+    RETURN NEXT;
+    IF c.tf IS NOT NULL AND lv = c.nlevels - 1 THEN
+      EXECUTE format('SELECT ($1).%I', 'tf_' || c.tf) INTO tf USING rb;
+      IF tf > 0 THEN
+        term := 'tf ' || c.name; label := 'value frequency ' || round(tf::numeric, 8); m := NULL; u := tf;
+        weight := ln(c.u[lv + 1] / tf) * 1.4426950408889634;
+        RETURN NEXT;
+      END IF;
+    END IF;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_explain(text, bigint, text, bigint, text, integer) IS
+  'the match weight of one pair, term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
+
+-- match one new record against the person index
+CREATE FUNCTION caredata.link_lookup(nhs_number text, dob date, sex text, postcode text,
+    model text DEFAULT 'default', version integer DEFAULT NULL)
+  RETURNS TABLE (person_id bigint, probability double precision, match_weight double precision)
+  LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  v integer := caredata._link_trained_version(model, version);
+  p_model text := model;
+  spec jsonb;
+  lam double precision;
+  nlevels integer[];
+  mm double precision[];
+  uu double precision[];
+  levels_sql text := '';
+  pattern_sql text := '';
+  tf_sql text := '0::double precision';
+  stride bigint := 1;
+  c record;
+  cand text := '';
+  rule jsonb;
+BEGIN
+  SELECT x.spec, x.lambda INTO spec, lam FROM caredata.link_model x WHERE x.model = p_model AND x.version = v;
+  SELECT array_agg(z.nlevels ORDER BY z.pos) INTO nlevels FROM caredata._link_comparisons(p_model, v) z;
+  SELECT array_agg(x ORDER BY z.pos, o) INTO mm FROM caredata._link_comparisons(p_model, v) z, unnest(z.m) WITH ORDINALITY AS q(x, o);
+  SELECT array_agg(x ORDER BY z.pos, o) INTO uu FROM caredata._link_comparisons(p_model, v) z, unnest(z.u) WITH ORDINALITY AS q(x, o);
+  FOR c IN SELECT * FROM caredata._link_comparisons(p_model, v) ORDER BY pos LOOP
+    levels_sql := levels_sql || format(', (%s)::integer AS %I', c.expression, c.name);
+    pattern_sql := pattern_sql || CASE WHEN stride = 1 THEN '' ELSE ' + ' END || format('%I * %s', c.name, stride);
+    stride := stride * c.nlevels;
+    IF c.tf IS NOT NULL THEN
+      levels_sql := levels_sql || format(', r.%I AS %I', 'tf_' || c.tf, 'tf_' || c.name);
+      tf_sql := tf_sql || format(' + CASE WHEN %I = %s AND %I > 0 THEN ln(%s / %I) * 1.4426950408889634 ELSE 0 END',
+                                 c.name, c.nlevels - 1, 'tf_' || c.name, c.u[c.nlevels], 'tf_' || c.name);
+    END IF;
+  END LOOP;
+  FOR rule IN SELECT * FROM jsonb_array_elements(spec->'blocking') LOOP
+    cand := cand || CASE WHEN cand = '' THEN '' ELSE ' UNION ' END ||
+            format('SELECT r.rid FROM caredata.link_record r, l WHERE %s', caredata._link_rule_condition(rule));
+  END LOOP;
+  RETURN QUERY EXECUTE format($q$
+    WITH l AS MATERIALIZED (
+           SELECT 0::bigint AS rid, ''::text AS source, 0::bigint AS record_id, d AS nhs_digits,
+                  (d / 10000)::integer AS nhs_head, (d % 10000)::integer AS nhs_tail, b AS dob, sx AS sex,
+                  pc AS postcode, caredata.postcode_sector(pc) AS sector, caredata.postcode_district(pc) AS district,
+                  caredata.postcode_area(pc) AS area, extract(year FROM b)::integer AS yob,
+                  NULL::double precision AS tf_nhs_digits, NULL::double precision AS tf_dob, NULL::double precision AS tf_postcode
+             FROM (SELECT caredata.nhs_number_digits($1) AS d, CASE WHEN caredata.dob_is_valid($2) THEN $2 END AS b,
+                          caredata.try_standardise_sex($3) AS sx, caredata.try_normalise_postcode($4) AS pc) s),
+         cand AS (%1$s),
+         cmp AS (SELECT r.rid%2$s FROM cand JOIN caredata.link_record r USING (rid), l),
+         scored AS (SELECT cmp.rid, (caredata.link_pattern_weights(ARRAY[(%3$s)::integer], $5, $6, $7, $8))[1] + %4$s AS w FROM cmp)
+    SELECT p.person_id, 1 / (1 + power(2::double precision, -greatest(least(max(s.w), 1000), -1000))), max(s.w)
+      FROM scored s JOIN caredata.person_index p USING (rid)
+     GROUP BY p.person_id
+     ORDER BY max(s.w) DESC, p.person_id
+     LIMIT 1$q$, cand, levels_sql, pattern_sql, tf_sql)
+  USING nhs_number, dob, sex, postcode, nlevels, mm, uu, lam;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_lookup(text, date, text, text, text, integer) IS
+  'match one record (NHS number, date of birth, sex, postcode as they arrive) against the person index through the blocking rules'' indexes: the best person, its match probability and weight; no row when no candidate';

@@ -1,0 +1,408 @@
+-- src/linkage/run.sql
+-- link_run(): one linkage run, all or nothing (a failed run leaves the
+-- person index as it was).  Phases, each reported by a NOTICE with counts
+-- and seconds: standardise, sample u, block and compare, train (EM), score
+-- and choose the threshold, cluster, write the person index.
+
+-- the SELECT that yields candidate pairs: one column per comparison level,
+-- the packed pattern and the term-frequency adjustment (uses u, so it is
+-- built after u is known)
+CREATE FUNCTION caredata._link_pairs_sql(model text, version integer, u_top double precision[], new_after bigint)
+  RETURNS text LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  spec jsonb;
+  comps record;
+  levels_sql text := '';
+  cols_sql text := '';
+  pattern_sql text := '';
+  tf_sql text := '0::double precision';
+  rules text[] := '{}';
+  earlier text[] := '{}';
+  rule jsonb;
+  pair_cond text;
+  body text := '';
+  stride bigint := 1;
+BEGIN
+  SELECT lm.spec INTO spec FROM caredata.link_model lm WHERE lm.model = _link_pairs_sql.model AND lm.version = _link_pairs_sql.version;
+  pair_cond := caredata._link_pair_condition(spec->>'link_type');
+  IF new_after > 0 THEN
+    pair_cond := pair_cond || format(' AND r.rid > %s', new_after);
+  END IF;
+  FOR comps IN SELECT * FROM caredata._link_comparisons(model, version) ORDER BY pos LOOP
+    levels_sql := levels_sql || format(', (%s)::smallint AS %I', comps.expression, comps.name);
+    cols_sql := cols_sql || format(', %I', comps.name);
+    pattern_sql := pattern_sql || CASE WHEN stride = 1 THEN '' ELSE ' + ' END || format('%I * %s', comps.name, stride);
+    stride := stride * comps.nlevels;
+    IF comps.tf IS NOT NULL AND u_top[comps.pos + 1] IS NOT NULL THEN
+      levels_sql := levels_sql || format(', r.%I AS %I', 'tf_' || comps.tf, 'tf_' || comps.name);
+      tf_sql := tf_sql || format(' + CASE WHEN %I = %s AND %I > 0 THEN ln(%s / %I) * 1.4426950408889634 ELSE 0 END',
+                                 comps.name, comps.nlevels - 1, 'tf_' || comps.name, u_top[comps.pos + 1], 'tf_' || comps.name);
+    END IF;
+  END LOOP;
+  FOR rule IN SELECT * FROM jsonb_array_elements(spec->'blocking') LOOP
+    body := body || CASE WHEN body = '' THEN '' ELSE ' UNION ALL ' END ||
+      format('SELECT l.rid AS rid_l, r.rid AS rid_r%s FROM caredata.link_record l JOIN caredata.link_record r ON %s WHERE %s%s',
+             levels_sql, caredata._link_rule_condition(rule), pair_cond,
+             (SELECT coalesce(string_agg(format(' AND NOT coalesce(%s, false)', e), ''), '') FROM unnest(earlier) e));
+    earlier := earlier || caredata._link_rule_condition(rule);
+  END LOOP;
+  RETURN format('SELECT rid_l, rid_r%s, (%s)::integer AS pattern, %s AS tf_adj FROM (%s) p',
+                cols_sql, pattern_sql, tf_sql, body);
+END
+$$;
+COMMENT ON FUNCTION caredata._link_pairs_sql(text, integer, double precision[], bigint) IS
+  'internal: the candidate-pair query of a model version (blocking rules unioned without duplicates, comparison levels, pattern, term-frequency adjustment)';
+
+CREATE FUNCTION caredata.link_run(model text DEFAULT 'default', version integer DEFAULT NULL,
+    method text DEFAULT 'probabilistic', threshold double precision DEFAULT NULL,
+    train boolean DEFAULT NULL, incremental boolean DEFAULT false, one_to_one boolean DEFAULT false,
+    sources text[] DEFAULT NULL)
+  RETURNS TABLE (run_id bigint, model_version integer, records bigint, candidate_pairs bigint,
+                 links bigint, persons bigint, match_threshold double precision, seconds numeric)
+  LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+  p_model text := model;
+  p_version integer := version;
+  p_method text := method;
+  p_threshold double precision := threshold;
+  p_train boolean := train;
+  p_incremental boolean := incremental;
+  p_one_to_one boolean := one_to_one;
+  p_sources text[] := sources;
+  t0 timestamptz := clock_timestamp();
+  t timestamptz;
+  lm record;
+  spec jsonb;
+  v_run bigint;
+  v_prev_run bigint;
+  v_new_after bigint := 0;
+  v_records bigint;
+  v_pairs bigint;
+  v_links bigint;
+  v_persons bigint;
+  v_trained boolean;
+  v_do_train boolean;
+  nlevels integer[];
+  v_u double precision[] := '{}';
+  v_u_top double precision[] := '{}';
+  v_m double precision[] := '{}';
+  comps record;
+  k integer;
+  sample_n bigint;
+  counts bigint[];
+  total_pairs double precision;
+  hist_p integer[];
+  hist_n double precision[];
+  em record;
+  v_lambda double precision;
+  w_threshold double precision;
+  steps text := '';
+  step text;
+  i integer;
+  v_stats jsonb := '{}';
+  max_person bigint;
+  rule_pairs record;
+  blocked numeric := 0;
+BEGIN
+  IF p_method IS NULL OR p_method NOT IN ('probabilistic', 'deterministic') THEN
+    PERFORM caredata._link_bad('method must be probabilistic or deterministic', 'Leave it out for probabilistic linkage.');
+  END IF;
+  IF p_threshold IS NOT NULL AND NOT (p_threshold > 0 AND p_threshold < 1) THEN
+    PERFORM caredata._link_bad('threshold is a match probability strictly between 0 and 1', 'Leave it NULL to choose it from the model (label-free).');
+  END IF;
+  -- one run at a time; lookups wait for the run to finish
+  LOCK TABLE caredata.link_record_key IN EXCLUSIVE MODE;
+
+  SELECT * INTO lm FROM caredata.link_model x
+   WHERE x.model = p_model AND (p_version IS NULL OR x.version = p_version)
+   ORDER BY x.version DESC LIMIT 1;
+  IF NOT FOUND THEN
+    PERFORM caredata._link_bad(CASE WHEN p_version IS NULL THEN format('linkage model "%s" does not exist', p_model)
+                                    ELSE format('linkage model "%s" version %s does not exist', p_model, p_version) END,
+                               'See caredata.link_model, or create one with caredata.link_create_model().', '42704');
+  END IF;
+  spec := lm.spec;
+  v_trained := lm.lambda IS NOT NULL;
+  v_do_train := p_method = 'probabilistic' AND coalesce(p_train, NOT v_trained);
+  IF p_method = 'probabilistic' AND NOT v_do_train AND NOT v_trained THEN
+    PERFORM caredata._link_bad(format('linkage model "%s" version %s is not trained', p_model, lm.version),
+                               'Run with train => true, or name a trained version.', '55000');
+  END IF;
+  IF p_method = 'probabilistic' AND NOT v_do_train AND
+     EXISTS (SELECT 1 FROM caredata.link_model_level x WHERE x.model = lm.model AND x.version = lm.version AND (x.m IS NULL OR x.u IS NULL)) THEN
+    PERFORM caredata._link_bad(format('linkage model "%s" version %s has levels without m or u', p_model, lm.version),
+                               'Set every level''s m and u in caredata.link_model_level, or train the model.', '55000');
+  END IF;
+  IF p_one_to_one AND spec->>'link_type' <> 'link_only' THEN
+    PERFORM caredata._link_bad('one_to_one needs a model whose link_type is link_only', 'Create a model with {"link_type": "link_only"} to link two sources one to one.');
+  END IF;
+
+  SELECT coalesce(max(x.run_id), 0) + 1 INTO v_run FROM caredata.link_run x;
+  SELECT max(x.run_id) INTO v_prev_run FROM caredata.person_index x;
+  IF p_incremental AND v_prev_run IS NULL THEN
+    RAISE NOTICE 'link: no person index yet, so this incremental run links everything';
+    p_incremental := false;
+  END IF;
+  IF p_incremental THEN
+    SELECT coalesce(max(rid), 0) INTO v_new_after FROM caredata.link_record_key;
+  END IF;
+  INSERT INTO caredata.link_run (run_id, model, version, method, incremental, one_to_one, started_at)
+  VALUES (v_run, lm.model, lm.version, p_method, p_incremental, p_one_to_one, t0);
+
+  -- 1. standardise
+  t := clock_timestamp();
+  v_records := caredata.link_standardise(p_sources, v_run);
+  v_stats := v_stats || jsonb_build_object('records', v_records, 'standardise_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+  RAISE NOTICE 'link: standardised % records in % s', v_records, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+
+  -- refuse a blocking rule (or all together) past max_pairs before comparing anything
+  FOR rule_pairs IN SELECT * FROM caredata.link_blocking_counts(lm.model, lm.version) LOOP
+    blocked := blocked + rule_pairs.pairs;
+    IF rule_pairs.pairs > (spec->>'max_pairs')::numeric THEN
+      PERFORM caredata._link_bad(format('blocking rule %s (%s) would generate %s pairs, more than max_pairs (%s)',
+                                        rule_pairs.rule, array_to_string(rule_pairs.columns, ', '), rule_pairs.pairs, spec->>'max_pairs'),
+                                 'Make the rule stricter (add a column), or raise "max_pairs" in a new model version.', '54000');
+    END IF;
+  END LOOP;
+  IF blocked > (spec->>'max_pairs')::numeric * 2 THEN
+    PERFORM caredata._link_bad(format('the blocking rules together would generate %s pairs, more than twice max_pairs (%s)', blocked, spec->>'max_pairs'),
+                               'Make the rules stricter, or raise "max_pairs" in a new model version.', '54000');
+  END IF;
+
+  SELECT array_agg(c.nlevels ORDER BY c.pos) INTO nlevels FROM caredata._link_comparisons(lm.model, lm.version) c;
+
+  -- 2. u: level frequencies over a seeded random sample of pairs
+  IF v_do_train THEN
+    t := clock_timestamp();
+    k := ceil(sqrt((spec->>'u_sample_pairs')::double precision))::integer;
+    EXECUTE format($q$
+      CREATE TEMP TABLE link_usample ON COMMIT DROP AS
+      SELECT %s
+        FROM (SELECT * FROM caredata.link_record ORDER BY hashint8extended(rid, %2$s), rid LIMIT %3$s) l
+       CROSS JOIN (SELECT * FROM caredata.link_record ORDER BY hashint8extended(rid, %2$s + 1), rid LIMIT %3$s) r
+       WHERE l.rid <> r.rid%4$s$q$,
+      (SELECT string_agg(format('(%s)::smallint AS %I', c.expression, c.name), ', ' ORDER BY c.pos)
+         FROM caredata._link_comparisons(lm.model, lm.version) c),
+      (spec->>'seed')::bigint, k,
+      CASE spec->>'link_type' WHEN 'link_only' THEN ' AND l.source <> r.source'
+                              WHEN 'dedupe_only' THEN ' AND l.source = r.source' ELSE '' END);
+    GET DIAGNOSTICS sample_n = ROW_COUNT;
+    IF sample_n = 0 THEN
+      PERFORM caredata._link_bad('no pairs to estimate u from', 'Link at least two records (two sources for link_only).', '22023');
+    END IF;
+    FOR comps IN SELECT * FROM caredata._link_comparisons(lm.model, lm.version) ORDER BY pos LOOP
+      EXECUTE format('SELECT array_agg(coalesce(n, 0) ORDER BY lv) FROM generate_series(0, %s) lv
+                        LEFT JOIN (SELECT %I AS lv, count(*) AS n FROM pg_temp.link_usample GROUP BY 1) c USING (lv)',
+                     comps.nlevels - 1, comps.name) INTO counts;
+      -- a level never seen in the sample gets 1/sample (not 0: weights stay finite)
+      v_u := v_u || ARRAY(SELECT greatest(c, 1)::double precision / sample_n FROM unnest(counts) c);
+      v_u_top := v_u_top || (greatest(counts[comps.nlevels], 1)::double precision / sample_n);
+      v_m := v_m || coalesce(comps.m_start,
+                         ARRAY(SELECT CASE WHEN lv = comps.nlevels - 1 THEN 0.85 WHEN lv = 0 THEN 0.05 ELSE 0.10 / (comps.nlevels - 2) END
+                                 FROM generate_series(0, comps.nlevels - 1) lv));
+    END LOOP;
+    DROP TABLE pg_temp.link_usample;
+    v_stats := v_stats || jsonb_build_object('u_sample_pairs', sample_n, 'u_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+    RAISE NOTICE 'link: estimated u from % random pairs in % s', sample_n, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+  ELSIF p_method = 'probabilistic' THEN
+    SELECT array_agg(x ORDER BY c.pos, o) INTO v_u
+      FROM caredata._link_comparisons(lm.model, lm.version) c, unnest(c.u) WITH ORDINALITY AS z(x, o);
+    SELECT array_agg(c.u[c.nlevels] ORDER BY c.pos) INTO v_u_top FROM caredata._link_comparisons(lm.model, lm.version) c;
+  END IF;
+
+  -- 3. block and compare
+  t := clock_timestamp();
+  EXECUTE 'CREATE TEMP TABLE link_cand ON COMMIT DROP AS ' ||
+          caredata._link_pairs_sql(lm.model, lm.version, CASE WHEN p_method = 'probabilistic' THEN v_u_top END, v_new_after);
+  GET DIAGNOSTICS v_pairs = ROW_COUNT;
+  v_stats := v_stats || jsonb_build_object('candidate_pairs', v_pairs, 'compare_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+  RAISE NOTICE 'link: compared % candidate pairs in % s', v_pairs, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+
+  IF p_method = 'probabilistic' THEN
+    SELECT array_agg(pattern ORDER BY pattern), array_agg(n::double precision ORDER BY pattern)
+      INTO hist_p, hist_n
+      FROM (SELECT pattern, count(*) AS n FROM pg_temp.link_cand GROUP BY pattern) h;
+    hist_p := coalesce(hist_p, '{}'); hist_n := coalesce(hist_n, '{}');
+    -- 4. train: EM on the pattern histogram, u fixed
+    IF v_do_train THEN
+      t := clock_timestamp();
+      IF v_pairs = 0 THEN
+        PERFORM caredata._link_bad('the blocking rules produced no candidate pairs to train on', 'Check the sources and the blocking rules (caredata.link_blocking_counts()).', '22023');
+      END IF;
+      SELECT CASE spec->>'link_type'
+               WHEN 'link_only' THEN (sum(n)^2 - sum(n^2)) / 2
+               WHEN 'dedupe_only' THEN (sum(n^2) - sum(n)) / 2
+               ELSE sum(n) * (sum(n) - 1) / 2 END
+        INTO total_pairs
+        FROM (SELECT count(*)::double precision AS n FROM caredata.link_record GROUP BY source) s;
+      SELECT * INTO em FROM caredata.link_em(hist_p, hist_n, nlevels, v_u, v_m, greatest(total_pairs, 1),
+                                              (spec->>'em_max_iterations')::integer, (spec->>'em_tolerance')::double precision);
+      v_m := em.m;
+      v_lambda := em.lambda;
+      -- the trained model is a new version
+      INSERT INTO caredata.link_model (model, version, spec, lambda, trained_at, trained_by, training)
+      SELECT lm.model, max(x.version) + 1, lm.spec, v_lambda, clock_timestamp(), current_user,
+             jsonb_build_object('run_id', v_run, 'from_version', lm.version, 'iterations', em.iterations, 'converged', em.converged,
+                                'candidate_pairs', v_pairs, 'patterns', cardinality(hist_p), 'u_sample_pairs', sample_n,
+                                'total_pairs', total_pairs)
+        FROM caredata.link_model x WHERE x.model = lm.model
+      RETURNING * INTO lm;
+      INSERT INTO caredata.link_model_level (model, version, comparison, position, level, label, m, u)
+      SELECT lm.model, lm.version, c.name, c.pos, lv, c.labels[lv + 1],
+             v_m[(SELECT coalesce(sum(c2.nlevels), 0) FROM caredata._link_comparisons(lm.model, lm.version) c2 WHERE c2.pos < c.pos) + lv + 1],
+             v_u[(SELECT coalesce(sum(c2.nlevels), 0) FROM caredata._link_comparisons(lm.model, lm.version) c2 WHERE c2.pos < c.pos) + lv + 1]
+        FROM caredata._link_comparisons(lm.model, lm.version) c, generate_series(0, c.nlevels - 1) lv;
+      UPDATE caredata.link_run x SET version = lm.version WHERE x.run_id = v_run;
+      v_stats := v_stats || jsonb_build_object('em_iterations', em.iterations, 'em_converged', em.converged, 'lambda', v_lambda,
+                                           'train_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+      RAISE NOTICE 'link: trained version % by EM over % patterns (% iterations%) in % s',
+        lm.version, cardinality(hist_p), em.iterations, CASE WHEN em.converged THEN '' ELSE ', not converged' END,
+        round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+    ELSE
+      v_lambda := lm.lambda;
+      SELECT array_agg(x ORDER BY c.pos, o) INTO v_m
+        FROM caredata._link_comparisons(lm.model, lm.version) c, unnest(c.m) WITH ORDINALITY AS z(x, o);
+    END IF;
+
+    -- 5. score; threshold from the model's own expected precision and recall
+    t := clock_timestamp();
+    CREATE TEMP TABLE link_pw ON COMMIT DROP AS
+    SELECT p AS pattern, w AS weight
+      FROM unnest(hist_p, caredata.link_pattern_weights(hist_p, nlevels, v_m, v_u, v_lambda)) AS z(p, w);
+    CREATE TEMP TABLE link_scored ON COMMIT DROP AS
+    SELECT c.rid_l, c.rid_r, c.pattern, pw.weight + c.tf_adj AS weight
+      FROM pg_temp.link_cand c JOIN pg_temp.link_pw pw USING (pattern);
+    IF p_threshold IS NULL THEN
+      -- expected F1 at each weight cut (quarter bits): TP = sum of
+      -- probabilities above the cut, predicted = pairs above it, actual =
+      -- sum of all probabilities
+      SELECT b INTO w_threshold FROM (
+        SELECT b, sum(n) OVER w AS cn, sum(s) OVER w AS cs, sum(s) OVER () AS ts
+          FROM (SELECT floor(weight * 4) / 4 AS b, count(*) AS n,
+                       sum(1 / (1 + power(2::double precision, -greatest(least(weight, 1000), -1000)))) AS s
+                  FROM pg_temp.link_scored GROUP BY 1) h
+        WINDOW w AS (ORDER BY b DESC)) c
+       ORDER BY 2 * cs / (cn + ts) DESC, b DESC LIMIT 1;
+      w_threshold := coalesce(w_threshold, 0);
+      p_threshold := 1 / (1 + power(2::double precision, -w_threshold));
+    ELSE
+      w_threshold := ln(p_threshold / (1 - p_threshold)) / ln(2);
+    END IF;
+    INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, weight, probability)
+    SELECT v_run, s.rid_l, s.rid_r, s.pattern, s.weight,
+           1 / (1 + power(2::double precision, -greatest(least(s.weight, 1000), -1000)))
+      FROM pg_temp.link_scored s WHERE s.weight >= w_threshold;
+    GET DIAGNOSTICS v_links = ROW_COUNT;
+    v_stats := v_stats || jsonb_build_object('threshold_weight', w_threshold, 'threshold_probability', p_threshold,
+                                         'score_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+    RAISE NOTICE 'link: scored % pairs, % links at match weight >= % (probability %) in % s',
+      v_pairs, v_links, round(w_threshold::numeric, 2), round(p_threshold::numeric, 4),
+      round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+  ELSE
+    -- deterministic: the first step a pair meets makes the link
+    t := clock_timestamp();
+    i := 0;
+    FOR step IN SELECT * FROM jsonb_array_elements_text(spec->'steps') LOOP
+      i := i + 1;
+      steps := steps || format(' WHEN %s THEN %s', step, i);
+    END LOOP;
+    IF i = 0 THEN
+      PERFORM caredata._link_bad('the model has no deterministic steps', 'Set "steps" in the model spec.', '55000');
+    END IF;
+    EXECUTE format('INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, step)
+                    SELECT %s, rid_l, rid_r, pattern, step FROM (SELECT rid_l, rid_r, pattern, CASE%s END AS step FROM pg_temp.link_cand) c
+                     WHERE step IS NOT NULL', v_run, steps);
+    GET DIAGNOSTICS v_links = ROW_COUNT;
+    p_threshold := NULL;
+    v_stats := v_stats || jsonb_build_object('steps', (SELECT jsonb_object_agg(s, n) FROM (SELECT step AS s, count(*) AS n FROM caredata.link_pair x WHERE x.run_id = v_run GROUP BY step) z),
+                                         'score_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+    RAISE NOTICE 'link: % links by % deterministic steps in % s', v_links, i, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+  END IF;
+
+  -- an incremental run keeps the previous run's links between records still present
+  IF p_incremental THEN
+    INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, weight, probability, step)
+    SELECT v_run, x.rid_l, x.rid_r, x.pattern, x.weight, x.probability, x.step
+      FROM caredata.link_pair x
+     WHERE x.run_id = v_prev_run
+       AND EXISTS (SELECT 1 FROM caredata.link_record a WHERE a.rid = x.rid_l)
+       AND EXISTS (SELECT 1 FROM caredata.link_record b WHERE b.rid = x.rid_r)
+    ON CONFLICT DO NOTHING;
+  END IF;
+
+  -- 6. cluster
+  t := clock_timestamp();
+  CREATE TEMP TABLE link_cluster ON COMMIT DROP AS
+  SELECT r.rid, coalesce(c.cluster, r.rid) AS cluster
+    FROM caredata.link_record r
+    LEFT JOIN caredata.link_components(
+           format('SELECT rid_l, rid_r FROM caredata.link_pair WHERE run_id = %s%s', v_run,
+                  CASE WHEN p_one_to_one THEN ' ORDER BY weight DESC NULLS LAST, step NULLS LAST, rid_l, rid_r' ELSE '' END),
+           p_one_to_one) c USING (rid);
+  SELECT count(DISTINCT cluster) INTO v_persons FROM pg_temp.link_cluster;
+  v_stats := v_stats || jsonb_build_object('cluster_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+  RAISE NOTICE 'link: % records in % clusters in % s', v_records, v_persons, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+
+  -- 7. person index with stable ids: an old person goes to the cluster with
+  -- most of its records; a cluster keeps the smallest old id it won, the
+  -- other ids it won merge into it; clusters with no id get new ones
+  t := clock_timestamp();
+  SELECT greatest(coalesce(max((x.stats->>'max_person_id')::bigint), 0),
+                  coalesce((SELECT max(p.person_id) FROM caredata.person_index p), 0))
+    INTO max_person FROM caredata.link_run x;
+  CREATE TEMP TABLE link_overlap ON COMMIT DROP AS
+  SELECT c.cluster, p.person_id, count(*) AS n
+    FROM pg_temp.link_cluster c JOIN caredata.person_index p USING (rid) GROUP BY 1, 2;
+  CREATE TEMP TABLE link_winner ON COMMIT DROP AS
+  SELECT DISTINCT ON (person_id) person_id, cluster, n FROM pg_temp.link_overlap ORDER BY person_id, n DESC, cluster;
+  CREATE TEMP TABLE link_assign ON COMMIT DROP AS
+  SELECT DISTINCT ON (cluster) cluster, person_id FROM pg_temp.link_winner ORDER BY cluster, person_id;
+  INSERT INTO pg_temp.link_assign
+  SELECT cluster, max_person + row_number() OVER (ORDER BY cluster)
+    FROM (SELECT DISTINCT cluster FROM pg_temp.link_cluster) c
+   WHERE NOT EXISTS (SELECT 1 FROM pg_temp.link_assign a WHERE a.cluster = c.cluster);
+  INSERT INTO caredata.person_event (run_id, kind, person_id, other_person_id, records)
+  SELECT v_run, 'merge', a.person_id, w.person_id, w.n
+    FROM pg_temp.link_winner w JOIN pg_temp.link_assign a USING (cluster)
+   WHERE w.person_id <> a.person_id;
+  INSERT INTO caredata.person_event (run_id, kind, person_id, other_person_id, records)
+  SELECT v_run, 'split', o.person_id, a.person_id, o.n
+    FROM pg_temp.link_overlap o
+    JOIN pg_temp.link_winner w ON w.person_id = o.person_id AND w.cluster <> o.cluster
+    JOIN pg_temp.link_assign a ON a.cluster = o.cluster
+   WHERE a.person_id > max_person;
+  TRUNCATE caredata.person_index;
+  INSERT INTO caredata.person_index (source, record_id, rid, person_id, run_id)
+  SELECT r.source, r.record_id, r.rid, a.person_id, v_run
+    FROM caredata.link_record r JOIN pg_temp.link_cluster c USING (rid) JOIN pg_temp.link_assign a USING (cluster);
+  ANALYZE caredata.person_index;
+  SELECT greatest(max_person, coalesce(max(a.person_id), 0)) INTO max_person FROM pg_temp.link_assign a;
+
+  -- indexes for one-record lookups, one per blocking rule
+  FOR rule_pairs IN SELECT b.value FROM jsonb_array_elements(spec->'blocking') b LOOP
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON caredata.link_record (%s)',
+                   left('link_record_' || (SELECT string_agg(c, '_') FROM jsonb_array_elements_text(rule_pairs.value) c), 59) || '_idx',
+                   (SELECT string_agg(quote_ident(c), ', ') FROM jsonb_array_elements_text(rule_pairs.value) c));
+  END LOOP;
+  v_stats := v_stats || jsonb_build_object('index_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3),
+                                       'links', v_links, 'persons', v_persons, 'max_person_id', max_person,
+                                       'merges', (SELECT count(*) FROM caredata.person_event e WHERE e.run_id = v_run AND e.kind = 'merge'),
+                                       'splits', (SELECT count(*) FROM caredata.person_event e WHERE e.run_id = v_run AND e.kind = 'split'));
+  RAISE NOTICE 'link: wrote the person index in % s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+
+  UPDATE caredata.link_run x SET finished_at = clock_timestamp(), threshold = p_threshold, stats = v_stats
+   WHERE x.run_id = v_run;
+  run_id := v_run;
+  model_version := lm.version;
+  records := v_records;
+  candidate_pairs := v_pairs;
+  links := v_links;
+  persons := v_persons;
+  match_threshold := p_threshold;
+  seconds := round(extract(epoch FROM clock_timestamp() - t0)::numeric, 2);
+  RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_run(text, integer, text, double precision, boolean, boolean, boolean, text[]) IS
+  'run linkage: standardise the sources, block, compare, train (EM) or apply a trained model version, choose the threshold without labels (or use the match probability given), cluster, and write the person index with stable person ids; all or nothing';

@@ -1,0 +1,149 @@
+-- src/linkage/tables.sql
+-- The linkage catalog and results (docs/linkage.md): sources, standardised
+-- records, models (versioned, editable), runs, links and the person index.
+-- They hold real identifiers: only caredata_linker and caredata_admin may
+-- read or write them; PUBLIC (analysts, recipients, patients) has nothing.
+
+CREATE TABLE caredata.link_source (
+  source      text PRIMARY KEY
+              CHECK (source ~ '^[a-z][a-z0-9_]{0,62}$'),
+  relation    regclass NOT NULL,
+  record_id   name NOT NULL,
+  nhs_number  name,
+  dob         name,
+  sex         name,
+  postcode    name,
+  added_at    timestamptz NOT NULL DEFAULT now(),
+  added_by    name NOT NULL DEFAULT current_user
+);
+COMMENT ON TABLE caredata.link_source IS
+  'linkage sources: a relation and which of its columns hold the record id and the identifiers (link_add_source)';
+
+-- record ids that outlive runs: a record keeps its rid, so person ids stay put
+CREATE TABLE caredata.link_record_key (
+  rid        bigint PRIMARY KEY,
+  source     text NOT NULL,
+  record_id  bigint NOT NULL,
+  first_run  bigint NOT NULL,
+  UNIQUE (source, record_id)
+);
+COMMENT ON TABLE caredata.link_record_key IS
+  'a stable internal id (rid) per (source, record_id), numbered in order of first sight; never reused';
+
+-- rebuilt by every run from the sources (standardised identifiers, value
+-- frequencies for term-frequency adjustment, blocking keys)
+CREATE TABLE caredata.link_record (
+  rid            bigint PRIMARY KEY,
+  source         text NOT NULL,
+  record_id      bigint NOT NULL,
+  nhs_digits     bigint,
+  nhs_head       integer,
+  nhs_tail       integer,
+  dob            date,
+  sex            text,
+  postcode       text,
+  sector         text,
+  district       text,
+  area           text,
+  yob            integer,
+  tf_nhs_digits  double precision,
+  tf_dob         double precision,
+  tf_postcode    double precision
+);
+COMMENT ON TABLE caredata.link_record IS
+  'standardised records of the last run: NHS number digits (valid or not) and their first six (nhs_head) and last four (nhs_tail), date of birth, sex code, canonical postcode and its parts, value frequencies (tf_*)';
+
+CREATE TABLE caredata.link_model (
+  model       text NOT NULL CHECK (model ~ '^[a-z][a-z0-9_]{0,62}$'),
+  version     integer NOT NULL CHECK (version > 0),
+  spec        jsonb NOT NULL,
+  lambda      double precision CHECK (lambda > 0 AND lambda < 1),
+  trained_at  timestamptz,
+  trained_by  name,
+  training    jsonb,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (model, version)
+);
+COMMENT ON TABLE caredata.link_model IS
+  'linkage models, one row per version: the spec (comparisons, blocking rules, deterministic steps), lambda (the probability that two records drawn at random are one person) and how it was trained';
+
+CREATE TABLE caredata.link_model_level (
+  model       text NOT NULL,
+  version     integer NOT NULL,
+  comparison  text NOT NULL,
+  position    integer NOT NULL,
+  level       integer NOT NULL,
+  label       text NOT NULL,
+  m           double precision CHECK (m > 0 AND m <= 1),
+  u           double precision CHECK (u > 0 AND u <= 1),
+  PRIMARY KEY (model, version, comparison, level),
+  FOREIGN KEY (model, version) REFERENCES caredata.link_model ON DELETE CASCADE
+);
+COMMENT ON TABLE caredata.link_model_level IS
+  'm and u per comparison level of each model version (editable by hand; a run with train => false uses them as they are)';
+
+CREATE TABLE caredata.link_run (
+  run_id       bigint PRIMARY KEY,
+  model        text NOT NULL,
+  version      integer NOT NULL,
+  method       text NOT NULL CHECK (method IN ('probabilistic', 'deterministic')),
+  incremental  boolean NOT NULL,
+  one_to_one   boolean NOT NULL,
+  threshold    double precision,
+  started_at   timestamptz NOT NULL,
+  finished_at  timestamptz,
+  run_by       name NOT NULL DEFAULT current_user,
+  stats        jsonb,
+  FOREIGN KEY (model, version) REFERENCES caredata.link_model
+);
+COMMENT ON TABLE caredata.link_run IS
+  'linkage runs: the model version, method and threshold used, and counts and times per phase (stats)';
+
+CREATE TABLE caredata.link_pair (
+  run_id       bigint NOT NULL REFERENCES caredata.link_run ON DELETE CASCADE,
+  rid_l        bigint NOT NULL,
+  rid_r        bigint NOT NULL,
+  pattern      integer NOT NULL,
+  weight       double precision,
+  probability  double precision,
+  step         smallint,
+  PRIMARY KEY (run_id, rid_l, rid_r)
+);
+COMMENT ON TABLE caredata.link_pair IS
+  'accepted links of each run (rid_l < rid_r): comparison pattern, match weight and probability (probabilistic) or the step that made the link (deterministic)';
+
+CREATE TABLE caredata.person_index (
+  source     text NOT NULL,
+  record_id  bigint NOT NULL,
+  rid        bigint NOT NULL UNIQUE,
+  person_id  bigint NOT NULL,
+  run_id     bigint NOT NULL,
+  PRIMARY KEY (source, record_id)
+);
+CREATE INDEX person_index_person_idx ON caredata.person_index (person_id);
+COMMENT ON TABLE caredata.person_index IS
+  'the person index: (source, record_id) -> person_id, stable across runs (link_run keeps ids, records merges and splits in person_event)';
+
+CREATE TABLE caredata.person_event (
+  run_id           bigint NOT NULL REFERENCES caredata.link_run ON DELETE CASCADE,
+  kind             text NOT NULL CHECK (kind IN ('merge', 'split')),
+  person_id        bigint NOT NULL,
+  other_person_id  bigint NOT NULL,
+  records          bigint NOT NULL
+);
+COMMENT ON TABLE caredata.person_event IS
+  'changes of identity between runs: merge (other_person_id''s records joined person_id, which survives) and split (records of person_id moved to the new other_person_id)';
+
+DO $grants$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['link_source', 'link_record_key', 'link_record', 'link_model',
+                           'link_model_level', 'link_run', 'link_pair', 'person_index', 'person_event']
+  LOOP
+    EXECUTE format('REVOKE ALL ON caredata.%I FROM PUBLIC', t);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON caredata.%I TO caredata_linker, caredata_admin', t);
+    EXECUTE format('SELECT pg_catalog.pg_extension_config_dump(%L, %L)', 'caredata.' || t, '');
+  END LOOP;
+END
+$grants$;
