@@ -283,19 +283,21 @@ link_em(PG_FUNCTION_ARGS)
 			break;				/* no matches at all: keep the start */
 
 		/*
-		 * m over the levels that carry evidence, normalised among the pairs
-		 * where the comparison is not missing
+		 * m over the levels that carry evidence: their distribution among
+		 * the matches where the comparison is not missing, scaled so that,
+		 * with m(0) = u(0), the levels sum to one as u's do
 		 */
 		for (int i = 0; i < model.ncomp; i++)
 		{
 			double		present = 0.0;
+			double		scale = 1.0 - u[model.offset[i]];
 
 			for (int l = 1; l < model.nlevels[i]; l++)
 				present += acc[model.offset[i] + l];
 			for (int l = 1; l < model.nlevels[i]; l++)
 			{
 				int			k = model.offset[i] + l;
-				double		v = present > 0.0 ? Max(acc[k] / present, EM_FLOOR) : m[k];
+				double		v = present > 0.0 ? Max(scale * acc[k] / present, EM_FLOOR) : m[k];
 
 				delta = Max(delta, fabs(v - m[k]));
 				m[k] = v;

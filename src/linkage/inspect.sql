@@ -8,7 +8,7 @@
 -- (pairs within that source: de-duplication)
 CREATE FUNCTION caredata.link_quality(truth regclass, true_id name DEFAULT 'person_id', scope text DEFAULT 'all')
   RETURNS TABLE ("precision" double precision, recall double precision, f1 double precision,
-                 true_pairs numeric, linked_pairs numeric, correct_pairs numeric,
+                 true_pairs bigint, linked_pairs bigint, correct_pairs bigint,
                  persons_split bigint, persons_merged bigint)
   LANGUAGE plpgsql AS $$
 DECLARE
@@ -39,7 +39,7 @@ BEGIN
     SELECT CASE WHEN lp > 0 THEN (tp / lp)::double precision END,
            CASE WHEN ap > 0 THEN (tp / ap)::double precision END,
            CASE WHEN lp + ap > 0 THEN (2 * tp / (lp + ap))::double precision END,
-           ap, lp, tp,
+           ap::bigint, lp::bigint, tp::bigint,
            (SELECT count(*) FROM (SELECT t FROM j GROUP BY t HAVING count(DISTINCT c) > 1) x),
            (SELECT count(*) FROM (SELECT c FROM j GROUP BY c HAVING count(DISTINCT t) > 1) x)
       FROM s$q$, true_id, truth, scope, replace(f, 'ns', 'coalesce(ns, 0)'));
@@ -161,7 +161,7 @@ BEGIN
   RETURN QUERY EXECUTE format($q$
     WITH l AS MATERIALIZED (
            SELECT 0::bigint AS rid, ''::text AS source, 0::bigint AS record_id, d AS nhs_digits,
-                  (d / 10000)::integer AS nhs_head, (d % 10000)::integer AS nhs_tail, b AS dob, sx AS sex,
+                  (d / 10000)::integer AS nhs_head, (d %% 10000)::integer AS nhs_tail, b AS dob, sx AS sex,
                   pc AS postcode, caredata.postcode_sector(pc) AS sector, caredata.postcode_district(pc) AS district,
                   caredata.postcode_area(pc) AS area, extract(year FROM b)::integer AS yob,
                   NULL::double precision AS tf_nhs_digits, NULL::double precision AS tf_dob, NULL::double precision AS tf_postcode

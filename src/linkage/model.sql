@@ -86,6 +86,36 @@ CREATE FUNCTION caredata._link_key_columns() RETURNS text[]
 COMMENT ON FUNCTION caredata._link_key_columns() IS
   'internal: the standardised record columns that blocking rules may name';
 
+-- statistics and lookup indexes on the linkage tables, which the extension
+-- owns: the linker may write them but not ANALYZE or index them itself.
+-- SECURITY DEFINER with a pinned search_path; it only ever names the two
+-- tables below and whitelisted columns.
+CREATE FUNCTION caredata._link_maintain(what text, rules jsonb DEFAULT '[]') RETURNS void
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  rule jsonb;
+BEGIN
+  IF what = 'analyze_records' THEN
+    ANALYZE caredata.link_record;
+  ELSIF what = 'analyze_index' THEN
+    ANALYZE caredata.person_index;
+  ELSIF what = 'index_rules' THEN
+    FOR rule IN SELECT * FROM jsonb_array_elements(rules) LOOP
+      IF EXISTS (SELECT 1 FROM jsonb_array_elements_text(rule) c WHERE NOT c = ANY (caredata._link_key_columns())) THEN
+        RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = 'blocking rules name only standardised record columns';
+      END IF;
+      EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON caredata.link_record (%s)',
+                     left('link_record_' || (SELECT string_agg(c, '_') FROM jsonb_array_elements_text(rule) c), 59) || '_idx',
+                     (SELECT string_agg(quote_ident(c), ', ') FROM jsonb_array_elements_text(rule) c));
+    END LOOP;
+  ELSE
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'unknown linkage maintenance step';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_maintain(text, jsonb) IS
+  'internal: ANALYZE the linkage tables and create the blocking rules'' lookup indexes, as the extension owner';
+
 CREATE FUNCTION caredata._link_check_spec(spec jsonb) RETURNS void
   LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -320,7 +350,7 @@ BEGIN
     LEFT JOIN (SELECT postcode, count(*)::double precision / total AS f FROM pg_temp.link_stage GROUP BY 1) fp USING (postcode);
   GET DIAGNOSTICS n = ROW_COUNT;
   DROP TABLE pg_temp.link_stage;
-  ANALYZE caredata.link_record;
+  PERFORM caredata._link_maintain('analyze_records');
   RETURN n;
 END
 $$;
@@ -391,14 +421,14 @@ COMMENT ON FUNCTION caredata._link_rule_condition(jsonb) IS
 
 -- pairs each blocking rule generates over the current standardised records
 CREATE FUNCTION caredata.link_blocking_counts(model text DEFAULT 'default', version integer DEFAULT NULL)
-  RETURNS TABLE (rule integer, columns text[], pairs numeric)
+  RETURNS TABLE (rule integer, columns text[], pairs bigint)
   LANGUAGE plpgsql AS $$
 DECLARE
   p_model text := model;
   spec jsonb;
   r record;
   cols text;
-  n numeric;
+  n bigint;
 BEGIN
   SELECT lm.spec INTO spec FROM caredata.link_model lm
    WHERE lm.model = p_model AND (link_blocking_counts.version IS NULL OR lm.version = link_blocking_counts.version)
@@ -414,7 +444,7 @@ BEGIN
     EXECUTE format($q$
       SELECT coalesce(sum(CASE %1$L WHEN 'link_only' THEN (nn * nn - sq) / 2
                                        WHEN 'dedupe_only' THEN (sq - nn) / 2
-                                       ELSE nn * (nn - 1) / 2 END), 0)
+                                       ELSE nn * (nn - 1) / 2 END), 0)::bigint
         FROM (SELECT sum(ns) AS nn, sum(ns * ns) AS sq
                 FROM (SELECT %2$s, source, count(*)::numeric AS ns FROM caredata.link_record
                        WHERE %3$s GROUP BY %2$s, source) s

@@ -7,7 +7,7 @@
 -- the SELECT that yields candidate pairs: one column per comparison level,
 -- the packed pattern and the term-frequency adjustment (uses u, so it is
 -- built after u is known)
-CREATE FUNCTION caredata._link_pairs_sql(model text, version integer, u_top double precision[], new_after bigint)
+CREATE FUNCTION caredata._link_pairs_sql(model text, version integer, u_top double precision[], only_new boolean)
   RETURNS text LANGUAGE plpgsql STABLE AS $$
 DECLARE
   spec jsonb;
@@ -25,8 +25,9 @@ DECLARE
 BEGIN
   SELECT lm.spec INTO spec FROM caredata.link_model lm WHERE lm.model = _link_pairs_sql.model AND lm.version = _link_pairs_sql.version;
   pair_cond := caredata._link_pair_condition(spec->>'link_type');
-  IF new_after > 0 THEN
-    pair_cond := pair_cond || format(' AND r.rid > %s', new_after);
+  IF only_new THEN
+    -- incremental: pairs with at least one record the person index lacks
+    pair_cond := pair_cond || ' AND (l.rid IN (SELECT n.rid FROM pg_temp.link_new n) OR r.rid IN (SELECT n.rid FROM pg_temp.link_new n))';
   END IF;
   FOR comps IN SELECT * FROM caredata._link_comparisons(model, version) ORDER BY pos LOOP
     levels_sql := levels_sql || format(', (%s)::smallint AS %I', comps.expression, comps.name);
@@ -50,7 +51,7 @@ BEGIN
                 cols_sql, pattern_sql, tf_sql, body);
 END
 $$;
-COMMENT ON FUNCTION caredata._link_pairs_sql(text, integer, double precision[], bigint) IS
+COMMENT ON FUNCTION caredata._link_pairs_sql(text, integer, double precision[], boolean) IS
   'internal: the candidate-pair query of a model version (blocking rules unioned without duplicates, comparison levels, pattern, term-frequency adjustment)';
 
 CREATE FUNCTION caredata.link_run(model text DEFAULT 'default', version integer DEFAULT NULL,
@@ -76,7 +77,6 @@ DECLARE
   spec jsonb;
   v_run bigint;
   v_prev_run bigint;
-  v_new_after bigint := 0;
   v_records bigint;
   v_pairs bigint;
   v_links bigint;
@@ -144,9 +144,6 @@ BEGIN
     RAISE NOTICE 'link: no person index yet, so this incremental run links everything';
     p_incremental := false;
   END IF;
-  IF p_incremental THEN
-    SELECT coalesce(max(rid), 0) INTO v_new_after FROM caredata.link_record_key;
-  END IF;
   INSERT INTO caredata.link_run (run_id, model, version, method, incremental, one_to_one, started_at)
   VALUES (v_run, lm.model, lm.version, p_method, p_incremental, p_one_to_one, t0);
 
@@ -155,6 +152,14 @@ BEGIN
   v_records := caredata.link_standardise(p_sources, v_run);
   v_stats := v_stats || jsonb_build_object('records', v_records, 'standardise_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
   RAISE NOTICE 'link: standardised % records in % s', v_records, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+  IF p_incremental THEN
+    CREATE TEMP TABLE link_new ON COMMIT DROP AS
+    SELECT r.rid FROM caredata.link_record r WHERE NOT EXISTS (SELECT 1 FROM caredata.person_index p WHERE p.rid = r.rid);
+    ALTER TABLE pg_temp.link_new ADD PRIMARY KEY (rid);
+    ANALYZE pg_temp.link_new;
+    v_stats := v_stats || jsonb_build_object('new_records', (SELECT count(*) FROM pg_temp.link_new));
+    RAISE NOTICE 'link: % records new since the last run', (SELECT count(*) FROM pg_temp.link_new);
+  END IF;
 
   -- refuse a blocking rule (or all together) past max_pairs before comparing anything
   FOR rule_pairs IN SELECT * FROM caredata.link_blocking_counts(lm.model, lm.version) LOOP
@@ -214,7 +219,7 @@ BEGIN
   -- 3. block and compare
   t := clock_timestamp();
   EXECUTE 'CREATE TEMP TABLE link_cand ON COMMIT DROP AS ' ||
-          caredata._link_pairs_sql(lm.model, lm.version, CASE WHEN p_method = 'probabilistic' THEN v_u_top END, v_new_after);
+          caredata._link_pairs_sql(lm.model, lm.version, CASE WHEN p_method = 'probabilistic' THEN v_u_top END, p_incremental);
   GET DIAGNOSTICS v_pairs = ROW_COUNT;
   v_stats := v_stats || jsonb_build_object('candidate_pairs', v_pairs, 'compare_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
   RAISE NOTICE 'link: compared % candidate pairs in % s', v_pairs, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
@@ -340,6 +345,13 @@ BEGIN
            format('SELECT rid_l, rid_r FROM caredata.link_pair WHERE run_id = %s%s', v_run,
                   CASE WHEN p_one_to_one THEN ' ORDER BY weight DESC NULLS LAST, step NULLS LAST, rid_l, rid_r' ELSE '' END),
            p_one_to_one) c USING (rid);
+  IF p_one_to_one THEN
+    -- keep only the links the greedy one-to-one pass accepted
+    DELETE FROM caredata.link_pair x USING pg_temp.link_cluster a, pg_temp.link_cluster b
+     WHERE x.run_id = v_run AND a.rid = x.rid_l AND b.rid = x.rid_r AND a.cluster <> b.cluster;
+    GET DIAGNOSTICS k = ROW_COUNT;
+    v_links := v_links - k;
+  END IF;
   SELECT count(DISTINCT cluster) INTO v_persons FROM pg_temp.link_cluster;
   v_stats := v_stats || jsonb_build_object('cluster_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
   RAISE NOTICE 'link: % records in % clusters in % s', v_records, v_persons, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
@@ -376,15 +388,11 @@ BEGIN
   INSERT INTO caredata.person_index (source, record_id, rid, person_id, run_id)
   SELECT r.source, r.record_id, r.rid, a.person_id, v_run
     FROM caredata.link_record r JOIN pg_temp.link_cluster c USING (rid) JOIN pg_temp.link_assign a USING (cluster);
-  ANALYZE caredata.person_index;
+  PERFORM caredata._link_maintain('analyze_index');
   SELECT greatest(max_person, coalesce(max(a.person_id), 0)) INTO max_person FROM pg_temp.link_assign a;
 
   -- indexes for one-record lookups, one per blocking rule
-  FOR rule_pairs IN SELECT b.value FROM jsonb_array_elements(spec->'blocking') b LOOP
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON caredata.link_record (%s)',
-                   left('link_record_' || (SELECT string_agg(c, '_') FROM jsonb_array_elements_text(rule_pairs.value) c), 59) || '_idx',
-                   (SELECT string_agg(quote_ident(c), ', ') FROM jsonb_array_elements_text(rule_pairs.value) c));
-  END LOOP;
+  PERFORM caredata._link_maintain('index_rules', spec->'blocking');
   v_stats := v_stats || jsonb_build_object('index_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3),
                                        'links', v_links, 'persons', v_persons, 'max_person_id', max_person,
                                        'merges', (SELECT count(*) FROM caredata.person_event e WHERE e.run_id = v_run AND e.kind = 'merge'),

@@ -50,13 +50,15 @@ SELECT is(
    WHERE p.pronamespace = 'caredata'::regnamespace
      AND has_function_privilege('tap_recipient', p.oid, 'EXECUTE')
      AND p.proname NOT LIKE 'nhs\_number\_%' AND p.proname NOT LIKE 'pseudonym\_%'),
-  ARRAY['age_band', 'default_purposes', 'dob_is_valid', 'nhs_number', 'normalise_postcode',
+  ARRAY['age_band', 'compare_damerau_levenshtein', 'compare_date', 'compare_exact',
+        'compare_jaro_winkler', 'compare_nhs_number', 'compare_postcode', 'compare_sex',
+        'damerau_levenshtein', 'default_purposes', 'dob_is_valid', 'jaro_winkler', 'nhs_number', 'normalise_postcode',
         'postcode_area', 'postcode_district', 'postcode_sector',
         'standardise_dob', 'standardise_sex',
         'try_nhs_number', 'try_normalise_postcode', 'try_postcode_area',
         'try_postcode_district', 'try_postcode_sector',
         'try_standardise_dob', 'try_standardise_sex'],
-  'a recipient can execute only the unkeyed standardisers, type support and the purpose table of objection kinds');
+  'a recipient can execute only the unkeyed standardisers, linkage comparators, type support and the purpose table of objection kinds');
 SELECT is(
   (SELECT array_agg(p.oid::regprocedure::text ORDER BY 1)
    FROM pg_proc p
