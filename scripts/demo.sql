@@ -134,3 +134,33 @@ SELECT count(*) AS episodes_an_analyst_sees,
        count(DISTINCT nhs_number) AS patients_an_analyst_sees FROM public.hes_clean;
 RESET ROLE;
 SELECT kind, count(*) FILTER (WHERE withdrawn_at IS NULL) AS open_objections FROM objection GROUP BY kind ORDER BY kind;
+
+\echo
+\echo '== 7. Link GP and hospital records: deterministic steps, then Fellegi-Sunter trained by EM'
+SELECT link_add_source('gp', 'synth.gp_registration', 'record_id', 'nhs_number', 'dob', 'sex', 'postcode');
+SELECT link_add_source('hes', 'synth.hospital_episode', 'record_id', 'nhs_number', 'dob', 'sex', 'postcode');
+SELECT link_create_model('default');
+SELECT * FROM link_blocking_counts('default');
+SELECT run_id, records, links, persons, seconds FROM link_run(method => 'deterministic');
+SELECT 'deterministic steps' AS linkage, scope, round(q."precision"::numeric, 4) AS "precision",
+       round(q.recall::numeric, 4) AS recall, round(q.f1::numeric, 4) AS f1, persons_split, persons_merged
+  FROM unnest(ARRAY['all', 'cross', 'hes']) scope, link_quality('synth_truth.record', 'person_id', scope) q;
+SELECT run_id, model_version, records, candidate_pairs, links, persons,
+       round(match_threshold::numeric, 3) AS label_free_threshold, seconds FROM link_run();
+SELECT 'probabilistic (EM)' AS linkage, scope, round(q."precision"::numeric, 4) AS "precision",
+       round(q.recall::numeric, 4) AS recall, round(q.f1::numeric, 4) AS f1, persons_split, persons_merged
+  FROM unnest(ARRAY['all', 'cross', 'hes']) scope, link_quality('synth_truth.record', 'person_id', scope) q;
+\echo '-- recall of records with each injected error (share of their true co-records linked to them)'
+WITH j AS (SELECT p.person_id c, t.person_id t, t.error_kinds FROM person_index p JOIN synth_truth.record t USING (source, record_id)),
+     ct AS (SELECT c, t, count(*) n FROM j GROUP BY 1, 2), tt AS (SELECT t, count(*) n FROM j GROUP BY 1)
+SELECT coalesce(e, '(none)') AS error_kind, count(*) AS records, round(avg((ct.n - 1)::numeric / (tt.n - 1)), 4) AS recall
+  FROM j JOIN ct USING (c, t) JOIN tt USING (t) LEFT JOIN LATERAL unnest(j.error_kinds) e ON true
+ WHERE tt.n > 1 GROUP BY 1 ORDER BY 1;
+\echo '-- why two records were linked: the match weight, term by term'
+SELECT term, level, label, round(weight::numeric, 2) AS weight
+  FROM link_pair p JOIN link_record a ON a.rid = p.rid_l JOIN link_record b ON b.rid = p.rid_r,
+       link_explain(a.source, a.record_id, b.source, b.record_id)
+ WHERE p.run_id = (SELECT max(run_id) FROM link_run) AND a.source <> b.source
+   AND p.rid_l = (SELECT min(rid_l) FROM link_pair x JOIN link_record xa ON xa.rid = x.rid_l JOIN link_record xb ON xb.rid = x.rid_r
+                   WHERE x.run_id = p.run_id AND xa.source <> xb.source AND x.pattern <> (SELECT max(pattern) FROM link_pair WHERE run_id = p.run_id))
+ ORDER BY p.rid_r LIMIT 12;

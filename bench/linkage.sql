@@ -1,0 +1,99 @@
+-- bench/linkage.sql: link the synthetic population end to end (standardise,
+-- block, compare, EM, threshold, cluster, person index) and look up single
+-- records.  Baseline in the same run: the hand-written SQL a DBA would
+-- otherwise write (exact NHS number + date of birth join of the two
+-- sources).  Quality against the truth is printed beside the times.
+--   psql -v people=1000000 (default) -f bench/linkage.sql
+\set ON_ERROR_STOP 1
+\if :{?people}
+\else
+\set people 1000000
+\endif
+SET jit = off;
+SET client_min_messages = notice;
+
+-- the population (seed 42), generated unless already there at this size
+SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = 'synth_truth' AND tablename = 'person') = 1
+       AND (SELECT count(*) FROM synth_truth.person) = :people AS have_population \gset
+\if :have_population
+\else
+SET client_min_messages = warning;
+SELECT count(*) FROM synth.generate(:people, 42);
+SET client_min_messages = notice;
+\endif
+VACUUM ANALYZE synth.gp_registration;
+VACUUM ANALYZE synth.hospital_episode;
+
+-- baseline: exact NHS number + date of birth, standardised in the join
+SELECT bench.time_ms($q$
+  CREATE TEMP TABLE bench_exact AS
+  SELECT g.record_id AS gp, h.record_id AS hes
+    FROM synth.gp_registration g
+    JOIN synth.hospital_episode h
+      ON caredata.try_nhs_number(g.nhs_number) OPERATOR(caredata.=) caredata.try_nhs_number(h.nhs_number)
+     AND caredata.try_standardise_dob(g.dob) = caredata.try_standardise_dob(h.dob);
+  DROP TABLE bench_exact$q$, 1) AS baseline_ms \gset
+
+SELECT caredata.link_add_source('gp', 'synth.gp_registration', 'record_id', 'nhs_number', 'dob', 'sex', 'postcode');
+SELECT caredata.link_add_source('hes', 'synth.hospital_episode', 'record_id', 'nhs_number', 'dob', 'sex', 'postcode');
+SELECT caredata.link_create_model('bench') AS v \gset
+SELECT * FROM caredata.link_blocking_counts('bench');
+
+-- the whole probabilistic run, trained from scratch
+\timing on
+SELECT * FROM caredata.link_run('bench', version => :v);
+\timing off
+SELECT bench.record('linkage', 'link_run end to end (' || :people || ' people)',
+                    extract(epoch FROM finished_at - started_at) * 1000, 'exact NHS+DOB join', :baseline_ms)
+  FROM caredata.link_run ORDER BY run_id DESC LIMIT 1;
+SELECT stats->>'candidate_pairs' AS pairs, stats->>'compare_s' AS compare_s, stats->>'score_s' AS score_s,
+       round(((stats->>'candidate_pairs')::numeric / (stats->>'compare_s')::numeric) / 1e6, 2) AS compared_mpairs_per_s,
+       round(((stats->>'candidate_pairs')::numeric / (stats->>'score_s')::numeric) / 1e6, 2) AS scored_mpairs_per_s,
+       stats->>'standardise_s' AS standardise_s, stats->>'u_s' AS u_s, stats->>'train_s' AS train_s,
+       stats->>'cluster_s' AS cluster_s, stats->>'index_s' AS index_s, stats->>'em_iterations' AS em_iterations
+  FROM caredata.link_run ORDER BY run_id DESC LIMIT 1;
+
+-- quality at the label-free threshold
+SELECT 'probabilistic ' || scope AS linkage, round(q."precision"::numeric, 4) AS "precision",
+       round(q.recall::numeric, 4) AS recall, round(q.f1::numeric, 4) AS f1, q.persons_split, q.persons_merged
+  FROM unnest(ARRAY['all', 'cross', 'hes']) scope, caredata.link_quality('synth_truth.record', 'person_id', scope) q;
+-- each error kind: share of a record's true co-records found in its cluster
+CREATE TEMP TABLE bench_kind AS
+WITH j AS (SELECT p.person_id c, t.person_id t, t.error_kinds FROM caredata.person_index p JOIN synth_truth.record t USING (source, record_id)),
+     ct AS (SELECT c, t, count(*) n FROM j GROUP BY 1, 2), tt AS (SELECT t, count(*) n FROM j GROUP BY 1)
+SELECT coalesce(e, '(none)') AS kind, count(*) AS records, round(avg((ct.n - 1)::numeric / (tt.n - 1)), 4) AS recall
+  FROM j JOIN ct USING (c, t) JOIN tt USING (t) LEFT JOIN LATERAL unnest(j.error_kinds) e ON true
+ WHERE tt.n > 1 GROUP BY 1 ORDER BY 1;
+SELECT * FROM bench_kind;
+
+-- one record against the index: 1,000 lookups of GP records with their identifiers as sent
+CREATE TEMP TABLE bench_lookup AS
+SELECT g.nhs_number, caredata.try_standardise_dob(g.dob) AS dob, g.sex, g.postcode, p.person_id
+  FROM synth.gp_registration g JOIN caredata.person_index p ON p.source = 'gp' AND p.record_id = g.record_id
+ ORDER BY hashint8extended(g.record_id, 7) LIMIT 1000;
+DO $$
+DECLARE
+  r record;
+  t0 timestamptz;
+  times double precision[] := '{}';
+  found integer := 0;
+  best bigint;
+BEGIN
+  FOR r IN SELECT * FROM bench_lookup LOOP
+    t0 := clock_timestamp();
+    SELECT l.person_id INTO best FROM caredata.link_lookup(r.nhs_number, r.dob, r.sex, r.postcode, 'bench') l;
+    times := times || extract(epoch FROM clock_timestamp() - t0) * 1000;
+    IF best = r.person_id THEN found := found + 1; END IF;
+  END LOOP;
+  RAISE NOTICE 'lookup: % lookups, median % ms, p95 % ms, max % ms, own person found % times',
+    cardinality(times),
+    round((SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(times) x)::numeric, 2),
+    round((SELECT percentile_disc(0.95) WITHIN GROUP (ORDER BY x) FROM unnest(times) x)::numeric, 2),
+    round((SELECT max(x) FROM unnest(times) x)::numeric, 2), found;
+END $$;
+
+-- the deterministic steps alone, on the same records
+SELECT run_id, links, persons, seconds FROM caredata.link_run('bench', method => 'deterministic');
+SELECT 'deterministic ' || scope AS linkage, round(q."precision"::numeric, 4) AS "precision",
+       round(q.recall::numeric, 4) AS recall, round(q.f1::numeric, 4) AS f1, q.persons_split, q.persons_merged
+  FROM unnest(ARRAY['all', 'cross', 'hes']) scope, caredata.link_quality('synth_truth.record', 'person_id', scope) q;
