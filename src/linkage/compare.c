@@ -431,6 +431,45 @@ thresholds_arg(ArrayType *arr, Oid elemtype, Datum **values, int *n)
 }
 
 /*
+ * The common part of the string comparators: NULL strings are level 0, the
+ * thresholds (elemtype) must be given, equal strings are the exact level.
+ * Returns false with *level set when the level is decided already;
+ * otherwise the strings and thresholds for the caller's measure.
+ */
+typedef struct StringArgs
+{
+	pg_wchar   *a,
+			   *b;
+	int			la,
+				lb;
+	Datum	   *th;
+	int			n;
+} StringArgs;
+
+static bool
+string_args(FunctionCallInfo fcinfo, Oid elemtype, StringArgs *sa, int32 *level)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+	{
+		*level = 0;
+		return false;
+	}
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("comparison thresholds cannot be NULL")));
+	thresholds_arg(PG_GETARG_ARRAYTYPE_P(2), elemtype, &sa->th, &sa->n);
+	sa->a = text_chars(PG_GETARG_TEXT_PP(0), &sa->la);
+	sa->b = text_chars(PG_GETARG_TEXT_PP(1), &sa->lb);
+	if (sa->la == sa->lb && memcmp(sa->a, sa->b, sa->la * sizeof(pg_wchar)) == 0)
+	{
+		*level = sa->n + 2;
+		return false;
+	}
+	return true;
+}
+
+/*
  * Level by Jaro-Winkler similarity: thresholds strictest first, e.g.
  * '{0.92,0.8}': exact 4, >= 0.92 3, >= 0.8 2, otherwise 1, NULL 0.
  */
@@ -438,29 +477,16 @@ PG_FUNCTION_INFO_V1(compare_jaro_winkler);
 Datum
 compare_jaro_winkler(PG_FUNCTION_ARGS)
 {
-	Datum	   *th;
-	int			n;
-	int			la,
-				lb;
-	pg_wchar   *a,
-			   *b;
+	StringArgs	sa;
+	int32		level;
 	double		s;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_INT32(0);
-	if (PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("comparison thresholds cannot be NULL")));
-	thresholds_arg(PG_GETARG_ARRAYTYPE_P(2), FLOAT8OID, &th, &n);
-	a = text_chars(PG_GETARG_TEXT_PP(0), &la);
-	b = text_chars(PG_GETARG_TEXT_PP(1), &lb);
-	if (la == lb && memcmp(a, b, la * sizeof(pg_wchar)) == 0)
-		PG_RETURN_INT32(n + 2);
-	s = jaro_winkler(a, la, b, lb);
-	for (int i = 0; i < n; i++)
-		if (s >= DatumGetFloat8(th[i]))
-			PG_RETURN_INT32(n + 1 - i);
+	if (!string_args(fcinfo, FLOAT8OID, &sa, &level))
+		PG_RETURN_INT32(level);
+	s = jaro_winkler(sa.a, sa.la, sa.b, sa.lb);
+	for (int i = 0; i < sa.n; i++)
+		if (s >= DatumGetFloat8(sa.th[i]))
+			PG_RETURN_INT32(sa.n + 1 - i);
 	PG_RETURN_INT32(1);
 }
 
@@ -472,29 +498,16 @@ PG_FUNCTION_INFO_V1(compare_damerau_levenshtein);
 Datum
 compare_damerau_levenshtein(PG_FUNCTION_ARGS)
 {
-	Datum	   *th;
-	int			n;
-	int			la,
-				lb;
-	pg_wchar   *a,
-			   *b;
+	StringArgs	sa;
+	int32		level;
 	int			d;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_INT32(0);
-	if (PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("comparison thresholds cannot be NULL")));
-	thresholds_arg(PG_GETARG_ARRAYTYPE_P(2), INT4OID, &th, &n);
-	a = text_chars(PG_GETARG_TEXT_PP(0), &la);
-	b = text_chars(PG_GETARG_TEXT_PP(1), &lb);
-	if (la == lb && memcmp(a, b, la * sizeof(pg_wchar)) == 0)
-		PG_RETURN_INT32(n + 2);
-	d = damerau_levenshtein(a, la, b, lb);
-	for (int i = 0; i < n; i++)
-		if (d <= DatumGetInt32(th[i]))
-			PG_RETURN_INT32(n + 1 - i);
+	if (!string_args(fcinfo, INT4OID, &sa, &level))
+		PG_RETURN_INT32(level);
+	d = damerau_levenshtein(sa.a, sa.la, sa.b, sa.lb);
+	for (int i = 0; i < sa.n; i++)
+		if (d <= DatumGetInt32(sa.th[i]))
+			PG_RETURN_INT32(sa.n + 1 - i);
 	PG_RETURN_INT32(1);
 }
 

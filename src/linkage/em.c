@@ -154,15 +154,6 @@ probabilities(ArrayType *a, const Model *model, const char *what)
 	return p;
 }
 
-/* the level of comparison i in pattern (pattern checked by the caller) */
-static inline int
-level_of(const Model *model, int32 pattern, int i)
-{
-	for (int j = 0; j < i; j++)
-		pattern /= model->nlevels[j];
-	return pattern % model->nlevels[i];
-}
-
 static void
 decode(const Model *model, int32 pattern, int *levels)
 {
@@ -349,6 +340,7 @@ link_pattern_weights(PG_FUNCTION_ARGS)
 	double		lambda = PG_GETARG_FLOAT8(4);
 	double		prior;
 	Datum	   *w;
+	int			levels[MAX_COMPARISONS];
 
 	model_from_levels(PG_GETARG_ARRAYTYPE_P(1), &model);
 	pat = patterns_arg(PG_GETARG_ARRAYTYPE_P(0), &model, &npat);
@@ -364,13 +356,12 @@ link_pattern_weights(PG_FUNCTION_ARGS)
 	{
 		double		s = prior;
 
+		decode(&model, pat[p], levels);
 		for (int i = 0; i < model.ncomp; i++)
 		{
-			int			l = level_of(&model, pat[p], i);
-
 			/* level 0 (missing) carries no evidence */
-			if (l > 0)
-				s += log2(m[model.offset[i] + l] / u[model.offset[i] + l]);
+			if (levels[i] > 0)
+				s += log2(m[model.offset[i] + levels[i]] / u[model.offset[i] + levels[i]]);
 		}
 		w[p] = Float8GetDatum(s);
 	}

@@ -132,11 +132,7 @@ DECLARE
   nlevels integer[];
   mm double precision[];
   uu double precision[];
-  levels_sql text := '';
-  pattern_sql text := '';
-  tf_sql text := '0::double precision';
-  stride bigint := 1;
-  c record;
+  cmp record;
   cand text := '';
   rule jsonb;
 BEGIN
@@ -144,16 +140,8 @@ BEGIN
   SELECT array_agg(z.nlevels ORDER BY z.pos) INTO nlevels FROM caredata._link_comparisons(p_model, v) z;
   SELECT array_agg(x ORDER BY z.pos, o) INTO mm FROM caredata._link_comparisons(p_model, v) z, unnest(z.m) WITH ORDINALITY AS q(x, o);
   SELECT array_agg(x ORDER BY z.pos, o) INTO uu FROM caredata._link_comparisons(p_model, v) z, unnest(z.u) WITH ORDINALITY AS q(x, o);
-  FOR c IN SELECT * FROM caredata._link_comparisons(p_model, v) ORDER BY pos LOOP
-    levels_sql := levels_sql || format(', (%s)::integer AS %I', c.expression, c.name);
-    pattern_sql := pattern_sql || CASE WHEN stride = 1 THEN '' ELSE ' + ' END || format('%I * %s', c.name, stride);
-    stride := stride * c.nlevels;
-    IF c.tf IS NOT NULL THEN
-      levels_sql := levels_sql || format(', r.%I AS %I', 'tf_' || c.tf, 'tf_' || c.name);
-      tf_sql := tf_sql || format(' + CASE WHEN %I = %s AND %I > 0 THEN ln(%s / %I) * 1.4426950408889634 ELSE 0 END',
-                                 c.name, c.nlevels - 1, 'tf_' || c.name, c.u[c.nlevels], 'tf_' || c.name);
-    END IF;
-  END LOOP;
+  SELECT * INTO cmp FROM caredata._link_compare_sql(p_model, v,
+    (SELECT array_agg(z.u[z.nlevels] ORDER BY z.pos) FROM caredata._link_comparisons(p_model, v) z));
   FOR rule IN SELECT * FROM jsonb_array_elements(spec->'blocking') LOOP
     cand := cand || CASE WHEN cand = '' THEN '' ELSE ' UNION ' END ||
             format('SELECT r.rid FROM caredata.link_record r, l WHERE %s', caredata._link_rule_condition(rule));
@@ -169,12 +157,12 @@ BEGIN
                           caredata.try_standardise_sex($3) AS sx, caredata.try_normalise_postcode($4) AS pc) s),
          cand AS (%1$s),
          cmp AS (SELECT r.rid%2$s FROM cand JOIN caredata.link_record r USING (rid), l),
-         scored AS (SELECT cmp.rid, (caredata.link_pattern_weights(ARRAY[(%3$s)::integer], $5, $6, $7, $8))[1] + %4$s AS w FROM cmp)
-    SELECT p.person_id, 1 / (1 + power(2::double precision, -greatest(least(max(s.w), 1000), -1000))), max(s.w)
+         scored AS (SELECT cmp.rid, (caredata.link_pattern_weights(ARRAY[%3$s], $5, $6, $7, $8))[1] + %4$s AS w FROM cmp)
+    SELECT p.person_id, caredata.link_probability(max(s.w)), max(s.w)
       FROM scored s JOIN caredata.person_index p USING (rid)
      GROUP BY p.person_id
      ORDER BY max(s.w) DESC, p.person_id
-     LIMIT 1$q$, cand, levels_sql, pattern_sql, tf_sql)
+     LIMIT 1$q$, cand, cmp.levels, cmp.pattern, cmp.tf)
   USING nhs_number, dob, sex, postcode, nlevels, mm, uu, lam;
 END
 $$;

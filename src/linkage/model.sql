@@ -403,6 +403,44 @@ $$;
 COMMENT ON FUNCTION caredata._link_comparisons(text, integer) IS
   'internal: the comparisons of a model version with their levels, m and u';
 
+-- the SQL pieces every scorer of pairs shares (runs, lookups): one column
+-- per comparison level over aliases l and r (plus the r side's value
+-- frequency where a comparison has term-frequency adjustment and u_top, the
+-- u of each comparison's top level, is given), their names, the packed
+-- pattern and the adjustment
+CREATE FUNCTION caredata._link_compare_sql(model text, version integer, u_top double precision[])
+  RETURNS TABLE (levels text, cols text, pattern text, tf text)
+  LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  c record;
+  stride bigint := 1;
+BEGIN
+  levels := ''; cols := ''; pattern := ''; tf := '0::double precision';
+  FOR c IN SELECT * FROM caredata._link_comparisons(model, version) ORDER BY pos LOOP
+    levels := levels || format(', (%s)::smallint AS %I', c.expression, c.name);
+    cols := cols || format(', %I', c.name);
+    pattern := pattern || CASE WHEN stride = 1 THEN '' ELSE ' + ' END || format('%I * %s', c.name, stride);
+    stride := stride * c.nlevels;
+    IF c.tf IS NOT NULL AND u_top[c.pos + 1] IS NOT NULL THEN
+      levels := levels || format(', r.%I AS %I', 'tf_' || c.tf, 'tf_' || c.name);
+      tf := tf || format(' + CASE WHEN %I = %s AND %I > 0 THEN ln(%s / %I) * 1.4426950408889634 ELSE 0 END',
+                         c.name, c.nlevels - 1, 'tf_' || c.name, u_top[c.pos + 1], 'tf_' || c.name);
+    END IF;
+  END LOOP;
+  pattern := '(' || pattern || ')::integer';
+  RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_compare_sql(text, integer, double precision[]) IS
+  'internal: the comparison-level columns, pattern and term-frequency adjustment SQL of a model version, shared by runs and lookups';
+
+-- the probability of a match weight
+CREATE FUNCTION caredata.link_probability(weight double precision) RETURNS double precision
+  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  RETURN 1 / (1 + power(2::double precision, -greatest(least(weight, 1000), -1000)));
+COMMENT ON FUNCTION caredata.link_probability(double precision) IS
+  'the match probability of a match weight w (bits): 2^w / (1 + 2^w)';
+
 -- the pair condition of a link type
 CREATE FUNCTION caredata._link_pair_condition(link_type text) RETURNS text
   LANGUAGE sql IMMUTABLE PARALLEL SAFE

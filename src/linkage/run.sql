@@ -11,44 +11,28 @@ CREATE FUNCTION caredata._link_pairs_sql(model text, version integer, u_top doub
   RETURNS text LANGUAGE plpgsql STABLE AS $$
 DECLARE
   spec jsonb;
-  comps record;
-  levels_sql text := '';
-  cols_sql text := '';
-  pattern_sql text := '';
-  tf_sql text := '0::double precision';
-  rules text[] := '{}';
+  cmp record;
   earlier text[] := '{}';
   rule jsonb;
   pair_cond text;
   body text := '';
-  stride bigint := 1;
 BEGIN
   SELECT lm.spec INTO spec FROM caredata.link_model lm WHERE lm.model = _link_pairs_sql.model AND lm.version = _link_pairs_sql.version;
+  SELECT * INTO cmp FROM caredata._link_compare_sql(model, version, u_top);
   pair_cond := caredata._link_pair_condition(spec->>'link_type');
   IF only_new THEN
     -- incremental: pairs with at least one record the person index lacks
     pair_cond := pair_cond || ' AND (l.rid IN (SELECT n.rid FROM pg_temp.link_new n) OR r.rid IN (SELECT n.rid FROM pg_temp.link_new n))';
   END IF;
-  FOR comps IN SELECT * FROM caredata._link_comparisons(model, version) ORDER BY pos LOOP
-    levels_sql := levels_sql || format(', (%s)::smallint AS %I', comps.expression, comps.name);
-    cols_sql := cols_sql || format(', %I', comps.name);
-    pattern_sql := pattern_sql || CASE WHEN stride = 1 THEN '' ELSE ' + ' END || format('%I * %s', comps.name, stride);
-    stride := stride * comps.nlevels;
-    IF comps.tf IS NOT NULL AND u_top[comps.pos + 1] IS NOT NULL THEN
-      levels_sql := levels_sql || format(', r.%I AS %I', 'tf_' || comps.tf, 'tf_' || comps.name);
-      tf_sql := tf_sql || format(' + CASE WHEN %I = %s AND %I > 0 THEN ln(%s / %I) * 1.4426950408889634 ELSE 0 END',
-                                 comps.name, comps.nlevels - 1, 'tf_' || comps.name, u_top[comps.pos + 1], 'tf_' || comps.name);
-    END IF;
-  END LOOP;
   FOR rule IN SELECT * FROM jsonb_array_elements(spec->'blocking') LOOP
     body := body || CASE WHEN body = '' THEN '' ELSE ' UNION ALL ' END ||
       format('SELECT l.rid AS rid_l, r.rid AS rid_r%s FROM caredata.link_record l JOIN caredata.link_record r ON %s WHERE %s%s',
-             levels_sql, caredata._link_rule_condition(rule), pair_cond,
+             cmp.levels, caredata._link_rule_condition(rule), pair_cond,
              (SELECT coalesce(string_agg(format(' AND NOT coalesce(%s, false)', e), ''), '') FROM unnest(earlier) e));
     earlier := earlier || caredata._link_rule_condition(rule);
   END LOOP;
-  RETURN format('SELECT rid_l, rid_r%s, (%s)::integer AS pattern, %s AS tf_adj FROM (%s) p',
-                cols_sql, pattern_sql, tf_sql, body);
+  RETURN format('SELECT rid_l, rid_r%s, %s AS pattern, %s AS tf_adj FROM (%s) p',
+                cmp.cols, cmp.pattern, cmp.tf, body);
 END
 $$;
 COMMENT ON FUNCTION caredata._link_pairs_sql(text, integer, double precision[], boolean) IS
@@ -254,10 +238,10 @@ BEGIN
         FROM caredata.link_model x WHERE x.model = lm.model
       RETURNING * INTO lm;
       INSERT INTO caredata.link_model_level (model, version, comparison, position, level, label, m, u)
-      SELECT lm.model, lm.version, c.name, c.pos, lv, c.labels[lv + 1],
-             v_m[(SELECT coalesce(sum(c2.nlevels), 0) FROM caredata._link_comparisons(lm.model, lm.version) c2 WHERE c2.pos < c.pos) + lv + 1],
-             v_u[(SELECT coalesce(sum(c2.nlevels), 0) FROM caredata._link_comparisons(lm.model, lm.version) c2 WHERE c2.pos < c.pos) + lv + 1]
-        FROM caredata._link_comparisons(lm.model, lm.version) c, generate_series(0, c.nlevels - 1) lv;
+      SELECT lm.model, lm.version, c.name, c.pos, lv, c.labels[lv + 1], v_m[c.offs + lv + 1], v_u[c.offs + lv + 1]
+        FROM (SELECT *, sum(nlevels) OVER (ORDER BY pos) - nlevels AS offs
+                FROM caredata._link_comparisons(lm.model, lm.version)) c,
+             generate_series(0, c.nlevels - 1) lv;
       UPDATE caredata.link_run x SET version = lm.version WHERE x.run_id = v_run;
       v_stats := v_stats || jsonb_build_object('em_iterations', em.iterations, 'em_converged', em.converged, 'lambda', v_lambda,
                                            'train_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
@@ -285,18 +269,17 @@ BEGIN
       SELECT b INTO w_threshold FROM (
         SELECT b, sum(n) OVER w AS cn, sum(s) OVER w AS cs, sum(s) OVER () AS ts
           FROM (SELECT floor(weight * 4) / 4 AS b, count(*) AS n,
-                       sum(1 / (1 + power(2::double precision, -greatest(least(weight, 1000), -1000)))) AS s
+                       sum(caredata.link_probability(weight)) AS s
                   FROM pg_temp.link_scored GROUP BY 1) h
         WINDOW w AS (ORDER BY b DESC)) c
        ORDER BY 2 * cs / (cn + ts) DESC, b DESC LIMIT 1;
       w_threshold := coalesce(w_threshold, 0);
-      p_threshold := 1 / (1 + power(2::double precision, -w_threshold));
+      p_threshold := caredata.link_probability(w_threshold);
     ELSE
       w_threshold := ln(p_threshold / (1 - p_threshold)) / ln(2);
     END IF;
     INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, weight, probability)
-    SELECT v_run, s.rid_l, s.rid_r, s.pattern, s.weight,
-           1 / (1 + power(2::double precision, -greatest(least(s.weight, 1000), -1000)))
+    SELECT v_run, s.rid_l, s.rid_r, s.pattern, s.weight, caredata.link_probability(s.weight)
       FROM pg_temp.link_scored s WHERE s.weight >= w_threshold;
     GET DIAGNOSTICS v_links = ROW_COUNT;
     v_stats := v_stats || jsonb_build_object('threshold_weight', w_threshold, 'threshold_probability', p_threshold,
