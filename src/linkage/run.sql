@@ -145,17 +145,21 @@ BEGIN
     RAISE NOTICE 'link: % records new since the last run', (SELECT count(*) FROM pg_temp.link_new);
   END IF;
 
-  -- refuse a blocking rule (or all together) past max_pairs before comparing anything
-  FOR rule_pairs IN SELECT * FROM caredata.link_blocking_counts(lm.model, lm.version) LOOP
+  -- refuse a blocking rule (or all together) past max_pairs before
+  -- comparing anything, by the planner's estimate (statistics are fresh)
+  FOR rule_pairs IN SELECT b.ordinality AS rule, b.value AS columns,
+                           caredata._link_estimate_pairs(b.value, spec->>'link_type') AS pairs
+                      FROM jsonb_array_elements(spec->'blocking') WITH ORDINALITY b LOOP
     blocked := blocked + rule_pairs.pairs;
     IF rule_pairs.pairs > (spec->>'max_pairs')::numeric THEN
-      PERFORM caredata._link_bad(format('blocking rule %s (%s) would generate %s pairs, more than max_pairs (%s)',
-                                        rule_pairs.rule, array_to_string(rule_pairs.columns, ', '), rule_pairs.pairs, spec->>'max_pairs'),
-                                 'Make the rule stricter (add a column), or raise "max_pairs" in a new model version.', '54000');
+      PERFORM caredata._link_bad(format('blocking rule %s (%s) would generate about %s pairs, more than max_pairs (%s)',
+                                        rule_pairs.rule, (SELECT string_agg(c, ', ') FROM jsonb_array_elements_text(rule_pairs.columns) c),
+                                        round(rule_pairs.pairs), spec->>'max_pairs'),
+                                 'Make the rule stricter (add a column), or raise "max_pairs" in a new model version; caredata.link_blocking_counts() gives exact counts.', '54000');
     END IF;
   END LOOP;
   IF blocked > (spec->>'max_pairs')::numeric * 2 THEN
-    PERFORM caredata._link_bad(format('the blocking rules together would generate %s pairs, more than twice max_pairs (%s)', blocked, spec->>'max_pairs'),
+    PERFORM caredata._link_bad(format('the blocking rules together would generate about %s pairs, more than twice max_pairs (%s)', round(blocked), spec->>'max_pairs'),
                                'Make the rules stricter, or raise "max_pairs" in a new model version.', '54000');
   END IF;
 
@@ -259,9 +263,8 @@ BEGIN
     CREATE TEMP TABLE link_pw ON COMMIT DROP AS
     SELECT p AS pattern, w AS weight
       FROM unnest(hist_p, caredata.link_pattern_weights(hist_p, nlevels, v_m, v_u, v_lambda)) AS z(p, w);
-    CREATE TEMP TABLE link_scored ON COMMIT DROP AS
-    SELECT c.rid_l, c.rid_r, c.pattern, pw.weight + c.tf_adj AS weight
-      FROM pg_temp.link_cand c JOIN pg_temp.link_pw pw USING (pattern);
+    -- each pair's weight is its pattern's weight plus its term-frequency
+    -- adjustment: computed where it is read (twice), never stored
     IF p_threshold IS NULL THEN
       -- expected F1 at each weight cut (quarter bits): TP = sum of
       -- probabilities above the cut, predicted = pairs above it, actual =
@@ -270,7 +273,8 @@ BEGIN
         SELECT b, sum(n) OVER w AS cn, sum(s) OVER w AS cs, sum(s) OVER () AS ts
           FROM (SELECT floor(weight * 4) / 4 AS b, count(*) AS n,
                        sum(caredata.link_probability(weight)) AS s
-                  FROM pg_temp.link_scored GROUP BY 1) h
+                  FROM (SELECT pw.weight + c.tf_adj AS weight FROM pg_temp.link_cand c JOIN pg_temp.link_pw pw USING (pattern)) s
+                 GROUP BY 1) h
         WINDOW w AS (ORDER BY b DESC)) c
        ORDER BY 2 * cs / (cn + ts) DESC, b DESC LIMIT 1;
       w_threshold := coalesce(w_threshold, 0);
@@ -280,7 +284,9 @@ BEGIN
     END IF;
     INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, weight, probability)
     SELECT v_run, s.rid_l, s.rid_r, s.pattern, s.weight, caredata.link_probability(s.weight)
-      FROM pg_temp.link_scored s WHERE s.weight >= w_threshold;
+      FROM (SELECT c.rid_l, c.rid_r, c.pattern, pw.weight + c.tf_adj AS weight
+              FROM pg_temp.link_cand c JOIN pg_temp.link_pw pw USING (pattern)) s
+     WHERE s.weight >= w_threshold;
     GET DIAGNOSTICS v_links = ROW_COUNT;
     v_stats := v_stats || jsonb_build_object('threshold_weight', w_threshold, 'threshold_probability', p_threshold,
                                          'score_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
