@@ -51,7 +51,7 @@ CREATE FUNCTION caredata.link_default_spec() RETURNS jsonb
      "levels": ["missing", "different", "same area", "same district", "same sector", "exact"],
      "tf": "postcode"}
   ],
-  "blocking": [["nhs_digits"], ["dob", "area"], ["postcode", "yob"], ["nhs_head", "dob"], ["nhs_tail", "dob"]],
+  "blocking": [["nhs_digits"], ["dob", "area"], ["postcode", "yob"], ["dob", "nhs_head"], ["dob", "nhs_tail"]],
   "steps": [
     "nhs = 3 AND dob = 5 AND sex = 2",
     "nhs = 3 AND dob IN (3, 4) AND postcode >= 3",
@@ -106,7 +106,16 @@ BEGIN
       IF NOT col = ANY (caredata._link_key_columns()) THEN
         RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = 'blocking rules name only standardised record columns';
       END IF;
-      EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON caredata.link_record (%I)', 'link_record_' || col || '_idx', col);
+      IF to_regclass('caredata.' || quote_ident('link_record_' || col || '_idx')) IS NULL THEN
+        EXECUTE format('CREATE INDEX %I ON caredata.link_record (%I)', 'link_record_' || col || '_idx', col);
+      END IF;
+    END LOOP;
+  ELSIF what = 'drop_indexes' THEN
+    -- before link_record is rebuilt: building them afresh is cheaper than
+    -- maintaining them row by row
+    FOR col IN SELECT i.indexrelid::regclass::text FROM pg_catalog.pg_index i
+                WHERE i.indrelid = 'caredata.link_record'::regclass AND NOT i.indisprimary LOOP
+      EXECUTE format('DROP INDEX %s', col);
     END LOOP;
   ELSE
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'unknown linkage maintenance step';
@@ -114,7 +123,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION caredata._link_maintain(text, jsonb) IS
-  'internal: ANALYZE the linkage tables and create the blocking rules'' lookup indexes, as the extension owner';
+  'internal: ANALYZE the linkage tables, and drop or create the blocking rules'' lookup indexes, as the extension owner';
 
 CREATE FUNCTION caredata._link_check_spec(spec jsonb) RETURNS void
   LANGUAGE plpgsql STABLE AS $$
@@ -338,6 +347,7 @@ BEGIN
 
   SELECT count(*) INTO total FROM pg_temp.link_stage;
   TRUNCATE caredata.link_record;
+  PERFORM caredata._link_maintain('drop_indexes');
   INSERT INTO caredata.link_record
   SELECT k.rid, t.source, t.record_id, t.nhs_digits, (t.nhs_digits / 10000)::integer, (t.nhs_digits % 10000)::integer, t.dob, t.sex, t.postcode,
          caredata.postcode_sector(t.postcode), caredata.postcode_district(t.postcode), caredata.postcode_area(t.postcode),
@@ -435,9 +445,11 @@ COMMENT ON FUNCTION caredata._link_compare_sql(text, integer, double precision[]
   'internal: the comparison-level columns, pattern and term-frequency adjustment SQL of a model version, shared by runs and lookups';
 
 -- the probability of a match weight
+-- not STRICT, and NULL in gives NULL out, so that the planner inlines it
 CREATE FUNCTION caredata.link_probability(weight double precision) RETURNS double precision
-  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-  RETURN 1 / (1 + power(2::double precision, -greatest(least(weight, 1000), -1000)));
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN 1 / (1 + power(2::double precision,
+                        CASE WHEN weight > 1000 THEN -1000 WHEN weight < -1000 THEN 1000 ELSE -weight END));
 COMMENT ON FUNCTION caredata.link_probability(double precision) IS
   'the match probability of a match weight w (bits): 2^w / (1 + 2^w)';
 

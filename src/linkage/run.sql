@@ -209,6 +209,7 @@ BEGIN
   EXECUTE 'CREATE TEMP TABLE link_cand ON COMMIT DROP AS ' ||
           caredata._link_pairs_sql(lm.model, lm.version, CASE WHEN p_method = 'probabilistic' THEN v_u_top END, p_incremental);
   GET DIAGNOSTICS v_pairs = ROW_COUNT;
+  ANALYZE pg_temp.link_cand;
   v_stats := v_stats || jsonb_build_object('candidate_pairs', v_pairs, 'compare_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
   RAISE NOTICE 'link: compared % candidate pairs in % s', v_pairs, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
 
@@ -263,6 +264,7 @@ BEGIN
     CREATE TEMP TABLE link_pw ON COMMIT DROP AS
     SELECT p AS pattern, w AS weight
       FROM unnest(hist_p, caredata.link_pattern_weights(hist_p, nlevels, v_m, v_u, v_lambda)) AS z(p, w);
+    ANALYZE pg_temp.link_pw;
     -- each pair's weight is its pattern's weight plus its term-frequency
     -- adjustment: computed where it is read (twice), never stored
     IF p_threshold IS NULL THEN
