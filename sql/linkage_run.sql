@@ -79,6 +79,12 @@ CREATE TEMP TABLE index_1 AS SELECT source, record_id, person_id FROM person_ind
 SELECT run_id, model_version FROM link_run(version => 2);
 SELECT count(*) AS ids_changed FROM index_1 i JOIN person_index p USING (source, record_id) WHERE i.person_id <> p.person_id;
 SELECT (SELECT count(*) FROM link_pair WHERE run_id = 1) = (SELECT count(*) FROM link_pair WHERE run_id = 2) AS same_links;
+-- two runs in one transaction: the second starts clean and keeps every id
+BEGIN;
+SELECT run_id FROM link_run(version => 2);
+SELECT run_id FROM link_run(version => 2);
+COMMIT;
+SELECT count(*) AS ids_changed_same_transaction FROM index_1 i JOIN person_index p USING (source, record_id) WHERE i.person_id <> p.person_id;
 -- and the same with parallel workers planned everywhere
 SET max_parallel_workers_per_gather = 2;
 SET parallel_setup_cost = 0;

@@ -390,6 +390,9 @@ BEGIN
                                        'splits', (SELECT count(*) FROM caredata.person_event e WHERE e.run_id = v_run AND e.kind = 'split'));
   RAISE NOTICE 'link: wrote the person index in % s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
 
+  -- the working tables go now, so that a second run in the same transaction starts clean
+  DROP TABLE IF EXISTS pg_temp.link_new, pg_temp.link_cand, pg_temp.link_pw, pg_temp.link_cluster,
+                       pg_temp.link_overlap, pg_temp.link_winner, pg_temp.link_assign;
   UPDATE caredata.link_run x SET finished_at = clock_timestamp(), threshold = p_threshold, stats = v_stats
    WHERE x.run_id = v_run;
   run_id := v_run;
