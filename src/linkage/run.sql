@@ -83,6 +83,7 @@ DECLARE
   w_threshold double precision;
   steps text := '';
   step text;
+  work_table text;
   i integer;
   v_stats jsonb := '{}';
   max_person bigint;
@@ -391,8 +392,11 @@ BEGIN
   RAISE NOTICE 'link: wrote the person index in % s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
 
   -- the working tables go now, so that a second run in the same transaction starts clean
-  DROP TABLE IF EXISTS pg_temp.link_new, pg_temp.link_cand, pg_temp.link_pw, pg_temp.link_cluster,
-                       pg_temp.link_overlap, pg_temp.link_winner, pg_temp.link_assign;
+  FOREACH work_table IN ARRAY ARRAY['link_new', 'link_cand', 'link_pw', 'link_cluster', 'link_overlap', 'link_winner', 'link_assign'] LOOP
+    IF to_regclass('pg_temp.' || work_table) IS NOT NULL THEN
+      EXECUTE format('DROP TABLE pg_temp.%I', work_table);
+    END IF;
+  END LOOP;
   UPDATE caredata.link_run x SET finished_at = clock_timestamp(), threshold = p_threshold, stats = v_stats
    WHERE x.run_id = v_run;
   run_id := v_run;
