@@ -33,7 +33,8 @@ OBJS = \
 	src/explain_guard.o \
 	src/linkage/compare.o \
 	src/linkage/em.o \
-	src/linkage/cluster.o
+	src/linkage/cluster.o \
+	src/linkage/score.o
 PGFILEDESC = "caredata - health-data linkage and de-identification"
 
 SQL_SRC = \

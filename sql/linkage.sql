@@ -128,6 +128,15 @@ SELECT link_em('{99}', '{1}', '{3,3}', '{0.5,0.5,0.5,0.5,0.5,0.5}', '{0.5,0.5,0.
 SELECT link_em('{0}', '{1}', '{3}', '{0.5,0.5,1.5}', '{0.5,0.5,0.5}', 10);
 SELECT link_pattern_weights('{0}', '{1}', '{1}', '{1}', 0.5);
 
+-- a pair's weight: its pattern's weight from the dense table plus its
+-- term-frequency adjustment; the same with the table as a constant (cached
+-- per query) and as a column (read per row)
+SELECT link_weight(2, 0.5, '{1,2,3}') AS constant_table,
+       (SELECT array_agg(link_weight(p, 0, w) ORDER BY p) FROM (VALUES (0, '{1,2,3}'::float8[]), (1, '{5,6}'), (0, '{7}')) v(p, w)) AS per_row_tables;
+SELECT link_weight(p, 0, '{1,2,3}') FROM generate_series(0, 3) p;
+SELECT link_weight(0, 0, '{1,NULL}');
+SELECT link_weight(0, 0, NULL) IS NULL AS strict;
+
 -- ---- union-find ----
 SELECT * FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (5, 3), (3, 9), (10, 11), (11, 10)) v(a, b)') ORDER BY rid;
 SELECT * FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (1, 2), (1, 3), (4, 3), (4, 5)) v(a, b)', true) ORDER BY rid;

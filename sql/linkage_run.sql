@@ -19,6 +19,10 @@ SELECT link_add_source('gp', 'synth.gp_registration', 'record_id', 'registered_o
 SELECT link_add_source('GP!', 'synth.gp_registration', 'record_id');
 SELECT link_create_model('default', '{"comparisons": []}');
 SELECT link_create_model('default', '{"comparisons": [{"name": "x", "expression": "caredata.compare_sex(l.no_such, r.sex)", "levels": ["a", "b", "c"]}]}');
+SELECT link_create_model('default', jsonb_build_object('comparisons',
+         (SELECT jsonb_agg(jsonb_build_object('name', 'c' || i, 'expression', 'caredata.compare_sex(l.sex, r.sex)',
+                                              'levels', '["missing", "different", "same", "x", "y", "z", "w", "v"]'::jsonb))
+            FROM generate_series(1, 7) i)));   -- 8^7 patterns
 SELECT link_create_model('default', '{"blocking": [["surname"]]}');
 SELECT link_create_model('default', '{"steps": ["nhs = 3 AND no_such = 1"]}');
 SELECT link_create_model('default', '{"link_type": "everything"}');

@@ -25,6 +25,12 @@ CREATE FUNCTION caredata.link_pattern_weights(patterns integer[], nlevels intege
 COMMENT ON FUNCTION caredata.link_pattern_weights(integer[], integer[], double precision[], double precision[], double precision) IS
   'match weight of each comparison pattern: log2(lambda/(1-lambda)) + sum of log2(m/u) over its levels';
 
+CREATE FUNCTION caredata.link_weight(pattern integer, tf_adj double precision, weights double precision[])
+  RETURNS double precision
+  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.link_weight(integer, double precision, double precision[]) IS
+  'match weight of a candidate pair: weights[pattern + 1] (the dense table of pattern weights) plus its term-frequency adjustment';
+
 CREATE FUNCTION caredata.link_components(links_query text, one_to_one boolean DEFAULT false)
   RETURNS TABLE (rid bigint, cluster bigint)
   AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
@@ -117,6 +123,17 @@ BEGIN
                 WHERE i.indrelid = 'caredata.link_record'::regclass AND NOT i.indisprimary LOOP
       EXECUTE format('DROP INDEX %s', col);
     END LOOP;
+  ELSIF what = 'drop_person_indexes' THEN
+    -- before the person index is rewritten (link_run holds the lock that
+    -- lookups wait for, so nobody sees it without them)
+    ALTER TABLE caredata.person_index DROP CONSTRAINT IF EXISTS person_index_pkey,
+                                      DROP CONSTRAINT IF EXISTS person_index_rid_key;
+    DROP INDEX IF EXISTS caredata.person_index_person_idx;
+  ELSIF what = 'build_person_indexes' THEN
+    ALTER TABLE caredata.person_index ADD CONSTRAINT person_index_pkey PRIMARY KEY (source, record_id),
+                                      ADD CONSTRAINT person_index_rid_key UNIQUE (rid);
+    CREATE INDEX person_index_person_idx ON caredata.person_index (person_id);
+    ANALYZE caredata.person_index;
   ELSE
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'unknown linkage maintenance step';
   END IF;
@@ -179,6 +196,13 @@ BEGIN
                                  'Use the columns of caredata.link_record through the aliases l and r, and a comparator returning an integer level.', '42804');
     END;
   END LOOP;
+
+  -- a pattern packs one level per comparison; runs keep one weight per
+  -- possible pattern in memory
+  IF (SELECT sum(ln(jsonb_array_length(x->'levels'))) FROM jsonb_array_elements(spec->'comparisons') x) > ln(1048576) + 1e-9 THEN
+    PERFORM caredata._link_bad('the comparisons have more than 1048576 combinations of levels',
+                               'Use fewer comparisons or fewer levels per comparison.', '54000');
+  END IF;
 
   IF jsonb_typeof(spec->'blocking') IS DISTINCT FROM 'array' OR jsonb_array_length(spec->'blocking') = 0 THEN
     PERFORM caredata._link_bad('a linkage model needs at least one blocking rule', 'Set "blocking" to an array of column lists, e.g. [["nhs_digits"], ["dob", "area"]].');

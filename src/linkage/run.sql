@@ -2,7 +2,8 @@
 -- link_run(): one linkage run, all or nothing (a failed run leaves the
 -- person index as it was).  Phases, each reported by a NOTICE with counts
 -- and seconds: standardise, sample u, block and compare, train (EM), score
--- and choose the threshold, cluster, write the person index.
+-- and choose the threshold, write the links, cluster, write the person
+-- index.
 
 -- the SELECT that yields candidate pairs: one column per comparison level,
 -- the packed pattern and the term-frequency adjustment (uses u, so it is
@@ -89,6 +90,8 @@ DECLARE
   max_person bigint;
   rule_pairs record;
   blocked numeric := 0;
+  saved_mergejoin text;
+  v_w double precision[];
 BEGIN
   IF p_method IS NULL OR p_method NOT IN ('probabilistic', 'deterministic') THEN
     PERFORM caredata._link_bad('method must be probabilistic or deterministic', 'Leave it out for probabilistic linkage.');
@@ -205,11 +208,17 @@ BEGIN
     SELECT array_agg(c.u[c.nlevels] ORDER BY c.pos) INTO v_u_top FROM caredata._link_comparisons(lm.model, lm.version) c;
   END IF;
 
-  -- 3. block and compare
+  -- 3. block and compare.  Each rule is a self-join on equal keys: a hash
+  -- join (bounded by work_mem x hash_mem_multiplier, in batches past it)
+  -- builds one side once, where a merge join sorts both sides of the same
+  -- table (measured at 1M people: 7.3 s against 11.3 s)
   t := clock_timestamp();
+  saved_mergejoin := current_setting('enable_mergejoin');
+  PERFORM set_config('enable_mergejoin', 'off', true);
   EXECUTE 'CREATE TEMP TABLE link_cand ON COMMIT DROP AS ' ||
           caredata._link_pairs_sql(lm.model, lm.version, CASE WHEN p_method = 'probabilistic' THEN v_u_top END, p_incremental);
   GET DIAGNOSTICS v_pairs = ROW_COUNT;
+  PERFORM set_config('enable_mergejoin', saved_mergejoin, true);
   ANALYZE pg_temp.link_cand;
   v_stats := v_stats || jsonb_build_object('candidate_pairs', v_pairs, 'compare_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
   RAISE NOTICE 'link: compared % candidate pairs in % s', v_pairs, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
@@ -260,42 +269,52 @@ BEGIN
         FROM caredata._link_comparisons(lm.model, lm.version) c, unnest(c.m) WITH ORDINALITY AS z(x, o);
     END IF;
 
-    -- 5. score; threshold from the model's own expected precision and recall
+    -- 5. score: each pair's weight is its pattern's weight (a dense array
+    -- indexed by pattern, read by link_weight() in C) plus its
+    -- term-frequency adjustment, computed where it is read, never stored.
+    -- The threshold comes from the model's own expected precision and
+    -- recall: at each weight cut (quarter bits), TP = the sum of the
+    -- probabilities above it, predicted = the pairs above it, actual = the
+    -- sum of all probabilities; the cut with the highest expected F1 wins.
     t := clock_timestamp();
-    CREATE TEMP TABLE link_pw ON COMMIT DROP AS
-    SELECT p AS pattern, w AS weight
-      FROM unnest(hist_p, caredata.link_pattern_weights(hist_p, nlevels, v_m, v_u, v_lambda)) AS z(p, w);
-    ANALYZE pg_temp.link_pw;
-    -- each pair's weight is its pattern's weight plus its term-frequency
-    -- adjustment: computed where it is read (twice), never stored
+    k := 1;
+    FOR i IN 1 .. cardinality(nlevels) LOOP
+      k := k * nlevels[i];
+    END LOOP;
+    SELECT caredata.link_pattern_weights(array_agg(p ORDER BY p), nlevels, v_m, v_u, v_lambda) INTO v_w
+      FROM generate_series(0, k - 1) p;
     IF p_threshold IS NULL THEN
-      -- expected F1 at each weight cut (quarter bits): TP = sum of
-      -- probabilities above the cut, predicted = pairs above it, actual =
-      -- sum of all probabilities
-      SELECT b INTO w_threshold FROM (
-        SELECT b, sum(n) OVER w AS cn, sum(s) OVER w AS cs, sum(s) OVER () AS ts
-          FROM (SELECT floor(weight * 4) / 4 AS b, count(*) AS n,
-                       sum(caredata.link_probability(weight)) AS s
-                  FROM (SELECT pw.weight + c.tf_adj AS weight FROM pg_temp.link_cand c JOIN pg_temp.link_pw pw USING (pattern)) s
-                 GROUP BY 1) h
-        WINDOW w AS (ORDER BY b DESC)) c
-       ORDER BY 2 * cs / (cn + ts) DESC, b DESC LIMIT 1;
+      EXECUTE $q$
+        SELECT b FROM (
+          SELECT b, sum(n) OVER w AS cn, sum(s) OVER w AS cs, sum(s) OVER () AS ts
+            FROM (SELECT floor(weight * 4) / 4 AS b, count(*) AS n, sum(caredata.link_probability(weight)) AS s
+                    FROM (SELECT caredata.link_weight(pattern, tf_adj, $1) AS weight FROM pg_temp.link_cand) s
+                   GROUP BY 1) h
+          WINDOW w AS (ORDER BY b DESC)) c
+         ORDER BY 2 * cs / (cn + ts) DESC, b DESC LIMIT 1$q$
+        INTO w_threshold USING v_w;
       w_threshold := coalesce(w_threshold, 0);
       p_threshold := caredata.link_probability(w_threshold);
     ELSE
       w_threshold := ln(p_threshold / (1 - p_threshold)) / ln(2);
     END IF;
-    INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, weight, probability)
-    SELECT v_run, s.rid_l, s.rid_r, s.pattern, s.weight, caredata.link_probability(s.weight)
-      FROM (SELECT c.rid_l, c.rid_r, c.pattern, pw.weight + c.tf_adj AS weight
-              FROM pg_temp.link_cand c JOIN pg_temp.link_pw pw USING (pattern)) s
-     WHERE s.weight >= w_threshold;
-    GET DIAGNOSTICS v_links = ROW_COUNT;
     v_stats := v_stats || jsonb_build_object('threshold_weight', w_threshold, 'threshold_probability', p_threshold,
                                          'score_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
-    RAISE NOTICE 'link: scored % pairs, % links at match weight >= % (probability %) in % s',
-      v_pairs, v_links, round(w_threshold::numeric, 2), round(p_threshold::numeric, 4),
-      round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+    RAISE NOTICE 'link: scored % pairs in % s: threshold match weight % (probability %)',
+      v_pairs, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2),
+      round(w_threshold::numeric, 2), round(p_threshold::numeric, 4);
+    -- 6. write the links
+    t := clock_timestamp();
+    EXECUTE $q$
+      INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, weight, probability)
+      SELECT $1, s.rid_l, s.rid_r, s.pattern, s.weight, caredata.link_probability(s.weight)
+        FROM (SELECT c.rid_l, c.rid_r, c.pattern, caredata.link_weight(c.pattern, c.tf_adj, $2) AS weight
+                FROM pg_temp.link_cand c) s
+       WHERE s.weight >= $3$q$
+      USING v_run, v_w, w_threshold;
+    GET DIAGNOSTICS v_links = ROW_COUNT;
+    v_stats := v_stats || jsonb_build_object('write_links_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+    RAISE NOTICE 'link: wrote % links in % s', v_links, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
   ELSE
     -- deterministic: the first step a pair meets makes the link
     t := clock_timestamp();
@@ -325,10 +344,10 @@ BEGIN
      WHERE x.run_id = v_prev_run
        AND EXISTS (SELECT 1 FROM caredata.link_record a WHERE a.rid = x.rid_l)
        AND EXISTS (SELECT 1 FROM caredata.link_record b WHERE b.rid = x.rid_r)
-    ON CONFLICT DO NOTHING;
+       AND NOT EXISTS (SELECT 1 FROM caredata.link_pair y WHERE y.run_id = v_run AND y.rid_l = x.rid_l AND y.rid_r = x.rid_r);
   END IF;
 
-  -- 6. cluster
+  -- 7. cluster
   t := clock_timestamp();
   CREATE TEMP TABLE link_cluster ON COMMIT DROP AS
   SELECT r.rid, coalesce(c.cluster, r.rid) AS cluster
@@ -348,7 +367,7 @@ BEGIN
   v_stats := v_stats || jsonb_build_object('cluster_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
   RAISE NOTICE 'link: % records in % clusters in % s', v_records, v_persons, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
 
-  -- 7. person index with stable ids: an old person goes to the cluster with
+  -- 8. person index with stable ids: an old person goes to the cluster with
   -- most of its records; a cluster keeps the smallest old id it won, the
   -- other ids it won merge into it; clusters with no id get new ones
   t := clock_timestamp();
@@ -376,11 +395,14 @@ BEGIN
     JOIN pg_temp.link_winner w ON w.person_id = o.person_id AND w.cluster <> o.cluster
     JOIN pg_temp.link_assign a ON a.cluster = o.cluster
    WHERE a.person_id > max_person;
+  -- rewritten whole, its indexes built after the rows (a third of the time
+  -- of maintaining them row by row)
   TRUNCATE caredata.person_index;
+  PERFORM caredata._link_maintain('drop_person_indexes');
   INSERT INTO caredata.person_index (source, record_id, rid, person_id, run_id)
   SELECT r.source, r.record_id, r.rid, a.person_id, v_run
     FROM caredata.link_record r JOIN pg_temp.link_cluster c USING (rid) JOIN pg_temp.link_assign a USING (cluster);
-  PERFORM caredata._link_maintain('analyze_index');
+  PERFORM caredata._link_maintain('build_person_indexes');
   SELECT greatest(max_person, coalesce(max(a.person_id), 0)) INTO max_person FROM pg_temp.link_assign a;
 
   -- indexes for one-record lookups, one per blocking rule
@@ -392,7 +414,7 @@ BEGIN
   RAISE NOTICE 'link: wrote the person index in % s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
 
   -- the working tables go now, so that a second run in the same transaction starts clean
-  FOREACH work_table IN ARRAY ARRAY['link_new', 'link_cand', 'link_pw', 'link_cluster', 'link_overlap', 'link_winner', 'link_assign'] LOOP
+  FOREACH work_table IN ARRAY ARRAY['link_new', 'link_cand', 'link_cluster', 'link_overlap', 'link_winner', 'link_assign'] LOOP
     IF to_regclass('pg_temp.' || work_table) IS NOT NULL THEN
       EXECUTE format('DROP TABLE pg_temp.%I', work_table);
     END IF;

@@ -99,18 +99,23 @@ CREATE TABLE caredata.link_run (
 COMMENT ON TABLE caredata.link_run IS
   'linkage runs: the model version, method and threshold used, and counts and times per phase (stats)';
 
+-- no primary key and no foreign key: a run writes millions of links, and
+-- checking each row against link_run and a unique index took four times
+-- as long as writing it.  Pairs are unique by construction (each blocking
+-- rule skips the pairs of the rules before it); run_id grows with every
+-- run, so a BRIN index finds one run's links for next to nothing.
 CREATE TABLE caredata.link_pair (
-  run_id       bigint NOT NULL REFERENCES caredata.link_run ON DELETE CASCADE,
+  run_id       bigint NOT NULL,
   rid_l        bigint NOT NULL,
   rid_r        bigint NOT NULL,
   pattern      integer NOT NULL,
   weight       double precision,
   probability  double precision,
-  step         smallint,
-  PRIMARY KEY (run_id, rid_l, rid_r)
+  step         smallint
 );
+CREATE INDEX link_pair_run_idx ON caredata.link_pair USING brin (run_id);
 COMMENT ON TABLE caredata.link_pair IS
-  'accepted links of each run (rid_l < rid_r): comparison pattern, match weight and probability (probabilistic) or the step that made the link (deterministic)';
+  'accepted links of each run (rid_l < rid_r, one row per pair and run): comparison pattern, match weight and probability (probabilistic) or the step that made the link (deterministic); delete old runs'' rows with DELETE ... WHERE run_id < n';
 
 CREATE TABLE caredata.person_index (
   source     text NOT NULL,
