@@ -46,7 +46,19 @@ SELECT * FROM link_blocking_counts() ORDER BY rule;
 CREATE TABLE empty_source (id bigint, nhs text);
 SELECT link_add_source('empty', 'empty_source', 'id', 'nhs');
 SELECT link_run();
+-- record ids missing, or twice in a source (new ones, and ones seen before)
+INSERT INTO empty_source VALUES (1, '9434765919'), (NULL, '9434765919');
+SELECT link_run();
+UPDATE empty_source SET id = 1;
+SELECT link_run();
+DELETE FROM empty_source;
+INSERT INTO empty_source VALUES (1, '9434765919'), (2, NULL);
+SELECT link_standardise(ARRAY['empty']) AS standardised;
+INSERT INTO empty_source VALUES (1, NULL);
+SELECT link_standardise(ARRAY['empty']);
+SELECT count(*) AS keys_kept FROM link_record_key WHERE source = 'empty';
 DELETE FROM link_source WHERE source = 'empty';
+DELETE FROM link_record_key WHERE source = 'empty';
 SELECT count(*) AS runs_after_errors FROM link_run;
 
 -- ---- a probabilistic run with the default model ----

@@ -296,7 +296,9 @@ DECLARE
   typ regtype;
 BEGIN
   IF col IS NULL THEN
-    RETURN 'NULL';
+    -- typed, so that a run over one source without the column works
+    RETURN CASE what WHEN 'dob' THEN 'NULL::date' WHEN 'record_id' THEN 'NULL::bigint'
+                     WHEN 'nhs_number' THEN 'NULL::bigint' ELSE 'NULL::text' END;
   END IF;
   SELECT a.atttypid::regtype INTO typ FROM pg_catalog.pg_attribute a
    WHERE a.attrelid = relation AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
@@ -329,6 +331,7 @@ DECLARE
   n bigint;
   total bigint;
   parts text[] := '{}';
+  work_table text;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE sources IS NULL OR ls.source = ANY (sources)) THEN
     PERFORM caredata._link_bad('no linkage sources to link', 'Register sources with caredata.link_add_source().', '42704');
@@ -336,54 +339,71 @@ BEGIN
   IF sources IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(sources) x WHERE x NOT IN (SELECT ls.source FROM caredata.link_source ls)) THEN
     PERFORM caredata._link_bad('a named linkage source does not exist', 'See caredata.link_source for the registered sources.', '42704');
   END IF;
+  -- the standardised records, each with its stable rid if it has one
   FOR s IN SELECT * FROM caredata.link_source ls WHERE sources IS NULL OR ls.source = ANY (sources) ORDER BY ls.source LOOP
-    parts := parts || format('SELECT %L::text AS source, %s AS record_id, %s AS nhs_digits, %s AS dob, %s AS sex, %s AS postcode FROM %s s',
+    parts := parts || format('SELECT k.rid, %L::text AS source, %s AS record_id, %s AS nhs_digits, %s AS dob, %s AS sex, %s AS postcode
+                                FROM %s s LEFT JOIN caredata.link_record_key k ON k.source = %1$L AND k.record_id = %2$s',
       s.source, caredata._link_std_expr(s.relation, s.record_id, 'record_id'),
       caredata._link_std_expr(s.relation, s.nhs_number, 'nhs_number'),
       caredata._link_std_expr(s.relation, s.dob, 'dob'),
       caredata._link_std_expr(s.relation, s.sex, 'sex'),
       caredata._link_std_expr(s.relation, s.postcode, 'postcode'), s.relation);
   END LOOP;
-  IF to_regclass('pg_temp.link_stage') IS NOT NULL THEN
-    DROP TABLE pg_temp.link_stage;
-  END IF;
+  FOREACH work_table IN ARRAY ARRAY['link_stage', 'link_new_key'] LOOP
+    IF to_regclass('pg_temp.' || work_table) IS NOT NULL THEN
+      EXECUTE format('DROP TABLE pg_temp.%I', work_table);
+    END IF;
+  END LOOP;
   EXECUTE 'CREATE TEMP TABLE link_stage ON COMMIT DROP AS ' || array_to_string(parts, ' UNION ALL ');
-  FOR s IN SELECT ls.source, (SELECT count(*) FROM pg_temp.link_stage t WHERE t.source = ls.source) AS n
-             FROM caredata.link_source ls WHERE sources IS NULL OR ls.source = ANY (sources) LOOP
+  total := 0;
+  FOR s IN SELECT ls.source, count(t.source) AS n, count(t.source) FILTER (WHERE t.record_id IS NULL) AS no_id
+             FROM caredata.link_source ls LEFT JOIN pg_temp.link_stage t ON t.source = ls.source
+            WHERE sources IS NULL OR ls.source = ANY (sources) GROUP BY ls.source ORDER BY ls.source LOOP
     IF s.n = 0 THEN
       PERFORM caredata._link_bad(format('linkage source "%s" has no records', s.source),
                                  'Load the source, or leave it out with the sources argument.', '22023');
     END IF;
+    IF s.no_id > 0 THEN
+      PERFORM caredata._link_bad(format('linkage source "%s" has records without a record id', s.source),
+                                 'Every record needs a record id: fix the source or filter it through a view.', '23502');
+    END IF;
+    total := total + s.n;
   END LOOP;
-  IF EXISTS (SELECT 1 FROM pg_temp.link_stage WHERE record_id IS NULL) THEN
-    PERFORM caredata._link_bad('a linkage source has records without a record id', 'Every record needs a record id: fix the source or filter it through a view.', '23502');
-  END IF;
-  IF EXISTS (SELECT 1 FROM pg_temp.link_stage GROUP BY source, record_id HAVING count(*) > 1) THEN
-    PERFORM caredata._link_bad('a linkage source has duplicate record ids', 'Record ids must be unique within a source.', '23505');
-  END IF;
 
-  -- stable rids: new records numbered after the highest, in (source, record_id) order
-  INSERT INTO caredata.link_record_key (rid, source, record_id, first_run)
-  SELECT coalesce((SELECT max(k.rid) FROM caredata.link_record_key k), 0) + row_number() OVER (ORDER BY t.source, t.record_id),
-         t.source, t.record_id, link_standardise.run_id
-    FROM pg_temp.link_stage t
-   WHERE NOT EXISTS (SELECT 1 FROM caredata.link_record_key k WHERE k.source = t.source AND k.record_id = t.record_id);
-
-  SELECT count(*) INTO total FROM pg_temp.link_stage;
+  -- stable rids: new records numbered after the highest, in (source,
+  -- record_id) order.  A record id twice in a source breaks a unique
+  -- index, here (a new one) or on link_record below (one seen before).
+  CREATE TEMP TABLE link_new_key ON COMMIT DROP AS
+  SELECT coalesce((SELECT max(k.rid) FROM caredata.link_record_key k), 0) + row_number() OVER (ORDER BY t.source, t.record_id) AS rid,
+         t.source, t.record_id
+    FROM pg_temp.link_stage t WHERE t.rid IS NULL;
+  ANALYZE pg_temp.link_new_key;
   TRUNCATE caredata.link_record;
   PERFORM caredata._link_maintain('drop_indexes');
-  INSERT INTO caredata.link_record
-  SELECT k.rid, t.source, t.record_id, t.nhs_digits, (t.nhs_digits / 10000)::integer, (t.nhs_digits % 10000)::integer, t.dob, t.sex, t.postcode,
-         caredata.postcode_sector(t.postcode), caredata.postcode_district(t.postcode), caredata.postcode_area(t.postcode),
-         extract(year FROM t.dob)::integer,
-         fn.f, fd.f, fp.f
-    FROM pg_temp.link_stage t
-    JOIN caredata.link_record_key k ON k.source = t.source AND k.record_id = t.record_id
-    LEFT JOIN (SELECT nhs_digits, count(*)::double precision / total AS f FROM pg_temp.link_stage GROUP BY 1) fn USING (nhs_digits)
-    LEFT JOIN (SELECT dob, count(*)::double precision / total AS f FROM pg_temp.link_stage GROUP BY 1) fd USING (dob)
-    LEFT JOIN (SELECT postcode, count(*)::double precision / total AS f FROM pg_temp.link_stage GROUP BY 1) fp USING (postcode);
-  GET DIAGNOSTICS n = ROW_COUNT;
+  BEGIN
+    INSERT INTO caredata.link_record_key (rid, source, record_id, first_run)
+    SELECT k.rid, k.source, k.record_id, link_standardise.run_id FROM pg_temp.link_new_key k;
+    -- value frequencies for the term-frequency adjustment; only a value
+    -- held by two records or more can ever agree exactly with another
+    INSERT INTO caredata.link_record
+    SELECT coalesce(t.rid, k.rid), t.source, t.record_id, t.nhs_digits, (t.nhs_digits / 10000)::integer, (t.nhs_digits % 10000)::integer,
+           t.dob, t.sex, t.postcode,
+           caredata.postcode_sector(t.postcode), caredata.postcode_district(t.postcode), caredata.postcode_area(t.postcode),
+           extract(year FROM t.dob)::integer,
+           CASE WHEN t.nhs_digits IS NOT NULL THEN coalesce(fn.f, 1.0 / total) END,
+           CASE WHEN t.dob IS NOT NULL THEN coalesce(fd.f, 1.0 / total) END,
+           CASE WHEN t.postcode IS NOT NULL THEN coalesce(fp.f, 1.0 / total) END
+      FROM pg_temp.link_stage t
+      LEFT JOIN pg_temp.link_new_key k ON t.rid IS NULL AND k.source = t.source AND k.record_id = t.record_id
+      LEFT JOIN (SELECT nhs_digits, count(*)::double precision / total AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fn USING (nhs_digits)
+      LEFT JOIN (SELECT dob, count(*)::double precision / total AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fd USING (dob)
+      LEFT JOIN (SELECT postcode, count(*)::double precision / total AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fp USING (postcode);
+    GET DIAGNOSTICS n = ROW_COUNT;
+  EXCEPTION WHEN unique_violation THEN
+    PERFORM caredata._link_bad('a linkage source has duplicate record ids', 'Record ids must be unique within a source.', '23505');
+  END;
   DROP TABLE pg_temp.link_stage;
+  DROP TABLE pg_temp.link_new_key;
   PERFORM caredata._link_maintain('analyze_records');
   RETURN n;
 END

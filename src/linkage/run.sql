@@ -349,13 +349,15 @@ BEGIN
 
   -- 7. cluster
   t := clock_timestamp();
+  -- each record with its cluster and its person id in the index so far
   CREATE TEMP TABLE link_cluster ON COMMIT DROP AS
-  SELECT r.rid, coalesce(c.cluster, r.rid) AS cluster
+  SELECT r.rid, r.source, r.record_id, coalesce(c.cluster, r.rid) AS cluster, p.person_id AS old_person
     FROM caredata.link_record r
+    LEFT JOIN caredata.person_index p ON p.rid = r.rid
     LEFT JOIN caredata.link_components(
            format('SELECT rid_l, rid_r FROM caredata.link_pair WHERE run_id = %s%s', v_run,
                   CASE WHEN p_one_to_one THEN ' ORDER BY weight DESC NULLS LAST, step NULLS LAST, rid_l, rid_r' ELSE '' END),
-           p_one_to_one) c USING (rid);
+           p_one_to_one) c ON c.rid = r.rid;
   IF p_one_to_one THEN
     -- keep only the links the greedy one-to-one pass accepted
     DELETE FROM caredata.link_pair x USING pg_temp.link_cluster a, pg_temp.link_cluster b
@@ -375,8 +377,8 @@ BEGIN
                   coalesce((SELECT max(p.person_id) FROM caredata.person_index p), 0))
     INTO max_person FROM caredata.link_run x;
   CREATE TEMP TABLE link_overlap ON COMMIT DROP AS
-  SELECT c.cluster, p.person_id, count(*) AS n
-    FROM pg_temp.link_cluster c JOIN caredata.person_index p USING (rid) GROUP BY 1, 2;
+  SELECT c.cluster, c.old_person AS person_id, count(*) AS n
+    FROM pg_temp.link_cluster c WHERE c.old_person IS NOT NULL GROUP BY 1, 2;
   CREATE TEMP TABLE link_winner ON COMMIT DROP AS
   SELECT DISTINCT ON (person_id) person_id, cluster, n FROM pg_temp.link_overlap ORDER BY person_id, n DESC, cluster;
   CREATE TEMP TABLE link_assign ON COMMIT DROP AS
@@ -400,8 +402,8 @@ BEGIN
   TRUNCATE caredata.person_index;
   PERFORM caredata._link_maintain('drop_person_indexes');
   INSERT INTO caredata.person_index (source, record_id, rid, person_id, run_id)
-  SELECT r.source, r.record_id, r.rid, a.person_id, v_run
-    FROM caredata.link_record r JOIN pg_temp.link_cluster c USING (rid) JOIN pg_temp.link_assign a USING (cluster);
+  SELECT c.source, c.record_id, c.rid, a.person_id, v_run
+    FROM pg_temp.link_cluster c JOIN pg_temp.link_assign a USING (cluster);
   PERFORM caredata._link_maintain('build_person_indexes');
   SELECT greatest(max_person, coalesce(max(a.person_id), 0)) INTO max_person FROM pg_temp.link_assign a;
 
