@@ -137,6 +137,29 @@ SELECT link_weight(p, 0, '{1,2,3}') FROM generate_series(0, 3) p;
 SELECT link_weight(0, 0, '{1,NULL}');
 SELECT link_weight(0, 0, NULL) IS NULL AS strict;
 
+-- the label-free threshold: the aggregate in C agrees with the expected-F1
+-- rule written in SQL, over a serial and a parallel plan
+CREATE TABLE thr_pairs AS
+SELECT (random() * 60 - 30)::float8 AS w FROM (SELECT setseed(0.42)) s, generate_series(1, 200000);
+ANALYZE thr_pairs;
+SELECT link_threshold(w) = (
+  SELECT b FROM (SELECT b, sum(n) OVER w AS cn, sum(s) OVER w AS cs, sum(s) OVER () AS ts
+                   FROM (SELECT floor(w * 4) / 4 AS b, count(*) AS n, sum(link_probability(w)) AS s FROM thr_pairs GROUP BY 1) h
+                 WINDOW w AS (ORDER BY b DESC)) c
+   ORDER BY 2 * cs / (cn + ts) DESC, b DESC LIMIT 1) AS same_as_sql
+  FROM thr_pairs;
+SELECT link_threshold(w) AS serial_threshold FROM thr_pairs \gset
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT link_threshold(w) FROM thr_pairs;
+SELECT link_threshold(w) = :serial_threshold AS parallel_same FROM thr_pairs;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather;
+SELECT link_threshold(w) AS two_certain_one_not FROM (VALUES (20.0), (20.0), (-20.0), (NULL)) v(w);
+SELECT link_threshold(w) IS NULL AS no_pairs FROM thr_pairs WHERE false;
+SELECT link_threshold(w) AS clamped FROM (VALUES (1e9::float8), (-1e9)) v(w);
+SELECT link_threshold('NaN');
+DROP TABLE thr_pairs;
+
 -- ---- union-find ----
 SELECT * FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (5, 3), (3, 9), (10, 11), (11, 10)) v(a, b)') ORDER BY rid;
 SELECT * FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (1, 2), (1, 3), (4, 3), (4, 5)) v(a, b)', true) ORDER BY rid;

@@ -273,9 +273,7 @@ BEGIN
     -- indexed by pattern, read by link_weight() in C) plus its
     -- term-frequency adjustment, computed where it is read, never stored.
     -- The threshold comes from the model's own expected precision and
-    -- recall: at each weight cut (quarter bits), TP = the sum of the
-    -- probabilities above it, predicted = the pairs above it, actual = the
-    -- sum of all probabilities; the cut with the highest expected F1 wins.
+    -- recall (link_threshold(), in C: the cut with the highest expected F1).
     t := clock_timestamp();
     k := 1;
     FOR i IN 1 .. cardinality(nlevels) LOOP
@@ -284,14 +282,7 @@ BEGIN
     SELECT caredata.link_pattern_weights(array_agg(p ORDER BY p), nlevels, v_m, v_u, v_lambda) INTO v_w
       FROM generate_series(0, k - 1) p;
     IF p_threshold IS NULL THEN
-      EXECUTE $q$
-        SELECT b FROM (
-          SELECT b, sum(n) OVER w AS cn, sum(s) OVER w AS cs, sum(s) OVER () AS ts
-            FROM (SELECT floor(weight * 4) / 4 AS b, count(*) AS n, sum(caredata.link_probability(weight)) AS s
-                    FROM (SELECT caredata.link_weight(pattern, tf_adj, $1) AS weight FROM pg_temp.link_cand) s
-                   GROUP BY 1) h
-          WINDOW w AS (ORDER BY b DESC)) c
-         ORDER BY 2 * cs / (cn + ts) DESC, b DESC LIMIT 1$q$
+      EXECUTE 'SELECT caredata.link_threshold(caredata.link_weight(pattern, tf_adj, $1)) FROM pg_temp.link_cand'
         INTO w_threshold USING v_w;
       w_threshold := coalesce(w_threshold, 0);
       p_threshold := caredata.link_probability(w_threshold);

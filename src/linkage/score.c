@@ -8,12 +8,16 @@
  * weights costs a hash probe per pair.  link_weight() reads the weight from
  * an array indexed by pattern instead, deconstructed once per query when the
  * array is a constant or a parameter (get_fn_expr_arg_stable), else per call.
+ * link_threshold() then chooses the label-free threshold over those weights
+ * in one pass.
  *
  * src/linkage/score.c
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
+
+#include <math.h>
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -74,4 +78,147 @@ link_weight(PG_FUNCTION_ARGS)
 				 errmsg("pattern %d has no weight in an array of %d", pattern, t->n),
 				 errhint("Compute the weights of every pattern with caredata.link_pattern_weights().")));
 	PG_RETURN_FLOAT8(t->w[pattern] + tf_adj);
+}
+
+/*
+ * link_threshold(weight float8): the label-free threshold, as an aggregate
+ * over the candidate pairs' match weights.  Weights are counted in quarter
+ * bits, each bucket with the sum of its pairs' match probabilities
+ * 2^w / (1 + 2^w).  Taking every pair at or above a cut c as a link, the
+ * model expects TP(c) = the sum of probabilities at or above c, predicted
+ * links P(c) = the pairs at or above c, and actual matches A = the sum of
+ * all probabilities; the result is the cut with the highest expected
+ * F1 = 2 TP / (P + A), the higher cut on a tie.  NULL over no pairs.
+ */
+#define THRESHOLD_MIN_BITS	(-512)
+#define THRESHOLD_BUCKETS	(4 * 1024)	/* quarter bits from -512 to 512 */
+
+typedef struct ThresholdState
+{
+	int64		n[THRESHOLD_BUCKETS];
+	double		s[THRESHOLD_BUCKETS];
+} ThresholdState;
+
+static ThresholdState *
+threshold_state(FunctionCallInfo fcinfo, int argno)
+{
+	MemoryContext aggcxt;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "link_threshold transition function called outside an aggregate");
+	if (!PG_ARGISNULL(argno))
+		return (ThresholdState *) PG_GETARG_POINTER(argno);
+	return (ThresholdState *) MemoryContextAllocZero(aggcxt, sizeof(ThresholdState));
+}
+
+PG_FUNCTION_INFO_V1(link_threshold_accum);
+Datum
+link_threshold_accum(PG_FUNCTION_ARGS)
+{
+	ThresholdState *st = threshold_state(fcinfo, 0);
+	double		w;
+	double		b;
+	int			i;
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_POINTER(st);
+	w = PG_GETARG_FLOAT8(1);
+	if (isnan(w))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a match weight is NaN"),
+				 errhint("Check the model's m and u: each must lie strictly between 0 and 1.")));
+	b = floor(w * 4.0) - 4.0 * THRESHOLD_MIN_BITS;
+	i = b < 0 ? 0 : b >= THRESHOLD_BUCKETS ? THRESHOLD_BUCKETS - 1 : (int) b;
+	st->n[i]++;
+	/* 1 / (1 + 2^-w), written so that no 2^x overflows */
+	st->s[i] += w >= 0 ? 1.0 / (1.0 + exp2(-w)) : exp2(w) / (1.0 + exp2(w));
+	PG_RETURN_POINTER(st);
+}
+
+PG_FUNCTION_INFO_V1(link_threshold_combine);
+Datum
+link_threshold_combine(PG_FUNCTION_ARGS)
+{
+	ThresholdState *st;
+	ThresholdState *other;
+
+	if (PG_ARGISNULL(1))
+	{
+		if (PG_ARGISNULL(0))
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(PG_GETARG_POINTER(0));
+	}
+	st = threshold_state(fcinfo, 0);
+	other = (ThresholdState *) PG_GETARG_POINTER(1);
+	for (int i = 0; i < THRESHOLD_BUCKETS; i++)
+	{
+		st->n[i] += other->n[i];
+		st->s[i] += other->s[i];
+	}
+	PG_RETURN_POINTER(st);
+}
+
+PG_FUNCTION_INFO_V1(link_threshold_serialize);
+Datum
+link_threshold_serialize(PG_FUNCTION_ARGS)
+{
+	ThresholdState *st = (ThresholdState *) PG_GETARG_POINTER(0);
+	bytea	   *out = palloc(VARHDRSZ + sizeof(ThresholdState));
+
+	SET_VARSIZE(out, VARHDRSZ + sizeof(ThresholdState));
+	memcpy(VARDATA(out), st, sizeof(ThresholdState));
+	PG_RETURN_BYTEA_P(out);
+}
+
+PG_FUNCTION_INFO_V1(link_threshold_deserialize);
+Datum
+link_threshold_deserialize(PG_FUNCTION_ARGS)
+{
+	bytea	   *in = PG_GETARG_BYTEA_PP(0);
+	ThresholdState *st;
+
+	if (VARSIZE_ANY_EXHDR(in) != sizeof(ThresholdState))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid link_threshold state")));
+	st = palloc(sizeof(ThresholdState));
+	memcpy(st, VARDATA_ANY(in), sizeof(ThresholdState));
+	PG_RETURN_POINTER(st);
+}
+
+PG_FUNCTION_INFO_V1(link_threshold_final);
+Datum
+link_threshold_final(PG_FUNCTION_ARGS)
+{
+	ThresholdState *st;
+	double		actual = 0.0;
+	double		tp = 0.0;
+	int64		predicted = 0;
+	double		best_f1 = -1.0;
+	int			best = -1;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	st = (ThresholdState *) PG_GETARG_POINTER(0);
+	for (int i = 0; i < THRESHOLD_BUCKETS; i++)
+		actual += st->s[i];
+	for (int i = THRESHOLD_BUCKETS - 1; i >= 0; i--)
+	{
+		double		f1;
+
+		if (st->n[i] == 0)
+			continue;
+		predicted += st->n[i];
+		tp += st->s[i];
+		f1 = 2.0 * tp / ((double) predicted + actual);
+		if (f1 > best_f1)
+		{
+			best_f1 = f1;
+			best = i;
+		}
+	}
+	if (best < 0)
+		PG_RETURN_NULL();
+	PG_RETURN_FLOAT8((best + 4.0 * THRESHOLD_MIN_BITS) / 4.0);
 }
