@@ -163,4 +163,13 @@ DROP TABLE thr_pairs;
 -- ---- union-find ----
 SELECT * FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (5, 3), (3, 9), (10, 11), (11, 10)) v(a, b)') ORDER BY rid;
 SELECT * FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (1, 2), (1, 3), (4, 3), (4, 5)) v(a, b)', true) ORDER BY rid;
+-- NHS numbers kept apart: 1 and 2 hold different valid numbers, 4 an
+-- invalid one (a typing error of 1's), 3 and 5 none; the link 3-2 would join
+-- two numbers and is refused, the others are not
+SELECT * FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (1, 3, 1), (3, 2, 2), (4, 1, 3), (2, 5, 4)) v(a, b, o) ORDER BY o', false,
+                              $$SELECT r::bigint, n::bigint FROM (VALUES (1, 9434765919), (2, 4010232137), (4, 9434765910), (5, NULL)) v(r, n)$$) ORDER BY rid;
+-- the same links without the NHS numbers: one cluster
+SELECT count(DISTINCT cluster) AS clusters FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (1, 3), (3, 2), (4, 1), (2, 5)) v(a, b)');
+SELECT * FROM link_components('SELECT 1::bigint, 2::bigint', false, 'SELECT 1, 2');
+SELECT count(*) AS no_rows FROM link_components(NULL);
 SELECT * FROM link_components('SELECT 1, 2');

@@ -23,6 +23,7 @@ SELECT link_create_model('default', jsonb_build_object('comparisons',
          (SELECT jsonb_agg(jsonb_build_object('name', 'c' || i, 'expression', 'caredata.compare_sex(l.sex, r.sex)',
                                               'levels', '["missing", "different", "same", "x", "y", "z", "w", "v"]'::jsonb))
             FROM generate_series(1, 7) i)));   -- 8^7 patterns
+SELECT link_create_model('default', '{"keep_nhs_apart": "yes"}');
 SELECT link_create_model('default', '{"blocking": [["surname"]]}');
 SELECT link_create_model('default', '{"steps": ["nhs = 3 AND no_such = 1"]}');
 SELECT link_create_model('default', '{"link_type": "everything"}');
@@ -179,6 +180,17 @@ SELECT max(n) AS most_links_of_one_record
 SELECT max(n) AS largest_cluster FROM (SELECT person_id, count(*) AS n FROM person_index GROUP BY person_id) c;
 SELECT bool_and(a.source <> b.source) AS only_across_sources
   FROM link_pair p JOIN link_record a ON a.rid = p.rid_l JOIN link_record b ON b.rid = p.rid_r WHERE p.run_id = (SELECT max(run_id) FROM link_run);
+
+-- ---- NHS numbers kept apart (the default) ----
+-- a record with a household member's number links to one person, not both:
+-- never more merging than without the rule, and no accepted link between
+-- two persons
+SELECT link_create_model('together', '{"keep_nhs_apart": false}');
+SELECT persons AS persons_together FROM link_run('together') \gset
+SELECT persons >= :persons_together AS apart_merges_no_more FROM link_run('default');
+SELECT count(*) AS links_across_persons
+  FROM link_pair x JOIN person_index a ON a.rid = x.rid_l JOIN person_index b ON b.rid = x.rid_r
+ WHERE x.run_id = (SELECT max(run_id) FROM link_run) AND a.person_id <> b.person_id;
 
 -- ---- the catalog: comments on every linkage object ----
 SELECT c.relname FROM pg_class c

@@ -13,10 +13,23 @@
  * the one-to-one linkage of two sources in which each person appears at
  * most once per side.
  *
+ * With nhs_query (columns: record id and its NHS number's ten digits,
+ * bigint), two clusters are never joined when each already holds a valid
+ * NHS number and the two differ by more than one digit or one adjacent
+ * transposition (link_nhs_level() says "different"): a record carrying a
+ * household member's number then joins one person, not both.  Each cluster
+ * keeps the first valid number it met, so the query's order matters: order
+ * the links by weight descending and break ties by record ids.
+ *
+ * The result has one row per record in a link: its cluster, and whether a
+ * link of it was refused (one to one, or an NHS number conflict), so that the
+ * caller can delete refused links without looking at the others.
+ *
  * Memory: 4 bytes per record id up to the largest one in a link (an array
- * indexed by record id, 10 MB for 2.5 million records), independent of the
- * number of links, which are read through a cursor in batches.  The result
- * goes to a tuplestore, which spills to disk past work_mem.
+ * indexed by record id, 10 MB for 2.5 million records), 9 more with
+ * nhs_query, independent of the number of links, which are read through a
+ * cursor in batches.  The result goes to a tuplestore, which spills to disk
+ * past work_mem.
  *
  * src/linkage/cluster.c
  *
@@ -31,12 +44,18 @@
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
 
+#include "../nhs_number.h"
+#include "compare.h"
+
 #define FETCH_BATCH		10000
 #define NO_PARENT		(-1)
 
 typedef struct UnionFind
 {
 	int32	   *parent;			/* NO_PARENT: not in any link */
+	int64	   *nhs;			/* at a root: the cluster's NHS number, 0 none;
+								 * NULL without nhs_query */
+	bool	   *refused;		/* a link of this record was refused */
 	int64		size;			/* allocated entries */
 } UnionFind;
 
@@ -56,8 +75,16 @@ uf_grow(UnionFind *uf, int64 rid)
 		n = Max(n * 2, 1024);
 	n = Min(n, (int64) PG_INT32_MAX);
 	uf->parent = repalloc_huge(uf->parent, n * sizeof(int32));
+	uf->refused = repalloc_huge(uf->refused, n * sizeof(bool));
+	if (uf->nhs)
+		uf->nhs = repalloc_huge(uf->nhs, n * sizeof(int64));
 	for (int64 i = uf->size; i < n; i++)
+	{
 		uf->parent[i] = NO_PARENT;
+		uf->refused[i] = false;
+		if (uf->nhs)
+			uf->nhs[i] = 0;
+	}
 	uf->size = n;
 }
 
@@ -74,54 +101,51 @@ uf_find(UnionFind *uf, int32 x)
 	return x;
 }
 
-/* union by smaller id: the root of a cluster is its smallest record id */
-static void
+/*
+ * union by smaller id: the root of a cluster is its smallest record id.
+ * false (and nothing joined) when the clusters' NHS numbers conflict.
+ */
+static bool
 uf_union(UnionFind *uf, int32 a, int32 b)
 {
+	int32		root;
+	int32		child;
+
 	a = uf_find(uf, a);
 	b = uf_find(uf, b);
-	if (a < b)
-		uf->parent[b] = a;
-	else if (b < a)
-		uf->parent[a] = b;
+	if (a == b)
+		return true;
+	if (uf->nhs && uf->nhs[a] != 0 && uf->nhs[b] != 0 &&
+		link_nhs_level(uf->nhs[a], true, uf->nhs[b], true) == NHS_DIFFERENT)
+		return false;
+	root = Min(a, b);
+	child = Max(a, b);
+	uf->parent[child] = root;
+	if (uf->nhs && uf->nhs[root] == 0)
+		uf->nhs[root] = uf->nhs[child];
+	return true;
 }
 
-PG_FUNCTION_INFO_V1(link_components);
-Datum
-link_components(PG_FUNCTION_ARGS)
+/* run a query through a cursor; call fn on each batch of rows */
+typedef void (*BatchFn) (UnionFind *uf, SPITupleTable *tuptable, uint64 n, bool one_to_one);
+
+static void
+each_batch(const char *query, const char *what, UnionFind *uf, bool one_to_one,
+		   MemoryContext per_query, BatchFn fn)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	bool		one_to_one = PG_GETARG_BOOL(1);
-	UnionFind	uf;
 	SPIPlanPtr	plan;
 	Portal		portal;
-	MemoryContext per_query;
-	MemoryContext oldcxt;
-	Tuplestorestate *store;
-	TupleDesc	tupdesc;
 
-	InitMaterializedSRF(fcinfo, 0);
-	store = rsinfo->setResult;
-	tupdesc = rsinfo->setDesc;
-	per_query = rsinfo->econtext->ecxt_per_query_memory;
-
-	oldcxt = MemoryContextSwitchTo(per_query);
-	uf.size = 1024;
-	uf.parent = palloc_extended(uf.size * sizeof(int32), MCXT_ALLOC_HUGE);
-	for (int64 i = 0; i < uf.size; i++)
-		uf.parent[i] = NO_PARENT;
-	MemoryContextSwitchTo(oldcxt);
-
-	SPI_connect();
 	plan = SPI_prepare(query, 0, NULL);
 	if (plan == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("could not prepare the links query: %s", SPI_result_code_string(SPI_result))));
+				 errmsg("could not prepare the %s query: %s", what, SPI_result_code_string(SPI_result))));
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
 	for (;;)
 	{
+		MemoryContext oldcxt;
+
 		SPI_cursor_fetch(portal, true, FETCH_BATCH);
 		if (SPI_processed == 0)
 			break;
@@ -130,42 +154,110 @@ link_components(PG_FUNCTION_ARGS)
 			TupleDescAttr(SPI_tuptable->tupdesc, 1)->atttypid != INT8OID)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("the links query must return two bigint record ids")));
+					 errmsg("the %s query must return two bigint columns", what)));
 		oldcxt = MemoryContextSwitchTo(per_query);
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			bool		na,
-						nb;
-			int64		a = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &na));
-			int64		b = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &nb));
-
-			if (na || nb)
-				continue;
-			uf_grow(&uf, Max(a, b));
-			if (one_to_one &&
-				(uf.parent[a] != NO_PARENT || uf.parent[b] != NO_PARENT))
-				continue;
-			uf_union(&uf, (int32) a, (int32) b);
-		}
+		fn(uf, SPI_tuptable, SPI_processed, one_to_one);
 		MemoryContextSwitchTo(oldcxt);
 		SPI_freetuptable(SPI_tuptable);
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);
+}
+
+/* (record id, NHS digits): a record's valid number seeds its cluster's */
+static void
+nhs_batch(UnionFind *uf, SPITupleTable *tuptable, uint64 n, bool one_to_one)
+{
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		nr,
+					nd;
+		int64		rid = DatumGetInt64(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 1, &nr));
+		int64		digits = DatumGetInt64(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 2, &nd));
+
+		if (nr || nd || !nhs_number_value_is_valid(digits))
+			continue;
+		uf_grow(uf, rid);
+		uf->nhs[rid] = digits;
+	}
+}
+
+/* (record id, record id): one link each */
+static void
+links_batch(UnionFind *uf, SPITupleTable *tuptable, uint64 n, bool one_to_one)
+{
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		na,
+					nb;
+		int64		a = DatumGetInt64(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 1, &na));
+		int64		b = DatumGetInt64(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 2, &nb));
+
+		if (na || nb)
+			continue;
+		uf_grow(uf, Max(a, b));
+		uf_grow(uf, Min(a, b));
+		if ((one_to_one && (uf->parent[a] != NO_PARENT || uf->parent[b] != NO_PARENT)) ||
+			!uf_union(uf, (int32) a, (int32) b))
+			uf->refused[a] = uf->refused[b] = true;
+	}
+}
+
+PG_FUNCTION_INFO_V1(link_components);
+Datum
+link_components(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *query;
+	bool		one_to_one;
+	char	   *nhs_query;
+	UnionFind	uf;
+	MemoryContext per_query;
+	MemoryContext oldcxt;
+	Tuplestorestate *store;
+	TupleDesc	tupdesc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		return (Datum) 0;
+	query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	one_to_one = PG_GETARG_BOOL(1);
+	nhs_query = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	store = rsinfo->setResult;
+	tupdesc = rsinfo->setDesc;
+	per_query = rsinfo->econtext->ecxt_per_query_memory;
+
+	oldcxt = MemoryContextSwitchTo(per_query);
+	uf.size = 1024;
+	uf.parent = palloc_extended(uf.size * sizeof(int32), MCXT_ALLOC_HUGE);
+	uf.refused = palloc_extended(uf.size * sizeof(bool), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	uf.nhs = nhs_query ? palloc_extended(uf.size * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO) : NULL;
+	for (int64 i = 0; i < uf.size; i++)
+		uf.parent[i] = NO_PARENT;
+	MemoryContextSwitchTo(oldcxt);
+
+	SPI_connect();
+	if (nhs_query)
+		each_batch(nhs_query, "NHS numbers", &uf, one_to_one, per_query, nhs_batch);
+	each_batch(query, "links", &uf, one_to_one, per_query, links_batch);
 	SPI_finish();
 
 	for (int64 i = 0; i < uf.size; i++)
 	{
-		Datum		values[2];
-		bool		nulls[2] = {false, false};
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
 
-		if (uf.parent[i] == NO_PARENT)
+		/* every record in a link, accepted or refused */
+		if (uf.parent[i] == NO_PARENT && !uf.refused[i])
 			continue;
 		values[0] = Int64GetDatum(i);
-		values[1] = Int64GetDatum((int64) uf_find(&uf, (int32) i));
+		values[1] = Int64GetDatum(uf.parent[i] == NO_PARENT ? i : (int64) uf_find(&uf, (int32) i));
+		values[2] = BoolGetDatum(uf.refused[i]);
 		tuplestore_putvalues(store, tupdesc, values, nulls);
 	}
 	pfree(uf.parent);
+	pfree(uf.refused);
+	if (uf.nhs)
+		pfree(uf.nhs);
 	return (Datum) 0;
 }

@@ -43,20 +43,17 @@
 #include "../nhs_number.h"
 #include "../postcode.h"
 #include "../sex.h"
+#include "compare.h"
 
 /* longest string the string comparators accept, in characters */
 #define COMPARE_MAX_CHARS	4096
 
-#define NHS_MISSING		0
-#define NHS_DIFFERENT	1
-#define NHS_CLOSE		2
-#define NHS_EXACT		3
 
 /*
  * Level of two NHS numbers given as ten digits each (valid or not).
  */
-static int
-nhs_level(int64 a, bool a_valid, int64 b, bool b_valid)
+int
+link_nhs_level(int64 a, bool a_valid, int64 b, bool b_valid)
 {
 	char		da[NHS_NUMBER_DIGITS];
 	char		db[NHS_NUMBER_DIGITS];
@@ -132,7 +129,7 @@ compare_nhs_number_text(PG_FUNCTION_ARGS)
 
 	if (!nhs_arg_text(fcinfo, 0, &a, &av) || !nhs_arg_text(fcinfo, 1, &b, &bv))
 		PG_RETURN_INT32(NHS_MISSING);
-	PG_RETURN_INT32(nhs_level(a, av, b, bv));
+	PG_RETURN_INT32(link_nhs_level(a, av, b, bv));
 }
 
 /* ten digits held as bigint (link_record.nhs_digits), or nhs_number values */
@@ -147,7 +144,7 @@ compare_nhs_number_int8(PG_FUNCTION_ARGS)
 
 	if (!nhs_arg_int8(fcinfo, 0, &a, &av) || !nhs_arg_int8(fcinfo, 1, &b, &bv))
 		PG_RETURN_INT32(NHS_MISSING);
-	PG_RETURN_INT32(nhs_level(a, av, b, bv));
+	PG_RETURN_INT32(link_nhs_level(a, av, b, bv));
 }
 
 /* ---- dates ---- */

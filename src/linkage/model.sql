@@ -54,11 +54,11 @@ CREATE AGGREGATE caredata.link_threshold(weight double precision) (
 COMMENT ON AGGREGATE caredata.link_threshold(double precision) IS
   'the label-free link threshold over candidate pairs'' match weights: the quarter-bit cut with the highest expected F1, 2 TP / (predicted + actual), where TP sums the match probabilities at or above the cut, predicted counts the pairs there and actual sums all probabilities';
 
-CREATE FUNCTION caredata.link_components(links_query text, one_to_one boolean DEFAULT false)
-  RETURNS TABLE (rid bigint, cluster bigint)
-  AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION caredata.link_components(text, boolean) IS
-  'union-find over the (bigint, bigint) links a query returns: each linked record and its cluster (the smallest record id in it); one_to_one accepts a link only if neither record is linked yet, in the query''s order';
+CREATE FUNCTION caredata.link_components(links_query text, one_to_one boolean DEFAULT false, nhs_query text DEFAULT NULL)
+  RETURNS TABLE (rid bigint, cluster bigint, refused boolean)
+  AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION caredata.link_components(text, boolean, text) IS
+  'union-find over the (bigint, bigint) links a query returns, in its order: each record in a link, its cluster (the smallest record id in it) and whether a link of it was refused; one_to_one accepts a link only if neither record is linked yet; nhs_query (record id, NHS digits) keeps apart clusters holding valid NHS numbers that differ by more than one typing error';
 
 -- ---- the default model ----
 
@@ -91,7 +91,8 @@ CREATE FUNCTION caredata.link_default_spec() RETURNS jsonb
   "seed": 42,
   "max_pairs": 200000000,
   "em_max_iterations": 100,
-  "em_tolerance": 1e-6
+  "em_tolerance": 1e-6,
+  "keep_nhs_apart": true
 }
 $spec$::jsonb;
 COMMENT ON FUNCTION caredata.link_default_spec() IS
@@ -227,6 +228,9 @@ BEGIN
                                'Use fewer comparisons or fewer levels per comparison.', '54000');
   END IF;
 
+  IF jsonb_typeof(spec->'keep_nhs_apart') IS DISTINCT FROM 'boolean' THEN
+    PERFORM caredata._link_bad('keep_nhs_apart must be true or false', 'Leave it out for the default (true).');
+  END IF;
   IF jsonb_typeof(spec->'blocking') IS DISTINCT FROM 'array' OR jsonb_array_length(spec->'blocking') = 0 THEN
     PERFORM caredata._link_bad('a linkage model needs at least one blocking rule', 'Set "blocking" to an array of column lists, e.g. [["nhs_digits"], ["dob", "area"]].');
   END IF;

@@ -92,6 +92,7 @@ DECLARE
   blocked numeric := 0;
   saved_mergejoin text;
   v_w double precision[];
+  v_keep_apart boolean;
 BEGIN
   IF p_method IS NULL OR p_method NOT IN ('probabilistic', 'deterministic') THEN
     PERFORM caredata._link_bad('method must be probabilistic or deterministic', 'Leave it out for probabilistic linkage.');
@@ -111,6 +112,8 @@ BEGIN
                                'See caredata.link_model, or create one with caredata.link_create_model().', '42704');
   END IF;
   spec := lm.spec;
+  -- models made before the key existed keep NHS numbers apart too
+  v_keep_apart := coalesce((spec->>'keep_nhs_apart')::boolean, true);
   v_trained := lm.lambda IS NOT NULL;
   v_do_train := p_method = 'probabilistic' AND coalesce(p_train, NOT v_trained);
   IF p_method = 'probabilistic' AND NOT v_do_train AND NOT v_trained THEN
@@ -342,19 +345,22 @@ BEGIN
   t := clock_timestamp();
   -- each record with its cluster and its person id in the index so far
   CREATE TEMP TABLE link_cluster ON COMMIT DROP AS
-  SELECT r.rid, r.source, r.record_id, coalesce(c.cluster, r.rid) AS cluster, p.person_id AS old_person
+  SELECT r.rid, r.source, r.record_id, coalesce(c.cluster, r.rid) AS cluster, coalesce(c.refused, false) AS refused,
+         p.person_id AS old_person
     FROM caredata.link_record r
     LEFT JOIN caredata.person_index p ON p.rid = r.rid
     LEFT JOIN caredata.link_components(
            format('SELECT rid_l, rid_r FROM caredata.link_pair WHERE run_id = %s%s', v_run,
-                  CASE WHEN p_one_to_one THEN ' ORDER BY weight DESC NULLS LAST, step NULLS LAST, rid_l, rid_r' ELSE '' END),
-           p_one_to_one) c ON c.rid = r.rid;
-  IF p_one_to_one THEN
-    -- keep only the links the greedy one-to-one pass accepted
+                  CASE WHEN p_one_to_one OR v_keep_apart THEN ' ORDER BY weight DESC NULLS LAST, step NULLS LAST, rid_l, rid_r' ELSE '' END),
+           p_one_to_one,
+           CASE WHEN v_keep_apart THEN 'SELECT rid, nhs_digits FROM caredata.link_record WHERE nhs_digits IS NOT NULL' END) c ON c.rid = r.rid;
+  -- keep only the links clustering accepted (one to one; NHS numbers kept apart)
+  IF EXISTS (SELECT 1 FROM pg_temp.link_cluster x WHERE x.refused) THEN
     DELETE FROM caredata.link_pair x USING pg_temp.link_cluster a, pg_temp.link_cluster b
-     WHERE x.run_id = v_run AND a.rid = x.rid_l AND b.rid = x.rid_r AND a.cluster <> b.cluster;
+     WHERE x.run_id = v_run AND a.refused AND a.rid = x.rid_l AND b.rid = x.rid_r AND a.cluster <> b.cluster;
     GET DIAGNOSTICS k = ROW_COUNT;
     v_links := v_links - k;
+    v_stats := v_stats || jsonb_build_object('links_refused', k);
   END IF;
   SELECT count(DISTINCT cluster) INTO v_persons FROM pg_temp.link_cluster;
   v_stats := v_stats || jsonb_build_object('cluster_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
