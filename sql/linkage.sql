@@ -163,13 +163,15 @@ DROP TABLE thr_pairs;
 -- ---- union-find ----
 SELECT * FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (5, 3), (3, 9), (10, 11), (11, 10)) v(a, b)') ORDER BY rid;
 SELECT * FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (1, 2), (1, 3), (4, 3), (4, 5)) v(a, b)', true) ORDER BY rid;
--- NHS numbers kept apart: 1 and 2 hold different valid numbers, 4 an
--- invalid one (a typing error of 1's), 3 and 5 none; the link 3-2 would join
--- two numbers and is refused, the others are not
-SELECT * FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (1, 3, 1), (3, 2, 2), (4, 1, 3), (2, 5, 4)) v(a, b, o) ORDER BY o', false,
-                              $$SELECT r::bigint, n::bigint FROM (VALUES (1, 9434765919), (2, 4010232137), (4, 9434765910), (5, NULL)) v(r, n)$$) ORDER BY rid;
+-- NHS numbers kept apart: 1 and 2 carry one valid number, 3, 4 and 5
+-- another, 7 an invalid one (a typing error of 1's), 6 none.  1-2 confirms
+-- the first number, 3-4 the second; 5 alone proves nothing and joins 2; 5-3
+-- would join two confirmed numbers and is refused
+SELECT * FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (1, 2, 1), (3, 4, 2), (2, 5, 3), (5, 3, 4), (6, 4, 5), (7, 1, 6)) v(a, b, o) ORDER BY o', false,
+                              $$SELECT r::bigint, n::bigint FROM (VALUES (1, 9434765919), (2, 9434765919), (3, 4010232137), (4, 4010232137),
+                                                                        (5, 4010232137), (6, NULL), (7, 9434765910)) v(r, n)$$) ORDER BY rid;
 -- the same links without the NHS numbers: one cluster
-SELECT count(DISTINCT cluster) AS clusters FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (1, 3), (3, 2), (4, 1), (2, 5)) v(a, b)');
+SELECT count(DISTINCT cluster) AS clusters FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (1, 2), (3, 4), (2, 5), (5, 3), (6, 4), (7, 1)) v(a, b)');
 SELECT * FROM link_components('SELECT 1::bigint, 2::bigint', false, 'SELECT 1, 2');
 SELECT count(*) AS no_rows FROM link_components(NULL);
 SELECT * FROM link_components('SELECT 1, 2');

@@ -14,19 +14,22 @@
  * most once per side.
  *
  * With nhs_query (columns: record id and its NHS number's ten digits,
- * bigint), two clusters are never joined when each already holds a valid
- * NHS number and the two differ by more than one digit or one adjacent
- * transposition (link_nhs_level() says "different"): a record carrying a
- * household member's number then joins one person, not both.  Each cluster
- * keeps the first valid number it met, so the query's order matters: order
- * the links by weight descending and break ties by record ids.
- *
+ * bigint), two clusters are never joined when each holds a confirmed NHS
+ * number and the two differ by more than one digit or one adjacent
+ * transposition (link_nhs_level() says "different").  A number is confirmed
+ * in a cluster when a link joins two records that both carry it (valid): a
+ * record carrying a household member's number on its own proves nothing,
+ * and joins the person whose other details it shares; but once it is linked
+ * to the member's records, the two people are kept apart.  The query's order
+ * matters: order the links by weight descending and break ties by record
+ * ids.
+
  * The result has one row per record in a link: its cluster, and whether a
  * link of it was refused (one to one, or an NHS number conflict), so that the
  * caller can delete refused links without looking at the others.
  *
  * Memory: 4 bytes per record id up to the largest one in a link (an array
- * indexed by record id, 10 MB for 2.5 million records), 9 more with
+ * indexed by record id, 10 MB for 2.5 million records), 16 more with
  * nhs_query, independent of the number of links, which are read through a
  * cursor in batches.  The result goes to a tuplestore, which spills to disk
  * past work_mem.
@@ -53,8 +56,10 @@
 typedef struct UnionFind
 {
 	int32	   *parent;			/* NO_PARENT: not in any link */
-	int64	   *nhs;			/* at a root: the cluster's NHS number, 0 none;
-								 * NULL without nhs_query */
+	int64	   *own;			/* a record's valid NHS number, 0 none; NULL
+								 * without nhs_query */
+	int64	   *key;			/* at a root: the cluster's confirmed NHS
+								 * number, 0 none; NULL without nhs_query */
 	bool	   *refused;		/* a link of this record was refused */
 	int64		size;			/* allocated entries */
 } UnionFind;
@@ -76,14 +81,17 @@ uf_grow(UnionFind *uf, int64 rid)
 	n = Min(n, (int64) PG_INT32_MAX);
 	uf->parent = repalloc_huge(uf->parent, n * sizeof(int32));
 	uf->refused = repalloc_huge(uf->refused, n * sizeof(bool));
-	if (uf->nhs)
-		uf->nhs = repalloc_huge(uf->nhs, n * sizeof(int64));
+	if (uf->own)
+	{
+		uf->own = repalloc_huge(uf->own, n * sizeof(int64));
+		uf->key = repalloc_huge(uf->key, n * sizeof(int64));
+	}
 	for (int64 i = uf->size; i < n; i++)
 	{
 		uf->parent[i] = NO_PARENT;
 		uf->refused[i] = false;
-		if (uf->nhs)
-			uf->nhs[i] = 0;
+		if (uf->own)
+			uf->own[i] = uf->key[i] = 0;
 	}
 	uf->size = n;
 }
@@ -103,26 +111,31 @@ uf_find(UnionFind *uf, int32 x)
 
 /*
  * union by smaller id: the root of a cluster is its smallest record id.
- * false (and nothing joined) when the clusters' NHS numbers conflict.
+ * false (and nothing joined) when the clusters' confirmed NHS numbers
+ * conflict.
  */
 static bool
 uf_union(UnionFind *uf, int32 a, int32 b)
 {
+	int32		ra = uf_find(uf, a);
+	int32		rb = uf_find(uf, b);
 	int32		root;
 	int32		child;
 
-	a = uf_find(uf, a);
-	b = uf_find(uf, b);
-	if (a == b)
-		return true;
-	if (uf->nhs && uf->nhs[a] != 0 && uf->nhs[b] != 0 &&
-		link_nhs_level(uf->nhs[a], true, uf->nhs[b], true) == NHS_DIFFERENT)
+	if (uf->own && uf->key[ra] != 0 && uf->key[rb] != 0 && uf->key[ra] != uf->key[rb] &&
+		link_nhs_level(uf->key[ra], true, uf->key[rb], true) == NHS_DIFFERENT)
 		return false;
-	root = Min(a, b);
-	child = Max(a, b);
+	root = Min(ra, rb);
+	child = Max(ra, rb);
 	uf->parent[child] = root;
-	if (uf->nhs && uf->nhs[root] == 0)
-		uf->nhs[root] = uf->nhs[child];
+	if (uf->own)
+	{
+		if (uf->key[root] == 0)
+			uf->key[root] = uf->key[child];
+		/* two records carrying one number confirm it */
+		if (uf->key[root] == 0 && uf->own[a] != 0 && uf->own[a] == uf->own[b])
+			uf->key[root] = uf->own[a];
+	}
 	return true;
 }
 
@@ -178,7 +191,7 @@ nhs_batch(UnionFind *uf, SPITupleTable *tuptable, uint64 n, bool one_to_one)
 		if (nr || nd || !nhs_number_value_is_valid(digits))
 			continue;
 		uf_grow(uf, rid);
-		uf->nhs[rid] = digits;
+		uf->own[rid] = digits;
 	}
 }
 
@@ -231,7 +244,8 @@ link_components(PG_FUNCTION_ARGS)
 	uf.size = 1024;
 	uf.parent = palloc_extended(uf.size * sizeof(int32), MCXT_ALLOC_HUGE);
 	uf.refused = palloc_extended(uf.size * sizeof(bool), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	uf.nhs = nhs_query ? palloc_extended(uf.size * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO) : NULL;
+	uf.own = nhs_query ? palloc_extended(uf.size * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO) : NULL;
+	uf.key = nhs_query ? palloc_extended(uf.size * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO) : NULL;
 	for (int64 i = 0; i < uf.size; i++)
 		uf.parent[i] = NO_PARENT;
 	MemoryContextSwitchTo(oldcxt);
@@ -257,7 +271,10 @@ link_components(PG_FUNCTION_ARGS)
 	}
 	pfree(uf.parent);
 	pfree(uf.refused);
-	if (uf.nhs)
-		pfree(uf.nhs);
+	if (uf.own)
+	{
+		pfree(uf.own);
+		pfree(uf.key);
+	}
 	return (Datum) 0;
 }
