@@ -157,10 +157,11 @@ SELECT coalesce(e, '(none)') AS error_kind, count(*) AS records, round(avg((ct.n
   FROM j JOIN ct USING (c, t) JOIN tt USING (t) LEFT JOIN LATERAL unnest(j.error_kinds) e ON true
  WHERE tt.n > 1 GROUP BY 1 ORDER BY 1;
 \echo '-- why two records were linked: the match weight, term by term'
-SELECT term, level, label, round(weight::numeric, 2) AS weight
-  FROM link_pair p JOIN link_record a ON a.rid = p.rid_l JOIN link_record b ON b.rid = p.rid_r,
-       link_explain(a.source, a.record_id, b.source, b.record_id)
- WHERE p.run_id = (SELECT max(run_id) FROM link_run) AND a.source <> b.source
-   AND p.rid_l = (SELECT min(rid_l) FROM link_pair x JOIN link_record xa ON xa.rid = x.rid_l JOIN link_record xb ON xb.rid = x.rid_r
-                   WHERE x.run_id = p.run_id AND xa.source <> xb.source AND x.pattern <> (SELECT max(pattern) FROM link_pair WHERE run_id = p.run_id))
- ORDER BY p.rid_r LIMIT 12;
+WITH last AS (SELECT max(run_id) AS run_id FROM link_run),
+     pick AS (SELECT a.source AS sa, a.record_id AS ra, b.source AS sb, b.record_id AS rb
+                FROM last, link_pair p JOIN link_record a ON a.rid = p.rid_l JOIN link_record b ON b.rid = p.rid_r
+               WHERE p.run_id = last.run_id AND a.source <> b.source
+                 AND p.pattern <> (SELECT max(x.pattern) FROM link_pair x, last l WHERE x.run_id = l.run_id)
+               ORDER BY p.rid_l, p.rid_r LIMIT 1)
+SELECT e.term, e.level, e.label, round(e.weight::numeric, 2) AS weight
+  FROM pick, link_explain(pick.sa, pick.ra, pick.sb, pick.rb) e;
