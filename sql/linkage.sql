@@ -154,6 +154,15 @@ SET max_parallel_workers_per_gather = 2;
 EXPLAIN (COSTS OFF) SELECT link_threshold(w) FROM thr_pairs;
 SELECT link_threshold(w) = :serial_threshold AS parallel_same FROM thr_pairs;
 RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size; RESET max_parallel_workers_per_gather;
+-- partial states, shipped as text and combined later, give the same cut
+CREATE AGGREGATE pg_temp.thr_partial(double precision) (SFUNC = caredata._link_threshold_accum, STYPE = double precision[]);
+CREATE AGGREGATE pg_temp.thr_combine(double precision[]) (SFUNC = caredata._link_threshold_combine, STYPE = double precision[],
+                                                          FINALFUNC = caredata._link_threshold_final);
+SELECT pg_temp.thr_combine(s::text::double precision[]) = :serial_threshold AS partial_states_same
+  FROM (SELECT pg_temp.thr_partial(w) AS s FROM thr_pairs WHERE w < 0
+        UNION ALL SELECT pg_temp.thr_partial(w) FROM thr_pairs WHERE w >= 0) p;
+SELECT (SELECT pg_temp.thr_partial(w) FROM thr_pairs)::text::double precision[] = (SELECT pg_temp.thr_partial(w) FROM thr_pairs) AS text_round_trip;
+SELECT pg_temp.thr_combine(s) FROM (VALUES ('{1,2}'::double precision[])) v(s);
 SELECT link_threshold(w) AS two_certain_one_not FROM (VALUES (20.0), (20.0), (-20.0), (NULL)) v(w);
 SELECT link_threshold(w) IS NULL AS no_pairs FROM thr_pairs WHERE false;
 SELECT link_threshold(w) AS clamped FROM (VALUES (1e9::float8), (-1e9)) v(w);

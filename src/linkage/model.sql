@@ -31,25 +31,20 @@ CREATE FUNCTION caredata.link_weight(pattern integer, tf_adj double precision, w
 COMMENT ON FUNCTION caredata.link_weight(integer, double precision, double precision[]) IS
   'match weight of a candidate pair: weights[pattern + 1] (the dense table of pattern weights) plus its term-frequency adjustment';
 
-CREATE FUNCTION caredata._link_threshold_accum(internal, double precision) RETURNS internal
+CREATE FUNCTION caredata._link_threshold_accum(double precision[], double precision) RETURNS double precision[]
   AS 'MODULE_PATHNAME', 'link_threshold_accum' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION caredata._link_threshold_combine(internal, internal) RETURNS internal
+CREATE FUNCTION caredata._link_threshold_combine(double precision[], double precision[]) RETURNS double precision[]
   AS 'MODULE_PATHNAME', 'link_threshold_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION caredata._link_threshold_serialize(internal) RETURNS bytea
-  AS 'MODULE_PATHNAME', 'link_threshold_serialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION caredata._link_threshold_deserialize(bytea, internal) RETURNS internal
-  AS 'MODULE_PATHNAME', 'link_threshold_deserialize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION caredata._link_threshold_final(internal) RETURNS double precision
+CREATE FUNCTION caredata._link_threshold_final(double precision[]) RETURNS double precision
   AS 'MODULE_PATHNAME', 'link_threshold_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION caredata._link_threshold_accum(internal, double precision) IS 'internal: transition function of link_threshold()';
-COMMENT ON FUNCTION caredata._link_threshold_combine(internal, internal) IS 'internal: combine function of link_threshold()';
-COMMENT ON FUNCTION caredata._link_threshold_serialize(internal) IS 'internal: serial function of link_threshold()';
-COMMENT ON FUNCTION caredata._link_threshold_deserialize(bytea, internal) IS 'internal: deserial function of link_threshold()';
-COMMENT ON FUNCTION caredata._link_threshold_final(internal) IS 'internal: final function of link_threshold()';
+COMMENT ON FUNCTION caredata._link_threshold_accum(double precision[], double precision) IS 'internal: transition function of link_threshold()';
+COMMENT ON FUNCTION caredata._link_threshold_combine(double precision[], double precision[]) IS 'internal: combine function of link_threshold()';
+COMMENT ON FUNCTION caredata._link_threshold_final(double precision[]) IS 'internal: final function of link_threshold()';
+-- the state is double precision[] (counts, then probability sums, per
+-- quarter-bit bucket), not internal: partial states travel as text
 CREATE AGGREGATE caredata.link_threshold(weight double precision) (
-  SFUNC = caredata._link_threshold_accum, STYPE = internal, SSPACE = 49152,
+  SFUNC = caredata._link_threshold_accum, STYPE = double precision[], SSPACE = 65560,
   COMBINEFUNC = caredata._link_threshold_combine,
-  SERIALFUNC = caredata._link_threshold_serialize, DESERIALFUNC = caredata._link_threshold_deserialize,
   FINALFUNC = caredata._link_threshold_final, PARALLEL = SAFE);
 COMMENT ON AGGREGATE caredata.link_threshold(double precision) IS
   'the label-free link threshold over candidate pairs'' match weights: the quarter-bit cut with the highest expected F1, 2 TP / (predicted + actual), where TP sums the match probabilities at or above the cut, predicted counts the pairs there and actual sums all probabilities';

@@ -92,36 +92,66 @@ link_weight(PG_FUNCTION_ARGS)
  */
 #define THRESHOLD_MIN_BITS	(-512)
 #define THRESHOLD_BUCKETS	(4 * 1024)	/* quarter bits from -512 to 512 */
+#define THRESHOLD_STATE_LEN	(2 * THRESHOLD_BUCKETS)
 
-typedef struct ThresholdState
+/*
+ * The state is a real type, double precision[], so that a distributed
+ * engine can ship partial states as text (STYLE.md 7): element i is the
+ * number of pairs in bucket i (exact as a double up to 2^53), element
+ * THRESHOLD_BUCKETS + i the sum of their match probabilities.  Transition
+ * and combine change it in place in the aggregate context.
+ */
+static double *
+threshold_values(ArrayType *a)
 {
-	int64		n[THRESHOLD_BUCKETS];
-	double		s[THRESHOLD_BUCKETS];
-} ThresholdState;
+	if (ARR_NDIM(a) != 1 || ARR_DIMS(a)[0] != THRESHOLD_STATE_LEN || ARR_HASNULL(a) ||
+		ARR_ELEMTYPE(a) != FLOAT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid link_threshold state"),
+				 errdetail("The state is a double precision array of %d elements without NULLs.", THRESHOLD_STATE_LEN)));
+	/* no NULLs (checked), so the data follows the fixed overhead */
+	return (double *) ((char *) a + ARR_OVERHEAD_NONULLS(1));
+}
 
-static ThresholdState *
-threshold_state(FunctionCallInfo fcinfo, int argno)
+static ArrayType *
+threshold_state(FunctionCallInfo fcinfo)
 {
 	MemoryContext aggcxt;
+	MemoryContext oldcxt;
+	ArrayType  *a;
 
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "link_threshold transition function called outside an aggregate");
-	if (!PG_ARGISNULL(argno))
-		return (ThresholdState *) PG_GETARG_POINTER(argno);
-	return (ThresholdState *) MemoryContextAllocZero(aggcxt, sizeof(ThresholdState));
+		elog(ERROR, "link_threshold called outside an aggregate");
+	if (!PG_ARGISNULL(0))
+		return PG_GETARG_ARRAYTYPE_P(0);
+	oldcxt = MemoryContextSwitchTo(aggcxt);
+	{
+		Datum	   *zeros = palloc0(sizeof(Datum) * THRESHOLD_STATE_LEN);
+		int			dims[1] = {THRESHOLD_STATE_LEN};
+		int			lbs[1] = {1};
+
+		for (int i = 0; i < THRESHOLD_STATE_LEN; i++)
+			zeros[i] = Float8GetDatum(0.0);
+		a = construct_md_array(zeros, NULL, 1, dims, lbs, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+		pfree(zeros);
+	}
+	MemoryContextSwitchTo(oldcxt);
+	return a;
 }
 
 PG_FUNCTION_INFO_V1(link_threshold_accum);
 Datum
 link_threshold_accum(PG_FUNCTION_ARGS)
 {
-	ThresholdState *st = threshold_state(fcinfo, 0);
+	ArrayType  *st = threshold_state(fcinfo);
+	double	   *v = threshold_values(st);
 	double		w;
 	double		b;
 	int			i;
 
 	if (PG_ARGISNULL(1))
-		PG_RETURN_POINTER(st);
+		PG_RETURN_ARRAYTYPE_P(st);
 	w = PG_GETARG_FLOAT8(1);
 	if (isnan(w))
 		ereport(ERROR,
@@ -130,88 +160,59 @@ link_threshold_accum(PG_FUNCTION_ARGS)
 				 errhint("Check the model's m and u: each must lie strictly between 0 and 1.")));
 	b = floor(w * 4.0) - 4.0 * THRESHOLD_MIN_BITS;
 	i = b < 0 ? 0 : b >= THRESHOLD_BUCKETS ? THRESHOLD_BUCKETS - 1 : (int) b;
-	st->n[i]++;
+	v[i] += 1.0;
 	/* 1 / (1 + 2^-w), written so that no 2^x overflows */
-	st->s[i] += w >= 0 ? 1.0 / (1.0 + exp2(-w)) : exp2(w) / (1.0 + exp2(w));
-	PG_RETURN_POINTER(st);
+	v[THRESHOLD_BUCKETS + i] += w >= 0 ? 1.0 / (1.0 + exp2(-w)) : exp2(w) / (1.0 + exp2(w));
+	PG_RETURN_ARRAYTYPE_P(st);
 }
 
 PG_FUNCTION_INFO_V1(link_threshold_combine);
 Datum
 link_threshold_combine(PG_FUNCTION_ARGS)
 {
-	ThresholdState *st;
-	ThresholdState *other;
+	ArrayType  *st;
+	double	   *v;
+	double	   *o;
 
 	if (PG_ARGISNULL(1))
 	{
 		if (PG_ARGISNULL(0))
 			PG_RETURN_NULL();
-		PG_RETURN_POINTER(PG_GETARG_POINTER(0));
+		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
 	}
-	st = threshold_state(fcinfo, 0);
-	other = (ThresholdState *) PG_GETARG_POINTER(1);
-	for (int i = 0; i < THRESHOLD_BUCKETS; i++)
-	{
-		st->n[i] += other->n[i];
-		st->s[i] += other->s[i];
-	}
-	PG_RETURN_POINTER(st);
-}
-
-PG_FUNCTION_INFO_V1(link_threshold_serialize);
-Datum
-link_threshold_serialize(PG_FUNCTION_ARGS)
-{
-	ThresholdState *st = (ThresholdState *) PG_GETARG_POINTER(0);
-	bytea	   *out = palloc(VARHDRSZ + sizeof(ThresholdState));
-
-	SET_VARSIZE(out, VARHDRSZ + sizeof(ThresholdState));
-	memcpy(VARDATA(out), st, sizeof(ThresholdState));
-	PG_RETURN_BYTEA_P(out);
-}
-
-PG_FUNCTION_INFO_V1(link_threshold_deserialize);
-Datum
-link_threshold_deserialize(PG_FUNCTION_ARGS)
-{
-	bytea	   *in = PG_GETARG_BYTEA_PP(0);
-	ThresholdState *st;
-
-	if (VARSIZE_ANY_EXHDR(in) != sizeof(ThresholdState))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("invalid link_threshold state")));
-	st = palloc(sizeof(ThresholdState));
-	memcpy(st, VARDATA_ANY(in), sizeof(ThresholdState));
-	PG_RETURN_POINTER(st);
+	st = threshold_state(fcinfo);
+	v = threshold_values(st);
+	o = threshold_values(PG_GETARG_ARRAYTYPE_P(1));
+	for (int i = 0; i < THRESHOLD_STATE_LEN; i++)
+		v[i] += o[i];
+	PG_RETURN_ARRAYTYPE_P(st);
 }
 
 PG_FUNCTION_INFO_V1(link_threshold_final);
 Datum
 link_threshold_final(PG_FUNCTION_ARGS)
 {
-	ThresholdState *st;
+	double	   *v;
 	double		actual = 0.0;
 	double		tp = 0.0;
-	int64		predicted = 0;
+	double		predicted = 0.0;
 	double		best_f1 = -1.0;
 	int			best = -1;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	st = (ThresholdState *) PG_GETARG_POINTER(0);
+	v = threshold_values(PG_GETARG_ARRAYTYPE_P(0));
 	for (int i = 0; i < THRESHOLD_BUCKETS; i++)
-		actual += st->s[i];
+		actual += v[THRESHOLD_BUCKETS + i];
 	for (int i = THRESHOLD_BUCKETS - 1; i >= 0; i--)
 	{
 		double		f1;
 
-		if (st->n[i] == 0)
+		if (v[i] == 0.0)
 			continue;
-		predicted += st->n[i];
-		tp += st->s[i];
-		f1 = 2.0 * tp / ((double) predicted + actual);
+		predicted += v[i];
+		tp += v[THRESHOLD_BUCKETS + i];
+		f1 = 2.0 * tp / (predicted + actual);
 		if (f1 > best_f1)
 		{
 			best_f1 = f1;
