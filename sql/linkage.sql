@@ -183,4 +183,9 @@ SELECT * FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (1, 2, 1
 SELECT count(DISTINCT cluster) AS clusters FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (1, 2), (3, 4), (2, 5), (5, 3), (6, 4), (7, 1)) v(a, b)');
 SELECT * FROM link_components('SELECT 1::bigint, 2::bigint', false, 'SELECT 1, 2');
 SELECT count(*) AS no_rows FROM link_components(NULL);
+-- memory is bounded by maintenance_work_mem (5 bytes per record id, 21 with NHS numbers)
+SET maintenance_work_mem = '1MB';
+SELECT count(*) FROM link_components('SELECT 1::bigint, 150000::bigint');
+SELECT count(*) FROM link_components('SELECT 1::bigint, 150000::bigint', false, 'SELECT 1::bigint, 9434765919::bigint');
+RESET maintenance_work_mem;
 SELECT * FROM link_components('SELECT 1, 2');

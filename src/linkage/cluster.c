@@ -28,10 +28,11 @@
  * link of it was refused (one to one, or an NHS number conflict), so that the
  * caller can delete refused links without looking at the others.
  *
- * Memory: 4 bytes per record id up to the largest one in a link (an array
- * indexed by record id, 10 MB for 2.5 million records), 16 more with
+ * Memory: 5 bytes per record id up to the largest one in a link (arrays
+ * indexed by record id, 12 MB for 2.5 million records), 16 more with
  * nhs_query, independent of the number of links, which are read through a
- * cursor in batches.  The result goes to a tuplestore, which spills to disk
+ * cursor in batches.  Needing more than maintenance_work_mem is an error
+ * with a hint, never a larger allocation.  The result goes to a tuplestore, which spills to disk
  * past work_mem.
  *
  * src/linkage/cluster.c
@@ -68,6 +69,8 @@ static void
 uf_grow(UnionFind *uf, int64 rid)
 {
 	int64		n = uf->size;
+	int64		per_record;
+	int64		limit;
 
 	if (rid < 0 || rid >= PG_INT32_MAX)
 		ereport(ERROR,
@@ -76,9 +79,17 @@ uf_grow(UnionFind *uf, int64 rid)
 				 errdetail("Record ids in links must lie between 0 and %d.", PG_INT32_MAX - 1)));
 	if (rid < n)
 		return;
+	per_record = sizeof(int32) + sizeof(bool) + (uf->own ? 2 * sizeof(int64) : 0);
+	limit = (int64) maintenance_work_mem * 1024 / per_record;
+	if (rid >= limit)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("clustering record ids up to %lld needs %lld kB, more than maintenance_work_mem (%d kB)",
+						(long long) rid, (long long) ((rid + 1) * per_record / 1024), maintenance_work_mem),
+				 errhint("Raise maintenance_work_mem for the run, e.g. SET maintenance_work_mem = '1GB'.")));
 	while (n <= rid)
 		n = Max(n * 2, 1024);
-	n = Min(n, (int64) PG_INT32_MAX);
+	n = Min(n, Min(limit, (int64) PG_INT32_MAX));
 	uf->parent = repalloc_huge(uf->parent, n * sizeof(int32));
 	uf->refused = repalloc_huge(uf->refused, n * sizeof(bool));
 	if (uf->own)
