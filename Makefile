@@ -34,7 +34,9 @@ OBJS = \
 	src/linkage/compare.o \
 	src/linkage/em.o \
 	src/linkage/cluster.o \
-	src/linkage/score.o
+	src/linkage/score.o \
+	src/sdc/policy.o \
+	src/sdc/person_set.o
 PGFILEDESC = "caredata - health-data linkage and de-identification"
 
 SQL_SRC = \
@@ -52,12 +54,14 @@ SQL_SRC = \
 	src/linkage/model.sql \
 	src/linkage/run.sql \
 	src/linkage/inspect.sql \
-	src/linkage/grants.sql
+	src/linkage/grants.sql \
+	src/sdc/policy.sql \
+	src/sdc/person_set.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard upgrade/$(EXTENSION)--*--*.sql)
 
-REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_concurrency objection_lookahead objection_parallel linkage linkage_run linkage_quickstart
+REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_concurrency objection_lookahead objection_parallel linkage linkage_run linkage_quickstart sdc
 
 PG_CONFIG ?= pg_config
 # -Wno-unused-parameter: the server headers (fmgr, bufpage) trip -Wextra otherwise
@@ -67,7 +71,7 @@ include $(PGXS)
 
 # the headers are few and shared: rebuild every object when one changes
 # (a stale object compiled against an old struct layout is a silent bug)
-$(OBJS): $(wildcard src/*.h)
+$(OBJS): $(wildcard src/*.h src/*/*.h)
 
 SHLIB_LINK += -lcrypto
 

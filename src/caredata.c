@@ -20,6 +20,7 @@
 #include "keys.h"
 #include "parallel_set.h"
 #include "scan_lookahead.h"
+#include "sdc/policy.h"
 
 PG_MODULE_MAGIC;
 
@@ -33,5 +34,6 @@ _PG_init(void)
 	explain_guard_init();
 	scan_lookahead_init();
 	parallel_set_init();
+	sdc_policy_init();
 	MarkGUCPrefixReserved("caredata");
 }

@@ -1,0 +1,108 @@
+-- sql/sdc.sql: disclosure-control policies and the safe counting aggregates
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS caredata;
+RESET client_min_messages;
+SET search_path = caredata, public;
+
+-- ---- policies ----
+SELECT policy, version, suppress_max, protect_zero, rounding, rounding_base, redacted FROM sdc_policy ORDER BY policy;
+SHOW caredata.sdc_policy;
+-- every policy at every boundary, by hand: HES suppresses 1-7 and rounds to
+-- 5; OpenSAFELY redacts 0-7 and rounds to 5; midpoint 6 shows ceil(x/6)*6-3
+SELECT n, sdc_apply(n, 'nhs_hes') AS nhs_hes, sdc_apply(n, 'opensafely') AS opensafely,
+       sdc_apply(n, 'opensafely_midpoint6') AS midpoint6,
+       sdc_display(n, 'nhs_hes') AS hes_shown, sdc_display(n, 'opensafely') AS opensafely_shown
+  FROM unnest('{0,1,5,6,7,8,12,13,17,18,1000002}'::bigint[]) n;
+-- the setting picks the policy when a call names none
+SET caredata.sdc_policy = 'opensafely_midpoint6';
+SELECT sdc_apply(7) AS midpoint_of_7, sdc_display(NULL) AS shown_null;
+RESET caredata.sdc_policy;
+SELECT sdc_apply(7) AS hes_default;
+-- a custom policy (an admin's), versioned: the latest version applies
+INSERT INTO sdc_policy (policy, suppress_max, protect_zero, rounding, rounding_base, redacted, source)
+VALUES ('local_10', 9, true, 'nearest', 10, 'c', 'local rule, version 1');
+INSERT INTO sdc_policy (policy, version, suppress_max, protect_zero, rounding, rounding_base, redacted, source)
+VALUES ('local_10', 2, 10, true, 'nearest', 10, 'c', 'local rule, version 2');
+SELECT n, sdc_apply(n, 'local_10'), sdc_display(n, 'local_10') FROM unnest('{0,10,11,14,15}'::bigint[]) n;
+-- bad policies and counts
+SELECT sdc_apply(5, 'no_such_policy');
+SET caredata.sdc_policy = 'Not A Name';
+SELECT sdc_apply(-1);
+INSERT INTO sdc_policy (policy, suppress_max, rounding, rounding_base, source) VALUES ('odd_midpoint', 0, 'midpoint', 5, 'x');
+INSERT INTO sdc_policy (policy, suppress_max, rounding, source) VALUES ('halves', 0, 'halves', 'x');
+
+-- ---- counting people, not rows ----
+-- group g holds g distinct people, each on g rows, plus a NULL person
+CREATE TABLE episodes (g int, person bigint, nhs nhs_number, grp text);
+INSERT INTO episodes
+SELECT g, g * 100 + p, NULL, 'g' || g FROM generate_series(0, 13) g, generate_series(1, g) p, generate_series(1, g) r;
+INSERT INTO episodes SELECT g, NULL, NULL, 'g' || g FROM generate_series(0, 13) g;
+SELECT g, count(*) AS rows, count(DISTINCT person) AS people, safe_count(person) AS hes, safe_count(person, 'opensafely') AS opensafely,
+       safe_count(person, 'opensafely_midpoint6') AS midpoint6, safe_count_text(person) AS hes_shown,
+       safe_count_text(person, 'opensafely') AS opensafely_shown
+  FROM episodes GROUP BY g ORDER BY g;
+-- one person on many rows is one person; an empty input is zero people
+SELECT safe_count(7::bigint, 'opensafely_midpoint6') AS one_person FROM generate_series(1, 1000);
+SELECT safe_count(person) AS no_rows_hes, safe_count(person, 'opensafely') AS no_rows_opensafely,
+       safe_count_text(person, 'opensafely') AS no_rows_shown FROM episodes WHERE false;
+-- NHS numbers and pseudonyms are people too
+SELECT safe_count(n::nhs_number, 'opensafely_midpoint6') AS nhs_people
+  FROM (VALUES ('9434765919'), ('943 476 5919'), ('4010232137')) v(n);
+SELECT safe_count(p::pseudonym, 'opensafely_midpoint6') AS pseudonymous_people
+  FROM (VALUES ('1.1.AAAAAAAAAAAAAAAAAAAAAA'), ('1.1.AAAAAAAAAAAAAAAAAAAAAA'), ('1.1.AAAAAAAAAAAAAAAAAAAAAQ')) v(p);
+
+-- ---- the state: a real type whose text and binary forms round-trip ----
+SELECT person_set_agg(person) FROM episodes WHERE g = 3;
+SELECT s::text::person_set::text = s::text AS text_round_trip, safe_count(s) AS hes
+  FROM (SELECT person_set_agg(person) AS s FROM episodes) x GROUP BY s::text;
+SELECT ':'::person_set AS empty, 'opensafely:ff,0,10'::person_set AS with_policy;
+SELECT 'no colon'::person_set;
+SELECT 'x:zz'::person_set;
+SELECT 'x:1,'::person_set;
+SELECT 'Bad Policy:1'::person_set;
+SELECT ':12345678901234567'::person_set;
+CREATE TABLE sets (s person_set);
+INSERT INTO sets SELECT person_set_agg(person) FROM episodes GROUP BY g;
+INSERT INTO sets SELECT 'opensafely:1,2,3';
+COPY sets TO '/tmp/caredata_regress_person_set.bin' WITH (FORMAT binary);
+CREATE TABLE sets_back (s person_set);
+COPY sets_back FROM '/tmp/caredata_regress_person_set.bin' WITH (FORMAT binary);
+SELECT (SELECT array_agg(s::text ORDER BY s::text) FROM sets) = (SELECT array_agg(s::text ORDER BY s::text) FROM sets_back) AS binary_round_trip;
+-- a state counted under one policy does not mix with another's
+SELECT safe_count(s) FROM (VALUES ('opensafely:1'::person_set), ('nhs_hes:2')) v(s);
+
+-- ---- serial, parallel and partial states agree ----
+CREATE TABLE visits AS
+SELECT (i % 97) AS unit, (hashint8(i) % 5000)::bigint AS person FROM generate_series(1, 200000) i;
+ANALYZE visits;
+CREATE TABLE serial_counts AS SELECT unit, safe_count(person) AS n, safe_count_text(person, 'opensafely') AS t FROM visits GROUP BY unit;
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2; SET enable_hashagg = off;
+EXPLAIN (COSTS OFF) SELECT unit, safe_count(person) FROM visits GROUP BY unit;
+SELECT count(*) AS parallel_differs FROM serial_counts s
+  JOIN (SELECT unit, safe_count(person) AS n, safe_count_text(person, 'opensafely') AS t FROM visits GROUP BY unit) p USING (unit)
+ WHERE s.n IS DISTINCT FROM p.n OR s.t <> p.t;
+EXPLAIN (COSTS OFF) SELECT safe_count(person) FROM visits;
+SELECT safe_count(person) = (SELECT sdc_apply(count(DISTINCT person)) FROM visits) AS parallel_total_same FROM visits;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather; RESET enable_hashagg;
+-- split by hand: partial states per half, shipped as text, combined later
+SELECT count(*) AS partial_differs FROM serial_counts s
+  JOIN (SELECT unit, safe_count(st::text::person_set) AS n
+          FROM (SELECT unit, person_set_agg(person) AS st FROM visits WHERE person % 2 = 0 GROUP BY unit
+                UNION ALL
+                SELECT unit, person_set_agg(person) FROM visits WHERE person % 2 <> 0 GROUP BY unit) h
+         GROUP BY unit) c USING (unit)
+ WHERE s.n IS DISTINCT FROM c.n;
+-- the same answer every time: no noise to average away
+SELECT count(DISTINCT n) AS answers FROM (SELECT safe_count(person) AS n FROM visits, generate_series(1, 3) r GROUP BY r) x;
+
+-- ---- outside an aggregate, and catalog comments ----
+SELECT _person_set_add(NULL::person_set, 1::bigint);
+SELECT p.oid::regprocedure FROM pg_proc p
+ WHERE p.pronamespace = 'caredata'::regnamespace
+   AND (p.proname LIKE '%person\_set%' OR p.proname LIKE 'safe\_%' OR p.proname LIKE 'sdc\_%') AND obj_description(p.oid, 'pg_proc') IS NULL;
+SELECT p.proname FROM pg_proc p JOIN pg_aggregate a ON a.aggfnoid = p.oid
+ WHERE p.pronamespace = 'caredata'::regnamespace AND a.aggcombinefn = 0;
+DROP TABLE episodes, sets, sets_back, visits, serial_counts;
+DELETE FROM sdc_policy WHERE NOT builtin;

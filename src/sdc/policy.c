@@ -1,0 +1,208 @@
+/*-------------------------------------------------------------------------
+ *
+ * policy.c
+ *		Disclosure-control policies: which counts may be published, and how.
+ *
+ * A policy is a row of caredata.sdc_policy (the latest version of a name);
+ * the setting caredata.sdc_policy names the one used when a call names
+ * none.  This file decides what may be seen; the aggregates that count
+ * (src/sdc/person_set.c) only ask it (policy.h).  Rules, for a count n of
+ * distinct people:
+ *
+ *		n = 0:					0, or suppressed when the policy protects zeros
+ *		1 <= n <= suppress_max:	suppressed
+ *		otherwise:				rounded (nearest multiple of base, halves up;
+ *								or midpoint: ceil(n / base) * base - base / 2)
+ *
+ * Nothing here draws random numbers: the same count gives the same answer
+ * every time, so repeating a query learns nothing new.
+ *
+ * src/sdc/policy.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include "policy.h"
+
+static char *sdc_policy_setting = NULL;
+
+#define POLICY_CACHE_SIZE	4
+
+typedef struct PolicyCache
+{
+	int			n;
+	SdcPolicy	policies[POLICY_CACHE_SIZE];
+} PolicyCache;
+
+static bool
+policy_name_ok(const char *name)
+{
+	size_t		len = strlen(name);
+
+	if (len == 0 || len >= NAMEDATALEN || !(name[0] >= 'a' && name[0] <= 'z'))
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') || name[i] == '_'))
+			return false;
+	return true;
+}
+
+static bool
+check_sdc_policy(char **newval, void **extra, GucSource source)
+{
+	if (*newval && !policy_name_ok(*newval))
+	{
+		GUC_check_errdetail("A policy name is lower-case letters, digits and _, starting with a letter.");
+		return false;
+	}
+	return true;
+}
+
+void
+sdc_policy_init(void)
+{
+	DefineCustomStringVariable("caredata.sdc_policy",
+							   "Disclosure-control policy of the safe aggregates when a call names none.",
+							   "A policy of caredata.sdc_policy (the latest version of that name).",
+							   &sdc_policy_setting,
+							   "nhs_hes",
+							   PGC_USERSET,
+							   0,
+							   check_sdc_policy, NULL, NULL);
+}
+
+static void
+policy_load(const char *name, SdcPolicy *p)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	char	   *rounding;
+	char	   *redacted;
+	int			ret;
+
+	args[0] = CStringGetTextDatum(name);
+	SPI_connect();
+	ret = SPI_execute_with_args("SELECT version, suppress_max, protect_zero, rounding, rounding_base, redacted "
+								"FROM caredata.sdc_policy WHERE policy = $1 ORDER BY version DESC LIMIT 1",
+								1, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read caredata.sdc_policy: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("disclosure-control policy \"%s\" does not exist", name),
+				 errhint("See caredata.sdc_policy for the policies, or set caredata.sdc_policy to one of them.")));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	memset(p, 0, sizeof(SdcPolicy));
+	strlcpy(p->name, name, NAMEDATALEN);
+	p->version = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	p->suppress_max = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+	p->protect_zero = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+	rounding = SPI_getvalue(tup, desc, 4);
+	p->rounding = strcmp(rounding, "nearest") == 0 ? SDC_ROUND_NEAREST :
+		strcmp(rounding, "midpoint") == 0 ? SDC_ROUND_MIDPOINT : SDC_ROUND_NONE;
+	p->base = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+	redacted = SPI_getvalue(tup, desc, 6);
+	strlcpy(p->redacted, redacted ? redacted : "", NAMEDATALEN);
+	SPI_finish();
+}
+
+const SdcPolicy *
+sdc_policy_get(FmgrInfo *flinfo, const char *name)
+{
+	PolicyCache *cache = (PolicyCache *) flinfo->fn_extra;
+	SdcPolicy  *p;
+
+	if (name == NULL)
+		name = sdc_policy_setting;
+	if (name == NULL || !policy_name_ok(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid disclosure-control policy name"),
+				 errhint("A policy name is lower-case letters, digits and _, starting with a letter.")));
+	if (cache == NULL)
+	{
+		cache = MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(PolicyCache));
+		flinfo->fn_extra = cache;
+	}
+	for (int i = 0; i < cache->n; i++)
+		if (strcmp(cache->policies[i].name, name) == 0)
+			return &cache->policies[i];
+	/* a query naming more policies than the cache holds reuses the last slot */
+	p = &cache->policies[Min(cache->n, POLICY_CACHE_SIZE - 1)];
+	policy_load(name, p);
+	if (cache->n < POLICY_CACHE_SIZE)
+		cache->n++;
+	return p;
+}
+
+bool
+sdc_publish_count(const SdcPolicy *policy, int64 n, int64 *shown)
+{
+	int64		b = policy->base;
+
+	if (n < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a count of people cannot be negative")));
+	if (n == 0)
+	{
+		*shown = 0;
+		return !policy->protect_zero;
+	}
+	if (n <= policy->suppress_max)
+		return false;
+	switch (policy->rounding)
+	{
+		case SDC_ROUND_NEAREST:
+			*shown = ((n + b / 2) / b) * b;
+			break;
+		case SDC_ROUND_MIDPOINT:
+			*shown = ((n + b - 1) / b) * b - b / 2;
+			break;
+		default:
+			*shown = n;
+			break;
+	}
+	return true;
+}
+
+/* sdc_apply(n bigint, policy text DEFAULT NULL) returns bigint: NULL when suppressed */
+PG_FUNCTION_INFO_V1(sdc_apply);
+Datum
+sdc_apply(PG_FUNCTION_ARGS)
+{
+	const SdcPolicy *p;
+	int64		shown;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	p = sdc_policy_get(fcinfo->flinfo, PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	if (!sdc_publish_count(p, PG_GETARG_INT64(0), &shown))
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(shown);
+}
+
+/* sdc_display(n bigint, policy text DEFAULT NULL) returns text: the policy's mark when suppressed */
+PG_FUNCTION_INFO_V1(sdc_display);
+Datum
+sdc_display(PG_FUNCTION_ARGS)
+{
+	const SdcPolicy *p;
+	int64		shown;
+
+	p = sdc_policy_get(fcinfo->flinfo, PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	if (PG_ARGISNULL(0) || !sdc_publish_count(p, PG_GETARG_INT64(0), &shown))
+		PG_RETURN_TEXT_P(cstring_to_text(p->redacted));
+	PG_RETURN_TEXT_P(cstring_to_text(psprintf(INT64_FORMAT, shown)));
+}

@@ -1,0 +1,49 @@
+/*-------------------------------------------------------------------------
+ *
+ * policy.h
+ *		Disclosure-control policies as the aggregates see them.
+ *
+ * What may be shown (src/sdc/policy.c, the caredata.sdc_policy catalog and
+ * the caredata.sdc_policy setting) is kept apart from what is computed
+ * (src/sdc/person_set.c): an aggregate counts, then asks the policy what of
+ * the count it may publish.
+ *
+ * src/sdc/policy.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CAREDATA_SDC_POLICY_H
+#define CAREDATA_SDC_POLICY_H
+
+#include "fmgr.h"
+
+typedef enum SdcRounding
+{
+	SDC_ROUND_NONE,
+	SDC_ROUND_NEAREST,			/* to the nearest multiple of base, halves up */
+	SDC_ROUND_MIDPOINT			/* ceil(x / base) * base - base / 2 */
+} SdcRounding;
+
+typedef struct SdcPolicy
+{
+	char		name[NAMEDATALEN];
+	int32		version;
+	int64		suppress_max;	/* counts 1 .. suppress_max are suppressed */
+	bool		protect_zero;	/* 0 is suppressed too */
+	SdcRounding rounding;
+	int32		base;
+	char		redacted[NAMEDATALEN];	/* how a suppressed value displays */
+} SdcPolicy;
+
+/*
+ * The policy named (NULL: the caredata.sdc_policy setting), cached in
+ * flinfo->fn_extra for the rest of the query.
+ */
+extern const SdcPolicy *sdc_policy_get(FmgrInfo *flinfo, const char *name);
+
+/* what a policy publishes of a count of people: false when suppressed */
+extern bool sdc_publish_count(const SdcPolicy *policy, int64 n, int64 *shown);
+
+extern void sdc_policy_init(void);
+
+#endif							/* CAREDATA_SDC_POLICY_H */

@@ -1,0 +1,47 @@
+-- src/sdc/policy.sql
+-- Disclosure-control policies (docs/disclosure-control.md): a catalog of
+-- named, versioned rule sets an admin can extend, the setting
+-- caredata.sdc_policy (defined in src/sdc/policy.c) naming the one used when
+-- a call names none, and the rule applied to one count.
+
+CREATE TABLE caredata.sdc_policy (
+  policy         text NOT NULL CHECK (policy ~ '^[a-z][a-z0-9_]{0,62}$'),
+  version        integer NOT NULL DEFAULT 1 CHECK (version > 0),
+  suppress_max   bigint NOT NULL CHECK (suppress_max >= 0),
+  protect_zero   boolean NOT NULL DEFAULT false,
+  rounding       text NOT NULL DEFAULT 'none' CHECK (rounding IN ('none', 'nearest', 'midpoint')),
+  rounding_base  integer NOT NULL DEFAULT 1 CHECK (rounding_base BETWEEN 1 AND 1000000),
+  redacted       text NOT NULL DEFAULT '*' CHECK (length(redacted) BETWEEN 1 AND 63),
+  source         text NOT NULL,
+  builtin        boolean NOT NULL DEFAULT false,
+  created_at     timestamptz NOT NULL DEFAULT now(),
+  created_by     name NOT NULL DEFAULT current_user,
+  PRIMARY KEY (policy, version),
+  CHECK (rounding <> 'midpoint' OR rounding_base % 2 = 0)
+);
+COMMENT ON TABLE caredata.sdc_policy IS
+  'disclosure-control policies: counts of 1..suppress_max people suppressed (and 0 when protect_zero), others rounded (nearest multiple of rounding_base, or midpoint: ceil(n/base)*base - base/2); the latest version of a name applies; redacted is how a suppressed value displays';
+COMMENT ON COLUMN caredata.sdc_policy.source IS 'the published rule this policy implements';
+
+INSERT INTO caredata.sdc_policy (policy, suppress_max, protect_zero, rounding, rounding_base, redacted, source, builtin) VALUES
+  ('nhs_hes', 7, false, 'nearest', 5, '*',
+   'NHS England, Hospital Episode Statistics (HES) and Emergency Care Data Set (ECDS) sub-national statistics: 0 stays 0, 1 to 7 suppressed, every other count rounded to the nearest 5 (HES Analysis Guide, "Suppression of small numbers"; NHS Digital disclosure control method for HES/ECDS)', true),
+  ('opensafely', 7, true, 'nearest', 5, '[REDACTED]',
+   'OpenSAFELY output checking: counts of 7 or fewer redacted, others rounded to the nearest 5 (docs.opensafely.org, "Statistical disclosure control" / output checking rules); zero is a count of 7 or fewer and is redacted', true),
+  ('opensafely_midpoint6', 0, false, 'midpoint', 6, '[REDACTED]',
+   'OpenSAFELY midpoint-6 rounding: ceil(x/6)*6 - 3 for x > 0, 0 stays 0 (docs.opensafely.org, "Rounding" in the disclosure control guidance)', true);
+
+REVOKE ALL ON caredata.sdc_policy FROM PUBLIC;
+GRANT SELECT ON caredata.sdc_policy TO PUBLIC;
+GRANT INSERT, UPDATE, DELETE ON caredata.sdc_policy TO caredata_admin;
+-- admins' own policies survive pg_dump; the built-in ones come with the extension
+SELECT pg_catalog.pg_extension_config_dump('caredata.sdc_policy', 'WHERE NOT builtin');
+
+CREATE FUNCTION caredata.sdc_apply(n bigint, policy text DEFAULT NULL) RETURNS bigint
+  AS 'MODULE_PATHNAME' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.sdc_apply(bigint, text) IS
+  'a count of people as a disclosure-control policy publishes it (NULL policy: the caredata.sdc_policy setting): NULL when suppressed, else rounded';
+CREATE FUNCTION caredata.sdc_display(n bigint, policy text DEFAULT NULL) RETURNS text
+  AS 'MODULE_PATHNAME' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.sdc_display(bigint, text) IS
+  'a count of people for display: the published number, or the policy''s mark (such as * or [REDACTED]) when suppressed or NULL';
