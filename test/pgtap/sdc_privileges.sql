@@ -1,0 +1,44 @@
+-- test/pgtap/sdc_privileges.sql: every role may read the disclosure-control
+-- policies and run the safe aggregates; only caredata_admin may change a
+-- policy, so nobody else can make a lax one to count through (DESIGN.md
+-- "Roles").
+BEGIN;
+SELECT plan(29);
+SET LOCAL client_min_messages = warning;
+
+CREATE ROLE tap_s_recipient NOLOGIN;
+CREATE ROLE tap_s_analyst NOLOGIN IN ROLE caredata_analyst;
+CREATE ROLE tap_s_patient NOLOGIN IN ROLE caredata_patient;
+CREATE ROLE tap_s_linker NOLOGIN IN ROLE caredata_linker;
+CREATE ROLE tap_s_admin NOLOGIN IN ROLE caredata_admin;
+\i test/pgtap/include/try_as.psql
+
+CREATE TABLE public.tap_s_rows (unit int, person bigint);
+INSERT INTO public.tap_s_rows SELECT i % 3, i FROM generate_series(1, 30) i;
+GRANT SELECT ON public.tap_s_rows TO PUBLIC;
+
+-- 1. writes of the policy catalog, as every role but the admin (4 writes x 4 roles)
+SELECT is(pg_temp.try_as(r, q), '42501', format('%s cannot run %s', r, q))
+FROM unnest(ARRAY['tap_s_recipient', 'tap_s_analyst', 'tap_s_patient', 'tap_s_linker']) r,
+     unnest(ARRAY[$$INSERT INTO caredata.sdc_policy (policy, suppress_max, source) VALUES ('lax', 0, 'x')$$,
+                  $$UPDATE caredata.sdc_policy SET suppress_max = 0$$,
+                  $$DELETE FROM caredata.sdc_policy$$,
+                  $$TRUNCATE caredata.sdc_policy$$]) q;
+
+-- 2. reads and safe aggregates, as every role (2 x 4)
+SELECT is(pg_temp.try_as(r, q), 'allowed', format('%s may run %s', r, q))
+FROM unnest(ARRAY['tap_s_recipient', 'tap_s_analyst', 'tap_s_patient', 'tap_s_linker']) r,
+     unnest(ARRAY['SELECT * FROM caredata.sdc_policy',
+                  'SELECT unit, caredata.safe_count(person), caredata.safe_count_text(person, ''opensafely'') FROM public.tap_s_rows GROUP BY unit']) q;
+
+-- 3. the admin adds a policy; the setting is the caller's own choice among the catalog's
+SELECT is(pg_temp.try_as('tap_s_admin', $$INSERT INTO caredata.sdc_policy (policy, suppress_max, source) VALUES ('tap_local', 10, 'test')$$),
+  'allowed', 'the admin adds a policy');
+SELECT is(pg_temp.try_as('tap_s_analyst', $$SELECT caredata.sdc_apply(10, 'tap_local')$$), 'allowed', 'the analyst uses the admin''s policy');
+SELECT is(caredata.sdc_apply(10, 'tap_local'), NULL::bigint, 'which suppresses 10');
+SELECT is(pg_temp.try_as('tap_s_analyst', $$SELECT caredata.sdc_apply(10, 'made_up')$$), '42704', 'a policy nobody approved does not exist');
+SELECT is(pg_temp.try_as('tap_s_analyst', $$SELECT caredata.safe_count(s) FROM (VALUES ('made_up:1,2,3,4,5,6,7,8,9'::caredata.person_set)) v(s)$$),
+  '42704', 'a hand-made state naming an unknown policy is refused');
+
+SELECT * FROM finish();
+ROLLBACK;
