@@ -36,7 +36,8 @@ OBJS = \
 	src/linkage/cluster.o \
 	src/linkage/score.o \
 	src/sdc/policy.o \
-	src/sdc/person_set.o
+	src/sdc/person_set.o \
+	src/sdc/person_values.o
 PGFILEDESC = "caredata - health-data linkage and de-identification"
 
 SQL_SRC = \
@@ -56,7 +57,8 @@ SQL_SRC = \
 	src/linkage/inspect.sql \
 	src/linkage/grants.sql \
 	src/sdc/policy.sql \
-	src/sdc/person_set.sql
+	src/sdc/person_set.sql \
+	src/sdc/person_values.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard upgrade/$(EXTENSION)--*--*.sql)

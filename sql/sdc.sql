@@ -28,8 +28,10 @@ SELECT n, sdc_apply(n, 'local_10'), sdc_display(n, 'local_10') FROM unnest('{0,1
 SELECT sdc_apply(5, 'no_such_policy');
 SET caredata.sdc_policy = 'Not A Name';
 SELECT sdc_apply(-1);
+\set VERBOSITY terse
 INSERT INTO sdc_policy (policy, suppress_max, rounding, rounding_base, source) VALUES ('odd_midpoint', 0, 'midpoint', 5, 'x');
 INSERT INTO sdc_policy (policy, suppress_max, rounding, source) VALUES ('halves', 0, 'halves', 'x');
+\set VERBOSITY default
 
 -- ---- counting people, not rows ----
 -- group g holds g distinct people, each on g rows, plus a NULL person
@@ -96,6 +98,67 @@ SELECT count(*) AS partial_differs FROM serial_counts s
  WHERE s.n IS DISTINCT FROM c.n;
 -- the same answer every time: no noise to average away
 SELECT count(DISTINCT n) AS answers FROM (SELECT safe_count(person) AS n FROM visits, generate_series(1, 3) r GROUP BY r) x;
+
+-- ---- sums, means and rates of people's contributions ----
+-- unit 'a': 8 people, 10 each; 'b': 7 people; 'c': one person dominates;
+-- 'd': two people hold nearly everything (p% rule)
+CREATE TABLE stays (unit text, person bigint, days double precision, readmitted boolean);
+INSERT INTO stays SELECT 'a', p, 10, p <= 4 FROM generate_series(1, 8) p;
+INSERT INTO stays SELECT 'b', p, 10, true FROM generate_series(1, 7) p;
+INSERT INTO stays SELECT 'c', p, CASE WHEN p = 1 THEN 1000 ELSE 1 END, false FROM generate_series(1, 10) p;
+INSERT INTO stays SELECT 'd', p, CASE p WHEN 1 THEN 100 WHEN 2 THEN 95 ELSE 0.2 END, p = 1 FROM generate_series(1, 10) p;
+INSERT INTO stays VALUES ('a', 1, 10, NULL), ('a', NULL, 500, true), ('a', 2, NULL, false);
+INSERT INTO sdc_policy (policy, suppress_max, dominance_n, dominance_k, p_percent, source)
+VALUES ('dominance', 2, 1, 80, 10, 'test: (1, 80%) and p = 10%');
+SELECT unit, count(DISTINCT person) AS people, sum(days) AS raw_sum,
+       safe_sum(days, person) AS hes_sum, round(safe_avg(days, person)::numeric, 3) AS hes_avg,
+       safe_sum(days, person, 'dominance') AS dominance_sum, round(safe_avg(days, person, 'dominance')::numeric, 3) AS dominance_avg,
+       safe_rate(readmitted, person) AS hes_rate, safe_rate(readmitted, person, 'opensafely_midpoint6') AS midpoint_rate
+  FROM stays GROUP BY unit ORDER BY unit;
+SELECT safe_sum(days, person) AS no_rows FROM stays WHERE false;
+\set VERBOSITY terse
+INSERT INTO sdc_policy (policy, suppress_max, dominance_n, source) VALUES ('half_rule', 0, 2, 'x');
+\set VERBOSITY default
+SELECT safe_sum('Infinity', 1::bigint);
+-- the state round-trips as text and in binary, and partial states combine
+CREATE AGGREGATE pg_temp.values_partial(double precision, bigint) (SFUNC = caredata._person_values_add, STYPE = person_values);
+CREATE AGGREGATE pg_temp.values_sum(person_values) (SFUNC = caredata._person_values_combine, STYPE = person_values,
+                                                    FINALFUNC = caredata._person_values_safe_sum);
+SELECT pg_temp.values_partial(days, person) FROM stays WHERE unit = 'b';
+SELECT unit, c.n IS NOT DISTINCT FROM w.n AS partial_same, w.n
+  FROM (SELECT unit, pg_temp.values_sum(s::text::person_values) AS n
+          FROM (SELECT unit, pg_temp.values_partial(days, person) AS s FROM stays WHERE person % 2 = 0 GROUP BY unit
+                UNION ALL SELECT unit, pg_temp.values_partial(days, person) FROM stays WHERE person % 2 <> 0 GROUP BY unit) h
+         GROUP BY unit) c
+  JOIN (SELECT unit, safe_sum(days, person) AS n FROM stays GROUP BY unit) w USING (unit) ORDER BY unit;
+SELECT '|0|0|'::person_values AS empty, 'opensafely|3|0.30000000000000004|1=0.1,2=0.2'::person_values AS exact;
+SELECT 'x|1|1|1=1,1=2'::person_values;
+SELECT 'x|-1|1|'::person_values;
+SELECT 'x|1|NaN|'::person_values;
+SELECT 'x|1|1|1=1,'::person_values;
+CREATE TABLE pv (s person_values);
+INSERT INTO pv SELECT pg_temp.values_partial(days, person) FROM stays GROUP BY unit;
+COPY pv TO '/tmp/caredata_regress_person_values.bin' WITH (FORMAT binary);
+CREATE TABLE pv_back (s person_values);
+COPY pv_back FROM '/tmp/caredata_regress_person_values.bin' WITH (FORMAT binary);
+SELECT (SELECT array_agg(s::text ORDER BY s::text) FROM pv) = (SELECT array_agg(s::text ORDER BY s::text) FROM pv_back) AS binary_round_trip;
+-- serial and parallel plans agree
+CREATE TABLE stay_visits AS
+SELECT (i % 53) AS unit, (hashint8(i) % 3000)::bigint AS person, (i % 17)::double precision AS days, i % 3 = 0 AS readmitted
+  FROM generate_series(1, 100000) i;
+ANALYZE stay_visits;
+CREATE TABLE stay_serial AS
+SELECT unit, safe_sum(days, person) AS s, safe_avg(days, person) AS a, safe_rate(readmitted, person) AS r FROM stay_visits GROUP BY unit;
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2; SET enable_hashagg = off;
+EXPLAIN (COSTS OFF) SELECT unit, safe_sum(days, person), safe_avg(days, person), safe_rate(readmitted, person) FROM stay_visits GROUP BY unit;
+SELECT count(*) AS parallel_differs FROM stay_serial s
+  JOIN (SELECT unit, safe_sum(days, person) AS s, safe_avg(days, person) AS a, safe_rate(readmitted, person) AS r
+          FROM stay_visits GROUP BY unit) p USING (unit)
+ WHERE s.s IS DISTINCT FROM p.s OR abs(s.a - p.a) > 1e-9 OR s.r IS DISTINCT FROM p.r;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather; RESET enable_hashagg;
+DROP TABLE stays, pv, pv_back, stay_visits, stay_serial;
 
 -- ---- outside an aggregate, and catalog comments ----
 SELECT _person_set_add(NULL::person_set, 1::bigint);

@@ -28,7 +28,6 @@
  */
 #include "postgres.h"
 
-#include "common/hashfn.h"
 #include "fmgr.h"
 #include "libpq/pqformat.h"
 #include "nodes/primnodes.h"
@@ -37,6 +36,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "person_key.h"
 #include "policy.h"
 
 typedef struct PersonSet
@@ -55,18 +55,6 @@ typedef struct PersonSet
 
 #define DatumGetPersonSetP(X)	((PersonSet *) PG_DETOAST_DATUM(X))
 #define PG_GETARG_PERSON_SET_P(n) DatumGetPersonSetP(PG_GETARG_DATUM(n))
-
-static inline uint32
-slot_of(uint64 key, int32 capacity)
-{
-	/* murmur3's 64-bit finaliser: keys that are numbers are not random */
-	key ^= key >> 33;
-	key *= UINT64CONST(0xff51afd7ed558ccd);
-	key ^= key >> 33;
-	key *= UINT64CONST(0xc4ceb9fe1a85ec53);
-	key ^= key >> 33;
-	return (uint32) (key & (uint64) (capacity - 1));
-}
 
 /*
  * A new set in the current memory context: in an aggregate, nodeAgg copies
@@ -116,7 +104,7 @@ ps_add(PersonSet *ps, uint64 key)
 				bigger = ps_add(bigger, ps->slots[j]);
 		ps = bigger;
 	}
-	for (i = slot_of(key, ps->capacity);; i = (i + 1) & (uint32) (ps->capacity - 1))
+	for (i = person_slot(key, ps->capacity);; i = (i + 1) & (uint32) (ps->capacity - 1))
 	{
 		if (ps->slots[i] == key)
 			return ps;
@@ -187,13 +175,10 @@ capacity_for(int64 n)
 static void
 policy_check(const char *policy)
 {
-	size_t		len = strlen(policy);
-
-	for (size_t i = 0; i < len; i++)
-		if (!((policy[i] >= 'a' && policy[i] <= 'z') || (policy[i] >= '0' && policy[i] <= '9') || policy[i] == '_'))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("invalid policy name in person_set")));
+	if (!person_policy_name_ok(policy))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid policy name in person_set")));
 }
 
 PG_FUNCTION_INFO_V1(person_set_in);
@@ -369,7 +354,7 @@ person_set_add_bytes24(PG_FUNCTION_ARGS)
 	PersonSet  *ps = state_arg(fcinfo, 2, NULL);
 
 	if (!PG_ARGISNULL(1))
-		ps = ps_add(ps, DatumGetUInt64(hash_bytes_extended((const unsigned char *) PG_GETARG_POINTER(1), 24, 0)));
+		ps = ps_add(ps, person_key_of_bytes24(PG_GETARG_POINTER(1)));
 	PG_RETURN_POINTER(ps);
 }
 

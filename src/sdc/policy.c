@@ -14,6 +14,13 @@
  *		otherwise:				rounded (nearest multiple of base, halves up;
  *								or midpoint: ceil(n / base) * base - base / 2)
  *
+ * A statistic of people's contributions (safe_sum, safe_avg) is shown only
+ * when more than suppress_max people contribute and, when the policy has
+ * them, the dominance rules hold: (n, k), the n largest contributions are
+ * at most k % of the total; p %, the total less the two largest is at least
+ * p % of the largest (else the second contributor could estimate the first
+ * within p %).  Contributions are taken in absolute value.
+ *
  * Nothing here draws random numbers: the same count gives the same answer
  * every time, so repeating a query learns nothing new.
  *
@@ -91,7 +98,8 @@ policy_load(const char *name, SdcPolicy *p)
 
 	args[0] = CStringGetTextDatum(name);
 	SPI_connect();
-	ret = SPI_execute_with_args("SELECT version, suppress_max, protect_zero, rounding, rounding_base, redacted "
+	ret = SPI_execute_with_args("SELECT version, suppress_max, protect_zero, rounding, rounding_base, redacted, "
+								"coalesce(dominance_n, 0), coalesce(dominance_k, 0), coalesce(p_percent, 0) "
 								"FROM caredata.sdc_policy WHERE policy = $1 ORDER BY version DESC LIMIT 1",
 								1, argtypes, args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
@@ -114,6 +122,9 @@ policy_load(const char *name, SdcPolicy *p)
 	p->base = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
 	redacted = SPI_getvalue(tup, desc, 6);
 	strlcpy(p->redacted, redacted ? redacted : "", NAMEDATALEN);
+	p->dominance_n = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+	p->dominance_k = DatumGetFloat8(SPI_getbinval(tup, desc, 8, &isnull));
+	p->p_percent = DatumGetFloat8(SPI_getbinval(tup, desc, 9, &isnull));
 	SPI_finish();
 }
 
@@ -174,6 +185,27 @@ sdc_publish_count(const SdcPolicy *policy, int64 n, int64 *shown)
 			*shown = n;
 			break;
 	}
+	return true;
+}
+
+bool
+sdc_publish_contributions(const SdcPolicy *policy, int64 people,
+						  const double *largest, int nlargest, double total)
+{
+	if (people <= policy->suppress_max || (people == 0 && policy->protect_zero) || people == 0)
+		return false;
+	if (policy->dominance_n > 0 && policy->dominance_k > 0)
+	{
+		double		top = 0.0;
+
+		for (int i = 0; i < Min(policy->dominance_n, nlargest); i++)
+			top += largest[i];
+		if (top > total * policy->dominance_k / 100.0)
+			return false;
+	}
+	if (policy->p_percent > 0 && nlargest >= 2 &&
+		total - largest[0] - largest[1] < largest[0] * policy->p_percent / 100.0)
+		return false;
 	return true;
 }
 

@@ -33,6 +33,9 @@ typedef struct SdcPolicy
 	SdcRounding rounding;
 	int32		base;
 	char		redacted[NAMEDATALEN];	/* how a suppressed value displays */
+	int32		dominance_n;	/* (n, k) rule: the n largest contributors */
+	double		dominance_k;	/* ... may not hold more than k % (0: off) */
+	double		p_percent;		/* p % rule (0: off) */
 } SdcPolicy;
 
 /*
@@ -43,6 +46,15 @@ extern const SdcPolicy *sdc_policy_get(FmgrInfo *flinfo, const char *name);
 
 /* what a policy publishes of a count of people: false when suppressed */
 extern bool sdc_publish_count(const SdcPolicy *policy, int64 n, int64 *shown);
+
+/*
+ * whether a policy publishes a statistic (a sum, a mean) of people's
+ * contributions: people contributed, largest their absolute contributions
+ * (largest first, at least two entries, zero-padded), total the sum of all
+ * absolute contributions
+ */
+extern bool sdc_publish_contributions(const SdcPolicy *policy, int64 people,
+									  const double *largest, int nlargest, double total);
 
 extern void sdc_policy_init(void);
 

@@ -12,16 +12,22 @@ CREATE TABLE caredata.sdc_policy (
   rounding       text NOT NULL DEFAULT 'none' CHECK (rounding IN ('none', 'nearest', 'midpoint')),
   rounding_base  integer NOT NULL DEFAULT 1 CHECK (rounding_base BETWEEN 1 AND 1000000),
   redacted       text NOT NULL DEFAULT '*' CHECK (length(redacted) BETWEEN 1 AND 63),
+  dominance_n    integer CHECK (dominance_n > 0),
+  dominance_k    double precision CHECK (dominance_k > 0 AND dominance_k <= 100),
+  p_percent      double precision CHECK (p_percent > 0 AND p_percent <= 100),
   source         text NOT NULL,
   builtin        boolean NOT NULL DEFAULT false,
   created_at     timestamptz NOT NULL DEFAULT now(),
   created_by     name NOT NULL DEFAULT current_user,
   PRIMARY KEY (policy, version),
-  CHECK (rounding <> 'midpoint' OR rounding_base % 2 = 0)
+  CHECK (rounding <> 'midpoint' OR rounding_base % 2 = 0),
+  CHECK ((dominance_n IS NULL) = (dominance_k IS NULL))
 );
 COMMENT ON TABLE caredata.sdc_policy IS
   'disclosure-control policies: counts of 1..suppress_max people suppressed (and 0 when protect_zero), others rounded (nearest multiple of rounding_base, or midpoint: ceil(n/base)*base - base/2); the latest version of a name applies; redacted is how a suppressed value displays';
 COMMENT ON COLUMN caredata.sdc_policy.source IS 'the published rule this policy implements';
+COMMENT ON COLUMN caredata.sdc_policy.dominance_n IS '(n, k) dominance rule for sums and means: suppressed when the n largest contributors hold more than dominance_k percent of the total';
+COMMENT ON COLUMN caredata.sdc_policy.p_percent IS 'p% rule for sums and means: suppressed when the total less the two largest contributions is under p percent of the largest';
 
 INSERT INTO caredata.sdc_policy (policy, suppress_max, protect_zero, rounding, rounding_base, redacted, source, builtin) VALUES
   ('nhs_hes', 7, false, 'nearest', 5, '*',
