@@ -1,0 +1,21 @@
+-- sdc_quickstart: the "Quick start" block of docs/disclosure-control.md,
+-- extracted from the doc and run as is, so the doc never goes stale
+CREATE EXTENSION IF NOT EXISTS caredata;
+SET client_min_messages = warning;
+\set ECHO none
+\i test/synthetic/generate.sql
+\set ECHO all
+SELECT count(*) > 0 AS generated FROM synth.generate(20000, 42);
+\! mkdir -p results && awk '/^## Quick start/ {q = 1; next} q && /^```sql$/ {b = 1; next} b && /^```$/ {exit} b {print}' docs/disclosure-control.md > results/sdc_quickstart_block.sql
+\i results/sdc_quickstart_block.sql
+-- what the block published agrees with the policy applied to exact counts
+SELECT count(*) AS providers_that_differ
+  FROM (SELECT provider_code, caredata.safe_count(caredata.try_nhs_number(nhs_number)) AS n,
+               caredata.sdc_apply(count(DISTINCT caredata.try_nhs_number(nhs_number))) AS m
+          FROM synth.hospital_episode GROUP BY provider_code) x
+ WHERE n IS DISTINCT FROM m;
+SELECT count(*) FILTER (WHERE n IS NULL) > 0 AS small_cells_suppressed,
+       bool_and(n IS NULL OR (n % 5 = 0 AND m > 7)) AS the_rest_rounded
+  FROM (SELECT caredata.safe_count(caredata.try_nhs_number(nhs_number), 'opensafely') AS n,
+               count(DISTINCT caredata.try_nhs_number(nhs_number)) AS m
+          FROM synth.hospital_episode WHERE died_30d GROUP BY provider_code, specialty) x;
