@@ -36,6 +36,7 @@ OBJS = \
 	src/linkage/cluster.o \
 	src/linkage/score.o \
 	src/sdc/policy.o \
+	src/sdc/person_table.o \
 	src/sdc/person_set.o \
 	src/sdc/person_values.o
 PGFILEDESC = "caredata - health-data linkage and de-identification"

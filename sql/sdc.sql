@@ -6,6 +6,8 @@ SET search_path = caredata, public;
 
 -- ---- policies ----
 SELECT policy, version, suppress_max, protect_zero, rounding, rounding_base, redacted FROM sdc_policy ORDER BY policy;
+-- the setting exists once caredata's library is loaded (any of its C functions)
+SELECT sdc_apply(0) AS loaded;
 SHOW caredata.sdc_policy;
 -- every policy at every boundary, by hand: HES suppresses 1-7 and rounds to
 -- 5; OpenSAFELY redacts 0-7 and rounds to 5; midpoint 6 shows ceil(x/6)*6-3

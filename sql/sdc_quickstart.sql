@@ -1,7 +1,7 @@
 -- sdc_quickstart: the "Quick start" block of docs/disclosure-control.md,
 -- extracted from the doc and run as is, so the doc never goes stale
-CREATE EXTENSION IF NOT EXISTS caredata;
 SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS caredata;
 \set ECHO none
 \i test/synthetic/generate.sql
 \set ECHO all

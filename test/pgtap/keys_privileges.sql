@@ -50,15 +50,21 @@ SELECT is(
    WHERE p.pronamespace = 'caredata'::regnamespace
      AND has_function_privilege('tap_recipient', p.oid, 'EXECUTE')
      AND p.proname NOT LIKE 'nhs\_number\_%' AND p.proname NOT LIKE 'pseudonym\_%'),
-  ARRAY['age_band', 'compare_damerau_levenshtein', 'compare_date', 'compare_exact',
+  ARRAY['_person_set_add', '_person_set_safe_count', '_person_set_safe_text', '_person_set_union',
+        '_person_values_add', '_person_values_any', '_person_values_combine',
+        '_person_values_safe_avg', '_person_values_safe_rate', '_person_values_safe_sum',
+        'age_band', 'compare_damerau_levenshtein', 'compare_date', 'compare_exact',
         'compare_jaro_winkler', 'compare_nhs_number', 'compare_postcode', 'compare_sex',
         'damerau_levenshtein', 'default_purposes', 'dob_is_valid', 'jaro_winkler', 'nhs_number', 'normalise_postcode',
+        'person_set_agg', 'person_set_in', 'person_set_out', 'person_set_recv', 'person_set_send',
+        'person_values_in', 'person_values_out', 'person_values_recv', 'person_values_send',
         'postcode_area', 'postcode_district', 'postcode_sector',
+        'safe_avg', 'safe_count', 'safe_count_text', 'safe_rate', 'safe_sum', 'sdc_apply', 'sdc_display',
         'standardise_dob', 'standardise_sex',
         'try_nhs_number', 'try_normalise_postcode', 'try_postcode_area',
         'try_postcode_district', 'try_postcode_sector',
         'try_standardise_dob', 'try_standardise_sex'],
-  'a recipient can execute only the unkeyed standardisers, linkage comparators, type support and the purpose table of objection kinds');
+  'a recipient can execute only the unkeyed standardisers, linkage comparators, type support, the purpose table of objection kinds and the safe aggregates (no key)');
 SELECT is(
   (SELECT array_agg(p.oid::regprocedure::text ORDER BY 1)
    FROM pg_proc p
