@@ -173,26 +173,6 @@ person_set_add_bytes24(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(pt);
 }
 
-/* combine, and the aggregate union of person_sets: NULLs are empty sets */
-PG_FUNCTION_INFO_V1(person_set_union);
-Datum
-person_set_union(PG_FUNCTION_ARGS)
-{
-	PersonTable *pt;
-	PersonTable *other;
-
-	if (PG_ARGISNULL(1))
-	{
-		if (PG_ARGISNULL(0))
-			PG_RETURN_NULL();
-		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
-	}
-	other = PG_GETARG_PERSON_TABLE_P(1);
-	person_table_check(other, false, "person_set");
-	pt = person_table_state(fcinfo, false, -1, other->policy);
-	PG_RETURN_POINTER(person_table_merge(pt, other));
-}
-
 /*
  * The policy of an aggregate that saw no rows: its state never learnt the
  * policy the call named, so read it from the call (a constant), else fall

@@ -44,7 +44,7 @@ CREATE FUNCTION caredata._person_set_add(caredata.person_set, caredata.nhs_numbe
 CREATE FUNCTION caredata._person_set_add(caredata.person_set, caredata.pseudonym, text) RETURNS caredata.person_set
   AS 'MODULE_PATHNAME', 'person_set_add_bytes24' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE FUNCTION caredata._person_set_union(caredata.person_set, caredata.person_set) RETURNS caredata.person_set
-  AS 'MODULE_PATHNAME', 'person_set_union' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+  AS 'MODULE_PATHNAME', 'person_table_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE FUNCTION caredata._person_set_safe_count(caredata.person_set) RETURNS bigint
   AS 'MODULE_PATHNAME', 'person_set_safe_count' LANGUAGE C STABLE PARALLEL SAFE;
 CREATE FUNCTION caredata._person_set_safe_text(caredata.person_set) RETURNS text

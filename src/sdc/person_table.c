@@ -217,3 +217,33 @@ person_table_state(FunctionCallInfo fcinfo, bool has_values, int policy_argno, c
 	}
 	return person_table_new(0, has_values, policy);
 }
+
+/*
+ * The combine function of every safe aggregate, and the union of
+ * person_sets: the people of both (values add up: a person's rows on both
+ * sides of a split are one person; for rates a person counts when their
+ * value is above 0, so a 1 from each side changes nothing).  NULLs are
+ * empty tables.
+ */
+PG_FUNCTION_INFO_V1(person_table_combine);
+Datum
+person_table_combine(PG_FUNCTION_ARGS)
+{
+	PersonTable *pt;
+	PersonTable *other;
+
+	if (PG_ARGISNULL(1))
+	{
+		if (PG_ARGISNULL(0))
+			PG_RETURN_NULL();
+		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
+	}
+	other = PG_GETARG_PERSON_TABLE_P(1);
+	person_table_check(other, other->has_values, other->has_values ? "person_values" : "person_set");
+	pt = person_table_state(fcinfo, other->has_values, -1, other->policy);
+	if (pt->has_values != other->has_values)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("cannot combine a person_set with a person_values")));
+	PG_RETURN_POINTER(person_table_merge(pt, other));
+}

@@ -274,30 +274,6 @@ person_values_any_bytes24(PG_FUNCTION_ARGS)
 	return add_condition(fcinfo, true);
 }
 
-/*
- * combine: people's contributions add up (a person's rows on both sides of
- * a split are one person).  For rates a person counts when their value is
- * above 0, so adding a 1 from each side changes nothing.
- */
-PG_FUNCTION_INFO_V1(person_values_combine);
-Datum
-person_values_combine(PG_FUNCTION_ARGS)
-{
-	PersonTable *pt;
-	PersonTable *other;
-
-	if (PG_ARGISNULL(1))
-	{
-		if (PG_ARGISNULL(0))
-			PG_RETURN_NULL();
-		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
-	}
-	other = PG_GETARG_PERSON_TABLE_P(1);
-	person_table_check(other, true, "person_values");
-	pt = person_table_state(fcinfo, true, -1, other->policy);
-	PG_RETURN_POINTER(person_table_merge(pt, other));
-}
-
 static const SdcPolicy *
 final_policy(FunctionCallInfo fcinfo, PersonTable *pv)
 {

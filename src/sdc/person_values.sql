@@ -26,7 +26,7 @@ COMMENT ON FUNCTION caredata.person_values_recv(internal) IS 'person_values bina
 COMMENT ON FUNCTION caredata.person_values_send(caredata.person_values) IS 'person_values binary output';
 
 CREATE FUNCTION caredata._person_values_combine(caredata.person_values, caredata.person_values) RETURNS caredata.person_values
-  AS 'MODULE_PATHNAME', 'person_values_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+  AS 'MODULE_PATHNAME', 'person_table_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE FUNCTION caredata._person_values_safe_sum(caredata.person_values) RETURNS double precision
   AS 'MODULE_PATHNAME', 'person_values_safe_sum' LANGUAGE C STABLE PARALLEL SAFE;
 CREATE FUNCTION caredata._person_values_safe_avg(caredata.person_values) RETURNS double precision
