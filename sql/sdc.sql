@@ -45,6 +45,8 @@ SELECT g, count(*) AS rows, count(DISTINCT person) AS people, safe_count(person)
        safe_count(person, 'opensafely_midpoint6') AS midpoint6, safe_count_text(person) AS hes_shown,
        safe_count_text(person, 'opensafely') AS opensafely_shown
   FROM episodes GROUP BY g ORDER BY g;
+-- a call names one policy, not one per row
+SELECT safe_count(person, CASE WHEN g < 5 THEN 'nhs_hes' ELSE 'opensafely' END) FROM episodes;
 -- one person on many rows is one person; an empty input is zero people
 SELECT safe_count(7::bigint, 'opensafely_midpoint6') AS one_person FROM generate_series(1, 1000);
 SELECT safe_count(person) AS no_rows_hes, safe_count(person, 'opensafely') AS no_rows_opensafely,

@@ -203,7 +203,23 @@ person_table_state(FunctionCallInfo fcinfo, bool has_values, int policy_argno, c
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("a safe aggregate's transition function was called outside an aggregate")));
 	if (!PG_ARGISNULL(0))
-		return PG_GETARG_PERSON_TABLE_P(0);
+	{
+		PersonTable *pt = PG_GETARG_PERSON_TABLE_P(0);
+
+		/* one policy per call: every row must name the state's */
+		if (policy_argno >= 0 && PG_NARGS() > policy_argno)
+		{
+			text	   *named = PG_ARGISNULL(policy_argno) ? NULL : PG_GETARG_TEXT_PP(policy_argno);
+			size_t		len = named ? VARSIZE_ANY_EXHDR(named) : 0;
+
+			if (len != strlen(pt->policy) || (len > 0 && memcmp(VARDATA_ANY(named), pt->policy, len) != 0))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("a safe aggregate's policy must be the same on every row"),
+						 errhint("Name the policy with a constant, or set caredata.sdc_policy.")));
+		}
+		return pt;
+	}
 	if (policy_argno >= 0 && PG_NARGS() > policy_argno && !PG_ARGISNULL(policy_argno))
 	{
 		char	   *named = text_to_cstring(PG_GETARG_TEXT_PP(policy_argno));
