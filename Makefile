@@ -38,7 +38,8 @@ OBJS = \
 	src/sdc/policy.o \
 	src/sdc/person_table.o \
 	src/sdc/person_set.o \
-	src/sdc/person_values.o
+	src/sdc/person_values.o \
+	src/sdc/table.o
 PGFILEDESC = "caredata - health-data linkage and de-identification"
 
 SQL_SRC = \
@@ -59,12 +60,13 @@ SQL_SRC = \
 	src/linkage/grants.sql \
 	src/sdc/policy.sql \
 	src/sdc/person_set.sql \
-	src/sdc/person_values.sql
+	src/sdc/person_values.sql \
+	src/sdc/table.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard upgrade/$(EXTENSION)--*--*.sql)
 
-REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_concurrency objection_lookahead objection_parallel linkage linkage_run linkage_quickstart sdc sdc_quickstart
+REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_concurrency objection_lookahead objection_parallel linkage linkage_run linkage_quickstart sdc sdc_table sdc_quickstart
 
 PG_CONFIG ?= pg_config
 # -Wno-unused-parameter: the server headers (fmgr, bufpage) trip -Wextra otherwise

@@ -1,0 +1,53 @@
+-- sql/sdc_table.sql: tables with margins: what subtraction gives away,
+-- complementary (secondary) suppression, and the audit
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS caredata;
+RESET client_min_messages;
+SET search_path = caredata, public;
+
+-- a 3 x 3 table with one small cell
+CREATE TABLE cells AS SELECT * FROM (VALUES ('A', 'x', 20), ('A', 'y', 3), ('A', 'z', 15), ('B', 'x', 12), ('B', 'y', 25),
+  ('B', 'z', 30), ('C', 'x', 9), ('C', 'y', 14), ('C', 'z', 40)) v(r, k, n);
+-- with its margins (NULL keys), as GROUP BY CUBE gives it
+SELECT * FROM _sdc_table('SELECT r, k, n FROM cells') ORDER BY row_index, col_index;
+-- primary suppression alone: the small cell is its row total less the rest
+SELECT * FROM sdc_audit($$SELECT r, k, sum(n), sdc_apply(sum(n)::bigint) IS NULL FROM cells GROUP BY CUBE (r, k)$$);
+-- protected: the fewest, smallest other cells, and nothing can be derived
+SELECT * FROM sdc_protect('SELECT r, k, n FROM cells');
+SELECT * FROM sdc_audit($$SELECT row_key, col_key, n, suppression <> 'published' FROM sdc_protect('SELECT r, k, n FROM cells')$$);
+-- a protection interval: no suppressed cell may be known to within 20
+SELECT count(*) FILTER (WHERE suppression <> 'published') AS suppressed_for_20 FROM sdc_protect('SELECT r, k, n FROM cells', min_width => 20);
+SELECT count(*) AS narrower_than_20
+  FROM sdc_audit($$SELECT row_key, col_key, n, suppression <> 'published' FROM sdc_protect('SELECT r, k, n FROM cells', min_width => 20)$$, 20)
+ WHERE disclosed;
+-- under another policy: OpenSAFELY also redacts the zeros
+INSERT INTO cells VALUES ('D', 'x', 0), ('D', 'y', 11), ('D', 'z', 12);
+SELECT row_key, col_key, shown, suppression FROM sdc_protect('SELECT r, k, n FROM cells', 'opensafely') WHERE row_key = 'D' OR row_key IS NULL;
+-- a one-dimensional table: one count a row and the total
+SELECT * FROM sdc_protect('SELECT r, NULL, n FROM cells WHERE k = ''y''');
+-- a published table whose suppressed cells bound one another only loosely
+SELECT * FROM sdc_audit($$SELECT * FROM (VALUES ('A', 'x', 1, true), ('A', 'y', 1, true), ('A', NULL, 2, false),
+                                                 ('B', 'x', 1, true), ('B', 'y', 1, true), ('B', NULL, 2, false),
+                                                 (NULL, 'x', 2, false), (NULL, 'y', 2, false), (NULL, NULL, 4, false)) v$$);
+-- everything suppressed: nothing bounds a cell from above
+SELECT count(*) FILTER (WHERE upper IS NULL) AS unbounded
+  FROM sdc_audit($$SELECT row_key, col_key, n, true FROM _sdc_table('SELECT r, k, n FROM cells')$$);
+
+-- random tables: after protection, no suppressed cell is derivable
+CREATE TABLE rand_cells AS
+SELECT 'r' || lpad(i::text, 2, '0') AS r, 'c' || lpad(j::text, 2, '0') AS k,
+       (abs(hashint4(i * 100 + j)) % 40)::bigint AS n
+  FROM generate_series(1, 12) i, generate_series(1, 9) j;
+SELECT count(*) FILTER (WHERE suppression = 'primary') AS primary_cells, count(*) FILTER (WHERE suppression = 'secondary') > 0 AS some_secondary
+  FROM sdc_protect('SELECT r, k, n FROM rand_cells');
+SELECT count(*) AS disclosed_after_protection
+  FROM sdc_audit($$SELECT row_key, col_key, n, suppression <> 'published' FROM sdc_protect('SELECT r, k, n FROM rand_cells')$$)
+ WHERE disclosed;
+
+-- bad tables
+SELECT * FROM sdc_table_bounds('{1,1,0,0}', '{1,0,1,0}', '{5,5,5,6}', '{t,f,f,f}');
+SELECT * FROM sdc_table_bounds('{1,1,0}', '{1,0,1}', '{5,5,5}', '{t,f,f}');
+SELECT * FROM sdc_table_bounds('{1,1,0,0}', '{1,0,1,0}', '{-5,-5,-5,-5}', '{t,f,f,f}');
+SELECT sdc_table_suppress('{1,1,0,0}', '{1,0,1,0}', '{5,5,5,5}', '{t,f,f,f}', 0);
+SELECT * FROM sdc_protect('SELECT ''a'', ''b'', 1 WHERE false');
+DROP TABLE cells, rand_cells;

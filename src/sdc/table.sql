@@ -1,0 +1,110 @@
+-- src/sdc/table.sql
+-- Tables with margins (src/sdc/table.c): the interval an attacker can derive
+-- for each suppressed cell, and complementary (secondary) suppression so
+-- that no suppressed cell can be derived by subtraction.
+
+CREATE FUNCTION caredata.sdc_table_bounds(row_index integer[], col_index integer[], value bigint[], suppressed boolean[])
+  RETURNS TABLE (cell integer, lower bigint, upper bigint)
+  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.sdc_table_bounds(integer[], integer[], bigint[], boolean[]) IS
+  'for a whole table with margins (row 0 the column totals, column 0 the row totals), each cell''s interval derivable from the published cells: exact linear-programming bounds, computed as network flows; upper NULL when unbounded';
+
+CREATE FUNCTION caredata.sdc_table_suppress(row_index integer[], col_index integer[], value bigint[], primary_suppressed boolean[],
+                                            min_width bigint DEFAULT 1)
+  RETURNS boolean[]
+  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.sdc_table_suppress(integer[], integer[], bigint[], boolean[], bigint) IS
+  'the cells to suppress, primary and secondary, so that no suppressed cell''s derivable interval is narrower than min_width (1: none derived exactly)';
+
+-- the cells of a query as a whole table with margins: keys sorted, row 0
+-- and column 0 the totals (computed), a one-dimensional table one column
+CREATE FUNCTION caredata._sdc_table(cells text)
+  RETURNS TABLE (row_key text, col_key text, row_index integer, col_index integer, n bigint)
+  LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN QUERY EXECUTE format($q$
+    WITH c AS (SELECT x.row_key::text AS r, x.col_key::text AS k, x.n::bigint AS n FROM (%s) x(row_key, col_key, n)),
+         rk AS (SELECT r, row_number() OVER (ORDER BY r)::integer AS i FROM (SELECT DISTINCT r FROM c) d),
+         ck AS (SELECT k, row_number() OVER (ORDER BY k NULLS FIRST)::integer AS j FROM (SELECT DISTINCT k FROM c) d),
+         grid AS (SELECT rk.r, ck.k, rk.i, ck.j, coalesce(c.n, 0) AS n
+                    FROM rk CROSS JOIN ck LEFT JOIN c ON c.r = rk.r AND c.k IS NOT DISTINCT FROM ck.k)
+    SELECT r, k, i, j, n FROM grid
+    UNION ALL SELECT r, NULL, i, 0, sum(n)::bigint FROM grid GROUP BY r, i
+    UNION ALL SELECT NULL, k, 0, j, sum(n)::bigint FROM grid GROUP BY k, j
+    UNION ALL SELECT NULL, NULL, 0, 0, coalesce(sum(n), 0)::bigint FROM grid$q$, cells);
+END
+$$;
+COMMENT ON FUNCTION caredata._sdc_table(text) IS
+  'internal: the (row_key, col_key, n) cells of a query as a whole table with margins';
+
+CREATE FUNCTION caredata.sdc_protect(cells text, policy text DEFAULT NULL, min_width bigint DEFAULT 1)
+  RETURNS TABLE (row_key text, col_key text, n bigint, shown text, suppression text)
+  LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+DECLARE
+  rkeys text[];
+  ckeys text[];
+  rows_ integer[];
+  cols_ integer[];
+  vals bigint[];
+  prim boolean[];
+  supp boolean[];
+  one_dim boolean;
+  mark text;
+BEGIN
+  SELECT array_agg(c.row_key ORDER BY c.row_index, c.col_index), array_agg(c.col_key ORDER BY c.row_index, c.col_index),
+         array_agg(c.row_index ORDER BY c.row_index, c.col_index), array_agg(c.col_index ORDER BY c.row_index, c.col_index),
+         array_agg(c.n ORDER BY c.row_index, c.col_index),
+         array_agg(caredata.sdc_apply(c.n, policy) IS NULL ORDER BY c.row_index, c.col_index),
+         max(c.col_index) = 1 AND bool_and(c.col_key IS NULL)
+    INTO rkeys, ckeys, rows_, cols_, vals, prim, one_dim FROM caredata._sdc_table(cells) c;
+  IF coalesce(array_length(rows_, 1), 0) <= 1 THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'the table has no cells',
+      HINT = 'The query returns (row_key, col_key, n) for each interior cell; col_key NULL for a one-dimensional table.';
+  END IF;
+  supp := caredata.sdc_table_suppress(rows_, cols_, vals, prim, min_width);
+  mark := caredata.sdc_display(NULL, policy);
+  RETURN QUERY
+  SELECT u.rk, u.ck, u.v,
+         CASE WHEN u.s THEN mark ELSE caredata.sdc_display(u.v, policy) END,
+         CASE WHEN u.p THEN 'primary' WHEN u.s THEN 'secondary' ELSE 'published' END
+    FROM unnest(rkeys, ckeys, rows_, cols_, vals, prim, supp) u(rk, ck, ri, ci, v, p, s)
+   -- a one-dimensional table is one column: its row totals repeat its cells
+   WHERE NOT (one_dim AND u.ci = 0 AND u.ri > 0) AND NOT (one_dim AND u.ri = 0 AND u.ci = 1)
+   ORDER BY u.ri = 0, u.rk, u.ci = 0, u.ck;
+END
+$$;
+COMMENT ON FUNCTION caredata.sdc_protect(text, text, bigint) IS
+  'a table ready to publish: the (row_key, col_key, n) cells of a query with their margins (NULL keys), small counts suppressed by the policy (primary), and enough other cells (secondary) that no suppressed cell can be derived to within min_width; shown is what to print';
+
+CREATE FUNCTION caredata.sdc_audit(cells text, min_width bigint DEFAULT 1)
+  RETURNS TABLE (row_key text, col_key text, n bigint, lower bigint, upper bigint, disclosed boolean)
+  LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+DECLARE
+  rkeys text[];
+  ckeys text[];
+  rows_ integer[];
+  cols_ integer[];
+  vals bigint[];
+  supp boolean[];
+BEGIN
+  EXECUTE format($q$
+    WITH c AS (SELECT x.row_key::text AS r, x.col_key::text AS k, x.n::bigint AS n, coalesce(x.suppressed::boolean, false) AS s
+                 FROM (%s) x(row_key, col_key, n, suppressed)),
+         t AS (SELECT c.*, coalesce(ri.i, 0) AS i, coalesce(ci.j, 0) AS j
+                 FROM c
+                 LEFT JOIN (SELECT r, row_number() OVER (ORDER BY r)::integer AS i FROM (SELECT DISTINCT r FROM c WHERE r IS NOT NULL) d) ri USING (r)
+                 LEFT JOIN (SELECT k, row_number() OVER (ORDER BY k)::integer AS j FROM (SELECT DISTINCT k FROM c WHERE k IS NOT NULL) d) ci USING (k))
+    SELECT array_agg(r ORDER BY i, j), array_agg(k ORDER BY i, j), array_agg(i ORDER BY i, j), array_agg(j ORDER BY i, j),
+           array_agg(n ORDER BY i, j), array_agg(s ORDER BY i, j) FROM t$q$, cells)
+    INTO rkeys, ckeys, rows_, cols_, vals, supp;
+  RETURN QUERY
+  SELECT rkeys[b.cell], ckeys[b.cell], vals[b.cell], b.lower, b.upper, b.upper IS NOT NULL AND b.upper - b.lower < min_width
+    FROM caredata.sdc_table_bounds(rows_, cols_, vals, supp) b
+   WHERE supp[b.cell]
+   ORDER BY rows_[b.cell] = 0, rkeys[b.cell], cols_[b.cell] = 0, ckeys[b.cell];
+END
+$$;
+COMMENT ON FUNCTION caredata.sdc_audit(text, bigint) IS
+  'audit a table with margins as published: for each suppressed cell of the (row_key, col_key, n, suppressed) query (NULL keys the totals), the interval an attacker derives from the published cells (exact LP bounds) and whether it is narrower than min_width';
