@@ -12,6 +12,12 @@ CREATE TABLE cells AS SELECT * FROM (VALUES ('A', 'x', 20), ('A', 'y', 3), ('A',
 SELECT * FROM _sdc_table('SELECT r, k, n FROM cells') ORDER BY row_index, col_index;
 -- primary suppression alone: the small cell is its row total less the rest
 SELECT * FROM sdc_audit($$SELECT r, k, sum(n), sdc_apply(sum(n)::bigint) IS NULL FROM cells GROUP BY CUBE (r, k)$$);
+-- the same as GROUP BY ROLLUP gives it (no column totals: unpublished), and
+-- as a one-dimensional table (one column)
+SELECT * FROM sdc_audit($$SELECT r, k, sum(n), sdc_apply(sum(n)::bigint) IS NULL FROM cells GROUP BY ROLLUP (r, k)$$);
+SELECT * FROM sdc_audit($$SELECT r, NULL, sum(n), sdc_apply(sum(n)::bigint) IS NULL FROM cells WHERE k = 'y' GROUP BY ROLLUP (r)$$);
+SELECT * FROM sdc_audit($$SELECT row_key, col_key, n, suppression <> 'published' FROM sdc_protect('SELECT r, NULL, n FROM cells WHERE k = ''y''')$$);
+SELECT * FROM sdc_audit($$SELECT r, k, n, false FROM cells WHERE NOT (r = 'B' AND k = 'y')$$);
 -- protected: the fewest, smallest other cells, and nothing can be derived
 SELECT * FROM sdc_protect('SELECT r, k, n FROM cells');
 SELECT * FROM sdc_audit($$SELECT row_key, col_key, n, suppression <> 'published' FROM sdc_protect('SELECT r, k, n FROM cells')$$);

@@ -88,23 +88,51 @@ DECLARE
   cols_ integer[];
   vals bigint[];
   supp boolean[];
+  given boolean[];
 BEGIN
+  -- the table as published, made whole: a margin the query lacks (ROLLUP
+  -- gives no column totals) is the sum of its cells and unpublished; a
+  -- one-dimensional table (no column keys) is one column whose row totals
+  -- are its cells
   EXECUTE format($q$
     WITH c AS (SELECT x.row_key::text AS r, x.col_key::text AS k, x.n::bigint AS n, coalesce(x.suppressed::boolean, false) AS s
                  FROM (%s) x(row_key, col_key, n, suppressed)),
-         t AS (SELECT c.*, coalesce(ri.i, 0) AS i, coalesce(ci.j, 0) AS j
-                 FROM c
-                 LEFT JOIN (SELECT r, row_number() OVER (ORDER BY r)::integer AS i FROM (SELECT DISTINCT r FROM c WHERE r IS NOT NULL) d) ri USING (r)
-                 LEFT JOIN (SELECT k, row_number() OVER (ORDER BY k)::integer AS j FROM (SELECT DISTINCT k FROM c WHERE k IS NOT NULL) d) ci USING (k))
-    SELECT array_agg(r ORDER BY i, j), array_agg(k ORDER BY i, j), array_agg(i ORDER BY i, j), array_agg(j ORDER BY i, j),
-           array_agg(n ORDER BY i, j), array_agg(s ORDER BY i, j) FROM t$q$, cells)
-    INTO rkeys, ckeys, rows_, cols_, vals, supp;
+         d AS (SELECT NOT EXISTS (SELECT 1 FROM c WHERE k IS NOT NULL) AS one),
+         cc AS (SELECT r, CASE WHEN d.one AND r IS NOT NULL THEN '' ELSE k END AS k, n, s FROM c, d),
+         rk AS (SELECT r, row_number() OVER (ORDER BY r)::integer AS i FROM (SELECT DISTINCT r FROM cc WHERE r IS NOT NULL) x),
+         ck AS (SELECT k, row_number() OVER (ORDER BY k)::integer AS j FROM (SELECT DISTINCT k FROM cc WHERE k IS NOT NULL) x),
+         inner_ AS (SELECT rk.r, ck.k, rk.i, ck.j, cc.n, cc.s, cc.n IS NOT NULL AS g FROM rk CROSS JOIN ck
+                      LEFT JOIN cc ON cc.r = rk.r AND cc.k = ck.k),
+         rows_t AS (SELECT rk.r, NULL::text AS k, rk.i, 0 AS j,
+                           coalesce(cc.n, (SELECT sum(x.n) FROM inner_ x WHERE x.i = rk.i))::bigint AS n,
+                           CASE WHEN d.one THEN (SELECT bool_or(x.s) FROM inner_ x WHERE x.i = rk.i)
+                                ELSE coalesce(cc.s, true) END AS s, cc.r IS NOT NULL AS g
+                      FROM rk CROSS JOIN d LEFT JOIN cc ON cc.r = rk.r AND cc.k IS NULL),
+         cols_t AS (SELECT NULL::text AS r, ck.k, 0 AS i, ck.j,
+                           coalesce(cc.n, (SELECT sum(x.n) FROM inner_ x WHERE x.j = ck.j))::bigint AS n,
+                           CASE WHEN d.one THEN (SELECT bool_or(g.s) FROM cc g WHERE g.r IS NULL AND g.k IS NULL)
+                                ELSE coalesce(cc.s, true) END AS s, cc.k IS NOT NULL AS g
+                      FROM ck CROSS JOIN d LEFT JOIN cc ON cc.r IS NULL AND cc.k = ck.k),
+         grand AS (SELECT NULL::text AS r, NULL::text AS k, 0 AS i, 0 AS j,
+                          coalesce((SELECT g.n FROM cc g WHERE g.r IS NULL AND g.k IS NULL), (SELECT sum(x.n) FROM inner_ x))::bigint AS n,
+                          coalesce((SELECT g.s FROM cc g WHERE g.r IS NULL AND g.k IS NULL), true) AS s,
+                          EXISTS (SELECT 1 FROM cc g WHERE g.r IS NULL AND g.k IS NULL) AS g),
+         t AS (SELECT * FROM inner_ UNION ALL SELECT * FROM rows_t UNION ALL SELECT * FROM cols_t UNION ALL SELECT * FROM grand)
+    SELECT array_agg(r ORDER BY i, j), array_agg(CASE WHEN k = '' THEN NULL ELSE k END ORDER BY i, j),
+           array_agg(i ORDER BY i, j), array_agg(j ORDER BY i, j),
+           array_agg(n ORDER BY i, j), array_agg(s ORDER BY i, j), array_agg(g ORDER BY i, j) FROM t$q$, cells)
+    INTO rkeys, ckeys, rows_, cols_, vals, supp, given;
+  IF rkeys IS NULL OR array_position(vals, NULL) IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'the published table lacks cells',
+      HINT = 'Give every (row_key, col_key) cell once, with its true count; totals (NULL keys) may be left out.';
+  END IF;
   RETURN QUERY
   SELECT rkeys[b.cell], ckeys[b.cell], vals[b.cell], b.lower, b.upper, b.upper IS NOT NULL AND b.upper - b.lower < min_width
     FROM caredata.sdc_table_bounds(rows_, cols_, vals, supp) b
-   WHERE supp[b.cell]
+   -- the cells the query gave as suppressed (not the totals it left out)
+   WHERE supp[b.cell] AND given[b.cell]
    ORDER BY rows_[b.cell] = 0, rkeys[b.cell], cols_[b.cell] = 0, ckeys[b.cell];
 END
 $$;
 COMMENT ON FUNCTION caredata.sdc_audit(text, bigint) IS
-  'audit a table with margins as published: for each suppressed cell of the (row_key, col_key, n, suppressed) query (NULL keys the totals), the interval an attacker derives from the published cells (exact LP bounds) and whether it is narrower than min_width';
+  'audit a table as published: for each suppressed cell of the (row_key, col_key, n, suppressed) query (NULL keys the totals; totals left out, as ROLLUP leaves column totals out, count as unpublished; col_key NULL throughout for a one-dimensional table), the interval an attacker derives from the published cells (exact LP bounds) and whether it is narrower than min_width';
