@@ -3,7 +3,7 @@
 -- policy, so nobody else can make a lax one to count through (DESIGN.md
 -- "Roles").
 BEGIN;
-SELECT plan(29);
+SELECT plan(33);
 SET LOCAL client_min_messages = warning;
 
 CREATE ROLE tap_s_recipient NOLOGIN;
@@ -39,6 +39,19 @@ SELECT is(caredata.sdc_apply(10, 'tap_local'), NULL::bigint, 'which suppresses 1
 SELECT is(pg_temp.try_as('tap_s_analyst', $$SELECT caredata.sdc_apply(10, 'made_up')$$), '42704', 'a policy nobody approved does not exist');
 SELECT is(pg_temp.try_as('tap_s_analyst', $$SELECT caredata.safe_count(s) FROM (VALUES ('made_up:1,2,3,4,5,6,7,8,9'::caredata.person_set)) v(s)$$),
   '42704', 'a hand-made state naming an unknown policy is refused');
+
+-- 4. table protection runs its query with the caller's rights: an analyst
+-- protects a table they may read, and cannot reach one they may not
+CREATE TABLE public.tap_s_hidden (r text, k text, n bigint);
+INSERT INTO public.tap_s_hidden VALUES ('a', 'x', 3), ('a', 'y', 30), ('b', 'x', 40), ('b', 'y', 50);
+SELECT is(pg_temp.try_as('tap_s_analyst', $$SELECT * FROM caredata.sdc_protect('SELECT unit::text, (person % 2)::text, count(*) FROM public.tap_s_rows GROUP BY 1, 2')$$),
+  'allowed', 'the analyst protects a table they may read');
+SELECT is(pg_temp.try_as('tap_s_analyst', $$SELECT * FROM caredata.sdc_protect('SELECT r, k, n FROM public.tap_s_hidden')$$),
+  '42501', 'sdc_protect reads nothing the analyst may not');
+SELECT is(pg_temp.try_as('tap_s_analyst', $$SELECT * FROM caredata.sdc_audit('SELECT r, k, n, false FROM public.tap_s_hidden')$$),
+  '42501', 'nor does sdc_audit');
+SELECT is(pg_temp.try_as('tap_s_recipient', $$SELECT * FROM caredata.sdc_audit('SELECT ''a'', ''x'', 3, true UNION ALL SELECT ''a'', NULL, 3, false')$$),
+  'allowed', 'anyone may audit a table of their own');
 
 SELECT * FROM finish();
 ROLLBACK;
