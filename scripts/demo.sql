@@ -165,3 +165,23 @@ WITH last AS (SELECT max(run_id) AS run_id FROM link_run),
                ORDER BY p.rid_l, p.rid_r LIMIT 1)
 SELECT e.term, e.level, e.label, round(e.weight::numeric, 2) AS weight
   FROM pick, link_explain(pick.sa, pick.ra, pick.sb, pick.rb) e;
+
+\echo
+\echo '== 8. Publish safe statistics: people not rows, small numbers suppressed (NHS HES rule), tables with totals protected'
+SELECT provider_code, count(*) AS episodes_not_published,
+       safe_count_text(try_nhs_number(nhs_number)) AS patients,
+       round(safe_avg(length_of_stay, try_nhs_number(nhs_number))::numeric, 1) AS mean_stay,
+       round(safe_rate(died_30d, try_nhs_number(nhs_number))::numeric, 4) AS died_within_30_days
+  FROM synth.hospital_episode GROUP BY provider_code ORDER BY provider_code LIMIT 6;
+\echo '-- deaths within 30 days by provider and specialty, with totals: primary and secondary suppression'
+SELECT suppression, count(*) AS cells FROM sdc_protect($$
+  SELECT provider_code, specialty, count(*) FROM synth.hospital_episode WHERE died_30d GROUP BY 1, 2$$)
+ GROUP BY suppression ORDER BY suppression;
+\echo '-- what an attacker could derive: with primary suppression only, and after sdc_protect'
+SELECT 'primary only' AS published, count(*) FILTER (WHERE disclosed) AS cells_disclosed, count(*) AS cells_suppressed
+  FROM sdc_audit($$SELECT provider_code, specialty, count(*), sdc_apply(count(*)) IS NULL
+                     FROM synth.hospital_episode WHERE died_30d GROUP BY CUBE (provider_code, specialty)$$)
+UNION ALL
+SELECT 'sdc_protect', count(*) FILTER (WHERE disclosed), count(*)
+  FROM sdc_audit($$SELECT row_key, col_key, n, suppression <> 'published' FROM sdc_protect($q$
+                     SELECT provider_code, specialty, count(*) FROM synth.hospital_episode WHERE died_30d GROUP BY 1, 2$q$)$$);

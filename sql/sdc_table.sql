@@ -17,7 +17,9 @@ SELECT * FROM sdc_audit($$SELECT r, k, sum(n), sdc_apply(sum(n)::bigint) IS NULL
 SELECT * FROM sdc_audit($$SELECT r, k, sum(n), sdc_apply(sum(n)::bigint) IS NULL FROM cells GROUP BY ROLLUP (r, k)$$);
 SELECT * FROM sdc_audit($$SELECT r, NULL, sum(n), sdc_apply(sum(n)::bigint) IS NULL FROM cells WHERE k = 'y' GROUP BY ROLLUP (r)$$);
 SELECT * FROM sdc_audit($$SELECT row_key, col_key, n, suppression <> 'published' FROM sdc_protect('SELECT r, NULL, n FROM cells WHERE k = ''y''')$$);
-SELECT * FROM sdc_audit($$SELECT r, k, n, false FROM cells WHERE NOT (r = 'B' AND k = 'y')$$);
+-- a cell GROUP BY leaves out is an empty one, published as 0
+SELECT * FROM sdc_audit($$SELECT r, k, n, n < 10 FROM cells WHERE NOT (r = 'B' AND k = 'y')$$);
+SELECT * FROM sdc_audit($$SELECT 'a', 'b', 1, true WHERE false$$);
 -- protected: the fewest, smallest other cells, and nothing can be derived
 SELECT * FROM sdc_protect('SELECT r, k, n FROM cells');
 SELECT * FROM sdc_audit($$SELECT row_key, col_key, n, suppression <> 'published' FROM sdc_protect('SELECT r, k, n FROM cells')$$);

@@ -90,10 +90,11 @@ DECLARE
   supp boolean[];
   given boolean[];
 BEGIN
-  -- the table as published, made whole: a margin the query lacks (ROLLUP
-  -- gives no column totals) is the sum of its cells and unpublished; a
-  -- one-dimensional table (no column keys) is one column whose row totals
-  -- are its cells
+  -- the table as published, made whole: a cell the query lacks is a
+  -- published 0 (GROUP BY gives no row for an empty cell); a margin it
+  -- lacks (ROLLUP gives no column totals) is the sum of its cells and
+  -- unpublished; a one-dimensional table (no column keys) is one column
+  -- whose row totals are its cells
   EXECUTE format($q$
     WITH c AS (SELECT x.row_key::text AS r, x.col_key::text AS k, x.n::bigint AS n, coalesce(x.suppressed::boolean, false) AS s
                  FROM (%s) x(row_key, col_key, n, suppressed)),
@@ -101,7 +102,8 @@ BEGIN
          cc AS (SELECT r, CASE WHEN d.one AND r IS NOT NULL THEN '' ELSE k END AS k, n, s FROM c, d),
          rk AS (SELECT r, row_number() OVER (ORDER BY r)::integer AS i FROM (SELECT DISTINCT r FROM cc WHERE r IS NOT NULL) x),
          ck AS (SELECT k, row_number() OVER (ORDER BY k)::integer AS j FROM (SELECT DISTINCT k FROM cc WHERE k IS NOT NULL) x),
-         inner_ AS (SELECT rk.r, ck.k, rk.i, ck.j, cc.n, cc.s, cc.n IS NOT NULL AS g FROM rk CROSS JOIN ck
+         inner_ AS (SELECT rk.r, ck.k, rk.i, ck.j, coalesce(cc.n, 0) AS n, coalesce(cc.s, false) AS s, cc.n IS NOT NULL AS g
+                      FROM rk CROSS JOIN ck
                       LEFT JOIN cc ON cc.r = rk.r AND cc.k = ck.k),
          rows_t AS (SELECT rk.r, NULL::text AS k, rk.i, 0 AS j,
                            coalesce(cc.n, (SELECT sum(x.n) FROM inner_ x WHERE x.i = rk.i))::bigint AS n,
@@ -123,8 +125,8 @@ BEGIN
            array_agg(n ORDER BY i, j), array_agg(s ORDER BY i, j), array_agg(g ORDER BY i, j) FROM t$q$, cells)
     INTO rkeys, ckeys, rows_, cols_, vals, supp, given;
   IF rkeys IS NULL OR array_position(vals, NULL) IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'the published table lacks cells',
-      HINT = 'Give every (row_key, col_key) cell once, with its true count; totals (NULL keys) may be left out.';
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'the published table has no cells',
+      HINT = 'The query returns (row_key, col_key, n, suppressed) for each cell, NULL keys for the totals.';
   END IF;
   RETURN QUERY
   SELECT rkeys[b.cell], ckeys[b.cell], vals[b.cell], b.lower, b.upper, b.upper IS NOT NULL AND b.upper - b.lower < min_width
