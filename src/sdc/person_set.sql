@@ -25,10 +25,13 @@ COMMENT ON FUNCTION caredata.person_set_out(caredata.person_set) IS 'person_set 
 COMMENT ON FUNCTION caredata.person_set_recv(internal) IS 'person_set binary input (validates)';
 COMMENT ON FUNCTION caredata.person_set_send(caredata.person_set) IS 'person_set binary output';
 
--- SSPACE: a group's state is a hash table of the group's people, kilobytes
--- where a count is bytes; the planner weighs hash aggregation with it (left
--- at the default, it held every group's set in memory at once: 2.3x slower
--- than sorting by group over 10,000 groups of 1,000 people)
+-- SSPACE: a group's state grows with the group's people, and PostgreSQL's
+-- hash aggregation checks its memory only when it creates a group, never
+-- when a state grows: every group's set stays in memory at once, past
+-- work_mem (355 MB for 10,000 groups of 1,000 people, 1.5x slower than
+-- sorting by group).  Declaring a large state steers the planner to sorted
+-- aggregation, which holds one group's state at a time; at 16 kB it still
+-- chose hashing there.  Measured in bench/safe_count.sql.
 
 -- transition, combine and final functions (internal: call the aggregates)
 CREATE FUNCTION caredata._person_set_add(caredata.person_set, bigint) RETURNS caredata.person_set
@@ -66,19 +69,19 @@ BEGIN
   FOREACH t IN ARRAY ARRAY['bigint', 'caredata.nhs_number', 'caredata.pseudonym'] LOOP
     EXECUTE format($a$
       CREATE AGGREGATE caredata.safe_count(person %1$s) (
-        SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 16384,
+        SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 1000000000,
         COMBINEFUNC = caredata._person_set_union, FINALFUNC = caredata._person_set_safe_count, PARALLEL = SAFE);
       CREATE AGGREGATE caredata.safe_count(person %1$s, policy text) (
-        SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 16384,
+        SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 1000000000,
         COMBINEFUNC = caredata._person_set_union, FINALFUNC = caredata._person_set_safe_count, PARALLEL = SAFE);
       CREATE AGGREGATE caredata.safe_count_text(person %1$s) (
-        SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 16384,
+        SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 1000000000,
         COMBINEFUNC = caredata._person_set_union, FINALFUNC = caredata._person_set_safe_text, PARALLEL = SAFE);
       CREATE AGGREGATE caredata.safe_count_text(person %1$s, policy text) (
-        SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 16384,
+        SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 1000000000,
         COMBINEFUNC = caredata._person_set_union, FINALFUNC = caredata._person_set_safe_text, PARALLEL = SAFE);
       CREATE AGGREGATE caredata.person_set_agg(person %1$s) (
-        SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 16384,
+        SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 1000000000,
         COMBINEFUNC = caredata._person_set_union, PARALLEL = SAFE);
       COMMENT ON AGGREGATE caredata.safe_count(%1$s) IS
         'distinct people, published as the caredata.sdc_policy setting allows: NULL when suppressed, else rounded';
@@ -97,10 +100,10 @@ $aggs$;
 
 -- partial states combined later: the published count of their union
 CREATE AGGREGATE caredata.safe_count(caredata.person_set) (
-  SFUNC = caredata._person_set_union, STYPE = caredata.person_set, SSPACE = 16384,
+  SFUNC = caredata._person_set_union, STYPE = caredata.person_set, SSPACE = 1000000000,
   COMBINEFUNC = caredata._person_set_union, FINALFUNC = caredata._person_set_safe_count, PARALLEL = SAFE);
 CREATE AGGREGATE caredata.safe_count_text(caredata.person_set) (
-  SFUNC = caredata._person_set_union, STYPE = caredata.person_set, SSPACE = 16384,
+  SFUNC = caredata._person_set_union, STYPE = caredata.person_set, SSPACE = 1000000000,
   COMBINEFUNC = caredata._person_set_union, FINALFUNC = caredata._person_set_safe_text, PARALLEL = SAFE);
 COMMENT ON AGGREGATE caredata.safe_count(caredata.person_set) IS
   'the published count of distinct people in the union of partial states (person_set_agg), under the policy they were counted with';

@@ -3,7 +3,8 @@
 -- (src/sdc/person_values.c), and the safe sums, means and rates: shown only
 -- when more people than the policy's suppress_max contribute and no one
 -- dominates (the policy's (n, k) and p% rules).  The state is a real type
--- with text input and output that round-trip.
+-- with text input and output that round-trip; its SSPACE steers the planner
+-- to sorted aggregation (see src/sdc/person_set.sql).
 
 CREATE TYPE caredata.person_values;
 CREATE FUNCTION caredata.person_values_in(cstring) RETURNS caredata.person_values
@@ -57,13 +58,13 @@ BEGIN
         COMMENT ON FUNCTION caredata._person_values_any(caredata.person_values, boolean, %1$s%2$s) IS
           'internal: transition function of safe_rate';
         CREATE AGGREGATE caredata.safe_sum(value double precision, person %1$s%2$s) (
-          SFUNC = caredata._person_values_add, STYPE = caredata.person_values, SSPACE = 32768,
+          SFUNC = caredata._person_values_add, STYPE = caredata.person_values, SSPACE = 1000000000,
           COMBINEFUNC = caredata._person_values_combine, FINALFUNC = caredata._person_values_safe_sum, PARALLEL = SAFE);
         CREATE AGGREGATE caredata.safe_avg(value double precision, person %1$s%2$s) (
-          SFUNC = caredata._person_values_add, STYPE = caredata.person_values, SSPACE = 32768,
+          SFUNC = caredata._person_values_add, STYPE = caredata.person_values, SSPACE = 1000000000,
           COMBINEFUNC = caredata._person_values_combine, FINALFUNC = caredata._person_values_safe_avg, PARALLEL = SAFE);
         CREATE AGGREGATE caredata.safe_rate(condition boolean, person %1$s%2$s) (
-          SFUNC = caredata._person_values_any, STYPE = caredata.person_values, SSPACE = 32768,
+          SFUNC = caredata._person_values_any, STYPE = caredata.person_values, SSPACE = 1000000000,
           COMBINEFUNC = caredata._person_values_combine, FINALFUNC = caredata._person_values_safe_rate, PARALLEL = SAFE);
         COMMENT ON AGGREGATE caredata.safe_sum(double precision, %1$s%2$s) IS
           'sum of value, NULL unless more people than the policy''s suppress_max contribute and no one dominates (its (n, k) and p%% rules)';
