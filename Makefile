@@ -86,7 +86,7 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_SRC) Makefile
 	    '\echo Use "CREATE EXTENSION $(EXTENSION)" to load this file. \quit' ''; \
 	  for f in $(SQL_SRC); do printf '\n-- ---- %s ----\n' "$$f"; cat "$$f"; done; } > $@
 
-.PHONY: deps demo test bench stop
+.PHONY: deps demo test bench start stop
 
 deps:
 	scripts/install-deps.sh
@@ -99,6 +99,9 @@ test:
 
 bench:
 	bench/run.sh
+
+start:
+	scripts/build.sh && scripts/cluster.sh start
 
 stop:
 	scripts/cluster.sh stop

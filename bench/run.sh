@@ -7,8 +7,11 @@ set -euo pipefail
 cd "$CAREDATA_ROOT"
 
 scripts/build.sh >/dev/null
+# a cluster already running (make demo, make start) is left running; one
+# started here is stopped at the end
+if scripts/cluster.sh status >/dev/null 2>&1; then was_running=1; else was_running=; fi
 scripts/cluster.sh start
-trap 'scripts/cluster.sh stop' EXIT
+[ -n "$was_running" ] || trap 'scripts/cluster.sh stop' EXIT
 
 export PGDATABASE=caredata_bench
 psql -qX -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'caredata_bench'" | grep -q 1 ||

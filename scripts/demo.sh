@@ -13,8 +13,12 @@ scripts/build.sh
 scripts/cluster.sh start
 
 export PGDATABASE=caredata_demo
-psql -qX -d postgres -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS caredata_demo' -c 'CREATE DATABASE caredata_demo'
+# a re-run starts clean even while a session is connected to the old one
+psql -qX -d postgres -c 'SET client_min_messages = warning' -c 'DROP DATABASE IF EXISTS caredata_demo WITH (FORCE)' -c 'CREATE DATABASE caredata_demo'
 psql -qX -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION caredata'
+# caredata on the database's search path, so that its operators (=, IN,
+# JOIN ... USING on nhs_number and pseudonym) work without OPERATOR(caredata.=)
+psql -qX -v ON_ERROR_STOP=1 -c 'ALTER DATABASE caredata_demo SET search_path = "$user", public, caredata'
 echo "demo: generating $people synthetic people (seed 42)..."
 start=$(date +%s)
 psql -qX -v ON_ERROR_STOP=1 -c 'SET client_min_messages = warning' -f test/synthetic/generate.sql >/dev/null

@@ -8,8 +8,11 @@ set -uo pipefail
 cd "$CAREDATA_ROOT"
 
 scripts/build.sh || exit 1
+# a cluster already running (make demo, make start) is left running; one
+# started here is stopped at the end
+if scripts/cluster.sh status >/dev/null 2>&1; then was_running=1; else was_running=; fi
 scripts/cluster.sh start || exit 1
-trap 'scripts/cluster.sh stop' EXIT
+[ -n "$was_running" ] || trap 'scripts/cluster.sh stop' EXIT
 
 passed=0
 failed=0
