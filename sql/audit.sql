@@ -1,0 +1,69 @@
+-- sql/audit.sql: the audit log: privileged steps write to it, it is
+-- append-only, and audit_verify() catches any entry edited, inserted or
+-- deleted by hand (even by a superuser who gets past the triggers)
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS caredata;
+RESET client_min_messages;
+SET search_path = caredata, public;
+SELECT coalesce(max(id), 0) AS before FROM audit_log \gset
+
+-- existing steps write entries: domains, key versions, exemptions, protection
+SELECT create_domain('audit_test', 'audit test') > 0 AS created;
+SELECT rotate_domain('audit_test');
+SELECT grant_exemption('audit_ds', 'research', 'type1', 'consent', 'audit ref') > 0 AS granted \gset
+CREATE TABLE audit_ep (nhs caredata.nhs_number);
+SELECT protect('audit_ep', 'nhs', 'research');
+SELECT unprotect('audit_ep');
+SELECT audit_append('test.manual', 'a test', '{"rows": 3}', 'because the test says so') > 0 AS appended;
+SELECT action, object, actor = session_user AS by_login, justification
+  FROM audit_log WHERE id > :before ORDER BY id;
+SELECT audit_verify() AS intact;
+-- no entry holds an NHS number
+SELECT count(*) AS entries_with_nhs_numbers FROM audit_log WHERE detail::text ~ '[0-9]{10}';
+
+-- append-only through SQL, for everyone
+UPDATE audit_log SET justification = 'changed' WHERE id = :before + 1;
+DELETE FROM audit_log WHERE id = :before + 1;
+TRUNCATE audit_log;
+DELETE FROM audit_head;
+SELECT audit_append('Bad Action');
+
+-- past the triggers (session_replication_role skips them): every kind of
+-- tampering breaks the chain, and the NOTICE names the first broken entry
+BEGIN;
+SET LOCAL session_replication_role = replica;
+UPDATE audit_log SET justification = 'nothing to see' WHERE id = :before + 7;
+SELECT audit_verify() AS after_edit;
+ROLLBACK;
+BEGIN;
+SET LOCAL session_replication_role = replica;
+DELETE FROM audit_log WHERE id = :before + 3;
+SELECT audit_verify() AS after_delete;
+ROLLBACK;
+BEGIN;
+SET LOCAL session_replication_role = replica;
+DELETE FROM audit_log WHERE id = (SELECT max(id) FROM audit_log);
+SELECT audit_verify() AS after_deleting_the_newest;
+ROLLBACK;
+BEGIN;
+SET LOCAL session_replication_role = replica;
+INSERT INTO audit_log SELECT id + 1000000, at, actor, action, object, detail, justification, prev_hash, hash
+  FROM audit_log WHERE id = :before + 1;
+SELECT audit_verify() AS after_insert;
+ROLLBACK;
+SELECT audit_verify() AS intact_again;
+
+-- a failed step leaves no entry
+SELECT count(*) AS entries FROM audit_log \gset
+SELECT create_domain('audit_test', 'again');
+SELECT count(*) = :entries AS no_entry_for_a_failure FROM audit_log;
+
+-- roles: only the admin reads the log; nobody else appends or verifies
+CREATE ROLE audit_analyst IN ROLE caredata_analyst;
+SET ROLE audit_analyst;
+SELECT count(*) FROM caredata.audit_log;
+SELECT caredata.audit_append('forged.entry');
+SELECT caredata.audit_verify();
+RESET ROLE;
+DROP ROLE audit_analyst;
+DROP TABLE audit_ep;

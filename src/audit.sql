@@ -1,0 +1,137 @@
+-- src/audit.sql
+-- The audit log: every privileged step (key and domain operations, feed
+-- loads, exemptions, protections, linkage runs; later publications and
+-- re-identifications), who, when, what and why, in an append-only table
+-- whose rows are hash-chained.  audit_verify() recomputes the chain: an
+-- entry edited, inserted or deleted by hand (even by the owner, who can get
+-- past the triggers that refuse UPDATE, DELETE and TRUNCATE) breaks it.
+--
+-- The hash of an entry is sha256(previous hash || its canonical text), the
+-- canonical text being the JSON array [id, time (UTC, microseconds), login,
+-- action, object, detail, justification].  audit_head keeps the last id
+-- and hash, so that deleting the newest entries is seen too.  The chain
+-- has no secret: whoever can rewrite every row and recompute every hash
+-- can forge it (keep a copy of audit_verify's last hash outside the
+-- database to catch that).  No entry holds an NHS number or key material.
+
+CREATE TABLE caredata.audit_log (
+  id             bigint PRIMARY KEY,
+  at             timestamptz NOT NULL,
+  actor          name NOT NULL,
+  action         text NOT NULL,
+  object         text,
+  detail         jsonb,
+  justification  text,
+  prev_hash      bytea NOT NULL,
+  hash           bytea NOT NULL
+);
+COMMENT ON TABLE caredata.audit_log IS
+  'append-only, hash-chained log of privileged steps: who (the login), when, what (action, object, detail) and why (justification); check it with caredata.audit_verify()';
+
+CREATE TABLE caredata.audit_head (
+  one        boolean PRIMARY KEY DEFAULT true CHECK (one),
+  last_id    bigint NOT NULL,
+  last_hash  bytea NOT NULL
+);
+COMMENT ON TABLE caredata.audit_head IS
+  'the newest audit entry''s id and hash (one row), so that deleting the newest entries breaks the chain too';
+INSERT INTO caredata.audit_head VALUES (true, 0, '\x'::bytea);
+
+CREATE FUNCTION caredata._audit_text(id bigint, at timestamptz, actor name, action text, object text,
+                                     detail jsonb, justification text) RETURNS bytea
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN convert_to(jsonb_build_array(id, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), actor::text,
+                                      action, object, detail, justification)::text, 'UTF8');
+COMMENT ON FUNCTION caredata._audit_text(bigint, timestamptz, name, text, text, jsonb, text) IS
+  'internal: the canonical text of an audit entry that its hash covers';
+
+-- append one entry; entries are serialised by the head row's lock
+CREATE FUNCTION caredata.audit_append(action text, object text DEFAULT NULL, detail jsonb DEFAULT NULL,
+                                      justification text DEFAULT NULL) RETURNS bigint
+  LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  h caredata.audit_head;
+  v_id bigint;
+  v_at timestamptz := clock_timestamp();
+  v_hash bytea;
+BEGIN
+  IF action IS NULL OR action !~ '^[a-z][a-z_.]{0,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an audit action is lower-case words joined by . or _',
+      HINT = 'For example domain.create or linkage.run.';
+  END IF;
+  SELECT * INTO h FROM caredata.audit_head WHERE one FOR UPDATE;
+  v_id := h.last_id + 1;
+  v_hash := sha256(h.last_hash || caredata._audit_text(v_id, v_at, session_user, action, object, detail, justification));
+  INSERT INTO caredata.audit_log (id, at, actor, action, object, detail, justification, prev_hash, hash)
+  VALUES (v_id, v_at, session_user, action, object, detail, justification, h.last_hash, v_hash);
+  UPDATE caredata.audit_head SET last_id = v_id, last_hash = v_hash WHERE one;
+  RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION caredata.audit_append(text, text, jsonb, text) IS
+  'append an entry to the audit log (the login, now, the action, its object, details and justification); returns its id';
+
+CREATE FUNCTION caredata.audit_verify() RETURNS boolean
+  LANGUAGE plpgsql STABLE PARALLEL UNSAFE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  e caredata.audit_log;
+  prev bytea := '\x'::bytea;
+  expect bigint := 1;
+  h caredata.audit_head;
+BEGIN
+  FOR e IN SELECT * FROM caredata.audit_log ORDER BY id LOOP
+    IF e.id <> expect THEN
+      RAISE NOTICE 'audit entry % is missing (the next entry is %)', expect, e.id;
+      RETURN false;
+    END IF;
+    IF e.prev_hash <> prev THEN
+      RAISE NOTICE 'audit entry % does not follow entry %: an entry was changed, inserted or deleted', e.id, e.id - 1;
+      RETURN false;
+    END IF;
+    IF e.hash <> sha256(prev || caredata._audit_text(e.id, e.at, e.actor, e.action, e.object, e.detail, e.justification)) THEN
+      RAISE NOTICE 'audit entry % was changed after it was written', e.id;
+      RETURN false;
+    END IF;
+    prev := e.hash;
+    expect := e.id + 1;
+  END LOOP;
+  SELECT * INTO h FROM caredata.audit_head WHERE one;
+  IF h.last_id IS DISTINCT FROM expect - 1 OR h.last_hash IS DISTINCT FROM prev THEN
+    RAISE NOTICE 'audit entries after % are missing (the newest written was %)', expect - 1, h.last_id;
+    RETURN false;
+  END IF;
+  RETURN true;
+END
+$$;
+COMMENT ON FUNCTION caredata.audit_verify() IS
+  'true while the audit log''s hash chain is intact; false, with a NOTICE naming the first broken entry, once any entry was edited, inserted or deleted by hand';
+
+-- append-only through SQL: UPDATE, DELETE and TRUNCATE are refused (an
+-- owner who gets past this breaks the chain, and audit_verify() says so)
+CREATE FUNCTION caredata._audit_refuse() RETURNS trigger
+  LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'the audit log is append-only',
+    HINT = 'Entries are added by caredata.audit_append() and never changed.';
+END
+$$;
+COMMENT ON FUNCTION caredata._audit_refuse() IS 'internal: refuses changes to the audit log';
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON caredata.audit_log
+  FOR EACH ROW EXECUTE FUNCTION caredata._audit_refuse();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON caredata.audit_log
+  FOR EACH STATEMENT EXECUTE FUNCTION caredata._audit_refuse();
+CREATE TRIGGER audit_head_no_truncate BEFORE TRUNCATE OR DELETE ON caredata.audit_head
+  FOR EACH STATEMENT EXECUTE FUNCTION caredata._audit_refuse();
+
+REVOKE ALL ON caredata.audit_log, caredata.audit_head FROM PUBLIC;
+GRANT SELECT ON caredata.audit_log TO caredata_admin;
+REVOKE ALL ON FUNCTION caredata.audit_append(text, text, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.audit_append(text, text, jsonb, text) TO caredata_admin, caredata_linker, caredata_reidentifier;
+REVOKE ALL ON FUNCTION caredata.audit_verify() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.audit_verify() TO caredata_admin;
+SELECT pg_catalog.pg_extension_config_dump('caredata.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('caredata.audit_head', '');
+REVOKE ALL ON FUNCTION caredata._audit_text(bigint, timestamptz, name, text, text, jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION caredata._audit_refuse() FROM PUBLIC;
