@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh (`make test`): set up from nothing, run every pg_regress
 # suite (sql/, expected/) and every pgTAP suite (test/pgtap/, by pg_prove)
-# against the throw-away cluster, stop the cluster either way, and exit
+# against the throw-away cluster, stop the cluster if it started it (one
+# already running, from make demo or make start, is left running), and exit
 # non-zero on any failure.  The last line is "N passed, N failed".
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
@@ -53,6 +54,6 @@ passed=$((passed + s_ok)); failed=$((failed + s_bad))
 
 echo "== summary: pg_regress $r_ok passed, $r_bad failed; pgTAP files $((t_total - t_bad)) passed, $t_bad failed; security scripts $s_ok passed, $s_bad failed"
 trap - EXIT
-scripts/cluster.sh stop
+[ -n "$was_running" ] || scripts/cluster.sh stop
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -2,6 +2,8 @@
 -- The audit log: every privileged step (key and domain operations, feed
 -- loads, exemptions, protections, linkage runs; later publications and
 -- re-identifications), who, when, what and why, in an append-only table
+-- (each step's function appends its entry, in the step's transaction; not
+-- triggers on the catalogs, which would fire again when a dump is restored)
 -- whose rows are hash-chained.  audit_verify() recomputes the chain: an
 -- entry edited, inserted or deleted by hand (even by the owner, who can get
 -- past the triggers that refuse UPDATE, DELETE and TRUNCATE) breaks it.
@@ -35,7 +37,7 @@ CREATE TABLE caredata.audit_head (
 );
 COMMENT ON TABLE caredata.audit_head IS
   'the newest audit entry''s id and hash (one row), so that deleting the newest entries breaks the chain too';
-INSERT INTO caredata.audit_head VALUES (true, 0, '\x'::bytea);
+-- no row until the first entry (so that a restored dump brings its own)
 
 CREATE FUNCTION caredata._audit_text(id bigint, at timestamptz, actor name, action text, object text,
                                      detail jsonb, justification text) RETURNS bytea
@@ -60,6 +62,7 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an audit action is lower-case words joined by . or _',
       HINT = 'For example domain.create or linkage.run.';
   END IF;
+  INSERT INTO caredata.audit_head VALUES (true, 0, '\x'::bytea) ON CONFLICT DO NOTHING;
   SELECT * INTO h FROM caredata.audit_head WHERE one FOR UPDATE;
   v_id := h.last_id + 1;
   v_hash := sha256(h.last_hash || caredata._audit_text(v_id, v_at, session_user, action, object, detail, justification));
@@ -98,6 +101,10 @@ BEGIN
     expect := e.id + 1;
   END LOOP;
   SELECT * INTO h FROM caredata.audit_head WHERE one;
+  IF NOT FOUND THEN
+    h.last_id := 0;
+    h.last_hash := '\x'::bytea;
+  END IF;
   IF h.last_id IS DISTINCT FROM expect - 1 OR h.last_hash IS DISTINCT FROM prev THEN
     RAISE NOTICE 'audit entries after % are missing (the newest written was %)', expect - 1, h.last_id;
     RETURN false;

@@ -70,6 +70,7 @@ BEGIN
   END IF;
   INSERT INTO caredata.domain (name, purpose) VALUES (name, purpose) RETURNING id INTO new_id;
   INSERT INTO caredata.domain_key (domain_id, version) VALUES (new_id, 1);
+  PERFORM caredata.audit_append('domain.create', name, jsonb_build_object('id', new_id, 'purpose', purpose, 'version', 1));
   RETURN new_id;
 END
 $$;
@@ -92,6 +93,7 @@ BEGIN
   END IF;
   INSERT INTO caredata.domain_key (domain_id, version) VALUES (d.id, d.current_version + 1);
   UPDATE caredata.domain SET current_version = d.current_version + 1 WHERE id = d.id;
+  PERFORM caredata.audit_append('domain.rotate', name, jsonb_build_object('id', d.id, 'version', d.current_version + 1));
   RETURN d.current_version + 1;
 END
 $$;
@@ -124,6 +126,7 @@ BEGIN
         USING ERRCODE = 'undefined_object';
     END IF;
   END IF;
+  PERFORM caredata.audit_append('domain.retire', name, jsonb_build_object('id', d.id, 'version', version));
 END
 $$;
 COMMENT ON FUNCTION caredata.retire_domain(text, integer) IS

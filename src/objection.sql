@@ -374,6 +374,7 @@ BEGIN
 
   INSERT INTO caredata.feed_load (feed, source, rows_read, invalid, duplicates, opened, withdrawn, unchanged)
   VALUES ('national_data_opt_out', source, rows_read, invalid, duplicates, opened, withdrawn, unchanged);
+  PERFORM caredata.audit_append('feed.load', 'national_data_opt_out', jsonb_build_object('source', source, 'rows_read', rows_read, 'invalid', invalid, 'opened', opened, 'withdrawn', withdrawn, 'unchanged', unchanged));
 END
 $$;
 COMMENT ON FUNCTION caredata.apply_opt_out_snapshot(regclass, name, text, timestamptz, boolean, boolean) IS
@@ -476,6 +477,7 @@ BEGIN
   VALUES ('type1', source, rows_read, invalid,
           rows_read - invalid - unmapped - (SELECT count(*) FROM pg_temp.caredata_type1_events),
           opened, withdrawn, unchanged);
+  PERFORM caredata.audit_append('feed.load', 'type1', jsonb_build_object('source', source, 'rows_read', rows_read, 'invalid', invalid, 'opened', opened, 'withdrawn', withdrawn, 'unchanged', unchanged));
   DROP TABLE pg_temp.caredata_type1, pg_temp.caredata_type1_events;
 END
 $$;
@@ -572,6 +574,9 @@ BEGIN
   RETURNING id INTO new_id;
   RAISE NOTICE 'exemption % granted: dataset %, purpose %, % not applied (legal basis %, reference %)',
     new_id, dataset, purpose, objection_kind, legal_basis, reference;
+  PERFORM caredata.audit_append('exemption.grant', new_id::text,
+    jsonb_build_object('dataset', dataset, 'purpose', purpose, 'objection_kind', objection_kind,
+                       'legal_basis', legal_basis, 'reference', reference, 'expires_at', expires_at));
   RETURN new_id;
 END
 $$;
@@ -588,6 +593,7 @@ BEGIN
   IF NOT FOUND THEN
     RAISE EXCEPTION 'no exemption % in force to revoke', id USING ERRCODE = 'no_data_found';
   END IF;
+  PERFORM caredata.audit_append('exemption.revoke', id::text);
 END
 $$;
 COMMENT ON FUNCTION caredata.revoke_exemption(bigint) IS
@@ -660,6 +666,7 @@ BEGIN
   EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tab);
   INSERT INTO caredata.protected_table (relid, nhs_column, purpose, dataset, added_base_policy, enabled_rls)
   VALUES (tab, nhs_column, purpose, dataset, NOT has_permissive, NOT had_rls);
+  PERFORM caredata.audit_append('table.protect', tab::text, jsonb_build_object('nhs_column', nhs_column, 'purpose', purpose, 'dataset', dataset));
 END
 $$;
 COMMENT ON FUNCTION caredata.protect(regclass, name, text, text) IS
@@ -685,6 +692,7 @@ BEGIN
     EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY', tab);
   END IF;
   DELETE FROM caredata.protected_table p WHERE p.relid = tab;
+  PERFORM caredata.audit_append('table.unprotect', tab::text);
 END
 $$;
 COMMENT ON FUNCTION caredata.unprotect(regclass) IS

@@ -420,6 +420,9 @@ BEGIN
   END LOOP;
   UPDATE caredata.link_run x SET finished_at = clock_timestamp(), threshold = p_threshold, stats = v_stats
    WHERE x.run_id = v_run;
+  PERFORM caredata.audit_append('linkage.run', lm.model || ' version ' || lm.version,
+    jsonb_build_object('run_id', v_run, 'method', p_method, 'incremental', p_incremental, 'records', v_records,
+                       'links', v_links, 'persons', v_persons, 'threshold', p_threshold));
   run_id := v_run;
   model_version := lm.version;
   records := v_records;
