@@ -62,12 +62,13 @@ SQL_SRC = \
 	src/sdc/policy.sql \
 	src/sdc/person_set.sql \
 	src/sdc/person_values.sql \
-	src/sdc/table.sql
+	src/sdc/table.sql \
+	src/publication.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard upgrade/$(EXTENSION)--*--*.sql)
 
-REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_concurrency objection_lookahead objection_parallel linkage linkage_run linkage_quickstart sdc sdc_table sdc_quickstart audit
+REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_concurrency objection_lookahead objection_parallel linkage linkage_run linkage_quickstart sdc sdc_table sdc_quickstart publication audit
 
 PG_CONFIG ?= pg_config
 # -Wno-unused-parameter: the server headers (fmgr, bufpage) trip -Wextra otherwise
