@@ -39,7 +39,8 @@ OBJS = \
 	src/sdc/person_table.o \
 	src/sdc/person_set.o \
 	src/sdc/person_values.o \
-	src/sdc/table.o
+	src/sdc/table.o \
+	src/reidentify.o
 PGFILEDESC = "caredata - health-data linkage and de-identification"
 
 SQL_SRC = \
@@ -63,12 +64,13 @@ SQL_SRC = \
 	src/sdc/person_set.sql \
 	src/sdc/person_values.sql \
 	src/sdc/table.sql \
-	src/publication.sql
+	src/publication.sql \
+	src/reidentify.sql
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard upgrade/$(EXTENSION)--*--*.sql)
 
-REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_concurrency objection_lookahead objection_parallel linkage linkage_run linkage_quickstart sdc sdc_table sdc_quickstart publication publication_quickstart audit
+REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_concurrency objection_lookahead objection_parallel linkage linkage_run linkage_quickstart sdc sdc_table sdc_quickstart publication publication_quickstart reidentify audit
 
 PG_CONFIG ?= pg_config
 # -Wno-unused-parameter: the server headers (fmgr, bufpage) trip -Wextra otherwise

@@ -20,6 +20,7 @@
 #include "keys.h"
 #include "parallel_set.h"
 #include "scan_lookahead.h"
+#include "reidentify.h"
 #include "sdc/policy.h"
 
 PG_MODULE_MAGIC;
@@ -35,5 +36,6 @@ _PG_init(void)
 	scan_lookahead_init();
 	parallel_set_init();
 	sdc_policy_init();
+	reidentify_init();
 	MarkGUCPrefixReserved("caredata");
 }
