@@ -14,6 +14,7 @@ PACKAGES=(
   openssl                    # scripts/generate-key.sh
   make
   gcc
+  python3-psycopg2           # test/security/clients.sh: a Python client
 )
 
 missing=()
@@ -23,10 +24,14 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
+# Node.js and npm for the Node client test: Debian's, unless some are there
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PACKAGES[@]} packages present"
-  exit 0
-fi
+else
 
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then
@@ -39,3 +44,11 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done"
+fi
+
+# node-postgres for test/clients (from the npm registry, once)
+cd "$(dirname "$0")/.."
+if [ ! -d test/clients/node_modules/pg ]; then
+  echo "install-deps: npm install (test/clients)"
+  npm install --prefix test/clients --no-audit --no-fund --silent >/dev/null
+fi
