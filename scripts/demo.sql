@@ -8,7 +8,7 @@ SET client_min_messages = warning;
 
 \echo
 \echo '== 1. Sources as they arrive'
-SELECT * FROM (
+SELECT source, records FROM (
   SELECT 1 AS o, 'GP registrations' AS source, count(*) AS records FROM synth.gp_registration
   UNION ALL
   SELECT 2, 'hospital episodes', count(*) FROM synth.hospital_episode
@@ -39,6 +39,7 @@ ANALYZE public.identifiers_clean;
 
 \echo
 \echo '-- NHS numbers: valid, missing, and why the rest were refused (counts only, never the numbers)'
+\echo '-- (bad_check_digit: the Modulus 11 check digit is wrong; check_digit_10: Modulus 11 gives 10, which no valid number has)'
 SELECT source,
        count(*) AS records,
        count(nhs_number) AS valid,
@@ -65,6 +66,7 @@ FROM public.identifiers_clean GROUP BY source ORDER BY source;
 
 \echo
 \echo '== 3. Against the ground truth (what the standardisers can and cannot catch)'
+\echo '-- (valid_but_wrong_person: a household member''s valid number, which no check can catch; linkage (section 7) does)'
 SELECT c.source,
        count(*) FILTER (WHERE 'nhs_mistyped' = ANY (t.error_kinds)) AS mistyped_injected,
        count(*) FILTER (WHERE 'nhs_mistyped' = ANY (t.error_kinds) AND c.nhs_number IS NULL) AS mistyped_caught_by_mod11,
@@ -107,6 +109,8 @@ CREATE TABLE public.study_a_extract AS
 SELECT pseudonymise(nhs_number, 'study_a') AS patient, age_band(dob, admission_date, 10) AS age_band,
        postcode_district(postcode) AS district, provider_code, specialty, length_of_stay, died_30d
 FROM public.hes_clean WHERE dob_is_valid(dob, admission_date);
+\echo '-- (the extract keeps episodes with a valid NHS number and a date of birth valid at admission:'
+\echo '--  hence slightly fewer episodes than the valid NHS numbers counted in section 2)'
 SELECT count(*) AS episodes, count(DISTINCT patient) AS patients,
        count(DISTINCT patient) FILTER (WHERE pseudonym_domain(patient) = 'study_a') AS in_domain_study_a
 FROM public.study_a_extract;
@@ -119,9 +123,10 @@ SELECT nhs_number FROM synth.objection_sample WHERE kind = 'national_data_opt_ou
 INSERT INTO public.ndop_snapshot VALUES ('943 476 5918'), ('not known');   -- a feed is never clean
 CREATE TABLE public.gp_type1_codes AS
 SELECT nhs_number, '827241000000103'::text AS code, recorded_at FROM synth.objection_sample WHERE kind = 'type1';
+\echo '-- the NDOP snapshot (invalid = 2: the two bad lines added above are skipped, not loaded), then Type 1 codes'
 SELECT * FROM apply_opt_out_snapshot('public.ndop_snapshot', 'nhs_number', 'ndop');
 SELECT * FROM apply_type1_codes('public.gp_type1_codes');
-SELECT protect('public.hes_clean', 'nhs_number', 'research');
+SELECT 'public.hes_clean' AS protected_for_research FROM (SELECT protect('public.hes_clean', 'nhs_number', 'research')) p;
 DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'demo_analyst') THEN
     CREATE ROLE demo_analyst NOLOGIN IN ROLE caredata_analyst;
