@@ -8,6 +8,7 @@ SET client_min_messages = warning;
 
 \echo
 \echo '== 1. Sources as they arrive'
+SELECT clock_timestamp() AS step_t0 \gset
 SELECT source, records FROM (
   SELECT 1 AS o, 'GP registrations' AS source, count(*) AS records FROM synth.gp_registration
   UNION ALL
@@ -16,8 +17,11 @@ SELECT source, records FROM (
   SELECT 3, 'people (ground truth, kept apart)', count(*) FROM synth_truth.person) x
 ORDER BY o;
 
+SELECT format('-- done in %s s', round(extract(epoch FROM clock_timestamp() - :'step_t0'::timestamptz)::numeric, 1)) AS step_done \gset
+\echo :step_done
 \echo
 \echo '== 2. Standardise identifiers (nhs_number, DOB, postcode, sex)'
+SELECT clock_timestamp() AS step_t0 \gset
 DROP TABLE IF EXISTS public.identifiers_clean;
 CREATE TABLE public.identifiers_clean AS
 SELECT 'gp'::text AS source, record_id,
@@ -64,8 +68,11 @@ SELECT source,
        count(*) FILTER (WHERE sex IS NULL) AS sex_unrecognised
 FROM public.identifiers_clean GROUP BY source ORDER BY source;
 
+SELECT format('-- done in %s s', round(extract(epoch FROM clock_timestamp() - :'step_t0'::timestamptz)::numeric, 1)) AS step_done \gset
+\echo :step_done
 \echo
 \echo '== 3. Against the ground truth (what the standardisers can and cannot catch)'
+SELECT clock_timestamp() AS step_t0 \gset
 \echo '-- (valid_but_wrong_person: a household member''s valid number, which no check can catch; linkage (section 7) does)'
 SELECT c.source,
        count(*) FILTER (WHERE 'nhs_mistyped' = ANY (t.error_kinds)) AS mistyped_injected,
@@ -78,8 +85,11 @@ JOIN synth_truth.record t ON t.source = c.source AND t.record_id = c.record_id
 JOIN synth_truth.person p ON p.person_id = t.person_id
 GROUP BY c.source ORDER BY c.source;
 
+SELECT format('-- done in %s s', round(extract(epoch FROM clock_timestamp() - :'step_t0'::timestamptz)::numeric, 1)) AS step_done \gset
+\echo :step_done
 \echo
 \echo '== 4. Ready for publication: age bands and postcode districts (no identifiers)'
+SELECT clock_timestamp() AS step_t0 \gset
 SELECT age_band(c.dob, e.admission_date, 10) AS age_band, count(*) AS episodes,
        count(DISTINCT postcode_district(c.postcode)) AS districts
 FROM public.identifiers_clean c
@@ -87,8 +97,11 @@ JOIN synth.hospital_episode e ON c.source = 'hes' AND e.record_id = c.record_id
 WHERE dob_is_valid(c.dob, e.admission_date)
 GROUP BY 1 ORDER BY min(e.admission_date - c.dob);
 
+SELECT format('-- done in %s s', round(extract(epoch FROM clock_timestamp() - :'step_t0'::timestamptz)::numeric, 1)) AS step_done \gset
+\echo :step_done
 \echo
 \echo '== 5. Pseudonymise: a key per recipient, the master secret outside the database'
+SELECT clock_timestamp() AS step_t0 \gset
 SELECT key_file_status() AS key_file;
 SELECT create_domain('linkage', 'internal linkage') AS linkage_domain,
        create_domain('study_a', 'Study A research extract') AS study_a_domain,
@@ -115,8 +128,11 @@ SELECT count(*) AS episodes, count(DISTINCT patient) AS patients,
        count(DISTINCT patient) FILTER (WHERE pseudonym_domain(patient) = 'study_a') AS in_domain_study_a
 FROM public.study_a_extract;
 
+SELECT format('-- done in %s s', round(extract(epoch FROM clock_timestamp() - :'step_t0'::timestamptz)::numeric, 1)) AS step_done \gset
+\echo :step_done
 \echo
 \echo '== 6. Honour objections: National Data Opt-out and Type 1, filtered for research'
+SELECT clock_timestamp() AS step_t0 \gset
 DROP TABLE IF EXISTS public.ndop_snapshot, public.gp_type1_codes;
 CREATE TABLE public.ndop_snapshot AS
 SELECT nhs_number FROM synth.objection_sample WHERE kind = 'national_data_opt_out';
@@ -140,8 +156,11 @@ SELECT count(*) AS episodes_an_analyst_sees,
 RESET ROLE;
 SELECT kind, count(*) FILTER (WHERE withdrawn_at IS NULL) AS open_objections FROM objection GROUP BY kind ORDER BY kind;
 
+SELECT format('-- done in %s s', round(extract(epoch FROM clock_timestamp() - :'step_t0'::timestamptz)::numeric, 1)) AS step_done \gset
+\echo :step_done
 \echo
 \echo '== 7. Link GP and hospital records: deterministic steps, then Fellegi-Sunter trained by EM'
+SELECT clock_timestamp() AS step_t0 \gset
 SELECT link_add_source('gp', 'synth.gp_registration', 'record_id', 'nhs_number', 'dob', 'sex', 'postcode');
 SELECT link_add_source('hes', 'synth.hospital_episode', 'record_id', 'nhs_number', 'dob', 'sex', 'postcode');
 SELECT link_create_model('default');
@@ -171,8 +190,11 @@ WITH last AS (SELECT max(run_id) AS run_id FROM link_run),
 SELECT e.term, e.level, e.label, round(e.weight::numeric, 2) AS weight
   FROM pick, link_explain(pick.sa, pick.ra, pick.sb, pick.rb) e;
 
+SELECT format('-- done in %s s', round(extract(epoch FROM clock_timestamp() - :'step_t0'::timestamptz)::numeric, 1)) AS step_done \gset
+\echo :step_done
 \echo
 \echo '== 8. Publish safe statistics: people not rows, small numbers suppressed (NHS HES rule), tables with totals protected'
+SELECT clock_timestamp() AS step_t0 \gset
 SELECT provider_code, count(*) AS episodes_not_published,
        safe_count_text(try_nhs_number(nhs_number)) AS patients,
        round(safe_avg(length_of_stay, try_nhs_number(nhs_number))::numeric, 1) AS mean_stay,
@@ -191,8 +213,11 @@ SELECT 'sdc_protect', count(*) FILTER (WHERE disclosed), count(*)
   FROM sdc_audit($$SELECT row_key, col_key, n, suppression <> 'published' FROM sdc_protect($q$
                      SELECT provider_code, specialty, count(*) FROM synth.hospital_episode WHERE died_30d GROUP BY 1, 2$q$)$$);
 
+SELECT format('-- done in %s s', round(extract(epoch FROM clock_timestamp() - :'step_t0'::timestamptz)::numeric, 1)) AS step_done \gset
+\echo :step_done
 \echo
 \echo '== 9. Publish to a recipient: pseudonymised, generalised, objection-filtered, for the recipient alone'
+SELECT clock_timestamp() AS step_t0 \gset
 DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'demo_study') THEN CREATE ROLE demo_study NOLOGIN; END IF;
 END $$;
@@ -219,6 +244,8 @@ SELECT * FROM k_anonymity('published.hes_demo_study', ARRAY['dob_age_band', 'sex
 \echo '-- the audit log: every privileged step of this demo, hash-chained'
 SELECT action, count(*) AS entries FROM audit_log GROUP BY action ORDER BY min(id);
 SELECT audit_verify() AS audit_chain_intact;
+SELECT format('-- done in %s s', round(extract(epoch FROM clock_timestamp() - :'step_t0'::timestamptz)::numeric, 1)) AS step_done \gset
+\echo :step_done
 \echo
 \echo 'Tables: synth.* (sources), caredata.person_index (linkage), published.hes_demo_study (the recipient''s view).'
 \echo 'Roles: caredata_admin, caredata_linker, caredata_analyst, caredata_reidentifier, caredata_patient, demo_study (a recipient).'
