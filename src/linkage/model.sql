@@ -122,8 +122,6 @@ DECLARE
 BEGIN
   IF what = 'analyze_records' THEN
     ANALYZE caredata.link_record;
-  ELSIF what = 'analyze_index' THEN
-    ANALYZE caredata.person_index;
   ELSIF what = 'index_rules' THEN
     -- one single-column index per distinct leading column of the rules: a
     -- lookup finds a handful of rows by it and filters on the rest
@@ -159,7 +157,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION caredata._link_maintain(text, jsonb) IS
-  'internal: ANALYZE the linkage tables, and drop or create the blocking rules'' lookup indexes, as the extension owner';
+  'internal: ANALYZE the standardised records, drop or create the blocking rules'' lookup indexes, and drop or build the person index''s indexes around its rewrite, as the extension owner';
 
 CREATE FUNCTION caredata._link_check_spec(spec jsonb) RETURNS void
   LANGUAGE plpgsql STABLE AS $$
