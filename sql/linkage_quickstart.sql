@@ -7,7 +7,7 @@ SET client_min_messages = warning;
 \set ECHO all
 SELECT count(*) > 0 AS generated FROM synth.generate(20000, 42);
 -- the first fenced sql block after the "Quick start" heading
-\! mkdir -p results && awk '/^## Quick start/ {q = 1; next} q && /^```sql$/ {b = 1; next} b && /^```$/ {exit} b {print}' docs/linkage.md > results/linkage_quickstart_block.sql
+\! mkdir -p results && scripts/doc-sql.sh docs/linkage.md quickstart > results/linkage_quickstart_block.sql
 \i results/linkage_quickstart_block.sql
 -- the quality goal of the issue: F1 >= 0.995 at the label-free threshold
 SELECT f1 >= 0.995 AS f1_goal_met FROM caredata.link_quality('synth_truth.record');

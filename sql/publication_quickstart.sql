@@ -6,7 +6,7 @@ CREATE EXTENSION IF NOT EXISTS caredata;
 \i test/synthetic/generate.sql
 \set ECHO all
 SELECT count(*) > 0 AS generated FROM synth.generate(20000, 42);
-\! mkdir -p results && awk '/^## Quick start/ {q = 1; next} q && /^```sql$/ {b = 1; next} b && /^```$/ {exit} b {print}' docs/publication.md > results/publication_quickstart_block.sql
+\! mkdir -p results && scripts/doc-sql.sh docs/publication.md quickstart > results/publication_quickstart_block.sql
 \i results/publication_quickstart_block.sql
 -- still the recipient: nothing but the view
 SELECT count(*) FROM synth.hospital_episode;

@@ -6,7 +6,7 @@ CREATE EXTENSION IF NOT EXISTS caredata;
 \i test/synthetic/generate.sql
 \set ECHO all
 SELECT count(*) > 0 AS generated FROM synth.generate(20000, 42);
-\! mkdir -p results && awk '/^## Quick start/ {q = 1; next} q && /^```sql$/ {b = 1; next} b && /^```$/ {exit} b {print}' docs/disclosure-control.md > results/sdc_quickstart_block.sql
+\! mkdir -p results && scripts/doc-sql.sh docs/disclosure-control.md quickstart > results/sdc_quickstart_block.sql
 \i results/sdc_quickstart_block.sql
 -- what the block published agrees with the policy applied to exact counts
 SELECT count(*) AS providers_that_differ
