@@ -16,6 +16,7 @@
 #include "utils/memutils.h"
 
 #include "person_table.h"
+#include "policy.h"
 
 #define PT_HDRSZ		offsetof(PersonTable, data)
 #define PT_SIZE(cap, v)	(PT_HDRSZ + ((v) ? 2 : 1) * sizeof(uint64) * (Size) (cap))
@@ -28,15 +29,11 @@ person_key_of_pseudonym(const void *pseudonym)
 	return DatumGetUInt64(hash_bytes_extended((const unsigned char *) pseudonym, PSEUDONYM_BYTES, 0));
 }
 
+/* the policy a state names: none ("", the setting) or a policy name */
 bool
 person_policy_name_ok(const char *policy)
 {
-	if (strlen(policy) >= NAMEDATALEN)
-		return false;
-	for (const char *c = policy; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
-			return false;
-	return true;
+	return policy[0] == '\0' || sdc_policy_name_ok(policy);
 }
 
 /* murmur3's 64-bit finaliser: keys that are numbers are not random */

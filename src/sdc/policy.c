@@ -47,8 +47,8 @@ typedef struct PolicyCache
 	SdcPolicy	policies[POLICY_CACHE_SIZE];
 } PolicyCache;
 
-static bool
-policy_name_ok(const char *name)
+bool
+sdc_policy_name_ok(const char *name)
 {
 	size_t		len = strlen(name);
 
@@ -63,7 +63,7 @@ policy_name_ok(const char *name)
 static bool
 check_sdc_policy(char **newval, void **extra, GucSource source)
 {
-	if (*newval && !policy_name_ok(*newval))
+	if (*newval && !sdc_policy_name_ok(*newval))
 	{
 		GUC_check_errdetail("A policy name is lower-case letters, digits and _, starting with a letter.");
 		return false;
@@ -136,7 +136,7 @@ sdc_policy_get(FmgrInfo *flinfo, const char *name)
 
 	if (name == NULL)
 		name = sdc_policy_setting;
-	if (name == NULL || !policy_name_ok(name))
+	if (name == NULL || !sdc_policy_name_ok(name))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid disclosure-control policy name"),

@@ -56,6 +56,9 @@ extern bool sdc_publish_count(const SdcPolicy *policy, int64 n, int64 *shown);
 extern bool sdc_publish_contributions(const SdcPolicy *policy, int64 people,
 									  const double *largest, int nlargest, double total);
 
+/* a policy name: a lower-case letter, then lower-case letters, digits and _ */
+extern bool sdc_policy_name_ok(const char *name);
+
 extern void sdc_policy_init(void);
 
 #endif							/* CAREDATA_SDC_POLICY_H */
