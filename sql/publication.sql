@@ -77,6 +77,8 @@ SELECT publish('bad', 'synth.hospital_episode', '{"domain": "pub_study", "purpos
 SELECT publish('bad', 'synth.hospital_episode', '{"domain": "pub_study", "purpose": "research", "columns": {"dob": "blur"}}', 'pub_study');
 SELECT publish('bad', 'synth.hospital_episode', '{"domain": "nope", "purpose": "research", "columns": {}}', 'pub_study');
 SELECT publish('bad', 'synth.hospital_episode', '{"domain": "pub_study", "purpose": "research", "columns": {}}', 'no_such_role');
+SELECT publish('bad', 'synth.hospital_episode', '{"domain": "pub_study", "purpose": "research", "columns": {}}', 'postgres');
+SELECT publish('bad', 'synth.hospital_episode', '{"domain": "pub_study", "purpose": "research", "nhs_column": "nhs", "columns": {}}', 'pub_study');
 SELECT publish('episodes', 'synth.hospital_episode', '{"domain": "pub_study", "purpose": "research", "columns": {}}', 'pub_study');
 SELECT k_anonymity('published.episodes', ARRAY[]::text[]);
 

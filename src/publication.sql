@@ -13,6 +13,8 @@
 CREATE SCHEMA published;
 COMMENT ON SCHEMA published IS 'caredata: de-identified views, one per publication (caredata.publish())';
 REVOKE ALL ON SCHEMA published FROM PUBLIC;
+-- admins see the views' names (they read none: each is granted to its recipient)
+GRANT USAGE ON SCHEMA published TO caredata_admin;
 
 CREATE TABLE caredata.pseudonym_map (
   domain       text NOT NULL,
@@ -90,28 +92,121 @@ $$;
 COMMENT ON FUNCTION caredata._publish_column(name, text) IS
   'internal: the select-list expression publishing a column: keep, month, year, year_of_birth, age_band, district or sector';
 
-CREATE FUNCTION caredata._publication_view(p caredata.publication) RETURNS void
-  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+-- What a published view may read.  It is owned by the extension's owner,
+-- which reads past every privilege, so its source must read with its own
+-- owner's rights: a table, a partitioned table, a materialized view or a
+-- plain view, not a security_invoker view (which would read as the
+-- superuser) nor a foreign table (whose user mapping would be the
+-- superuser's).  NULL when the source is fine, else the reason.
+CREATE FUNCTION caredata._publication_source_problem(source regclass) RETURNS text
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE
+    WHEN c.oid IS NULL THEN 'it no longer exists'
+    WHEN c.relkind NOT IN ('r', 'p', 'm', 'v') THEN 'it is not a table, a materialized view or a view'
+    WHEN c.relkind = 'v' AND coalesce(c.reloptions, '{}') && ARRAY['security_invoker=true', 'security_invoker=on', 'security_invoker=1']
+      THEN 'it is a security_invoker view'
+  END
+  FROM (SELECT source::oid AS oid) x LEFT JOIN pg_catalog.pg_class c USING (oid)
+$$;
+COMMENT ON FUNCTION caredata._publication_source_problem(regclass) IS
+  'internal: why a relation cannot be a publication''s source (NULL when it can): not a table, materialized view or plain view, or a security_invoker view';
+
+-- and stays so: after any DDL, every published source is checked again, so
+-- that no one turns a published table into a view (CREATE RULE) or a
+-- published view into a security_invoker one
+CREATE FUNCTION caredata._publication_guard() RETURNS event_trigger
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  cols text := '';
-  c record;
-  expr text;
+  p record;
 BEGIN
-  FOR c IN SELECT key, value FROM jsonb_each_text(p.spec->'columns') ORDER BY key LOOP
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = p.source AND a.attname = c.key AND a.attnum > 0 AND NOT a.attisdropped) THEN
-      RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = format('column "%s" is not in %s', c.key, p.source),
+  FOR p IN SELECT x.name, x.source, caredata._publication_source_problem(x.source) AS problem
+             FROM caredata.publication x WHERE caredata._publication_source_problem(x.source) IS NOT NULL LOOP
+    RAISE EXCEPTION USING ERRCODE = '42809', MESSAGE = format('publication "%s" reads %s, and %s', p.name, p.source, p.problem),
+      HINT = 'A published source must read with its own owner''s rights; unpublish it first (caredata.unpublish()).';
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION caredata._publication_guard() IS
+  'internal: event trigger refusing DDL that leaves a published source unfit (see _publication_source_problem)';
+CREATE EVENT TRIGGER caredata_publication_guard ON ddl_command_end
+  EXECUTE FUNCTION caredata._publication_guard();
+
+-- A catalog row is the publisher's word: the trigger below checks it as the
+-- role inserting it (its rights on the source, a recipient that is not
+-- privileged, the columns), so the view made from it as the extension owner
+-- shows nothing the publisher could not read.  caredata_admin may insert
+-- rows (who and when are defaults) and stamp republished_at, nothing else.
+-- The checks need only the source's definition, so a restored dump's rows
+-- pass them again.
+CREATE FUNCTION caredata._publication_check() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c record;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = NEW.recipient) THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('role "%s" does not exist', NEW.recipient),
+      HINT = 'Create the recipient''s role first (CREATE ROLE ... NOLOGIN, or a login).';
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = NEW.recipient AND r.rolsuper)
+     OR NEW.recipient IN ('caredata_admin', 'caredata_linker', 'caredata_reidentifier', 'caredata_patient') THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('role "%s" cannot be a recipient', NEW.recipient),
+      HINT = 'Publish to a role of its own (a team or a BI login), or to caredata_analyst; not to a superuser or a caredata role that holds identifiers.';
+  END IF;
+  IF jsonb_typeof(NEW.spec->'columns') IS DISTINCT FROM 'object' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication names the columns it publishes',
+      HINT = 'Set "columns" to {"column": "keep" | "month" | "year" | "year_of_birth" | "age_band" | "district" | "sector"}; others are dropped.';
+  END IF;
+  IF caredata._publication_source_problem(NEW.source) IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42809', MESSAGE = format('%s cannot be published: %s', NEW.source, caredata._publication_source_problem(NEW.source)),
+      HINT = 'Publish a table, a materialized view or a plain view: a published view reads its source with the source owner''s rights.';
+  END IF;
+  IF NOT has_table_privilege(NEW.source, 'SELECT') THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = format('permission denied to publish %s', NEW.source),
+      HINT = 'Publish only what you may read yourself.';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = NEW.source AND a.attname = NEW.spec->>'nhs_column'
+                    AND a.attnum > 0 AND NOT a.attisdropped) THEN
+    RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = format('NHS number column "%s" is not in %s', NEW.spec->>'nhs_column', NEW.source),
+      HINT = 'Set "nhs_column" in the spec (default nhs_number).';
+  END IF;
+  FOR c IN SELECT key, value FROM jsonb_each_text(NEW.spec->'columns') LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = NEW.source AND a.attname = c.key AND a.attnum > 0 AND NOT a.attisdropped) THEN
+      RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = format('column "%s" is not in %s', c.key, NEW.source),
         HINT = 'Name the source''s columns in the spec''s "columns".';
     END IF;
-    IF c.key = p.spec->>'nhs_column' THEN
+    IF c.key = NEW.spec->>'nhs_column' THEN
       RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'the NHS number column cannot be published',
         HINT = 'It is replaced by the recipient''s pseudonym, in the column "person".';
     END IF;
-    expr := caredata._publish_column(c.key, c.value);
-    IF expr IS NULL THEN
+    IF caredata._publish_column(c.key, c.value) IS NULL THEN
       RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('column "%s": unknown treatment "%s"', c.key, c.value),
         HINT = 'Use keep, month, year, year_of_birth, age_band, district or sector.';
     END IF;
-    cols := cols || ', ' || expr;
+  END LOOP;
+  RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION caredata._publication_check() IS
+  'internal: checks a new publication as the role publishing it (rights on the source, the recipient, the columns)';
+CREATE TRIGGER publication_check BEFORE INSERT ON caredata.publication
+  FOR EACH ROW EXECUTE FUNCTION caredata._publication_check();
+GRANT INSERT (name, recipient, source, spec), UPDATE (republished_at) ON caredata.publication TO caredata_admin;
+
+-- (re)create a publication's view, as its catalog row says
+CREATE FUNCTION caredata._publication_view(name text) RETURNS void
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p caredata.publication;
+  cols text := '';
+  c record;
+BEGIN
+  SELECT * INTO p FROM caredata.publication x WHERE x.name = _publication_view.name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('publication "%s" does not exist', name),
+      HINT = 'See caredata.publication.';
+  END IF;
+  FOR c IN SELECT key, value FROM jsonb_each_text(p.spec->'columns') ORDER BY key LOOP
+    cols := cols || ', ' || caredata._publish_column(c.key, c.value);
   END LOOP;
   EXECUTE format('DROP VIEW IF EXISTS published.%I', p.name);
   EXECUTE format($v$
@@ -134,23 +229,22 @@ BEGIN
   EXECUTE format('ALTER ROLE %I SET search_path = "$user", public, published, caredata', p.recipient);
 END
 $$;
-COMMENT ON FUNCTION caredata._publication_view(caredata.publication) IS
-  'internal: (re)create a publication''s view, grant it to its recipient alone, and set the recipient''s search_path';
+COMMENT ON FUNCTION caredata._publication_view(text) IS
+  'internal: (re)create a publication''s view from its catalog row, grant it to its recipient alone, and set the recipient''s search_path';
 
 CREATE FUNCTION caredata.publish(name text, source regclass, spec jsonb, recipient name)
   RETURNS regclass LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
   SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  p caredata.publication;
   full_spec jsonb := jsonb_build_object('nhs_column', 'nhs_number') || coalesce(spec, '{}');
 BEGIN
   IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication name is lower-case letters, digits and _',
       HINT = 'It names the view published.<name>.';
   END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = recipient) THEN
-    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('role "%s" does not exist', recipient),
-      HINT = 'Create the recipient''s role first (CREATE ROLE ... NOLOGIN, or a login).';
+  IF EXISTS (SELECT 1 FROM caredata.publication x WHERE x.name = publish.name) THEN
+    RAISE EXCEPTION USING ERRCODE = '42710', MESSAGE = format('publication "%s" already exists', name),
+      HINT = 'Unpublish it first, or republish it.';
   END IF;
   IF full_spec->>'purpose' IS NULL OR NOT EXISTS (SELECT 1 FROM caredata.purpose x WHERE x.name = full_spec->>'purpose') THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication needs the purpose it is for',
@@ -160,20 +254,9 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = 'a publication needs the recipient''s pseudonym domain',
       HINT = 'Set "domain" in the spec to a domain made with caredata.create_domain(), and run caredata.refresh_pseudonyms() for the source.';
   END IF;
-  IF jsonb_typeof(full_spec->'columns') IS DISTINCT FROM 'object' THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication names the columns it publishes',
-      HINT = 'Set "columns" to {"column": "keep" | "month" | "year" | "year_of_birth" | "age_band" | "district" | "sector"}; others are dropped.';
-  END IF;
-  IF NOT has_table_privilege(source, 'SELECT') THEN
-    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = format('permission denied to publish %s', source),
-      HINT = 'Publish only what you may read yourself.';
-  END IF;
-  IF EXISTS (SELECT 1 FROM caredata.publication x WHERE x.name = publish.name) THEN
-    RAISE EXCEPTION USING ERRCODE = '42710', MESSAGE = format('publication "%s" already exists', name),
-      HINT = 'Unpublish it first, or republish it.';
-  END IF;
-  INSERT INTO caredata.publication (name, recipient, source, spec) VALUES (name, recipient, source, full_spec) RETURNING * INTO p;
-  PERFORM caredata._publication_view(p);
+  -- the rest is checked by caredata._publication_check(), as the caller
+  INSERT INTO caredata.publication (name, recipient, source, spec) VALUES (name, recipient, source, full_spec);
+  PERFORM caredata._publication_view(name);
   PERFORM caredata.audit_append('publication.create', name,
     jsonb_build_object('recipient', recipient, 'source', source::text, 'spec', full_spec));
   RETURN format('published.%I', name)::regclass;
@@ -194,7 +277,7 @@ BEGIN
   END IF;
   -- after a key rotation: the stored pseudonyms move to the current version
   PERFORM caredata.refresh_pseudonyms(p.spec->>'domain', p.source, (p.spec->>'nhs_column')::name);
-  PERFORM caredata._publication_view(p);
+  PERFORM caredata._publication_view(name);
   PERFORM caredata.audit_append('publication.republish', name, jsonb_build_object('recipient', p.recipient));
   RETURN format('published.%I', name)::regclass;
 END
@@ -242,9 +325,10 @@ $$;
 COMMENT ON FUNCTION caredata.k_anonymity(regclass, text[], integer) IS
   'k-anonymity of a view over its quasi-identifiers: rows, equivalence classes, classes smaller than k and the share of rows in them';
 
-REVOKE ALL ON FUNCTION caredata.refresh_pseudonyms(text, regclass, name), caredata._publish_column(name, text),
-  caredata._publication_view(caredata.publication), caredata.publish(text, regclass, jsonb, name),
+REVOKE ALL ON FUNCTION caredata.refresh_pseudonyms(text, regclass, name), caredata._publish_column(name, text), caredata._publication_check(),
+  caredata._publication_source_problem(regclass), caredata._publication_guard(),
+  caredata._publication_view(text), caredata.publish(text, regclass, jsonb, name),
   caredata.republish(text), caredata.unpublish(text), caredata.k_anonymity(regclass, text[], integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION caredata.refresh_pseudonyms(text, regclass, name) TO caredata_admin, caredata_linker;
-GRANT EXECUTE ON FUNCTION caredata._publication_view(caredata.publication), caredata.publish(text, regclass, jsonb, name),
+GRANT EXECUTE ON FUNCTION caredata._publish_column(name, text), caredata._publication_source_problem(regclass), caredata._publication_view(text), caredata.publish(text, regclass, jsonb, name),
   caredata.republish(text), caredata.unpublish(text), caredata.k_anonymity(regclass, text[], integer) TO caredata_admin;
