@@ -40,6 +40,8 @@ OBJS = \
 	src/sdc/person_set.o \
 	src/sdc/person_values.o \
 	src/sdc/table.o \
+	src/variation/distributions.o \
+	src/variation/limits.o \
 	src/reidentify.o
 PGFILEDESC = "caredata - health-data linkage and de-identification"
 
@@ -64,6 +66,11 @@ SQL_SRC = \
 	src/sdc/person_set.sql \
 	src/sdc/person_values.sql \
 	src/sdc/table.sql \
+	src/variation/limits.sql \
+	src/variation/fit.sql \
+	src/variation/standardise.sql \
+	src/variation/funnel.sql \
+	src/variation/svg.sql \
 	src/publication.sql \
 	src/reidentify.sql
 

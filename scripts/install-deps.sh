@@ -15,6 +15,9 @@ PACKAGES=(
   make
   gcc
   python3-psycopg2           # test/security/clients.sh: a Python client
+  chromium                   # test/variation/funnel_svg.sh: renders the funnel plot
+  fonts-dejavu-core          # ... with a font the SVG names
+  python3-pil                # ... and reads the PNG back
 )
 
 missing=()

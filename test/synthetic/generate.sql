@@ -236,12 +236,13 @@ BEGIN
            CASE WHEN e_dob < 0.01 THEN synth.wrong_dob(r.dob, rid, seed) ELSE r.dob END AS dob_out,
            CASE WHEN e_move < 0.10 THEN r.prev_postcode ELSE r.postcode END AS pc_out,
            (admitted - r.dob) / 365.25 AS age_then,
-           synth.u(rid, 62, seed) AS us
+           synth.u(rid, 62, seed) AS us,
+           CASE WHEN synth.u(rid, 63, seed) < 0.85 THEN (synth.providers())[1 + (area_idx - 1) % 30]
+                ELSE (synth.providers())[1 + floor(synth.u(rid, 64, seed) * 30)::int] END AS provider
     FROM r
   )
   SELECT record_id,
-         CASE WHEN synth.u(rid, 63, seed) < 0.85 THEN (synth.providers())[1 + (area_idx - 1) % 30]
-              ELSE (synth.providers())[1 + floor(synth.u(rid, 64, seed) * 30)::int] END AS provider_code,
+         provider AS provider_code,
          admitted AS admission_date,
          CASE WHEN age_then < 16 AND us < 0.6 THEN '420'
               WHEN sex = '2' AND age_then BETWEEN 16 AND 50 AND us < 0.25 THEN (ARRAY['501', '502'])[1 + floor(synth.u(rid, 65, seed) * 2)::int]
@@ -249,7 +250,9 @@ BEGIN
                    [1 + floor(synth.u(rid, 66, seed) * 14)::int] END AS specialty,
          CASE WHEN synth.u(rid, 67, seed) < 0.4 THEN 0
               ELSE least(120, 1 + floor(-4 * ln(1 - synth.u(rid, 68, seed)) * (1 + age_then / 50)))::int END AS length_of_stay,
-         synth.u(rid, 69, seed) < 0.003 + 0.12 * power(greatest(0, age_then - 50) / 50, 2) AS died_30d,
+         -- two planted outliers for the funnel plots: RXN and RK9 have twice the 30-day mortality
+         synth.u(rid, 69, seed) < (0.003 + 0.12 * power(greatest(0, age_then - 50) / 50, 2))
+                                  * CASE WHEN provider IN ('RXN', 'RK9') THEN 2 ELSE 1 END AS died_30d,
          synth.u(rid, 70, seed) < CASE WHEN age_then >= 65 THEN 0.13 ELSE 0.08 END AS readmitted_30d,
          CASE WHEN nhs_out IS NULL THEN CASE WHEN synth.u(rid, 57, seed) < 0.9 THEN NULL ELSE '' END
               ELSE nhs_out END AS nhs_number,
