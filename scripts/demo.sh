@@ -24,10 +24,12 @@ start=$(date +%s)
 psql -qX -v ON_ERROR_STOP=1 -c 'SET client_min_messages = warning' -f test/synthetic/generate.sql >/dev/null
 psql -qX -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "SELECT synth.generate($people, 42)" >/dev/null
 echo "demo: generated in $(( $(date +%s) - start ))s"
+mkdir -p demo-output
 psql -qX -v ON_ERROR_STOP=1 -f scripts/demo.sql
 
 cat <<MSG
 
+The funnel plot: $CAREDATA_ROOT/demo-output/funnel_30day_mortality.svg
 The cluster is still running: psql -h 127.0.0.1 -p $CAREDATA_PORT -U postgres caredata_demo
 Stop it with: make stop
 MSG

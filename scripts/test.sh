@@ -45,14 +45,14 @@ t_bad=$(grep -Ec '^test/pgtap/.* (Failed|Dubious|not ok)' /tmp/caredata-tap.$$ |
 rm -f /tmp/caredata-tap.$$
 passed=$((passed + t_total - t_bad)); failed=$((failed + t_bad))
 
-echo "== security scripts: test/security/*.sh (TAP)"
+echo "== scripts: test/security/*.sh, test/variation/*.sh (TAP)"
 s_ok=0; s_bad=0
-for f in test/security/*.sh; do
+for f in test/security/*.sh test/variation/*.sh; do
   if bash "$f"; then s_ok=$((s_ok + 1)); else s_bad=$((s_bad + 1)); echo "FAILED: $f"; fi
 done
 passed=$((passed + s_ok)); failed=$((failed + s_bad))
 
-echo "== summary: pg_regress $r_ok passed, $r_bad failed; pgTAP files $((t_total - t_bad)) passed, $t_bad failed; security scripts $s_ok passed, $s_bad failed"
+echo "== summary: pg_regress $r_ok passed, $r_bad failed; pgTAP files $((t_total - t_bad)) passed, $t_bad failed; scripts $s_ok passed, $s_bad failed"
 trap - EXIT
 [ -n "$was_running" ] || scripts/cluster.sh stop
 echo "$passed passed, $failed failed"

@@ -14,3 +14,4 @@ SELECT count(*) > 0 AS generated FROM synth.generate(20000, 42);
 SELECT count(*) AS guide_tables FROM pg_tables WHERE tablename LIKE 'guide\_%';
 SELECT caredata.unprotect('guide_hes_clean');
 DROP TABLE guide_hes_clean, guide_gp_clean, guide_study_extract, guide_ndop, guide_gp_codes;
+DROP VIEW guide_long_stays;

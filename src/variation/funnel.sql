@@ -51,32 +51,51 @@ BEGIN
   f := (SELECT caredata.funnel_fit(n, d, data_type, sr_method, trim_by) FROM unnest(nums, dens) v(n, d));
   -- as FunnelPlotR: no over-dispersion found, unadjusted limits
   lm := CASE WHEN m = 'tau2' AND f.tau2 = 0 AND f.data_type = 'SR' THEN 'exact' ELSE m END;
+  -- What is shown of a unit is what the policy publishes of its counts:
+  -- the numerator, and for PR and RC the denominator (for PR the cases
+  -- without the event too).  The ratio, z and the limits are computed from
+  -- the shown counts, so that none of them gives an exact count back (a
+  -- limit at size n gives n back).  A unit the policy suppresses keeps its
+  -- row and its band (from its exact counts), nothing else that counts.
   RETURN QUERY
   WITH u AS (
     SELECT v.u, v.n, v.d,
-           caredata.funnel_limit(f, v.d, 0.001, lm) AS l998, caredata.funnel_limit(f, v.d, 0.025, lm) AS l95,
-           caredata.funnel_limit(f, v.d, 0.975, lm) AS u95, caredata.funnel_limit(f, v.d, 0.999, lm) AS u998,
-           -- what the policy lets us show of the counts
-           caredata.sdc_apply(round(v.n)::bigint, policy) AS shown_n,
-           (f.data_type = 'SR' OR caredata.sdc_apply(round(v.d)::bigint, policy) IS NOT NULL)
-           AND (f.data_type <> 'PR' OR caredata.sdc_apply(round(v.d - v.n)::bigint, policy) IS NOT NULL) AS shown_d
+           caredata.sdc_apply(round(v.n)::bigint, policy)::float8 AS sn,
+           CASE WHEN f.data_type = 'SR' THEN v.d ELSE caredata.sdc_apply(round(v.d)::bigint, policy)::float8 END AS sd,
+           f.data_type = 'PR' AND caredata.sdc_apply(round(v.d - v.n)::bigint, policy) IS NULL AS rest_hidden
       FROM unnest(names, nums, dens) v(u, n, d)
+  ), h AS (
+    SELECT u.*, (sn IS NULL OR sd IS NULL OR sd <= 0 OR rest_hidden) AS hidden FROM u
+  ), l AS (
+    SELECT h.*,
+           CASE WHEN hidden THEN d ELSE sd END AS size,
+           CASE WHEN hidden THEN n / d ELSE sn / sd END AS y
+      FROM h
   ), p AS (
-    SELECT u.*, (shown_n IS NULL OR NOT shown_d) AS hidden,
-           CASE WHEN u.n / u.d > u998 THEN 'above 99.8%' WHEN u.n / u.d > u95 THEN 'above 95%'
-                WHEN u.n / u.d < l998 THEN 'below 99.8%' WHEN u.n / u.d < l95 THEN 'below 95%'
-                ELSE 'within' END AS pos
-      FROM u
+    SELECT l.*,
+           caredata.funnel_limit(f, l.size, 0.001, lm) AS l998, caredata.funnel_limit(f, l.size, 0.025, lm) AS l95,
+           caredata.funnel_limit(f, l.size, 0.975, lm) AS u95, caredata.funnel_limit(f, l.size, 0.999, lm) AS u998
+      FROM l
+  ), q AS (
+    SELECT p.*,
+           CASE WHEN y > u998 THEN 'above 99.8%' WHEN y > u95 THEN 'above 95%'
+                WHEN y < l998 THEN 'below 99.8%' WHEN y < l95 THEN 'below 95%'
+                ELSE 'within' END AS pos,
+           -- what may be shown when the unit is suppressed: SR's expected count and limits (not counts)
+           NOT hidden OR f.data_type = 'SR' AS show_size
+      FROM p
   )
-  SELECT p.u,
-         CASE WHEN p.hidden THEN NULL ELSE p.shown_n::float8 END,
-         CASE WHEN p.hidden AND f.data_type <> 'SR' THEN NULL ELSE p.d END,
-         CASE WHEN p.hidden THEN NULL ELSE p.shown_n / p.d END,
-         CASE WHEN p.hidden THEN NULL ELSE caredata._funnel_z(f, p.shown_n, p.d, lm) END,
-         p.l998, p.l95, p.u95, p.u998, p.pos,
-         CASE WHEN flag_limit = 95 THEN p.pos <> 'within' ELSE p.pos IN ('above 99.8%', 'below 99.8%') END,
-         p.hidden, f
-    FROM p ORDER BY p.u;
+  SELECT q.u,
+         CASE WHEN q.hidden THEN NULL ELSE q.sn END,
+         CASE WHEN q.show_size THEN q.size END,
+         CASE WHEN q.hidden THEN NULL ELSE q.y END,
+         CASE WHEN q.hidden THEN NULL ELSE caredata._funnel_z(f, q.sn, q.sd, lm) END,
+         CASE WHEN q.show_size THEN q.l998 END, CASE WHEN q.show_size THEN q.l95 END,
+         CASE WHEN q.show_size THEN q.u95 END, CASE WHEN q.show_size THEN q.u998 END,
+         q.pos,
+         CASE WHEN flag_limit = 95 THEN q.pos <> 'within' ELSE q.pos IN ('above 99.8%', 'below 99.8%') END,
+         q.hidden, f
+    FROM q ORDER BY q.u;
 END
 $$;
 COMMENT ON FUNCTION caredata.funnel(text, text, text, text, double precision, numeric, text) IS

@@ -147,7 +147,8 @@ BEGIN
     || format('<text x="0" y="122">%s units; target %s</text>', (SELECT count(*) FROM unnest(rs)), round(f.target::numeric, 4)) || E'\n'
     || format('<text x="0" y="140">%s</text>', CASE lm WHEN 'tau2' THEN format('over-dispersed: tau2 = %s', round(f.tau2::numeric, 5))
                                                     WHEN 'phi' THEN format('over-dispersed: phi = %s', round(f.phi::numeric, 3))
-                                                    WHEN 'exact' THEN 'exact limits' ELSE 'normal approximation' END) || E'\n'
+                                                    WHEN 'exact' THEN CASE WHEN lower(method) = 'tau2' THEN 'exact limits (no over-dispersion found)' ELSE 'exact limits' END
+                                                    ELSE 'normal approximation' END) || E'\n'
     || '</g>' || E'\n'
     || format('<text x="%s" y="%s" font-size="11" fill="#444">%s</text>', x0, y1 + 70,
               caredata._svg_text(CASE WHEN hidden IS NULL THEN 'Every unit is shown.'

@@ -50,12 +50,13 @@ SELECT is(
    WHERE p.pronamespace = 'caredata'::regnamespace
      AND has_function_privilege('tap_recipient', p.oid, 'EXECUTE')
      AND p.proname NOT LIKE 'nhs\_number\_%' AND p.proname NOT LIKE 'pseudonym\_%'),
-  ARRAY['_person_set_add', '_person_set_safe_count', '_person_set_safe_text', '_person_set_union',
+  ARRAY['_funnel_add', '_funnel_combine', '_funnel_final', '_funnel_z', '_person_set_add', '_person_set_safe_count', '_person_set_safe_text', '_person_set_union',
         '_person_values_add', '_person_values_any', '_person_values_combine',
-        '_person_values_safe_avg', '_person_values_safe_rate', '_person_values_safe_sum', '_sdc_table',
+        '_person_values_safe_avg', '_person_values_safe_rate', '_person_values_safe_sum', '_sdc_table', '_svg_text', '_svg_ticks',
         'age_band', 'compare_damerau_levenshtein', 'compare_date', 'compare_exact',
         'compare_jaro_winkler', 'compare_nhs_number', 'compare_postcode', 'compare_sex',
-        'damerau_levenshtein', 'default_purposes', 'dob_is_valid', 'jaro_winkler', 'nhs_number', 'normalise_postcode',
+        'damerau_levenshtein', 'default_purposes', 'dob_is_valid', 'funnel', 'funnel_fit', 'funnel_limit', 'funnel_svg',
+        'indirect_standardise', 'jaro_winkler', 'nhs_number', 'normalise_postcode',
         'person_set_agg', 'person_set_in', 'person_set_out', 'person_set_recv', 'person_set_send',
         'person_values_in', 'person_values_out', 'person_values_recv', 'person_values_send',
         'postcode_area', 'postcode_district', 'postcode_sector',
@@ -65,7 +66,7 @@ SELECT is(
         'try_nhs_number', 'try_normalise_postcode', 'try_postcode_area',
         'try_postcode_district', 'try_postcode_sector',
         'try_standardise_dob', 'try_standardise_sex'],
-  'a recipient can execute only the unkeyed standardisers, linkage comparators, type support, the purpose table of objection kinds and the safe aggregates (no key)');
+  'a recipient can execute only the unkeyed standardisers, linkage comparators, type support, the purpose table of objection kinds, the safe aggregates and the funnel plot functions (no key)');
 SELECT is(
   (SELECT array_agg(p.oid::regprocedure::text ORDER BY 1)
    FROM pg_proc p
