@@ -70,6 +70,21 @@ SELECT (f).data_type, (f).sr_method, (f).units, (f).units_used, round((f).target
         SELECT funnel_fit(observed, expected, 'SR', 'CQC', 0.1), 2.540315377326146, 0.002990740029790906 FROM fp_sr
         UNION ALL
         SELECT funnel_fit(events, cases, 'PR'), 2.0011189188583334, 0.00015134331574174784 FROM fp_pr) x;
+-- and FunnelPlotR 0.6.0 itself on the same units (its over-dispersed limits
+-- at a unit's size; it rounds z to 1.959964 and 3.090232, hence 1e-6)
+SELECT v.config, v.unit, v.outlier,
+       abs(funnel_limit(f, v.size, 0.001) - v.l998) < 1e-6 AND abs(funnel_limit(f, v.size, 0.025) - v.l95) < 1e-6
+       AND abs(funnel_limit(f, v.size, 0.975) - v.u95) < 1e-6 AND abs(funnel_limit(f, v.size, 0.999) - v.u998) < 1e-6 AS as_funnelplotr
+  FROM (VALUES
+    ('SR', 'U01', 132.91, 0.700037014518126, 0.797569946717035, 1.25380852690878, 1.42849589273269, 0),
+    ('SR', 'U04', 32.59, 0.55420985656033, 0.687743806350163, 1.45402981570561, 1.80437065159115, 1),
+    ('SR', 'U20', 20.49, 0.485744761906333, 0.632566140546673, 1.58086235715333, 2.05869435642588, 0),
+    ('PR', 'P06', 2410, 0.0586962410465899, 0.0674682636707794, 0.102179399868487, 0.113371402286374, 1),
+    ('PR', 'P16', 212, 0.0325251357020819, 0.04872417655853, 0.127784258767824, 0.156546356776931, 0),
+    ('PR', 'P19', 322, 0.0394452582354807, 0.0539283535868843, 0.120012497930923, 0.143270865193375, 0)
+  ) v(config, unit, size, l998, l95, u95, u998, outlier),
+  LATERAL (SELECT CASE WHEN v.config = 'SR' THEN (SELECT funnel_fit(observed, expected) FROM fp_sr)
+                       ELSE (SELECT funnel_fit(events, cases, 'PR') FROM fp_pr) END AS f) x;
 -- no trimming, and a fit without over-dispersion: tau2 is 0
 SELECT (funnel_fit(observed, expected, 'SR', 'SHMI', 0)).units_used AS kept_without_trimming FROM fp_sr;
 SELECT (funnel_fit(e, e, 'SR')).tau2 AS tau2_when_all_on_target FROM generate_series(10, 200, 10) e;
@@ -85,6 +100,14 @@ SELECT string_agg(unit, ',' ORDER BY unit) FILTER (WHERE outlier) AS phi_outlier
   FROM funnel('SELECT unit, observed, expected FROM fp_sr', method => 'phi', policy => 'opensafely');
 SELECT bool_and(abs(upper_998 - funnel_limit('SR', denominator, 1, 0.999)) < 1e-12) AS exact_limits_as_funnel_limit
   FROM funnel('SELECT unit, observed, expected FROM fp_sr', method => 'exact', policy => 'opensafely');
+-- as FunnelPlotR: with no over-dispersion (phi <= 1) the default draws the
+-- unadjusted limits: exact for a ratio, tau2 = 0 for a proportion
+CREATE TABLE fp_calm AS SELECT 'C' || e AS unit, round(e * (1 + 0.3 / sqrt(e) * sin(e))) AS observed, e::float8 AS expected
+  FROM generate_series(20, 400, 20) e;
+SELECT (fit).phi <= 1 AS no_overdispersion, limits,
+       bool_and(abs(upper_998 - funnel_limit('SR', denominator, 1, 0.999, 'exact')) < 1e-12) AS exact_limits
+  FROM funnel('SELECT unit, observed, expected FROM fp_calm', policy => 'opensafely') GROUP BY 1, 2;
+SELECT DISTINCT limits FROM funnel('SELECT unit, observed, expected FROM fp_sr', policy => 'opensafely');
 -- 95% flagging flags more
 SELECT count(*) FILTER (WHERE outlier) AS outliers_at_95
   FROM funnel('SELECT unit, observed, expected FROM fp_sr', flag_limit => 95, policy => 'opensafely');

@@ -196,8 +196,12 @@ COMMENT ON AGGREGATE caredata.funnel_fit(double precision, double precision) IS
 CREATE FUNCTION caredata.funnel_limit(fit caredata.funnel_fit, size double precision, probability double precision,
                                       method text DEFAULT 'tau2')
   RETURNS double precision LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT caredata.funnel_limit(fit.data_type, size, fit.target, probability, method,
-                               CASE WHEN fit.phi > 0 THEN fit.phi ELSE 1 END, fit.tau2, coalesce(fit.sr_method, 'SHMI'))
+  -- unadjusted: FunnelPlotR's limits without over-dispersion (exact for SR,
+  -- the transformed scale with tau2 = 0 for PR and RC)
+  SELECT caredata.funnel_limit(fit.data_type, size, fit.target, probability,
+                               CASE WHEN lower(method) <> 'unadjusted' THEN method WHEN fit.data_type = 'SR' THEN 'exact' ELSE 'tau2' END,
+                               CASE WHEN fit.phi > 0 THEN fit.phi ELSE 1 END,
+                               CASE WHEN lower(method) = 'unadjusted' THEN 0 ELSE fit.tau2 END, coalesce(fit.sr_method, 'SHMI'))
 $$;
 COMMENT ON FUNCTION caredata.funnel_limit(caredata.funnel_fit, double precision, double precision, text) IS
-  'funnel plot limit at a unit''s size for a fit from caredata.funnel_fit(): its target, and its phi (method phi) or tau2 (method tau2)';
+  'funnel plot limit at a unit''s size for a fit from caredata.funnel_fit(): its target, and its phi (method phi) or tau2 (method tau2); method unadjusted: exact for SR, tau2 = 0 for PR and RC';

@@ -16,10 +16,11 @@ CREATE TYPE caredata.funnel_row AS (
   band         text,
   outlier      boolean,
   suppressed   boolean,
+  limits       text,
   fit          caredata.funnel_fit
 );
 COMMENT ON TYPE caredata.funnel_row IS
-  'a unit in a funnel plot (caredata.funnel()): numerator, denominator, ratio, z-score, limits at its size, band (above/below 95%/99.8% or within), outlier flag, suppressed, and the fit';
+  'a unit in a funnel plot (caredata.funnel()): numerator, denominator, ratio, z-score, limits at its size, band (above/below 95%/99.8% or within), outlier flag, suppressed, the limits'' method, and the fit';
 
 CREATE FUNCTION caredata.funnel(units text, data_type text DEFAULT 'SR', method text DEFAULT 'tau2',
                                 sr_method text DEFAULT 'SHMI', trim_by double precision DEFAULT 0.1,
@@ -34,9 +35,9 @@ DECLARE
   m text := lower(method);
   lm text;
 BEGIN
-  IF m IS NULL OR m NOT IN ('exact', 'normal', 'phi', 'tau2') THEN
+  IF m IS NULL OR m NOT IN ('exact', 'normal', 'phi', 'tau2', 'unadjusted') THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('unknown limit method "%s"', method),
-      HINT = 'Use tau2 (additive random effects, the default), phi (multiplicative), exact or normal.';
+      HINT = 'Use tau2 (additive random effects, the default), phi (multiplicative), exact, normal or unadjusted.';
   END IF;
   IF flag_limit IS NULL OR flag_limit NOT IN (95, 99.8) THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'flag_limit is 95 or 99.8',
@@ -49,8 +50,8 @@ BEGIN
     RETURN;
   END IF;
   f := (SELECT caredata.funnel_fit(n, d, data_type, sr_method, trim_by) FROM unnest(nums, dens) v(n, d));
-  -- as FunnelPlotR: no over-dispersion found, unadjusted limits
-  lm := CASE WHEN m = 'tau2' AND f.tau2 = 0 AND f.data_type = 'SR' THEN 'exact' ELSE m END;
+  -- as FunnelPlotR: no over-dispersion (phi <= 1), unadjusted limits
+  lm := CASE WHEN m = 'tau2' AND f.phi <= 1 THEN 'unadjusted' ELSE m END;
   -- What is shown of a unit is what the policy publishes of its counts:
   -- the numerator, and for PR and RC the denominator (for PR the cases
   -- without the event too).  The ratio, z and the limits are computed from
@@ -94,7 +95,7 @@ BEGIN
          CASE WHEN q.show_size THEN q.u95 END, CASE WHEN q.show_size THEN q.u998 END,
          q.pos,
          CASE WHEN flag_limit = 95 THEN q.pos <> 'within' ELSE q.pos IN ('above 99.8%', 'below 99.8%') END,
-         q.hidden, f
+         q.hidden, lm, f
     FROM q ORDER BY q.u;
 END
 $$;
@@ -105,14 +106,15 @@ COMMENT ON FUNCTION caredata.funnel(text, text, text, text, double precision, nu
 CREATE FUNCTION caredata._funnel_z(f caredata.funnel_fit, n double precision, d double precision, method text)
   RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT CASE
-    WHEN method IN ('exact', 'normal', 'phi') AND f.data_type IN ('PR', 'SR') THEN
+    WHEN (method IN ('exact', 'normal', 'phi') AND f.data_type IN ('PR', 'SR')) OR (method = 'unadjusted' AND f.data_type = 'SR') THEN
       (n / d - f.target) / sqrt(CASE WHEN f.data_type = 'PR' THEN f.target * (1 - f.target) ELSE f.target END / d)
       / CASE WHEN method = 'phi' THEN sqrt(f.phi) ELSE 1 END
-    WHEN f.data_type = 'PR' THEN (asin(sqrt(n / d)) - asin(sqrt(f.target))) / sqrt(1 / (4 * d) + f.tau2)
-    WHEN f.data_type = 'RC' THEN (ln((n + 0.5) / (d + 0.5)) - ln(f.target)) / sqrt(1 / (4 * d) + f.tau2)
-    WHEN f.sr_method = 'CQC' THEN (sqrt(n / d) - 1) / sqrt(1 / (4 * d) + f.tau2)
+    WHEN f.data_type = 'PR' THEN (asin(sqrt(n / d)) - asin(sqrt(f.target))) / sqrt(1 / (4 * d) + t.tau2)
+    WHEN f.data_type = 'RC' THEN (ln((n + 0.5) / (d + 0.5)) - ln(f.target)) / sqrt(1 / (4 * d) + t.tau2)
+    WHEN f.sr_method = 'CQC' THEN (sqrt(n / d) - 1) / sqrt(1 / (4 * d) + t.tau2)
     WHEN n = 0 THEN '-Infinity'::float8
-    ELSE ln(n / d) / sqrt(1 / d + f.tau2) END
+    ELSE ln(n / d) / sqrt(1 / d + t.tau2) END
+    FROM (SELECT CASE WHEN method = 'unadjusted' THEN 0 ELSE f.tau2 END AS tau2) t
 $$;
 COMMENT ON FUNCTION caredata._funnel_z(caredata.funnel_fit, double precision, double precision, text) IS
-  'internal: a unit''s z-score on the scale of its limits (method exact/normal/phi: (y - target)/sqrt(V/size), over sqrt(phi) for phi; tau2: the transformed scale with tau2 added)';
+  'internal: a unit''s z-score on the scale of its limits (method exact/normal/phi, and unadjusted SR: (y - target)/sqrt(V/size), over sqrt(phi) for phi; tau2, and unadjusted PR/RC: the transformed scale with tau2, or 0, added)';

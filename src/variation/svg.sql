@@ -65,7 +65,7 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'no units to plot',
       HINT = 'The query gives one row per unit: unit, numerator, denominator.';
   END IF;
-  lm := CASE WHEN lower(method) = 'tau2' AND f.tau2 = 0 AND f.data_type = 'SR' THEN 'exact' ELSE lower(method) END;
+  SELECT r.limits INTO lm FROM unnest(rs) r LIMIT 1;
 
   -- ranges: x from 0 to past the largest unit, y around the target and the points (FunnelPlotR's)
   SELECT max(denominator) * 1.05, least(0.7 * f.target, 0.9 * min(ratio)), greatest(1.3 * f.target, 1.1 * max(ratio))
@@ -147,7 +147,8 @@ BEGIN
     || format('<text x="0" y="122">%s units; target %s</text>', (SELECT count(*) FROM unnest(rs)), round(f.target::numeric, 4)) || E'\n'
     || format('<text x="0" y="140">%s</text>', CASE lm WHEN 'tau2' THEN format('over-dispersed: tau2 = %s', round(f.tau2::numeric, 5))
                                                     WHEN 'phi' THEN format('over-dispersed: phi = %s', round(f.phi::numeric, 3))
-                                                    WHEN 'exact' THEN CASE WHEN lower(method) = 'tau2' THEN 'exact limits (no over-dispersion found)' ELSE 'exact limits' END
+                                                    WHEN 'exact' THEN 'exact limits'
+                                                    WHEN 'unadjusted' THEN format('unadjusted limits (phi = %s: no over-dispersion)', round(f.phi::numeric, 3))
                                                     ELSE 'normal approximation' END) || E'\n'
     || '</g>' || E'\n'
     || format('<text x="%s" y="%s" font-size="11" fill="#444">%s</text>', x0, y1 + 70,

@@ -84,8 +84,8 @@ say(min(sum(1 for r in rows if r[0] == c.get('data-limit')) for c in curves) >= 
 with open(sys.argv[3], 'w') as f:
     f.write('SELECT count(*), count(*) FILTER (WHERE abs(want - py) < 0.5), max(abs(want - py)) FROM (VALUES\n')
     f.write(',\n'.join("('%s', %r, %r, %r)" % (l, p, py, x) for l, p, px, py, x in rows))
-    f.write(""") v(lim, p, py, x), LATERAL (SELECT (fit) AS fit FROM caredata.funnel('SELECT unit, observed, expected FROM units', policy => 'opensafely') LIMIT 1) f,
-    LATERAL (SELECT %r - (caredata.funnel_limit(f.fit, x, p) - %r) / (%r - %r) * (%r - %r) AS want) w
+    f.write(""") v(lim, p, py, x), LATERAL (SELECT fit, limits FROM caredata.funnel('SELECT unit, observed, expected FROM units', policy => 'opensafely') LIMIT 1) f,
+    LATERAL (SELECT %r - (caredata.funnel_limit(f.fit, x, p, f.limits) - %r) / (%r - %r) * (%r - %r) AS want) w
     WHERE py BETWEEN %r AND %r;\n""" % (a['px-bottom'], a['y-min'], a['y-max'], a['y-min'], a['px-bottom'], a['px-top'], a['px-top'], a['px-bottom']))
 # the units: each point where its (size, ratio) is, the outliers labelled
 units = {}
