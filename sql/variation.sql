@@ -108,6 +108,13 @@ SELECT (fit).phi <= 1 AS no_overdispersion, limits,
        bool_and(abs(upper_998 - funnel_limit('SR', denominator, 1, 0.999, 'exact')) < 1e-12) AS exact_limits
   FROM funnel('SELECT unit, observed, expected FROM fp_calm', policy => 'opensafely') GROUP BY 1, 2;
 SELECT DISTINCT limits FROM funnel('SELECT unit, observed, expected FROM fp_sr', policy => 'opensafely');
+-- over-dispersion found in the data widens every unit's limits beyond the
+-- same model's without it (tau2 = 0, on the same log scale)
+SELECT (fit).tau2 > 0 AS overdispersed,
+       bool_and(upper_998 > funnel_limit('SR', denominator, 1, 0.999, 'tau2', 1, 0)
+                AND lower_998 < funnel_limit('SR', denominator, 1, 0.001, 'tau2', 1, 0)
+                AND upper_95 > funnel_limit('SR', denominator, 1, 0.975, 'tau2', 1, 0)) AS every_unit_wider
+  FROM funnel('SELECT unit, observed, expected FROM fp_sr', policy => 'opensafely') GROUP BY 1;
 -- 95% flagging flags more
 SELECT count(*) FILTER (WHERE outlier) AS outliers_at_95
   FROM funnel('SELECT unit, observed, expected FROM fp_sr', flag_limit => 95, policy => 'opensafely');

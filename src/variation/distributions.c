@@ -55,6 +55,24 @@ cd_normal_quantile(double p)
 }
 
 /*
+ * One step of the modified Lentz algorithm for a continued fraction
+ * b0 + a1/(b1 + a2/(b2 + ...)): with the step's a and b, update c and d
+ * and return the factor the running value is multiplied by.
+ */
+static inline double
+lentz_step(double a, double b, double *c, double *d)
+{
+	*d = b + a * *d;
+	if (fabs(*d) < CD_TINY)
+		*d = CD_TINY;
+	*c = b + a / *c;
+	if (fabs(*c) < CD_TINY)
+		*c = CD_TINY;
+	*d = 1.0 / *d;
+	return *d * *c;
+}
+
+/*
  * The regularised incomplete gamma functions P(a, x) and Q(a, x) = 1 - P,
  * each computed directly where it is small, so neither loses precision to
  * cancellation.
@@ -97,18 +115,10 @@ incomplete_gamma(double a, double x, double *P, double *Q)
 
 		for (int i = 1; i < CD_MAXIT; i++)
 		{
-			double		an = -i * (i - a);
 			double		del;
 
 			b += 2.0;
-			d = an * d + b;
-			if (fabs(d) < CD_TINY)
-				d = CD_TINY;
-			c = b + an / c;
-			if (fabs(c) < CD_TINY)
-				c = CD_TINY;
-			d = 1.0 / d;
-			del = d * c;
+			del = lentz_step(-i * (i - a), b, &c, &d);
 			h *= del;
 			if (fabs(del - 1.0) < CD_EPS)
 				break;
@@ -136,26 +146,11 @@ beta_fraction(double a, double b, double x)
 	for (int m = 1; m < CD_MAXIT; m++)
 	{
 		int			m2 = 2 * m;
-		double		aa = m * (b - m) * x / ((qam + m2) * (a + m2));
 		double		del;
 
-		d = 1.0 + aa * d;
-		if (fabs(d) < CD_TINY)
-			d = CD_TINY;
-		c = 1.0 + aa / c;
-		if (fabs(c) < CD_TINY)
-			c = CD_TINY;
-		d = 1.0 / d;
-		h *= d * c;
-		aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
-		d = 1.0 + aa * d;
-		if (fabs(d) < CD_TINY)
-			d = CD_TINY;
-		c = 1.0 + aa / c;
-		if (fabs(c) < CD_TINY)
-			c = CD_TINY;
-		d = 1.0 / d;
-		del = d * c;
+		/* the even and the odd term of the fraction */
+		h *= lentz_step(m * (b - m) * x / ((qam + m2) * (a + m2)), 1.0, &c, &d);
+		del = lentz_step(-(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)), 1.0, &c, &d);
 		h *= del;
 		if (fabs(del - 1.0) < CD_EPS)
 			break;
