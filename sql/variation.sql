@@ -166,13 +166,15 @@ SELECT position('Deaths &lt;30 days &amp; more' IN funnel_svg('SELECT unit, obse
 SELECT s::text::funnel_state = s AS text_round_trip,
        (_funnel_final(s::text::funnel_state)).phi = (_funnel_final(s)).phi AS same_fit
   FROM (SELECT _funnel_add(_funnel_add(NULL, 3, 2.5, 'SR', 'CQC', 0.1), 7, 6.25, 'SR', 'CQC', 0.1) AS s) x;
-CREATE TABLE fp_states (s funnel_state, f funnel_fit);
-INSERT INTO fp_states SELECT _funnel_add(NULL, 3, 10, 'PR', 'SHMI', 0.2), funnel_fit(events, cases, 'PR') FROM fp_pr;
+CREATE TABLE fp_states (s funnel_state, f funnel_fit, r funnel_row);
+INSERT INTO fp_states SELECT _funnel_add(NULL, 3, 10, 'PR', 'SHMI', 0.2), funnel_fit(events, cases, 'PR'),
+                             (SELECT r FROM funnel('SELECT unit, events, cases FROM fp_pr', 'PR') r LIMIT 1) FROM fp_pr;
 \copy fp_states TO 'results/fp_states.bin' (FORMAT binary)
 CREATE TABLE fp_states2 (LIKE fp_states);
 \copy fp_states2 FROM 'results/fp_states.bin' (FORMAT binary)
 SELECT (SELECT s::text FROM fp_states) = (SELECT s::text FROM fp_states2) AS state_binary_round_trip,
-       (SELECT f::text FROM fp_states) = (SELECT f::text FROM fp_states2) AS fit_binary_round_trip;
+       (SELECT f::text FROM fp_states) = (SELECT f::text FROM fp_states2) AS fit_binary_round_trip,
+       (SELECT r::text FROM fp_states) = (SELECT r::text FROM fp_states2) AS row_binary_round_trip;
 
 -- 9. the same answer through the serial and the parallel plan
 CREATE TABLE fp_units AS
