@@ -250,7 +250,7 @@ SELECT format('-- done in %s s', round(extract(epoch FROM clock_timestamp() - :'
 \echo '== 10. Compare providers: 30-day mortality standardised for age and sex, funnel plot limits, outliers'
 SELECT clock_timestamp() AS step_t0 \gset
 \echo '-- as the recipient, over its published view: observed and expected deaths (indirect standardisation),'
-\echo '-- the ratio, the 99.8% limits at each provider''s size (over-dispersion: tau2), and the flag'
+\echo '-- the ratio, the 99.8% limits at each provider''s size (widened for over-dispersion when phi > 1), and the band'
 SET ROLE demo_study;
 SELECT unit AS provider, numerator AS deaths, round(denominator::numeric, 1) AS expected, round(ratio::numeric, 2) AS ratio,
        round(lower_998::numeric, 2) AS lower_998, round(upper_998::numeric, 2) AS upper_998, band
@@ -258,10 +258,10 @@ SELECT unit AS provider, numerator AS deaths, round(denominator::numeric, 1) AS 
                           'provider_code', 'died_30d', ARRAY['dob_age_band', 'sex'])$$)
  WHERE band <> 'within' OR unit IN ('RA7', 'RR8') ORDER BY ratio DESC;
 SELECT (fit).units AS providers, round((fit).phi::numeric, 3) AS phi, round((fit).tau2::numeric, 5) AS tau2,
-       count(*) FILTER (WHERE outlier) AS outliers_beyond_99_8
+       limits, count(*) FILTER (WHERE outlier) AS outliers_beyond_99_8
   FROM caredata.funnel($$SELECT unit, observed, expected FROM caredata.indirect_standardise('published.hes_demo_study',
                           'provider_code', 'died_30d', ARRAY['dob_age_band', 'sex'])$$)
- GROUP BY fit;
+ GROUP BY fit, limits;
 \pset format unaligned
 \pset tuples_only on
 \o demo-output/funnel_30day_mortality.svg
