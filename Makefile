@@ -77,7 +77,7 @@ SQL_SRC = \
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard upgrade/$(EXTENSION)--*--*.sql)
 
-REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_concurrency objection_lookahead objection_parallel linkage linkage_run linkage_quickstart sdc sdc_table sdc_quickstart variation variation_quickstart publication publication_quickstart reidentify user_guide audit
+REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_concurrency objection_lookahead objection_parallel objection_hardening linkage linkage_run linkage_quickstart sdc sdc_table sdc_quickstart variation variation_quickstart publication publication_quickstart reidentify user_guide audit
 
 PG_CONFIG ?= pg_config
 # -Wno-unused-parameter: the server headers (fmgr, bufpage) trip -Wextra otherwise

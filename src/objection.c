@@ -515,7 +515,22 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("permitted() needs a purpose and a time")));
 	if (PG_ARGISNULL(0))
+	{
+		/*
+		 * No objection can be attached to an unknown patient, but a row
+		 * without a number is nobody's own row: a patient sees none.
+		 */
+		if (own_rows)
+		{
+			int64		own;
+
+			c = permitted_cache(fcinfo->flinfo);
+			(void) subject_number(&c->own, &own);
+			if (c->own.patient)
+				PG_RETURN_BOOL(false);
+		}
 		PG_RETURN_BOOL(true);
+	}
 
 	purpose = PG_GETARG_TEXT_PP(1);
 	if (PG_NARGS() > 2)
@@ -573,7 +588,8 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
  * querying patient's own rows: the objection row filter protect() attaches.
  *
  * Not STRICT: NULL dataset means "no dataset".  NULL nhs_number is
- * permitted (no objection can be attached to an unknown patient); NULL
+ * permitted (no objection can be attached to an unknown patient), except
+ * to a patient by row_permitted() (it is not the patient's own row); NULL
  * purpose or time is an error.  The two-argument form uses the
  * transaction's start time (now()) without evaluating now() per row.
  *

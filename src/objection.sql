@@ -652,12 +652,14 @@ BEGIN
     EXECUTE format('COMMENT ON POLICY caredata_base ON %s IS %L', tab,
                    'caredata: the permissive policy row security needs, added by caredata.protect because the table had none');
   END IF;
-  EXECUTE format('CREATE POLICY caredata_objection ON %s AS RESTRICTIVE FOR SELECT USING '
-                 '(caredata.row_permitted(%I, %L%s))',
+  -- FOR ALL: rows the filter hides can be neither read nor updated nor
+  -- deleted; WITH CHECK (true): loading new rows is not filtered
+  EXECUTE format('CREATE POLICY caredata_objection ON %s AS RESTRICTIVE FOR ALL USING '
+                 '(caredata.row_permitted(%I, %L%s)) WITH CHECK (true)',
                  tab, nhs_column, purpose,
                  CASE WHEN dataset IS NULL THEN '' ELSE format(', now(), %L', dataset) END);
-  EXECUTE format('CREATE POLICY caredata_subject ON %s AS RESTRICTIVE FOR SELECT TO caredata_patient USING '
-                 '(%I OPERATOR(caredata.=) caredata.my_nhs_number())', tab, nhs_column);
+  EXECUTE format('CREATE POLICY caredata_subject ON %s AS RESTRICTIVE FOR ALL TO caredata_patient USING '
+                 '(%I OPERATOR(caredata.=) caredata.my_nhs_number()) WITH CHECK (true)', tab, nhs_column);
   EXECUTE format('COMMENT ON POLICY caredata_objection ON %s IS %L', tab,
                  format('caredata objection filter: rows permitted for %s%s (caredata.protect)', purpose,
                         CASE WHEN dataset IS NULL THEN '' ELSE ', dataset ' || dataset END));
