@@ -71,3 +71,62 @@ SET ROLE regress_h_owner;
 INSERT INTO h_episode VALUES (11, '999 000 0026', '100', 100);
 RESET ROLE;
 SELECT count(*) AS objector_rows_loaded FROM h_episode WHERE nhs_number = '999 000 0026';
+
+-- 3. partitions and inheritance: protecting a parent protects every
+-- partition and child, those attached later too; a partition alone cannot
+-- be protected (its parent's path would stay open)
+SET ROLE regress_h_owner;
+CREATE TABLE h_part (id int, nhs_number nhs_number, year int) PARTITION BY RANGE (year);
+CREATE TABLE h_part_2024 PARTITION OF h_part FOR VALUES FROM (2024) TO (2025);
+CREATE TABLE h_part_2025 PARTITION OF h_part FOR VALUES FROM (2025) TO (2026) PARTITION BY LIST (id);
+CREATE TABLE h_part_2025_a PARTITION OF h_part_2025 FOR VALUES IN (1, 2, 3, 4, 5, 6, 7, 8);
+INSERT INTO h_part SELECT id, nhs_number, 2024 + id % 2 FROM h_episode WHERE id <= 8;
+SELECT state, message, hint FROM pg_temp.refusal($$caredata.protect('h_part_2024', 'nhs_number', 'research')$$);
+SELECT protect('h_part', 'nhs_number', 'research');
+SELECT relid, root FROM protected_table WHERE root = 'h_part'::regclass ORDER BY relid::text;
+-- a partition made or attached afterwards is protected in the same statement
+CREATE TABLE h_part_2026 PARTITION OF h_part FOR VALUES FROM (2026) TO (2027);
+CREATE TABLE h_part_2027 (id int, nhs_number nhs_number, year int);
+INSERT INTO h_part_2027 VALUES (20, '999 000 0026', 2027), (21, '999 000 0018', 2027);
+ALTER TABLE h_part ATTACH PARTITION h_part_2027 FOR VALUES FROM (2027) TO (2028);
+INSERT INTO h_part VALUES (30, '999 000 0034', 2026), (31, '999 000 0042', 2026);
+SELECT count(*) AS protected_tables FROM protected_table WHERE root = 'h_part'::regclass;
+GRANT SELECT ON h_part, h_part_2024, h_part_2025, h_part_2025_a, h_part_2026, h_part_2027 TO regress_h_analyst;
+RESET ROLE;
+-- the analyst sees no objector through the parent or any partition
+SET ROLE regress_h_analyst;
+SELECT 'h_part' AS via, count(*) AS visible_objector_rows FROM h_part WHERE nhs_number IN ('999 000 0026', '999 000 0034')
+UNION ALL SELECT 'h_part_2024', count(*) FROM h_part_2024 WHERE nhs_number IN ('999 000 0026', '999 000 0034')
+UNION ALL SELECT 'h_part_2025', count(*) FROM h_part_2025 WHERE nhs_number IN ('999 000 0026', '999 000 0034')
+UNION ALL SELECT 'h_part_2025_a', count(*) FROM h_part_2025_a WHERE nhs_number IN ('999 000 0026', '999 000 0034')
+UNION ALL SELECT 'h_part_2026', count(*) FROM h_part_2026 WHERE nhs_number IN ('999 000 0026', '999 000 0034')
+UNION ALL SELECT 'h_part_2027', count(*) FROM h_part_2027 WHERE nhs_number IN ('999 000 0026', '999 000 0034');
+SELECT count(*) AS visible_rows FROM h_part;
+RESET ROLE;
+-- a child is unprotected only with its parent
+SELECT state, message, hint FROM pg_temp.refusal($$caredata.unprotect('h_part_2024')$$);
+
+-- classic inheritance: the same
+SET ROLE regress_h_owner;
+CREATE TABLE h_parent (id int, nhs_number nhs_number);
+CREATE TABLE h_child () INHERITS (h_parent);
+INSERT INTO h_parent SELECT id, nhs_number FROM h_episode WHERE id <= 4;
+INSERT INTO h_child SELECT id, nhs_number FROM h_episode WHERE id BETWEEN 5 AND 8;
+SELECT state, message FROM pg_temp.refusal($$caredata.protect('h_child', 'nhs_number', 'research')$$);
+SELECT protect('h_parent', 'nhs_number', 'research');
+CREATE TABLE h_child2 (id int, nhs_number nhs_number);
+INSERT INTO h_child2 VALUES (40, '999 000 0026');
+ALTER TABLE h_child2 INHERIT h_parent;
+GRANT SELECT ON h_parent, h_child, h_child2 TO regress_h_analyst;
+RESET ROLE;
+SET ROLE regress_h_analyst;
+SELECT 'h_parent' AS via, count(*) AS visible_objector_rows FROM h_parent WHERE nhs_number IN ('999 000 0026', '999 000 0034')
+UNION ALL SELECT 'h_child', count(*) FROM h_child WHERE nhs_number IN ('999 000 0026', '999 000 0034')
+UNION ALL SELECT 'h_child2', count(*) FROM h_child2 WHERE nhs_number IN ('999 000 0026', '999 000 0034');
+RESET ROLE;
+-- unprotecting the parent unprotects the hierarchy
+SET ROLE regress_h_owner;
+SELECT unprotect('h_parent');
+RESET ROLE;
+SELECT count(*) AS left_protected FROM protected_table WHERE root = 'h_parent'::regclass;
+SELECT relname, relrowsecurity FROM pg_class WHERE relname IN ('h_parent', 'h_child', 'h_child2') ORDER BY relname;

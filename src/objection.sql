@@ -608,44 +608,34 @@ CREATE TABLE caredata.protected_table (
   added_base_policy boolean NOT NULL,
   enabled_rls boolean NOT NULL,
   protected_at timestamptz NOT NULL DEFAULT now(),
-  protected_by name NOT NULL DEFAULT current_user
+  protected_by name NOT NULL DEFAULT current_user,
+  root regclass NOT NULL
 );
 COMMENT ON TABLE caredata.protected_table IS
-  'tables with an objection row filter: the NHS number column, purpose and dataset, and what protect() changed';
+  'tables with an objection row filter: the NHS number column, purpose and dataset, what protect() changed, and the table protect() was called on (root: a partitioned or inheritance parent protects its whole hierarchy)';
 SELECT pg_catalog.pg_extension_config_dump('caredata.protected_table', '');
 
-CREATE FUNCTION caredata.protect(tab regclass, nhs_column name, purpose text, dataset text DEFAULT NULL)
+-- the policies on one table of a hierarchy (or a lone table)
+CREATE FUNCTION caredata._protect_one(tab regclass, nhs_column name, purpose text, dataset text, root regclass)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, caredata, pg_temp
 AS $$
 DECLARE
-  coltype regtype;
   has_permissive boolean;
   had_rls boolean;
 BEGIN
-  SELECT a.atttypid::regtype INTO coltype FROM pg_attribute a
-  WHERE a.attrelid = tab AND a.attname = nhs_column AND a.attnum > 0 AND NOT a.attisdropped;
-  IF coltype IS NULL THEN
-    RAISE EXCEPTION 'column "%" of % does not exist', nhs_column, tab USING ERRCODE = 'undefined_column';
-  END IF;
-  IF coltype <> 'caredata.nhs_number'::regtype THEN
-    RAISE EXCEPTION 'column "%" of % is %, not caredata.nhs_number', nhs_column, tab, coltype
-      USING ERRCODE = 'datatype_mismatch',
-            HINT = 'Standardise it first: caredata.try_nhs_number(column).';
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM caredata.purpose p WHERE p.name = protect.purpose) THEN
-    RAISE EXCEPTION 'unknown purpose "%"', purpose
-      USING ERRCODE = 'invalid_parameter_value', HINT = 'Purposes are listed in caredata.purpose.';
-  END IF;
+  -- done already (the event trigger below runs inside protect()'s own DDL)
   IF EXISTS (SELECT 1 FROM caredata.protected_table t WHERE t.relid = tab) THEN
-    RAISE EXCEPTION '% is already protected', tab
-      USING ERRCODE = 'duplicate_object', HINT = 'Run caredata.unprotect() first to change its purpose.';
+    RETURN;
   END IF;
-
   SELECT c.relrowsecurity INTO had_rls FROM pg_class c WHERE c.oid = tab;
   SELECT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = tab AND p.polpermissive)
   INTO has_permissive;
+  -- recorded first: the DDL below fires the event trigger, which then
+  -- finds this table done
+  INSERT INTO caredata.protected_table (relid, nhs_column, purpose, dataset, added_base_policy, enabled_rls, root)
+  VALUES (tab, nhs_column, purpose, dataset, NOT has_permissive, NOT had_rls, root);
   -- row security needs a permissive policy; never widen one the owner wrote
   IF NOT has_permissive THEN
     EXECUTE format('CREATE POLICY caredata_base ON %s AS PERMISSIVE FOR ALL USING (true) WITH CHECK (true)', tab);
@@ -666,13 +656,70 @@ BEGIN
   EXECUTE format('COMMENT ON POLICY caredata_subject ON %s IS %L', tab,
                  'caredata subject access: a patient sees only their own rows (caredata.protect)');
   EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tab);
-  INSERT INTO caredata.protected_table (relid, nhs_column, purpose, dataset, added_base_policy, enabled_rls)
-  VALUES (tab, nhs_column, purpose, dataset, NOT has_permissive, NOT had_rls);
-  PERFORM caredata.audit_append('table.protect', tab::text, jsonb_build_object('nhs_column', nhs_column, 'purpose', purpose, 'dataset', dataset));
+END
+$$;
+COMMENT ON FUNCTION caredata._protect_one(regclass, name, text, text, regclass) IS
+  'internal: attach the objection and subject-access policies to one table of a protected hierarchy';
+
+-- a table and every partition or inheritance child below it, the table first
+CREATE FUNCTION caredata._hierarchy(tab regclass) RETURNS SETOF regclass
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+  WITH RECURSIVE h(rel, depth) AS (
+    SELECT tab::oid, 0
+    UNION ALL
+    SELECT i.inhrelid, h.depth + 1 FROM pg_inherits i JOIN h ON i.inhparent = h.rel
+  )
+  SELECT rel::regclass FROM h GROUP BY rel ORDER BY min(depth), rel
+$$;
+COMMENT ON FUNCTION caredata._hierarchy(regclass) IS
+  'internal: a table and all its partitions and inheritance children, the table first';
+
+CREATE FUNCTION caredata.protect(tab regclass, nhs_column name, purpose text, dataset text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, caredata, pg_temp
+AS $$
+DECLARE
+  coltype regtype;
+  parent regclass;
+  r regclass;
+BEGIN
+  SELECT a.atttypid::regtype INTO coltype FROM pg_attribute a
+  WHERE a.attrelid = tab AND a.attname = nhs_column AND a.attnum > 0 AND NOT a.attisdropped;
+  IF coltype IS NULL THEN
+    RAISE EXCEPTION 'column "%" of % does not exist', nhs_column, tab USING ERRCODE = 'undefined_column';
+  END IF;
+  IF coltype <> 'caredata.nhs_number'::regtype THEN
+    RAISE EXCEPTION 'column "%" of % is %, not caredata.nhs_number', nhs_column, tab, coltype
+      USING ERRCODE = 'datatype_mismatch',
+            HINT = 'Standardise it first: caredata.try_nhs_number(column).';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM caredata.purpose p WHERE p.name = protect.purpose) THEN
+    RAISE EXCEPTION 'unknown purpose "%"', purpose
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Purposes are listed in caredata.purpose.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.protected_table t WHERE t.relid = tab) THEN
+    RAISE EXCEPTION '% is already protected', tab
+      USING ERRCODE = 'duplicate_object', HINT = 'Run caredata.unprotect() first to change its purpose.';
+  END IF;
+  -- a partition or child alone would leave its parent's path open
+  SELECT i.inhparent::regclass INTO parent FROM pg_inherits i WHERE i.inhrelid = tab LIMIT 1;
+  IF parent IS NOT NULL THEN
+    RAISE EXCEPTION '% is a partition or inheritance child of %', tab, parent
+      USING ERRCODE = 'wrong_object_type',
+            HINT = format('Protect %s instead: protecting a table protects all its partitions and children.', parent);
+  END IF;
+  -- the whole hierarchy below it, now and (by the event trigger
+  -- caredata_protect_hierarchy) whatever is attached later
+  FOR r IN SELECT h FROM caredata._hierarchy(tab) h LOOP
+    PERFORM caredata._protect_one(r, nhs_column, purpose, dataset, tab);
+  END LOOP;
+  PERFORM caredata.audit_append('table.protect', tab::text, jsonb_build_object('nhs_column', nhs_column, 'purpose', purpose, 'dataset', dataset,
+    'hierarchy', (SELECT count(*) FROM caredata._hierarchy(tab))));
 END
 $$;
 COMMENT ON FUNCTION caredata.protect(regclass, name, text, text) IS
-  'attach an objection row filter for a purpose (and dataset) to a table: forced row-level security that every role but superusers and BYPASSRLS roles obeys; run as the table owner';
+  'attach an objection row filter for a purpose (and dataset) to a table and all its partitions and inheritance children (those attached later too): forced row-level security that every role but superusers and BYPASSRLS roles obeys; run as the table owner';
 
 CREATE FUNCTION caredata.unprotect(tab regclass) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -685,20 +732,55 @@ BEGIN
   IF NOT FOUND THEN
     RAISE EXCEPTION '% is not protected', tab USING ERRCODE = 'undefined_object';
   END IF;
-  EXECUTE format('DROP POLICY caredata_objection ON %s', tab);
-  EXECUTE format('DROP POLICY caredata_subject ON %s', tab);
-  IF t.added_base_policy THEN
-    EXECUTE format('DROP POLICY caredata_base ON %s', tab);
+  IF t.root <> tab THEN
+    RAISE EXCEPTION '% is protected as part of %', tab, t.root
+      USING ERRCODE = 'wrong_object_type', HINT = format('Unprotect %s, which unprotects its whole hierarchy.', t.root);
   END IF;
-  IF t.enabled_rls THEN
-    EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY', tab);
-  END IF;
-  DELETE FROM caredata.protected_table p WHERE p.relid = tab;
+  FOR t IN SELECT * FROM caredata.protected_table p WHERE p.root = tab ORDER BY p.relid = tab DESC LOOP
+    CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.relid);
+    EXECUTE format('DROP POLICY caredata_objection ON %s', t.relid);
+    EXECUTE format('DROP POLICY caredata_subject ON %s', t.relid);
+    IF t.added_base_policy THEN
+      EXECUTE format('DROP POLICY caredata_base ON %s', t.relid);
+    END IF;
+    IF t.enabled_rls THEN
+      EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY', t.relid);
+    END IF;
+  END LOOP;
+  DELETE FROM caredata.protected_table p WHERE p.root = tab;
   PERFORM caredata.audit_append('table.unprotect', tab::text);
 END
 $$;
 COMMENT ON FUNCTION caredata.unprotect(regclass) IS
-  'remove the objection row filter protect() attached, and what protect() enabled';
+  'remove the objection row filter protect() attached to a table and its hierarchy, and what it enabled';
+
+-- Partitions and children attached to a protected table later (CREATE
+-- TABLE ... PARTITION OF, ALTER TABLE ... ATTACH PARTITION, ... INHERIT)
+-- get the same filter at once, in the same transaction: no path to their
+-- rows is ever open.  As the extension owner, so that whoever may attach a
+-- partition may attach it to a protected table.
+CREATE FUNCTION caredata._protect_hierarchy() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  t caredata.protected_table;
+  r regclass;
+BEGIN
+  FOR t IN SELECT * FROM caredata.protected_table p WHERE p.relid = p.root
+              AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p.relid) LOOP
+    FOR r IN SELECT h FROM caredata._hierarchy(t.relid) h
+              WHERE NOT EXISTS (SELECT 1 FROM caredata.protected_table q WHERE q.relid = h) LOOP
+      PERFORM caredata._protect_one(r, t.nhs_column, t.purpose, t.dataset, t.relid);
+      PERFORM caredata.audit_append('table.protect', r::text, jsonb_build_object('nhs_column', t.nhs_column, 'purpose', t.purpose,
+        'dataset', t.dataset, 'part_of', t.relid::text));
+    END LOOP;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION caredata._protect_hierarchy() IS
+  'internal: event trigger giving partitions and children attached to a protected table its objection filter';
+CREATE EVENT TRIGGER caredata_protect_hierarchy ON ddl_command_end
+  WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO')
+  EXECUTE FUNCTION caredata._protect_hierarchy();
 
 -- privileges: the register is the admin's; filtering is everyone's who may
 -- read protected data; nothing here is open to PUBLIC
@@ -731,7 +813,9 @@ REVOKE ALL ON FUNCTION
   caredata.withdraw_objection(bigint, timestamptz),
   caredata.grant_exemption(text, text, text, text, text, timestamptz),
   caredata.revoke_exemption(bigint),
-  caredata.protect(regclass, name, text, text), caredata.unprotect(regclass)
+  caredata.protect(regclass, name, text, text), caredata.unprotect(regclass),
+  caredata._protect_one(regclass, name, text, text, regclass), caredata._hierarchy(regclass),
+  caredata._protect_hierarchy()
   FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
   caredata.permitted(caredata.nhs_number, text), caredata.permitted(caredata.nhs_number, text, timestamptz, text),
@@ -753,5 +837,6 @@ GRANT EXECUTE ON FUNCTION
   caredata.withdraw_objection(bigint, timestamptz),
   caredata.grant_exemption(text, text, text, text, text, timestamptz),
   caredata.revoke_exemption(bigint),
-  caredata.protect(regclass, name, text, text), caredata.unprotect(regclass)
+  caredata.protect(regclass, name, text, text), caredata.unprotect(regclass),
+  caredata._protect_one(regclass, name, text, text, regclass), caredata._hierarchy(regclass)
   TO caredata_admin;
