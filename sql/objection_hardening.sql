@@ -130,3 +130,17 @@ SELECT unprotect('h_parent');
 RESET ROLE;
 SELECT count(*) AS left_protected FROM protected_table WHERE root = 'h_parent'::regclass;
 SELECT relname, relrowsecurity FROM pg_class WHERE relname IN ('h_parent', 'h_child', 'h_child2') ORDER BY relname;
+
+-- 4. EXPLAIN of an index-only scan: "Heap Fetches" counts the heap visits
+-- of hidden rows too, so it is cleared like the other counts (the same for
+-- a hidden objector and a number nobody has)
+CREATE INDEX h_episode_nhs ON h_episode (nhs_number);
+GRANT SELECT ON h_episode TO regress_h_analyst;
+SET ROLE regress_h_analyst;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT count(*) FROM h_episode WHERE nhs_number = '999 000 0026';
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT count(*) FROM h_episode WHERE nhs_number = '999 000 0050';
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+RESET ROLE;

@@ -86,8 +86,9 @@ plan_filters_objections(PlanState *ps, void *context)
 /*
  * Clear what one node's instrumentation would tell about rows the filter
  * hid: buffer and WAL use always (they count pages read for hidden rows,
- * and a parent's figures include its children's); rows filtered out on a
- * filtering node; and every row count below one.
+ * and a parent's figures include its children's); rows filtered out and
+ * heap fetches (an index-only scan's "Heap Fetches", kept in ntuples2) on
+ * a filtering node; and every row count below one.
  */
 static void
 clear_instrument(Instrumentation *instr, bool filtering, bool below)
@@ -98,6 +99,8 @@ clear_instrument(Instrumentation *instr, bool filtering, bool below)
 	{
 		instr->nfiltered1 = 0;
 		instr->nfiltered2 = 0;
+		/* an index-only scan's heap fetches: hidden rows' too */
+		instr->ntuples2 = 0;
 	}
 	if (below)
 	{
