@@ -144,3 +144,50 @@ EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT count(*) FROM h_epi
 RESET enable_seqscan;
 RESET enable_bitmapscan;
 RESET ROLE;
+
+-- 5. planner statistics: the estimates EXPLAIN prints for nhs_number = X
+-- (and a bisection over nhs_number::bigint < X) would recover the stored
+-- most common values, hidden objectors' among them.  A protected column
+-- keeps no statistics: the objector's estimate is the same as a stranger's
+SET ROLE regress_h_owner;
+CREATE TABLE h_stats (nhs_number nhs_number, x int);
+INSERT INTO h_stats SELECT '999 000 0026', i FROM generate_series(1, 400) i;
+INSERT INTO h_stats SELECT '999 000 0018', i FROM generate_series(1, 300) i;
+INSERT INTO h_stats SELECT try_nhs_number((9990000000 + i * 11)::text), i FROM generate_series(1, 3000) i
+ WHERE try_nhs_number((9990000000 + i * 11)::text) IS NOT NULL;
+CREATE INDEX h_stats_big ON h_stats ((nhs_number::bigint));
+ANALYZE h_stats;
+RESET ROLE;
+SELECT count(*) > 0 AS stats_before FROM pg_stats WHERE tablename = 'h_stats' AND attname = 'nhs_number';
+SET ROLE regress_h_owner;
+SELECT protect('h_stats', 'nhs_number', 'research');
+ANALYZE h_stats;
+GRANT SELECT ON h_stats TO regress_h_analyst;
+RESET ROLE;
+SELECT count(*) AS column_stats_after, (SELECT count(*) FROM pg_statistic WHERE starelid = 'h_stats_big'::regclass) AS index_stats_after
+  FROM pg_statistic WHERE starelid = 'h_stats'::regclass AND staattnum = 1;
+SET ROLE regress_h_analyst;
+CREATE FUNCTION pg_temp.estimate(q text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE j json;
+BEGIN
+  EXECUTE 'EXPLAIN (FORMAT JSON) ' || q INTO j;
+  RETURN (j -> 0 -> 'Plan' ->> 'Plan Rows')::bigint;
+END $$;
+SELECT pg_temp.estimate($$SELECT * FROM h_stats WHERE nhs_number = '999 000 0026'$$)
+     = pg_temp.estimate($$SELECT * FROM h_stats WHERE nhs_number = '999 000 0050'$$) AS objector_looks_like_a_stranger,
+       pg_temp.estimate($$SELECT * FROM h_stats WHERE nhs_number::bigint < 9990000027$$)
+     = pg_temp.estimate($$SELECT * FROM h_stats WHERE nhs_number::bigint < 9990000019$$) AS bisection_learns_nothing;
+RESET ROLE;
+-- an expression index made later keeps none either
+SET ROLE regress_h_owner;
+CREATE INDEX h_stats_text ON h_stats ((nhs_number::text));
+ANALYZE h_stats;
+RESET ROLE;
+SELECT count(*) AS later_index_stats FROM pg_statistic WHERE starelid = 'h_stats_text'::regclass;
+
+SET client_min_messages = warning;
+DROP TABLE h_episode, h_part, h_parent, h_child2, h_stats CASCADE;
+DROP OWNED BY regress_h_owner, regress_h_analyst, regress_h_patient, regress_h_viewer;
+DROP ROLE regress_h_owner, regress_h_analyst, regress_h_patient, regress_h_viewer;
+DROP EXTENSION caredata CASCADE;
+RESET client_min_messages;

@@ -656,6 +656,14 @@ BEGIN
   EXECUTE format('COMMENT ON POLICY caredata_subject ON %s IS %L', tab,
                  'caredata subject access: a patient sees only their own rows (caredata.protect)');
   EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tab);
+  -- no statistics on the protected column (see _forget_statistics)
+  IF EXISTS (SELECT 1 FROM pg_statistic_ext e JOIN pg_attribute a ON a.attrelid = e.stxrelid AND a.attname = nhs_column
+              WHERE e.stxrelid = tab AND a.attnum = ANY (e.stxkeys)) THEN
+    RAISE EXCEPTION 'extended statistics on %.% would give its values to the planner', tab, nhs_column
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'DROP STATISTICS on that column first.';
+  END IF;
+  EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS 0', tab, nhs_column);
+  PERFORM caredata._forget_statistics(tab);
 END
 $$;
 COMMENT ON FUNCTION caredata._protect_one(regclass, name, text, text, regclass) IS
@@ -673,6 +681,42 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION caredata._hierarchy(regclass) IS
   'internal: a table and all its partitions and inheritance children, the table first';
+
+-- The planner reads a column's statistics (most common values, histogram)
+-- for everyone, filtered or not, and EXPLAIN prints its estimates: a
+-- bisection over nhs_number::bigint < X would recover the stored values,
+-- hidden objectors' among them.  So a protected column keeps none: its
+-- statistics target is 0 (ANALYZE skips it), and what ANALYZE stored before
+-- is removed, for the column and for expression indexes on the table.
+-- Estimates fall back to PostgreSQL's defaults (or 1 row per value under a
+-- unique index).  Removing pg_statistic rows needs the superuser, hence
+-- SECURITY DEFINER; it touches only tables that are protected.
+CREATE FUNCTION caredata._forget_statistics(tab regclass) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  x record;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM caredata.protected_table t WHERE t.relid = tab) THEN
+    RETURN;
+  END IF;
+  -- expression indexes keep statistics of their own: none either
+  FOR x IN SELECT i.indexrelid::regclass AS idx, k.n
+             FROM pg_catalog.pg_index i, LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, n)
+            WHERE i.indrelid = tab AND k.attnum = 0 LOOP
+    EXECUTE format('ALTER INDEX %s ALTER COLUMN %s SET STATISTICS 0', x.idx, x.n);
+  END LOOP;
+  DELETE FROM pg_catalog.pg_statistic s
+   USING caredata.protected_table t, pg_catalog.pg_attribute a
+   WHERE t.relid = tab AND s.starelid = t.relid AND a.attrelid = t.relid AND a.attname = t.nhs_column
+     AND s.staattnum = a.attnum;
+  DELETE FROM pg_catalog.pg_statistic s
+   USING pg_catalog.pg_index i
+   WHERE i.indrelid = tab AND i.indexprs IS NOT NULL AND s.starelid = i.indexrelid
+     AND EXISTS (SELECT 1 FROM caredata.protected_table t WHERE t.relid = tab);
+END
+$$;
+COMMENT ON FUNCTION caredata._forget_statistics(regclass) IS
+  'internal: remove the stored planner statistics of a protected table''s NHS number column and of its expression indexes';
 
 CREATE FUNCTION caredata.protect(tab regclass, nhs_column name, purpose text, dataset text DEFAULT NULL)
 RETURNS void
@@ -746,6 +790,10 @@ BEGIN
     IF t.enabled_rls THEN
       EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY', t.relid);
     END IF;
+    -- statistics again at the default target, from the next ANALYZE
+    IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.relid AND a.attname = t.nhs_column AND NOT a.attisdropped) THEN
+      EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS -1', t.relid, t.nhs_column);
+    END IF;
   END LOOP;
   DELETE FROM caredata.protected_table p WHERE p.root = tab;
   PERFORM caredata.audit_append('table.unprotect', tab::text);
@@ -774,12 +822,17 @@ BEGIN
         'dataset', t.dataset, 'part_of', t.relid::text));
     END LOOP;
   END LOOP;
+  -- an expression index made on a protected table keeps no statistics
+  IF tg_tag = 'CREATE INDEX' THEN
+    PERFORM caredata._forget_statistics(p.relid) FROM caredata.protected_table p
+      WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p.relid);
+  END IF;
 END
 $$;
 COMMENT ON FUNCTION caredata._protect_hierarchy() IS
   'internal: event trigger giving partitions and children attached to a protected table its objection filter';
 CREATE EVENT TRIGGER caredata_protect_hierarchy ON ddl_command_end
-  WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO')
+  WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE INDEX')
   EXECUTE FUNCTION caredata._protect_hierarchy();
 
 -- privileges: the register is the admin's; filtering is everyone's who may
@@ -815,7 +868,7 @@ REVOKE ALL ON FUNCTION
   caredata.revoke_exemption(bigint),
   caredata.protect(regclass, name, text, text), caredata.unprotect(regclass),
   caredata._protect_one(regclass, name, text, text, regclass), caredata._hierarchy(regclass),
-  caredata._protect_hierarchy()
+  caredata._protect_hierarchy(), caredata._forget_statistics(regclass)
   FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
   caredata.permitted(caredata.nhs_number, text), caredata.permitted(caredata.nhs_number, text, timestamptz, text),
@@ -838,5 +891,6 @@ GRANT EXECUTE ON FUNCTION
   caredata.grant_exemption(text, text, text, text, text, timestamptz),
   caredata.revoke_exemption(bigint),
   caredata.protect(regclass, name, text, text), caredata.unprotect(regclass),
-  caredata._protect_one(regclass, name, text, text, regclass), caredata._hierarchy(regclass)
+  caredata._protect_one(regclass, name, text, text, regclass), caredata._hierarchy(regclass),
+  caredata._forget_statistics(regclass)
   TO caredata_admin;
