@@ -70,6 +70,21 @@ SELECT amname, opcname, amvalidate(opc.oid)
 FROM pg_opclass opc JOIN pg_am am ON am.oid = opcmethod
 WHERE opcnamespace = 'caredata'::regnamespace AND opcname = 'nhs_number_ops' ORDER BY 1;
 
+-- B-tree deduplication: clinical tables hold many rows per patient, and an
+-- index on nhs_number (or pseudonym) is as compact as one on bigint
+SELECT opf.opfname, amp.amprocnum, amp.amproc::regproc
+  FROM pg_amproc amp JOIN pg_opfamily opf ON opf.oid = amp.amprocfamily
+ WHERE opf.opfnamespace = 'caredata'::regnamespace AND opf.opfmethod = (SELECT oid FROM pg_am WHERE amname = 'btree') AND amp.amprocnum = 4
+ ORDER BY 1;
+CREATE TABLE dedup (n nhs_number, b bigint);
+INSERT INTO dedup SELECT x::nhs_number, x::bigint
+  FROM (SELECT try_nhs_number((9990000000 + (i % 1000) * 11)::text) AS x FROM generate_series(1, 200000) i) s WHERE x IS NOT NULL;
+CREATE INDEX dedup_n ON dedup (n);
+CREATE INDEX dedup_b ON dedup (b);
+SELECT pg_relation_size('dedup_n') <= 1.1 * pg_relation_size('dedup_b') AS as_compact_as_bigint,
+       pg_relation_size('dedup_n') < 2000 * 1024 AS deduplicated;
+DROP TABLE dedup;
+
 -- hashes agree with bigint's (Citus distributes by the same hash)
 SELECT nhs_number_hash('9434765919') = hashint8(9434765919) AS same_hash,
        nhs_number_hash_extended('9434765919', 42) = hashint8extended(9434765919, 42) AS same_ext;

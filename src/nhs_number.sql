@@ -112,7 +112,9 @@ CREATE OPERATOR CLASS caredata.nhs_number_ops
     OPERATOR 4 caredata.>=,
     OPERATOR 5 caredata.>,
     FUNCTION 1 caredata.nhs_number_cmp(caredata.nhs_number, caredata.nhs_number),
-    FUNCTION 2 caredata.nhs_number_sortsupport(internal);
+    FUNCTION 2 caredata.nhs_number_sortsupport(internal),
+    -- equal values are equal bytes: B-tree deduplication (a table holds many rows per patient)
+    FUNCTION 4 btequalimage(oid);
 
 CREATE OPERATOR CLASS caredata.nhs_number_ops
   DEFAULT FOR TYPE caredata.nhs_number USING hash FAMILY caredata.nhs_number_ops AS

@@ -94,7 +94,9 @@ CREATE OPERATOR CLASS caredata.pseudonym_ops
   DEFAULT FOR TYPE caredata.pseudonym USING btree FAMILY caredata.pseudonym_ops AS
     OPERATOR 1 caredata.<, OPERATOR 2 caredata.<=, OPERATOR 3 caredata.=,
     OPERATOR 4 caredata.>=, OPERATOR 5 caredata.>,
-    FUNCTION 1 caredata.pseudonym_cmp(caredata.pseudonym, caredata.pseudonym);
+    FUNCTION 1 caredata.pseudonym_cmp(caredata.pseudonym, caredata.pseudonym),
+    -- equal values are equal bytes: B-tree deduplication (a table holds many rows per patient)
+    FUNCTION 4 btequalimage(oid);
 CREATE OPERATOR CLASS caredata.pseudonym_ops
   DEFAULT FOR TYPE caredata.pseudonym USING hash FAMILY caredata.pseudonym_ops AS
     OPERATOR 1 caredata.=,
