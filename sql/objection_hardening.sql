@@ -185,6 +185,15 @@ ANALYZE h_stats;
 RESET ROLE;
 SELECT count(*) AS later_index_stats FROM pg_statistic WHERE starelid = 'h_stats_text'::regclass;
 
+-- 6. the segment list caredata hands to parallel workers is not for users:
+-- no role but a superuser can set it, by SET or set_config()
+CREATE ROLE regress_h_user NOLOGIN;
+SET ROLE regress_h_user;
+SELECT state, message FROM pg_temp.refusal($$set_config('caredata.parallel_sets', '12345', true)$$);
+SET caredata.parallel_sets = '12345';
+RESET ROLE;
+DROP ROLE regress_h_user;
+
 SET client_min_messages = warning;
 DROP TABLE h_episode, h_part, h_parent, h_child2, h_stats CASCADE;
 DROP OWNED BY regress_h_owner, regress_h_analyst, regress_h_patient, regress_h_viewer;

@@ -19,8 +19,10 @@
  * asked about; otherwise it builds its own, as any backend does.
  *
  * The segments live until the leader's transaction ends (a transaction
- * callback detaches them), and the setting is transaction-local.  The setting is an internal detail: setting it by
- * hand can only make one's own workers fail to attach, or build their own.
+ * callback detaches them), and the setting is transaction-local.  Only
+ * superusers may set it (caredata sets it with a superuser's context,
+ * whoever runs the query), so no user can point workers at a segment of
+ * their choosing.
  *
  * src/parallel_set.c
  *
@@ -98,7 +100,7 @@ parallel_set_init(void)
 							   "Set by caredata for the length of a transaction; not for users.",
 							   &parallel_sets,
 							   "",
-							   PGC_USERSET,
+							   PGC_SUSET,
 							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
 							   NULL, NULL, NULL);
 	RegisterXactCallback(parallel_set_xact_callback, NULL);
@@ -108,7 +110,8 @@ parallel_set_init(void)
 static void
 name_exported_segments(void)
 {
-	(void) set_config_option("caredata.parallel_sets", exported.data, PGC_USERSET, PGC_S_SESSION,
+	/* with the superuser's context: users cannot set it, caredata can */
+	(void) set_config_option("caredata.parallel_sets", exported.data, PGC_SUSET, PGC_S_SESSION,
 							 GUC_ACTION_LOCAL, true, 0, false);
 }
 
