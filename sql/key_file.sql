@@ -49,4 +49,15 @@ ALTER SYSTEM RESET caredata.key_file;
 SELECT pg_reload_conf(); SELECT pg_sleep(0.5);
 SELECT key_file_status(), pseudonymise(9434765919, 'linkage') = :'with_master' AS same_secret_same_tokens;
 
+-- caredata is loaded at server start (shared_preload_libraries), so the key
+-- setting is superuser-only from a role's very first connection
+SELECT setting ~ 'caredata' AS preloaded FROM pg_settings WHERE name = 'shared_preload_libraries';
+CREATE ROLE regress_key_nobody LOGIN;
+\c - regress_key_nobody
+SHOW caredata.key_file;
+SELECT current_setting('caredata.key_file');
+SELECT count(*) AS visible_in_pg_settings FROM pg_settings WHERE name = 'caredata.key_file';
+\c - postgres
+DROP ROLE regress_key_nobody;
+
 DROP EXTENSION caredata;

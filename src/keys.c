@@ -124,9 +124,30 @@ key_file_assign(const char *newval, void *extra)
 	keys_forget_all();
 }
 
+/*
+ * Was the library loaded at server start (shared_preload_libraries)?  Only
+ * then is caredata.key_file defined, superuser-only, before any session
+ * can read it: a library loaded later leaves the setting, until then, an
+ * unprotected placeholder that SHOW and current_setting() give to anyone.
+ * Keyed functions refuse to run otherwise.
+ */
+static bool keys_preloaded = false;
+
+static void
+require_preload(void)
+{
+	if (!keys_preloaded)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("caredata was not loaded at server start"),
+				 errdetail("Until it is, caredata.key_file is an ordinary setting that any role can read."),
+				 errhint("Add caredata to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
 void
 keys_init(void)
 {
+	keys_preloaded = process_shared_preload_libraries_in_progress;
 	DefineCustomStringVariable("caredata.key_file",
 							   "File holding the master secret for keyed pseudonyms.",
 							   "Must be a regular file of at least 32 bytes, readable by its owner only.",
@@ -278,6 +299,8 @@ keyed_context(const char *name, int version)
 	EVP_MAC_CTX *mac = NULL;
 	OSSL_PARAM	params[5];
 	bool		ok = false;
+
+	require_preload();
 
 	mr = read_master(master, &master_len);
 	if (mr != MASTER_OK)
@@ -491,6 +514,8 @@ key_file_status(PG_FUNCTION_ARGS)
 	const char *s = "ok";
 
 	OPENSSL_cleanse(master, sizeof(master));
+	if (!keys_preloaded)
+		PG_RETURN_TEXT_P(cstring_to_text("not preloaded"));
 	switch (r)
 	{
 		case MASTER_OK:
