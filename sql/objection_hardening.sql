@@ -194,6 +194,31 @@ SET caredata.parallel_sets = '12345';
 RESET ROLE;
 DROP ROLE regress_h_user;
 
+-- 7. views that would read a protected table past its filter: a view owned
+-- by a superuser (or a BYPASSRLS role) is not filtered, so the analyst it is
+-- granted to would see every row.  Refused when made, when its owner
+-- changes, and when the table under it is protected; security_invoker
+-- views, views owned by filtered roles and published views are fine
+SELECT state, message, hint FROM pg_temp.refusal($$caredata.protect('h_episode', 'nhs_number', 'planning')$$) WHERE false;
+CREATE VIEW h_super_view AS SELECT * FROM h_episode;
+CREATE VIEW h_invoker_view WITH (security_invoker) AS SELECT * FROM h_episode;
+CREATE VIEW h_over_invoker AS SELECT * FROM h_invoker_view;
+CREATE MATERIALIZED VIEW h_super_mv AS SELECT * FROM h_episode;
+SET ROLE regress_h_owner;
+CREATE VIEW h_owner_view AS SELECT * FROM h_episode;
+RESET ROLE;
+ALTER VIEW h_owner_view OWNER TO postgres;
+ALTER VIEW h_invoker_view SET (security_invoker = false);
+SELECT count(*) AS views_left FROM pg_class WHERE relname IN ('h_super_view', 'h_over_invoker', 'h_super_mv', 'h_invoker_view', 'h_owner_view');
+-- a table protected under an existing superuser-owned view
+CREATE TABLE h_later (nhs_number nhs_number);
+CREATE VIEW h_later_view AS SELECT * FROM h_later;
+SELECT state, message, hint FROM pg_temp.refusal($$caredata.protect('h_later', 'nhs_number', 'research')$$);
+ALTER VIEW h_later_view SET (security_invoker = true);
+SELECT protect('h_later', 'nhs_number', 'research');
+SELECT unprotect('h_later');
+DROP TABLE h_later CASCADE;
+
 SET client_min_messages = warning;
 DROP TABLE h_episode, h_part, h_parent, h_child2, h_stats CASCADE;
 DROP OWNED BY regress_h_owner, regress_h_analyst, regress_h_patient, regress_h_viewer;

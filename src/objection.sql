@@ -758,6 +758,8 @@ BEGIN
   FOR r IN SELECT h FROM caredata._hierarchy(tab) h LOOP
     PERFORM caredata._protect_one(r, nhs_column, purpose, dataset, tab);
   END LOOP;
+  -- views already reading it past the filter are refused too
+  PERFORM caredata._refuse_unfiltered_views();
   PERFORM caredata.audit_append('table.protect', tab::text, jsonb_build_object('nhs_column', nhs_column, 'purpose', purpose, 'dataset', dataset,
     'hierarchy', (SELECT count(*) FROM caredata._hierarchy(tab))));
 END
@@ -835,6 +837,68 @@ CREATE EVENT TRIGGER caredata_protect_hierarchy ON ddl_command_end
   WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE INDEX')
   EXECUTE FUNCTION caredata._protect_hierarchy();
 
+-- Views that read a protected table past its filter.  PostgreSQL checks a
+-- view's row security as the view's owner, and superusers and BYPASSRLS
+-- roles skip it: a view they own (not security_invoker) over a protected
+-- table, directly or through other views, shows every row to whoever may
+-- read it; a materialized view they own stores every row.  Published views
+-- are the exception: caredata made them, with the filter inside.
+CREATE FUNCTION caredata._unfiltered_views(tab regclass) RETURNS TABLE (view regclass, owner name)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  -- (plpgsql: caredata.publication is made later in the install script)
+  RETURN QUERY
+  WITH RECURSIVE v(oid) AS (
+    SELECT r.ev_class FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+     WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+       AND d.refobjid = tab AND r.ev_class <> tab
+    UNION
+    SELECT r.ev_class FROM v JOIN pg_depend d ON d.refobjid = v.oid AND d.refclassid = 'pg_class'::regclass
+                                               AND d.classid = 'pg_rewrite'::regclass
+      JOIN pg_rewrite r ON r.oid = d.objid
+     WHERE r.ev_class <> v.oid
+  )
+  SELECT c.oid::regclass, o.rolname
+    FROM v JOIN pg_class c ON c.oid = v.oid JOIN pg_roles o ON o.oid = c.relowner
+   WHERE (o.rolsuper OR o.rolbypassrls)
+     AND NOT (c.relkind = 'v' AND coalesce(c.reloptions, '{}') && ARRAY['security_invoker=true', 'security_invoker=on', 'security_invoker=1'])
+     AND NOT EXISTS (SELECT 1 FROM caredata.publication p
+                      WHERE c.relnamespace = 'published'::regnamespace AND c.relname = p.name);
+END
+$$;
+COMMENT ON FUNCTION caredata._unfiltered_views(regclass) IS
+  'internal: views and materialized views that read a protected table as a superuser or BYPASSRLS owner, so past its filter';
+
+-- refuse them: when a table is protected, and after any DDL that could make one
+CREATE FUNCTION caredata._refuse_unfiltered_views() RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  x record;
+BEGIN
+  FOR x IN SELECT t.relid, u.view, u.owner FROM caredata.protected_table t, caredata._unfiltered_views(t.relid) u
+            WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.relid) LIMIT 1 LOOP
+    RAISE EXCEPTION 'view % reads the protected table % as %, whom row security does not filter', x.view, x.relid, x.owner
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = format('Make it security_invoker (ALTER VIEW %s SET (security_invoker = true)), or give it to a role that is filtered (ALTER ... OWNER TO); publish de-identified data with caredata.publish().', x.view);
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION caredata._refuse_unfiltered_views() IS
+  'internal: refuse a view or materialized view that reads a protected table past its filter (see _unfiltered_views)';
+
+CREATE FUNCTION caredata._unfiltered_views_guard() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM caredata._refuse_unfiltered_views();
+END
+$$;
+COMMENT ON FUNCTION caredata._unfiltered_views_guard() IS
+  'internal: event trigger refusing DDL that leaves a view reading a protected table past its filter';
+CREATE EVENT TRIGGER caredata_unfiltered_views ON ddl_command_end
+  WHEN TAG IN ('CREATE VIEW', 'ALTER VIEW', 'CREATE MATERIALIZED VIEW', 'ALTER MATERIALIZED VIEW',
+               'ALTER TABLE', 'CREATE RULE', 'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
+  EXECUTE FUNCTION caredata._unfiltered_views_guard();
+
 -- privileges: the register is the admin's; filtering is everyone's who may
 -- read protected data; nothing here is open to PUBLIC
 REVOKE ALL ON caredata.purpose, caredata.objection, caredata.exemption, caredata.register_version,
@@ -868,7 +932,8 @@ REVOKE ALL ON FUNCTION
   caredata.revoke_exemption(bigint),
   caredata.protect(regclass, name, text, text), caredata.unprotect(regclass),
   caredata._protect_one(regclass, name, text, text, regclass), caredata._hierarchy(regclass),
-  caredata._protect_hierarchy(), caredata._forget_statistics(regclass)
+  caredata._protect_hierarchy(), caredata._forget_statistics(regclass),
+  caredata._unfiltered_views(regclass), caredata._refuse_unfiltered_views(), caredata._unfiltered_views_guard()
   FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
   caredata.permitted(caredata.nhs_number, text), caredata.permitted(caredata.nhs_number, text, timestamptz, text),
@@ -892,5 +957,5 @@ GRANT EXECUTE ON FUNCTION
   caredata.revoke_exemption(bigint),
   caredata.protect(regclass, name, text, text), caredata.unprotect(regclass),
   caredata._protect_one(regclass, name, text, text, regclass), caredata._hierarchy(regclass),
-  caredata._forget_statistics(regclass)
+  caredata._forget_statistics(regclass), caredata._refuse_unfiltered_views()
   TO caredata_admin;
