@@ -83,8 +83,12 @@ CONF
   } > "$data/caredata_test.conf"
   [ "$(id -u)" -eq 0 ] && chown "$CAREDATA_OS_USER" "$data/caredata_test.conf"
   if as_owner "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-    # a cluster started before its settings changed (preloading, say) restarts
-    if [ "$(psql -XAtq -d postgres -c 'SHOW shared_preload_libraries' 2>/dev/null)" != "${CAREDATA_PRELOAD-caredata}" ]; then
+    # a cluster started before its settings changed (preloading, say), or
+    # before the library it preloads was rebuilt, restarts: a preloaded
+    # library is the postmaster's copy, which new backends inherit
+    local lib; lib="$($PG_CONFIG --pkglibdir 2>/dev/null)/caredata.so"
+    if [ "$(psql -XAtq -d postgres -c 'SHOW shared_preload_libraries' 2>/dev/null)" != "${CAREDATA_PRELOAD-caredata}" ] ||
+       { [ -n "${CAREDATA_PRELOAD-caredata}" ] && [ -f "$lib" ] && [ "$lib" -nt "$data/postmaster.pid" ]; }; then
       as_owner "$PGBIN/pg_ctl" -D "$data" -l "$dir/server.log" -m fast -w -t 60 restart >/dev/null ||
         { tail -20 "$dir/server.log" >&2; exit 1; }
       echo "cluster: restarted on 127.0.0.1:$CAREDATA_PORT ($data) for its new settings"

@@ -126,6 +126,11 @@ CREATE TABLE raw (v bigint);
 INSERT INTO raw VALUES (9434765918);
 COPY raw TO '/tmp/caredata_regress_bad.bin' WITH (FORMAT binary);
 COPY c FROM '/tmp/caredata_regress_bad.bin' WITH (FORMAT binary);
+-- with binary input's SQLSTATE, 22P03 (text input's is 22P02)
+DO $$ BEGIN
+  COPY c FROM '/tmp/caredata_regress_bad.bin' WITH (FORMAT binary);
+EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'binary input refused with %', SQLSTATE;
+END $$;
 -- text COPY round trip
 COPY a TO '/tmp/caredata_regress_nhs.txt';
 TRUNCATE c;

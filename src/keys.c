@@ -411,7 +411,7 @@ keys_lookup_domain(const char *name, int version)
 
 	if (strlen(name) >= DOMAIN_NAME_MAX)
 		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				(errcode(ERRCODE_NAME_TOO_LONG),
 				 errmsg("pseudonym domain names have at most %d characters", DOMAIN_NAME_MAX - 1)));
 	if (version < 0 || version > PG_INT16_MAX)
 		ereport(ERROR,

@@ -152,10 +152,11 @@ nhs_parse(const char *str, int len, int64 *result, int *ndigits)
 }
 
 /*
- * Report a refused value.  Never includes the value itself.
+ * Report a refused value, with the SQLSTATE of the path it came by (text
+ * or binary input).  Never includes the value itself.
  */
 static void
-nhs_report(NhsParseResult r, int ndigits)
+nhs_report(NhsParseResult r, int ndigits, int sqlstate)
 {
 	switch (r)
 	{
@@ -163,49 +164,49 @@ nhs_report(NhsParseResult r, int ndigits)
 			break;
 		case NHS_EMPTY:
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					(errcode(sqlstate),
 					 errmsg("invalid input syntax for type nhs_number"),
 					 errdetail("The value is empty."),
 					 errhint("An NHS number has 10 digits, such as 943 476 5919. Use try_nhs_number() to turn unusable values into NULL.")));
 			break;
 		case NHS_BAD_CHAR:
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					(errcode(sqlstate),
 					 errmsg("invalid input syntax for type nhs_number"),
 					 errdetail("The value contains a character that is not a digit, a space or a hyphen."),
 					 errhint("An NHS number has 10 digits, such as 943 476 5919. Use try_nhs_number() to turn unusable values into NULL.")));
 			break;
 		case NHS_BAD_LENGTH:
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					(errcode(sqlstate),
 					 errmsg("invalid input syntax for type nhs_number"),
 					 errdetail("The value has %d digits; an NHS number has exactly 10.", ndigits),
 					 errhint("Check for a missing or extra digit. Use try_nhs_number() to turn unusable values into NULL.")));
 			break;
 		case NHS_BAD_GROUPING:
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					(errcode(sqlstate),
 					 errmsg("invalid input syntax for type nhs_number"),
 					 errdetail("Spaces or hyphens may only group the digits 3-3-4."),
 					 errhint("Write the number as 10 digits, or grouped as 943 476 5919 or 943-476-5919.")));
 			break;
 		case NHS_CHECK_TEN:
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					(errcode(sqlstate),
 					 errmsg("invalid NHS number"),
 					 errdetail("The first nine digits give a Modulus 11 check digit of 10; such numbers are never issued."),
 					 errhint("The value is probably mistyped; check it against the source record.")));
 			break;
 		case NHS_BAD_CHECK:
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					(errcode(sqlstate),
 					 errmsg("invalid NHS number"),
 					 errdetail("The check digit does not match the Modulus 11 check of the first nine digits."),
 					 errhint("The value is probably mistyped (a changed digit or two swapped digits); check it against the source record.")));
 			break;
 		case NHS_REPEATED:
 			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					(errcode(sqlstate),
 					 errmsg("invalid NHS number"),
 					 errdetail("All ten digits are the same; such numbers pass the check but are never issued."),
 					 errhint("Placeholder values such as these usually mean the number was not known; store NULL instead.")));
@@ -286,7 +287,7 @@ nhs_parse_or_report(const char *str, int len)
 	NhsParseResult r = nhs_parse(str, len, &result, &ndigits);
 
 	if (r != NHS_OK)
-		nhs_report(r, ndigits);
+		nhs_report(r, ndigits, ERRCODE_INVALID_TEXT_REPRESENTATION);
 	return result;
 }
 
@@ -321,7 +322,7 @@ nhs_number_recv(PG_FUNCTION_ARGS)
 	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
 	int64		value = pq_getmsgint64(buf);
 
-	nhs_report(nhs_check_value(value), NHS_NUMBER_DIGITS);
+	nhs_report(nhs_check_value(value), NHS_NUMBER_DIGITS, ERRCODE_INVALID_BINARY_REPRESENTATION);
 	PG_RETURN_NHS_NUMBER(value);
 }
 
@@ -344,7 +345,7 @@ nhs_number_from_int8(PG_FUNCTION_ARGS)
 {
 	int64		value = PG_GETARG_INT64(0);
 
-	nhs_report(nhs_check_value(value), NHS_NUMBER_DIGITS);
+	nhs_report(nhs_check_value(value), NHS_NUMBER_DIGITS, ERRCODE_INVALID_TEXT_REPRESENTATION);
 	PG_RETURN_NHS_NUMBER(value);
 }
 

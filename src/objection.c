@@ -513,7 +513,7 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 	if (PG_ARGISNULL(1) || (PG_NARGS() > 2 && PG_ARGISNULL(2)))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("permitted() needs a purpose and a time")));
+				 errmsg("%s() needs a purpose and a time", own_rows ? "row_permitted" : "permitted")));
 	if (PG_ARGISNULL(0))
 	{
 		/*

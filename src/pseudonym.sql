@@ -115,7 +115,11 @@ LANGUAGE sql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT d.name FROM caredata.domain d WHERE d.id = caredata.pseudonym_domain_id(p) $$;
 COMMENT ON FUNCTION caredata.pseudonym_domain(caredata.pseudonym) IS
-  'the name of the domain a pseudonym belongs to (NULL if unknown here)';
+  'the name of the domain a pseudonym belongs to (NULL if unknown here); admin, linker and re-identifier only';
+-- domain names name recipients and studies: not for everyone (a made-up
+-- pseudonym per domain id would list them all)
+REVOKE ALL ON FUNCTION caredata.pseudonym_domain(caredata.pseudonym) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.pseudonym_domain(caredata.pseudonym) TO caredata_admin, caredata_linker, caredata_reidentifier;
 
 -- keyed: the linker and admin roles only (DESIGN.md "Threat model")
 CREATE FUNCTION caredata.pseudonymise(value caredata.nhs_number, domain text) RETURNS caredata.pseudonym
