@@ -90,12 +90,11 @@ SELECT my_nhs_number();
 -- ... also through a view whose owner is not a patient (its policies are
 -- the owner's, but row_permitted() knows who is asking)
 SELECT count(*) AS patient_view_rows, string_agg(DISTINCT nhs_number::text, ', ') AS patients FROM episode_view;
--- ... and cannot ask about anyone else's objections: no permitted(), and
--- row_permitted() says only "is this my own record"
+-- ... and cannot ask about anyone's objections: no permitted(), and
+-- row_permitted() answers only inside the filter, for the table's rows
 SELECT state FROM pg_temp.refusal($$caredata.permitted('999 000 0026', 'research')$$);
-SELECT row_permitted('999 000 0018', 'research') AS other_unblocked,
-       row_permitted('999 000 0026', 'research') AS other_blocked,
-       row_permitted('999 000 0034', 'research') AS own_blocked;
+SELECT state FROM pg_temp.refusal($$caredata.row_permitted('999 000 0026', 'research')$$);
+SELECT state FROM pg_temp.refusal($$caredata.row_permitted('999 000 0034', 'research')$$);
 RESET ROLE;
 
 -- EXPLAIN ANALYZE through an index on the NHS number: the index scan

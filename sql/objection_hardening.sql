@@ -219,6 +219,65 @@ SELECT protect('h_later', 'nhs_number', 'research');
 SELECT unprotect('h_later');
 DROP TABLE h_later CASCADE;
 
+-- 8. enumeration: permitted() and row_permitted() answer only for the
+-- protected column of the scan they filter, so no role (but superusers and
+-- caredata_admin) learns whether a person of its choosing has objected.
+-- Tried as the analyst and as the patient, by every route
+CREATE FUNCTION pg_temp.enumerate(r text) RETURNS TABLE (route text, state text) LANGUAGE plpgsql AS $f$
+DECLARE
+  routes text[][] := ARRAY[
+    ['constant', $$SELECT caredata.permitted('999 000 0026', 'research')$$],
+    ['row_permitted constant', $$SELECT caredata.row_permitted('999 000 0026', 'research')$$],
+    ['at a time, with a dataset', $$SELECT caredata.permitted('999 000 0026', 'research', now(), 'x')$$],
+    ['subquery', $$SELECT caredata.permitted((SELECT '999 000 0026'::caredata.nhs_number), 'research')$$],
+    ['VALUES', $$SELECT caredata.permitted(n, 'research') FROM (VALUES ('999 000 0026'::caredata.nhs_number)) v(n)$$],
+    ['VALUES in WHERE', $$SELECT count(*) FROM (VALUES ('999 000 0026'::caredata.nhs_number)) v(n) WHERE caredata.permitted(n, 'research')$$],
+    ['temporary table', $$SELECT count(*) FROM pg_temp.mine WHERE caredata.permitted(n, 'research')$$],
+    ['set-returning function', $$SELECT caredata.permitted(n::caredata.nhs_number, 'research') FROM unnest(ARRAY['999 000 0026']) n$$],
+    ['LATERAL', $$SELECT p FROM pg_temp.mine m, LATERAL (SELECT caredata.permitted(m.n, 'research') AS p) x$$],
+    ['CTE', $$WITH c AS MATERIALIZED (SELECT '999 000 0026'::caredata.nhs_number AS n) SELECT count(*) FROM c WHERE caredata.permitted(n, 'research')$$],
+    ['view with a computed column', $$SELECT count(*) FROM pg_temp.mine_view WHERE caredata.permitted(n2, 'research')$$],
+    ['PL/pgSQL variable', $r$DO $d$ DECLARE v caredata.nhs_number := '999 000 0026'; b boolean; BEGIN b := caredata.permitted(v, 'research'); END $d$$r$],
+    ['prepared statement', $$EXECUTE pg_temp_probe('999 000 0026')$$]];
+BEGIN
+  EXECUTE format('SET LOCAL ROLE %I', r);
+  CREATE TEMP TABLE IF NOT EXISTS mine (n caredata.nhs_number);
+  INSERT INTO mine VALUES ('999 000 0026');
+  CREATE OR REPLACE TEMP VIEW mine_view AS SELECT n, (n::bigint + 0)::caredata.nhs_number AS n2 FROM mine;
+  BEGIN
+    PREPARE pg_temp_probe(caredata.nhs_number) AS SELECT caredata.permitted($1, 'research');
+  EXCEPTION WHEN duplicate_prepared_statement THEN NULL;
+  END;
+  FOR i IN 1 .. array_length(routes, 1) LOOP
+    route := routes[i][1];
+    BEGIN
+      EXECUTE routes[i][2];
+      state := 'answered';
+    EXCEPTION WHEN OTHERS THEN
+      state := SQLSTATE || ' ' || split_part(SQLERRM, ' ', 1) || ' ' || split_part(SQLERRM, ' ', 2);
+    END;
+    RETURN NEXT;
+  END LOOP;
+  DEALLOCATE pg_temp_probe;
+  DROP VIEW mine_view;
+  DROP TABLE mine;
+  RESET ROLE;
+END
+$f$;
+GRANT EXECUTE ON FUNCTION caredata.permitted(caredata.nhs_number, text), caredata.permitted(caredata.nhs_number, text, timestamptz, text) TO regress_h_patient;
+SELECT r AS role, e.route, e.state FROM unnest(ARRAY['regress_h_analyst', 'regress_h_patient']) r, pg_temp.enumerate(r) e;
+REVOKE EXECUTE ON FUNCTION caredata.permitted(caredata.nhs_number, text), caredata.permitted(caredata.nhs_number, text, timestamptz, text) FROM regress_h_patient;
+-- the filter itself still answers, on every plan shape, and the admin may ask
+SET ROLE regress_h_analyst;
+SELECT count(*) AS analyst_rows FROM h_episode;
+SET enable_seqscan = off;
+SELECT count(*) AS by_index FROM h_episode WHERE nhs_number = '999 000 0018';
+RESET enable_seqscan;
+RESET ROLE;
+SET ROLE regress_h_owner;
+SELECT caredata.permitted('999 000 0026', 'research') AS admin_may_ask;
+RESET ROLE;
+
 SET client_min_messages = warning;
 DROP TABLE h_episode, h_part, h_parent, h_child2, h_stats CASCADE;
 DROP OWNED BY regress_h_owner, regress_h_analyst, regress_h_patient, regress_h_viewer;

@@ -35,6 +35,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -367,6 +368,8 @@ typedef struct PermittedCache
 	bool		version_read;
 	SubjectCache own;			/* row_permitted(): the role's own number */
 	ScanLookahead lookahead;	/* set up by scan_lookahead.c, if at all */
+	bool		bound;			/* the first argument is a protected column of
+								 * the scan it filters (permitted_bind_column) */
 } PermittedCache;
 
 static PermittedCache *
@@ -382,6 +385,74 @@ ScanLookahead *
 permitted_lookahead(FmgrInfo *flinfo)
 {
 	return &permitted_cache(flinfo)->lookahead;
+}
+
+/*
+ * Which NHS numbers permitted() answers for.  Objection status is personal
+ * data: a role free to pass numbers of its choosing would learn who has
+ * objected, people in no table it may read included.  So, but for
+ * superusers and caredata_admin (who read the register anyway), a call
+ * answers only when its first argument is, in the running plan, the NHS
+ * number column of a table the filter protects (or of caredata.pseudonym_map,
+ * under a published view) in the very scan it filters: the row filters
+ * protect() attaches and the views publish() makes.  scan_lookahead.c's
+ * ExecutorStart hook binds such calls; a constant, a parameter, a PL/pgSQL
+ * variable, a temporary table, VALUES, a function's result, a CTE or a
+ * computed column is never bound, and is refused.
+ */
+static bool
+is_protected_column(Oid relid, AttrNumber attno)
+{
+	Oid			argtypes[2] = {OIDOID, INT2OID};
+	Datum		values[2];
+	bool		found = false;
+	Oid			nsp = get_namespace_oid("caredata", true);
+
+	if (!OidIsValid(relid) || attno <= 0)
+		return false;
+	if (OidIsValid(nsp) && relid == get_relname_relid("pseudonym_map", nsp))
+		return attno == get_attnum(relid, "nhs_number");
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = Int16GetDatum(attno);
+	AS_REGISTER_OWNER(
+		{
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			if (SPI_execute_with_args("SELECT 1 FROM caredata.protected_table t "
+									  "JOIN pg_catalog.pg_attribute a ON a.attrelid = t.relid AND a.attname OPERATOR(pg_catalog.=) t.nhs_column "
+									  "WHERE t.relid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.=) $2",
+									  2, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+				elog(ERROR, "could not read caredata.protected_table");
+			found = SPI_processed > 0;
+			SPI_finish();
+		});
+	return found;
+}
+
+void
+permitted_bind_column(FmgrInfo *flinfo, Oid relid, AttrNumber attno)
+{
+	if (is_protected_column(relid, attno))
+		permitted_cache(flinfo)->bound = true;
+}
+
+/* may the current role ask about numbers of its choosing? */
+static bool
+may_ask_freely(void)
+{
+	Oid			admin = get_role_oid("caredata_admin", true);
+
+	return superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin));
+}
+
+static void
+refuse_unbound(bool own_rows)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s() answers only for the NHS numbers of the protected table it filters", own_rows ? "row_permitted" : "permitted"),
+			 errdetail("Whether a person has objected is personal data."),
+			 errhint("It runs inside the row filters caredata.protect() attaches and the views caredata.publish() makes; members of caredata_admin may ask about any number.")));
 }
 
 static bool
@@ -509,6 +580,10 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 	if (c != NULL && c->fast_purpose != (Datum) 0 && c->fast_purpose == PG_GETARG_DATUM(1) &&
 		!PG_ARGISNULL(1) && !PG_ARGISNULL(0))
 		PG_RETURN_BOOL(answer(c, PG_GETARG_NHS_NUMBER(0), own_rows));
+
+	/* numbers of the caller's choosing: for the register's own admins only */
+	if ((c == NULL || !c->bound) && !may_ask_freely())
+		refuse_unbound(own_rows);
 
 	if (PG_ARGISNULL(1) || (PG_NARGS() > 2 && PG_ARGISNULL(2)))
 		ereport(ERROR,

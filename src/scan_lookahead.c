@@ -225,6 +225,107 @@ attach_to_scan(ScanState *ss, EState *estate, ExprEvalStep *op)
 	la->block = InvalidBlockNumber;
 }
 
+/*
+ * A permitted() step in a scan's quals whose first argument is a column of
+ * the scanned table (a Var of the scan, or of an index-only scan's index):
+ * tell objection.c which column, which answers only for protected ones.
+ */
+static void
+bind_to_scan(PlanState *ps, ExprEvalStep *op)
+{
+	FuncExpr   *fexpr = (FuncExpr *) op->d.func.finfo->fn_expr;
+	Relation	rel;
+	Var		   *var;
+	AttrNumber	attno;
+
+	if (!IsA(ps->plan, SeqScan) && !IsA(ps->plan, IndexScan) && !IsA(ps->plan, IndexOnlyScan) &&
+		!IsA(ps->plan, BitmapHeapScan) && !IsA(ps->plan, TidScan) && !IsA(ps->plan, TidRangeScan) &&
+		!IsA(ps->plan, SampleScan))
+		return;
+	rel = ((ScanState *) ps)->ss_currentRelation;
+	if (rel == NULL || fexpr == NULL || !IsA(fexpr, FuncExpr) || fexpr->args == NIL ||
+		!IsA(linitial(fexpr->args), Var))
+		return;
+	var = (Var *) linitial(fexpr->args);
+	if (var->varlevelsup != 0)
+		return;
+	if (IsA(ps->plan, IndexOnlyScan))
+	{
+		/* the quals read the index tuple: map its column to the table's */
+		Relation	index = ((IndexOnlyScanState *) ps)->ioss_RelationDesc;
+
+		if (var->varno != INDEX_VAR || index == NULL || var->varattno <= 0 ||
+			var->varattno > index->rd_index->indnatts)
+			return;
+		attno = index->rd_index->indkey.values[var->varattno - 1];
+	}
+	else
+	{
+		if ((Index) var->varno != ((Scan *) ps->plan)->scanrelid)
+			return;
+		attno = var->varattno;
+	}
+	permitted_bind_column(op->d.func.finfo, RelationGetRelid(rel), attno);
+}
+
+/*
+ * A permitted() step in an UPDATE's or INSERT's row-security check of its
+ * new rows (WITH CHECK OPTIONs: the policies' USING applied to the row
+ * written, when RETURNING must be able to see it): the first argument is a
+ * column of the result table.
+ */
+static void
+bind_to_result(ResultRelInfo *rri, ExprState *check)
+{
+	for (int i = 0; check != NULL && i < check->steps_len; i++)
+	{
+		ExprEvalStep *op = &check->steps[i];
+		FuncExpr   *fexpr;
+		Var		   *var;
+
+		if (!is_permitted_step(check, op))
+			continue;
+		fexpr = (FuncExpr *) op->d.func.finfo->fn_expr;
+		if (fexpr == NULL || !IsA(fexpr, FuncExpr) || fexpr->args == NIL || !IsA(linitial(fexpr->args), Var))
+			continue;
+		var = (Var *) linitial(fexpr->args);
+		if (var->varlevelsup == 0 && (Index) var->varno == rri->ri_RangeTableIndex)
+			permitted_bind_column(op->d.func.finfo, RelationGetRelid(rri->ri_RelationDesc), var->varattno);
+	}
+}
+
+static void
+bind_modify_table(ModifyTableState *mt)
+{
+	for (int r = 0; r < mt->mt_nrels; r++)
+	{
+		ResultRelInfo *rri = &mt->resultRelInfo[r];
+		ListCell   *lc;
+
+		foreach(lc, rri->ri_WithCheckOptionExprs)
+			bind_to_result(rri, (ExprState *) lfirst(lc));
+	}
+}
+
+/* bind every permitted() step of a plan's scans, and nothing else */
+static bool
+bind_walker(PlanState *ps, void *context)
+{
+	ExprState  *qual;
+
+	if (ps == NULL)
+		return false;
+	qual = ps->qual;
+	for (int i = 0; qual != NULL && i < qual->steps_len; i++)
+	{
+		if (is_permitted_step(qual, &qual->steps[i]))
+			bind_to_scan(ps, &qual->steps[i]);
+	}
+	if (IsA(ps, ModifyTableState))
+		bind_modify_table((ModifyTableState *) ps);
+	return planstate_tree_walker(ps, bind_walker, context);
+}
+
 typedef struct PrepareContext
 {
 	EState	   *estate;
@@ -247,11 +348,14 @@ prepare_walker(PlanState *ps, void *context)
 
 		if (!is_permitted_step(qual, op))
 			continue;
+		bind_to_scan(ps, op);
 		if (IsA(ps, SeqScanState))
 			attach_to_scan((ScanState *) ps, pc->estate, op);
 		if (pc->parallel && !IsParallelWorker())
 			permitted_prepare_parallel(op->d.func.finfo);
 	}
+	if (IsA(ps, ModifyTableState))
+		bind_modify_table((ModifyTableState *) ps);
 	return planstate_tree_walker(ps, prepare_walker, context);
 }
 
@@ -267,9 +371,14 @@ scan_lookahead_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	{
 		PrepareContext pc;
 
+		ListCell   *lc;
+
 		pc.estate = queryDesc->estate;
 		pc.parallel = queryDesc->plannedstmt->parallelModeNeeded;
 		prepare_walker(queryDesc->planstate, &pc);
+		/* subplans the tree walk does not reach (a CTE's, say): bind only */
+		foreach(lc, queryDesc->estate->es_subplanstates)
+			bind_walker((PlanState *) lfirst(lc), NULL);
 	}
 }
 
