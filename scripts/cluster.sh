@@ -94,6 +94,8 @@ CONF
       echo "cluster: restarted on 127.0.0.1:$CAREDATA_PORT ($data) for its new settings"
       return 0
     fi
+    # settings that a reload applies (test/cluster.conf's logging, say)
+    as_owner "$PGBIN/pg_ctl" -D "$data" reload >/dev/null 2>&1 || true
     echo "cluster: already running on 127.0.0.1:$CAREDATA_PORT ($data)"
     return 0
   fi

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# test/security/logging.sh: the server log receives no NHS number, under the
+# hardened logging configuration docs/security.md recommends (and
+# test/cluster.conf applies): statements that fail with a literal number in
+# their text, a COPY that fails on a row, a bad bind parameter, and
+# caredata's own refusals.  Run by scripts/test.sh against the running
+# throw-away cluster; prints TAP.
+set -uo pipefail
+. "$(dirname "$0")/../../scripts/env.sh"
+cd "$CAREDATA_ROOT"
+
+n=0; failed=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
+
+log="$(scripts/cluster.sh dir)/server.log"
+db=caredata_logging
+psql -qX -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
+before=$(wc -c < "$log")
+
+# numbers that appear nowhere else: each failure below names one
+psql -qX -d $db >/dev/null 2>&1 <<'SQL'
+CREATE EXTENSION caredata;
+CREATE TABLE t (n caredata.nhs_number, x int);
+SELECT '9434765918'::caredata.nhs_number;
+SELECT 1/0 FROM (VALUES ('9876543210')) v(n) WHERE n = '9876543210';
+COPY t FROM stdin;
+4010232137	1
+4010232138	2
+\.
+INSERT INTO t VALUES ('4505577104', 'not a number');
+PREPARE p(caredata.nhs_number) AS SELECT $1;
+EXECUTE p('6118149139');
+SELECT caredata.permitted('4505577104', 'research');
+SQL
+sleep 0.3
+mkdir -p results
+tail -c +"$((before + 1))" "$log" > results/logging_tail.txt
+[ -s results/logging_tail.txt ]; ok $? "the failures reached the server log ($(grep -c ERROR results/logging_tail.txt) error lines)"
+for num in 9434765918 9876543210 4010232138 4505577104 6118149139; do
+  spaced="${num:0:3} ${num:3:3} ${num:6:4}"
+  ! grep -q -e "$num" -e "$spaced" results/logging_tail.txt
+  ok $? "the log does not hold $spaced (or without spaces)"
+done
+! grep -q -e 'STATEMENT:' -e 'CONTEXT:' -e 'DETAIL:' results/logging_tail.txt
+ok $? "no STATEMENT, CONTEXT or DETAIL lines"
+
+psql -qX -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+echo "1..$n"
+[ "$failed" -eq 0 ]
