@@ -278,6 +278,37 @@ SET ROLE regress_h_owner;
 SELECT caredata.permitted('999 000 0026', 'research') AS admin_may_ask;
 RESET ROLE;
 
+-- 9. a time that changes row by row (permitted(n, purpose, at_column,
+-- dataset)) is answered by probing the register's index for the one number,
+-- not by rebuilding the blocked set on every row: the answers equal
+-- caredata.blocked_nhs_numbers() for every kind, withdrawal, exemption,
+-- consent, dataset and purpose, at times before, between and after them
+CREATE TABLE h_times (n nhs_number, at timestamptz);
+DO $$
+DECLARE t0 timestamptz := now() - interval '300 days';
+BEGIN
+  PERFORM record_objection('999 000 0018', 'national_data_opt_out', 'test', t0);
+  PERFORM record_objection('999 000 0042', 'type1', 'test', t0 + interval '50 days');
+  UPDATE objection SET withdrawn_at = t0 + interval '150 days' WHERE nhs_number = '999 000 0042' AND kind = 'type1';
+  PERFORM record_objection('999 000 0050', 'dissent', 'test', t0 + interval '20 days', 'study_x');
+  PERFORM record_objection('999 000 0069', 'national_data_opt_out', 'test', t0 + interval '10 days');
+  PERFORM record_objection('999 000 0069', 'consent', 'test', t0 + interval '100 days', 'study_x', ARRAY['research']);
+  INSERT INTO exemption (dataset, purpose, objection_kind, legal_basis, reference, expires_at)
+  VALUES ('study_x', 'research', 'type1', 'cag_section_251', 'CAG test', now() + interval '1 day');
+END $$;
+INSERT INTO h_times
+SELECT n::nhs_number, now() - d * interval '1 day'
+  FROM unnest(ARRAY['999 000 0018', '999 000 0026', '999 000 0034', '999 000 0042', '999 000 0050', '999 000 0069', '999 000 0077']) n,
+       generate_series(-2, 320, 7) d
+ WHERE try_nhs_number(n) IS NOT NULL;
+SELECT p, ds, count(*) AS asked,
+       count(*) FILTER (WHERE permitted(n, p, at, ds)
+                        IS DISTINCT FROM NOT EXISTS (SELECT 1 FROM blocked_nhs_numbers(p, ds, h_times.at) b WHERE b.nhs_number = h_times.n)) AS disagree,
+       count(*) FILTER (WHERE NOT permitted(n, p, at, ds)) AS blocked
+  FROM h_times, unnest(ARRAY['research', 'planning']) p, unnest(ARRAY[NULL, 'study_x']) ds
+ GROUP BY 1, 2 ORDER BY 1, 2;
+DROP TABLE h_times;
+
 SET client_min_messages = warning;
 DROP TABLE h_episode, h_part, h_parent, h_child2, h_stats CASCADE;
 DROP OWNED BY regress_h_owner, regress_h_analyst, regress_h_patient, regress_h_viewer;
