@@ -70,12 +70,16 @@ FROM (VALUES (1), (2), (3)) v(k);
 
 -- a scrollable cursor read forwards, backwards and forwards again: each
 -- MOVE reports the rows it passed, all equal to the expected count
-SELECT expected_rows('wide', 'nhs_number') AS expected_moves;
+SELECT expected_rows('wide', 'nhs_number') AS expected_moves \gset
+SELECT :expected_moves > 0 AS some_rows_expected;
 BEGIN;
 DECLARE c SCROLL CURSOR FOR SELECT nhs_number FROM wide WHERE permitted(nhs_number, 'research');
 MOVE FORWARD ALL IN c;
+SELECT :ROW_COUNT = :expected_moves AS forward_all;
 MOVE BACKWARD ALL IN c;
+SELECT :ROW_COUNT = :expected_moves AS backward_all;
 MOVE FORWARD ALL IN c;
+SELECT :ROW_COUNT = :expected_moves AS forward_again;
 COMMIT;
 
 -- parallel workers each read ahead of their own pages

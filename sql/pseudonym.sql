@@ -34,12 +34,12 @@ SELECT count(*) AS shared_tokens FROM people a JOIN people b
 -- text form round-trips; binary COPY round-trips
 SELECT count(*) AS text_round_trip_failures FROM people WHERE p_link::text::pseudonym <> p_link;
 CREATE TABLE copy_back (n nhs_number, p_link pseudonym, p_res pseudonym);
-COPY people TO '/tmp/caredata_regress_pseudonym.bin' WITH (FORMAT binary);
-COPY copy_back FROM '/tmp/caredata_regress_pseudonym.bin' WITH (FORMAT binary);
+\copy people TO 'results/caredata_regress_pseudonym.bin' WITH (FORMAT binary)
+\copy copy_back FROM 'results/caredata_regress_pseudonym.bin' WITH (FORMAT binary)
 SELECT count(*) AS binary_matched FROM people JOIN copy_back USING (n, p_link, p_res);
-COPY people TO '/tmp/caredata_regress_pseudonym.txt';
+\copy people TO 'results/caredata_regress_pseudonym.txt'
 TRUNCATE copy_back;
-COPY copy_back FROM '/tmp/caredata_regress_pseudonym.txt';
+\copy copy_back FROM 'results/caredata_regress_pseudonym.txt'
 SELECT count(*) AS text_matched FROM people JOIN copy_back USING (n, p_link, p_res);
 
 -- bad text input

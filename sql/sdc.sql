@@ -70,9 +70,9 @@ SELECT ':12345678901234567'::person_set;
 CREATE TABLE sets (s person_set);
 INSERT INTO sets SELECT person_set_agg(person) FROM episodes GROUP BY g;
 INSERT INTO sets SELECT 'opensafely:1,2,3';
-COPY sets TO '/tmp/caredata_regress_person_set.bin' WITH (FORMAT binary);
+\copy sets TO 'results/caredata_regress_person_set.bin' WITH (FORMAT binary)
 CREATE TABLE sets_back (s person_set);
-COPY sets_back FROM '/tmp/caredata_regress_person_set.bin' WITH (FORMAT binary);
+\copy sets_back FROM 'results/caredata_regress_person_set.bin' WITH (FORMAT binary)
 SELECT (SELECT array_agg(s::text ORDER BY s::text) FROM sets) = (SELECT array_agg(s::text ORDER BY s::text) FROM sets_back) AS binary_round_trip;
 -- a state counted under one policy does not mix with another's
 SELECT safe_count(s) FROM (VALUES ('opensafely:1'::person_set), ('nhs_hes:2')) v(s);
@@ -143,9 +143,9 @@ SELECT 'x|1|NaN|'::person_values;
 SELECT 'x|1|1|1=1,'::person_values;
 CREATE TABLE pv (s person_values);
 INSERT INTO pv SELECT pg_temp.values_partial(days, person) FROM stays GROUP BY unit;
-COPY pv TO '/tmp/caredata_regress_person_values.bin' WITH (FORMAT binary);
+\copy pv TO 'results/caredata_regress_person_values.bin' WITH (FORMAT binary)
 CREATE TABLE pv_back (s person_values);
-COPY pv_back FROM '/tmp/caredata_regress_person_values.bin' WITH (FORMAT binary);
+\copy pv_back FROM 'results/caredata_regress_person_values.bin' WITH (FORMAT binary)
 SELECT (SELECT array_agg(s::text ORDER BY s::text) FROM pv) = (SELECT array_agg(s::text ORDER BY s::text) FROM pv_back) AS binary_round_trip;
 -- serial and parallel plans agree
 CREATE TABLE stay_visits AS
