@@ -29,6 +29,7 @@ OBJS = \
 	src/nhs_set.o \
 	src/objection.o \
 	src/parallel_set.o \
+	src/shared_set.o \
 	src/scan_lookahead.o \
 	src/explain_guard.o \
 	src/linkage/compare.o \

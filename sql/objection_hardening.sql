@@ -309,6 +309,25 @@ SELECT p, ds, count(*) AS asked,
  GROUP BY 1, 2 ORDER BY 1, 2;
 DROP TABLE h_times;
 
+-- 10. one blocked set for every backend: the first backend to build a set
+-- publishes it in shared memory; a new connection maps it instead of
+-- reading the register again; a transaction that changed the register
+-- (and may roll back) publishes nothing
+SELECT count(*) AS shared_sets_before FROM blocked_sets() WHERE purpose = 'planning';
+SELECT permitted('999 000 0026', 'planning') AS built_here;
+SELECT register_version > 0 AS published, numbers, shared_uses FROM blocked_sets() WHERE purpose = 'planning';
+\c -
+SELECT caredata.permitted('999 000 0026', 'planning') AS mapped_by_a_new_backend;
+SELECT numbers, shared_uses FROM caredata.blocked_sets() WHERE purpose = 'planning';
+SET search_path = public, caredata;
+SELECT numbers AS numbers_before FROM blocked_sets() WHERE purpose = 'planning' \gset
+BEGIN;
+SELECT record_objection('999 000 0085', 'type1', 'test', now() - interval '1 day') > 0 AS changed_in_this_transaction;
+SELECT permitted('999 000 0085', 'planning') AS answered_from_its_own_set;
+SELECT count(*) AS published_meanwhile FROM blocked_sets() WHERE purpose = 'planning' AND numbers <> :numbers_before;
+ROLLBACK;
+SELECT permitted('999 000 0085', 'planning') AS after_rollback;
+
 SET client_min_messages = warning;
 DROP TABLE h_episode, h_part, h_parent, h_child2, h_stats CASCADE;
 DROP OWNED BY regress_h_owner, regress_h_analyst, regress_h_patient, regress_h_viewer;

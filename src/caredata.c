@@ -20,6 +20,7 @@
 #include "keys.h"
 #include "parallel_set.h"
 #include "scan_lookahead.h"
+#include "shared_set.h"
 #include "reidentify.h"
 #include "sdc/policy.h"
 
@@ -35,6 +36,7 @@ _PG_init(void)
 	explain_guard_init();
 	scan_lookahead_init();
 	parallel_set_init();
+	shared_set_init();
 	sdc_policy_init();
 	reidentify_init();
 	MarkGUCPrefixReserved("caredata");

@@ -25,6 +25,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/parallel.h"
 #include "access/relscan.h"
 #include "access/stratnum.h"
 #include "access/table.h"
@@ -54,6 +55,7 @@
 #include "scan_lookahead.h"
 #include "nhs_set.h"
 #include "parallel_set.h"
+#include "shared_set.h"
 
 #define MAX_CACHED_SETS		4
 #define PURPOSE_MAX			64
@@ -72,6 +74,7 @@ typedef struct BlockedSet
 } BlockedSet;
 
 static BlockedSet *sets[MAX_CACHED_SETS];
+static bool said_not_shared = false;
 static uint64 use_clock = 0;
 
 /*
@@ -187,10 +190,20 @@ build_set(int64 version, const char *purpose, const char *dataset, TimestampTz a
 
 	/* a parallel worker takes its leader's copy when there is one */
 	s->members = parallel_set_import(cxt, version, purpose, dataset, at, &s->lo, &s->hi);
+	/* any backend, the one another backend published (shared_set.c) */
+	if (s->members == NULL)
+		s->members = shared_set_find(cxt, version, purpose, dataset, at, &s->lo, &s->hi);
 	if (s->members != NULL)
 	{
 		MemoryContextSetParent(cxt, TopMemoryContext);
 		return s;
+	}
+	if (!shared_set_available() && !said_not_shared)
+	{
+		ereport(NOTICE,
+				(errmsg("caredata is not preloaded: this connection builds its own blocked NHS number set"),
+				 errhint("Add caredata to shared_preload_libraries so that every connection shares one.")));
+		said_not_shared = true;
 	}
 	collector.keys = palloc(65536 * sizeof(int64));
 	collector.n = 0;
@@ -247,6 +260,22 @@ build_set(int64 version, const char *purpose, const char *dataset, TimestampTz a
 	SPI_finish();
 	s->members = nhs_set_build(cxt, keys, nkeys);
 	pfree(keys);
+	/*
+	 * Offer it to every backend, unless this transaction has written (it
+	 * may have changed the register without committing: a rolled-back
+	 * version number is used again by the next change).
+	 */
+	if (!IsParallelWorker() && !TransactionIdIsValid(GetTopTransactionIdIfAny()))
+	{
+		ParallelSetKey key;
+
+		key.version = s->version;
+		key.purpose = s->purpose;
+		key.dataset = s->dataset;
+		key.lo = s->lo;
+		key.hi = s->hi;
+		shared_set_publish(&key, s->members);
+	}
 	MemoryContextSetParent(cxt, TopMemoryContext);
 	return s;
 }

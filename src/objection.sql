@@ -194,6 +194,16 @@ END;
 COMMENT ON FUNCTION caredata.blocked_nhs_numbers(text, text, timestamptz) IS
   'the NHS numbers whose data may not be used for a purpose and dataset at a time (a number may appear more than once): the objection policy in one query';
 
+-- the blocked sets every backend shares (src/shared_set.c; with preloading)
+CREATE FUNCTION caredata.blocked_sets()
+RETURNS TABLE (register_version bigint, purpose text, dataset text, valid_from timestamptz, valid_until timestamptz,
+               numbers bigint, bytes bigint, built_at timestamptz, shared_uses bigint)
+  AS 'MODULE_PATHNAME', 'blocked_sets' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION caredata.blocked_sets() IS
+  'the blocked NHS number sets in shared memory: register version, purpose, dataset, the times each answers for, size, when built, how many backends mapped it instead of building (never a number)';
+REVOKE ALL ON FUNCTION caredata.blocked_sets() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.blocked_sets() TO caredata_admin;
+
 -- The interval around at over which that answer cannot change: from the
 -- latest register time at or before at to the earliest one after it.
 CREATE FUNCTION caredata.blocked_interval(purpose text, dataset text, at timestamptz,

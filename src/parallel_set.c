@@ -138,6 +138,82 @@ segment_header(dsm_segment *seg)
 }
 
 /*
+ * A new segment holding set, for key: owned by no resource owner (its
+ * creator detaches it, or pins it for every backend: shared_set.c), or
+ * NULL when the server is out of segments.
+ */
+dsm_segment *
+set_segment_create(const ParallelSetKey *key, const NhsSet *set)
+{
+	ResourceOwner save_owner;
+	SharedSetHeader *h;
+	dsm_segment *seg;
+	Size		size;
+
+	if (strlen(key->purpose) >= KEY_TEXT_MAX || (key->dataset != NULL && strlen(key->dataset) >= KEY_TEXT_MAX))
+		return NULL;
+	size = MAXALIGN(sizeof(SharedSetHeader)) +
+		(set->bloom_mask + 1) * sizeof(uint64) + (set->slots_mask + 1) * sizeof(uint32);
+	save_owner = CurrentResourceOwner;
+	CurrentResourceOwner = NULL;
+	seg = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+	CurrentResourceOwner = save_owner;
+	if (seg == NULL)
+		return NULL;
+	h = dsm_segment_address(seg);
+	memset(h, 0, sizeof(SharedSetHeader));
+	h->magic = SHARED_SET_MAGIC;
+	h->version = key->version;
+	strlcpy(h->purpose, key->purpose, KEY_TEXT_MAX);
+	h->has_dataset = key->dataset != NULL;
+	if (key->dataset != NULL)
+		strlcpy(h->dataset, key->dataset, KEY_TEXT_MAX);
+	h->lo = key->lo;
+	h->hi = key->hi;
+	h->nkeys = set->nkeys;
+	h->bloom_words = set->bloom_mask + 1;
+	h->nslots = set->slots_mask + 1;
+	memcpy(SHARED_BLOOM(h), set->bloom, h->bloom_words * sizeof(uint64));
+	memcpy(SHARED_SLOTS(h), set->slots, h->nslots * sizeof(uint32));
+	return seg;
+}
+
+/*
+ * The set a segment holds, mapped read-only in place (allocated in cxt:
+ * only the NhsSet header), if it answers for this version, purpose,
+ * dataset and time; else NULL.
+ */
+NhsSet *
+set_segment_read(dsm_segment *seg, MemoryContext cxt, int64 version, const char *purpose,
+				 const char *dataset, TimestampTz at, TimestampTz *lo, TimestampTz *hi)
+{
+	SharedSetHeader *h = segment_header(seg);
+	NhsSet	   *s;
+
+	if (h == NULL || !header_names(h, version, purpose, dataset) || at < h->lo || at >= h->hi)
+		return NULL;
+	s = MemoryContextAllocZero(cxt, sizeof(NhsSet));
+	s->nkeys = h->nkeys;
+	s->bloom = SHARED_BLOOM(h);
+	s->bloom_mask = h->bloom_words - 1;
+	s->slots = SHARED_SLOTS(h);
+	s->slots_mask = h->nslots - 1;
+	*lo = h->lo;
+	*hi = h->hi;
+	return s;
+}
+
+/* the number of keys and the bytes of a segment's set, for monitoring */
+void
+set_segment_size(dsm_segment *seg, uint64 *nkeys, uint64 *bytes)
+{
+	SharedSetHeader *h = segment_header(seg);
+
+	*nkeys = h ? h->nkeys : 0;
+	*bytes = dsm_segment_map_length(seg);
+}
+
+/*
  * In the leader, before a parallel plan runs: put set in a segment and
  * name it in caredata.parallel_sets, unless this transaction already has.
  */
@@ -145,10 +221,8 @@ void
 parallel_set_export(const ParallelSetKey *key, const NhsSet *set)
 {
 	ListCell   *lc;
-	ResourceOwner save_owner;
 	SharedSetHeader *h;
 	dsm_segment *seg;
-	Size		size;
 	MemoryContext old;
 
 	/* settings cannot change while a parallel operation runs */
@@ -168,31 +242,10 @@ parallel_set_export(const ParallelSetKey *key, const NhsSet *set)
 		}
 	}
 
-	size = MAXALIGN(sizeof(SharedSetHeader)) +
-		(set->bloom_mask + 1) * sizeof(uint64) + (set->slots_mask + 1) * sizeof(uint32);
-	/* owned by no resource owner: detached by the transaction callback */
-	save_owner = CurrentResourceOwner;
-	CurrentResourceOwner = NULL;
-	seg = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
-	CurrentResourceOwner = save_owner;
+	seg = set_segment_create(key, set);
 	if (seg == NULL)
 		return;					/* out of segments: workers build their own */
-
 	h = dsm_segment_address(seg);
-	memset(h, 0, sizeof(SharedSetHeader));
-	h->magic = SHARED_SET_MAGIC;
-	h->version = key->version;
-	strlcpy(h->purpose, key->purpose, KEY_TEXT_MAX);
-	h->has_dataset = key->dataset != NULL;
-	if (key->dataset != NULL)
-		strlcpy(h->dataset, key->dataset, KEY_TEXT_MAX);
-	h->lo = key->lo;
-	h->hi = key->hi;
-	h->nkeys = set->nkeys;
-	h->bloom_words = set->bloom_mask + 1;
-	h->nslots = set->slots_mask + 1;
-	memcpy(SHARED_BLOOM(h), set->bloom, h->bloom_words * sizeof(uint64));
-	memcpy(SHARED_SLOTS(h), set->slots, h->nslots * sizeof(uint32));
 
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	if (exported.data == NULL)
@@ -223,7 +276,6 @@ parallel_set_import(MemoryContext cxt, int64 version, const char *purpose,
 		char	   *end;
 		unsigned long handle = strtoul(p, &end, 10);
 		dsm_segment *seg;
-		SharedSetHeader *h;
 
 		if (end == p)
 			break;
@@ -243,20 +295,11 @@ parallel_set_import(MemoryContext cxt, int64 version, const char *purpose,
 			}
 			dsm_pin_mapping(seg);	/* for the rest of this short-lived worker */
 		}
-		h = segment_header(seg);
-		if (h == NULL || !header_names(h, version, purpose, dataset) || at < h->lo || at >= h->hi)
-			continue;
 		{
-			NhsSet	   *s = MemoryContextAllocZero(cxt, sizeof(NhsSet));
+			NhsSet	   *s = set_segment_read(seg, cxt, version, purpose, dataset, at, lo, hi);
 
-			s->nkeys = h->nkeys;
-			s->bloom = SHARED_BLOOM(h);
-			s->bloom_mask = h->bloom_words - 1;
-			s->slots = SHARED_SLOTS(h);
-			s->slots_mask = h->nslots - 1;
-			*lo = h->lo;
-			*hi = h->hi;
-			return s;
+			if (s != NULL)
+				return s;
 		}
 	}
 	return NULL;

@@ -25,7 +25,13 @@ typedef struct ParallelSetKey
 	TimestampTz hi;
 } ParallelSetKey;
 
+#include "storage/dsm.h"
+
 extern void parallel_set_init(void);
+extern dsm_segment *set_segment_create(const ParallelSetKey *key, const NhsSet *set);
+extern NhsSet *set_segment_read(dsm_segment *seg, MemoryContext cxt, int64 version, const char *purpose,
+								const char *dataset, TimestampTz at, TimestampTz *lo, TimestampTz *hi);
+extern void set_segment_size(dsm_segment *seg, uint64 *nkeys, uint64 *bytes);
 extern void parallel_set_export(const ParallelSetKey *key, const NhsSet *set);
 extern NhsSet *parallel_set_import(MemoryContext cxt, int64 version, const char *purpose,
 								   const char *dataset, TimestampTz at,

@@ -1,0 +1,314 @@
+/*-------------------------------------------------------------------------
+ *
+ * shared_set.c
+ *		One blocked NHS number set for every backend.
+ *
+ * Building a blocked set reads the whole register (6 s for 3M objections),
+ * and each backend used to build its own: every new connection a BI tool
+ * or a pooler opened paid it again on its first filtered query.  With
+ * caredata in shared_preload_libraries, the first backend to build a set
+ * for a register version, purpose, dataset and time interval copies it into
+ * a dynamic shared memory segment (parallel_set.c's layout), pins the
+ * segment so it outlives the backend, and records it in a small registry in
+ * shared memory; every other backend, and later connections, map that
+ * segment read-only instead of building.  A newer register version replaces
+ * the entry for the same purpose and dataset (the old segment goes when the
+ * last backend using it lets go); a full registry replaces its least
+ * recently used entry.  Without preloading there is no registry, and each
+ * backend builds its own, as before (objection.c says so once).
+ *
+ * Segments are readable by the server's processes only; the registry holds
+ * handles no user can set or read (caredata.blocked_sets() shows admins
+ * what each entry answers for, never a number).
+ *
+ * src/shared_set.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "catalog/namespace.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "shared_set.h"
+
+#define SHARED_SETS			8
+#define KEY_TEXT_MAX		128
+
+typedef struct SharedSetEntry
+{
+	bool		used;
+	dsm_handle	handle;
+	Oid			database;		/* a register is one database's ... */
+	Oid			reg;			/* ... one installation's (its version table) */
+	int64		version;
+	char		purpose[KEY_TEXT_MAX];
+	bool		has_dataset;
+	char		dataset[KEY_TEXT_MAX];
+	TimestampTz lo;
+	TimestampTz hi;
+	uint64		nkeys;
+	uint64		bytes;
+	TimestampTz built_at;
+	uint64		uses;			/* backends that mapped it instead of building */
+	uint64		last_used;
+} SharedSetEntry;
+
+typedef struct SharedSetRegistry
+{
+	LWLock	   *lock;
+	uint64		clock;
+	SharedSetEntry entries[SHARED_SETS];
+} SharedSetRegistry;
+
+static SharedSetRegistry *registry = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+shared_set_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(SharedSetRegistry)));
+	RequestNamedLWLockTranche("caredata blocked sets", 1);
+}
+
+static void
+shared_set_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	registry = ShmemInitStruct("caredata blocked sets", sizeof(SharedSetRegistry), &found);
+	if (!found)
+	{
+		memset(registry, 0, sizeof(SharedSetRegistry));
+		registry->lock = &(GetNamedLWLockTranche("caredata blocked sets"))->lock;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+shared_set_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = shared_set_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = shared_set_shmem_startup;
+}
+
+bool
+shared_set_available(void)
+{
+	return registry != NULL;
+}
+
+/*
+ * Register versions count from 1 in every database and every installation
+ * of the extension: a set answers for one database's one installation.
+ */
+static Oid
+register_identity(void)
+{
+	Oid			nsp = get_namespace_oid("caredata", true);
+
+	return OidIsValid(nsp) ? get_relname_relid("register_version", nsp) : InvalidOid;
+}
+
+static bool
+entry_names(const SharedSetEntry *e, Oid reg, int64 version, const char *purpose, const char *dataset)
+{
+	return e->used && e->database == MyDatabaseId && e->reg == reg &&
+		e->version == version && strcmp(e->purpose, purpose) == 0 &&
+		(dataset == NULL ? !e->has_dataset : (e->has_dataset && strcmp(e->dataset, dataset) == 0));
+}
+
+/*
+ * The set another backend published for this version, purpose, dataset and
+ * time, mapped for the rest of this backend's life, or NULL.
+ */
+NhsSet *
+shared_set_find(MemoryContext cxt, int64 version, const char *purpose, const char *dataset,
+				TimestampTz at, TimestampTz *lo, TimestampTz *hi)
+{
+	dsm_handle	handle = DSM_HANDLE_INVALID;
+	dsm_segment *seg;
+	NhsSet	   *s;
+	Oid			reg;
+
+	if (registry == NULL)
+		return NULL;
+	reg = register_identity();		/* (catalog lookups: not under the lock) */
+	LWLockAcquire(registry->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < SHARED_SETS; i++)
+	{
+		SharedSetEntry *e = &registry->entries[i];
+
+		if (entry_names(e, reg, version, purpose, dataset) && at >= e->lo && at < e->hi)
+		{
+			handle = e->handle;
+			e->uses++;
+			e->last_used = ++registry->clock;
+			break;
+		}
+	}
+	LWLockRelease(registry->lock);
+	if (handle == DSM_HANDLE_INVALID)
+		return NULL;
+
+	seg = dsm_find_mapping(handle);
+	if (seg == NULL)
+	{
+		ResourceOwner save_owner = CurrentResourceOwner;
+
+		CurrentResourceOwner = NULL;
+		seg = dsm_attach(handle);	/* NULL: replaced and gone meanwhile */
+		CurrentResourceOwner = save_owner;
+		if (seg == NULL)
+			return NULL;
+		dsm_pin_mapping(seg);
+	}
+	s = set_segment_read(seg, cxt, version, purpose, dataset, at, lo, hi);
+	return s;
+}
+
+/* offer a set this backend built to every other backend */
+void
+shared_set_publish(const ParallelSetKey *key, const NhsSet *set)
+{
+	dsm_segment *seg;
+	int			victim = -1;
+	dsm_handle	old = DSM_HANDLE_INVALID;
+	uint64		nkeys,
+				bytes;
+	Oid			reg = register_identity();
+
+	if (registry == NULL || strlen(key->purpose) >= KEY_TEXT_MAX ||
+		(key->dataset != NULL && strlen(key->dataset) >= KEY_TEXT_MAX))
+		return;
+	seg = set_segment_create(key, set);
+	if (seg == NULL)
+		return;
+	set_segment_size(seg, &nkeys, &bytes);
+	dsm_pin_segment(seg);		/* it outlives this backend */
+
+	LWLockAcquire(registry->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < SHARED_SETS; i++)
+	{
+		SharedSetEntry *e = &registry->entries[i];
+
+		/* published meanwhile by another backend: keep theirs */
+		if (entry_names(e, reg, key->version, key->purpose, key->dataset) && e->lo == key->lo && e->hi == key->hi)
+		{
+			LWLockRelease(registry->lock);
+			dsm_unpin_segment(dsm_segment_handle(seg));
+			dsm_detach(seg);
+			return;
+		}
+	}
+	/* the same purpose and dataset from an older version, a free entry, or the least recently used */
+	{
+		int			same = -1,
+					free_entry = -1,
+					lru = -1;
+
+		for (int i = 0; i < SHARED_SETS; i++)
+		{
+			SharedSetEntry *e = &registry->entries[i];
+
+			if (e->used && e->database == MyDatabaseId && e->reg == reg &&
+			e->version < key->version && strcmp(e->purpose, key->purpose) == 0 &&
+				(key->dataset == NULL ? !e->has_dataset : (e->has_dataset && strcmp(e->dataset, key->dataset) == 0)))
+				same = i;
+			else if (!e->used && free_entry < 0)
+				free_entry = i;
+			else if (e->used && (lru < 0 || e->last_used < registry->entries[lru].last_used))
+				lru = i;
+		}
+		victim = same >= 0 ? same : (free_entry >= 0 ? free_entry : lru);
+	}
+	{
+		SharedSetEntry *e = &registry->entries[victim];
+
+		if (e->used)
+			old = e->handle;
+		memset(e, 0, sizeof(SharedSetEntry));
+		e->used = true;
+		e->handle = dsm_segment_handle(seg);
+		e->database = MyDatabaseId;
+		e->reg = reg;
+		e->version = key->version;
+		strlcpy(e->purpose, key->purpose, KEY_TEXT_MAX);
+		e->has_dataset = key->dataset != NULL;
+		if (key->dataset != NULL)
+			strlcpy(e->dataset, key->dataset, KEY_TEXT_MAX);
+		e->lo = key->lo;
+		e->hi = key->hi;
+		e->nkeys = nkeys;
+		e->bytes = bytes;
+		e->built_at = GetCurrentTimestamp();
+		e->last_used = ++registry->clock;
+	}
+	LWLockRelease(registry->lock);
+	/* the entry replaced: gone once the last backend mapping it lets go */
+	if (old != DSM_HANDLE_INVALID)
+		dsm_unpin_segment(old);
+	/* this backend keeps its own copy */
+	dsm_detach(seg);
+}
+
+/*
+ * caredata.blocked_sets(): what the shared registry holds, for DBAs: each
+ * set's register version, purpose, dataset, time interval, size, when it
+ * was built and how many backends mapped it instead of building.
+ */
+PG_FUNCTION_INFO_V1(blocked_sets);
+Datum
+blocked_sets(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SharedSetEntry copy[SHARED_SETS];
+	Oid			reg = register_identity();
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (registry == NULL)
+		PG_RETURN_VOID();
+	LWLockAcquire(registry->lock, LW_SHARED);
+	memcpy(copy, registry->entries, sizeof(copy));
+	LWLockRelease(registry->lock);
+	for (int i = 0; i < SHARED_SETS; i++)
+	{
+		SharedSetEntry *e = &copy[i];
+		Datum		values[9];
+		bool		nulls[9] = {false};
+
+		if (!e->used || e->database != MyDatabaseId || e->reg != reg)
+			continue;
+		values[0] = Int64GetDatum(e->version);
+		values[1] = CStringGetTextDatum(e->purpose);
+		values[2] = e->has_dataset ? CStringGetTextDatum(e->dataset) : (Datum) 0;
+		nulls[2] = !e->has_dataset;
+		values[3] = TimestampTzGetDatum(e->lo);
+		values[4] = TimestampTzGetDatum(e->hi);
+		values[5] = Int64GetDatum((int64) e->nkeys);
+		values[6] = Int64GetDatum((int64) e->bytes);
+		values[7] = TimestampTzGetDatum(e->built_at);
+		values[8] = Int64GetDatum((int64) e->uses);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PG_RETURN_VOID();
+}
