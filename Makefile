@@ -85,13 +85,6 @@ PG_CONFIG ?= pg_config
 # headers trip -Wextra otherwise); errors in CI only (CI=true), so a newer
 # compiler's new warning does not stop a DBA's build
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter $(if $(filter true,$(CI)),-Werror)
-# `make test SANITIZE=1` (scripts/test-sanitize.sh): AddressSanitizer and
-# UndefinedBehaviorSanitizer, no JIT bitcode
-ifeq ($(SANITIZE),1)
-PG_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-SHLIB_LINK += -fsanitize=address,undefined
-with_llvm = no
-endif
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
@@ -116,7 +109,7 @@ demo:
 	scripts/demo.sh
 
 test:
-	$(if $(filter 1,$(SANITIZE)),scripts/test-sanitize.sh,scripts/test.sh)
+	scripts/test.sh
 
 bench:
 	bench/run.sh

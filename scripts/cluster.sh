@@ -104,15 +104,7 @@ CONF
     echo "cluster: port $CAREDATA_PORT is taken by another server; stop it (make stop in its checkout) or set CAREDATA_PORT" >&2
     exit 1
   fi
-  # a sanitized library (make test SANITIZE=1) needs the sanitizer runtime
-  # loaded first; reports go to files beside the data directory
-  local env=()
-  if [ "${CAREDATA_SANITIZE:-}" = 1 ]; then
-    env=(env "LD_PRELOAD=$(gcc -print-file-name=libasan.so)"
-         "ASAN_OPTIONS=detect_leaks=0:log_path=$dir/asan"
-         "UBSAN_OPTIONS=print_stacktrace=1:log_path=$dir/ubsan")
-  fi
-  as_owner "${env[@]}" "$PGBIN/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
+  as_owner "$PGBIN/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
     { tail -20 "$dir/server.log" >&2; exit 1; }
   echo "cluster: started on 127.0.0.1:$CAREDATA_PORT ($data)"
 }
