@@ -100,7 +100,7 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_SRC) Makefile
 	    '\echo Use "CREATE EXTENSION $(EXTENSION)" to load this file. \quit' ''; \
 	  for f in $(SQL_SRC); do printf '\n-- ---- %s ----\n' "$$f"; cat "$$f"; done; } > $@
 
-.PHONY: deps demo test bench start stop
+.PHONY: deps demo test bench start stop fuzz
 
 deps:
 	scripts/install-deps.sh
@@ -113,6 +113,10 @@ test:
 
 bench:
 	bench/run.sh
+
+# random SQL against the extension for longer than `make test` does
+fuzz:
+	scripts/build.sh && scripts/cluster.sh start && test/fuzz/sqlsmith.sh $(or $(QUERIES),50000)
 
 start:
 	scripts/build.sh && scripts/cluster.sh start

@@ -18,6 +18,7 @@ PACKAGES=(
   chromium                   # test/variation/funnel_svg.sh: renders the funnel plot
   fonts-dejavu-core          # ... with a font the SVG names
   python3-pil                # ... and reads the PNG back
+  sqlsmith                   # test/fuzz/sqlsmith.sh: random SQL, no crash
 )
 
 missing=()
