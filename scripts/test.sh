@@ -45,9 +45,10 @@ t_bad=$(grep -Ec '^test/pgtap/.* (Failed|Dubious|not ok)' /tmp/caredata-tap.$$ |
 rm -f /tmp/caredata-tap.$$
 passed=$((passed + t_total - t_bad)); failed=$((failed + t_bad))
 
-echo "== scripts: test/security/*.sh, test/variation/*.sh, test/fuzz/*.sh (TAP)"
+# (test/faults/ crashes the cluster on purpose: it runs last)
+echo "== scripts: test/security/*.sh, test/variation/*.sh, test/fuzz/*.sh, test/faults/*.sh (TAP)"
 s_ok=0; s_bad=0
-for f in test/security/*.sh test/variation/*.sh test/fuzz/*.sh; do
+for f in test/security/*.sh test/variation/*.sh test/fuzz/*.sh test/faults/*.sh; do
   if bash "$f"; then s_ok=$((s_ok + 1)); else s_bad=$((s_bad + 1)); echo "FAILED: $f"; fi
 done
 passed=$((passed + s_ok)); failed=$((failed + s_bad))
