@@ -75,10 +75,13 @@ SQL_SRC = \
 	src/publication.sql \
 	src/reidentify.sql
 
+# concurrency: isolation specs (specs/), run by make installcheck after REGRESS
+ISOLATION = objection_concurrency
+
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard upgrade/$(EXTENSION)--*--*.sql)
 
-REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_concurrency objection_lookahead objection_parallel objection_hardening linkage linkage_run linkage_quickstart sdc sdc_table sdc_quickstart variation variation_quickstart publication publication_quickstart reidentify user_guide audit
+REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_lookahead objection_parallel objection_hardening linkage linkage_run linkage_quickstart sdc sdc_table sdc_quickstart variation variation_quickstart publication publication_quickstart reidentify user_guide audit
 
 PG_CONFIG ?= pg_config
 # warnings as PostgreSQL builds extensions (-Wno-unused-parameter: the server

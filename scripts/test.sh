@@ -18,16 +18,18 @@ scripts/cluster.sh start || exit 1
 passed=0
 failed=0
 
-echo "== pg_regress: sql/ against expected/"
-rm -f regression.diffs regression.out
+echo "== pg_regress: sql/ against expected/, and the isolation specs (specs/)"
+rm -rf regression.diffs regression.out output_iso
 make -s installcheck 2>&1 | tee /tmp/caredata-regress.$$
 r_ok=$(grep -c '\.\.\. ok' /tmp/caredata-regress.$$ || true)
 r_bad=$(grep -c '\.\.\. FAILED' /tmp/caredata-regress.$$ || true)
-if [ -s regression.diffs ]; then
-  echo "-- regression.diffs --"
-  cat regression.diffs
-  [ "$r_bad" -eq 0 ] && r_bad=1
-fi
+for d in regression.diffs output_iso/regression.diffs; do
+  if [ -s "$d" ]; then
+    echo "-- $d --"
+    cat "$d"
+    [ "$r_bad" -eq 0 ] && r_bad=1
+  fi
+done
 rm -f /tmp/caredata-regress.$$
 passed=$((passed + r_ok)); failed=$((failed + r_bad))
 
