@@ -117,8 +117,10 @@ test:
 bench:
 	bench/run.sh
 
-# random SQL against the extension for longer than `make test` does
+# fuzzing for longer than `make test` does: the C parsers (FUZZ_SECONDS each),
+# then random SQL against the extension (QUERIES)
 fuzz:
+	test/fuzz/parsers.sh $(or $(FUZZ_SECONDS),60)
 	scripts/build.sh && scripts/cluster.sh start && test/fuzz/sqlsmith.sh $(or $(QUERIES),50000)
 
 start:

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# test/fuzz/parsers.sh [seconds]: libFuzzer (clang, with AddressSanitizer
+# and UndefinedBehaviorSanitizer) on the C input parsers, one target each
+# (test/fuzz/fuzz_*.c, seed corpus in test/fuzz/corpus/): the NHS number's
+# text and binary input, postcode parsing.  `make test` gives each 5
+# seconds; `make fuzz` longer.  Passes when no target crashed, leaked or
+# broke its invariant.  Prints TAP.
+set -uo pipefail
+. "$(dirname "$0")/../../scripts/env.sh"
+cd "$CAREDATA_ROOT"
+
+secs=${1:-${CAREDATA_FUZZ_SECONDS:-5}}
+n=0; failed=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
+clang=$(command -v clang-14 || command -v clang)
+out=results/fuzz
+mkdir -p "$out"
+for src in test/fuzz/fuzz_*.c; do
+  t=$(basename "$src" .c); t=${t#fuzz_}
+  if ! "$clang" -w -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -I"$($PG_CONFIG --includedir-server)" \
+       "$src" test/fuzz/server_stubs.c -o "$out/fuzz_$t" 2> "$out/$t.build.log"; then
+    ok 1 "$t: the fuzz target builds (see $out/$t.build.log)"; continue
+  fi
+  rm -rf "$out/corpus_$t"; mkdir -p "$out/corpus_$t"
+  (cd "$out" && ./fuzz_$t -max_total_time="$secs" -artifact_prefix="$t-" "corpus_$t" "$CAREDATA_ROOT/test/fuzz/corpus/$t" > "$t.log" 2>&1)
+  rc=$?
+  runs=$(grep -o 'Done [0-9]* runs' "$out/$t.log" | tail -1)
+  ok $rc "$t: ${runs:-no runs} in ${secs}s, no crash, leak or broken invariant"
+done
+echo "1..$n"
+[ "$failed" -eq 0 ]
