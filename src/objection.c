@@ -261,9 +261,9 @@ build_set(int64 version, const char *purpose, const char *dataset, TimestampTz a
 	s->members = nhs_set_build(cxt, keys, nkeys);
 	pfree(keys);
 	/*
-	 * Offer it to every backend, unless this transaction has written (it
-	 * may have changed the register without committing: a rolled-back
-	 * version number is used again by the next change).
+	 * Offer it to every backend, unless this transaction has written: it
+	 * may hold register changes no one else can see yet (or ever, if it
+	 * rolls back), and its set would only take a registry entry.
 	 */
 	if (!IsParallelWorker() && !TransactionIdIsValid(GetTopTransactionIdIfAny()))
 	{
