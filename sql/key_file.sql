@@ -1,5 +1,5 @@
 -- sql/key_file.sql: the master secret's file is checked before any use, and
--- a reload (SIGHUP) takes a new file.  The throw-away cluster
+-- a reload (SIGHUP) takes a new file (sql/include/reload.psql waits for it).  The throw-away cluster
 -- (scripts/cluster.sh) keeps good and bad key files in keys/ beside its data
 -- directory: master.key, other.key, short.key (16 bytes), group.key (0640),
 -- world.key (0604).
@@ -17,36 +17,38 @@ FROM pg_settings WHERE name = 'caredata.key_file';
 \set probe 'caredata.pseudonymise(9434765919::bigint, ''linkage'')'
 \set keyfile :keydir'short.key'
 ALTER SYSTEM SET caredata.key_file = :'keyfile';
-SELECT pg_reload_conf(); SELECT pg_sleep(0.5);
+\i sql/include/reload.psql
 SELECT key_file_status(), r.state, r.message, r.detail, r.hint, position(:'keydir' IN concat(r.message, r.detail, r.hint)) > 0 AS shows_path
 FROM pg_temp.refusal(:'probe') r;
 \set keyfile :keydir'group.key'
 ALTER SYSTEM SET caredata.key_file = :'keyfile';
-SELECT pg_reload_conf(); SELECT pg_sleep(0.5);
+\i sql/include/reload.psql
 SELECT key_file_status(), r.state, r.message, r.detail, r.hint FROM pg_temp.refusal(:'probe') r;
 \set keyfile :keydir'world.key'
 ALTER SYSTEM SET caredata.key_file = :'keyfile';
-SELECT pg_reload_conf(); SELECT pg_sleep(0.5);
+\i sql/include/reload.psql
 SELECT key_file_status(), r.state, r.message, r.detail, r.hint FROM pg_temp.refusal(:'probe') r;
 \set keyfile :keydir'missing.key'
 ALTER SYSTEM SET caredata.key_file = :'keyfile';
-SELECT pg_reload_conf(); SELECT pg_sleep(0.5);
+\i sql/include/reload.psql
 SELECT key_file_status(), r.state, r.message, r.detail, r.hint FROM pg_temp.refusal(:'probe') r;
 \set keyfile :keydir
 ALTER SYSTEM SET caredata.key_file = :'keyfile';
-SELECT pg_reload_conf(); SELECT pg_sleep(0.5);
+\i sql/include/reload.psql
 SELECT key_file_status(), r.state, r.message, r.detail FROM pg_temp.refusal(:'probe') r;
 ALTER SYSTEM SET caredata.key_file = '';
-SELECT pg_reload_conf(); SELECT pg_sleep(0.5);
+\set keyfile ''
+\i sql/include/reload.psql
 SELECT key_file_status(), r.state, r.message, r.detail, r.hint FROM pg_temp.refusal(:'probe') r;
 
 -- another secret gives other tokens; the original secret gives the originals
 \set keyfile :keydir'other.key'
 ALTER SYSTEM SET caredata.key_file = :'keyfile';
-SELECT pg_reload_conf(); SELECT pg_sleep(0.5);
+\i sql/include/reload.psql
 SELECT key_file_status(), pseudonymise(9434765919, 'linkage') <> :'with_master' AS other_secret_other_tokens;
 ALTER SYSTEM RESET caredata.key_file;
-SELECT pg_reload_conf(); SELECT pg_sleep(0.5);
+\set keyfile :keydir'master.key'
+\i sql/include/reload.psql
 SELECT key_file_status(), pseudonymise(9434765919, 'linkage') = :'with_master' AS same_secret_same_tokens;
 
 -- caredata is loaded at server start (shared_preload_libraries), so the key
