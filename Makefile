@@ -56,7 +56,10 @@ SQL_SRC = \
 	src/dob.sql \
 	src/keys.sql \
 	src/pseudonym.sql \
-	src/objection.sql \
+	src/objection/register.sql \
+	src/objection/feeds.sql \
+	src/objection/protect.sql \
+	src/objection/grants.sql \
 	src/linkage/compare.sql \
 	src/linkage/tables.sql \
 	src/linkage/model.sql \

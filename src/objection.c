@@ -4,7 +4,7 @@
  *		permitted(): is a patient's data usable for a purpose at a time?
  *
  * Owns the fast path of the objection filter.  What counts as "blocked" is
- * decided in SQL (caredata.blocked_nhs_numbers in objection.sql, readable by
+ * decided in SQL (caredata.blocked_nhs_numbers in objection/register.sql, readable by
  * a DBA); this file holds the answer in memory so that a per-row call costs
  * a probe of an in-memory set, not an index probe.
  *
