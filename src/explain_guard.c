@@ -31,6 +31,7 @@
 #include "utils/lsyscache.h"
 
 #include "explain_guard.h"
+#include "objection.h"
 
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 
@@ -39,19 +40,8 @@ calls_permitted_walker(Node *node, void *context)
 {
 	if (node == NULL)
 		return false;
-	if (IsA(node, FuncExpr))
-	{
-		FuncExpr   *f = (FuncExpr *) node;
-		char	   *name = get_func_name(f->funcid);
-
-		if (name != NULL && (strcmp(name, "permitted") == 0 || strcmp(name, "row_permitted") == 0))
-		{
-			char	   *nsp = get_namespace_name(get_func_namespace(f->funcid));
-
-			if (nsp != NULL && strcmp(nsp, "caredata") == 0)
-				return true;
-		}
-	}
+	if (IsA(node, FuncExpr) && objection_filter_oid(((FuncExpr *) node)->funcid))
+		return true;
 	return expression_tree_walker(node, calls_permitted_walker, context);
 }
 

@@ -52,6 +52,7 @@
 #include "utils/timestamp.h"
 
 #include "nhs_number.h"
+#include "objection.h"
 #include "scan_lookahead.h"
 #include "nhs_set.h"
 #include "parallel_set.h"
@@ -419,6 +420,19 @@ permitted_cache(FmgrInfo *flinfo)
 	if (flinfo->fn_extra == NULL)
 		flinfo->fn_extra = MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(PermittedCache));
 	return (PermittedCache *) flinfo->fn_extra;
+}
+
+/* is funcid caredata.permitted() or caredata.row_permitted(), in any form? */
+bool
+objection_filter_oid(Oid funcid)
+{
+	char	   *name = get_func_name(funcid);
+	char	   *nsp;
+
+	if (name == NULL || (strcmp(name, "permitted") != 0 && strcmp(name, "row_permitted") != 0))
+		return false;
+	nsp = get_namespace_name(get_func_namespace(funcid));
+	return nsp != NULL && strcmp(nsp, "caredata") == 0;
 }
 
 /* the read-ahead state for this call site's scan (src/scan_lookahead.c) */

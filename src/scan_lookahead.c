@@ -47,6 +47,7 @@
 #include "utils/guc.h"
 #include "utils/rel.h"
 
+#include "objection.h"
 #include "scan_lookahead.h"
 
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
@@ -184,7 +185,7 @@ is_permitted_step(ExprState *state, ExprEvalStep *op)
 
 	return (opcode == EEOP_FUNCEXPR || opcode == EEOP_FUNCEXPR_STRICT ||
 			opcode == EEOP_FUNCEXPR_FUSAGE || opcode == EEOP_FUNCEXPR_STRICT_FUSAGE) &&
-		(op->d.func.finfo->fn_addr == permitted || op->d.func.finfo->fn_addr == row_permitted);
+		objection_filter_fmgr(op->d.func.finfo);
 }
 
 /*

@@ -68,11 +68,4 @@ scan_lookahead_answer(const ScanLookahead *la, const NhsSet *set, int64 key)
 	return nhs_set_table_contains(set, key, la->hashes[i]) ? 1 : 0;
 }
 
-/* provided by src/objection.c */
-extern ScanLookahead *permitted_lookahead(FmgrInfo *flinfo);
-extern void permitted_prepare_parallel(FmgrInfo *flinfo);
-extern void permitted_bind_column(FmgrInfo *flinfo, Oid relid, AttrNumber attno);
-extern Datum permitted(PG_FUNCTION_ARGS);
-extern Datum row_permitted(PG_FUNCTION_ARGS);
-
 #endif							/* CAREDATA_SCAN_LOOKAHEAD_H */
