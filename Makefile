@@ -32,6 +32,7 @@ OBJS = \
 	src/shared_set.o \
 	src/scan_lookahead.o \
 	src/explain_guard.o \
+	src/executor_hooks.o \
 	src/linkage/compare.o \
 	src/linkage/em.o \
 	src/linkage/cluster.o \

@@ -16,7 +16,7 @@
 #include "fmgr.h"
 #include "utils/guc.h"
 
-#include "explain_guard.h"
+#include "executor_hooks.h"
 #include "keys.h"
 #include "parallel_set.h"
 #include "scan_lookahead.h"
@@ -33,7 +33,7 @@ _PG_init(void)
 {
 	/* settings are defined by the files that own them; reserve the prefix */
 	keys_init();
-	explain_guard_init();
+	executor_hooks_init();
 	scan_lookahead_init();
 	parallel_set_init();
 	shared_set_init();

@@ -3,13 +3,14 @@
  * explain_guard.c
  *		Keep EXPLAIN ANALYZE from counting the rows an objection filter hid.
  *
- * Owns one executor hook.  Row-level security removes objectors' rows before
+ * Called from the ExecutorFinish hook (src/executor_hooks.c).  Row-level
+ * security removes objectors' rows before
  * any user code sees them, but EXPLAIN ANALYZE would still print "Rows
  * Removed by Filter" for the scan that carries the filter: with a WHERE on
  * one NHS number, that count says whether that patient has a record and an
  * objection.  So would the rows an index scan below the filter found, the
  * heap pages a bitmap scan visited, and the buffers any node read.  After
- * the executor finishes, and before EXPLAIN prints, this hook clears, in a
+ * the executor finishes, and before EXPLAIN prints, this clears, in a
  * plan where some node's quals call caredata.permitted() or
  * caredata.row_permitted(): that node's filtered-row counts, every count of
  * the nodes below it, bitmap heap pages, and every node's buffer and WAL
@@ -33,7 +34,6 @@
 #include "explain_guard.h"
 #include "objection.h"
 
-static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 
 static bool
 calls_permitted_walker(Node *node, void *context)
@@ -126,14 +126,13 @@ hide_counts(PlanState *ps, void *context)
 	return planstate_tree_walker(ps, hide_counts, &below);
 }
 
-static void
-explain_guard_ExecutorFinish(QueryDesc *queryDesc)
+/*
+ * After ExecutorFinish (src/executor_hooks.c), before EXPLAIN prints: clear
+ * what the instrumentation would tell about rows the filter hid.
+ */
+void
+explain_guard_hide(QueryDesc *queryDesc)
 {
-	if (prev_ExecutorFinish)
-		prev_ExecutorFinish(queryDesc);
-	else
-		standard_ExecutorFinish(queryDesc);
-
 	if (queryDesc->instrument_options != 0 && queryDesc->planstate != NULL &&
 		plan_filters_objections(queryDesc->planstate, NULL))
 	{
@@ -141,11 +140,4 @@ explain_guard_ExecutorFinish(QueryDesc *queryDesc)
 
 		hide_counts(queryDesc->planstate, &below);
 	}
-}
-
-void
-explain_guard_init(void)
-{
-	prev_ExecutorFinish = ExecutorFinish_hook;
-	ExecutorFinish_hook = explain_guard_ExecutorFinish;
 }

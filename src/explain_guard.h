@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * explain_guard.h
- *		Installs the executor hook of src/explain_guard.c.
+ *		Clears EXPLAIN ANALYZE's counts of rows the objection filter hid.
  *
  * src/explain_guard.h
  *
@@ -10,6 +10,8 @@
 #ifndef CAREDATA_EXPLAIN_GUARD_H
 #define CAREDATA_EXPLAIN_GUARD_H
 
-extern void explain_guard_init(void);
+#include "executor/execdesc.h"
+
+extern void explain_guard_hide(QueryDesc *queryDesc);
 
 #endif							/* CAREDATA_EXPLAIN_GUARD_H */

@@ -991,8 +991,9 @@ row_permitted(PG_FUNCTION_ARGS)
  * Before a parallel plan runs, in the leader: build (or find) the set a
  * permitted() call site will use and hand it to the plan's workers
  * (parallel_set.c), when its purpose, time and dataset are known already:
- * constants, or now() for the time.  Called from the ExecutorStart hook in
- * scan_lookahead.c, under the query's snapshot, so the register version
+ * constants, or now() for the time.  Called after ExecutorStart
+ * (src/executor_hooks.c, scan_lookahead_prepare), under the query's
+ * snapshot, so the register version
  * is the one the call site's first row will read.
  */
 void

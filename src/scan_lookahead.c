@@ -3,7 +3,9 @@
  * scan_lookahead.c
  *		Loading the objection filter's memory ahead of a sequential scan.
  *
- * Owns one executor hook and what it sets up.  permitted() tests each row
+ * Set up after ExecutorStart (src/executor_hooks.c), with the binding of
+ * each filter call to its column and the hand-over of sets to parallel
+ * workers (scan_lookahead_prepare).  permitted() tests each row
  * against an in-memory set of millions of blocked NHS numbers (nhs_set.h).
  * A test is a random access to a few megabytes that a table scan keeps
  * evicting from the CPU cache, so row after row the test waits for memory.
@@ -26,8 +28,8 @@
  * other arguments that stay the same for the whole scan; other calls probe
  * without help.
  *
- * The hook is installed when the library is loaded, so the first query of
- * a backend that loads caredata runs without it.
+ * caredata is preloaded (the runbook requires it), so every query has the
+ * hook from a backend's first.
  *
  * src/scan_lookahead.c
  *
@@ -50,7 +52,6 @@
 #include "objection.h"
 #include "scan_lookahead.h"
 
-static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static bool scan_lookahead_enabled = true;
 
 /*
@@ -360,27 +361,23 @@ prepare_walker(PlanState *ps, void *context)
 	return planstate_tree_walker(ps, prepare_walker, context);
 }
 
-static void
-scan_lookahead_ExecutorStart(QueryDesc *queryDesc, int eflags)
+/*
+ * After ExecutorStart (src/executor_hooks.c): for every filter call in the
+ * plan, bind it to the column it filters, start its scan's read-ahead, and
+ * hand its set to parallel workers.
+ */
+void
+scan_lookahead_prepare(QueryDesc *queryDesc)
 {
-	if (prev_ExecutorStart)
-		prev_ExecutorStart(queryDesc, eflags);
-	else
-		standard_ExecutorStart(queryDesc, eflags);
+	PrepareContext pc;
+	ListCell   *lc;
 
-	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 && queryDesc->planstate != NULL)
-	{
-		PrepareContext pc;
-
-		ListCell   *lc;
-
-		pc.estate = queryDesc->estate;
-		pc.parallel = queryDesc->plannedstmt->parallelModeNeeded;
-		prepare_walker(queryDesc->planstate, &pc);
-		/* subplans the tree walk does not reach (a CTE's, say): bind only */
-		foreach(lc, queryDesc->estate->es_subplanstates)
-			bind_walker((PlanState *) lfirst(lc), NULL);
-	}
+	pc.estate = queryDesc->estate;
+	pc.parallel = queryDesc->plannedstmt->parallelModeNeeded;
+	prepare_walker(queryDesc->planstate, &pc);
+	/* subplans the tree walk does not reach (a CTE's, say): bind only */
+	foreach(lc, queryDesc->estate->es_subplanstates)
+		bind_walker((PlanState *) lfirst(lc), NULL);
 }
 
 void
@@ -394,6 +391,4 @@ scan_lookahead_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
-	prev_ExecutorStart = ExecutorStart_hook;
-	ExecutorStart_hook = scan_lookahead_ExecutorStart;
 }

@@ -14,6 +14,8 @@
 #include "access/heapam.h"
 #include "nodes/execnodes.h"
 
+#include "executor/execdesc.h"
+
 #include "nhs_set.h"
 
 /* one permitted() call site in the quals of one sequential scan */
@@ -33,6 +35,7 @@ typedef struct ScanLookahead
 } ScanLookahead;
 
 extern void scan_lookahead_init(void);
+extern void scan_lookahead_prepare(QueryDesc *queryDesc);
 extern bool scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 key);
 
 /*
