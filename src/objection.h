@@ -19,6 +19,9 @@
 
 #include "scan_lookahead.h"
 
+/* the longest purpose name, and one more */
+#define PURPOSE_MAX			64
+
 extern Datum permitted(PG_FUNCTION_ARGS);
 extern Datum row_permitted(PG_FUNCTION_ARGS);
 
