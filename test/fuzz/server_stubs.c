@@ -22,6 +22,14 @@ pg_snprintf(char *str, size_t count, const char *fmt,...)
 	return n;
 }
 
+/* used by sex_lookup(): ASCII letters to lower case, as libpgport's */
+unsigned char pg_ascii_tolower(unsigned char ch);
+unsigned char
+pg_ascii_tolower(unsigned char ch)
+{
+	return (ch >= 'A' && ch <= 'Z') ? ch + ('a' - 'A') : ch;
+}
+
 #define STUB(name) void name(void); void name(void) { abort(); }
 STUB(cstring_to_text)
 STUB(cstring_to_text_with_len)
