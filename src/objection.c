@@ -487,8 +487,11 @@ is_protected_column(Oid relid, AttrNumber attno)
 void
 permitted_bind_column(FmgrInfo *flinfo, Oid relid, AttrNumber attno)
 {
-	if (is_protected_column(relid, attno))
-		permitted_cache(flinfo)->bound = true;
+	PermittedCache *c = permitted_cache(flinfo);
+
+	/* a subplan the plan walk and the subplan list both reach: once */
+	if (!c->bound && is_protected_column(relid, attno))
+		c->bound = true;
 }
 
 /* may the current role ask about numbers of its choosing? */

@@ -40,17 +40,11 @@
 #include "parallel_set.h"
 
 #define SHARED_SET_MAGIC	0x43445331	/* "CDS1" */
-#define KEY_TEXT_MAX		128
 
 typedef struct SharedSetHeader
 {
 	uint32		magic;
-	int64		version;
-	char		purpose[KEY_TEXT_MAX];
-	bool		has_dataset;
-	char		dataset[KEY_TEXT_MAX];
-	TimestampTz lo;
-	TimestampTz hi;
+	StoredSetKey key;
 	uint64		nkeys;
 	uint64		bloom_words;
 	uint64		nslots;
@@ -115,12 +109,30 @@ name_exported_segments(void)
 							 GUC_ACTION_LOCAL, true, 0, false);
 }
 
-/* does the set in h answer for this register version, purpose and dataset? */
-static bool
-header_names(const SharedSetHeader *h, int64 version, const char *purpose, const char *dataset)
+/* key := the stored form of a set's key; false when a text is too long */
+bool
+stored_key_set(StoredSetKey *dst, const ParallelSetKey *key)
 {
-	return h->version == version && strcmp(h->purpose, purpose) == 0 &&
-		(dataset == NULL ? !h->has_dataset : (h->has_dataset && strcmp(h->dataset, dataset) == 0));
+	if (strlen(key->purpose) >= SET_KEY_TEXT_MAX ||
+		(key->dataset != NULL && strlen(key->dataset) >= SET_KEY_TEXT_MAX))
+		return false;
+	memset(dst, 0, sizeof(StoredSetKey));
+	dst->version = key->version;
+	strlcpy(dst->purpose, key->purpose, SET_KEY_TEXT_MAX);
+	dst->has_dataset = key->dataset != NULL;
+	if (key->dataset != NULL)
+		strlcpy(dst->dataset, key->dataset, SET_KEY_TEXT_MAX);
+	dst->lo = key->lo;
+	dst->hi = key->hi;
+	return true;
+}
+
+/* does a stored key answer for this register version, purpose and dataset? */
+bool
+stored_key_names(const StoredSetKey *k, int64 version, const char *purpose, const char *dataset)
+{
+	return k->version == version && strcmp(k->purpose, purpose) == 0 &&
+		(dataset == NULL ? !k->has_dataset : (k->has_dataset && strcmp(k->dataset, dataset) == 0));
 }
 
 /* the header of one of our segments, whole, or NULL */
@@ -149,8 +161,9 @@ set_segment_create(const ParallelSetKey *key, const NhsSet *set)
 	SharedSetHeader *h;
 	dsm_segment *seg;
 	Size		size;
+	StoredSetKey stored;
 
-	if (strlen(key->purpose) >= KEY_TEXT_MAX || (key->dataset != NULL && strlen(key->dataset) >= KEY_TEXT_MAX))
+	if (!stored_key_set(&stored, key))
 		return NULL;
 	size = MAXALIGN(sizeof(SharedSetHeader)) +
 		(set->bloom_mask + 1) * sizeof(uint64) + (set->slots_mask + 1) * sizeof(uint32);
@@ -163,13 +176,7 @@ set_segment_create(const ParallelSetKey *key, const NhsSet *set)
 	h = dsm_segment_address(seg);
 	memset(h, 0, sizeof(SharedSetHeader));
 	h->magic = SHARED_SET_MAGIC;
-	h->version = key->version;
-	strlcpy(h->purpose, key->purpose, KEY_TEXT_MAX);
-	h->has_dataset = key->dataset != NULL;
-	if (key->dataset != NULL)
-		strlcpy(h->dataset, key->dataset, KEY_TEXT_MAX);
-	h->lo = key->lo;
-	h->hi = key->hi;
+	h->key = stored;
 	h->nkeys = set->nkeys;
 	h->bloom_words = set->bloom_mask + 1;
 	h->nslots = set->slots_mask + 1;
@@ -190,7 +197,7 @@ set_segment_read(dsm_segment *seg, MemoryContext cxt, int64 version, const char 
 	SharedSetHeader *h = segment_header(seg);
 	NhsSet	   *s;
 
-	if (h == NULL || !header_names(h, version, purpose, dataset) || at < h->lo || at >= h->hi)
+	if (h == NULL || !stored_key_names(&h->key, version, purpose, dataset) || at < h->key.lo || at >= h->key.hi)
 		return NULL;
 	s = MemoryContextAllocZero(cxt, sizeof(NhsSet));
 	s->nkeys = h->nkeys;
@@ -198,8 +205,8 @@ set_segment_read(dsm_segment *seg, MemoryContext cxt, int64 version, const char 
 	s->bloom_mask = h->bloom_words - 1;
 	s->slots = SHARED_SLOTS(h);
 	s->slots_mask = h->nslots - 1;
-	*lo = h->lo;
-	*hi = h->hi;
+	*lo = h->key.lo;
+	*hi = h->key.hi;
 	return s;
 }
 
@@ -226,15 +233,14 @@ parallel_set_export(const ParallelSetKey *key, const NhsSet *set)
 	MemoryContext old;
 
 	/* settings cannot change while a parallel operation runs */
-	if (IsParallelWorker() || IsInParallelMode() || strlen(key->purpose) >= KEY_TEXT_MAX ||
-		(key->dataset != NULL && strlen(key->dataset) >= KEY_TEXT_MAX))
+	if (IsParallelWorker() || IsInParallelMode())
 		return;
 	foreach(lc, exported_keys)
 	{
 		SharedSetHeader *e = lfirst(lc);
 
-		if (header_names(e, key->version, key->purpose, key->dataset) &&
-			e->lo == key->lo && e->hi == key->hi)
+		if (stored_key_names(&e->key, key->version, key->purpose, key->dataset) &&
+			e->key.lo == key->lo && e->key.hi == key->hi)
 		{
 			/* name it again: a function's SET clause may have reset the setting */
 			name_exported_segments();

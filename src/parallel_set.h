@@ -27,6 +27,25 @@ typedef struct ParallelSetKey
 
 #include "storage/dsm.h"
 
+/*
+ * The same key as stored in shared memory, in a segment's header and in
+ * the shared registry (shared_set.c): fixed-size text, no pointers.
+ */
+#define SET_KEY_TEXT_MAX	128
+
+typedef struct StoredSetKey
+{
+	int64		version;
+	char		purpose[SET_KEY_TEXT_MAX];
+	bool		has_dataset;
+	char		dataset[SET_KEY_TEXT_MAX];
+	TimestampTz lo;
+	TimestampTz hi;
+} StoredSetKey;
+
+extern bool stored_key_set(StoredSetKey *dst, const ParallelSetKey *key);
+extern bool stored_key_names(const StoredSetKey *k, int64 version, const char *purpose, const char *dataset);
+
 extern void parallel_set_init(void);
 extern dsm_segment *set_segment_create(const ParallelSetKey *key, const NhsSet *set);
 extern NhsSet *set_segment_read(dsm_segment *seg, MemoryContext cxt, int64 version, const char *purpose,

@@ -42,7 +42,6 @@
 #include "shared_set.h"
 
 #define SHARED_SETS			8
-#define KEY_TEXT_MAX		128
 
 typedef struct SharedSetEntry
 {
@@ -50,12 +49,7 @@ typedef struct SharedSetEntry
 	dsm_handle	handle;
 	Oid			database;		/* a register is one database's ... */
 	Oid			reg;			/* ... one installation's (its version table) */
-	int64		version;
-	char		purpose[KEY_TEXT_MAX];
-	bool		has_dataset;
-	char		dataset[KEY_TEXT_MAX];
-	TimestampTz lo;
-	TimestampTz hi;
+	StoredSetKey key;			/* version, purpose, dataset, interval */
 	uint64		nkeys;
 	uint64		bytes;
 	TimestampTz built_at;
@@ -133,8 +127,7 @@ static bool
 entry_names(const SharedSetEntry *e, Oid reg, int64 version, const char *purpose, const char *dataset)
 {
 	return e->used && e->database == MyDatabaseId && e->reg == reg &&
-		e->version == version && strcmp(e->purpose, purpose) == 0 &&
-		(dataset == NULL ? !e->has_dataset : (e->has_dataset && strcmp(e->dataset, dataset) == 0));
+		stored_key_names(&e->key, version, purpose, dataset);
 }
 
 /*
@@ -158,7 +151,7 @@ shared_set_find(MemoryContext cxt, int64 version, const char *purpose, const cha
 	{
 		SharedSetEntry *e = &registry->entries[i];
 
-		if (entry_names(e, reg, version, purpose, dataset) && at >= e->lo && at < e->hi)
+		if (entry_names(e, reg, version, purpose, dataset) && at >= e->key.lo && at < e->key.hi)
 		{
 			handle = e->handle;
 			e->uses++;
@@ -196,9 +189,9 @@ shared_set_publish(const ParallelSetKey *key, const NhsSet *set)
 	uint64		nkeys,
 				bytes;
 	Oid			reg = register_identity();
+	StoredSetKey stored;
 
-	if (registry == NULL || strlen(key->purpose) >= KEY_TEXT_MAX ||
-		(key->dataset != NULL && strlen(key->dataset) >= KEY_TEXT_MAX))
+	if (registry == NULL || !stored_key_set(&stored, key))
 		return;
 	seg = set_segment_create(key, set);
 	if (seg == NULL)
@@ -212,7 +205,7 @@ shared_set_publish(const ParallelSetKey *key, const NhsSet *set)
 		SharedSetEntry *e = &registry->entries[i];
 
 		/* published meanwhile by another backend: keep theirs */
-		if (entry_names(e, reg, key->version, key->purpose, key->dataset) && e->lo == key->lo && e->hi == key->hi)
+		if (entry_names(e, reg, key->version, key->purpose, key->dataset) && e->key.lo == key->lo && e->key.hi == key->hi)
 		{
 			LWLockRelease(registry->lock);
 			dsm_unpin_segment(dsm_segment_handle(seg));
@@ -230,9 +223,8 @@ shared_set_publish(const ParallelSetKey *key, const NhsSet *set)
 		{
 			SharedSetEntry *e = &registry->entries[i];
 
-			if (e->used && e->database == MyDatabaseId && e->reg == reg &&
-			e->version < key->version && strcmp(e->purpose, key->purpose) == 0 &&
-				(key->dataset == NULL ? !e->has_dataset : (e->has_dataset && strcmp(e->dataset, key->dataset) == 0)))
+			if (e->used && e->key.version < key->version &&
+				entry_names(e, reg, e->key.version, key->purpose, key->dataset))
 				same = i;
 			else if (!e->used && free_entry < 0)
 				free_entry = i;
@@ -251,13 +243,7 @@ shared_set_publish(const ParallelSetKey *key, const NhsSet *set)
 		e->handle = dsm_segment_handle(seg);
 		e->database = MyDatabaseId;
 		e->reg = reg;
-		e->version = key->version;
-		strlcpy(e->purpose, key->purpose, KEY_TEXT_MAX);
-		e->has_dataset = key->dataset != NULL;
-		if (key->dataset != NULL)
-			strlcpy(e->dataset, key->dataset, KEY_TEXT_MAX);
-		e->lo = key->lo;
-		e->hi = key->hi;
+		e->key = stored;
 		e->nkeys = nkeys;
 		e->bytes = bytes;
 		e->built_at = GetCurrentTimestamp();
@@ -298,12 +284,12 @@ blocked_sets(PG_FUNCTION_ARGS)
 
 		if (!e->used || e->database != MyDatabaseId || e->reg != reg)
 			continue;
-		values[0] = Int64GetDatum(e->version);
-		values[1] = CStringGetTextDatum(e->purpose);
-		values[2] = e->has_dataset ? CStringGetTextDatum(e->dataset) : (Datum) 0;
-		nulls[2] = !e->has_dataset;
-		values[3] = TimestampTzGetDatum(e->lo);
-		values[4] = TimestampTzGetDatum(e->hi);
+		values[0] = Int64GetDatum(e->key.version);
+		values[1] = CStringGetTextDatum(e->key.purpose);
+		values[2] = e->key.has_dataset ? CStringGetTextDatum(e->key.dataset) : (Datum) 0;
+		nulls[2] = !e->key.has_dataset;
+		values[3] = TimestampTzGetDatum(e->key.lo);
+		values[4] = TimestampTzGetDatum(e->key.hi);
 		values[5] = Int64GetDatum((int64) e->nkeys);
 		values[6] = Int64GetDatum((int64) e->bytes);
 		values[7] = TimestampTzGetDatum(e->built_at);
