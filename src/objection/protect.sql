@@ -228,10 +228,12 @@ BEGIN
         'dataset', t.dataset, 'part_of', t.relid::text));
     END LOOP;
   END LOOP;
-  -- an expression index made on a protected table keeps no statistics
+  -- an expression index just made on a protected table keeps no statistics
   IF tg_tag = 'CREATE INDEX' THEN
-    PERFORM caredata._forget_statistics(p.relid) FROM caredata.protected_table p
-      WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p.relid);
+    PERFORM caredata._forget_statistics(p.relid)
+       FROM caredata.protected_table p
+      WHERE p.relid IN (SELECT i.indrelid FROM pg_catalog.pg_event_trigger_ddl_commands() d
+                          JOIN pg_catalog.pg_index i ON i.indexrelid = d.objid);
   END IF;
 END
 $$;
