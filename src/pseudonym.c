@@ -112,33 +112,48 @@ bad_pseudonym(const char *detail)
 			 errhint("A pseudonym is written <domain id>.<key version>.<22 base64url characters>, as pseudonymise() returns it.")));
 }
 
-PG_FUNCTION_INFO_V1(pseudonym_in);
-Datum
-pseudonym_in(PG_FUNCTION_ARGS)
+/*
+ * Parse the text form into *p; NULL on success, else what is wrong (a
+ * message detail that never echoes the input).
+ */
+static const char *
+pseudonym_parse(const char *str, Pseudonym *p)
 {
-	char	   *str = PG_GETARG_CSTRING(0);
-	Pseudonym  *p = palloc0(sizeof(Pseudonym));
 	char	   *end;
 	long		d,
 				v;
 
 	errno = 0;
 	if (!isdigit((unsigned char) *str))
-		bad_pseudonym("It does not start with a domain id.");
+		return "It does not start with a domain id.";
 	d = strtol(str, &end, 10);
 	if (errno != 0 || *end != '.' || d < 1 || d > PG_INT32_MAX)
-		bad_pseudonym("The domain id is not a positive integer followed by a dot.");
+		return "The domain id is not a positive integer followed by a dot.";
 	str = end + 1;
 	if (!isdigit((unsigned char) *str))
-		bad_pseudonym("The key version is missing.");
+		return "The key version is missing.";
 	v = strtol(str, &end, 10);
 	if (errno != 0 || *end != '.' || v < 1 || v > PG_INT16_MAX)
-		bad_pseudonym("The key version is not a positive integer followed by a dot.");
+		return "The key version is not a positive integer followed by a dot.";
 	str = end + 1;
 	if (strlen(str) != TOKEN_B64_LEN || !token_decode(str, p->token))
-		bad_pseudonym("The token is not the 22-character base64url form of 128 bits.");
+		return "The token is not the 22-character base64url form of 128 bits.";
 	p->domain_id = (int32) d;
 	p->version = (int16) v;
+	p->reserved = 0;
+	return NULL;
+}
+
+PG_FUNCTION_INFO_V1(pseudonym_in);
+Datum
+pseudonym_in(PG_FUNCTION_ARGS)
+{
+	char	   *str = PG_GETARG_CSTRING(0);
+	Pseudonym  *p = palloc0(sizeof(Pseudonym));
+	const char *detail = pseudonym_parse(str, p);
+
+	if (detail)
+		bad_pseudonym(detail);
 	PG_RETURN_POINTER(p);
 }
 

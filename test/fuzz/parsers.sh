@@ -2,7 +2,9 @@
 # test/fuzz/parsers.sh [seconds]: libFuzzer (clang, with AddressSanitizer
 # and UndefinedBehaviorSanitizer) on the C input parsers, one target each
 # (test/fuzz/fuzz_*.c, seed corpus in test/fuzz/corpus/): the NHS number's
-# text and binary input, postcode parsing, sex standardisation.  `make test` gives each 5
+# text and binary input, the pseudonym's text input and token codec,
+# postcode, date-of-birth and sex parsing, and the linkage string
+# comparators.  `make test` gives each 5
 # seconds; `make fuzz` longer.  Passes when no target crashed, leaked or
 # broke its invariant.  Prints TAP.
 set -uo pipefail
