@@ -32,6 +32,7 @@ OBJS = \
 	src/parallel_set.o \
 	src/shared_set.o \
 	src/scan_lookahead.o \
+	src/filter_plan.o \
 	src/explain_guard.o \
 	src/executor_hooks.o \
 	src/linkage/compare.o \
@@ -116,8 +117,9 @@ deps:
 demo:
 	scripts/demo.sh
 
+# PG=17: the same, against PostgreSQL 17 in a Debian 13 chroot (scripts/pg-chroot.sh)
 test:
-	scripts/test.sh
+	$(if $(filter-out 15,$(or $(PG),15)),scripts/pg-chroot.sh $(PG) test,scripts/test.sh)
 
 bench:
 	bench/run.sh

@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # scripts/install-deps.sh: install what caredata needs to build, test and
-# benchmark on Debian 12, idempotently.  Runs apt-get only when a package is
-# missing.  As root, or through sudo.
+# benchmark on Debian 12 (PostgreSQL 15) or Debian 13 (PostgreSQL 17, in the
+# chroot scripts/pg-chroot.sh makes), idempotently.  Runs apt-get only when a
+# package is missing.  As root, or through sudo.  CAREDATA_PG picks the
+# PostgreSQL major version (15 by default).
 set -euo pipefail
 
+pg=${CAREDATA_PG:-15}
+# the clang whose libFuzzer runtime test/fuzz/parsers.sh uses
+case "$(. /etc/os-release && echo "${VERSION_CODENAME:-}")" in
+  trixie) llvm=19 ;;
+  *) llvm=14 ;;
+esac
+
 PACKAGES=(
-  postgresql-15              # the server
-  postgresql-server-dev-15   # pg_config, PGXS, server headers
-  postgresql-15-pgtap        # pgTAP
+  postgresql-$pg             # the server
+  postgresql-server-dev-$pg  # pg_config, PGXS, server headers
+  postgresql-$pg-pgtap       # pgTAP
   libtap-parser-sourcehandler-pgtap-perl  # pg_prove
   postgresql-contrib         # pgcrypto: baselines for benchmarks
   libssl-dev                 # OpenSSL headers (-lcrypto)
@@ -19,6 +28,8 @@ PACKAGES=(
   fonts-dejavu-core          # ... with a font the SVG names
   python3-pil                # ... and reads the PNG back
   sqlsmith                   # test/fuzz/sqlsmith.sh: random SQL, no crash
+  clang-$llvm                # test/fuzz/parsers.sh: libFuzzer targets ...
+  libclang-rt-$llvm-dev      # ... and the fuzzer and sanitizer runtimes
 )
 
 missing=()

@@ -10,7 +10,7 @@
  *		the protected column it filters (without which it answers only
  *		superusers and caredata_admin), start the scan's read-ahead, and
  *		hand the call's blocked set to parallel workers
- *		(src/scan_lookahead.c).
+ *		(src/filter_plan.c).
  *	ExecutorFinish, before EXPLAIN ANALYZE prints: clear the counts that
  *		would tell about rows the filter hid (src/explain_guard.c).
  *
@@ -24,7 +24,7 @@
 
 #include "executor_hooks.h"
 #include "explain_guard.h"
-#include "scan_lookahead.h"
+#include "filter_plan.h"
 
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
@@ -38,7 +38,7 @@ caredata_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		standard_ExecutorStart(queryDesc, eflags);
 
 	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 && queryDesc->planstate != NULL)
-		scan_lookahead_prepare(queryDesc);
+		filter_plan_prepare(queryDesc);
 }
 
 static void

@@ -15,8 +15,6 @@
  */
 #include "postgres.h"
 
-#include <sys/mman.h>
-
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
@@ -25,51 +23,16 @@
 #define BLOOM_BITS_PER_KEY	8
 
 /*
- * Zeroed memory for a large array probed at random.  Arrays of 2 MB and
- * more get a fresh anonymous mapping, aligned to 2 MB and offered to the
- * kernel for transparent huge pages before it is touched (Debian's default
- * THP mode is "madvise"), so that a probe does not also miss the TLB.  It
- * must be fresh: memory malloc() recycles is already backed by small pages.
- * The mapping is released when cxt is reset or deleted.
+ * Zeroed memory for a probe array, in cxt, so that it shows in
+ * pg_backend_memory_contexts.  (An earlier version mapped arrays of 2 MB and
+ * more itself, for transparent huge pages; bench/objection_filter.sql
+ * measured no difference, and with preloading most backends probe the
+ * shared copy in dynamic shared memory anyway.)
  */
-typedef struct ProbeMapping
-{
-	MemoryContextCallback cb;
-	void	   *addr;
-	Size		len;
-} ProbeMapping;
-
-static void
-release_probe_mapping(void *arg)
-{
-	ProbeMapping *m = (ProbeMapping *) arg;
-
-	(void) munmap(m->addr, m->len);
-}
-
 static void *
 alloc_probe_array(MemoryContext cxt, Size bytes)
 {
-	const Size	huge = 2 * 1024 * 1024;
-	ProbeMapping *m;
-	void	   *addr;
-
-	if (bytes < huge)
-		return MemoryContextAllocZero(cxt, bytes);
-	addr = mmap(NULL, bytes + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (addr == MAP_FAILED)
-		return MemoryContextAllocZero(cxt, bytes);	/* palloc reports the shortage */
-	m = MemoryContextAlloc(cxt, sizeof(ProbeMapping));
-	m->addr = addr;
-	m->len = bytes + huge;
-	m->cb.func = release_probe_mapping;
-	m->cb.arg = m;
-	MemoryContextRegisterResetCallback(cxt, &m->cb);
-	addr = (void *) TYPEALIGN(huge, addr);
-#ifdef MADV_HUGEPAGE
-	(void) madvise(addr, bytes, MADV_HUGEPAGE);
-#endif
-	return addr;				/* anonymous mappings start zeroed */
+	return MemoryContextAllocExtended(cxt, bytes, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 }
 
 static uint64

@@ -450,7 +450,7 @@ permitted_lookahead(FmgrInfo *flinfo)
  * answers only when its first argument is, in the running plan, the NHS
  * number column of a table the filter protects (or of caredata.pseudonym_map,
  * under a published view) in the very scan it filters: the row filters
- * protect() attaches and the views publish() makes.  scan_lookahead.c's
+ * protect() attaches and the views publish() makes.  filter_plan.c's
  * ExecutorStart hook binds such calls; a constant, a parameter, a PL/pgSQL
  * variable, a temporary table, VALUES, a function's result, a CTE or a
  * computed column is never bound, and is refused.
@@ -821,7 +821,7 @@ row_permitted(PG_FUNCTION_ARGS)
  * permitted() call site will use and hand it to the plan's workers
  * (parallel_set.c), when its purpose, time and dataset are known already:
  * constants, or now() for the time.  Called after ExecutorStart
- * (src/executor_hooks.c, scan_lookahead_prepare), under the query's
+ * (src/executor_hooks.c, filter_plan_prepare), under the query's
  * snapshot, so the register version
  * is the one the call site's first row will read.
  */

@@ -4,7 +4,7 @@
  *		The objection filter's functions, for the executor hooks.
  *
  * src/objection.c answers permitted() and row_permitted(); the hooks
- * (scan_lookahead.c's ExecutorStart, explain_guard.c's ExecutorFinish) find
+ * (filter_plan.c, after ExecutorStart, explain_guard.c's ExecutorFinish) find
  * its calls in plans, bind them to the columns they filter and prepare
  * their sets.  One place says what a filter call is, for both.
  *

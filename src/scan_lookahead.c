@@ -3,9 +3,9 @@
  * scan_lookahead.c
  *		Loading the objection filter's memory ahead of a sequential scan.
  *
- * Set up after ExecutorStart (src/executor_hooks.c), with the binding of
- * each filter call to its column and the hand-over of sets to parallel
- * workers (scan_lookahead_prepare).  permitted() tests each row
+ * Attached to a sequential scan after ExecutorStart (src/filter_plan.c).
+ * Reads private fields of heapam's scan descriptor, so it is compiled only
+ * for the server versions src/pg_compat.h names.  permitted() tests each row
  * against an in-memory set of millions of blocked NHS numbers (nhs_set.h).
  * A test is a random access to a few megabytes that a table scan keeps
  * evicting from the CPU cache, so row after row the test waits for memory.
@@ -38,12 +38,9 @@
 #include "postgres.h"
 
 #include "access/heapam.h"
-#include "access/parallel.h"
 #include "access/htup_details.h"
 #include "access/tableam.h"
-#include "executor/execExpr.h"
 #include "executor/executor.h"
-#include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "storage/bufmgr.h"
 #include "utils/guc.h"
@@ -64,6 +61,7 @@ static bool scan_lookahead_enabled = true;
  * normal line pointers heapgetpage() found visible, on the page the scan
  * holds pinned, read as heapgettup_pagemode() reads them.
  */
+#ifdef CAREDATA_SCAN_LOOKAHEAD
 static void
 scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 {
@@ -153,6 +151,7 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 	}
 	la->ntuples = n;
 }
+#endif							/* CAREDATA_SCAN_LOOKAHEAD */
 
 /*
  * Is key in set?  Makes the page pass when the scan has moved to a new page
@@ -164,6 +163,7 @@ scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 key)
 {
 	if (set->nkeys == 0)
 		return false;
+#ifdef CAREDATA_SCAN_LOOKAHEAD
 	if (la != NULL && la->scan != NULL && la->scan->ss_currentScanDesc != NULL)
 	{
 		const HeapScanDescData *hs = (const HeapScanDescData *) la->scan->ss_currentScanDesc;
@@ -175,34 +175,27 @@ scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 key)
 		if (in_set >= 0)
 			return in_set == 1;
 	}
+#endif
 	return nhs_set_contains(set, key);
 }
 
-/* is op a call of permitted() or row_permitted()? */
-static bool
-is_permitted_step(ExprState *state, ExprEvalStep *op)
-{
-	ExprEvalOp	opcode = ExecEvalStepOp(state, op);
-
-	return (opcode == EEOP_FUNCEXPR || opcode == EEOP_FUNCEXPR_STRICT ||
-			opcode == EEOP_FUNCEXPR_FUSAGE || opcode == EEOP_FUNCEXPR_STRICT_FUSAGE) &&
-		objection_filter_fmgr(op->d.func.finfo);
-}
-
 /*
- * A permitted() step of a sequential scan's quals: read ahead for it if its
+ * A permitted() call in a sequential scan's quals: read ahead for it if its
  * first argument is an NHS number column of the scanned heap table and the
  * others stay the same for the whole scan.
  */
-static void
-attach_to_scan(ScanState *ss, EState *estate, ExprEvalStep *op)
+void
+scan_lookahead_attach(ScanState *ss, FmgrInfo *finfo)
 {
 	Relation	rel = ss->ss_currentRelation;
-	FuncExpr   *fexpr = (FuncExpr *) op->d.func.finfo->fn_expr;
+	FuncExpr   *fexpr = (FuncExpr *) finfo->fn_expr;
 	Var		   *var;
 	Form_pg_attribute att;
 	ScanLookahead *la;
 
+#ifndef CAREDATA_SCAN_LOOKAHEAD
+	return;						/* not for this server version (pg_compat.h) */
+#endif
 	if (!scan_lookahead_enabled || rel == NULL || rel->rd_tableam != GetHeapamTableAmRoutine())
 		return;
 	if (fexpr == NULL || !IsA(fexpr, FuncExpr) || list_length(fexpr->args) < 2 ||
@@ -219,165 +212,12 @@ attach_to_scan(ScanState *ss, EState *estate, ExprEvalStep *op)
 	if (att->attisdropped || !att->attbyval || att->attlen != sizeof(int64))
 		return;
 
-	la = permitted_lookahead(op->d.func.finfo);
+	la = permitted_lookahead(finfo);
 	la->scan = ss;
 	la->attno = var->varattno;
 	la->hs = NULL;
 	la->buffer = InvalidBuffer;
 	la->block = InvalidBlockNumber;
-}
-
-/*
- * A permitted() step in a scan's quals whose first argument is a column of
- * the scanned table (a Var of the scan, or of an index-only scan's index):
- * tell objection.c which column, which answers only for protected ones.
- */
-static void
-bind_to_scan(PlanState *ps, ExprEvalStep *op)
-{
-	FuncExpr   *fexpr = (FuncExpr *) op->d.func.finfo->fn_expr;
-	Relation	rel;
-	Var		   *var;
-	AttrNumber	attno;
-
-	if (!IsA(ps->plan, SeqScan) && !IsA(ps->plan, IndexScan) && !IsA(ps->plan, IndexOnlyScan) &&
-		!IsA(ps->plan, BitmapHeapScan) && !IsA(ps->plan, TidScan) && !IsA(ps->plan, TidRangeScan) &&
-		!IsA(ps->plan, SampleScan))
-		return;
-	rel = ((ScanState *) ps)->ss_currentRelation;
-	if (rel == NULL || fexpr == NULL || !IsA(fexpr, FuncExpr) || fexpr->args == NIL ||
-		!IsA(linitial(fexpr->args), Var))
-		return;
-	var = (Var *) linitial(fexpr->args);
-	if (var->varlevelsup != 0)
-		return;
-	if (IsA(ps->plan, IndexOnlyScan))
-	{
-		/* the quals read the index tuple: map its column to the table's */
-		Relation	index = ((IndexOnlyScanState *) ps)->ioss_RelationDesc;
-
-		if (var->varno != INDEX_VAR || index == NULL || var->varattno <= 0 ||
-			var->varattno > index->rd_index->indnatts)
-			return;
-		attno = index->rd_index->indkey.values[var->varattno - 1];
-	}
-	else
-	{
-		if ((Index) var->varno != ((Scan *) ps->plan)->scanrelid)
-			return;
-		attno = var->varattno;
-	}
-	permitted_bind_column(op->d.func.finfo, RelationGetRelid(rel), attno);
-}
-
-/*
- * A permitted() step in an UPDATE's or INSERT's row-security check of its
- * new rows (WITH CHECK OPTIONs: the policies' USING applied to the row
- * written, when RETURNING must be able to see it): the first argument is a
- * column of the result table.
- */
-static void
-bind_to_result(ResultRelInfo *rri, ExprState *check)
-{
-	for (int i = 0; check != NULL && i < check->steps_len; i++)
-	{
-		ExprEvalStep *op = &check->steps[i];
-		FuncExpr   *fexpr;
-		Var		   *var;
-
-		if (!is_permitted_step(check, op))
-			continue;
-		fexpr = (FuncExpr *) op->d.func.finfo->fn_expr;
-		if (fexpr == NULL || !IsA(fexpr, FuncExpr) || fexpr->args == NIL || !IsA(linitial(fexpr->args), Var))
-			continue;
-		var = (Var *) linitial(fexpr->args);
-		if (var->varlevelsup == 0 && (Index) var->varno == rri->ri_RangeTableIndex)
-			permitted_bind_column(op->d.func.finfo, RelationGetRelid(rri->ri_RelationDesc), var->varattno);
-	}
-}
-
-static void
-bind_modify_table(ModifyTableState *mt)
-{
-	for (int r = 0; r < mt->mt_nrels; r++)
-	{
-		ResultRelInfo *rri = &mt->resultRelInfo[r];
-		ListCell   *lc;
-
-		foreach(lc, rri->ri_WithCheckOptionExprs)
-			bind_to_result(rri, (ExprState *) lfirst(lc));
-	}
-}
-
-/* bind every permitted() step of a plan's scans, and nothing else */
-static bool
-bind_walker(PlanState *ps, void *context)
-{
-	ExprState  *qual;
-
-	if (ps == NULL)
-		return false;
-	qual = ps->qual;
-	for (int i = 0; qual != NULL && i < qual->steps_len; i++)
-	{
-		if (is_permitted_step(qual, &qual->steps[i]))
-			bind_to_scan(ps, &qual->steps[i]);
-	}
-	if (IsA(ps, ModifyTableState))
-		bind_modify_table((ModifyTableState *) ps);
-	return planstate_tree_walker(ps, bind_walker, context);
-}
-
-typedef struct PrepareContext
-{
-	EState	   *estate;
-	bool		parallel;		/* the plan runs parallel workers */
-} PrepareContext;
-
-/* every permitted() call in a plan node's quals */
-static bool
-prepare_walker(PlanState *ps, void *context)
-{
-	PrepareContext *pc = (PrepareContext *) context;
-	ExprState  *qual;
-
-	if (ps == NULL)
-		return false;
-	qual = ps->qual;
-	for (int i = 0; qual != NULL && i < qual->steps_len; i++)
-	{
-		ExprEvalStep *op = &qual->steps[i];
-
-		if (!is_permitted_step(qual, op))
-			continue;
-		bind_to_scan(ps, op);
-		if (IsA(ps, SeqScanState))
-			attach_to_scan((ScanState *) ps, pc->estate, op);
-		if (pc->parallel && !IsParallelWorker())
-			permitted_prepare_parallel(op->d.func.finfo);
-	}
-	if (IsA(ps, ModifyTableState))
-		bind_modify_table((ModifyTableState *) ps);
-	return planstate_tree_walker(ps, prepare_walker, context);
-}
-
-/*
- * After ExecutorStart (src/executor_hooks.c): for every filter call in the
- * plan, bind it to the column it filters, start its scan's read-ahead, and
- * hand its set to parallel workers.
- */
-void
-scan_lookahead_prepare(QueryDesc *queryDesc)
-{
-	PrepareContext pc;
-	ListCell   *lc;
-
-	pc.estate = queryDesc->estate;
-	pc.parallel = queryDesc->plannedstmt->parallelModeNeeded;
-	prepare_walker(queryDesc->planstate, &pc);
-	/* subplans the tree walk does not reach (a CTE's, say): bind only */
-	foreach(lc, queryDesc->estate->es_subplanstates)
-		bind_walker((PlanState *) lfirst(lc), NULL);
 }
 
 void

@@ -17,6 +17,7 @@
 #include "executor/execdesc.h"
 
 #include "nhs_set.h"
+#include "pg_compat.h"
 
 /* one permitted() call site in the quals of one sequential scan */
 typedef struct ScanLookahead
@@ -35,7 +36,7 @@ typedef struct ScanLookahead
 } ScanLookahead;
 
 extern void scan_lookahead_init(void);
-extern void scan_lookahead_prepare(QueryDesc *queryDesc);
+extern void scan_lookahead_attach(ScanState *ss, FmgrInfo *finfo);
 extern bool scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 key);
 
 /*
@@ -58,6 +59,7 @@ extern bool scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 
 static pg_attribute_always_inline int
 scan_lookahead_answer(const ScanLookahead *la, const NhsSet *set, int64 key)
 {
+#ifdef CAREDATA_SCAN_LOOKAHEAD
 	const HeapScanDescData *hs = la->hs;
 	unsigned	i;
 
@@ -69,6 +71,9 @@ scan_lookahead_answer(const ScanLookahead *la, const NhsSet *set, int64 key)
 	if (likely(!la->maybe[i]))
 		return 0;
 	return nhs_set_table_contains(set, key, la->hashes[i]) ? 1 : 0;
+#else
+	return -1;
+#endif
 }
 
 #endif							/* CAREDATA_SCAN_LOOKAHEAD_H */

@@ -14,7 +14,7 @@ cd "$CAREDATA_ROOT"
 secs=${1:-${CAREDATA_FUZZ_SECONDS:-5}}
 n=0; failed=0
 ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
-clang=$(command -v clang-14 || command -v clang)
+clang=$(command -v clang-19 || command -v clang-14 || command -v clang)
 out=results/fuzz
 mkdir -p "$out"
 for src in test/fuzz/fuzz_*.c; do

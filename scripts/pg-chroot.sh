@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# scripts/pg-chroot.sh VERSION [TARGET]: `make TARGET` (test by default)
+# against a PostgreSQL major version this machine's Debian does not carry,
+# inside a Debian chroot that does (17: Debian 13, trixie).  `make test PG=17`
+# calls it.  Sets everything up from nothing, idempotently:
+#
+#   - debootstrap (from apt) makes the chroot once, in $CAREDATA_CHROOT_DIR
+#     (/var/tmp/caredata-<suite> by default), and keeps it for the next run;
+#   - the working tree (tracked and untracked, not ignored files) is copied to
+#     /build/caredata inside it, so the host's build products are untouched;
+#   - inside, the same scripts run as on the host: install-deps.sh installs
+#     postgresql-VERSION and its -dev and -pgtap packages (CAREDATA_PG), the
+#     throw-away cluster listens on CAREDATA_PORT (55417 by default, apart
+#     from the host's 55432), and make TARGET runs with that pg_config.
+#
+# Root only (chroot and mounts); the mounts are undone on exit.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+
+ver=${1:?usage: scripts/pg-chroot.sh VERSION [TARGET]}
+target=${2:-test}
+case "$ver" in
+  17) suite=trixie ;;
+  *) echo "pg-chroot: PostgreSQL $ver: no Debian suite known for it (17: trixie)" >&2; exit 2 ;;
+esac
+[ "$(id -u)" -eq 0 ] || { echo "pg-chroot: must run as root (debootstrap, chroot, mount)" >&2; exit 1; }
+
+root=${CAREDATA_CHROOT_DIR:-/var/tmp/caredata-$suite}
+mirror=${CAREDATA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+if ! command -v debootstrap >/dev/null; then
+  echo "pg-chroot: installing debootstrap"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+fi
+
+if [ ! -f "$root/.caredata-ready" ]; then
+  echo "pg-chroot: debootstrap $suite into $root (once; a few minutes)"
+  rm -rf "$root"
+  mkdir -p "$root"
+  debootstrap --variant=minbase --include=ca-certificates,git,make,sudo "$suite" "$root" "$mirror" \
+    > /var/tmp/caredata-debootstrap-$suite.log 2>&1 ||
+    { tail -20 /var/tmp/caredata-debootstrap-$suite.log >&2; exit 1; }
+  touch "$root/.caredata-ready"
+fi
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+
+mounted=()
+mount_once() {  # mount_once TYPE-OR--bind SRC DIR
+  local dir="$root$3"
+  mountpoint -q "$dir" && return 0
+  mkdir -p "$dir"
+  if [ "$1" = --bind ]; then mount --rbind "$2" "$dir"; mount --make-rslave "$dir"
+  else mount -t "$1" "$2" "$dir"; fi
+  mounted=("$dir" "${mounted[@]}")
+}
+cleanup() {
+  for d in "${mounted[@]}"; do umount -R "$d" 2>/dev/null || umount -lR "$d" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+mount_once proc proc /proc
+mount_once --bind /sys /sys
+mount_once --bind /dev /dev
+
+# the working tree, fresh each run (build products of the host excluded)
+build=/build/caredata
+rm -rf "$root$build"; mkdir -p "$root$build"
+(cd "$CAREDATA_ROOT" && git ls-files -z -co --exclude-standard | tar --null -T - -cf -) | tar -xf - -C "$root$build"
+chmod 755 "$root/build" "$root$build"
+
+echo "pg-chroot: make $target against PostgreSQL $ver in Debian $suite"
+chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  HOME=/root LANG=C.UTF-8 CI="${CI:-}" CAREDATA_PG="$ver" \
+  PG_CONFIG=/usr/lib/postgresql/$ver/bin/pg_config \
+  CAREDATA_PORT="${CAREDATA_CHROOT_PORT:-55417}" \
+  bash -c "cd $build && scripts/install-deps.sh >/dev/null && make $target"

@@ -1,0 +1,198 @@
+/*-------------------------------------------------------------------------
+ *
+ * filter_plan.c
+ *		The objection filter's calls in a plan, found and prepared once the
+ *		plan is initialised (called from src/executor_hooks.c).
+ *
+ * For every call of permitted() or row_permitted() in a plan node's quals:
+ *
+ *	- bind it to the column it filters, when its first argument is a column
+ *	  of the scanned table (src/objection.c answers only for protected
+ *	  columns, and only superusers and caredata_admin otherwise);
+ *	- in a sequential scan, start the scan's read-ahead
+ *	  (src/scan_lookahead.c);
+ *	- in a parallel plan's leader, hand the call's blocked set to the
+ *	  workers (src/parallel_set.c, through src/objection.c).
+ *
+ * The row-security checks of an UPDATE's or INSERT's new rows are bound
+ * too.  Subplans the plan tree walk does not reach (a CTE's, say) are bound
+ * only.
+ *
+ * src/filter_plan.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "executor/execExpr.h"
+#include "executor/executor.h"
+#include "nodes/nodeFuncs.h"
+#include "utils/rel.h"
+
+#include "filter_plan.h"
+#include "objection.h"
+#include "scan_lookahead.h"
+
+/* is op a call of permitted() or row_permitted()? */
+static bool
+is_permitted_step(ExprState *state, ExprEvalStep *op)
+{
+	ExprEvalOp	opcode = ExecEvalStepOp(state, op);
+
+	return (opcode == EEOP_FUNCEXPR || opcode == EEOP_FUNCEXPR_STRICT ||
+			opcode == EEOP_FUNCEXPR_FUSAGE || opcode == EEOP_FUNCEXPR_STRICT_FUSAGE) &&
+		objection_filter_fmgr(op->d.func.finfo);
+}
+
+/*
+ * A permitted() step in a scan's quals whose first argument is a column of
+ * the scanned table (a Var of the scan, or of an index-only scan's index):
+ * tell objection.c which column, which answers only for protected ones.
+ */
+static void
+bind_to_scan(PlanState *ps, ExprEvalStep *op)
+{
+	FuncExpr   *fexpr = (FuncExpr *) op->d.func.finfo->fn_expr;
+	Relation	rel;
+	Var		   *var;
+	AttrNumber	attno;
+
+	if (!IsA(ps->plan, SeqScan) && !IsA(ps->plan, IndexScan) && !IsA(ps->plan, IndexOnlyScan) &&
+		!IsA(ps->plan, BitmapHeapScan) && !IsA(ps->plan, TidScan) && !IsA(ps->plan, TidRangeScan) &&
+		!IsA(ps->plan, SampleScan))
+		return;
+	rel = ((ScanState *) ps)->ss_currentRelation;
+	if (rel == NULL || fexpr == NULL || !IsA(fexpr, FuncExpr) || fexpr->args == NIL ||
+		!IsA(linitial(fexpr->args), Var))
+		return;
+	var = (Var *) linitial(fexpr->args);
+	if (var->varlevelsup != 0)
+		return;
+	if (IsA(ps->plan, IndexOnlyScan))
+	{
+		/* the quals read the index tuple: map its column to the table's */
+		Relation	index = ((IndexOnlyScanState *) ps)->ioss_RelationDesc;
+
+		if (var->varno != INDEX_VAR || index == NULL || var->varattno <= 0 ||
+			var->varattno > index->rd_index->indnatts)
+			return;
+		attno = index->rd_index->indkey.values[var->varattno - 1];
+	}
+	else
+	{
+		if ((Index) var->varno != ((Scan *) ps->plan)->scanrelid)
+			return;
+		attno = var->varattno;
+	}
+	permitted_bind_column(op->d.func.finfo, RelationGetRelid(rel), attno);
+}
+
+/*
+ * A permitted() step in an UPDATE's or INSERT's row-security check of its
+ * new rows (WITH CHECK OPTIONs: the policies' USING applied to the row
+ * written, when RETURNING must be able to see it): the first argument is a
+ * column of the result table.
+ */
+static void
+bind_to_result(ResultRelInfo *rri, ExprState *check)
+{
+	for (int i = 0; check != NULL && i < check->steps_len; i++)
+	{
+		ExprEvalStep *op = &check->steps[i];
+		FuncExpr   *fexpr;
+		Var		   *var;
+
+		if (!is_permitted_step(check, op))
+			continue;
+		fexpr = (FuncExpr *) op->d.func.finfo->fn_expr;
+		if (fexpr == NULL || !IsA(fexpr, FuncExpr) || fexpr->args == NIL || !IsA(linitial(fexpr->args), Var))
+			continue;
+		var = (Var *) linitial(fexpr->args);
+		if (var->varlevelsup == 0 && (Index) var->varno == rri->ri_RangeTableIndex)
+			permitted_bind_column(op->d.func.finfo, RelationGetRelid(rri->ri_RelationDesc), var->varattno);
+	}
+}
+
+static void
+bind_modify_table(ModifyTableState *mt)
+{
+	for (int r = 0; r < mt->mt_nrels; r++)
+	{
+		ResultRelInfo *rri = &mt->resultRelInfo[r];
+		ListCell   *lc;
+
+		foreach(lc, rri->ri_WithCheckOptionExprs)
+			bind_to_result(rri, (ExprState *) lfirst(lc));
+	}
+}
+
+/* bind every permitted() step of a plan's scans, and nothing else */
+static bool
+bind_walker(PlanState *ps, void *context)
+{
+	ExprState  *qual;
+
+	if (ps == NULL)
+		return false;
+	qual = ps->qual;
+	for (int i = 0; qual != NULL && i < qual->steps_len; i++)
+	{
+		if (is_permitted_step(qual, &qual->steps[i]))
+			bind_to_scan(ps, &qual->steps[i]);
+	}
+	if (IsA(ps, ModifyTableState))
+		bind_modify_table((ModifyTableState *) ps);
+	return planstate_tree_walker(ps, bind_walker, context);
+}
+
+typedef struct PrepareContext
+{
+	bool		parallel;		/* the plan runs parallel workers */
+} PrepareContext;
+
+/* every permitted() call in a plan node's quals */
+static bool
+prepare_walker(PlanState *ps, void *context)
+{
+	PrepareContext *pc = (PrepareContext *) context;
+	ExprState  *qual;
+
+	if (ps == NULL)
+		return false;
+	qual = ps->qual;
+	for (int i = 0; qual != NULL && i < qual->steps_len; i++)
+	{
+		ExprEvalStep *op = &qual->steps[i];
+
+		if (!is_permitted_step(qual, op))
+			continue;
+		bind_to_scan(ps, op);
+		if (IsA(ps, SeqScanState))
+			scan_lookahead_attach((ScanState *) ps, op->d.func.finfo);
+		if (pc->parallel && !IsParallelWorker())
+			permitted_prepare_parallel(op->d.func.finfo);
+	}
+	if (IsA(ps, ModifyTableState))
+		bind_modify_table((ModifyTableState *) ps);
+	return planstate_tree_walker(ps, prepare_walker, context);
+}
+
+/*
+ * After ExecutorStart (src/executor_hooks.c): for every filter call in the
+ * plan, bind it to the column it filters, start its scan's read-ahead, and
+ * hand its set to parallel workers.
+ */
+void
+filter_plan_prepare(QueryDesc *queryDesc)
+{
+	PrepareContext pc;
+	ListCell   *lc;
+
+	pc.parallel = queryDesc->plannedstmt->parallelModeNeeded;
+	prepare_walker(queryDesc->planstate, &pc);
+	/* subplans the tree walk does not reach (a CTE's, say): bind only */
+	foreach(lc, queryDesc->estate->es_subplanstates)
+		bind_walker((PlanState *) lfirst(lc), NULL);
+}
+
