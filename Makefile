@@ -85,7 +85,9 @@ SQL_SRC = \
 ISOLATION = objection_concurrency
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
-DATA = $(wildcard upgrade/$(EXTENSION)--*--*.sql)
+# released install scripts and their control files (releases/), never edited,
+# and one update script per release step (upgrade/)
+DATA = $(wildcard releases/$(EXTENSION)--*.sql releases/$(EXTENSION)--*.control upgrade/$(EXTENSION)--*--*.sql)
 
 REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_lookahead objection_parallel objection_hardening linkage linkage_run linkage_quickstart sdc sdc_table sdc_quickstart variation variation_quickstart publication publication_quickstart reidentify user_guide audit
 

@@ -48,9 +48,9 @@ rm -f /tmp/caredata-tap.$$
 passed=$((passed + t_total - t_bad)); failed=$((failed + t_bad))
 
 # (test/faults/ crashes the cluster on purpose: it runs last)
-echo "== scripts: test/security/*.sh, test/variation/*.sh, test/fuzz/*.sh, test/faults/*.sh (TAP)"
+echo "== scripts: test/security/*.sh, test/variation/*.sh, test/release/*.sh, test/fuzz/*.sh, test/faults/*.sh (TAP)"
 s_ok=0; s_bad=0
-for f in test/security/*.sh test/variation/*.sh test/fuzz/*.sh test/faults/*.sh; do
+for f in test/security/*.sh test/variation/*.sh test/release/*.sh test/fuzz/*.sh test/faults/*.sh; do
   if bash "$f"; then s_ok=$((s_ok + 1)); else s_bad=$((s_bad + 1)); echo "FAILED: $f"; fi
 done
 passed=$((passed + s_ok)); failed=$((failed + s_bad))

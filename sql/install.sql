@@ -31,19 +31,23 @@ WHERE refclassid = 'pg_extension'::regclass
   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'caredata');
 
 DROP EXTENSION caredata;
--- nothing remains but the (empty) schema PostgreSQL created for the extension
+-- nothing remains, the schema included (the install script makes it)
 SELECT count(*) AS leftover_members FROM pg_depend
 WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
   AND refobjid NOT IN (SELECT oid FROM pg_extension);
-SELECT (SELECT count(*) FROM pg_proc WHERE pronamespace = 'caredata'::regnamespace)
-     + (SELECT count(*) FROM pg_type WHERE typnamespace = 'caredata'::regnamespace)
-     + (SELECT count(*) FROM pg_operator WHERE oprnamespace = 'caredata'::regnamespace)
-     + (SELECT count(*) FROM pg_opfamily WHERE opfnamespace = 'caredata'::regnamespace)
-     + (SELECT count(*) FROM pg_class WHERE relnamespace = 'caredata'::regnamespace) AS objects_left;
+SELECT count(*) AS schemas_left FROM pg_namespace WHERE nspname = 'caredata';
+SELECT count(*) AS types_left FROM pg_type WHERE typname IN ('nhs_number', 'pseudonym', 'person_set', 'person_values');
 SELECT count(*) AS casts_left FROM pg_cast
 WHERE castsource NOT IN (SELECT oid FROM pg_type) OR casttarget NOT IN (SELECT oid FROM pg_type);
-DROP SCHEMA caredata;
 -- and it installs again
 CREATE EXTENSION caredata;
+-- a user's table in the schema caredata keeps DROP EXTENSION from removing
+-- the schema; CASCADE would drop the table with it
+CREATE TABLE caredata.users_table (id int);
 DROP EXTENSION caredata;
+DROP TABLE caredata.users_table;
+DROP EXTENSION caredata;
+-- a schema caredata left by 0.1.0 (which did not remove it) must go first
+CREATE SCHEMA caredata;
+CREATE EXTENSION caredata;
 DROP SCHEMA caredata;

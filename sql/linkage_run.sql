@@ -44,7 +44,7 @@ SELECT link_run('tight');
 SELECT * FROM link_blocking_counts() ORDER BY rule;
 
 -- an empty source
-CREATE TABLE empty_source (id bigint, nhs text);
+CREATE TABLE public.empty_source (id bigint, nhs text);
 SELECT link_add_source('empty', 'empty_source', 'id', 'nhs');
 SELECT link_run();
 -- record ids missing, or twice in a source (new ones, and ones seen before)

@@ -1,0 +1,53 @@
+-- test/release/fingerprint.sql: what a database using caredata holds and
+-- answers, as lines of text to compare before and after an update, or a dump
+-- and restore (test/release/upgrade.sh).  Read-only: running it twice gives
+-- the same lines.  Runs in a database the demo pipeline (scripts/demo.sql)
+-- has filled, plus test/release/populate.sql.
+\set ON_ERROR_STOP 1
+\pset format unaligned
+\pset tuples_only on
+SET search_path = "$user", public, caredata;
+
+-- every catalog, row by row (count and a digest of the sorted rows), but
+-- what CREATE EXTENSION writes afresh: the register's version counter (a
+-- cache key, bumped by every load, restores included) and when the built-in
+-- disclosure policies were installed
+SELECT format('SELECT %L || '': '' || count(*) || '' rows, '' || md5(coalesce(string_agg(%s, E''\n'' ORDER BY %s), '''')) FROM caredata.%I t',
+              c.relname, r.expr, r.expr, c.relname)
+  FROM pg_class c,
+       LATERAL (SELECT CASE c.relname
+                  WHEN 'register_version' THEN $e$''$e$
+                  WHEN 'sdc_policy' THEN $e$(to_jsonb(t) - CASE WHEN t.builtin THEN ARRAY['created_at', 'created_by'] ELSE '{}' END)::text$e$
+                  ELSE 't::text' END AS expr) r
+ WHERE c.relnamespace = 'caredata'::regnamespace AND c.relkind = 'r'
+ ORDER BY c.relname \gexec
+
+-- protected tables and their policies, by name
+SELECT 'policy ' || schemaname || '.' || tablename || ' ' || policyname || ' ' || permissive || ' ' || cmd || ' ' ||
+       coalesce(qual, '') || ' ' || coalesce(with_check, '')
+  FROM pg_policies ORDER BY schemaname, tablename, policyname;
+
+-- pseudonyms: ten patients in every domain with a usable key
+SELECT 'pseudonyms ' || d.name || ': ' ||
+       md5(string_agg(caredata.pseudonymise(h.nhs_number, d.name)::text, ',' ORDER BY h.record_id))
+  FROM caredata.domain d, (SELECT record_id, nhs_number FROM public.hes_clean ORDER BY record_id LIMIT 10) h
+ WHERE d.retired_at IS NULL
+ GROUP BY d.name ORDER BY d.name;
+
+-- the objection filter, as the analyst
+SET ROLE demo_analyst;
+SELECT 'analyst sees ' || count(*) || ' episodes, ' || md5(string_agg(record_id::text, ',' ORDER BY record_id))
+  FROM public.hes_clean;
+RESET ROLE;
+
+-- the published view and a suppressed count, as the recipient
+SET ROLE demo_study;
+SELECT 'recipient sees ' || count(*) || ' rows, ' || md5(string_agg(t::text, E'\n' ORDER BY t::text))
+  FROM published.hes_demo_study t;
+SELECT 'safe counts ' || md5(string_agg(provider_code || '=' || n, ',' ORDER BY provider_code))
+  FROM (SELECT provider_code, caredata.safe_count_text(person::caredata.pseudonym) AS n
+          FROM published.hes_demo_study GROUP BY provider_code) s;
+RESET ROLE;
+
+-- the audit chain
+SELECT 'audit chain intact: ' || caredata.audit_verify();
