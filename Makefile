@@ -111,7 +111,7 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_SRC) Makefile
 	    '\echo Use "CREATE EXTENSION $(EXTENSION)" to load this file. \quit' ''; \
 	  for f in $(SQL_SRC); do printf '\n-- ---- %s ----\n' "$$f"; cat "$$f"; done; } > $@
 
-.PHONY: deps demo test bench start stop fuzz
+.PHONY: deps demo test bench start stop fuzz deb dist
 
 deps:
 	scripts/install-deps.sh
@@ -119,12 +119,24 @@ deps:
 demo:
 	scripts/demo.sh
 
-# PG=17: the same, against PostgreSQL 17 in a Debian 13 chroot (scripts/pg-chroot.sh)
+# PG=17: the same, against PostgreSQL 17 in a Debian 13 chroot (scripts/pg-chroot.sh);
+# SANITIZE=1: against a server and caredata built with ASan and UBSan (scripts/sanitize.sh)
 test:
-	$(if $(filter-out 15,$(or $(PG),15)),scripts/pg-chroot.sh $(PG) test,scripts/test.sh)
+	$(if $(filter-out 15,$(or $(PG),15)),scripts/pg-chroot.sh $(PG) test,$(if $(SANITIZE),scripts/sanitize.sh,scripts/test.sh))
 
 bench:
 	bench/run.sh
+
+# the Debian package postgresql-NN-caredata, into dist/ (scripts/package.sh)
+deb:
+	scripts/package.sh
+
+# the archive PGXN accepts: META.json and the committed tree of HEAD, in
+# one directory caredata-VERSION/, into dist/
+dist:
+	mkdir -p dist
+	git archive --format zip --prefix=$(EXTENSION)-$(EXTVERSION)/ -o dist/$(EXTENSION)-$(EXTVERSION).zip HEAD
+	@echo dist/$(EXTENSION)-$(EXTVERSION).zip
 
 # fuzzing for longer than `make test` does: the C parsers (FUZZ_SECONDS each),
 # then random SQL against the extension (QUERIES)

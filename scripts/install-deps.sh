@@ -14,11 +14,10 @@ case "$(. /etc/os-release && echo "${VERSION_CODENAME:-}")" in
 esac
 
 PACKAGES=(
-  postgresql-$pg             # the server
+  postgresql-$pg             # the server, and its contrib modules (pgcrypto: benchmark baselines)
   postgresql-server-dev-$pg  # pg_config, PGXS, server headers
   postgresql-$pg-pgtap       # pgTAP
   libtap-parser-sourcehandler-pgtap-perl  # pg_prove
-  postgresql-contrib         # pgcrypto: baselines for benchmarks
   libssl-dev                 # OpenSSL headers (-lcrypto)
   openssl                    # scripts/generate-key.sh
   make

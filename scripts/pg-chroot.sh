@@ -44,6 +44,13 @@ if [ ! -f "$root/.caredata-ready" ]; then
   touch "$root/.caredata-ready"
 fi
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# the host's own certificate authorities (a proxy's, say): apt and npm inside
+# trust what the host trusts
+if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  chroot "$root" update-ca-certificates >/dev/null 2>&1 || true
+fi
 
 mounted=()
 mount_once() {  # mount_once TYPE-OR--bind SRC DIR
@@ -71,6 +78,7 @@ chmod 755 "$root/build" "$root$build"
 echo "pg-chroot: make $target against PostgreSQL $ver in Debian $suite"
 chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   HOME=/root LANG=C.UTF-8 CI="${CI:-}" CAREDATA_PG="$ver" \
+  NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm_config_cafile=/etc/ssl/certs/ca-certificates.crt \
   PG_CONFIG=/usr/lib/postgresql/$ver/bin/pg_config \
   CAREDATA_PORT="${CAREDATA_CHROOT_PORT:-55417}" \
   bash -c "cd $build && scripts/install-deps.sh >/dev/null && make $target"

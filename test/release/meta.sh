@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# test/release/meta.sh: META.json as PGXN reads it (the PGXN Meta Spec 1.0.0:
+# required keys, semantic versions, one version everywhere, files that
+# exist, prerequisites), and `make dist` gives the archive PGXN accepts: a
+# zip of one directory caredata-VERSION/ holding META.json and the sources.
+# (META.json was also checked against PGXN's own JSON schemas, pgxn/meta
+# schema/v1, outside the project: docs/development.md.)  Prints TAP.
+set -uo pipefail
+. "$(dirname "$0")/../../scripts/env.sh"
+cd "$CAREDATA_ROOT"
+
+n=0; failed=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
+version=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" caredata.control)
+
+while IFS='|' read -r rc what; do ok "$rc" "$what"; done < <(python3 - "$version" <<'PY'
+import json, os, re, sys
+version = sys.argv[1]
+semver = re.compile(r'^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$')
+def ok(cond, what):
+    print('%d|%s' % (0 if cond else 1, what))
+m = json.load(open('META.json'))
+ok(all(k in m for k in ('name', 'abstract', 'version', 'maintainer', 'license', 'provides', 'meta-spec')),
+   'META.json has every required key (name, abstract, version, maintainer, license, provides, meta-spec)')
+ok(m.get('meta-spec', {}).get('version') == '1.0.0', 'it follows the PGXN Meta Spec 1.0.0')
+ok(m['name'] == 'caredata' and re.match(r'^[^/\\\s]{2,}$', m['name']) is not None, 'its name is caredata')
+ok(bool(semver.match(m['version'])) and m['version'] == version,
+   'its version %s is semantic and is the control file\'s default_version' % m['version'])
+p = m['provides'].get('caredata', {})
+ok(p.get('version') == version and os.path.isfile(p.get('file', '')) and os.path.isfile(p.get('docfile', '')),
+   'provides caredata at that version, with a file and a docfile that exist')
+ok(m['license'] == 'postgresql' and os.path.isfile('LICENSE'), 'its license is the PostgreSQL licence, as LICENSE says')
+req = m.get('prereqs', {}).get('runtime', {}).get('requires', {})
+ok(req.get('PostgreSQL') == '15.0.0' and 'OpenSSL' in req, 'it requires PostgreSQL 15 or later and OpenSSL at run time')
+ok(all(bool(semver.match(v)) for ph in m['prereqs'].values() for rel in ph.values() for v in rel.values()),
+   'every prerequisite version is semantic')
+ok(all(k in ('bugtracker', 'repository', 'homepage') for k in m.get('resources', {})), 'resources names only known kinds')
+ok(m.get('release_status') in ('stable', 'testing', 'unstable'), 'release_status is stable, testing or unstable')
+PY
+)
+
+# make dist: the archive of HEAD
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+make -s dist >/dev/null 2>&1; ok $? "make dist runs"
+zip=dist/caredata-$version.zip
+top=$(python3 -c "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1]); print(' '.join(sorted({p.split('/')[0] for p in z.namelist()})))" "$zip" 2>/dev/null)
+[ "$top" = "caredata-$version" ]; ok $? "the zip holds one directory, caredata-$version/"
+python3 -c "
+import zipfile, sys
+names = set(zipfile.ZipFile(sys.argv[1]).namelist())
+need = ['META.json', 'Makefile', 'caredata.control', 'LICENSE', 'README.md', 'releases/SHA256SUMS']
+sys.exit(0 if all(sys.argv[2] + '/' + f in names for f in need) and not any('/.cluster/' in x or x.endswith('.so') for x in names) else 1)
+" "$zip" "caredata-$version"
+ok $? "with META.json, the Makefile, the control file, LICENSE, README and the released scripts, and no build products"
+
+echo "1..$n"
+[ "$failed" -eq 0 ]
