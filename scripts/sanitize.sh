@@ -27,7 +27,7 @@ flags='-fsanitize=address,undefined -fno-omit-frame-pointer'
 mkdir -p "$dir"
 
 # what building PostgreSQL needs (the release tarball carries bison's and flex's output)
-need=(dpkg-dev bzip2 gcc make libssl-dev zlib1g-dev libreadline-dev)
+need=(dpkg-dev bzip2 gcc make libssl-dev zlib1g-dev libreadline-dev libxml2-dev pkg-config)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -37,7 +37,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [ ! -x "$prefix/bin/postgres" ] || [ ! -x "$prefix/lib/postgresql/pgxs/src/test/isolation/pg_isolation_regress" ]; then
+if [ ! -x "$prefix/bin/postgres" ] || [ ! -x "$prefix/lib/postgresql/pgxs/src/test/isolation/pg_isolation_regress" ] ||
+   ! grep -q -- "--with-libxml" "$prefix/lib/postgresql/pgxs/src/Makefile.global" 2>/dev/null; then
   src=$(ls -d "$dir"/src/postgresql-15.*/ 2>/dev/null | head -1 || true)
   if [ -z "$src" ]; then
     echo "sanitize: fetching Debian's postgresql-15 source package"
@@ -59,7 +60,7 @@ SRC
   fi
   echo "sanitize: building PostgreSQL $(basename "$src") with ASan and UBSan into $prefix (once; ~15 min)"
   (cd "$src" &&
-    ./configure --prefix="$prefix" --enable-debug --enable-cassert --with-openssl --without-icu \
+    ./configure --prefix="$prefix" --enable-debug --enable-cassert --with-openssl --with-libxml --without-icu \
       CFLAGS="-O1 -g $flags" LDFLAGS="$flags" > "$dir/configure.log" 2>&1 &&
     make -j"$(nproc)" -s world-bin > "$dir/build.log" 2>&1 &&
     make -s install-world-bin >> "$dir/build.log" 2>&1 &&

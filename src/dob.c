@@ -22,6 +22,7 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
+#include "pg_compat.h"
 
 #define DOB_EARLIEST_YEAR	1895
 

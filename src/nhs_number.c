@@ -27,6 +27,7 @@
 #include "utils/builtins.h"
 
 #include "nhs_number.h"
+#include "pg_compat.h"
 
 #define NHS_NUMBER_MAX	INT64CONST(9999999999)
 #define NHS_TEST_LOW	INT64CONST(9990000000)

@@ -58,6 +58,7 @@
 #include "nhs_set.h"
 #include "parallel_set.h"
 #include "shared_set.h"
+#include "pg_compat.h"
 
 #define MAX_CACHED_SETS		4
 

@@ -20,6 +20,11 @@
 #error "caredata needs PostgreSQL 15 or later"
 #endif
 
+/* varlena access (VARDATA_ANY, SET_VARSIZE, ...): from 16 in its own header */
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"
+#endif
+
 /*
  * The sequential scan read-ahead (src/scan_lookahead.c) reads the page-mode
  * fields of heapam's scan descriptor (HeapScanDescData: rs_cbuf, rs_cblock,

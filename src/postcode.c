@@ -22,6 +22,7 @@
 #include "utils/builtins.h"
 
 #include "postcode.h"
+#include "pg_compat.h"
 
 
 typedef enum PostcodeResult

@@ -29,6 +29,7 @@
 
 #include "keys.h"
 #include "nhs_number.h"
+#include "pg_compat.h"
 
 typedef struct Pseudonym
 {

@@ -35,6 +35,7 @@
 #include "utils/snapmgr.h"
 
 #include "register_probe.h"
+#include "pg_compat.h"
 
 /* does the call's time argument hold a column (a time that changes row by row)? */
 bool

@@ -24,6 +24,7 @@
 #include "utils/builtins.h"
 
 #include "sex.h"
+#include "pg_compat.h"
 
 typedef struct SexSpelling
 {

@@ -44,6 +44,7 @@
 #include "../postcode.h"
 #include "../sex.h"
 #include "compare.h"
+#include "../pg_compat.h"
 
 /* longest string the string comparators accept, in characters */
 #define COMPARE_MAX_CHARS	4096
@@ -185,7 +186,7 @@ compare_date(PG_FUNCTION_ARGS)
 	same = (ay == by) + (am == bm) + (ad == bd);
 	if (same >= 2)
 		PG_RETURN_INT32(3);
-	if ((int64) Abs((int64) a - (int64) b) <= within)
+	if (((int64) a >= (int64) b ? (int64) a - (int64) b : (int64) b - (int64) a) <= within)
 		PG_RETURN_INT32(2);
 	PG_RETURN_INT32(1);
 }
