@@ -62,10 +62,11 @@ SRC
   (cd "$src" &&
     ./configure --prefix="$prefix" --enable-debug --enable-cassert --with-openssl --with-libxml --without-icu \
       CFLAGS="-O1 -g $flags" LDFLAGS="$flags" > "$dir/configure.log" 2>&1 &&
-    make -j"$(nproc)" -s world-bin > "$dir/build.log" 2>&1 &&
+    make -s -C src/backend generated-headers > "$dir/build.log" 2>&1 &&
+    make -j"$(nproc)" -s world-bin >> "$dir/build.log" 2>&1 &&
     make -s install-world-bin >> "$dir/build.log" 2>&1 &&
     make -s -C src/test/isolation install >> "$dir/build.log" 2>&1) ||
-    { tail -20 "$dir/build.log" "$dir/configure.log" >&2; exit 1; }
+    { tail -n 20 "$dir/configure.log" "$dir/build.log" >&2; exit 1; }
 fi
 export ASAN_OPTIONS="detect_leaks=0:log_path=$dir/reports/asan:abort_on_error=0"
 export UBSAN_OPTIONS="print_stacktrace=1:log_path=$dir/reports/ubsan"

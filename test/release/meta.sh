@@ -53,5 +53,10 @@ sys.exit(0 if all(sys.argv[2] + '/' + f in names for f in need) and not any('/.c
 " "$zip" "caredata-$version"
 ok $? "with META.json, the Makefile, the control file, LICENSE, README and the released scripts, and no build products"
 
+# what the PGXN client does with it: unpack, make
+(cd "$work" && python3 -m zipfile -e "$CAREDATA_ROOT/$zip" . && cd "caredata-$version" &&
+   make -s PG_CONFIG="$PG_CONFIG" > "$work/build.log" 2>&1 && [ -f caredata.so ] && [ -f "caredata--$version.sql" ])
+ok $? "the unpacked archive builds with make, as the PGXN client runs it"
+
 echo "1..$n"
 [ "$failed" -eq 0 ]

@@ -18,7 +18,8 @@
 #      update.
 #   5. pg_dump and pg_restore of that database into a fresh cluster (its own
 #      directory and port, the same key file) give the same fingerprint.
-#   6. DROP EXTENSION caredata leaves no schema and no object behind.
+#   6. DROP EXTENSION caredata leaves no schema and no object behind, and
+#      the runbook's command removes the cluster-wide roles.
 #
 # Run by scripts/test.sh against the running throw-away cluster; prints TAP.
 set -uo pipefail
@@ -149,6 +150,13 @@ left=$(psql -XAtq -d $db -c "SELECT (SELECT count(*) FROM pg_event_trigger WHERE
   + (SELECT count(*) FROM pg_type WHERE typname IN ('nhs_number', 'pseudonym'))")
 [ "$left" = 0 ]; ok $? "... nor its types or event triggers"
 q -d postgres -c "DROP DATABASE $db WITH (FORCE)" >/dev/null
+# the roles are cluster-wide: the runbook's command removes them once no
+# database has caredata (here, in the second cluster)
+PGPORT=$port q -d postgres -c "DROP DATABASE $db WITH (FORCE)" \
+  -c 'DROP OWNED BY caredata_admin, caredata_linker, caredata_analyst, caredata_reidentifier, caredata_patient' \
+  -c 'DROP ROLE caredata_admin, caredata_linker, caredata_analyst, caredata_reidentifier, caredata_patient' >/dev/null 2>"$work/roles.err"
+[ "$(PGPORT=$port psql -XAtq -d postgres -c "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'caredata\_%'")" = 0 ]
+ok $? "the runbook's DROP ROLE removes the cluster-wide roles once no database has caredata"
 
 echo "1..$n"
 [ "$failed" -eq 0 ]
