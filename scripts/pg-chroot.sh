@@ -73,6 +73,10 @@ mount_once --bind /dev /dev
 build=/build/caredata
 rm -rf "$root$build"; mkdir -p "$root$build"
 (cd "$CAREDATA_ROOT" && git ls-files -z -co --exclude-standard | tar --null -T - -cf -) | tar -xf - -C "$root$build"
+# a repository of its own, holding the working tree as it is (make dist and
+# make deb read the tree through git)
+git -C "$root$build" init -q && git -C "$root$build" add -A &&
+  git -C "$root$build" -c user.name=caredata -c user.email=caredata@localhost commit -qm "working tree" >/dev/null
 chmod 755 "$root/build" "$root$build"
 
 echo "pg-chroot: make $target against PostgreSQL $ver in Debian $suite"

@@ -79,6 +79,10 @@ cp /usr/share/postgresql/15/extension/pgtap* "$prefix/share/postgresql/extension
 build=$dir/build
 rm -rf "$build" "$dir/reports"; mkdir -p "$build" "$dir/reports"
 (cd "$CAREDATA_ROOT" && git ls-files -z -co --exclude-standard | tar --null -T - -cf -) | tar -xf - -C "$build"
+# a repository of its own, holding the working tree as it is (make dist and
+# make deb read the tree through git)
+git -C "$build" init -q && git -C "$build" add -A &&
+  git -C "$build" -c user.name=caredata -c user.email=caredata@localhost commit -qm "working tree" >/dev/null
 chmod 755 "$dir" "$build"; chmod 1777 "$dir/reports"
 
 echo "sanitize: make test against $("$prefix/bin/postgres" --version), port $port"

@@ -21,8 +21,9 @@ failed=0
 echo "== pg_regress: sql/ against expected/, and the isolation specs (specs/)"
 rm -rf regression.diffs regression.out output_iso
 make -s installcheck 2>&1 | tee /tmp/caredata-regress.$$
-r_ok=$(grep -c '\.\.\. ok' /tmp/caredata-regress.$$ || true)
-r_bad=$(grep -c '\.\.\. FAILED' /tmp/caredata-regress.$$ || true)
+# pg_regress 15 prints "test x ... ok"; 16 and later print TAP, "ok 7 - x"
+r_ok=$(grep -cE '\.\.\. ok|^ok [0-9]+ ' /tmp/caredata-regress.$$ || true)
+r_bad=$(grep -cE '\.\.\. FAILED|^not ok [0-9]+ ' /tmp/caredata-regress.$$ || true)
 for d in regression.diffs output_iso/regression.diffs; do
   if [ -s "$d" ]; then
     echo "-- $d --"

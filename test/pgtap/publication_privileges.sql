@@ -115,8 +115,11 @@ SELECT is(pg_temp.try_as('tap_p_admin', $$CREATE TABLE tap_p_own.t AS SELECT nhs
 SELECT is(pg_temp.try_as('tap_p_admin', $$SELECT caredata.publish('tap_p_own_t', 'tap_p_own.t', '{"domain": "tap_p_dom", "purpose": "research", "columns": {"note": "keep"}}', 'tap_p_other')$$),
   'allowed', 'and publishes it');
 SELECT is(pg_temp.try_as('tap_p_admin', $$TRUNCATE tap_p_own.t; CREATE RULE "_RETURN" AS ON SELECT TO tap_p_own.t DO INSTEAD SELECT nhs_number, note FROM public.tap_p_secret$$),
-  'allowed', 'turning the published table into a view (PostgreSQL 15 allows it for an empty table)');
-SELECT is(pg_temp.try_as('tap_p_other', 'SELECT count(*) FROM published.tap_p_own_t'), '42501', 'makes a plain view, reading with its owner''s rights');
+  CASE WHEN current_setting('server_version_num')::int >= 160000 THEN '42809' ELSE 'allowed' END,
+  'turning the published table into a view (PostgreSQL 15 allows it for an empty table; 16 and later refuse)');
+SELECT is(pg_temp.try_as('tap_p_other', 'SELECT count(*) FROM published.tap_p_own_t'),
+  CASE WHEN current_setting('server_version_num')::int >= 160000 THEN 'allowed' ELSE '42501' END,
+  'on 15 that makes a plain view, reading with its owner''s rights, which is refused (16 and later: still the table)');
 SELECT is(pg_temp.try_as('tap_p_admin', $$ALTER VIEW tap_p_own.t SET (security_invoker = true)$$),
   '42809', 'which cannot become security_invoker');
 SELECT is(pg_temp.try_as('tap_p_admin', $$CREATE VIEW tap_p_own.v AS SELECT nhs_number, provider AS note FROM public.tap_p_src$$), 'allowed', 'the admin makes a plain view');
