@@ -28,6 +28,7 @@ OBJS = \
 	src/pseudonym.o \
 	src/nhs_set.o \
 	src/objection.o \
+	src/blocked_set.o \
 	src/register_probe.o \
 	src/parallel_set.o \
 	src/shared_set.o \

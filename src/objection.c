@@ -4,19 +4,16 @@
  *		permitted(): is a patient's data usable for a purpose at a time?
  *
  * Owns the fast path of the objection filter.  What counts as "blocked" is
- * decided in SQL (caredata.blocked_nhs_numbers in objection/register.sql, readable by
- * a DBA); this file holds the answer in memory so that a per-row call costs
- * a probe of an in-memory set, not an index probe.
- *
- * For one (register version, purpose, dataset) the blocked NHS numbers at a
- * time t are the same for every t in an interval [lo, hi) bounded by the
- * nearest effective/withdrawal/exemption times around t.  A backend keeps a
- * few such sets (a blocked Bloom filter in front of an open-addressing hash
- * set of int8) and reuses them for every query while the register version
- * its snapshot sees is unchanged and t stays in the interval.  The version
- * is read once per query and call site under the query's snapshot, and the
- * set is built under that snapshot, so objections registered after a query
- * starts never change its answer.
+ * decided in SQL (caredata.blocked_nhs_numbers in objection/register.sql,
+ * readable by a DBA); the sets of blocked numbers a backend keeps are
+ * src/blocked_set.c's.  This file answers a call: it checks the arguments,
+ * binds the call site to its set (the register version is read once per
+ * query and call site under the query's snapshot, so objections registered
+ * after a query starts never change its answer), answers patients for
+ * their own rows only, refuses calls not bound to a protected column
+ * (src/filter_plan.c binds them), and per row costs a probe of the set, not
+ * an index probe (with the read-ahead of src/scan_lookahead.c, or the
+ * register probe of src/register_probe.c for a time that varies by row).
  *
  * src/objection.c
  *
@@ -51,324 +48,15 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "blocked_set.h"
 #include "nhs_number.h"
 #include "objection.h"
 #include "register_probe.h"
 #include "scan_lookahead.h"
 #include "nhs_set.h"
 #include "parallel_set.h"
-#include "shared_set.h"
 #include "pg_compat.h"
 
-#define MAX_CACHED_SETS		4
-
-/* a set of blocked NHS numbers valid for one key and time interval */
-typedef struct BlockedSet
-{
-	int64		version;		/* register version it was built from */
-	char		purpose[PURPOSE_MAX];
-	char	   *dataset;		/* NULL: none */
-	TimestampTz lo;				/* valid for lo <= at < hi */
-	TimestampTz hi;
-	NhsSet	   *members;		/* the blocked NHS numbers */
-	uint64		last_used;
-	MemoryContext cxt;
-} BlockedSet;
-
-static BlockedSet *sets[MAX_CACHED_SETS];
-static bool said_not_shared = false;
-static uint64 use_clock = 0;
-
-/*
- * Sets evicted while a query may still hold them (another call site of the
- * same query) are freed at the end of the transaction, not at eviction.
- */
-static List *graveyard = NIL;
-static bool xact_callback_registered = false;
-
-static void
-set_free(BlockedSet *s)
-{
-	if (s)
-		MemoryContextDelete(s->cxt);
-}
-
-static void
-objection_xact_callback(XactEvent event, void *arg)
-{
-	ListCell   *lc;
-
-	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
-		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
-		return;
-	foreach(lc, graveyard)
-		set_free((BlockedSet *) lfirst(lc));
-	list_free(graveyard);
-	graveyard = NIL;
-}
-
-/*
- * The register is read as the owner of schema caredata (the extension's
- * owner), not as the querying role: permitted() answers yes or no for one
- * patient and must not need, or give, read access to the register itself.
- */
-static Oid
-register_owner(void)
-{
-	Oid			nsp = get_namespace_oid("caredata", false);
-	HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for schema caredata");
-	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
-/* a DestReceiver that appends the first column, int8, to a growing array */
-typedef struct KeyCollector
-{
-	DestReceiver pub;
-	int64	   *keys;			/* in the context that was current at start */
-	uint64		n;
-	uint64		max;
-} KeyCollector;
-
-static bool
-collect_key(TupleTableSlot *slot, DestReceiver *self)
-{
-	KeyCollector *kc = (KeyCollector *) self;
-	bool		isnull;
-	Datum		d = slot_getattr(slot, 1, &isnull);
-
-	if (isnull)
-		return true;
-	if (kc->n == kc->max)
-	{
-		kc->max *= 2;
-		kc->keys = repalloc_huge(kc->keys, kc->max * sizeof(int64));
-	}
-	kc->keys[kc->n++] = DatumGetInt64(d);
-	return true;
-}
-
-static void
-collect_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
-{
-}
-
-static void
-collect_noop(DestReceiver *self)
-{
-}
-
-/*
- * Build the blocked set for (purpose, dataset) at time at, under the
- * active snapshot, by running caredata.blocked_nhs_numbers().
- */
-static BlockedSet *
-build_set(int64 version, const char *purpose, const char *dataset, TimestampTz at)
-{
-	/* under the caller's context until it is complete: an error frees it */
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
-											  "caredata objection set",
-											  ALLOCSET_DEFAULT_SIZES);
-	BlockedSet *s = MemoryContextAllocZero(cxt, sizeof(BlockedSet));
-	Oid			argtypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
-	Datum		values[3];
-	char		nulls[3] = {' ', dataset ? ' ' : 'n', ' '};
-	bool		isnull;
-	uint64		nkeys;
-	int64	   *keys;
-	ParamListInfo params;
-	SPIExecuteOptions options;
-	KeyCollector collector;
-
-	s->cxt = cxt;
-	s->version = version;
-	strlcpy(s->purpose, purpose, sizeof(s->purpose));
-	s->dataset = dataset ? MemoryContextStrdup(cxt, dataset) : NULL;
-
-	/* a parallel worker takes its leader's copy when there is one */
-	s->members = parallel_set_import(cxt, version, purpose, dataset, at, &s->lo, &s->hi);
-	/* any backend, the one another backend published (shared_set.c) */
-	if (s->members == NULL)
-		s->members = shared_set_find(cxt, version, purpose, dataset, at, &s->lo, &s->hi);
-	if (s->members != NULL)
-	{
-		MemoryContextSetParent(cxt, TopMemoryContext);
-		return s;
-	}
-	if (!shared_set_available() && !said_not_shared)
-	{
-		ereport(NOTICE,
-				(errmsg("caredata is not preloaded: this connection builds its own blocked NHS number set"),
-				 errhint("Add caredata to shared_preload_libraries so that every connection shares one.")));
-		said_not_shared = true;
-	}
-	collector.keys = palloc(65536 * sizeof(int64));
-	collector.n = 0;
-	collector.max = 65536;
-
-	values[0] = CStringGetTextDatum(purpose);
-	values[1] = dataset ? CStringGetTextDatum(dataset) : (Datum) 0;
-	values[2] = TimestampTzGetDatum(at);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
-	/* the interval over which the answer is constant, and its size */
-	if (SPI_execute_with_args("SELECT lo, hi FROM caredata.blocked_interval($1, $2, $3)",
-							  3, argtypes, values, nulls, true, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "caredata.blocked_interval failed");
-	s->lo = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (isnull)
-		s->lo = DT_NOBEGIN;
-	s->hi = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	if (isnull)
-		s->hi = DT_NOEND;
-
-	/*
-	 * One-shot, with the arguments as constants, so the planner inlines the
-	 * function; each row goes straight into the key array, not through an
-	 * SPI tuple table.
-	 */
-	params = makeParamList(3);
-	for (int i = 0; i < 3; i++)
-	{
-		params->params[i].value = values[i];
-		params->params[i].isnull = nulls[i] == 'n';
-		params->params[i].pflags = PARAM_FLAG_CONST;
-		params->params[i].ptype = argtypes[i];
-	}
-	params->numParams = 3;
-	memset(&options, 0, sizeof(options));
-	options.params = params;
-	options.read_only = true;
-	collector.pub.receiveSlot = collect_key;
-	collector.pub.rStartup = collect_startup;
-	collector.pub.rShutdown = collect_noop;
-	collector.pub.rDestroy = collect_noop;
-	collector.pub.mydest = DestNone;
-	options.dest = &collector.pub;
-	/* rows sent to a DestNone receiver report SPI_OK_UTILITY */
-	if (SPI_execute_extended("SELECT nhs_number::pg_catalog.int8 FROM caredata.blocked_nhs_numbers($1, $2, $3)",
-							 &options) < 0)
-		elog(ERROR, "caredata.blocked_nhs_numbers failed");
-	keys = collector.keys;
-	nkeys = collector.n;
-	SPI_finish();
-	s->members = nhs_set_build(cxt, keys, nkeys);
-	pfree(keys);
-	/*
-	 * Offer it to every backend, unless this transaction has written: it
-	 * may hold register changes no one else can see yet (or ever, if it
-	 * rolls back), and its set would only take a registry entry.
-	 */
-	if (!IsParallelWorker() && !TransactionIdIsValid(GetTopTransactionIdIfAny()))
-	{
-		ParallelSetKey key;
-
-		key.version = s->version;
-		key.purpose = s->purpose;
-		key.dataset = s->dataset;
-		key.lo = s->lo;
-		key.hi = s->hi;
-		shared_set_publish(&key, s->members);
-	}
-	MemoryContextSetParent(cxt, TopMemoryContext);
-	return s;
-}
-
-static int64
-register_version_internal(void)
-{
-	bool		isnull;
-	int64		v;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT version FROM caredata.register_version", true, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "caredata.register_version must hold one row");
-	v = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
-	return v;
-}
-
-/*
- * Run stmt as the register's owner.  On error, transaction (or
- * subtransaction) abort restores the caller's identity, as for the
- * referential-integrity triggers (ri_triggers.c), so no PG_TRY is needed.
- */
-#define AS_REGISTER_OWNER(stmt) \
-	do { \
-		Oid			save_userid; \
-		int			save_sec; \
-		GetUserIdAndSecContext(&save_userid, &save_sec); \
-		SetUserIdAndSecContext(register_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION); \
-		stmt; \
-		SetUserIdAndSecContext(save_userid, save_sec); \
-	} while (0)
-
-static int64
-register_version(void)
-{
-	int64		v = 0;
-
-	AS_REGISTER_OWNER(v = register_version_internal());
-	return v;
-}
-
-static BlockedSet *
-find_set(int64 version, const char *purpose, const char *dataset, TimestampTz at)
-{
-	int			victim = 0;
-
-	for (int i = 0; i < MAX_CACHED_SETS; i++)
-	{
-		BlockedSet *s = sets[i];
-
-		if (s == NULL)
-		{
-			victim = i;
-			continue;
-		}
-		if (s->version == version && strcmp(s->purpose, purpose) == 0 &&
-			((s->dataset == NULL && dataset == NULL) ||
-			 (s->dataset && dataset && strcmp(s->dataset, dataset) == 0)) &&
-			at >= s->lo && at < s->hi)
-		{
-			s->last_used = ++use_clock;
-			return s;
-		}
-		if (sets[victim] != NULL && s->last_used < sets[victim]->last_used)
-			victim = i;
-	}
-
-	{
-		BlockedSet *s = NULL;
-
-		AS_REGISTER_OWNER(s = build_set(version, purpose, dataset, at));
-		if (sets[victim] != NULL)
-		{
-			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-			if (!xact_callback_registered)
-			{
-				RegisterXactCallback(objection_xact_callback, NULL);
-				xact_callback_registered = true;
-			}
-			graveyard = lappend(graveyard, sets[victim]);
-			MemoryContextSwitchTo(old);
-		}
-		sets[victim] = s;
-		s->last_used = ++use_clock;
-		return s;
-	}
-}
 
 /*
  * Per call site state: the set this query uses.  Valid for the whole query
@@ -734,12 +422,12 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 		c = permitted_cache(fcinfo->flinfo);
 		if (!c->version_read)
 		{
-			c->version = register_version();
+			c->version = blocked_set_register_version();
 			c->version_read = true;
 			c->const_args = const_arg(fcinfo->flinfo, 1) &&
 				(PG_NARGS() == 2 || const_arg(fcinfo->flinfo, 3));
 		}
-		c->set = find_set(c->version, p, d, at);
+		c->set = blocked_set_find(c->version, p, d, at);
 		c->at = at;
 		strlcpy(c->purpose, p, sizeof(c->purpose));
 		old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
@@ -860,7 +548,7 @@ permitted_prepare_parallel(FmgrInfo *flinfo)
 	if (strlen(purpose) >= PURPOSE_MAX)
 		return;
 
-	s = find_set(register_version(), purpose, dataset, at);
+	s = blocked_set_find(blocked_set_register_version(), purpose, dataset, at);
 	key.version = s->version;
 	key.purpose = s->purpose;
 	key.dataset = s->dataset;

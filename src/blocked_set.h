@@ -1,0 +1,56 @@
+/*-------------------------------------------------------------------------
+ *
+ * blocked_set.h
+ *		The sets of blocked NHS numbers a backend keeps (src/blocked_set.c).
+ *
+ * src/blocked_set.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CAREDATA_BLOCKED_SET_H
+#define CAREDATA_BLOCKED_SET_H
+
+#include "datatype/timestamp.h"
+#include "miscadmin.h"
+
+#include "nhs_set.h"
+#include "objection.h"
+
+/* a set of blocked NHS numbers valid for one key and time interval */
+typedef struct BlockedSet
+{
+	int64		version;		/* register version it was built from */
+	char		purpose[PURPOSE_MAX];
+	char	   *dataset;		/* NULL: none */
+	TimestampTz lo;				/* valid for lo <= at < hi */
+	TimestampTz hi;
+	NhsSet	   *members;		/* the blocked NHS numbers */
+	uint64		last_used;
+	MemoryContext cxt;
+} BlockedSet;
+
+/* the set for (purpose, dataset) at time at, from the register at version */
+extern BlockedSet *blocked_set_find(int64 version, const char *purpose, const char *dataset, TimestampTz at);
+
+/* the register's version, as its owner reads it under the active snapshot */
+extern int64 blocked_set_register_version(void);
+
+/* the role the register is read as: the owner of schema caredata */
+extern Oid	objection_register_owner(void);
+
+/*
+ * Run stmt as the register's owner.  On error, transaction (or
+ * subtransaction) abort restores the caller's identity, as for the
+ * referential-integrity triggers (ri_triggers.c), so no PG_TRY is needed.
+ */
+#define AS_REGISTER_OWNER(stmt) \
+	do { \
+		Oid			save_userid; \
+		int			save_sec; \
+		GetUserIdAndSecContext(&save_userid, &save_sec); \
+		SetUserIdAndSecContext(objection_register_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION); \
+		stmt; \
+		SetUserIdAndSecContext(save_userid, save_sec); \
+	} while (0)
+
+#endif							/* CAREDATA_BLOCKED_SET_H */
