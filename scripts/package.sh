@@ -3,13 +3,14 @@
 # built as Debian builds PostgreSQL extensions (debian/: pg_buildext, one
 # binary package per PostgreSQL version in debian/pgversions that is
 # installed), from a copy of the working tree.  Installs the build
-# dependencies (debhelper, postgresql-server-dev-all, dpkg-dev, fakeroot) if
+# dependencies (build-essential, debhelper, postgresql-server-dev-all,
+# dpkg-dev, fakeroot) if
 # missing.  The .deb files land in dist/.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$CAREDATA_ROOT"
 
-need=(debhelper postgresql-server-dev-all dpkg-dev fakeroot libssl-dev)
+need=(build-essential debhelper postgresql-server-dev-all dpkg-dev fakeroot libssl-dev)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
