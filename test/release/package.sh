@@ -13,6 +13,10 @@ n=0; failed=0
 ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
 if [ "$(id -u)" -ne 0 ]; then echo "1..0 # SKIP dpkg needs root"; exit 0; fi
 major=$($PG_CONFIG --version | sed 's/^PostgreSQL \([0-9]*\).*/\1/')
+# the package is for Debian's server, not another build (make test SANITIZE=1's)
+if [ "$($PG_CONFIG --pkglibdir)" != "/usr/lib/postgresql/$major/lib" ]; then
+  echo "1..0 # SKIP the server is not Debian's ($PG_CONFIG)"; exit 0
+fi
 pkg=postgresql-$major-caredata
 version=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" caredata.control)
 restore() { make -s install >/dev/null 2>&1; }
