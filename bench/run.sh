@@ -16,7 +16,7 @@ scripts/cluster.sh start
 export PGDATABASE=caredata_bench
 psql -qX -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'caredata_bench'" | grep -q 1 ||
   psql -qX -d postgres -c 'CREATE DATABASE caredata_bench'
-psql -qX -v ON_ERROR_STOP=1 -c 'DROP EXTENSION IF EXISTS caredata CASCADE' \
+psql -qX -v ON_ERROR_STOP=1 -c 'DROP EXTENSION IF EXISTS caredata CASCADE' -c 'DROP SCHEMA IF EXISTS caredata CASCADE' \
   -c 'CREATE EXTENSION caredata' -c 'CREATE EXTENSION IF NOT EXISTS pgcrypto' 2>&1 | grep -v NOTICE || true
 psql -qX -v ON_ERROR_STOP=1 -f bench/lib.sql
 

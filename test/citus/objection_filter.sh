@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# test/citus/objection_filter.sh: the objection filter, keyed functions and
+# the register on a Citus cluster (a coordinator and two workers, which
+# scripts/citus.sh starts; CAREDATA_CITUS_PORTS names their ports).  Each
+# check replays a failure issue 15 lists, as the analyst, on the coordinator
+# and on a worker's shard directly; the suite passes once caredata holds on
+# every node.  Prints TAP.
+set -uo pipefail
+. "$(dirname "$0")/../../scripts/env.sh"
+cd "$CAREDATA_ROOT"
+
+read -r coord w1 w2 <<< "${CAREDATA_CITUS_PORTS:-55420 55421 55422}"
+n=0; failed=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
+on() { local port=$1; shift; PGPORT=$port psql -XAtq -d postgres "$@" 2>&1; }
+
+on "$coord" -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS citus_ep;
+DO $$ BEGIN
+  IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'citus_analyst') THEN
+    EXECUTE 'DROP OWNED BY citus_analyst'; EXECUTE 'DROP ROLE citus_analyst';
+  END IF;
+END $$;
+DROP EXTENSION IF EXISTS caredata CASCADE;
+CREATE EXTENSION caredata;
+CREATE ROLE citus_analyst LOGIN IN ROLE caredata_analyst;
+CREATE TABLE citus_ep (id bigint, nhs caredata.nhs_number, los int);
+SELECT create_distributed_table('citus_ep', 'nhs');
+-- 228 episodes of 20 patients; two of them object
+INSERT INTO citus_ep
+SELECT i, caredata.nhs_number((base * 10 + d)::text), i % 30
+  FROM generate_series(1, 228) i,
+       LATERAL (SELECT 999000001 + (i % 20) AS base) b,
+       LATERAL (SELECT (11 - (sum(substr(base::text, k, 1)::int * (11 - k)) % 11)) % 11 AS d
+                  FROM generate_series(1, 9) k) c
+ WHERE d < 10;
+GRANT SELECT ON citus_ep TO citus_analyst;
+SELECT caredata.record_objection(nhs, 'national_data_opt_out', 'citus test', now() - interval '1 day')
+  FROM (SELECT DISTINCT nhs FROM citus_ep ORDER BY nhs LIMIT 2) o;
+SELECT caredata.protect('citus_ep', 'nhs', 'research');
+SQL
+total=$(on "$coord" -c "SELECT count(*) FROM citus_ep")
+blocked=$(on "$coord" -c "SELECT count(*) FROM citus_ep WHERE NOT caredata.permitted(nhs, 'research')")
+objector=$(on "$coord" -c "SELECT nhs FROM citus_ep e WHERE NOT caredata.permitted(nhs, 'research') LIMIT 1")
+echo "# $total episodes, $blocked of them the objectors'"
+[ "${blocked:-0}" -gt 0 ] 2>/dev/null; ok $? "the superuser sees the objectors' episodes on the coordinator ($blocked)"
+
+seen=$(on "$coord" -U citus_analyst -c "SELECT count(*) FROM citus_ep")
+[ "$seen" = "$((total - blocked))" ]; ok $? "the analyst sees $((total - blocked)) episodes through the coordinator (saw $seen)"
+seen=$(on "$coord" -U citus_analyst -c "SELECT count(*) FROM citus_ep WHERE nhs = '$objector'")
+[ "$seen" = 0 ]; ok $? "the analyst does not see an objector's episodes by number (saw $seen)"
+
+# on a worker: the shards themselves, and the distributed table through the worker
+shard_rows=0; shard_visible=0
+for port in "$w1" "$w2"; do
+  for shard in $(on "$port" -c "SET citus.show_shards_for_app_name_prefixes = '*'" \
+                 -c "SELECT c.relname FROM pg_class c WHERE c.relname ~ '^citus_ep_[0-9]+$'"); do
+    r=$(on "$port" -c "SELECT count(*) FROM $shard")
+    v=$(on "$port" -c "GRANT SELECT ON $shard TO citus_analyst" -c "SET ROLE citus_analyst" -c "SELECT count(*) FROM $shard" | tail -1)
+    shard_rows=$((shard_rows + r)); shard_visible=$((shard_visible + v))
+  done
+done
+[ "$shard_rows" = "$total" ] && [ "$shard_visible" = "$((total - blocked))" ]
+ok $? "on the workers' shards directly the analyst sees $((total - blocked)) of $total (saw $shard_visible of $shard_rows)"
+seen=$(on "$w1" -U citus_analyst -c "SELECT count(*) FROM citus_ep")
+[ "$seen" = "$((total - blocked))" ]; ok $? "through a worker the analyst sees $((total - blocked)) (saw $seen)"
+
+# the register on every node
+for port in "$w1" "$w2"; do
+  b=$(on "$port" -c "SELECT count(*) FROM caredata.objection")
+  [ "$b" = 2 ]; ok $? "worker :$port holds the register's 2 objections (holds $b)"
+done
+
+# keyed functions
+on "$coord" -c "SELECT caredata.create_domain('citus_dom', 'citus test')" >/dev/null
+coord_p=$(on "$coord" -c "SELECT md5(string_agg(caredata.pseudonymise(nhs, 'citus_dom')::text, ',' ORDER BY id)) FROM citus_ep")
+for port in "$w1" "$w2"; do
+  p=$(on "$port" -c "SELECT md5(string_agg(caredata.pseudonymise(nhs, 'citus_dom')::text, ',' ORDER BY id)) FROM citus_ep")
+  [ "$p" = "$coord_p" ]; ok $? "pseudonyms computed through worker :$port equal the coordinator's"
+done
+
+echo "1..$n"
+[ "$failed" -eq 0 ]
