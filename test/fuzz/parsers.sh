@@ -3,8 +3,9 @@
 # and UndefinedBehaviorSanitizer) on the C input parsers, one target each
 # (test/fuzz/fuzz_*.c, seed corpus in test/fuzz/corpus/): the NHS number's
 # text and binary input, the pseudonym's text input and token codec,
-# postcode, date-of-birth and sex parsing, and the linkage string
-# comparators.  `make test` gives each 5
+# postcode, date-of-birth and sex parsing, the linkage string comparators,
+# and the text input of the disclosure-control states person_set and
+# person_values.  `make test` gives each 5
 # seconds; `make fuzz` longer.  Passes when no target crashed, leaked or
 # broke its invariant.  Prints TAP.
 set -uo pipefail

@@ -1,9 +1,10 @@
 /*
  * test/fuzz/server_stubs.c: the server functions the fuzz targets' source
- * files refer to.  Those the targets never call (errors, text and protocol
- * helpers, keys) abort if called, so a target that reached one would show
- * it as a crash.  Those they do call are small stand-ins: snprintf and
- * memory are the C library's, and the Julian-day conversions are
+ * files refer to.  Those the targets never call (text and protocol helpers,
+ * keys) abort if called, so a target that reached one would show it as a
+ * crash.  Those they do call are small stand-ins: snprintf and memory are
+ * the C library's (memory freed per input), ereport(ERROR) jumps back to
+ * the target that expects it, and the Julian-day conversions are
  * PostgreSQL's algorithm (fuzz_dob.c checks them against the C library's
  * calendar).
  */
@@ -33,32 +34,178 @@ pg_ascii_tolower(unsigned char ch)
 	return (ch >= 'A' && ch <= 'Z') ? ch + ('a' - 'A') : ch;
 }
 
-/* memory: the C library's (the comparators allocate and free) */
+/*
+ * Memory: the C library's, each block also kept in a list so that a target
+ * can free what an input left behind (fuzz_free_all), as a memory context
+ * reset would; a parser that errors out of the middle of its work (below)
+ * leaks nothing then.
+ */
+#include <setjmp.h>
+#include <string.h>
+
 void	   *palloc(size_t size);
 void	   *palloc0(size_t size);
+void	   *palloc_extended(size_t size, int flags);
+void	   *repalloc(void *pointer, size_t size);
 void		pfree(void *pointer);
+void		fuzz_free_all(void);
+
+static void **blocks;
+static size_t nblocks,
+			maxblocks;
+
+static void *
+keep(void *p)
+{
+	if (p == NULL)
+		abort();
+	if (nblocks == maxblocks)
+	{
+		maxblocks = maxblocks ? maxblocks * 2 : 64;
+		blocks = realloc(blocks, maxblocks * sizeof(void *));
+		if (blocks == NULL)
+			abort();
+	}
+	blocks[nblocks++] = p;
+	return p;
+}
+static void
+forget(void *p)
+{
+	for (size_t i = nblocks; i-- > 0;)
+		if (blocks[i] == p)
+		{
+			blocks[i] = blocks[--nblocks];
+			return;
+		}
+	abort();					/* not ours: a double free */
+}
 void *
 palloc(size_t size)
 {
-	void	   *p = malloc(size ? size : 1);
-
-	if (p == NULL)
-		abort();
-	return p;
+	return keep(malloc(size ? size : 1));
 }
 void *
 palloc0(size_t size)
 {
-	void	   *p = calloc(1, size ? size : 1);
+	return keep(calloc(1, size ? size : 1));
+}
+void *
+palloc_extended(size_t size, int flags)
+{
+	return (flags & 0x04) ? palloc0(size) : palloc(size);	/* MCXT_ALLOC_ZERO */
+}
+void *
+repalloc(void *pointer, size_t size)
+{
+	void	   *p;
 
-	if (p == NULL)
-		abort();
-	return p;
+	forget(pointer);
+	p = realloc(pointer, size ? size : 1);
+	return keep(p);
 }
 void
 pfree(void *pointer)
 {
+	forget(pointer);
 	free(pointer);
+}
+void
+fuzz_free_all(void)
+{
+	while (nblocks > 0)
+		free(blocks[--nblocks]);
+}
+
+/*
+ * Errors: ereport(ERROR) returns to the target's setjmp (fuzz_on_error)
+ * when it has one, as a clean rejection of the input; otherwise, and for
+ * any error a target does not expect, it aborts, which libFuzzer reports.
+ * 21 is ERROR in PostgreSQL 15 and 17 (utils/elog.h); the targets that use
+ * this check it at compile time.
+ */
+jmp_buf    *fuzz_on_error = NULL;
+static int	fuzz_elevel;
+
+_Bool		errstart(int elevel, const char *domain);
+_Bool		errstart_cold(int elevel, const char *domain);
+void		errfinish(const char *filename, int lineno, const char *funcname);
+int			errcode(int sqlerrcode);
+int			errmsg(const char *fmt,...);
+int			errmsg_internal(const char *fmt,...);
+int			errdetail(const char *fmt,...);
+int			errhint(const char *fmt,...);
+
+_Bool
+errstart(int elevel, const char *domain)
+{
+	fuzz_elevel = elevel;
+	return 1;
+}
+_Bool
+errstart_cold(int elevel, const char *domain)
+{
+	return errstart(elevel, domain);
+}
+void
+errfinish(const char *filename, int lineno, const char *funcname)
+{
+	if (fuzz_elevel >= 21)
+	{
+		if (fuzz_on_error == NULL)
+			abort();
+		longjmp(*fuzz_on_error, 1);
+	}
+}
+int
+errcode(int sqlerrcode)
+{
+	return 0;
+}
+int
+errmsg(const char *fmt,...)
+{
+	return 0;
+}
+int
+errmsg_internal(const char *fmt,...)
+{
+	return 0;
+}
+int
+errdetail(const char *fmt,...)
+{
+	return 0;
+}
+int
+errhint(const char *fmt,...)
+{
+	return 0;
+}
+
+/* strlcpy: libpgport's (glibc has one only from 2.38) */
+size_t		strlcpy(char *dst, const char *src, size_t siz);
+size_t
+strlcpy(char *dst, const char *src, size_t siz)
+{
+	size_t		len = strlen(src);
+
+	if (siz > 0)
+	{
+		size_t		n = len < siz - 1 ? len : siz - 1;
+
+		memcpy(dst, src, n);
+		dst[n] = '\0';
+	}
+	return len;
+}
+
+/* qsort: the C library's */
+void		pg_qsort(void *base, size_t nel, size_t elsize, int (*cmp) (const void *, const void *));
+void
+pg_qsort(void *base, size_t nel, size_t elsize, int (*cmp) (const void *, const void *))
+{
+	qsort(base, nel, elsize, cmp);
 }
 
 /* Julian day numbers, as src/backend/utils/adt/datetime.c computes them */
@@ -110,24 +257,27 @@ j2date(int jd, int *year, int *month, int *day)
 	*month = (quad + 10) % 12 + 1;
 }
 
+/* SPI's variables, which policy.c names but the targets never reach */
+unsigned long SPI_processed;
+void	   *SPI_tuptable;
+
 /* weak: a target that compiles in the real definition (sex_lookup in fuzz_sex) keeps it */
 #define STUB(name) void name(void) __attribute__((weak)); void name(void) { abort(); }
+STUB(AggCheckCallContext)
+STUB(AggGetAggref)
+STUB(appendStringInfo)
 STUB(cstring_to_text)
 STUB(cstring_to_text_with_len)
 STUB(deconstruct_array)
+STUB(DefineCustomStringVariable)
 STUB(enlargeStringInfo)
-STUB(errcode)
 STUB(ExceptionalCondition)
-STUB(errdetail)
-STUB(errfinish)
-STUB(errhint)
-STUB(errmsg)
-STUB(errmsg_internal)
-STUB(errstart)
-STUB(errstart_cold)
+STUB(format_elog_string)
 STUB(get_typlenbyvalalign)
+STUB(GUC_check_errdetail_string)
 STUB(hash_bytes)
 STUB(hash_bytes_extended)
+STUB(initStringInfo)
 STUB(keys_generation)
 STUB(keys_lookup_domain)
 STUB(keys_token)
@@ -143,9 +293,19 @@ STUB(pq_begintypsend)
 STUB(pq_copymsgbytes)
 STUB(pq_endtypsend)
 STUB(pq_getmsgint)
+STUB(pq_getmsgfloat8)
 STUB(pq_getmsgint64)
+STUB(pq_getmsgstring)
 STUB(pq_sendbytes)
+STUB(pq_sendfloat8)
+STUB(pq_sendstring)
+STUB(pre_format_elog_string)
 STUB(psprintf)
 STUB(sex_lookup)
-STUB(strlcpy)
+STUB(SPI_connect)
+STUB(SPI_execute_with_args)
+STUB(SPI_finish)
+STUB(SPI_getbinval)
+STUB(SPI_getvalue)
+STUB(SPI_result_code_string)
 STUB(text_to_cstring)

@@ -1,0 +1,76 @@
+/*
+ * test/fuzz/fuzz_person_values.c: libFuzzer target for person_values's
+ * text input (src/sdc/person_values.c, with person_table.c and policy.c
+ * compiled in).  ereport(ERROR) returns here as a rejection
+ * (server_stubs.c).  Invariants: text that parses gives finite values, each
+ * key once, and its canonical text (policy, rows, sum and sorted keys with
+ * values to 17 significant digits, as person_values_out writes it) parses
+ * to the same rows, sum, keys and values, bit for bit.
+ */
+#include "../../src/sdc/person_values.c"
+#include "../../src/sdc/person_table.c"
+#include "../../src/sdc/policy.c"
+
+StaticAssertDecl(ERROR == 21, "server_stubs.c's errfinish takes 21 for ERROR");
+
+extern jmp_buf *fuzz_on_error;
+extern void fuzz_free_all(void);
+int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static PersonTable *
+parse(const char *str)
+{
+	LOCAL_FCINFO(fcinfo, 1);
+
+	fcinfo->args[0].value = CStringGetDatum(str);
+	fcinfo->args[0].isnull = false;
+	return (PersonTable *) DatumGetPointer(person_values_in(fcinfo));
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char	   *str;
+	jmp_buf		on_error;
+
+	if (size > 4096)
+		return 0;
+	str = malloc(size + 1);
+	memcpy(str, data, size);
+	str[size] = '\0';
+	fuzz_on_error = &on_error;
+	if (setjmp(on_error) == 0)
+	{
+		PersonTable *pt = parse(str);
+		PersonEntry *e = person_table_sorted(pt);
+		size_t		cap = strlen(pt->policy) + 64 + (size_t) pt->count * 48;
+		char	   *canon = malloc(cap);
+		size_t		len;
+		PersonTable *again;
+		PersonEntry *e2;
+
+		if (!isfinite(pt->sum))
+			__builtin_trap();
+		len = (size_t) snprintf(canon, cap, "%s|%lld|%.17g|", pt->policy, (long long) pt->rows, pt->sum);
+		for (int64 i = 0; i < pt->count; i++)
+		{
+			if (!isfinite(e[i].value) || (i > 0 && e[i].key <= e[i - 1].key))
+				__builtin_trap();
+			len += (size_t) snprintf(canon + len, cap - len, i ? ",%llx=%.17g" : "%llx=%.17g",
+									 (unsigned long long) e[i].key, e[i].value);
+		}
+		again = parse(canon);
+		if (again->count != pt->count || again->rows != pt->rows ||
+			memcmp(&again->sum, &pt->sum, sizeof(double)) != 0)
+			__builtin_trap();
+		e2 = person_table_sorted(again);
+		for (int64 i = 0; i < pt->count; i++)
+			if (e2[i].key != e[i].key || memcmp(&e2[i].value, &e[i].value, sizeof(double)) != 0)
+				__builtin_trap();
+		free(canon);
+	}
+	fuzz_on_error = NULL;
+	fuzz_free_all();
+	free(str);
+	return 0;
+}
