@@ -3,12 +3,18 @@
  * and binary input (src/nhs_number.c's parser and value check, compiled in
  * here; the server's functions it never calls are left unresolved).
  * Invariants: a parse that succeeds gives a valid value, whose formatted
- * text parses back to the same value; any 8 bytes either pass the value
- * check (binary input) or do not, without crashing.
+ * text parses back to the same value; an input starting with B is a binary
+ * message for nhs_number_recv, which accepts only valid numbers.
  */
+#include <setjmp.h>
+
 #include "../../src/nhs_number.c"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+extern jmp_buf *fuzz_on_error;
+extern void fuzz_free_all(void);
+
+StaticAssertDecl(ERROR == 21, "server_stubs.c's errfinish takes 21 for ERROR");
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -29,12 +35,32 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (nhs_parse(buf, (int) strlen(buf), &again, &ndigits) != NHS_OK || again != value)
 			__builtin_trap();
 	}
-	if (size == sizeof(int64))
+	if (size > 0 && data[0] == 'B')
 	{
-		int64		raw;
+		/* 'B' and a binary message for nhs_number_recv: what it accepts is valid */
+		jmp_buf		on_error;
+		StringInfoData buf;
 
-		memcpy(&raw, data, sizeof(raw));
-		(void) nhs_check_value(raw);
+		buf.data = palloc(size);
+		memcpy(buf.data, data + 1, size - 1);
+		buf.data[size - 1] = '\0';
+		buf.len = (int) size - 1;
+		buf.maxlen = (int) size;
+		buf.cursor = 0;
+		fuzz_on_error = &on_error;
+		if (setjmp(on_error) == 0)
+		{
+			LOCAL_FCINFO(fcinfo, 1);
+			int64		got;
+
+			fcinfo->args[0].value = PointerGetDatum(&buf);
+			fcinfo->args[0].isnull = false;
+			got = DatumGetInt64(nhs_number_recv(fcinfo));
+			if (nhs_check_value(got) != NHS_OK || buf.cursor != 8)
+				__builtin_trap();
+		}
+		fuzz_on_error = NULL;
+		fuzz_free_all();
 	}
 	return 0;
 }

@@ -4,17 +4,42 @@
  * (server_stubs.c).  Invariants: text that parses gives a table whose
  * count equals its entries, each key once, and whose canonical text (policy
  * and sorted hexadecimal keys, as person_set_out writes it) parses to the
- * same keys.
+ * same keys.  An input starting with B is a binary message instead
+ * (person_set_recv): what it accepts holds each key once.
  */
 #include "../../src/sdc/person_set.c"
 #include "../../src/sdc/person_table.c"
 #include "../../src/sdc/policy.c"
+
+#include <math.h>
 
 StaticAssertDecl(ERROR == 21, "server_stubs.c's errfinish takes 21 for ERROR");
 
 extern jmp_buf *fuzz_on_error;
 extern void fuzz_free_all(void);
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* binary input: the message as a StringInfo, NUL-terminated at len as the server keeps it */
+static PersonTable *
+receive(const uint8_t *data, size_t size)
+{
+	LOCAL_FCINFO(fcinfo, 1);
+	StringInfoData buf;
+	PersonTable *pt;
+
+	buf.data = palloc(size + 1);
+	memcpy(buf.data, data, size);
+	buf.data[size] = '\0';
+	buf.len = (int) size;
+	buf.maxlen = (int) size + 1;
+	buf.cursor = 0;
+	fcinfo->args[0].value = PointerGetDatum(&buf);
+	fcinfo->args[0].isnull = false;
+	pt = (PersonTable *) DatumGetPointer(person_set_recv(fcinfo));
+	if (buf.cursor > buf.len)
+		__builtin_trap();
+	return pt;
+}
 
 static PersonTable *
 parse(const char *str)
@@ -34,6 +59,25 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > 4096)
 		return 0;
+	if (size > 0 && data[0] == 'B')
+	{
+		/* 'B' and a binary message: what it accepts is consistent */
+		jmp_buf		on_recv_error;
+
+		fuzz_on_error = &on_recv_error;
+		if (setjmp(on_recv_error) == 0)
+		{
+			PersonTable *pt = receive(data + 1, size - 1);
+			PersonEntry *e = person_table_sorted(pt);	/* errors if count and keys disagree */
+
+			for (int64 i = 1; i < pt->count; i++)
+				if (e[i].key <= e[i - 1].key || (pt->has_values && !isfinite(e[i].value)))
+					__builtin_trap();
+		}
+		fuzz_on_error = NULL;
+		fuzz_free_all();
+		return 0;
+	}
 	str = malloc(size + 1);
 	memcpy(str, data, size);
 	str[size] = '\0';

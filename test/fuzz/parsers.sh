@@ -4,8 +4,8 @@
 # (test/fuzz/fuzz_*.c, seed corpus in test/fuzz/corpus/): the NHS number's
 # text and binary input, the pseudonym's text input and token codec,
 # postcode, date-of-birth and sex parsing, the linkage string comparators,
-# and the text input of the disclosure-control states person_set and
-# person_values.  `make test` gives each 5
+# and the text and binary input of the disclosure-control states
+# person_set and person_values.  `make test` gives each 5
 # seconds; `make fuzz` longer.  Passes when no target crashed, leaked or
 # broke its invariant.  Prints TAP.
 set -uo pipefail

@@ -200,6 +200,85 @@ strlcpy(char *dst, const char *src, size_t siz)
 	return len;
 }
 
+/*
+ * Binary input: reading a message, as libpq/pqformat.c reads it (network
+ * byte order; too little data left is an error, which returns to the
+ * target like any ereport(ERROR)).  A StringInfo's layout: data, len,
+ * maxlen, cursor.
+ */
+typedef struct FuzzStringInfo
+{
+	char	   *data;
+	int			len;
+	int			maxlen;
+	int			cursor;
+} FuzzStringInfo;
+
+void		pq_copymsgbytes(FuzzStringInfo *msg, char *buf, int datalen);
+unsigned int pq_getmsgint(FuzzStringInfo *msg, int b);
+long long	pq_getmsgint64(FuzzStringInfo *msg);
+double		pq_getmsgfloat8(FuzzStringInfo *msg);
+const char *pq_getmsgstring(FuzzStringInfo *msg);
+
+static void
+insufficient_data(void)
+{
+	errstart(21, NULL);
+	errfinish(__FILE__, __LINE__, __func__);
+}
+void
+pq_copymsgbytes(FuzzStringInfo *msg, char *buf, int datalen)
+{
+	if (datalen < 0 || datalen > (msg->len - msg->cursor))
+		insufficient_data();
+	memcpy(buf, &msg->data[msg->cursor], datalen);
+	msg->cursor += datalen;
+}
+unsigned int
+pq_getmsgint(FuzzStringInfo *msg, int b)
+{
+	unsigned char c[4];
+	unsigned int result = 0;
+
+	if (b != 1 && b != 2 && b != 4)
+		abort();
+	pq_copymsgbytes(msg, (char *) c, b);
+	for (int i = 0; i < b; i++)
+		result = (result << 8) | c[i];
+	return result;
+}
+long long
+pq_getmsgint64(FuzzStringInfo *msg)
+{
+	unsigned char c[8];
+	unsigned long long result = 0;
+
+	pq_copymsgbytes(msg, (char *) c, 8);
+	for (int i = 0; i < 8; i++)
+		result = (result << 8) | c[i];
+	return (long long) result;
+}
+double
+pq_getmsgfloat8(FuzzStringInfo *msg)
+{
+	long long	bits = pq_getmsgint64(msg);
+	double		d;
+
+	memcpy(&d, &bits, sizeof(d));
+	return d;
+}
+const char *
+pq_getmsgstring(FuzzStringInfo *msg)
+{
+	char	   *str = &msg->data[msg->cursor];
+	int			slen = (int) strnlen(str, msg->len - msg->cursor);
+
+	if (msg->cursor + slen >= msg->len)
+		insufficient_data();
+	msg->cursor += slen + 1;
+	return str;				/* no encoding conversion: the server's is UTF-8 */
+}
+
 /* qsort: the C library's */
 void		pg_qsort(void *base, size_t nel, size_t elsize, int (*cmp) (const void *, const void *));
 void
@@ -290,12 +369,7 @@ STUB(pg_mb2wchar_with_len)
 STUB(pg_mbstrlen_with_len)
 STUB(postcode_canonical)
 STUB(pq_begintypsend)
-STUB(pq_copymsgbytes)
 STUB(pq_endtypsend)
-STUB(pq_getmsgint)
-STUB(pq_getmsgfloat8)
-STUB(pq_getmsgint64)
-STUB(pq_getmsgstring)
 STUB(pq_sendbytes)
 STUB(pq_sendfloat8)
 STUB(pq_sendstring)
