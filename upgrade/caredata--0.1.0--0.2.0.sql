@@ -19,3 +19,63 @@ DELETE FROM pg_catalog.pg_depend
    AND refclassid = 'pg_catalog.pg_namespace'::regclass
    AND refobjid = 'caredata'::regnamespace;
 ALTER EXTENSION caredata ADD SCHEMA caredata;
+
+-- protect() refuses Citus distributed and reference tables (docs/scale-out.md)
+CREATE OR REPLACE FUNCTION caredata.protect(tab regclass, nhs_column name, purpose text, dataset text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, caredata, pg_temp
+AS $$
+DECLARE
+  coltype regtype;
+  parent regclass;
+  r regclass;
+  citus boolean;
+BEGIN
+  SELECT a.atttypid::regtype INTO coltype FROM pg_attribute a
+  WHERE a.attrelid = tab AND a.attname = nhs_column AND a.attnum > 0 AND NOT a.attisdropped;
+  IF coltype IS NULL THEN
+    RAISE EXCEPTION 'column "%" of % does not exist', nhs_column, tab USING ERRCODE = 'undefined_column';
+  END IF;
+  IF coltype <> 'caredata.nhs_number'::regtype THEN
+    RAISE EXCEPTION 'column "%" of % is %, not caredata.nhs_number', nhs_column, tab, coltype
+      USING ERRCODE = 'datatype_mismatch',
+            HINT = 'Standardise it first: caredata.try_nhs_number(column).';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM caredata.purpose p WHERE p.name = protect.purpose) THEN
+    RAISE EXCEPTION 'unknown purpose "%"', purpose
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Purposes are listed in caredata.purpose.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.protected_table t WHERE t.relid = tab) THEN
+    RAISE EXCEPTION '% is already protected', tab
+      USING ERRCODE = 'duplicate_object', HINT = 'Run caredata.unprotect() first to change its purpose.';
+  END IF;
+  -- a partition or child alone would leave its parent's path open
+  SELECT i.inhparent::regclass INTO parent FROM pg_inherits i WHERE i.inhrelid = tab LIMIT 1;
+  IF parent IS NOT NULL THEN
+    RAISE EXCEPTION '% is a partition or inheritance child of %', tab, parent
+      USING ERRCODE = 'wrong_object_type',
+            HINT = format('Protect %s instead: protecting a table protects all its partitions and children.', parent);
+  END IF;
+  -- a Citus table: Citus re-creates restrictive policies as permissive on
+  -- its shards, and the register is on this node only (docs/scale-out.md)
+  IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)' INTO citus USING tab;
+    IF citus THEN
+      RAISE EXCEPTION '% is a Citus distributed or reference table', tab
+        USING ERRCODE = 'feature_not_supported',
+              DETAIL = 'The objection filter does not hold on Citus shards yet: Citus re-creates restrictive row security policies as permissive ones on shards, and the objection register is on this node only.',
+              HINT = 'See docs/scale-out.md. Protect a table that is not distributed.';
+    END IF;
+  END IF;
+  -- the whole hierarchy below it, now and (by the event trigger
+  -- caredata_protect_hierarchy) whatever is attached later
+  FOR r IN SELECT h FROM caredata._hierarchy(tab) h LOOP
+    PERFORM caredata._protect_one(r, nhs_column, purpose, dataset, tab);
+  END LOOP;
+  -- views already reading it past the filter are refused too
+  PERFORM caredata._refuse_unfiltered_views();
+  PERFORM caredata.audit_append('table.protect', tab::text, jsonb_build_object('nhs_column', nhs_column, 'purpose', purpose, 'dataset', dataset,
+    'hierarchy', (SELECT count(*) FROM caredata._hierarchy(tab))));
+END
+$$;

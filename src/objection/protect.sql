@@ -131,6 +131,7 @@ DECLARE
   coltype regtype;
   parent regclass;
   r regclass;
+  citus boolean;
 BEGIN
   SELECT a.atttypid::regtype INTO coltype FROM pg_attribute a
   WHERE a.attrelid = tab AND a.attname = nhs_column AND a.attnum > 0 AND NOT a.attisdropped;
@@ -156,6 +157,17 @@ BEGIN
     RAISE EXCEPTION '% is a partition or inheritance child of %', tab, parent
       USING ERRCODE = 'wrong_object_type',
             HINT = format('Protect %s instead: protecting a table protects all its partitions and children.', parent);
+  END IF;
+  -- a Citus table: Citus re-creates restrictive policies as permissive on
+  -- its shards, and the register is on this node only (docs/scale-out.md)
+  IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)' INTO citus USING tab;
+    IF citus THEN
+      RAISE EXCEPTION '% is a Citus distributed or reference table', tab
+        USING ERRCODE = 'feature_not_supported',
+              DETAIL = 'The objection filter does not hold on Citus shards yet: Citus re-creates restrictive row security policies as permissive ones on shards, and the objection register is on this node only.',
+              HINT = 'See docs/scale-out.md. Protect a table that is not distributed.';
+    END IF;
   END IF;
   -- the whole hierarchy below it, now and (by the event trigger
   -- caredata_protect_hierarchy) whatever is attached later

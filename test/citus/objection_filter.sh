@@ -3,8 +3,8 @@
 # the register on a Citus cluster (a coordinator and two workers, which
 # scripts/citus.sh starts; CAREDATA_CITUS_PORTS names their ports).  Each
 # check replays a failure issue 15 lists, as the analyst, on the coordinator
-# and on a worker's shard directly; the suite passes once caredata holds on
-# every node.  Prints TAP.
+# and on a worker's shard directly.  The goal of issue 15: it fails until
+# caredata holds on every node (docs/scale-out.md).  Prints TAP.
 set -uo pipefail
 . "$(dirname "$0")/../../scripts/env.sh"
 cd "$CAREDATA_ROOT"
@@ -31,24 +31,30 @@ SELECT create_distributed_table('citus_ep', 'nhs');
 INSERT INTO citus_ep
 SELECT i, caredata.nhs_number((base * 10 + d)::text), i % 30
   FROM generate_series(1, 228) i,
-       LATERAL (SELECT 999000001 + (i % 20) AS base) b,
+       LATERAL (SELECT 999000001::bigint + (i % 20) AS base) b,
        LATERAL (SELECT (11 - (sum(substr(base::text, k, 1)::int * (11 - k)) % 11)) % 11 AS d
                   FROM generate_series(1, 9) k) c
  WHERE d < 10;
 GRANT SELECT ON citus_ep TO citus_analyst;
 SELECT caredata.record_objection(nhs, 'national_data_opt_out', 'citus test', now() - interval '1 day')
   FROM (SELECT DISTINCT nhs FROM citus_ep ORDER BY nhs LIMIT 2) o;
-SELECT caredata.protect('citus_ep', 'nhs', 'research');
 SQL
+# (until the design of docs/scale-out.md is built, protect() refuses a
+# distributed table, and the checks below fail: this suite is the goal)
+out=$(on "$coord" -c "SELECT caredata.protect('citus_ep', 'nhs', 'research')")
+case "$out" in *ERROR*) echo "# protect() refused: $(echo "$out" | head -1)" ;; esac
 total=$(on "$coord" -c "SELECT count(*) FROM citus_ep")
-blocked=$(on "$coord" -c "SELECT count(*) FROM citus_ep WHERE NOT caredata.permitted(nhs, 'research')")
-objector=$(on "$coord" -c "SELECT nhs FROM citus_ep e WHERE NOT caredata.permitted(nhs, 'research') LIMIT 1")
+# the objectors' episodes, counted from the coordinator's register
+objector=$(on "$coord" -c "SELECT nhs_number FROM caredata.objection ORDER BY nhs_number LIMIT 1")
+blocked=$(on "$coord" -c "SELECT count(*) FROM citus_ep WHERE nhs::text IN (SELECT nhs_number::text FROM caredata.objection)")
 echo "# $total episodes, $blocked of them the objectors'"
-[ "${blocked:-0}" -gt 0 ] 2>/dev/null; ok $? "the superuser sees the objectors' episodes on the coordinator ($blocked)"
+[ "${blocked:-0}" -gt 0 ] 2>/dev/null; ok $? "the objectors have episodes in the distributed table ($blocked)"
+seen=$(on "$coord" -c "SELECT count(*) FROM citus_ep WHERE NOT caredata.permitted(nhs, 'research')")
+[ "$seen" = "$blocked" ]; ok $? "permitted() evaluated for the distributed table (on the workers) blocks them ($seen of $blocked)"
 
 seen=$(on "$coord" -U citus_analyst -c "SELECT count(*) FROM citus_ep")
 [ "$seen" = "$((total - blocked))" ]; ok $? "the analyst sees $((total - blocked)) episodes through the coordinator (saw $seen)"
-seen=$(on "$coord" -U citus_analyst -c "SELECT count(*) FROM citus_ep WHERE nhs = '$objector'")
+seen=$(on "$coord" -U citus_analyst -c "SELECT count(*) FROM citus_ep WHERE nhs OPERATOR(caredata.=) '$objector'::caredata.nhs_number")
 [ "$seen" = 0 ]; ok $? "the analyst does not see an objector's episodes by number (saw $seen)"
 
 # on a worker: the shards themselves, and the distributed table through the worker
@@ -61,7 +67,7 @@ for port in "$w1" "$w2"; do
     shard_rows=$((shard_rows + r)); shard_visible=$((shard_visible + v))
   done
 done
-[ "$shard_rows" = "$total" ] && [ "$shard_visible" = "$((total - blocked))" ]
+[ "${total:-0}" -gt 0 ] && [ "$shard_rows" = "$total" ] && [ "$shard_visible" = "$((total - blocked))" ]
 ok $? "on the workers' shards directly the analyst sees $((total - blocked)) of $total (saw $shard_visible of $shard_rows)"
 seen=$(on "$w1" -U citus_analyst -c "SELECT count(*) FROM citus_ep")
 [ "$seen" = "$((total - blocked))" ]; ok $? "through a worker the analyst sees $((total - blocked)) (saw $seen)"
