@@ -15,7 +15,8 @@
  *	  workers (src/parallel_set.c, through src/objection.c).
  *
  * The row-security checks of an UPDATE's or INSERT's new rows are bound
- * too.  Subplans the plan tree walk does not reach (a CTE's, say) are bound
+ * too.  And a plan reading a relation whose caredata filter policy was
+ * made permissive (Citus does that on shards) is refused.  Subplans the plan tree walk does not reach (a CTE's, say) are bound
  * only.
  *
  * src/filter_plan.c
@@ -28,7 +29,10 @@
 #include "executor/execExpr.h"
 #include "executor/executor.h"
 #include "nodes/nodeFuncs.h"
+#include "rewrite/rowsecurity.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 
 #include "filter_plan.h"
 #include "objection.h"
@@ -183,12 +187,72 @@ prepare_walker(PlanState *ps, void *context)
  * plan, bind it to the column it filters, start its scan's read-ahead, and
  * hand its set to parallel workers.
  */
+/*
+ * Has something made caredata's restrictive filter on relid permissive?
+ * protect() creates caredata_objection and caredata_subject AS RESTRICTIVE;
+ * permissive, they are ORed with the table's other policies and filter
+ * nothing.  Citus does exactly this when it copies a distributed table's
+ * policies to its shards and to the workers' shell tables
+ * (docs/scale-out.md).  From the relation cache: no catalog read.
+ */
+static bool
+filter_made_permissive(Oid relid)
+{
+	Relation	rel = RelationIdGetRelation(relid);
+	bool		bad = false;
+	ListCell   *lc;
+
+	if (rel == NULL)
+		return false;
+	if (rel->rd_rsdesc != NULL)
+		foreach(lc, rel->rd_rsdesc->policies)
+		{
+			RowSecurityPolicy *p = (RowSecurityPolicy *) lfirst(lc);
+
+			if (p->permissive &&
+				(strcmp(p->policy_name, "caredata_objection") == 0 ||
+				 strcmp(p->policy_name, "caredata_subject") == 0))
+				bad = true;
+		}
+	RelationClose(rel);
+	return bad;
+}
+
+/*
+ * Refuse a plan that reads, for a role row security applies to, a relation
+ * whose caredata filter was made permissive: a Citus shard or shell table
+ * of a table distributed after protect() (which itself refuses Citus
+ * tables).  Refused on whichever node reads it, so through the coordinator,
+ * through a worker and on a shard directly alike.
+ */
+static void
+refuse_permissive_filter(QueryDesc *queryDesc)
+{
+	ListCell   *lc;
+
+	foreach(lc, queryDesc->plannedstmt->rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+
+		if (rte->rtekind != RTE_RELATION ||
+			check_enable_rls(rte->relid, InvalidOid, true) != RLS_ENABLED ||
+			!filter_made_permissive(rte->relid))
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the objection filter on %s has been made permissive", get_rel_name(rte->relid)),
+				 errdetail("caredata's filter policies are restrictive; Citus re-creates them as permissive on shards, where they would filter nothing."),
+				 errhint("See docs/scale-out.md: a protected table must not be distributed yet (undistribute_table(), or unprotect it first).")));
+	}
+}
+
 void
 filter_plan_prepare(QueryDesc *queryDesc)
 {
 	PrepareContext pc;
 	ListCell   *lc;
 
+	refuse_permissive_filter(queryDesc);
 	pc.parallel = queryDesc->plannedstmt->parallelModeNeeded;
 	prepare_walker(queryDesc->planstate, &pc);
 	/* subplans the tree walk does not reach (a CTE's, say): bind only */
