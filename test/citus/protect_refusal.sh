@@ -13,16 +13,9 @@ n=0; failed=0
 ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
 on() { local port=$1; shift; PGPORT=$port psql -XAtq -d postgres "$@" 2>&1; }
 
+on "$coord" -v ON_ERROR_STOP=1 -f test/citus/reset.sql >/dev/null
 on "$coord" -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 SET client_min_messages = warning;
-DROP TABLE IF EXISTS citus_dist, citus_ref, citus_local, citus_later;
-DO $$ BEGIN
-  IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'citus_reader') THEN
-    EXECUTE 'DROP OWNED BY citus_reader'; EXECUTE 'DROP ROLE citus_reader';
-  END IF;
-END $$;
-DROP EXTENSION IF EXISTS caredata CASCADE;
-CREATE EXTENSION caredata;
 CREATE ROLE citus_reader LOGIN IN ROLE caredata_analyst;
 CREATE TABLE citus_dist (id bigint, nhs caredata.nhs_number);
 SELECT create_distributed_table('citus_dist', 'nhs');
@@ -73,5 +66,6 @@ case "$out" in *"has been made permissive"*) r=0 ;; *) r=1 ;; esac
 ok $r "... and on a shard directly ($shard)"
 [ "$(on "$coord" -c "SELECT count(*) FROM citus_later")" = 2 ]; ok $? "the superuser still reads it (to undistribute or unprotect)"
 
+on "$coord" -f test/citus/reset.sql >/dev/null
 echo "1..$n"
 [ "$failed" -eq 0 ]

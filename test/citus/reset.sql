@@ -1,0 +1,18 @@
+-- test/citus/reset.sql: a clean caredata on the Citus coordinator for one
+-- suite.  The suites' tables go first: dropping the extension with CASCADE
+-- would drop their nhs_number columns under Citus's feet, which leaves its
+-- metadata cache pointing at a type that is gone.
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS citus_ep, citus_dist, citus_ref, citus_local, citus_later, rtest;
+DO $$
+DECLARE r text;
+BEGIN
+  FOREACH r IN ARRAY ARRAY['citus_analyst', 'citus_reader'] LOOP
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
+      EXECUTE format('DROP OWNED BY %I', r);
+      EXECUTE format('DROP ROLE %I', r);
+    END IF;
+  END LOOP;
+END $$;
+DROP EXTENSION IF EXISTS caredata CASCADE;
+CREATE EXTENSION caredata;
