@@ -38,7 +38,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ ! -x "$prefix/bin/postgres" ] || [ ! -x "$prefix/lib/postgresql/pgxs/src/test/isolation/pg_isolation_regress" ] ||
-   ! grep -q -- "--with-libxml" "$prefix/lib/postgresql/pgxs/src/Makefile.global" 2>/dev/null; then
+   ! ASAN_OPTIONS=detect_leaks=0 "$prefix/bin/pg_config" --configure 2>/dev/null | grep -q -- --with-libxml; then
   src=$(ls -d "$dir"/src/postgresql-15.*/ 2>/dev/null | head -1 || true)
   if [ -z "$src" ]; then
     echo "sanitize: fetching Debian's postgresql-15 source package"
