@@ -26,6 +26,7 @@
 #include "postgres.h"
 
 #include "access/parallel.h"
+#include "catalog/pg_class.h"
 #include "executor/execExpr.h"
 #include "executor/executor.h"
 #include "nodes/nodeFuncs.h"
@@ -234,9 +235,11 @@ refuse_permissive_filter(QueryDesc *queryDesc)
 	{
 		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
 
+		/* the relation cache first: most relations have no such policy */
 		if (rte->rtekind != RTE_RELATION ||
-			check_enable_rls(rte->relid, InvalidOid, true) != RLS_ENABLED ||
-			!filter_made_permissive(rte->relid))
+			(rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_PARTITIONED_TABLE) ||
+			!filter_made_permissive(rte->relid) ||
+			check_enable_rls(rte->relid, InvalidOid, true) != RLS_ENABLED)
 			continue;
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
