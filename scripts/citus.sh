@@ -37,16 +37,7 @@ if [ "$action" = stop ]; then stop_all; exit 0; fi
 [ "$(id -u)" -eq 0 ] || { echo "citus: must run as root (apt-get, make install)" >&2; exit 1; }
 
 # 1. build dependencies
-need=(build-essential autoconf flex libcurl4-openssl-dev liblz4-dev libzstd-dev libssl-dev libkrb5-dev)
-missing=()
-for p in "${need[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "citus: installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+ensure_packages citus build-essential autoconf flex libcurl4-openssl-dev liblz4-dev libzstd-dev libssl-dev libkrb5-dev
 scripts/build.sh >/dev/null
 
 # 2. Citus, built once per source tree

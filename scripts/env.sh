@@ -27,3 +27,31 @@ as_owner() {
     "$@"
   fi
 }
+
+# ensure_packages WHO PACKAGE...: install the Debian packages that are
+# missing (apt-get update first, only then), as root or through sudo
+ensure_packages() {
+  local who=$1; shift
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null; then
+    echo "$who: need root or sudo to install: ${missing[*]}" >&2; return 1
+  fi
+  echo "$who: installing ${missing[*]}"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# copy_worktree DEST: the working tree as it is (tracked and untracked, not
+# ignored files; no build products) copied to DEST, made a git repository of
+# its own so that what reads the tree through git (make dist, make deb) sees it
+copy_worktree() {
+  local dest=$1
+  rm -rf "$dest"; mkdir -p "$dest"
+  (cd "$CAREDATA_ROOT" && git ls-files -z -co --exclude-standard | tar --null -T - -cf -) | tar -xf - -C "$dest"
+  git -C "$dest" init -q && git -C "$dest" add -A &&
+    git -C "$dest" -c user.name=caredata -c user.email=caredata@localhost commit -qm "working tree" >/dev/null
+}

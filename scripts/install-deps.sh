@@ -5,6 +5,7 @@
 # package is missing.  As root, or through sudo.  CAREDATA_PG picks the
 # PostgreSQL major version (15 by default).
 set -euo pipefail
+. "$(dirname "$0")/env.sh"
 
 pg=${CAREDATA_PG:-15}
 # the clang whose libFuzzer runtime test/fuzz/parsers.sh uses
@@ -31,37 +32,14 @@ PACKAGES=(
   libclang-rt-$llvm-dev      # ... and the fuzzer and sanitizer runtimes
 )
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
-    missing+=("$p")
-  fi
-done
-
 # Node.js and npm for the Node client test: Debian's, unless some are there
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  missing+=(nodejs npm)
+  PACKAGES+=(nodejs npm)
 fi
-
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: all ${#PACKAGES[@]} packages present"
-else
-
-SUDO=
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
-  SUDO=sudo
-fi
-
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "install-deps: done"
-fi
+ensure_packages install-deps "${PACKAGES[@]}"
 
 # node-postgres for test/clients (from the npm registry, once)
-cd "$(dirname "$0")/.."
+cd "$CAREDATA_ROOT"
 if [ ! -d test/clients/node_modules/pg ]; then
   echo "install-deps: npm install (test/clients)"
   npm install --prefix test/clients --no-audit --no-fund --silent >/dev/null

@@ -4,22 +4,12 @@
 # binary package per PostgreSQL version in debian/pgversions that is
 # installed), from a copy of the working tree.  Installs the build
 # dependencies (build-essential, debhelper, postgresql-server-dev-all,
-# dpkg-dev, fakeroot) if
-# missing.  The .deb files land in dist/.
+# dpkg-dev, fakeroot) if missing.  The .deb files land in dist/.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$CAREDATA_ROOT"
 
-need=(build-essential debhelper postgresql-server-dev-all dpkg-dev fakeroot libssl-dev)
-missing=()
-for p in "${need[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "package: installing ${missing[*]}"
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+ensure_packages package build-essential debhelper postgresql-server-dev-all dpkg-dev fakeroot libssl-dev
 
 version=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" caredata.control)
 deb_version=$(dpkg-parsechangelog -S Version -l debian/changelog)
@@ -28,8 +18,7 @@ deb_version=$(dpkg-parsechangelog -S Version -l debian/changelog)
 
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 src=$work/caredata-$version
-mkdir -p "$src"
-git ls-files -z -co --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$src"
+copy_worktree "$src"
 (cd "$src" && pg_buildext updatecontrol && dpkg-buildpackage -us -uc -b > "$work/build.log" 2>&1) ||
   { tail -30 "$work/build.log" >&2; exit 1; }
 mkdir -p dist

@@ -28,11 +28,7 @@ esac
 root=${CAREDATA_CHROOT_DIR:-/var/tmp/caredata-$suite}
 mirror=${CAREDATA_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
-if ! command -v debootstrap >/dev/null; then
-  echo "pg-chroot: installing debootstrap"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
-fi
+ensure_packages pg-chroot debootstrap
 
 if [ ! -f "$root/.caredata-ready" ]; then
   echo "pg-chroot: debootstrap $suite into $root (once; a few minutes)"
@@ -71,12 +67,7 @@ mount_once --bind /dev /dev
 
 # the working tree, fresh each run (build products of the host excluded)
 build=/build/caredata
-rm -rf "$root$build"; mkdir -p "$root$build"
-(cd "$CAREDATA_ROOT" && git ls-files -z -co --exclude-standard | tar --null -T - -cf -) | tar -xf - -C "$root$build"
-# a repository of its own, holding the working tree as it is (make dist and
-# make deb read the tree through git)
-git -C "$root$build" init -q && git -C "$root$build" add -A &&
-  git -C "$root$build" -c user.name=caredata -c user.email=caredata@localhost commit -qm "working tree" >/dev/null
+copy_worktree "$root$build"
 chmod 755 "$root/build" "$root$build"
 
 echo "pg-chroot: make $target against PostgreSQL $ver in Debian $suite"

@@ -27,15 +27,7 @@ flags='-fsanitize=address,undefined -fno-omit-frame-pointer'
 mkdir -p "$dir"
 
 # what building PostgreSQL needs (the release tarball carries bison's and flex's output)
-need=(dpkg-dev bzip2 gcc make libssl-dev zlib1g-dev libreadline-dev libxml2-dev pkg-config)
-missing=()
-for p in "${need[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+ensure_packages sanitize dpkg-dev bzip2 gcc make libssl-dev zlib1g-dev libreadline-dev libxml2-dev pkg-config
 
 if [ ! -x "$prefix/bin/postgres" ] || [ ! -x "$prefix/lib/postgresql/pgxs/src/test/isolation/pg_isolation_regress" ] ||
    ! ASAN_OPTIONS=detect_leaks=0 "$prefix/bin/pg_config" --configure 2>/dev/null | grep -q -- --with-libxml; then
@@ -77,12 +69,8 @@ cp /usr/share/postgresql/15/extension/pgtap* "$prefix/share/postgresql/extension
 
 # a copy of the working tree, so the host's build products stay untouched
 build=$dir/build
-rm -rf "$build" "$dir/reports"; mkdir -p "$build" "$dir/reports"
-(cd "$CAREDATA_ROOT" && git ls-files -z -co --exclude-standard | tar --null -T - -cf -) | tar -xf - -C "$build"
-# a repository of its own, holding the working tree as it is (make dist and
-# make deb read the tree through git)
-git -C "$build" init -q && git -C "$build" add -A &&
-  git -C "$build" -c user.name=caredata -c user.email=caredata@localhost commit -qm "working tree" >/dev/null
+rm -rf "$dir/reports"; mkdir -p "$dir/reports"
+copy_worktree "$build"
 chmod 755 "$dir" "$build"; chmod 1777 "$dir/reports"
 
 echo "sanitize: make test against $("$prefix/bin/postgres" --version), port $port"
