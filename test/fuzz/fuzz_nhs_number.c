@@ -6,15 +6,9 @@
  * text parses back to the same value; an input starting with B is a binary
  * message for nhs_number_recv, which accepts only valid numbers.
  */
-#include <setjmp.h>
-
 #include "../../src/nhs_number.c"
 
-int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-extern jmp_buf *fuzz_on_error;
-extern void fuzz_free_all(void);
-
-StaticAssertDecl(ERROR == 21, "server_stubs.c's errfinish takes 21 for ERROR");
+#include "fuzz.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -41,21 +35,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		jmp_buf		on_error;
 		StringInfoData buf;
 
-		buf.data = palloc(size);
-		memcpy(buf.data, data + 1, size - 1);
-		buf.data[size - 1] = '\0';
-		buf.len = (int) size - 1;
-		buf.maxlen = (int) size;
-		buf.cursor = 0;
+		fuzz_message(&buf, data + 1, size - 1);
 		fuzz_on_error = &on_error;
 		if (setjmp(on_error) == 0)
 		{
-			LOCAL_FCINFO(fcinfo, 1);
-			int64		got;
+			int64		got = DatumGetInt64(fuzz_call1(nhs_number_recv, PointerGetDatum(&buf)));
 
-			fcinfo->args[0].value = PointerGetDatum(&buf);
-			fcinfo->args[0].isnull = false;
-			got = DatumGetInt64(nhs_number_recv(fcinfo));
 			if (nhs_check_value(got) != NHS_OK || buf.cursor != 8)
 				__builtin_trap();
 		}

@@ -1,7 +1,8 @@
 /*
- * test/fuzz/fuzz_person_set.c: libFuzzer target for person_set's text input
- * (src/sdc/person_set.c, with person_table.c and policy.c compiled in).  ereport(ERROR) returns here as a rejection
- * (server_stubs.c).  Invariants: text that parses gives a table whose
+ * test/fuzz/fuzz_person_set.c: libFuzzer target for person_set's text and
+ * binary input (src/sdc/person_set.c, with person_table.c and policy.c
+ * compiled in).  ereport(ERROR) returns here as a rejection (fuzz.h).
+ * Invariants: text that parses gives a table whose
  * count equals its entries, each key once, and whose canonical text (policy
  * and sorted hexadecimal keys, as person_set_out writes it) parses to the
  * same keys.  An input starting with B is a binary message instead
@@ -13,29 +14,17 @@
 
 #include <math.h>
 
-StaticAssertDecl(ERROR == 21, "server_stubs.c's errfinish takes 21 for ERROR");
+#include "fuzz.h"
 
-extern jmp_buf *fuzz_on_error;
-extern void fuzz_free_all(void);
-int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* binary input: the message as a StringInfo, NUL-terminated at len as the server keeps it */
+/* binary input: what it read stays within the message */
 static PersonTable *
 receive(const uint8_t *data, size_t size)
 {
-	LOCAL_FCINFO(fcinfo, 1);
 	StringInfoData buf;
 	PersonTable *pt;
 
-	buf.data = palloc(size + 1);
-	memcpy(buf.data, data, size);
-	buf.data[size] = '\0';
-	buf.len = (int) size;
-	buf.maxlen = (int) size + 1;
-	buf.cursor = 0;
-	fcinfo->args[0].value = PointerGetDatum(&buf);
-	fcinfo->args[0].isnull = false;
-	pt = (PersonTable *) DatumGetPointer(person_set_recv(fcinfo));
+	fuzz_message(&buf, data, size);
+	pt = (PersonTable *) DatumGetPointer(fuzz_call1(person_set_recv, PointerGetDatum(&buf)));
 	if (buf.cursor > buf.len)
 		__builtin_trap();
 	return pt;
@@ -44,11 +33,7 @@ receive(const uint8_t *data, size_t size)
 static PersonTable *
 parse(const char *str)
 {
-	LOCAL_FCINFO(fcinfo, 1);
-
-	fcinfo->args[0].value = CStringGetDatum(str);
-	fcinfo->args[0].isnull = false;
-	return (PersonTable *) DatumGetPointer(person_set_in(fcinfo));
+	return (PersonTable *) DatumGetPointer(fuzz_call1(person_set_in, CStringGetDatum(str)));
 }
 
 int

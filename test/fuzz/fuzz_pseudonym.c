@@ -9,15 +9,9 @@
  * pseudonym_recv instead: what it accepts has a positive domain and
  * version, took 22 bytes, and round-trips through the text form.
  */
-#include <setjmp.h>
-
 #include "../../src/pseudonym.c"
 
-int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-extern jmp_buf *fuzz_on_error;
-extern void fuzz_free_all(void);
-
-StaticAssertDecl(ERROR == 21, "server_stubs.c's errfinish takes 21 for ERROR");
+#include "fuzz.h"
 
 /* text form of *p, as pseudonym_out() writes it */
 static void
@@ -55,21 +49,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		jmp_buf		on_error;
 		StringInfoData buf;
 
-		buf.data = palloc(size);
-		memcpy(buf.data, data + 1, size - 1);
-		buf.data[size - 1] = '\0';
-		buf.len = (int) size - 1;
-		buf.maxlen = (int) size;
-		buf.cursor = 0;
+		fuzz_message(&buf, data + 1, size - 1);
 		fuzz_on_error = &on_error;
 		if (setjmp(on_error) == 0)
 		{
-			LOCAL_FCINFO(fcinfo, 1);
-			Pseudonym  *r;
+			Pseudonym  *r = (Pseudonym *) DatumGetPointer(fuzz_call1(pseudonym_recv, PointerGetDatum(&buf)));
 
-			fcinfo->args[0].value = PointerGetDatum(&buf);
-			fcinfo->args[0].isnull = false;
-			r = (Pseudonym *) DatumGetPointer(pseudonym_recv(fcinfo));
 			if (r->domain_id < 1 || r->version < 1 || r->reserved != 0 || buf.cursor != 6 + CAREDATA_TOKEN_LEN)
 				__builtin_trap();
 			round_trip(r);
