@@ -25,6 +25,7 @@ OBJS = \
 	src/sex.o \
 	src/dob.o \
 	src/keys.o \
+	src/citus.o \
 	src/pseudonym.o \
 	src/nhs_set.o \
 	src/objection.o \
@@ -80,7 +81,8 @@ SQL_SRC = \
 	src/variation/funnel.sql \
 	src/variation/svg.sql \
 	src/publication.sql \
-	src/reidentify.sql
+	src/reidentify.sql \
+	src/citus.sql
 
 # concurrency: isolation specs (specs/), run by make installcheck after REGRESS
 ISOLATION = objection_concurrency
@@ -90,7 +92,7 @@ DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 # and one update script per release step (upgrade/)
 DATA = $(wildcard releases/$(EXTENSION)--*.sql releases/$(EXTENSION)--*.control upgrade/$(EXTENSION)--*--*.sql)
 
-REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_lookahead objection_parallel objection_hardening linkage linkage_run linkage_quickstart sdc sdc_table sdc_quickstart variation variation_quickstart publication publication_quickstart reidentify user_guide audit
+REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_lookahead objection_parallel objection_hardening citus_single_node linkage linkage_run linkage_quickstart sdc sdc_table sdc_quickstart variation variation_quickstart publication publication_quickstart reidentify user_guide audit
 
 PG_CONFIG ?= pg_config
 # warnings as PostgreSQL builds extensions (-Wno-unused-parameter: the server

@@ -8,6 +8,10 @@ SET search_path = caredata, public;
 \i sql/include/refusal.psql
 SELECT create_domain('linkage', 'internal linkage') IS NOT NULL AS created;
 SELECT pseudonymise(9434765919, 'linkage') AS with_master \gset
+-- the domain records the fingerprint of the secret it was created under
+SELECT key_fingerprint() ~ '^[0-9a-f]{32}$' AS fingerprint_is_hex,
+       key_fingerprint() = (SELECT key_fingerprint FROM domain WHERE name = 'linkage') AS domain_records_it;
+SELECT key_fingerprint() AS master_fingerprint \gset
 SELECT regexp_replace(setting, 'master\.key$', '') AS keydir
 FROM pg_settings WHERE name = 'caredata.key_file' \gset
 SELECT context, (SELECT setting IS NOT NULL) AS shown_to_superuser
@@ -41,15 +45,25 @@ ALTER SYSTEM SET caredata.key_file = '';
 \i sql/include/reload.psql
 SELECT key_file_status(), r.state, r.message, r.detail, r.hint FROM pg_temp.refusal(:'probe') r;
 
--- another secret gives other tokens; the original secret gives the originals
+-- A domain's recorded key fingerprint (an HMAC of a fixed label under the
+-- secret: no key byte).  Under another secret the domain
+-- refuses instead of giving other tokens (on a cluster: a node with the
+-- wrong key file); a domain created under that secret gives other tokens.
 \set keyfile :keydir'other.key'
 ALTER SYSTEM SET caredata.key_file = :'keyfile';
 \i sql/include/reload.psql
-SELECT key_file_status(), pseudonymise(9434765919, 'linkage') <> :'with_master' AS other_secret_other_tokens;
+SELECT key_file_status(), key_fingerprint() <> :'master_fingerprint' AS fingerprint_differs;
+SELECT r.state, r.message, r.detail, r.hint, position(:'master_fingerprint' IN concat(r.message, r.detail, r.hint)) > 0 AS shows_fingerprint
+FROM pg_temp.refusal(:'probe') r;
+SELECT create_domain('linkage_other', 'created under the other secret') IS NOT NULL AS created;
+SELECT pseudonymise(9434765919, 'linkage_other') <> :'with_master' AS other_secret_other_tokens;
 ALTER SYSTEM RESET caredata.key_file;
 \set keyfile :keydir'master.key'
 \i sql/include/reload.psql
 SELECT key_file_status(), pseudonymise(9434765919, 'linkage') = :'with_master' AS same_secret_same_tokens;
+SELECT r.state, r.message FROM pg_temp.refusal('caredata.pseudonymise(9434765919::bigint, ''linkage_other'')') r;
+-- no role but caredata_admin's members reads the fingerprint
+SELECT has_function_privilege('public', 'caredata.key_fingerprint()', 'EXECUTE') AS public_may_read_fingerprint;
 
 -- caredata is loaded at server start (shared_preload_libraries), so the key
 -- setting is superuser-only from a role's very first connection

@@ -140,6 +140,7 @@ build_set(int64 version, const char *purpose, const char *dataset, TimestampTz a
 											  ALLOCSET_DEFAULT_SIZES);
 	BlockedSet *s = MemoryContextAllocZero(cxt, sizeof(BlockedSet));
 	char	   *args;
+	const char *source;
 	bool		isnull;
 	uint64		nkeys;
 	int64	   *keys;
@@ -174,11 +175,14 @@ build_set(int64 version, const char *purpose, const char *dataset, TimestampTz a
 
 	/*
 	 * The arguments are written into the statements as literals, so that
-	 * the planner inlines the SQL functions as for constants; not as
-	 * parameters, which Citus refuses for SQL functions once the register
-	 * is a reference table (docs/scale-out.md).  The time is written in ISO
-	 * form, which reads back the same whatever DateStyle says.
+	 * the planner inlines the SQL function as for constants.  Where the
+	 * register is a Citus reference table, Citus refuses the SQL function
+	 * (it reaches the register through parameters): its twin with literals
+	 * is run instead (src/citus.sql, docs/scale-out.md).  The time is
+	 * written in ISO form, which reads back the same whatever DateStyle
+	 * says.
 	 */
+	source = catalog_is_citus("objection") ? "caredata._blocked_nhs_numbers_citus" : "caredata.blocked_nhs_numbers";
 	args = psprintf("%s, %s, %s::pg_catalog.timestamptz",
 					quote_literal_cstr(purpose),
 					dataset ? quote_literal_cstr(dataset) : "NULL",
@@ -211,7 +215,7 @@ build_set(int64 version, const char *purpose, const char *dataset, TimestampTz a
 	collector.pub.mydest = DestNone;
 	options.dest = &collector.pub;
 	/* rows sent to a DestNone receiver report SPI_OK_UTILITY */
-	if (SPI_execute_extended(psprintf("SELECT nhs_number::pg_catalog.int8 FROM caredata.blocked_nhs_numbers(%s)", args),
+	if (SPI_execute_extended(psprintf("SELECT nhs_number::pg_catalog.int8 FROM %s(%s)", source, args),
 							 &options) < 0)
 		elog(ERROR, "caredata.blocked_nhs_numbers failed");
 	keys = collector.keys;

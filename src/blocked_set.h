@@ -13,6 +13,7 @@
 #include "datatype/timestamp.h"
 #include "miscadmin.h"
 
+#include "citus.h"
 #include "nhs_set.h"
 #include "objection.h"
 
@@ -47,9 +48,12 @@ extern Oid	objection_register_owner(void);
 	do { \
 		Oid			save_userid; \
 		int			save_sec; \
+		int			save_nested; \
 		GetUserIdAndSecContext(&save_userid, &save_sec); \
 		SetUserIdAndSecContext(objection_register_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION); \
+		save_nested = citus_nested_begin(); \
 		stmt; \
+		citus_nested_end(save_nested); \
 		SetUserIdAndSecContext(save_userid, save_sec); \
 	} while (0)
 

@@ -15,9 +15,10 @@
  *	  workers (src/parallel_set.c, through src/objection.c).
  *
  * The row-security checks of an UPDATE's or INSERT's new rows are bound
- * too.  And a plan reading a relation whose caredata filter policy was
- * made permissive (Citus does that on shards) is refused.  Subplans the plan tree walk does not reach (a CTE's, say) are bound
- * only.
+ * too.  And a plan reading a relation whose caredata filter is weakened
+ * (made permissive, as Citus does on shards, or widened by another
+ * policy) is refused.  Subplans the plan tree walk does not reach (a
+ * CTE's, say) are bound only.
  *
  * src/filter_plan.c
  *
@@ -189,63 +190,88 @@ prepare_walker(PlanState *ps, void *context)
  * hand its set to parallel workers.
  */
 /*
- * Has something made caredata's restrictive filter on relid permissive?
- * protect() creates caredata_objection and caredata_subject AS RESTRICTIVE;
- * permissive, they are ORed with the table's other policies and filter
- * nothing.  Citus does exactly this when it copies a distributed table's
- * policies to its shards and to the workers' shell tables
- * (docs/scale-out.md).  From the relation cache: no catalog read.
+ * Is caredata's filter on relid weakened?  From the relation cache: no
+ * catalog read.  Two ways:
+ *	- protect() on one node creates caredata_objection and caredata_subject
+ *	  AS RESTRICTIVE; made permissive they are ORed with the table's other
+ *	  policies and filter nothing.  Citus does exactly this when it copies a
+ *	  table's policies to its shards and the workers' shell tables, so a
+ *	  table distributed after protect() has them (docs/scale-out.md).
+ *	- protect() on a Citus table creates one permissive policy,
+ *	  caredata_filter, the only one it allows: any other policy beside it
+ *	  is ORed with it (and Citus makes even a restrictive one permissive on
+ *	  the shards).
  */
-static bool
-filter_made_permissive(Oid relid)
+typedef enum FilterState
+{
+	FILTER_INTACT,
+	FILTER_MADE_PERMISSIVE,
+	FILTER_WIDENED
+} FilterState;
+
+static FilterState
+filter_state(Oid relid)
 {
 	Relation	rel = RelationIdGetRelation(relid);
-	bool		bad = false;
+	FilterState state = FILTER_INTACT;
+	bool		has_filter = false;
+	int			npolicies = 0;
 	ListCell   *lc;
 
 	if (rel == NULL)
-		return false;
+		return FILTER_INTACT;
 	if (rel->rd_rsdesc != NULL)
 		foreach(lc, rel->rd_rsdesc->policies)
 		{
 			RowSecurityPolicy *p = (RowSecurityPolicy *) lfirst(lc);
 
+			npolicies++;
+			if (strcmp(p->policy_name, "caredata_filter") == 0 && p->permissive)
+				has_filter = true;
 			if (p->permissive &&
 				(strcmp(p->policy_name, "caredata_objection") == 0 ||
 				 strcmp(p->policy_name, "caredata_subject") == 0))
-				bad = true;
+				state = FILTER_MADE_PERMISSIVE;
 		}
 	RelationClose(rel);
-	return bad;
+	if (state == FILTER_INTACT && has_filter && npolicies > 1)
+		state = FILTER_WIDENED;
+	return state;
 }
 
 /*
  * Refuse a plan that reads, for a role row security applies to, a relation
- * whose caredata filter was made permissive: a Citus shard or shell table
- * of a table distributed after protect() (which itself refuses Citus
- * tables).  Refused on whichever node reads it, so through the coordinator,
- * through a worker and on a shard directly alike.
+ * whose caredata filter is weakened: refused on whichever node reads it,
+ * so through the coordinator, through a worker and on a shard directly
+ * alike.
  */
 static void
-refuse_permissive_filter(QueryDesc *queryDesc)
+refuse_weakened_filter(QueryDesc *queryDesc)
 {
 	ListCell   *lc;
 
 	foreach(lc, queryDesc->plannedstmt->rtable)
 	{
 		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+		FilterState state;
 
 		/* the relation cache first: most relations have no such policy */
 		if (rte->rtekind != RTE_RELATION ||
 			(rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_PARTITIONED_TABLE) ||
-			!filter_made_permissive(rte->relid) ||
+			(state = filter_state(rte->relid)) == FILTER_INTACT ||
 			check_enable_rls(rte->relid, InvalidOid, true) != RLS_ENABLED)
 			continue;
+		if (state == FILTER_MADE_PERMISSIVE)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("the objection filter on %s has been made permissive", get_rel_name(rte->relid)),
+					 errdetail("caredata's filter policies are restrictive; Citus re-creates them as permissive on shards, where they would filter nothing."),
+					 errhint("See docs/scale-out.md: unprotect the table, distribute it, then protect it again (on the coordinator).")));
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("the objection filter on %s has been made permissive", get_rel_name(rte->relid)),
-				 errdetail("caredata's filter policies are restrictive; Citus re-creates them as permissive on shards, where they would filter nothing."),
-				 errhint("See docs/scale-out.md: a protected table must not be distributed yet (undistribute_table(), or unprotect it first).")));
+				 errmsg("the objection filter on %s is widened by another row security policy", get_rel_name(rte->relid)),
+				 errdetail("On a Citus table caredata's filter is the table's only policy: any other is ORed with it on the shards."),
+				 errhint("Drop the other policies on the table, on the coordinator (docs/scale-out.md).")));
 	}
 }
 
@@ -255,7 +281,7 @@ filter_plan_prepare(QueryDesc *queryDesc)
 	PrepareContext pc;
 	ListCell   *lc;
 
-	refuse_permissive_filter(queryDesc);
+	refuse_weakened_filter(queryDesc);
 	pc.parallel = queryDesc->plannedstmt->parallelModeNeeded;
 	prepare_walker(queryDesc->planstate, &pc);
 	/* subplans the tree walk does not reach (a CTE's, say): bind only */

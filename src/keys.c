@@ -48,6 +48,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "citus.h"
 #include "keys.h"
 
 #define MASTER_MIN_LEN		32
@@ -283,11 +284,41 @@ report_master(MasterResult r)
 }
 
 /*
+ * The key fingerprint: HMAC-SHA256 of a fixed label under the master
+ * secret, its first KEY_FINGERPRINT_BYTES bytes in hex.  It tells two key
+ * files apart without showing either (no key byte can be recovered from
+ * it), so every node of a cluster can check that it holds the key the
+ * domains were created under.
+ */
+#define KEY_FINGERPRINT_BYTES 16
+#define KEY_FINGERPRINT_LABEL "caredata key fingerprint v1"
+
+static void
+fingerprint_of(const unsigned char *master, size_t master_len, char *hex)
+{
+	unsigned char out[EVP_MAX_MD_SIZE];
+	size_t		outlen = 0;
+
+	if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, master, master_len,
+				  (const unsigned char *) KEY_FINGERPRINT_LABEL, strlen(KEY_FINGERPRINT_LABEL),
+				  out, sizeof(out), &outlen) == NULL || outlen < KEY_FINGERPRINT_BYTES)
+	{
+		OPENSSL_cleanse(out, sizeof(out));
+		hex[0] = '\0';
+		return;
+	}
+	hex_encode((const char *) out, KEY_FINGERPRINT_BYTES, hex);
+	hex[KEY_FINGERPRINT_BYTES * 2] = '\0';
+	OPENSSL_cleanse(out, sizeof(out));
+}
+
+/*
  * Derive the key of (domain, version) and key a fresh HMAC-SHA256 context
- * with it.  The master secret and the derived key are wiped before return.
+ * with it; fingerprint receives the master secret's fingerprint.  The
+ * master secret and the derived key are wiped before return.
  */
 static EVP_MAC_CTX *
-keyed_context(const char *name, int version)
+keyed_context(const char *name, int version, char *fingerprint)
 {
 	unsigned char master[MASTER_MAX_LEN + 1];
 	unsigned char derived[DOMAIN_KEY_LEN];
@@ -309,6 +340,7 @@ keyed_context(const char *name, int version)
 		report_master(mr);
 	}
 
+	fingerprint_of(master, master_len, fingerprint);
 	snprintf(info, sizeof(info), "caredata domain key v1|%s|%d", name, version);
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *) "SHA256", 0);
 	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, master, master_len);
@@ -344,7 +376,7 @@ keyed_context(const char *name, int version)
 
 /* look the domain up in the catalog: id, version to use */
 static void
-catalog_lookup(const char *name, int version, int32 *domain_id, int16 *use_version)
+catalog_lookup(const char *name, int version, int32 *domain_id, int16 *use_version, char *fingerprint)
 {
 	Oid			argtypes[2] = {TEXTOID, INT4OID};
 	Datum		values[2];
@@ -353,20 +385,29 @@ catalog_lookup(const char *name, int version, int32 *domain_id, int16 *use_versi
 	bool		domain_retired;
 	bool		version_retired;
 	bool		version_found;
+	char	   *recorded;
+	const char *recorded_column = "d.key_fingerprint";
+	int			nested;
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = Int32GetDatum(version);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute_with_args(
-		"SELECT d.id, d.retired_at IS NOT NULL, k.version, k.retired_at IS NOT NULL "
+	/* a catalog not yet updated to 0.2.0 records no fingerprint */
+	if (get_attnum(get_relname_relid("domain", get_namespace_oid("caredata", false)), "key_fingerprint") == InvalidAttrNumber)
+		recorded_column = "NULL::pg_catalog.text";
+	/* on Citus the catalog is a reference table, read in a shard task too */
+	nested = citus_nested_begin();
+	ret = SPI_execute_with_args(psprintf(
+		"SELECT d.id, d.retired_at IS NOT NULL, k.version, k.retired_at IS NOT NULL, %s "
 		"FROM caredata.domain d "
 		"LEFT JOIN caredata.domain_key k ON k.domain_id OPERATOR(pg_catalog.=) d.id "
 		" AND k.version OPERATOR(pg_catalog.=) CASE WHEN $2 OPERATOR(pg_catalog.=) 0 "
 		"     THEN d.current_version ELSE $2 END "
-		"WHERE d.name OPERATOR(pg_catalog.=) $1",
+		"WHERE d.name OPERATOR(pg_catalog.=) $1", recorded_column),
 		2, argtypes, values, NULL, true, 1);
+	citus_nested_end(nested);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "domain lookup failed: %d", ret);
 	if (SPI_processed == 0)
@@ -380,6 +421,8 @@ catalog_lookup(const char *name, int version, int32 *domain_id, int16 *use_versi
 	*use_version = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	version_found = !isnull;
 	version_retired = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	recorded = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+	strlcpy(fingerprint, recorded ? recorded : "", KEY_FINGERPRINT_BYTES * 2 + 1);
 
 	key_catalog_relid = get_relname_relid("domain_key", get_namespace_oid("caredata", false));
 	SPI_finish();
@@ -408,6 +451,8 @@ keys_lookup_domain(const char *name, int version)
 	bool		found;
 	int32		domain_id;
 	int16		use_version;
+	char		recorded[KEY_FINGERPRINT_BYTES * 2 + 1];
+	char		node[KEY_FINGERPRINT_BYTES * 2 + 1];
 
 	if (strlen(name) >= DOMAIN_NAME_MAX)
 		ereport(ERROR,
@@ -446,9 +491,24 @@ keys_lookup_domain(const char *name, int version)
 		return &entry->domain;
 
 	/* miss: consult the catalog, then derive (both may raise errors) */
-	catalog_lookup(name, version, &domain_id, &use_version);
+	catalog_lookup(name, version, &domain_id, &use_version, recorded);
 	{
-		EVP_MAC_CTX *mac = keyed_context(name, use_version);
+		EVP_MAC_CTX *mac = keyed_context(name, use_version, node);
+
+		/*
+		 * A domain records the fingerprint of the key it was created under
+		 * (none before 0.2.0): another key would give other pseudonyms, so
+		 * a node whose key file differs refuses instead.
+		 */
+		if (recorded[0] != '\0' && strcmp(recorded, node) != 0)
+		{
+			EVP_MAC_CTX_free(mac);
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("the master secret in caredata.key_file is not the one pseudonym domain \"%s\" was created under", name),
+					 errdetail("Its key fingerprint differs from the one the domain records; pseudonyms made with it would not match."),
+					 errhint("Install the same key file on every node; compare caredata.key_fingerprint() with caredata.domain.key_fingerprint, or run caredata.citus_check().")));
+		}
 
 		/* the catalog lookup may have processed an invalidation */
 		if (key_cache == NULL)
@@ -498,6 +558,35 @@ keys_invalidate(PG_FUNCTION_ARGS)
 	if (OidIsValid(relid))
 		CacheInvalidateRelcacheByRelid(relid);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * key_fingerprint(): the master secret's fingerprint (see fingerprint_of),
+ * recorded by create_domain() and compared across nodes by citus_check().
+ */
+PG_FUNCTION_INFO_V1(key_fingerprint);
+Datum
+key_fingerprint(PG_FUNCTION_ARGS)
+{
+	unsigned char master[MASTER_MAX_LEN + 1];
+	char		hex[KEY_FINGERPRINT_BYTES * 2 + 1];
+	size_t		len;
+	MasterResult r;
+
+	require_preload();
+	r = read_master(master, &len);
+	if (r != MASTER_OK)
+	{
+		OPENSSL_cleanse(master, sizeof(master));
+		report_master(r);
+	}
+	fingerprint_of(master, len, hex);
+	OPENSSL_cleanse(master, sizeof(master));
+	if (hex[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("OpenSSL's HMAC-SHA256 is not available")));
+	PG_RETURN_TEXT_P(cstring_to_text(hex));
 }
 
 /*

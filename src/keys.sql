@@ -10,10 +10,13 @@ CREATE TABLE caredata.domain (
   current_version smallint NOT NULL DEFAULT 1,
   created_at timestamptz NOT NULL DEFAULT now(),
   created_by name NOT NULL DEFAULT session_user,
-  retired_at timestamptz
+  retired_at timestamptz,
+  key_fingerprint text CHECK (key_fingerprint ~ '^[0-9a-f]{32}$')
 );
 COMMENT ON TABLE caredata.domain IS
   'pseudonym domains: where pseudonyms are valid (internal linkage, one per recipient); no key material';
+COMMENT ON COLUMN caredata.domain.key_fingerprint IS
+  'the fingerprint of the master secret the domain was created under (caredata.key_fingerprint()); a server whose key file gives another refuses to use the domain; NULL: created before 0.2.0, not checked';
 
 CREATE TABLE caredata.domain_key (
   domain_id integer NOT NULL REFERENCES caredata.domain (id),
@@ -51,6 +54,13 @@ COMMENT ON FUNCTION caredata.key_file_status() IS
 REVOKE ALL ON FUNCTION caredata.key_file_status() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION caredata.key_file_status() TO caredata_admin;
 
+CREATE FUNCTION caredata.key_fingerprint() RETURNS text
+  AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION caredata.key_fingerprint() IS
+  'the fingerprint of the master secret in caredata.key_file: the first 16 bytes of HMAC-SHA256 of a fixed label under it, in hex; tells key files apart without revealing them';
+REVOKE ALL ON FUNCTION caredata.key_fingerprint() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.key_fingerprint() TO caredata_admin;
+
 CREATE FUNCTION caredata.create_domain(name text, purpose text) RETURNS integer
 LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -68,7 +78,9 @@ BEGIN
       USING ERRCODE = 'duplicate_object',
             HINT = 'Domain names are never reused, even after retirement.';
   END IF;
-  INSERT INTO caredata.domain (name, purpose) VALUES (name, purpose) RETURNING id INTO new_id;
+  -- the key it is created under: a node with another key file refuses it
+  INSERT INTO caredata.domain (name, purpose, key_fingerprint)
+  VALUES (name, purpose, caredata.key_fingerprint()) RETURNING id INTO new_id;
   INSERT INTO caredata.domain_key (domain_id, version) VALUES (new_id, 1);
   PERFORM caredata.audit_append('domain.create', name, jsonb_build_object('id', new_id, 'purpose', purpose, 'version', 1));
   RETURN new_id;

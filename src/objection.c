@@ -144,6 +144,51 @@ permitted_lookahead(FmgrInfo *flinfo)
  * variable, a temporary table, VALUES, a function's result, a CTE or a
  * computed column is never bound, and is refused.
  */
+/*
+ * On Citus: is relid a table protect() filtered on the coordinator as a
+ * distributed table (its shell table on this node, or one of its shards),
+ * and attno its NHS number column?  caredata.distributed_filter names the
+ * tables (OIDs differ from node to node); _logical_relation() maps a shard
+ * to its table through Citus's metadata.
+ */
+static bool
+is_distributed_filter_column(Oid relid, AttrNumber attno)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1];
+	char	   *logical;
+	char	   *column = NULL;
+	char	   *attname;
+	bool		found = false;
+
+	if (!OidIsValid(get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE)))
+		return false;
+	values[0] = ObjectIdGetDatum(relid);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT caredata._logical_relation($1::pg_catalog.regclass)",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not map a relation to its distributed table");
+	logical = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (logical != NULL)
+	{
+		Oid			targtypes[1] = {TEXTOID};
+		Datum		tvalues[1];
+
+		tvalues[0] = CStringGetTextDatum(logical);
+		if (SPI_execute_with_args("SELECT nhs_column::pg_catalog.text FROM caredata.distributed_filter "
+								  "WHERE relation OPERATOR(pg_catalog.=) $1",
+								  1, targtypes, tvalues, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read caredata.distributed_filter");
+		if (SPI_processed == 1)
+			column = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	}
+	attname = get_attname(relid, attno, true);
+	found = column != NULL && attname != NULL && strcmp(column, attname) == 0;
+	SPI_finish();
+	return found;
+}
+
 static bool
 is_protected_column(Oid relid, AttrNumber attno)
 {
@@ -169,6 +214,8 @@ is_protected_column(Oid relid, AttrNumber attno)
 				elog(ERROR, "could not read caredata.protected_table");
 			found = SPI_processed > 0;
 			SPI_finish();
+			if (!found)
+				found = is_distributed_filter_column(relid, attno);
 		});
 	return found;
 }

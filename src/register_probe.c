@@ -34,6 +34,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "citus.h"
 #include "register_probe.h"
 #include "pg_compat.h"
 
@@ -57,14 +58,14 @@ span_holds(TimestampTz from, TimestampTz to, TimestampTz at)
 void
 probe_setup(Probe *pr, MemoryContext cxt)
 {
-	Oid			nsp = get_namespace_oid("caredata", false);
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
 	char		nulls[2] = {' ', pr->dataset ? ' ' : 'n'};
 	Relation	idx;
 
-	pr->heap = get_relname_relid("objection", nsp);
-	pr->index = get_relname_relid("objection_nhs_number", nsp);
+	/* on Citus, this node's placement of the register (src/citus.c) */
+	pr->heap = catalog_local_relid("objection", "objection");
+	pr->index = catalog_local_relid("objection", "objection_nhs_number");
 	if (!OidIsValid(pr->heap) || !OidIsValid(pr->index))
 		elog(ERROR, "the objection register or its index is missing");
 	idx = index_open(pr->index, AccessShareLock);

@@ -20,7 +20,78 @@ DELETE FROM pg_catalog.pg_depend
    AND refobjid = 'caredata'::regnamespace;
 ALTER EXTENSION caredata ADD SCHEMA caredata;
 
--- protect() refuses Citus distributed and reference tables (docs/scale-out.md)
+-- Scale-out on Citus (docs/scale-out.md).  A domain records the key it was
+-- created under (caredata.key_fingerprint()); domains made before 0.2.0
+-- record none and are not checked.
+ALTER TABLE caredata.domain ADD COLUMN key_fingerprint text CHECK (key_fingerprint ~ '^[0-9a-f]{32}$');
+COMMENT ON COLUMN caredata.domain.key_fingerprint IS
+  'the fingerprint of the master secret the domain was created under (caredata.key_fingerprint()); a server whose key file gives another refuses to use the domain; NULL: created before 0.2.0, not checked';
+CREATE FUNCTION caredata.key_fingerprint() RETURNS text
+  AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION caredata.key_fingerprint() IS
+  'the fingerprint of the master secret in caredata.key_file: the first 16 bytes of HMAC-SHA256 of a fixed label under it, in hex; tells key files apart without revealing them';
+REVOKE ALL ON FUNCTION caredata.key_fingerprint() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.key_fingerprint() TO caredata_admin;
+
+CREATE OR REPLACE FUNCTION caredata.create_domain(name text, purpose text) RETURNS integer
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  new_id integer;
+BEGIN
+  IF name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION 'invalid pseudonym domain name'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A domain name is a lower-case letter followed by up to 62 lower-case letters, digits or underscores.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.domain d WHERE d.name = create_domain.name) THEN
+    RAISE EXCEPTION 'pseudonym domain "%" already exists', name
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Domain names are never reused, even after retirement.';
+  END IF;
+  -- the key it is created under: a node with another key file refuses it
+  INSERT INTO caredata.domain (name, purpose, key_fingerprint)
+  VALUES (name, purpose, caredata.key_fingerprint()) RETURNING id INTO new_id;
+  INSERT INTO caredata.domain_key (domain_id, version) VALUES (new_id, 1);
+  PERFORM caredata.audit_append('domain.create', name, jsonb_build_object('id', new_id, 'purpose', purpose, 'version', 1));
+  RETURN new_id;
+END
+$$;
+
+-- literals, not parameters, which Citus refuses over reference tables
+CREATE OR REPLACE FUNCTION caredata.blocked_interval(purpose text, dataset text, at timestamptz,
+                                          OUT lo timestamptz, OUT hi timestamptz)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, caredata, pg_temp
+AS $$
+DECLARE
+  known boolean;
+BEGIN
+  -- the arguments go into the statements as literals, not parameters:
+  -- Citus refuses parameters once the register is a reference table
+  -- (docs/scale-out.md)
+  EXECUTE format('SELECT EXISTS (SELECT 1 FROM caredata.purpose p WHERE p.name = %L)', purpose) INTO known;
+  IF NOT known THEN
+    RAISE EXCEPTION 'unknown purpose "%"', purpose
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Purposes are listed in caredata.purpose.';
+  END IF;
+  -- one pass over the register, one over the (small) exemption table
+  EXECUTE format(
+    'SELECT greatest(o.lo1, o.lo2, e.lo), least(o.hi1, o.hi2, e.hi)
+       FROM (SELECT max(effective_from) FILTER (WHERE effective_from <= %1$L) AS lo1,
+                    min(effective_from) FILTER (WHERE effective_from > %1$L) AS hi1,
+                    max(withdrawn_at) FILTER (WHERE withdrawn_at <= %1$L) AS lo2,
+                    min(withdrawn_at) FILTER (WHERE withdrawn_at > %1$L) AS hi2
+               FROM caredata.objection) o,
+            (SELECT max(t) FILTER (WHERE t <= %1$L) AS lo, min(t) FILTER (WHERE t > %1$L) AS hi
+               FROM caredata.exemption, LATERAL (VALUES (granted_at), (expires_at), (revoked_at)) v(t)) e',
+    at) INTO lo, hi;
+END
+$$;
+
+-- a Citus table's filter is one permissive policy (src/citus.sql)
 CREATE OR REPLACE FUNCTION caredata.protect(tab regclass, nhs_column name, purpose text, dataset text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -30,7 +101,6 @@ DECLARE
   coltype regtype;
   parent regclass;
   r regclass;
-  citus boolean;
 BEGIN
   SELECT a.atttypid::regtype INTO coltype FROM pg_attribute a
   WHERE a.attrelid = tab AND a.attname = nhs_column AND a.attnum > 0 AND NOT a.attisdropped;
@@ -57,16 +127,14 @@ BEGIN
       USING ERRCODE = 'wrong_object_type',
             HINT = format('Protect %s instead: protecting a table protects all its partitions and children.', parent);
   END IF;
-  -- a Citus table: Citus re-creates restrictive policies as permissive on
-  -- its shards, and the register is on this node only (docs/scale-out.md)
-  IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
-    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)' INTO citus USING tab;
-    IF citus THEN
-      RAISE EXCEPTION '% is a Citus distributed or reference table', tab
-        USING ERRCODE = 'feature_not_supported',
-              DETAIL = 'The objection filter does not hold on Citus shards yet: Citus re-creates restrictive row security policies as permissive ones on shards, and the objection register is on this node only.',
-              HINT = 'See docs/scale-out.md. Protect a table that is not distributed.';
-    END IF;
+  -- a Citus table: its filter is one permissive policy, on every shard
+  -- (src/citus.sql; Citus re-creates restrictive policies as permissive)
+  IF caredata._citus_table(tab) THEN
+    PERFORM caredata._protect_citus(tab, nhs_column, purpose, dataset);
+    PERFORM caredata._refuse_unfiltered_views();
+    PERFORM caredata.audit_append('table.protect', tab::text, jsonb_build_object('nhs_column', nhs_column, 'purpose', purpose,
+      'dataset', dataset, 'citus', true));
+    RETURN;
   END IF;
   -- the whole hierarchy below it, now and (by the event trigger
   -- caredata_protect_hierarchy) whatever is attached later
@@ -79,3 +147,405 @@ BEGIN
     'hierarchy', (SELECT count(*) FROM caredata._hierarchy(tab))));
 END
 $$;
+
+CREATE OR REPLACE FUNCTION caredata.unprotect(tab regclass) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, caredata, pg_temp
+AS $$
+DECLARE
+  t caredata.protected_table;
+BEGIN
+  SELECT * INTO t FROM caredata.protected_table p WHERE p.relid = tab;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION '% is not protected', tab USING ERRCODE = 'undefined_object';
+  END IF;
+  IF t.root <> tab THEN
+    RAISE EXCEPTION '% is protected as part of %', tab, t.root
+      USING ERRCODE = 'wrong_object_type', HINT = format('Unprotect %s, which unprotects its whole hierarchy.', t.root);
+  END IF;
+  FOR t IN SELECT * FROM caredata.protected_table p WHERE p.root = tab ORDER BY p.relid = tab DESC LOOP
+    CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.relid);
+    IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = t.relid AND p.polname = 'caredata_filter') THEN
+      -- a Citus table (src/citus.sql)
+      EXECUTE format('DROP POLICY caredata_filter ON %s', t.relid);
+      DELETE FROM caredata.distributed_filter f WHERE f.relation = caredata._logical_relation(t.relid);
+    ELSE
+      EXECUTE format('DROP POLICY caredata_objection ON %s', t.relid);
+      EXECUTE format('DROP POLICY caredata_subject ON %s', t.relid);
+    END IF;
+    IF t.added_base_policy THEN
+      EXECUTE format('DROP POLICY caredata_base ON %s', t.relid);
+    END IF;
+    IF t.enabled_rls THEN
+      EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY', t.relid);
+    END IF;
+    -- statistics again at the default target, from the next ANALYZE
+    IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.relid AND a.attname = t.nhs_column AND NOT a.attisdropped) THEN
+      EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS -1', t.relid, t.nhs_column);
+    END IF;
+  END LOOP;
+  DELETE FROM caredata.protected_table p WHERE p.root = tab;
+  PERFORM caredata.audit_append('table.unprotect', tab::text);
+END
+$$;
+
+-- src/citus.sql, whole
+-- Tables protect() filtered as Citus tables, by name: OIDs differ from node
+-- to node, and this is a reference table, on every node.  A worker binds a
+-- filter call on a shard to its distributed table through it.
+CREATE TABLE caredata.distributed_filter (
+  relation text PRIMARY KEY,    -- schema-qualified, as format('%I.%I', schema, table)
+  nhs_column name NOT NULL,
+  purpose text NOT NULL,
+  dataset text,
+  protected_at timestamptz NOT NULL DEFAULT now(),
+  protected_by name NOT NULL DEFAULT current_user
+);
+COMMENT ON TABLE caredata.distributed_filter IS
+  'Citus tables with an objection filter (caredata_filter), by schema-qualified name, on every node: what a worker binds a filter call on a shard to';
+REVOKE ALL ON caredata.distributed_filter FROM PUBLIC;
+-- protect() and unprotect() run as the table's owner, a member of caredata_admin
+GRANT SELECT, INSERT, DELETE ON caredata.distributed_filter TO caredata_admin;
+SELECT pg_catalog.pg_extension_config_dump('caredata.distributed_filter', '');
+
+-- the catalogs citus_setup() makes reference tables: all that a query on a
+-- worker reads (the register, exemptions, subject access, key domains,
+-- disclosure policies, distributed filters); register_version stays local
+-- (each node's triggers bump their own)
+CREATE FUNCTION caredata.citus_catalogs() RETURNS SETOF regclass
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+BEGIN ATOMIC
+  SELECT unnest(ARRAY['caredata.purpose'::regclass, 'caredata.objection'::regclass, 'caredata.exemption'::regclass,
+                      'caredata.subject_access'::regclass, 'caredata.domain'::regclass, 'caredata.domain_key'::regclass,
+                      'caredata.sdc_policy'::regclass, 'caredata.distributed_filter'::regclass]);
+END;
+COMMENT ON FUNCTION caredata.citus_catalogs() IS
+  'the catalogs caredata.citus_setup() makes Citus reference tables: every one a query may read on a worker';
+
+-- is tab a Citus table (distributed, reference or Citus local)?
+CREATE FUNCTION caredata._citus_table(tab regclass) RETURNS boolean
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  found boolean;
+BEGIN
+  IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+    RETURN false;
+  END IF;
+  EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)' INTO found USING tab;
+  RETURN found;
+END
+$$;
+COMMENT ON FUNCTION caredata._citus_table(regclass) IS
+  'internal: whether a table is in Citus''s metadata (false without Citus)';
+
+-- the schema-qualified name of a relation, or for a Citus shard, of its
+-- distributed table
+CREATE FUNCTION caredata._logical_relation(rel regclass) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  shard bigint;
+  logical regclass;
+  shard_rel regclass;
+BEGIN
+  IF to_regclass('pg_catalog.pg_dist_shard') IS NOT NULL THEN
+    SELECT substring(c.relname FROM '_([0-9]{1,18})$')::bigint INTO shard FROM pg_class c WHERE c.oid = rel;
+    IF shard IS NOT NULL THEN
+      EXECUTE 'SELECT logicalrelid FROM pg_catalog.pg_dist_shard WHERE shardid = $1' INTO logical USING shard;
+      IF logical IS NOT NULL THEN
+        EXECUTE 'SELECT to_regclass(pg_catalog.shard_name($1, $2))' INTO shard_rel USING logical, shard;
+        IF shard_rel = rel THEN
+          rel := logical;
+        END IF;
+      END IF;
+    END IF;
+  END IF;
+  RETURN (SELECT format('%I.%I', n.nspname, c.relname)
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel);
+END
+$$;
+COMMENT ON FUNCTION caredata._logical_relation(regclass) IS
+  'internal: the schema-qualified name of a relation, or of the Citus table a shard belongs to';
+
+-- caredata.blocked_nhs_numbers() where the register is a Citus reference
+-- table.  Citus refuses the SQL function there: inlined or not, it reaches
+-- the register through parameters, which Citus does not plan for SQL
+-- functions.  The same policy with its arguments as literals, which Citus
+-- routes to the node's own placement.  It is the SQL function's body, word
+-- for word but for the literals; sql/objection_hardening.sql checks the two
+-- agree for every kind, withdrawal, exemption, consent, dataset and time.
+CREATE FUNCTION caredata._blocked_nhs_numbers_citus(purpose text, dataset text, at timestamptz)
+RETURNS TABLE (nhs_number caredata.nhs_number)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN QUERY EXECUTE format(
+    'SELECT o.nhs_number
+       FROM caredata.objection o
+      WHERE o.kind <> ''consent''
+        AND o.effective_from <= %3$L::timestamptz
+        AND (o.withdrawn_at IS NULL OR o.withdrawn_at > %3$L::timestamptz)
+        AND %1$L = ANY (o.purposes)
+        AND (o.kind <> ''dissent'' OR o.study = %2$L)
+        AND NOT EXISTS (
+          SELECT 1 FROM caredata.exemption e
+          WHERE e.dataset = %2$L
+            AND e.purpose = %1$L
+            AND e.objection_kind = o.kind
+            AND e.granted_at <= %3$L::timestamptz
+            AND (e.expires_at IS NULL OR e.expires_at > %3$L::timestamptz)
+            AND (e.revoked_at IS NULL OR e.revoked_at > %3$L::timestamptz))
+        AND NOT EXISTS (
+          SELECT 1 FROM caredata.objection c
+          WHERE c.nhs_number OPERATOR(caredata.=) o.nhs_number AND c.kind = ''consent''
+            AND c.study = %2$L
+            AND %1$L = ANY (c.purposes)
+            AND c.effective_from <= %3$L::timestamptz
+            AND (c.withdrawn_at IS NULL OR c.withdrawn_at > %3$L::timestamptz))',
+    purpose, dataset, at);
+END
+$$;
+COMMENT ON FUNCTION caredata._blocked_nhs_numbers_citus(text, text, timestamptz) IS
+  'internal: caredata.blocked_nhs_numbers() with its arguments as literals, for a register that is a Citus reference table';
+
+-- Make the catalogs reference tables (superuser, on the coordinator, once;
+-- run again it repairs subject access on nodes added since).
+CREATE FUNCTION caredata.citus_setup() RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  t regclass;
+  n integer := 0;
+  coordinator boolean;
+BEGIN
+  IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+    RAISE EXCEPTION 'Citus is not installed in this database'
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'caredata.citus_setup() prepares caredata for a Citus cluster: CREATE EXTENSION citus first (docs/scale-out.md).';
+  END IF;
+  IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+    RAISE EXCEPTION 'caredata.citus_setup() must be run by a superuser' USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  EXECUTE 'SELECT citus_is_coordinator()' INTO coordinator;
+  IF NOT coordinator THEN
+    RAISE EXCEPTION 'caredata.citus_setup() runs on the Citus coordinator' USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  -- the register's and the key catalog's triggers fire on every placement
+  PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+  -- Citus converts a reference table's neighbours by foreign key one by one,
+  -- which fails on their identity columns: drop the keys between catalogs,
+  -- convert, and add them again between reference tables.  protected_table
+  -- stays on the coordinator (it holds OIDs): protect() checks its purpose.
+  -- On the workers too (CREATE EXTENSION made the catalogs there), each
+  -- in its own transaction: run again, this finds them dropped.
+  ALTER TABLE caredata.protected_table DROP CONSTRAINT IF EXISTS protected_table_purpose_fkey;
+  IF NOT caredata._citus_table('caredata.purpose') THEN
+    PERFORM run_command_on_workers(
+      'ALTER TABLE caredata.exemption DROP CONSTRAINT IF EXISTS exemption_purpose_fkey; '
+      'ALTER TABLE caredata.domain_key DROP CONSTRAINT IF EXISTS domain_key_domain_id_fkey; '
+      'ALTER TABLE caredata.protected_table DROP CONSTRAINT IF EXISTS protected_table_purpose_fkey');
+    ALTER TABLE caredata.exemption DROP CONSTRAINT IF EXISTS exemption_purpose_fkey;
+    ALTER TABLE caredata.domain_key DROP CONSTRAINT IF EXISTS domain_key_domain_id_fkey;
+  END IF;
+  n := 0;
+  FOR t IN SELECT c FROM caredata.citus_catalogs() c LOOP
+    CONTINUE WHEN caredata._citus_table(t);
+    IF t = 'caredata.subject_access'::regclass THEN
+      -- roles by OID, which differ from node to node: Citus copies a new
+      -- reference table's rows as they are (binary), but deparses an
+      -- INSERT's by name, so rows are inserted again after conversion
+      CREATE TEMPORARY TABLE caredata_subject_access_copy ON COMMIT DROP AS
+        SELECT role::text AS role, nhs_number, granted_at, granted_by FROM caredata.subject_access;
+      DELETE FROM caredata.subject_access;
+      PERFORM create_reference_table(t);
+      INSERT INTO caredata.subject_access (role, nhs_number, granted_at, granted_by)
+        SELECT role::regrole, nhs_number, granted_at, granted_by FROM caredata_subject_access_copy;
+      DROP TABLE caredata_subject_access_copy;
+    ELSE
+      PERFORM create_reference_table(t);
+      -- the rows now live in the placements: none left in the shell
+      PERFORM truncate_local_data_after_distributing_table(t);
+    END IF;
+    n := n + 1;
+  END LOOP;
+  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'exemption_purpose_fkey' AND conrelid = 'caredata.exemption'::regclass) THEN
+    ALTER TABLE caredata.exemption ADD CONSTRAINT exemption_purpose_fkey FOREIGN KEY (purpose) REFERENCES caredata.purpose (name);
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'domain_key_domain_id_fkey' AND conrelid = 'caredata.domain_key'::regclass) THEN
+    ALTER TABLE caredata.domain_key ADD CONSTRAINT domain_key_domain_id_fkey FOREIGN KEY (domain_id) REFERENCES caredata.domain (id);
+  END IF;
+  -- domains made before 0.2.0 record no key: the coordinator's is the one
+  IF EXISTS (SELECT 1 FROM caredata.domain WHERE key_fingerprint IS NULL) THEN
+    UPDATE caredata.domain SET key_fingerprint = caredata.key_fingerprint() WHERE key_fingerprint IS NULL;
+  END IF;
+  PERFORM caredata.audit_append('citus.setup', NULL, jsonb_build_object('converted', n));
+END
+$$;
+COMMENT ON FUNCTION caredata.citus_setup() IS
+  'on a Citus coordinator (superuser): make caredata''s catalogs reference tables, present and changed atomically on every node (docs/scale-out.md)';
+REVOKE ALL ON FUNCTION caredata.citus_setup() FROM PUBLIC;
+
+-- the objection filter of a Citus table: one permissive policy, the only one
+CREATE FUNCTION caredata._protect_citus(tab regclass, nhs_column name, purpose text, dataset text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, caredata, pg_temp
+AS $$
+DECLARE
+  had_rls boolean;
+  coordinator boolean;
+BEGIN
+  IF NOT caredata._citus_table('caredata.objection') THEN
+    RAISE EXCEPTION '% is a Citus table, and caredata''s catalogs are on this node only', tab
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'A worker filtering its shards would find an empty register and block no one.',
+            HINT = 'Run SELECT caredata.citus_setup() on the coordinator as a superuser first (docs/scale-out.md).';
+  END IF;
+  EXECUTE 'SELECT citus_is_coordinator()' INTO coordinator;
+  IF NOT coordinator THEN
+    RAISE EXCEPTION 'protect() on a Citus table runs on the coordinator' USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = tab AND c.relkind = 'p')
+     OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = tab) THEN
+    RAISE EXCEPTION '% is a partitioned Citus table', tab
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'caredata protects distributed tables that are not partitioned (docs/scale-out.md).';
+  END IF;
+  -- Citus re-creates restrictive policies as permissive on shards (docs/
+  -- scale-out.md, cause A), and a permissive one is ORed with the filter:
+  -- the filter must be the table's only policy
+  IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = tab) THEN
+    RAISE EXCEPTION '% has row security policies of its own', tab
+      USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'On a Citus table caredata''s filter must be the only policy: Citus makes restrictive policies permissive on shards, where any other policy is ORed with the filter.',
+            HINT = 'Drop the table''s policies, or keep the table on one node.';
+  END IF;
+  SELECT c.relrowsecurity INTO had_rls FROM pg_class c WHERE c.oid = tab;
+  INSERT INTO caredata.protected_table (relid, nhs_column, purpose, dataset, added_base_policy, enabled_rls, root)
+  VALUES (tab, nhs_column, purpose, dataset, false, NOT had_rls, tab);
+  INSERT INTO caredata.distributed_filter (relation, nhs_column, purpose, dataset)
+  VALUES (caredata._logical_relation(tab), nhs_column, purpose, dataset);
+  -- one permissive policy holding the whole filter (row_permitted() gives a
+  -- patient their own rows only): what Citus copies to every shard, now and
+  -- when it makes new ones, means the same there
+  EXECUTE format('CREATE POLICY caredata_filter ON %s AS PERMISSIVE FOR ALL USING '
+                 '(caredata.row_permitted(%I, %L%s)) WITH CHECK (true)',
+                 tab, nhs_column, purpose,
+                 CASE WHEN dataset IS NULL THEN '' ELSE format(', now(), %L', dataset) END);
+  EXECUTE format('COMMENT ON POLICY caredata_filter ON %s IS %L', tab,
+                 format('caredata objection filter of a Citus table: rows permitted for %s%s, a patient''s own rows (caredata.protect)', purpose,
+                        CASE WHEN dataset IS NULL THEN '' ELSE ', dataset ' || dataset END));
+  EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tab);
+  EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS 0', tab, nhs_column);
+  PERFORM caredata._forget_statistics(tab);
+END
+$$;
+COMMENT ON FUNCTION caredata._protect_citus(regclass, name, text, text) IS
+  'internal: attach the objection filter to a Citus table as its one permissive policy, caredata_filter';
+
+-- Every node and shard as the filter and the keys need them.
+CREATE FUNCTION caredata.citus_check()
+RETURNS TABLE (node text, item text, ok boolean, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  t regclass;
+  f caredata.distributed_filter;
+  expected text;
+  fp text;
+  r record;
+BEGIN
+  IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+    RAISE EXCEPTION 'Citus is not installed in this database' USING ERRCODE = 'feature_not_supported';
+  END IF;
+  -- 1. the catalogs: reference tables with a placement on every node
+  FOR t IN SELECT c FROM caredata.citus_catalogs() c LOOP
+    IF NOT caredata._citus_table(t) THEN
+      node := 'coordinator'; item := t::text; ok := false;
+      detail := 'not a reference table: run caredata.citus_setup()';
+      RETURN NEXT;
+      CONTINUE;
+    END IF;
+    FOR r IN EXECUTE
+      'SELECT n.nodename || '':'' || n.nodeport AS node,
+              EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement p JOIN pg_catalog.pg_dist_shard s USING (shardid)
+                       WHERE s.logicalrelid = $1 AND p.groupid = n.groupid) AS placed
+         FROM pg_catalog.pg_dist_node n WHERE n.isactive AND n.noderole = ''primary'' ORDER BY n.groupid' USING t LOOP
+      node := r.node; item := t::text; ok := r.placed;
+      detail := CASE WHEN r.placed THEN 'reference table placement' ELSE 'no placement: run SELECT replicate_reference_tables()' END;
+      RETURN NEXT;
+    END LOOP;
+  END LOOP;
+  -- 2. the key: every node's fingerprint equals the coordinator's and the domains'
+  fp := caredata.key_fingerprint();
+  FOR r IN EXECUTE
+    'SELECT n.nodename || '':'' || n.nodeport AS node, x.success, x.result
+       FROM run_command_on_all_nodes(''SELECT caredata.key_fingerprint()'') x
+       JOIN pg_catalog.pg_dist_node n USING (nodeid) ORDER BY n.groupid' LOOP
+    node := r.node; item := 'key file'; ok := r.success AND r.result = fp;
+    detail := CASE WHEN NOT r.success THEN 'keyed functions refuse here: ' || r.result
+                   WHEN r.result = fp THEN 'same master secret as this node'
+                   ELSE 'another master secret: keyed functions refuse here' END;
+    RETURN NEXT;
+  END LOOP;
+  IF EXISTS (SELECT 1 FROM caredata.domain d WHERE d.key_fingerprint IS DISTINCT FROM fp) THEN
+    node := 'coordinator'; item := 'key file'; ok := false;
+    detail := (SELECT count(*) FROM caredata.domain d WHERE d.key_fingerprint IS DISTINCT FROM fp)
+              || ' pseudonym domain(s) record another master secret (or none)';
+    RETURN NEXT;
+  END IF;
+  -- 3. every shard of every filtered table: row security on, forced, and
+  -- exactly the coordinator's one permissive policy
+  FOR f IN SELECT * FROM caredata.distributed_filter ORDER BY relation LOOP
+    t := to_regclass(f.relation);
+    IF t IS NULL THEN
+      node := 'coordinator'; item := f.relation; ok := false; detail := 'table not found (renamed or dropped?)';
+      RETURN NEXT;
+      CONTINUE;
+    END IF;
+    expected := caredata._policy_signature(t);
+    FOR r IN EXECUTE format('SELECT shardid, success, result FROM run_command_on_placements(%L, %L) ORDER BY shardid',
+                            t, 'SELECT caredata._policy_signature(''%s''::regclass)') LOOP
+      node := 'shard ' || r.shardid; item := f.relation;
+      ok := r.success AND r.result = expected;
+      detail := CASE WHEN ok THEN 'filter as on the coordinator'
+                     WHEN NOT r.success THEN 'could not check: ' || r.result
+                     ELSE 'policies differ from the coordinator''s: ' || coalesce(r.result, 'none') END;
+      RETURN NEXT;
+    END LOOP;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION caredata.citus_check() IS
+  'on a Citus coordinator: one row per node and check (catalog placements, key fingerprint) and per shard of every filtered table (policies as on the coordinator); ok false says what to fix';
+REVOKE ALL ON FUNCTION caredata.citus_check() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.citus_check() TO caredata_admin;
+
+-- a table's row security as text, to compare a shard with its table: on,
+-- forced, and each policy (name, permissive, commands, roles, USING, CHECK)
+CREATE FUNCTION caredata._policy_signature(tab regclass) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+BEGIN ATOMIC
+  SELECT concat_ws(' | ', 'rls=' || c.relrowsecurity || ',' || c.relforcerowsecurity,
+                   (SELECT string_agg(format('%s %s %s %s using(%s) check(%s)', p.polname,
+                                             CASE WHEN p.polpermissive THEN 'permissive' ELSE 'restrictive' END,
+                                             p.polcmd, p.polroles::regrole[]::text,
+                                             pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)),
+                                      '; ' ORDER BY p.polname)
+                      FROM pg_policy p WHERE p.polrelid = c.oid))
+  FROM pg_class c WHERE c.oid = tab;
+END;
+COMMENT ON FUNCTION caredata._policy_signature(regclass) IS
+  'internal: a table''s row security and policies as text, for comparing a shard with its table (caredata.citus_check)';
+
+REVOKE ALL ON FUNCTION caredata._blocked_nhs_numbers_citus(text, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION caredata.citus_catalogs(), caredata._citus_table(regclass), caredata._logical_relation(regclass),
+  caredata._protect_citus(regclass, name, text, text), caredata._policy_signature(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.citus_catalogs(), caredata._citus_table(regclass), caredata._logical_relation(regclass),
+  caredata._protect_citus(regclass, name, text, text), caredata._policy_signature(regclass) TO caredata_admin;

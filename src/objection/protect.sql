@@ -131,7 +131,6 @@ DECLARE
   coltype regtype;
   parent regclass;
   r regclass;
-  citus boolean;
 BEGIN
   SELECT a.atttypid::regtype INTO coltype FROM pg_attribute a
   WHERE a.attrelid = tab AND a.attname = nhs_column AND a.attnum > 0 AND NOT a.attisdropped;
@@ -158,16 +157,14 @@ BEGIN
       USING ERRCODE = 'wrong_object_type',
             HINT = format('Protect %s instead: protecting a table protects all its partitions and children.', parent);
   END IF;
-  -- a Citus table: Citus re-creates restrictive policies as permissive on
-  -- its shards, and the register is on this node only (docs/scale-out.md)
-  IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
-    EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)' INTO citus USING tab;
-    IF citus THEN
-      RAISE EXCEPTION '% is a Citus distributed or reference table', tab
-        USING ERRCODE = 'feature_not_supported',
-              DETAIL = 'The objection filter does not hold on Citus shards yet: Citus re-creates restrictive row security policies as permissive ones on shards, and the objection register is on this node only.',
-              HINT = 'See docs/scale-out.md. Protect a table that is not distributed.';
-    END IF;
+  -- a Citus table: its filter is one permissive policy, on every shard
+  -- (src/citus.sql; Citus re-creates restrictive policies as permissive)
+  IF caredata._citus_table(tab) THEN
+    PERFORM caredata._protect_citus(tab, nhs_column, purpose, dataset);
+    PERFORM caredata._refuse_unfiltered_views();
+    PERFORM caredata.audit_append('table.protect', tab::text, jsonb_build_object('nhs_column', nhs_column, 'purpose', purpose,
+      'dataset', dataset, 'citus', true));
+    RETURN;
   END IF;
   -- the whole hierarchy below it, now and (by the event trigger
   -- caredata_protect_hierarchy) whatever is attached later
@@ -200,8 +197,14 @@ BEGIN
   END IF;
   FOR t IN SELECT * FROM caredata.protected_table p WHERE p.root = tab ORDER BY p.relid = tab DESC LOOP
     CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.relid);
-    EXECUTE format('DROP POLICY caredata_objection ON %s', t.relid);
-    EXECUTE format('DROP POLICY caredata_subject ON %s', t.relid);
+    IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = t.relid AND p.polname = 'caredata_filter') THEN
+      -- a Citus table (src/citus.sql)
+      EXECUTE format('DROP POLICY caredata_filter ON %s', t.relid);
+      DELETE FROM caredata.distributed_filter f WHERE f.relation = caredata._logical_relation(t.relid);
+    ELSE
+      EXECUTE format('DROP POLICY caredata_objection ON %s', t.relid);
+      EXECUTE format('DROP POLICY caredata_subject ON %s', t.relid);
+    END IF;
     IF t.added_base_policy THEN
       EXECUTE format('DROP POLICY caredata_base ON %s', t.relid);
     END IF;

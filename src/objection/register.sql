@@ -213,22 +213,29 @@ CREATE FUNCTION caredata.blocked_interval(purpose text, dataset text, at timesta
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, caredata, pg_temp
 AS $$
+DECLARE
+  known boolean;
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM caredata.purpose p WHERE p.name = blocked_interval.purpose) THEN
+  -- the arguments go into the statements as literals, not parameters:
+  -- Citus refuses parameters once the register is a reference table
+  -- (docs/scale-out.md)
+  EXECUTE format('SELECT EXISTS (SELECT 1 FROM caredata.purpose p WHERE p.name = %L)', purpose) INTO known;
+  IF NOT known THEN
     RAISE EXCEPTION 'unknown purpose "%"', purpose
       USING ERRCODE = 'invalid_parameter_value',
             HINT = 'Purposes are listed in caredata.purpose.';
   END IF;
   -- one pass over the register, one over the (small) exemption table
-  SELECT greatest(o.lo1, o.lo2, e.lo), least(o.hi1, o.hi2, e.hi)
-  FROM (SELECT max(effective_from) FILTER (WHERE effective_from <= at) AS lo1,
-               min(effective_from) FILTER (WHERE effective_from > at) AS hi1,
-               max(withdrawn_at) FILTER (WHERE withdrawn_at <= at) AS lo2,
-               min(withdrawn_at) FILTER (WHERE withdrawn_at > at) AS hi2
-        FROM caredata.objection) o,
-       (SELECT max(t) FILTER (WHERE t <= at) AS lo, min(t) FILTER (WHERE t > at) AS hi
-        FROM caredata.exemption, LATERAL (VALUES (granted_at), (expires_at), (revoked_at)) v(t)) e
-  INTO lo, hi;
+  EXECUTE format(
+    'SELECT greatest(o.lo1, o.lo2, e.lo), least(o.hi1, o.hi2, e.hi)
+       FROM (SELECT max(effective_from) FILTER (WHERE effective_from <= %1$L) AS lo1,
+                    min(effective_from) FILTER (WHERE effective_from > %1$L) AS hi1,
+                    max(withdrawn_at) FILTER (WHERE withdrawn_at <= %1$L) AS lo2,
+                    min(withdrawn_at) FILTER (WHERE withdrawn_at > %1$L) AS hi2
+               FROM caredata.objection) o,
+            (SELECT max(t) FILTER (WHERE t <= %1$L) AS lo, min(t) FILTER (WHERE t > %1$L) AS hi
+               FROM caredata.exemption, LATERAL (VALUES (granted_at), (expires_at), (revoked_at)) v(t)) e',
+    at) INTO lo, hi;
 END
 $$;
 COMMENT ON FUNCTION caredata.blocked_interval(text, text, timestamptz) IS

@@ -35,6 +35,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
+#include "../citus.h"
 #include "policy.h"
 
 static char *sdc_policy_setting = NULL;
@@ -95,13 +96,17 @@ policy_load(const char *name, SdcPolicy *p)
 	char	   *rounding;
 	char	   *redacted;
 	int			ret;
+	int			nested;
 
 	args[0] = CStringGetTextDatum(name);
 	SPI_connect();
+	/* on Citus the catalog is a reference table, read in a shard task too */
+	nested = citus_nested_begin();
 	ret = SPI_execute_with_args("SELECT version, suppress_max, protect_zero, rounding, rounding_base, redacted, "
 								"coalesce(dominance_n, 0), coalesce(dominance_k, 0), coalesce(p_percent, 0) "
 								"FROM caredata.sdc_policy WHERE policy = $1 ORDER BY version DESC LIMIT 1",
 								1, argtypes, args, NULL, true, 1);
+	citus_nested_end(nested);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read caredata.sdc_policy: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 0)

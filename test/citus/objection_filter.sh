@@ -17,6 +17,7 @@ on() { local port=$1; shift; PGPORT=$port psql -XAtq -d postgres "$@" 2>&1; }
 on "$coord" -v ON_ERROR_STOP=1 -f test/citus/reset.sql >/dev/null
 on "$coord" -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 SET client_min_messages = warning;
+SELECT caredata.citus_setup();
 CREATE ROLE citus_analyst LOGIN IN ROLE caredata_analyst;
 CREATE TABLE citus_ep (id bigint, nhs caredata.nhs_number, los int);
 SELECT create_distributed_table('citus_ep', 'nhs');

@@ -345,6 +345,8 @@ void	   *SPI_tuptable;
 STUB(AggCheckCallContext)
 STUB(AggGetAggref)
 STUB(appendStringInfo)
+STUB(citus_nested_begin)
+STUB(citus_nested_end)
 STUB(cstring_to_text)
 STUB(cstring_to_text_with_len)
 STUB(deconstruct_array)
