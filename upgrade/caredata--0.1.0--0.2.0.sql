@@ -247,24 +247,33 @@ LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  sch text;
+  nm text;
   shard bigint;
   logical regclass;
-  shard_rel regclass;
+  shard_name text;
+  logical_sch text;
+  logical_nm text;
 BEGIN
-  IF to_regclass('pg_catalog.pg_dist_shard') IS NOT NULL THEN
-    SELECT substring(c.relname FROM '_([0-9]{1,18})$')::bigint INTO shard FROM pg_class c WHERE c.oid = rel;
-    IF shard IS NOT NULL THEN
-      EXECUTE 'SELECT logicalrelid FROM pg_catalog.pg_dist_shard WHERE shardid = $1' INTO logical USING shard;
-      IF logical IS NOT NULL THEN
-        EXECUTE 'SELECT to_regclass(pg_catalog.shard_name($1, $2))' INTO shard_rel USING logical, shard;
-        IF shard_rel = rel THEN
-          rel := logical;
-        END IF;
+  -- names from the catalog caches: Citus hides shards from queries on
+  -- pg_class (citus.show_shards_for_app_name_prefixes)
+  SELECT i.schema, i.name INTO sch, nm FROM pg_identify_object('pg_class'::regclass, rel, 0) i;
+  shard := substring(nm FROM '_([0-9]{1,18})$')::bigint;
+  IF shard IS NOT NULL AND to_regclass('pg_catalog.pg_dist_shard') IS NOT NULL THEN
+    EXECUTE 'SELECT logicalrelid FROM pg_catalog.pg_dist_shard WHERE shardid = $1' INTO logical USING shard;
+    IF logical IS NOT NULL THEN
+      -- the shard's own name, as Citus makes it (shard_name() leaves out
+      -- the schema public): same schema as the table, and that name
+      EXECUTE 'SELECT (pg_catalog.parse_ident(pg_catalog.shard_name($1, $2)))[cardinality(pg_catalog.parse_ident(pg_catalog.shard_name($1, $2)))]'
+        INTO shard_name USING logical, shard;
+      SELECT i.schema, i.name INTO logical_sch, logical_nm FROM pg_identify_object('pg_class'::regclass, logical, 0) i;
+      IF logical_sch = sch AND shard_name = nm THEN
+        sch := logical_sch;
+        nm := logical_nm;
       END IF;
     END IF;
   END IF;
-  RETURN (SELECT format('%I.%I', n.nspname, c.relname)
-            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel);
+  RETURN CASE WHEN nm IS NOT NULL THEN format('%I.%I', sch, nm) END;
 END
 $$;
 COMMENT ON FUNCTION caredata._logical_relation(regclass) IS
@@ -399,6 +408,7 @@ AS $$
 DECLARE
   had_rls boolean;
   coordinator boolean;
+  r text;
 BEGIN
   IF NOT caredata._citus_table('caredata.objection') THEN
     RAISE EXCEPTION '% is a Citus table, and caredata''s catalogs are on this node only', tab
@@ -425,6 +435,27 @@ BEGIN
             DETAIL = 'On a Citus table caredata''s filter must be the only policy: Citus makes restrictive policies permissive on shards, where any other policy is ORed with the filter.',
             HINT = 'Drop the table''s policies, or keep the table on one node.';
   END IF;
+  IF EXISTS (SELECT 1 FROM pg_statistic_ext e JOIN pg_attribute a ON a.attrelid = e.stxrelid AND a.attname = nhs_column
+              WHERE e.stxrelid = tab AND a.attnum = ANY (e.stxkeys)) THEN
+    RAISE EXCEPTION 'extended statistics on %.% would give its values to the planner', tab, nhs_column
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'DROP STATISTICS on that column first.';
+  END IF;
+  -- No statistics on the NHS number column, on any shard (see
+  -- _forget_statistics): Citus does not propagate SET STATISTICS, but
+  -- copies the table's target into every shard it makes later (moves,
+  -- splits), so the table gets it here without propagation and the shards
+  -- that exist get it, and lose what ANALYZE stored, each node in its own
+  -- transaction, before the filter is attached.
+  r := current_setting('citus.enable_ddl_propagation');
+  PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+  EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS 0', tab, nhs_column);
+  PERFORM set_config('citus.enable_ddl_propagation', r, true);
+  FOR r IN EXECUTE format('SELECT result FROM run_command_on_placements(%L, %L) WHERE NOT success',
+                          tab, format('ALTER TABLE %%1$s ALTER COLUMN %I SET STATISTICS 0; '
+                                      'SELECT caredata._forget_shard_statistics(''%%1$s'', %L)', nhs_column, nhs_column)) LOOP
+    RAISE EXCEPTION 'could not remove the statistics of a shard of %', tab
+      USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = r;
+  END LOOP;
   SELECT c.relrowsecurity INTO had_rls FROM pg_class c WHERE c.oid = tab;
   INSERT INTO caredata.protected_table (relid, nhs_column, purpose, dataset, added_base_policy, enabled_rls, root)
   VALUES (tab, nhs_column, purpose, dataset, false, NOT had_rls, tab);
@@ -441,12 +472,31 @@ BEGIN
                  format('caredata objection filter of a Citus table: rows permitted for %s%s, a patient''s own rows (caredata.protect)', purpose,
                         CASE WHEN dataset IS NULL THEN '' ELSE ', dataset ' || dataset END));
   EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tab);
-  EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS 0', tab, nhs_column);
   PERFORM caredata._forget_statistics(tab);
 END
 $$;
 COMMENT ON FUNCTION caredata._protect_citus(regclass, name, text, text) IS
   'internal: attach the objection filter to a Citus table as its one permissive policy, caredata_filter';
+
+-- The stored statistics of a shard's NHS number column (run on its node
+-- by _protect_citus): removing pg_statistic rows needs the superuser, so
+-- SECURITY DEFINER, for the shard's owner only.
+CREATE FUNCTION caredata._forget_shard_statistics(shard regclass, nhs_column name) RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = shard AND c.relkind = 'r'
+                   AND pg_has_role(session_user, c.relowner, 'MEMBER')) THEN
+    RAISE EXCEPTION 'must be the owner of %', shard USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  DELETE FROM pg_statistic s
+   USING pg_attribute a
+   WHERE s.starelid = shard AND a.attrelid = shard AND a.attname = nhs_column AND s.staattnum = a.attnum;
+END
+$$;
+COMMENT ON FUNCTION caredata._forget_shard_statistics(regclass, name) IS
+  'internal: remove the stored planner statistics of a Citus shard''s NHS number column (its owner only)';
 
 -- Every node and shard as the filter and the keys need them.
 CREATE FUNCTION caredata.citus_check()
@@ -545,6 +595,8 @@ COMMENT ON FUNCTION caredata._policy_signature(regclass) IS
   'internal: a table''s row security and policies as text, for comparing a shard with its table (caredata.citus_check)';
 
 REVOKE ALL ON FUNCTION caredata._blocked_nhs_numbers_citus(text, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION caredata._forget_shard_statistics(regclass, name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata._forget_shard_statistics(regclass, name) TO caredata_admin;
 REVOKE ALL ON FUNCTION caredata.citus_catalogs(), caredata._citus_table(regclass), caredata._logical_relation(regclass),
   caredata._protect_citus(regclass, name, text, text), caredata._policy_signature(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION caredata.citus_catalogs(), caredata._citus_table(regclass), caredata._logical_relation(regclass),
