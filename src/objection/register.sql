@@ -127,8 +127,11 @@ CREATE FUNCTION caredata.keep_history() RETURNS trigger
 LANGUAGE plpgsql PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  -- on Citus the trigger fires on a placement, objection_<shard id>
+  is_objection boolean := TG_TABLE_NAME ~ '^objection(_[0-9]+)?$';
 BEGIN
-  IF TG_TABLE_NAME = 'objection' THEN
+  IF is_objection THEN
     IF OLD.withdrawn_at IS NULL AND NEW.withdrawn_at IS NOT NULL AND
        (to_jsonb(NEW) - 'withdrawn_at') = (to_jsonb(OLD) - 'withdrawn_at') THEN
       RETURN NEW;
@@ -140,9 +143,9 @@ BEGIN
       RETURN NEW;
     END IF;
   END IF;
-  RAISE EXCEPTION 'caredata.% keeps its history', TG_TABLE_NAME
+  RAISE EXCEPTION 'caredata.% keeps its history', CASE WHEN is_objection THEN 'objection' ELSE 'exemption' END
     USING ERRCODE = 'object_not_in_prerequisite_state',
-          DETAIL = CASE TG_TABLE_NAME WHEN 'objection' THEN 'An objection can only be withdrawn, once; nothing else about it changes.'
+          DETAIL = CASE WHEN is_objection THEN 'An objection can only be withdrawn, once; nothing else about it changes.'
                    ELSE 'An exemption can only be revoked, once; nothing else about it changes.' END,
           HINT = 'Use caredata.withdraw_objection() or caredata.revoke_exemption(); record a new row for anything else.';
 END

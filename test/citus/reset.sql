@@ -3,11 +3,11 @@
 -- would drop their nhs_number columns under Citus's feet, which leaves its
 -- metadata cache pointing at a type that is gone.
 SET client_min_messages = warning;
-DROP TABLE IF EXISTS citus_ep, citus_dist, citus_ref, citus_local, citus_later, rtest;
+DROP TABLE IF EXISTS citus_ep, citus_dist, citus_ref, citus_local, citus_later, rtest, citus_agg, citus_agg_local, citus_units, citus_units_local, at_t;
 DO $$
 DECLARE r text;
 BEGIN
-  FOREACH r IN ARRAY ARRAY['citus_analyst', 'citus_reader'] LOOP
+  FOREACH r IN ARRAY ARRAY['citus_analyst', 'citus_patient', 'citus_reader'] LOOP
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
       EXECUTE format('DROP OWNED BY %I', r);
       EXECUTE format('DROP ROLE %I', r);
