@@ -183,6 +183,7 @@ SET search_path = pg_catalog, caredata, pg_temp
 AS $$
 DECLARE
   t caredata.protected_table;
+  citus boolean;
 BEGIN
   SELECT * INTO t FROM caredata.protected_table p WHERE p.relid = tab;
   IF NOT FOUND THEN
@@ -194,8 +195,13 @@ BEGIN
   END IF;
   FOR t IN SELECT * FROM caredata.protected_table p WHERE p.root = tab ORDER BY p.relid = tab DESC LOOP
     CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.relid);
-    IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = t.relid AND p.polname = 'caredata_filter') THEN
-      -- a Citus table (src/citus.sql)
+    citus := EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = t.relid AND p.polname = 'caredata_filter');
+    IF citus THEN
+      -- a Citus table (src/citus.sql): the shards' statistics target first,
+      -- each in its own transaction, before this one locks them
+      IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.relid AND a.attname = t.nhs_column AND NOT a.attisdropped) THEN
+        PERFORM caredata._citus_statistics_target(t.relid, t.nhs_column, -1);
+      END IF;
       EXECUTE format('DROP POLICY caredata_filter ON %s', t.relid);
       DELETE FROM caredata.distributed_filter f WHERE f.relation = caredata._logical_relation(t.relid);
     ELSE
@@ -209,7 +215,7 @@ BEGIN
       EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY', t.relid);
     END IF;
     -- statistics again at the default target, from the next ANALYZE
-    IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.relid AND a.attname = t.nhs_column AND NOT a.attisdropped) THEN
+    IF NOT citus AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.relid AND a.attname = t.nhs_column AND NOT a.attisdropped) THEN
       EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS -1', t.relid, t.nhs_column);
     END IF;
   END LOOP;
@@ -437,7 +443,6 @@ AS $$
 DECLARE
   had_rls boolean;
   coordinator boolean;
-  r text;
 BEGIN
   IF NOT caredata._citus_table('caredata.objection') THEN
     RAISE EXCEPTION '% is a Citus table, and caredata''s catalogs are on this node only', tab
@@ -469,22 +474,9 @@ BEGIN
     RAISE EXCEPTION 'extended statistics on %.% would give its values to the planner', tab, nhs_column
       USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'DROP STATISTICS on that column first.';
   END IF;
-  -- No statistics on the NHS number column, on any shard (see
-  -- _forget_statistics): Citus does not propagate SET STATISTICS, but
-  -- copies the table's target into every shard it makes later (moves,
-  -- splits), so the table gets it here without propagation and the shards
-  -- that exist get it, and lose what ANALYZE stored, each node in its own
-  -- transaction, before the filter is attached.
-  r := current_setting('citus.enable_ddl_propagation');
-  PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
-  EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS 0', tab, nhs_column);
-  PERFORM set_config('citus.enable_ddl_propagation', r, true);
-  FOR r IN EXECUTE format('SELECT result FROM run_command_on_placements(%L, %L) WHERE NOT success',
-                          tab, format('ALTER TABLE %%1$s ALTER COLUMN %I SET STATISTICS 0; '
-                                      'SELECT caredata._forget_shard_statistics(''%%1$s'', %L)', nhs_column, nhs_column)) LOOP
-    RAISE EXCEPTION 'could not remove the statistics of a shard of %', tab
-      USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = r;
-  END LOOP;
+  -- no statistics on the NHS number column, on any shard, before the
+  -- filter is attached
+  PERFORM caredata._citus_statistics_target(tab, nhs_column, 0);
   SELECT c.relrowsecurity INTO had_rls FROM pg_class c WHERE c.oid = tab;
   INSERT INTO caredata.protected_table (relid, nhs_column, purpose, dataset, added_base_policy, enabled_rls, root)
   VALUES (tab, nhs_column, purpose, dataset, false, NOT had_rls, tab);
@@ -506,6 +498,41 @@ END
 $$;
 COMMENT ON FUNCTION caredata._protect_citus(regclass, name, text, text) IS
   'internal: attach the objection filter to a Citus table as its one permissive policy, caredata_filter';
+
+-- A Citus table's statistics target for its NHS number column, on the
+-- table and every shard, and with 0 what ANALYZE stored on the shards
+-- removed (see _forget_statistics).  Citus does not propagate SET
+-- STATISTICS, but copies the table's target into every shard it makes
+-- later (moves, splits): so the table gets it without propagation, and the
+-- shards that exist each in their own transaction on their node.
+CREATE FUNCTION caredata._citus_statistics_target(tab regclass, nhs_column name, target integer) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  propagate text := current_setting('citus.enable_ddl_propagation', true);
+  failure text;
+BEGIN
+  IF NOT caredata._citus_table(tab) THEN
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS %s', tab, nhs_column, target);
+    RETURN;
+  END IF;
+  PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+  EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS %s', tab, nhs_column, target);
+  PERFORM set_config('citus.enable_ddl_propagation', propagate, true);
+  FOR failure IN EXECUTE format('SELECT result FROM run_command_on_placements(%L, %L) WHERE NOT success',
+                                -- a shard this transaction has locked already would
+                                -- wait for it forever: give up instead
+                                tab, format('SET lock_timeout = ''10s''; ALTER TABLE %%1$s ALTER COLUMN %I SET STATISTICS %s', nhs_column, target)
+                                     || CASE WHEN target = 0 THEN format('; SELECT caredata._forget_shard_statistics(''%%1$s'', %L)', nhs_column)
+                                        ELSE '' END) LOOP
+    RAISE EXCEPTION 'could not set the statistics of a shard of %', tab
+      USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = failure;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION caredata._citus_statistics_target(regclass, name, integer) IS
+  'internal: set a Citus table''s statistics target for its NHS number column on the table and every shard (0 also removes what the shards stored)';
 
 -- The stored statistics of a shard's NHS number column (run on its node
 -- by _protect_citus): removing pg_statistic rows needs the superuser, so
@@ -624,7 +651,9 @@ COMMENT ON FUNCTION caredata._policy_signature(regclass) IS
   'internal: a table''s row security and policies as text, for comparing a shard with its table (caredata.citus_check)';
 
 REVOKE ALL ON FUNCTION caredata._blocked_nhs_numbers_citus(text, text, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION caredata._forget_shard_statistics(regclass, name) FROM PUBLIC;
+REVOKE ALL ON FUNCTION caredata._forget_shard_statistics(regclass, name),
+  caredata._citus_statistics_target(regclass, name, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata._citus_statistics_target(regclass, name, integer) TO caredata_admin;
 GRANT EXECUTE ON FUNCTION caredata._forget_shard_statistics(regclass, name) TO caredata_admin;
 REVOKE ALL ON FUNCTION caredata.citus_catalogs(), caredata._citus_table(regclass), caredata._logical_relation(regclass),
   caredata._protect_citus(regclass, name, text, text), caredata._policy_signature(regclass) FROM PUBLIC;

@@ -186,6 +186,7 @@ SET search_path = pg_catalog, caredata, pg_temp
 AS $$
 DECLARE
   t caredata.protected_table;
+  citus boolean;
 BEGIN
   SELECT * INTO t FROM caredata.protected_table p WHERE p.relid = tab;
   IF NOT FOUND THEN
@@ -197,8 +198,13 @@ BEGIN
   END IF;
   FOR t IN SELECT * FROM caredata.protected_table p WHERE p.root = tab ORDER BY p.relid = tab DESC LOOP
     CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.relid);
-    IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = t.relid AND p.polname = 'caredata_filter') THEN
-      -- a Citus table (src/citus.sql)
+    citus := EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = t.relid AND p.polname = 'caredata_filter');
+    IF citus THEN
+      -- a Citus table (src/citus.sql): the shards' statistics target first,
+      -- each in its own transaction, before this one locks them
+      IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.relid AND a.attname = t.nhs_column AND NOT a.attisdropped) THEN
+        PERFORM caredata._citus_statistics_target(t.relid, t.nhs_column, -1);
+      END IF;
       EXECUTE format('DROP POLICY caredata_filter ON %s', t.relid);
       DELETE FROM caredata.distributed_filter f WHERE f.relation = caredata._logical_relation(t.relid);
     ELSE
@@ -212,7 +218,7 @@ BEGIN
       EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY', t.relid);
     END IF;
     -- statistics again at the default target, from the next ANALYZE
-    IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.relid AND a.attname = t.nhs_column AND NOT a.attisdropped) THEN
+    IF NOT citus AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.relid AND a.attname = t.nhs_column AND NOT a.attisdropped) THEN
       EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS -1', t.relid, t.nhs_column);
     END IF;
   END LOOP;
