@@ -122,7 +122,7 @@ catalog_local_relid(const char *table, const char *relname)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("this node holds no copy of caredata's catalog \"%s\"", table),
 				 errdetail("It is a Citus reference table with no placement here."),
-				 errhint("Run SELECT replicate_reference_tables() on the coordinator, then caredata.citus_check().")));
+				 errhint("Run SELECT replicate_reference_tables('block_writes') on the coordinator, then caredata.citus_check().")));
 	return local;
 }
 

@@ -364,7 +364,7 @@ BEGIN
                        WHERE s.logicalrelid = $1 AND p.groupid = n.groupid) AS placed
          FROM pg_catalog.pg_dist_node n WHERE n.isactive AND n.noderole = ''primary'' ORDER BY n.groupid' USING t LOOP
       node := r.node; item := t::text; ok := r.placed;
-      detail := CASE WHEN r.placed THEN 'reference table placement' ELSE 'no placement: run SELECT replicate_reference_tables()' END;
+      detail := CASE WHEN r.placed THEN 'reference table placement' ELSE 'no placement: run SELECT replicate_reference_tables(''block_writes'')' END;
       RETURN NEXT;
     END LOOP;
   END LOOP;
