@@ -25,14 +25,16 @@ SELECT pg_catalog.pg_extension_config_dump('caredata.distributed_filter', '');
 
 -- the catalogs citus_setup() makes reference tables: all that a query on a
 -- worker reads (the register, exemptions, subject access, key domains,
--- disclosure policies, distributed filters); register_version stays local
+-- disclosure policies, distributed filters, and the stored pseudonyms a
+-- published view joins on every shard); register_version stays local
 -- (each node's triggers bump their own)
 CREATE FUNCTION caredata.citus_catalogs() RETURNS SETOF regclass
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 BEGIN ATOMIC
   SELECT unnest(ARRAY['caredata.purpose'::regclass, 'caredata.objection'::regclass, 'caredata.exemption'::regclass,
                       'caredata.subject_access'::regclass, 'caredata.domain'::regclass, 'caredata.domain_key'::regclass,
-                      'caredata.sdc_policy'::regclass, 'caredata.distributed_filter'::regclass]);
+                      'caredata.sdc_policy'::regclass, 'caredata.distributed_filter'::regclass,
+                      'caredata.pseudonym_map'::regclass]);
 END;
 COMMENT ON FUNCTION caredata.citus_catalogs() IS
   'the catalogs caredata.citus_setup() makes Citus reference tables: every one a query may read on a worker';

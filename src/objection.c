@@ -147,7 +147,8 @@ permitted_lookahead(FmgrInfo *flinfo)
 /*
  * On Citus: is relid a table protect() filtered on the coordinator as a
  * distributed table (its shell table on this node, or one of its shards),
- * and attno its NHS number column?  caredata.distributed_filter names the
+ * or a placement of caredata.pseudonym_map, and attno its NHS number
+ * column?  caredata.distributed_filter names the
  * tables (OIDs differ from node to node); _logical_relation() maps a shard
  * to its table through Citus's metadata.
  */
@@ -170,7 +171,9 @@ is_distributed_filter_column(Oid relid, AttrNumber attno)
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not map a relation to its distributed table");
 	logical = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	if (logical != NULL)
+	if (logical != NULL && strcmp(logical, "caredata.pseudonym_map") == 0)
+		column = "nhs_number";	/* a placement of the stored pseudonyms */
+	else if (logical != NULL)
 	{
 		Oid			targtypes[1] = {TEXTOID};
 		Datum		tvalues[1];

@@ -199,6 +199,9 @@ DECLARE
   p caredata.publication;
   cols text := '';
   c record;
+  body text;
+  rows_name text := '_rows_' || substr(md5(name), 1, 12);
+  inner_name text := '_query_' || substr(md5(name), 1, 12);
 BEGIN
   SELECT * INTO p FROM caredata.publication x WHERE x.name = _publication_view.name;
   IF NOT FOUND THEN
@@ -209,13 +212,37 @@ BEGIN
     cols := cols || ', ' || caredata._publish_column(c.key, c.value);
   END LOOP;
   EXECUTE format('DROP VIEW IF EXISTS published.%I', p.name);
-  EXECUTE format($v$
-    CREATE VIEW published.%1$I WITH (security_barrier) AS
-    SELECT m.pseudonym::text AS person%2$s
-      FROM %3$s s
-      JOIN caredata.pseudonym_map m ON m.domain = %4$L AND m.nhs_number OPERATOR(caredata.=) caredata.try_nhs_number(s.%5$I::text)
-     WHERE caredata.permitted(m.nhs_number, %6$L, now(), %7$L)$v$,
-    p.name, cols, p.source, p.spec->>'domain', p.spec->>'nhs_column', p.spec->>'purpose', p.spec->>'dataset');
+  IF to_regprocedure(format('published.%I()', rows_name)) IS NOT NULL THEN
+    EXECUTE format('DROP FUNCTION published.%I()', rows_name);
+  END IF;
+  IF to_regclass(format('published.%I', inner_name)) IS NOT NULL THEN
+    EXECUTE format('DROP VIEW published.%I', inner_name);
+  END IF;
+  body := format($v$
+    SELECT m.pseudonym::text AS person%1$s
+      FROM %2$s s
+      JOIN caredata.pseudonym_map m ON m.domain = %3$L AND m.nhs_number OPERATOR(caredata.=) caredata.try_nhs_number(s.%4$I::text)
+     WHERE caredata.permitted(m.nhs_number, %5$L, now(), %6$L)$v$,
+    cols, p.source, p.spec->>'domain', p.spec->>'nhs_column', p.spec->>'purpose', p.spec->>'dataset');
+  IF caredata._citus_table(p.source) OR caredata._citus_table('caredata.pseudonym_map') THEN
+    -- Citus runs a view's query on the nodes as its reader, who may read
+    -- the view but not its source: the query runs instead in a SECURITY
+    -- DEFINER function, as the view's owner, as a view's would
+    -- (docs/scale-out.md)
+    EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s', inner_name, body);
+    EXECUTE format('REVOKE ALL ON published.%I FROM PUBLIC', inner_name);
+    EXECUTE format('COMMENT ON VIEW published.%I IS %L', inner_name,
+                   format('caredata publication %s on Citus: its query, read only through published.%s()', p.name, rows_name));
+    EXECUTE format('CREATE FUNCTION published.%I() RETURNS SETOF published.%I LANGUAGE plpgsql STABLE SECURITY DEFINER '
+                   'SET search_path = pg_catalog, pg_temp AS %L',
+                   rows_name, inner_name, format('BEGIN RETURN QUERY SELECT * FROM published.%I; END', inner_name));
+    EXECUTE format('REVOKE ALL ON FUNCTION published.%I() FROM PUBLIC', rows_name);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION published.%I() TO %I', rows_name, p.recipient);
+    EXECUTE format('COMMENT ON FUNCTION published.%I() IS %L', rows_name,
+                   format('caredata publication %s on Citus: the rows of published.%s, as its owner', p.name, p.name));
+    body := format('SELECT * FROM published.%I()', rows_name);
+  END IF;
+  EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s', p.name, body);
   EXECUTE format('COMMENT ON VIEW published.%I IS %L', p.name,
                  format('caredata publication %s for %s: %s pseudonymised (domain %s), objection filter for %s', p.name, p.recipient,
                         p.source, p.spec->>'domain', p.spec->>'purpose'));
@@ -296,6 +323,11 @@ BEGIN
       HINT = 'See caredata.publication.';
   END IF;
   EXECUTE format('DROP VIEW IF EXISTS published.%I', p.name);
+  -- on Citus, what the view reads through (_publication_view)
+  IF to_regprocedure(format('published.%I()', '_rows_' || substr(md5(p.name), 1, 12))) IS NOT NULL THEN
+    EXECUTE format('DROP FUNCTION published.%I()', '_rows_' || substr(md5(p.name), 1, 12));
+    EXECUTE format('DROP VIEW published.%I', '_query_' || substr(md5(p.name), 1, 12));
+  END IF;
   PERFORM caredata.audit_append('publication.drop', name, jsonb_build_object('recipient', p.recipient));
 END
 $$;

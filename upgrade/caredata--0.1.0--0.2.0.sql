@@ -224,6 +224,117 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION caredata._unfiltered_views(tab regclass) RETURNS TABLE (view regclass, owner name)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  -- (plpgsql: caredata.publication is made later in the install script)
+  RETURN QUERY
+  WITH RECURSIVE v(oid) AS (
+    SELECT r.ev_class FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+     WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+       AND d.refobjid = tab AND r.ev_class <> tab
+    UNION
+    SELECT r.ev_class FROM v JOIN pg_depend d ON d.refobjid = v.oid AND d.refclassid = 'pg_class'::regclass
+                                               AND d.classid = 'pg_rewrite'::regclass
+      JOIN pg_rewrite r ON r.oid = d.objid
+     WHERE r.ev_class <> v.oid
+  )
+  SELECT c.oid::regclass, o.rolname
+    FROM v JOIN pg_class c ON c.oid = v.oid JOIN pg_roles o ON o.oid = c.relowner
+   WHERE (o.rolsuper OR o.rolbypassrls)
+     AND NOT (c.relkind = 'v' AND coalesce(c.reloptions, '{}') && ARRAY['security_invoker=true', 'security_invoker=on', 'security_invoker=1'])
+     -- a publication's view, and on Citus the query it reads through
+     AND NOT EXISTS (SELECT 1 FROM caredata.publication p
+                      WHERE c.relnamespace = 'published'::regnamespace
+                        AND c.relname IN (p.name, '_query_' || substr(md5(p.name), 1, 12)));
+END
+$$;
+
+-- a published view over a Citus table reads through a SECURITY DEFINER function
+CREATE OR REPLACE FUNCTION caredata._publication_view(name text) RETURNS void
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p caredata.publication;
+  cols text := '';
+  c record;
+  body text;
+  rows_name text := '_rows_' || substr(md5(name), 1, 12);
+  inner_name text := '_query_' || substr(md5(name), 1, 12);
+BEGIN
+  SELECT * INTO p FROM caredata.publication x WHERE x.name = _publication_view.name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('publication "%s" does not exist', name),
+      HINT = 'See caredata.publication.';
+  END IF;
+  FOR c IN SELECT key, value FROM jsonb_each_text(p.spec->'columns') ORDER BY key LOOP
+    cols := cols || ', ' || caredata._publish_column(c.key, c.value);
+  END LOOP;
+  EXECUTE format('DROP VIEW IF EXISTS published.%I', p.name);
+  IF to_regprocedure(format('published.%I()', rows_name)) IS NOT NULL THEN
+    EXECUTE format('DROP FUNCTION published.%I()', rows_name);
+  END IF;
+  IF to_regclass(format('published.%I', inner_name)) IS NOT NULL THEN
+    EXECUTE format('DROP VIEW published.%I', inner_name);
+  END IF;
+  body := format($v$
+    SELECT m.pseudonym::text AS person%1$s
+      FROM %2$s s
+      JOIN caredata.pseudonym_map m ON m.domain = %3$L AND m.nhs_number OPERATOR(caredata.=) caredata.try_nhs_number(s.%4$I::text)
+     WHERE caredata.permitted(m.nhs_number, %5$L, now(), %6$L)$v$,
+    cols, p.source, p.spec->>'domain', p.spec->>'nhs_column', p.spec->>'purpose', p.spec->>'dataset');
+  IF caredata._citus_table(p.source) OR caredata._citus_table('caredata.pseudonym_map') THEN
+    -- Citus runs a view's query on the nodes as its reader, who may read
+    -- the view but not its source: the query runs instead in a SECURITY
+    -- DEFINER function, as the view's owner, as a view's would
+    -- (docs/scale-out.md)
+    EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s', inner_name, body);
+    EXECUTE format('REVOKE ALL ON published.%I FROM PUBLIC', inner_name);
+    EXECUTE format('COMMENT ON VIEW published.%I IS %L', inner_name,
+                   format('caredata publication %s on Citus: its query, read only through published.%s()', p.name, rows_name));
+    EXECUTE format('CREATE FUNCTION published.%I() RETURNS SETOF published.%I LANGUAGE plpgsql STABLE SECURITY DEFINER '
+                   'SET search_path = pg_catalog, pg_temp AS %L',
+                   rows_name, inner_name, format('BEGIN RETURN QUERY SELECT * FROM published.%I; END', inner_name));
+    EXECUTE format('REVOKE ALL ON FUNCTION published.%I() FROM PUBLIC', rows_name);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION published.%I() TO %I', rows_name, p.recipient);
+    EXECUTE format('COMMENT ON FUNCTION published.%I() IS %L', rows_name,
+                   format('caredata publication %s on Citus: the rows of published.%s, as its owner', p.name, p.name));
+    body := format('SELECT * FROM published.%I()', rows_name);
+  END IF;
+  EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s', p.name, body);
+  EXECUTE format('COMMENT ON VIEW published.%I IS %L', p.name,
+                 format('caredata publication %s for %s: %s pseudonymised (domain %s), objection filter for %s', p.name, p.recipient,
+                        p.source, p.spec->>'domain', p.spec->>'purpose'));
+  EXECUTE format('REVOKE ALL ON published.%I FROM PUBLIC', p.name);
+  EXECUTE format('GRANT SELECT ON published.%I TO %I', p.name, p.recipient);
+  EXECUTE format('GRANT USAGE ON SCHEMA published TO %I', p.recipient);
+  -- a view's functions run with its reader's EXECUTE rights: the filter's
+  -- (answered as for an analyst, who may already call it)
+  EXECUTE format('GRANT EXECUTE ON FUNCTION caredata.permitted(caredata.nhs_number, text, timestamptz, text) TO %I', p.recipient);
+  -- the recipient's operators on pseudonym and nhs_number without OPERATOR(caredata.=)
+  EXECUTE format('ALTER ROLE %I SET search_path = "$user", public, published, caredata', p.recipient);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.unpublish(name text) RETURNS void
+  LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p caredata.publication;
+BEGIN
+  DELETE FROM caredata.publication x WHERE x.name = unpublish.name RETURNING * INTO p;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('publication "%s" does not exist', name),
+      HINT = 'See caredata.publication.';
+  END IF;
+  EXECUTE format('DROP VIEW IF EXISTS published.%I', p.name);
+  -- on Citus, what the view reads through (_publication_view)
+  IF to_regprocedure(format('published.%I()', '_rows_' || substr(md5(p.name), 1, 12))) IS NOT NULL THEN
+    EXECUTE format('DROP FUNCTION published.%I()', '_rows_' || substr(md5(p.name), 1, 12));
+    EXECUTE format('DROP VIEW published.%I', '_query_' || substr(md5(p.name), 1, 12));
+  END IF;
+  PERFORM caredata.audit_append('publication.drop', name, jsonb_build_object('recipient', p.recipient));
+END
+$$;
+
 -- src/citus.sql, whole
 -- Tables protect() filtered as Citus tables, by name: OIDs differ from node
 -- to node, and this is a reference table, on every node.  A worker binds a
@@ -245,14 +356,16 @@ SELECT pg_catalog.pg_extension_config_dump('caredata.distributed_filter', '');
 
 -- the catalogs citus_setup() makes reference tables: all that a query on a
 -- worker reads (the register, exemptions, subject access, key domains,
--- disclosure policies, distributed filters); register_version stays local
+-- disclosure policies, distributed filters, and the stored pseudonyms a
+-- published view joins on every shard); register_version stays local
 -- (each node's triggers bump their own)
 CREATE FUNCTION caredata.citus_catalogs() RETURNS SETOF regclass
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 BEGIN ATOMIC
   SELECT unnest(ARRAY['caredata.purpose'::regclass, 'caredata.objection'::regclass, 'caredata.exemption'::regclass,
                       'caredata.subject_access'::regclass, 'caredata.domain'::regclass, 'caredata.domain_key'::regclass,
-                      'caredata.sdc_policy'::regclass, 'caredata.distributed_filter'::regclass]);
+                      'caredata.sdc_policy'::regclass, 'caredata.distributed_filter'::regclass,
+                      'caredata.pseudonym_map'::regclass]);
 END;
 COMMENT ON FUNCTION caredata.citus_catalogs() IS
   'the catalogs caredata.citus_setup() makes Citus reference tables: every one a query may read on a worker';

@@ -289,8 +289,10 @@ BEGIN
     FROM v JOIN pg_class c ON c.oid = v.oid JOIN pg_roles o ON o.oid = c.relowner
    WHERE (o.rolsuper OR o.rolbypassrls)
      AND NOT (c.relkind = 'v' AND coalesce(c.reloptions, '{}') && ARRAY['security_invoker=true', 'security_invoker=on', 'security_invoker=1'])
+     -- a publication's view, and on Citus the query it reads through
      AND NOT EXISTS (SELECT 1 FROM caredata.publication p
-                      WHERE c.relnamespace = 'published'::regnamespace AND c.relname = p.name);
+                      WHERE c.relnamespace = 'published'::regnamespace
+                        AND c.relname IN (p.name, '_query_' || substr(md5(p.name), 1, 12)));
 END
 $$;
 COMMENT ON FUNCTION caredata._unfiltered_views(regclass) IS
