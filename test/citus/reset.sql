@@ -10,12 +10,12 @@ BEGIN
     PERFORM caredata.unpublish(name) FROM caredata.publication;
   END IF;
 END $$;
-DROP TABLE IF EXISTS citus_ep, citus_dist, citus_ref, citus_local, citus_later, rtest, citus_agg, citus_agg_local, citus_units, citus_units_local, at_t, citus_gp, citus_hes, citus_pub, citus_pub_local CASCADE;
+DROP TABLE IF EXISTS citus_ep, citus_dist, citus_ref, citus_local, citus_later, rtest, citus_agg, citus_agg_local, citus_units, citus_units_local, at_t, citus_gp, citus_hes, citus_pub, citus_pub_local, episodes CASCADE;
 DROP SCHEMA IF EXISTS synth, synth_truth CASCADE;
 DO $$
 DECLARE r text;
 BEGIN
-  FOREACH r IN ARRAY ARRAY['citus_analyst', 'citus_patient', 'citus_reader', 'citus_recipient'] LOOP
+  FOREACH r IN ARRAY ARRAY['citus_analyst', 'citus_patient', 'citus_reader', 'citus_recipient', 'quick_analyst'] LOOP
     IF EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
       EXECUTE format('DROP OWNED BY %I', r);
       EXECUTE format('DROP ROLE %I', r);
