@@ -77,7 +77,14 @@ BEGIN
   SELECT i.schema, i.name INTO sch, nm FROM pg_identify_object('pg_class'::regclass, rel, 0) i;
   shard := substring(nm FROM '_([0-9]{1,18})$')::bigint;
   IF shard IS NOT NULL AND to_regclass('pg_catalog.pg_dist_shard') IS NOT NULL THEN
-    EXECUTE 'SELECT logicalrelid FROM pg_catalog.pg_dist_shard WHERE shardid = $1' INTO logical USING shard;
+    -- a shard placed on this node: a table someone made under a shard's
+    -- name where the shard is not (the coordinator, say) is not one
+    EXECUTE 'SELECT s.logicalrelid FROM pg_catalog.pg_dist_shard s
+              WHERE s.shardid = $1
+                AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement p
+                             WHERE p.shardid = s.shardid
+                               AND p.groupid = (SELECT groupid FROM pg_catalog.pg_dist_local_group))'
+      INTO logical USING shard;
     IF logical IS NOT NULL THEN
       -- the shard's own name, as Citus makes it (shard_name() leaves out
       -- the schema public): same schema as the table, and that name

@@ -122,6 +122,17 @@ case "$out" in *"widened by another row security policy"*) r=0 ;; *) r=1 ;; esac
 ok $r "and the analyst's query, which reads that shard, is refused (${out%%$'\n'*})"
 on "$w1" -c "SET citus.enable_ddl_propagation = off" -c "DROP POLICY hand_made ON $victim" >/dev/null
 
+# a table of the analyst's own, made under a shard's name where that shard
+# is not placed (the coordinator), is not bound to the filtered table: the
+# analyst cannot ask permitted() about numbers of their choosing
+fake=citus_ep_$(on "$coord" -c "SELECT min(shardid) FROM pg_dist_shard WHERE logicalrelid = 'citus_ep'::regclass")
+on "$coord" -c "GRANT CREATE ON SCHEMA public TO citus_analyst" >/dev/null
+on "$coord" -U citus_analyst -c "CREATE TABLE $fake (nhs caredata.nhs_number)" -c "INSERT INTO $fake VALUES ('$objector')" >/dev/null
+out=$(on "$coord" -U citus_analyst -c "SELECT count(*) FROM $fake WHERE caredata.permitted(nhs, 'research')")
+case "$out" in *"answers only for the NHS numbers of the protected table it filters"*) r=0 ;; *) r=1 ;; esac
+ok $r "permitted() over the analyst's own table named like a shard ($fake) is refused (${out%%$'\n'*})"
+on "$coord" -c "DROP TABLE $fake" -c "REVOKE CREATE ON SCHEMA public FROM citus_analyst" >/dev/null
+
 # keyed functions
 on "$coord" -c "SELECT caredata.create_domain('citus_dom', 'citus test')" >/dev/null
 coord_p=$(on "$coord" -c "SELECT md5(string_agg(caredata.pseudonymise(nhs, 'citus_dom')::text, ',' ORDER BY id)) FROM citus_ep")
