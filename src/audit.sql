@@ -47,6 +47,31 @@ CREATE FUNCTION caredata._audit_text(id bigint, at timestamptz, actor name, acti
 COMMENT ON FUNCTION caredata._audit_text(bigint, timestamptz, name, text, text, jsonb, text) IS
   'internal: the canonical text of an audit entry that its hash covers';
 
+-- On a Citus cluster the audit log, the linkage models and the person
+-- index are the coordinator's: a call pushed down to a worker (in a query
+-- over a distributed table) would write or read that worker's own, empty
+-- copies.  Such calls refuse there (docs/scale-out.md).
+CREATE FUNCTION caredata._coordinator_only(what text) RETURNS void
+  LANGUAGE plpgsql STABLE PARALLEL SAFE
+  SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  coordinator boolean;
+BEGIN
+  IF to_regproc('pg_catalog.citus_is_coordinator') IS NULL THEN
+    RETURN;
+  END IF;
+  EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+  IF NOT coordinator THEN
+    RAISE EXCEPTION '% runs on the Citus coordinator only', what
+      USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'The audit log, the linkage models and the person index are the coordinator''s; this node holds none of them.',
+            HINT = 'Gather the rows to the coordinator first: WITH r AS MATERIALIZED (SELECT ... FROM the distributed table) SELECT ... FROM r.';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._coordinator_only(text) IS
+  'internal: refuse on a Citus worker what only the coordinator holds (the audit log, linkage models, the person index)';
+
 -- append one entry; entries are serialised by the head row's lock
 CREATE FUNCTION caredata.audit_append(action text, object text DEFAULT NULL, detail jsonb DEFAULT NULL,
                                       justification text DEFAULT NULL) RETURNS bigint
@@ -58,6 +83,7 @@ DECLARE
   v_at timestamptz := clock_timestamp();
   v_hash bytea;
 BEGIN
+  PERFORM caredata._coordinator_only('caredata.audit_append()');
   IF action IS NULL OR action !~ '^[a-z][a-z_.]{0,62}$' THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an audit action is lower-case words joined by . or _',
       HINT = 'For example domain.create or linkage.run.';
@@ -134,6 +160,8 @@ CREATE TRIGGER audit_head_no_truncate BEFORE TRUNCATE OR DELETE ON caredata.audi
 
 REVOKE ALL ON caredata.audit_log, caredata.audit_head FROM PUBLIC;
 GRANT SELECT ON caredata.audit_log TO caredata_admin;
+REVOKE ALL ON FUNCTION caredata._coordinator_only(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata._coordinator_only(text) TO caredata_admin, caredata_linker;
 REVOKE ALL ON FUNCTION caredata.audit_append(text, text, jsonb, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION caredata.audit_append(text, text, jsonb, text) TO caredata_admin, caredata_linker, caredata_reidentifier;
 REVOKE ALL ON FUNCTION caredata.audit_verify() FROM PUBLIC;

@@ -250,6 +250,76 @@ BEGIN
 END
 $$;
 
+-- on Citus, what only the coordinator holds refuses on a worker
+CREATE FUNCTION caredata._coordinator_only(what text) RETURNS void
+  LANGUAGE plpgsql STABLE PARALLEL SAFE
+  SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  coordinator boolean;
+BEGIN
+  IF to_regproc('pg_catalog.citus_is_coordinator') IS NULL THEN
+    RETURN;
+  END IF;
+  EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+  IF NOT coordinator THEN
+    RAISE EXCEPTION '% runs on the Citus coordinator only', what
+      USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'The audit log, the linkage models and the person index are the coordinator''s; this node holds none of them.',
+            HINT = 'Gather the rows to the coordinator first: WITH r AS MATERIALIZED (SELECT ... FROM the distributed table) SELECT ... FROM r.';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._coordinator_only(text) IS
+  'internal: refuse on a Citus worker what only the coordinator holds (the audit log, linkage models, the person index)';
+
+REVOKE ALL ON FUNCTION caredata._coordinator_only(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata._coordinator_only(text) TO caredata_admin, caredata_linker;
+
+CREATE OR REPLACE FUNCTION caredata.audit_append(action text, object text DEFAULT NULL, detail jsonb DEFAULT NULL,
+                                      justification text DEFAULT NULL) RETURNS bigint
+  LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  h caredata.audit_head;
+  v_id bigint;
+  v_at timestamptz := clock_timestamp();
+  v_hash bytea;
+BEGIN
+  PERFORM caredata._coordinator_only('caredata.audit_append()');
+  IF action IS NULL OR action !~ '^[a-z][a-z_.]{0,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an audit action is lower-case words joined by . or _',
+      HINT = 'For example domain.create or linkage.run.';
+  END IF;
+  INSERT INTO caredata.audit_head VALUES (true, 0, '\x'::bytea) ON CONFLICT DO NOTHING;
+  SELECT * INTO h FROM caredata.audit_head WHERE one FOR UPDATE;
+  v_id := h.last_id + 1;
+  v_hash := sha256(h.last_hash || caredata._audit_text(v_id, v_at, session_user, action, object, detail, justification));
+  INSERT INTO caredata.audit_log (id, at, actor, action, object, detail, justification, prev_hash, hash)
+  VALUES (v_id, v_at, session_user, action, object, detail, justification, h.last_hash, v_hash);
+  UPDATE caredata.audit_head SET last_id = v_id, last_hash = v_hash WHERE one;
+  RETURN v_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata._link_trained_version(model text, version integer) RETURNS integer
+  LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  v integer;
+BEGIN
+  PERFORM caredata._coordinator_only('linkage');
+  SELECT lm.version INTO v FROM caredata.link_model lm
+   WHERE lm.model = _link_trained_version.model AND lm.lambda IS NOT NULL
+     AND (_link_trained_version.version IS NULL OR lm.version = _link_trained_version.version)
+   ORDER BY lm.version DESC LIMIT 1;
+  IF v IS NULL THEN
+    PERFORM caredata._link_bad(format('linkage model "%s" has no trained version%s', model,
+                                      CASE WHEN version IS NOT NULL THEN ' ' || version ELSE '' END),
+                               'Train it with caredata.link_run(), or see caredata.link_model.', '42704');
+  END IF;
+  RETURN v;
+END
+$$;
+
 -- a published view over a Citus table reads through a SECURITY DEFINER function
 CREATE OR REPLACE FUNCTION caredata._publication_view(name text) RETURNS void
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -54,6 +54,7 @@ CREATE FUNCTION caredata._link_trained_version(model text, version integer) RETU
 DECLARE
   v integer;
 BEGIN
+  PERFORM caredata._coordinator_only('linkage');
   SELECT lm.version INTO v FROM caredata.link_model lm
    WHERE lm.model = _link_trained_version.model AND lm.lambda IS NOT NULL
      AND (_link_trained_version.version IS NULL OR lm.version = _link_trained_version.version)
