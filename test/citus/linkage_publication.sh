@@ -62,6 +62,21 @@ echo "# link_run(): distributed sources ${dist_s} s, ordinary tables ${local_s} 
 quality=$(on "$coord" -c "SELECT round(precision::numeric, 3) || ' ' || round(recall::numeric, 3) FROM caredata.link_quality('synth_truth.record')" 2>/dev/null | head -1)
 [ -n "$quality" ]; ok $? "its quality against the truth: precision and recall $quality"
 
+# what only the coordinator holds: a call pushed down to the workers refuses
+out=$(on "$coord" -c "SELECT (caredata.link_lookup(nhs_number, caredata.try_standardise_dob(dob), sex, postcode, 'citus_model')).person_id FROM citus_hes WHERE record_id < 100")
+case "$out" in *"linkage runs on the Citus coordinator only"*) r=0 ;; *) r=1 ;; esac
+ok $r "link_lookup() pushed down to the workers refuses (${out%%$'\n'*})"
+out=$(on "$coord" -c "WITH r AS MATERIALIZED (SELECT * FROM citus_hes WHERE record_id < 100 ORDER BY record_id LIMIT 1)
+                      SELECT count(l.person_id) FROM r, caredata.link_lookup(r.nhs_number, caredata.try_standardise_dob(r.dob), r.sex, r.postcode, 'citus_model') l")
+[ "$out" -ge 1 ] 2>/dev/null; ok $? "gathered to the coordinator first, as the hint says, it answers ($out)"
+before=$(on "$coord" -c "SELECT count(*) FROM caredata.audit_log")
+out=$(on "$coord" -c "SELECT caredata.audit_append('citus.test', record_id::text) FROM citus_hes WHERE record_id < 100")
+case "$out" in *"audit_append() runs on the Citus coordinator only"*) r=0 ;; *) r=1 ;; esac
+ok $r "audit_append() pushed down to the workers refuses: no entry lands in a worker's own log"
+w=$(on "$w1" -c "SELECT count(*) FROM caredata.audit_log")
+[ "$w" = 0 ] && [ "$(on "$coord" -c "SELECT count(*) FROM caredata.audit_log")" = "$before" ] && [ "$(on "$coord" -c "SELECT caredata.audit_verify()")" = t ]
+ok $? "the coordinator's audit chain is unchanged and verifies; the worker's log is empty ($w)"
+
 # a published view over a distributed protected table
 out=$(on "$coord" -v ON_ERROR_STOP=1 <<'SQL'
 SET client_min_messages = warning;
