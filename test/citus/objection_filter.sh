@@ -69,6 +69,25 @@ ok $? "on the workers' shards directly the analyst sees $((total - blocked)) of 
 seen=$(on "$w1" -U citus_analyst -c "SELECT count(*) FROM citus_ep")
 [ "$seen" = "$((total - blocked))" ]; ok $? "through a worker the analyst sees $((total - blocked)) (saw $seen)"
 
+# EXPLAIN ANALYZE of a query for an objector's number: the workers' plans
+# (Citus prints them) count no row the filter removed
+for port in "$coord" "$w1"; do
+  plan=$(on "$port" -U citus_analyst -c "SET citus.explain_all_tasks = on" \
+         -c "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, BUFFERS) SELECT count(*) FROM citus_ep WHERE nhs OPERATOR(caredata.=) '$objector'::caredata.nhs_number")
+  # (the coordinator's own buffers, at the top, are its catalog reads)
+  case "$plan" in *"row_permitted"*) echo "$plan" | grep -Eq "Rows Removed by Filter|^ {6,}.*Buffers:" && r=1 || r=0 ;; *) r=1 ;; esac
+  ok $r "EXPLAIN ANALYZE through :$port shows the workers' filtered scans without their removed rows or buffers"
+done
+
+# writes without a column reference reach the permitted rows only
+on "$coord" -c "GRANT UPDATE, DELETE ON citus_ep TO citus_analyst" >/dev/null
+updated=$(on "$coord" -U citus_analyst -c "WITH u AS (UPDATE citus_ep SET los = los RETURNING 1) SELECT count(*) FROM u")
+[ "$updated" = "$((total - blocked))" ]; ok $? "the analyst's UPDATE of every row reaches the $((total - blocked)) permitted rows only (updated $updated)"
+deleted=$(on "$w1" -U citus_analyst -c "WITH d AS (DELETE FROM citus_ep WHERE nhs OPERATOR(caredata.=) '$objector'::caredata.nhs_number RETURNING 1) SELECT count(*) FROM d")
+[ "$deleted" = 0 ] && [ "$(on "$coord" -c "SELECT count(*) FROM citus_ep")" = "$total" ]
+ok $? "a DELETE of an objector's rows through a worker deletes none (deleted $deleted)"
+on "$coord" -c "REVOKE UPDATE, DELETE ON citus_ep FROM citus_analyst" >/dev/null
+
 # the patient: their own rows only, on every path
 for port in "$coord" "$w1"; do
   seen=$(on "$port" -U citus_patient -c "SELECT count(*) FROM citus_ep")
