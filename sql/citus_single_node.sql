@@ -22,6 +22,22 @@ SELECT count(*) AS distributed_filters FROM distributed_filter;
 SELECT _citus_table('caredata.objection') AS objection_is_citus_table,
        _logical_relation('caredata.objection') AS logical_name;
 
+-- 1b. the register's time goes into SQL as text (literals, for Citus):
+-- read back the same whatever the caller's DateStyle and TimeZone, even a
+-- zone whose abbreviation reads back as another offset (25 hours off)
+SELECT record_objection('401 023 2137', 'national_data_opt_out', 'regress', now() - interval '2 hours') > 0 AS recent;
+SELECT extract(epoch FROM lo) AS lo, coalesce(extract(epoch FROM hi)::text, 'none') AS hi
+  FROM blocked_interval('research', NULL, now()) \gset utc_
+SET TimeZone = 'NZDT+12';
+SET DateStyle = 'SQL, DMY';
+SELECT extract(epoch FROM lo) = :utc_lo AS same_lo, coalesce(extract(epoch FROM hi)::text, 'none') = :'utc_hi' AS same_hi
+  FROM blocked_interval('research', NULL, now());
+SELECT count(*) AS twin_blocks FROM _blocked_nhs_numbers_citus('research', NULL, now());
+SELECT count(*) AS sql_blocks FROM blocked_nhs_numbers('research', NULL, now());
+RESET TimeZone;
+RESET DateStyle;
+SELECT withdraw_objection(id, now()) FROM objection WHERE nhs_number = '401 023 2137';
+
 -- 2. the Citus filter shape, by hand: one permissive policy holding the
 -- whole filter, as _protect_citus() writes it
 CREATE TABLE cs_ep (id int, nhs_number nhs_number);

@@ -42,8 +42,22 @@ extern Oid	objection_register_owner(void);
 /*
  * Run stmt as the register's owner.  On error, transaction (or
  * subtransaction) abort restores the caller's identity, as for the
- * referential-integrity triggers (ri_triggers.c), so no PG_TRY is needed.
+ * referential-integrity triggers (ri_triggers.c), so no PG_TRY is needed
+ * (nor for the setting citus_nested_begin() makes).  AS_REGISTER_OWNER
+ * lets Citus run stmt's SQL inside a shard task (src/citus.c);
+ * AS_REGISTER_OWNER_SCAN is for a statement that runs no SQL (an index
+ * probe, row by row).
  */
+#define AS_REGISTER_OWNER_SCAN(stmt) \
+	do { \
+		Oid			save_userid; \
+		int			save_sec; \
+		GetUserIdAndSecContext(&save_userid, &save_sec); \
+		SetUserIdAndSecContext(objection_register_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION); \
+		stmt; \
+		SetUserIdAndSecContext(save_userid, save_sec); \
+	} while (0)
+
 #define AS_REGISTER_OWNER(stmt) \
 	do { \
 		Oid			save_userid; \

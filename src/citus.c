@@ -51,9 +51,13 @@ citus_metadata_present(void)
 int
 citus_nested_begin(void)
 {
+	/* Citus is preloaded or absent for the life of the backend */
+	static int	citus_loaded = -1;
 	int			level;
 
-	if (GetConfigOption(NESTED_GUC, true, false) == NULL)
+	if (citus_loaded < 0)
+		citus_loaded = GetConfigOption(NESTED_GUC, true, false) != NULL;
+	if (!citus_loaded)
 		return -1;
 	level = NewGUCNestLevel();
 	(void) set_config_option(NESTED_GUC, "on", PGC_SUSET, PGC_S_SESSION,

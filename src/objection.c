@@ -35,6 +35,7 @@
 #include "executor/spi.h"
 #include "nodes/params.h"
 #include "optimizer/optimizer.h"
+#include "rewrite/rowsecurity.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -161,6 +162,7 @@ is_distributed_filter_column(Oid relid, AttrNumber attno)
 	char	   *column = NULL;
 	char	   *attname;
 	bool		found = false;
+	bool		is_stored_pseudonyms;
 
 	if (!OidIsValid(get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE)))
 		return false;
@@ -171,7 +173,8 @@ is_distributed_filter_column(Oid relid, AttrNumber attno)
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not map a relation to its distributed table");
 	logical = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	if (logical != NULL && strcmp(logical, "caredata.pseudonym_map") == 0)
+	is_stored_pseudonyms = logical != NULL && strcmp(logical, "caredata.pseudonym_map") == 0;
+	if (is_stored_pseudonyms)
 		column = "nhs_number";	/* a placement of the stored pseudonyms */
 	else if (logical != NULL)
 	{
@@ -189,6 +192,20 @@ is_distributed_filter_column(Oid relid, AttrNumber attno)
 	attname = get_attname(relid, attno, true);
 	found = column != NULL && attname != NULL && strcmp(column, attname) == 0;
 	SPI_finish();
+	/* and a filtered table carries protect()'s policy */
+	if (found && !is_stored_pseudonyms)
+	{
+		Relation	rel = RelationIdGetRelation(relid);
+		ListCell   *lc;
+
+		found = false;
+		if (rel != NULL && rel->rd_rsdesc != NULL)
+			foreach(lc, rel->rd_rsdesc->policies)
+				if (strcmp(((RowSecurityPolicy *) lfirst(lc))->policy_name, "caredata_filter") == 0)
+					found = true;
+		if (rel != NULL)
+			RelationClose(rel);
+	}
 	return found;
 }
 
@@ -454,7 +471,7 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 			pr->dataset = dataset ? MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, text_to_cstring(dataset)) : NULL;
 			AS_REGISTER_OWNER(probe_setup(pr, fcinfo->flinfo->fn_mcxt));
 		}
-		AS_REGISTER_OWNER(blocked = probe_blocked(pr, key, at));
+		AS_REGISTER_OWNER_SCAN(blocked = probe_blocked(pr, key, at));
 		PG_RETURN_BOOL(!blocked);
 	}
 

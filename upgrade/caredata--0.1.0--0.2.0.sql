@@ -63,7 +63,12 @@ $$;
 CREATE OR REPLACE FUNCTION caredata.blocked_interval(purpose text, dataset text, at timestamptz,
                                           OUT lo timestamptz, OUT hi timestamptz)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
+-- the time goes into the statements as text: written and read back in ISO
+-- form and UTC, whatever the caller's DateStyle and TimeZone (a zone whose
+-- abbreviation reads back as another offset would shift it)
 SET search_path = pg_catalog, caredata, pg_temp
+SET DateStyle = 'ISO, YMD'
+SET TimeZone = 'UTC'
 AS $$
 DECLARE
   known boolean;
@@ -514,7 +519,10 @@ COMMENT ON FUNCTION caredata._logical_relation(regclass) IS
 CREATE FUNCTION caredata._blocked_nhs_numbers_citus(purpose text, dataset text, at timestamptz)
 RETURNS TABLE (nhs_number caredata.nhs_number)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
+-- the time as text in ISO form and UTC, whatever the caller's settings
 SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD'
+SET TimeZone = 'UTC'
 AS $$
 BEGIN
   RETURN QUERY EXECUTE format(
@@ -644,6 +652,11 @@ BEGIN
   IF NOT coordinator THEN
     RAISE EXCEPTION 'protect() on a Citus table runs on the coordinator' USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
+  -- Citus writes shard names into per-shard commands unescaped (%s)
+  IF caredata._logical_relation(tab) ~ '[''%\\]' OR nhs_column ~ '[''%\\]' THEN
+    RAISE EXCEPTION '% cannot be protected on Citus: its name or the column''s holds a quote, %% or \', tab
+      USING ERRCODE = 'invalid_name', HINT = 'Rename it (on the coordinator), then protect it.';
+  END IF;
   IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = tab AND c.relkind = 'p')
      OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = tab) THEN
     RAISE EXCEPTION '% is a partitioned Citus table', tab
@@ -724,6 +737,51 @@ $$;
 COMMENT ON FUNCTION caredata._citus_statistics_target(regclass, name, integer) IS
   'internal: set a Citus table''s statistics target for its NHS number column on the table and every shard (0 also removes what the shards stored)';
 
+-- distributed_filter names tables: a name left behind by a DROP or a
+-- rename would bind whatever table takes it next.  A drop removes the
+-- table's row; a rename (of the table or its schema) of a filtered table is
+-- refused (unprotect, rename, protect again).  On the coordinator, where
+-- protect() runs and the DDL starts.
+CREATE FUNCTION caredata._distributed_filter_names() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  coordinator boolean := true;
+  stale text;
+BEGIN
+  IF to_regproc('pg_catalog.citus_is_coordinator') IS NOT NULL THEN
+    EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+  END IF;
+  IF NOT coordinator OR NOT EXISTS (SELECT 1 FROM caredata.distributed_filter) THEN
+    RETURN;
+  END IF;
+  IF tg_event = 'sql_drop' THEN
+    DELETE FROM caredata.distributed_filter f
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.object_type = 'table' AND f.relation = format('%I.%I', d.schema_name, d.object_name);
+    RETURN;
+  END IF;
+  SELECT f.relation INTO stale FROM caredata.distributed_filter f
+   WHERE NOT EXISTS (SELECT 1 FROM caredata.protected_table t
+                      WHERE caredata._logical_relation(t.relid) = f.relation)
+   LIMIT 1;
+  IF stale IS NOT NULL THEN
+    RAISE EXCEPTION 'the Citus table % has an objection filter and cannot be renamed', stale
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'Workers bind the filter to the table by name.',
+            HINT = 'Unprotect it, rename it, then protect it again.';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._distributed_filter_names() IS
+  'internal: event trigger keeping caredata.distributed_filter''s names true: a dropped table''s row goes, a filtered Citus table is not renamed';
+CREATE EVENT TRIGGER caredata_distributed_filter_drop ON sql_drop
+  EXECUTE FUNCTION caredata._distributed_filter_names();
+CREATE EVENT TRIGGER caredata_distributed_filter_rename ON ddl_command_end
+  WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA')
+  EXECUTE FUNCTION caredata._distributed_filter_names();
+
 -- The stored statistics of a shard's NHS number column (run on its node
 -- by _protect_citus): removing pg_statistic rows needs the superuser, so
 -- SECURITY DEFINER, for the shard's owner only.
@@ -747,7 +805,8 @@ COMMENT ON FUNCTION caredata._forget_shard_statistics(regclass, name) IS
 -- Every node and shard as the filter and the keys need them.
 CREATE FUNCTION caredata.citus_check()
 RETURNS TABLE (node text, item text, ok boolean, detail text)
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+-- as the caller (it reaches the nodes as the caller too)
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -800,6 +859,12 @@ BEGIN
   -- exactly the coordinator's one permissive policy
   FOR f IN SELECT * FROM caredata.distributed_filter ORDER BY relation LOOP
     t := to_regclass(f.relation);
+    -- Citus writes a shard's name into the command below as %s, unescaped
+    IF f.relation ~ '[''%\\]' THEN
+      node := 'coordinator'; item := f.relation; ok := false; detail := 'a name with a quote, % or \ cannot be checked';
+      RETURN NEXT;
+      CONTINUE;
+    END IF;
     IF t IS NULL THEN
       node := 'coordinator'; item := f.relation; ok := false; detail := 'table not found (renamed or dropped?)';
       RETURN NEXT;
@@ -841,6 +906,7 @@ COMMENT ON FUNCTION caredata._policy_signature(regclass) IS
   'internal: a table''s row security and policies as text, for comparing a shard with its table (caredata.citus_check)';
 
 REVOKE ALL ON FUNCTION caredata._blocked_nhs_numbers_citus(text, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION caredata._distributed_filter_names() FROM PUBLIC;
 REVOKE ALL ON FUNCTION caredata._forget_shard_statistics(regclass, name),
   caredata._citus_statistics_target(regclass, name, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION caredata._citus_statistics_target(regclass, name, integer) TO caredata_admin;

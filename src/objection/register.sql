@@ -214,7 +214,12 @@ GRANT EXECUTE ON FUNCTION caredata.blocked_sets() TO caredata_admin;
 CREATE FUNCTION caredata.blocked_interval(purpose text, dataset text, at timestamptz,
                                           OUT lo timestamptz, OUT hi timestamptz)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
+-- the time goes into the statements as text: written and read back in ISO
+-- form and UTC, whatever the caller's DateStyle and TimeZone (a zone whose
+-- abbreviation reads back as another offset would shift it)
 SET search_path = pg_catalog, caredata, pg_temp
+SET DateStyle = 'ISO, YMD'
+SET TimeZone = 'UTC'
 AS $$
 DECLARE
   known boolean;
