@@ -343,17 +343,27 @@ AS $$
 DECLARE
   coordinator boolean := true;
   stale text;
+  dropped text[];
 BEGIN
   IF to_regproc('pg_catalog.citus_is_coordinator') IS NOT NULL THEN
     EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
   END IF;
-  IF NOT coordinator OR NOT EXISTS (SELECT 1 FROM caredata.distributed_filter) THEN
+  -- (on a worker it may fire inside Citus's own commands, where no
+  -- distributed query may run: return before reading anything)
+  IF NOT coordinator THEN
+    RETURN;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM caredata.distributed_filter) THEN
     RETURN;
   END IF;
   IF tg_event = 'sql_drop' THEN
-    DELETE FROM caredata.distributed_filter f
-     USING pg_event_trigger_dropped_objects() d
-     WHERE d.object_type = 'table' AND f.relation = format('%I.%I', d.schema_name, d.object_name);
+    -- the names as literals: Citus refuses a reference table write that
+    -- joins a function's rows
+    SELECT array_agg(format('%I.%I', d.schema_name, d.object_name)) INTO dropped
+      FROM pg_event_trigger_dropped_objects() d WHERE d.object_type = 'table';
+    IF dropped IS NOT NULL THEN
+      EXECUTE format('DELETE FROM caredata.distributed_filter WHERE relation = ANY (%L::text[])', dropped);
+    END IF;
     RETURN;
   END IF;
   SELECT f.relation INTO stale FROM caredata.distributed_filter f

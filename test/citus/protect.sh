@@ -94,6 +94,29 @@ bad=$(on "$coord" -c "SELECT count(*) FROM caredata.citus_check() WHERE NOT ok A
 on "$coord" -c "DROP POLICY added_later ON citus_dist" >/dev/null
 [ "$(on "$coord" -U citus_reader -c "SELECT count(*) FROM citus_dist")" = 1 ]; ok $? "dropped again, the filter answers again"
 
+# 3b. names: workers bind the filter by name, so a filtered table is not
+# renamed, a dropped one leaves no name behind, and a name Citus cannot
+# quote in its per-shard commands is refused
+out=$(on "$coord" -c "ALTER TABLE citus_dist RENAME TO citus_dist_renamed")
+case "$out" in *"has an objection filter and cannot be renamed"*) r=0 ;; *) r=1 ;; esac
+ok $r "renaming a filtered Citus table is refused (${out%%$'\n'*})"
+on "$coord" -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+CREATE TABLE citus_gone (id bigint, nhs caredata.nhs_number);
+SELECT create_distributed_table('citus_gone', 'nhs');
+SELECT caredata.protect('citus_gone', 'nhs', 'research');
+DROP TABLE citus_gone;
+SQL
+left=$(on "$w1" -c "SELECT count(*) FROM caredata.distributed_filter WHERE relation = 'public.citus_gone'")
+[ "$left" = 0 ]; ok $? "a dropped filtered table leaves no name behind, on the workers either ($left)"
+out=$(on "$coord" -c "CREATE TABLE \"citus'q\" (id bigint, nhs caredata.nhs_number)" -c "SELECT create_distributed_table('\"citus''q\"', 'nhs')" \
+        -c "SELECT caredata.protect('\"citus''q\"', 'nhs', 'research')")
+case "$out" in *"cannot be protected on Citus: its name"*) r=0 ;; *) r=1 ;; esac
+ok $r "a table whose name holds a quote is refused (Citus writes shard names into commands unquoted)"
+on "$coord" -c "DROP TABLE IF EXISTS \"citus'q\"" >/dev/null
+out=$(on "$coord" -U citus_analyst -c "SELECT count(*) FROM caredata.citus_check()")
+case "$out" in *ERROR*) r=1 ;; *) r=0 ;; esac
+ok $r "citus_check() runs as a caredata_admin member, as that role (${out%%$'\n'*} checks)"
+
 # 4. unprotect(): no policy left on any shard, nothing left in the catalogs
 on "$coord" -c "SELECT caredata.unprotect('citus_dist')" >/dev/null
 left=$(on "$coord" -c "SELECT count(*) FROM run_command_on_placements('citus_dist', \$\$SELECT count(*) FROM pg_policy WHERE polrelid = '%s'::regclass\$\$) WHERE result <> '0'")
