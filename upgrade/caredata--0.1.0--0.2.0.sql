@@ -759,17 +759,24 @@ BEGIN
   IF NOT coordinator THEN
     RETURN;
   END IF;
-  IF NOT EXISTS (SELECT 1 FROM caredata.distributed_filter) THEN
-    RETURN;
-  END IF;
+  -- only DDL that can touch a filtered table reads the catalog (a
+  -- transaction's reads of a reference table bind it to local execution,
+  -- which Citus may have ruled out there)
   IF tg_event = 'sql_drop' THEN
-    -- the names as literals: Citus refuses a reference table write that
-    -- joins a function's rows
     SELECT array_agg(format('%I.%I', d.schema_name, d.object_name)) INTO dropped
-      FROM pg_event_trigger_dropped_objects() d WHERE d.object_type = 'table';
-    IF dropped IS NOT NULL THEN
+      FROM pg_event_trigger_dropped_objects() d WHERE d.object_type = 'table' AND NOT d.is_temporary;
+    IF dropped IS NOT NULL AND EXISTS (SELECT 1 FROM caredata.distributed_filter) THEN
+      -- the names as literals: Citus refuses a reference table write that
+      -- joins a function's rows
       EXECUTE format('DELETE FROM caredata.distributed_filter WHERE relation = ANY (%L::text[])', dropped);
     END IF;
+    RETURN;
+  END IF;
+  IF tg_tag = 'ALTER TABLE' AND NOT EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
+                                             WHERE c.object_type = 'table' AND caredata._citus_table(c.objid::regclass)) THEN
+    RETURN;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM caredata.distributed_filter) THEN
     RETURN;
   END IF;
   SELECT f.relation INTO stale FROM caredata.distributed_filter f
