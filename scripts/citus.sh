@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# scripts/citus.sh SRC_DIR [start|test|stop]: caredata on a Citus cluster on
-# this machine (docs/scale-out.md).  Not part of `make test`.
+# scripts/citus.sh SRC_DIR [start|test|bench|stop]: caredata on a Citus
+# cluster on this machine (docs/scale-out.md).  Not part of `make test`.
 #
 #   SRC_DIR  a Citus source tree (a git checkout of citusdata/citus at
 #            v13.2.2, say); the project never vendors Citus.
@@ -11,7 +11,8 @@
 # coordinator and two workers (ports 55420, 55421, 55422, each preloading
 # citus and caredata, each with the same key file), runs the suites in
 # test/citus/ (TAP), and stops the clusters.  `start` leaves them running;
-# `stop` stops them.
+# `bench` runs bench/citus/*.sql on the coordinator (ratios, as bench/run.sh
+# prints them) and stops them; `stop` stops them.
 #
 # The fix: Citus 13.2.2 defines its own have_createdb_privilege() in
 # src/include/pg_version_compat.h for PostgreSQL 15, which Debian's 15.20
@@ -22,7 +23,7 @@ set -euo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$CAREDATA_ROOT"
 
-src=${1:?usage: scripts/citus.sh CITUS_SOURCE_DIR [start|test|stop]}
+src=${1:?usage: scripts/citus.sh CITUS_SOURCE_DIR [start|test|bench|stop]}
 action=${2:-test}
 dir=${CAREDATA_CITUS_DIR:-/var/tmp/caredata-citus}
 ports=(55420 55421 55422)   # coordinator, worker 1, worker 2
@@ -92,6 +93,20 @@ PGPORT=${ports[0]} psql -qX -v ON_ERROR_STOP=1 -d postgres \
   -c "SELECT citus_add_node('127.0.0.1', ${ports[2]}) WHERE NOT EXISTS (SELECT FROM pg_dist_node WHERE nodeport = ${ports[2]})" >/dev/null
 echo "citus: $(PGPORT=${ports[0]} psql -XAtq -d postgres -c "SELECT 'Citus ' || citus_version()" | cut -d, -f1) on 127.0.0.1:${ports[0]} (coordinator), :${ports[1]}, :${ports[2]}"
 [ "$action" = start ] && exit 0
+
+if [ "$action" = bench ]; then
+  PGPORT=${ports[0]} psql -qX -v ON_ERROR_STOP=1 -d postgres -f test/citus/reset.sql >/dev/null
+  PGPORT=${ports[0]} psql -qX -v ON_ERROR_STOP=1 -d postgres -f bench/lib.sql >/dev/null
+  mkdir -p bench/results
+  for f in bench/citus/*.sql; do
+    name=citus_$(basename "$f" .sql)
+    echo "== $f (Citus, coordinator and 2 workers, $(nproc) cores)"
+    PGPORT=${ports[0]} psql -qX -v ON_ERROR_STOP=1 -d postgres -f "$f" 2>&1 |
+      sed -e 's/^psql:[^:]*:[0-9]*: NOTICE:  //' -e 's/^NOTICE:  //' | tee "bench/results/$name-$(date -u +%Y%m%dT%H%M%SZ).txt"
+  done
+  PGPORT=${ports[0]} psql -qX -d postgres -c "DROP SCHEMA IF EXISTS bench, synth CASCADE" -f test/citus/reset.sql >/dev/null 2>&1
+  exit 0
+fi
 
 # 4. the suites
 failed=0
