@@ -325,6 +325,226 @@ BEGIN
 END
 $$;
 
+-- the feeds write a Citus reference table from rows worked out first
+CREATE OR REPLACE FUNCTION caredata.apply_opt_out_snapshot(
+  snapshot regclass,
+  nhs_column name DEFAULT 'nhs_number',
+  source text DEFAULT 'national_data_opt_out_service',
+  effective_at timestamptz DEFAULT now(),
+  abort_on_invalid boolean DEFAULT false,
+  allow_empty boolean DEFAULT false,
+  OUT rows_read bigint, OUT invalid bigint, OUT duplicates bigint,
+  OUT opened bigint, OUT withdrawn bigint, OUT unchanged bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, caredata, pg_temp
+SET work_mem = '512MB'
+SET enable_nestloop = off
+SET enable_hashjoin = off
+SET enable_hashagg = off
+AS $$
+DECLARE
+  distinct_valid bigint;
+  at_ timestamptz;
+  ids bigint[];
+  numbers caredata.nhs_number[];
+BEGIN
+  -- one feed at a time; readers are never blocked (SHARE ROW EXCLUSIVE)
+  PERFORM caredata.lock_register();
+  -- parse once, in NHS number order: every step after is a merge against
+  -- the register's NHS number index, in that order (this function's
+  -- settings rule out nested loops and hashing millions of numbers, whose
+  -- random access cost twice as much)
+  EXECUTE format('CREATE TEMP TABLE caredata_snapshot ON COMMIT DROP AS
+                  SELECT caredata.try_nhs_number(%I::text) AS n FROM %s ORDER BY 1',
+                 nhs_column, snapshot);
+  ANALYZE pg_temp.caredata_snapshot;
+  SELECT count(*), count(*) FILTER (WHERE n IS NULL), count(n) - count(DISTINCT n), count(DISTINCT n)
+  INTO rows_read, invalid, duplicates, distinct_valid
+  FROM pg_temp.caredata_snapshot;
+  IF distinct_valid = 0 AND NOT allow_empty THEN
+    RAISE EXCEPTION 'opt-out snapshot holds no valid NHS numbers'
+      USING ERRCODE = 'no_data_found',
+            DETAIL = format('It has %s rows, %s of them invalid or missing. Applying it would withdraw every national data opt-out from this source.',
+                            rows_read, invalid),
+            HINT = 'Check the delivery and the column name; pass allow_empty => true if it really is empty.';
+  END IF;
+  IF invalid > 0 THEN
+    IF abort_on_invalid THEN
+      RAISE EXCEPTION 'opt-out snapshot holds % invalid or missing NHS numbers', invalid
+        USING ERRCODE = 'invalid_text_representation',
+              HINT = 'Nothing was applied. Pass abort_on_invalid => false to skip them and apply the rest.';
+    END IF;
+    RAISE NOTICE 'opt-out snapshot: % invalid or missing NHS numbers skipped', invalid;
+  END IF;
+  IF duplicates > 0 THEN
+    RAISE NOTICE 'opt-out snapshot: % duplicate NHS numbers counted once', duplicates;
+  END IF;
+
+  IF caredata._citus_table('caredata.objection') THEN
+    -- On Citus the register is a reference table, which Citus writes only
+    -- from rows it can route, not from a join with this session's snapshot:
+    -- the changes are worked out here, then written (docs/scale-out.md)
+    withdrawn := 0;
+    FOR at_, ids IN
+      SELECT greatest(effective_at, o.effective_from), array_agg(o.id)
+        FROM caredata.objection o
+       WHERE o.kind = 'national_data_opt_out' AND o.source = apply_opt_out_snapshot.source
+         AND o.withdrawn_at IS NULL
+         AND NOT EXISTS (SELECT 1 FROM pg_temp.caredata_snapshot s WHERE s.n = o.nhs_number)
+       GROUP BY 1 LOOP
+      UPDATE caredata.objection o SET withdrawn_at = at_ WHERE o.id = ANY (ids);
+      withdrawn := withdrawn + cardinality(ids);
+    END LOOP;
+    SELECT array_agg(s.n ORDER BY s.n) INTO numbers
+      FROM (SELECT DISTINCT n FROM pg_temp.caredata_snapshot WHERE n IS NOT NULL) s
+     WHERE NOT EXISTS (SELECT 1 FROM caredata.objection o
+                       WHERE o.nhs_number = s.n AND o.kind = 'national_data_opt_out'
+                         AND o.withdrawn_at IS NULL);
+    INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source)
+    SELECT n, 'national_data_opt_out', caredata.default_purposes('national_data_opt_out'),
+           effective_at, apply_opt_out_snapshot.source
+      FROM unnest(numbers) n;
+    opened := coalesce(cardinality(numbers), 0);
+  ELSE
+    UPDATE caredata.objection o SET withdrawn_at = greatest(effective_at, o.effective_from)
+    WHERE o.kind = 'national_data_opt_out' AND o.source = apply_opt_out_snapshot.source
+      AND o.withdrawn_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM pg_temp.caredata_snapshot s WHERE s.n = o.nhs_number);
+    GET DIAGNOSTICS withdrawn = ROW_COUNT;
+
+    INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source)
+    SELECT s.n, 'national_data_opt_out', caredata.default_purposes('national_data_opt_out'),
+           effective_at, apply_opt_out_snapshot.source
+    FROM (SELECT DISTINCT n FROM pg_temp.caredata_snapshot WHERE n IS NOT NULL) s
+    WHERE NOT EXISTS (SELECT 1 FROM caredata.objection o
+                      WHERE o.nhs_number = s.n AND o.kind = 'national_data_opt_out'
+                        AND o.withdrawn_at IS NULL)
+    -- in NHS number order, so the inserts walk the register's NHS number
+    -- indexes once in order instead of landing at random (halves a 3M load)
+    ORDER BY s.n;
+    GET DIAGNOSTICS opened = ROW_COUNT;
+  END IF;
+  unchanged := distinct_valid - opened;
+  DROP TABLE pg_temp.caredata_snapshot;
+
+  INSERT INTO caredata.feed_load (feed, source, rows_read, invalid, duplicates, opened, withdrawn, unchanged)
+  VALUES ('national_data_opt_out', source, rows_read, invalid, duplicates, opened, withdrawn, unchanged);
+  PERFORM caredata.audit_append('feed.load', 'national_data_opt_out', jsonb_build_object('source', source, 'rows_read', rows_read, 'invalid', invalid, 'opened', opened, 'withdrawn', withdrawn, 'unchanged', unchanged));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.apply_type1_codes(
+  gp_extract regclass,
+  nhs_column name DEFAULT 'nhs_number',
+  code_column name DEFAULT 'code',
+  date_column name DEFAULT 'recorded_at',
+  source text DEFAULT 'gp_extract',
+  abort_on_invalid boolean DEFAULT false,
+  OUT rows_read bigint, OUT invalid bigint, OUT unmapped bigint,
+  OUT opened bigint, OUT withdrawn bigint, OUT unchanged bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, caredata, pg_temp
+AS $$
+DECLARE
+  at_ timestamptz;
+  ids bigint[];
+  numbers caredata.nhs_number[];
+  ats timestamptz[];
+  untils timestamptz[];
+BEGIN
+  PERFORM caredata.lock_register();
+  EXECUTE format('CREATE TEMP TABLE caredata_type1 ON COMMIT DROP AS
+                  SELECT caredata.try_nhs_number(x.%I::text) AS n, m.meaning, x.%I::timestamptz AS at
+                  FROM %s x LEFT JOIN caredata.type1_code m ON m.code = btrim(x.%I::text)',
+                 nhs_column, date_column, gp_extract, code_column);
+  -- invalid: no valid NHS number, or no date (which event is latest cannot
+  -- be told); unmapped: a valid, dated row whose code is not a Type 1 code
+  SELECT count(*), count(*) FILTER (WHERE n IS NULL OR at IS NULL),
+         count(*) FILTER (WHERE n IS NOT NULL AND at IS NOT NULL AND meaning IS NULL)
+  INTO rows_read, invalid, unmapped FROM pg_temp.caredata_type1;
+  IF invalid > 0 THEN
+    IF abort_on_invalid THEN
+      RAISE EXCEPTION 'Type 1 extract holds % rows with an invalid or missing NHS number or date', invalid
+        USING ERRCODE = 'invalid_text_representation',
+              HINT = 'Nothing was applied. Pass abort_on_invalid => false to skip them and apply the rest.';
+    END IF;
+    RAISE NOTICE 'Type 1 extract: % rows with an invalid or missing NHS number or date skipped', invalid;
+  END IF;
+  IF unmapped > 0 THEN
+    RAISE NOTICE 'Type 1 extract: % rows with codes not in caredata.type1_code skipped', unmapped;
+  END IF;
+
+  -- each patient's coded events in time order, a repeat of the state it is
+  -- already in dropped (at one instant a withdrawal sorts before a dissent,
+  -- so the dissent is what stands); each dissent lasts until the next event;
+  -- was_open: the register had an open Type 1 objection for the patient
+  CREATE TEMP TABLE caredata_type1_events ON COMMIT DROP AS
+  SELECT n, meaning, at, lead(at) OVER w AS until, row_number() OVER w AS seq,
+         EXISTS (SELECT 1 FROM caredata.objection o
+                 WHERE o.nhs_number = e.n AND o.kind = 'type1' AND o.withdrawn_at IS NULL) AS was_open
+  FROM (SELECT n, meaning, at,
+               lag(meaning) OVER (PARTITION BY n ORDER BY at, meaning = 'dissent') AS before
+        FROM (SELECT DISTINCT n, meaning, at FROM pg_temp.caredata_type1
+              WHERE n IS NOT NULL AND at IS NOT NULL AND meaning IS NOT NULL) d) e
+  WHERE before IS DISTINCT FROM meaning
+  WINDOW w AS (PARTITION BY n ORDER BY at, meaning = 'dissent');
+
+  -- an open objection ends at the patient's first withdrawal; when the
+  -- extract opens with a dissent (the one already recorded), at the
+  -- withdrawal after that
+  IF caredata._citus_table('caredata.objection') THEN
+    -- a reference table on Citus: the changes worked out here, then written
+    -- (see apply_opt_out_snapshot), one statement per withdrawal time
+    withdrawn := 0;
+    FOR at_, ids IN
+      SELECT greatest(CASE WHEN e.meaning = 'withdrawn' THEN e.at ELSE e.until END, o.effective_from), array_agg(o.id)
+        FROM caredata.objection o JOIN pg_temp.caredata_type1_events e ON o.nhs_number = e.n
+       WHERE e.seq = 1 AND e.was_open AND (e.meaning = 'withdrawn' OR e.until IS NOT NULL)
+         AND o.kind = 'type1' AND o.withdrawn_at IS NULL
+       GROUP BY 1 LOOP
+      UPDATE caredata.objection o SET withdrawn_at = at_ WHERE o.id = ANY (ids);
+      withdrawn := withdrawn + cardinality(ids);
+    END LOOP;
+    SELECT array_agg(e.n ORDER BY e.n, e.at), array_agg(e.at ORDER BY e.n, e.at), array_agg(e.until ORDER BY e.n, e.at)
+      INTO numbers, ats, untils
+      FROM pg_temp.caredata_type1_events e
+     WHERE e.meaning = 'dissent' AND NOT (e.seq = 1 AND e.was_open);
+    INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, withdrawn_at, source)
+    SELECT u.n, 'type1', caredata.default_purposes('type1'), u.at, u.until, apply_type1_codes.source
+      FROM unnest(numbers, ats, untils) u(n, at, until);
+    opened := coalesce(cardinality(numbers), 0);
+  ELSE
+    UPDATE caredata.objection o
+    SET withdrawn_at = greatest(CASE WHEN e.meaning = 'withdrawn' THEN e.at ELSE e.until END, o.effective_from)
+    FROM pg_temp.caredata_type1_events e
+    WHERE e.seq = 1 AND e.was_open AND (e.meaning = 'withdrawn' OR e.until IS NOT NULL)
+      AND o.nhs_number = e.n AND o.kind = 'type1' AND o.withdrawn_at IS NULL;
+    GET DIAGNOSTICS withdrawn = ROW_COUNT;
+
+    -- every other dissent is recorded: open, or as history when the extract
+    -- also withdraws it
+    INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, withdrawn_at, source)
+    SELECT e.n, 'type1', caredata.default_purposes('type1'), e.at, e.until, apply_type1_codes.source
+    FROM pg_temp.caredata_type1_events e
+    WHERE e.meaning = 'dissent' AND NOT (e.seq = 1 AND e.was_open)
+    ORDER BY e.n, e.at;
+    GET DIAGNOSTICS opened = ROW_COUNT;
+  END IF;
+  -- patients the extract changed nothing for: an open dissent repeated, or
+  -- a withdrawal of nothing
+  unchanged := (SELECT count(*) FROM pg_temp.caredata_type1_events e
+                WHERE e.seq = 1 AND e.until IS NULL
+                  AND ((e.meaning = 'dissent' AND e.was_open) OR (e.meaning = 'withdrawn' AND NOT e.was_open)));
+
+  INSERT INTO caredata.feed_load (feed, source, rows_read, invalid, duplicates, opened, withdrawn, unchanged)
+  VALUES ('type1', source, rows_read, invalid,
+          rows_read - invalid - unmapped - (SELECT count(*) FROM pg_temp.caredata_type1_events),
+          opened, withdrawn, unchanged);
+  PERFORM caredata.audit_append('feed.load', 'type1', jsonb_build_object('source', source, 'rows_read', rows_read, 'invalid', invalid, 'opened', opened, 'withdrawn', withdrawn, 'unchanged', unchanged));
+  DROP TABLE pg_temp.caredata_type1, pg_temp.caredata_type1_events;
+END
+$$;
+
 -- a published view over a Citus table reads through a SECURITY DEFINER function
 CREATE OR REPLACE FUNCTION caredata._publication_view(name text) RETURNS void
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -54,6 +54,9 @@ SET enable_hashagg = off
 AS $$
 DECLARE
   distinct_valid bigint;
+  at_ timestamptz;
+  ids bigint[];
+  numbers caredata.nhs_number[];
 BEGIN
   -- one feed at a time; readers are never blocked (SHARE ROW EXCLUSIVE)
   PERFORM caredata.lock_register();
@@ -87,23 +90,50 @@ BEGIN
     RAISE NOTICE 'opt-out snapshot: % duplicate NHS numbers counted once', duplicates;
   END IF;
 
-  UPDATE caredata.objection o SET withdrawn_at = greatest(effective_at, o.effective_from)
-  WHERE o.kind = 'national_data_opt_out' AND o.source = apply_opt_out_snapshot.source
-    AND o.withdrawn_at IS NULL
-    AND NOT EXISTS (SELECT 1 FROM pg_temp.caredata_snapshot s WHERE s.n = o.nhs_number);
-  GET DIAGNOSTICS withdrawn = ROW_COUNT;
+  IF caredata._citus_table('caredata.objection') THEN
+    -- On Citus the register is a reference table, which Citus writes only
+    -- from rows it can route, not from a join with this session's snapshot:
+    -- the changes are worked out here, then written (docs/scale-out.md)
+    withdrawn := 0;
+    FOR at_, ids IN
+      SELECT greatest(effective_at, o.effective_from), array_agg(o.id)
+        FROM caredata.objection o
+       WHERE o.kind = 'national_data_opt_out' AND o.source = apply_opt_out_snapshot.source
+         AND o.withdrawn_at IS NULL
+         AND NOT EXISTS (SELECT 1 FROM pg_temp.caredata_snapshot s WHERE s.n = o.nhs_number)
+       GROUP BY 1 LOOP
+      UPDATE caredata.objection o SET withdrawn_at = at_ WHERE o.id = ANY (ids);
+      withdrawn := withdrawn + cardinality(ids);
+    END LOOP;
+    SELECT array_agg(s.n ORDER BY s.n) INTO numbers
+      FROM (SELECT DISTINCT n FROM pg_temp.caredata_snapshot WHERE n IS NOT NULL) s
+     WHERE NOT EXISTS (SELECT 1 FROM caredata.objection o
+                       WHERE o.nhs_number = s.n AND o.kind = 'national_data_opt_out'
+                         AND o.withdrawn_at IS NULL);
+    INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source)
+    SELECT n, 'national_data_opt_out', caredata.default_purposes('national_data_opt_out'),
+           effective_at, apply_opt_out_snapshot.source
+      FROM unnest(numbers) n;
+    opened := coalesce(cardinality(numbers), 0);
+  ELSE
+    UPDATE caredata.objection o SET withdrawn_at = greatest(effective_at, o.effective_from)
+    WHERE o.kind = 'national_data_opt_out' AND o.source = apply_opt_out_snapshot.source
+      AND o.withdrawn_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM pg_temp.caredata_snapshot s WHERE s.n = o.nhs_number);
+    GET DIAGNOSTICS withdrawn = ROW_COUNT;
 
-  INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source)
-  SELECT s.n, 'national_data_opt_out', caredata.default_purposes('national_data_opt_out'),
-         effective_at, apply_opt_out_snapshot.source
-  FROM (SELECT DISTINCT n FROM pg_temp.caredata_snapshot WHERE n IS NOT NULL) s
-  WHERE NOT EXISTS (SELECT 1 FROM caredata.objection o
-                    WHERE o.nhs_number = s.n AND o.kind = 'national_data_opt_out'
-                      AND o.withdrawn_at IS NULL)
-  -- in NHS number order, so the inserts walk the register's NHS number
-  -- indexes once in order instead of landing at random (halves a 3M load)
-  ORDER BY s.n;
-  GET DIAGNOSTICS opened = ROW_COUNT;
+    INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source)
+    SELECT s.n, 'national_data_opt_out', caredata.default_purposes('national_data_opt_out'),
+           effective_at, apply_opt_out_snapshot.source
+    FROM (SELECT DISTINCT n FROM pg_temp.caredata_snapshot WHERE n IS NOT NULL) s
+    WHERE NOT EXISTS (SELECT 1 FROM caredata.objection o
+                      WHERE o.nhs_number = s.n AND o.kind = 'national_data_opt_out'
+                        AND o.withdrawn_at IS NULL)
+    -- in NHS number order, so the inserts walk the register's NHS number
+    -- indexes once in order instead of landing at random (halves a 3M load)
+    ORDER BY s.n;
+    GET DIAGNOSTICS opened = ROW_COUNT;
+  END IF;
   unchanged := distinct_valid - opened;
   DROP TABLE pg_temp.caredata_snapshot;
 
@@ -146,6 +176,12 @@ CREATE FUNCTION caredata.apply_type1_codes(
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, caredata, pg_temp
 AS $$
+DECLARE
+  at_ timestamptz;
+  ids bigint[];
+  numbers caredata.nhs_number[];
+  ats timestamptz[];
+  untils timestamptz[];
 BEGIN
   PERFORM caredata.lock_register();
   EXECUTE format('CREATE TEMP TABLE caredata_type1 ON COMMIT DROP AS
@@ -187,21 +223,44 @@ BEGIN
   -- an open objection ends at the patient's first withdrawal; when the
   -- extract opens with a dissent (the one already recorded), at the
   -- withdrawal after that
-  UPDATE caredata.objection o
-  SET withdrawn_at = greatest(CASE WHEN e.meaning = 'withdrawn' THEN e.at ELSE e.until END, o.effective_from)
-  FROM pg_temp.caredata_type1_events e
-  WHERE e.seq = 1 AND e.was_open AND (e.meaning = 'withdrawn' OR e.until IS NOT NULL)
-    AND o.nhs_number = e.n AND o.kind = 'type1' AND o.withdrawn_at IS NULL;
-  GET DIAGNOSTICS withdrawn = ROW_COUNT;
+  IF caredata._citus_table('caredata.objection') THEN
+    -- a reference table on Citus: the changes worked out here, then written
+    -- (see apply_opt_out_snapshot), one statement per withdrawal time
+    withdrawn := 0;
+    FOR at_, ids IN
+      SELECT greatest(CASE WHEN e.meaning = 'withdrawn' THEN e.at ELSE e.until END, o.effective_from), array_agg(o.id)
+        FROM caredata.objection o JOIN pg_temp.caredata_type1_events e ON o.nhs_number = e.n
+       WHERE e.seq = 1 AND e.was_open AND (e.meaning = 'withdrawn' OR e.until IS NOT NULL)
+         AND o.kind = 'type1' AND o.withdrawn_at IS NULL
+       GROUP BY 1 LOOP
+      UPDATE caredata.objection o SET withdrawn_at = at_ WHERE o.id = ANY (ids);
+      withdrawn := withdrawn + cardinality(ids);
+    END LOOP;
+    SELECT array_agg(e.n ORDER BY e.n, e.at), array_agg(e.at ORDER BY e.n, e.at), array_agg(e.until ORDER BY e.n, e.at)
+      INTO numbers, ats, untils
+      FROM pg_temp.caredata_type1_events e
+     WHERE e.meaning = 'dissent' AND NOT (e.seq = 1 AND e.was_open);
+    INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, withdrawn_at, source)
+    SELECT u.n, 'type1', caredata.default_purposes('type1'), u.at, u.until, apply_type1_codes.source
+      FROM unnest(numbers, ats, untils) u(n, at, until);
+    opened := coalesce(cardinality(numbers), 0);
+  ELSE
+    UPDATE caredata.objection o
+    SET withdrawn_at = greatest(CASE WHEN e.meaning = 'withdrawn' THEN e.at ELSE e.until END, o.effective_from)
+    FROM pg_temp.caredata_type1_events e
+    WHERE e.seq = 1 AND e.was_open AND (e.meaning = 'withdrawn' OR e.until IS NOT NULL)
+      AND o.nhs_number = e.n AND o.kind = 'type1' AND o.withdrawn_at IS NULL;
+    GET DIAGNOSTICS withdrawn = ROW_COUNT;
 
-  -- every other dissent is recorded: open, or as history when the extract
-  -- also withdraws it
-  INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, withdrawn_at, source)
-  SELECT e.n, 'type1', caredata.default_purposes('type1'), e.at, e.until, apply_type1_codes.source
-  FROM pg_temp.caredata_type1_events e
-  WHERE e.meaning = 'dissent' AND NOT (e.seq = 1 AND e.was_open)
-  ORDER BY e.n, e.at;
-  GET DIAGNOSTICS opened = ROW_COUNT;
+    -- every other dissent is recorded: open, or as history when the extract
+    -- also withdraws it
+    INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, withdrawn_at, source)
+    SELECT e.n, 'type1', caredata.default_purposes('type1'), e.at, e.until, apply_type1_codes.source
+    FROM pg_temp.caredata_type1_events e
+    WHERE e.meaning = 'dissent' AND NOT (e.seq = 1 AND e.was_open)
+    ORDER BY e.n, e.at;
+    GET DIAGNOSTICS opened = ROW_COUNT;
+  END IF;
   -- patients the extract changed nothing for: an open dissent repeated, or
   -- a withdrawal of nothing
   unchanged := (SELECT count(*) FROM pg_temp.caredata_type1_events e

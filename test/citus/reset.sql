@@ -10,7 +10,7 @@ BEGIN
     PERFORM caredata.unpublish(name) FROM caredata.publication;
   END IF;
 END $$;
-DROP TABLE IF EXISTS citus_ep, citus_dist, citus_ref, citus_local, citus_later, rtest, citus_agg, citus_agg_local, citus_units, citus_units_local, at_t, citus_gp, citus_hes, citus_pub, citus_pub_local, episodes, citus_gone, "citus'q" CASCADE;
+DROP TABLE IF EXISTS citus_ep, citus_dist, citus_ref, citus_local, citus_later, rtest, citus_agg, citus_agg_local, citus_units, citus_units_local, at_t, citus_gp, citus_hes, citus_pub, citus_pub_local, episodes, citus_gone, "citus'q", citus_feed_patient, citus_snap1, citus_snap2, citus_gp_extract CASCADE;
 DROP SCHEMA IF EXISTS synth, synth_truth CASCADE;
 DO $$
 DECLARE r text;
