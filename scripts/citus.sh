@@ -95,8 +95,10 @@ echo "citus: $(PGPORT=${ports[0]} psql -XAtq -d postgres -c "SELECT 'Citus ' || 
 [ "$action" = start ] && exit 0
 
 if [ "$action" = bench ]; then
+  # the benchmarks' tables go before the extension they use (test/citus/reset.sql)
+  PGPORT=${ports[0]} psql -qX -d postgres -c "SET client_min_messages = warning" -c "DROP SCHEMA IF EXISTS bench CASCADE" >/dev/null
   PGPORT=${ports[0]} psql -qX -v ON_ERROR_STOP=1 -d postgres -f test/citus/reset.sql >/dev/null
-  PGPORT=${ports[0]} psql -qX -v ON_ERROR_STOP=1 -d postgres -f bench/lib.sql >/dev/null
+  PGPORT=${ports[0]} psql -qX -v ON_ERROR_STOP=1 -d postgres -c "SET client_min_messages = warning" -f bench/lib.sql >/dev/null
   mkdir -p bench/results
   for f in bench/citus/*.sql; do
     name=citus_$(basename "$f" .sql)
@@ -104,7 +106,8 @@ if [ "$action" = bench ]; then
     PGPORT=${ports[0]} psql -qX -v ON_ERROR_STOP=1 -d postgres -f "$f" 2>&1 |
       sed -e 's/^psql:[^:]*:[0-9]*: NOTICE:  //' -e 's/^NOTICE:  //' | tee "bench/results/$name-$(date -u +%Y%m%dT%H%M%SZ).txt"
   done
-  PGPORT=${ports[0]} psql -qX -d postgres -c "DROP SCHEMA IF EXISTS bench, synth CASCADE" -f test/citus/reset.sql >/dev/null 2>&1
+  PGPORT=${ports[0]} psql -qX -d postgres -c "SET client_min_messages = warning" -c "DROP SCHEMA IF EXISTS bench, synth CASCADE" \
+    -f test/citus/reset.sql >/dev/null 2>&1
   exit 0
 fi
 

@@ -52,11 +52,13 @@ SELECT count(*) AS visible FROM bench.citus_episode;
 SELECT count(*) AS visible FROM bench.local_episode;
 RESET ROLE;
 
+SET client_min_messages = notice;
 SELECT bench.interleaved('citus_filter', 'distributed, 2 workers',
   'SELECT count(*), sum(los) FROM bench.citus_episode', 'bench_citus_reader');
 SELECT bench.interleaved('citus_filter', 'ordinary table, coordinator',
   'SELECT count(*), sum(los) FROM bench.local_episode', 'bench_citus_reader');
 
+SET client_min_messages = warning;
 DROP TABLE bench.citus_episode, bench.local_episode, bench.citus_patient, bench.citus_snapshot;
 DROP OWNED BY bench_citus_reader;
 DROP ROLE bench_citus_reader;
