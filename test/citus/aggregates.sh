@@ -4,16 +4,9 @@
 # worker_partial_agg on the shards, coord_combine_agg on the coordinator)
 # and gives the answer it gives over the same rows in one ordinary table.
 # Needs the cluster scripts/citus.sh starts (CAREDATA_CITUS_PORTS); prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
+. "$(dirname "$0")/lib.bash"
 
-read -r coord w1 w2 <<< "${CAREDATA_CITUS_PORTS:-55420 55421 55422}"
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
-on() { local port=$1; shift; PGPORT=$port psql -XAtq -d postgres "$@" 2>&1; }
-
-on "$coord" -v ON_ERROR_STOP=1 -f test/citus/reset.sql >/dev/null
+citus_reset
 # 6,000 rows of 1,500 people in 40 units, the same rows distributed and local
 on "$coord" -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 SET client_min_messages = warning;
@@ -82,6 +75,4 @@ check "funnel_fit(numerator, denominator, 'PR')" "caredata.funnel_fit(num, den, 
 check "funnel_fit(numerator, denominator, 'SR', 'CQC', 0.05)" "caredata.funnel_fit(num, expected, 'SR', 'CQC', 0.05)" citus_units
 
 on "$coord" -c "DROP TABLE citus_agg, citus_agg_local, citus_units, citus_units_local" >/dev/null
-on "$coord" -f test/citus/reset.sql >/dev/null
-echo "1..$n"
-[ "$failed" -eq 0 ]
+citus_done

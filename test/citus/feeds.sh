@@ -5,17 +5,10 @@
 # (Citus does not write a reference table from a join with a session's
 # temporary table): the same counts and rows as on one node, on every node,
 # and the next query through a worker filters by them.  Prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
-
-read -r coord w1 w2 <<< "${CAREDATA_CITUS_PORTS:-55420 55421 55422}"
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
-on() { local port=$1; shift; PGPORT=$port psql -XAtq -d postgres "$@" 2>&1; }
+. "$(dirname "$0")/lib.bash"
 register() { on "$1" -c "SELECT count(*) || ' ' || md5(string_agg(nhs_number::text || kind || coalesce(withdrawn_at::text, '-'), ',' ORDER BY nhs_number, kind, effective_from)) FROM caredata.objection"; }
 
-on "$coord" -v ON_ERROR_STOP=1 -f test/citus/reset.sql >/dev/null
+citus_reset
 on "$coord" -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 SET client_min_messages = warning;
 SELECT caredata.citus_setup();
@@ -71,6 +64,4 @@ for port in "$w1" "$w2"; do
 done
 
 on "$coord" -c "DROP TABLE citus_ep, citus_feed_patient, citus_snap1, citus_snap2, citus_gp_extract" >/dev/null
-on "$coord" -f test/citus/reset.sql >/dev/null
-echo "1..$n"
-[ "$failed" -eq 0 ]
+citus_done

@@ -5,20 +5,13 @@
 # node whose key file differs, or is missing, refuses instead of diverging;
 # and a node added later gets the catalogs (replicate_reference_tables()),
 # the same pseudonyms and the same filter.  Prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
-
-read -r coord w1 w2 <<< "${CAREDATA_CITUS_PORTS:-55420 55421 55422}"
+. "$(dirname "$0")/lib.bash"
 dir=${CAREDATA_CITUS_DIR:-/var/tmp/caredata-citus}
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
-on() { local port=$1; shift; PGPORT=$port psql -XAtq -d postgres "$@" 2>&1; }
 # pseudonyms of every row, as computed on the workers' shards
 tokens() { on "$1" -c "SELECT md5(string_agg(caredata.pseudonymise(nhs, '$2')::text, ',' ORDER BY id)) FROM citus_ep"; }
 reload() { on "$1" -c "ALTER SYSTEM SET caredata.key_file = '$2'" -c "SELECT pg_reload_conf()" >/dev/null; sleep 1; }
 
-on "$coord" -v ON_ERROR_STOP=1 -f test/citus/reset.sql >/dev/null
+citus_reset
 on "$coord" -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 SET client_min_messages = warning;
 SELECT caredata.citus_setup();
@@ -116,6 +109,4 @@ on "$coord" -c "SET client_min_messages = warning" -c "SELECT citus_drain_node('
   -c "SELECT citus_remove_node('127.0.0.1', $w3)" >/dev/null
 CAREDATA_CLUSTER_DIR=$d3 CAREDATA_PORT=$w3 scripts/cluster.sh stop >/dev/null 2>&1
 rm -rf "$d3"
-on "$coord" -f test/citus/reset.sql >/dev/null
-echo "1..$n"
-[ "$failed" -eq 0 ]
+citus_done

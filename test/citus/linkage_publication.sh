@@ -6,16 +6,9 @@
 # over ordinary tables, timed both ways.  A published view over a
 # distributed protected table hides what it hides over an ordinary one.
 # Prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
+. "$(dirname "$0")/lib.bash"
 
-read -r coord w1 w2 <<< "${CAREDATA_CITUS_PORTS:-55420 55421 55422}"
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
-on() { local port=$1; shift; PGPORT=$port psql -XAtq -d postgres "$@" 2>&1; }
-
-on "$coord" -v ON_ERROR_STOP=1 -f test/citus/reset.sql >/dev/null
+citus_reset
 on "$coord" -c "DROP SCHEMA IF EXISTS synth, synth_truth CASCADE" >/dev/null 2>&1
 out=$(on "$coord" -v ON_ERROR_STOP=1 <<'SQL'
 SET client_min_messages = warning;
@@ -126,6 +119,4 @@ DROP SCHEMA synth, synth_truth CASCADE;
 DROP OWNED BY citus_recipient;
 DROP ROLE citus_recipient;
 SQL
-on "$coord" -f test/citus/reset.sql >/dev/null
-echo "1..$n"
-[ "$failed" -eq 0 ]
+citus_done

@@ -5,16 +5,9 @@
 # check replays a failure issue 15 lists, as the analyst, on the coordinator
 # and on a worker's shard directly.  The goal of issue 15: it fails until
 # caredata holds on every node (docs/scale-out.md).  Prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
+. "$(dirname "$0")/lib.bash"
 
-read -r coord w1 w2 <<< "${CAREDATA_CITUS_PORTS:-55420 55421 55422}"
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
-on() { local port=$1; shift; PGPORT=$port psql -XAtq -d postgres "$@" 2>&1; }
-
-on "$coord" -v ON_ERROR_STOP=1 -f test/citus/reset.sql >/dev/null
+citus_reset
 on "$coord" -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 SET client_min_messages = warning;
 SELECT caredata.citus_setup();
@@ -161,6 +154,4 @@ for port in "$w1" "$w2"; do
   ok $r "pseudonyms computed through worker :$port equal the coordinator's (${p:0:60})"
 done
 
-on "$coord" -f test/citus/reset.sql >/dev/null
-echo "1..$n"
-[ "$failed" -eq 0 ]
+citus_done

@@ -7,16 +7,9 @@
 # query time, local tables on the coordinator keep their filter, a table
 # distributed after protect() is refused on every path, and unprotect()
 # leaves no policy behind on any shard.  Prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
+. "$(dirname "$0")/lib.bash"
 
-read -r coord w1 w2 <<< "${CAREDATA_CITUS_PORTS:-55420 55421 55422}"
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
-on() { local port=$1; shift; PGPORT=$port psql -XAtq -d postgres "$@" 2>&1; }
-
-on "$coord" -v ON_ERROR_STOP=1 -f test/citus/reset.sql >/dev/null
+citus_reset
 on "$coord" -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 SET client_min_messages = warning;
 CREATE ROLE citus_reader LOGIN IN ROLE caredata_analyst;
@@ -150,6 +143,4 @@ case "$out" in *"has been made permissive"*) r=0 ;; *) r=1 ;; esac
 ok $r "... and on a shard directly ($shard)"
 [ "$(on "$coord" -c "SELECT count(*) FROM citus_later")" = 2 ]; ok $? "the superuser still reads it (to undistribute or unprotect)"
 
-on "$coord" -f test/citus/reset.sql >/dev/null
-echo "1..$n"
-[ "$failed" -eq 0 ]
+citus_done

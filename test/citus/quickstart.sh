@@ -2,16 +2,9 @@
 # test/citus/quickstart.sh: the "Quick start" block of docs/scale-out.md,
 # extracted from the doc and run as written on the coordinator, so the doc
 # never goes stale.  Prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
+. "$(dirname "$0")/lib.bash"
 
-read -r coord w1 w2 <<< "${CAREDATA_CITUS_PORTS:-55420 55421 55422}"
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
-on() { local port=$1; shift; PGPORT=$port psql -XAtq -d postgres "$@" 2>&1; }
-
-on "$coord" -v ON_ERROR_STOP=1 -f test/citus/reset.sql >/dev/null
+citus_reset
 block=$(scripts/doc-sql.sh docs/scale-out.md quickstart)
 out=$(echo "$block" | on "$coord" -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -f -)
 rc=$?
@@ -22,6 +15,4 @@ seen=$(echo "$out" | tail -2 | head -1); problems=$(echo "$out" | tail -1)
 [ "$seen" = 2 ] && [ "$problems" = 0 ]; ok $? "the analyst sees 2 of 3 episodes and citus_check() finds no problem (saw $seen, $problems problems)"
 
 on "$coord" -c "DROP TABLE episodes" -c "DROP OWNED BY quick_analyst" -c "DROP ROLE quick_analyst" >/dev/null
-on "$coord" -f test/citus/reset.sql >/dev/null
-echo "1..$n"
-[ "$failed" -eq 0 ]
+citus_done
