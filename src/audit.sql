@@ -144,7 +144,7 @@ COMMENT ON FUNCTION caredata.audit_verify() IS
 -- append-only through SQL: UPDATE, DELETE and TRUNCATE are refused (an
 -- owner who gets past this breaks the chain, and audit_verify() says so)
 CREATE FUNCTION caredata._audit_refuse() RETURNS trigger
-  LANGUAGE plpgsql AS $$
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'the audit log is append-only',
     HINT = 'Entries are added by caredata.audit_append() and never changed.';

@@ -16,6 +16,7 @@
 #include "citus.h"
 #include "nhs_set.h"
 #include "objection.h"
+#include "search_path.h"
 
 /* a set of blocked NHS numbers valid for one key and time interval */
 typedef struct BlockedSet
@@ -43,10 +44,12 @@ extern Oid	objection_register_owner(void);
  * Run stmt as the register's owner.  On error, transaction (or
  * subtransaction) abort restores the caller's identity, as for the
  * referential-integrity triggers (ri_triggers.c), so no PG_TRY is needed
- * (nor for the setting citus_nested_begin() makes).  AS_REGISTER_OWNER
- * lets Citus run stmt's SQL inside a shard task (src/citus.c);
- * AS_REGISTER_OWNER_SCAN is for a statement that runs no SQL (an index
- * probe, row by row).
+ * (nor for the settings below).  AS_REGISTER_OWNER pins search_path for
+ * stmt's SQL (search_path.h: the caller's schemas are never searched while
+ * it runs as the owner) and lets Citus run that SQL inside a shard task
+ * (src/citus.c); AS_REGISTER_OWNER_SCAN is for a statement that runs no
+ * SQL and resolves no name (an index probe by OID, row by row), where a
+ * GUC nest level per row would cost more than the probe.
  */
 #define AS_REGISTER_OWNER_SCAN(stmt) \
 	do { \
@@ -63,11 +66,14 @@ extern Oid	objection_register_owner(void);
 		Oid			save_userid; \
 		int			save_sec; \
 		int			save_nested; \
+		int			save_path; \
 		GetUserIdAndSecContext(&save_userid, &save_sec); \
 		SetUserIdAndSecContext(objection_register_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION); \
+		save_path = search_path_pin(); \
 		save_nested = citus_nested_begin(); \
 		stmt; \
 		citus_nested_end(save_nested); \
+		search_path_unpin(save_path); \
 		SetUserIdAndSecContext(save_userid, save_sec); \
 	} while (0)
 

@@ -38,6 +38,7 @@
 #include "utils/lsyscache.h"
 
 #include "citus.h"
+#include "search_path.h"
 
 #define NESTED_GUC "citus.allow_nested_distributed_execution"
 
@@ -83,12 +84,14 @@ catalog_shard(Oid relid)
 	Datum		values[1];
 	int64		shard = 0;
 	bool		isnull;
+	int			path;
 
 	if (!citus_metadata_present())
 		return 0;
 	values[0] = ObjectIdGetDatum(relid);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	path = search_path_pin();
 	if (SPI_execute_with_args("SELECT shardid FROM pg_catalog.pg_dist_shard "
 							  "WHERE logicalrelid OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, values, NULL, true, 2) != SPI_OK_SELECT)
@@ -101,6 +104,7 @@ catalog_shard(Oid relid)
 				 errhint("caredata.citus_setup() makes caredata's catalogs reference tables; do not distribute them otherwise.")));
 	if (SPI_processed == 1)
 		shard = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	search_path_unpin(path);
 	SPI_finish();
 	return shard;
 }

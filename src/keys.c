@@ -50,6 +50,7 @@
 
 #include "citus.h"
 #include "keys.h"
+#include "search_path.h"
 
 #define MASTER_MIN_LEN		32
 #define MASTER_MAX_LEN		4096
@@ -388,6 +389,7 @@ catalog_lookup(const char *name, int version, int32 *domain_id, int16 *use_versi
 	char	   *recorded;
 	const char *recorded_column = "d.key_fingerprint";
 	int			nested;
+	int			path;
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = Int32GetDatum(version);
@@ -398,6 +400,7 @@ catalog_lookup(const char *name, int version, int32 *domain_id, int16 *use_versi
 	if (get_attnum(get_relname_relid("domain", get_namespace_oid("caredata", false)), "key_fingerprint") == InvalidAttrNumber)
 		recorded_column = "NULL::pg_catalog.text";
 	/* on Citus the catalog is a reference table, read in a shard task too */
+	path = search_path_pin();
 	nested = citus_nested_begin();
 	ret = SPI_execute_with_args(psprintf(
 		"SELECT d.id, d.retired_at IS NOT NULL, k.version, k.retired_at IS NOT NULL, %s "
@@ -408,6 +411,7 @@ catalog_lookup(const char *name, int version, int32 *domain_id, int16 *use_versi
 		"WHERE d.name OPERATOR(pg_catalog.=) $1", recorded_column),
 		2, argtypes, values, NULL, true, 1);
 	citus_nested_end(nested);
+	search_path_unpin(path);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "domain lookup failed: %d", ret);
 	if (SPI_processed == 0)

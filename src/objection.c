@@ -228,7 +228,7 @@ is_protected_column(Oid relid, AttrNumber attno)
 			if (SPI_connect() != SPI_OK_CONNECT)
 				elog(ERROR, "SPI_connect failed");
 			if (SPI_execute_with_args("SELECT 1 FROM caredata.protected_table t "
-									  "JOIN pg_catalog.pg_attribute a ON a.attrelid = t.relid AND a.attname OPERATOR(pg_catalog.=) t.nhs_column "
+									  "JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.relid AND a.attname OPERATOR(pg_catalog.=) t.nhs_column "
 									  "WHERE t.relid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.=) $2",
 									  2, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 				elog(ERROR, "could not read caredata.protected_table");

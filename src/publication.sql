@@ -76,7 +76,7 @@ COMMENT ON FUNCTION caredata.refresh_pseudonyms(text, regclass, name) IS
 
 -- the expression publishing one column as the spec says
 CREATE FUNCTION caredata._publish_column(col name, how text) RETURNS text
-  LANGUAGE plpgsql IMMUTABLE AS $$
+  LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   RETURN CASE how
     WHEN 'keep' THEN format('s.%1$I AS %1$I', col)
@@ -336,7 +336,7 @@ COMMENT ON FUNCTION caredata.unpublish(text) IS 'drop a publication''s view and 
 -- equivalence classes of a published view's quasi-identifiers smaller than k
 CREATE FUNCTION caredata.k_anonymity(view regclass, quasi_identifiers text[], k integer DEFAULT 5)
   RETURNS TABLE (rows bigint, classes bigint, classes_below_k bigint, rows_below_k bigint, share_below_k numeric)
-  LANGUAGE plpgsql STABLE AS $$
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF k IS NULL OR k < 2 THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'k is at least 2', HINT = 'k = 5 is a common choice.';

@@ -1152,3 +1152,81 @@ REVOKE ALL ON FUNCTION caredata.citus_catalogs(), caredata._citus_table(regclass
   caredata._protect_citus(regclass, name, text, text), caredata._policy_signature(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION caredata.citus_catalogs(), caredata._citus_table(regclass), caredata._logical_relation(regclass),
   caredata._protect_citus(regclass, name, text, text), caredata._policy_signature(regclass) TO caredata_admin;
+
+
+-- Security (issue 22, search_path): caredata's own SQL and PL/pgSQL no
+-- longer resolve names through the caller's search_path.  Functions are
+-- pinned to "pg_catalog, pg_temp" (SET search_path), and SQL functions the
+-- planner inlines get an SQL-standard body, parsed once, here.
+ALTER FUNCTION caredata._audit_refuse() SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata._funnel_add(caredata.funnel_state,double precision,double precision,text,text,double precision) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata._funnel_combine(caredata.funnel_state,caredata.funnel_state) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata._link_bad(text,text,text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata._link_check_spec(jsonb) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata._link_compare_sql(text,integer,double precision[]) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata._link_comparisons(text,integer) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata._link_estimate_pairs(jsonb,text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata._link_pairs_sql(text,integer,double precision[],boolean) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata._link_std_expr(regclass,name,text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata._link_trained_version(text,integer) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata._publish_column(name,text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata.k_anonymity(regclass,text[],integer) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata.link_add_source(text,regclass,name,name,name,name,name) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata.link_blocking_counts(text,integer) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata.link_create_model(text,jsonb) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata.link_explain(text,bigint,text,bigint,text,integer) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata.link_lookup(text,date,text,text,text,integer) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata.link_quality(regclass,name,text) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata.link_run(text,integer,text,double precision,boolean,boolean,boolean,text[]) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION caredata.link_standardise(text[],bigint) SET search_path = pg_catalog, pg_temp;
+CREATE OR REPLACE FUNCTION caredata.default_purposes(kind text) RETURNS text[]
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN CASE kind
+    WHEN 'national_data_opt_out' THEN ARRAY['research', 'planning', 'commissioning']
+    WHEN 'type1' THEN ARRAY['research', 'planning', 'commissioning']
+    WHEN 'dissent' THEN ARRAY['research']
+    WHEN 'consent' THEN ARRAY['research']
+  END;
+CREATE OR REPLACE FUNCTION caredata._funnel_add(s caredata.funnel_state, numerator double precision, denominator double precision, data_type text)
+  RETURNS caredata.funnel_state LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN caredata._funnel_add(s, numerator, denominator, data_type, 'SHMI', 0.1);
+CREATE OR REPLACE FUNCTION caredata._funnel_add(s caredata.funnel_state, numerator double precision, denominator double precision)
+  RETURNS caredata.funnel_state LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN caredata._funnel_add(s, numerator, denominator, 'SR', 'SHMI', 0.1);
+CREATE OR REPLACE FUNCTION caredata.funnel_limit(fit caredata.funnel_fit, size double precision, probability double precision,
+                                      method text DEFAULT 'tau2')
+  RETURNS double precision LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  -- unadjusted: FunnelPlotR's limits without over-dispersion (exact for SR,
+  -- the transformed scale with tau2 = 0 for PR and RC)
+  RETURN caredata.funnel_limit(fit.data_type, size, fit.target, probability,
+                               CASE WHEN lower(method) <> 'unadjusted' THEN method WHEN fit.data_type = 'SR' THEN 'exact' ELSE 'tau2' END,
+                               CASE WHEN fit.phi > 0 THEN fit.phi ELSE 1 END,
+                               CASE WHEN lower(method) = 'unadjusted' THEN 0 ELSE fit.tau2 END, coalesce(fit.sr_method, 'SHMI'));
+CREATE OR REPLACE FUNCTION caredata._funnel_z(f caredata.funnel_fit, n double precision, d double precision, method text)
+  RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE
+BEGIN ATOMIC
+  SELECT CASE
+    WHEN (method IN ('exact', 'normal', 'phi') AND f.data_type IN ('PR', 'SR')) OR (method = 'unadjusted' AND f.data_type = 'SR') THEN
+      (n / d - f.target) / sqrt(CASE WHEN f.data_type = 'PR' THEN f.target * (1 - f.target) ELSE f.target END / d)
+      / CASE WHEN method = 'phi' THEN sqrt(f.phi) ELSE 1 END
+    WHEN f.data_type = 'PR' THEN (asin(sqrt(n / d)) - asin(sqrt(f.target))) / sqrt(1 / (4 * d) + t.tau2)
+    WHEN f.data_type = 'RC' THEN (ln((n + 0.5) / (d + 0.5)) - ln(f.target)) / sqrt(1 / (4 * d) + t.tau2)
+    WHEN f.sr_method = 'CQC' THEN (sqrt(n / d) - 1) / sqrt(1 / (4 * d) + t.tau2)
+    WHEN n = 0 THEN '-Infinity'::float8
+    ELSE ln(n / d) / sqrt(1 / d + t.tau2) END
+    FROM (SELECT CASE WHEN method = 'unadjusted' THEN 0 ELSE f.tau2 END AS tau2) t;
+END;
+CREATE OR REPLACE FUNCTION caredata._svg_text(t text) RETURNS text
+  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  RETURN replace(replace(replace(replace(replace(t, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#39;');
+CREATE OR REPLACE FUNCTION caredata._svg_ticks(lo double precision, hi double precision) RETURNS double precision[]
+  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+  WITH s AS (
+    SELECT CASE WHEN raw / mag < 1.5 THEN 1 WHEN raw / mag < 3.5 THEN 2 WHEN raw / mag < 7.5 THEN 5 ELSE 10 END * mag AS step
+      FROM (SELECT raw, 10 ^ floor(log(raw)) AS mag
+              FROM (SELECT greatest((hi - lo) / 5, 1e-12) AS raw) r) m
+  )
+  SELECT array_agg(round((k * step)::numeric, 10)::float8 ORDER BY k)
+    FROM s, generate_series(ceil(lo / step)::bigint, floor(hi / step)::bigint) k;
+END;

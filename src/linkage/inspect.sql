@@ -10,7 +10,7 @@ CREATE FUNCTION caredata.link_quality(truth regclass, true_id name DEFAULT 'pers
   RETURNS TABLE ("precision" double precision, recall double precision, f1 double precision,
                  true_pairs bigint, linked_pairs bigint, correct_pairs bigint,
                  persons_split bigint, persons_merged bigint)
-  LANGUAGE plpgsql AS $$
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   f text;
 BEGIN
@@ -50,7 +50,7 @@ COMMENT ON FUNCTION caredata.link_quality(regclass, name, text) IS
 
 -- the model version a read uses: the one named, else the latest trained
 CREATE FUNCTION caredata._link_trained_version(model text, version integer) RETURNS integer
-  LANGUAGE plpgsql STABLE AS $$
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v integer;
 BEGIN
@@ -74,7 +74,7 @@ COMMENT ON FUNCTION caredata._link_trained_version(text, integer) IS
 CREATE FUNCTION caredata.link_explain(source_a text, record_a bigint, source_b text, record_b bigint,
     model text DEFAULT 'default', version integer DEFAULT NULL)
   RETURNS TABLE (term text, level integer, label text, m double precision, u double precision, weight double precision)
-  LANGUAGE plpgsql AS $$
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
   v integer := caredata._link_trained_version(model, version);
@@ -123,7 +123,7 @@ COMMENT ON FUNCTION caredata.link_explain(text, bigint, text, bigint, text, inte
 CREATE FUNCTION caredata.link_lookup(nhs_number text, dob date, sex text, postcode text,
     model text DEFAULT 'default', version integer DEFAULT NULL)
   RETURNS TABLE (person_id bigint, probability double precision, match_weight double precision)
-  LANGUAGE plpgsql AS $$
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
   v integer := caredata._link_trained_version(model, version);

@@ -96,7 +96,7 @@ COMMENT ON FUNCTION caredata.link_default_spec() IS
 -- ---- checks (internal) ----
 
 CREATE FUNCTION caredata._link_bad(msg text, hint text, code text DEFAULT '22023') RETURNS void
-  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   RAISE EXCEPTION USING MESSAGE = msg, HINT = hint, ERRCODE = code;
 END
@@ -160,7 +160,7 @@ COMMENT ON FUNCTION caredata._link_maintain(text, jsonb) IS
   'internal: ANALYZE the standardised records, drop or create the blocking rules'' lookup indexes, and drop or build the person index''s indexes around its rewrite, as the extension owner';
 
 CREATE FUNCTION caredata._link_check_spec(spec jsonb) RETURNS void
-  LANGUAGE plpgsql STABLE AS $$
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   c jsonb;
   names text[] := '{}';
@@ -262,7 +262,7 @@ COMMENT ON FUNCTION caredata._link_check_spec(jsonb) IS
 
 CREATE FUNCTION caredata.link_add_source(source text, relation regclass, record_id name,
     nhs_number name DEFAULT NULL, dob name DEFAULT NULL, sex name DEFAULT NULL, postcode name DEFAULT NULL)
-  RETURNS void LANGUAGE plpgsql AS $$
+  RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   p_source text := source;
   c record;
@@ -311,7 +311,7 @@ COMMENT ON FUNCTION caredata.link_add_source(text, regclass, name, name, name, n
 
 -- the SQL expression that standardises one identifier column of a source
 CREATE FUNCTION caredata._link_std_expr(relation regclass, col name, what text) RETURNS text
-  LANGUAGE plpgsql STABLE AS $$
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   typ regtype;
 BEGIN
@@ -345,7 +345,7 @@ COMMENT ON FUNCTION caredata._link_std_expr(regclass, name, text) IS
 
 -- rebuild link_record from the sources; returns the number of records
 CREATE FUNCTION caredata.link_standardise(sources text[] DEFAULT NULL, run_id bigint DEFAULT 0)
-  RETURNS bigint LANGUAGE plpgsql AS $$
+  RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   s record;
   n bigint;
@@ -434,7 +434,7 @@ COMMENT ON FUNCTION caredata.link_standardise(text[], bigint) IS
 -- ---- models ----
 
 CREATE FUNCTION caredata.link_create_model(model text, spec jsonb DEFAULT '{}') RETURNS integer
-  LANGUAGE plpgsql AS $$
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   p_model text := model;
   full_spec jsonb := caredata.link_default_spec() || coalesce(spec, '{}');
@@ -460,7 +460,7 @@ COMMENT ON FUNCTION caredata.link_create_model(text, jsonb) IS
 CREATE FUNCTION caredata._link_comparisons(model text, version integer)
   RETURNS TABLE (pos integer, name text, expression text, nlevels integer, tf text, m_start double precision[],
                  m double precision[], u double precision[], labels text[])
-  LANGUAGE sql STABLE AS $$
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT (c.ordinality - 1)::integer, c.value->>'name', c.value->>'expression',
          jsonb_array_length(c.value->'levels'), c.value->>'tf',
          CASE WHEN c.value ? 'm' THEN ARRAY(SELECT x::double precision FROM jsonb_array_elements_text(c.value->'m') x) END,
@@ -484,7 +484,7 @@ COMMENT ON FUNCTION caredata._link_comparisons(text, integer) IS
 -- pattern and the adjustment
 CREATE FUNCTION caredata._link_compare_sql(model text, version integer, u_top double precision[])
   RETURNS TABLE (levels text, cols text, pattern text, tf text)
-  LANGUAGE plpgsql STABLE AS $$
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   c record;
   stride bigint := 1;
@@ -537,7 +537,7 @@ COMMENT ON FUNCTION caredata._link_rule_condition(jsonb) IS
 -- run checks against max_pairs before joining (milliseconds, where the
 -- exact count of link_blocking_counts() scans and groups every record)
 CREATE FUNCTION caredata._link_estimate_pairs(rule jsonb, link_type text) RETURNS double precision
-  LANGUAGE plpgsql AS $$
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   plan jsonb;
 BEGIN
@@ -552,7 +552,7 @@ COMMENT ON FUNCTION caredata._link_estimate_pairs(jsonb, text) IS
 -- pairs each blocking rule generates over the current standardised records
 CREATE FUNCTION caredata.link_blocking_counts(model text DEFAULT 'default', version integer DEFAULT NULL)
   RETURNS TABLE (rule integer, columns text[], pairs bigint)
-  LANGUAGE plpgsql AS $$
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   p_model text := model;
   spec jsonb;

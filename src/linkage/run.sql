@@ -9,7 +9,7 @@
 -- the packed pattern and the term-frequency adjustment (uses u, so it is
 -- built after u is known)
 CREATE FUNCTION caredata._link_pairs_sql(model text, version integer, u_top double precision[], only_new boolean)
-  RETURNS text LANGUAGE plpgsql STABLE AS $$
+  RETURNS text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   spec jsonb;
   cmp record;
@@ -45,7 +45,7 @@ CREATE FUNCTION caredata.link_run(model text DEFAULT 'default', version integer 
     sources text[] DEFAULT NULL)
   RETURNS TABLE (run_id bigint, model_version integer, records bigint, candidate_pairs bigint,
                  links bigint, persons bigint, match_threshold double precision, seconds numeric)
-  LANGUAGE plpgsql AS $$
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
   p_model text := model;

@@ -51,14 +51,12 @@ SELECT pg_catalog.pg_extension_config_dump('caredata.objection_id_seq', '');
 -- the purposes each kind covers unless a row says otherwise
 CREATE FUNCTION caredata.default_purposes(kind text) RETURNS text[]
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-AS $$
-  SELECT CASE kind
+RETURN CASE kind
     WHEN 'national_data_opt_out' THEN ARRAY['research', 'planning', 'commissioning']
     WHEN 'type1' THEN ARRAY['research', 'planning', 'commissioning']
     WHEN 'dissent' THEN ARRAY['research']
     WHEN 'consent' THEN ARRAY['research']
-  END
-$$;
+  END;
 COMMENT ON FUNCTION caredata.default_purposes(text) IS
   'the purposes an objection kind covers by default (no kind covers direct_care)';
 

@@ -36,6 +36,7 @@
 #include "utils/guc.h"
 
 #include "../citus.h"
+#include "../search_path.h"
 #include "policy.h"
 
 static char *sdc_policy_setting = NULL;
@@ -97,16 +98,19 @@ policy_load(const char *name, SdcPolicy *p)
 	char	   *redacted;
 	int			ret;
 	int			nested;
+	int			path;
 
 	args[0] = CStringGetTextDatum(name);
 	SPI_connect();
 	/* on Citus the catalog is a reference table, read in a shard task too */
+	path = search_path_pin();
 	nested = citus_nested_begin();
 	ret = SPI_execute_with_args("SELECT version, suppress_max, protect_zero, rounding, rounding_base, redacted, "
 								"coalesce(dominance_n, 0), coalesce(dominance_k, 0), coalesce(p_percent, 0) "
-								"FROM caredata.sdc_policy WHERE policy = $1 ORDER BY version DESC LIMIT 1",
+								"FROM caredata.sdc_policy WHERE policy OPERATOR(pg_catalog.=) $1 ORDER BY version DESC LIMIT 1",
 								1, argtypes, args, NULL, true, 1);
 	citus_nested_end(nested);
+	search_path_unpin(path);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read caredata.sdc_policy: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 0)

@@ -41,7 +41,7 @@ COMMENT ON TYPE caredata.funnel_fit IS
 
 CREATE FUNCTION caredata._funnel_add(s caredata.funnel_state, numerator double precision, denominator double precision,
                                      data_type text, sr_method text, trim_by double precision)
-  RETURNS caredata.funnel_state LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+  RETURNS caredata.funnel_state LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   dt text := upper(data_type);
   m text := CASE WHEN upper(data_type) = 'SR' THEN upper(sr_method) ELSE 'WINSORISE' END;
@@ -84,17 +84,17 @@ COMMENT ON FUNCTION caredata._funnel_add(caredata.funnel_state, double precision
   'internal: transition function of caredata.funnel_fit';
 CREATE FUNCTION caredata._funnel_add(s caredata.funnel_state, numerator double precision, denominator double precision, data_type text)
   RETURNS caredata.funnel_state LANGUAGE sql IMMUTABLE PARALLEL SAFE
-  AS $$ SELECT caredata._funnel_add(s, numerator, denominator, data_type, 'SHMI', 0.1) $$;
+  RETURN caredata._funnel_add(s, numerator, denominator, data_type, 'SHMI', 0.1);
 COMMENT ON FUNCTION caredata._funnel_add(caredata.funnel_state, double precision, double precision, text) IS
   'internal: transition function of caredata.funnel_fit (SHMI, trim 0.1)';
 CREATE FUNCTION caredata._funnel_add(s caredata.funnel_state, numerator double precision, denominator double precision)
   RETURNS caredata.funnel_state LANGUAGE sql IMMUTABLE PARALLEL SAFE
-  AS $$ SELECT caredata._funnel_add(s, numerator, denominator, 'SR', 'SHMI', 0.1) $$;
+  RETURN caredata._funnel_add(s, numerator, denominator, 'SR', 'SHMI', 0.1);
 COMMENT ON FUNCTION caredata._funnel_add(caredata.funnel_state, double precision, double precision) IS
   'internal: transition function of caredata.funnel_fit (SR, SHMI, trim 0.1)';
 
 CREATE FUNCTION caredata._funnel_combine(a caredata.funnel_state, b caredata.funnel_state)
-  RETURNS caredata.funnel_state LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+  RETURNS caredata.funnel_state LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF a IS NULL OR a.data_type IS NULL THEN RETURN b; END IF;
   IF b IS NULL OR b.data_type IS NULL THEN RETURN a; END IF;
@@ -195,13 +195,12 @@ COMMENT ON AGGREGATE caredata.funnel_fit(double precision, double precision) IS
 -- a limit for a fitted funnel: its target and over-dispersion
 CREATE FUNCTION caredata.funnel_limit(fit caredata.funnel_fit, size double precision, probability double precision,
                                       method text DEFAULT 'tau2')
-  RETURNS double precision LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+  RETURNS double precision LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
   -- unadjusted: FunnelPlotR's limits without over-dispersion (exact for SR,
   -- the transformed scale with tau2 = 0 for PR and RC)
-  SELECT caredata.funnel_limit(fit.data_type, size, fit.target, probability,
+  RETURN caredata.funnel_limit(fit.data_type, size, fit.target, probability,
                                CASE WHEN lower(method) <> 'unadjusted' THEN method WHEN fit.data_type = 'SR' THEN 'exact' ELSE 'tau2' END,
                                CASE WHEN fit.phi > 0 THEN fit.phi ELSE 1 END,
-                               CASE WHEN lower(method) = 'unadjusted' THEN 0 ELSE fit.tau2 END, coalesce(fit.sr_method, 'SHMI'))
-$$;
+                               CASE WHEN lower(method) = 'unadjusted' THEN 0 ELSE fit.tau2 END, coalesce(fit.sr_method, 'SHMI'));
 COMMENT ON FUNCTION caredata.funnel_limit(caredata.funnel_fit, double precision, double precision, text) IS
   'funnel plot limit at a unit''s size for a fit from caredata.funnel_fit(): its target, and its phi (method phi) or tau2 (method tau2); method unadjusted: exact for SR, tau2 = 0 for PR and RC';

@@ -104,7 +104,8 @@ COMMENT ON FUNCTION caredata.funnel(text, text, text, text, double precision, nu
 
 -- a unit's z-score on the scale its limits use
 CREATE FUNCTION caredata._funnel_z(f caredata.funnel_fit, n double precision, d double precision, method text)
-  RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE
+BEGIN ATOMIC
   SELECT CASE
     WHEN (method IN ('exact', 'normal', 'phi') AND f.data_type IN ('PR', 'SR')) OR (method = 'unadjusted' AND f.data_type = 'SR') THEN
       (n / d - f.target) / sqrt(CASE WHEN f.data_type = 'PR' THEN f.target * (1 - f.target) ELSE f.target END / d)
@@ -114,7 +115,7 @@ CREATE FUNCTION caredata._funnel_z(f caredata.funnel_fit, n double precision, d 
     WHEN f.sr_method = 'CQC' THEN (sqrt(n / d) - 1) / sqrt(1 / (4 * d) + t.tau2)
     WHEN n = 0 THEN '-Infinity'::float8
     ELSE ln(n / d) / sqrt(1 / d + t.tau2) END
-    FROM (SELECT CASE WHEN method = 'unadjusted' THEN 0 ELSE f.tau2 END AS tau2) t
-$$;
+    FROM (SELECT CASE WHEN method = 'unadjusted' THEN 0 ELSE f.tau2 END AS tau2) t;
+END;
 COMMENT ON FUNCTION caredata._funnel_z(caredata.funnel_fit, double precision, double precision, text) IS
   'internal: a unit''s z-score on the scale of its limits (method exact/normal/phi, and unadjusted SR: (y - target)/sqrt(V/size), over sqrt(phi) for phi; tau2, and unadjusted PR/RC: the transformed scale with tau2, or 0, added)';

@@ -8,22 +8,22 @@
 -- drawing back to the numbers.
 
 CREATE FUNCTION caredata._svg_text(t text) RETURNS text
-  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT replace(replace(replace(replace(replace(t, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#39;')
-$$;
+  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  RETURN replace(replace(replace(replace(replace(t, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#39;');
 COMMENT ON FUNCTION caredata._svg_text(text) IS 'internal: text escaped for SVG (XML)';
 
 -- round ticks between lo and hi, about five of them
 CREATE FUNCTION caredata._svg_ticks(lo double precision, hi double precision) RETURNS double precision[]
-  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+BEGIN ATOMIC
   WITH s AS (
     SELECT CASE WHEN raw / mag < 1.5 THEN 1 WHEN raw / mag < 3.5 THEN 2 WHEN raw / mag < 7.5 THEN 5 ELSE 10 END * mag AS step
       FROM (SELECT raw, 10 ^ floor(log(raw)) AS mag
               FROM (SELECT greatest((hi - lo) / 5, 1e-12) AS raw) r) m
   )
   SELECT array_agg(round((k * step)::numeric, 10)::float8 ORDER BY k)
-    FROM s, generate_series(ceil(lo / step)::bigint, floor(hi / step)::bigint) k
-$$;
+    FROM s, generate_series(ceil(lo / step)::bigint, floor(hi / step)::bigint) k;
+END;
 COMMENT ON FUNCTION caredata._svg_ticks(double precision, double precision) IS 'internal: about five round axis ticks between lo and hi';
 
 CREATE FUNCTION caredata.funnel_svg(units text, title text DEFAULT 'Funnel plot', data_type text DEFAULT 'SR',
