@@ -9,7 +9,7 @@ SET search_path = caredata, public;
 CREATE TABLE cells AS SELECT * FROM (VALUES ('A', 'x', 20), ('A', 'y', 3), ('A', 'z', 15), ('B', 'x', 12), ('B', 'y', 25),
   ('B', 'z', 30), ('C', 'x', 9), ('C', 'y', 14), ('C', 'z', 40)) v(r, k, n);
 -- with its margins (NULL keys), as GROUP BY CUBE gives it
-SELECT * FROM _sdc_table('SELECT r, k, n FROM cells') ORDER BY row_index, col_index;
+SELECT t.* FROM _query_columns('SELECT r, k, n FROM cells', 3) q, _sdc_table(q.c1, q.c2, q.c3) t ORDER BY row_index, col_index;
 -- primary suppression alone: the small cell is its row total less the rest
 SELECT * FROM sdc_audit($$SELECT r, k, sum(n), sdc_apply(sum(n)::bigint) IS NULL FROM cells GROUP BY CUBE (r, k)$$);
 -- the same as GROUP BY ROLLUP gives it (no column totals: unpublished), and
@@ -39,7 +39,7 @@ SELECT * FROM sdc_audit($$SELECT * FROM (VALUES ('A', 'x', 1, true), ('A', 'y', 
                                                  (NULL, 'x', 2, false), (NULL, 'y', 2, false), (NULL, NULL, 4, false)) v$$);
 -- everything suppressed: nothing bounds a cell from above
 SELECT count(*) FILTER (WHERE upper IS NULL) AS unbounded
-  FROM sdc_audit($$SELECT row_key, col_key, n, true FROM _sdc_table('SELECT r, k, n FROM cells')$$);
+  FROM sdc_audit($$SELECT row_key, col_key, n, true FROM _query_columns('SELECT r, k, n FROM cells', 3) q, _sdc_table(q.c1, q.c2, q.c3) t$$);
 
 -- random tables: after protection, no suppressed cell is derivable
 CREATE TABLE rand_cells AS

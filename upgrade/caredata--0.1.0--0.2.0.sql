@@ -1230,3 +1230,390 @@ BEGIN ATOMIC
   SELECT array_agg(round((k * step)::numeric, 10)::float8 ORDER BY k)
     FROM s, generate_series(ceil(lo / step)::bigint, floor(hi / step)::bigint) k;
 END;
+
+-- Security (issue 22, search_path): a query the caller gives to sdc_protect(),
+-- sdc_audit(), funnel() or funnel_svg() runs as the caller under the caller's
+-- search_path (caredata._query_columns); the rest runs pinned.
+DROP FUNCTION caredata._sdc_table(text);
+CREATE FUNCTION caredata._query_columns(query text, ncols integer,
+                                        OUT c1 text[], OUT c2 text[], OUT c3 text[], OUT c4 text[])
+  LANGUAGE plpgsql STABLE SET extra_float_digits = 3 AS $$
+BEGIN
+  IF ncols OPERATOR(pg_catalog.=) 3 THEN
+    EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(x.a::pg_catalog.text), pg_catalog.array_agg(x.b::pg_catalog.text), '
+                              'pg_catalog.array_agg(x.c::pg_catalog.text) FROM (%s) x(a, b, c)', query)
+      INTO c1, c2, c3;
+  ELSE
+    EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(x.a::pg_catalog.text), pg_catalog.array_agg(x.b::pg_catalog.text), '
+                              'pg_catalog.array_agg(x.c::pg_catalog.text), pg_catalog.array_agg(x.d::pg_catalog.text) '
+                              'FROM (%s) x(a, b, c, d)', query)
+      INTO c1, c2, c3, c4;
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._query_columns(text, integer) IS
+  'internal: the first 3 or 4 columns of the caller''s query, as text arrays in one row order; runs as the caller, under the caller''s search_path';
+CREATE FUNCTION caredata._sdc_table(cell_rows text[], cell_cols text[], cell_ns text[])
+  RETURNS TABLE (row_key text, col_key text, row_index integer, col_index integer, n bigint)
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN QUERY EXECUTE $q$
+    WITH c AS (SELECT x.row_key AS r, x.col_key AS k, x.n::bigint AS n FROM unnest($1, $2, $3) x(row_key, col_key, n)),
+         rk AS (SELECT r, row_number() OVER (ORDER BY r)::integer AS i FROM (SELECT DISTINCT r FROM c) d),
+         ck AS (SELECT k, row_number() OVER (ORDER BY k NULLS FIRST)::integer AS j FROM (SELECT DISTINCT k FROM c) d),
+         grid AS (SELECT rk.r, ck.k, rk.i, ck.j, coalesce(c.n, 0) AS n
+                    FROM rk CROSS JOIN ck LEFT JOIN c ON c.r = rk.r AND c.k IS NOT DISTINCT FROM ck.k)
+    SELECT r, k, i, j, n FROM grid
+    UNION ALL SELECT r, NULL, i, 0, sum(n)::bigint FROM grid GROUP BY r, i
+    UNION ALL SELECT NULL, k, 0, j, sum(n)::bigint FROM grid GROUP BY k, j
+    UNION ALL SELECT NULL, NULL, 0, 0, coalesce(sum(n), 0)::bigint FROM grid$q$ USING cell_rows, cell_cols, cell_ns;
+END
+$$;
+COMMENT ON FUNCTION caredata._sdc_table(text[], text[], text[]) IS
+  'internal: the (row_key, col_key, n) cells of a query (caredata._query_columns) as a whole table with margins';
+CREATE FUNCTION caredata._sdc_protect(cell_rows text[], cell_cols text[], cell_ns text[], policy text, min_width bigint)
+  RETURNS TABLE (row_key text, col_key text, n bigint, shown text, suppression text)
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  rkeys text[];
+  ckeys text[];
+  rows_ integer[];
+  cols_ integer[];
+  vals bigint[];
+  prim boolean[];
+  supp boolean[];
+  one_dim boolean;
+  mark text;
+BEGIN
+  SELECT array_agg(c.row_key ORDER BY c.row_index, c.col_index), array_agg(c.col_key ORDER BY c.row_index, c.col_index),
+         array_agg(c.row_index ORDER BY c.row_index, c.col_index), array_agg(c.col_index ORDER BY c.row_index, c.col_index),
+         array_agg(c.n ORDER BY c.row_index, c.col_index),
+         array_agg(caredata.sdc_apply(c.n, policy) IS NULL ORDER BY c.row_index, c.col_index),
+         max(c.col_index) = 1 AND bool_and(c.col_key IS NULL)
+    INTO rkeys, ckeys, rows_, cols_, vals, prim, one_dim FROM caredata._sdc_table(cell_rows, cell_cols, cell_ns) c;
+  IF coalesce(array_length(rows_, 1), 0) <= 1 THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'the table has no cells',
+      HINT = 'The query returns (row_key, col_key, n) for each interior cell; col_key NULL for a one-dimensional table.';
+  END IF;
+  supp := caredata.sdc_table_suppress(rows_, cols_, vals, prim, min_width);
+  mark := caredata.sdc_display(NULL, policy);
+  RETURN QUERY
+  SELECT u.rk, u.ck, u.v,
+         CASE WHEN u.s THEN mark ELSE caredata.sdc_display(u.v, policy) END,
+         CASE WHEN u.p THEN 'primary' WHEN u.s THEN 'secondary' ELSE 'published' END
+    FROM unnest(rkeys, ckeys, rows_, cols_, vals, prim, supp) u(rk, ck, ri, ci, v, p, s)
+   -- a one-dimensional table is one column: its row totals repeat its cells
+   WHERE NOT (one_dim AND u.ci = 0 AND u.ri > 0) AND NOT (one_dim AND u.ri = 0 AND u.ci = 1)
+   ORDER BY u.ri = 0, u.rk, u.ci = 0, u.ck;
+END
+$$;
+COMMENT ON FUNCTION caredata._sdc_protect(text[], text[], text[], text, bigint) IS
+  'internal: caredata.sdc_protect() on the cells of its query (caredata._query_columns)';
+CREATE FUNCTION caredata._sdc_audit(cell_rows text[], cell_cols text[], cell_ns text[], cell_suppressed text[], min_width bigint)
+  RETURNS TABLE (row_key text, col_key text, n bigint, lower bigint, upper bigint, disclosed boolean)
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  rkeys text[];
+  ckeys text[];
+  rows_ integer[];
+  cols_ integer[];
+  vals bigint[];
+  supp boolean[];
+  given boolean[];
+BEGIN
+  -- the table as published, made whole: a cell the query lacks is a
+  -- published 0 (GROUP BY gives no row for an empty cell); a margin it
+  -- lacks (ROLLUP gives no column totals) is the sum of its cells and
+  -- unpublished; a one-dimensional table (no column keys) is one column
+  -- whose row totals are its cells
+  EXECUTE $q$
+    WITH c AS (SELECT x.row_key AS r, x.col_key AS k, x.n::bigint AS n, coalesce(x.suppressed::boolean, false) AS s
+                 FROM unnest($1, $2, $3, $4) x(row_key, col_key, n, suppressed)),
+         d AS (SELECT NOT EXISTS (SELECT 1 FROM c WHERE k IS NOT NULL) AS one),
+         cc AS (SELECT r, CASE WHEN d.one AND r IS NOT NULL THEN '' ELSE k END AS k, n, s FROM c, d),
+         rk AS (SELECT r, row_number() OVER (ORDER BY r)::integer AS i FROM (SELECT DISTINCT r FROM cc WHERE r IS NOT NULL) x),
+         ck AS (SELECT k, row_number() OVER (ORDER BY k)::integer AS j FROM (SELECT DISTINCT k FROM cc WHERE k IS NOT NULL) x),
+         inner_ AS (SELECT rk.r, ck.k, rk.i, ck.j, coalesce(cc.n, 0) AS n, coalesce(cc.s, false) AS s, cc.n IS NOT NULL AS g
+                      FROM rk CROSS JOIN ck
+                      LEFT JOIN cc ON cc.r = rk.r AND cc.k = ck.k),
+         rows_t AS (SELECT rk.r, NULL::text AS k, rk.i, 0 AS j,
+                           coalesce(cc.n, (SELECT sum(x.n) FROM inner_ x WHERE x.i = rk.i))::bigint AS n,
+                           CASE WHEN d.one THEN (SELECT bool_or(x.s) FROM inner_ x WHERE x.i = rk.i)
+                                ELSE coalesce(cc.s, true) END AS s, cc.r IS NOT NULL AS g
+                      FROM rk CROSS JOIN d LEFT JOIN cc ON cc.r = rk.r AND cc.k IS NULL),
+         cols_t AS (SELECT NULL::text AS r, ck.k, 0 AS i, ck.j,
+                           coalesce(cc.n, (SELECT sum(x.n) FROM inner_ x WHERE x.j = ck.j))::bigint AS n,
+                           CASE WHEN d.one THEN (SELECT bool_or(g.s) FROM cc g WHERE g.r IS NULL AND g.k IS NULL)
+                                ELSE coalesce(cc.s, true) END AS s, cc.k IS NOT NULL AS g
+                      FROM ck CROSS JOIN d LEFT JOIN cc ON cc.r IS NULL AND cc.k = ck.k),
+         grand AS (SELECT NULL::text AS r, NULL::text AS k, 0 AS i, 0 AS j,
+                          coalesce((SELECT g.n FROM cc g WHERE g.r IS NULL AND g.k IS NULL), (SELECT sum(x.n) FROM inner_ x))::bigint AS n,
+                          coalesce((SELECT g.s FROM cc g WHERE g.r IS NULL AND g.k IS NULL), true) AS s,
+                          EXISTS (SELECT 1 FROM cc g WHERE g.r IS NULL AND g.k IS NULL) AS g),
+         t AS (SELECT * FROM inner_ UNION ALL SELECT * FROM rows_t UNION ALL SELECT * FROM cols_t UNION ALL SELECT * FROM grand)
+    SELECT array_agg(r ORDER BY i, j), array_agg(CASE WHEN k = '' THEN NULL ELSE k END ORDER BY i, j),
+           array_agg(i ORDER BY i, j), array_agg(j ORDER BY i, j),
+           array_agg(n ORDER BY i, j), array_agg(s ORDER BY i, j), array_agg(g ORDER BY i, j) FROM t$q$
+    INTO rkeys, ckeys, rows_, cols_, vals, supp, given USING cell_rows, cell_cols, cell_ns, cell_suppressed;
+  IF rkeys IS NULL OR array_position(vals, NULL) IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'the published table has no cells',
+      HINT = 'The query returns (row_key, col_key, n, suppressed) for each cell, NULL keys for the totals.';
+  END IF;
+  RETURN QUERY
+  SELECT rkeys[b.cell], ckeys[b.cell], vals[b.cell], b.lower, b.upper, b.upper IS NOT NULL AND b.upper - b.lower < min_width
+    FROM caredata.sdc_table_bounds(rows_, cols_, vals, supp) b
+   -- the cells the query gave as suppressed (not the totals it left out)
+   WHERE supp[b.cell] AND given[b.cell]
+   ORDER BY rows_[b.cell] = 0, rkeys[b.cell], cols_[b.cell] = 0, ckeys[b.cell];
+END
+$$;
+COMMENT ON FUNCTION caredata._sdc_audit(text[], text[], text[], text[], bigint) IS
+  'internal: caredata.sdc_audit() on the cells of its query (caredata._query_columns)';
+CREATE FUNCTION caredata._funnel(unit_keys text[], unit_nums text[], unit_dens text[], data_type text, method text,
+                                 sr_method text, trim_by double precision, flag_limit numeric, policy text)
+  RETURNS SETOF caredata.funnel_row
+  LANGUAGE plpgsql STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  names text[];
+  nums float8[];
+  dens float8[];
+  f caredata.funnel_fit;
+  m text := lower(method);
+  lm text;
+BEGIN
+  IF m IS NULL OR m NOT IN ('exact', 'normal', 'phi', 'tau2', 'unadjusted') THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('unknown limit method "%s"', method),
+      HINT = 'Use tau2 (additive random effects, the default), phi (multiplicative), exact, normal or unadjusted.';
+  END IF;
+  IF flag_limit IS NULL OR flag_limit NOT IN (95, 99.8) THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'flag_limit is 95 or 99.8',
+      HINT = 'A unit is an outlier beyond the limits of this level.';
+  END IF;
+  -- the units: the query's first three columns, one row per unit
+  SELECT array_agg(x.u ORDER BY x.u), array_agg(x.n::float8 ORDER BY x.u), array_agg(x.d::float8 ORDER BY x.u)
+    INTO names, nums, dens FROM unnest(unit_keys, unit_nums, unit_dens) AS x(u, n, d);
+  IF names IS NULL THEN
+    RETURN;
+  END IF;
+  f := (SELECT caredata.funnel_fit(n, d, data_type, sr_method, trim_by) FROM unnest(nums, dens) v(n, d));
+  -- as FunnelPlotR: no over-dispersion (phi <= 1), unadjusted limits
+  lm := CASE WHEN m = 'tau2' AND f.phi <= 1 THEN 'unadjusted' ELSE m END;
+  -- What is shown of a unit is what the policy publishes of its counts:
+  -- the numerator, and for PR and RC the denominator (for PR the cases
+  -- without the event too).  The ratio, z and the limits are computed from
+  -- the shown counts, so that none of them gives an exact count back (a
+  -- limit at size n gives n back).  A unit the policy suppresses keeps its
+  -- row and its band (from its exact counts), nothing else that counts.
+  RETURN QUERY
+  WITH u AS (
+    SELECT v.u, v.n, v.d,
+           caredata.sdc_apply(round(v.n)::bigint, policy)::float8 AS sn,
+           CASE WHEN f.data_type = 'SR' THEN v.d ELSE caredata.sdc_apply(round(v.d)::bigint, policy)::float8 END AS sd,
+           f.data_type = 'PR' AND caredata.sdc_apply(round(v.d - v.n)::bigint, policy) IS NULL AS rest_hidden
+      FROM unnest(names, nums, dens) v(u, n, d)
+  ), h AS (
+    SELECT u.*, (sn IS NULL OR sd IS NULL OR sd <= 0 OR rest_hidden) AS hidden FROM u
+  ), l AS (
+    SELECT h.*,
+           CASE WHEN hidden THEN d ELSE sd END AS size,
+           CASE WHEN hidden THEN n / d ELSE sn / sd END AS y
+      FROM h
+  ), p AS (
+    SELECT l.*,
+           caredata.funnel_limit(f, l.size, 0.001, lm) AS l998, caredata.funnel_limit(f, l.size, 0.025, lm) AS l95,
+           caredata.funnel_limit(f, l.size, 0.975, lm) AS u95, caredata.funnel_limit(f, l.size, 0.999, lm) AS u998
+      FROM l
+  ), q AS (
+    SELECT p.*,
+           CASE WHEN y > u998 THEN 'above 99.8%' WHEN y > u95 THEN 'above 95%'
+                WHEN y < l998 THEN 'below 99.8%' WHEN y < l95 THEN 'below 95%'
+                ELSE 'within' END AS pos,
+           -- what may be shown when the unit is suppressed: SR's expected count and limits (not counts)
+           NOT hidden OR f.data_type = 'SR' AS show_size
+      FROM p
+  )
+  SELECT q.u,
+         CASE WHEN q.hidden THEN NULL ELSE q.sn END,
+         CASE WHEN q.show_size THEN q.size END,
+         CASE WHEN q.hidden THEN NULL ELSE q.y END,
+         CASE WHEN q.hidden THEN NULL ELSE caredata._funnel_z(f, q.sn, q.sd, lm) END,
+         CASE WHEN q.show_size THEN q.l998 END, CASE WHEN q.show_size THEN q.l95 END,
+         CASE WHEN q.show_size THEN q.u95 END, CASE WHEN q.show_size THEN q.u998 END,
+         q.pos,
+         CASE WHEN flag_limit = 95 THEN q.pos <> 'within' ELSE q.pos IN ('above 99.8%', 'below 99.8%') END,
+         q.hidden, lm, f
+    FROM q ORDER BY q.u;
+END
+$$;
+COMMENT ON FUNCTION caredata._funnel(text[], text[], text[], text, text, text, double precision, numeric, text) IS
+  'internal: caredata.funnel() on the units of its query (caredata._query_columns)';
+CREATE FUNCTION caredata._funnel_svg(unit_keys text[], unit_nums text[], unit_dens text[], title text, data_type text,
+                                     method text, sr_method text, trim_by double precision, flag_limit numeric,
+                                     policy text, x_label text, y_label text)
+  RETURNS text LANGUAGE plpgsql STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  -- the canvas and the plot area, in pixels
+  w constant int := 900;
+  h constant int := 620;
+  x0 constant float8 := 80;
+  x1 constant float8 := 640;
+  y0 constant float8 := 70;
+  y1 constant float8 := 520;
+  f caredata.funnel_fit;
+  rs caredata.funnel_row[];
+  lm text;
+  xmax float8;
+  xmin float8 := 0;
+  ymin float8;
+  ymax float8;
+  xlo float8;
+  svg text;
+  curves text := '';
+  pts text := '';
+  labels text := '';
+  axes text := '';
+  hidden text;
+  t float8;
+  c record;
+  line_pts text;
+  colour text;
+  style text;
+BEGIN
+  rs := ARRAY(SELECT r FROM caredata._funnel(unit_keys, unit_nums, unit_dens, data_type, method, sr_method, trim_by, flag_limit, policy) r);
+  SELECT (r.fit).* INTO f FROM unnest(rs) r LIMIT 1;
+  IF f.data_type IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'no units to plot',
+      HINT = 'The query gives one row per unit: unit, numerator, denominator.';
+  END IF;
+  SELECT r.limits INTO lm FROM unnest(rs) r LIMIT 1;
+
+  -- ranges: x from 0 to past the largest unit, y around the target and the points (FunnelPlotR's)
+  SELECT max(denominator) * 1.05, least(0.7 * f.target, 0.9 * min(ratio)), greatest(1.3 * f.target, 1.1 * max(ratio))
+    INTO xmax, ymin, ymax FROM unnest(rs);
+  IF ymin IS NULL THEN ymin := 0.7 * f.target; ymax := 1.3 * f.target; END IF;
+  IF f.data_type = 'PR' THEN ymin := greatest(0, ymin); ymax := least(1, ymax); END IF;
+  IF f.data_type = 'PR' AND ymax <= ymin THEN ymax := ymin + 0.1; END IF;
+  xlo := greatest(xmax / 2000, CASE WHEN f.data_type = 'PR' THEN 1 ELSE 0.1 END);
+
+  -- the limit curves, on 240 sizes spaced evenly in sqrt(size) (the funnel narrows as 1/sqrt)
+  FOR c IN SELECT * FROM (VALUES ('lower_998', 0.001, 'solid'), ('lower_95', 0.025, 'dashed'),
+                                 ('upper_95', 0.975, 'dashed'), ('upper_998', 0.999, 'solid')) v(name, p, kind) LOOP
+    SELECT string_agg(format('%s,%s', round((x0 + (sz - xmin) / (xmax - xmin) * (x1 - x0))::numeric, 2),
+                                      round((y1 - (caredata.funnel_limit(f, sz, c.p, lm) - ymin) / (ymax - ymin) * (y1 - y0))::numeric, 2)),
+                      ' ' ORDER BY sz)
+      INTO line_pts
+      FROM (SELECT DISTINCT CASE WHEN f.data_type = 'PR' THEN round(s)::float8 ELSE s END AS sz
+              FROM (SELECT (sqrt(xlo) + k / 239.0 * (sqrt(xmax) - sqrt(xlo))) ^ 2 AS s FROM generate_series(0, 239) k) g) q;
+    colour := CASE WHEN c.kind = 'solid' THEN '#5B3A8E' ELSE '#1F77B4' END;
+    style := CASE WHEN c.kind = 'dashed' THEN ' stroke-dasharray="6 4"' ELSE '' END;
+    curves := curves || format('<polyline class="limit" data-limit="%s" data-probability="%s" fill="none" stroke="%s" stroke-width="1.6"%s points="%s"/>',
+                               c.name, c.p, colour, style, line_pts) || E'\n';
+  END LOOP;
+
+  -- axes: ticks, grid, labels
+  FOREACH t IN ARRAY caredata._svg_ticks(xmin, xmax) LOOP
+    axes := axes || format('<line x1="%1$s" y1="%2$s" x2="%1$s" y2="%3$s" stroke="#E5E5E5"/><text x="%1$s" y="%4$s" text-anchor="middle">%5$s</text>',
+                           round((x0 + (t - xmin) / (xmax - xmin) * (x1 - x0))::numeric, 2), y0, y1, y1 + 18, t) || E'\n';
+  END LOOP;
+  FOREACH t IN ARRAY caredata._svg_ticks(ymin, ymax) LOOP
+    axes := axes || format('<line x1="%2$s" y1="%1$s" x2="%3$s" y2="%1$s" stroke="#E5E5E5"/><text x="%4$s" y="%5$s" text-anchor="end">%6$s</text>',
+                           round((y1 - (t - ymin) / (ymax - ymin) * (y1 - y0))::numeric, 2), x0, x1, x0 - 8,
+                           round((y1 - (t - ymin) / (ymax - ymin) * (y1 - y0))::numeric + 4, 2), t) || E'\n';
+  END LOOP;
+
+  -- the units: points, outliers labelled
+  FOR c IN SELECT * FROM unnest(rs) r WHERE NOT r.suppressed ORDER BY r.outlier, r.unit LOOP
+    pts := pts || format('<circle class="unit%s" data-unit="%s" cx="%s" cy="%s" r="4.5" fill="%s" stroke="#333" stroke-width="0.6"><title>%s: %s %s (%s / %s), %s</title></circle>',
+                         CASE WHEN c.outlier THEN ' outlier' ELSE '' END, caredata._svg_text(c.unit),
+                         round((x0 + (c.denominator - xmin) / (xmax - xmin) * (x1 - x0))::numeric, 2),
+                         round((y1 - (least(greatest(c.ratio, ymin), ymax) - ymin) / (ymax - ymin) * (y1 - y0))::numeric, 2),
+                         CASE WHEN c.outlier THEN '#FF7F0E' ELSE '#9A9A9A' END,
+                         caredata._svg_text(c.unit), CASE WHEN f.data_type = 'PR' THEN 'proportion' ELSE 'ratio' END,
+                         round(c.ratio::numeric, 3), c.numerator, round(c.denominator::numeric, 1), c.band) || E'\n';
+    IF c.outlier THEN
+      labels := labels || format('<text class="label" x="%s" y="%s" font-weight="bold">%s</text>',
+                                 round((x0 + (c.denominator - xmin) / (xmax - xmin) * (x1 - x0))::numeric + 7, 2),
+                                 round((y1 - (least(greatest(c.ratio, ymin), ymax) - ymin) / (ymax - ymin) * (y1 - y0))::numeric - 7, 2),
+                                 caredata._svg_text(c.unit)) || E'\n';
+    END IF;
+  END LOOP;
+  SELECT string_agg(caredata._svg_text(r.unit), ', ' ORDER BY r.unit) INTO hidden FROM unnest(rs) r WHERE r.suppressed;
+
+  svg := format('<svg xmlns="http://www.w3.org/2000/svg" width="%s" height="%s" viewBox="0 0 %1$s %2$s" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">', w, h) || E'\n'
+    || format('<title>%s</title>', caredata._svg_text(title)) || E'\n'
+    || format('<rect width="%s" height="%s" fill="#FFFFFF"/>', w, h) || E'\n'
+    || format('<text x="%s" y="36" font-size="18" font-weight="bold">%s</text>', x0, caredata._svg_text(title)) || E'\n'
+    || format('<defs><clipPath id="plot-area"><rect x="%s" y="%s" width="%s" height="%s"/></clipPath></defs>', x0, y0, x1 - x0, y1 - y0) || E'\n'
+    || format('<g id="plot" data-x-min="%s" data-x-max="%s" data-y-min="%s" data-y-max="%s" data-px-left="%s" data-px-right="%s" data-px-top="%s" data-px-bottom="%s" data-method="%s" data-target="%s" data-phi="%s" data-tau2="%s">',
+              xmin, xmax, ymin, ymax, x0, x1, y0, y1, lm, f.target, f.phi, f.tau2) || E'\n'
+    || axes
+    || format('<rect x="%s" y="%s" width="%s" height="%s" fill="none" stroke="#333"/>', x0, y0, x1 - x0, y1 - y0) || E'\n'
+    || '<g clip-path="url(#plot-area)">' || E'\n'
+    || format('<line class="target" x1="%s" y1="%s" x2="%s" y2="%2$s" stroke="#333" stroke-width="1.2"/>', x0,
+              round((y1 - (f.target - ymin) / (ymax - ymin) * (y1 - y0))::numeric, 2), x1) || E'\n'
+    || curves || '</g>' || E'\n' || pts || labels || '</g>' || E'\n'
+    || format('<text x="%s" y="%s" text-anchor="middle" font-size="13">%s</text>', (x0 + x1) / 2, y1 + 42,
+              caredata._svg_text(coalesce(x_label, CASE WHEN f.data_type = 'SR' THEN 'Expected events' ELSE 'Cases (denominator)' END))) || E'\n'
+    || format('<text x="22" y="%s" text-anchor="middle" font-size="13" transform="rotate(-90 22 %1$s)">%s</text>', (y0 + y1) / 2,
+              caredata._svg_text(coalesce(y_label, CASE f.data_type WHEN 'SR' THEN 'Standardised ratio (observed / expected)'
+                                                                 WHEN 'PR' THEN 'Proportion' ELSE 'Ratio' END))) || E'\n'
+    -- the legend
+    || format('<g id="legend" transform="translate(%s %s)">', x1 + 24, y0 + 10) || E'\n'
+    || '<line x1="0" y1="0" x2="28" y2="0" stroke="#333" stroke-width="1.2"/><text x="36" y="4">target</text>' || E'\n'
+    || '<line x1="0" y1="22" x2="28" y2="22" stroke="#1F77B4" stroke-width="1.6" stroke-dasharray="6 4"/><text x="36" y="26">95% limits</text>' || E'\n'
+    || '<line x1="0" y1="44" x2="28" y2="44" stroke="#5B3A8E" stroke-width="1.6"/><text x="36" y="48">99.8% limits</text>' || E'\n'
+    || '<circle cx="14" cy="66" r="4.5" fill="#9A9A9A" stroke="#333" stroke-width="0.6"/><text x="36" y="70">unit</text>' || E'\n'
+    || format('<circle cx="14" cy="88" r="4.5" fill="#FF7F0E" stroke="#333" stroke-width="0.6"/><text x="36" y="92">outlier (beyond %s%%)</text>', flag_limit) || E'\n'
+    || format('<text x="0" y="122">%s units; target %s</text>', (SELECT count(*) FROM unnest(rs)), round(f.target::numeric, 4)) || E'\n'
+    || format('<text x="0" y="140">%s</text>', CASE lm WHEN 'tau2' THEN format('over-dispersed: tau2 = %s', round(f.tau2::numeric, 5))
+                                                    WHEN 'phi' THEN format('over-dispersed: phi = %s', round(f.phi::numeric, 3))
+                                                    WHEN 'exact' THEN 'exact limits'
+                                                    WHEN 'unadjusted' THEN format('unadjusted limits (phi = %s: no over-dispersion)', round(f.phi::numeric, 3))
+                                                    ELSE 'normal approximation' END) || E'\n'
+    || '</g>' || E'\n'
+    || format('<text x="%s" y="%s" font-size="11" fill="#444">%s</text>', x0, y1 + 70,
+              caredata._svg_text(CASE WHEN hidden IS NULL THEN 'Every unit is shown.'
+                                      ELSE 'Not shown (small numbers, disclosure control): ' || hidden END)) || E'\n'
+    || '</svg>' || E'\n';
+  RETURN svg;
+END
+$$;
+COMMENT ON FUNCTION caredata._funnel_svg(text[], text[], text[], text, text, text, text, double precision, numeric, text, text, text) IS
+  'internal: caredata.funnel_svg() on the units of its query (caredata._query_columns)';
+CREATE OR REPLACE FUNCTION caredata.sdc_protect(cells text, policy text DEFAULT NULL, min_width bigint DEFAULT 1)
+  RETURNS TABLE (row_key text, col_key text, n bigint, shown text, suppression text)
+  LANGUAGE sql STABLE
+BEGIN ATOMIC
+  SELECT p.* FROM caredata._query_columns(cells, 3) q,
+                  caredata._sdc_protect(q.c1, q.c2, q.c3, sdc_protect.policy, sdc_protect.min_width) p;
+END;
+CREATE OR REPLACE FUNCTION caredata.sdc_audit(cells text, min_width bigint DEFAULT 1)
+  RETURNS TABLE (row_key text, col_key text, n bigint, lower bigint, upper bigint, disclosed boolean)
+  LANGUAGE sql STABLE
+BEGIN ATOMIC
+  SELECT a.* FROM caredata._query_columns(cells, 4) q,
+                  caredata._sdc_audit(q.c1, q.c2, q.c3, q.c4, sdc_audit.min_width) a;
+END;
+CREATE OR REPLACE FUNCTION caredata.funnel(units text, data_type text DEFAULT 'SR', method text DEFAULT 'tau2',
+                                sr_method text DEFAULT 'SHMI', trim_by double precision DEFAULT 0.1,
+                                flag_limit numeric DEFAULT 99.8, policy text DEFAULT NULL)
+  RETURNS SETOF caredata.funnel_row
+  LANGUAGE sql STABLE PARALLEL UNSAFE
+BEGIN ATOMIC
+  SELECT f.* FROM caredata._query_columns(units, 3) q,
+                  caredata._funnel(q.c1, q.c2, q.c3, funnel.data_type, funnel.method, funnel.sr_method,
+                                   funnel.trim_by, funnel.flag_limit, funnel.policy) f;
+END;
+CREATE OR REPLACE FUNCTION caredata.funnel_svg(units text, title text DEFAULT 'Funnel plot', data_type text DEFAULT 'SR',
+                                    method text DEFAULT 'tau2', sr_method text DEFAULT 'SHMI',
+                                    trim_by double precision DEFAULT 0.1, flag_limit numeric DEFAULT 99.8,
+                                    policy text DEFAULT NULL, x_label text DEFAULT NULL, y_label text DEFAULT NULL)
+  RETURNS text LANGUAGE sql STABLE PARALLEL UNSAFE
+BEGIN ATOMIC
+  SELECT caredata._funnel_svg(q.c1, q.c2, q.c3, funnel_svg.title, funnel_svg.data_type, funnel_svg.method,
+                              funnel_svg.sr_method, funnel_svg.trim_by, funnel_svg.flag_limit, funnel_svg.policy,
+                              funnel_svg.x_label, funnel_svg.y_label)
+    FROM caredata._query_columns(units, 3) q;
+END;

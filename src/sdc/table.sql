@@ -16,14 +16,39 @@ CREATE FUNCTION caredata.sdc_table_suppress(row_index integer[], col_index integ
 COMMENT ON FUNCTION caredata.sdc_table_suppress(integer[], integer[], bigint[], boolean[], bigint) IS
   'the cells to suppress, primary and secondary, so that no suppressed cell''s derivable interval is narrower than min_width (1: none derived exactly)';
 
+-- A query the caller gives (sdc_protect, sdc_audit, funnel, funnel_svg)
+-- runs here, as the caller and under the caller's search_path, since its
+-- names are the caller's; everything caredata adds to it is qualified, and
+-- what caredata then does with its columns runs under caredata's own
+-- search_path (issue 22).  Values travel as text: exact for integers,
+-- booleans and (extra_float_digits = 3) doubles.
+CREATE FUNCTION caredata._query_columns(query text, ncols integer,
+                                        OUT c1 text[], OUT c2 text[], OUT c3 text[], OUT c4 text[])
+  LANGUAGE plpgsql STABLE SET extra_float_digits = 3 AS $$
+BEGIN
+  IF ncols OPERATOR(pg_catalog.=) 3 THEN
+    EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(x.a::pg_catalog.text), pg_catalog.array_agg(x.b::pg_catalog.text), '
+                              'pg_catalog.array_agg(x.c::pg_catalog.text) FROM (%s) x(a, b, c)', query)
+      INTO c1, c2, c3;
+  ELSE
+    EXECUTE pg_catalog.format('SELECT pg_catalog.array_agg(x.a::pg_catalog.text), pg_catalog.array_agg(x.b::pg_catalog.text), '
+                              'pg_catalog.array_agg(x.c::pg_catalog.text), pg_catalog.array_agg(x.d::pg_catalog.text) '
+                              'FROM (%s) x(a, b, c, d)', query)
+      INTO c1, c2, c3, c4;
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._query_columns(text, integer) IS
+  'internal: the first 3 or 4 columns of the caller''s query, as text arrays in one row order; runs as the caller, under the caller''s search_path';
+
 -- the cells of a query as a whole table with margins: keys sorted, row 0
 -- and column 0 the totals (computed), a one-dimensional table one column
-CREATE FUNCTION caredata._sdc_table(cells text)
+CREATE FUNCTION caredata._sdc_table(cell_rows text[], cell_cols text[], cell_ns text[])
   RETURNS TABLE (row_key text, col_key text, row_index integer, col_index integer, n bigint)
-  LANGUAGE plpgsql STABLE AS $$
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  RETURN QUERY EXECUTE format($q$
-    WITH c AS (SELECT x.row_key::text AS r, x.col_key::text AS k, x.n::bigint AS n FROM (%s) x(row_key, col_key, n)),
+  RETURN QUERY EXECUTE $q$
+    WITH c AS (SELECT x.row_key AS r, x.col_key AS k, x.n::bigint AS n FROM unnest($1, $2, $3) x(row_key, col_key, n)),
          rk AS (SELECT r, row_number() OVER (ORDER BY r)::integer AS i FROM (SELECT DISTINCT r FROM c) d),
          ck AS (SELECT k, row_number() OVER (ORDER BY k NULLS FIRST)::integer AS j FROM (SELECT DISTINCT k FROM c) d),
          grid AS (SELECT rk.r, ck.k, rk.i, ck.j, coalesce(c.n, 0) AS n
@@ -31,15 +56,15 @@ BEGIN
     SELECT r, k, i, j, n FROM grid
     UNION ALL SELECT r, NULL, i, 0, sum(n)::bigint FROM grid GROUP BY r, i
     UNION ALL SELECT NULL, k, 0, j, sum(n)::bigint FROM grid GROUP BY k, j
-    UNION ALL SELECT NULL, NULL, 0, 0, coalesce(sum(n), 0)::bigint FROM grid$q$, cells);
+    UNION ALL SELECT NULL, NULL, 0, 0, coalesce(sum(n), 0)::bigint FROM grid$q$ USING cell_rows, cell_cols, cell_ns;
 END
 $$;
-COMMENT ON FUNCTION caredata._sdc_table(text) IS
-  'internal: the (row_key, col_key, n) cells of a query as a whole table with margins';
+COMMENT ON FUNCTION caredata._sdc_table(text[], text[], text[]) IS
+  'internal: the (row_key, col_key, n) cells of a query (caredata._query_columns) as a whole table with margins';
 
-CREATE FUNCTION caredata.sdc_protect(cells text, policy text DEFAULT NULL, min_width bigint DEFAULT 1)
+CREATE FUNCTION caredata._sdc_protect(cell_rows text[], cell_cols text[], cell_ns text[], policy text, min_width bigint)
   RETURNS TABLE (row_key text, col_key text, n bigint, shown text, suppression text)
-  LANGUAGE plpgsql STABLE AS $$
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
   rkeys text[];
@@ -57,7 +82,7 @@ BEGIN
          array_agg(c.n ORDER BY c.row_index, c.col_index),
          array_agg(caredata.sdc_apply(c.n, policy) IS NULL ORDER BY c.row_index, c.col_index),
          max(c.col_index) = 1 AND bool_and(c.col_key IS NULL)
-    INTO rkeys, ckeys, rows_, cols_, vals, prim, one_dim FROM caredata._sdc_table(cells) c;
+    INTO rkeys, ckeys, rows_, cols_, vals, prim, one_dim FROM caredata._sdc_table(cell_rows, cell_cols, cell_ns) c;
   IF coalesce(array_length(rows_, 1), 0) <= 1 THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'the table has no cells',
       HINT = 'The query returns (row_key, col_key, n) for each interior cell; col_key NULL for a one-dimensional table.';
@@ -74,12 +99,25 @@ BEGIN
    ORDER BY u.ri = 0, u.rk, u.ci = 0, u.ck;
 END
 $$;
+COMMENT ON FUNCTION caredata._sdc_protect(text[], text[], text[], text, bigint) IS
+  'internal: caredata.sdc_protect() on the cells of its query (caredata._query_columns)';
+
+-- the caller's query runs as the caller, with the caller's search_path
+-- (its names are the caller's: caredata._query_columns); the rest, under
+-- caredata's own (issue 22)
+CREATE FUNCTION caredata.sdc_protect(cells text, policy text DEFAULT NULL, min_width bigint DEFAULT 1)
+  RETURNS TABLE (row_key text, col_key text, n bigint, shown text, suppression text)
+  LANGUAGE sql STABLE
+BEGIN ATOMIC
+  SELECT p.* FROM caredata._query_columns(cells, 3) q,
+                  caredata._sdc_protect(q.c1, q.c2, q.c3, sdc_protect.policy, sdc_protect.min_width) p;
+END;
 COMMENT ON FUNCTION caredata.sdc_protect(text, text, bigint) IS
   'a table ready to publish: the (row_key, col_key, n) cells of a query with their margins (NULL keys), small counts suppressed by the policy (primary), and enough other cells (secondary) that no suppressed cell can be derived to within min_width; shown is what to print';
 
-CREATE FUNCTION caredata.sdc_audit(cells text, min_width bigint DEFAULT 1)
+CREATE FUNCTION caredata._sdc_audit(cell_rows text[], cell_cols text[], cell_ns text[], cell_suppressed text[], min_width bigint)
   RETURNS TABLE (row_key text, col_key text, n bigint, lower bigint, upper bigint, disclosed boolean)
-  LANGUAGE plpgsql STABLE AS $$
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
   rkeys text[];
@@ -95,9 +133,9 @@ BEGIN
   -- lacks (ROLLUP gives no column totals) is the sum of its cells and
   -- unpublished; a one-dimensional table (no column keys) is one column
   -- whose row totals are its cells
-  EXECUTE format($q$
-    WITH c AS (SELECT x.row_key::text AS r, x.col_key::text AS k, x.n::bigint AS n, coalesce(x.suppressed::boolean, false) AS s
-                 FROM (%s) x(row_key, col_key, n, suppressed)),
+  EXECUTE $q$
+    WITH c AS (SELECT x.row_key AS r, x.col_key AS k, x.n::bigint AS n, coalesce(x.suppressed::boolean, false) AS s
+                 FROM unnest($1, $2, $3, $4) x(row_key, col_key, n, suppressed)),
          d AS (SELECT NOT EXISTS (SELECT 1 FROM c WHERE k IS NOT NULL) AS one),
          cc AS (SELECT r, CASE WHEN d.one AND r IS NOT NULL THEN '' ELSE k END AS k, n, s FROM c, d),
          rk AS (SELECT r, row_number() OVER (ORDER BY r)::integer AS i FROM (SELECT DISTINCT r FROM cc WHERE r IS NOT NULL) x),
@@ -122,8 +160,8 @@ BEGIN
          t AS (SELECT * FROM inner_ UNION ALL SELECT * FROM rows_t UNION ALL SELECT * FROM cols_t UNION ALL SELECT * FROM grand)
     SELECT array_agg(r ORDER BY i, j), array_agg(CASE WHEN k = '' THEN NULL ELSE k END ORDER BY i, j),
            array_agg(i ORDER BY i, j), array_agg(j ORDER BY i, j),
-           array_agg(n ORDER BY i, j), array_agg(s ORDER BY i, j), array_agg(g ORDER BY i, j) FROM t$q$, cells)
-    INTO rkeys, ckeys, rows_, cols_, vals, supp, given;
+           array_agg(n ORDER BY i, j), array_agg(s ORDER BY i, j), array_agg(g ORDER BY i, j) FROM t$q$
+    INTO rkeys, ckeys, rows_, cols_, vals, supp, given USING cell_rows, cell_cols, cell_ns, cell_suppressed;
   IF rkeys IS NULL OR array_position(vals, NULL) IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'the published table has no cells',
       HINT = 'The query returns (row_key, col_key, n, suppressed) for each cell, NULL keys for the totals.';
@@ -136,5 +174,14 @@ BEGIN
    ORDER BY rows_[b.cell] = 0, rkeys[b.cell], cols_[b.cell] = 0, ckeys[b.cell];
 END
 $$;
+COMMENT ON FUNCTION caredata._sdc_audit(text[], text[], text[], text[], bigint) IS
+  'internal: caredata.sdc_audit() on the cells of its query (caredata._query_columns)';
+CREATE FUNCTION caredata.sdc_audit(cells text, min_width bigint DEFAULT 1)
+  RETURNS TABLE (row_key text, col_key text, n bigint, lower bigint, upper bigint, disclosed boolean)
+  LANGUAGE sql STABLE
+BEGIN ATOMIC
+  SELECT a.* FROM caredata._query_columns(cells, 4) q,
+                  caredata._sdc_audit(q.c1, q.c2, q.c3, q.c4, sdc_audit.min_width) a;
+END;
 COMMENT ON FUNCTION caredata.sdc_audit(text, bigint) IS
   'audit a table as published: for each suppressed cell of the (row_key, col_key, n, suppressed) query (NULL keys the totals; totals left out, as ROLLUP leaves column totals out, count as unpublished; col_key NULL throughout for a one-dimensional table), the interval an attacker derives from the published cells (exact LP bounds) and whether it is narrower than min_width';

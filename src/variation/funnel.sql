@@ -22,11 +22,10 @@ CREATE TYPE caredata.funnel_row AS (
 COMMENT ON TYPE caredata.funnel_row IS
   'a unit in a funnel plot (caredata.funnel()): numerator, denominator, ratio, z-score, limits at its size, band (above/below 95%/99.8% or within), outlier flag, suppressed, the limits'' method, and the fit';
 
-CREATE FUNCTION caredata.funnel(units text, data_type text DEFAULT 'SR', method text DEFAULT 'tau2',
-                                sr_method text DEFAULT 'SHMI', trim_by double precision DEFAULT 0.1,
-                                flag_limit numeric DEFAULT 99.8, policy text DEFAULT NULL)
+CREATE FUNCTION caredata._funnel(unit_keys text[], unit_nums text[], unit_dens text[], data_type text, method text,
+                                 sr_method text, trim_by double precision, flag_limit numeric, policy text)
   RETURNS SETOF caredata.funnel_row
-  LANGUAGE plpgsql STABLE PARALLEL UNSAFE AS $$
+  LANGUAGE plpgsql STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   names text[];
   nums float8[];
@@ -44,8 +43,8 @@ BEGIN
       HINT = 'A unit is an outlier beyond the limits of this level.';
   END IF;
   -- the units: the query's first three columns, one row per unit
-  EXECUTE format('SELECT array_agg(x.u::text ORDER BY x.u::text), array_agg(x.n::float8 ORDER BY x.u::text), array_agg(x.d::float8 ORDER BY x.u::text) FROM (%s) AS x(u, n, d)', units)
-    INTO names, nums, dens;
+  SELECT array_agg(x.u ORDER BY x.u), array_agg(x.n::float8 ORDER BY x.u), array_agg(x.d::float8 ORDER BY x.u)
+    INTO names, nums, dens FROM unnest(unit_keys, unit_nums, unit_dens) AS x(u, n, d);
   IF names IS NULL THEN
     RETURN;
   END IF;
@@ -99,6 +98,20 @@ BEGIN
     FROM q ORDER BY q.u;
 END
 $$;
+COMMENT ON FUNCTION caredata._funnel(text[], text[], text[], text, text, text, double precision, numeric, text) IS
+  'internal: caredata.funnel() on the units of its query (caredata._query_columns)';
+-- the caller's query runs as the caller, under the caller's search_path
+-- (caredata._query_columns); the rest under caredata's own
+CREATE FUNCTION caredata.funnel(units text, data_type text DEFAULT 'SR', method text DEFAULT 'tau2',
+                                sr_method text DEFAULT 'SHMI', trim_by double precision DEFAULT 0.1,
+                                flag_limit numeric DEFAULT 99.8, policy text DEFAULT NULL)
+  RETURNS SETOF caredata.funnel_row
+  LANGUAGE sql STABLE PARALLEL UNSAFE
+BEGIN ATOMIC
+  SELECT f.* FROM caredata._query_columns(units, 3) q,
+                  caredata._funnel(q.c1, q.c2, q.c3, funnel.data_type, funnel.method, funnel.sr_method,
+                                   funnel.trim_by, funnel.flag_limit, funnel.policy) f;
+END;
 COMMENT ON FUNCTION caredata.funnel(text, text, text, text, double precision, numeric, text) IS
   'per unit of a query (unit, numerator, denominator): ratio, z-score, 95% and 99.8% limits at its size, band, outlier flag (beyond flag_limit); counts a disclosure-control policy suppresses are not shown';
 

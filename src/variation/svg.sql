@@ -26,11 +26,10 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION caredata._svg_ticks(double precision, double precision) IS 'internal: about five round axis ticks between lo and hi';
 
-CREATE FUNCTION caredata.funnel_svg(units text, title text DEFAULT 'Funnel plot', data_type text DEFAULT 'SR',
-                                    method text DEFAULT 'tau2', sr_method text DEFAULT 'SHMI',
-                                    trim_by double precision DEFAULT 0.1, flag_limit numeric DEFAULT 99.8,
-                                    policy text DEFAULT NULL, x_label text DEFAULT NULL, y_label text DEFAULT NULL)
-  RETURNS text LANGUAGE plpgsql STABLE PARALLEL UNSAFE AS $$
+CREATE FUNCTION caredata._funnel_svg(unit_keys text[], unit_nums text[], unit_dens text[], title text, data_type text,
+                                     method text, sr_method text, trim_by double precision, flag_limit numeric,
+                                     policy text, x_label text, y_label text)
+  RETURNS text LANGUAGE plpgsql STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   -- the canvas and the plot area, in pixels
   w constant int := 900;
@@ -59,7 +58,7 @@ DECLARE
   colour text;
   style text;
 BEGIN
-  rs := ARRAY(SELECT r FROM caredata.funnel(units, data_type, method, sr_method, trim_by, flag_limit, policy) r);
+  rs := ARRAY(SELECT r FROM caredata._funnel(unit_keys, unit_nums, unit_dens, data_type, method, sr_method, trim_by, flag_limit, policy) r);
   SELECT (r.fit).* INTO f FROM unnest(rs) r LIMIT 1;
   IF f.data_type IS NULL THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'no units to plot',
@@ -158,5 +157,18 @@ BEGIN
   RETURN svg;
 END
 $$;
+COMMENT ON FUNCTION caredata._funnel_svg(text[], text[], text[], text, text, text, text, double precision, numeric, text, text, text) IS
+  'internal: caredata.funnel_svg() on the units of its query (caredata._query_columns)';
+CREATE FUNCTION caredata.funnel_svg(units text, title text DEFAULT 'Funnel plot', data_type text DEFAULT 'SR',
+                                    method text DEFAULT 'tau2', sr_method text DEFAULT 'SHMI',
+                                    trim_by double precision DEFAULT 0.1, flag_limit numeric DEFAULT 99.8,
+                                    policy text DEFAULT NULL, x_label text DEFAULT NULL, y_label text DEFAULT NULL)
+  RETURNS text LANGUAGE sql STABLE PARALLEL UNSAFE
+BEGIN ATOMIC
+  SELECT caredata._funnel_svg(q.c1, q.c2, q.c3, funnel_svg.title, funnel_svg.data_type, funnel_svg.method,
+                              funnel_svg.sr_method, funnel_svg.trim_by, funnel_svg.flag_limit, funnel_svg.policy,
+                              funnel_svg.x_label, funnel_svg.y_label)
+    FROM caredata._query_columns(units, 3) q;
+END;
 COMMENT ON FUNCTION caredata.funnel_svg(text, text, text, text, text, double precision, numeric, text, text, text) IS
   'a funnel plot of a query''s units (unit, numerator, denominator) as SVG text: points, outliers labelled, target, 95% and 99.8% limits, axes, title, legend; units suppressed for small numbers are named, not drawn';

@@ -50,9 +50,9 @@ SELECT is(
    WHERE p.pronamespace = 'caredata'::regnamespace
      AND has_function_privilege('tap_recipient', p.oid, 'EXECUTE')
      AND p.proname NOT LIKE 'nhs\_number\_%' AND p.proname NOT LIKE 'pseudonym\_%'),
-  ARRAY['_funnel_add', '_funnel_combine', '_funnel_final', '_funnel_z', '_person_set_add', '_person_set_safe_count', '_person_set_safe_text', '_person_set_union',
+  ARRAY['_funnel', '_funnel_add', '_funnel_combine', '_funnel_final', '_funnel_svg', '_funnel_z', '_person_set_add', '_person_set_safe_count', '_person_set_safe_text', '_person_set_union',
         '_person_values_add', '_person_values_any', '_person_values_combine',
-        '_person_values_safe_avg', '_person_values_safe_rate', '_person_values_safe_sum', '_sdc_table', '_svg_text', '_svg_ticks',
+        '_person_values_safe_avg', '_person_values_safe_rate', '_person_values_safe_sum', '_query_columns', '_sdc_audit', '_sdc_protect', '_sdc_table', '_svg_text', '_svg_ticks',
         'age_band', 'compare_damerau_levenshtein', 'compare_date', 'compare_exact',
         'compare_jaro_winkler', 'compare_nhs_number', 'compare_postcode', 'compare_sex',
         'damerau_levenshtein', 'default_purposes', 'dob_is_valid', 'funnel', 'funnel_fit', 'funnel_limit', 'funnel_svg',
