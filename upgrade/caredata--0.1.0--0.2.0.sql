@@ -1152,3 +1152,53 @@ REVOKE ALL ON FUNCTION caredata.citus_catalogs(), caredata._citus_table(regclass
   caredata._protect_citus(regclass, name, text, text), caredata._policy_signature(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION caredata.citus_catalogs(), caredata._citus_table(regclass), caredata._logical_relation(regclass),
   caredata._protect_citus(regclass, name, text, text), caredata._policy_signature(regclass) TO caredata_admin;
+
+-- ---------------------------------------------------------------------------
+-- issue 22, section 9: one patient, one pseudonym (src/pseudonym.c, .sql).
+-- pseudonymise(text, ...) and pseudonymise(bigint, ...) are now the NHS-number
+-- path: the text (any layout nhs_number_in accepts) or the bigint is read as
+-- an NHS number, refused if invalid, and gives the nhs_number's token.
+-- Arbitrary identifiers take the new pseudonymise_identifier().
+-- What changes for stored pseudonyms:
+--   * made from nhs_number (pseudonym_map, refresh_pseudonyms, published
+--     views, linkage, the demo): nothing; the same tokens.
+--   * made by 0.1.0's pseudonymise(text, ...) or pseudonymise(bigint, ...):
+--     still valid pseudonyms, and pseudonymise_identifier(text, ...) and
+--     pseudonymise_identifier(bigint, ...) give exactly these tokens again
+--     (the same 'T' and 'B' messages); pseudonymise(text|bigint, ...) now
+--     gives the NHS number's token instead, and refuses an invalid number.
+--     Nothing of caredata's own stores such tokens, so nothing is rewritten.
+-- The C functions behind the existing signatures change with the library;
+-- the catalog changes are the comments and the new functions.
+COMMENT ON FUNCTION caredata.pseudonymise(bigint, text) IS
+  'keyed pseudonym of an NHS number given as bigint (refused if invalid; the same token as the nhs_number), at the current key version';
+COMMENT ON FUNCTION caredata.pseudonymise(bigint, text, integer) IS
+  'keyed pseudonym of an NHS number given as bigint (refused if invalid; the same token as the nhs_number), at a given key version';
+COMMENT ON FUNCTION caredata.pseudonymise(text, text) IS
+  'keyed pseudonym of an NHS number given as text in any accepted layout (refused if invalid; the same token as the nhs_number), at the current key version';
+COMMENT ON FUNCTION caredata.pseudonymise(text, text, integer) IS
+  'keyed pseudonym of an NHS number given as text in any accepted layout (refused if invalid; the same token as the nhs_number), at a given key version';
+CREATE FUNCTION caredata.pseudonymise_identifier(value bigint, domain text) RETURNS caredata.pseudonym
+  AS 'MODULE_PATHNAME', 'pseudonymise_identifier_int8' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION caredata.pseudonymise_identifier(value bigint, domain text, version integer) RETURNS caredata.pseudonym
+  AS 'MODULE_PATHNAME', 'pseudonymise_identifier_int8' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION caredata.pseudonymise_identifier(value text, domain text) RETURNS caredata.pseudonym
+  AS 'MODULE_PATHNAME', 'pseudonymise_identifier_text' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION caredata.pseudonymise_identifier(value text, domain text, version integer) RETURNS caredata.pseudonym
+  AS 'MODULE_PATHNAME', 'pseudonymise_identifier_text' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.pseudonymise_identifier(bigint, text) IS
+  'keyed pseudonym of a bigint identifier (not an NHS number: never its token) in a domain, at its current key version';
+COMMENT ON FUNCTION caredata.pseudonymise_identifier(bigint, text, integer) IS
+  'keyed pseudonym of a bigint identifier (not an NHS number: never its token) in a domain at a given (not retired) key version';
+COMMENT ON FUNCTION caredata.pseudonymise_identifier(text, text) IS
+  'keyed pseudonym of a text identifier, its bytes exactly (not an NHS number: never its token), in a domain at its current key version';
+COMMENT ON FUNCTION caredata.pseudonymise_identifier(text, text, integer) IS
+  'keyed pseudonym of a text identifier, its bytes exactly (not an NHS number: never its token), in a domain at a given (not retired) key version';
+REVOKE ALL ON FUNCTION
+  caredata.pseudonymise_identifier(bigint, text), caredata.pseudonymise_identifier(bigint, text, integer),
+  caredata.pseudonymise_identifier(text, text), caredata.pseudonymise_identifier(text, text, integer)
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+  caredata.pseudonymise_identifier(bigint, text), caredata.pseudonymise_identifier(bigint, text, integer),
+  caredata.pseudonymise_identifier(text, text), caredata.pseudonymise_identifier(text, text, integer)
+  TO caredata_linker, caredata_admin;
