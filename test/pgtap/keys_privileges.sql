@@ -63,14 +63,14 @@ SELECT is(
         'indirect_standardise', 'jaro_winkler', 'nhs_number', 'normalise_postcode',
         'person_set_agg', 'person_set_in', 'person_set_out', 'person_set_recv', 'person_set_send',
         'person_values_in', 'person_values_out', 'person_values_recv', 'person_values_send',
-        'postcode_area', 'postcode_district', 'postcode_sector',
+        'postcode_area', 'postcode_district', 'postcode_sector', 'preloaded', 'require_preload',
         'safe_avg', 'safe_count', 'safe_count_text', 'safe_rate', 'safe_sum', 'sdc_apply', 'sdc_audit', 'sdc_display',
         'sdc_protect', 'sdc_table_bounds', 'sdc_table_suppress',
         'standardise_dob', 'standardise_sex',
         'try_nhs_number', 'try_normalise_postcode', 'try_postcode_area',
         'try_postcode_district', 'try_postcode_sector',
         'try_standardise_dob', 'try_standardise_sex'],
-  'a recipient can execute only the unkeyed standardisers, linkage comparators, type support, the purpose table of objection kinds, the safe aggregates and the funnel plot functions (no key)');
+  'a recipient can execute only the unkeyed standardisers, linkage comparators, type support, the purpose table of objection kinds, the safe aggregates, the funnel plot functions and the preload check (no key)');
 SELECT is(
   (SELECT coalesce(array_agg(p.oid::regprocedure::text ORDER BY 1), '{}')
    FROM pg_proc p
