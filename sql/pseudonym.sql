@@ -14,10 +14,46 @@ SELECT pseudonymise('943 476 5919'::nhs_number, 'linkage') = pseudonymise('94347
        length(pseudonymise('943 476 5919'::nhs_number, 'linkage')::text) <= 40 AS compact,
        pseudonym_domain(pseudonymise('943 476 5919'::nhs_number, 'linkage')) AS domain,
        pseudonym_key_version(pseudonymise('943 476 5919'::nhs_number, 'linkage')) AS version;
--- unlinkable across domains, and across types of the same digits
-SELECT pseudonymise('943 476 5919'::nhs_number, 'linkage') <> pseudonymise('943 476 5919'::nhs_number, 'research_a') AS domains_differ,
-       pseudonymise('943 476 5919'::nhs_number, 'linkage') <> pseudonymise(9434765919, 'linkage') AS types_differ,
-       pseudonymise('x', 'linkage') <> pseudonymise('X', 'linkage') AS text_exact;
+-- unlinkable across domains
+SELECT pseudonymise('943 476 5919'::nhs_number, 'linkage') <> pseudonymise('943 476 5919'::nhs_number, 'research_a') AS domains_differ;
+
+-- one patient, one pseudonym: pseudonymise() is the NHS-number path whatever
+-- the form or type the number comes in (a quoted literal resolves to the
+-- text variant, an unadorned 10-digit literal to the bigint one)
+SELECT pseudonymise('943 476 5919'::nhs_number, 'linkage') AS p_nhs \gset
+SELECT pseudonymise('943 476 5919', 'linkage') = :'p_nhs' AS spaced_literal,
+       pseudonymise('9434765919', 'linkage') = :'p_nhs' AS digits_literal,
+       pseudonymise('943-476-5919', 'linkage') = :'p_nhs' AS hyphens_literal,
+       pseudonymise(' 943 476 5919 '::text, 'linkage') = :'p_nhs' AS text_typed,
+       pseudonymise('943 476 5919'::varchar, 'linkage') = :'p_nhs' AS varchar_typed,
+       pseudonymise(9434765919, 'linkage') = :'p_nhs' AS bigint_literal,
+       pseudonymise('9434765919', 'linkage', 1) = pseudonymise('943 476 5919'::nhs_number, 'linkage', 1) AS with_version,
+       pseudonymise(9434765919, 'linkage', 1) = pseudonymise('943 476 5919'::nhs_number, 'linkage', 1) AS bigint_with_version;
+-- an invalid NHS number is refused on every variant, and no message shows it
+\x on
+SELECT e AS expression, r.state, r.message, r.detail, r.echoes
+FROM (VALUES ('caredata.pseudonymise(''943 476 5918'', ''linkage'')', '943 476 5918'),
+             ('caredata.pseudonymise(''9434765918'', ''linkage'')', '9434765918'),
+             ('caredata.pseudonymise(''9434765918'', ''linkage'', 1)', '9434765918'),
+             ('caredata.pseudonymise(9434765918, ''linkage'')', '9434765918'),
+             ('caredata.pseudonymise(9434765918, ''linkage'', 1)', '9434765918'),
+             ('caredata.pseudonymise(''1111111111'', ''linkage'')', '1111111111'),
+             ('caredata.pseudonymise(''94347659190'', ''linkage'')', '94347659190'),
+             ('caredata.pseudonymise(''Jane Doe'', ''linkage'')', 'Jane Doe'),
+             ('caredata.pseudonymise('''', ''linkage'')', NULL),
+             ('caredata.pseudonymise(42, ''linkage'')', '42'),
+             ('caredata.pseudonymise(-9434765919, ''linkage'')', '9434765919'),
+             ('caredata.pseudonymise(99999999999, ''linkage'')', '99999999999')) t(e, secret),
+     LATERAL pg_temp.refusal(e, secret) r;
+\x off
+-- other identifiers go through pseudonymise_identifier(): exact bytes for
+-- text, tagged by type, never an NHS number's token
+SELECT pseudonymise_identifier('x', 'linkage') <> pseudonymise_identifier('X', 'linkage') AS text_exact,
+       pseudonymise_identifier('9434765919', 'linkage') <> :'p_nhs' AS text_not_nhs_token,
+       pseudonymise_identifier(9434765919, 'linkage') <> :'p_nhs' AS bigint_not_nhs_token,
+       pseudonymise_identifier(9434765919, 'linkage') <> pseudonymise_identifier('9434765919', 'linkage') AS types_differ,
+       pseudonymise_identifier('943 476 5918', 'linkage') IS NOT NULL AS any_text,
+       pseudonymise_identifier('x', 'linkage', 1) = pseudonymise_identifier('x', 'linkage') AS with_version;
 
 -- 10,000 numbers: no collisions, tokens in two domains share nothing
 CREATE TABLE people AS
@@ -30,6 +66,11 @@ SELECT count(*) AS people, count(DISTINCT p_link) AS distinct_link, count(DISTIN
 FROM people;
 SELECT count(*) AS shared_tokens FROM people a JOIN people b
   ON substr(a.p_link::text, 5) = substr(b.p_res::text, 5);
+-- the same number as text (either layout) or bigint: the same token, row by row
+SELECT count(*) FILTER (WHERE pseudonymise(n::text, 'linkage') <> p_link) AS text_differs,
+       count(*) FILTER (WHERE pseudonymise(n::bigint::text, 'linkage') <> p_link) AS digits_differ,
+       count(*) FILTER (WHERE pseudonymise(n::bigint, 'linkage') <> p_link) AS bigint_differs
+FROM people;
 
 -- text form round-trips; binary COPY round-trips
 SELECT count(*) AS text_round_trip_failures FROM people WHERE p_link::text::pseudonym <> p_link;

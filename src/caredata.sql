@@ -28,3 +28,33 @@ COMMENT ON SCHEMA caredata IS
 -- Keyed and privileged functions revoke EXECUTE from PUBLIC one by one
 -- (see DESIGN.md "Roles").
 GRANT USAGE ON SCHEMA caredata TO PUBLIC;
+
+-- Loaded at server start (shared_preload_libraries)?  Only then are the
+-- objection filter's executor hooks, the shared blocked sets and the
+-- superuser-only settings (caredata.key_file, caredata.reidentify_per_hour)
+-- in place in every connection from its first query (src/preload.h).  What
+-- depends on them refuses otherwise, at once, with a hint naming
+-- shared_preload_libraries; CREATE EXTENSION warns.
+CREATE FUNCTION caredata.preloaded() RETURNS boolean
+  AS 'MODULE_PATHNAME', 'caredata_is_preloaded' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.preloaded() IS
+  'true when this server loaded caredata at start (shared_preload_libraries), as the objection filter, the register and the keyed functions require';
+CREATE FUNCTION caredata.require_preload() RETURNS void
+  AS 'MODULE_PATHNAME', 'caredata_require_preload_sql' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.require_preload() IS
+  'raises an error (55000, with a hint naming shared_preload_libraries) unless this server loaded caredata at start';
+CREATE FUNCTION caredata._require_preload_trigger() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'caredata_require_preload_trigger' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION caredata._require_preload_trigger() IS
+  'trigger: refuses writes to the objection register and protected_table unless caredata was loaded at server start';
+REVOKE ALL ON FUNCTION caredata._require_preload_trigger() FROM PUBLIC;
+
+DO $$
+BEGIN
+  IF NOT caredata.preloaded() THEN
+    RAISE WARNING 'caredata was not loaded at server start'
+      USING DETAIL = 'The objection filter, the objection register and the keyed functions refuse to run until it is.',
+            HINT = 'Add caredata to shared_preload_libraries in postgresql.conf and restart the server.';
+  END IF;
+END
+$$;

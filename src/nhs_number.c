@@ -339,15 +339,27 @@ nhs_number_send(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
+/* text as nhs_number_in reads it, or its error (for other concerns) */
+int64
+nhs_number_from_text_or_error(text *t)
+{
+	return nhs_parse_or_report(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+}
+
+/* a bigint as the cast checks it, or its error (for other concerns) */
+int64
+nhs_number_from_int8_or_error(int64 value)
+{
+	nhs_report(nhs_check_value(value), NHS_NUMBER_DIGITS, ERRCODE_INVALID_TEXT_REPRESENTATION);
+	return value;
+}
+
 /* bigint -> nhs_number, validated */
 PG_FUNCTION_INFO_V1(nhs_number_from_int8);
 Datum
 nhs_number_from_int8(PG_FUNCTION_ARGS)
 {
-	int64		value = PG_GETARG_INT64(0);
-
-	nhs_report(nhs_check_value(value), NHS_NUMBER_DIGITS, ERRCODE_INVALID_TEXT_REPRESENTATION);
-	PG_RETURN_NHS_NUMBER(value);
+	PG_RETURN_NHS_NUMBER(nhs_number_from_int8_or_error(PG_GETARG_INT64(0)));
 }
 
 /*

@@ -32,4 +32,12 @@ extern bool nhs_number_digits(const char *str, int len, int64 *digits, bool *val
 /* Modulus 11 and the other validity rules on ten digits held as an integer */
 extern bool nhs_number_value_is_valid(int64 value);
 
+/*
+ * The checks of the nhs_number type's ways in, raising its errors (which
+ * never show the value): text as nhs_number_in reads it, a bigint as the
+ * bigint -> nhs_number cast checks it.
+ */
+extern int64 nhs_number_from_text_or_error(text *t);
+extern int64 nhs_number_from_int8_or_error(int64 value);
+
 #endif							/* CAREDATA_NHS_NUMBER_H */

@@ -57,6 +57,7 @@
 #include "nhs_set.h"
 #include "parallel_set.h"
 #include "pg_compat.h"
+#include "preload.h"
 
 
 /*
@@ -562,6 +563,7 @@ PG_FUNCTION_INFO_V1(permitted);
 Datum
 permitted(PG_FUNCTION_ARGS)
 {
+	caredata_require_preload();
 	return permitted_common(fcinfo, false);
 }
 
@@ -569,6 +571,7 @@ PG_FUNCTION_INFO_V1(row_permitted);
 Datum
 row_permitted(PG_FUNCTION_ARGS)
 {
+	caredata_require_preload();
 	return permitted_common(fcinfo, true);
 }
 
@@ -634,6 +637,7 @@ my_nhs_number(PG_FUNCTION_ARGS)
 {
 	int64		value;
 
+	caredata_require_preload();
 	if (fcinfo->flinfo->fn_extra == NULL)
 		fcinfo->flinfo->fn_extra = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(SubjectCache));
 	if (!subject_number((SubjectCache *) fcinfo->flinfo->fn_extra, &value))

@@ -13,8 +13,18 @@
  * "3.1.q2Xw0JzH7b8m9ZKxq3vTfA".
  *
  * What is authenticated is a type tag and the value's canonical bytes:
- * 'N' + 8 big-endian bytes for nhs_number, 'B' + 8 for bigint, 'T' + the
- * text's bytes, so the same digits as different types give different tokens.
+ * 'N' + 8 big-endian bytes for an NHS number, 'B' + 8 for a bigint
+ * identifier, 'T' + the text's bytes for a text identifier.
+ *
+ * pseudonymise() is the NHS-number path whatever the argument's type: an
+ * nhs_number, a text in any layout nhs_number_in accepts, or a bigint all
+ * give the 'N' token of the same number, and an invalid NHS number is
+ * refused (with the nhs_number type's errors, which never show the value).
+ * A quoted literal resolves to the text variant, so that variant must not
+ * mean anything else.  Arbitrary identifiers take the separately named
+ * pseudonymise_identifier(), whose tokens are tagged by type ('B', 'T': the
+ * same digits as bigint and as text give different tokens, and neither is
+ * an NHS number's token).
  *
  * src/pseudonym.c
  *
@@ -352,19 +362,43 @@ version_arg(FunctionCallInfo fcinfo)
 	return PG_GETARG_INT32(2);
 }
 
+/* the NHS-number path: one token per number, whatever the type it came as */
+static Datum
+nhs_pseudonym(FunctionCallInfo fcinfo, int64 nhs)
+{
+	unsigned char b[8];
+
+	int64_be(nhs, b);
+	return make_pseudonym(fcinfo, 'N', b, 8, PG_GETARG_TEXT_PP(1), version_arg(fcinfo));
+}
+
 PG_FUNCTION_INFO_V1(pseudonymise_nhs_number);
 Datum
 pseudonymise_nhs_number(PG_FUNCTION_ARGS)
 {
-	unsigned char b[8];
-
-	int64_be(PG_GETARG_NHS_NUMBER(0), b);
-	return make_pseudonym(fcinfo, 'N', b, 8, PG_GETARG_TEXT_PP(1), version_arg(fcinfo));
+	return nhs_pseudonym(fcinfo, PG_GETARG_NHS_NUMBER(0));
 }
 
+/* pseudonymise(bigint, ...): the bigint is an NHS number, checked */
 PG_FUNCTION_INFO_V1(pseudonymise_int8);
 Datum
 pseudonymise_int8(PG_FUNCTION_ARGS)
+{
+	return nhs_pseudonym(fcinfo, nhs_number_from_int8_or_error(PG_GETARG_INT64(0)));
+}
+
+/* pseudonymise(text, ...): the text is an NHS number, read as nhs_number_in does */
+PG_FUNCTION_INFO_V1(pseudonymise_text);
+Datum
+pseudonymise_text(PG_FUNCTION_ARGS)
+{
+	return nhs_pseudonym(fcinfo, nhs_number_from_text_or_error(PG_GETARG_TEXT_PP(0)));
+}
+
+/* pseudonymise_identifier(bigint, ...): any bigint, tagged 'B' */
+PG_FUNCTION_INFO_V1(pseudonymise_identifier_int8);
+Datum
+pseudonymise_identifier_int8(PG_FUNCTION_ARGS)
 {
 	unsigned char b[8];
 
@@ -372,9 +406,10 @@ pseudonymise_int8(PG_FUNCTION_ARGS)
 	return make_pseudonym(fcinfo, 'B', b, 8, PG_GETARG_TEXT_PP(1), version_arg(fcinfo));
 }
 
-PG_FUNCTION_INFO_V1(pseudonymise_text);
+/* pseudonymise_identifier(text, ...): the text's bytes exactly, tagged 'T' */
+PG_FUNCTION_INFO_V1(pseudonymise_identifier_text);
 Datum
-pseudonymise_text(PG_FUNCTION_ARGS)
+pseudonymise_identifier_text(PG_FUNCTION_ARGS)
 {
 	text	   *t = PG_GETARG_TEXT_PP(0);
 

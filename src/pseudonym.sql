@@ -121,7 +121,15 @@ COMMENT ON FUNCTION caredata.pseudonym_domain(caredata.pseudonym) IS
 REVOKE ALL ON FUNCTION caredata.pseudonym_domain(caredata.pseudonym) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION caredata.pseudonym_domain(caredata.pseudonym) TO caredata_admin, caredata_linker, caredata_reidentifier;
 
--- keyed: the linker and admin roles only (DESIGN.md "Threat model")
+-- keyed: the linker and admin roles only (DESIGN.md "Threat model").
+-- pseudonymise() is the NHS-number path whatever the argument's type: one
+-- number, one token ('N' + the number), whether it comes as nhs_number, as
+-- text in any layout nhs_number_in accepts (a quoted literal resolves to the
+-- text variant) or as bigint (an unadorned 10-digit literal is a bigint);
+-- an invalid NHS number is refused, with the nhs_number type's errors, which
+-- never show the value.  Other identifiers take pseudonymise_identifier(),
+-- whose tokens are tagged by type ('B' bigint, 'T' text): never an NHS
+-- number's token by accident.
 CREATE FUNCTION caredata.pseudonymise(value caredata.nhs_number, domain text) RETURNS caredata.pseudonym
   AS 'MODULE_PATHNAME', 'pseudonymise_nhs_number' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION caredata.pseudonymise(value caredata.nhs_number, domain text, version integer) RETURNS caredata.pseudonym
@@ -139,21 +147,42 @@ COMMENT ON FUNCTION caredata.pseudonymise(caredata.nhs_number, text) IS
 COMMENT ON FUNCTION caredata.pseudonymise(caredata.nhs_number, text, integer) IS
   'keyed pseudonym of an NHS number in a domain at a given (not retired) key version';
 COMMENT ON FUNCTION caredata.pseudonymise(bigint, text) IS
-  'keyed pseudonym of a bigint in a domain, at its current key version';
+  'keyed pseudonym of an NHS number given as bigint (refused if invalid; the same token as the nhs_number), at the current key version';
 COMMENT ON FUNCTION caredata.pseudonymise(bigint, text, integer) IS
-  'keyed pseudonym of a bigint in a domain at a given (not retired) key version';
+  'keyed pseudonym of an NHS number given as bigint (refused if invalid; the same token as the nhs_number), at a given key version';
 COMMENT ON FUNCTION caredata.pseudonymise(text, text) IS
-  'keyed pseudonym of a text in a domain, at its current key version';
+  'keyed pseudonym of an NHS number given as text in any accepted layout (refused if invalid; the same token as the nhs_number), at the current key version';
 COMMENT ON FUNCTION caredata.pseudonymise(text, text, integer) IS
-  'keyed pseudonym of a text in a domain at a given (not retired) key version';
+  'keyed pseudonym of an NHS number given as text in any accepted layout (refused if invalid; the same token as the nhs_number), at a given key version';
+
+CREATE FUNCTION caredata.pseudonymise_identifier(value bigint, domain text) RETURNS caredata.pseudonym
+  AS 'MODULE_PATHNAME', 'pseudonymise_identifier_int8' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION caredata.pseudonymise_identifier(value bigint, domain text, version integer) RETURNS caredata.pseudonym
+  AS 'MODULE_PATHNAME', 'pseudonymise_identifier_int8' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION caredata.pseudonymise_identifier(value text, domain text) RETURNS caredata.pseudonym
+  AS 'MODULE_PATHNAME', 'pseudonymise_identifier_text' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION caredata.pseudonymise_identifier(value text, domain text, version integer) RETURNS caredata.pseudonym
+  AS 'MODULE_PATHNAME', 'pseudonymise_identifier_text' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.pseudonymise_identifier(bigint, text) IS
+  'keyed pseudonym of a bigint identifier (not an NHS number: never its token) in a domain, at its current key version';
+COMMENT ON FUNCTION caredata.pseudonymise_identifier(bigint, text, integer) IS
+  'keyed pseudonym of a bigint identifier (not an NHS number: never its token) in a domain at a given (not retired) key version';
+COMMENT ON FUNCTION caredata.pseudonymise_identifier(text, text) IS
+  'keyed pseudonym of a text identifier, its bytes exactly (not an NHS number: never its token), in a domain at its current key version';
+COMMENT ON FUNCTION caredata.pseudonymise_identifier(text, text, integer) IS
+  'keyed pseudonym of a text identifier, its bytes exactly (not an NHS number: never its token), in a domain at a given (not retired) key version';
 
 REVOKE ALL ON FUNCTION
   caredata.pseudonymise(caredata.nhs_number, text), caredata.pseudonymise(caredata.nhs_number, text, integer),
   caredata.pseudonymise(bigint, text), caredata.pseudonymise(bigint, text, integer),
-  caredata.pseudonymise(text, text), caredata.pseudonymise(text, text, integer)
+  caredata.pseudonymise(text, text), caredata.pseudonymise(text, text, integer),
+  caredata.pseudonymise_identifier(bigint, text), caredata.pseudonymise_identifier(bigint, text, integer),
+  caredata.pseudonymise_identifier(text, text), caredata.pseudonymise_identifier(text, text, integer)
   FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
   caredata.pseudonymise(caredata.nhs_number, text), caredata.pseudonymise(caredata.nhs_number, text, integer),
   caredata.pseudonymise(bigint, text), caredata.pseudonymise(bigint, text, integer),
-  caredata.pseudonymise(text, text), caredata.pseudonymise(text, text, integer)
+  caredata.pseudonymise(text, text), caredata.pseudonymise(text, text, integer),
+  caredata.pseudonymise_identifier(bigint, text), caredata.pseudonymise_identifier(bigint, text, integer),
+  caredata.pseudonymise_identifier(text, text), caredata.pseudonymise_identifier(text, text, integer)
   TO caredata_linker, caredata_admin;

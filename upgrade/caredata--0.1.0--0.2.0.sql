@@ -1617,3 +1617,93 @@ BEGIN ATOMIC
                               funnel_svg.x_label, funnel_svg.y_label)
     FROM caredata._query_columns(units, 3) q;
 END;
+-- ---------------------------------------------------------------------------
+-- issue 22, section 9: one patient, one pseudonym (src/pseudonym.c, .sql).
+-- pseudonymise(text, ...) and pseudonymise(bigint, ...) are now the NHS-number
+-- path: the text (any layout nhs_number_in accepts) or the bigint is read as
+-- an NHS number, refused if invalid, and gives the nhs_number's token.
+-- Arbitrary identifiers take the new pseudonymise_identifier().
+-- What changes for stored pseudonyms:
+--   * made from nhs_number (pseudonym_map, refresh_pseudonyms, published
+--     views, linkage, the demo): nothing; the same tokens.
+--   * made by 0.1.0's pseudonymise(text, ...) or pseudonymise(bigint, ...):
+--     still valid pseudonyms, and pseudonymise_identifier(text, ...) and
+--     pseudonymise_identifier(bigint, ...) give exactly these tokens again
+--     (the same 'T' and 'B' messages); pseudonymise(text|bigint, ...) now
+--     gives the NHS number's token instead, and refuses an invalid number.
+--     Nothing of caredata's own stores such tokens, so nothing is rewritten.
+-- The C functions behind the existing signatures change with the library;
+-- the catalog changes are the comments and the new functions.
+COMMENT ON FUNCTION caredata.pseudonymise(bigint, text) IS
+  'keyed pseudonym of an NHS number given as bigint (refused if invalid; the same token as the nhs_number), at the current key version';
+COMMENT ON FUNCTION caredata.pseudonymise(bigint, text, integer) IS
+  'keyed pseudonym of an NHS number given as bigint (refused if invalid; the same token as the nhs_number), at a given key version';
+COMMENT ON FUNCTION caredata.pseudonymise(text, text) IS
+  'keyed pseudonym of an NHS number given as text in any accepted layout (refused if invalid; the same token as the nhs_number), at the current key version';
+COMMENT ON FUNCTION caredata.pseudonymise(text, text, integer) IS
+  'keyed pseudonym of an NHS number given as text in any accepted layout (refused if invalid; the same token as the nhs_number), at a given key version';
+CREATE FUNCTION caredata.pseudonymise_identifier(value bigint, domain text) RETURNS caredata.pseudonym
+  AS 'MODULE_PATHNAME', 'pseudonymise_identifier_int8' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION caredata.pseudonymise_identifier(value bigint, domain text, version integer) RETURNS caredata.pseudonym
+  AS 'MODULE_PATHNAME', 'pseudonymise_identifier_int8' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION caredata.pseudonymise_identifier(value text, domain text) RETURNS caredata.pseudonym
+  AS 'MODULE_PATHNAME', 'pseudonymise_identifier_text' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION caredata.pseudonymise_identifier(value text, domain text, version integer) RETURNS caredata.pseudonym
+  AS 'MODULE_PATHNAME', 'pseudonymise_identifier_text' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.pseudonymise_identifier(bigint, text) IS
+  'keyed pseudonym of a bigint identifier (not an NHS number: never its token) in a domain, at its current key version';
+COMMENT ON FUNCTION caredata.pseudonymise_identifier(bigint, text, integer) IS
+  'keyed pseudonym of a bigint identifier (not an NHS number: never its token) in a domain at a given (not retired) key version';
+COMMENT ON FUNCTION caredata.pseudonymise_identifier(text, text) IS
+  'keyed pseudonym of a text identifier, its bytes exactly (not an NHS number: never its token), in a domain at its current key version';
+COMMENT ON FUNCTION caredata.pseudonymise_identifier(text, text, integer) IS
+  'keyed pseudonym of a text identifier, its bytes exactly (not an NHS number: never its token), in a domain at a given (not retired) key version';
+REVOKE ALL ON FUNCTION
+  caredata.pseudonymise_identifier(bigint, text), caredata.pseudonymise_identifier(bigint, text, integer),
+  caredata.pseudonymise_identifier(text, text), caredata.pseudonymise_identifier(text, text, integer)
+  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+  caredata.pseudonymise_identifier(bigint, text), caredata.pseudonymise_identifier(bigint, text, integer),
+  caredata.pseudonymise_identifier(text, text), caredata.pseudonymise_identifier(text, text, integer)
+  TO caredata_linker, caredata_admin;
+
+-- ---------------------------------------------------------------------------
+-- issue 22, section 8: a server that did not preload caredata refuses at
+-- once (src/preload.h, src/caredata.sql).  permitted(), row_permitted() and
+-- my_nhs_number() refuse in C; writes to the register and protect() refuse
+-- through the statement triggers below; the update, like CREATE EXTENSION,
+-- warns.  No data changes.
+CREATE FUNCTION caredata.preloaded() RETURNS boolean
+  AS 'MODULE_PATHNAME', 'caredata_is_preloaded' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.preloaded() IS
+  'true when this server loaded caredata at start (shared_preload_libraries), as the objection filter, the register and the keyed functions require';
+CREATE FUNCTION caredata.require_preload() RETURNS void
+  AS 'MODULE_PATHNAME', 'caredata_require_preload_sql' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.require_preload() IS
+  'raises an error (55000, with a hint naming shared_preload_libraries) unless this server loaded caredata at start';
+CREATE FUNCTION caredata._require_preload_trigger() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'caredata_require_preload_trigger' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION caredata._require_preload_trigger() IS
+  'trigger: refuses writes to the objection register and protected_table unless caredata was loaded at server start';
+REVOKE ALL ON FUNCTION caredata._require_preload_trigger() FROM PUBLIC;
+CREATE TRIGGER objection_requires_preload BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON caredata.objection
+  FOR EACH STATEMENT EXECUTE FUNCTION caredata._require_preload_trigger();
+CREATE TRIGGER exemption_requires_preload BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON caredata.exemption
+  FOR EACH STATEMENT EXECUTE FUNCTION caredata._require_preload_trigger();
+COMMENT ON TRIGGER objection_requires_preload ON caredata.objection IS
+  'objections are recorded only where caredata was loaded at server start (the filter that honours them needs it)';
+COMMENT ON TRIGGER exemption_requires_preload ON caredata.exemption IS
+  'exemptions are recorded only where caredata was loaded at server start (the filter that honours them needs it)';
+CREATE TRIGGER protected_table_requires_preload BEFORE INSERT ON caredata.protected_table
+  FOR EACH STATEMENT EXECUTE FUNCTION caredata._require_preload_trigger();
+COMMENT ON TRIGGER protected_table_requires_preload ON caredata.protected_table IS
+  'tables are protected only where caredata was loaded at server start (the filter needs it)';
+DO $$
+BEGIN
+  IF NOT caredata.preloaded() THEN
+    RAISE WARNING 'caredata was not loaded at server start'
+      USING DETAIL = 'The objection filter, the objection register and the keyed functions refuse to run until it is.',
+            HINT = 'Add caredata to shared_preload_libraries in postgresql.conf and restart the server.';
+  END IF;
+END
+$$;

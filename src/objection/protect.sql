@@ -328,3 +328,10 @@ CREATE EVENT TRIGGER caredata_unfiltered_views ON ddl_command_end
                'ALTER TABLE', 'CREATE RULE', 'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
   EXECUTE FUNCTION caredata._unfiltered_views_guard();
 
+
+-- protect() refuses at once where caredata was not loaded at server start
+-- (src/preload.h): the filter it attaches could not run there
+CREATE TRIGGER protected_table_requires_preload BEFORE INSERT ON caredata.protected_table
+  FOR EACH STATEMENT EXECUTE FUNCTION caredata._require_preload_trigger();
+COMMENT ON TRIGGER protected_table_requires_preload ON caredata.protected_table IS
+  'tables are protected only where caredata was loaded at server start (the filter needs it)';

@@ -408,3 +408,15 @@ $$;
 COMMENT ON FUNCTION caredata.revoke_exemption(bigint) IS
   'revoke an exemption from now on; the row is kept as history';
 
+
+-- Without the preloaded filter (src/preload.h) the register protects no one:
+-- every way of writing it (record_objection, the feeds, exemptions, plain
+-- DML) refuses at once, with a hint naming shared_preload_libraries.
+CREATE TRIGGER objection_requires_preload BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON caredata.objection
+  FOR EACH STATEMENT EXECUTE FUNCTION caredata._require_preload_trigger();
+CREATE TRIGGER exemption_requires_preload BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON caredata.exemption
+  FOR EACH STATEMENT EXECUTE FUNCTION caredata._require_preload_trigger();
+COMMENT ON TRIGGER objection_requires_preload ON caredata.objection IS
+  'objections are recorded only where caredata was loaded at server start (the filter that honours them needs it)';
+COMMENT ON TRIGGER exemption_requires_preload ON caredata.exemption IS
+  'exemptions are recorded only where caredata was loaded at server start (the filter that honours them needs it)';

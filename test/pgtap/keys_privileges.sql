@@ -3,7 +3,7 @@
 -- A role that can call a keyed function on values of its choosing could
 -- tabulate every NHS number and reverse every pseudonym.
 BEGIN;
-SELECT plan(37);
+SELECT plan(44);
 
 CREATE ROLE tap_recipient NOLOGIN;            -- e.g. a research team or BI login
 CREATE ROLE tap_analyst NOLOGIN IN ROLE caredata_analyst;
@@ -21,6 +21,8 @@ FROM unnest(ARRAY['tap_recipient', 'tap_analyst', 'tap_reidentifier']) r,
        $$SELECT caredata.pseudonymise('943 476 5919'::caredata.nhs_number, 'tap_linkage')$$,
        $$SELECT caredata.pseudonymise(9434765919::bigint, 'tap_linkage')$$,
        $$SELECT caredata.pseudonymise('943 476 5919'::text, 'tap_linkage')$$,
+       $$SELECT caredata.pseudonymise_identifier(9434765919::bigint, 'tap_linkage')$$,
+       $$SELECT caredata.pseudonymise_identifier('943 476 5919'::text, 'tap_linkage')$$,
        $$SELECT caredata.create_domain('x_by_wrong_role', 'x')$$,
        $$SELECT caredata.rotate_domain('tap_linkage')$$,
        $$SELECT caredata.retire_domain('tap_linkage')$$,
@@ -30,6 +32,8 @@ FROM unnest(ARRAY['tap_recipient', 'tap_analyst', 'tap_reidentifier']) r,
 -- 2. the linker computes pseudonyms but does not manage domains
 SELECT is(pg_temp.try_as('tap_linker', $$SELECT caredata.pseudonymise(9434765919::bigint, 'tap_linkage')$$),
   'allowed', 'the linker can pseudonymise');
+SELECT is(pg_temp.try_as('tap_linker', $$SELECT caredata.pseudonymise_identifier('MRN-0042', 'tap_linkage')$$),
+  'allowed', 'the linker can pseudonymise another identifier');
 SELECT is(pg_temp.try_as('tap_linker', $$SELECT caredata.rotate_domain('tap_linkage')$$),
   '42501', 'the linker cannot rotate a domain');
 SELECT is(pg_temp.try_as('tap_linker', $$SELECT caredata.key_file_status()$$),
@@ -59,14 +63,14 @@ SELECT is(
         'indirect_standardise', 'jaro_winkler', 'nhs_number', 'normalise_postcode',
         'person_set_agg', 'person_set_in', 'person_set_out', 'person_set_recv', 'person_set_send',
         'person_values_in', 'person_values_out', 'person_values_recv', 'person_values_send',
-        'postcode_area', 'postcode_district', 'postcode_sector',
+        'postcode_area', 'postcode_district', 'postcode_sector', 'preloaded', 'require_preload',
         'safe_avg', 'safe_count', 'safe_count_text', 'safe_rate', 'safe_sum', 'sdc_apply', 'sdc_audit', 'sdc_display',
         'sdc_protect', 'sdc_table_bounds', 'sdc_table_suppress',
         'standardise_dob', 'standardise_sex',
         'try_nhs_number', 'try_normalise_postcode', 'try_postcode_area',
         'try_postcode_district', 'try_postcode_sector',
         'try_standardise_dob', 'try_standardise_sex'],
-  'a recipient can execute only the unkeyed standardisers, linkage comparators, type support, the purpose table of objection kinds, the safe aggregates and the funnel plot functions (no key)');
+  'a recipient can execute only the unkeyed standardisers, linkage comparators, type support, the purpose table of objection kinds, the safe aggregates, the funnel plot functions and the preload check (no key)');
 SELECT is(
   (SELECT coalesce(array_agg(p.oid::regprocedure::text ORDER BY 1), '{}')
    FROM pg_proc p

@@ -27,18 +27,22 @@ info='caredata domain key v1|kat|1'
 derived_hex=$(openssl kdf -keylen 32 -kdfopt digest:SHA256 -kdfopt "hexkey:$master_hex" \
   -kdfopt salt:caredata -kdfopt "info:$info" HKDF | tr -d ':\n' | tr 'A-F' 'a-f')
 
-# 1. known answers for the three input types
-check_kat() {  # $1 sql value, $2 hex of the authenticated message, $3 label
-  local p tok expect
-  p=$(psql -XtA -d $db -c "SELECT caredata.pseudonymise($1, 'kat')")
+# 1. known answers: an NHS number in any form or type is authenticated as
+#    'N' + its 8 big-endian bytes; other identifiers (pseudonymise_identifier)
+#    as 'B' + 8 bytes for a bigint, 'T' + the bytes for a text
+check_kat() {  # $1 sql value, $2 hex of the authenticated message, $3 label, $4 function
+  local p tok expect f=${4:-pseudonymise}
+  p=$(psql -XtA -d $db -c "SELECT caredata.$f($1, 'kat')")
   tok=$(printf '%s==' "${p##*.}" | tr -- '-_' '+/' | base64 -d 2>/dev/null | hex)
   expect=$(printf '%s' "$2" | xxd_r | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$derived_hex" -binary | head -c 16 | hex)
-  [ -n "$tok" ] && [ "$tok" = "$expect" ]; ok $? "known answer: pseudonymise($3) is HMAC-SHA256/128 under the HKDF domain key"
+  [ -n "$tok" ] && [ "$tok" = "$expect" ]; ok $? "known answer: $f($3) is HMAC-SHA256/128 under the HKDF domain key"
 }
 xxd_r() { local h; h=$(cat); printf '%b' "$(printf '%s' "$h" | sed 's/../\\x&/g')"; }
 check_kat "'943 476 5919'::caredata.nhs_number" "4e$(printf '%016x' 9434765919)" "nhs_number"
-check_kat "9434765919::bigint" "42$(printf '%016x' 9434765919)" "bigint"
-check_kat "'Jane Doe'::text" "54$(printf 'Jane Doe' | hex)" "text"
+check_kat "9434765919::bigint" "4e$(printf '%016x' 9434765919)" "bigint NHS number"
+check_kat "'943-476-5919'::text" "4e$(printf '%016x' 9434765919)" "text NHS number"
+check_kat "9434765919::bigint" "42$(printf '%016x' 9434765919)" "bigint" pseudonymise_identifier
+check_kat "'Jane Doe'::text" "54$(printf 'Jane Doe' | hex)" "text" pseudonymise_identifier
 
 # 2. pg_dump
 pg_dump -d $db > "$work/dump.sql"
