@@ -16,6 +16,7 @@
 #include "fmgr.h"
 #include "utils/guc.h"
 
+#include "audit.h"
 #include "executor_hooks.h"
 #include "keys.h"
 #include "parallel_set.h"
@@ -39,5 +40,6 @@ _PG_init(void)
 	shared_set_init();
 	sdc_policy_init();
 	reidentify_init();
+	audit_init();
 	MarkGUCPrefixReserved("caredata");
 }
