@@ -20,6 +20,7 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/defau
 MODULE_big = caredata
 OBJS = \
 	src/caredata.o \
+	src/audit.o \
 	src/nhs_number.o \
 	src/postcode.o \
 	src/sex.o \

@@ -30,28 +30,71 @@ TRUNCATE audit_log;
 DELETE FROM audit_head;
 SELECT audit_append('Bad Action');
 
--- past the triggers (session_replication_role skips them): every kind of
--- tampering breaks the chain, and the NOTICE names the first broken entry
+-- session_replication_role = replica no longer gets past the triggers
+-- (they fire ALWAYS): editing, deleting (the newest too), moving the head
+-- back and truncating are refused, for a superuser too
+SELECT last_id AS head_id, last_hash AS head_hash FROM audit_head \gset
+SET session_replication_role = replica;
+UPDATE audit_log SET justification = 'nothing to see' WHERE id = :before + 5;
+DELETE FROM audit_log WHERE id = (SELECT max(id) FROM audit_log);
+UPDATE audit_head SET last_id = last_id - 1;
+UPDATE audit_head SET last_id = last_id;
+DELETE FROM audit_head;
+TRUNCATE audit_log, audit_head;
+TRUNCATE audit_head;
+RESET session_replication_role;
+-- nor does it without the setting: the head's own guard
+UPDATE audit_head SET last_id = last_id - 1, last_hash = '\x00';
+SELECT audit_verify() AS intact_after_refusals;
+
+-- the witness: audit_verify(expected_id, expected_hash) checks the log
+-- against an id and hash kept outside the database (the server log)
+SELECT audit_verify(:head_id, :'head_hash') AS witness_matches;
+SELECT audit_verify(:head_id - 2, (SELECT hash FROM audit_log WHERE id = :head_id - 2)) AS older_witness_matches;
+SELECT audit_verify(:head_id, '\x00') AS wrong_hash;
+SELECT audit_verify(:head_id + 1, :'head_hash') AS entry_never_written;
+SELECT audit_verify(0, :'head_hash');
+SELECT audit_verify(NULL, NULL);
+
+-- past the triggers (only an owner or superuser, by disabling them): every
+-- kind of tampering breaks the chain, and the NOTICE names the first broken
+-- entry; cutting the newest entries together with the head, or truncating
+-- both tables, leaves the chain whole, and only the witness catches it
 BEGIN;
-SET LOCAL session_replication_role = replica;
+ALTER TABLE audit_log DISABLE TRIGGER USER;
 UPDATE audit_log SET justification = 'nothing to see' WHERE id = :before + 5;
 SELECT audit_verify() AS after_edit;
 ROLLBACK;
 BEGIN;
-SET LOCAL session_replication_role = replica;
+ALTER TABLE audit_log DISABLE TRIGGER USER;
 DELETE FROM audit_log WHERE id = :before + 3;
 SELECT audit_verify() AS after_delete;
 ROLLBACK;
 BEGIN;
-SET LOCAL session_replication_role = replica;
+ALTER TABLE audit_log DISABLE TRIGGER USER;
 DELETE FROM audit_log WHERE id = (SELECT max(id) FROM audit_log);
 SELECT audit_verify() AS after_deleting_the_newest;
 ROLLBACK;
 BEGIN;
-SET LOCAL session_replication_role = replica;
+ALTER TABLE audit_log DISABLE TRIGGER USER;
 INSERT INTO audit_log SELECT id + 1000000, at, actor, action, object, detail, justification, prev_hash, hash
   FROM audit_log WHERE id = :before + 1;
 SELECT audit_verify() AS after_insert;
+ROLLBACK;
+BEGIN;
+ALTER TABLE audit_log DISABLE TRIGGER USER;
+ALTER TABLE audit_head DISABLE TRIGGER USER;
+DELETE FROM audit_log WHERE id > :head_id - 2;
+UPDATE audit_head SET (last_id, last_hash) = (SELECT id, hash FROM audit_log WHERE id = :head_id - 2);
+SELECT audit_verify() AS chain_after_cutting_with_the_head;
+SELECT audit_verify(:head_id, :'head_hash') AS witness_after_cutting_with_the_head;
+ROLLBACK;
+BEGIN;
+ALTER TABLE audit_log DISABLE TRIGGER USER;
+ALTER TABLE audit_head DISABLE TRIGGER USER;
+TRUNCATE audit_log, audit_head;
+SELECT audit_verify() AS chain_after_truncating_both;
+SELECT audit_verify(:head_id, :'head_hash') AS witness_after_truncating_both;
 ROLLBACK;
 SELECT audit_verify() AS intact_again;
 
@@ -66,6 +109,9 @@ SET ROLE audit_analyst;
 SELECT count(*) FROM caredata.audit_log;
 SELECT caredata.audit_append('forged.entry');
 SELECT caredata.audit_verify();
+SELECT caredata.audit_verify(1, '\x00');
+SELECT caredata._audit_append_as('postgres', 'forged.entry', NULL, NULL, NULL);
+SELECT caredata._audit_witness(1, '\x00');
 RESET ROLE;
 DROP ROLE audit_analyst;
 DROP TABLE audit_ep;

@@ -10,6 +10,7 @@ INSERT INTO reid_source VALUES ('943 476 5919'), ('401 023 2137');
 SELECT create_domain('reid_study', 'reidentify test') > 0 AS created;
 SELECT refresh_pseudonyms('reid_study', 'reid_source');
 SELECT pseudonym::text AS p FROM pseudonym_map WHERE domain = 'reid_study' AND nhs_number = '9434765919' \gset
+SELECT set_config('reid.p', :'p', false) IS NOT NULL AS noted;
 CREATE ROLE reid_officer IN ROLE caredata_reidentifier;
 CREATE ROLE reid_analyst IN ROLE caredata_analyst;
 
@@ -42,6 +43,54 @@ SET caredata.reidentify_per_hour = 100;
 RESET ROLE;
 RESET caredata.reidentify_per_hour;
 SELECT audit_verify() AS audit_intact;
+
+-- the entry, and the count the limit reads, are committed before the answer
+-- leaves: whatever the caller's transaction does next, they stay (as the
+-- login reid_officer, the actor the entries and the limit count)
+SET caredata.reidentify_per_hour = 4;
+SET SESSION AUTHORIZATION reid_officer;
+BEGIN;
+SELECT caredata.reidentify(:'p', 'rolled back afterwards, case 2026/121') = '9434765919' AS answered_in_rollback;
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+SELECT caredata.reidentify(:'p', 'savepoint rolled back, case 2026/122') = '9434765919' AS answered_in_savepoint;
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+DO $$
+BEGIN
+  PERFORM caredata.reidentify(current_setting('reid.p')::caredata.pseudonym, 'exception afterwards, case 2026/123');
+  RAISE EXCEPTION 'the caller fails after the answer';
+END
+$$;
+RESET SESSION AUTHORIZATION;
+SELECT count(*) AS entries_kept FROM audit_log WHERE action = 'reidentify' AND actor = 'reid_officer';
+SELECT justification FROM audit_log WHERE action = 'reidentify' AND actor = 'reid_officer' ORDER BY id;
+-- the hourly limit (4 here) counts them: one more, then refused, inside a
+-- transaction or not
+SET SESSION AUTHORIZATION reid_officer;
+SELECT caredata.reidentify(:'p', 'one more after the rolled-back ones, case 2026/124') = '9434765919' AS fourth;
+BEGIN;
+SELECT caredata.reidentify(:'p', 'over the limit inside a transaction, case 2026/125');
+ROLLBACK;
+SELECT caredata.reidentify(:'p', 'over the limit, case 2026/126');
+RESET SESSION AUTHORIZATION;
+RESET caredata.reidentify_per_hour;
+SELECT count(*) AS entries_still FROM audit_log WHERE action = 'reidentify' AND actor = 'reid_officer';
+-- a transaction that wrote to the audit log itself cannot re-identify (its
+-- entry's worker would wait for it): refused at once, no answer
+SET ROLE reid_officer;
+BEGIN;
+SELECT caredata.audit_append('test.before_reidentify') > 0 AS appended;
+SELECT caredata.reidentify(:'p', 'after an append in the same transaction, case 2026/126');
+ROLLBACK;
+RESET ROLE;
+-- the internals are the owner's alone
+SET ROLE reid_officer;
+SELECT caredata._reidentify_committed(:'p', 'calling the internal function directly');
+SELECT * FROM caredata._reidentify_commit('reid_officer', :'p', 'calling the internal function directly', 100);
+RESET ROLE;
+SELECT audit_verify() AS audit_intact_after;
 
 DROP ROLE reid_officer, reid_analyst;
 DROP TABLE reid_source;

@@ -20,6 +20,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "audit.h"
 #include "executor_hooks.h"
 #include "keys.h"
 #include "parallel_set.h"
@@ -48,6 +49,7 @@ _PG_init(void)
 	shared_set_init();
 	sdc_policy_init();
 	reidentify_init();
+	audit_init();
 	MarkGUCPrefixReserved("caredata");
 }
 

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * reidentify.h
- *		The re-identification setting (src/reidentify.c).
+ *		Re-identification: its setting and the worker that commits its
+ *		audit entry before the answer (src/reidentify.c).
  *
  * src/reidentify.h
  *
@@ -10,6 +11,11 @@
 #ifndef CAREDATA_REIDENTIFY_H
 #define CAREDATA_REIDENTIFY_H
 
+#include "postgres.h"
+
 extern void reidentify_init(void);
+
+/* the background worker's entry point (bgw_function_name) */
+extern PGDLLEXPORT void caredata_reidentify_worker_main(Datum main_arg);
 
 #endif							/* CAREDATA_REIDENTIFY_H */

@@ -1707,3 +1707,164 @@ BEGIN
   END IF;
 END
 $$;
+-- ---- issue 22, sections 2 and 3: re-identification committed before it
+-- answers (a background worker, src/reidentify.c), the audit head's own
+-- forward-only guard, triggers that fire ALWAYS (session_replication_role
+-- = replica no longer gets past them), and the witness in the server log
+-- (src/audit.c) with audit_verify(expected_id, expected_hash) ----
+CREATE FUNCTION caredata._audit_witness(id bigint, hash bytea) RETURNS void
+  AS 'MODULE_PATHNAME', 'caredata_audit_witness' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION caredata._audit_witness(bigint, bytea) IS
+  'internal: write this audit head (id and hash, nothing else) to the server log when the transaction commits';
+CREATE FUNCTION caredata._audit_append_as(actor name, action text, object text, detail jsonb,
+                                          justification text) RETURNS bigint
+  LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+  SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  h caredata.audit_head;
+  v_id bigint;
+  v_at timestamptz := pg_catalog.clock_timestamp();
+  v_hash bytea;
+BEGIN
+  PERFORM caredata._coordinator_only('caredata.audit_append()');
+  IF action IS NULL OR action OPERATOR(pg_catalog.!~) '^[a-z][a-z_.]{0,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an audit action is lower-case words joined by . or _',
+      HINT = 'For example domain.create or linkage.run.';
+  END IF;
+  IF actor IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'an audit entry needs its login';
+  END IF;
+  INSERT INTO caredata.audit_head VALUES (true, 0, '\x'::bytea) ON CONFLICT DO NOTHING;
+  SELECT * INTO h FROM caredata.audit_head WHERE one FOR UPDATE;
+  v_id := h.last_id OPERATOR(pg_catalog.+) 1;
+  v_hash := pg_catalog.sha256(h.last_hash OPERATOR(pg_catalog.||)
+                              caredata._audit_text(v_id, v_at, actor, action, object, detail, justification));
+  INSERT INTO caredata.audit_log (id, at, actor, action, object, detail, justification, prev_hash, hash)
+  VALUES (v_id, v_at, actor, action, object, detail, justification, h.last_hash, v_hash);
+  UPDATE caredata.audit_head SET last_id = v_id, last_hash = v_hash WHERE one;
+  PERFORM caredata._audit_witness(v_id, v_hash);
+  RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION caredata._audit_append_as(name, text, text, jsonb, text) IS
+  'internal: append an audit entry in the name of the given login (audit_append and the re-identification worker); returns its id';
+CREATE OR REPLACE FUNCTION caredata.audit_append(action text, object text DEFAULT NULL, detail jsonb DEFAULT NULL,
+                                      justification text DEFAULT NULL) RETURNS bigint
+  LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN caredata._audit_append_as(session_user, action, object, detail, justification);
+END
+$$;
+COMMENT ON FUNCTION caredata.audit_append(text, text, jsonb, text) IS
+  'append an entry to the audit log (the login, now, the action, its object, details and justification); returns its id';
+CREATE FUNCTION caredata.audit_verify(expected_id bigint, expected_hash bytea) RETURNS boolean
+  LANGUAGE plpgsql STABLE PARALLEL UNSAFE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  found_hash bytea;
+BEGIN
+  IF expected_id IS NULL OR expected_hash IS NULL OR expected_id OPERATOR(pg_catalog.<) 1 THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a witness is an audit entry id (1 or more) and its hash',
+      HINT = 'Take both from a "caredata audit head" line of the server log, or from a copy of caredata.audit_head.';
+  END IF;
+  IF NOT caredata.audit_verify() THEN
+    RETURN false;
+  END IF;
+  SELECT a.hash INTO found_hash FROM caredata.audit_log a WHERE a.id OPERATOR(pg_catalog.=) expected_id;
+  IF NOT FOUND THEN
+    RAISE NOTICE 'audit entry % named by the witness is missing: the log was cut back', expected_id;
+    RETURN false;
+  END IF;
+  IF found_hash OPERATOR(pg_catalog.<>) expected_hash THEN
+    RAISE NOTICE 'audit entry % is not the one the witness names: the log was rewritten', expected_id;
+    RETURN false;
+  END IF;
+  RETURN true;
+END
+$$;
+COMMENT ON FUNCTION caredata.audit_verify(bigint, bytea) IS
+  'true while the audit log''s hash chain is intact and still holds the entry a witness kept outside the database names (its id and hash, from the server log''s "caredata audit head" lines); false, with a NOTICE, when the log was cut back or rewritten';
+CREATE FUNCTION caredata._audit_head_forward() RETURNS trigger
+  LANGUAGE plpgsql
+  SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF NEW.last_id OPERATOR(pg_catalog.<=) OLD.last_id THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'the audit head only moves forward',
+      HINT = 'Entries are added by caredata.audit_append() and never removed.';
+  END IF;
+  RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION caredata._audit_head_forward() IS 'internal: refuses moving the audit head back';
+CREATE TRIGGER audit_head_forward BEFORE UPDATE ON caredata.audit_head
+  FOR EACH ROW EXECUTE FUNCTION caredata._audit_head_forward();
+ALTER TABLE caredata.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
+ALTER TABLE caredata.audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
+ALTER TABLE caredata.audit_head ENABLE ALWAYS TRIGGER audit_head_no_truncate;
+ALTER TABLE caredata.audit_head ENABLE ALWAYS TRIGGER audit_head_forward;
+REVOKE ALL ON FUNCTION caredata.audit_verify(bigint, bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.audit_verify(bigint, bytea) TO caredata_admin;
+REVOKE ALL ON FUNCTION caredata._audit_witness(bigint, bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION caredata._audit_append_as(name, text, text, jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION caredata._audit_head_forward() FROM PUBLIC;
+CREATE FUNCTION caredata._reidentify_commit(actor name, pseudonym caredata.pseudonym, justification text,
+                                            per_hour integer)
+  RETURNS TABLE (entry_id bigint, nhs_number caredata.nhs_number)
+  LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+  SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  used bigint;
+  v_nhs caredata.nhs_number;
+  dom text;
+BEGIN
+  INSERT INTO caredata.audit_head VALUES (true, 0, '\x'::bytea) ON CONFLICT DO NOTHING;
+  PERFORM 1 FROM caredata.audit_head h WHERE h.one FOR UPDATE;
+  SELECT pg_catalog.count(*) INTO used FROM caredata.audit_log a
+   WHERE a.action OPERATOR(pg_catalog.=) 'reidentify' AND a.actor OPERATOR(pg_catalog.=) actor
+     AND a.at OPERATOR(pg_catalog.>) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) interval '1 hour');
+  IF used OPERATOR(pg_catalog.>=) per_hour THEN
+    RAISE EXCEPTION USING ERRCODE = '54000',
+      MESSAGE = pg_catalog.format('re-identification limit reached: %s in the last hour', used),
+      HINT = 'caredata.reidentify_per_hour sets the limit per login (superuser-only).';
+  END IF;
+  SELECT m.nhs_number, m.domain INTO v_nhs, dom FROM caredata.pseudonym_map m
+   WHERE m.pseudonym OPERATOR(caredata.=) pseudonym;
+  -- audited, found or not (the entry names the pseudonym, never the NHS number)
+  entry_id := caredata._audit_append_as(actor, 'reidentify', pseudonym::text,
+    pg_catalog.jsonb_build_object('domain', dom, 'found', v_nhs IS NOT NULL), justification);
+  nhs_number := v_nhs;
+  RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION caredata._reidentify_commit(name, caredata.pseudonym, text, integer) IS
+  'internal: run by the re-identification worker in a transaction of its own: checks the login''s hourly limit, looks the pseudonym up and appends the audit entry';
+
+-- in the caller's backend: starts the worker, waits for it, and answers only
+-- if it committed (the caller's login is the actor; the worker connects as
+-- the current user, which inside reidentify() is the extension's owner)
+CREATE FUNCTION caredata._reidentify_committed(pseudonym caredata.pseudonym, justification text)
+  RETURNS text
+  AS 'MODULE_PATHNAME', 'caredata_reidentify_committed' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION caredata._reidentify_committed(caredata.pseudonym, text) IS
+  'internal: re-identify through the worker that commits the audit entry first; NULL when the pseudonym is unknown, an error (and no answer) when the entry could not be committed';
+CREATE OR REPLACE FUNCTION caredata.reidentify(pseudonym caredata.pseudonym, justification text)
+  RETURNS caredata.nhs_number
+  LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF pg_catalog.length(pg_catalog.btrim(coalesce(justification, ''))) OPERATOR(pg_catalog.<) 20 THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a re-identification needs a justification',
+      HINT = 'Say why, in at least 20 characters (the legal basis and the case reference); it is kept in the audit log.';
+  END IF;
+  PERFORM caredata._coordinator_only('caredata.reidentify()');
+  RETURN caredata._reidentify_committed(pseudonym, justification)::caredata.nhs_number;
+END
+$$;
+COMMENT ON FUNCTION caredata.reidentify(caredata.pseudonym, text) IS
+  'the NHS number behind a published pseudonym (NULL when there is none), for caredata_reidentifier only: needs a justification of 20 characters or more; its audit entry is committed (by a background worker, in a transaction of its own) before it answers, whatever the caller''s transaction does next; at most caredata.reidentify_per_hour times an hour per login';
+REVOKE ALL ON FUNCTION caredata.reidentify(caredata.pseudonym, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.reidentify(caredata.pseudonym, text) TO caredata_reidentifier;
+REVOKE ALL ON FUNCTION caredata._reidentify_commit(name, caredata.pseudonym, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION caredata._reidentify_committed(caredata.pseudonym, text) FROM PUBLIC;

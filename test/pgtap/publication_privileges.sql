@@ -173,8 +173,12 @@ CREATE TEMP TABLE tap_p_one ON COMMIT DROP AS SELECT pseudonym FROM caredata.pse
 GRANT SELECT ON tap_p_one TO tap_p_reid, tap_p_recipient;
 SELECT is(pg_temp.try_as('tap_p_recipient', $$SELECT caredata.reidentify(pseudonym, 'pgTAP: checking who may re-identify') FROM tap_p_one$$),
   '42501', 'a recipient holding a pseudonym cannot re-identify it');
+-- (this suite runs in one transaction that has written to the audit log: its
+-- entry would be committed by a worker waiting for this transaction, so the
+-- call is refused; answered calls are in sql/reidentify.sql and
+-- test/security/reidentify_committed.sh)
 SELECT is(pg_temp.try_as('tap_p_reid', $$SELECT caredata.reidentify(pseudonym, 'pgTAP: checking who may re-identify') FROM tap_p_one$$),
-  'allowed', 'the re-identifier re-identifies with a justification');
+  '55000', 'the re-identifier passes the grant and the justification, and is refused in a transaction that wrote to the audit log');
 SELECT is(pg_temp.try_as('tap_p_reid', $$SELECT caredata.reidentify(pseudonym, '') FROM tap_p_one$$),
   '22023', 'but not without one');
 SELECT is(pg_temp.try_as('tap_p_reid', $$SELECT caredata.reidentify(pseudonym, 'because') FROM tap_p_one$$),
@@ -183,7 +187,7 @@ SELECT is(pg_temp.try_as('tap_p_reid', q), '42501', format('the re-identifier ca
 FROM unnest(ARRAY['SELECT * FROM caredata.pseudonym_map', 'SELECT count(*) FROM published.tap_p_view',
                   $$SELECT caredata.pseudonymise('943 476 5919'::caredata.nhs_number, 'tap_p_dom')$$,
                   'SELECT * FROM caredata.audit_log']) q;
-SELECT is((SELECT count(*) FROM caredata.audit_log WHERE action = 'reidentify')::int, 1, 'only the answered call was audited');
+SELECT is((SELECT count(*) FROM caredata.audit_log WHERE action = 'reidentify')::int, 0, 'no refused call was audited');
 
 -- 8. what the recipient sees: no objector, the pseudonym as text
 SELECT is((SELECT count(*) FROM published.tap_p_view)::int,
