@@ -148,7 +148,7 @@ dist:
 fuzz:
 	test/fuzz/parsers.sh $(or $(FUZZ_SECONDS),60)
 	scripts/build.sh && scripts/cluster.sh start && \
-	  CAREDATA_FUZZ_SEED=$(or $(FUZZ_SEED),0.$$RANDOM) test/fuzz/sql_calls.sh $(or $(FUZZ_ROUNDS),400) 16777216 && \
+	  CAREDATA_FUZZ_SEED=$(or $(FUZZ_SEED),0.$$RANDOM) test/fuzz/sql_calls.sh $(or $(FUZZ_ROUNDS),400) 4194304 && \
 	  test/fuzz/sqlsmith.sh $(or $(QUERIES),50000)
 
 start:
