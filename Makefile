@@ -142,11 +142,15 @@ dist:
 	git archive --format zip --prefix=$(EXTENSION)-$(EXTVERSION)/ -o dist/$(EXTENSION)-$(EXTVERSION).zip HEAD
 	@echo dist/$(EXTENSION)-$(EXTVERSION).zip
 
-# fuzzing for longer than `make test` does: the C parsers (FUZZ_SECONDS each),
-# then random SQL against the extension (QUERIES)
+# fuzzing for longer than `make test` does: the C parsers and array
+# functions (FUZZ_SECONDS each), every caredata function called as every
+# role with boundary arguments (FUZZ_ROUNDS, FUZZ_SEED), then random SQL
+# against the extension (QUERIES)
 fuzz:
 	test/fuzz/parsers.sh $(or $(FUZZ_SECONDS),60)
-	scripts/build.sh && scripts/cluster.sh start && test/fuzz/sqlsmith.sh $(or $(QUERIES),50000)
+	scripts/build.sh && scripts/cluster.sh start && \
+	  CAREDATA_FUZZ_SEED=$(or $(FUZZ_SEED),0.$$RANDOM) test/fuzz/sql_calls.sh $(or $(FUZZ_ROUNDS),400) 4194304 && \
+	  test/fuzz/sqlsmith.sh $(or $(QUERIES),50000)
 
 start:
 	scripts/build.sh && scripts/cluster.sh start

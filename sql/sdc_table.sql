@@ -58,4 +58,26 @@ SELECT * FROM sdc_table_bounds('{1,1,0}', '{1,0,1}', '{5,5,5}', '{t,f,f}');
 SELECT * FROM sdc_table_bounds('{1,1,0,0}', '{1,0,1,0}', '{-5,-5,-5,-5}', '{t,f,f,f}');
 SELECT sdc_table_suppress('{1,1,0,0}', '{1,0,1,0}', '{5,5,5,5}', '{t,f,f,f}', 0);
 SELECT * FROM sdc_protect('SELECT ''a'', ''b'', 1 WHERE false');
+
+-- sizes from arguments (issue 22): indexes whose (R + 1) * (C + 1)
+-- overflows to the number of cells, indexes at 2^31 - 1, counts whose line
+-- sums overflow, negative indexes: each a clean error, as a role with no
+-- grants, never a crash
+CREATE ROLE sdc_table_nobody;
+SET ROLE sdc_table_nobody;
+SELECT * FROM caredata.sdc_table_bounds(ARRAY[3,0,0,1], ARRAY[0,1073741824,0,0], ARRAY[0,0,0,0]::bigint[], ARRAY[false,false,false,false]);
+SELECT caredata.sdc_table_suppress(ARRAY[3,0,0,1], ARRAY[0,1073741824,0,0], ARRAY[0,0,0,0]::bigint[], ARRAY[false,false,false,false], 1);
+SELECT * FROM caredata.sdc_table_bounds(ARRAY[1,0,0,1], ARRAY[0,2147483647,0,0], ARRAY[0,0,0,0]::bigint[], ARRAY[true,false,false,false]);
+SELECT * FROM caredata.sdc_table_bounds(ARRAY[65535,0,0,1], ARRAY[0,65537,0,0], ARRAY[0,0,0,0]::bigint[], ARRAY[true,false,false,false]);
+SELECT * FROM caredata.sdc_table_bounds(ARRAY[-1,0,0,1], ARRAY[0,1,0,1], ARRAY[0,0,0,0]::bigint[], ARRAY[true,false,false,false]);
+SELECT b.* FROM (SELECT array_agg(i ORDER BY i, j) AS r, array_agg(j ORDER BY i, j) AS c,
+                        array_agg(576460752303423486 ORDER BY i, j) AS v, array_agg(i = 1 ORDER BY i, j) AS s
+                   FROM generate_series(0, 1) i, generate_series(0, 17) j) a,
+              caredata.sdc_table_bounds(a.r, a.c, a.v, a.s) b;
+SELECT * FROM caredata.sdc_table_bounds('{}', '{}', '{}', '{}');
+SELECT * FROM caredata.sdc_table_bounds('{{1,1},{0,0}}', '{{1,0},{1,0}}', '{{5,5},{5,5}}', '{{t,f},{f,f}}');
+-- a two-dimensional array is read as its cells in order, as before
+SELECT caredata.sdc_table_suppress('{{1,1},{0,0}}', '{{1,0},{1,0}}', '{{5,5},{5,5}}', '{{t,f},{f,f}}', 9223372036854775807);
+RESET ROLE;
+DROP ROLE sdc_table_nobody;
 DROP TABLE cells, rand_cells;

@@ -44,6 +44,7 @@
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 
 /* no probability below this: a level never seen still has finite weight */
 #define EM_FLOOR	1e-6
@@ -227,8 +228,17 @@ link_em(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("total_pairs must be at least 1, max_iter positive and tolerance positive")));
 
-	/* precompute each pattern's levels once */
-	levels = palloc(sizeof(int) * model.ncomp * Max(npat, 1));
+	/* precompute each pattern's levels once (npat from the argument: checked) */
+	{
+		Size		bytes = mul_size(mul_size(sizeof(int), model.ncomp), Max(npat, 1));
+
+		if (!AllocSizeIsValid(bytes))
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many comparison patterns"),
+					 errhint("Give each pattern once, with its count.")));
+		levels = palloc(bytes);
+	}
 	for (int p = 0; p < npat; p++)
 		decode(&model, pat[p], levels + p * model.ncomp);
 

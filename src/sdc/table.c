@@ -41,13 +41,15 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 
-#define INF_FLOW	PG_INT64_MAX / 4
+#define INF_FLOW	(PG_INT64_MAX / 4)
 
 typedef struct Arc
 {
@@ -79,18 +81,49 @@ typedef struct Table
 	bool	   *supp;
 } Table;
 
+/*
+ * Sizes.  Every count that sizes an allocation comes from the arguments: the
+ * number of cells (the arrays' length, at most MaxAllocSize / sizeof(int64)
+ * since the arrays themselves fit in memory), and R and C (the largest row
+ * and column index given).  table_check() accepts R and C only when
+ * (R + 1) * (C + 1), computed with overflow checks, is the number of
+ * cells, so every allocation below is at most a few times the arrays' own
+ * size and every index row * (C + 1) + col is below the number of cells.
+ */
+static void *
+palloc_array_checked(Size elem, Size n)
+{
+	Size		bytes = mul_size(elem, Max(n, 1));
+
+	if (!AllocSizeIsValid(bytes))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the table is too large"),
+				 errhint("A table has at most %zu cells.", (Size) MaxAllocSize / sizeof(int64))));
+	return palloc(bytes);
+}
+
+static void *
+palloc0_array_checked(Size elem, Size n)
+{
+	void	   *p = palloc_array_checked(elem, n);
+
+	memset(p, 0, mul_size(elem, Max(n, 1)));
+	return p;
+}
+
 static Graph *
 graph_new(int n)
 {
 	Graph	   *g = palloc0(sizeof(Graph));
 
 	g->n = n;
-	g->deg = palloc0(sizeof(int) * n);
-	g->cap_arcs = palloc0(sizeof(int) * n);
-	g->adj = palloc0(sizeof(Arc *) * n);
-	g->level = palloc(sizeof(int) * n);
-	g->iter = palloc(sizeof(int) * n);
-	g->queue = palloc(sizeof(int) * n);
+	g->deg = palloc0_array_checked(sizeof(int), n);
+	g->cap_arcs = palloc0_array_checked(sizeof(int), n);
+	g->adj = palloc0_array_checked(sizeof(Arc *), n);
+	g->level = palloc_array_checked(sizeof(int), n);
+	g->iter = palloc_array_checked(sizeof(int), n);
+	g->queue = palloc_array_checked(sizeof(int), n);
 	return g;
 }
 
@@ -99,9 +132,10 @@ push_arc(Graph *g, int u, Arc a)
 {
 	if (g->deg[u] == g->cap_arcs[u])
 	{
+		/* a node has at most two arcs per cell: no overflow below 2^30 cells */
 		g->cap_arcs[u] = Max(4, g->cap_arcs[u] * 2);
-		g->adj[u] = g->adj[u] ? repalloc(g->adj[u], sizeof(Arc) * g->cap_arcs[u])
-			: palloc(sizeof(Arc) * g->cap_arcs[u]);
+		g->adj[u] = g->adj[u] ? repalloc(g->adj[u], mul_size(sizeof(Arc), g->cap_arcs[u]))
+			: palloc_array_checked(sizeof(Arc), g->cap_arcs[u]);
 	}
 	g->adj[u][g->deg[u]++] = a;
 }
@@ -147,6 +181,8 @@ bfs(Graph *g, int s, int t, int skip)
 static int64
 dfs(Graph *g, int u, int t, int64 f, int skip)
 {
+	/* a path alternates rows and columns: as deep as 2 min(R, C) + 4 */
+	check_stack_depth();
 	if (u == t)
 		return f;
 	for (; g->iter[u] < g->deg[u]; g->iter[u]++)
@@ -244,7 +280,7 @@ save_caps(const Graph *g, int64 **saved)
 {
 	for (int u = 0; u < g->n; u++)
 	{
-		saved[u] = palloc(sizeof(int64) * Max(g->deg[u], 1));
+		saved[u] = palloc_array_checked(sizeof(int64), g->deg[u]);
 		for (int k = 0; k < g->deg[u]; k++)
 			saved[u][k] = g->adj[u][k].cap;
 	}
@@ -263,7 +299,7 @@ static void
 bounds(const Table *t, int64 *lo, int64 *hi)
 {
 	Graph	   *g = residual(t);
-	int64	  **saved = palloc(sizeof(int64 *) * g->n);
+	int64	  **saved = palloc_array_checked(sizeof(int64 *), g->n);
 
 	save_caps(g, saved);
 	for (int k = 0; k < t->ncells; k++)
@@ -291,8 +327,109 @@ bounds(const Table *t, int64 *lo, int64 *hi)
 			pfree(g->adj[u]);
 	}
 	pfree(saved);
+	/* table_suppress() calls this once per cell it adds: free it all */
+	pfree(g->deg);
+	pfree(g->cap_arcs);
+	pfree(g->adj);
+	pfree(g->level);
+	pfree(g->iter);
+	pfree(g->queue);
+	pfree(g);
 }
 
+static void
+not_a_table(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("not a whole table with margins"),
+			 errhint("Give each cell (row 0..R, column 0..C, row 0 and column 0 the totals) once, with a non-negative count.")));
+}
+
+/*
+ * table_check: is t (ncells, row, col, value, supp filled in) a whole
+ * table with margins?  Sets nrows and ncols.  Each index is checked before
+ * it is used and every size with overflow checks, so that no argument can
+ * make it (or bounds() and table_suppress() after it) read or write out of
+ * bounds.
+ */
+static void
+table_check(Table *t)
+{
+	bool	   *seen;
+	int32		cells;
+	int64	   *rs,
+			   *cs,
+			   *rt,
+			   *ct;
+
+	t->nrows = t->ncols = 0;
+	for (int k = 0; k < t->ncells; k++)
+	{
+		if (t->row[k] < 0 || t->col[k] < 0 || t->value[k] < 0 || t->value[k] >= INF_FLOW / 4)
+			not_a_table();
+		t->nrows = Max(t->nrows, t->row[k]);
+		t->ncols = Max(t->ncols, t->col[k]);
+	}
+	/* a whole table: each (row, col) once, rows 0..R, cols 0..C */
+	if (t->nrows < 1 || t->ncols < 1 ||
+		t->nrows == PG_INT32_MAX || t->ncols == PG_INT32_MAX ||
+		pg_mul_s32_overflow(t->nrows + 1, t->ncols + 1, &cells) ||
+		cells != t->ncells)
+		not_a_table();
+	seen = palloc0_array_checked(sizeof(bool), t->ncells);
+	for (int k = 0; k < t->ncells; k++)
+	{
+		/* row <= R and col <= C: idx < (R + 1) * (C + 1), no overflow */
+		int			idx = t->row[k] * (t->ncols + 1) + t->col[k];
+
+		if (seen[idx])
+			not_a_table();
+		seen[idx] = true;
+	}
+	pfree(seen);
+	/* and additive: every line sums to its total */
+	rs = palloc0_array_checked(sizeof(int64), (Size) t->nrows + 1);
+	cs = palloc0_array_checked(sizeof(int64), (Size) t->ncols + 1);
+	rt = palloc0_array_checked(sizeof(int64), (Size) t->nrows + 1);
+	ct = palloc0_array_checked(sizeof(int64), (Size) t->ncols + 1);
+	for (int k = 0; k < t->ncells; k++)
+	{
+		/* a sum past the largest count cannot equal its total */
+		if (t->col[k] > 0)
+		{
+			if (pg_add_s64_overflow(rs[t->row[k]], t->value[k], &rs[t->row[k]]))
+				rs[t->row[k]] = PG_INT64_MAX;
+		}
+		else
+			rt[t->row[k]] = t->value[k];
+		if (t->row[k] > 0)
+		{
+			if (pg_add_s64_overflow(cs[t->col[k]], t->value[k], &cs[t->col[k]]))
+				cs[t->col[k]] = PG_INT64_MAX;
+		}
+		else
+			ct[t->col[k]] = t->value[k];
+	}
+	for (int i = 0; i <= t->nrows; i++)
+		if (rs[i] != rt[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("row %d of the table does not add up to its total", i),
+					 errhint("Margins must be the sums of their cells (counts of rows, or of people each in one cell).")));
+	for (int j = 0; j <= t->ncols; j++)
+		if (cs[j] != ct[j])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("column %d of the table does not add up to its total", j),
+					 errhint("Margins must be the sums of their cells (counts of rows, or of people each in one cell).")));
+	pfree(rs);
+	pfree(cs);
+	pfree(rt);
+	pfree(ct);
+}
+
+/* the table of the four arrays (arguments 0 to 3), checked */
 static void
 table_from_args(FunctionCallInfo fcinfo, Table *t)
 {
@@ -303,98 +440,43 @@ table_from_args(FunctionCallInfo fcinfo, Table *t)
 	Datum	   *d;
 	bool	   *nulls;
 	int			n;
-	bool	   *seen;
 
 	deconstruct_array(ar, INT4OID, 4, true, TYPALIGN_INT, &d, &nulls, &n);
 	t->ncells = n;
-	t->row = palloc(sizeof(int32) * Max(n, 1));
-	t->col = palloc(sizeof(int32) * Max(n, 1));
-	t->value = palloc(sizeof(int64) * Max(n, 1));
-	t->supp = palloc(sizeof(bool) * Max(n, 1));
-	t->nrows = t->ncols = 0;
+	t->row = palloc_array_checked(sizeof(int32), n);
+	t->col = palloc_array_checked(sizeof(int32), n);
+	t->value = palloc_array_checked(sizeof(int64), n);
+	t->supp = palloc_array_checked(sizeof(bool), n);
 	for (int k = 0; k < n; k++)
 	{
 		if (nulls[k])
-			goto bad;
+			not_a_table();
 		t->row[k] = DatumGetInt32(d[k]);
-		t->nrows = Max(t->nrows, t->row[k]);
 	}
 	deconstruct_array(ac, INT4OID, 4, true, TYPALIGN_INT, &d, &nulls, &n);
 	if (n != t->ncells)
-		goto bad;
+		not_a_table();
 	for (int k = 0; k < n; k++)
 	{
 		if (nulls[k])
-			goto bad;
+			not_a_table();
 		t->col[k] = DatumGetInt32(d[k]);
-		t->ncols = Max(t->ncols, t->col[k]);
 	}
 	deconstruct_array(av, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &d, &nulls, &n);
 	if (n != t->ncells)
-		goto bad;
+		not_a_table();
 	for (int k = 0; k < n; k++)
 	{
-		if (nulls[k] || DatumGetInt64(d[k]) < 0 || DatumGetInt64(d[k]) >= INF_FLOW / 4)
-			goto bad;
+		if (nulls[k])
+			not_a_table();
 		t->value[k] = DatumGetInt64(d[k]);
 	}
 	deconstruct_array(as, BOOLOID, 1, true, TYPALIGN_CHAR, &d, &nulls, &n);
 	if (n != t->ncells)
-		goto bad;
+		not_a_table();
 	for (int k = 0; k < n; k++)
 		t->supp[k] = !nulls[k] && DatumGetBool(d[k]);
-	/* a whole table: each (row, col) once, rows 0..R, cols 0..C */
-	if (t->ncells != (t->nrows + 1) * (t->ncols + 1) || t->nrows < 1 || t->ncols < 1)
-		goto bad;
-	seen = palloc0(sizeof(bool) * t->ncells);
-	for (int k = 0; k < t->ncells; k++)
-	{
-		int			idx;
-
-		if (t->row[k] < 0 || t->col[k] < 0)
-			goto bad;
-		idx = t->row[k] * (t->ncols + 1) + t->col[k];
-		if (seen[idx])
-			goto bad;
-		seen[idx] = true;
-	}
-	/* and additive: every line sums to its total */
-	{
-		int64	   *rs = palloc0(sizeof(int64) * (t->nrows + 1));
-		int64	   *cs = palloc0(sizeof(int64) * (t->ncols + 1));
-		int64	   *rt = palloc0(sizeof(int64) * (t->nrows + 1));
-		int64	   *ct = palloc0(sizeof(int64) * (t->ncols + 1));
-
-		for (int k = 0; k < t->ncells; k++)
-		{
-			if (t->col[k] > 0)
-				rs[t->row[k]] += t->value[k];
-			else
-				rt[t->row[k]] = t->value[k];
-			if (t->row[k] > 0)
-				cs[t->col[k]] += t->value[k];
-			else
-				ct[t->col[k]] = t->value[k];
-		}
-		for (int i = 0; i <= t->nrows; i++)
-			if (rs[i] != rt[i])
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("row %d of the table does not add up to its total", i),
-						 errhint("Margins must be the sums of their cells (counts of rows, or of people each in one cell).")));
-		for (int j = 0; j <= t->ncols; j++)
-			if (cs[j] != ct[j])
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("column %d of the table does not add up to its total", j),
-						 errhint("Margins must be the sums of their cells (counts of rows, or of people each in one cell).")));
-	}
-	return;
-bad:
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("not a whole table with margins"),
-			 errhint("Give each cell (row 0..R, column 0..C, row 0 and column 0 the totals) once, with a non-negative count.")));
+	table_check(t);
 }
 
 /*
@@ -413,8 +495,8 @@ sdc_table_bounds(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	table_from_args(fcinfo, &t);
-	lo = palloc(sizeof(int64) * t.ncells);
-	hi = palloc(sizeof(int64) * t.ncells);
+	lo = palloc_array_checked(sizeof(int64), t.ncells);
+	hi = palloc_array_checked(sizeof(int64), t.ncells);
 	bounds(&t, lo, hi);
 	for (int k = 0; k < t.ncells; k++)
 	{
@@ -467,6 +549,72 @@ count_lines(const Table *t, int *rowsupp, int *colsupp)
 }
 
 /*
+ * table_suppress: suppress more cells of the checked table t (supp: the
+ * primary suppressions, on return all of them) until no suppressed cell's
+ * interval is narrower than min_width (at least 1).
+ */
+static void
+table_suppress(Table *t, int64 min_width)
+{
+	int		   *rowsupp = palloc_array_checked(sizeof(int), (Size) t->nrows + 1);
+	int		   *colsupp = palloc_array_checked(sizeof(int), (Size) t->ncols + 1);
+	int64	   *lo = palloc_array_checked(sizeof(int64), t->ncells);
+	int64	   *hi = palloc_array_checked(sizeof(int64), t->ncells);
+
+	Assert(min_width >= 1);
+	for (;;)
+	{
+		bool		changed = false;
+		int			narrow = -1;
+
+		/* each turn suppresses one more cell or ends: at most ncells turns */
+		CHECK_FOR_INTERRUPTS();
+		/* lone suppressed cells in a line first: cheap and always needed */
+		count_lines(t, rowsupp, colsupp);
+		for (int k = 0; k < t->ncells && !changed; k++)
+		{
+			int			add = -1;
+
+			if (!t->supp[k])
+				continue;
+			if (rowsupp[t->row[k]] == 1)
+				add = pick(t, rowsupp, colsupp, t->row[k], -1);
+			else if (colsupp[t->col[k]] == 1)
+				add = pick(t, rowsupp, colsupp, -1, t->col[k]);
+			if (add >= 0)
+			{
+				t->supp[add] = true;
+				changed = true;
+			}
+		}
+		if (changed)
+			continue;
+		/* then whatever the bounds still give away */
+		bounds(t, lo, hi);
+		for (int k = 0; k < t->ncells && narrow < 0; k++)
+			if (t->supp[k] && hi[k] >= 0 && hi[k] - lo[k] < min_width)
+				narrow = k;
+		if (narrow < 0)
+			break;
+		{
+			int			add = pick(t, rowsupp, colsupp, t->row[narrow], -1);
+
+			if (add < 0)
+				add = pick(t, rowsupp, colsupp, -1, t->col[narrow]);
+			if (add < 0)
+				add = pick(t, rowsupp, colsupp, -1, -1);
+			if (add < 0)
+				break;			/* everything suppressed */
+			t->supp[add] = true;
+		}
+	}
+	pfree(rowsupp);
+	pfree(colsupp);
+	pfree(lo);
+	pfree(hi);
+}
+
+/*
  * sdc_table_suppress(row int[], col int[], value bigint[], primary bool[],
  *					  min_width bigint) returns bool[]
  * the cells to suppress (primary and secondary) so that no suppressed
@@ -478,10 +626,6 @@ sdc_table_suppress(PG_FUNCTION_ARGS)
 {
 	Table		t;
 	int64		min_width = PG_GETARG_INT64(4);
-	int		   *rowsupp;
-	int		   *colsupp;
-	int64	   *lo,
-			   *hi;
 	Datum	   *out;
 
 	table_from_args(fcinfo, &t);
@@ -489,55 +633,8 @@ sdc_table_suppress(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the protection width must be at least 1")));
-	rowsupp = palloc(sizeof(int) * (t.nrows + 1));
-	colsupp = palloc(sizeof(int) * (t.ncols + 1));
-	lo = palloc(sizeof(int64) * t.ncells);
-	hi = palloc(sizeof(int64) * t.ncells);
-	for (;;)
-	{
-		bool		changed = false;
-		int			narrow = -1;
-
-		/* lone suppressed cells in a line first: cheap and always needed */
-		count_lines(&t, rowsupp, colsupp);
-		for (int k = 0; k < t.ncells && !changed; k++)
-		{
-			int			add = -1;
-
-			if (!t.supp[k])
-				continue;
-			if (rowsupp[t.row[k]] == 1)
-				add = pick(&t, rowsupp, colsupp, t.row[k], -1);
-			else if (colsupp[t.col[k]] == 1)
-				add = pick(&t, rowsupp, colsupp, -1, t.col[k]);
-			if (add >= 0)
-			{
-				t.supp[add] = true;
-				changed = true;
-			}
-		}
-		if (changed)
-			continue;
-		/* then whatever the bounds still give away */
-		bounds(&t, lo, hi);
-		for (int k = 0; k < t.ncells && narrow < 0; k++)
-			if (t.supp[k] && hi[k] >= 0 && hi[k] - lo[k] < min_width)
-				narrow = k;
-		if (narrow < 0)
-			break;
-		{
-			int			add = pick(&t, rowsupp, colsupp, t.row[narrow], -1);
-
-			if (add < 0)
-				add = pick(&t, rowsupp, colsupp, -1, t.col[narrow]);
-			if (add < 0)
-				add = pick(&t, rowsupp, colsupp, -1, -1);
-			if (add < 0)
-				break;			/* everything suppressed */
-			t.supp[add] = true;
-		}
-	}
-	out = palloc(sizeof(Datum) * t.ncells);
+	table_suppress(&t, min_width);
+	out = palloc_array_checked(sizeof(Datum), t.ncells);
 	for (int k = 0; k < t.ncells; k++)
 		out[k] = BoolGetDatum(t.supp[k]);
 	PG_RETURN_ARRAYTYPE_P(construct_array(out, t.ncells, BOOLOID, 1, true, TYPALIGN_CHAR));

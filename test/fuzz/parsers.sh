@@ -4,8 +4,12 @@
 # (test/fuzz/fuzz_*.c, seed corpus in test/fuzz/corpus/): the NHS number's
 # text and binary input, the pseudonym's text input and token codec,
 # postcode, date-of-birth and sex parsing, the linkage string comparators,
-# and the text and binary input of the disclosure-control states
-# person_set and person_values.  `make test` gives each 5
+# the text and binary input of the disclosure-control states
+# person_set and person_values, and the C functions that take arrays and
+# sizes: tables with margins (checks, bounds, secondary suppression) and the
+# Fellegi-Sunter model (link_em, link_pattern_weights, link_weight).
+# The SQL-level fuzzer (sql_calls.sh) calls them all through the server
+# as every role.  `make test` gives each 5
 # seconds; `make fuzz` longer.  Passes when no target crashed, leaked or
 # broke its invariant.  Prints TAP.
 set -uo pipefail

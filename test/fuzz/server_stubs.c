@@ -336,6 +336,31 @@ j2date(int jd, int *year, int *month, int *day)
 	*month = (quad + 10) % 12 + 1;
 }
 
+/*
+ * Sizes and interrupts, for table.c: mul_size as storage/ipc/shmem.c's
+ * (overflow is an ERROR), no pending interrupt, and a stack that libFuzzer
+ * and AddressSanitizer watch themselves.
+ */
+size_t		mul_size(size_t s1, size_t s2);
+size_t
+mul_size(size_t s1, size_t s2)
+{
+	size_t		result;
+
+	if (s1 == 0 || s2 == 0)
+		return 0;
+	result = s1 * s2;
+	if (result / s2 != s1)
+		insufficient_data();	/* an ERROR, as out-of-range sizes are */
+	return result;
+}
+volatile int InterruptPending = 0;
+void		check_stack_depth(void);
+void
+check_stack_depth(void)
+{
+}
+
 /* SPI's variables, which policy.c names but the targets never reach */
 unsigned long SPI_processed;
 void	   *SPI_tuptable;
@@ -346,6 +371,7 @@ STUB(AggCheckCallContext)
 STUB(AggGetAggref)
 STUB(appendStringInfo)
 STUB(citus_nested_begin)
+STUB(construct_array)
 STUB(citus_nested_end)
 STUB(cstring_to_text)
 STUB(cstring_to_text_with_len)
@@ -358,6 +384,7 @@ STUB(get_typlenbyvalalign)
 STUB(GUC_check_errdetail_string)
 STUB(hash_bytes)
 STUB(hash_bytes_extended)
+STUB(InitMaterializedSRF)
 STUB(initStringInfo)
 STUB(keys_generation)
 STUB(keys_lookup_domain)
@@ -378,6 +405,7 @@ STUB(pq_sendbytes)
 STUB(pq_sendfloat8)
 STUB(pq_sendstring)
 STUB(pre_format_elog_string)
+STUB(ProcessInterrupts)
 STUB(psprintf)
 STUB(sex_lookup)
 STUB(SPI_connect)
@@ -387,3 +415,4 @@ STUB(SPI_getbinval)
 STUB(SPI_getvalue)
 STUB(SPI_result_code_string)
 STUB(text_to_cstring)
+STUB(tuplestore_putvalues)
