@@ -85,7 +85,7 @@ SQL_SRC = \
 	src/citus.sql
 
 # concurrency: isolation specs (specs/), run by make installcheck after REGRESS
-ISOLATION = objection_concurrency
+ISOLATION = objection_concurrency objection_recheck
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 # released install scripts and their control files (releases/), never edited,

@@ -50,6 +50,7 @@
 #include "utils/timestamp.h"
 
 #include "blocked_set.h"
+#include "filter_plan.h"
 #include "nhs_number.h"
 #include "objection.h"
 #include "register_probe.h"
@@ -240,7 +241,7 @@ is_protected_column(Oid relid, AttrNumber attno)
 	return found;
 }
 
-void
+bool
 permitted_bind_column(FmgrInfo *flinfo, Oid relid, AttrNumber attno)
 {
 	PermittedCache *c = permitted_cache(flinfo);
@@ -248,6 +249,7 @@ permitted_bind_column(FmgrInfo *flinfo, Oid relid, AttrNumber attno)
 	/* a subplan the plan walk and the subplan list both reach: once */
 	if (!c->bound && is_protected_column(relid, attno))
 		c->bound = true;
+	return c->bound;
 }
 
 /* may the current role ask about numbers of its choosing? */
@@ -395,9 +397,19 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 		!PG_ARGISNULL(1) && !PG_ARGISNULL(0))
 		PG_RETURN_BOOL(answer(c, PG_GETARG_NHS_NUMBER(0), own_rows));
 
-	/* numbers of the caller's choosing: for the register's own admins only */
+	/*
+	 * Numbers of the caller's choosing: for the register's own admins only.
+	 * A call site filter_plan.c could not bind when the plan started may be
+	 * EvalPlanQual's second copy of a bound one (a concurrent UPDATE,
+	 * DELETE or SELECT ... FOR UPDATE rechecking a row): the same plan node.
+	 */
 	if ((c == NULL || !c->bound) && !may_ask_freely())
-		refuse_unbound(own_rows);
+	{
+		if (!filter_plan_bound_call(fcinfo->flinfo->fn_expr))
+			refuse_unbound(own_rows);
+		c = permitted_cache(fcinfo->flinfo);
+		c->bound = true;
+	}
 
 	if (PG_ARGISNULL(1) || (PG_NARGS() > 2 && PG_ARGISNULL(2)))
 		ereport(ERROR,
