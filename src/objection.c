@@ -87,6 +87,7 @@ typedef struct PermittedCache
 	const NhsSet *members;		/* set->members */
 
 	BlockedSet *set;
+	Oid			reg;			/* the register's identity (blocked_set.h) */
 	int64		version;
 	TimestampTz at;
 	bool		const_args;		/* purpose and dataset are constants of the plan */
@@ -501,12 +502,12 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 		c = permitted_cache(fcinfo->flinfo);
 		if (!c->version_read)
 		{
-			c->version = blocked_set_register_version();
+			c->version = blocked_set_register_version(&c->reg);
 			c->version_read = true;
 			c->const_args = const_arg(fcinfo->flinfo, 1) &&
 				(PG_NARGS() == 2 || const_arg(fcinfo->flinfo, 3));
 		}
-		c->set = blocked_set_find(c->version, p, d, at);
+		c->set = blocked_set_find(c->reg, c->version, p, d, at);
 		c->at = at;
 		strlcpy(c->purpose, p, sizeof(c->purpose));
 		old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
@@ -603,6 +604,8 @@ permitted_prepare_parallel(FmgrInfo *flinfo)
 	TimestampTz at = GetCurrentTransactionStartTimestamp();
 	BlockedSet *s;
 	ParallelSetKey key;
+	Oid			reg;
+	int64		version;
 
 	if (f == NULL || !IsA(f, FuncExpr) || !ActiveSnapshotSet())
 		return;
@@ -627,7 +630,9 @@ permitted_prepare_parallel(FmgrInfo *flinfo)
 	if (strlen(purpose) >= PURPOSE_MAX)
 		return;
 
-	s = blocked_set_find(blocked_set_register_version(), purpose, dataset, at);
+	version = blocked_set_register_version(&reg);
+	s = blocked_set_find(reg, version, purpose, dataset, at);
+	key.reg = s->reg;
 	key.version = s->version;
 	key.purpose = s->purpose;
 	key.dataset = s->dataset;
