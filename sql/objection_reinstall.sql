@@ -3,7 +3,9 @@
 -- when the extension is dropped and created again, so a backend connected
 -- across a re-install must not take a set of the old register for the new
 -- one: not its own sets, not the shared registry's (preloaded), not the
--- sets a parallel leader hands its workers.  All in one session.
+-- sets a parallel leader hands its workers.  Nor its cached domain keys,
+-- by name and key version (flushed when the key catalog goes).  All in
+-- one session.
 CREATE EXTENSION caredata;
 DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'regress_reinstall_reader') THEN
@@ -65,5 +67,18 @@ COMMIT;
 RESET parallel_leader_participation;
 
 DROP TABLE episode;
+DROP EXTENSION caredata;
+
+-- the keyed contexts a backend caches, by domain name and key version:
+-- after a re-install the domain's version 1 is the current one again
+CREATE EXTENSION caredata;
+SELECT caredata.create_domain('regress_reinstall', 'research') IS NOT NULL AS created;
+SELECT caredata.pseudonymise('943 476 5919'::caredata.nhs_number, 'regress_reinstall')::text AS first_key \gset
+SELECT caredata.rotate_domain('regress_reinstall') IS NOT NULL AS rotated;
+SELECT caredata.pseudonymise('943 476 5919'::caredata.nhs_number, 'regress_reinstall')::text <> :'first_key' AS rotated_key_differs;
+DROP EXTENSION caredata;
+CREATE EXTENSION caredata;
+SELECT caredata.create_domain('regress_reinstall', 'research') IS NOT NULL AS created;
+SELECT caredata.pseudonymise('943 476 5919'::caredata.nhs_number, 'regress_reinstall')::text = :'first_key' AS first_key_again;
 DROP EXTENSION caredata;
 DROP ROLE regress_reinstall_reader;
