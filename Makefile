@@ -86,14 +86,14 @@ SQL_SRC = \
 	src/citus.sql
 
 # concurrency: isolation specs (specs/), run by make installcheck after REGRESS
-ISOLATION = objection_concurrency
+ISOLATION = objection_concurrency objection_recheck
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 # released install scripts and their control files (releases/), never edited,
 # and one update script per release step (upgrade/)
 DATA = $(wildcard releases/$(EXTENSION)--*.sql releases/$(EXTENSION)--*.control upgrade/$(EXTENSION)--*--*.sql)
 
-REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_lookahead objection_parallel objection_hardening citus_single_node linkage linkage_run linkage_quickstart sdc sdc_table sdc_quickstart variation variation_quickstart publication publication_quickstart reidentify user_guide audit hostile_search_path
+REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_lookahead objection_parallel objection_hardening objection_reinstall citus_single_node linkage linkage_run linkage_quickstart sdc sdc_table sdc_quickstart variation variation_quickstart publication publication_quickstart reidentify user_guide audit hostile_search_path
 
 PG_CONFIG ?= pg_config
 # warnings as PostgreSQL builds extensions (-Wno-unused-parameter: the server

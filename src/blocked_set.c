@@ -3,12 +3,12 @@
  * blocked_set.c
  *		The sets of blocked NHS numbers a backend keeps for permitted().
  *
- * For one (register version, purpose, dataset) the blocked NHS numbers at a
- * time t are the same for every t in an interval [lo, hi) bounded by the
+ * For one (register, version, purpose, dataset) the blocked NHS numbers at
+ * a time t are the same for every t in an interval [lo, hi) bounded by the
  * nearest effective/withdrawal/exemption times around t.  A backend keeps a
  * few such sets (nhs_set.h) and reuses them for every query while the
- * register version its snapshot sees is unchanged and t stays in the
- * interval.  A set comes from a parallel leader (parallel_set.c), from
+ * register and version its snapshot sees are unchanged and t stays in the
+ * interval (the register's identity: blocked_set.h).  A set comes from a parallel leader (parallel_set.c), from
  * another backend through shared memory (shared_set.c), or is built here
  * by running caredata.blocked_nhs_numbers() as the register's owner, then
  * offered to the others.  Sets evicted while a query may still hold them
@@ -28,6 +28,7 @@
 #include "executor/spi.h"
 #include "nodes/params.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -132,7 +133,7 @@ collect_noop(DestReceiver *self)
  * active snapshot, by running caredata.blocked_nhs_numbers().
  */
 static BlockedSet *
-build_set(int64 version, const char *purpose, const char *dataset, TimestampTz at)
+build_set(Oid reg, int64 version, const char *purpose, const char *dataset, TimestampTz at)
 {
 	/* under the caller's context until it is complete: an error frees it */
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
@@ -148,15 +149,16 @@ build_set(int64 version, const char *purpose, const char *dataset, TimestampTz a
 	KeyCollector collector;
 
 	s->cxt = cxt;
+	s->reg = reg;
 	s->version = version;
 	strlcpy(s->purpose, purpose, sizeof(s->purpose));
 	s->dataset = dataset ? MemoryContextStrdup(cxt, dataset) : NULL;
 
 	/* a parallel worker takes its leader's copy when there is one */
-	s->members = parallel_set_import(cxt, version, purpose, dataset, at, &s->lo, &s->hi);
+	s->members = parallel_set_import(cxt, reg, version, purpose, dataset, at, &s->lo, &s->hi);
 	/* any backend, the one another backend published (shared_set.c) */
 	if (s->members == NULL)
-		s->members = shared_set_find(cxt, version, purpose, dataset, at, &s->lo, &s->hi);
+		s->members = shared_set_find(cxt, reg, version, purpose, dataset, at, &s->lo, &s->hi);
 	if (s->members != NULL)
 	{
 		MemoryContextSetParent(cxt, TopMemoryContext);
@@ -232,6 +234,7 @@ build_set(int64 version, const char *purpose, const char *dataset, TimestampTz a
 	{
 		ParallelSetKey key;
 
+		key.reg = s->reg;
 		key.version = s->version;
 		key.purpose = s->purpose;
 		key.dataset = s->dataset;
@@ -243,34 +246,44 @@ build_set(int64 version, const char *purpose, const char *dataset, TimestampTz a
 	return s;
 }
 
+/* the version, and the table's OID (the register's identity) in *reg */
 static int64
-register_version_internal(void)
+register_version_internal(Oid *reg)
 {
 	bool		isnull;
 	int64		v;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT version FROM caredata.register_version", true, 1) != SPI_OK_SELECT ||
+	if (SPI_execute("SELECT version, tableoid FROM caredata.register_version", true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "caredata.register_version must hold one row");
 	v = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*reg = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	SPI_finish();
 	return v;
 }
 
 
 int64
-blocked_set_register_version(void)
+blocked_set_register_version(Oid *reg)
 {
 	int64		v = 0;
 
-	AS_REGISTER_OWNER(v = register_version_internal());
+	AS_REGISTER_OWNER(v = register_version_internal(reg));
 	return v;
 }
 
+Oid
+objection_register_identity(void)
+{
+	Oid			nsp = get_namespace_oid("caredata", true);
+
+	return OidIsValid(nsp) ? get_relname_relid("register_version", nsp) : InvalidOid;
+}
+
 BlockedSet *
-blocked_set_find(int64 version, const char *purpose, const char *dataset, TimestampTz at)
+blocked_set_find(Oid reg, int64 version, const char *purpose, const char *dataset, TimestampTz at)
 {
 	int			victim = 0;
 
@@ -283,7 +296,7 @@ blocked_set_find(int64 version, const char *purpose, const char *dataset, Timest
 			victim = i;
 			continue;
 		}
-		if (s->version == version && strcmp(s->purpose, purpose) == 0 &&
+		if (s->reg == reg && s->version == version && strcmp(s->purpose, purpose) == 0 &&
 			((s->dataset == NULL && dataset == NULL) ||
 			 (s->dataset && dataset && strcmp(s->dataset, dataset) == 0)) &&
 			at >= s->lo && at < s->hi)
@@ -298,7 +311,7 @@ blocked_set_find(int64 version, const char *purpose, const char *dataset, Timest
 	{
 		BlockedSet *s = NULL;
 
-		AS_REGISTER_OWNER(s = build_set(version, purpose, dataset, at));
+		AS_REGISTER_OWNER(s = build_set(reg, version, purpose, dataset, at));
 		if (sets[victim] != NULL)
 		{
 			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);

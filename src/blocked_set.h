@@ -18,10 +18,22 @@
 #include "objection.h"
 #include "search_path.h"
 
+/*
+ * Which register a set answers for.  The register's version counts from 1
+ * again when the extension is dropped and created again, so every cache of
+ * sets (this backend's, the shared registry, a parallel leader's hand-over)
+ * keys a set by the register's identity as well: the OID of the
+ * installation's caredata.register_version table.  A re-installed
+ * extension's table has another OID (an OID comes back only after the
+ * server's OID counter wraps around, 2^32 OIDs later, and then the version
+ * must match too).
+ */
+
 /* a set of blocked NHS numbers valid for one key and time interval */
 typedef struct BlockedSet
 {
-	int64		version;		/* register version it was built from */
+	Oid			reg;			/* register it was built from (its identity) */
+	int64		version;		/* ... and version */
 	char		purpose[PURPOSE_MAX];
 	char	   *dataset;		/* NULL: none */
 	TimestampTz lo;				/* valid for lo <= at < hi */
@@ -31,11 +43,17 @@ typedef struct BlockedSet
 	MemoryContext cxt;
 } BlockedSet;
 
-/* the set for (purpose, dataset) at time at, from the register at version */
-extern BlockedSet *blocked_set_find(int64 version, const char *purpose, const char *dataset, TimestampTz at);
+/* the set for (purpose, dataset) at time at, from register reg at version */
+extern BlockedSet *blocked_set_find(Oid reg, int64 version, const char *purpose, const char *dataset, TimestampTz at);
 
-/* the register's version, as its owner reads it under the active snapshot */
-extern int64 blocked_set_register_version(void);
+/*
+ * The register's version, and its identity in *reg, as its owner reads
+ * them under the active snapshot
+ */
+extern int64 blocked_set_register_version(Oid *reg);
+
+/* the register's identity, from the catalogs (InvalidOid: not installed) */
+extern Oid	objection_register_identity(void);
 
 /* the role the register is read as: the owner of schema caredata */
 extern Oid	objection_register_owner(void);

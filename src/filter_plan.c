@@ -20,6 +20,17 @@
  * policy) is refused.  Subplans the plan tree walk does not reach (a
  * CTE's, say) are bound only.
  *
+ * A concurrent UPDATE, DELETE or SELECT ... FOR UPDATE/SHARE at READ
+ * COMMITTED rechecks the newest version of a row it waited for
+ * (EvalPlanQual): the executor initialises the plan's scans a second time,
+ * in an executor state of its own, with no hook to bind them.  So the
+ * plan nodes of the calls bound here (their FuncExpr) are kept while the
+ * query runs (until its executor memory goes), and a call from one of them
+ * is the same call site, in the same scan of the same relation, and is
+ * bound when it first runs (filter_plan_bound_call(), from objection.c).
+ * No other call is: a node of another plan, or one this query did not
+ * bind, is not in the list.
+ *
  * src/filter_plan.c
  *
  *-------------------------------------------------------------------------
@@ -30,6 +41,7 @@
 #include "catalog/pg_class.h"
 #include "executor/execExpr.h"
 #include "executor/executor.h"
+#include "lib/ilist.h"
 #include "nodes/nodeFuncs.h"
 #include "rewrite/rowsecurity.h"
 #include "utils/lsyscache.h"
@@ -39,6 +51,68 @@
 #include "filter_plan.h"
 #include "objection.h"
 #include "scan_lookahead.h"
+
+/*
+ * The filter calls bound in one running plan, by their plan nodes, kept in
+ * its executor memory and unlinked when that memory goes (the query's end,
+ * or its abort).
+ */
+typedef struct BoundPlan
+{
+	dlist_node	node;
+	List	   *calls;			/* FuncExpr nodes of the plan, bound */
+	MemoryContext cxt;			/* the query's executor memory */
+	MemoryContextCallback forget;
+} BoundPlan;
+
+static dlist_head bound_plans = DLIST_STATIC_INIT(bound_plans);
+
+static void
+forget_bound_plan(void *arg)
+{
+	dlist_delete(&((BoundPlan *) arg)->node);
+}
+
+/* note that a call of this query's plan is bound */
+static void
+remember_bound_call(EState *estate, BoundPlan **bp, Node *call)
+{
+	MemoryContext old;
+
+	if (*bp == NULL)
+	{
+		*bp = MemoryContextAllocZero(estate->es_query_cxt, sizeof(BoundPlan));
+		(*bp)->cxt = estate->es_query_cxt;
+		(*bp)->forget.func = forget_bound_plan;
+		(*bp)->forget.arg = *bp;
+		MemoryContextRegisterResetCallback(estate->es_query_cxt, &(*bp)->forget);
+		dlist_push_head(&bound_plans, &(*bp)->node);
+	}
+	old = MemoryContextSwitchTo((*bp)->cxt);
+	(*bp)->calls = list_append_unique_ptr((*bp)->calls, call);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Is call (an FmgrInfo's fn_expr) the plan node of a filter call a running
+ * plan has bound?  For EvalPlanQual's second copy of a plan's scans.
+ */
+bool
+filter_plan_bound_call(const Node *call)
+{
+	dlist_iter	iter;
+
+	if (call == NULL)
+		return false;
+	dlist_foreach(iter, &bound_plans)
+	{
+		BoundPlan  *bp = dlist_container(BoundPlan, node, iter.cur);
+
+		if (list_member_ptr(bp->calls, call))
+			return true;
+	}
+	return false;
+}
 
 /* is op a call of permitted() or row_permitted()? */
 static bool
@@ -55,8 +129,9 @@ is_permitted_step(ExprState *state, ExprEvalStep *op)
  * A permitted() step in a scan's quals whose first argument is a column of
  * the scanned table (a Var of the scan, or of an index-only scan's index):
  * tell objection.c which column, which answers only for protected ones.
+ * True when the call is bound.
  */
-static void
+static bool
 bind_to_scan(PlanState *ps, ExprEvalStep *op)
 {
 	FuncExpr   *fexpr = (FuncExpr *) op->d.func.finfo->fn_expr;
@@ -67,14 +142,14 @@ bind_to_scan(PlanState *ps, ExprEvalStep *op)
 	if (!IsA(ps->plan, SeqScan) && !IsA(ps->plan, IndexScan) && !IsA(ps->plan, IndexOnlyScan) &&
 		!IsA(ps->plan, BitmapHeapScan) && !IsA(ps->plan, TidScan) && !IsA(ps->plan, TidRangeScan) &&
 		!IsA(ps->plan, SampleScan))
-		return;
+		return false;
 	rel = ((ScanState *) ps)->ss_currentRelation;
 	if (rel == NULL || fexpr == NULL || !IsA(fexpr, FuncExpr) || fexpr->args == NIL ||
 		!IsA(linitial(fexpr->args), Var))
-		return;
+		return false;
 	var = (Var *) linitial(fexpr->args);
 	if (var->varlevelsup != 0)
-		return;
+		return false;
 	if (IsA(ps->plan, IndexOnlyScan))
 	{
 		/* the quals read the index tuple: map its column to the table's */
@@ -82,16 +157,16 @@ bind_to_scan(PlanState *ps, ExprEvalStep *op)
 
 		if (var->varno != INDEX_VAR || index == NULL || var->varattno <= 0 ||
 			var->varattno > index->rd_index->indnatts)
-			return;
+			return false;
 		attno = index->rd_index->indkey.values[var->varattno - 1];
 	}
 	else
 	{
 		if ((Index) var->varno != ((Scan *) ps->plan)->scanrelid)
-			return;
+			return false;
 		attno = var->varattno;
 	}
-	permitted_bind_column(op->d.func.finfo, RelationGetRelid(rel), attno);
+	return permitted_bind_column(op->d.func.finfo, RelationGetRelid(rel), attno);
 }
 
 /*
@@ -133,10 +208,18 @@ bind_modify_table(ModifyTableState *mt)
 	}
 }
 
+typedef struct PrepareContext
+{
+	bool		parallel;		/* the plan runs parallel workers */
+	EState	   *estate;			/* the query's */
+	BoundPlan  *bound;			/* its bound calls, once there is one */
+} PrepareContext;
+
 /* bind every permitted() step of a plan's scans, and nothing else */
 static bool
 bind_walker(PlanState *ps, void *context)
 {
+	PrepareContext *pc = (PrepareContext *) context;
 	ExprState  *qual;
 
 	if (ps == NULL)
@@ -144,18 +227,13 @@ bind_walker(PlanState *ps, void *context)
 	qual = ps->qual;
 	for (int i = 0; qual != NULL && i < qual->steps_len; i++)
 	{
-		if (is_permitted_step(qual, &qual->steps[i]))
-			bind_to_scan(ps, &qual->steps[i]);
+		if (is_permitted_step(qual, &qual->steps[i]) && bind_to_scan(ps, &qual->steps[i]))
+			remember_bound_call(pc->estate, &pc->bound, qual->steps[i].d.func.finfo->fn_expr);
 	}
 	if (IsA(ps, ModifyTableState))
 		bind_modify_table((ModifyTableState *) ps);
 	return planstate_tree_walker(ps, bind_walker, context);
 }
-
-typedef struct PrepareContext
-{
-	bool		parallel;		/* the plan runs parallel workers */
-} PrepareContext;
 
 /* every permitted() call in a plan node's quals */
 static bool
@@ -173,7 +251,8 @@ prepare_walker(PlanState *ps, void *context)
 
 		if (!is_permitted_step(qual, op))
 			continue;
-		bind_to_scan(ps, op);
+		if (bind_to_scan(ps, op))
+			remember_bound_call(pc->estate, &pc->bound, op->d.func.finfo->fn_expr);
 		if (IsA(ps, SeqScanState))
 			scan_lookahead_attach((ScanState *) ps, op->d.func.finfo);
 		if (pc->parallel && !IsParallelWorker())
@@ -283,9 +362,11 @@ filter_plan_prepare(QueryDesc *queryDesc)
 
 	refuse_weakened_filter(queryDesc);
 	pc.parallel = queryDesc->plannedstmt->parallelModeNeeded;
+	pc.estate = queryDesc->estate;
+	pc.bound = NULL;
 	prepare_walker(queryDesc->planstate, &pc);
 	/* subplans the tree walk does not reach (a CTE's, say): bind only */
 	foreach(lc, queryDesc->estate->es_subplanstates)
-		bind_walker((PlanState *) lfirst(lc), NULL);
+		bind_walker((PlanState *) lfirst(lc), &pc);
 }
 

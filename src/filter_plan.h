@@ -15,4 +15,7 @@
 /* after ExecutorStart: bind, read ahead and hand over each filter call */
 extern void filter_plan_prepare(QueryDesc *queryDesc);
 
+/* a filter call's plan node that a running plan has bound (EvalPlanQual) */
+extern bool filter_plan_bound_call(const Node *call);
+
 #endif							/* CAREDATA_FILTER_PLAN_H */

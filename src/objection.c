@@ -50,6 +50,7 @@
 #include "utils/timestamp.h"
 
 #include "blocked_set.h"
+#include "filter_plan.h"
 #include "nhs_number.h"
 #include "objection.h"
 #include "register_probe.h"
@@ -87,6 +88,7 @@ typedef struct PermittedCache
 	const NhsSet *members;		/* set->members */
 
 	BlockedSet *set;
+	Oid			reg;			/* the register's identity (blocked_set.h) */
 	int64		version;
 	TimestampTz at;
 	bool		const_args;		/* purpose and dataset are constants of the plan */
@@ -241,7 +243,7 @@ is_protected_column(Oid relid, AttrNumber attno)
 	return found;
 }
 
-void
+bool
 permitted_bind_column(FmgrInfo *flinfo, Oid relid, AttrNumber attno)
 {
 	PermittedCache *c = permitted_cache(flinfo);
@@ -249,6 +251,7 @@ permitted_bind_column(FmgrInfo *flinfo, Oid relid, AttrNumber attno)
 	/* a subplan the plan walk and the subplan list both reach: once */
 	if (!c->bound && is_protected_column(relid, attno))
 		c->bound = true;
+	return c->bound;
 }
 
 /* may the current role ask about numbers of its choosing? */
@@ -396,9 +399,19 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 		!PG_ARGISNULL(1) && !PG_ARGISNULL(0))
 		PG_RETURN_BOOL(answer(c, PG_GETARG_NHS_NUMBER(0), own_rows));
 
-	/* numbers of the caller's choosing: for the register's own admins only */
+	/*
+	 * Numbers of the caller's choosing: for the register's own admins only.
+	 * A call site filter_plan.c could not bind when the plan started may be
+	 * EvalPlanQual's second copy of a bound one (a concurrent UPDATE,
+	 * DELETE or SELECT ... FOR UPDATE rechecking a row): the same plan node.
+	 */
 	if ((c == NULL || !c->bound) && !may_ask_freely())
-		refuse_unbound(own_rows);
+	{
+		if (!filter_plan_bound_call(fcinfo->flinfo->fn_expr))
+			refuse_unbound(own_rows);
+		c = permitted_cache(fcinfo->flinfo);
+		c->bound = true;
+	}
 
 	if (PG_ARGISNULL(1) || (PG_NARGS() > 2 && PG_ARGISNULL(2)))
 		ereport(ERROR,
@@ -490,12 +503,12 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 		c = permitted_cache(fcinfo->flinfo);
 		if (!c->version_read)
 		{
-			c->version = blocked_set_register_version();
+			c->version = blocked_set_register_version(&c->reg);
 			c->version_read = true;
 			c->const_args = const_arg(fcinfo->flinfo, 1) &&
 				(PG_NARGS() == 2 || const_arg(fcinfo->flinfo, 3));
 		}
-		c->set = blocked_set_find(c->version, p, d, at);
+		c->set = blocked_set_find(c->reg, c->version, p, d, at);
 		c->at = at;
 		strlcpy(c->purpose, p, sizeof(c->purpose));
 		old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
@@ -594,6 +607,8 @@ permitted_prepare_parallel(FmgrInfo *flinfo)
 	TimestampTz at = GetCurrentTransactionStartTimestamp();
 	BlockedSet *s;
 	ParallelSetKey key;
+	Oid			reg;
+	int64		version;
 
 	if (f == NULL || !IsA(f, FuncExpr) || !ActiveSnapshotSet())
 		return;
@@ -618,7 +633,9 @@ permitted_prepare_parallel(FmgrInfo *flinfo)
 	if (strlen(purpose) >= PURPOSE_MAX)
 		return;
 
-	s = blocked_set_find(blocked_set_register_version(), purpose, dataset, at);
+	version = blocked_set_register_version(&reg);
+	s = blocked_set_find(reg, version, purpose, dataset, at);
+	key.reg = s->reg;
 	key.version = s->version;
 	key.purpose = s->purpose;
 	key.dataset = s->dataset;

@@ -37,6 +37,6 @@ objection_filter_fmgr(const FmgrInfo *finfo)
 
 extern ScanLookahead *permitted_lookahead(FmgrInfo *flinfo);
 extern void permitted_prepare_parallel(FmgrInfo *flinfo);
-extern void permitted_bind_column(FmgrInfo *flinfo, Oid relid, AttrNumber attno);
+extern bool permitted_bind_column(FmgrInfo *flinfo, Oid relid, AttrNumber attno);
 
 #endif							/* CAREDATA_OBJECTION_H */

@@ -15,8 +15,9 @@
  * setting caredata.parallel_sets, which PostgreSQL passes to every worker
  * with the rest of the leader's settings.  A worker that needs a set first
  * looks there, and uses a segment only if it was built from the same
- * register version, purpose and dataset for an interval holding the time
- * asked about; otherwise it builds its own, as any backend does.
+ * register (installation and version), purpose and dataset for an interval
+ * holding the time asked about; otherwise it builds its own, as any
+ * backend does.
  *
  * The segments live until the leader's transaction ends (a transaction
  * callback detaches them), and the setting is transaction-local.  Only
@@ -117,6 +118,7 @@ stored_key_set(StoredSetKey *dst, const ParallelSetKey *key)
 		(key->dataset != NULL && strlen(key->dataset) >= SET_KEY_TEXT_MAX))
 		return false;
 	memset(dst, 0, sizeof(StoredSetKey));
+	dst->reg = key->reg;
 	dst->version = key->version;
 	strlcpy(dst->purpose, key->purpose, SET_KEY_TEXT_MAX);
 	dst->has_dataset = key->dataset != NULL;
@@ -127,11 +129,14 @@ stored_key_set(StoredSetKey *dst, const ParallelSetKey *key)
 	return true;
 }
 
-/* does a stored key answer for this register version, purpose and dataset? */
+/*
+ * Does a stored key answer for this register (installation and version),
+ * purpose and dataset?
+ */
 bool
-stored_key_names(const StoredSetKey *k, int64 version, const char *purpose, const char *dataset)
+stored_key_names(const StoredSetKey *k, Oid reg, int64 version, const char *purpose, const char *dataset)
 {
-	return k->version == version && strcmp(k->purpose, purpose) == 0 &&
+	return k->reg == reg && k->version == version && strcmp(k->purpose, purpose) == 0 &&
 		(dataset == NULL ? !k->has_dataset : (k->has_dataset && strcmp(k->dataset, dataset) == 0));
 }
 
@@ -187,17 +192,17 @@ set_segment_create(const ParallelSetKey *key, const NhsSet *set)
 
 /*
  * The set a segment holds, mapped read-only in place (allocated in cxt:
- * only the NhsSet header), if it answers for this version, purpose,
- * dataset and time; else NULL.
+ * only the NhsSet header), if it answers for this register and version,
+ * purpose, dataset and time; else NULL.
  */
 NhsSet *
-set_segment_read(dsm_segment *seg, MemoryContext cxt, int64 version, const char *purpose,
+set_segment_read(dsm_segment *seg, MemoryContext cxt, Oid reg, int64 version, const char *purpose,
 				 const char *dataset, TimestampTz at, TimestampTz *lo, TimestampTz *hi)
 {
 	SharedSetHeader *h = segment_header(seg);
 	NhsSet	   *s;
 
-	if (h == NULL || !stored_key_names(&h->key, version, purpose, dataset) || at < h->key.lo || at >= h->key.hi)
+	if (h == NULL || !stored_key_names(&h->key, reg, version, purpose, dataset) || at < h->key.lo || at >= h->key.hi)
 		return NULL;
 	s = MemoryContextAllocZero(cxt, sizeof(NhsSet));
 	s->nkeys = h->nkeys;
@@ -239,7 +244,7 @@ parallel_set_export(const ParallelSetKey *key, const NhsSet *set)
 	{
 		SharedSetHeader *e = lfirst(lc);
 
-		if (stored_key_names(&e->key, key->version, key->purpose, key->dataset) &&
+		if (stored_key_names(&e->key, key->reg, key->version, key->purpose, key->dataset) &&
 			e->key.lo == key->lo && e->key.hi == key->hi)
 		{
 			/* name it again: a function's SET clause may have reset the setting */
@@ -265,12 +270,12 @@ parallel_set_export(const ParallelSetKey *key, const NhsSet *set)
 }
 
 /*
- * In a parallel worker: the leader's set for this version, purpose,
- * dataset and time, mapped read-only in place (allocated in cxt: only the
+ * In a parallel worker: the leader's set for this register and version,
+ * purpose, dataset and time, mapped read-only in place (allocated in cxt: only the
  * NhsSet header), or NULL.
  */
 NhsSet *
-parallel_set_import(MemoryContext cxt, int64 version, const char *purpose,
+parallel_set_import(MemoryContext cxt, Oid reg, int64 version, const char *purpose,
 					const char *dataset, TimestampTz at, TimestampTz *lo, TimestampTz *hi)
 {
 	const char *p = parallel_sets;
@@ -302,7 +307,7 @@ parallel_set_import(MemoryContext cxt, int64 version, const char *purpose,
 			dsm_pin_mapping(seg);	/* for the rest of this short-lived worker */
 		}
 		{
-			NhsSet	   *s = set_segment_read(seg, cxt, version, purpose, dataset, at, lo, hi);
+			NhsSet	   *s = set_segment_read(seg, cxt, reg, version, purpose, dataset, at, lo, hi);
 
 			if (s != NULL)
 				return s;

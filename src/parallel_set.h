@@ -15,9 +15,14 @@
 
 #include "nhs_set.h"
 
-/* what a set answers for: a register version, purpose, dataset and times */
+/*
+ * What a set answers for: a register (one installation of the extension:
+ * the OID of its caredata.register_version, src/blocked_set.h) at a
+ * version, a purpose, dataset and times.
+ */
 typedef struct ParallelSetKey
 {
+	Oid			reg;
 	int64		version;
 	const char *purpose;
 	const char *dataset;		/* NULL: none */
@@ -35,6 +40,7 @@ typedef struct ParallelSetKey
 
 typedef struct StoredSetKey
 {
+	Oid			reg;
 	int64		version;
 	char		purpose[SET_KEY_TEXT_MAX];
 	bool		has_dataset;
@@ -44,15 +50,15 @@ typedef struct StoredSetKey
 } StoredSetKey;
 
 extern bool stored_key_set(StoredSetKey *dst, const ParallelSetKey *key);
-extern bool stored_key_names(const StoredSetKey *k, int64 version, const char *purpose, const char *dataset);
+extern bool stored_key_names(const StoredSetKey *k, Oid reg, int64 version, const char *purpose, const char *dataset);
 
 extern void parallel_set_init(void);
 extern dsm_segment *set_segment_create(const ParallelSetKey *key, const NhsSet *set);
-extern NhsSet *set_segment_read(dsm_segment *seg, MemoryContext cxt, int64 version, const char *purpose,
+extern NhsSet *set_segment_read(dsm_segment *seg, MemoryContext cxt, Oid reg, int64 version, const char *purpose,
 								const char *dataset, TimestampTz at, TimestampTz *lo, TimestampTz *hi);
 extern void set_segment_size(dsm_segment *seg, uint64 *nkeys, uint64 *bytes);
 extern void parallel_set_export(const ParallelSetKey *key, const NhsSet *set);
-extern NhsSet *parallel_set_import(MemoryContext cxt, int64 version, const char *purpose,
+extern NhsSet *parallel_set_import(MemoryContext cxt, Oid reg, int64 version, const char *purpose,
 								   const char *dataset, TimestampTz at,
 								   TimestampTz *lo, TimestampTz *hi);
 

@@ -7,14 +7,17 @@
  * and each backend used to build its own: every new connection a BI tool
  * or a pooler opened paid it again on its first filtered query.  With
  * caredata in shared_preload_libraries, the first backend to build a set
- * for a register version, purpose, dataset and time interval copies it into
+ * for a register (one installation of the extension, at one version),
+ * purpose, dataset and time interval copies it into
  * a dynamic shared memory segment (parallel_set.c's layout), pins the
  * segment so it outlives the backend, and records it in a small registry in
  * shared memory; every other backend, and later connections, map that
  * segment read-only instead of building.  A newer register version replaces
  * the entry for the same purpose and dataset (the old segment goes when the
- * last backend using it lets go); a full registry replaces its least
- * recently used entry.  Without preloading there is no registry, and each
+ * last backend using it lets go), and an entry of an earlier installation
+ * of the extension in the same database (dropped and created again) goes
+ * before any other; a full registry replaces its least recently used
+ * entry.  Without preloading there is no registry, and each
  * backend builds its own, as before (objection.c says so once).
  *
  * Segments are readable by the server's processes only; the registry holds
@@ -33,12 +36,11 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
-#include "catalog/namespace.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "blocked_set.h"
 #include "shared_set.h"
 
 #define SHARED_SETS			8
@@ -47,9 +49,9 @@ typedef struct SharedSetEntry
 {
 	bool		used;
 	dsm_handle	handle;
-	Oid			database;		/* a register is one database's ... */
-	Oid			reg;			/* ... one installation's (its version table) */
-	StoredSetKey key;			/* version, purpose, dataset, interval */
+	Oid			database;		/* a register is one database's, and */
+	StoredSetKey key;			/* one installation's (key.reg): version,
+								 * purpose, dataset, interval */
 	uint64		nkeys;
 	uint64		bytes;
 	TimestampTz built_at;
@@ -113,39 +115,31 @@ shared_set_available(void)
 
 /*
  * Register versions count from 1 in every database and every installation
- * of the extension: a set answers for one database's one installation.
+ * of the extension: a set answers for one database's one installation
+ * (reg, src/blocked_set.h).
  */
-static Oid
-register_identity(void)
-{
-	Oid			nsp = get_namespace_oid("caredata", true);
-
-	return OidIsValid(nsp) ? get_relname_relid("register_version", nsp) : InvalidOid;
-}
-
 static bool
 entry_names(const SharedSetEntry *e, Oid reg, int64 version, const char *purpose, const char *dataset)
 {
-	return e->used && e->database == MyDatabaseId && e->reg == reg &&
-		stored_key_names(&e->key, version, purpose, dataset);
+	return e->used && e->database == MyDatabaseId &&
+		stored_key_names(&e->key, reg, version, purpose, dataset);
 }
 
 /*
- * The set another backend published for this version, purpose, dataset and
- * time, mapped for the rest of this backend's life, or NULL.
+ * The set another backend published for this register and version,
+ * purpose, dataset and time, mapped for the rest of this backend's life, or
+ * NULL.
  */
 NhsSet *
-shared_set_find(MemoryContext cxt, int64 version, const char *purpose, const char *dataset,
+shared_set_find(MemoryContext cxt, Oid reg, int64 version, const char *purpose, const char *dataset,
 				TimestampTz at, TimestampTz *lo, TimestampTz *hi)
 {
 	dsm_handle	handle = DSM_HANDLE_INVALID;
 	dsm_segment *seg;
 	NhsSet	   *s;
-	Oid			reg;
 
 	if (registry == NULL)
 		return NULL;
-	reg = register_identity();		/* (catalog lookups: not under the lock) */
 	LWLockAcquire(registry->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < SHARED_SETS; i++)
 	{
@@ -175,7 +169,7 @@ shared_set_find(MemoryContext cxt, int64 version, const char *purpose, const cha
 			return NULL;
 		dsm_pin_mapping(seg);
 	}
-	s = set_segment_read(seg, cxt, version, purpose, dataset, at, lo, hi);
+	s = set_segment_read(seg, cxt, reg, version, purpose, dataset, at, lo, hi);
 	return s;
 }
 
@@ -188,7 +182,7 @@ shared_set_publish(const ParallelSetKey *key, const NhsSet *set)
 	dsm_handle	old = DSM_HANDLE_INVALID;
 	uint64		nkeys,
 				bytes;
-	Oid			reg = register_identity();
+	Oid			reg = key->reg;
 	StoredSetKey stored;
 
 	if (registry == NULL || !stored_key_set(&stored, key))
@@ -213,9 +207,14 @@ shared_set_publish(const ParallelSetKey *key, const NhsSet *set)
 			return;
 		}
 	}
-	/* the same purpose and dataset from an older version, a free entry, or the least recently used */
+	/*
+	 * The same purpose and dataset from an older version, an entry of an
+	 * earlier installation (which nothing can use again), a free entry, or
+	 * the least recently used
+	 */
 	{
 		int			same = -1,
+					stale = -1,
 					free_entry = -1,
 					lru = -1;
 
@@ -226,12 +225,14 @@ shared_set_publish(const ParallelSetKey *key, const NhsSet *set)
 			if (e->used && e->key.version < key->version &&
 				entry_names(e, reg, e->key.version, key->purpose, key->dataset))
 				same = i;
+			else if (e->used && e->database == MyDatabaseId && e->key.reg != reg && stale < 0)
+				stale = i;
 			else if (!e->used && free_entry < 0)
 				free_entry = i;
 			else if (e->used && (lru < 0 || e->last_used < registry->entries[lru].last_used))
 				lru = i;
 		}
-		victim = same >= 0 ? same : (free_entry >= 0 ? free_entry : lru);
+		victim = same >= 0 ? same : stale >= 0 ? stale : (free_entry >= 0 ? free_entry : lru);
 	}
 	{
 		SharedSetEntry *e = &registry->entries[victim];
@@ -242,7 +243,6 @@ shared_set_publish(const ParallelSetKey *key, const NhsSet *set)
 		e->used = true;
 		e->handle = dsm_segment_handle(seg);
 		e->database = MyDatabaseId;
-		e->reg = reg;
 		e->key = stored;
 		e->nkeys = nkeys;
 		e->bytes = bytes;
@@ -268,7 +268,7 @@ blocked_sets(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	SharedSetEntry copy[SHARED_SETS];
-	Oid			reg = register_identity();
+	Oid			reg = objection_register_identity();
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (registry == NULL)
@@ -282,7 +282,7 @@ blocked_sets(PG_FUNCTION_ARGS)
 		Datum		values[9];
 		bool		nulls[9] = {false};
 
-		if (!e->used || e->database != MyDatabaseId || e->reg != reg)
+		if (!e->used || e->database != MyDatabaseId || e->key.reg != reg)
 			continue;
 		values[0] = Int64GetDatum(e->key.version);
 		values[1] = CStringGetTextDatum(e->key.purpose);

@@ -14,7 +14,7 @@
 
 extern void shared_set_init(void);
 extern bool shared_set_available(void);
-extern NhsSet *shared_set_find(MemoryContext cxt, int64 version, const char *purpose,
+extern NhsSet *shared_set_find(MemoryContext cxt, Oid reg, int64 version, const char *purpose,
 							   const char *dataset, TimestampTz at,
 							   TimestampTz *lo, TimestampTz *hi);
 extern void shared_set_publish(const ParallelSetKey *key, const NhsSet *set);
