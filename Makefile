@@ -37,6 +37,7 @@ OBJS = \
 	src/filter_plan.o \
 	src/explain_guard.o \
 	src/executor_hooks.o \
+	src/protection.o \
 	src/linkage/compare.o \
 	src/linkage/em.o \
 	src/linkage/cluster.o \

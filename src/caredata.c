@@ -19,6 +19,7 @@
 #include "executor_hooks.h"
 #include "keys.h"
 #include "parallel_set.h"
+#include "protection.h"
 #include "scan_lookahead.h"
 #include "shared_set.h"
 #include "reidentify.h"
@@ -34,6 +35,7 @@ _PG_init(void)
 	/* settings are defined by the files that own them; reserve the prefix */
 	keys_init();
 	executor_hooks_init();
+	protection_init();
 	scan_lookahead_init();
 	parallel_set_init();
 	shared_set_init();
