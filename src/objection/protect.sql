@@ -362,6 +362,8 @@ COMMENT ON FUNCTION caredata._protection_guard() IS
 CREATE EVENT TRIGGER caredata_protection_guard ON ddl_command_start
   WHEN TAG IN ('ALTER TABLE', 'ALTER INDEX', 'ALTER POLICY', 'CREATE POLICY', 'CREATE STATISTICS')
   EXECUTE FUNCTION caredata._protection_guard();
+-- under session_replication_role = replica too
+ALTER EVENT TRIGGER caredata_protection_guard ENABLE ALWAYS;
 
 -- DROP POLICY, and every other way a policy of protect()'s goes (DROP ...
 -- CASCADE, DROP OWNED BY caredata_patient): caught when dropped, as the
@@ -396,6 +398,7 @@ COMMENT ON FUNCTION caredata._protection_drop_guard() IS
   'internal: event trigger refusing the drop of a policy caredata.protect() attached to a table it still lists';
 CREATE EVENT TRIGGER caredata_protection_drop_guard ON sql_drop
   EXECUTE FUNCTION caredata._protection_drop_guard();
+ALTER EVENT TRIGGER caredata_protection_drop_guard ENABLE ALWAYS;
 
 CREATE FUNCTION caredata.filter_weakness(tab regclass) RETURNS text
   AS 'MODULE_PATHNAME', 'filter_weakness' LANGUAGE C STABLE STRICT PARALLEL SAFE;
