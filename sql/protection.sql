@@ -22,6 +22,7 @@ CREATE ROLE regress_p_plain NOLOGIN;
 CREATE ROLE regress_p_bypass NOLOGIN BYPASSRLS;
 CREATE ROLE regress_p_super NOLOGIN SUPERUSER;
 GRANT regress_p_plain TO regress_p_owner;
+GRANT CREATE ON SCHEMA public TO regress_p_plain;
 
 -- four patients; 999 000 0026 has opted out; the patient is 999 000 0042
 SET ROLE regress_p_owner;
