@@ -25,6 +25,7 @@
 #include "keys.h"
 #include "parallel_set.h"
 #include "preload.h"
+#include "protection.h"
 #include "scan_lookahead.h"
 #include "shared_set.h"
 #include "reidentify.h"
@@ -44,6 +45,7 @@ _PG_init(void)
 	/* settings are defined by the files that own them; reserve the prefix */
 	keys_init();
 	executor_hooks_init();
+	protection_init();
 	scan_lookahead_init();
 	parallel_set_init();
 	shared_set_init();

@@ -11,6 +11,8 @@
  *		superusers and caredata_admin), start the scan's read-ahead, and
  *		hand the call's blocked set to parallel workers
  *		(src/filter_plan.c).
+ *	... and, EXPLAIN included, refuse a plan that reads a protected table
+ *		whose filter is not in force (src/protection.c).
  *	ExecutorFinish, before EXPLAIN ANALYZE prints: clear the counts that
  *		would tell about rows the filter hid (src/explain_guard.c).
  *
@@ -25,6 +27,7 @@
 #include "executor_hooks.h"
 #include "explain_guard.h"
 #include "filter_plan.h"
+#include "protection.h"
 
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
@@ -39,6 +42,8 @@ caredata_ExecutorStart(QueryDesc *queryDesc, int eflags)
 
 	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 && queryDesc->planstate != NULL)
 		filter_plan_prepare(queryDesc);
+	/* EXPLAIN too: its estimates come from the statistics it guards */
+	protection_check_plan(queryDesc->plannedstmt);
 }
 
 static void

@@ -1868,3 +1868,145 @@ REVOKE ALL ON FUNCTION caredata.reidentify(caredata.pseudonym, text) FROM PUBLIC
 GRANT EXECUTE ON FUNCTION caredata.reidentify(caredata.pseudonym, text) TO caredata_reidentifier;
 REVOKE ALL ON FUNCTION caredata._reidentify_commit(name, caredata.pseudonym, text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION caredata._reidentify_committed(caredata.pseudonym, text) FROM PUBLIC;
+-- ---------------------------------------------------------------------
+-- issue 22, section 5: a table's owner cannot weaken its filter
+-- (src/protection.c, src/objection/protect.sql).  unprotect() takes the
+-- tables off the list before its DDL and copes with a weakened filter; the
+-- DDL guards, the list's trigger, filter_weakness() and protection_status.
+-- ---------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION caredata.unprotect(tab regclass) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, caredata, pg_temp
+AS $$
+DECLARE
+  t caredata.protected_table;
+  hierarchy caredata.protected_table[];
+  citus boolean;
+BEGIN
+  SELECT * INTO t FROM caredata.protected_table p WHERE p.relid = tab;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION '% is not protected', tab USING ERRCODE = 'undefined_object';
+  END IF;
+  IF t.root <> tab THEN
+    RAISE EXCEPTION '% is protected as part of %', tab, t.root
+      USING ERRCODE = 'wrong_object_type', HINT = format('Unprotect %s, which unprotects its whole hierarchy.', t.root);
+  END IF;
+  -- off the list first: the DDL guard (caredata_protection_guard) refuses
+  -- the DDL below on a table it lists
+  hierarchy := ARRAY(SELECT p FROM caredata.protected_table p WHERE p.root = tab ORDER BY p.relid = tab DESC);
+  DELETE FROM caredata.protected_table p WHERE p.root = tab;
+  FOREACH t IN ARRAY hierarchy LOOP
+    CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.relid);
+    citus := EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = t.relid AND p.polname = 'caredata_filter');
+    IF citus THEN
+      -- a Citus table (src/citus.sql): the shards' statistics target first,
+      -- each in its own transaction, before this one locks them
+      IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.relid AND a.attname = t.nhs_column AND NOT a.attisdropped) THEN
+        PERFORM caredata._citus_statistics_target(t.relid, t.nhs_column, -1);
+      END IF;
+      EXECUTE format('DROP POLICY IF EXISTS caredata_filter ON %s', t.relid);
+      DELETE FROM caredata.distributed_filter f WHERE f.relation = caredata._logical_relation(t.relid);
+    ELSE
+      -- IF EXISTS: a table found weakened is unprotected to be repaired
+      EXECUTE format('DROP POLICY IF EXISTS caredata_objection ON %s', t.relid);
+      EXECUTE format('DROP POLICY IF EXISTS caredata_subject ON %s', t.relid);
+    END IF;
+    IF t.added_base_policy THEN
+      EXECUTE format('DROP POLICY IF EXISTS caredata_base ON %s', t.relid);
+    END IF;
+    IF t.enabled_rls THEN
+      EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY', t.relid);
+    END IF;
+    -- statistics again at the default target, from the next ANALYZE
+    IF NOT citus AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.relid AND a.attname = t.nhs_column AND NOT a.attisdropped) THEN
+      EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS -1', t.relid, t.nhs_column);
+    END IF;
+  END LOOP;
+  PERFORM caredata.audit_append('table.unprotect', tab::text);
+END
+$$;
+-- What protect() promised, held (src/protection.c): DDL that would weaken
+-- a protected table's filter is refused, for every role; a table found
+-- weakened anyway (event triggers do not fire under session_replication_role
+-- = replica) fails closed; and the state is reported as it is.
+
+-- every change to the list makes every backend read it again
+CREATE FUNCTION caredata._protected_table_changed() RETURNS trigger
+  AS 'MODULE_PATHNAME', 'protected_table_changed' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION caredata._protected_table_changed() IS
+  'internal: trigger on caredata.protected_table making every backend read the list of protected tables again';
+CREATE TRIGGER caredata_protected_table_changed
+  AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON caredata.protected_table
+  FOR EACH STATEMENT EXECUTE FUNCTION caredata._protected_table_changed();
+-- in replica mode too
+ALTER TABLE caredata.protected_table ENABLE ALWAYS TRIGGER caredata_protected_table_changed;
+
+-- ALTER TABLE (DISABLE or NO FORCE ROW LEVEL SECURITY, SET STATISTICS,
+-- TYPE or DROP of the NHS number column, OWNER TO a role row security does
+-- not filter), ALTER INDEX ... SET STATISTICS, ALTER POLICY, renaming a
+-- caredata policy or the NHS number column, CREATE STATISTICS on it, and
+-- CREATE POLICY beside a Citus table's filter, on a protected table
+CREATE FUNCTION caredata._protection_guard() RETURNS event_trigger
+  AS 'MODULE_PATHNAME', 'protection_guard' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION caredata._protection_guard() IS
+  'internal: event trigger refusing DDL that would weaken a protected table''s objection filter';
+CREATE EVENT TRIGGER caredata_protection_guard ON ddl_command_start
+  WHEN TAG IN ('ALTER TABLE', 'ALTER INDEX', 'ALTER POLICY', 'CREATE POLICY', 'CREATE STATISTICS')
+  EXECUTE FUNCTION caredata._protection_guard();
+-- under session_replication_role = replica too
+ALTER EVENT TRIGGER caredata_protection_guard ENABLE ALWAYS;
+
+-- DROP POLICY, and every other way a policy of protect()'s goes (DROP ...
+-- CASCADE, DROP OWNED BY caredata_patient): caught when dropped, as the
+-- extension owner (the dropping role may not read protected_table)
+CREATE FUNCTION caredata._protection_drop_guard() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  x record;
+BEGIN
+  -- (DROP EXTENSION caredata drops the list too)
+  IF pg_catalog.to_regclass('caredata.protected_table') IS NULL THEN
+    RETURN;
+  END IF;
+  FOR x IN SELECT d.address_names[3] AS policy, c.relname
+             FROM pg_catalog.pg_event_trigger_dropped_objects() d
+             JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) d.address_names[1]
+             JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid
+                                       AND c.relname OPERATOR(pg_catalog.=) d.address_names[2]
+            WHERE d.object_type OPERATOR(pg_catalog.=) 'policy'
+              AND d.address_names[3] OPERATOR(pg_catalog.=) ANY
+                  (ARRAY['caredata_objection', 'caredata_subject', 'caredata_base', 'caredata_filter'])
+              AND EXISTS (SELECT 1 FROM caredata.protected_table t WHERE t.relid OPERATOR(pg_catalog.=) c.oid)
+            LIMIT 1 LOOP
+    RAISE EXCEPTION 'dropping policy % would weaken the objection filter on protected table "%"', x.policy, x.relname
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'The policies caredata.protect() attaches are the filter.',
+            HINT = 'To change how the table is filtered, caredata.unprotect() it (an audited step), then caredata.protect() it again.';
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION caredata._protection_drop_guard() IS
+  'internal: event trigger refusing the drop of a policy caredata.protect() attached to a table it still lists';
+CREATE EVENT TRIGGER caredata_protection_drop_guard ON sql_drop
+  EXECUTE FUNCTION caredata._protection_drop_guard();
+ALTER EVENT TRIGGER caredata_protection_drop_guard ENABLE ALWAYS;
+
+CREATE FUNCTION caredata.filter_weakness(tab regclass) RETURNS text
+  AS 'MODULE_PATHNAME', 'filter_weakness' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.filter_weakness(regclass) IS
+  'NULL when the table is protected and its objection filter is in force (row security enabled and forced, protect()''s policies as protect() made them, the NHS number column unchanged and without statistics); otherwise why not';
+
+CREATE VIEW caredata.protection_status AS
+  SELECT t.relid, t.nhs_column, t.purpose, t.dataset, t.root,
+         w.weakness IS NULL AS in_force, w.weakness
+    FROM caredata.protected_table t
+    CROSS JOIN LATERAL (SELECT caredata.filter_weakness(t.relid) AS weakness) w;
+COMMENT ON VIEW caredata.protection_status IS
+  'each protected table and whether its objection filter is in force, as it is now (not as protect() left it); weakness says what is wrong';
+
+-- the state of a table's filter says nothing personal (pg_policy is public)
+REVOKE ALL ON FUNCTION caredata._protected_table_changed(), caredata._protection_guard(),
+  caredata._protection_drop_guard() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.filter_weakness(regclass) TO PUBLIC;
+REVOKE ALL ON caredata.protection_status FROM PUBLIC;
+GRANT SELECT ON caredata.protection_status TO caredata_admin;

@@ -61,3 +61,10 @@ GRANT EXECUTE ON FUNCTION
   caredata._protect_one(regclass, name, text, text, regclass), caredata._hierarchy(regclass),
   caredata._forget_statistics(regclass), caredata._refuse_unfiltered_views()
   TO caredata_admin;
+
+-- the state of a table's filter says nothing personal (pg_policy is public)
+REVOKE ALL ON FUNCTION caredata._protected_table_changed(), caredata._protection_guard(),
+  caredata._protection_drop_guard() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.filter_weakness(regclass) TO PUBLIC;
+REVOKE ALL ON caredata.protection_status FROM PUBLIC;
+GRANT SELECT ON caredata.protection_status TO caredata_admin;
