@@ -209,9 +209,10 @@ COMMENT ON FUNCTION caredata._direct_identifier(regclass, name) IS
   'internal: what direct identifier a source column is (an NHS number, a full date of birth, a full postcode, a name, an address, a telephone number or e-mail address), by its type, its linkage declaration or its name; NULL when none';
 
 -- and by its values: a column most of whose first values are valid NHS
--- numbers or full postcodes is one, whatever its name
+-- numbers or full postcodes is one, whatever its name (run only by
+-- _publication_view(), hence PARALLEL UNSAFE like it)
 CREATE FUNCTION caredata._direct_identifier_values(source regclass, col name) RETURNS text
-  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  LANGUAGE plpgsql STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   n bigint;
   nhs bigint;
