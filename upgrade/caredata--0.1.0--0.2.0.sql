@@ -1483,6 +1483,9 @@ REVOKE ALL ON FUNCTION caredata._direct_identifier(regclass, name), caredata._di
   caredata._identifier_treatment_ok(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION caredata._direct_identifier(regclass, name), caredata._identifier_treatment_ok(text, text) TO caredata_admin;
 
+COMMENT ON FUNCTION caredata.publish(text, regclass, jsonb, name) IS
+  'publish a source to one recipient as published.<name>: spec {"domain", "purpose", "dataset"?, "nhs_column"? (default nhs_number), "columns": {column: keep|month|year|year_of_birth|age_band|district|sector}}; the NHS number becomes the recipient''s stored pseudonym, other columns are dropped, objectors for the purpose are filtered out; direct identifiers and recipients that hold identifiers are refused; audited';
+
 DO $publish_22$
 DECLARE
   p record;
