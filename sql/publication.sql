@@ -92,5 +92,6 @@ SELECT unpublish('episodes');
 DROP ROLE pub_other;
 REVOKE ALL ON SCHEMA published FROM pub_study;
 REVOKE ALL ON FUNCTION permitted(nhs_number, text, timestamptz, text) FROM pub_study;
+REVOKE ALL ON FUNCTION caredata._published_reader(), caredata._recipient_problem(name) FROM pub_study;
 ALTER ROLE pub_study RESET search_path;
 DROP ROLE pub_study;

@@ -429,6 +429,7 @@ BEGIN
   -- a view's functions run with its reader's EXECUTE rights: the filter's
   -- (answered as for an analyst, who may already call it)
   EXECUTE format('GRANT EXECUTE ON FUNCTION caredata.permitted(caredata.nhs_number, text, timestamptz, text) TO %I', p.recipient);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION caredata._published_reader(), caredata._recipient_problem(name) TO %I', p.recipient);
   -- (the recipient's search_path is left alone: the view qualifies all it
   -- names, and the recipient sets its own; docs/publication.md)
 END
@@ -541,9 +542,10 @@ REVOKE ALL ON FUNCTION caredata.refresh_pseudonyms(text, regclass, name), careda
 REVOKE ALL ON FUNCTION caredata._direct_identifier(regclass, name), caredata._direct_identifier_values(regclass, name),
   caredata._identifier_treatment_ok(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION caredata._direct_identifier(regclass, name), caredata._identifier_treatment_ok(text, text) TO caredata_admin;
--- (caredata._recipient_problem() and caredata._published_reader() stay
--- PUBLIC's: every published view's reader runs them, and they read only
--- pg_roles and pg_auth_members, which every role reads anyway)
+-- the reader check runs as each reader of a published view: _publication_view()
+-- grants it to the view's recipient (it answers about the caller alone)
+REVOKE ALL ON FUNCTION caredata._recipient_problem(name), caredata._published_reader() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata._recipient_problem(name), caredata._published_reader() TO caredata_admin;
 GRANT EXECUTE ON FUNCTION caredata.refresh_pseudonyms(text, regclass, name) TO caredata_admin, caredata_linker;
 GRANT EXECUTE ON FUNCTION caredata._publish_column(name, text), caredata._publication_source_problem(regclass), caredata._publication_view(text), caredata.publish(text, regclass, jsonb, name),
   caredata.republish(text), caredata.unpublish(text), caredata.k_anonymity(regclass, text[], integer) TO caredata_admin;

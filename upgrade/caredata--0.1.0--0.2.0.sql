@@ -1472,6 +1472,7 @@ BEGIN
   -- a view's functions run with its reader's EXECUTE rights: the filter's
   -- (answered as for an analyst, who may already call it)
   EXECUTE format('GRANT EXECUTE ON FUNCTION caredata.permitted(caredata.nhs_number, text, timestamptz, text) TO %I', p.recipient);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION caredata._published_reader(), caredata._recipient_problem(name) TO %I', p.recipient);
   -- (the recipient's search_path is left alone: the view qualifies all it
   -- names, and the recipient sets its own; docs/publication.md)
 END
@@ -1482,6 +1483,10 @@ COMMENT ON FUNCTION caredata._publication_view(text) IS
 REVOKE ALL ON FUNCTION caredata._direct_identifier(regclass, name), caredata._direct_identifier_values(regclass, name),
   caredata._identifier_treatment_ok(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION caredata._direct_identifier(regclass, name), caredata._identifier_treatment_ok(text, text) TO caredata_admin;
+-- the reader check runs as each reader of a published view: _publication_view()
+-- grants it to the view's recipient (it answers about the caller alone)
+REVOKE ALL ON FUNCTION caredata._recipient_problem(name), caredata._published_reader() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata._recipient_problem(name), caredata._published_reader() TO caredata_admin;
 
 COMMENT ON FUNCTION caredata.publish(text, regclass, jsonb, name) IS
   'publish a source to one recipient as published.<name>: spec {"domain", "purpose", "dataset"?, "nhs_column"? (default nhs_number), "columns": {column: keep|month|year|year_of_birth|age_band|district|sector}}; the NHS number becomes the recipient''s stored pseudonym, other columns are dropped, objectors for the purpose are filtered out; direct identifiers and recipients that hold identifiers are refused; audited';
