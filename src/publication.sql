@@ -386,9 +386,11 @@ BEGIN
       JOIN caredata.pseudonym_map m
         ON m.domain OPERATOR(pg_catalog.=) (SELECT p.spec OPERATOR(pg_catalog.->>) 'domain' FROM caredata.publication p WHERE p.name OPERATOR(pg_catalog.=) %3$L)
        AND m.nhs_number OPERATOR(caredata.=) caredata.try_nhs_number(s.%4$I::text)
-     WHERE caredata.permitted(m.nhs_number, %5$L, pg_catalog.now(),
-             (SELECT p.spec OPERATOR(pg_catalog.->>) 'dataset' FROM caredata.publication p WHERE p.name OPERATOR(pg_catalog.=) %3$L))$v$,
-    cols, p.source, p.name, p.spec->>'nhs_column', p.spec->>'purpose');
+     WHERE caredata.permitted(m.nhs_number, %5$L, pg_catalog.now(), %6$s)$v$,
+    cols, p.source, p.name, p.spec->>'nhs_column', p.spec->>'purpose',
+    -- (no dataset: a constant NULL, which keeps permitted()'s constant-argument path)
+    CASE WHEN p.spec->>'dataset' IS NULL THEN 'NULL::text'
+         ELSE format('(SELECT p.spec OPERATOR(pg_catalog.->>) ''dataset'' FROM caredata.publication p WHERE p.name OPERATOR(pg_catalog.=) %L)', p.name) END);
   IF caredata._citus_table(p.source) OR caredata._citus_table('caredata.pseudonym_map') THEN
     -- (on Citus the query names its domain and dataset: the coordinator's
     -- catalog is not read on the workers)
