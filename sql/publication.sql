@@ -39,7 +39,7 @@ SELECT count(*) AS objector_rows FROM published.episodes e
 SELECT count(*) AS ages_not_banded FROM published.episodes WHERE dob_age_band !~ '^[0-9]+(-[0-9]+|\+)$';
 
 -- the recipient reads the view, and nothing else
--- the recipient's own search_path finds the operators of nhs_number and pseudonym
+-- publish() leaves the recipient's search_path alone: the view qualifies all it names
 SELECT setconfig FROM pg_db_role_setting WHERE setrole = 'pub_study'::regrole;
 SET ROLE pub_study;
 SELECT count(*) > 0 AS recipient_reads FROM published.episodes;
@@ -74,6 +74,9 @@ SELECT action, object FROM audit_log WHERE action LIKE 'publication.%' OR action
 SELECT publish('bad', 'synth.hospital_episode', '{"domain": "pub_study", "columns": {}}', 'pub_study');
 SELECT publish('bad', 'synth.hospital_episode', '{"domain": "pub_study", "purpose": "research", "columns": {"nhs_number": "keep"}}', 'pub_study');
 SELECT publish('bad', 'synth.hospital_episode', '{"domain": "pub_study", "purpose": "research", "columns": {"no_such": "keep"}}', 'pub_study');
+-- direct identifiers (test/pgtap/publication_recipients.sql tries each kind and route)
+SELECT publish('bad', 'synth.hospital_episode', '{"domain": "pub_study", "purpose": "research", "columns": {"dob": "keep"}}', 'pub_study');
+SELECT publish('bad', 'synth.hospital_episode', '{"domain": "pub_study", "purpose": "research", "columns": {"postcode": "keep"}}', 'pub_study');
 SELECT publish('bad', 'synth.hospital_episode', '{"domain": "pub_study", "purpose": "research", "columns": {"dob": "blur"}}', 'pub_study');
 SELECT publish('bad', 'synth.hospital_episode', '{"domain": "nope", "purpose": "research", "columns": {}}', 'pub_study');
 SELECT publish('bad', 'synth.hospital_episode', '{"domain": "pub_study", "purpose": "research", "columns": {}}', 'no_such_role');
@@ -89,5 +92,6 @@ SELECT unpublish('episodes');
 DROP ROLE pub_other;
 REVOKE ALL ON SCHEMA published FROM pub_study;
 REVOKE ALL ON FUNCTION permitted(nhs_number, text, timestamptz, text) FROM pub_study;
+REVOKE ALL ON FUNCTION caredata._published_reader(), caredata._recipient_problem(name) FROM pub_study;
 ALTER ROLE pub_study RESET search_path;
 DROP ROLE pub_study;

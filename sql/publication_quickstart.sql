@@ -15,5 +15,6 @@ RESET ROLE;
 SELECT caredata.unpublish('hes_study_a');
 REVOKE ALL ON SCHEMA published FROM study_a;
 REVOKE ALL ON FUNCTION caredata.permitted(caredata.nhs_number, text, timestamptz, text) FROM study_a;
+REVOKE ALL ON FUNCTION caredata._published_reader(), caredata._recipient_problem(name) FROM study_a;
 ALTER ROLE study_a RESET search_path;
 DROP ROLE study_a;
