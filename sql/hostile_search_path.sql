@@ -174,7 +174,7 @@ SELECT publish('hostile', 'synth.hospital_episode',
                '{"domain": "hostile_study", "purpose": "research",
                  "columns": {"provider_code": "keep", "length_of_stay": "keep", "dob": "age_band", "sex": "keep"}}',
                'hostile_recipient') IS NOT NULL AS published;
-GRANT SELECT ON published.hostile TO hostile_mallory;
+GRANT hostile_recipient TO hostile_mallory;   -- the analyst reads as a member of the recipient
 SELECT pseudonym::text AS p FROM pseudonym_map WHERE domain = 'hostile_study' ORDER BY pseudonym::text LIMIT 1 \gset
 CREATE TABLE public.hostile_snapshot (nhs_number text);
 INSERT INTO public.hostile_snapshot VALUES ('999 000 0026'), ('999 000 0042');
