@@ -1617,6 +1617,7 @@ BEGIN ATOMIC
                               funnel_svg.x_label, funnel_svg.y_label)
     FROM caredata._query_columns(units, 3) q;
 END;
+
 -- ---------------------------------------------------------------------------
 -- issue 22, section 9: one patient, one pseudonym (src/pseudonym.c, .sql).
 -- pseudonymise(text, ...) and pseudonymise(bigint, ...) are now the NHS-number
@@ -1707,6 +1708,8 @@ BEGIN
   END IF;
 END
 $$;
+
+
 -- ---- issue 22, sections 2 and 3: re-identification committed before it
 -- answers (a background worker, src/reidentify.c), the audit head's own
 -- forward-only guard, triggers that fire ALWAYS (session_replication_role
@@ -1779,88 +1782,6 @@ BEGIN
   IF found_hash OPERATOR(pg_catalog.<>) expected_hash THEN
     RAISE NOTICE 'audit entry % is not the one the witness names: the log was rewritten', expected_id;
     RETURN false;
--- ---------------------------------------------------------------------
--- issue 22, section 10: publish() and its recipients (docs/publication.md).
--- A spec releases no direct identifier; a recipient is no member, however
--- indirect, of a role that holds identifiers, nor a superuser or BYPASSRLS
--- role, and is checked again when it reads; publish() no longer sets the
--- recipient's search_path; security_invoker is read in every spelling; a
--- published view's definition and comment name no recipient, domain or
--- dataset.  Publications made by 0.1.0 that break the new rules stop the
--- update (unpublish them first); their views keep their definition until
--- caredata.republish(), but lose the comment naming their recipient, and
--- the search_path 0.1.0 set for every database moves to this one, with
--- caredata ahead of public.
--- ---------------------------------------------------------------------
--- What a published view may read.  It is owned by the extension's owner,
--- which reads past every privilege, so its source must read with its own
--- owner's rights: a table, a partitioned table, a materialized view or a
--- plain view, not a security_invoker view (which would read as the
--- superuser) nor a foreign table (whose user mapping would be the
--- superuser's).  NULL when the source is fine, else the reason.
--- security_invoker is read as PostgreSQL reads it (parse_bool: any case,
--- any prefix of true/yes, on, 1): a view counts as security_invoker unless
--- its option spells false (a prefix of false or no, of, off, 0), so a
--- spelling this list misses fails closed.
-CREATE OR REPLACE FUNCTION caredata._publication_source_problem(source regclass) RETURNS text
-  LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT CASE
-    WHEN c.oid IS NULL THEN 'it no longer exists'
-    WHEN c.relkind OPERATOR(pg_catalog.<>) ALL (ARRAY['r', 'p', 'm', 'v']::"char"[]) THEN 'it is not a table, a materialized view or a view'
-    WHEN c.relkind OPERATOR(pg_catalog.=) 'v' AND EXISTS (
-           SELECT 1 FROM pg_catalog.pg_options_to_table(c.reloptions) o
-            WHERE pg_catalog.lower(o.option_name) OPERATOR(pg_catalog.=) 'security_invoker'
-              AND NOT pg_catalog.lower(pg_catalog.btrim(o.option_value)) OPERATOR(pg_catalog.=)
-                      ANY (ARRAY['f', 'fa', 'fal', 'fals', 'false', 'n', 'no', 'of', 'off', '0']))
-      THEN 'it is a security_invoker view'
-  END
-  FROM (SELECT source::oid AS oid) x LEFT JOIN pg_catalog.pg_class c USING (oid)
-$$;
-COMMENT ON FUNCTION caredata._publication_source_problem(regclass) IS
-  'internal: why a relation cannot be a publication''s source (NULL when it can): not a table, materialized view or plain view, or a security_invoker view (in any spelling PostgreSQL accepts)';
-
--- Who may never be a recipient: a role that can read identifiers or the
--- register by other means, so that it could join a published view back to
--- NHS numbers.  Membership counts however it is held, directly or through
--- other roles, with or without INHERIT (pg_has_role ... MEMBER); superusers
--- and BYPASSRLS roles read past every filter.  NULL when the role may be a
--- recipient, else why not.
-CREATE FUNCTION caredata._recipient_problem(recipient name) RETURNS text
-  LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT CASE
-    WHEN r.oid IS NULL THEN 'does not exist'
-    WHEN r.rolsuper THEN 'is a superuser'
-    WHEN r.rolbypassrls THEN 'bypasses row-level security'
-    ELSE (SELECT pg_catalog.format('is a member of %s', g.name)
-            FROM pg_catalog.unnest(ARRAY['caredata_admin', 'caredata_linker', 'caredata_reidentifier', 'caredata_patient',
-                                         'pg_read_all_data', 'pg_write_all_data']) WITH ORDINALITY g(name, n)
-           WHERE pg_catalog.to_regrole(g.name) IS NOT NULL
-             AND pg_catalog.pg_has_role(r.oid, pg_catalog.to_regrole(g.name)::oid, 'MEMBER')
-           ORDER BY g.n LIMIT 1)
-  END
-  FROM (SELECT recipient) x LEFT JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) x.recipient
-$$;
-COMMENT ON FUNCTION caredata._recipient_problem(name) IS
-  'internal: why a role cannot be a publication''s recipient (NULL when it can): a superuser, BYPASSRLS, or a member, however indirect, of caredata_admin, caredata_linker, caredata_reidentifier, caredata_patient, pg_read_all_data or pg_write_all_data';
-
--- and checked again each time a published view is read (one InitPlan per
--- query): a recipient, or a login in the recipient's role, that has since
--- joined one of those roles is refused, never shown the rows.  Superusers
--- read everything anyway.  It answers about the reader alone.
-CREATE FUNCTION caredata._published_reader() RETURNS boolean
-  LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  why text;
-BEGIN
-  IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user) THEN
-    RETURN true;
-  END IF;
-  why := caredata._recipient_problem(current_user);
-  IF why IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '42501',
-      MESSAGE = pg_catalog.format('role "%s" cannot read a published view', current_user),
-      DETAIL = pg_catalog.format('Role "%s" %s, and could join the view to identifiers.', current_user, why),
-      HINT = 'Read published views as a role that holds no identifiers; see docs/publication.md.';
   END IF;
   RETURN true;
 END
@@ -1950,6 +1871,7 @@ REVOKE ALL ON FUNCTION caredata.reidentify(caredata.pseudonym, text) FROM PUBLIC
 GRANT EXECUTE ON FUNCTION caredata.reidentify(caredata.pseudonym, text) TO caredata_reidentifier;
 REVOKE ALL ON FUNCTION caredata._reidentify_commit(name, caredata.pseudonym, text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION caredata._reidentify_committed(caredata.pseudonym, text) FROM PUBLIC;
+
 -- ---------------------------------------------------------------------
 -- issue 22, section 5: a table's owner cannot weaken its filter
 -- (src/protection.c, src/objection/protect.sql).  unprotect() takes the
@@ -2086,12 +2008,100 @@ CREATE VIEW caredata.protection_status AS
 COMMENT ON VIEW caredata.protection_status IS
   'each protected table and whether its objection filter is in force, as it is now (not as protect() left it); weakness says what is wrong';
 
--- the state of a table's filter says nothing personal (pg_policy is public)
+-- the state of the filters: the register's admins', as protected_table is
 REVOKE ALL ON FUNCTION caredata._protected_table_changed(), caredata._protection_guard(),
-  caredata._protection_drop_guard() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION caredata.filter_weakness(regclass) TO PUBLIC;
+  caredata._protection_drop_guard(), caredata.filter_weakness(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.filter_weakness(regclass) TO caredata_admin;
 REVOKE ALL ON caredata.protection_status FROM PUBLIC;
 GRANT SELECT ON caredata.protection_status TO caredata_admin;
+
+
+-- ---------------------------------------------------------------------
+-- issue 22, section 10: publish() and its recipients (docs/publication.md).
+-- A spec releases no direct identifier; a recipient is no member, however
+-- indirect, of a role that holds identifiers, nor a superuser or BYPASSRLS
+-- role, and is checked again when it reads; publish() no longer sets the
+-- recipient's search_path; security_invoker is read in every spelling; a
+-- published view's definition and comment name no recipient, domain or
+-- dataset.  Publications made by 0.1.0 that break the new rules stop the
+-- update (unpublish them first); their views keep their definition until
+-- caredata.republish(), but lose the comment naming their recipient, and
+-- the search_path 0.1.0 set for every database moves to this one, with
+-- caredata ahead of public.
+-- ---------------------------------------------------------------------
+-- What a published view may read.  It is owned by the extension's owner,
+-- which reads past every privilege, so its source must read with its own
+-- owner's rights: a table, a partitioned table, a materialized view or a
+-- plain view, not a security_invoker view (which would read as the
+-- superuser) nor a foreign table (whose user mapping would be the
+-- superuser's).  NULL when the source is fine, else the reason.
+-- security_invoker is read as PostgreSQL reads it (parse_bool: any case,
+-- any prefix of true/yes, on, 1): a view counts as security_invoker unless
+-- its option spells false (a prefix of false or no, of, off, 0), so a
+-- spelling this list misses fails closed.
+CREATE OR REPLACE FUNCTION caredata._publication_source_problem(source regclass) RETURNS text
+  LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE
+    WHEN c.oid IS NULL THEN 'it no longer exists'
+    WHEN c.relkind OPERATOR(pg_catalog.<>) ALL (ARRAY['r', 'p', 'm', 'v']::"char"[]) THEN 'it is not a table, a materialized view or a view'
+    WHEN c.relkind OPERATOR(pg_catalog.=) 'v' AND EXISTS (
+           SELECT 1 FROM pg_catalog.pg_options_to_table(c.reloptions) o
+            WHERE pg_catalog.lower(o.option_name) OPERATOR(pg_catalog.=) 'security_invoker'
+              AND NOT pg_catalog.lower(pg_catalog.btrim(o.option_value)) OPERATOR(pg_catalog.=)
+                      ANY (ARRAY['f', 'fa', 'fal', 'fals', 'false', 'n', 'no', 'of', 'off', '0']))
+      THEN 'it is a security_invoker view'
+  END
+  FROM (SELECT source::oid AS oid) x LEFT JOIN pg_catalog.pg_class c USING (oid)
+$$;
+COMMENT ON FUNCTION caredata._publication_source_problem(regclass) IS
+  'internal: why a relation cannot be a publication''s source (NULL when it can): not a table, materialized view or plain view, or a security_invoker view (in any spelling PostgreSQL accepts)';
+
+-- Who may never be a recipient: a role that can read identifiers or the
+-- register by other means, so that it could join a published view back to
+-- NHS numbers.  Membership counts however it is held, directly or through
+-- other roles, with or without INHERIT (pg_has_role ... MEMBER); superusers
+-- and BYPASSRLS roles read past every filter.  NULL when the role may be a
+-- recipient, else why not.
+CREATE FUNCTION caredata._recipient_problem(recipient name) RETURNS text
+  LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE
+    WHEN r.oid IS NULL THEN 'does not exist'
+    WHEN r.rolsuper THEN 'is a superuser'
+    WHEN r.rolbypassrls THEN 'bypasses row-level security'
+    ELSE (SELECT pg_catalog.format('is a member of %s', g.name)
+            FROM pg_catalog.unnest(ARRAY['caredata_admin', 'caredata_linker', 'caredata_reidentifier', 'caredata_patient',
+                                         'pg_read_all_data', 'pg_write_all_data']) WITH ORDINALITY g(name, n)
+           WHERE pg_catalog.to_regrole(g.name) IS NOT NULL
+             AND pg_catalog.pg_has_role(r.oid, pg_catalog.to_regrole(g.name)::oid, 'MEMBER')
+           ORDER BY g.n LIMIT 1)
+  END
+  FROM (SELECT recipient) x LEFT JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) x.recipient
+$$;
+COMMENT ON FUNCTION caredata._recipient_problem(name) IS
+  'internal: why a role cannot be a publication''s recipient (NULL when it can): a superuser, BYPASSRLS, or a member, however indirect, of caredata_admin, caredata_linker, caredata_reidentifier, caredata_patient, pg_read_all_data or pg_write_all_data';
+
+-- and checked again each time a published view is read (one InitPlan per
+-- query): a recipient, or a login in the recipient's role, that has since
+-- joined one of those roles is refused, never shown the rows.  Superusers
+-- read everything anyway.  It answers about the reader alone.
+CREATE FUNCTION caredata._published_reader() RETURNS boolean
+  LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  why text;
+BEGIN
+  IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user) THEN
+    RETURN true;
+  END IF;
+  why := caredata._recipient_problem(current_user);
+  IF why IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501',
+      MESSAGE = pg_catalog.format('role "%s" cannot read a published view', current_user),
+      DETAIL = pg_catalog.format('Role "%s" %s, and could join the view to identifiers.', current_user, why),
+      HINT = 'Read published views as a role that holds no identifiers; see docs/publication.md.';
+  END IF;
+  RETURN true;
+END
+$$;
 COMMENT ON FUNCTION caredata._published_reader() IS
   'internal: true when the current role may read a published view; refuses (42501) a role that is, or has become, unfit to be a recipient (see _recipient_problem)';
 
