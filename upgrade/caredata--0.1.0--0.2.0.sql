@@ -1289,9 +1289,9 @@ CREATE VIEW caredata.protection_status AS
 COMMENT ON VIEW caredata.protection_status IS
   'each protected table and whether its objection filter is in force, as it is now (not as protect() left it); weakness says what is wrong';
 
--- the state of a table's filter says nothing personal (pg_policy is public)
+-- the state of the filters: the register's admins', as protected_table is
 REVOKE ALL ON FUNCTION caredata._protected_table_changed(), caredata._protection_guard(),
-  caredata._protection_drop_guard() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION caredata.filter_weakness(regclass) TO PUBLIC;
+  caredata._protection_drop_guard(), caredata.filter_weakness(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.filter_weakness(regclass) TO caredata_admin;
 REVOKE ALL ON caredata.protection_status FROM PUBLIC;
 GRANT SELECT ON caredata.protection_status TO caredata_admin;
