@@ -62,9 +62,9 @@ GRANT EXECUTE ON FUNCTION
   caredata._forget_statistics(regclass), caredata._refuse_unfiltered_views()
   TO caredata_admin;
 
--- the state of a table's filter says nothing personal (pg_policy is public)
+-- the state of the filters: the register's admins', as protected_table is
 REVOKE ALL ON FUNCTION caredata._protected_table_changed(), caredata._protection_guard(),
-  caredata._protection_drop_guard() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION caredata.filter_weakness(regclass) TO PUBLIC;
+  caredata._protection_drop_guard(), caredata.filter_weakness(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.filter_weakness(regclass) TO caredata_admin;
 REVOKE ALL ON caredata.protection_status FROM PUBLIC;
 GRANT SELECT ON caredata.protection_status TO caredata_admin;
