@@ -337,6 +337,8 @@ bounds(const Table *t, int64 *lo, int64 *hi)
 	pfree(g);
 }
 
+static void not_a_table(void) pg_attribute_noreturn();
+
 static void
 not_a_table(void)
 {

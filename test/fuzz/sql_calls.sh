@@ -117,7 +117,7 @@ timeouts=$(grep -c '^ERROR:  57014' "$out.err" || true)
 
 ok 0 "$total calls ($funcs functions, aggregates and procedures, $rounds rounds a role, seed $seed) in ${secs}s: $errors errors (fine), $timeouts statement timeouts"
 [ "$signals" -eq 0 ] && [ "$crashes" -eq 0 ]
-ok $? "no backend ended by a signal ($signals in the server log, $crashes calls lost the connection${crashes:+, see $out.crashes})"
+ok $? "no backend ended by a signal ($signals in the server log, $crashes calls lost the connection$([ "$crashes" -gt 0 ] && echo ", see $out.crashes"))"
 [ "$hangs" -eq 0 ]; ok $? "no call outlived its statement_timeout ($hangs)"
 if [ -s "$out.hangs" ]; then sed 's/^/# /' "$out.hangs" | cut -c1-400; fi
 psql -XAtq -d $db -c 'SELECT 1' >/dev/null 2>&1; ok $? "the server still answers"
