@@ -56,6 +56,7 @@
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -135,46 +136,43 @@ protection_relcache_callback(Datum arg, Oid relid)
 	}
 }
 
+/* a column of a caredata.protected_table row, by name: its value and type */
+static Datum
+column_value(HeapTuple tup, TupleDesc desc, const char *name, bool *isnull, Oid *type)
+{
+	int			attno = SPI_fnumber(desc, name);
+
+	if (attno <= 0)
+		elog(ERROR, "caredata.protected_table has no column %s", name);
+	*type = TupleDescAttr(desc, attno - 1)->atttypid;
+	return heap_getattr(tup, attno, desc, isnull);
+}
+
 static char *
 column_text(HeapTuple tup, TupleDesc desc, const char *name)
 {
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		bool		isnull;
-		Datum		d;
+	bool		isnull;
+	Oid			type;
+	Datum		d = column_value(tup, desc, name, &isnull, &type);
 
-		if (att->attisdropped || strcmp(NameStr(att->attname), name) != 0)
-			continue;
-		d = heap_getattr(tup, i + 1, desc, &isnull);
-		if (isnull)
-			return NULL;
-		if (att->atttypid == NAMEOID)
-			return MemoryContextStrdup(list_mcxt, NameStr(*DatumGetName(d)));
-		if (att->atttypid == TEXTOID)
-			return MemoryContextStrdup(list_mcxt, TextDatumGetCString(d));
-		elog(ERROR, "caredata.protected_table.%s has an unexpected type", name);
-	}
-	elog(ERROR, "caredata.protected_table has no column %s", name);
+	if (isnull)
+		return NULL;
+	if (type == NAMEOID)
+		return MemoryContextStrdup(list_mcxt, NameStr(*DatumGetName(d)));
+	if (type == TEXTOID)
+		return MemoryContextStrdup(list_mcxt, TextDatumGetCString(d));
+	elog(ERROR, "caredata.protected_table.%s has an unexpected type", name);
 	return NULL;				/* keep compiler quiet */
 }
 
 static Oid
 column_oid(HeapTuple tup, TupleDesc desc, const char *name)
 {
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		bool		isnull;
-		Datum		d;
+	bool		isnull;
+	Oid			type;
+	Datum		d = column_value(tup, desc, name, &isnull, &type);
 
-		if (att->attisdropped || strcmp(NameStr(att->attname), name) != 0)
-			continue;
-		d = heap_getattr(tup, i + 1, desc, &isnull);
-		return isnull ? InvalidOid : DatumGetObjectId(d);
-	}
-	elog(ERROR, "caredata.protected_table has no column %s", name);
-	return InvalidOid;			/* keep compiler quiet */
+	return isnull ? InvalidOid : DatumGetObjectId(d);
 }
 
 /*
