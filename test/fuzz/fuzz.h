@@ -47,4 +47,18 @@ fuzz_message(StringInfo buf, const uint8_t *data, size_t size)
 	buf->cursor = 0;
 }
 
+/* the fuzzer's input read a byte at a time; 0 once it runs out */
+typedef struct Reader
+{
+	const uint8_t *data;
+	size_t		size;
+	size_t		pos;
+} Reader;
+
+static inline unsigned
+next_byte(Reader *r)
+{
+	return r->pos < r->size ? r->data[r->pos++] : 0;
+}
+
 #endif							/* CAREDATA_FUZZ_H */

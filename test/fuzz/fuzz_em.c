@@ -109,19 +109,6 @@ HeapTupleHeaderGetDatum(HeapTupleHeader tuple)
 
 /* ---- arrays from the input ---- */
 
-typedef struct Reader
-{
-	const uint8_t *data;
-	size_t		size;
-	size_t		pos;
-} Reader;
-
-static unsigned
-next_byte(Reader *r)
-{
-	return r->pos < r->size ? r->data[r->pos++] : 0;
-}
-
 /* a one-dimensional (sometimes two-dimensional) int4[] or float8[] of n elements */
 static ArrayType *
 make_array(Reader *r, Oid elemtype, int n, double (*elem) (Reader *, int))

@@ -23,19 +23,6 @@
 
 #include "fuzz.h"
 
-typedef struct Reader
-{
-	const uint8_t *data;
-	size_t		size;
-	size_t		pos;
-} Reader;
-
-static unsigned
-next_byte(Reader *r)
-{
-	return r->pos < r->size ? r->data[r->pos++] : 0;
-}
-
 static int64
 next_raw(Reader *r, int bytes)
 {
