@@ -1,10 +1,13 @@
 # Makefile for caredata (PGXS)
 #
 # Layout:
-#   src/*.c        C, one concern per file; src/*.sql beside each declares
-#                  its SQL objects.  The install script caredata--$(EXTVERSION).sql
-#                  is assembled from SQL_SRC, in that order (types before the
-#                  functions that use them).
+#   src/PILLAR/    one folder per pillar (identifiers, keys, objection, linkage,
+#                  sdc, variation, publication, citus), C and SQL side by side,
+#                  one header its face to the rest; src/caredata.c (_PG_init)
+#                  and src/hooks.c (every hook) at the root, src/base/ below all.
+#                  The install script caredata--$(EXTVERSION).sql is assembled
+#                  from SQL_SRC, in that order (types before the functions that
+#                  use them).  docs/development.md draws the layout.
 #   upgrade/       one small script per release step, never edited after release.
 #   sql/, expected/  pg_regress suites (REGRESS below).
 #   test/pgtap/    pgTAP suites run by pg_prove; test/synthetic/ the generator.
@@ -20,49 +23,28 @@ EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/defau
 MODULE_big = caredata
 OBJS = \
 	src/caredata.o \
-	src/audit.o \
-	src/nhs_number.o \
-	src/postcode.o \
-	src/sex.o \
-	src/dob.o \
-	src/keys.o \
-	src/citus.o \
-	src/pseudonym.o \
-	src/nhs_set.o \
-	src/objection.o \
-	src/blocked_set.o \
-	src/register_probe.o \
-	src/parallel_set.o \
-	src/shared_set.o \
-	src/scan_lookahead.o \
-	src/filter_plan.o \
-	src/explain_guard.o \
-	src/executor_hooks.o \
-	src/protection.o \
-	src/linkage/compare.o \
-	src/linkage/em.o \
-	src/linkage/cluster.o \
-	src/linkage/score.o \
-	src/sdc/policy.o \
-	src/sdc/person_table.o \
-	src/sdc/person_set.o \
-	src/sdc/person_values.o \
-	src/sdc/table.o \
-	src/variation/distributions.o \
-	src/variation/limits.o \
-	src/reidentify.o
+	src/hooks.o \
+	src/base/preload.o \
+	$(patsubst %.c,%.o,$(sort $(wildcard src/identifiers/*.c))) \
+	$(patsubst %.c,%.o,$(sort $(wildcard src/keys/*.c))) \
+	$(patsubst %.c,%.o,$(sort $(wildcard src/objection/*.c))) \
+	$(patsubst %.c,%.o,$(sort $(wildcard src/linkage/*.c))) \
+	$(patsubst %.c,%.o,$(sort $(wildcard src/sdc/*.c))) \
+	$(patsubst %.c,%.o,$(sort $(wildcard src/variation/*.c))) \
+	$(patsubst %.c,%.o,$(sort $(wildcard src/publication/*.c))) \
+	$(patsubst %.c,%.o,$(sort $(wildcard src/citus/*.c)))
 PGFILEDESC = "caredata - health-data linkage and de-identification"
 
 SQL_SRC = \
 	src/caredata.sql \
 	src/roles.sql \
-	src/audit.sql \
-	src/nhs_number.sql \
-	src/postcode.sql \
-	src/sex.sql \
-	src/dob.sql \
-	src/keys.sql \
-	src/pseudonym.sql \
+	src/publication/audit.sql \
+	src/identifiers/nhs_number.sql \
+	src/identifiers/postcode.sql \
+	src/identifiers/sex.sql \
+	src/identifiers/dob.sql \
+	src/keys/keys.sql \
+	src/keys/pseudonym.sql \
 	src/objection/register.sql \
 	src/objection/feeds.sql \
 	src/objection/protect.sql \
@@ -82,9 +64,9 @@ SQL_SRC = \
 	src/variation/standardise.sql \
 	src/variation/funnel.sql \
 	src/variation/svg.sql \
-	src/publication.sql \
-	src/reidentify.sql \
-	src/citus.sql
+	src/publication/publication.sql \
+	src/publication/reidentify.sql \
+	src/citus/citus.sql
 
 # concurrency: isolation specs (specs/), run by make installcheck after REGRESS
 ISOLATION = objection_concurrency objection_recheck
@@ -101,6 +83,8 @@ PG_CONFIG ?= pg_config
 # headers trip -Wextra otherwise); errors in CI only (CI=true), so a newer
 # compiler's new warning does not stop a DBA's build
 PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter $(if $(filter true,$(CI)),-Werror)
+# a pillar includes another's face as "pillar/pillar.h"
+PG_CPPFLAGS = -I$(srcdir)/src
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 

@@ -4,7 +4,7 @@
 --   connect:        a new connection running SELECT 1 (the baseline);
 --   shared:         a new connection whose first query asks permitted(),
 --                   with the blocked set already in shared memory
---                   (shared_set.c: another backend built it);
+--                   (src/objection/set_shared.c: another backend built it);
 --   build:          what that query costs a backend that builds the set
 --                   itself (a new register version, first call), as every
 --                   connection did before the sets were shared.

@@ -113,3 +113,46 @@ BEGIN
     (SELECT string_agg(to_char(x, 'FM990.00'), ' ') FROM unnest(ratio) x));
   RETURN med_r;
 END $$;
+
+-- what one mechanism of the filter buys: `runs` pairs, each the query as
+-- `filtered_role` with `setting` on (its default) then off, each run a
+-- transaction of its own (the parallel hand-over is per transaction), back
+-- to back; prints the median of the pairs' off/on ratios (above 1: the
+-- mechanism earns its keep)
+CREATE OR REPLACE PROCEDURE bench.interleaved_off(bench_name text, label text, query text,
+                                                  filtered_role text, setting text, runs int DEFAULT 5)
+LANGUAGE plpgsql AS $$
+DECLARE
+  t_on double precision[] := '{}';
+  t_off double precision[] := '{}';
+  ratio double precision[] := '{}';
+  a double precision;
+  b double precision;
+  med_on double precision;
+  med_off double precision;
+  med_r double precision;
+BEGIN
+  FOR i IN 1..runs LOOP
+    EXECUTE format('SET ROLE %I', filtered_role);
+    a := bench.time_ms(query, 1);
+    RESET ROLE;
+    COMMIT;
+    PERFORM set_config(setting, 'off', false);
+    EXECUTE format('SET ROLE %I', filtered_role);
+    b := bench.time_ms(query, 1);
+    RESET ROLE;
+    PERFORM set_config(setting, 'on', false);
+    COMMIT;
+    t_on := t_on || a; t_off := t_off || b; ratio := ratio || b / a;
+  END LOOP;
+  SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY x) INTO med_on FROM unnest(t_on) x;
+  SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY x) INTO med_off FROM unnest(t_off) x;
+  SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY x) INTO med_r FROM unnest(ratio) x;
+  INSERT INTO bench.result (bench, label, ms, baseline, baseline_ms)
+  VALUES (bench_name, label, med_off, setting || ' on', med_on);
+  RAISE NOTICE '%', format('%-18s %-34s %9s ms   %6sx median of %s interleaved pairs (%s on: %s ms; ratios off/on %s)',
+    bench_name, label, to_char(med_off, 'FM999990.0'), to_char(med_r, 'FM990.00'), runs, setting,
+    to_char(med_on, 'FM999990.0'),
+    (SELECT string_agg(to_char(x, 'FM990.00'), ' ') FROM unnest(ratio) x));
+  COMMIT;
+END $$;

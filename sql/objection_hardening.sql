@@ -304,7 +304,7 @@ SELECT n::nhs_number, now() - d * interval '1 day'
 SELECT p, ds, count(*) AS asked,
        count(*) FILTER (WHERE permitted(n, p, at, ds)
                         IS DISTINCT FROM NOT EXISTS (SELECT 1 FROM blocked_nhs_numbers(p, ds, h_times.at) b WHERE b.nhs_number = h_times.n)) AS disagree,
-       -- the register's twin for Citus (src/citus.sql) gives the same answers
+       -- the register's twin for Citus (src/citus/citus.sql) gives the same answers
        count(*) FILTER (WHERE EXISTS (SELECT 1 FROM _blocked_nhs_numbers_citus(p, ds, h_times.at) b WHERE b.nhs_number = h_times.n)
                         IS DISTINCT FROM EXISTS (SELECT 1 FROM blocked_nhs_numbers(p, ds, h_times.at) b WHERE b.nhs_number = h_times.n)) AS citus_twin_disagrees,
        count(*) FILTER (WHERE NOT permitted(n, p, at, ds)) AS blocked

@@ -1,4 +1,4 @@
--- The read-ahead of src/scan_lookahead.c changes when memory is read, never
+-- The read-ahead of src/objection/scan_lookahead.c changes when memory is read, never
 -- which rows pass: every count below must equal the answer worked out
 -- without it (the register read directly, and caredata.scan_lookahead off),
 -- on multi-page tables with NULLs, dead tuples, columns added later, a
@@ -53,6 +53,15 @@ SELECT (SELECT count(*) FROM wide WHERE permitted(nhs_number, 'research', now(),
 SET caredata.scan_lookahead = off;
 SELECT count(*) AS without_lookahead FROM wide WHERE permitted(nhs_number, 'research');
 RESET caredata.scan_lookahead;
+-- nor does the Bloom layer (caredata.bloom_filter off: the table alone),
+-- with and without the read-ahead
+SET caredata.bloom_filter = off;
+SELECT count(*) AS without_bloom FROM wide WHERE permitted(nhs_number, 'research');
+SET caredata.scan_lookahead = off;
+SELECT count(*) AS without_either FROM wide WHERE permitted(nhs_number, 'research');
+RESET caredata.scan_lookahead;
+RESET caredata.bloom_filter;
+SELECT count(*) AS bloom_back_on FROM wide WHERE permitted(nhs_number, 'research');
 
 -- the NHS number first, no NULLs: the direct-offset read
 CREATE TABLE narrow AS SELECT n AS nhs_number, g AS los

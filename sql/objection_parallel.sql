@@ -1,4 +1,4 @@
--- Parallel workers take the leader's blocked set (src/parallel_set.c) when
+-- Parallel workers take the leader's blocked set (src/objection/set_parallel.c) when
 -- it answers for the same register version, purpose, dataset and time, and
 -- build their own otherwise: the rows a role sees are the same either way.
 CREATE EXTENSION caredata;
@@ -47,11 +47,36 @@ SELECT current_setting('caredata.parallel_sets') ~ '^[0-9]+ [0-9]+ [0-9]+$' AS t
 COMMIT;
 SELECT current_setting('caredata.parallel_sets') AS after_commit;
 
+-- the workers used the leader's set, not sets of their own: a count the
+-- leader reads back (with the leader out of the scan, workers read every row)
+SET parallel_leader_participation = off;
+BEGIN;
+SELECT count(*) = :expected_after AS workers_only_match FROM episode WHERE permitted(nhs_number, 'research');
+SELECT _parallel_set_imports() >= 1 AS workers_imported_leaders_set;
+COMMIT;
+-- with the hand-over off, no worker imports, and the answer is the same
+SET caredata.parallel_handover = off;
+BEGIN;
+SELECT count(*) = :expected_after AS no_handover_matches FROM episode WHERE permitted(nhs_number, 'research');
+SELECT _parallel_set_imports() AS imports_without_handover;
+COMMIT;
+RESET caredata.parallel_handover;
+RESET parallel_leader_participation;
+
 -- through the row filter, as a role that must obey it
 SELECT protect('episode', 'nhs_number', 'research');
 SET ROLE regress_parallel_reader;
 EXPLAIN (COSTS OFF) SELECT count(*) FROM episode;
 SELECT count(*) AS filtered_parallel FROM episode;
+-- ... whose workers, too, use the leader's set
+SET parallel_leader_participation = off;
+BEGIN;
+SELECT count(*) AS filtered_workers_only FROM episode;
+RESET ROLE;
+SELECT _parallel_set_imports() >= 1 AS filter_workers_imported;
+COMMIT;
+RESET parallel_leader_participation;
+SET ROLE regress_parallel_reader;
 SET max_parallel_workers_per_gather = 0;
 SELECT count(*) AS filtered_serial FROM episode;
 SET max_parallel_workers_per_gather = 2;

@@ -32,7 +32,7 @@ GRANT USAGE ON SCHEMA caredata TO PUBLIC;
 -- Loaded at server start (shared_preload_libraries)?  Only then are the
 -- objection filter's executor hooks, the shared blocked sets and the
 -- superuser-only settings (caredata.key_file, caredata.reidentify_per_hour)
--- in place in every connection from its first query (src/preload.h).  What
+-- in place in every connection from its first query (src/base/preload.h).  What
 -- depends on them refuses otherwise, at once, with a hint naming
 -- shared_preload_libraries; CREATE EXTENSION warns.
 CREATE FUNCTION caredata.preloaded() RETURNS boolean

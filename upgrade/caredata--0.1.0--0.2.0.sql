@@ -125,7 +125,7 @@ BEGIN
 END
 $$;
 
--- a Citus table's filter is one permissive policy (src/citus.sql)
+-- a Citus table's filter is one permissive policy (src/citus/citus.sql)
 CREATE OR REPLACE FUNCTION caredata.protect(tab regclass, nhs_column name, purpose text, dataset text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -162,7 +162,7 @@ BEGIN
             HINT = format('Protect %s instead: protecting a table protects all its partitions and children.', parent);
   END IF;
   -- a Citus table: its filter is one permissive policy, on every shard
-  -- (src/citus.sql; Citus re-creates restrictive policies as permissive)
+  -- (src/citus/citus.sql; Citus re-creates restrictive policies as permissive)
   IF caredata._citus_table(tab) THEN
     PERFORM caredata._protect_citus(tab, nhs_column, purpose, dataset);
     PERFORM caredata._refuse_unfiltered_views();
@@ -202,7 +202,7 @@ BEGIN
     CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.relid);
     citus := EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = t.relid AND p.polname = 'caredata_filter');
     IF citus THEN
-      -- a Citus table (src/citus.sql): the shards' statistics target first,
+      -- a Citus table (src/citus/citus.sql): the shards' statistics target first,
       -- each in its own transaction, before this one locks them
       IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.relid AND a.attname = t.nhs_column AND NOT a.attisdropped) THEN
         PERFORM caredata._citus_statistics_target(t.relid, t.nhs_column, -1);
@@ -630,7 +630,7 @@ BEGIN
 END
 $$;
 
--- src/citus.sql, whole
+-- src/citus/citus.sql, whole
 -- Tables protect() filtered as Citus tables, by name: OIDs differ from node
 -- to node, and this is a reference table, on every node.  A worker binds a
 -- filter call on a shard to its distributed table through it.
@@ -1619,7 +1619,7 @@ BEGIN ATOMIC
 END;
 
 -- ---------------------------------------------------------------------------
--- issue 22, section 9: one patient, one pseudonym (src/pseudonym.c, .sql).
+-- issue 22, section 9: one patient, one pseudonym (src/keys/pseudonym.c, .sql).
 -- pseudonymise(text, ...) and pseudonymise(bigint, ...) are now the NHS-number
 -- path: the text (any layout nhs_number_in accepts) or the bigint is read as
 -- an NHS number, refused if invalid, and gives the nhs_number's token.
@@ -1670,7 +1670,7 @@ GRANT EXECUTE ON FUNCTION
 
 -- ---------------------------------------------------------------------------
 -- issue 22, section 8: a server that did not preload caredata refuses at
--- once (src/preload.h, src/caredata.sql).  permitted(), row_permitted() and
+-- once (src/base/preload.h, src/caredata.sql).  permitted(), row_permitted() and
 -- my_nhs_number() refuse in C; writes to the register and protect() refuse
 -- through the statement triggers below; the update, like CREATE EXTENSION,
 -- warns.  No data changes.
@@ -1711,10 +1711,10 @@ $$;
 
 
 -- ---- issue 22, sections 2 and 3: re-identification committed before it
--- answers (a background worker, src/reidentify.c), the audit head's own
+-- answers (a background worker, src/publication/reidentify.c), the audit head's own
 -- forward-only guard, triggers that fire ALWAYS (session_replication_role
 -- = replica no longer gets past them), and the witness in the server log
--- (src/audit.c) with audit_verify(expected_id, expected_hash) ----
+-- (src/publication/audit.c) with audit_verify(expected_id, expected_hash) ----
 CREATE FUNCTION caredata._audit_witness(id bigint, hash bytea) RETURNS void
   AS 'MODULE_PATHNAME', 'caredata_audit_witness' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION caredata._audit_witness(bigint, bytea) IS
@@ -1874,7 +1874,7 @@ REVOKE ALL ON FUNCTION caredata._reidentify_committed(caredata.pseudonym, text) 
 
 -- ---------------------------------------------------------------------
 -- issue 22, section 5: a table's owner cannot weaken its filter
--- (src/protection.c, src/objection/protect.sql).  unprotect() takes the
+-- (src/objection/protection.c, src/objection/protect.sql).  unprotect() takes the
 -- tables off the list before its DDL and copes with a weakened filter; the
 -- DDL guards, the list's trigger, filter_weakness() and protection_status.
 -- ---------------------------------------------------------------------
@@ -1903,7 +1903,7 @@ BEGIN
     CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.relid);
     citus := EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = t.relid AND p.polname = 'caredata_filter');
     IF citus THEN
-      -- a Citus table (src/citus.sql): the shards' statistics target first,
+      -- a Citus table (src/citus/citus.sql): the shards' statistics target first,
       -- each in its own transaction, before this one locks them
       IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.relid AND a.attname = t.nhs_column AND NOT a.attisdropped) THEN
         PERFORM caredata._citus_statistics_target(t.relid, t.nhs_column, -1);
@@ -1929,7 +1929,7 @@ BEGIN
   PERFORM caredata.audit_append('table.unprotect', tab::text);
 END
 $$;
--- What protect() promised, held (src/protection.c): DDL that would weaken
+-- What protect() promised, held (src/objection/protection.c): DDL that would weaken
 -- a protected table's filter is refused, for every role; a table found
 -- weakened anyway (event triggers do not fire under session_replication_role
 -- = replica) fails closed; and the state is reported as it is.
@@ -2402,3 +2402,13 @@ BEGIN
   END LOOP;
 END
 $publish_22$;
+
+-- ---- issue 23: the parallel hand-over's count ----
+-- how many parallel workers used the sets this transaction's leader handed
+-- them (src/objection/set_parallel.c): shows the hand-over at work
+CREATE FUNCTION caredata._parallel_set_imports() RETURNS bigint
+  AS 'MODULE_PATHNAME', 'parallel_set_imports_sql' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION caredata._parallel_set_imports() IS
+  'how many parallel workers have used the blocked NHS number sets this transaction handed them (a count, never a number)';
+REVOKE ALL ON FUNCTION caredata._parallel_set_imports() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata._parallel_set_imports() TO caredata_admin;

@@ -48,7 +48,7 @@
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
 
-#include "../nhs_number.h"
+#include "identifiers/identifiers.h"
 #include "compare.h"
 
 #define FETCH_BATCH		10000

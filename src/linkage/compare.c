@@ -40,11 +40,9 @@
 #include "utils/datetime.h"
 #include "utils/lsyscache.h"
 
-#include "../nhs_number.h"
-#include "../postcode.h"
-#include "../sex.h"
+#include "identifiers/identifiers.h"
 #include "compare.h"
-#include "../pg_compat.h"
+#include "base/pg_compat.h"
 
 /* longest string the string comparators accept, in characters */
 #define COMPARE_MAX_CHARS	4096

@@ -158,7 +158,7 @@ BEGIN
             HINT = format('Protect %s instead: protecting a table protects all its partitions and children.', parent);
   END IF;
   -- a Citus table: its filter is one permissive policy, on every shard
-  -- (src/citus.sql; Citus re-creates restrictive policies as permissive)
+  -- (src/citus/citus.sql; Citus re-creates restrictive policies as permissive)
   IF caredata._citus_table(tab) THEN
     PERFORM caredata._protect_citus(tab, nhs_column, purpose, dataset);
     PERFORM caredata._refuse_unfiltered_views();
@@ -205,7 +205,7 @@ BEGIN
     CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.relid);
     citus := EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = t.relid AND p.polname = 'caredata_filter');
     IF citus THEN
-      -- a Citus table (src/citus.sql): the shards' statistics target first,
+      -- a Citus table (src/citus/citus.sql): the shards' statistics target first,
       -- each in its own transaction, before this one locks them
       IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.relid AND a.attname = t.nhs_column AND NOT a.attisdropped) THEN
         PERFORM caredata._citus_statistics_target(t.relid, t.nhs_column, -1);
@@ -335,12 +335,12 @@ CREATE EVENT TRIGGER caredata_unfiltered_views ON ddl_command_end
 
 
 -- protect() refuses at once where caredata was not loaded at server start
--- (src/preload.h): the filter it attaches could not run there
+-- (src/base/preload.h): the filter it attaches could not run there
 CREATE TRIGGER protected_table_requires_preload BEFORE INSERT ON caredata.protected_table
   FOR EACH STATEMENT EXECUTE FUNCTION caredata._require_preload_trigger();
 COMMENT ON TRIGGER protected_table_requires_preload ON caredata.protected_table IS
   'tables are protected only where caredata was loaded at server start (the filter needs it)';
--- What protect() promised, held (src/protection.c): DDL that would weaken
+-- What protect() promised, held (src/objection/protection.c): DDL that would weaken
 -- a protected table's filter is refused, for every role; a table found
 -- weakened anyway (event triggers do not fire under session_replication_role
 -- = replica) fails closed; and the state is reported as it is.

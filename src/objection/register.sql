@@ -2,7 +2,7 @@
 -- The objection register: purposes, objections and their history,
 -- exemptions, the register version, the blocking policy in SQL a DBA can
 -- read (caredata.blocked_nhs_numbers), the filter functions (the per-row
--- fast path is src/objection.c), subject access, and the admin's calls
+-- fast path is src/objection/permitted.c), subject access, and the admin's calls
 -- that record objections and exemptions.
 
 CREATE TABLE caredata.purpose (
@@ -197,7 +197,7 @@ END;
 COMMENT ON FUNCTION caredata.blocked_nhs_numbers(text, text, timestamptz) IS
   'the NHS numbers whose data may not be used for a purpose and dataset at a time (a number may appear more than once): the objection policy in one query';
 
--- the blocked sets every backend shares (src/shared_set.c; with preloading)
+-- the blocked sets every backend shares (src/objection/set_shared.c; with preloading)
 CREATE FUNCTION caredata.blocked_sets()
 RETURNS TABLE (register_version bigint, purpose text, dataset text, valid_from timestamptz, valid_until timestamptz,
                numbers bigint, bytes bigint, built_at timestamptz, shared_uses bigint)
@@ -206,6 +206,15 @@ COMMENT ON FUNCTION caredata.blocked_sets() IS
   'the blocked NHS number sets in shared memory: register version, purpose, dataset, the times each answers for, size, when built, how many backends mapped it instead of building (never a number)';
 REVOKE ALL ON FUNCTION caredata.blocked_sets() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION caredata.blocked_sets() TO caredata_admin;
+
+-- how many parallel workers used the sets this transaction's leader handed
+-- them (src/objection/set_parallel.c): shows the hand-over at work
+CREATE FUNCTION caredata._parallel_set_imports() RETURNS bigint
+  AS 'MODULE_PATHNAME', 'parallel_set_imports_sql' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION caredata._parallel_set_imports() IS
+  'how many parallel workers have used the blocked NHS number sets this transaction handed them (a count, never a number)';
+REVOKE ALL ON FUNCTION caredata._parallel_set_imports() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata._parallel_set_imports() TO caredata_admin;
 
 -- The interval around at over which that answer cannot change: from the
 -- latest register time at or before at to the earliest one after it.
@@ -409,7 +418,7 @@ COMMENT ON FUNCTION caredata.revoke_exemption(bigint) IS
   'revoke an exemption from now on; the row is kept as history';
 
 
--- Without the preloaded filter (src/preload.h) the register protects no one:
+-- Without the preloaded filter (src/base/preload.h) the register protects no one:
 -- every way of writing it (record_objection, the feeds, exemptions, plain
 -- DML) refuses at once, with a hint naming shared_preload_libraries.
 CREATE TRIGGER objection_requires_preload BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON caredata.objection

@@ -17,7 +17,7 @@
 
 #include "person_table.h"
 #include "policy.h"
-#include "../pg_compat.h"
+#include "base/pg_compat.h"
 
 #define PT_HDRSZ		offsetof(PersonTable, data)
 #define PT_SIZE(cap, v)	(PT_HDRSZ + ((v) ? 2 : 1) * sizeof(uint64) * (Size) (cap))

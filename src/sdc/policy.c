@@ -35,8 +35,8 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
-#include "../citus.h"
-#include "../search_path.h"
+#include "citus/citus.h"
+#include "base/search_path.h"
 #include "policy.h"
 
 static char *sdc_policy_setting = NULL;

@@ -1,13 +1,13 @@
 /*
  * test/fuzz/fuzz_dob.c: libFuzzer target for date-of-birth parsing
- * (src/dob.c's parser, compiled in here).  Invariants: a date that parses
+ * (src/identifiers/dob.c's parser, compiled in here).  Invariants: a date that parses
  * lies between 1895-01-01 and the reference date; it is the calendar date
  * the C library's gmtime() gives for that day (an independent calendar);
  * and its YYYY-MM-DD and DD/MM/YYYY spellings parse back to it.
  */
 #include <time.h>
 
-#include "../../src/dob.c"
+#include "../../src/identifiers/dob.c"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

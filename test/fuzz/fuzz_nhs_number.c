@@ -1,12 +1,12 @@
 /*
  * test/fuzz/fuzz_nhs_number.c: libFuzzer target for the NHS number's text
- * and binary input (src/nhs_number.c's parser and value check, compiled in
+ * and binary input (src/identifiers/nhs_number.c's parser and value check, compiled in
  * here; the server's functions it never calls are left unresolved).
  * Invariants: a parse that succeeds gives a valid value, whose formatted
  * text parses back to the same value; an input starting with B is a binary
  * message for nhs_number_recv, which accepts only valid numbers.
  */
-#include "../../src/nhs_number.c"
+#include "../../src/identifiers/nhs_number.c"
 
 #include "fuzz.h"
 

@@ -1,9 +1,9 @@
 /*
  * test/fuzz/fuzz_postcode.c: libFuzzer target for postcode parsing
- * (src/postcode.c's parser, compiled in here).  Invariant: a postcode that
+ * (src/identifiers/postcode.c's parser, compiled in here).  Invariant: a postcode that
  * parses is canonical ("OUTWARD INWARD") and parses back to itself.
  */
-#include "../../src/postcode.c"
+#include "../../src/identifiers/postcode.c"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

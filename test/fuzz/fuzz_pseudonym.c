@@ -1,6 +1,6 @@
 /*
  * test/fuzz/fuzz_pseudonym.c: libFuzzer target for the pseudonym's text
- * input and its token codec (src/pseudonym.c's parser, compiled in here).
+ * input and its token codec (src/keys/pseudonym.c's parser, compiled in here).
  * Invariants: text that parses gives a positive domain and version, its
  * token has one spelling (the input's token is exactly the re-encoding),
  * and the value's text form parses back to the same bytes; any 22 bytes
@@ -9,7 +9,7 @@
  * pseudonym_recv instead: what it accepts has a positive domain and
  * version, took 22 bytes, and round-trips through the text form.
  */
-#include "../../src/pseudonym.c"
+#include "../../src/keys/pseudonym.c"
 
 #include "fuzz.h"
 

@@ -1,10 +1,10 @@
 /*
  * test/fuzz/fuzz_sex.c: libFuzzer target for sex standardisation
- * (src/sex.c's lookup, compiled in here), given each input as a text datum
+ * (src/identifiers/sex.c's lookup, compiled in here), given each input as a text datum
  * with a 4-byte header.  Invariant: a recognised spelling maps to one of
  * the codes 1, 2, 9, X, and the code itself is recognised as itself.
  */
-#include "../../src/sex.c"
+#include "../../src/identifiers/sex.c"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,0 +1,641 @@
+/*-------------------------------------------------------------------------
+ *
+ * keys.c
+ *		The key store: master secret outside the database, per-domain keys.
+ *
+ * Owns the setting caredata.key_file, reading and checking the master
+ * secret, deriving per-domain keys with HKDF-SHA256 and keeping one keyed
+ * HMAC-SHA256 context per domain and key version for the life of the
+ * backend (or until the domain catalog changes, the setting is reloaded, or
+ * the backend exits).
+ *
+ * Key material handling:
+ *	- the master secret is read from the file on a cache miss, used to
+ *	  derive the domain key, and wiped (OPENSSL_cleanse) before returning;
+ *	- the derived key is wiped as soon as it has keyed the HMAC context;
+ *	- contexts are freed (OpenSSL wipes them) on invalidation;
+ *	- no function, message or log line shows key bytes or the file's path.
+ *
+ * Cache invalidation crosses backends through relcache invalidation of the
+ * key catalog (caredata.domain_key): rotate/retire send one at commit, and
+ * every backend drops its cached contexts when it processes it.
+ *
+ * src/keys/keys.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "citus/citus.h"
+#include "keys.h"
+#include "base/search_path.h"
+
+#define MASTER_MIN_LEN		32
+#define MASTER_MAX_LEN		4096
+#define DOMAIN_KEY_LEN		32
+#define DOMAIN_NAME_MAX		64
+
+static char *key_file = NULL;
+
+/* cache of keyed contexts, by (domain name, requested version) */
+typedef struct KeyCacheKey
+{
+	char		name[DOMAIN_NAME_MAX];
+	int32		version;		/* 0: the current version */
+} KeyCacheKey;
+
+typedef struct KeyCacheEntry
+{
+	KeyCacheKey key;
+	KeyDomain	domain;
+} KeyCacheEntry;
+
+static HTAB *key_cache = NULL;
+static uint64 key_generation = 1;
+static Oid	key_catalog_relid = InvalidOid;
+static EVP_MAC *hmac_algorithm = NULL;
+
+typedef enum MasterResult
+{
+	MASTER_OK = 0,
+	MASTER_UNSET,
+	MASTER_MISSING,
+	MASTER_NOT_FILE,
+	MASTER_PERMISSIONS,
+	MASTER_OWNER,
+	MASTER_SHORT,
+	MASTER_LONG,
+	MASTER_READ
+} MasterResult;
+
+/* drop every cached context (OpenSSL wipes them when freed) */
+static void
+keys_forget_all(void)
+{
+	if (key_cache != NULL)
+	{
+		HASH_SEQ_STATUS status;
+		KeyCacheEntry *e;
+
+		hash_seq_init(&status, key_cache);
+		while ((e = hash_seq_search(&status)) != NULL)
+		{
+			if (e->domain.mac)
+				EVP_MAC_CTX_free((EVP_MAC_CTX *) e->domain.mac);
+			e->domain.mac = NULL;
+		}
+		hash_destroy(key_cache);
+		key_cache = NULL;
+	}
+	key_generation++;
+}
+
+static void
+keys_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == key_catalog_relid)
+		keys_forget_all();
+}
+
+static void
+key_file_assign(const char *newval, void *extra)
+{
+	/* a reloaded setting may name another secret: derive everything again */
+	keys_forget_all();
+}
+
+/*
+ * Was the library loaded at server start (shared_preload_libraries)?  Only
+ * then is caredata.key_file defined, superuser-only, before any session
+ * can read it: a library loaded later leaves the setting, until then, an
+ * unprotected placeholder that SHOW and current_setting() give to anyone.
+ * Keyed functions refuse to run otherwise.
+ */
+static bool keys_preloaded = false;
+
+static void
+require_preload(void)
+{
+	if (!keys_preloaded)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("caredata was not loaded at server start"),
+				 errdetail("Until it is, caredata.key_file is an ordinary setting that any role can read."),
+				 errhint("Add caredata to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+void
+keys_init(void)
+{
+	keys_preloaded = process_shared_preload_libraries_in_progress;
+	DefineCustomStringVariable("caredata.key_file",
+							   "File holding the master secret for keyed pseudonyms.",
+							   "Must be a regular file of at least 32 bytes, readable by its owner only.",
+							   &key_file,
+							   NULL,
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, key_file_assign, NULL);
+	CacheRegisterRelcacheCallback(keys_relcache_callback, (Datum) 0);
+}
+
+uint64
+keys_generation(void)
+{
+	return key_generation;
+}
+
+/*
+ * Read the master secret into buf (MASTER_MAX_LEN + 1 bytes).  Raises no
+ * error: the caller wipes buf and reports, so no error path leaves key
+ * bytes behind.
+ */
+static MasterResult
+read_master(unsigned char *buf, size_t *len)
+{
+	int			fd;
+	struct stat st;
+	ssize_t		n;
+	size_t		total = 0;
+
+	*len = 0;
+	if (key_file == NULL || key_file[0] == '\0')
+		return MASTER_UNSET;
+	fd = open(key_file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return MASTER_MISSING;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+	{
+		close(fd);
+		return MASTER_NOT_FILE;
+	}
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+	{
+		close(fd);
+		return MASTER_PERMISSIONS;
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0)
+	{
+		close(fd);
+		return MASTER_OWNER;
+	}
+	while (total <= MASTER_MAX_LEN)
+	{
+		n = read(fd, buf + total, MASTER_MAX_LEN + 1 - total);
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			close(fd);
+			return MASTER_READ;
+		}
+		if (n == 0)
+			break;
+		total += n;
+	}
+	close(fd);
+	*len = total;
+	if (total < MASTER_MIN_LEN)
+		return MASTER_SHORT;
+	if (total > MASTER_MAX_LEN)
+		return MASTER_LONG;
+	return MASTER_OK;
+}
+
+static void
+report_master(MasterResult r)
+{
+	const char *hint = "Generate a key file with scripts/generate-key.sh, name it in caredata.key_file in postgresql.conf and reload.";
+
+	switch (r)
+	{
+		case MASTER_OK:
+			return;
+		case MASTER_UNSET:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("caredata.key_file is not set"),
+					 errdetail("Keyed pseudonyms need a master secret held outside the database."),
+					 errhint("%s", hint)));
+			break;
+		case MASTER_MISSING:
+		case MASTER_READ:
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FILE),
+					 errmsg("could not read the file named by caredata.key_file"),
+					 errdetail("The file does not exist or the server cannot read it."),
+					 errhint("%s", hint)));
+			break;
+		case MASTER_NOT_FILE:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("caredata.key_file does not name a regular file"),
+					 errhint("%s", hint)));
+			break;
+		case MASTER_PERMISSIONS:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("the file named by caredata.key_file has group or world access"),
+					 errdetail("A master secret must be readable by its owner only, like server.key."),
+					 errhint("Run chmod 0600 on the key file, then retry.")));
+			break;
+		case MASTER_OWNER:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("the file named by caredata.key_file is not owned by the database server's user or root"),
+					 errhint("Change the key file's owner to the user the server runs as.")));
+			break;
+		case MASTER_SHORT:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("the file named by caredata.key_file is too short"),
+					 errdetail("A master secret must hold at least %d bytes.", MASTER_MIN_LEN),
+					 errhint("%s", hint)));
+			break;
+		case MASTER_LONG:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("the file named by caredata.key_file is too long"),
+					 errdetail("A master secret holds at most %d bytes.", MASTER_MAX_LEN),
+					 errhint("%s", hint)));
+			break;
+	}
+}
+
+/*
+ * The key fingerprint: HMAC-SHA256 of a fixed label under the master
+ * secret, its first KEY_FINGERPRINT_BYTES bytes in hex.  It tells two key
+ * files apart without showing either (no key byte can be recovered from
+ * it), so every node of a cluster can check that it holds the key the
+ * domains were created under.
+ */
+#define KEY_FINGERPRINT_BYTES 16
+#define KEY_FINGERPRINT_LABEL "caredata key fingerprint v1"
+
+static void
+fingerprint_of(const unsigned char *master, size_t master_len, char *hex)
+{
+	unsigned char out[EVP_MAX_MD_SIZE];
+	size_t		outlen = 0;
+
+	if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, master, master_len,
+				  (const unsigned char *) KEY_FINGERPRINT_LABEL, strlen(KEY_FINGERPRINT_LABEL),
+				  out, sizeof(out), &outlen) == NULL || outlen < KEY_FINGERPRINT_BYTES)
+	{
+		OPENSSL_cleanse(out, sizeof(out));
+		hex[0] = '\0';
+		return;
+	}
+	hex_encode((const char *) out, KEY_FINGERPRINT_BYTES, hex);
+	hex[KEY_FINGERPRINT_BYTES * 2] = '\0';
+	OPENSSL_cleanse(out, sizeof(out));
+}
+
+/*
+ * Derive the key of (domain, version) and key a fresh HMAC-SHA256 context
+ * with it; fingerprint receives the master secret's fingerprint.  The
+ * master secret and the derived key are wiped before return.
+ */
+static EVP_MAC_CTX *
+keyed_context(const char *name, int version, char *fingerprint)
+{
+	unsigned char master[MASTER_MAX_LEN + 1];
+	unsigned char derived[DOMAIN_KEY_LEN];
+	char		info[DOMAIN_NAME_MAX + 64];
+	size_t		master_len;
+	MasterResult mr;
+	EVP_KDF    *kdf = NULL;
+	EVP_KDF_CTX *kctx = NULL;
+	EVP_MAC_CTX *mac = NULL;
+	OSSL_PARAM	params[5];
+	bool		ok = false;
+
+	require_preload();
+
+	mr = read_master(master, &master_len);
+	if (mr != MASTER_OK)
+	{
+		OPENSSL_cleanse(master, sizeof(master));
+		report_master(mr);
+	}
+
+	fingerprint_of(master, master_len, fingerprint);
+	snprintf(info, sizeof(info), "caredata domain key v1|%s|%d", name, version);
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *) "SHA256", 0);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, master, master_len);
+	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (char *) "caredata", 8);
+	params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, strlen(info));
+	params[4] = OSSL_PARAM_construct_end();
+
+	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	if (kdf != NULL && (kctx = EVP_KDF_CTX_new(kdf)) != NULL &&
+		EVP_KDF_derive(kctx, derived, sizeof(derived), params) == 1)
+	{
+		OSSL_PARAM mparams[2];
+
+		mparams[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0);
+		mparams[1] = OSSL_PARAM_construct_end();
+		mac = EVP_MAC_CTX_new(hmac_algorithm);
+		ok = mac != NULL && EVP_MAC_init(mac, derived, sizeof(derived), mparams) == 1;
+	}
+	OPENSSL_cleanse(master, sizeof(master));
+	OPENSSL_cleanse(derived, sizeof(derived));
+	EVP_KDF_CTX_free(kctx);
+	EVP_KDF_free(kdf);
+	if (!ok)
+	{
+		EVP_MAC_CTX_free(mac);
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not derive the key of a pseudonym domain"),
+				 errdetail("OpenSSL's HKDF or HMAC-SHA256 is not available.")));
+	}
+	return mac;
+}
+
+/* look the domain up in the catalog: id, version to use */
+static void
+catalog_lookup(const char *name, int version, int32 *domain_id, int16 *use_version, char *fingerprint)
+{
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		values[2];
+	bool		isnull;
+	int			ret;
+	bool		domain_retired;
+	bool		version_retired;
+	bool		version_found;
+	char	   *recorded;
+	const char *recorded_column = "d.key_fingerprint";
+	int			nested;
+	int			path;
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = Int32GetDatum(version);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* a catalog not yet updated to 0.2.0 records no fingerprint */
+	if (get_attnum(get_relname_relid("domain", get_namespace_oid("caredata", false)), "key_fingerprint") == InvalidAttrNumber)
+		recorded_column = "NULL::pg_catalog.text";
+	/* on Citus the catalog is a reference table, read in a shard task too */
+	path = search_path_pin();
+	nested = citus_nested_begin();
+	ret = SPI_execute_with_args(psprintf(
+		"SELECT d.id, d.retired_at IS NOT NULL, k.version, k.retired_at IS NOT NULL, %s "
+		"FROM caredata.domain d "
+		"LEFT JOIN caredata.domain_key k ON k.domain_id OPERATOR(pg_catalog.=) d.id "
+		" AND k.version OPERATOR(pg_catalog.=) CASE WHEN $2 OPERATOR(pg_catalog.=) 0 "
+		"     THEN d.current_version ELSE $2 END "
+		"WHERE d.name OPERATOR(pg_catalog.=) $1", recorded_column),
+		2, argtypes, values, NULL, true, 1);
+	citus_nested_end(nested);
+	search_path_unpin(path);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "domain lookup failed: %d", ret);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("pseudonym domain \"%s\" does not exist", name),
+				 errhint("Create it with caredata.create_domain(name, purpose).")));
+
+	*domain_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	domain_retired = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	*use_version = DatumGetInt16(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	version_found = !isnull;
+	version_retired = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	recorded = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+	strlcpy(fingerprint, recorded ? recorded : "", KEY_FINGERPRINT_BYTES * 2 + 1);
+
+	key_catalog_relid = get_relname_relid("domain_key", get_namespace_oid("caredata", false));
+	SPI_finish();
+
+	if (domain_retired)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pseudonym domain \"%s\" is retired", name),
+				 errdetail("A retired domain's keys are never used again.")));
+	if (!version_found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("pseudonym domain \"%s\" has no key version %d", name, version)));
+	if (version_retired)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("key version %d of pseudonym domain \"%s\" is retired", (int) *use_version, name),
+				 errhint("Use the domain's current version.")));
+}
+
+KeyDomain *
+keys_lookup_domain(const char *name, int version)
+{
+	KeyCacheKey key;
+	KeyCacheEntry *entry;
+	bool		found;
+	int32		domain_id;
+	int16		use_version;
+	char		recorded[KEY_FINGERPRINT_BYTES * 2 + 1];
+	char		node[KEY_FINGERPRINT_BYTES * 2 + 1];
+
+	if (strlen(name) >= DOMAIN_NAME_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("pseudonym domain names have at most %d characters", DOMAIN_NAME_MAX - 1)));
+	if (version < 0 || version > PG_INT16_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("key version must be between 1 and %d", PG_INT16_MAX)));
+
+	if (hmac_algorithm == NULL)
+	{
+		hmac_algorithm = EVP_MAC_fetch(NULL, "HMAC", NULL);
+		if (hmac_algorithm == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("OpenSSL's HMAC is not available")));
+	}
+
+	if (key_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(KeyCacheKey);
+		ctl.entrysize = sizeof(KeyCacheEntry);
+		ctl.hcxt = TopMemoryContext;
+		key_cache = hash_create("caredata domain keys", 16, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.name, name, sizeof(key.name));
+	key.version = version;
+	entry = hash_search(key_cache, &key, HASH_FIND, NULL);
+	if (entry != NULL && entry->domain.mac != NULL)
+		return &entry->domain;
+
+	/* miss: consult the catalog, then derive (both may raise errors) */
+	catalog_lookup(name, version, &domain_id, &use_version, recorded);
+	{
+		EVP_MAC_CTX *mac = keyed_context(name, use_version, node);
+
+		/*
+		 * A domain records the fingerprint of the key it was created under
+		 * (none before 0.2.0): another key would give other pseudonyms, so
+		 * a node whose key file differs refuses instead.
+		 */
+		if (recorded[0] != '\0' && strcmp(recorded, node) != 0)
+		{
+			EVP_MAC_CTX_free(mac);
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIG_FILE_ERROR),
+					 errmsg("the master secret in caredata.key_file is not the one pseudonym domain \"%s\" was created under", name),
+					 errdetail("Its key fingerprint differs from the one the domain records; pseudonyms made with it would not match."),
+					 errhint("Install the same key file on every node; compare caredata.key_fingerprint() with caredata.domain.key_fingerprint, or run caredata.citus_check().")));
+		}
+
+		/* the catalog lookup may have processed an invalidation */
+		if (key_cache == NULL)
+		{
+			EVP_MAC_CTX_free(mac);
+			return keys_lookup_domain(name, version);
+		}
+		entry = hash_search(key_cache, &key, HASH_ENTER, &found);
+		entry->domain.domain_id = domain_id;
+		entry->domain.version = use_version;
+		entry->domain.mac = mac;
+		entry->domain.generation = key_generation;
+	}
+	return &entry->domain;
+}
+
+void
+keys_token(KeyDomain *d, const unsigned char *data, size_t len, unsigned char *token)
+{
+	EVP_MAC_CTX *mac = (EVP_MAC_CTX *) d->mac;
+	unsigned char out[EVP_MAX_MD_SIZE];
+	size_t		outlen = 0;
+
+	/* re-initialise with the key already set: no key schedule per row */
+	if (EVP_MAC_init(mac, NULL, 0, NULL) != 1 ||
+		EVP_MAC_update(mac, data, len) != 1 ||
+		EVP_MAC_final(mac, out, &outlen, sizeof(out)) != 1 ||
+		outlen < CAREDATA_TOKEN_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("HMAC-SHA256 failed")));
+	memcpy(token, out, CAREDATA_TOKEN_LEN);
+	OPENSSL_cleanse(out, sizeof(out));
+}
+
+/*
+ * keys_invalidate(): trigger on the key catalog.  Queues a relcache
+ * invalidation of caredata.domain_key, sent at commit to every backend
+ * (this one included), which then drops its cached keyed contexts.
+ */
+PG_FUNCTION_INFO_V1(keys_invalidate);
+Datum
+keys_invalidate(PG_FUNCTION_ARGS)
+{
+	Oid			relid = get_relname_relid("domain_key", get_namespace_oid("caredata", false));
+
+	if (OidIsValid(relid))
+		CacheInvalidateRelcacheByRelid(relid);
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * key_fingerprint(): the master secret's fingerprint (see fingerprint_of),
+ * recorded by create_domain() and compared across nodes by citus_check().
+ */
+PG_FUNCTION_INFO_V1(key_fingerprint);
+Datum
+key_fingerprint(PG_FUNCTION_ARGS)
+{
+	unsigned char master[MASTER_MAX_LEN + 1];
+	char		hex[KEY_FINGERPRINT_BYTES * 2 + 1];
+	size_t		len;
+	MasterResult r;
+
+	require_preload();
+	r = read_master(master, &len);
+	if (r != MASTER_OK)
+	{
+		OPENSSL_cleanse(master, sizeof(master));
+		report_master(r);
+	}
+	fingerprint_of(master, len, hex);
+	OPENSSL_cleanse(master, sizeof(master));
+	if (hex[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("OpenSSL's HMAC-SHA256 is not available")));
+	PG_RETURN_TEXT_P(cstring_to_text(hex));
+}
+
+/*
+ * key_file_status(): whether the master secret can be used, for DBAs and
+ * monitoring.  Says what is wrong without the path or any key byte.
+ */
+PG_FUNCTION_INFO_V1(key_file_status);
+Datum
+key_file_status(PG_FUNCTION_ARGS)
+{
+	unsigned char master[MASTER_MAX_LEN + 1];
+	size_t		len;
+	MasterResult r = read_master(master, &len);
+	const char *s = "ok";
+
+	OPENSSL_cleanse(master, sizeof(master));
+	if (!keys_preloaded)
+		PG_RETURN_TEXT_P(cstring_to_text("not preloaded"));
+	switch (r)
+	{
+		case MASTER_OK:
+			s = "ok";
+			break;
+		case MASTER_UNSET:
+			s = "not set";
+			break;
+		case MASTER_MISSING:
+		case MASTER_READ:
+			s = "unreadable";
+			break;
+		case MASTER_NOT_FILE:
+			s = "not a regular file";
+			break;
+		case MASTER_PERMISSIONS:
+			s = "group or world access";
+			break;
+		case MASTER_OWNER:
+			s = "wrong owner";
+			break;
+		case MASTER_SHORT:
+			s = "too short";
+			break;
+		case MASTER_LONG:
+			s = "too long";
+			break;
+	}
+	PG_RETURN_TEXT_P(cstring_to_text(s));
+}

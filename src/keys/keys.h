@@ -1,0 +1,43 @@
+/*-------------------------------------------------------------------------
+ *
+ * keys.h
+ *		What other concerns may ask of the key store (src/keys/keys.c).
+ *
+ * The key store never hands out key bytes.  It hands out a keyed HMAC
+ * computation for a domain and key version: callers pass the bytes to
+ * authenticate and get the 128-bit token back.
+ *
+ * src/keys/keys.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CAREDATA_KEYS_H
+#define CAREDATA_KEYS_H
+
+#define CAREDATA_TOKEN_LEN	16		/* HMAC-SHA256 truncated to 128 bits */
+
+/* a domain as resolved for keyed work */
+typedef struct KeyDomain
+{
+	int32		domain_id;
+	int16		version;		/* the key version to use */
+	void	   *mac;			/* opaque keyed context, owned by keys.c */
+	uint64		generation;		/* cache generation it belongs to */
+} KeyDomain;
+
+/*
+ * Resolve a domain by name, at its current key version (version 0) or a
+ * given one, raising an error if the domain does not exist, is retired, or
+ * the version is retired.  The result stays valid while
+ * keys_generation() returns the same value.
+ */
+extern KeyDomain *keys_lookup_domain(const char *name, int version);
+extern uint64 keys_generation(void);
+
+/* token = first 16 bytes of HMAC-SHA256(domain key, data) */
+extern void keys_token(KeyDomain *d, const unsigned char *data, size_t len,
+					   unsigned char *token);
+
+extern void keys_init(void);
+
+#endif							/* CAREDATA_KEYS_H */

@@ -1,0 +1,46 @@
+/*-------------------------------------------------------------------------
+ *
+ * register_probe.h
+ *		permitted() for a time that changes row by row: one number at a
+ *		time, through the register's index (src/objection/register_probe.c).
+ *
+ * src/objection/register_probe.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CAREDATA_REGISTER_PROBE_H
+#define CAREDATA_REGISTER_PROBE_H
+
+#include "fmgr.h"
+#include "utils/timestamp.h"
+
+#include "register.h"
+
+typedef struct Span
+{
+	char		kind[32];
+	TimestampTz from;
+	TimestampTz to;				/* DT_NOEND: open */
+} Span;
+
+typedef struct Probe
+{
+	char		purpose[PURPOSE_MAX];
+	char	   *dataset;
+	Oid			heap;			/* caredata.objection */
+	Oid			index;			/* ... its index on nhs_number */
+	RegProcedure eq;			/* nhs_number = nhs_number */
+	AttrNumber	att_kind,
+				att_purposes,
+				att_study,
+				att_from,
+				att_to;
+	int			nexempt;
+	Span	   *exempt;			/* kind: the objection kind exempted */
+} Probe;
+
+extern bool probe_time_varies(FmgrInfo *flinfo);
+extern void probe_setup(Probe *pr, MemoryContext cxt);
+extern bool probe_blocked(const Probe *pr, int64 key, TimestampTz at);
+
+#endif							/* CAREDATA_REGISTER_PROBE_H */

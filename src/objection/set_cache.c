@@ -1,0 +1,281 @@
+/*-------------------------------------------------------------------------
+ *
+ * set_cache.c
+ *		The sets of blocked NHS numbers a backend keeps for permitted().
+ *
+ * For one (register, version, purpose, dataset) the blocked NHS numbers at
+ * a time t are the same for every t in an interval [lo, hi) bounded by the
+ * nearest effective/withdrawal/exemption times around t.  A backend keeps a
+ * few such sets (nhs_set.h) and reuses them for every query while the
+ * register and version its snapshot sees are unchanged and t stays in the
+ * interval (the register's identity: register.h).  A set comes from a
+ * parallel leader (set_parallel.c), from another backend through shared
+ * memory (set_shared.c), or is built here
+ * by running caredata.blocked_nhs_numbers() as the register's owner, then
+ * offered to the others.  Sets evicted while a query may still hold them
+ * are freed at the end of the transaction.
+ *
+ * Its memory: each set has a memory context of its own under
+ * TopMemoryContext (a set from a segment: only the NhsSet header, pointing
+ * into the mapped segment).
+ *
+ * src/objection/set_cache.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "nodes/params.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "set_cache.h"
+#include "set_parallel.h"
+#include "set_shared.h"
+
+#define MAX_CACHED_SETS		4
+
+
+static BlockedSet *sets[MAX_CACHED_SETS];
+static bool said_not_shared = false;
+static uint64 use_clock = 0;
+
+/*
+ * Sets evicted while a query may still hold them (another call site of the
+ * same query) are freed at the end of the transaction, not at eviction.
+ */
+static List *graveyard = NIL;
+static bool xact_callback_registered = false;
+
+static void
+set_free(BlockedSet *s)
+{
+	if (s)
+		MemoryContextDelete(s->cxt);
+}
+
+static void
+objection_xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	foreach(lc, graveyard)
+		set_free((BlockedSet *) lfirst(lc));
+	list_free(graveyard);
+	graveyard = NIL;
+}
+
+/* a DestReceiver that appends the first column, int8, to a growing array */
+typedef struct KeyCollector
+{
+	DestReceiver pub;
+	int64	   *keys;			/* in the context that was current at start */
+	uint64		n;
+	uint64		max;
+} KeyCollector;
+
+static bool
+collect_key(TupleTableSlot *slot, DestReceiver *self)
+{
+	KeyCollector *kc = (KeyCollector *) self;
+	bool		isnull;
+	Datum		d = slot_getattr(slot, 1, &isnull);
+
+	if (isnull)
+		return true;
+	if (kc->n == kc->max)
+	{
+		kc->max *= 2;
+		kc->keys = repalloc_huge(kc->keys, kc->max * sizeof(int64));
+	}
+	kc->keys[kc->n++] = DatumGetInt64(d);
+	return true;
+}
+
+static void
+collect_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+static void
+collect_noop(DestReceiver *self)
+{
+}
+
+/*
+ * Build the blocked set for (purpose, dataset) at time at, under the
+ * active snapshot, by running caredata.blocked_nhs_numbers().
+ */
+static BlockedSet *
+build_set(Oid reg, int64 version, const char *purpose, const char *dataset, TimestampTz at)
+{
+	/* under the caller's context until it is complete: an error frees it */
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "caredata objection set",
+											  ALLOCSET_DEFAULT_SIZES);
+	BlockedSet *s = MemoryContextAllocZero(cxt, sizeof(BlockedSet));
+	char	   *args;
+	const char *source;
+	bool		isnull;
+	uint64		nkeys;
+	int64	   *keys;
+	SPIExecuteOptions options;
+	KeyCollector collector;
+
+	s->cxt = cxt;
+	s->reg = reg;
+	s->version = version;
+	strlcpy(s->purpose, purpose, sizeof(s->purpose));
+	s->dataset = dataset ? MemoryContextStrdup(cxt, dataset) : NULL;
+
+	/* a parallel worker takes its leader's copy when there is one */
+	s->members = parallel_set_import(cxt, reg, version, purpose, dataset, at, &s->lo, &s->hi);
+	/* any backend, the one another backend published (set_shared.c) */
+	if (s->members == NULL)
+		s->members = shared_set_find(cxt, reg, version, purpose, dataset, at, &s->lo, &s->hi);
+	if (s->members != NULL)
+	{
+		MemoryContextSetParent(cxt, TopMemoryContext);
+		return s;
+	}
+	if (!shared_set_available() && !said_not_shared)
+	{
+		ereport(NOTICE,
+				(errmsg("caredata is not preloaded: this connection builds its own blocked NHS number set"),
+				 errhint("Add caredata to shared_preload_libraries so that every connection shares one.")));
+		said_not_shared = true;
+	}
+	collector.keys = palloc(65536 * sizeof(int64));
+	collector.n = 0;
+	collector.max = 65536;
+
+	/*
+	 * The arguments are written into the statements as literals, so that
+	 * the planner inlines the SQL function as for constants.  Where the
+	 * register is a Citus reference table, Citus refuses the SQL function
+	 * (it reaches the register through parameters): its twin with literals
+	 * is run instead (src/citus/citus.sql, docs/scale-out.md).  The time is
+	 * written in ISO form, which reads back the same whatever DateStyle
+	 * says.
+	 */
+	source = catalog_is_citus("objection") ? "caredata._blocked_nhs_numbers_citus" : "caredata.blocked_nhs_numbers";
+	args = psprintf("%s, %s, %s::pg_catalog.timestamptz",
+					quote_literal_cstr(purpose),
+					dataset ? quote_literal_cstr(dataset) : "NULL",
+					quote_literal_cstr(timestamptz_to_str(at)));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* the interval over which the answer is constant, and its size */
+	if (SPI_execute(psprintf("SELECT lo, hi FROM caredata.blocked_interval(%s)", args), true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "caredata.blocked_interval failed");
+	s->lo = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (isnull)
+		s->lo = DT_NOBEGIN;
+	s->hi = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (isnull)
+		s->hi = DT_NOEND;
+
+	/*
+	 * One-shot; each row goes straight into the key array, not through an
+	 * SPI tuple table.
+	 */
+	memset(&options, 0, sizeof(options));
+	options.read_only = true;
+	collector.pub.receiveSlot = collect_key;
+	collector.pub.rStartup = collect_startup;
+	collector.pub.rShutdown = collect_noop;
+	collector.pub.rDestroy = collect_noop;
+	collector.pub.mydest = DestNone;
+	options.dest = &collector.pub;
+	/* rows sent to a DestNone receiver report SPI_OK_UTILITY */
+	if (SPI_execute_extended(psprintf("SELECT nhs_number::pg_catalog.int8 FROM %s(%s)", source, args),
+							 &options) < 0)
+		elog(ERROR, "caredata.blocked_nhs_numbers failed");
+	keys = collector.keys;
+	nkeys = collector.n;
+	SPI_finish();
+	s->members = nhs_set_build(cxt, keys, nkeys);
+	pfree(keys);
+	/*
+	 * Offer it to every backend, unless this transaction has written: it
+	 * may hold register changes no one else can see yet (or ever, if it
+	 * rolls back), and its set would only take a registry entry.
+	 */
+	if (!IsParallelWorker() && !TransactionIdIsValid(GetTopTransactionIdIfAny()))
+	{
+		SetKey		key;
+
+		key.reg = s->reg;
+		key.version = s->version;
+		key.purpose = s->purpose;
+		key.dataset = s->dataset;
+		key.lo = s->lo;
+		key.hi = s->hi;
+		shared_set_publish(&key, s->members);
+	}
+	MemoryContextSetParent(cxt, TopMemoryContext);
+	return s;
+}
+
+BlockedSet *
+blocked_set_find(Oid reg, int64 version, const char *purpose, const char *dataset, TimestampTz at)
+{
+	int			victim = 0;
+
+	for (int i = 0; i < MAX_CACHED_SETS; i++)
+	{
+		BlockedSet *s = sets[i];
+
+		if (s == NULL)
+		{
+			victim = i;
+			continue;
+		}
+		if (s->reg == reg && s->version == version && strcmp(s->purpose, purpose) == 0 &&
+			((s->dataset == NULL && dataset == NULL) ||
+			 (s->dataset && dataset && strcmp(s->dataset, dataset) == 0)) &&
+			at >= s->lo && at < s->hi)
+		{
+			s->last_used = ++use_clock;
+			return s;
+		}
+		if (sets[victim] != NULL && s->last_used < sets[victim]->last_used)
+			victim = i;
+	}
+
+	{
+		BlockedSet *s = NULL;
+
+		AS_REGISTER_OWNER(s = build_set(reg, version, purpose, dataset, at));
+		if (sets[victim] != NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			if (!xact_callback_registered)
+			{
+				RegisterXactCallback(objection_xact_callback, NULL);
+				xact_callback_registered = true;
+			}
+			graveyard = lappend(graveyard, sets[victim]);
+			MemoryContextSwitchTo(old);
+		}
+		sets[victim] = s;
+		s->last_used = ++use_clock;
+		return s;
+	}
+}

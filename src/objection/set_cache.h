@@ -1,0 +1,39 @@
+/*-------------------------------------------------------------------------
+ *
+ * set_cache.h
+ *		The sets of blocked NHS numbers a backend keeps
+ *		(src/objection/set_cache.c).
+ *
+ * src/objection/set_cache.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CAREDATA_SET_CACHE_H
+#define CAREDATA_SET_CACHE_H
+
+#include "datatype/timestamp.h"
+
+#include "nhs_set.h"
+#include "register.h"
+
+/* a set of blocked NHS numbers valid for one key and time interval */
+typedef struct BlockedSet
+{
+	Oid			reg;			/* register it was built from (its identity) */
+	int64		version;		/* ... and version */
+	char		purpose[PURPOSE_MAX];
+	char	   *dataset;		/* NULL: none */
+	TimestampTz lo;				/* valid for lo <= at < hi */
+	TimestampTz hi;
+	NhsSet	   *members;		/* the blocked NHS numbers */
+	uint64		last_used;
+	MemoryContext cxt;			/* under TopMemoryContext: the set's own */
+} BlockedSet;
+
+/*
+ * The set for (purpose, dataset) at time at, from register reg at version:
+ * this backend's, a parallel leader's, another backend's, or built now.
+ */
+extern BlockedSet *blocked_set_find(Oid reg, int64 version, const char *purpose, const char *dataset, TimestampTz at);
+
+#endif							/* CAREDATA_SET_CACHE_H */
