@@ -26,7 +26,7 @@ COMMENT ON SCHEMA caredata IS
 -- Every role may use the schema: its types (nhs_number, later pseudonym) appear
 -- in published views, and the identifier standardisers hold no secret.
 -- Keyed and privileged functions revoke EXECUTE from PUBLIC one by one
--- (see DESIGN.md "Roles").
+-- (see docs/sql-reference.md "Roles").
 GRANT USAGE ON SCHEMA caredata TO PUBLIC;
 
 -- Loaded at server start (shared_preload_libraries)?  Only then are the

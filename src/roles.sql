@@ -1,5 +1,5 @@
 -- src/roles.sql
--- The roles of DESIGN.md "Roles", created when missing.  Roles belong to the
+-- The roles of docs/sql-reference.md "Roles", created when missing.  Roles belong to the
 -- cluster, not to a database, so DROP EXTENSION leaves them (docs/security.md);
 -- the extension only grants to them.  None can log in: grant them to login
 -- roles.

@@ -121,7 +121,7 @@ COMMENT ON FUNCTION caredata.pseudonym_domain(caredata.pseudonym) IS
 REVOKE ALL ON FUNCTION caredata.pseudonym_domain(caredata.pseudonym) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION caredata.pseudonym_domain(caredata.pseudonym) TO caredata_admin, caredata_linker, caredata_reidentifier;
 
--- keyed: the linker and admin roles only (DESIGN.md "Threat model").
+-- keyed: the linker and admin roles only (docs/security.md "Keyed functions").
 -- pseudonymise() is the NHS-number path whatever the argument's type: one
 -- number, one token ('N' + the number), whether it comes as nhs_number, as
 -- text in any layout nhs_number_in accepts (a quoted literal resolves to the

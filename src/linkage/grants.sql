@@ -1,5 +1,5 @@
 -- src/linkage/grants.sql
--- Who may run linkage (DESIGN.md "Roles"): caredata_linker and
+-- Who may run linkage (docs/sql-reference.md "Roles"): caredata_linker and
 -- caredata_admin.  The driver functions read sources and write the person
 -- index with the caller's rights; revoking EXECUTE from PUBLIC keeps
 -- analysts, recipients and patients away from them as well as from the

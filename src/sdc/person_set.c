@@ -8,7 +8,7 @@
  * count as the disclosure-control policy allows (policy.h).  Its transition
  * state is the type person_set, a real type (not internal) whose text form
  * round-trips exactly, so that partial states can travel between parallel
- * workers or the nodes of a distributed engine as text (DESIGN.md "Scale").
+ * workers or the nodes of a distributed engine as text (docs/disclosure-control.md "Scale").
  *
  * The set is a table of people without values (person_table.h).  The
  * text and binary forms list the keys sorted, so equal sets print alike.

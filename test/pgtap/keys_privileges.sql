@@ -1,5 +1,5 @@
 -- test/pgtap/keys_privileges.sql: who may compute pseudonyms and manage
--- domains, tried as every wrong role (DESIGN.md "Roles", "Threat model").
+-- domains, tried as every wrong role (docs/sql-reference.md "Roles", docs/security.md).
 -- A role that can call a keyed function on values of its choosing could
 -- tabulate every NHS number and reverse every pseudonym.
 BEGIN;

@@ -1,6 +1,6 @@
 -- test/pgtap/linkage_privileges.sql: only caredata_linker and caredata_admin
 -- may run linkage or read its tables, which hold real identifiers; every
--- other role is refused on every read, write and function (DESIGN.md "Roles").
+-- other role is refused on every read, write and function (docs/sql-reference.md "Roles").
 BEGIN;
 SELECT plan(110);
 SET LOCAL client_min_messages = warning;

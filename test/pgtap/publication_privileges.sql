@@ -1,5 +1,5 @@
 -- test/pgtap/publication_privileges.sql: every role against every object of
--- publication, audit and re-identification (DESIGN.md "Roles"): a recipient
+-- publication, audit and re-identification (docs/sql-reference.md "Roles"): a recipient
 -- reads its own published view and nothing else; analysts and patients read
 -- no identifiers; only the admin publishes; only the linker and the admin
 -- store pseudonyms; nobody changes the audit log; only the re-identifier

@@ -1,6 +1,6 @@
 -- test/pgtap/sdc_privileges.sql: every role may read the disclosure-control
 -- policies and run the safe aggregates; only caredata_admin may change a
--- policy, so nobody else can make a lax one to count through (DESIGN.md
+-- policy, so nobody else can make a lax one to count through (docs/sql-reference.md
 -- "Roles").
 BEGIN;
 SELECT plan(33);
