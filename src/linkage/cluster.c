@@ -188,18 +188,28 @@ each_batch(const char *query, const char *what, UnionFind *uf, bool one_to_one,
 	SPI_cursor_close(portal);
 }
 
+/* row i's two int8 columns; false when either is NULL */
+static bool
+int8_pair(SPITupleTable *tuptable, uint64 i, int64 *a, int64 *b)
+{
+	bool		na,
+				nb;
+
+	*a = DatumGetInt64(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 1, &na));
+	*b = DatumGetInt64(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 2, &nb));
+	return !na && !nb;
+}
+
 /* (record id, NHS digits): a record's valid number seeds its cluster's */
 static void
 nhs_batch(UnionFind *uf, SPITupleTable *tuptable, uint64 n, bool one_to_one)
 {
 	for (uint64 i = 0; i < n; i++)
 	{
-		bool		nr,
-					nd;
-		int64		rid = DatumGetInt64(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 1, &nr));
-		int64		digits = DatumGetInt64(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 2, &nd));
+		int64		rid,
+					digits;
 
-		if (nr || nd || !nhs_number_value_is_valid(digits))
+		if (!int8_pair(tuptable, i, &rid, &digits) || !nhs_number_value_is_valid(digits))
 			continue;
 		uf_grow(uf, rid);
 		uf->own[rid] = digits;
@@ -212,12 +222,10 @@ links_batch(UnionFind *uf, SPITupleTable *tuptable, uint64 n, bool one_to_one)
 {
 	for (uint64 i = 0; i < n; i++)
 	{
-		bool		na,
-					nb;
-		int64		a = DatumGetInt64(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 1, &na));
-		int64		b = DatumGetInt64(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 2, &nb));
+		int64		a,
+					b;
 
-		if (na || nb)
+		if (!int8_pair(tuptable, i, &a, &b))
 			continue;
 		uf_grow(uf, Max(a, b));
 		uf_grow(uf, Min(a, b));

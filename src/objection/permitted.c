@@ -713,12 +713,7 @@ permitted_prepare_parallel(FmgrInfo *flinfo)
 
 	version = register_version(&reg);
 	s = blocked_set_find(reg, version, purpose, dataset, at);
-	key.reg = s->reg;
-	key.version = s->version;
-	key.purpose = s->purpose;
-	key.dataset = s->dataset;
-	key.lo = s->lo;
-	key.hi = s->hi;
+	blocked_set_key(s, &key);
 	parallel_set_export(&key, s->members);
 }
 

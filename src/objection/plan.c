@@ -141,28 +141,9 @@ bind_modify_table(ModifyTableState *mt)
 typedef struct PrepareContext
 {
 	bool		parallel;		/* the plan runs parallel workers */
+	bool		bind_only;		/* a subplan the tree walk does not reach */
 	EState	   *estate;			/* the query's */
 } PrepareContext;
-
-/* bind every permitted() step of a plan's scans, and nothing else */
-static bool
-bind_walker(PlanState *ps, void *context)
-{
-	PrepareContext *pc = (PrepareContext *) context;
-	ExprState  *qual;
-
-	if (ps == NULL)
-		return false;
-	qual = ps->qual;
-	for (int i = 0; qual != NULL && i < qual->steps_len; i++)
-	{
-		if (is_permitted_step(qual, &qual->steps[i]) && bind_to_scan(ps, &qual->steps[i]))
-			bound_calls_remember(pc->estate, qual->steps[i].d.func.finfo->fn_expr);
-	}
-	if (IsA(ps, ModifyTableState))
-		bind_modify_table((ModifyTableState *) ps);
-	return planstate_tree_walker(ps, bind_walker, context);
-}
 
 /* every permitted() call in a plan node's quals */
 static bool
@@ -182,6 +163,8 @@ prepare_walker(PlanState *ps, void *context)
 			continue;
 		if (bind_to_scan(ps, op))
 			bound_calls_remember(pc->estate, op->d.func.finfo->fn_expr);
+		if (pc->bind_only)
+			continue;
 		if (IsA(ps, SeqScanState))
 			scan_lookahead_attach((ScanState *) ps, op->d.func.finfo, permitted_lookahead(op->d.func.finfo));
 		if (pc->parallel && !IsParallelWorker())
@@ -291,10 +274,12 @@ filter_plan_prepare(QueryDesc *queryDesc)
 
 	refuse_weakened_filter(queryDesc);
 	pc.parallel = queryDesc->plannedstmt->parallelModeNeeded;
+	pc.bind_only = false;
 	pc.estate = queryDesc->estate;
 	prepare_walker(queryDesc->planstate, &pc);
 	/* subplans the tree walk does not reach (a CTE's, say): bind only */
+	pc.bind_only = true;
 	foreach(lc, queryDesc->estate->es_subplanstates)
-		bind_walker((PlanState *) lfirst(lc), &pc);
+		prepare_walker((PlanState *) lfirst(lc), &pc);
 }
 

@@ -220,12 +220,7 @@ build_set(Oid reg, int64 version, const char *purpose, const char *dataset, Time
 	{
 		SetKey		key;
 
-		key.reg = s->reg;
-		key.version = s->version;
-		key.purpose = s->purpose;
-		key.dataset = s->dataset;
-		key.lo = s->lo;
-		key.hi = s->hi;
+		blocked_set_key(s, &key);
 		shared_set_publish(&key, s->members);
 	}
 	MemoryContextSetParent(cxt, TopMemoryContext);

@@ -15,6 +15,7 @@
 
 #include "nhs_set.h"
 #include "register.h"
+#include "set_segment.h"
 
 /* a set of blocked NHS numbers valid for one key and time interval */
 typedef struct BlockedSet
@@ -34,6 +35,18 @@ typedef struct BlockedSet
  * The set for (purpose, dataset) at time at, from register reg at version:
  * this backend's, a parallel leader's, another backend's, or built now.
  */
+/* the key a set answers for, to hand it over (key's texts point into s) */
+static inline void
+blocked_set_key(const BlockedSet *s, SetKey *key)
+{
+	key->reg = s->reg;
+	key->version = s->version;
+	key->purpose = s->purpose;
+	key->dataset = s->dataset;
+	key->lo = s->lo;
+	key->hi = s->hi;
+}
+
 extern BlockedSet *blocked_set_find(Oid reg, int64 version, const char *purpose, const char *dataset, TimestampTz at);
 
 #endif							/* CAREDATA_SET_CACHE_H */
