@@ -134,9 +134,6 @@ SELECT bench.interleaved('objection_filter', 'HES-like ratio, interleaved', 'SEL
 \set QUIET 0
 CALL bench.interleaved_off('objection_filter', 'mechanism off: scan read-ahead', 'SELECT count(*), sum(los) FROM bench.episode', 'bench_reader', 'caredata.scan_lookahead', 5);
 CALL bench.interleaved_off('objection_filter', 'mechanism off: Bloom layer', 'SELECT count(*), sum(los) FROM bench.episode', 'bench_reader', 'caredata.bloom_filter', 5);
-SET max_parallel_workers_per_gather = 2;
-CALL bench.interleaved_off('objection_filter', 'mechanism off: parallel hand-over', 'SELECT count(*), sum(los) FROM bench.episode', 'bench_reader', 'caredata.parallel_handover', 5);
-SET max_parallel_workers_per_gather = 0;
 \set QUIET 1
 \set QUIET 0
 \echo first filtered query in a new backend (builds the in-memory register): :first_ms ms, rows seen: :first_count

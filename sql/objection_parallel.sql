@@ -1,6 +1,7 @@
--- Parallel workers take the leader's blocked set (src/objection/set_parallel.c) when
--- it answers for the same register version, purpose, dataset and time, and
--- build their own otherwise: the rows a role sees are the same either way.
+-- Parallel workers map their leader's blocked set from the shared registry
+-- (src/objection/set_shared.c) when it answers for the same register
+-- version, purpose, dataset and time, and build their own otherwise: the
+-- rows a role sees are the same either way.
 CREATE EXTENSION caredata;
 SET search_path = public, caredata;
 
@@ -27,40 +28,35 @@ SELECT :expected AS expected, :expected_exempt AS expected_exempt;
 SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
 SET max_parallel_workers_per_gather = 2;
 
--- the plan is parallel, and the leader names its set for the workers
+-- the plan is parallel; the leader makes sure the shared registry holds its
+-- set, and the workers map it from there (with the leader out of the scan,
+-- the workers read every row): the registry counts each backend that
+-- mapped a set instead of building it
+SET parallel_leader_participation = off;
 EXPLAIN (COSTS OFF) SELECT count(*) FROM episode WHERE permitted(nhs_number, 'research');
-BEGIN;
+SELECT coalesce(sum(shared_uses), 0) AS uses_before FROM blocked_sets() \gset
 SELECT count(*) = :expected AS parallel_matches FROM episode WHERE permitted(nhs_number, 'research');
-SELECT current_setting('caredata.parallel_sets') ~ '^[0-9]+$' AS one_set_shared;
+SELECT sum(shared_uses) > :uses_before AS workers_mapped_the_shared_set FROM blocked_sets();
 -- a dataset with an exemption is another set, shared beside the first
 SELECT count(*) = :expected_exempt AS exempt_matches
 FROM episode WHERE permitted(nhs_number, 'research', now(), 'study_x');
-SELECT current_setting('caredata.parallel_sets') ~ '^[0-9]+ [0-9]+$' AS two_sets_shared;
--- a new objection in the same transaction is a new register version: the
--- shared sets no longer match it, and the next query shares a new one
+SELECT count(*) AS sets_shared, count(dataset) AS for_a_dataset FROM blocked_sets() WHERE purpose = 'research';
+-- in a transaction that has written (a new objection: a new register
+-- version), nothing is shared, for it may roll back: the workers build
+-- their own sets, under the leader's snapshot, and answer alike
+BEGIN;
 SELECT record_objection(n, 'national_data_opt_out', 'test', now() - interval '1 hour') IS NOT NULL
 FROM pool WHERE i = 1;
 SELECT expected_rows(NULL) AS expected_after \gset
 SELECT :expected_after < :expected AS fewer_rows_now;
 SELECT count(*) = :expected_after AS after_new_objection FROM episode WHERE permitted(nhs_number, 'research');
-SELECT current_setting('caredata.parallel_sets') ~ '^[0-9]+ [0-9]+ [0-9]+$' AS three_sets_shared;
+SELECT count(*) AS shared_for_uncommitted_version FROM blocked_sets()
+WHERE register_version = (SELECT version FROM register_version);
 COMMIT;
-SELECT current_setting('caredata.parallel_sets') AS after_commit;
-
--- the workers used the leader's set, not sets of their own: a count the
--- leader reads back (with the leader out of the scan, workers read every row)
-SET parallel_leader_participation = off;
-BEGIN;
-SELECT count(*) = :expected_after AS workers_only_match FROM episode WHERE permitted(nhs_number, 'research');
-SELECT _parallel_set_imports() >= 1 AS workers_imported_leaders_set;
-COMMIT;
--- with the hand-over off, no worker imports, and the answer is the same
-SET caredata.parallel_handover = off;
-BEGIN;
-SELECT count(*) = :expected_after AS no_handover_matches FROM episode WHERE permitted(nhs_number, 'research');
-SELECT _parallel_set_imports() AS imports_without_handover;
-COMMIT;
-RESET caredata.parallel_handover;
+-- committed, the next query shares the new version's set
+SELECT count(*) = :expected_after AS after_commit_matches FROM episode WHERE permitted(nhs_number, 'research');
+SELECT count(*) AS shared_for_new_version FROM blocked_sets()
+WHERE register_version = (SELECT version FROM register_version) AND dataset IS NULL;
 RESET parallel_leader_participation;
 
 -- through the row filter, as a role that must obey it
@@ -68,22 +64,19 @@ SELECT protect('episode', 'nhs_number', 'research');
 SET ROLE regress_parallel_reader;
 EXPLAIN (COSTS OFF) SELECT count(*) FROM episode;
 SELECT count(*) AS filtered_parallel FROM episode;
--- ... whose workers, too, use the leader's set
-SET parallel_leader_participation = off;
-BEGIN;
-SELECT count(*) AS filtered_workers_only FROM episode;
+-- ... whose workers, too, map the shared set
 RESET ROLE;
-SELECT _parallel_set_imports() >= 1 AS filter_workers_imported;
-COMMIT;
+SELECT sum(shared_uses) AS uses_before FROM blocked_sets() \gset
+SET ROLE regress_parallel_reader;
+SET parallel_leader_participation = off;
+SELECT count(*) AS filtered_workers_only FROM episode;
 RESET parallel_leader_participation;
+RESET ROLE;
+SELECT sum(shared_uses) > :uses_before AS filter_workers_mapped_it FROM blocked_sets();
 SET ROLE regress_parallel_reader;
 SET max_parallel_workers_per_gather = 0;
 SELECT count(*) AS filtered_serial FROM episode;
 SET max_parallel_workers_per_gather = 2;
--- naming segments by hand is refused (only caredata sets it, with a
--- superuser's context); the filter answers as before
-SET caredata.parallel_sets = '4294967295 12345';
-SELECT count(*) AS filtered_with_bogus_setting FROM episode;
 RESET ROLE;
 SELECT expected_rows(NULL) AS expected_now;
 

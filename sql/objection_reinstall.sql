@@ -45,13 +45,13 @@ SELECT array_agg(id ORDER BY id) AS permitted FROM episode WHERE caredata.permit
 -- the shared registry lists the new installation's set only
 SELECT register_version = :first_version AS shared_version, purpose, numbers FROM caredata.blocked_sets();
 
--- a parallel leader's hand-over, within one transaction across a re-install
+-- parallel workers, within one transaction across a re-install (the
+-- transaction has written, so the workers build their own sets)
 SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
 SET max_parallel_workers_per_gather = 2; SET parallel_leader_participation = off;
 EXPLAIN (COSTS OFF) SELECT id FROM episode WHERE caredata.permitted(nhs_number, 'research');
 BEGIN;
 SELECT array_agg(id ORDER BY id) AS permitted_parallel FROM episode WHERE caredata.permitted(nhs_number, 'research');
-SELECT current_setting('caredata.parallel_sets') ~ '^[0-9]+$' AS one_set_handed_over;
 DROP TABLE episode;
 DROP EXTENSION caredata;
 CREATE EXTENSION caredata;
@@ -62,7 +62,6 @@ SELECT caredata.protect('episode', 'nhs_number', 'research');
 SELECT caredata.record_objection('999 000 0034', 'national_data_opt_out', 'test', '2025-01-01') IS NOT NULL AS recorded;
 SELECT version = :first_version AS same_version FROM caredata.register_version;
 SELECT array_agg(id ORDER BY id) AS permitted_parallel FROM episode WHERE caredata.permitted(nhs_number, 'research');
-SELECT current_setting('caredata.parallel_sets') ~ '^[0-9]+ [0-9]+$' AS two_sets_handed_over;
 COMMIT;
 RESET parallel_leader_participation;
 

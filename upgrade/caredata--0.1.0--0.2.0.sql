@@ -2402,13 +2402,3 @@ BEGIN
   END LOOP;
 END
 $publish_22$;
-
--- ---- issue 23: the parallel hand-over's count ----
--- how many parallel workers used the sets this transaction's leader handed
--- them (src/objection/set_parallel.c): shows the hand-over at work
-CREATE FUNCTION caredata._parallel_set_imports() RETURNS bigint
-  AS 'MODULE_PATHNAME', 'parallel_set_imports_sql' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION caredata._parallel_set_imports() IS
-  'how many parallel workers have used the blocked NHS number sets this transaction handed them (a count, never a number)';
-REVOKE ALL ON FUNCTION caredata._parallel_set_imports() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION caredata._parallel_set_imports() TO caredata_admin;

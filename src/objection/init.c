@@ -3,10 +3,10 @@
  * init.c
  *		Setting up the objection filter at _PG_init.
  *
- * Each layer defines what it owns: the read-ahead its setting, the
- * parallel hand-over its setting and transaction callback, the filter
- * functions' OID cache and the protected tables' list their invalidation
- * callbacks.  The hooks that call into the filter are src/hooks.c's.
+ * Each layer defines what it owns: the read-ahead and the Bloom layer
+ * their settings, the filter functions' OID cache and the protected
+ * tables' list their invalidation callbacks.  The hooks that call into
+ * the filter are src/hooks.c's.
  *
  * src/objection/init.c
  *
@@ -19,14 +19,12 @@
 #include "protection.h"
 #include "nhs_set.h"
 #include "scan_lookahead.h"
-#include "set_parallel.h"
 
 void
 objection_init(void)
 {
 	scan_lookahead_init();
 	nhs_set_init();
-	parallel_set_init();
 	objection_filter_functions_init();
 	protection_init();
 }

@@ -12,8 +12,8 @@
  *	permitted.c					the entry points: permitted(), row_permitted()
  *	bound_calls.c, scan_lookahead.c   a plan's bound calls; the read-ahead
  *	set_cache.c					this backend's blocked sets (backend memory)
- *	set_parallel.c, set_shared.c	a leader's sets for its workers; one set
- *								for every backend (both in DSM segments)
+ *	set_shared.c				one set for every backend, parallel workers
+ *								included (pinned DSM segments)
  *	set_segment.c, nhs_set.c	a set in a segment; the set itself
  *	register.c, register_probe.c	the register: owner, identity, version;
  *								one number at a time through its index

@@ -66,7 +66,6 @@
 #include "register_probe.h"
 #include "scan_lookahead.h"
 #include "set_cache.h"
-#include "set_parallel.h"
 
 
 /*
@@ -668,8 +667,9 @@ row_permitted(PG_FUNCTION_ARGS)
 
 /*
  * Before a parallel plan runs, in the leader: build (or find) the set a
- * permitted() call site will use and hand it to the plan's workers
- * (set_parallel.c), when its purpose, time and dataset are known already:
+ * permitted() call site will use and make sure the shared registry holds
+ * it, where the plan's workers find it (set_cache.c, set_shared.c), when
+ * its purpose, time and dataset are known already:
  * constants, or now() for the time.  Called after ExecutorStart
  * (src/hooks.c, filter_plan_prepare), under the query's
  * snapshot, so the register version
@@ -684,7 +684,6 @@ permitted_prepare_parallel(FmgrInfo *flinfo)
 	char	   *dataset = NULL;
 	TimestampTz at = GetCurrentTransactionStartTimestamp();
 	BlockedSet *s;
-	SetKey		key;
 	Oid			reg;
 	int64		version;
 
@@ -713,8 +712,7 @@ permitted_prepare_parallel(FmgrInfo *flinfo)
 
 	version = register_version(&reg);
 	s = blocked_set_find(reg, version, purpose, dataset, at);
-	blocked_set_key(s, &key);
-	parallel_set_export(&key, s->members);
+	blocked_set_share(s);
 }
 
 /*

@@ -11,8 +11,8 @@
  *	  columns, and only superusers and caredata_admin otherwise), and
  *	  remember its plan node (bound_calls.c) for EvalPlanQual's rechecks;
  *	- in a sequential scan, start the scan's read-ahead (scan_lookahead.c);
- *	- in a parallel plan's leader, hand the call's blocked set to the
- *	  workers (set_parallel.c, through permitted.c).
+ *	- in a parallel plan's leader, make sure the call's blocked set is in
+ *	  shared memory, where the workers find it (through permitted.c).
  *
  * The row-security checks of an UPDATE's or INSERT's new rows are bound
  * too.  And a plan reading a relation whose caredata filter is weakened

@@ -22,7 +22,7 @@
 /*
  * Which register a set answers for.  The register's version counts from 1
  * again when the extension is dropped and created again, so every cache of
- * sets (this backend's, the shared registry, a parallel leader's hand-over)
+ * sets (this backend's and the shared registry)
  * keys a set by the register's identity as well: the OID of the
  * installation's caredata.register_version table.  A re-installed
  * extension's table has another OID (an OID comes back only after the

@@ -207,15 +207,6 @@ COMMENT ON FUNCTION caredata.blocked_sets() IS
 REVOKE ALL ON FUNCTION caredata.blocked_sets() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION caredata.blocked_sets() TO caredata_admin;
 
--- how many parallel workers used the sets this transaction's leader handed
--- them (src/objection/set_parallel.c): shows the hand-over at work
-CREATE FUNCTION caredata._parallel_set_imports() RETURNS bigint
-  AS 'MODULE_PATHNAME', 'parallel_set_imports_sql' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION caredata._parallel_set_imports() IS
-  'how many parallel workers have used the blocked NHS number sets this transaction handed them (a count, never a number)';
-REVOKE ALL ON FUNCTION caredata._parallel_set_imports() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION caredata._parallel_set_imports() TO caredata_admin;
-
 -- The interval around at over which that answer cannot change: from the
 -- latest register time at or before at to the earliest one after it.
 CREATE FUNCTION caredata.blocked_interval(purpose text, dataset text, at timestamptz,

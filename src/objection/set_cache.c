@@ -8,11 +8,14 @@
  * nearest effective/withdrawal/exemption times around t.  A backend keeps a
  * few such sets (nhs_set.h) and reuses them for every query while the
  * register and version its snapshot sees are unchanged and t stays in the
- * interval (the register's identity: register.h).  A set comes from a
- * parallel leader (set_parallel.c), from another backend through shared
- * memory (set_shared.c), or is built here
+ * interval (the register's identity: register.h).  A set comes from
+ * another backend through shared memory (set_shared.c), or is built here
  * by running caredata.blocked_nhs_numbers() as the register's owner, then
- * offered to the others.  Sets evicted while a query may still hold them
+ * offered to the others.  A parallel query's workers find their leader's
+ * set the same way: before the plan runs, the leader makes sure the
+ * registry holds it (blocked_set_share()).  An earlier hand-over of its
+ * own, a segment per query named in a setting, was measured slower than
+ * the registry (bench/objection_filter.sql, docs/benchmarks.md) and went.  Sets evicted while a query may still hold them
  * are freed at the end of the transaction.
  *
  * Its memory: each set has a memory context of its own under
@@ -39,7 +42,6 @@
 #include "utils/timestamp.h"
 
 #include "set_cache.h"
-#include "set_parallel.h"
 #include "set_shared.h"
 
 #define MAX_CACHED_SETS		4
@@ -140,11 +142,8 @@ build_set(Oid reg, int64 version, const char *purpose, const char *dataset, Time
 	strlcpy(s->purpose, purpose, sizeof(s->purpose));
 	s->dataset = dataset ? MemoryContextStrdup(cxt, dataset) : NULL;
 
-	/* a parallel worker takes its leader's copy when there is one */
-	s->members = parallel_set_import(cxt, reg, version, purpose, dataset, at, &s->lo, &s->hi);
-	/* any backend, the one another backend published (set_shared.c) */
-	if (s->members == NULL)
-		s->members = shared_set_find(cxt, reg, version, purpose, dataset, at, &s->lo, &s->hi);
+	/* any backend, parallel workers included: one another backend published */
+	s->members = shared_set_find(cxt, reg, version, purpose, dataset, at, &s->lo, &s->hi);
 	if (s->members != NULL)
 	{
 		MemoryContextSetParent(cxt, TopMemoryContext);
@@ -211,20 +210,28 @@ build_set(Oid reg, int64 version, const char *purpose, const char *dataset, Time
 	SPI_finish();
 	s->members = nhs_set_build(cxt, keys, nkeys);
 	pfree(keys);
-	/*
-	 * Offer it to every backend, unless this transaction has written: it
-	 * may hold register changes no one else can see yet (or ever, if it
-	 * rolls back), and its set would only take a registry entry.
-	 */
-	if (!IsParallelWorker() && !TransactionIdIsValid(GetTopTransactionIdIfAny()))
-	{
-		SetKey		key;
-
-		blocked_set_key(s, &key);
-		shared_set_publish(&key, s->members);
-	}
+	blocked_set_share(s);
 	MemoryContextSetParent(cxt, TopMemoryContext);
 	return s;
+}
+
+/*
+ * Offer s to every backend, parallel workers included, unless the shared
+ * registry holds it already or this transaction has written: then it may
+ * hold register changes no one else can see yet (or ever, if it rolls
+ * back), and would only take a registry entry (a parallel worker of such a
+ * transaction builds its own, under the leader's snapshot).
+ */
+void
+blocked_set_share(const BlockedSet *s)
+{
+	SetKey		key;
+
+	if (IsParallelWorker() || TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		return;
+	blocked_set_key(s, &key);
+	if (!shared_set_has(&key))
+		shared_set_publish(&key, s->members);
 }
 
 BlockedSet *

@@ -49,4 +49,7 @@ blocked_set_key(const BlockedSet *s, SetKey *key)
 
 extern BlockedSet *blocked_set_find(Oid reg, int64 version, const char *purpose, const char *dataset, TimestampTz at);
 
+/* offer s to every backend (set_shared.c), when it may be */
+extern void blocked_set_share(const BlockedSet *s);
+
 #endif							/* CAREDATA_SET_CACHE_H */

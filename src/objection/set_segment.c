@@ -1,17 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * set_segment.c
- *		A blocked NHS number set in a dynamic shared memory segment: the
- *		one layout both hand-overs use (set_parallel.c: a query's leader
- *		to its workers; set_shared.c: one backend to every other).
+ *		A blocked NHS number set in a dynamic shared memory segment, as
+ *		set_shared.c hands it from one backend to every other (parallel
+ *		workers included).
  *
  * A segment holds a header (the key the set answers for, as fixed-size
  * text, and the sizes) and then the set's Bloom words and table slots,
  * copied from an NhsSet (nhs_set.h).  A reader maps the arrays in place:
  * the NhsSet it gets is a header in its own memory pointing into the
  * segment.  Who creates a segment owns it (no resource owner does): the
- * leader detaches it at the end of its transaction, the shared registry
- * pins it for the server's life or until it is replaced.
+ * shared registry pins it for the server's life or until it is replaced.
  *
  * src/objection/set_segment.c
  *
@@ -19,7 +18,6 @@
  */
 #include "postgres.h"
 
-#include "port/atomics.h"
 #include "storage/dsm.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -35,7 +33,6 @@ typedef struct SharedSetHeader
 	uint64		nkeys;
 	uint64		bloom_words;
 	uint64		nslots;
-	pg_atomic_uint64 imports;	/* parallel workers that used it */
 	/* then the Bloom words, then the slots */
 } SharedSetHeader;
 
@@ -113,7 +110,6 @@ set_segment_create(const SetKey *key, const NhsSet *set)
 	h = dsm_segment_address(seg);
 	memset(h, 0, sizeof(SharedSetHeader));
 	h->magic = SHARED_SET_MAGIC;
-	pg_atomic_init_u64(&h->imports, 0);
 	h->key = stored;
 	h->nkeys = set->nkeys;
 	h->bloom_words = set->bloom_mask + 1;
@@ -156,33 +152,4 @@ set_segment_size(dsm_segment *seg, uint64 *nkeys, uint64 *bytes)
 
 	*nkeys = h ? h->nkeys : 0;
 	*bytes = dsm_segment_map_length(seg);
-}
-
-
-/* the key of one of our segments, or NULL when the segment is not one */
-const StoredSetKey *
-set_segment_key(dsm_segment *seg)
-{
-	SharedSetHeader *h = segment_header(seg);
-
-	return h ? &h->key : NULL;
-}
-
-/* a parallel worker uses the set of one of our segments: count it */
-void
-set_segment_count_import(dsm_segment *seg)
-{
-	SharedSetHeader *h = segment_header(seg);
-
-	if (h != NULL)
-		pg_atomic_fetch_add_u64(&h->imports, 1);
-}
-
-/* how many parallel workers have used a segment's set */
-uint64
-set_segment_imports(dsm_segment *seg)
-{
-	SharedSetHeader *h = segment_header(seg);
-
-	return h ? pg_atomic_read_u64(&h->imports) : 0;
 }

@@ -54,9 +54,6 @@ extern bool stored_key_names(const StoredSetKey *k, Oid reg, int64 version, cons
 extern dsm_segment *set_segment_create(const SetKey *key, const NhsSet *set);
 extern NhsSet *set_segment_read(dsm_segment *seg, MemoryContext cxt, Oid reg, int64 version, const char *purpose,
 								const char *dataset, TimestampTz at, TimestampTz *lo, TimestampTz *hi);
-extern const StoredSetKey *set_segment_key(dsm_segment *seg);
 extern void set_segment_size(dsm_segment *seg, uint64 *nkeys, uint64 *bytes);
-extern void set_segment_count_import(dsm_segment *seg);
-extern uint64 set_segment_imports(dsm_segment *seg);
 
 #endif							/* CAREDATA_SET_SEGMENT_H */

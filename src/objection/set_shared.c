@@ -161,6 +161,26 @@ shared_set_find(MemoryContext cxt, Oid reg, int64 version, const char *purpose, 
 	return s;
 }
 
+/* does the registry hold a set for key (true without a registry: nothing to do) */
+bool
+shared_set_has(const SetKey *key)
+{
+	bool		found = false;
+
+	if (registry == NULL)
+		return true;
+	LWLockAcquire(registry->lock, LW_SHARED);
+	for (int i = 0; i < SHARED_SETS && !found; i++)
+	{
+		SharedSetEntry *e = &registry->entries[i];
+
+		found = entry_names(e, key->reg, key->version, key->purpose, key->dataset) &&
+			e->key.lo == key->lo && e->key.hi == key->hi;
+	}
+	LWLockRelease(registry->lock);
+	return found;
+}
+
 /* offer a set this backend built to every other backend */
 void
 shared_set_publish(const SetKey *key, const NhsSet *set)

@@ -19,6 +19,7 @@ extern bool shared_set_available(void);
 extern NhsSet *shared_set_find(MemoryContext cxt, Oid reg, int64 version, const char *purpose,
 							   const char *dataset, TimestampTz at,
 							   TimestampTz *lo, TimestampTz *hi);
+extern bool shared_set_has(const SetKey *key);
 extern void shared_set_publish(const SetKey *key, const NhsSet *set);
 
 #endif							/* CAREDATA_SET_SHARED_H */
