@@ -460,6 +460,14 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 	text	   *dataset = NULL;
 	TimestampTz at;
 
+	/*
+	 * Every call site's first call comes here (the fast path needs the
+	 * cache only this function fills), so the fast path needs no check of
+	 * its own: whether the library was preloaded never changes within a
+	 * backend.
+	 */
+	caredata_require_preload();
+
 	/* the fast path's arguments, but an answer it could not give */
 	if (c != NULL && c->fast_purpose != (Datum) 0 && c->fast_purpose == PG_GETARG_DATUM(1) &&
 		!PG_ARGISNULL(1) && !PG_ARGISNULL(0))
@@ -653,7 +661,6 @@ PG_FUNCTION_INFO_V1(permitted);
 Datum
 permitted(PG_FUNCTION_ARGS)
 {
-	caredata_require_preload();
 	return permitted_common(fcinfo, false);
 }
 
@@ -661,7 +668,6 @@ PG_FUNCTION_INFO_V1(row_permitted);
 Datum
 row_permitted(PG_FUNCTION_ARGS)
 {
-	caredata_require_preload();
 	return permitted_common(fcinfo, true);
 }
 
