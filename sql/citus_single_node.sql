@@ -63,7 +63,7 @@ SELECT count(*) AS all_rows_kept FROM cs_ep;
 
 -- 3. another policy beside it, permissive or restrictive, is refused for
 -- every role row security applies to; the superuser still reads the table
--- (refused as DDL, sql/protection.sql; made with the guard set aside, as a
+-- (refused as DDL, sql/objection_protection.sql; made with the guard set aside, as a
 -- superuser can)
 CREATE POLICY owner_rows ON cs_ep AS PERMISSIVE FOR SELECT USING (id > 0);
 ALTER EVENT TRIGGER caredata_protection_guard DISABLE;

@@ -342,7 +342,7 @@ SET ROLE regress_h_analyst;
 SELECT count(*) AS while_restrictive FROM h_shard;
 RESET ROLE;
 -- (DDL cannot do this to a protected table: the guard is set aside, as
--- Citus's copy to the shards sets it aside; sql/protection.sql)
+-- Citus's copy to the shards sets it aside; sql/objection_protection.sql)
 ALTER EVENT TRIGGER caredata_protection_drop_guard DISABLE;
 DO $$
 DECLARE q text;

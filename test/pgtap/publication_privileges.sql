@@ -175,7 +175,7 @@ SELECT is(pg_temp.try_as('tap_p_recipient', $$SELECT caredata.reidentify(pseudon
   '42501', 'a recipient holding a pseudonym cannot re-identify it');
 -- (this suite runs in one transaction that has written to the audit log: its
 -- entry would be committed by a worker waiting for this transaction, so the
--- call is refused; answered calls are in sql/reidentify.sql and
+-- call is refused; answered calls are in sql/publication_reidentify.sql and
 -- test/security/reidentify_committed.sh)
 SELECT is(pg_temp.try_as('tap_p_reid', $$SELECT caredata.reidentify(pseudonym, 'pgTAP: checking who may re-identify') FROM tap_p_one$$),
   '55000', 'the re-identifier passes the grant and the justification, and is refused in a transaction that wrote to the audit log');

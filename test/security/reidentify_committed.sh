@@ -2,7 +2,7 @@
 # test/security/reidentify_committed.sh: a re-identification's audit entry,
 # and the count its hourly limit reads, are committed before the answer
 # leaves (issue 22, section 2), on the paths a single pg_regress session
-# cannot replay (sql/reidentify.sql has ROLLBACK, ROLLBACK TO SAVEPOINT and
+# cannot replay (sql/publication_reidentify.sql has ROLLBACK, ROLLBACK TO SAVEPOINT and
 # an exception after the call):
 #   - the caller's backend terminated right after the answer, inside its
 #     open transaction: the entry stays;

@@ -1,4 +1,4 @@
--- sql/protection.sql: a protected table's filter cannot be weakened (issue
+-- sql/objection_protection.sql: a protected table's filter cannot be weakened (issue
 -- 22, section 5).  Every DDL that would weaken it is refused, as the owner,
 -- as a superuser and as every other role; a table weakened anyway (the
 -- guards set aside, as only a superuser can) fails closed on every read

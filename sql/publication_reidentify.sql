@@ -1,4 +1,4 @@
--- sql/reidentify.sql: from a published pseudonym back to the NHS number:
+-- sql/publication_reidentify.sql: from a published pseudonym back to the NHS number:
 -- the re-identifier role only, with a justification, audited before it
 -- answers, rate-limited
 SET client_min_messages = warning;

@@ -1,4 +1,4 @@
--- sql/audit.sql: the audit log: privileged steps write to it, it is
+-- sql/publication_audit.sql: the audit log: privileged steps write to it, it is
 -- append-only, and audit_verify() catches any entry edited, inserted or
 -- deleted by hand (even by a superuser who gets past the triggers)
 -- a fresh extension, so that entry ids below count from 1
