@@ -6,15 +6,10 @@
 # restarts every backend and recovers), and an immediate shutdown (then a
 # start: crash recovery).  Run by scripts/test.sh against the running
 # throw-away cluster, which it crashes twice: it must run alone.  Prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
+. "$(dirname "$0")/../lib.bash"
 
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
 db=caredata_faults
 dir=$(scripts/cluster.sh dir)
-wait_up() { for _ in $(seq 1 120); do psql -XAtq -d postgres -c 'SELECT 1' >/dev/null 2>&1 && return 0; sleep 0.5; done; return 1; }
 # the feed's backend once it has written 50,000 rows and sits at the brake
 braked() { for _ in $(seq 1 600); do
              psql -XAtq -d postgres -c "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = '$db'" | grep . && return 0
@@ -22,7 +17,7 @@ braked() { for _ in $(seq 1 600); do
            done; return 1; }
 register() { psql -XAtq -d $db -c "SELECT count(*), md5(string_agg(nhs_number::text || kind || coalesce(withdrawn_at::text, '-'), ',' ORDER BY id)) FROM caredata.objection"; }
 
-psql -qX -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
+fresh_db
 psql -qX -v ON_ERROR_STOP=1 -d $db >/dev/null <<'SQL'
 SET client_min_messages = warning;
 CREATE EXTENSION caredata;
@@ -75,6 +70,5 @@ want=$(psql -XAtq -d $db -c "SELECT (SELECT count(DISTINCT caredata.try_nhs_numb
   (SELECT count(*) FROM day1 WHERE caredata.try_nhs_number(nhs_number)::text NOT IN (SELECT caredata.try_nhs_number(nhs_number)::text FROM day2 WHERE caredata.try_nhs_number(nhs_number) IS NOT NULL))")
 [ "$counts" = "$want" ]; ok $? "applied again: open and withdrawn as the two snapshots say ($counts, want $want)"
 [ "$(psql -XAtq -d $db -c "SELECT count(*) FROM caredata.feed_load")" = 2 ]; ok $? "two feed loads recorded: yesterday's and today's, once"
-psql -qX -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-echo "1..$n"
-[ "$failed" -eq 0 ]
+drop_db
+done_testing

@@ -5,16 +5,11 @@
 # reader's answer is the register's before the feeds, between them or after
 # them (never a half-applied feed), and the register ends as the feeds say.
 # Prints the readers' throughput.  Run by scripts/test.sh; prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
+. "$(dirname "$0")/../lib.bash"
 
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
 db=caredata_load
 mkdir -p results
-psql -qX -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" \
-  -c 'DROP ROLE IF EXISTS load_analyst' -c "CREATE ROLE load_analyst LOGIN IN ROLE caredata_analyst" >/dev/null
+fresh_db -c 'DROP ROLE IF EXISTS load_analyst' -c "CREATE ROLE load_analyst LOGIN IN ROLE caredata_analyst"
 psql -qX -v ON_ERROR_STOP=1 -d $db >/dev/null <<'SQL'
 SET client_min_messages = warning;
 CREATE EXTENSION caredata;
@@ -63,6 +58,5 @@ kinds=$(psql -XAtq -d $db -c "SELECT string_agg(visible || ' x' || c, ', ' ORDER
 [ "$(psql -XAtq -d $db -c "SELECT count(DISTINCT visible) FROM seen")" -ge 2 ]; ok $? "the readers saw the feeds arrive"
 counts=$(psql -XAtq -d $db -c "SELECT count(*) FILTER (WHERE kind = 'national_data_opt_out' AND withdrawn_at IS NULL), count(*) FILTER (WHERE kind = 'type1' AND withdrawn_at IS NULL) FROM caredata.objection")
 [ "$counts" = "4000|2000" ]; ok $? "the register holds what the feeds said: 4,000 opt-outs, 2,000 Type 1 ($counts)"
-psql -qX -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c 'DROP ROLE IF EXISTS load_analyst' >/dev/null
-echo "1..$n"
-[ "$failed" -eq 0 ]
+drop_db -c 'DROP ROLE IF EXISTS load_analyst'
+done_testing

@@ -20,16 +20,26 @@ extern jmp_buf *fuzz_on_error;
 extern void fuzz_free_all(void);
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* fn(args[0], ..., args[nargs - 1]), none NULL, as DirectFunctionCallN calls it */
+static inline Datum
+fuzz_call(PGFunction fn, int nargs, const Datum *args)
+{
+	LOCAL_FCINFO(fcinfo, FUNC_MAX_ARGS);
+
+	InitFunctionCallInfoData(*fcinfo, NULL, nargs, InvalidOid, NULL, NULL);
+	for (int i = 0; i < nargs; i++)
+	{
+		fcinfo->args[i].value = args[i];
+		fcinfo->args[i].isnull = false;
+	}
+	return fn(fcinfo);
+}
+
 /* fn(arg), as DirectFunctionCall1 calls it */
 static inline Datum
 fuzz_call1(PGFunction fn, Datum arg)
 {
-	LOCAL_FCINFO(fcinfo, 1);
-
-	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
-	fcinfo->args[0].value = arg;
-	fcinfo->args[0].isnull = false;
-	return fn(fcinfo);
+	return fuzz_call(fn, 1, &arg);
 }
 
 /*
@@ -45,6 +55,29 @@ fuzz_message(StringInfo buf, const uint8_t *data, size_t size)
 	buf->len = (int) size;
 	buf->maxlen = (int) size + 1;
 	buf->cursor = 0;
+}
+
+/*
+ * recv (a type's receive function) on a binary message holding data: true,
+ * with *result, when it accepts the message; false when it rejects it with
+ * ereport(ERROR).  buf is left as recv left it (its cursor says how much it
+ * read).  The caller checks the result, then calls fuzz_free_all().
+ */
+static inline bool
+fuzz_recv(PGFunction recv, StringInfo buf, const uint8_t *data, size_t size, Datum *result)
+{
+	jmp_buf		on_error;
+	volatile bool accepted = false;
+
+	fuzz_message(buf, data, size);
+	fuzz_on_error = &on_error;
+	if (setjmp(on_error) == 0)
+	{
+		*result = fuzz_call1(recv, PointerGetDatum(buf));
+		accepted = true;
+	}
+	fuzz_on_error = NULL;
+	return accepted;
 }
 
 /* the fuzzer's input read a byte at a time; 0 once it runs out */

@@ -11,7 +11,7 @@
 
 #include "../../src/linkage/compare.c"
 
-int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

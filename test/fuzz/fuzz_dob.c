@@ -9,7 +9,7 @@
 
 #include "../../src/identifiers/dob.c"
 
-int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 static void
 reparse(const char *text, DateADT at, DateADT expected)

@@ -32,19 +32,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > 0 && data[0] == 'B')
 	{
 		/* 'B' and a binary message for nhs_number_recv: what it accepts is valid */
-		jmp_buf		on_error;
 		StringInfoData buf;
+		Datum		got;
 
-		fuzz_message(&buf, data + 1, size - 1);
-		fuzz_on_error = &on_error;
-		if (setjmp(on_error) == 0)
-		{
-			int64		got = DatumGetInt64(fuzz_call1(nhs_number_recv, PointerGetDatum(&buf)));
-
-			if (nhs_check_value(got) != NHS_OK || buf.cursor != 8)
-				__builtin_trap();
-		}
-		fuzz_on_error = NULL;
+		if (fuzz_recv(nhs_number_recv, &buf, data + 1, size - 1, &got) &&
+			(nhs_check_value(DatumGetInt64(got)) != NHS_OK || buf.cursor != 8))
+			__builtin_trap();
 		fuzz_free_all();
 	}
 	return 0;

@@ -5,7 +5,7 @@
  */
 #include "../../src/identifiers/postcode.c"
 
-int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

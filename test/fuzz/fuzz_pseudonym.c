@@ -46,20 +46,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > 0 && data[0] == 'B')
 	{
 		/* 'B' and a binary message for pseudonym_recv */
-		jmp_buf		on_error;
 		StringInfoData buf;
+		Datum		got;
 
-		fuzz_message(&buf, data + 1, size - 1);
-		fuzz_on_error = &on_error;
-		if (setjmp(on_error) == 0)
+		if (fuzz_recv(pseudonym_recv, &buf, data + 1, size - 1, &got))
 		{
-			Pseudonym  *r = (Pseudonym *) DatumGetPointer(fuzz_call1(pseudonym_recv, PointerGetDatum(&buf)));
+			Pseudonym  *r = (Pseudonym *) DatumGetPointer(got);
 
 			if (r->domain_id < 1 || r->version < 1 || r->reserved != 0 || buf.cursor != 6 + CAREDATA_TOKEN_LEN)
 				__builtin_trap();
 			round_trip(r);
 		}
-		fuzz_on_error = NULL;
 		fuzz_free_all();
 		return 0;
 	}

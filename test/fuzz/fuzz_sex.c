@@ -6,7 +6,7 @@
  */
 #include "../../src/identifiers/sex.c"
 
-int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -12,13 +12,9 @@
 # as every role.  `make test` gives each 5
 # seconds; `make fuzz` longer.  Passes when no target crashed, leaked or
 # broke its invariant.  Prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
+. "$(dirname "$0")/../lib.bash"
 
 secs=${1:-${CAREDATA_FUZZ_SECONDS:-5}}
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
 clang=$(command -v clang-19 || command -v clang-14 || command -v clang)
 out=results/fuzz
 mkdir -p "$out"
@@ -34,5 +30,4 @@ for src in test/fuzz/fuzz_*.c; do
   runs=$(grep -o 'Done [0-9]* runs' "$out/$t.log" | tail -1)
   ok $rc "$t: ${runs:-no runs} in ${secs}s, no crash, leak or broken invariant"
 done
-echo "1..$n"
-[ "$failed" -eq 0 ]
+done_testing

@@ -15,16 +15,12 @@
 # 16 rounds of each (function, role), about 21,000 calls, with 1 MB text
 # (about 20 s); `make fuzz` 400 rounds (FUZZ_ROUNDS) with 4 MB text and a
 # random seed (CAREDATA_FUZZ_SEED replays one).  Prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
+. "$(dirname "$0")/../lib.bash"
 
 rounds=${1:-${CAREDATA_FUZZ_ROUNDS:-16}}
 huge=${2:-${CAREDATA_FUZZ_HUGE:-1048576}}
 timeout_each=${CAREDATA_FUZZ_TIMEOUT:-2s}
 seed=${CAREDATA_FUZZ_SEED:-0.42}
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
 
 db=caredata_fuzzcalls
 prefix=fuzzcall_
@@ -35,7 +31,7 @@ mkdir -p results
 rm -f "$out".*
 
 cleanup() {
-  psql -qX -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+  drop_db 2>/dev/null
   for r in $roles; do psql -qX -d postgres -c "DROP ROLE IF EXISTS $prefix$r" >/dev/null 2>&1; done
 }
 cleanup
@@ -123,5 +119,4 @@ if [ -s "$out.hangs" ]; then sed 's/^/# /' "$out.hangs" | cut -c1-400; fi
 psql -XAtq -d $db -c 'SELECT 1' >/dev/null 2>&1; ok $? "the server still answers"
 if [ -s "$out.crashes" ]; then sed 's/^/# /' "$out.crashes" | cut -c1-400; fi
 cleanup
-echo "1..$n"
-[ "$failed" -eq 0 ]
+done_testing

@@ -5,18 +5,14 @@
 # when the server never crashed: no backend ended by a signal, and the
 # server still answers.  `make test` runs 5,000 queries (fixed seed);
 # `make fuzz` runs more.  Prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
+. "$(dirname "$0")/../lib.bash"
 
 queries=${1:-${CAREDATA_SQLSMITH_QUERIES:-5000}}
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
 
 command -v sqlsmith >/dev/null || { echo "not ok 1 - sqlsmith is installed (scripts/install-deps.sh)"; echo "1..1"; exit 1; }
 log="$(scripts/cluster.sh dir)/server.log"
 db=caredata_smith
-psql -qX -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
+fresh_db
 psql -qX -v ON_ERROR_STOP=1 -d $db >/dev/null 2>&1 <<'SQL'
 SET client_min_messages = warning;
 CREATE EXTENSION caredata;
@@ -43,6 +39,5 @@ crashes=$(tail -c +"$((before + 1))" "$log" | grep -c -e 'terminated by signal' 
 grep -q '^error rate' results/sqlsmith.out; ok $? "sqlsmith ran its $queries queries in ${secs}s ($(grep -m1 '^error rate' results/sqlsmith.out))"
 [ "$crashes" -eq 0 ]; ok $? "no backend ended by a signal"
 psql -XAtq -d $db -c 'SELECT 1' >/dev/null 2>&1; ok $? "the server still answers (sqlsmith exit $rc)"
-psql -qX -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c 'DROP ROLE IF EXISTS smith_recipient' >/dev/null 2>&1
-echo "1..$n"
-[ "$failed" -eq 0 ]
+drop_db -c 'DROP ROLE IF EXISTS smith_recipient' 2>/dev/null
+done_testing

@@ -5,12 +5,8 @@
 # zip of one directory caredata-VERSION/ holding META.json and the sources.
 # (META.json was also checked against PGXN's own JSON schemas, pgxn/meta
 # schema/v1, outside the project: docs/development.md.)  Prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
+. "$(dirname "$0")/../lib.bash"
 
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
 version=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" caredata.control)
 
 while IFS='|' read -r rc what; do ok "$rc" "$what"; done < <(python3 - "$version" <<'PY'
@@ -58,5 +54,4 @@ ok $? "with META.json, the Makefile, the control file, LICENSE, README and the r
    make -s PG_CONFIG="$PG_CONFIG" > "$work/build.log" 2>&1 && [ -f caredata.so ] && [ -f "caredata--$version.sql" ])
 ok $? "the unpacked archive builds with make, as the PGXN client runs it"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+done_testing

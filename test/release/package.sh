@@ -5,12 +5,8 @@
 # CREATE EXTENSION caredata and a smoke query on the running cluster, and
 # removes cleanly.  Afterwards the working tree's build is installed again
 # (the package and `make install` share paths).  Root only (dpkg); prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
+. "$(dirname "$0")/../lib.bash"
 
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
 if [ "$(id -u)" -ne 0 ]; then echo "1..0 # SKIP dpkg needs root"; exit 0; fi
 major=$($PG_CONFIG --version | sed 's/^PostgreSQL \([0-9]*\).*/\1/')
 # the package is for Debian's server, not another build (make test SANITIZE=1's)
@@ -59,5 +55,4 @@ left=
 for f in "$lib/caredata.so" "$share/caredata.control" "$share/caredata--$version.sql"; do [ -e "$f" ] && left="$left $f"; done
 [ -z "$left" ]; ok $? "no file of it is left${left:+ (left:$left)}"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+done_testing

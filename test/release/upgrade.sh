@@ -22,12 +22,8 @@
 #      the runbook's command removes the cluster-wide roles.
 #
 # Run by scripts/test.sh against the running throw-away cluster; prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
+. "$(dirname "$0")/../lib.bash"
 
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
 work=$(mktemp -d); chmod 755 "$work"
 second=/var/tmp/caredata-restore-$$
 cleanup() {
@@ -158,5 +154,4 @@ PGPORT=$port q -d postgres -c "DROP DATABASE $db WITH (FORCE)" \
 [ "$(PGPORT=$port psql -XAtq -d postgres -c "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'caredata\_%'")" = 0 ]
 ok $? "the runbook's DROP ROLE removes the cluster-wide roles once no database has caredata"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+done_testing

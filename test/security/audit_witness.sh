@@ -10,17 +10,11 @@
 # entries cut with the head moved back, or both tables truncated, pass
 # audit_verify() but fail against the witness read from the log.
 # Run by scripts/test.sh against the running throw-away cluster; prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
-
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
+. "$(dirname "$0")/../lib.bash"
 
 log="$(scripts/cluster.sh dir)/server.log"
 db=caredata_witness
-su() { psql -qXAt -v ON_ERROR_STOP=1 -d $db "$@"; }
-psql -qX -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
+fresh_db
 su -c 'SET client_min_messages = warning' -c 'CREATE EXTENSION caredata' >/dev/null
 start=$(wc -c < "$log")
 lines() { sleep 0.2; tail -c +"$((start + 1))" "$log" | grep "caredata audit head: database $db, "; }
@@ -61,30 +55,23 @@ echo "$out" | grep -q "a transaction that appended to the audit log cannot be pr
 read -r wid whash <<<"$(witness)"
 [ "$(su -c "SELECT caredata.audit_verify($wid, '\\x$whash')")" = t ]; ok $? "audit_verify(witness) is true on the untouched log"
 
-# past the triggers: only the owner or a superuser, by disabling them
-cut=$(su 2>&1 <<SQL
+# past the triggers: only the owner or a superuser, by disabling them.
+# tampered SQL: runs SQL in a transaction it rolls back, and prints what
+# audit_verify() and then audit_verify(witness) said there, as t or f each
+tampered() { su 2>&1 <<SQL | grep -E '^[tf]$' | tr -d '\n'
 BEGIN;
 ALTER TABLE caredata.audit_log DISABLE TRIGGER USER;
 ALTER TABLE caredata.audit_head DISABLE TRIGGER USER;
-DELETE FROM caredata.audit_log WHERE id > $wid - 2;
-UPDATE caredata.audit_head SET (last_id, last_hash) = (SELECT id, hash FROM caredata.audit_log WHERE id = $wid - 2);
+$1
 SELECT caredata.audit_verify();
 SELECT caredata.audit_verify($wid, '\\x$whash');
 ROLLBACK;
 SQL
-)
-[ "$(echo "$cut" | grep -E '^[tf]$' | tr -d '\n')" = tf ]; ok $? "the newest entries cut with the head moved back: the chain passes, the witness does not"
-trunc=$(su 2>&1 <<SQL
-BEGIN;
-ALTER TABLE caredata.audit_log DISABLE TRIGGER USER;
-ALTER TABLE caredata.audit_head DISABLE TRIGGER USER;
-TRUNCATE caredata.audit_log, caredata.audit_head;
-SELECT caredata.audit_verify();
-SELECT caredata.audit_verify($wid, '\\x$whash');
-ROLLBACK;
-SQL
-)
-[ "$(echo "$trunc" | grep -E '^[tf]$' | tr -d '\n')" = tf ]; ok $? "both tables truncated: the chain passes, the witness does not"
+}
+[ "$(tampered "DELETE FROM caredata.audit_log WHERE id > $wid - 2;
+UPDATE caredata.audit_head SET (last_id, last_hash) = (SELECT id, hash FROM caredata.audit_log WHERE id = $wid - 2);")" = tf ]
+ok $? "the newest entries cut with the head moved back: the chain passes, the witness does not"
+[ "$(tampered 'TRUNCATE caredata.audit_log, caredata.audit_head;')" = tf ]; ok $? "both tables truncated: the chain passes, the witness does not"
 repl=$(su 2>&1 <<SQL
 SET session_replication_role = replica;
 TRUNCATE caredata.audit_log, caredata.audit_head;
@@ -93,6 +80,5 @@ SQL
 echo "$repl" | grep -q 'the audit log is append-only'; ok $? "with session_replication_role = replica the truncation is refused"
 [ "$(su -c "SELECT caredata.audit_verify($wid, '\\x$whash')")" = t ]; ok $? "the log is whole again"
 
-psql -qX -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-echo "1..$n"
-[ "$failed" -eq 0 ]
+drop_db
+done_testing

@@ -5,12 +5,8 @@
 # an objecting patient is absent, and that the raw table, the pseudonym map
 # and keyed functions are refused.  Run by scripts/test.sh against the
 # running throw-away cluster; prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
+. "$(dirname "$0")/../lib.bash"
 
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
 # a client's "ok ..." / "not ok ..." lines as TAP; it must print all $2 checks
 tap() { local out="$1" want="$2" got=0 line
         while IFS= read -r line; do
@@ -21,8 +17,8 @@ tap() { local out="$1" want="$2" got=0 line
         [ "$got" -eq "$want" ]; ok $? "the client ran all $want checks"; }
 
 db=caredata_clients
-psql -qX -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
-psql -qX -d postgres -c 'SET client_min_messages = warning' -c 'DROP ROLE IF EXISTS client_recipient' >/dev/null 2>&1
+fresh_db
+admin -c 'DROP ROLE IF EXISTS client_recipient' >/dev/null 2>&1
 psql -qX -v ON_ERROR_STOP=1 -d $db >/dev/null <<'SQL'
 SET client_min_messages = warning;
 CREATE EXTENSION caredata;
@@ -63,6 +59,5 @@ tap "$(/usr/bin/python3 test/clients/recipient.py "host=$PGHOST port=$PGPORT use
 # Node.js (pg from npm, installed into test/clients by scripts/install-deps.sh)
 tap "$(node test/clients/recipient.js "postgresql://client_recipient@$PGHOST:$PGPORT/$db" hes_clients "$objector" 2>&1)" 6
 
-psql -qX -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c 'DROP ROLE IF EXISTS client_recipient' >/dev/null
-echo "1..$n"
-[ "$failed" -eq 0 ]
+drop_db -c 'DROP ROLE IF EXISTS client_recipient'
+done_testing

@@ -7,17 +7,13 @@
 #     secret or derived key, raw, hex or base64) but does contain the domains.
 #  3. The server log contains no key material either.
 # Run by scripts/test.sh against the running throw-away cluster; prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
+. "$(dirname "$0")/../lib.bash"
 
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
 hex() { od -An -v -tx1 | tr -d ' \n'; }
 
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 db=caredata_keys_check
-psql -qX -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+fresh_db
 psql -qX -d $db -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION caredata' \
   -c "SELECT caredata.create_domain('kat', 'known answer test')" >/dev/null
 keyfile=$(psql -XtA -d $db -c "SHOW caredata.key_file")
@@ -78,5 +74,4 @@ case "$lt" in *"$master_hex"*|*"$derived_hex"*|*"$(base64 -w0 < "$keyfile")"*) f
 [ $found = 0 ]; ok $? "the server log holds no key material"
 
 psql -qX -d postgres -c "DROP DATABASE $db" >/dev/null
-echo "1..$n"
-[ $failed = 0 ]
+done_testing

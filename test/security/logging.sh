@@ -5,16 +5,11 @@
 # their text, a COPY that fails on a row, a bad bind parameter, and
 # caredata's own refusals.  Run by scripts/test.sh against the running
 # throw-away cluster; prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
-
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
+. "$(dirname "$0")/../lib.bash"
 
 log="$(scripts/cluster.sh dir)/server.log"
 db=caredata_logging
-psql -qX -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
+fresh_db
 before=$(wc -c < "$log")
 
 # numbers that appear nowhere else: each failure below names one
@@ -44,6 +39,5 @@ done
 ! grep -q -e 'STATEMENT:' -e 'CONTEXT:' -e 'DETAIL:' results/logging_tail.txt
 ok $? "no STATEMENT, CONTEXT or DETAIL lines"
 
-psql -qX -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-echo "1..$n"
-[ "$failed" -eq 0 ]
+drop_db
+done_testing

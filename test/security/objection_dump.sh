@@ -3,17 +3,11 @@
 # objection filter either refuses (row_security off, the default) or dumps
 # only the permitted rows (--enable-row-security), with --inserts too.
 # Run by scripts/test.sh against the running throw-away cluster; prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
+. "$(dirname "$0")/../lib.bash"
 
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 db=caredata_dump_check
-psql -qX -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
-psql -qX -d postgres -c "DROP ROLE IF EXISTS caredata_dump_reader" >/dev/null 2>&1
-psql -qX -d postgres -c "CREATE DATABASE $db" -c "CREATE ROLE caredata_dump_reader LOGIN" >/dev/null
+fresh_db -c "DROP ROLE IF EXISTS caredata_dump_reader" -c "CREATE ROLE caredata_dump_reader LOGIN"
 psql -qX -v ON_ERROR_STOP=1 -d $db >/dev/null <<'SQL'
 CREATE EXTENSION caredata;
 GRANT caredata_analyst TO caredata_dump_reader;
@@ -36,6 +30,5 @@ ok $? "pg_dump --enable-row-security runs as the filtered role"
 pg_dump -U caredata_dump_reader -d $db -t episode --data-only --enable-row-security > "$work/copy.sql" 2>/dev/null
 ! grep -qE '999 000 00(26|34)' "$work/copy.sql"; ok $? "nor in a COPY-format dump"
 
-psql -qX -d postgres -c "DROP DATABASE $db" -c "DROP ROLE caredata_dump_reader" >/dev/null
-echo "1..$n"
-[ $failed = 0 ]
+drop_db -c "DROP ROLE caredata_dump_reader"
+done_testing

@@ -11,12 +11,7 @@
 # preloading (its own directory and port), checks, preloads it to protect a
 # table, restarts it without, checks the analyst's query, and removes it.
 # Prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
-
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
+. "$(dirname "$0")/../lib.bash"
 
 export CAREDATA_CLUSTER_DIR=/var/tmp/caredata-nopreload-$$
 export CAREDATA_PRELOAD=
@@ -110,5 +105,4 @@ role=preload_analyst refuses "the analyst's cursor over it" -c 'BEGIN' -c 'DECLA
 role=preload_analyst refuses "the analyst's COPY of it" -c 'COPY public.preload_ep TO STDOUT'
 role=preload_admin refuses "withdraw_objection()" -c "SELECT caredata.withdraw_objection(o.id) FROM caredata.objection o"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+done_testing

@@ -11,45 +11,19 @@
 #   - many sessions at once, each rolling back: exactly the limit answered.
 # (test/faults/reidentify_kill.sh kills the backend with SIGKILL.)
 # Run by scripts/test.sh against the running throw-away cluster; prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
-
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
+. "$(dirname "$0")/../lib.bash"
 
 db=caredata_reid_committed
 work=$(mktemp -d)
-su() { psql -qXAt -v ON_ERROR_STOP=1 -d $db "$@"; }
-cleanup() {
-  psql -qX -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" \
-    -c 'DROP ROLE IF EXISTS reid_login' >/dev/null 2>&1
-  rm -rf "$work"
-}
+cleanup() { drop_db -c 'DROP ROLE IF EXISTS reid_login' 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-cleanup; work=$(mktemp -d)
-psql -qX -d postgres -c 'SET client_min_messages = warning' -c "CREATE DATABASE $db" \
-  -c "CREATE ROLE reid_login LOGIN IN ROLE caredata_reidentifier" >/dev/null
-su >/dev/null <<'SQL'
-SET client_min_messages = warning;
-CREATE EXTENSION caredata;
-CREATE TABLE src (nhs_number text);
-INSERT INTO src VALUES ('943 476 5919');
-SELECT caredata.create_domain('reid_c', 'reidentify committed test');
-SELECT caredata.refresh_pseudonyms('reid_c', 'src');
-SQL
-p=$(su -c "SELECT pseudonym FROM caredata.pseudonym_map WHERE domain = 'reid_c'")
+p=$(reidentify_fixture reid_c reid_login)
 entries() { su -c "SELECT count(*) FROM caredata.audit_log WHERE action = 'reidentify' AND actor = 'reid_login'"; }
 as_reid() { psql -qXAt -U reid_login -d $db "$@"; }
 
 # 1. the caller is terminated right after the answer, its transaction open
 before=$(entries)
-{ printf '%s\n' "SELECT pg_backend_pid();" "BEGIN;" \
-    "SELECT caredata.reidentify('$p', 'terminated after the answer, case 9001');" \
-    "SELECT pg_sleep(30);"; } | as_reid >"$work/killed.out" 2>&1 &
-client=$!
-for _ in $(seq 1 100); do grep -q '943 476 5919' "$work/killed.out" && break; sleep 0.1; done
-pid=$(head -1 "$work/killed.out")
+answered_and_held reid_login "$p" 'terminated after the answer, case 9001' "$work/killed.out"
 su -c "SELECT pg_terminate_backend($pid)" >/dev/null
 wait $client
 grep -q '943 476 5919' "$work/killed.out"; ok $? "the terminated caller had its answer"
@@ -87,5 +61,4 @@ as_reid -c "SELECT caredata.reidentify('$p', 'after the concurrent ones, case 92
 grep -q 're-identification limit reached' "$work/after.out"; ok $? "the next call in a new session is refused"
 [ "$(su -c 'SELECT caredata.audit_verify()')" = t ]; ok $? "the chain is intact"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+done_testing

@@ -84,6 +84,56 @@ RETURNS date LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
   END
 $$;
 
+-- the errors a source record gets, each drawn from its own stream (50 to
+-- 55) of the record's id: its NHS number missing (3%), another person's
+-- (0.1%) or mistyped (1%), its date of birth wrong (1%), its postcode an
+-- earlier one (10%), its sex unknown (0.5%)
+CREATE OR REPLACE FUNCTION synth.record_errors(id bigint, seed bigint)
+RETURNS TABLE (nhs_missing boolean, nhs_other boolean, nhs_typo boolean,
+               dob_wrong boolean, moved boolean, sex_unknown boolean)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$   -- not STRICT: inlined into the query
+  SELECT synth.u(id, 50, seed) < 0.03, synth.u(id, 52, seed) < 0.001, synth.u(id, 51, seed) < 0.01,
+         synth.u(id, 53, seed) < 0.01, synth.u(id, 54, seed) < 0.10, synth.u(id, 55, seed) < 0.005
+$$;
+
+-- the NHS number of person id's household neighbour (the other of the pair
+-- id - 1, id or id, id + 1): plpgsql, as synth_truth.person does not exist
+-- yet when this file is read; PARALLEL RESTRICTED, as the correlated
+-- subquery it replaced was, so the sources stay written by one process in
+-- one order
+CREATE OR REPLACE FUNCTION synth.neighbour_nhs(id bigint, n_people int)
+RETURNS text LANGUAGE plpgsql STABLE STRICT PARALLEL RESTRICTED AS $$
+BEGIN
+  RETURN (SELECT o.nhs_number FROM synth_truth.person o
+          WHERE o.person_id = CASE WHEN id % 2 = 1 AND id < n_people THEN id + 1 ELSE id - 1 END);
+END
+$$;
+
+-- a record's NHS number as it arrives, given its errors (a missing number
+-- wins over the others, another person's over a typo)
+CREATE OR REPLACE FUNCTION synth.nhs_as_recorded(nhs text, person_id bigint, n_people int, id bigint, seed bigint,
+                                                 nhs_missing boolean, nhs_other boolean, nhs_typo boolean)
+RETURNS text LANGUAGE sql STABLE PARALLEL RESTRICTED AS $$
+  SELECT CASE WHEN nhs_missing THEN NULL
+              WHEN nhs_other THEN synth.neighbour_nhs(person_id, n_people)
+              WHEN nhs_typo THEN synth.mistype(nhs, id, seed)
+              ELSE nhs END
+$$;
+
+-- the truth table's names for a record's errors, as nhs_as_recorded()
+-- applies them
+CREATE OR REPLACE FUNCTION synth.error_kinds(nhs_missing boolean, nhs_other boolean, nhs_typo boolean,
+                                             dob_wrong boolean, moved boolean, sex_unknown boolean)
+RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT array_remove(ARRAY[
+           CASE WHEN nhs_missing THEN 'nhs_missing' END,
+           CASE WHEN NOT nhs_missing AND nhs_other THEN 'nhs_other_person' END,
+           CASE WHEN NOT nhs_missing AND NOT nhs_other AND nhs_typo THEN 'nhs_mistyped' END,
+           CASE WHEN dob_wrong THEN 'dob_wrong' END,
+           CASE WHEN moved THEN 'postcode_moved' END,
+           CASE WHEN sex_unknown THEN 'sex_unknown' END], NULL)
+$$;
+
 CREATE OR REPLACE FUNCTION synth.generate(n_people int, seed bigint DEFAULT 42)
 RETURNS TABLE (item text, value bigint)
 LANGUAGE plpgsql AS $gen$
@@ -167,21 +217,13 @@ BEGIN
 
   CREATE TABLE synth.gp_registration AS
   WITH r AS (
-    SELECT g.*, g.record_id * 2 AS rid,   -- even ids for GP, odd for HES: independent draws
-           synth.u(g.record_id * 2, 50, seed) AS e_missing, synth.u(g.record_id * 2, 51, seed) AS e_typo,
-           synth.u(g.record_id * 2, 52, seed) AS e_other, synth.u(g.record_id * 2, 53, seed) AS e_dob,
-           synth.u(g.record_id * 2, 54, seed) AS e_move, synth.u(g.record_id * 2, 55, seed) AS e_sex
-    FROM synth_truth.gp_raw g
+    SELECT g.*, g.record_id * 2 AS rid, e.*   -- even ids for GP, odd for HES: independent draws
+    FROM synth_truth.gp_raw g, synth.record_errors(g.record_id * 2, seed) e
   ), x AS (
     SELECT r.*,
-           CASE WHEN e_missing < 0.03 THEN NULL
-                WHEN e_other < 0.001 THEN (SELECT o.nhs_number FROM synth_truth.person o
-                                           WHERE o.person_id = CASE WHEN r.person_id % 2 = 1 AND r.person_id < n_people
-                                                                    THEN r.person_id + 1 ELSE r.person_id - 1 END)
-                WHEN e_typo < 0.01 THEN synth.mistype(r.nhs_number, rid, seed)
-                ELSE r.nhs_number END AS nhs_out,
-           CASE WHEN e_dob < 0.01 THEN synth.wrong_dob(r.dob, rid, seed) ELSE r.dob END AS dob_out,
-           CASE WHEN e_move < 0.10 OR k = 2 THEN r.prev_postcode ELSE r.postcode END AS pc_out
+           synth.nhs_as_recorded(r.nhs_number, r.person_id, n_people, rid, seed, nhs_missing, nhs_other, nhs_typo) AS nhs_out,
+           CASE WHEN dob_wrong THEN synth.wrong_dob(r.dob, rid, seed) ELSE r.dob END AS dob_out,
+           CASE WHEN moved OR k = 2 THEN r.prev_postcode ELSE r.postcode END AS pc_out
     FROM r
   )
   SELECT record_id,
@@ -194,7 +236,7 @@ BEGIN
               WHEN synth.u(rid, 58, seed) < 0.15 THEN substr(nhs_out, 1, 3) || ' ' || substr(nhs_out, 4, 3) || ' ' || substr(nhs_out, 7)
               ELSE nhs_out END AS nhs_number,
          to_char(dob_out, 'DD/MM/YYYY') AS dob,
-         CASE WHEN e_sex < 0.005 THEN 'U'
+         CASE WHEN sex_unknown THEN 'U'
               WHEN sex = '9' THEN 'I'
               WHEN synth.u(rid, 59, seed) < 0.03 THEN CASE sex WHEN '1' THEN 'Male' ELSE 'Female' END
               ELSE CASE sex WHEN '1' THEN 'M' ELSE 'F' END END AS sex,
@@ -202,13 +244,7 @@ BEGIN
               WHEN synth.u(rid, 60, seed) < 0.7 THEN replace(pc_out, ' ', '')
               ELSE pc_out END AS postcode,
          person_id,
-         array_remove(ARRAY[
-           CASE WHEN e_missing < 0.03 THEN 'nhs_missing' END,
-           CASE WHEN e_missing >= 0.03 AND e_other < 0.001 THEN 'nhs_other_person' END,
-           CASE WHEN e_missing >= 0.03 AND e_other >= 0.001 AND e_typo < 0.01 THEN 'nhs_mistyped' END,
-           CASE WHEN e_dob < 0.01 THEN 'dob_wrong' END,
-           CASE WHEN e_move < 0.10 OR k = 2 THEN 'postcode_moved' END,
-           CASE WHEN e_sex < 0.005 THEN 'sex_unknown' END], NULL) AS error_kinds
+         synth.error_kinds(nhs_missing, nhs_other, nhs_typo, dob_wrong, moved OR k = 2, sex_unknown) AS error_kinds
   FROM x;
 
   INSERT INTO synth_truth.record
@@ -218,23 +254,15 @@ BEGIN
 
   CREATE TABLE synth.hospital_episode AS
   WITH r AS (
-    SELECT h.*, h.record_id * 2 + 1 AS rid,
-           synth.u(h.record_id * 2 + 1, 50, seed) AS e_missing, synth.u(h.record_id * 2 + 1, 51, seed) AS e_typo,
-           synth.u(h.record_id * 2 + 1, 52, seed) AS e_other, synth.u(h.record_id * 2 + 1, 53, seed) AS e_dob,
-           synth.u(h.record_id * 2 + 1, 54, seed) AS e_move, synth.u(h.record_id * 2 + 1, 55, seed) AS e_sex,
+    SELECT h.*, h.record_id * 2 + 1 AS rid, e.*,
            greatest(date '2019-01-01', h.dob) + floor(synth.u(h.record_id * 2 + 1, 61, seed)
              * (ref - greatest(date '2019-01-01', h.dob)))::int AS admitted
-    FROM synth_truth.hes_raw h
+    FROM synth_truth.hes_raw h, synth.record_errors(h.record_id * 2 + 1, seed) e
   ), x AS (
     SELECT r.*,
-           CASE WHEN e_missing < 0.03 THEN NULL
-                WHEN e_other < 0.001 THEN (SELECT o.nhs_number FROM synth_truth.person o
-                                           WHERE o.person_id = CASE WHEN r.person_id % 2 = 1 AND r.person_id < n_people
-                                                                    THEN r.person_id + 1 ELSE r.person_id - 1 END)
-                WHEN e_typo < 0.01 THEN synth.mistype(r.nhs_number, rid, seed)
-                ELSE r.nhs_number END AS nhs_out,
-           CASE WHEN e_dob < 0.01 THEN synth.wrong_dob(r.dob, rid, seed) ELSE r.dob END AS dob_out,
-           CASE WHEN e_move < 0.10 THEN r.prev_postcode ELSE r.postcode END AS pc_out,
+           synth.nhs_as_recorded(r.nhs_number, r.person_id, n_people, rid, seed, nhs_missing, nhs_other, nhs_typo) AS nhs_out,
+           CASE WHEN dob_wrong THEN synth.wrong_dob(r.dob, rid, seed) ELSE r.dob END AS dob_out,
+           CASE WHEN moved THEN r.prev_postcode ELSE r.postcode END AS pc_out,
            (admitted - r.dob) / 365.25 AS age_then,
            synth.u(rid, 62, seed) AS us,
            CASE WHEN synth.u(rid, 63, seed) < 0.85 THEN (synth.providers())[1 + (area_idx - 1) % 30]
@@ -257,16 +285,10 @@ BEGIN
          CASE WHEN nhs_out IS NULL THEN CASE WHEN synth.u(rid, 57, seed) < 0.9 THEN NULL ELSE '' END
               ELSE nhs_out END AS nhs_number,
          to_char(dob_out, 'YYYY-MM-DD') AS dob,
-         CASE WHEN e_sex < 0.005 THEN '0' ELSE sex END AS sex,
+         CASE WHEN sex_unknown THEN '0' ELSE sex END AS sex,
          CASE WHEN synth.u(rid, 60, seed) < 0.15 THEN replace(pc_out, ' ', '') ELSE pc_out END AS postcode,
          person_id,
-         array_remove(ARRAY[
-           CASE WHEN e_missing < 0.03 THEN 'nhs_missing' END,
-           CASE WHEN e_missing >= 0.03 AND e_other < 0.001 THEN 'nhs_other_person' END,
-           CASE WHEN e_missing >= 0.03 AND e_other >= 0.001 AND e_typo < 0.01 THEN 'nhs_mistyped' END,
-           CASE WHEN e_dob < 0.01 THEN 'dob_wrong' END,
-           CASE WHEN e_move < 0.10 THEN 'postcode_moved' END,
-           CASE WHEN e_sex < 0.005 THEN 'sex_unknown' END], NULL) AS error_kinds
+         synth.error_kinds(nhs_missing, nhs_other, nhs_typo, dob_wrong, moved, sex_unknown) AS error_kinds
   FROM x;
 
   INSERT INTO synth_truth.record

@@ -8,12 +8,8 @@
 # caredata.funnel_limit() at that size, and every unit's point with its
 # ratio from caredata.funnel().  Run by scripts/test.sh against the running
 # throw-away cluster; prints TAP.
-set -uo pipefail
-. "$(dirname "$0")/../../scripts/env.sh"
-cd "$CAREDATA_ROOT"
+. "$(dirname "$0")/../lib.bash"
 
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=$((failed + 1)); fi; }
 # "ok - ..." / "not ok - ..." lines from a checker, as TAP
 report() { local line; while IFS= read -r line; do
              case "$line" in "ok - "*) ok 0 "${line#ok - }" ;; "not ok - "*) ok 1 "${line#not ok - }" ;; *) ok 1 "$line" ;; esac
@@ -23,7 +19,7 @@ db=caredata_svg
 out=results/funnel_svg
 mkdir -p "$out"
 rm -f "$out"/*
-psql -qX -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db" >/dev/null
+fresh_db
 psql -qX -v ON_ERROR_STOP=1 -d $db >/dev/null <<'SQL'
 CREATE EXTENSION caredata;
 CREATE TABLE units (unit text, observed double precision, expected double precision);
@@ -108,6 +104,5 @@ read -r total close worst < <(psql -qXAt -F ' ' -d $db -f "$out/curves.sql")
 [ "${total:-0}" -gt 200 ] && [ "$total" = "$close" ]
 ok $? "every visible point of the limit curves is within half a pixel of funnel_limit() ($close of $total; worst ${worst} px)"
 
-echo "1..$n"
-psql -qX -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-[ "$failed" -eq 0 ]
+drop_db
+done_testing
