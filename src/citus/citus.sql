@@ -25,7 +25,7 @@ SELECT pg_catalog.pg_extension_config_dump('caredata.distributed_filter', '');
 
 -- the catalogs citus_setup() makes reference tables: all that a query on a
 -- worker reads (the register, exemptions, subject access, key domains,
--- disclosure policies, distributed filters, and the stored pseudonyms a
+-- disclosure policies and the roles they are in force for, distributed filters, and the stored pseudonyms a
 -- published view joins on every shard); register_version stays local
 -- (each node's triggers bump their own)
 CREATE FUNCTION caredata.citus_catalogs() RETURNS SETOF regclass
@@ -33,7 +33,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 BEGIN ATOMIC
   SELECT unnest(ARRAY['caredata.purpose'::regclass, 'caredata.objection'::regclass, 'caredata.exemption'::regclass,
                       'caredata.subject_access'::regclass, 'caredata.domain'::regclass, 'caredata.domain_key'::regclass,
-                      'caredata.sdc_policy'::regclass, 'caredata.distributed_filter'::regclass,
+                      'caredata.sdc_policy'::regclass, 'caredata.sdc_policy_role'::regclass,
+                      'caredata.distributed_filter'::regclass,
                       'caredata.pseudonym_map'::regclass]);
 END;
 COMMENT ON FUNCTION caredata.citus_catalogs() IS

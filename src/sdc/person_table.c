@@ -214,7 +214,7 @@ person_table_state(FunctionCallInfo fcinfo, bool has_values, int policy_argno, c
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("a safe aggregate's policy must be the same on every row"),
-						 errhint("Name the policy with a constant, or set caredata.sdc_policy.")));
+						 errhint("Name the policy with a constant, or leave it out: the policy in force applies.")));
 		}
 		return pt;
 	}

@@ -4,8 +4,8 @@
  *		Disclosure-control policies: which counts may be published, and how.
  *
  * A policy is a row of caredata.sdc_policy (the latest version of a name);
- * the setting caredata.sdc_policy names the one used when a call names
- * none.  This file decides what may be seen; the aggregates that count
+ * the one in force for a role is caredata_admin's choice (policy_role.c),
+ * and only an admin may name another.  This file decides what may be seen; the aggregates that count
  * (src/sdc/person_set.c) only ask it (policy.h).  Rules, for a count n of
  * distinct people:
  *
@@ -32,6 +32,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
@@ -47,7 +48,15 @@ typedef struct PolicyCache
 {
 	int			n;
 	SdcPolicy	policies[POLICY_CACHE_SIZE];
+	Oid			role;			/* in_force is for this role */
+	char		in_force[NAMEDATALEN];	/* (empty: not looked up yet) */
 } PolicyCache;
+
+const char *
+sdc_policy_setting_value(void)
+{
+	return sdc_policy_setting;
+}
 
 bool
 sdc_policy_name_ok(const char *name)
@@ -77,11 +86,11 @@ void
 sdc_policy_init(void)
 {
 	DefineCustomStringVariable("caredata.sdc_policy",
-							   "Disclosure-control policy of the safe aggregates when a call names none.",
-							   "A policy of caredata.sdc_policy (the latest version of that name).",
+							   "Disclosure-control policy of the safe aggregates for roles caredata.sdc_policy_role gives none.",
+							   "A policy of caredata.sdc_policy (the latest version of that name); superuser-only: caredata_admin assigns policies to roles with caredata.assign_sdc_policy().",
 							   &sdc_policy_setting,
 							   "nhs_hes",
-							   PGC_USERSET,
+							   PGC_SUSET,
 							   0,
 							   check_sdc_policy, NULL, NULL);
 }
@@ -143,18 +152,23 @@ sdc_policy_get(FmgrInfo *flinfo, const char *name)
 	PolicyCache *cache = (PolicyCache *) flinfo->fn_extra;
 	SdcPolicy  *p;
 
-	if (name == NULL)
-		name = sdc_policy_setting;
-	if (name == NULL || !sdc_policy_name_ok(name))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid disclosure-control policy name"),
-				 errhint("A policy name is lower-case letters, digits and _, starting with a letter.")));
 	if (cache == NULL)
 	{
 		cache = MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(PolicyCache));
 		flinfo->fn_extra = cache;
 	}
+	/* the policy in force for the role running the query, looked up once */
+	if (cache->in_force[0] == '\0' || cache->role != GetUserId())
+	{
+		sdc_policy_in_force(cache->in_force, sdc_policy_setting);
+		cache->role = GetUserId();
+	}
+	name = sdc_policy_allowed(name, cache->in_force);
+	if (name == NULL || !sdc_policy_name_ok(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid disclosure-control policy name"),
+				 errhint("A policy name is lower-case letters, digits and _, starting with a letter.")));
 	for (int i = 0; i < cache->n; i++)
 		if (strcmp(cache->policies[i].name, name) == 0)
 			return &cache->policies[i];
