@@ -649,6 +649,76 @@ REVOKE ALL ON caredata.distributed_filter FROM PUBLIC;
 GRANT SELECT, INSERT, DELETE ON caredata.distributed_filter TO caredata_admin;
 SELECT pg_catalog.pg_extension_config_dump('caredata.distributed_filter', '');
 
+-- ---- issue 24, section 1: the policy is the admin's, not the analyst's
+-- (before citus_catalogs(), which names its table) ----
+-- Which policy is in force for a role: caredata_admin decides, not the
+-- analyst (issue 24).  A row for the role itself; else the one row for a
+-- role it is a member of; else the row for every role ('-', OID 0); else
+-- the setting caredata.sdc_policy, which only a superuser can set
+-- (postgresql.conf, ALTER DATABASE or ALTER ROLE).  A non-admin's call that
+-- names another policy is refused (src/sdc/policy_role.c).
+CREATE TABLE caredata.sdc_policy_role (
+  role       regrole PRIMARY KEY,
+  policy     text NOT NULL CHECK (policy ~ '^[a-z][a-z0-9_]{0,62}$'),
+  set_by     name NOT NULL DEFAULT session_user,
+  set_at     timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE caredata.sdc_policy_role IS
+  'the disclosure-control policy in force for a role (role ''-'': every role without a row of its own or of a role it belongs to); set by caredata_admin with caredata.assign_sdc_policy()';
+REVOKE ALL ON caredata.sdc_policy_role FROM PUBLIC;
+GRANT SELECT ON caredata.sdc_policy_role TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('caredata.sdc_policy_role', '');
+
+CREATE FUNCTION caredata.assign_sdc_policy(role regrole, policy text) RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM caredata.sdc_policy p WHERE p.policy = assign_sdc_policy.policy) THEN
+    RAISE EXCEPTION 'disclosure-control policy "%" does not exist', policy
+      USING ERRCODE = 'undefined_object',
+            HINT = 'See caredata.sdc_policy for the policies.';
+  END IF;
+  INSERT INTO caredata.sdc_policy_role AS r (role, policy) VALUES (assign_sdc_policy.role, assign_sdc_policy.policy)
+  ON CONFLICT ON CONSTRAINT sdc_policy_role_pkey
+  DO UPDATE SET policy = excluded.policy, set_by = excluded.set_by, set_at = excluded.set_at;
+  PERFORM caredata.audit_append('sdc_policy.assign',
+                                CASE WHEN role::oid = 0 THEN 'every role' ELSE role::text END,
+                                jsonb_build_object('policy', policy));
+END
+$$;
+COMMENT ON FUNCTION caredata.assign_sdc_policy(regrole, text) IS
+  'put a disclosure-control policy in force for a role (''-'': every role without one of its own); audited; caredata_admin only';
+REVOKE ALL ON FUNCTION caredata.assign_sdc_policy(regrole, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.assign_sdc_policy(regrole, text) TO caredata_admin;
+
+CREATE FUNCTION caredata.unassign_sdc_policy(role regrole) RETURNS boolean
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  gone boolean;
+BEGIN
+  DELETE FROM caredata.sdc_policy_role r WHERE r.role = unassign_sdc_policy.role;
+  gone := FOUND;
+  IF gone THEN
+    PERFORM caredata.audit_append('sdc_policy.unassign',
+                                  CASE WHEN role::oid = 0 THEN 'every role' ELSE role::text END, NULL);
+  END IF;
+  RETURN gone;
+END
+$$;
+COMMENT ON FUNCTION caredata.unassign_sdc_policy(regrole) IS
+  'take a role''s own disclosure-control policy away (it then follows its groups'', every role''s, or the setting); audited; caredata_admin only';
+REVOKE ALL ON FUNCTION caredata.unassign_sdc_policy(regrole) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.unassign_sdc_policy(regrole) TO caredata_admin;
+
+CREATE FUNCTION caredata.sdc_policy_in_force() RETURNS text
+  AS 'MODULE_PATHNAME', 'sdc_policy_in_force_sql' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.sdc_policy_in_force() IS
+  'the disclosure-control policy in force for the current role: the one every safe aggregate applies, and the only one a role outside caredata_admin may name';
+
+
 -- the catalogs citus_setup() makes reference tables: all that a query on a
 -- worker reads (the register, exemptions, subject access, key domains,
 -- disclosure policies and the roles they are in force for, distributed filters, and the stored pseudonyms a
@@ -2403,71 +2473,3 @@ BEGIN
   END LOOP;
 END
 $publish_22$;
-
--- ---- issue 24, section 1: the policy is the admin's, not the analyst's ----
--- Which policy is in force for a role: caredata_admin decides, not the
--- analyst (issue 24).  A row for the role itself; else the one row for a
--- role it is a member of; else the row for every role ('-', OID 0); else
--- the setting caredata.sdc_policy, which only a superuser can set
--- (postgresql.conf, ALTER DATABASE or ALTER ROLE).  A non-admin's call that
--- names another policy is refused (src/sdc/policy_role.c).
-CREATE TABLE caredata.sdc_policy_role (
-  role       regrole PRIMARY KEY,
-  policy     text NOT NULL CHECK (policy ~ '^[a-z][a-z0-9_]{0,62}$'),
-  set_by     name NOT NULL DEFAULT session_user,
-  set_at     timestamptz NOT NULL DEFAULT now()
-);
-COMMENT ON TABLE caredata.sdc_policy_role IS
-  'the disclosure-control policy in force for a role (role ''-'': every role without a row of its own or of a role it belongs to); set by caredata_admin with caredata.assign_sdc_policy()';
-REVOKE ALL ON caredata.sdc_policy_role FROM PUBLIC;
-GRANT SELECT ON caredata.sdc_policy_role TO PUBLIC;
-SELECT pg_catalog.pg_extension_config_dump('caredata.sdc_policy_role', '');
-
-CREATE FUNCTION caredata.assign_sdc_policy(role regrole, policy text) RETURNS void
-LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM caredata.sdc_policy p WHERE p.policy = assign_sdc_policy.policy) THEN
-    RAISE EXCEPTION 'disclosure-control policy "%" does not exist', policy
-      USING ERRCODE = 'undefined_object',
-            HINT = 'See caredata.sdc_policy for the policies.';
-  END IF;
-  INSERT INTO caredata.sdc_policy_role AS r (role, policy) VALUES (assign_sdc_policy.role, assign_sdc_policy.policy)
-  ON CONFLICT ON CONSTRAINT sdc_policy_role_pkey
-  DO UPDATE SET policy = excluded.policy, set_by = excluded.set_by, set_at = excluded.set_at;
-  PERFORM caredata.audit_append('sdc_policy.assign',
-                                CASE WHEN role::oid = 0 THEN 'every role' ELSE role::text END,
-                                jsonb_build_object('policy', policy));
-END
-$$;
-COMMENT ON FUNCTION caredata.assign_sdc_policy(regrole, text) IS
-  'put a disclosure-control policy in force for a role (''-'': every role without one of its own); audited; caredata_admin only';
-REVOKE ALL ON FUNCTION caredata.assign_sdc_policy(regrole, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION caredata.assign_sdc_policy(regrole, text) TO caredata_admin;
-
-CREATE FUNCTION caredata.unassign_sdc_policy(role regrole) RETURNS boolean
-LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  gone boolean;
-BEGIN
-  DELETE FROM caredata.sdc_policy_role r WHERE r.role = unassign_sdc_policy.role;
-  gone := FOUND;
-  IF gone THEN
-    PERFORM caredata.audit_append('sdc_policy.unassign',
-                                  CASE WHEN role::oid = 0 THEN 'every role' ELSE role::text END, NULL);
-  END IF;
-  RETURN gone;
-END
-$$;
-COMMENT ON FUNCTION caredata.unassign_sdc_policy(regrole) IS
-  'take a role''s own disclosure-control policy away (it then follows its groups'', every role''s, or the setting); audited; caredata_admin only';
-REVOKE ALL ON FUNCTION caredata.unassign_sdc_policy(regrole) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION caredata.unassign_sdc_policy(regrole) TO caredata_admin;
-
-CREATE FUNCTION caredata.sdc_policy_in_force() RETURNS text
-  AS 'MODULE_PATHNAME', 'sdc_policy_in_force_sql' LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION caredata.sdc_policy_in_force() IS
-  'the disclosure-control policy in force for the current role: the one every safe aggregate applies, and the only one a role outside caredata_admin may name';
