@@ -2473,3 +2473,13 @@ BEGIN
   END LOOP;
 END
 $publish_22$;
+
+-- ---- issue 24, section 3: magnitudes protected by default ----
+ALTER TABLE caredata.sdc_policy ADD COLUMN magnitude_digits integer CHECK (magnitude_digits BETWEEN 1 AND 15);
+COMMENT ON COLUMN caredata.sdc_policy.magnitude_digits IS 'sums are published rounded to this many significant figures, never finer than rounding_base, and means are the published sum over the published row count (NULL: sums exact, as version 1 of the built-in policies)';
+INSERT INTO caredata.sdc_policy (policy, version, suppress_max, protect_zero, rounding, rounding_base, redacted,
+                                 dominance_n, dominance_k, p_percent, magnitude_digits, source, builtin)
+SELECT policy, 2, suppress_max, protect_zero, rounding, rounding_base, redacted, 2, 85, 10, 3,
+       source || '; magnitudes (issue 24): (2, 85) dominance and p% = 10 (Hundepool et al., Statistical Disclosure Control, 2012, section 4.2), sums rounded to 3 significant figures, means from the published sum and row count',
+       true
+  FROM caredata.sdc_policy WHERE builtin AND version = 1;

@@ -316,14 +316,16 @@ Datum
 person_values_safe_sum(PG_FUNCTION_ARGS)
 {
 	PersonTable *pv;
+	const SdcPolicy *p;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	pv = PG_GETARG_PERSON_TABLE_P(0);
 	person_table_check(pv, true, "person_values");
-	if (!publishable(final_policy(fcinfo, pv), pv))
+	p = final_policy(fcinfo, pv);
+	if (!publishable(p, pv))
 		PG_RETURN_NULL();
-	PG_RETURN_FLOAT8(pv->sum);
+	PG_RETURN_FLOAT8(sdc_publish_magnitude(p, pv->sum));
 }
 
 PG_FUNCTION_INFO_V1(person_values_safe_avg);
@@ -331,13 +333,29 @@ Datum
 person_values_safe_avg(PG_FUNCTION_ARGS)
 {
 	PersonTable *pv;
+	const SdcPolicy *p;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	pv = PG_GETARG_PERSON_TABLE_P(0);
 	person_table_check(pv, true, "person_values");
-	if (pv->rows == 0 || !publishable(final_policy(fcinfo, pv), pv))
+	p = final_policy(fcinfo, pv);
+	if (pv->rows == 0 || !publishable(p, pv))
 		PG_RETURN_NULL();
+	/*
+	 * A policy that protects magnitudes publishes the mean of what it
+	 * publishes: the published sum over the row count rounded as counts
+	 * are (never suppressed here: more rows than people), so that sum and
+	 * mean together do not give the exact row count back
+	 */
+	if (p->magnitude_digits > 0)
+	{
+		int64		rows_shown;
+
+		if (!sdc_publish_count(p, pv->rows, &rows_shown) || rows_shown <= 0)
+			PG_RETURN_NULL();
+		PG_RETURN_FLOAT8(sdc_publish_magnitude(p, pv->sum) / (double) rows_shown);
+	}
 	PG_RETURN_FLOAT8(pv->sum / (double) pv->rows);
 }
 

@@ -30,6 +30,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -115,8 +117,10 @@ policy_load(const char *name, SdcPolicy *p)
 	path = search_path_pin();
 	nested = citus_nested_begin();
 	ret = SPI_execute_with_args("SELECT version, suppress_max, protect_zero, rounding, rounding_base, redacted, "
-								"coalesce(dominance_n, 0), coalesce(dominance_k, 0), coalesce(p_percent, 0) "
-								"FROM caredata.sdc_policy WHERE policy OPERATOR(pg_catalog.=) $1 ORDER BY version DESC LIMIT 1",
+								"coalesce(dominance_n, 0), coalesce(dominance_k, 0), coalesce(p_percent, 0), "
+								/* a 0.1.0 schema has no such column until updated */
+								"coalesce(((pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) 'magnitude_digits'))::pg_catalog.int4, 0) "
+								"FROM caredata.sdc_policy p WHERE policy OPERATOR(pg_catalog.=) $1 ORDER BY version DESC LIMIT 1",
 								1, argtypes, args, NULL, true, 1);
 	citus_nested_end(nested);
 	search_path_unpin(path);
@@ -143,6 +147,7 @@ policy_load(const char *name, SdcPolicy *p)
 	p->dominance_n = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
 	p->dominance_k = DatumGetFloat8(SPI_getbinval(tup, desc, 8, &isnull));
 	p->p_percent = DatumGetFloat8(SPI_getbinval(tup, desc, 9, &isnull));
+	p->magnitude_digits = DatumGetInt32(SPI_getbinval(tup, desc, 10, &isnull));
 	SPI_finish();
 }
 
@@ -230,6 +235,20 @@ sdc_publish_contributions(const SdcPolicy *policy, int64 people,
 		total - largest[0] - largest[1] < largest[0] * policy->p_percent / 100.0)
 		return false;
 	return true;
+}
+
+double
+sdc_publish_magnitude(const SdcPolicy *policy, double sum)
+{
+	double		step;
+
+	if (policy->magnitude_digits <= 0 || sum == 0.0 || !isfinite(sum))
+		return sum;
+	/* the unit of the last significant figure kept, at least the count base */
+	step = pow(10.0, floor(log10(fabs(sum))) - (policy->magnitude_digits - 1));
+	if (step < policy->base)
+		step = policy->base;
+	return round(sum / step) * step;
 }
 
 /* sdc_apply(n bigint, policy text DEFAULT NULL) returns bigint: NULL when suppressed */

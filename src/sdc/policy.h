@@ -36,6 +36,7 @@ typedef struct SdcPolicy
 	int32		dominance_n;	/* (n, k) rule: the n largest contributors */
 	double		dominance_k;	/* ... may not hold more than k % (0: off) */
 	double		p_percent;		/* p % rule (0: off) */
+	int32		magnitude_digits;	/* sums to this many significant figures (0: exact) */
 } SdcPolicy;
 
 /*
@@ -55,6 +56,13 @@ extern bool sdc_publish_count(const SdcPolicy *policy, int64 n, int64 *shown);
  */
 extern bool sdc_publish_contributions(const SdcPolicy *policy, int64 people,
 									  const double *largest, int nlargest, double total);
+
+/*
+ * what a policy publishes of a sum of contributions that may be published
+ * (sdc_publish_contributions): rounded to magnitude_digits significant
+ * figures, never finer than the count rounding base
+ */
+extern double sdc_publish_magnitude(const SdcPolicy *policy, double sum);
 
 /* a policy name: a lower-case letter, then lower-case letters, digits and _ */
 extern bool sdc_policy_name_ok(const char *name);

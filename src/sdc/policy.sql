@@ -19,6 +19,7 @@ CREATE TABLE caredata.sdc_policy (
   builtin        boolean NOT NULL DEFAULT false,
   created_at     timestamptz NOT NULL DEFAULT now(),
   created_by     name NOT NULL DEFAULT current_user,
+  magnitude_digits integer CHECK (magnitude_digits BETWEEN 1 AND 15),
   PRIMARY KEY (policy, version),
   CHECK (rounding <> 'midpoint' OR rounding_base % 2 = 0),
   CHECK ((dominance_n IS NULL) = (dominance_k IS NULL))
@@ -28,6 +29,7 @@ COMMENT ON TABLE caredata.sdc_policy IS
 COMMENT ON COLUMN caredata.sdc_policy.source IS 'the published rule this policy implements';
 COMMENT ON COLUMN caredata.sdc_policy.dominance_n IS '(n, k) dominance rule for sums and means: suppressed when the n largest contributors hold more than dominance_k percent of the total';
 COMMENT ON COLUMN caredata.sdc_policy.p_percent IS 'p% rule for sums and means: suppressed when the total less the two largest contributions is under p percent of the largest';
+COMMENT ON COLUMN caredata.sdc_policy.magnitude_digits IS 'sums are published rounded to this many significant figures, never finer than rounding_base, and means are the published sum over the published row count (NULL: sums exact, as version 1 of the built-in policies)';
 
 INSERT INTO caredata.sdc_policy (policy, suppress_max, protect_zero, rounding, rounding_base, redacted, source, builtin) VALUES
   ('nhs_hes', 7, false, 'nearest', 5, '*',
@@ -36,6 +38,19 @@ INSERT INTO caredata.sdc_policy (policy, suppress_max, protect_zero, rounding, r
    'OpenSAFELY output checking: counts of 7 or fewer redacted, others rounded to the nearest 5 (docs.opensafely.org, "Statistical disclosure control" / output checking rules); zero is a count of 7 or fewer and is redacted', true),
   ('opensafely_midpoint6', 0, false, 'midpoint', 6, '[REDACTED]',
    'OpenSAFELY midpoint-6 rounding: ceil(x/6)*6 - 3 for x > 0, 0 stays 0 (docs.opensafely.org, "Rounding" in the disclosure control guidance)', true);
+
+-- Version 2 of each built-in policy protects magnitudes by default (issue
+-- 24): the (n, k) dominance rule with (2, 85) and the p% rule with p = 10,
+-- the values Hundepool et al., Statistical Disclosure Control (Wiley,
+-- 2012), section 4.2, give as those statistical offices use; and sums
+-- rounded to 3 significant figures (never finer than the count rounding),
+-- so that two published sums do not difference to one person's exact value.
+INSERT INTO caredata.sdc_policy (policy, version, suppress_max, protect_zero, rounding, rounding_base, redacted,
+                                 dominance_n, dominance_k, p_percent, magnitude_digits, source, builtin)
+SELECT policy, 2, suppress_max, protect_zero, rounding, rounding_base, redacted, 2, 85, 10, 3,
+       source || '; magnitudes (issue 24): (2, 85) dominance and p% = 10 (Hundepool et al., Statistical Disclosure Control, 2012, section 4.2), sums rounded to 3 significant figures, means from the published sum and row count',
+       true
+  FROM caredata.sdc_policy WHERE builtin AND version = 1;
 
 REVOKE ALL ON caredata.sdc_policy FROM PUBLIC;
 GRANT SELECT ON caredata.sdc_policy TO PUBLIC;
