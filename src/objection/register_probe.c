@@ -48,10 +48,17 @@ probe_time_varies(FmgrInfo *flinfo)
 		contain_vars_of_level((Node *) lthird(f->args), 0);
 }
 
+/*
+ * Is a span in force at a time?  A span with no end (NULL: open) holds from
+ * its start on; one that ends at 'infinity' ends like any other, so holds
+ * at no time at or after it: not at 'infinity' itself, as the SQL has it
+ * (withdrawn_at > at).  The two cannot share one value: 'infinity' is
+ * stored as DT_NOEND.
+ */
 static bool
-span_holds(TimestampTz from, TimestampTz to, TimestampTz at)
+span_holds(TimestampTz from, bool open, TimestampTz to, TimestampTz at)
 {
-	return from <= at && (to == DT_NOEND || to > at);
+	return from <= at && (open || to > at);
 }
 
 /* set up a probe: the register's relations, and the exemptions (as the register's owner) */
@@ -100,6 +107,7 @@ probe_setup(Probe *pr, MemoryContext cxt)
 		strlcpy(pr->exempt[i].kind, SPI_getvalue(tup, desc, 1), sizeof(pr->exempt[i].kind));
 		pr->exempt[i].from = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
 		to = SPI_getbinval(tup, desc, 3, &isnull);
+		pr->exempt[i].open = isnull;
 		pr->exempt[i].to = isnull ? DT_NOEND : DatumGetTimestampTz(to);
 	}
 	SPI_finish();
@@ -154,7 +162,7 @@ probe_blocked(const Probe *pr, int64 key, TimestampTz at)
 		bool		is_consent = text_is(kind, "consent");
 		bool		is_dissent = text_is(kind, "dissent");
 
-		if (!span_holds(from, isnull ? DT_NOEND : DatumGetTimestampTz(to), at) ||
+		if (!span_holds(from, isnull, isnull ? DT_NOEND : DatumGetTimestampTz(to), at) ||
 			!purposes_hold(slot_getattr(slot, pr->att_purposes, &isnull), pr->purpose))
 			continue;
 		/* dissent and consent are about one study: the dataset asked about */
@@ -168,7 +176,8 @@ probe_blocked(const Probe *pr, int64 key, TimestampTz at)
 			bool		exempt = false;
 
 			for (int j = 0; j < pr->nexempt && !exempt; j++)
-				exempt = strcmp(pr->exempt[j].kind, k) == 0 && span_holds(pr->exempt[j].from, pr->exempt[j].to, at);
+				exempt = strcmp(pr->exempt[j].kind, k) == 0 &&
+					span_holds(pr->exempt[j].from, pr->exempt[j].open, pr->exempt[j].to, at);
 			blocked = !exempt;
 			pfree(k);
 		}

@@ -20,7 +20,9 @@ typedef struct Span
 {
 	char		kind[32];
 	TimestampTz from;
-	TimestampTz to;				/* DT_NOEND: open */
+	bool		open;			/* no end (expires_at and revoked_at NULL) */
+	TimestampTz to;				/* the end, when not open; may be 'infinity'
+								 * (DT_NOEND), which is not open */
 } Span;
 
 typedef struct Probe
