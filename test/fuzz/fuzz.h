@@ -20,16 +20,30 @@ extern jmp_buf *fuzz_on_error;
 extern void fuzz_free_all(void);
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* fn(arg), as DirectFunctionCall1 calls it */
+#define FUZZ_MAX_ARGS 8
+
+/* fn(args[0], ..., args[nargs - 1]), none NULL, as DirectFunctionCallN calls it */
+static inline Datum
+fuzz_call(PGFunction fn, int nargs, const Datum *args)
+{
+	LOCAL_FCINFO(fcinfo, FUZZ_MAX_ARGS);
+
+	if (nargs > FUZZ_MAX_ARGS)
+		abort();
+	InitFunctionCallInfoData(*fcinfo, NULL, nargs, InvalidOid, NULL, NULL);
+	for (int i = 0; i < nargs; i++)
+	{
+		fcinfo->args[i].value = args[i];
+		fcinfo->args[i].isnull = false;
+	}
+	return fn(fcinfo);
+}
+
+/* fn(arg) */
 static inline Datum
 fuzz_call1(PGFunction fn, Datum arg)
 {
-	LOCAL_FCINFO(fcinfo, 1);
-
-	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
-	fcinfo->args[0].value = arg;
-	fcinfo->args[0].isnull = false;
-	return fn(fcinfo);
+	return fuzz_call(fn, 1, &arg);
 }
 
 /*
@@ -45,6 +59,31 @@ fuzz_message(StringInfo buf, const uint8_t *data, size_t size)
 	buf->len = (int) size;
 	buf->maxlen = (int) size + 1;
 	buf->cursor = 0;
+}
+
+/*
+ * The targets' convention: an input starting with B is a binary message
+ * for a receive function.  For such an input, recv(the rest), then
+ * check(what it returned, the message read) when it accepts it: an
+ * ereport(ERROR) in either is a clean rejection.  Frees what the input
+ * palloc'd.  Returns whether the input was such a message.
+ */
+static inline bool
+fuzz_receive(PGFunction recv, const uint8_t *data, size_t size,
+			 void (*check) (Datum value, StringInfo buf))
+{
+	jmp_buf		on_error;
+	StringInfoData buf;
+
+	if (size == 0 || data[0] != 'B')
+		return false;
+	fuzz_message(&buf, data + 1, size - 1);
+	fuzz_on_error = &on_error;
+	if (setjmp(on_error) == 0)
+		check(fuzz_call1(recv, PointerGetDatum(&buf)), &buf);
+	fuzz_on_error = NULL;
+	fuzz_free_all();
+	return true;
 }
 
 /* the fuzzer's input read a byte at a time; 0 once it runs out */

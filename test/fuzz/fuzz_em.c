@@ -251,20 +251,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		result_nm = -1;
 		if (em)
 		{
-			LOCAL_FCINFO(fcinfo, 8);
+			Datum		args[8] = {
+				PointerGetDatum(patterns), PointerGetDatum(counts), PointerGetDatum(nlevels),
+				PointerGetDatum(u), PointerGetDatum(m), Float8GetDatum(total),
+				Int32GetDatum(1 + next_byte(&r) % 50), Float8GetDatum(1e-6)
+			};
 
-			InitFunctionCallInfoData(*fcinfo, NULL, 8, InvalidOid, NULL, NULL);
-			fcinfo->args[0].value = PointerGetDatum(patterns);
-			fcinfo->args[1].value = PointerGetDatum(counts);
-			fcinfo->args[2].value = PointerGetDatum(nlevels);
-			fcinfo->args[3].value = PointerGetDatum(u);
-			fcinfo->args[4].value = PointerGetDatum(m);
-			fcinfo->args[5].value = Float8GetDatum(total);
-			fcinfo->args[6].value = Int32GetDatum(1 + next_byte(&r) % 50);
-			fcinfo->args[7].value = Float8GetDatum(1e-6);
-			for (int i = 0; i < 8; i++)
-				fcinfo->args[i].isnull = false;
-			link_em(fcinfo);
+			fuzz_call(link_em, 8, args);
 			if (sane_counts)
 			{
 				if (!(result_lambda >= 0.0 && result_lambda <= 1.0))
@@ -276,17 +269,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		else
 		{
-			LOCAL_FCINFO(fcinfo, 5);
+			Datum		args[5] = {
+				PointerGetDatum(patterns), PointerGetDatum(nlevels), PointerGetDatum(m),
+				PointerGetDatum(u), Float8GetDatum(lambda)
+			};
 
-			InitFunctionCallInfoData(*fcinfo, NULL, 5, InvalidOid, NULL, NULL);
-			fcinfo->args[0].value = PointerGetDatum(patterns);
-			fcinfo->args[1].value = PointerGetDatum(nlevels);
-			fcinfo->args[2].value = PointerGetDatum(m);
-			fcinfo->args[3].value = PointerGetDatum(u);
-			fcinfo->args[4].value = Float8GetDatum(lambda);
-			for (int i = 0; i < 5; i++)
-				fcinfo->args[i].isnull = false;
-			link_pattern_weights(fcinfo);
+			fuzz_call(link_pattern_weights, 5, args);
 			if (result_nm != npat)
 				__builtin_trap();
 			for (int k = 0; k < result_nm; k++)

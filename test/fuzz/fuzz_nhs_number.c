@@ -10,6 +10,14 @@
 
 #include "fuzz.h"
 
+/* 'B' and a binary message for nhs_number_recv: what it accepts is valid */
+static void
+check_received(Datum value, StringInfo buf)
+{
+	if (nhs_check_value(DatumGetInt64(value)) != NHS_OK || buf->cursor != 8)
+		__builtin_trap();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -29,23 +37,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (nhs_parse(buf, (int) strlen(buf), &again, &ndigits) != NHS_OK || again != value)
 			__builtin_trap();
 	}
-	if (size > 0 && data[0] == 'B')
-	{
-		/* 'B' and a binary message for nhs_number_recv: what it accepts is valid */
-		jmp_buf		on_error;
-		StringInfoData buf;
-
-		fuzz_message(&buf, data + 1, size - 1);
-		fuzz_on_error = &on_error;
-		if (setjmp(on_error) == 0)
-		{
-			int64		got = DatumGetInt64(fuzz_call1(nhs_number_recv, PointerGetDatum(&buf)));
-
-			if (nhs_check_value(got) != NHS_OK || buf.cursor != 8)
-				__builtin_trap();
-		}
-		fuzz_on_error = NULL;
-		fuzz_free_all();
-	}
+	fuzz_receive(nhs_number_recv, data, size, check_received);
 	return 0;
 }

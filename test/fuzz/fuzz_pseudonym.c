@@ -35,6 +35,17 @@ round_trip(const Pseudonym *p)
 		__builtin_trap();
 }
 
+/* 'B' and a binary message for pseudonym_recv */
+static void
+check_received(Datum value, StringInfo buf)
+{
+	Pseudonym  *r = (Pseudonym *) DatumGetPointer(value);
+
+	if (r->domain_id < 1 || r->version < 1 || r->reserved != 0 || buf->cursor != 6 + CAREDATA_TOKEN_LEN)
+		__builtin_trap();
+	round_trip(r);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -43,26 +54,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > 64)
 		return 0;
-	if (size > 0 && data[0] == 'B')
-	{
-		/* 'B' and a binary message for pseudonym_recv */
-		jmp_buf		on_error;
-		StringInfoData buf;
-
-		fuzz_message(&buf, data + 1, size - 1);
-		fuzz_on_error = &on_error;
-		if (setjmp(on_error) == 0)
-		{
-			Pseudonym  *r = (Pseudonym *) DatumGetPointer(fuzz_call1(pseudonym_recv, PointerGetDatum(&buf)));
-
-			if (r->domain_id < 1 || r->version < 1 || r->reserved != 0 || buf.cursor != 6 + CAREDATA_TOKEN_LEN)
-				__builtin_trap();
-			round_trip(r);
-		}
-		fuzz_on_error = NULL;
-		fuzz_free_all();
+	if (fuzz_receive(pseudonym_recv, data, size, check_received))
 		return 0;
-	}
 	memcpy(str, data, size);
 	str[size] = '\0';
 	memset(&p, 0, sizeof(p));
