@@ -2,8 +2,9 @@
  *
  * person_table.c
  *		The hash table of people behind the safe aggregates' states
- *		(person_table.h): creation, insertion, merging, checking and the
- *		sorted listing their text and binary forms print.
+ *		(person_table.h): creation, insertion, merging, checking, the
+ *		sorted listing, and the text and binary forms of person_set and
+ *		person_values.
  *
  * src/sdc/person_table.c
  *
@@ -11,7 +12,10 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "common/hashfn.h"
+#include "libpq/pqformat.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
@@ -23,11 +27,18 @@
 #define PT_SIZE(cap, v)	(PT_HDRSZ + ((v) ? 2 : 1) * sizeof(uint64) * (Size) (cap))
 #define PT_MAX_CAPACITY	((int64) ((MaxAllocSize - PT_HDRSZ) / sizeof(uint64) / 4))
 #define PSEUDONYM_BYTES	24
+#define PT_TYPE_NAME(v)	((v) ? "person_values" : "person_set")
 
 uint64
 person_key_of_pseudonym(const void *pseudonym)
 {
 	return DatumGetUInt64(hash_bytes_extended((const unsigned char *) pseudonym, PSEUDONYM_BYTES, 0));
+}
+
+uint64
+person_key_arg(FunctionCallInfo fcinfo, int argno, bool pseudonym)
+{
+	return pseudonym ? person_key_of_pseudonym(PG_GETARG_POINTER(argno)) : (uint64) PG_GETARG_INT64(argno);
 }
 
 /* the policy a state names: none ("", the setting) or a policy name */
@@ -145,7 +156,7 @@ person_table_merge(PersonTable *pt, const PersonTable *other)
 }
 
 void
-person_table_check(const PersonTable *pt, bool has_values, const char *type_name)
+person_table_check(const PersonTable *pt, bool has_values)
 {
 	if (VARSIZE(pt) < PT_HDRSZ || pt->has_values != has_values || pt->capacity < 8 ||
 		(pt->capacity & (pt->capacity - 1)) != 0 || VARSIZE(pt) != PT_SIZE(pt->capacity, has_values) ||
@@ -153,7 +164,7 @@ person_table_check(const PersonTable *pt, bool has_values, const char *type_name
 		memchr(pt->policy, '\0', NAMEDATALEN) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("corrupt %s", type_name)));
+				 errmsg("corrupt %s", PT_TYPE_NAME(has_values))));
 }
 
 static int
@@ -232,6 +243,242 @@ person_table_state(FunctionCallInfo fcinfo, bool has_values, int policy_argno, c
 	return person_table_new(0, has_values, policy);
 }
 
+PersonTable *
+person_table_final_state(FunctionCallInfo fcinfo, bool has_values)
+{
+	PersonTable *pt;
+
+	if (PG_ARGISNULL(0))
+		return NULL;
+	pt = PG_GETARG_PERSON_TABLE_P(0);
+	person_table_check(pt, has_values);
+	return pt;
+}
+
+const SdcPolicy *
+person_table_policy(FunctionCallInfo fcinfo, const PersonTable *pt)
+{
+	return sdc_policy_get(fcinfo->flinfo, pt && pt->policy[0] ? pt->policy : NULL);
+}
+
+/* ---- text and binary forms ---- */
+
+/* what a type's text form says when it is misspelt */
+typedef struct PersonTextForm
+{
+	char		after_policy;	/* the delimiter that ends the policy */
+	const char *syntax;			/* the whole form */
+	const char *not_hex;		/* an entry that does not start with a key */
+	const char *bad_key;		/* a key too long or not ended as it should be */
+	const char *dangling;		/* a comma that ends the text */
+} PersonTextForm;
+
+static const PersonTextForm set_form = {
+	':',
+	"A person_set reads \"<policy>:<hex key>,<hex key>,...\"; the policy may be empty.",
+	"Keys are hexadecimal, separated by commas.",
+	"Keys are hexadecimal numbers of at most 16 digits, separated by commas.",
+	"A key follows every comma."
+};
+
+static const PersonTextForm values_form = {
+	'|',
+	"A person_values reads \"<policy>|<rows>|<sum>|<hex key>=<value>,...\".",
+	"Keys are hexadecimal numbers of at most 16 digits.",
+	"Each entry is <hex key>=<value>.",
+	"An entry follows every comma."
+};
+
+static void
+bad_text(bool has_values, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("invalid input syntax for type %s", PT_TYPE_NAME(has_values)),
+			 errhint("%s", hint)));
+}
+
+/* a finite double at *p, ended by a character of stops or the end */
+static double
+parse_value(char **p, const char *stops)
+{
+	char	   *end;
+	double		v;
+
+	errno = 0;
+	v = strtod(*p, &end);
+	if (end == *p || errno != 0 || strchr(stops, *end) == NULL || isnan(v) || isinf(v))
+		bad_text(true, "Values are finite decimal numbers.");
+	*p = end;
+	return v;
+}
+
+PersonTable *
+person_table_in(char *str, bool has_values)
+{
+	const PersonTextForm *f = has_values ? &values_form : &set_form;
+	char	   *delim = strchr(str, f->after_policy);
+	char		policy[NAMEDATALEN];
+	PersonTable *pt;
+	int64		n = 0;
+	int64		rows = 0;
+	double		sum = 0.0;
+	char	   *p;
+	char	   *end;
+
+	if (delim == NULL || delim - str >= NAMEDATALEN)
+		bad_text(has_values, f->syntax);
+	memcpy(policy, str, delim - str);
+	policy[delim - str] = '\0';
+	if (!person_policy_name_ok(policy))
+		bad_text(has_values, "A policy name is lower-case letters, digits and _.");
+	p = delim + 1;
+	if (has_values)
+	{
+		/* <rows>|<sum>| */
+		errno = 0;
+		rows = strtoll(p, &end, 10);
+		if (end == p || *end != '|' || errno != 0 || rows < 0)
+			bad_text(true, "The row count is a non-negative integer.");
+		p = end + 1;
+		sum = parse_value(&p, "|");
+		if (*p != '|')
+			bad_text(true, f->syntax);
+		p++;
+	}
+	for (char *c = p; *c; c++)
+		if (*c == ',')
+			n++;
+	pt = person_table_new(n + 1, has_values, policy);
+	pt->rows = rows;
+	pt->sum = sum;
+	while (*p)
+	{
+		uint64		key;
+		double		value = 0.0;
+		int64		before = pt->count;
+
+		errno = 0;
+		if (!isxdigit((unsigned char) *p))
+			bad_text(has_values, f->not_hex);
+		key = strtou64(p, &end, 16);
+		if (errno != 0 || end - p > 16 ||
+			(has_values ? *end != '=' : (*end != ',' && *end != '\0')))
+			bad_text(has_values, f->bad_key);
+		p = end;
+		if (has_values)
+		{
+			p++;
+			value = parse_value(&p, ",");
+		}
+		if (*p == ',' && *++p == '\0')
+			bad_text(has_values, f->dangling);
+		pt = person_table_add(pt, key, value, PERSON_SUM);
+		if (pt->count == before)
+			bad_text(has_values, "Each key appears once.");
+	}
+	return pt;
+}
+
+char *
+person_table_out(const PersonTable *pt, bool has_values)
+{
+	StringInfoData buf;
+	PersonEntry *e;
+	char		num[64];
+
+	person_table_check(pt, has_values);
+	e = person_table_sorted(pt);
+	initStringInfo(&buf);
+	if (has_values)
+	{
+		snprintf(num, sizeof(num), "%.17g", pt->sum);
+		appendStringInfo(&buf, "%s|%lld|%s|", pt->policy, (long long) pt->rows, num);
+	}
+	else
+		appendStringInfo(&buf, "%s:", pt->policy);
+	for (int64 i = 0; i < pt->count; i++)
+	{
+		appendStringInfo(&buf, i ? ",%llx" : "%llx", (unsigned long long) e[i].key);
+		if (has_values)
+		{
+			snprintf(num, sizeof(num), "%.17g", e[i].value);
+			appendStringInfo(&buf, "=%s", num);
+		}
+	}
+	return buf.data;
+}
+
+bytea *
+person_table_send(const PersonTable *pt, bool has_values)
+{
+	StringInfoData buf;
+	PersonEntry *e;
+
+	person_table_check(pt, has_values);
+	e = person_table_sorted(pt);
+	pq_begintypsend(&buf);
+	pq_sendstring(&buf, pt->policy);
+	if (has_values)
+	{
+		pq_sendint64(&buf, pt->rows);
+		pq_sendfloat8(&buf, pt->sum);
+	}
+	pq_sendint64(&buf, pt->count);
+	for (int64 i = 0; i < pt->count; i++)
+	{
+		pq_sendint64(&buf, (int64) e[i].key);
+		if (has_values)
+			pq_sendfloat8(&buf, e[i].value);
+	}
+	return pq_endtypsend(&buf);
+}
+
+PersonTable *
+person_table_recv(StringInfo buf, bool has_values)
+{
+	const char *policy = pq_getmsgstring(buf);
+	PersonTable *pt;
+	int64		rows = 0;
+	double		sum = 0.0;
+	int64		n;
+
+	if (!person_policy_name_ok(policy))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid policy name in %s", PT_TYPE_NAME(has_values))));
+	if (has_values)
+	{
+		rows = pq_getmsgint64(buf);
+		sum = pq_getmsgfloat8(buf);
+	}
+	n = pq_getmsgint64(buf);
+	if (rows < 0 || isnan(sum) || isinf(sum) || n < 0 || n > (buf->len - buf->cursor) / (has_values ? 16 : 8))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 has_values ? errmsg("invalid person_values header") :
+				 errmsg("invalid key count in person_set")));
+	pt = person_table_new(n, has_values, policy);
+	pt->rows = rows;
+	pt->sum = sum;
+	for (int64 i = 0; i < n; i++)
+	{
+		uint64		key = (uint64) pq_getmsgint64(buf);
+		double		value = has_values ? pq_getmsgfloat8(buf) : 0.0;
+
+		if (isnan(value) || isinf(value))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("invalid value in person_values")));
+		pt = person_table_add(pt, key, value, PERSON_SUM);
+	}
+	if (pt->count != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("repeated key in %s", PT_TYPE_NAME(has_values))));
+	return pt;
+}
+
 /*
  * The combine function of every safe aggregate, and the union of
  * person_sets: the people of both (values add up: a person's rows on both
@@ -253,7 +500,7 @@ person_table_combine(PG_FUNCTION_ARGS)
 		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
 	}
 	other = PG_GETARG_PERSON_TABLE_P(1);
-	person_table_check(other, other->has_values, other->has_values ? "person_values" : "person_set");
+	person_table_check(other, other->has_values);
 	pt = person_table_state(fcinfo, other->has_values, -1, other->policy);
 	if (pt->has_values != other->has_values)
 		ereport(ERROR,

@@ -14,6 +14,12 @@
  * context, and nodeAgg copies it into its own (freeing the old one), so
  * nothing leaks.
  *
+ * The text and binary forms of both types are read and written here too,
+ * by one set of functions that the has_values flag steers: person_set's
+ * "<policy>:<hex key>,...", person_values's
+ * "<policy>|<rows>|<sum>|<hex key>=<value>,..." (keys sorted, values with
+ * 17 significant digits, so both round-trip exactly).
+ *
  * src/sdc/person_table.h
  *
  *-------------------------------------------------------------------------
@@ -22,6 +28,7 @@
 #define CAREDATA_SDC_PERSON_TABLE_H
 
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 
 typedef struct PersonTable
 {
@@ -56,13 +63,27 @@ typedef struct PersonEntry
 extern PersonTable *person_table_new(int64 people, bool has_values, const char *policy);
 extern PersonTable *person_table_add(PersonTable *pt, uint64 key, double value, PersonMerge merge);
 extern PersonTable *person_table_merge(PersonTable *pt, const PersonTable *other);
-extern void person_table_check(const PersonTable *pt, bool has_values, const char *type_name);
+extern void person_table_check(const PersonTable *pt, bool has_values);
 extern PersonEntry *person_table_sorted(const PersonTable *pt);
 extern uint64 person_key_of_pseudonym(const void *pseudonym);
+/* argument argno, a person: a bigint or nhs_number is its own key */
+extern uint64 person_key_arg(FunctionCallInfo fcinfo, int argno, bool pseudonym);
 extern bool person_policy_name_ok(const char *policy);
 
 /* the state argument of a transition or combine function, or a new one */
 extern PersonTable *person_table_state(FunctionCallInfo fcinfo, bool has_values,
 									   int policy_argno, const char *policy);
+
+/* a final function's state (argument 0), checked; NULL for a NULL state */
+extern PersonTable *person_table_final_state(FunctionCallInfo fcinfo, bool has_values);
+
+/* the policy a state counts under: the one its call named, else the setting */
+extern const struct SdcPolicy *person_table_policy(FunctionCallInfo fcinfo, const PersonTable *pt);
+
+/* the text and binary forms; the input functions validate all they read */
+extern PersonTable *person_table_in(char *str, bool has_values);
+extern char *person_table_out(const PersonTable *pt, bool has_values);
+extern bytea *person_table_send(const PersonTable *pt, bool has_values);
+extern PersonTable *person_table_recv(StringInfo buf, bool has_values);
 
 #endif							/* CAREDATA_SDC_PERSON_TABLE_H */

@@ -112,7 +112,8 @@ policy_load(const char *name, SdcPolicy *p)
 	int			path;
 
 	args[0] = CStringGetTextDatum(name);
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	/* on Citus the catalog is a reference table, read in a shard task too */
 	path = search_path_pin();
 	nested = citus_nested_begin();

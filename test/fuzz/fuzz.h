@@ -80,6 +80,34 @@ fuzz_recv(PGFunction recv, StringInfo buf, const uint8_t *data, size_t size, Dat
 	return accepted;
 }
 
+/*
+ * The targets' convention: an input starting with B is a binary message
+ * for a receive function.  For such an input, recv(the rest), then
+ * check(what it returned, the message read) when it accepts it: an
+ * ereport(ERROR) in either is a clean rejection.  Frees what the input
+ * palloc'd.  Returns whether the input was such a message.
+ */
+static inline bool
+fuzz_receive(PGFunction recv, const uint8_t *data, size_t size,
+			 void (*check) (Datum value, StringInfo buf))
+{
+	jmp_buf		on_error;
+	StringInfoData buf;
+	Datum		value;
+
+	if (size == 0 || data[0] != 'B')
+		return false;
+	if (fuzz_recv(recv, &buf, data + 1, size - 1, &value))
+	{
+		fuzz_on_error = &on_error;
+		if (setjmp(on_error) == 0)
+			check(value, &buf);
+		fuzz_on_error = NULL;
+	}
+	fuzz_free_all();
+	return true;
+}
+
 /* the fuzzer's input read a byte at a time; 0 once it runs out */
 typedef struct Reader
 {

@@ -1,105 +1,33 @@
 /*
  * test/fuzz/fuzz_person_values.c: libFuzzer target for person_values's
- * text input (src/sdc/person_values.c, with person_table.c and policy.c
- * compiled in).  ereport(ERROR) returns here as a rejection
- * (server_stubs.c).  Invariants: text that parses gives finite values, each
- * key once, and its canonical text (policy, rows, sum and sorted keys with
- * values to 17 significant digits, as person_values_out writes it) parses
- * to the same rows, sum, keys and values, bit for bit.  An input starting
- * with B is a binary message instead (person_values_recv): what it
- * accepts holds each key once, with finite values.
+ * text and binary input (src/sdc/person_values.c, with person_table.c and
+ * policy.c compiled in), run by fuzz_person.h with its invariants.  What is
+ * particular to person_values: its canonical text, the policy, rows, sum
+ * and sorted keys with values to 17 significant digits, as
+ * person_values_out writes it.
  */
 #include "../../src/sdc/person_values.c"
 #include "../../src/sdc/person_table.c"
 #include "../../src/sdc/policy.c"
 
-#include <math.h>
+#include "fuzz_person.h"
 
-#include "fuzz.h"
-
-/* binary input: what it read stays within the message */
-static PersonTable *
-receive(const uint8_t *data, size_t size)
+static char *
+canonical(const PersonTable *pt, const PersonEntry *e)
 {
-	StringInfoData buf;
-	PersonTable *pt;
+	size_t		cap = strlen(pt->policy) + 64 + (size_t) pt->count * 48;
+	char	   *canon = malloc(cap);
+	size_t		len;
 
-	fuzz_message(&buf, data, size);
-	pt = (PersonTable *) DatumGetPointer(fuzz_call1(person_values_recv, PointerGetDatum(&buf)));
-	if (buf.cursor > buf.len)
-		__builtin_trap();
-	return pt;
-}
-
-static PersonTable *
-parse(const char *str)
-{
-	return (PersonTable *) DatumGetPointer(fuzz_call1(person_values_in, CStringGetDatum(str)));
+	len = (size_t) snprintf(canon, cap, "%s|%lld|%.17g|", pt->policy, (long long) pt->rows, pt->sum);
+	for (int64 i = 0; i < pt->count; i++)
+		len += (size_t) snprintf(canon + len, cap - len, i ? ",%llx=%.17g" : "%llx=%.17g",
+								 (unsigned long long) e[i].key, e[i].value);
+	return canon;
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char	   *str;
-	jmp_buf		on_error;
-
-	if (size > 4096)
-		return 0;
-	if (size > 0 && data[0] == 'B')
-	{
-		/* 'B' and a binary message: what it accepts is consistent */
-		jmp_buf		on_recv_error;
-
-		fuzz_on_error = &on_recv_error;
-		if (setjmp(on_recv_error) == 0)
-		{
-			PersonTable *pt = receive(data + 1, size - 1);
-			PersonEntry *e = person_table_sorted(pt);	/* errors if count and keys disagree */
-
-			for (int64 i = 1; i < pt->count; i++)
-				if (e[i].key <= e[i - 1].key || (pt->has_values && !isfinite(e[i].value)))
-					__builtin_trap();
-		}
-		fuzz_on_error = NULL;
-		fuzz_free_all();
-		return 0;
-	}
-	str = malloc(size + 1);
-	memcpy(str, data, size);
-	str[size] = '\0';
-	fuzz_on_error = &on_error;
-	if (setjmp(on_error) == 0)
-	{
-		PersonTable *pt = parse(str);
-		PersonEntry *e = person_table_sorted(pt);
-		size_t		cap = strlen(pt->policy) + 64 + (size_t) pt->count * 48;
-		char	   *canon = malloc(cap);
-		size_t		len;
-		PersonTable *again;
-		PersonEntry *e2;
-
-		if (!isfinite(pt->sum))
-			__builtin_trap();
-		len = (size_t) snprintf(canon, cap, "%s|%lld|%.17g|", pt->policy, (long long) pt->rows, pt->sum);
-		for (int64 i = 0; i < pt->count; i++)
-		{
-			if (!isfinite(e[i].value) || (i > 0 && e[i].key <= e[i - 1].key))
-				__builtin_trap();
-			len += (size_t) snprintf(canon + len, cap - len, i ? ",%llx=%.17g" : "%llx=%.17g",
-									 (unsigned long long) e[i].key, e[i].value);
-		}
-		again = parse(canon);
-		if (again->count != pt->count || again->rows != pt->rows ||
-			memcmp(&again->sum, &pt->sum, sizeof(double)) != 0)
-			__builtin_trap();
-		e2 = person_table_sorted(again);
-		for (int64 i = 0; i < pt->count; i++)
-			if (e2[i].key != e[i].key || memcmp(&e2[i].value, &e[i].value, sizeof(double)) != 0)
-				__builtin_trap();
-		free(canon);
-	}
-	fuzz_on_error = NULL;
-	fuzz_free_all();
-	free(str);
-	return 0;
+	return fuzz_person(data, size, person_values_in, person_values_recv, canonical);
 }
