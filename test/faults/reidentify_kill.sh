@@ -28,12 +28,14 @@ CREATE TABLE src (nhs_number text);
 INSERT INTO src VALUES ('943 476 5919');
 SELECT caredata.create_domain('reid_k', 'reidentify kill test');
 SELECT caredata.refresh_pseudonyms('reid_k', 'src');
+SELECT caredata.register_approval('CAG 9-001', 'section_251', '26/CAG/9001', '{research}', '{reid_kill}',
+                                  now() - interval '1 day', now() + interval '1 day');
 ALTER ROLE reid_kill SET caredata.reidentify_per_hour = 1;
 SQL
 p=$(su -c "SELECT pseudonym FROM caredata.pseudonym_map WHERE domain = 'reid_k'")
 
 { printf '%s\n' "SELECT pg_backend_pid();" "BEGIN;" \
-    "SELECT caredata.reidentify('$p', 'killed after the answer, case 9301');" \
+    "SELECT caredata.reidentify('$p', 'CAG 9-001', 'research', 'killed after the answer, case 9301');" \
     "SELECT pg_sleep(30);"; } | psql -qXAt -U reid_kill -d $db >"$work/killed.out" 2>&1 &
 client=$!
 for _ in $(seq 1 100); do grep -q '943 476 5919' "$work/killed.out" && break; sleep 0.1; done
@@ -45,7 +47,7 @@ wait_up; ok $? "the server recovered from the SIGKILL"
 [ "$(su -c "SELECT count(*) FROM caredata.audit_log WHERE action = 'reidentify' AND actor = 'reid_kill'")" = 1 ]
 ok $? "the entry survived the crash"
 [ "$(su -c 'SELECT caredata.audit_verify()')" = t ]; ok $? "the chain is intact"
-psql -qXAt -U reid_kill -d $db -c "SELECT caredata.reidentify('$p', 'after the crash, case 9302')" >"$work/after.out" 2>&1
+psql -qXAt -U reid_kill -d $db -c "SELECT caredata.reidentify('$p', 'CAG 9-001', 'research', 'after the crash, case 9302')" >"$work/after.out" 2>&1
 grep -q 're-identification limit reached: 1 in the last hour' "$work/after.out"; ok $? "the hourly limit (1) counts it"
 
 psql -qX -d postgres -c 'SET client_min_messages = warning' -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" \
