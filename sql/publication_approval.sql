@@ -85,11 +85,11 @@ DELETE FROM caredata.approval WHERE reference = 'ORDER 5-55';
 TRUNCATE caredata.approval;
 SELECT reference, legal_basis, purposes, datasets, roles::text[], opt_out_applies, opt_out_exemption,
        registered_by, revoked_by, revoke_reason
-  FROM approval ORDER BY reference;
+  FROM approval WHERE registered_by = 'appr_admin' ORDER BY reference;
 -- every change audited, in the admin's name
 SELECT actor, action, object, detail->>'legal_basis' AS basis, detail->'roles' AS roles, detail->>'opt_out_applies' AS opt_out,
        justification
-  FROM audit_log WHERE action LIKE 'approval.%' ORDER BY id;
+  FROM audit_log WHERE action LIKE 'approval.%' AND actor = 'appr_admin' ORDER BY id;
 
 -- a re-identifier sees the approvals naming a role its login is in, no others
 SET SESSION AUTHORIZATION appr_officer;
