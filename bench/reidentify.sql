@@ -16,12 +16,16 @@ SELECT name AS domain FROM caredata.domain WHERE id = :id \gset
 SELECT caredata.refresh_pseudonyms(:'domain', 'bench.reid_src');
 SELECT pseudonym::text AS p FROM caredata.pseudonym_map WHERE domain = :'domain' \gset
 SELECT set_config('bench.p', :'p', false) IS NOT NULL AS noted;
+SELECT caredata.register_approval('BENCH ' || to_char(clock_timestamp(), 'YYYYMMDDHH24MISSUS'), 'section_251', 'benchmark',
+                                  '{research}', ARRAY[session_user::regrole], now() - interval '1 day', now() + interval '1 day') AS approval \gset
+SELECT set_config('bench.approval', :'approval', false) IS NOT NULL AS noted;
 
 DO $$
 DECLARE
   calls constant int := 20;
   rounds constant int := 7;
   p text := current_setting('bench.p');
+  appr text := current_setting('bench.approval');
   t0 timestamptz;
   a double precision; c double precision; r double precision;
   aa double precision[] := '{}'; cc double precision[] := '{}'; rr double precision[] := '{}';
@@ -37,13 +41,13 @@ BEGIN
     COMMIT;
     t0 := clock_timestamp();
     FOR j IN 1..calls LOOP
-      PERFORM caredata._reidentify_commit(session_user, p::caredata.pseudonym, 'benchmark, in-transaction', 100000);
+      PERFORM caredata._reidentify_commit(session_user, p::caredata.pseudonym, appr, 'research', NULL, 'benchmark, in-transaction', 100000);
     END LOOP;
     c := extract(epoch FROM clock_timestamp() - t0) * 1000 / calls;
     COMMIT;
     t0 := clock_timestamp();
     FOR j IN 1..calls LOOP
-      PERFORM caredata.reidentify(p::caredata.pseudonym, 'benchmark, committed by the worker');
+      PERFORM caredata.reidentify(p::caredata.pseudonym, appr, 'research', 'benchmark, committed by the worker');
     END LOOP;
     r := extract(epoch FROM clock_timestamp() - t0) * 1000 / calls;
     aa := aa || a; cc := cc || c; rr := rr || r; ra := ra || r / a; rc := rc || r / c;

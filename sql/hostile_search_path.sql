@@ -259,10 +259,13 @@ SELECT caredata.pseudonymise('9434765919'::caredata.nhs_number, 'hostile_study')
 SELECT caredata.refresh_pseudonyms('hostile_study', 'synth.hospital_episode') OPERATOR(pg_catalog.>=) 0 AS refreshed;
 RESET ROLE;
 
--- the re-identifier
+-- the re-identifier, under an approval
+SELECT caredata.register_approval('HOSTILE 1', 'section_251', '26/CAG/0999', '{research}', '{hostile_reid}',
+                                  pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 day',
+                                  pg_catalog.now() OPERATOR(pg_catalog.+) interval '1 day') AS approval;
 SELECT pg_temp.hostile('hostile_reid');
 SET ROLE hostile_reid;
-SELECT caredata.reidentify(:'p', 'hostile search_path test, case 2026/999') IS NOT NULL AS reidentified;
+SELECT caredata.reidentify(:'p', 'HOSTILE 1', 'research', 'hostile search_path test, case 2026/999') IS NOT NULL AS reidentified;
 RESET ROLE;
 
 -- the recipient

@@ -30,7 +30,8 @@ wait_up() { for _ in $(seq 1 120); do psql -XAtq -d "${1:-postgres}" -c 'SELECT 
 # test/faults/reidentify_kill.sh).
 # reidentify_fixture DOMAIN ROLE: $db made again with caredata and a source
 # of one patient (943 476 5919) pseudonymised in DOMAIN, and ROLE made again
-# as a re-identifier that logs in; prints the patient's pseudonym
+# as a re-identifier that logs in, under the approval 'CAG 9-001' (section
+# 251, research); prints the patient's pseudonym
 reidentify_fixture() {
   fresh_db -c "DROP ROLE IF EXISTS $2" -c "CREATE ROLE $2 LOGIN IN ROLE caredata_reidentifier"
   su >/dev/null <<SQL
@@ -40,6 +41,8 @@ CREATE TABLE src (nhs_number text);
 INSERT INTO src VALUES ('943 476 5919');
 SELECT caredata.create_domain('$1', 're-identification test');
 SELECT caredata.refresh_pseudonyms('$1', 'src');
+SELECT caredata.register_approval('CAG 9-001', 'section_251', '26/CAG/9001', '{research}', '{$2}',
+                                  now() - interval '1 day', now() + interval '1 day');
 SQL
   su -c "SELECT pseudonym FROM caredata.pseudonym_map WHERE domain = '$1'"
 }
@@ -50,7 +53,7 @@ SQL
 # backend's
 answered_and_held() {
   { printf '%s\n' "SELECT pg_backend_pid();" "BEGIN;" \
-      "SELECT caredata.reidentify('$2', '$3');" \
+      "SELECT caredata.reidentify('$2', 'CAG 9-001', 'research', '$3');" \
       "SELECT pg_sleep(30);"; } | psql -qXAt -U "$1" -d "$db" >"$4" 2>&1 &
   client=$!
   for _ in $(seq 1 100); do grep -q '943 476 5919' "$4" && break; sleep 0.1; done

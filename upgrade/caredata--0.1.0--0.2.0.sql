@@ -2483,3 +2483,562 @@ SELECT policy, 2, suppress_max, protect_zero, rounding, rounding_base, redacted,
        source || '; magnitudes (issue 24): (2, 85) dominance and p% = 10 (Hundepool et al., Statistical Disclosure Control, 2012, section 4.2), sums rounded to 3 significant figures, means from the published sum and row count',
        true
   FROM caredata.sdc_policy WHERE builtin AND version = 1;
+
+
+-- ---- issue 24, section 6: identifiable data only "where the law allows it":
+-- the approval register (src/publication/approval.sql); reidentify() names
+-- the approval, purpose and (optionally) dataset it is made under
+-- (src/publication/reidentify.sql: the old two-argument call is gone);
+-- publish() keeps a direct identifier only under an approval
+-- (src/publication/publication.sql) ----
+CREATE TABLE caredata.approval (
+  reference          text PRIMARY KEY CHECK (reference ~ '^[A-Za-z0-9][A-Za-z0-9 ./_:()-]{0,62}$'),
+  legal_basis        text NOT NULL
+                     CHECK (legal_basis IN ('section_251', 'civil_emergency', 'court_order', 'consent', 'statutory')),
+  basis_reference    text NOT NULL CHECK (btrim(basis_reference) <> ''),
+  purposes           text[] NOT NULL CHECK (cardinality(purposes) > 0),
+  datasets           text[] CHECK (datasets IS NULL OR cardinality(datasets) > 0),
+  roles              regrole[] NOT NULL CHECK (cardinality(roles) > 0),
+  valid_from         timestamptz NOT NULL,
+  valid_until        timestamptz NOT NULL,
+  opt_out_applies    boolean NOT NULL DEFAULT true,
+  opt_out_exemption  text,
+  registered_at      timestamptz NOT NULL DEFAULT now(),
+  registered_by      name NOT NULL DEFAULT session_user,
+  revoked_at         timestamptz,
+  revoked_by         name,
+  revoke_reason      text,
+  CONSTRAINT approval_dates CHECK (valid_until > valid_from),
+  CONSTRAINT approval_section_251_opt_out
+    CHECK (legal_basis <> 'section_251' OR opt_out_applies OR opt_out_exemption IS NOT NULL),
+  CONSTRAINT approval_opt_out_exemption_only_when_set_aside CHECK (opt_out_exemption IS NULL OR NOT opt_out_applies),
+  CONSTRAINT approval_revoked_with_reason
+    CHECK ((revoked_at IS NULL) = (revoked_by IS NULL) AND (revoked_at IS NULL) = (revoke_reason IS NULL))
+);
+COMMENT ON TABLE caredata.approval IS
+  'the approval register: the legal bases (section 251 support, a COPI notice in a civil emergency, a court order, consent, a statutory duty) under which identifiable data may be disclosed, each with the purposes, datasets and roles it covers, its dates and whether the national data opt-out applies; written by register_approval() and revoke_approval() only, audited, never edited or deleted';
+SELECT pg_catalog.pg_extension_config_dump('caredata.approval', '');
+
+-- History that cannot be rewritten: the only change is a revocation, once
+CREATE FUNCTION caredata._approval_keep_history() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN
+    IF OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL
+       AND (pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) ARRAY['revoked_at', 'revoked_by', 'revoke_reason'])
+           OPERATOR(pg_catalog.=) (pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) ARRAY['revoked_at', 'revoked_by', 'revoke_reason']) THEN
+      RETURN NEW;
+    END IF;
+  END IF;
+  RAISE EXCEPTION USING ERRCODE = '55000', MESSAGE = 'caredata.approval keeps its history',
+    DETAIL = 'An approval can only be revoked, once; nothing else about it changes, and it is never deleted.',
+    HINT = 'Use caredata.revoke_approval(); register a new approval for anything else.';
+END
+$$;
+COMMENT ON FUNCTION caredata._approval_keep_history() IS
+  'internal: trigger: an approval only ever changes by being revoked, once; never deleted';
+CREATE TRIGGER approval_history BEFORE UPDATE OR DELETE ON caredata.approval
+  FOR EACH ROW EXECUTE FUNCTION caredata._approval_keep_history();
+CREATE TRIGGER approval_no_truncate BEFORE TRUNCATE ON caredata.approval
+  FOR EACH STATEMENT EXECUTE FUNCTION caredata._approval_keep_history();
+
+-- Why an approval does not cover a disclosure to (or by) a role, for a
+-- purpose and dataset, at a time: NULL when it does.  Membership counts
+-- however it is held (pg_has_role ... MEMBER).  An approval naming datasets
+-- covers only a disclosure that names one of them.
+CREATE FUNCTION caredata._approval_problem(reference text, role name, purpose text, dataset text, at timestamptz)
+  RETURNS text LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE
+    WHEN a.reference IS NULL THEN 'is not in the approval register'
+    WHEN a.revoked_at IS NOT NULL AND a.revoked_at OPERATOR(pg_catalog.<=) x.at THEN 'was revoked'
+    WHEN x.at OPERATOR(pg_catalog.<) a.valid_from THEN 'is not valid yet'
+    WHEN x.at OPERATOR(pg_catalog.>=) a.valid_until THEN 'has expired'
+    WHEN x.purpose IS NULL OR NOT x.purpose OPERATOR(pg_catalog.=) ANY (a.purposes)
+      THEN pg_catalog.format('does not cover the purpose %s', coalesce(x.purpose, '(none)'))
+    WHEN a.datasets IS NOT NULL AND (x.dataset IS NULL OR NOT x.dataset OPERATOR(pg_catalog.=) ANY (a.datasets))
+      THEN pg_catalog.format('does not cover the dataset %s', coalesce(x.dataset, '(none)'))
+    WHEN x.role IS NULL OR NOT EXISTS (
+           SELECT 1 FROM pg_catalog.unnest(a.roles) g(r)
+             JOIN pg_catalog.pg_roles rr ON rr.oid OPERATOR(pg_catalog.=) g.r::oid
+             JOIN pg_catalog.pg_roles me ON me.rolname OPERATOR(pg_catalog.=) x.role
+            WHERE pg_catalog.pg_has_role(me.oid, rr.oid, 'MEMBER'))
+      THEN pg_catalog.format('does not name role "%s" or a role it is a member of', x.role)
+  END
+  FROM (SELECT reference, role, purpose, dataset, at) x
+  LEFT JOIN caredata.approval a ON a.reference OPERATOR(pg_catalog.=) x.reference
+$$;
+COMMENT ON FUNCTION caredata._approval_problem(text, name, text, text, timestamptz) IS
+  'internal: why an approval does not cover a role, purpose and dataset at a time (not registered, revoked, not valid yet, expired, another purpose, dataset or role); NULL when it does';
+
+-- The same, refusing (42501) what the approval does not cover; returns
+-- whether the national data opt-out applies to it.  what names the
+-- disclosure in the message.
+CREATE FUNCTION caredata._approval_require(reference text, role name, purpose text, dataset text, what text)
+  RETURNS boolean LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  why text := caredata._approval_problem(reference, role, purpose, dataset, pg_catalog.now());
+  applies boolean;
+BEGIN
+  IF reference IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format('a %s needs an approval', what),
+      DETAIL = 'Identifiable data is disclosed only where the law allows it, under an approval in the register.',
+      HINT = 'Name the approval it is made under (its reference in caredata.approval, or caredata.my_approval).';
+  END IF;
+  IF why IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = pg_catalog.format('approval "%s" %s', reference, why),
+      DETAIL = pg_catalog.format('A %s is made only under an approval in force that covers its role, purpose and dataset.', what),
+      HINT = 'See caredata.my_approval (caredata.approval for admins); caredata_admin registers approvals with caredata.register_approval().';
+  END IF;
+  SELECT a.opt_out_applies INTO applies FROM caredata.approval a WHERE a.reference OPERATOR(pg_catalog.=) _approval_require.reference;
+  RETURN applies;
+END
+$$;
+COMMENT ON FUNCTION caredata._approval_require(text, name, text, text, text) IS
+  'internal: refuse (42501, with the reason) a disclosure an approval does not cover now; returns whether the national data opt-out applies under it';
+
+CREATE FUNCTION caredata.register_approval(reference text, legal_basis text, basis_reference text, purposes text[],
+                                           roles regrole[], valid_from timestamptz, valid_until timestamptz,
+                                           datasets text[] DEFAULT NULL, opt_out_applies boolean DEFAULT true,
+                                           opt_out_exemption text DEFAULT NULL)
+  RETURNS text LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF reference IS NULL OR reference OPERATOR(pg_catalog.!~) '^[A-Za-z0-9][A-Za-z0-9 ./_:()-]{0,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an approval reference is letters, digits, spaces and ./_:()- (at most 63)',
+      HINT = 'Use the approval''s own reference, for example CAG 1-23 or COPI 2020-03.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.approval a WHERE a.reference OPERATOR(pg_catalog.=) register_approval.reference) THEN
+    RAISE EXCEPTION USING ERRCODE = '42710', MESSAGE = pg_catalog.format('approval "%s" is already registered', reference),
+      HINT = 'An approval is never changed: revoke it (caredata.revoke_approval()) and register the new one under its own reference.';
+  END IF;
+  IF legal_basis IS NULL OR NOT legal_basis OPERATOR(pg_catalog.=) ANY (ARRAY['section_251', 'civil_emergency', 'court_order', 'consent', 'statutory']) THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('unknown legal basis "%s"', legal_basis),
+      HINT = 'Legal bases: section_251 (research support under the NHS Act 2006), civil_emergency (a COPI notice), court_order, consent, statutory.';
+  END IF;
+  IF basis_reference IS NULL OR pg_catalog.btrim(basis_reference) OPERATOR(pg_catalog.=) '' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an approval needs the reference of its legal basis',
+      HINT = 'The CAG approval number for section_251, the notice for civil_emergency, the order, the consent record or the statute.';
+  END IF;
+  IF coalesce(pg_catalog.cardinality(purposes), 0) OPERATOR(pg_catalog.=) 0
+     OR EXISTS (SELECT 1 FROM pg_catalog.unnest(purposes) p
+                 WHERE p IS NULL OR NOT EXISTS (SELECT 1 FROM caredata.purpose x WHERE x.name OPERATOR(pg_catalog.=) p)) THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an approval covers known purposes',
+      HINT = 'Purposes are listed in caredata.purpose.';
+  END IF;
+  IF datasets IS NOT NULL AND (pg_catalog.cardinality(datasets) OPERATOR(pg_catalog.=) 0
+     OR EXISTS (SELECT 1 FROM pg_catalog.unnest(datasets) d WHERE d IS NULL OR pg_catalog.btrim(d) OPERATOR(pg_catalog.=) '')) THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an approval''s datasets are named',
+      HINT = 'Name the datasets (studies or publications) it covers, or pass NULL for an approval not limited to named datasets.';
+  END IF;
+  IF coalesce(pg_catalog.cardinality(roles), 0) OPERATOR(pg_catalog.=) 0
+     OR EXISTS (SELECT 1 FROM pg_catalog.unnest(roles) r
+                 WHERE r IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles x WHERE x.oid OPERATOR(pg_catalog.=) r::oid)) THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an approval names the roles it allows',
+      HINT = 'Name existing roles (not PUBLIC): the re-identifier logins or the recipient roles it covers.';
+  END IF;
+  IF valid_from IS NULL OR valid_until IS NULL OR valid_until OPERATOR(pg_catalog.<=) valid_from
+     OR pg_catalog.isfinite(valid_until) IS NOT TRUE THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an approval is valid between two times',
+      HINT = 'valid_from before valid_until; an approval always ends (CAG support is reviewed, a COPI notice lapses).';
+  END IF;
+  IF opt_out_applies IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'say whether the national data opt-out applies to the approval',
+      HINT = 'true unless the approval sets it aside.';
+  END IF;
+  IF NOT opt_out_applies AND legal_basis OPERATOR(pg_catalog.=) 'section_251'
+     AND (opt_out_exemption IS NULL OR pg_catalog.btrim(opt_out_exemption) OPERATOR(pg_catalog.=) '') THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'section 251 support is subject to the national data opt-out unless it records an exemption',
+      HINT = 'Pass opt_out_exemption: the reference of the exemption the Confidentiality Advisory Group recorded; otherwise leave opt_out_applies true.';
+  END IF;
+  IF opt_out_applies AND opt_out_exemption IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an opt-out exemption is recorded only when the approval sets the opt-out aside',
+      HINT = 'Pass opt_out_applies => false with it, or leave it out.';
+  END IF;
+  INSERT INTO caredata.approval (reference, legal_basis, basis_reference, purposes, datasets, roles, valid_from, valid_until,
+                                 opt_out_applies, opt_out_exemption)
+  VALUES (reference, legal_basis, basis_reference, purposes, datasets, roles, valid_from, valid_until,
+          opt_out_applies, opt_out_exemption);
+  PERFORM caredata.audit_append('approval.register', reference,
+    pg_catalog.jsonb_build_object('legal_basis', legal_basis, 'basis_reference', basis_reference, 'purposes', purposes,
+      'datasets', datasets, 'roles', (SELECT pg_catalog.array_agg(r::text) FROM pg_catalog.unnest(roles) r),
+      'valid_from', valid_from, 'valid_until', valid_until,
+      'opt_out_applies', opt_out_applies, 'opt_out_exemption', opt_out_exemption));
+  RETURN reference;
+END
+$$;
+COMMENT ON FUNCTION caredata.register_approval(text, text, text, text[], regrole[], timestamptz, timestamptz, text[], boolean, text) IS
+  'register an approval (caredata_admin): its reference, legal basis (section_251, civil_emergency, court_order, consent, statutory) and that basis''s reference, the purposes, roles and (optionally) datasets it covers, the dates it is valid between, and whether the national data opt-out applies (section 251 support sets it aside only with a recorded exemption); audited; returns the reference';
+
+CREATE FUNCTION caredata.revoke_approval(reference text, reason text) RETURNS void
+  LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF reason IS NULL OR pg_catalog.length(pg_catalog.btrim(reason)) OPERATOR(pg_catalog.<) 10 THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a revocation needs its reason',
+      HINT = 'Say why, in at least 10 characters; it is kept in the register and the audit log.';
+  END IF;
+  UPDATE caredata.approval a SET revoked_at = pg_catalog.now(), revoked_by = session_user, revoke_reason = reason
+   WHERE a.reference OPERATOR(pg_catalog.=) revoke_approval.reference AND a.revoked_at IS NULL;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = 'P0002', MESSAGE = pg_catalog.format('no approval "%s" in force to revoke', reference),
+      HINT = 'Approvals not yet revoked are those in caredata.approval with revoked_at NULL.';
+  END IF;
+  PERFORM caredata.audit_append('approval.revoke', reference, NULL, reason);
+END
+$$;
+COMMENT ON FUNCTION caredata.revoke_approval(text, text) IS
+  'revoke an approval from now on, with the reason (caredata_admin); nothing is disclosed under it afterwards, published views made under it refuse to be read; the row is kept; audited';
+
+-- what a re-identifier may use: the approvals naming a role its login is a
+-- member of (the check reidentify() makes), in force or not
+CREATE VIEW caredata.my_approval WITH (security_barrier) AS
+  SELECT a.reference, a.legal_basis, a.basis_reference, a.purposes, a.datasets, a.valid_from, a.valid_until,
+         a.opt_out_applies, a.opt_out_exemption, a.revoked_at, a.revoke_reason,
+         (a.revoked_at IS NULL AND pg_catalog.now() >= a.valid_from AND pg_catalog.now() < a.valid_until) AS in_force
+    FROM caredata.approval a
+   WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(a.roles) g(r)
+                   JOIN pg_catalog.pg_roles rr ON rr.oid = g.r::oid
+                  WHERE pg_catalog.pg_has_role(session_user, rr.oid, 'MEMBER'));
+COMMENT ON VIEW caredata.my_approval IS
+  'the approvals the current login may re-identify under (those naming a role it is a member of), with their scope and whether each is in force';
+
+REVOKE ALL ON caredata.approval, caredata.my_approval FROM PUBLIC;
+GRANT SELECT ON caredata.approval TO caredata_admin;
+GRANT SELECT ON caredata.my_approval TO caredata_admin, caredata_reidentifier;
+REVOKE ALL ON FUNCTION caredata._approval_keep_history(), caredata._approval_problem(text, name, text, text, timestamptz),
+  caredata._approval_require(text, name, text, text, text),
+  caredata.register_approval(text, text, text, text[], regrole[], timestamptz, timestamptz, text[], boolean, text),
+  caredata.revoke_approval(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata._approval_problem(text, name, text, text, timestamptz),
+  caredata._approval_require(text, name, text, text, text),
+  caredata.register_approval(text, text, text, text[], regrole[], timestamptz, timestamptz, text[], boolean, text),
+  caredata.revoke_approval(text, text) TO caredata_admin;
+
+DROP FUNCTION caredata.reidentify(caredata.pseudonym, text);
+DROP FUNCTION caredata._reidentify_committed(caredata.pseudonym, text);
+DROP FUNCTION caredata._reidentify_commit(name, caredata.pseudonym, text, integer);
+-- run by the worker, as the extension's owner, in its own transaction: the
+-- head row's lock serialises every login's calls, so two at once cannot both
+-- pass the limit
+CREATE FUNCTION caredata._reidentify_commit(actor name, pseudonym caredata.pseudonym, approval text, purpose text,
+                                            dataset text, justification text, per_hour integer)
+  RETURNS TABLE (entry_id bigint, nhs_number caredata.nhs_number, refusal text)
+  LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+  SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+  used bigint;
+  v_nhs caredata.nhs_number;
+  dom text;
+  opt_out boolean;
+  refused text;
+BEGIN
+  INSERT INTO caredata.audit_head VALUES (true, 0, '\x'::bytea) ON CONFLICT DO NOTHING;
+  PERFORM 1 FROM caredata.audit_head h WHERE h.one FOR UPDATE;
+  SELECT pg_catalog.count(*) INTO used FROM caredata.audit_log a
+   WHERE a.action OPERATOR(pg_catalog.=) 'reidentify' AND a.actor OPERATOR(pg_catalog.=) actor
+     AND a.at OPERATOR(pg_catalog.>) (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) interval '1 hour');
+  IF used OPERATOR(pg_catalog.>=) per_hour THEN
+    RAISE EXCEPTION USING ERRCODE = '54000',
+      MESSAGE = pg_catalog.format('re-identification limit reached: %s in the last hour', used),
+      HINT = 'caredata.reidentify_per_hour sets the limit per login (superuser-only).';
+  END IF;
+  -- the approval again, under the head's lock, in the entry's transaction
+  opt_out := caredata._approval_require(approval, actor, purpose, dataset, 're-identification');
+  SELECT m.nhs_number, m.domain INTO v_nhs, dom FROM caredata.pseudonym_map m
+   WHERE m.pseudonym OPERATOR(caredata.=) pseudonym;
+  IF v_nhs IS NOT NULL AND opt_out AND NOT caredata.permitted(v_nhs, purpose, pg_catalog.now(), dataset) THEN
+    refused := 'objection';
+  END IF;
+  -- audited, found, refused or not (the entry names the pseudonym and the
+  -- approval, never the NHS number)
+  entry_id := caredata._audit_append_as(actor, 'reidentify', pseudonym::text,
+    pg_catalog.jsonb_build_object('domain', dom, 'found', v_nhs IS NOT NULL, 'approval', approval, 'purpose', purpose,
+                                  'dataset', dataset, 'opt_out_applies', opt_out)
+    OPERATOR(pg_catalog.||) CASE WHEN refused IS NULL THEN '{}'::jsonb
+                                 ELSE pg_catalog.jsonb_build_object('refused', refused) END,
+    justification);
+  nhs_number := CASE WHEN refused IS NULL THEN v_nhs END;
+  refusal := refused;
+  RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION caredata._reidentify_commit(name, caredata.pseudonym, text, text, text, text, integer) IS
+  'internal: run by the re-identification worker in a transaction of its own: checks the login''s hourly limit and the approval, looks the pseudonym up, applies the objection register when the approval is subject to the national data opt-out, and appends the audit entry';
+
+-- in the caller's backend: starts the worker, waits for it, and answers only
+-- if it committed (the caller's login is the actor; the worker connects as
+-- the current user, which inside reidentify() is the extension's owner)
+CREATE FUNCTION caredata._reidentify_committed(pseudonym caredata.pseudonym, approval text, purpose text, dataset text,
+                                               justification text)
+  RETURNS text
+  AS 'MODULE_PATHNAME', 'caredata_reidentify_committed' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION caredata._reidentify_committed(caredata.pseudonym, text, text, text, text) IS
+  'internal: re-identify through the worker that commits the audit entry first; NULL when the pseudonym is unknown, an error (and no answer) when the entry could not be committed or the objection register refused';
+
+CREATE FUNCTION caredata.reidentify(pseudonym caredata.pseudonym, approval text, purpose text, justification text,
+                                    dataset text DEFAULT NULL)
+  RETURNS caredata.nhs_number
+  LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF pg_catalog.length(pg_catalog.btrim(coalesce(justification, ''))) OPERATOR(pg_catalog.<) 20 THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a re-identification needs a justification',
+      HINT = 'Say why, in at least 20 characters (the case reference); it is kept in the audit log.';
+  END IF;
+  IF pseudonym IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'a re-identification needs the pseudonym';
+  END IF;
+  IF purpose IS NULL OR NOT EXISTS (SELECT 1 FROM caredata.purpose p WHERE p.name OPERATOR(pg_catalog.=) reidentify.purpose) THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a re-identification needs the purpose it is for',
+      HINT = 'Purposes are listed in caredata.purpose; the approval must cover it.';
+  END IF;
+  -- refused here, before any worker starts: nothing looked up, nothing audited
+  PERFORM caredata._approval_require(approval, session_user, purpose, dataset, 're-identification');
+  PERFORM caredata._coordinator_only('caredata.reidentify()');
+  RETURN caredata._reidentify_committed(pseudonym, approval, purpose, dataset, justification)::caredata.nhs_number;
+END
+$$;
+COMMENT ON FUNCTION caredata.reidentify(caredata.pseudonym, text, text, text, text) IS
+  'the NHS number behind a published pseudonym (NULL when there is none), for caredata_reidentifier only, under a registered approval in force that covers the purpose (and dataset) and a role the login is a member of (else 42501); refused (42501) when the national data opt-out applies to the approval and the person objected for the purpose; needs a justification of 20 characters or more; its audit entry, naming the approval, is committed (by a background worker, in a transaction of its own) before it answers, whatever the caller''s transaction does next; at most caredata.reidentify_per_hour times an hour per login';
+REVOKE ALL ON FUNCTION caredata.reidentify(caredata.pseudonym, text, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.reidentify(caredata.pseudonym, text, text, text, text) TO caredata_reidentifier;
+REVOKE ALL ON FUNCTION caredata._reidentify_commit(name, caredata.pseudonym, text, text, text, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION caredata._reidentify_committed(caredata.pseudonym, text, text, text, text) FROM PUBLIC;
+
+CREATE FUNCTION caredata._published_approval(publication text) RETURNS boolean
+  LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p caredata.publication;
+BEGIN
+  SELECT * INTO p FROM caredata.publication x WHERE x.name OPERATOR(pg_catalog.=) publication;
+  IF NOT FOUND OR NOT p.spec OPERATOR(pg_catalog.?) 'approval' THEN
+    RETURN true;
+  END IF;
+  PERFORM caredata._approval_require(p.spec OPERATOR(pg_catalog.->>) 'approval', p.recipient,
+                                     p.spec OPERATOR(pg_catalog.->>) 'purpose', p.spec OPERATOR(pg_catalog.->>) 'dataset',
+                                     'read of an identifiable publication');
+  RETURN true;
+END
+$$;
+COMMENT ON FUNCTION caredata._published_approval(text) IS
+  'internal: true when a publication names no approval or its approval still covers its recipient, purpose and dataset; refuses (42501) once the approval is revoked, expired or no longer covers them';
+
+
+CREATE OR REPLACE FUNCTION caredata._publication_check() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c record;
+  why text;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = NEW.recipient) THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('role "%s" does not exist', NEW.recipient),
+      HINT = 'Create the recipient''s role first (CREATE ROLE ... NOLOGIN, or a login).';
+  END IF;
+  why := caredata._recipient_problem(NEW.recipient);
+  IF why IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('role "%s" cannot be a recipient', NEW.recipient),
+      DETAIL = format('Role "%s" %s.', NEW.recipient, why),
+      HINT = 'Publish to a role of its own (a team or a BI login), or to caredata_analyst; not to a superuser, a BYPASSRLS role, or a member of a role that holds identifiers.';
+  END IF;
+  -- the approval's scope is checked by _publication_view() (when the view
+  -- is made) and by the view (each time it is read), not here, so that a
+  -- restored dump's rows pass again once the approval has lapsed
+  IF NEW.spec ? 'approval' AND (jsonb_typeof(NEW.spec->'approval') IS DISTINCT FROM 'string' OR btrim(NEW.spec->>'approval') = '') THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication''s "approval" is the reference of an approval',
+      HINT = 'Set "approval" to the reference of an approval in caredata.approval, or leave it out.';
+  END IF;
+  IF jsonb_typeof(NEW.spec->'columns') IS DISTINCT FROM 'object' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication names the columns it publishes',
+      HINT = 'Set "columns" to {"column": "keep" | "month" | "year" | "year_of_birth" | "age_band" | "district" | "sector"}; others are dropped.';
+  END IF;
+  IF caredata._publication_source_problem(NEW.source) IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42809', MESSAGE = format('%s cannot be published: %s', NEW.source, caredata._publication_source_problem(NEW.source)),
+      HINT = 'Publish a table, a materialized view or a plain view: a published view reads its source with the source owner''s rights.';
+  END IF;
+  IF NOT has_table_privilege(NEW.source, 'SELECT') THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = format('permission denied to publish %s', NEW.source),
+      HINT = 'Publish only what you may read yourself.';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = NEW.source AND a.attname = NEW.spec->>'nhs_column'
+                    AND a.attnum > 0 AND NOT a.attisdropped) THEN
+    RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = format('NHS number column "%s" is not in %s', NEW.spec->>'nhs_column', NEW.source),
+      HINT = 'Set "nhs_column" in the spec (default nhs_number).';
+  END IF;
+  FOR c IN SELECT key, value FROM jsonb_each_text(NEW.spec->'columns') LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = NEW.source AND a.attname = c.key AND a.attnum > 0 AND NOT a.attisdropped) THEN
+      RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = format('column "%s" is not in %s', c.key, NEW.source),
+        HINT = 'Name the source''s columns in the spec''s "columns".';
+    END IF;
+    IF c.key = NEW.spec->>'nhs_column' AND (c.value <> 'keep' OR NOT NEW.spec ? 'approval') THEN
+      RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'the NHS number column cannot be published',
+        HINT = 'It is replaced by the recipient''s pseudonym, in the column "person"; only a spec naming an approval in the register may keep it.';
+    END IF;
+    IF caredata._publish_column(c.key, c.value) IS NULL THEN
+      RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('column "%s": unknown treatment "%s"', c.key, c.value),
+        HINT = 'Use keep, month, year, year_of_birth, age_band, district or sector.';
+    END IF;
+    why := caredata._direct_identifier(NEW.source, c.key);
+    IF why IS NOT NULL AND NOT caredata._identifier_treatment_ok(why, c.value) AND NOT NEW.spec ? 'approval' THEN
+      RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = format('column "%s" is a direct identifier (%s) and cannot be published as "%s"', c.key, why, c.value),
+        DETAIL = 'A publication releases no NHS number, full date of birth, full postcode, name, address, telephone number or e-mail address.',
+        HINT = 'Generalise it (a date of birth as year_of_birth or age_band, a postcode as district or sector) or leave it out; an identifiable release names an approval in the register ("approval" in the spec) that covers the recipient, purpose and dataset.';
+    END IF;
+  END LOOP;
+  RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION caredata._publication_check() IS
+  'internal: checks a new publication as the role publishing it (rights on the source, the recipient, the columns)';
+
+
+CREATE OR REPLACE FUNCTION caredata._publication_view(name text) RETURNS void
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p caredata.publication;
+  cols text := '';
+  c record;
+  why text;
+  body text;
+  approved text := '';
+  rows_name text := '_rows_' || substr(md5(name), 1, 12);
+  inner_name text := '_query_' || substr(md5(name), 1, 12);
+BEGIN
+  SELECT * INTO p FROM caredata.publication x WHERE x.name = _publication_view.name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('publication "%s" does not exist', name),
+      HINT = 'See caredata.publication.';
+  END IF;
+  -- the recipient again (it may have joined a privileged role since), and
+  -- the kept columns by their values (an identifier under another name)
+  why := caredata._recipient_problem(p.recipient);
+  IF why IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('role "%s" cannot be a recipient', p.recipient),
+      DETAIL = format('Role "%s" %s.', p.recipient, why),
+      HINT = 'Unpublish the publication (caredata.unpublish()), or revoke the membership first.';
+  END IF;
+  -- an approval the spec names covers the recipient, purpose and dataset
+  -- now (42501 otherwise), and the view checks it again each time it is read
+  IF p.spec ? 'approval' THEN
+    PERFORM caredata._approval_require(p.spec->>'approval', p.recipient, p.spec->>'purpose', p.spec->>'dataset', 'publication');
+    approved := format(' AND (SELECT caredata._published_approval(%L))', p.name);
+  END IF;
+  FOR c IN SELECT key, value FROM jsonb_each_text(p.spec->'columns') ORDER BY key LOOP
+    why := coalesce(caredata._direct_identifier(p.source, c.key),
+                    CASE WHEN c.value = 'keep' THEN caredata._direct_identifier_values(p.source, c.key) END);
+    IF why IS NOT NULL AND NOT caredata._identifier_treatment_ok(why, c.value) AND NOT p.spec ? 'approval' THEN
+      RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = format('column "%s" is a direct identifier (%s) and cannot be published as "%s"', c.key, why, c.value),
+        DETAIL = 'A publication releases no NHS number, full date of birth, full postcode, name, address, telephone number or e-mail address.',
+        HINT = 'Generalise it (a date of birth as year_of_birth or age_band, a postcode as district or sector) or leave it out; an identifiable release names an approval in the register ("approval" in the spec) that covers the recipient, purpose and dataset.';
+    END IF;
+    cols := cols || ', ' || caredata._publish_column(c.key, c.value);
+  END LOOP;
+  EXECUTE format('DROP VIEW IF EXISTS published.%I', p.name);
+  IF to_regprocedure(format('published.%I()', rows_name)) IS NOT NULL THEN
+    EXECUTE format('DROP FUNCTION published.%I()', rows_name);
+  END IF;
+  IF to_regclass(format('published.%I', inner_name)) IS NOT NULL THEN
+    EXECUTE format('DROP VIEW published.%I', inner_name);
+  END IF;
+  -- Every role reads every view's definition (pg_views, pg_get_viewdef):
+  -- the recipient's domain and dataset are read from the catalog row by
+  -- the view (once a query, as its owner), so that the definition names
+  -- only what pg_class and pg_attribute show anyway (docs/publication.md)
+  body := format($v$
+    SELECT m.pseudonym::text AS person%1$s
+      FROM %2$s s
+      JOIN caredata.pseudonym_map m
+        ON m.domain OPERATOR(pg_catalog.=) (SELECT p.spec OPERATOR(pg_catalog.->>) 'domain' FROM caredata.publication p WHERE p.name OPERATOR(pg_catalog.=) %3$L)
+       AND m.nhs_number OPERATOR(caredata.=) caredata.try_nhs_number(s.%4$I::text)
+     WHERE caredata.permitted(m.nhs_number, %5$L, pg_catalog.now(), %6$s)$v$,
+    cols, p.source, p.name, p.spec->>'nhs_column', p.spec->>'purpose',
+    -- (no dataset: a constant NULL, which keeps permitted()'s constant-argument path)
+    CASE WHEN p.spec->>'dataset' IS NULL THEN 'NULL::text'
+         ELSE format('(SELECT p.spec OPERATOR(pg_catalog.->>) ''dataset'' FROM caredata.publication p WHERE p.name OPERATOR(pg_catalog.=) %L)', p.name) END);
+  IF caredata._citus_table(p.source) OR caredata._citus_table('caredata.pseudonym_map') THEN
+    -- (on Citus the query names its domain and dataset: the coordinator's
+    -- catalog is not read on the workers)
+    body := format($v$
+    SELECT m.pseudonym::text AS person%1$s
+      FROM %2$s s
+      JOIN caredata.pseudonym_map m ON m.domain = %3$L AND m.nhs_number OPERATOR(caredata.=) caredata.try_nhs_number(s.%4$I::text)
+     WHERE caredata.permitted(m.nhs_number, %5$L, now(), %6$L)$v$,
+      cols, p.source, p.spec->>'domain', p.spec->>'nhs_column', p.spec->>'purpose', p.spec->>'dataset');
+    -- Citus runs a view's query on the nodes as its reader, who may read
+    -- the view but not its source: the query runs instead in a SECURITY
+    -- DEFINER function, as the view's owner, as a view's would
+    -- (docs/scale-out.md)
+    EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s', inner_name, body);
+    EXECUTE format('REVOKE ALL ON published.%I FROM PUBLIC', inner_name);
+    EXECUTE format('COMMENT ON VIEW published.%I IS %L', inner_name,
+                   'caredata publication on Citus: its query, read only through its function');
+    EXECUTE format('CREATE FUNCTION published.%I() RETURNS SETOF published.%I LANGUAGE plpgsql STABLE SECURITY DEFINER '
+                   'SET search_path = pg_catalog, pg_temp AS %L',
+                   rows_name, inner_name, format('BEGIN RETURN QUERY SELECT * FROM published.%I; END', inner_name));
+    EXECUTE format('REVOKE ALL ON FUNCTION published.%I() FROM PUBLIC', rows_name);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION published.%I() TO %I', rows_name, p.recipient);
+    EXECUTE format('COMMENT ON FUNCTION published.%I() IS %L', rows_name,
+                   'caredata publication on Citus: the rows of its view, as its owner');
+    body := format('SELECT * FROM published.%I() q', rows_name);
+    -- the reader check below, in the outer view: the inner query runs as the owner
+    EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s WHERE (SELECT caredata._published_reader())%s', p.name, body, approved);
+  ELSE
+    EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s AND (SELECT caredata._published_reader())%s', p.name, body, approved);
+  END IF;
+  -- every role reads every comment (obj_description): it names no
+  -- recipient, domain, source or purpose
+  EXECUTE format('COMMENT ON VIEW published.%I IS %L', p.name,
+                 'caredata publication: a de-identified, objection-filtered view for its recipient alone');
+  EXECUTE format('REVOKE ALL ON published.%I FROM PUBLIC', p.name);
+  EXECUTE format('GRANT SELECT ON published.%I TO %I', p.name, p.recipient);
+  EXECUTE format('GRANT USAGE ON SCHEMA published TO %I', p.recipient);
+  -- a view's functions run with its reader's EXECUTE rights: the filter's
+  -- (answered as for an analyst, who may already call it)
+  EXECUTE format('GRANT EXECUTE ON FUNCTION caredata.permitted(caredata.nhs_number, text, timestamptz, text) TO %I', p.recipient);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION caredata._published_reader(), caredata._recipient_problem(name) TO %I', p.recipient);
+  IF p.spec ? 'approval' THEN
+    EXECUTE format('GRANT EXECUTE ON FUNCTION caredata._published_approval(text) TO %I', p.recipient);
+  END IF;
+  -- (the recipient's search_path is left alone: the view qualifies all it
+  -- names, and the recipient sets its own; docs/publication.md)
+END
+$$;
+COMMENT ON FUNCTION caredata._publication_view(text) IS
+  'internal: (re)create a publication''s view from its catalog row (checking its recipient and its columns again) and grant it to its recipient alone';
+
+
+CREATE OR REPLACE FUNCTION caredata.publish(name text, source regclass, spec jsonb, recipient name)
+  RETURNS regclass LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+  SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  full_spec jsonb := jsonb_build_object('nhs_column', 'nhs_number') || coalesce(spec, '{}');
+BEGIN
+  IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication name is lower-case letters, digits and _',
+      HINT = 'It names the view published.<name>.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.publication x WHERE x.name = publish.name) THEN
+    RAISE EXCEPTION USING ERRCODE = '42710', MESSAGE = format('publication "%s" already exists', name),
+      HINT = 'Unpublish it first, or republish it.';
+  END IF;
+  IF full_spec->>'purpose' IS NULL OR NOT EXISTS (SELECT 1 FROM caredata.purpose x WHERE x.name = full_spec->>'purpose') THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication needs the purpose it is for',
+      HINT = 'Set "purpose" in the spec to one of caredata.purpose (research, ...): the objection filter is built for it.';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM caredata.domain d WHERE d.name = full_spec->>'domain' AND d.retired_at IS NULL) THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = 'a publication needs the recipient''s pseudonym domain',
+      HINT = 'Set "domain" in the spec to a domain made with caredata.create_domain(), and run caredata.refresh_pseudonyms() for the source.';
+  END IF;
+  -- the rest is checked by caredata._publication_check(), as the caller
+  INSERT INTO caredata.publication (name, recipient, source, spec) VALUES (name, recipient, source, full_spec);
+  PERFORM caredata._publication_view(name);
+  PERFORM caredata.audit_append('publication.create', name,
+    jsonb_build_object('recipient', recipient, 'source', source::text, 'spec', full_spec));
+  RETURN format('published.%I', name)::regclass;
+END
+$$;
+COMMENT ON FUNCTION caredata.publish(text, regclass, jsonb, name) IS
+  'publish a source to one recipient as published.<name>: spec {"domain", "purpose", "dataset"?, "approval"?, "nhs_column"? (default nhs_number), "columns": {column: keep|month|year|year_of_birth|age_band|district|sector}}; the NHS number becomes the recipient''s stored pseudonym, other columns are dropped, objectors for the purpose are filtered out; direct identifiers are refused unless "approval" names an approval in the register covering the recipient, purpose and dataset (then the view checks it on every read); recipients that hold identifiers are refused; audited';
+
+REVOKE ALL ON FUNCTION caredata._published_approval(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata._published_approval(text) TO caredata_admin;

@@ -8,7 +8,11 @@
 -- the columns the spec names kept or generalised, every other column
 -- dropped, the objection filter for the declared purpose built in, as a
 -- security_barrier view that only the recipient may read.  Every
--- publication is recorded (caredata.publication) and audited.
+-- publication is recorded (caredata.publication) and audited.  A direct
+-- identifier (the NHS number itself, a full date of birth or postcode, a
+-- name ...) is published only under an approval in the register
+-- (src/publication/approval.sql) that covers the recipient, the purpose and
+-- the dataset, checked when the view is made and each time it is read.
 
 CREATE SCHEMA published;
 COMMENT ON SCHEMA published IS 'caredata: de-identified views, one per publication (caredata.publish())';
@@ -168,14 +172,36 @@ $$;
 COMMENT ON FUNCTION caredata._published_reader() IS
   'internal: true when the current role may read a published view; refuses (42501) a role that is, or has become, unfit to be a recipient (see _recipient_problem)';
 
+-- and, for a view that releases identifiers under an approval, checked
+-- each time it is read too (one InitPlan per query): the approval still
+-- in force, still covering the recipient, purpose and dataset.  It reads
+-- the register as its owner and answers about one publication alone.
+CREATE FUNCTION caredata._published_approval(publication text) RETURNS boolean
+  LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p caredata.publication;
+BEGIN
+  SELECT * INTO p FROM caredata.publication x WHERE x.name OPERATOR(pg_catalog.=) publication;
+  IF NOT FOUND OR NOT p.spec OPERATOR(pg_catalog.?) 'approval' THEN
+    RETURN true;
+  END IF;
+  PERFORM caredata._approval_require(p.spec OPERATOR(pg_catalog.->>) 'approval', p.recipient,
+                                     p.spec OPERATOR(pg_catalog.->>) 'purpose', p.spec OPERATOR(pg_catalog.->>) 'dataset',
+                                     'read of an identifiable publication');
+  RETURN true;
+END
+$$;
+COMMENT ON FUNCTION caredata._published_approval(text) IS
+  'internal: true when a publication names no approval or its approval still covers its recipient, purpose and dataset; refuses (42501) once the approval is revoked, expired or no longer covers them';
+
 -- Direct identifiers, which a publication never releases: the NHS number,
 -- a full date of birth, a full postcode, names, addresses, telephone
 -- numbers and e-mail addresses.  A column is taken for one by its type
 -- (caredata.nhs_number), by what caredata.link_add_source() declared it, or
 -- by its name; _publication_view() also looks at its values
--- (_direct_identifier_values).  Releasing one needs an approved release
--- (an approval register, to come), never a spec.  NULL when the column is
--- not one, else what it is.
+-- (_direct_identifier_values).  Releasing one needs an approval in the
+-- register (caredata.approval) that the spec names, never a spec alone.
+-- NULL when the column is not one, else what it is.
 CREATE FUNCTION caredata._direct_identifier(source regclass, col name) RETURNS text
   LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
   SELECT CASE
@@ -288,6 +314,13 @@ BEGIN
       DETAIL = format('Role "%s" %s.', NEW.recipient, why),
       HINT = 'Publish to a role of its own (a team or a BI login), or to caredata_analyst; not to a superuser, a BYPASSRLS role, or a member of a role that holds identifiers.';
   END IF;
+  -- the approval's scope is checked by _publication_view() (when the view
+  -- is made) and by the view (each time it is read), not here, so that a
+  -- restored dump's rows pass again once the approval has lapsed
+  IF NEW.spec ? 'approval' AND (jsonb_typeof(NEW.spec->'approval') IS DISTINCT FROM 'string' OR btrim(NEW.spec->>'approval') = '') THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication''s "approval" is the reference of an approval',
+      HINT = 'Set "approval" to the reference of an approval in caredata.approval, or leave it out.';
+  END IF;
   IF jsonb_typeof(NEW.spec->'columns') IS DISTINCT FROM 'object' THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication names the columns it publishes',
       HINT = 'Set "columns" to {"column": "keep" | "month" | "year" | "year_of_birth" | "age_band" | "district" | "sector"}; others are dropped.';
@@ -310,19 +343,19 @@ BEGIN
       RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = format('column "%s" is not in %s', c.key, NEW.source),
         HINT = 'Name the source''s columns in the spec''s "columns".';
     END IF;
-    IF c.key = NEW.spec->>'nhs_column' THEN
+    IF c.key = NEW.spec->>'nhs_column' AND (c.value <> 'keep' OR NOT NEW.spec ? 'approval') THEN
       RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'the NHS number column cannot be published',
-        HINT = 'It is replaced by the recipient''s pseudonym, in the column "person".';
+        HINT = 'It is replaced by the recipient''s pseudonym, in the column "person"; only a spec naming an approval in the register may keep it.';
     END IF;
     IF caredata._publish_column(c.key, c.value) IS NULL THEN
       RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('column "%s": unknown treatment "%s"', c.key, c.value),
         HINT = 'Use keep, month, year, year_of_birth, age_band, district or sector.';
     END IF;
     why := caredata._direct_identifier(NEW.source, c.key);
-    IF why IS NOT NULL AND NOT caredata._identifier_treatment_ok(why, c.value) THEN
+    IF why IS NOT NULL AND NOT caredata._identifier_treatment_ok(why, c.value) AND NOT NEW.spec ? 'approval' THEN
       RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = format('column "%s" is a direct identifier (%s) and cannot be published as "%s"', c.key, why, c.value),
         DETAIL = 'A publication releases no NHS number, full date of birth, full postcode, name, address, telephone number or e-mail address.',
-        HINT = 'Generalise it (a date of birth as year_of_birth or age_band, a postcode as district or sector) or leave it out; an identifiable release needs an approved release (an approval register, to come), not a publication spec.';
+        HINT = 'Generalise it (a date of birth as year_of_birth or age_band, a postcode as district or sector) or leave it out; an identifiable release names an approval in the register ("approval" in the spec) that covers the recipient, purpose and dataset.';
     END IF;
   END LOOP;
   RETURN NEW;
@@ -343,6 +376,7 @@ DECLARE
   c record;
   why text;
   body text;
+  approved text := '';
   rows_name text := '_rows_' || substr(md5(name), 1, 12);
   inner_name text := '_query_' || substr(md5(name), 1, 12);
 BEGIN
@@ -359,13 +393,19 @@ BEGIN
       DETAIL = format('Role "%s" %s.', p.recipient, why),
       HINT = 'Unpublish the publication (caredata.unpublish()), or revoke the membership first.';
   END IF;
+  -- an approval the spec names covers the recipient, purpose and dataset
+  -- now (42501 otherwise), and the view checks it again each time it is read
+  IF p.spec ? 'approval' THEN
+    PERFORM caredata._approval_require(p.spec->>'approval', p.recipient, p.spec->>'purpose', p.spec->>'dataset', 'publication');
+    approved := format(' AND (SELECT caredata._published_approval(%L))', p.name);
+  END IF;
   FOR c IN SELECT key, value FROM jsonb_each_text(p.spec->'columns') ORDER BY key LOOP
     why := coalesce(caredata._direct_identifier(p.source, c.key),
                     CASE WHEN c.value = 'keep' THEN caredata._direct_identifier_values(p.source, c.key) END);
-    IF why IS NOT NULL AND NOT caredata._identifier_treatment_ok(why, c.value) THEN
+    IF why IS NOT NULL AND NOT caredata._identifier_treatment_ok(why, c.value) AND NOT p.spec ? 'approval' THEN
       RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = format('column "%s" is a direct identifier (%s) and cannot be published as "%s"', c.key, why, c.value),
         DETAIL = 'A publication releases no NHS number, full date of birth, full postcode, name, address, telephone number or e-mail address.',
-        HINT = 'Generalise it (a date of birth as year_of_birth or age_band, a postcode as district or sector) or leave it out; an identifiable release needs an approved release (an approval register, to come), not a publication spec.';
+        HINT = 'Generalise it (a date of birth as year_of_birth or age_band, a postcode as district or sector) or leave it out; an identifiable release names an approval in the register ("approval" in the spec) that covers the recipient, purpose and dataset.';
     END IF;
     cols := cols || ', ' || caredata._publish_column(c.key, c.value);
   END LOOP;
@@ -417,9 +457,9 @@ BEGIN
                    'caredata publication on Citus: the rows of its view, as its owner');
     body := format('SELECT * FROM published.%I() q', rows_name);
     -- the reader check below, in the outer view: the inner query runs as the owner
-    EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s WHERE (SELECT caredata._published_reader())', p.name, body);
+    EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s WHERE (SELECT caredata._published_reader())%s', p.name, body, approved);
   ELSE
-    EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s AND (SELECT caredata._published_reader())', p.name, body);
+    EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s AND (SELECT caredata._published_reader())%s', p.name, body, approved);
   END IF;
   -- every role reads every comment (obj_description): it names no
   -- recipient, domain, source or purpose
@@ -432,6 +472,9 @@ BEGIN
   -- (answered as for an analyst, who may already call it)
   EXECUTE format('GRANT EXECUTE ON FUNCTION caredata.permitted(caredata.nhs_number, text, timestamptz, text) TO %I', p.recipient);
   EXECUTE format('GRANT EXECUTE ON FUNCTION caredata._published_reader(), caredata._recipient_problem(name) TO %I', p.recipient);
+  IF p.spec ? 'approval' THEN
+    EXECUTE format('GRANT EXECUTE ON FUNCTION caredata._published_approval(text) TO %I', p.recipient);
+  END IF;
   -- (the recipient's search_path is left alone: the view qualifies all it
   -- names, and the recipient sets its own; docs/publication.md)
 END
@@ -470,7 +513,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION caredata.publish(text, regclass, jsonb, name) IS
-  'publish a source to one recipient as published.<name>: spec {"domain", "purpose", "dataset"?, "nhs_column"? (default nhs_number), "columns": {column: keep|month|year|year_of_birth|age_band|district|sector}}; the NHS number becomes the recipient''s stored pseudonym, other columns are dropped, objectors for the purpose are filtered out; direct identifiers and recipients that hold identifiers are refused; audited';
+  'publish a source to one recipient as published.<name>: spec {"domain", "purpose", "dataset"?, "approval"?, "nhs_column"? (default nhs_number), "columns": {column: keep|month|year|year_of_birth|age_band|district|sector}}; the NHS number becomes the recipient''s stored pseudonym, other columns are dropped, objectors for the purpose are filtered out; direct identifiers are refused unless "approval" names an approval in the register covering the recipient, purpose and dataset (then the view checks it on every read); recipients that hold identifiers are refused; audited';
 
 CREATE FUNCTION caredata.republish(name text) RETURNS regclass
   LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -547,6 +590,8 @@ GRANT EXECUTE ON FUNCTION caredata._direct_identifier(regclass, name), caredata.
 -- the reader check runs as each reader of a published view: _publication_view()
 -- grants it to the view's recipient (it answers about the caller alone)
 REVOKE ALL ON FUNCTION caredata._recipient_problem(name), caredata._published_reader() FROM PUBLIC;
+REVOKE ALL ON FUNCTION caredata._published_approval(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata._published_approval(text) TO caredata_admin;
 GRANT EXECUTE ON FUNCTION caredata._recipient_problem(name), caredata._published_reader() TO caredata_admin;
 GRANT EXECUTE ON FUNCTION caredata.refresh_pseudonyms(text, regclass, name) TO caredata_admin, caredata_linker;
 GRANT EXECUTE ON FUNCTION caredata._publish_column(name, text), caredata._publication_source_problem(regclass), caredata._publication_view(text), caredata.publish(text, regclass, jsonb, name),

@@ -4,7 +4,8 @@
  *		Re-identification: the rate limit setting, and the background
  *		worker that commits the audit entry before the answer leaves.
  *
- * caredata.reidentify(pseudonym, justification) (src/publication/reidentify.sql) must
+ * caredata.reidentify(pseudonym, approval, purpose, justification, dataset)
+ * (src/publication/reidentify.sql) must
  * not hand out an NHS number whose audit entry could still be rolled back:
  * a caller that answers inside BEGIN ... ROLLBACK, a savepoint rolled back,
  * a DO block that raises afterwards, or a backend killed after the answer
@@ -13,16 +14,18 @@
  *
  * PostgreSQL has no autonomous transactions, so the work is done by a
  * dynamic background worker: the caller's backend puts the request (its
- * database, the role to connect as, its login, the pseudonym, the
- * justification, the limit) in a dynamic shared memory segment, starts the
+ * database, the role to connect as, its login, the pseudonym, the approval,
+ * purpose and dataset, the justification, the limit) in a dynamic shared
+ * memory segment, starts the
  * worker and waits for it to exit.  The worker connects to the caller's
  * database as the current user of the caller (inside the SECURITY DEFINER
  * reidentify(), the extension's owner), pins search_path and
- * synchronous_commit, runs caredata._reidentify_commit() (limit, lookup,
- * audit entry) in a transaction of its own, commits it, and only then marks
- * the reply committed.  The caller answers only from a committed reply;
- * anything else (no worker slot, the worker failed or was killed, the
- * postmaster died) is an error and no answer.
+ * synchronous_commit, runs caredata._reidentify_commit() (limit, approval,
+ * lookup, objection check, audit entry) in a transaction of its own,
+ * commits it, and only then marks the reply committed.  The caller answers
+ * only from a committed reply that was not refused; anything else (no
+ * worker slot, the worker failed or was killed, the postmaster died, the
+ * approval or the objection register refused) is an error and no answer.
  *
  * The setting caredata.reidentify_per_hour is superuser-only, so that a
  * re-identifier cannot raise its own limit; a DBA sets it per role with
@@ -57,6 +60,14 @@
 
 static int	reidentify_per_hour = 20;
 
+/* the request's strings, in this order, in data[] */
+#define REID_PSEUDONYM		0
+#define REID_APPROVAL		1
+#define REID_PURPOSE		2
+#define REID_DATASET		3	/* the only one that may be NULL */
+#define REID_JUSTIFICATION	4
+#define REID_NARGS			5
+
 /* the request and the reply, in one dynamic shared memory segment */
 typedef struct ReidentifyShared
 {
@@ -65,18 +76,32 @@ typedef struct ReidentifyShared
 	Oid			role;
 	int			per_hour;
 	NameData	actor;
-	Size		pseudonym_len;	/* bytes of data[], then a NUL */
-	Size		justification_len;	/* bytes after it, then a NUL */
+	bool		arg_null[REID_NARGS];
+	Size		arg_len[REID_NARGS];	/* each string in data[], then a NUL */
 	/* reply, written by the worker, read by the caller once it exited */
 	bool		committed;
 	bool		found;
+	bool		refused;		/* committed, but no answer: the objection
+								 * register refused */
 	int64		entry_id;
 	int			sqlerrcode;
 	char		nhs_number[16];
 	char		message[256];
+	char		detail[256];
 	char		hint[256];
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } ReidentifyShared;
+
+/* where each of the request's strings starts in data[] */
+static const char *
+reidentify_arg(ReidentifyShared *req, int i)
+{
+	Size		off = 0;
+
+	for (int j = 0; j < i; j++)
+		off += req->arg_len[j] + 1;
+	return req->arg_null[i] ? NULL : req->data + off;
+}
 
 void
 reidentify_init(void)
@@ -102,10 +127,9 @@ caredata_reidentify_worker_main(Datum main_arg)
 {
 	dsm_segment *seg;
 	ReidentifyShared *req;
-	const char *pseudonym;
-	const char *justification;
-	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, INT4OID};
-	Datum		args[4];
+	Oid			argtypes[REID_NARGS + 2] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
+	Datum		args[REID_NARGS + 2];
+	char		nulls[REID_NARGS + 2];
 	MemoryContext ctx = CurrentMemoryContext;
 
 	pqsignal(SIGTERM, die);
@@ -119,8 +143,6 @@ caredata_reidentify_worker_main(Datum main_arg)
 				 errmsg("re-identification worker: the request is gone"),
 				 errdetail("The calling session stopped waiting before the worker started.")));
 	req = (ReidentifyShared *) dsm_segment_address(seg);
-	pseudonym = req->data;
-	justification = req->data + req->pseudonym_len + 1;
 
 	BackgroundWorkerInitializeConnectionByOid(req->database, req->role, 0);
 
@@ -147,14 +169,25 @@ caredata_reidentify_worker_main(Datum main_arg)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "caredata reidentify");
 
+		memset(nulls, ' ', sizeof(nulls));
 		args[0] = CStringGetTextDatum(NameStr(req->actor));
-		args[1] = CStringGetTextDatum(pseudonym);
-		args[2] = CStringGetTextDatum(justification);
-		args[3] = Int32GetDatum(req->per_hour);
-		ret = SPI_execute_with_args("SELECT r.entry_id, r.nhs_number::pg_catalog.text"
+		for (int i = 0; i < REID_NARGS; i++)
+		{
+			const char *arg = reidentify_arg(req, i);
+
+			if (arg == NULL)
+			{
+				args[i + 1] = (Datum) 0;
+				nulls[i + 1] = 'n';
+			}
+			else
+				args[i + 1] = CStringGetTextDatum(arg);
+		}
+		args[REID_NARGS + 1] = Int32GetDatum(req->per_hour);
+		ret = SPI_execute_with_args("SELECT r.entry_id, r.nhs_number::pg_catalog.text, r.refusal"
 									"  FROM caredata._reidentify_commit($1::pg_catalog.name,"
-									" $2::caredata.pseudonym, $3, $4) r",
-									4, argtypes, args, NULL, false, 1);
+									" $2::caredata.pseudonym, $3, $4, $5, $6, $7) r",
+									REID_NARGS + 2, argtypes, args, nulls, false, 1);
 		if (ret != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "caredata._reidentify_commit returned no row");
 		{
@@ -169,6 +202,13 @@ caredata_reidentify_worker_main(Datum main_arg)
 			req->found = (nhs != NULL);
 			if (nhs != NULL)
 				strlcpy(req->nhs_number, nhs, sizeof(req->nhs_number));
+			req->refused = (SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3) != NULL);
+			if (req->refused)
+			{
+				/* never both: _reidentify_commit() withholds the number */
+				req->found = false;
+				memset(req->nhs_number, 0, sizeof(req->nhs_number));
+			}
 		}
 		SPI_finish();
 		PopActiveSnapshot();
@@ -183,6 +223,7 @@ caredata_reidentify_worker_main(Datum main_arg)
 		edata = CopyErrorData();
 		req->sqlerrcode = edata->sqlerrcode;
 		strlcpy(req->message, edata->message ? edata->message : "", sizeof(req->message));
+		strlcpy(req->detail, edata->detail ? edata->detail : "", sizeof(req->detail));
 		strlcpy(req->hint, edata->hint ? edata->hint : "", sizeof(req->hint));
 		/* never the answer without a committed entry */
 		req->found = false;
@@ -201,9 +242,10 @@ caredata_reidentify_worker_main(Datum main_arg)
 PG_FUNCTION_INFO_V1(caredata_reidentify_committed);
 
 /*
- * caredata._reidentify_committed(pseudonym, justification) RETURNS text:
- * the NHS number (NULL when the pseudonym is unknown) once the worker has
- * committed the audit entry; an error, and no answer, otherwise.
+ * caredata._reidentify_committed(pseudonym, approval, purpose, dataset,
+ * justification) RETURNS text: the NHS number (NULL when the pseudonym is
+ * unknown) once the worker has committed the audit entry; an error, and no
+ * answer, otherwise.  Only the dataset may be NULL.
  */
 Datum
 caredata_reidentify_committed(PG_FUNCTION_ARGS)
@@ -211,11 +253,10 @@ caredata_reidentify_committed(PG_FUNCTION_ARGS)
 	Oid			argtype = get_fn_expr_argtype(fcinfo->flinfo, 0);
 	Oid			outfunc;
 	bool		varlena;
-	char	   *pseudonym;
-	char	   *justification = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	Size		plen;
-	Size		jlen;
+	char	   *arg[REID_NARGS];
+	Size		total = 0;
 	Size		size;
+	char	   *dst;
 	dsm_segment *seg;
 	ReidentifyShared *req;
 	BackgroundWorker worker;
@@ -224,13 +265,29 @@ caredata_reidentify_committed(PG_FUNCTION_ARGS)
 	pid_t		pid;
 	char	   *actor;
 
-	if (!OidIsValid(argtype))
-		elog(ERROR, "could not determine the pseudonym's type");
-	getTypeOutputInfo(argtype, &outfunc, &varlena);
-	pseudonym = OidOutputFunctionCall(outfunc, PG_GETARG_DATUM(0));
-	plen = strlen(pseudonym);
-	jlen = strlen(justification);
-	size = add_size(offsetof(ReidentifyShared, data), add_size(add_size(plen, jlen), 2));
+	for (int i = 0; i < REID_NARGS; i++)
+	{
+		if (PG_ARGISNULL(i))
+		{
+			if (i != REID_DATASET)
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("a re-identification needs its pseudonym, approval, purpose and justification")));
+			arg[i] = NULL;
+			continue;
+		}
+		if (i == REID_PSEUDONYM)
+		{
+			if (!OidIsValid(argtype))
+				elog(ERROR, "could not determine the pseudonym's type");
+			getTypeOutputInfo(argtype, &outfunc, &varlena);
+			arg[i] = OidOutputFunctionCall(outfunc, PG_GETARG_DATUM(i));
+		}
+		else
+			arg[i] = text_to_cstring(PG_GETARG_TEXT_PP(i));
+		total = add_size(total, strlen(arg[i]));
+	}
+	size = add_size(offsetof(ReidentifyShared, data), add_size(total, REID_NARGS));
 	if (size > MaxAllocSize)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -262,10 +319,16 @@ caredata_reidentify_committed(PG_FUNCTION_ARGS)
 	req->per_hour = reidentify_per_hour;
 	actor = GetUserNameFromId(GetSessionUserId(), false);
 	namestrcpy(&req->actor, actor);
-	req->pseudonym_len = plen;
-	req->justification_len = jlen;
-	memcpy(req->data, pseudonym, plen + 1);
-	memcpy(req->data + plen + 1, justification, jlen + 1);
+	dst = req->data;
+	for (int i = 0; i < REID_NARGS; i++)
+	{
+		req->arg_null[i] = (arg[i] == NULL);
+		req->arg_len[i] = arg[i] ? strlen(arg[i]) : 0;
+		if (arg[i])
+			memcpy(dst, arg[i], req->arg_len[i]);
+		dst[req->arg_len[i]] = '\0';
+		dst += req->arg_len[i] + 1;
+	}
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -299,11 +362,16 @@ caredata_reidentify_committed(PG_FUNCTION_ARGS)
 	pg_read_barrier();
 	if (!req->committed)
 	{
-		/* the worker's own refusal (the hourly limit, say) as it gave it */
-		if (req->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
+		/*
+		 * the worker's own refusals (the hourly limit, the approval) as it
+		 * gave them
+		 */
+		if (req->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||
+			req->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE)
 			ereport(ERROR,
 					(errcode(req->sqlerrcode),
 					 errmsg_internal("%s", req->message),
+					 req->detail[0] ? errdetail_internal("%s", req->detail) : 0,
 					 req->hint[0] ? errhint("%s", req->hint) : 0));
 		ereport(ERROR,
 				(errcode(req->sqlerrcode ? req->sqlerrcode : ERRCODE_INTERNAL_ERROR),
@@ -313,6 +381,15 @@ caredata_reidentify_committed(PG_FUNCTION_ARGS)
 				 errhint("Try again; the server log says more.")));
 	}
 
+	if (req->refused)
+	{
+		dsm_detach(seg);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("re-identification refused: the person has an objection in force for this purpose"),
+				 errdetail("The national data opt-out applies to the approval, so the objection register is honoured; the refusal is in the audit log."),
+				 errhint("Only an approval that sets the opt-out aside (a COPI notice, a section 251 approval recording an exemption), or an exemption for the dataset, permits it.")));
+	}
 	if (!req->found)
 	{
 		dsm_detach(seg);

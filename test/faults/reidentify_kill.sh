@@ -23,7 +23,7 @@ wait_up $db; ok $? "the server recovered from the SIGKILL"
 [ "$(su -c "SELECT count(*) FROM caredata.audit_log WHERE action = 'reidentify' AND actor = 'reid_kill'")" = 1 ]
 ok $? "the entry survived the crash"
 [ "$(su -c 'SELECT caredata.audit_verify()')" = t ]; ok $? "the chain is intact"
-psql -qXAt -U reid_kill -d $db -c "SELECT caredata.reidentify('$p', 'after the crash, case 9302')" >"$work/after.out" 2>&1
+psql -qXAt -U reid_kill -d $db -c "SELECT caredata.reidentify('$p', 'CAG 9-001', 'research', 'after the crash, case 9302')" >"$work/after.out" 2>&1
 grep -q 're-identification limit reached: 1 in the last hour' "$work/after.out"; ok $? "the hourly limit (1) counts it"
 
 drop_db -c 'DROP ROLE IF EXISTS reid_kill'

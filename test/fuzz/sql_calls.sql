@@ -94,6 +94,8 @@ SELECT fuzzcall.vals('regclass', 'NULL::regclass', '0::oid::regclass', '42949672
                      '''public.fz_episode''::regclass', '''public.fz_owned''::regclass', '''caredata.audit_log''::regclass');
 SELECT fuzzcall.vals('oid', 'NULL::oid', '0::oid', '4294967295::oid', '''public.fz_episode''::regclass::oid');
 SELECT fuzzcall.vals('regrole', 'NULL::regrole', '0::oid::regrole', '''caredata_analyst''::regrole', 'current_user::regrole');
+SELECT fuzzcall.vals('regrole[]', 'NULL::regrole[]', '''{}''::regrole[]', '''{NULL}''::regrole[]', '''{-}''::regrole[]',
+                     '''{caredata_analyst}''::regrole[]', 'ARRAY[current_user::regrole]', 'ARRAY[4294967295::oid::regrole]');
 SELECT fuzzcall.vals('integer[]', 'NULL::integer[]', '''{}''::integer[]', '''{NULL}''::integer[]', '''{3,0,0,1}''::integer[]',
                      '''{0,1073741824,0,0}''::integer[]', '''{0,0,1,1}''::integer[]', '''{0,1,0,1}''::integer[]',
                      '''{{1,2},{3,4}}''::integer[]', '''[0:3]={0,0,1,1}''::integer[]', '''{-1,2147483647,0,1}''::integer[]',

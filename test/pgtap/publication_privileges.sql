@@ -5,7 +5,7 @@
 -- store pseudonyms; nobody changes the audit log; only the re-identifier
 -- re-identifies.
 BEGIN;
-SELECT plan(162);
+SELECT plan(164);
 SET LOCAL client_min_messages = warning;
 
 CREATE ROLE tap_p_recipient NOLOGIN;          -- the publication's recipient
@@ -165,23 +165,27 @@ SELECT throws_ok('TRUNCATE caredata.audit_log', NULL, 'nor truncate it');
 SELECT ok(caredata.audit_verify(), 'the chain is intact after every refused attempt');
 SELECT is((SELECT count(*) FROM caredata.audit_log WHERE action = 'tap.note')::int, 3, 'each append left one entry');
 
--- 7. re-identification: the re-identifier only, with a justification
-SELECT is(pg_temp.try_as(r, $$SELECT caredata.reidentify(pseudonym, 'pgTAP: checking who may re-identify') FROM caredata.pseudonym_map LIMIT 1$$),
+-- 7. re-identification: the re-identifier only, under an approval, with a justification
+SELECT is(caredata.register_approval('TAP 1', 'section_251', '26/CAG/TAP1', '{research}', '{tap_p_reid}',
+                                     now() - interval '1 day', now() + interval '1 day'), 'TAP 1', 'an approval for the re-identifier');
+SELECT is(pg_temp.try_as(r, $$SELECT caredata.reidentify(pseudonym, 'TAP 1', 'research', 'pgTAP: checking who may re-identify') FROM caredata.pseudonym_map LIMIT 1$$),
   '42501', format('%s cannot re-identify', r))
 FROM unnest(ARRAY['tap_p_recipient', 'tap_p_analyst', 'tap_p_patient', 'tap_p_linker', 'tap_p_admin']) r;
 CREATE TEMP TABLE tap_p_one ON COMMIT DROP AS SELECT pseudonym FROM caredata.pseudonym_map WHERE domain = 'tap_p_dom' LIMIT 1;
 GRANT SELECT ON tap_p_one TO tap_p_reid, tap_p_recipient;
-SELECT is(pg_temp.try_as('tap_p_recipient', $$SELECT caredata.reidentify(pseudonym, 'pgTAP: checking who may re-identify') FROM tap_p_one$$),
+SELECT is(pg_temp.try_as('tap_p_recipient', $$SELECT caredata.reidentify(pseudonym, 'TAP 1', 'research', 'pgTAP: checking who may re-identify') FROM tap_p_one$$),
   '42501', 'a recipient holding a pseudonym cannot re-identify it');
 -- (this suite runs in one transaction that has written to the audit log: its
 -- entry would be committed by a worker waiting for this transaction, so the
 -- call is refused; answered calls are in sql/publication_reidentify.sql and
 -- test/security/reidentify_committed.sh)
-SELECT is(pg_temp.try_as('tap_p_reid', $$SELECT caredata.reidentify(pseudonym, 'pgTAP: checking who may re-identify') FROM tap_p_one$$),
-  '55000', 'the re-identifier passes the grant and the justification, and is refused in a transaction that wrote to the audit log');
-SELECT is(pg_temp.try_as('tap_p_reid', $$SELECT caredata.reidentify(pseudonym, '') FROM tap_p_one$$),
+SELECT is(pg_temp.try_as('tap_p_reid', $$SELECT caredata.reidentify(pseudonym, 'TAP 1', 'research', 'pgTAP: checking who may re-identify') FROM tap_p_one$$),
+  '55000', 'the re-identifier passes the grant, the approval and the justification, and is refused in a transaction that wrote to the audit log');
+SELECT is(pg_temp.try_as('tap_p_reid', $$SELECT caredata.reidentify(pseudonym, 'TAP 0', 'research', 'pgTAP: under an approval not registered') FROM tap_p_one$$),
+  '42501', 'but not under an approval that is not registered');
+SELECT is(pg_temp.try_as('tap_p_reid', $$SELECT caredata.reidentify(pseudonym, 'TAP 1', 'research', '') FROM tap_p_one$$),
   '22023', 'but not without one');
-SELECT is(pg_temp.try_as('tap_p_reid', $$SELECT caredata.reidentify(pseudonym, 'because') FROM tap_p_one$$),
+SELECT is(pg_temp.try_as('tap_p_reid', $$SELECT caredata.reidentify(pseudonym, 'TAP 1', 'research', 'because') FROM tap_p_one$$),
   '22023', 'nor with a short one');
 SELECT is(pg_temp.try_as('tap_p_reid', q), '42501', format('the re-identifier cannot run %s', q))
 FROM unnest(ARRAY['SELECT * FROM caredata.pseudonym_map', 'SELECT count(*) FROM published.tap_p_view',

@@ -34,7 +34,7 @@ grep -q '943 476 5919' "$work/killed.out"; ok $? "the terminated caller had its 
 before=$(entries)
 { printf '%s\n' "SELECT 'connected';" \
     "SELECT pg_sleep(0.5);" \
-    "SELECT caredata.reidentify('$p', 'worker cannot connect, case 9002');"; } | as_reid >"$work/refused.out" 2>&1 &
+    "SELECT caredata.reidentify('$p', 'CAG 9-001', 'research', 'worker cannot connect, case 9002');"; } | as_reid >"$work/refused.out" 2>&1 &
 client=$!
 sleep 0.2
 psql -qX -d postgres -c "ALTER DATABASE $db ALLOW_CONNECTIONS false" >/dev/null
@@ -49,7 +49,7 @@ ok $? "a worker that cannot commit: the call fails ($(grep -m1 ERROR "$work/refu
 su -c "ALTER ROLE reid_login SET caredata.reidentify_per_hour = $(( $(entries) + 3 ))" >/dev/null
 before=$(entries)
 for i in $(seq 1 6); do
-  { printf '%s\n' "BEGIN;" "SELECT caredata.reidentify('$p', 'concurrent and rolled back, case 91$i');" "ROLLBACK;"; } |
+  { printf '%s\n' "BEGIN;" "SELECT caredata.reidentify('$p', 'CAG 9-001', 'research', 'concurrent and rolled back, case 91$i');" "ROLLBACK;"; } |
     as_reid >"$work/c$i.out" 2>&1 &
 done
 wait
@@ -57,7 +57,7 @@ answered=$(cat "$work"/c*.out | grep -c '943 476 5919')
 refused=$(cat "$work"/c*.out | grep -c 're-identification limit reached')
 [ "$answered" = 3 ] && [ "$refused" = 3 ]; ok $? "6 concurrent rolled-back calls under a limit of 3: $answered answered, $refused refused"
 [ "$(entries)" = $((before + 3)) ]; ok $? "exactly 3 entries were committed for them"
-as_reid -c "SELECT caredata.reidentify('$p', 'after the concurrent ones, case 9200')" >"$work/after.out" 2>&1
+as_reid -c "SELECT caredata.reidentify('$p', 'CAG 9-001', 'research', 'after the concurrent ones, case 9200')" >"$work/after.out" 2>&1
 grep -q 're-identification limit reached' "$work/after.out"; ok $? "the next call in a new session is refused"
 [ "$(su -c 'SELECT caredata.audit_verify()')" = t ]; ok $? "the chain is intact"
 
