@@ -157,7 +157,7 @@ BEGIN
                                       ELSE 'Not shown (small numbers, disclosure control): ' || hidden END)) || E'\n'
     -- the points are the published counts, the flags the true counts'
     || format('<text class="flag-note" x="%s" y="%s" font-size="11" fill="#444">%s</text>', x0, y1 + 86,
-              'Points show the published (disclosure-controlled) counts; outliers are flagged on the true counts, so a point near a limit may lie on the other side of it.') || E'\n'
+              'Points show the published counts; outliers are flagged on the true counts, so a point near a limit may sit on its other side.') || E'\n'
     || '</svg>' || E'\n';
   RETURN svg;
 END
