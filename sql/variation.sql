@@ -119,7 +119,8 @@ SELECT (fit).tau2 > 0 AS overdispersed,
 SELECT count(*) FILTER (WHERE outlier) AS outliers_at_95
   FROM funnel('SELECT unit, observed, expected FROM fp_sr', flag_limit => 95, policy => 'opensafely');
 
--- 5. small units follow the disclosure policy: shown, without their counts
+-- 5. small units follow the disclosure policy: listed, without their counts,
+-- band or flag (sql/variation_disclosure.sql: why, and bands from true counts)
 INSERT INTO fp_sr VALUES ('U21', 3, 2.1), ('U22', 12, 11.7);
 SELECT unit, numerator, round(denominator::numeric, 2) AS expected, ratio, z, band, suppressed
   FROM funnel('SELECT unit, observed, expected FROM fp_sr', policy => 'opensafely') WHERE unit IN ('U21', 'U22', 'U01');
@@ -130,7 +131,7 @@ DELETE FROM fp_sr WHERE unit IN ('U21', 'U22');
 -- proportions: the cases are counts too.  Shown rounded, with the limits at
 -- the shown size (a limit at the exact size would give the size back); a
 -- unit whose events, cases or cases without the event are suppressed shows
--- neither its counts nor its limits, only its band
+-- neither its counts nor its limits nor its band
 INSERT INTO fp_pr VALUES ('P21', 4, 40), ('P22', 30, 33), ('P23', 21, 212);
 SELECT unit, numerator, denominator, round(ratio::numeric, 4) AS ratio,
        lower_998 = funnel_limit(fit, denominator, 0.001) AS limit_at_shown_size, band, suppressed

@@ -1,7 +1,9 @@
 -- src/variation/funnel.sql
 -- Per unit, in one call: numerator, denominator, ratio, z-score, the 95%
 -- and 99.8% limits at its size, where it sits and whether it is an
--- outlier; small units follow the disclosure-control policy.
+-- outlier; small units follow the disclosure-control policy: counts,
+-- ratios and limits are shown as the policy publishes them, bands and
+-- flags come from the true counts, and a suppressed unit has neither.
 
 CREATE TYPE caredata.funnel_row AS (
   unit         text,
@@ -20,7 +22,7 @@ CREATE TYPE caredata.funnel_row AS (
   fit          caredata.funnel_fit
 );
 COMMENT ON TYPE caredata.funnel_row IS
-  'a unit in a funnel plot (caredata.funnel()): numerator, denominator, ratio, z-score, limits at its size, band (above/below 95%/99.8% or within), outlier flag, suppressed, the limits'' method, and the fit';
+  'a unit in a funnel plot (caredata.funnel()): numerator, denominator, ratio, z-score, limits at its size (as the disclosure-control policy publishes them), band (above/below 95%/99.8% or within) and outlier flag (from the true counts; NULL when suppressed), suppressed, the limits'' method, and the fit';
 
 CREATE FUNCTION caredata._funnel(unit_keys text[], unit_nums text[], unit_dens text[], data_type text, method text,
                                  sr_method text, trim_by double precision, flag_limit numeric, policy text)
@@ -53,10 +55,15 @@ BEGIN
   lm := CASE WHEN m = 'tau2' AND f.phi <= 1 THEN 'unadjusted' ELSE m END;
   -- What is shown of a unit is what the policy publishes of its counts:
   -- the numerator, and for PR and RC the denominator (for PR the cases
-  -- without the event too).  The ratio, z and the limits are computed from
-  -- the shown counts, so that none of them gives an exact count back (a
-  -- limit at size n gives n back).  A unit the policy suppresses keeps its
-  -- row and its band (from its exact counts), nothing else that counts.
+  -- without the event too).  The ratio, z and the limits shown are
+  -- computed from the shown counts, so that none of them gives an exact
+  -- count back (a limit at size n gives n back).  The band and the flag
+  -- are the true counts': the true ratio against the limits at the true
+  -- size (issue 24: a rounded count must not make or unmake an outlier).
+  -- What a band tells of a protected count is in docs/variation.md.  A
+  -- unit the policy suppresses keeps its row, and for SR its expected
+  -- count and limits (not counts), but no band and no flag: a band of a
+  -- count of 1 to suppress_max can pin it to one value.
   RETURN QUERY
   WITH u AS (
     SELECT v.u, v.n, v.d,
@@ -67,19 +74,21 @@ BEGIN
   ), h AS (
     SELECT u.*, (sn IS NULL OR sd IS NULL OR sd <= 0 OR rest_hidden) AS hidden FROM u
   ), l AS (
-    SELECT h.*,
-           CASE WHEN hidden THEN d ELSE sd END AS size,
-           CASE WHEN hidden THEN n / d ELSE sn / sd END AS y
+    SELECT h.*, CASE WHEN hidden THEN d ELSE sd END AS size, CASE WHEN hidden THEN NULL ELSE sn / sd END AS y
       FROM h
   ), p AS (
+    -- the limits shown, at the shown size; the band's, at the true size
     SELECT l.*,
            caredata.funnel_limit(f, l.size, 0.001, lm) AS l998, caredata.funnel_limit(f, l.size, 0.025, lm) AS l95,
-           caredata.funnel_limit(f, l.size, 0.975, lm) AS u95, caredata.funnel_limit(f, l.size, 0.999, lm) AS u998
+           caredata.funnel_limit(f, l.size, 0.975, lm) AS u95, caredata.funnel_limit(f, l.size, 0.999, lm) AS u998,
+           caredata.funnel_limit(f, l.d, 0.001, lm) AS t_l998, caredata.funnel_limit(f, l.d, 0.025, lm) AS t_l95,
+           caredata.funnel_limit(f, l.d, 0.975, lm) AS t_u95, caredata.funnel_limit(f, l.d, 0.999, lm) AS t_u998
       FROM l
   ), q AS (
     SELECT p.*,
-           CASE WHEN y > u998 THEN 'above 99.8%' WHEN y > u95 THEN 'above 95%'
-                WHEN y < l998 THEN 'below 99.8%' WHEN y < l95 THEN 'below 95%'
+           CASE WHEN hidden THEN NULL
+                WHEN n / d > t_u998 THEN 'above 99.8%' WHEN n / d > t_u95 THEN 'above 95%'
+                WHEN n / d < t_l998 THEN 'below 99.8%' WHEN n / d < t_l95 THEN 'below 95%'
                 ELSE 'within' END AS pos,
            -- what may be shown when the unit is suppressed: SR's expected count and limits (not counts)
            NOT hidden OR f.data_type = 'SR' AS show_size
@@ -88,7 +97,7 @@ BEGIN
   SELECT q.u,
          CASE WHEN q.hidden THEN NULL ELSE q.sn END,
          CASE WHEN q.show_size THEN q.size END,
-         CASE WHEN q.hidden THEN NULL ELSE q.y END,
+         q.y,
          CASE WHEN q.hidden THEN NULL ELSE caredata._funnel_z(f, q.sn, q.sd, lm) END,
          CASE WHEN q.show_size THEN q.l998 END, CASE WHEN q.show_size THEN q.l95 END,
          CASE WHEN q.show_size THEN q.u95 END, CASE WHEN q.show_size THEN q.u998 END,
@@ -113,7 +122,7 @@ BEGIN ATOMIC
                                    funnel.trim_by, funnel.flag_limit, funnel.policy) f;
 END;
 COMMENT ON FUNCTION caredata.funnel(text, text, text, text, double precision, numeric, text) IS
-  'per unit of a query (unit, numerator, denominator): ratio, z-score, 95% and 99.8% limits at its size, band, outlier flag (beyond flag_limit); counts a disclosure-control policy suppresses are not shown';
+  'per unit of a query (unit, numerator, denominator): ratio, z-score, 95% and 99.8% limits at its size, band, outlier flag (beyond flag_limit, from the true counts); counts, ratios and limits as a disclosure-control policy publishes them; a suppressed unit has no band or flag';
 
 -- a unit's z-score on the scale its limits use
 CREATE FUNCTION caredata._funnel_z(f caredata.funnel_fit, n double precision, d double precision, method text)

@@ -2,7 +2,9 @@
 -- caredata.funnel_svg(): a funnel plot as SVG text, readable without a
 -- key: the units as points (outliers labelled), the target line, the 95%
 -- and 99.8% limit curves, axes with their labels, a title, a legend, and a
--- footnote naming the method and the units not shown for small numbers.
+-- footnote naming the method and the units not shown for small numbers,
+-- and one saying that points are drawn at the published counts and
+-- flagged on the true ones.
 -- The plot area carries its data ranges (data-x-min ...), and each curve
 -- its limit and probability, so that a reader (or a test) can map the
 -- drawing back to the numbers.
@@ -153,6 +155,9 @@ BEGIN
     || format('<text x="%s" y="%s" font-size="11" fill="#444">%s</text>', x0, y1 + 70,
               caredata._svg_text(CASE WHEN hidden IS NULL THEN 'Every unit is shown.'
                                       ELSE 'Not shown (small numbers, disclosure control): ' || hidden END)) || E'\n'
+    -- the points are the published counts, the flags the true counts'
+    || format('<text class="flag-note" x="%s" y="%s" font-size="11" fill="#444">%s</text>', x0, y1 + 86,
+              'Points show the published counts; outliers are flagged on the true counts, so a point near a limit may sit on its other side.') || E'\n'
     || '</svg>' || E'\n';
   RETURN svg;
 END

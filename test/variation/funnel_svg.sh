@@ -6,8 +6,9 @@
 # colours on it.  (2) The SVG is parsed: every drawn point of the four limit
 # curves is mapped back through the plot's axes and compared with
 # caredata.funnel_limit() at that size, and every unit's point with its
-# ratio from caredata.funnel().  Run by scripts/test.sh against the running
-# throw-away cluster; prints TAP.
+# ratio from caredata.funnel(); the labels are the outliers on the true
+# counts, and a footnote says the points are the published ones (issue 24).
+# Run by scripts/test.sh against the running throw-away cluster; prints TAP.
 . "$(dirname "$0")/../lib.bash"
 
 # "ok - ..." / "not ok - ..." lines from a checker, as TAP
@@ -98,8 +99,21 @@ say(labels == sorted(u for u, v in units.items() if v[2]) and labels == ['U04', 
 say(svg.find('s:title', ns) is not None and g is not None and svg.find(".//s:g[@id='legend']", ns) is not None, "a title, a plot area with its axes' ranges, and a legend")
 texts = ' '.join(t.text or '' for t in svg.iter('{http://www.w3.org/2000/svg}text'))
 say('Expected events' in texts and 'Standardised ratio' in texts, 'both axes are labelled')
+# issue 24: points are the published counts, flags the true counts', and the plot says so, on the canvas
+note = svg.find(".//s:text[@class='flag-note']", ns)
+say(note is not None and 'flagged on the true counts' in note.text and float(note.get('y')) < float(svg.get('height')),
+    'a footnote says points are the published counts and outliers are flagged on the true ones')
+open(sys.argv[3] + '.labels', 'w').write(','.join(labels) + '\n')
 PY
 report "$out/svg.tap"
+# the labels are the units whose TRUE ratio lies beyond the 99.8% limits at
+# their true size (issue 24), whatever the published counts would say
+true_out=$(psql -qXAt -d $db -c "SELECT string_agg(u.unit, ',' ORDER BY u.unit) FROM units u,
+  LATERAL (SELECT fit, limits FROM caredata.funnel('$q', policy => 'opensafely') LIMIT 1) f
+  WHERE u.observed / u.expected > caredata.funnel_limit(f.fit, u.expected, 0.999, f.limits)
+     OR u.observed / u.expected < caredata.funnel_limit(f.fit, u.expected, 0.001, f.limits)")
+[ -n "$true_out" ] && [ "$true_out" = "$(cat "$out/curves.sql.labels" 2>/dev/null)" ]
+ok $? "the labelled units are those beyond the 99.8% limits on their true counts ($true_out)"
 read -r total close worst < <(psql -qXAt -F ' ' -d $db -f "$out/curves.sql")
 [ "${total:-0}" -gt 200 ] && [ "$total" = "$close" ]
 ok $? "every visible point of the limit curves is within half a pixel of funnel_limit() ($close of $total; worst ${worst} px)"
