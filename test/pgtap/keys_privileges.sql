@@ -64,7 +64,7 @@ SELECT is(
         'person_set_agg', 'person_set_in', 'person_set_out', 'person_set_recv', 'person_set_send',
         'person_values_in', 'person_values_out', 'person_values_recv', 'person_values_send',
         'postcode_area', 'postcode_district', 'postcode_sector', 'preloaded', 'require_preload',
-        'safe_avg', 'safe_count', 'safe_count_text', 'safe_rate', 'safe_sum', 'sdc_apply', 'sdc_audit', 'sdc_display',
+        'safe_avg', 'safe_count', 'safe_count_text', 'safe_rate', 'safe_sum', 'sdc_apply', 'sdc_audit', 'sdc_display', 'sdc_policy_in_force',
         'sdc_protect', 'sdc_table_bounds', 'sdc_table_suppress',
         'standardise_dob', 'standardise_sex',
         'try_nhs_number', 'try_normalise_postcode', 'try_postcode_area',

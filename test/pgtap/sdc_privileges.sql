@@ -3,7 +3,7 @@
 -- policy, so nobody else can make a lax one to count through (docs/sql-reference.md
 -- "Roles").
 BEGIN;
-SELECT plan(33);
+SELECT plan(36);
 SET LOCAL client_min_messages = warning;
 
 CREATE ROLE tap_s_recipient NOLOGIN;
@@ -29,16 +29,21 @@ FROM unnest(ARRAY['tap_s_recipient', 'tap_s_analyst', 'tap_s_patient', 'tap_s_li
 SELECT is(pg_temp.try_as(r, q), 'allowed', format('%s may run %s', r, q))
 FROM unnest(ARRAY['tap_s_recipient', 'tap_s_analyst', 'tap_s_patient', 'tap_s_linker']) r,
      unnest(ARRAY['SELECT * FROM caredata.sdc_policy',
-                  'SELECT unit, caredata.safe_count(person), caredata.safe_count_text(person, ''opensafely'') FROM public.tap_s_rows GROUP BY unit']) q;
+                  'SELECT unit, caredata.safe_count(person), caredata.safe_count_text(person, caredata.sdc_policy_in_force()) FROM public.tap_s_rows GROUP BY unit']) q;
 
--- 3. the admin adds a policy; the setting is the caller's own choice among the catalog's
+-- 3. the admin adds a policy and puts it in force; only the admin chooses
+-- (issue 24): an analyst naming another policy, or a made-up one, or a
+-- hand-made state naming one, is refused
 SELECT is(pg_temp.try_as('tap_s_admin', $$INSERT INTO caredata.sdc_policy (policy, suppress_max, source) VALUES ('tap_local', 10, 'test')$$),
   'allowed', 'the admin adds a policy');
-SELECT is(pg_temp.try_as('tap_s_analyst', $$SELECT caredata.sdc_apply(10, 'tap_local')$$), 'allowed', 'the analyst uses the admin''s policy');
+SELECT is(pg_temp.try_as('tap_s_analyst', $$SELECT caredata.sdc_apply(10, 'tap_local')$$), '42501', 'the analyst cannot choose the admin''s new policy');
+SELECT is(pg_temp.try_as('tap_s_admin', $$SELECT caredata.assign_sdc_policy('tap_s_analyst', 'tap_local')$$), 'allowed', 'the admin puts it in force for the analyst');
+SELECT is(pg_temp.try_as('tap_s_analyst', $$SELECT caredata.sdc_apply(10)$$), 'allowed', 'the analyst uses the admin''s policy');
 SELECT is(caredata.sdc_apply(10, 'tap_local'), NULL::bigint, 'which suppresses 10');
-SELECT is(pg_temp.try_as('tap_s_analyst', $$SELECT caredata.sdc_apply(10, 'made_up')$$), '42704', 'a policy nobody approved does not exist');
+SELECT is(pg_temp.try_as('tap_s_analyst', $$SELECT caredata.sdc_apply(10, 'made_up')$$), '42501', 'a policy nobody approved is refused');
 SELECT is(pg_temp.try_as('tap_s_analyst', $$SELECT caredata.safe_count(s) FROM (VALUES ('made_up:1,2,3,4,5,6,7,8,9'::caredata.person_set)) v(s)$$),
-  '42704', 'a hand-made state naming an unknown policy is refused');
+  '42501', 'a hand-made state naming another policy is refused');
+SELECT is(pg_temp.try_as('tap_s_admin', $$SELECT caredata.sdc_apply(10, 'made_up')$$), '42704', 'to the admin, a policy nobody approved does not exist');
 
 -- 4. table protection runs its query with the caller's rights: an analyst
 -- protects a table they may read, and cannot reach one they may not
