@@ -56,6 +56,7 @@ SQL_SRC = \
 	src/linkage/inspect.sql \
 	src/linkage/grants.sql \
 	src/sdc/policy.sql \
+	src/sdc/cell_key.sql \
 	src/sdc/person_set.sql \
 	src/sdc/person_values.sql \
 	src/sdc/table.sql \

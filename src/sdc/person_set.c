@@ -14,7 +14,9 @@
  * text and binary forms list the keys sorted, so equal sets print alike.
  *
  * Text form: "<policy>:<hex key>,<hex key>,..." where <policy> is empty
- * unless the call named one, e.g. "nhs_hes:1f,9434765919" (hex).
+ * unless the call named one, e.g. "nhs_hes:1f0c5e9a3b2d4c71,9434765919aa02e3"
+ * (hex).  The keys are the people's record keys (record_key.h), never
+ * their values.
  *
  * src/sdc/person_set.c
  *
@@ -28,8 +30,10 @@
 #include "nodes/primnodes.h"
 #include "utils/builtins.h"
 
+#include "cell_key.h"
 #include "person_table.h"
 #include "policy.h"
+#include "record_key.h"
 
 static void
 bad_text(const char *hint)
@@ -157,7 +161,7 @@ person_set_add_int8(PG_FUNCTION_ARGS)
 	PersonTable *pt = person_table_state(fcinfo, false, 2, NULL);
 
 	if (!PG_ARGISNULL(1))
-		pt = person_table_add(pt, (uint64) PG_GETARG_INT64(1), 0.0, PERSON_SUM);
+		pt = person_table_add(pt, record_key_int8(PG_GETARG_INT64(1)), 0.0, PERSON_SUM);
 	PG_RETURN_POINTER(pt);
 }
 
@@ -221,9 +225,10 @@ person_set_safe_count(PG_FUNCTION_ARGS)
 	int64		n;
 	int64		shown;
 	bool		unknown;
-	const SdcPolicy *p = state_policy(fcinfo, PG_ARGISNULL(0) ? NULL : PG_GETARG_PERSON_TABLE_P(0), &n, &unknown);
+	PersonTable *ps = PG_ARGISNULL(0) ? NULL : PG_GETARG_PERSON_TABLE_P(0);
+	const SdcPolicy *p = state_policy(fcinfo, ps, &n, &unknown);
 
-	if (unknown || !sdc_publish_count(p, n, &shown))
+	if (unknown || !sdc_publish_people(p, ps, n, &shown))
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(shown);
 }
@@ -236,9 +241,10 @@ person_set_safe_text(PG_FUNCTION_ARGS)
 	int64		n;
 	int64		shown;
 	bool		unknown;
-	const SdcPolicy *p = state_policy(fcinfo, PG_ARGISNULL(0) ? NULL : PG_GETARG_PERSON_TABLE_P(0), &n, &unknown);
+	PersonTable *ps = PG_ARGISNULL(0) ? NULL : PG_GETARG_PERSON_TABLE_P(0);
+	const SdcPolicy *p = state_policy(fcinfo, ps, &n, &unknown);
 
-	if (unknown || !sdc_publish_count(p, n, &shown))
+	if (unknown || !sdc_publish_people(p, ps, n, &shown))
 		PG_RETURN_TEXT_P(cstring_to_text(p->redacted));
 	PG_RETURN_TEXT_P(cstring_to_text(psprintf(INT64_FORMAT, shown)));
 }

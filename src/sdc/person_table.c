@@ -17,6 +17,7 @@
 
 #include "person_table.h"
 #include "policy.h"
+#include "record_key.h"
 #include "base/pg_compat.h"
 
 #define PT_HDRSZ		offsetof(PersonTable, data)
@@ -27,7 +28,7 @@
 uint64
 person_key_of_pseudonym(const void *pseudonym)
 {
-	return DatumGetUInt64(hash_bytes_extended((const unsigned char *) pseudonym, PSEUDONYM_BYTES, 0));
+	return record_key_bytes(pseudonym, PSEUDONYM_BYTES);
 }
 
 /* the policy a state names: none ("", the setting) or a policy name */

@@ -30,6 +30,7 @@
 
 #include "person_table.h"
 #include "policy.h"
+#include "record_key.h"
 
 static void
 bad_text(const char *hint)
@@ -207,7 +208,7 @@ person_values_recv(PG_FUNCTION_ARGS)
 static uint64
 person_arg(FunctionCallInfo fcinfo, int argno, bool pseudonym)
 {
-	return pseudonym ? person_key_of_pseudonym(PG_GETARG_POINTER(argno)) : (uint64) PG_GETARG_INT64(argno);
+	return pseudonym ? person_key_of_pseudonym(PG_GETARG_POINTER(argno)) : record_key_int8(PG_GETARG_INT64(argno));
 }
 
 /* (state, value, person [, policy]): a person's values add up */

@@ -36,6 +36,9 @@ typedef struct SdcPolicy
 	int32		dominance_n;	/* (n, k) rule: the n largest contributors */
 	double		dominance_k;	/* ... may not hold more than k % (0: off) */
 	double		p_percent;		/* p % rule (0: off) */
+	/* the cell key method (cell_key.h): the p-table named, "" for none */
+	char		cell_key_ptable[NAMEDATALEN];
+	const struct SdcPTable *ptable; /* loaded with the policy */
 } SdcPolicy;
 
 /*
