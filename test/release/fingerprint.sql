@@ -14,16 +14,17 @@ SET search_path = "$user", public, caredata;
 -- disclosure policies were installed; and what 0.1.0 did not have (the
 -- domains' key fingerprints, recorded from 0.2.0 on; the Citus catalog
 -- distributed_filter, empty off Citus; sdc_policy_role, new in 0.2.0 and
--- empty after an update)
-SELECT format('SELECT %L || '': '' || count(*) || '' rows, '' || md5(coalesce(string_agg(%s, E''\n'' ORDER BY %s), '''')) FROM caredata.%I t',
-              c.relname, r.expr, r.expr, c.relname)
+-- empty after an update; the cell key method's p-tables, its built-in
+-- policy and its column, new in 0.2.0)
+SELECT format('SELECT %L || '': '' || count(%s) || '' rows, '' || md5(coalesce(string_agg(%s, E''\n'' ORDER BY %s), '''')) FROM caredata.%I t',
+              c.relname, r.expr, r.expr, r.expr, c.relname)
   FROM pg_class c,
        LATERAL (SELECT CASE c.relname
                   WHEN 'register_version' THEN $e$''$e$
                   WHEN 'domain' THEN $e$(to_jsonb(t) - 'key_fingerprint')::text$e$
-                  WHEN 'sdc_policy' THEN $e$(to_jsonb(t) - CASE WHEN t.builtin THEN ARRAY['created_at', 'created_by'] ELSE '{}' END)::text$e$
+                  WHEN 'sdc_policy' THEN $e$CASE WHEN NOT (t.builtin AND t.policy = 'cell_key') THEN (to_jsonb(t) - 'cell_key_ptable' - CASE WHEN t.builtin THEN ARRAY['created_at', 'created_by'] ELSE '{}' END)::text END$e$
                   ELSE 't::text' END AS expr) r
- WHERE c.relnamespace = 'caredata'::regnamespace AND c.relkind = 'r' AND c.relname NOT IN ('distributed_filter', 'sdc_policy_role')
+ WHERE c.relnamespace = 'caredata'::regnamespace AND c.relkind = 'r' AND c.relname NOT IN ('distributed_filter', 'sdc_policy_role', 'sdc_ptable')
  ORDER BY c.relname \gexec
 
 -- protected tables and their policies, by name
