@@ -67,7 +67,8 @@ SQL_SRC = \
 	src/variation/svg.sql \
 	src/publication/publication.sql \
 	src/publication/reidentify.sql \
-	src/citus/citus.sql
+	src/citus/citus.sql \
+	src/sdc/cell_key_dump.sql
 
 # concurrency: isolation specs (specs/), run by make installcheck after REGRESS
 ISOLATION = objection_concurrency objection_recheck

@@ -37,8 +37,7 @@ INSERT INTO caredata.sdc_ptable (ptable, count_value, key_min, key_max, perturba
 REVOKE ALL ON caredata.sdc_ptable FROM PUBLIC;
 GRANT SELECT ON caredata.sdc_ptable TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON caredata.sdc_ptable TO caredata_admin;
--- admins' own p-tables survive pg_dump; the built-in one comes with the extension
-SELECT pg_catalog.pg_extension_config_dump('caredata.sdc_ptable', 'WHERE NOT builtin');
+-- admins' own p-tables survive pg_dump (src/sdc/cell_key_dump.sql, last)
 
 -- every write to the p-tables is audited (which p-tables, how many rows)
 CREATE FUNCTION caredata._sdc_ptable_audit() RETURNS trigger
