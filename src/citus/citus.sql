@@ -25,7 +25,7 @@ SELECT pg_catalog.pg_extension_config_dump('caredata.distributed_filter', '');
 
 -- the catalogs citus_setup() makes reference tables: all that a query on a
 -- worker reads (the register, exemptions, subject access, key domains,
--- disclosure policies and the roles they are in force for, distributed filters, and the stored pseudonyms a
+-- disclosure policies, the roles they are in force for and their p-tables, distributed filters, and the stored pseudonyms a
 -- published view joins on every shard); register_version stays local
 -- (each node's triggers bump their own)
 CREATE FUNCTION caredata.citus_catalogs() RETURNS SETOF regclass
@@ -34,7 +34,7 @@ BEGIN ATOMIC
   SELECT unnest(ARRAY['caredata.purpose'::regclass, 'caredata.objection'::regclass, 'caredata.exemption'::regclass,
                       'caredata.subject_access'::regclass, 'caredata.domain'::regclass, 'caredata.domain_key'::regclass,
                       'caredata.sdc_policy'::regclass, 'caredata.sdc_policy_role'::regclass,
-                      'caredata.distributed_filter'::regclass,
+                      'caredata.sdc_ptable'::regclass, 'caredata.distributed_filter'::regclass,
                       'caredata.pseudonym_map'::regclass]);
 END;
 COMMENT ON FUNCTION caredata.citus_catalogs() IS

@@ -77,6 +77,8 @@ static uint64 key_generation = 1;
 static Oid	key_catalog_relid = InvalidOid;
 static EVP_MAC *hmac_algorithm = NULL;
 
+static void internal_keys_forget(void);
+
 typedef enum MasterResult
 {
 	MASTER_OK = 0,
@@ -109,6 +111,7 @@ keys_forget_all(void)
 		hash_destroy(key_cache);
 		key_cache = NULL;
 	}
+	internal_keys_forget();
 	key_generation++;
 }
 
@@ -314,23 +317,21 @@ fingerprint_of(const unsigned char *master, size_t master_len, char *hex)
 }
 
 /*
- * Derive the key of (domain, version) and key a fresh HMAC-SHA256 context
- * with it; fingerprint receives the master secret's fingerprint.  The
- * master secret and the derived key are wiped before return.
+ * Derive len bytes (at most DOMAIN_KEY_LEN) from the master secret with
+ * HKDF-SHA256 under info into out; fingerprint receives the master
+ * secret's fingerprint.  The master secret is wiped before return; the
+ * caller wipes out.  Returns false when OpenSSL's HKDF is not available.
  */
-static EVP_MAC_CTX *
-keyed_context(const char *name, int version, char *fingerprint)
+static bool
+derive_key(const char *info, unsigned char *out, size_t len, char *fingerprint)
 {
 	unsigned char master[MASTER_MAX_LEN + 1];
-	unsigned char derived[DOMAIN_KEY_LEN];
-	char		info[DOMAIN_NAME_MAX + 64];
 	size_t		master_len;
 	MasterResult mr;
 	EVP_KDF    *kdf = NULL;
 	EVP_KDF_CTX *kctx = NULL;
-	EVP_MAC_CTX *mac = NULL;
 	OSSL_PARAM	params[5];
-	bool		ok = false;
+	bool		ok;
 
 	require_preload();
 
@@ -342,16 +343,36 @@ keyed_context(const char *name, int version, char *fingerprint)
 	}
 
 	fingerprint_of(master, master_len, fingerprint);
-	snprintf(info, sizeof(info), "caredata domain key v1|%s|%d", name, version);
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *) "SHA256", 0);
 	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, master, master_len);
 	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (char *) "caredata", 8);
-	params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, strlen(info));
+	params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (char *) info, strlen(info));
 	params[4] = OSSL_PARAM_construct_end();
 
 	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	if (kdf != NULL && (kctx = EVP_KDF_CTX_new(kdf)) != NULL &&
-		EVP_KDF_derive(kctx, derived, sizeof(derived), params) == 1)
+	ok = kdf != NULL && (kctx = EVP_KDF_CTX_new(kdf)) != NULL &&
+		EVP_KDF_derive(kctx, out, len, params) == 1;
+	OPENSSL_cleanse(master, sizeof(master));
+	EVP_KDF_CTX_free(kctx);
+	EVP_KDF_free(kdf);
+	return ok;
+}
+
+/*
+ * Derive the key of (domain, version) and key a fresh HMAC-SHA256 context
+ * with it; fingerprint receives the master secret's fingerprint.  The
+ * master secret and the derived key are wiped before return.
+ */
+static EVP_MAC_CTX *
+keyed_context(const char *name, int version, char *fingerprint)
+{
+	unsigned char derived[DOMAIN_KEY_LEN];
+	char		info[DOMAIN_NAME_MAX + 64];
+	EVP_MAC_CTX *mac = NULL;
+	bool		ok = false;
+
+	snprintf(info, sizeof(info), "caredata domain key v1|%s|%d", name, version);
+	if (derive_key(info, derived, sizeof(derived), fingerprint))
 	{
 		OSSL_PARAM mparams[2];
 
@@ -360,10 +381,7 @@ keyed_context(const char *name, int version, char *fingerprint)
 		mac = EVP_MAC_CTX_new(hmac_algorithm);
 		ok = mac != NULL && EVP_MAC_init(mac, derived, sizeof(derived), mparams) == 1;
 	}
-	OPENSSL_cleanse(master, sizeof(master));
 	OPENSSL_cleanse(derived, sizeof(derived));
-	EVP_KDF_CTX_free(kctx);
-	EVP_KDF_free(kdf);
 	if (!ok)
 	{
 		EVP_MAC_CTX_free(mac);
@@ -373,6 +391,148 @@ keyed_context(const char *name, int version, char *fingerprint)
 				 errdetail("OpenSSL's HKDF or HMAC-SHA256 is not available.")));
 	}
 	return mac;
+}
+
+/*
+ * Internal keys: keys the library uses for its own keyed hashing (the
+ * disclosure-control record keys), derived from the master secret under a
+ * label with HKDF info "caredata internal key v1|<label>" -- never a
+ * domain's info, so no catalog domain and no SQL function (pseudonymise
+ * takes catalog domains only) shares or computes them.  Each is a
+ * SipHash-2-4 key (128 bits), kept here and wiped with the domain keys.
+ */
+#define INTERNAL_KEYS		4
+
+struct KeyHash64
+{
+	char		label[DOMAIN_NAME_MAX];
+	bool		valid;
+	uint64		k0;
+	uint64		k1;
+};
+
+static KeyHash64 internal_keys[INTERNAL_KEYS];
+
+static void
+internal_keys_forget(void)
+{
+	OPENSSL_cleanse(internal_keys, sizeof(internal_keys));
+}
+
+const KeyHash64 *
+keys_internal_hash64(const char *label)
+{
+	KeyHash64  *k = NULL;
+	unsigned char derived[16];
+	char		info[DOMAIN_NAME_MAX + 64];
+	char		fingerprint[KEY_FINGERPRINT_BYTES * 2 + 1];
+	bool		ok;
+
+	if (strlen(label) >= DOMAIN_NAME_MAX)
+		elog(ERROR, "internal key label too long");
+	for (int i = 0; i < INTERNAL_KEYS; i++)
+	{
+		if (internal_keys[i].valid && strcmp(internal_keys[i].label, label) == 0)
+			return &internal_keys[i];
+		if (!internal_keys[i].valid && k == NULL)
+			k = &internal_keys[i];
+	}
+	if (k == NULL)
+		elog(ERROR, "too many internal keys");
+	snprintf(info, sizeof(info), "caredata internal key v1|%s", label);
+	ok = derive_key(info, derived, sizeof(derived), fingerprint);
+	if (ok)
+	{
+		memcpy(&k->k0, derived, 8);
+		memcpy(&k->k1, derived + 8, 8);
+		strlcpy(k->label, label, DOMAIN_NAME_MAX);
+		k->valid = true;
+	}
+	OPENSSL_cleanse(derived, sizeof(derived));
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not derive an internal key"),
+				 errdetail("OpenSSL's HKDF is not available.")));
+	return k;
+}
+
+/* SipHash-2-4 (Aumasson and Bernstein, 2012), 64-bit output */
+#define SIP_ROTL(x, b) (uint64) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIP_ROUND \
+	do { \
+		v0 += v1; v1 = SIP_ROTL(v1, 13); v1 ^= v0; v0 = SIP_ROTL(v0, 32); \
+		v2 += v3; v3 = SIP_ROTL(v3, 16); v3 ^= v2; \
+		v0 += v3; v3 = SIP_ROTL(v3, 21); v3 ^= v0; \
+		v2 += v1; v1 = SIP_ROTL(v1, 17); v1 ^= v2; v2 = SIP_ROTL(v2, 32); \
+	} while (0)
+
+static inline uint64
+sip_load64(const unsigned char *p)
+{
+	return (uint64) p[0] | ((uint64) p[1] << 8) | ((uint64) p[2] << 16) | ((uint64) p[3] << 24) |
+		((uint64) p[4] << 32) | ((uint64) p[5] << 40) | ((uint64) p[6] << 48) | ((uint64) p[7] << 56);
+}
+
+uint64
+keys_hash64(const KeyHash64 *k, const void *data, size_t len)
+{
+	const unsigned char *in = (const unsigned char *) data;
+	const unsigned char *end = in + (len - len % 8);
+	uint64		v0 = k->k0 ^ UINT64CONST(0x736f6d6570736575);
+	uint64		v1 = k->k1 ^ UINT64CONST(0x646f72616e646f6d);
+	uint64		v2 = k->k0 ^ UINT64CONST(0x6c7967656e657261);
+	uint64		v3 = k->k1 ^ UINT64CONST(0x7465646279746573);
+	uint64		b = ((uint64) len) << 56;
+	uint64		m;
+
+	/* a key wiped since the caller looked it up must not hash with zeros */
+	if (!k->valid)
+		elog(ERROR, "internal key used after it was forgotten");
+	for (; in != end; in += 8)
+	{
+		m = sip_load64(in);
+		v3 ^= m;
+		SIP_ROUND;
+		SIP_ROUND;
+		v0 ^= m;
+	}
+	switch (len & 7)
+	{
+		case 7:
+			b |= ((uint64) in[6]) << 48;
+			/* FALLTHROUGH */
+		case 6:
+			b |= ((uint64) in[5]) << 40;
+			/* FALLTHROUGH */
+		case 5:
+			b |= ((uint64) in[4]) << 32;
+			/* FALLTHROUGH */
+		case 4:
+			b |= ((uint64) in[3]) << 24;
+			/* FALLTHROUGH */
+		case 3:
+			b |= ((uint64) in[2]) << 16;
+			/* FALLTHROUGH */
+		case 2:
+			b |= ((uint64) in[1]) << 8;
+			/* FALLTHROUGH */
+		case 1:
+			b |= ((uint64) in[0]);
+			break;
+		case 0:
+			break;
+	}
+	v3 ^= b;
+	SIP_ROUND;
+	SIP_ROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIP_ROUND;
+	SIP_ROUND;
+	SIP_ROUND;
+	SIP_ROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
 }
 
 /* look the domain up in the catalog: id, version to use */

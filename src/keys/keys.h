@@ -38,6 +38,17 @@ extern uint64 keys_generation(void);
 extern void keys_token(KeyDomain *d, const unsigned char *data, size_t len,
 					   unsigned char *token);
 
+/*
+ * A 64-bit keyed hash (SipHash-2-4) under an internal key: one derived
+ * from the master secret for label, outside the domain catalog, so that no
+ * SQL function can compute it.  The key stays in keys.c; the handle is
+ * valid while keys_generation() returns the same value (keys_hash64()
+ * refuses a forgotten one).  Used for disclosure-control record keys.
+ */
+typedef struct KeyHash64 KeyHash64;
+extern const KeyHash64 *keys_internal_hash64(const char *label);
+extern uint64 keys_hash64(const KeyHash64 *k, const void *data, size_t len);
+
 extern void keys_init(void);
 
 #endif							/* CAREDATA_KEYS_H */

@@ -15,7 +15,9 @@
  * so equal sets print alike.
  *
  * Text form: "<policy>:<hex key>,<hex key>,..." where <policy> is empty
- * unless the call named one, e.g. "nhs_hes:1f,9434765919" (hex).
+ * unless the call named one, e.g. "nhs_hes:1f0c5e9a3b2d4c71,9434765919aa02e3"
+ * (hex).  The keys are the people's record keys (record_key.h), never
+ * their values.
  *
  * src/sdc/person_set.c
  *
@@ -28,8 +30,10 @@
 #include "nodes/primnodes.h"
 #include "utils/builtins.h"
 
+#include "cell_key.h"
 #include "person_table.h"
 #include "policy.h"
+#include "record_key.h"
 
 PG_FUNCTION_INFO_V1(person_set_in);
 Datum
@@ -127,10 +131,10 @@ published_count(FunctionCallInfo fcinfo, int64 *shown, const SdcPolicy **policy)
 	if (ps == NULL)
 	{
 		*policy = empty_policy(fcinfo, &unknown);
-		return !unknown && sdc_publish_count(*policy, 0, shown);
+		return !unknown && sdc_publish_people(*policy, NULL, 0, shown);
 	}
 	*policy = person_table_policy(fcinfo, ps);
-	return sdc_publish_count(*policy, ps->count, shown);
+	return sdc_publish_people(*policy, ps, ps->count, shown);
 }
 
 /* final: the published count of distinct people, NULL when suppressed */

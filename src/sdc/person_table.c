@@ -21,6 +21,7 @@
 
 #include "person_table.h"
 #include "policy.h"
+#include "record_key.h"
 #include "base/pg_compat.h"
 
 #define PT_HDRSZ		offsetof(PersonTable, data)
@@ -32,13 +33,13 @@
 uint64
 person_key_of_pseudonym(const void *pseudonym)
 {
-	return DatumGetUInt64(hash_bytes_extended((const unsigned char *) pseudonym, PSEUDONYM_BYTES, 0));
+	return record_key_bytes(pseudonym, PSEUDONYM_BYTES);
 }
 
 uint64
 person_key_arg(FunctionCallInfo fcinfo, int argno, bool pseudonym)
 {
-	return pseudonym ? person_key_of_pseudonym(PG_GETARG_POINTER(argno)) : (uint64) PG_GETARG_INT64(argno);
+	return pseudonym ? person_key_of_pseudonym(PG_GETARG_POINTER(argno)) : record_key_int8(PG_GETARG_INT64(argno));
 }
 
 /* the policy a state names: none ("", the setting) or a policy name */

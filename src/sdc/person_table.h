@@ -5,9 +5,9 @@
  *		keys, with or without a value per person, shared by the state types
  *		person_set (keys) and person_values (keys and values).
  *
- * A bigint or an nhs_number is its own key; a pseudonym's 24 bytes are
- * hashed to 64 bits (hash_bytes_extended, seed 0; two people collide with
- * probability about n^2 / 2^65).  The table is open addressing with linear
+ * A person's key is their record key (record_key.h), a keyed hash: never
+ * the person's value (two people collide with probability about
+ * n^2 / 2^65).  The table is open addressing with linear
  * probing, key 0 kept in a flag (0 marks an empty slot), grown at half
  * load.  Transition and combine functions change it in place in the
  * aggregate context; a table that must grow is made anew in the current

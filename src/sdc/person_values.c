@@ -29,6 +29,7 @@
 
 #include "person_table.h"
 #include "policy.h"
+#include "record_key.h"
 
 PG_FUNCTION_INFO_V1(person_values_in);
 Datum

@@ -38,8 +38,12 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
+#include "catalog/namespace.h"
+#include "utils/lsyscache.h"
+
 #include "citus/citus.h"
 #include "base/search_path.h"
+#include "cell_key.h"
 #include "policy.h"
 
 static char *sdc_policy_setting = NULL;
@@ -110,18 +114,24 @@ policy_load(const char *name, SdcPolicy *p)
 	int			ret;
 	int			nested;
 	int			path;
+	char	   *ptable;
+	const char *ptable_column = "coalesce(cell_key_ptable, '')";
 
 	args[0] = CStringGetTextDatum(name);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* a 0.1.0 catalog, until ALTER EXTENSION ... UPDATE, has no cell key column */
+	if (get_attnum(get_relname_relid("sdc_policy", get_namespace_oid("caredata", false)), "cell_key_ptable") == InvalidAttrNumber)
+		ptable_column = "''::pg_catalog.text";
 	/* on Citus the catalog is a reference table, read in a shard task too */
 	path = search_path_pin();
 	nested = citus_nested_begin();
-	ret = SPI_execute_with_args("SELECT version, suppress_max, protect_zero, rounding, rounding_base, redacted, "
-								"coalesce(dominance_n, 0), coalesce(dominance_k, 0), coalesce(p_percent, 0), "
-								/* a 0.1.0 schema has no such column until updated */
-								"coalesce(((pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) 'magnitude_digits'))::pg_catalog.int4, 0) "
-								"FROM caredata.sdc_policy p WHERE policy OPERATOR(pg_catalog.=) $1 ORDER BY version DESC LIMIT 1",
+	ret = SPI_execute_with_args(psprintf("SELECT version, suppress_max, protect_zero, rounding, rounding_base, redacted, "
+										 "coalesce(dominance_n, 0), coalesce(dominance_k, 0), coalesce(p_percent, 0), "
+	/* nor a magnitude column: read through to_jsonb, NULL when it is missing */
+										 "coalesce(((pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) 'magnitude_digits'))::pg_catalog.int4, 0), %s "
+										 "FROM caredata.sdc_policy p WHERE policy OPERATOR(pg_catalog.=) $1 ORDER BY version DESC LIMIT 1",
+										 ptable_column),
 								1, argtypes, args, NULL, true, 1);
 	citus_nested_end(nested);
 	search_path_unpin(path);
@@ -149,6 +159,8 @@ policy_load(const char *name, SdcPolicy *p)
 	p->dominance_k = DatumGetFloat8(SPI_getbinval(tup, desc, 8, &isnull));
 	p->p_percent = DatumGetFloat8(SPI_getbinval(tup, desc, 9, &isnull));
 	p->magnitude_digits = DatumGetInt32(SPI_getbinval(tup, desc, 10, &isnull));
+	ptable = SPI_getvalue(tup, desc, 11);
+	strlcpy(p->cell_key_ptable, ptable ? ptable : "", NAMEDATALEN);
 	SPI_finish();
 }
 
@@ -181,9 +193,27 @@ sdc_policy_get(FmgrInfo *flinfo, const char *name)
 	/* a query naming more policies than the cache holds reuses the last slot */
 	p = &cache->policies[Min(cache->n, POLICY_CACHE_SIZE - 1)];
 	policy_load(name, p);
+	if (p->cell_key_ptable[0] != '\0')
+		p->ptable = sdc_ptable_load(p->cell_key_ptable, flinfo->fn_mcxt);
 	if (cache->n < POLICY_CACHE_SIZE)
 		cache->n++;
 	return p;
+}
+
+/*
+ * The cell key method perturbs a count by its people's record keys
+ * (cell_key.c); a count or a statistic without them cannot be published
+ * under such a policy, so it is refused, never shown exactly.
+ */
+static void
+sdc_require_no_cell_key(const SdcPolicy *policy)
+{
+	if (policy->cell_key_ptable[0] != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("disclosure-control policy \"%s\" perturbs counts of people by the cell key method", policy->name),
+				 errdetail("Only safe_count and safe_count_text, which see the people they count, can publish under it."),
+				 errhint("Count the people with caredata.safe_count(person), or ask caredata_admin for another policy.")));
 }
 
 bool
@@ -191,6 +221,7 @@ sdc_publish_count(const SdcPolicy *policy, int64 n, int64 *shown)
 {
 	int64		b = policy->base;
 
+	sdc_require_no_cell_key(policy);
 	if (n < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -221,6 +252,7 @@ bool
 sdc_publish_contributions(const SdcPolicy *policy, int64 people,
 						  const double *largest, int nlargest, double total)
 {
+	sdc_require_no_cell_key(policy);
 	if (people <= policy->suppress_max || (people == 0 && policy->protect_zero) || people == 0)
 		return false;
 	if (policy->dominance_n > 0 && policy->dominance_k > 0)

@@ -37,6 +37,9 @@ typedef struct SdcPolicy
 	double		dominance_k;	/* ... may not hold more than k % (0: off) */
 	double		p_percent;		/* p % rule (0: off) */
 	int32		magnitude_digits;	/* sums to this many significant figures (0: exact) */
+	/* the cell key method (cell_key.h): the p-table named, "" for none */
+	char		cell_key_ptable[NAMEDATALEN];
+	const struct SdcPTable *ptable; /* loaded with the policy */
 } SdcPolicy;
 
 /*

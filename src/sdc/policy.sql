@@ -20,6 +20,7 @@ CREATE TABLE caredata.sdc_policy (
   created_at     timestamptz NOT NULL DEFAULT now(),
   created_by     name NOT NULL DEFAULT current_user,
   magnitude_digits integer CHECK (magnitude_digits BETWEEN 1 AND 15),
+  cell_key_ptable text CHECK (cell_key_ptable ~ '^[a-z][a-z0-9_]{0,62}$'),
   PRIMARY KEY (policy, version),
   CHECK (rounding <> 'midpoint' OR rounding_base % 2 = 0),
   CHECK ((dominance_n IS NULL) = (dominance_k IS NULL))
@@ -28,6 +29,7 @@ COMMENT ON TABLE caredata.sdc_policy IS
   'disclosure-control policies: counts of 1..suppress_max people suppressed (and 0 when protect_zero), others rounded (nearest multiple of rounding_base, or midpoint: ceil(n/base)*base - base/2); the latest version of a name applies; redacted is how a suppressed value displays';
 COMMENT ON COLUMN caredata.sdc_policy.source IS 'the published rule this policy implements';
 COMMENT ON COLUMN caredata.sdc_policy.dominance_n IS '(n, k) dominance rule for sums and means: suppressed when the n largest contributors hold more than dominance_k percent of the total';
+COMMENT ON COLUMN caredata.sdc_policy.cell_key_ptable IS 'the cell key method: counts of people are published as the true count plus the perturbation this p-table (caredata.sdc_ptable) gives for the count and the cell key; NULL: no perturbation';
 COMMENT ON COLUMN caredata.sdc_policy.p_percent IS 'p% rule for sums and means: suppressed when the total less the two largest contributions is under p percent of the largest';
 COMMENT ON COLUMN caredata.sdc_policy.magnitude_digits IS 'sums are published rounded to this many significant figures, never finer than rounding_base, and means are the published sum over the published row count (NULL: sums exact, as version 1 of the built-in policies)';
 

@@ -1,0 +1,49 @@
+/*-------------------------------------------------------------------------
+ *
+ * cell_key.h
+ *		The cell key method: counts of people perturbed by a p-table looked
+ *		up by (true count, cell key).
+ *
+ * A cell's key is the sum of its distinct people's record keys
+ * (record_key.h) modulo SDC_CELL_KEY_RANGE; a policy whose cell_key_ptable
+ * names a p-table (caredata.sdc_ptable) publishes n + perturbation(n, key).
+ * The same people always give the same answer; people sets that differ by
+ * one person get unrelated cell keys.  Method: Australian Bureau of
+ * Statistics, TableBuilder (Fraser and Wooton 2005; Thompson, Broadfoot and
+ * Elazar 2013); ONS, Census 2021 outputs.
+ *
+ * src/sdc/cell_key.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CAREDATA_SDC_CELL_KEY_H
+#define CAREDATA_SDC_CELL_KEY_H
+
+#include "person_table.h"
+#include "policy.h"
+
+#define SDC_CELL_KEY_RANGE	256
+#define SDC_PTABLE_MAX_COUNT 1000
+
+/* a loaded p-table: perturbation by (row, cell key) */
+typedef struct SdcPTable
+{
+	int32		max_count;		/* the largest true count with a row */
+	int32		row_of[SDC_PTABLE_MAX_COUNT + 1];	/* row used for each count, -1: none */
+	int16		perturbation[FLEXIBLE_ARRAY_MEMBER];	/* [row * 256 + key] */
+} SdcPTable;
+
+/* the p-table named, read from caredata.sdc_ptable into mcxt (checked) */
+extern const SdcPTable *sdc_ptable_load(const char *name, MemoryContext mcxt);
+
+/* the cell key of a table of people (NULL: nobody) */
+extern uint32 sdc_cell_key(const PersonTable *pt);
+
+/*
+ * what the policy publishes of a count of the people in pt (n of them;
+ * pt NULL when there are none): the cell key method when the policy names
+ * a p-table, else sdc_publish_count
+ */
+extern bool sdc_publish_people(const SdcPolicy *policy, const PersonTable *pt, int64 n, int64 *shown);
+
+#endif							/* CAREDATA_SDC_CELL_KEY_H */
