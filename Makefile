@@ -65,6 +65,7 @@ SQL_SRC = \
 	src/variation/funnel.sql \
 	src/variation/svg.sql \
 	src/publication/publication.sql \
+	src/publication/kanon.sql \
 	src/publication/reidentify.sql \
 	src/citus/citus.sql
 
