@@ -85,7 +85,7 @@ SELECT publish('rich_b', 'synth.hospital_episode',
     "columns": {"admission_date": "month", "length_of_stay": "band:5", "specialty": "group", "provider_code": "group"}}', 'kanon_b');
 RESET ROLE;
 SELECT actor, action, object, detail->>'level' AS level, (detail->>'linkable_share')::numeric > 0.5 AS mostly_linkable, justification
-  FROM audit_log WHERE action = 'publication.linkability_override' ORDER BY id;
+  FROM audit_log WHERE action = 'publication.linkability_override' AND object LIKE 'rich%' ORDER BY id;
 -- what an attacker holding both gets: the share publish() measured
 SELECT l.matched = l.right_person AS every_match_right, l.share > 0.5 AS mostly_linked,
        l.share = d.linkable_share AS measured_as_attacked, d.overridden

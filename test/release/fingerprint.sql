@@ -13,16 +13,18 @@ SET search_path = "$user", public, caredata;
 -- cache key, bumped by every load, restores included) and when the built-in
 -- disclosure policies were installed; and what 0.1.0 did not have (the
 -- domains' key fingerprints, recorded from 0.2.0 on; the Citus catalog
--- distributed_filter, empty off Citus)
+-- distributed_filter, empty off Citus; a publication's disclosure report
+-- and the publication limits, from 0.2.0 on)
 SELECT format('SELECT %L || '': '' || count(*) || '' rows, '' || md5(coalesce(string_agg(%s, E''\n'' ORDER BY %s), '''')) FROM caredata.%I t',
               c.relname, r.expr, r.expr, c.relname)
   FROM pg_class c,
        LATERAL (SELECT CASE c.relname
                   WHEN 'register_version' THEN $e$''$e$
                   WHEN 'domain' THEN $e$(to_jsonb(t) - 'key_fingerprint')::text$e$
+                  WHEN 'publication' THEN $e$(to_jsonb(t) - 'disclosure')::text$e$
                   WHEN 'sdc_policy' THEN $e$(to_jsonb(t) - CASE WHEN t.builtin THEN ARRAY['created_at', 'created_by'] ELSE '{}' END)::text$e$
                   ELSE 't::text' END AS expr) r
- WHERE c.relnamespace = 'caredata'::regnamespace AND c.relkind = 'r' AND c.relname <> 'distributed_filter'
+ WHERE c.relnamespace = 'caredata'::regnamespace AND c.relkind = 'r' AND c.relname NOT IN ('distributed_filter', 'publication_limits')
  ORDER BY c.relname \gexec
 
 -- protected tables and their policies, by name
