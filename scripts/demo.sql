@@ -223,8 +223,11 @@ DO $$ BEGIN
 END $$;
 SELECT create_domain('demo_study', 'demo recipient study') AS domain_id;
 SELECT refresh_pseudonyms('demo_study', 'synth.hospital_episode') AS pseudonyms_stored;
+\echo '-- (record-level episodes leave nearly every person''s set of records unique, so that a second recipient'
+\echo '--  could link them 1:1: publish() refuses that, unless an admin overrides it with a reason, which is audited)'
 SELECT publish('hes_demo_study', 'synth.hospital_episode',
   '{"domain": "demo_study", "purpose": "research",
+    "linkability_override": "demo: the study''s approval covers record-level episodes (DARS-NIC-DEMO)",
     "columns": {"provider_code": "keep", "specialty": "keep", "admission_date": "month", "length_of_stay": "keep",
                 "died_30d": "keep", "dob": "age_band", "sex": "keep", "postcode": "district"}}', 'demo_study') AS view;
 \echo '-- the recipient''s view: a pseudonym, generalised columns, no identifier'
@@ -239,8 +242,15 @@ SELECT count(*) AS episodes_in_the_source,
        count(*) FILTER (WHERE try_nhs_number(nhs_number) IS NULL) AS without_a_valid_nhs_number,
        count(*) FILTER (WHERE NOT permitted(try_nhs_number(nhs_number), 'research')) AS withheld_for_objections
   FROM synth.hospital_episode;
-\echo '-- k-anonymity of the view over age band, sex and postcode district (k = 5)'
+\echo '-- k-anonymity of the view over age band, sex and postcode district (k = 5): no class below k is published'
 SELECT * FROM k_anonymity('published.hes_demo_study', ARRAY['dob_age_band', 'sex', 'postcode_district'], 5);
+SELECT pg_catalog.to_regclass('caredata.publication_disclosure') IS NOT NULL AS has_disclosure \gset
+\if :has_disclosure
+\echo '-- what publish() did: the ladder level and each column''s step, rows suppressed, the smallest class,'
+\echo '-- the share of persons linkable across recipients, the limit, the override'
+SELECT name, k, level, steps, rows_published, rows_suppressed, smallest_class, linkable_share, max_linkable_share, overridden
+  FROM publication_disclosure;
+\endif
 \echo '-- the audit log: every privileged step of this demo, hash-chained'
 SELECT action, count(*) AS entries FROM audit_log GROUP BY action ORDER BY min(id);
 SELECT audit_verify() AS audit_chain_intact;

@@ -171,7 +171,7 @@ RESET ROLE;
 SELECT create_domain('hostile_study', 'hostile search_path test') > 0 AS domain_created;
 SELECT refresh_pseudonyms('hostile_study', 'synth.hospital_episode') > 0 AS stored;
 SELECT publish('hostile', 'synth.hospital_episode',
-               '{"domain": "hostile_study", "purpose": "research",
+               '{"domain": "hostile_study", "purpose": "research", "linkability_override": "test: linkability is tested by publication_kanon",
                  "columns": {"provider_code": "keep", "length_of_stay": "keep", "dob": "age_band", "sex": "keep"}}',
                'hostile_recipient') IS NOT NULL AS published;
 GRANT hostile_recipient TO hostile_mallory;   -- the analyst reads as a member of the recipient

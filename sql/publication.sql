@@ -17,8 +17,11 @@ SELECT refresh_pseudonyms('pub_study', 'synth.hospital_episode') > 0 AS pseudony
 SELECT record_objection(try_nhs_number(h.nhs_number), 'national_data_opt_out', 'test') > 0 AS objected
   FROM synth.hospital_episode h WHERE try_nhs_number(h.nhs_number) IS NOT NULL ORDER BY h.record_id LIMIT 1;
 
+-- (record-level episodes: nearly every person's set of records is unique,
+-- which publish() refuses without an admin's audited override;
+-- sql/publication_kanon.sql tests the limit)
 SELECT publish('episodes', 'synth.hospital_episode',
-               '{"domain": "pub_study", "purpose": "research",
+               '{"domain": "pub_study", "purpose": "research", "linkability_override": "test: the limit is tested by publication_kanon",
                  "columns": {"provider_code": "keep", "specialty": "keep", "admission_date": "month",
                              "length_of_stay": "keep", "dob": "age_band", "sex": "keep", "postcode": "district"}}',
                'pub_study');
@@ -26,9 +29,10 @@ SELECT publish('episodes', 'synth.hospital_episode',
 SELECT column_name, data_type FROM information_schema.columns
  WHERE table_schema = 'published' AND table_name = 'episodes' ORDER BY ordinal_position;
 SELECT reloptions FROM pg_class WHERE oid = 'published.episodes'::regclass;
--- every published row has a stored pseudonym; the objector is absent
+-- every published row has a stored pseudonym (rows in classes of fewer than
+-- k persons are left out); the objector is absent
 SELECT (SELECT count(*) FROM published.episodes)
-     = (SELECT count(*) FROM synth.hospital_episode h
+     <= (SELECT count(*) FROM synth.hospital_episode h
          WHERE try_nhs_number(h.nhs_number) IS NOT NULL AND permitted(try_nhs_number(h.nhs_number), 'research'))
        AS every_permitted_row_published,
        (SELECT count(*) FROM synth.hospital_episode h WHERE NOT permitted(try_nhs_number(h.nhs_number), 'research')) > 0
@@ -55,7 +59,7 @@ SELECT count(*) FROM published.episodes;
 RESET ROLE;
 
 -- k-anonymity over the quasi-identifiers
-SELECT rows > 0 AS has_rows, classes > 0 AS has_classes, classes_below_k > 0 AS some_small_classes, share_below_k BETWEEN 0 AND 1 AS share
+SELECT rows > 0 AS has_rows, classes > 0 AS has_classes, classes_below_k AS small_classes_published, share_below_k
   FROM k_anonymity('published.episodes', ARRAY['dob_age_band', 'sex', 'postcode_district'], 5);
 SELECT * FROM k_anonymity('published.episodes', ARRAY['provider_code'], 1);
 

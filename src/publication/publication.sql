@@ -40,7 +40,9 @@ CREATE TABLE caredata.publication (
   spec            jsonb NOT NULL,
   published_at    timestamptz NOT NULL DEFAULT now(),
   published_by    name NOT NULL DEFAULT session_user,
-  republished_at  timestamptz
+  republished_at  timestamptz,
+  -- what publish() or republish() did for k and linkability (src/publication/kanon.sql)
+  disclosure      jsonb
 );
 COMMENT ON TABLE caredata.publication IS
   'what each recipient can see and since when: one row per published view (published.<name>), with its source and spec';
@@ -82,19 +84,12 @@ COMMENT ON FUNCTION caredata.refresh_pseudonyms(text, regclass, name) IS
 CREATE FUNCTION caredata._publish_column(col name, how text) RETURNS text
   LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  RETURN CASE how
-    WHEN 'keep' THEN format('s.%1$I AS %1$I', col)
-    WHEN 'month' THEN format('date_trunc(''month'', s.%1$I::timestamp)::date AS %2$I', col, col || '_month')
-    WHEN 'year' THEN format('extract(year FROM s.%1$I::timestamp)::integer AS %2$I', col, col || '_year')
-    WHEN 'year_of_birth' THEN format('extract(year FROM caredata.try_standardise_dob(s.%1$I::text))::integer AS %2$I', col, col || '_year')
-    WHEN 'age_band' THEN format('caredata.age_band(caredata.try_standardise_dob(s.%1$I::text), current_date) AS %2$I', col, col || '_age_band')
-    WHEN 'district' THEN format('caredata.try_postcode_district(s.%1$I::text) AS %2$I', col, col || '_district')
-    WHEN 'sector' THEN format('caredata.try_postcode_sector(s.%1$I::text) AS %2$I', col, col || '_sector')
-    ELSE NULL END;
+  -- level 0 of the generalisation ladder (src/publication/kanon.sql)
+  RETURN caredata._publish_column_at(col, how, 0);
 END
 $$;
 COMMENT ON FUNCTION caredata._publish_column(name, text) IS
-  'internal: the select-list expression publishing a column: keep, month, year, year_of_birth, age_band, district or sector';
+  'internal: the select-list expression publishing a column: keep, group, month, quarter, year, year_of_birth, age_band, sector, district, area or band:N';
 
 -- What a published view may read.  It is owned by the extension's owner,
 -- which reads past every privilege, so its source must read with its own
@@ -263,8 +258,8 @@ COMMENT ON FUNCTION caredata._direct_identifier_values(regclass, name) IS
 CREATE FUNCTION caredata._identifier_treatment_ok(what text, how text) RETURNS boolean
   LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
   SELECT CASE what
-    WHEN 'a full date of birth' THEN how OPERATOR(pg_catalog.=) ANY (ARRAY['month', 'year', 'year_of_birth', 'age_band'])
-    WHEN 'a full postcode' THEN how OPERATOR(pg_catalog.=) ANY (ARRAY['district', 'sector'])
+    WHEN 'a full date of birth' THEN how OPERATOR(pg_catalog.=) ANY (ARRAY['month', 'quarter', 'year', 'year_of_birth', 'age_band'])
+    WHEN 'a full postcode' THEN how OPERATOR(pg_catalog.=) ANY (ARRAY['district', 'sector', 'area'])
     ELSE false
   END
 $$;
@@ -323,8 +318,9 @@ BEGIN
   END IF;
   IF jsonb_typeof(NEW.spec->'columns') IS DISTINCT FROM 'object' THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication names the columns it publishes',
-      HINT = 'Set "columns" to {"column": "keep" | "month" | "year" | "year_of_birth" | "age_band" | "district" | "sector"}; others are dropped.';
+      HINT = 'Set "columns" to {"column": "keep" | "group" | "month" | "quarter" | "year" | "year_of_birth" | "age_band" | "sector" | "district" | "area" | "band:N"}; others are dropped.';
   END IF;
+  PERFORM caredata._publication_kanon_check(NEW.spec);
   IF caredata._publication_source_problem(NEW.source) IS NOT NULL THEN
     RAISE EXCEPTION USING ERRCODE = '42809', MESSAGE = format('%s cannot be published: %s', NEW.source, caredata._publication_source_problem(NEW.source)),
       HINT = 'Publish a table, a materialized view or a plain view: a published view reads its source with the source owner''s rights.';
@@ -349,7 +345,7 @@ BEGIN
     END IF;
     IF caredata._publish_column(c.key, c.value) IS NULL THEN
       RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('column "%s": unknown treatment "%s"', c.key, c.value),
-        HINT = 'Use keep, month, year, year_of_birth, age_band, district or sector.';
+        HINT = 'Use keep, group, month, quarter, year, year_of_birth, age_band, sector, district, area or band:N.';
     END IF;
     why := caredata._direct_identifier(NEW.source, c.key);
     IF why IS NOT NULL AND NOT caredata._identifier_treatment_ok(why, c.value) AND NOT NEW.spec ? 'approval' THEN
@@ -372,11 +368,11 @@ CREATE FUNCTION caredata._publication_view(name text) RETURNS void
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   p caredata.publication;
-  cols text := '';
   c record;
   why text;
   body text;
   approved text := '';
+  citus boolean;
   rows_name text := '_rows_' || substr(md5(name), 1, 12);
   inner_name text := '_query_' || substr(md5(name), 1, 12);
 BEGIN
@@ -407,7 +403,6 @@ BEGIN
         DETAIL = 'A publication releases no NHS number, full date of birth, full postcode, name, address, telephone number or e-mail address.',
         HINT = 'Generalise it (a date of birth as year_of_birth or age_band, a postcode as district or sector) or leave it out; an identifiable release names an approval in the register ("approval" in the spec) that covers the recipient, purpose and dataset.';
     END IF;
-    cols := cols || ', ' || caredata._publish_column(c.key, c.value);
   END LOOP;
   EXECUTE format('DROP VIEW IF EXISTS published.%I', p.name);
   IF to_regprocedure(format('published.%I()', rows_name)) IS NOT NULL THEN
@@ -416,30 +411,12 @@ BEGIN
   IF to_regclass(format('published.%I', inner_name)) IS NOT NULL THEN
     EXECUTE format('DROP VIEW published.%I', inner_name);
   END IF;
-  -- Every role reads every view's definition (pg_views, pg_get_viewdef):
-  -- the recipient's domain and dataset are read from the catalog row by
-  -- the view (once a query, as its owner), so that the definition names
-  -- only what pg_class and pg_attribute show anyway (docs/publication.md)
-  body := format($v$
-    SELECT m.pseudonym::text AS person%1$s
-      FROM %2$s s
-      JOIN caredata.pseudonym_map m
-        ON m.domain OPERATOR(pg_catalog.=) (SELECT p.spec OPERATOR(pg_catalog.->>) 'domain' FROM caredata.publication p WHERE p.name OPERATOR(pg_catalog.=) %3$L)
-       AND m.nhs_number OPERATOR(caredata.=) caredata.try_nhs_number(s.%4$I::text)
-     WHERE caredata.permitted(m.nhs_number, %5$L, pg_catalog.now(), %6$s)$v$,
-    cols, p.source, p.name, p.spec->>'nhs_column', p.spec->>'purpose',
-    -- (no dataset: a constant NULL, which keeps permitted()'s constant-argument path)
-    CASE WHEN p.spec->>'dataset' IS NULL THEN 'NULL::text'
-         ELSE format('(SELECT p.spec OPERATOR(pg_catalog.->>) ''dataset'' FROM caredata.publication p WHERE p.name OPERATOR(pg_catalog.=) %L)', p.name) END);
-  IF caredata._citus_table(p.source) OR caredata._citus_table('caredata.pseudonym_map') THEN
-    -- (on Citus the query names its domain and dataset: the coordinator's
-    -- catalog is not read on the workers)
-    body := format($v$
-    SELECT m.pseudonym::text AS person%1$s
-      FROM %2$s s
-      JOIN caredata.pseudonym_map m ON m.domain = %3$L AND m.nhs_number OPERATOR(caredata.=) caredata.try_nhs_number(s.%4$I::text)
-     WHERE caredata.permitted(m.nhs_number, %5$L, now(), %6$L)$v$,
-      cols, p.source, p.spec->>'domain', p.spec->>'nhs_column', p.spec->>'purpose', p.spec->>'dataset');
+  -- the generalisation level for k and linkability, measured as the view's
+  -- owner; the query with k enforced as it is read (src/publication/kanon.sql)
+  citus := caredata._citus_table(p.source) OR caredata._citus_table('caredata.pseudonym_map');
+  body := caredata._publication_kanon_query(p.spec,
+            caredata._publication_base(p, caredata._publication_disclose(p, citus), citus));
+  IF citus THEN
     -- Citus runs a view's query on the nodes as its reader, who may read
     -- the view but not its source: the query runs instead in a SECURITY
     -- DEFINER function, as the view's owner, as a view's would
@@ -459,7 +436,12 @@ BEGIN
     -- the reader check below, in the outer view: the inner query runs as the owner
     EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s WHERE (SELECT caredata._published_reader())%s', p.name, body, approved);
   ELSE
-    EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s AND (SELECT caredata._published_reader())%s', p.name, body, approved);
+    -- (the reader is checked inside, by _publication_base's query; an
+    -- approval, when the spec names one, outside it)
+    IF approved <> '' THEN
+      body := format('SELECT * FROM (%s) q WHERE true%s', body, approved);
+    END IF;
+    EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s', p.name, body);
   END IF;
   -- every role reads every comment (obj_description): it names no
   -- recipient, domain, source or purpose
@@ -508,12 +490,13 @@ BEGIN
   INSERT INTO caredata.publication (name, recipient, source, spec) VALUES (name, recipient, source, full_spec);
   PERFORM caredata._publication_view(name);
   PERFORM caredata.audit_append('publication.create', name,
-    jsonb_build_object('recipient', recipient, 'source', source::text, 'spec', full_spec));
+    jsonb_build_object('recipient', recipient, 'source', source::text, 'spec', full_spec,
+                       'disclosure', (SELECT x.disclosure - 'measured_at' FROM caredata.publication x WHERE x.name = publish.name)));
   RETURN format('published.%I', name)::regclass;
 END
 $$;
 COMMENT ON FUNCTION caredata.publish(text, regclass, jsonb, name) IS
-  'publish a source to one recipient as published.<name>: spec {"domain", "purpose", "dataset"?, "approval"?, "nhs_column"? (default nhs_number), "columns": {column: keep|month|year|year_of_birth|age_band|district|sector}}; the NHS number becomes the recipient''s stored pseudonym, other columns are dropped, objectors for the purpose are filtered out; direct identifiers are refused unless "approval" names an approval in the register covering the recipient, purpose and dataset (then the view checks it on every read); recipients that hold identifiers are refused; audited';
+  'publish a source to one recipient as published.<name>: spec {"domain", "purpose", "dataset"?, "approval"?, "nhs_column"? (default nhs_number), "columns": {column: keep|group|month|quarter|year|year_of_birth|age_band|sector|district|area|band:N}, "quasi_identifiers"?, "k"? (default 5), "linkability_override"? (a reason, admin only)}; the NHS number becomes the recipient''s stored pseudonym, other columns are dropped, objectors for the purpose are filtered out; rows in classes of fewer than k persons are left out, columns generalised up a fixed ladder, and a publication whose persons stay linkable across recipients is refused (caredata.publication_disclosure); direct identifiers are refused unless "approval" names an approval in the register covering the recipient, purpose and dataset (then the view checks it on every read); recipients that hold identifiers are refused; audited';
 
 CREATE FUNCTION caredata.republish(name text) RETURNS regclass
   LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$

@@ -89,11 +89,11 @@ SELECT caredata.protect('citus_pub_local', 'nhs_number', 'research');
 SELECT caredata.create_domain('citus_pub', 'publication test');
 SELECT caredata.refresh_pseudonyms('citus_pub', 'citus_pub');
 SELECT caredata.publish('citus_pub_dist', 'citus_pub',
-  '{"domain": "citus_pub", "purpose": "research",
+  '{"domain": "citus_pub", "purpose": "research", "linkability_override": "test: Citus plumbing, not linkability",
     "columns": {"provider_code": "keep", "admission_date": "month", "dob": "age_band", "sex": "keep", "postcode": "district"}}',
   'citus_recipient');
 SELECT caredata.publish('citus_pub_local', 'citus_pub_local',
-  '{"domain": "citus_pub", "purpose": "research",
+  '{"domain": "citus_pub", "purpose": "research", "linkability_override": "test: Citus plumbing, not linkability",
     "columns": {"provider_code": "keep", "admission_date": "month", "dob": "age_band", "sex": "keep", "postcode": "district"}}',
   'citus_recipient');
 SQL

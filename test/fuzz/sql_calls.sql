@@ -42,7 +42,7 @@ BEGIN
   -- a publication for the recipient (its absence only makes the calls shallower)
   BEGIN
     PERFORM caredata.publish('fz', 'public.fz_episode',
-                             '{"domain": "fuzz", "purpose": "research", "columns": {"provider_code": "keep"}}', p || 'recipient');
+                             '{"domain": "fuzz", "purpose": "research", "linkability_override": "fuzz: calls, not linkability", "columns": {"provider_code": "keep"}}', p || 'recipient');
   EXCEPTION WHEN OTHERS THEN
     RAISE WARNING 'sql_calls: no publication (%)', SQLERRM;
   END;

@@ -57,7 +57,7 @@ SELECT is(
   ARRAY['_funnel', '_funnel_add', '_funnel_combine', '_funnel_final', '_funnel_svg', '_funnel_z', '_person_set_add', '_person_set_safe_count', '_person_set_safe_text', '_person_set_union',
         '_person_values_add', '_person_values_any', '_person_values_combine',
         '_person_values_safe_avg', '_person_values_safe_rate', '_person_values_safe_sum', '_query_columns', '_sdc_audit', '_sdc_protect', '_sdc_table', '_svg_text', '_svg_ticks',
-        'age_band', 'compare_damerau_levenshtein', 'compare_date', 'compare_exact',
+        'age_band', 'band', 'compare_damerau_levenshtein', 'compare_date', 'compare_exact',
         'compare_jaro_winkler', 'compare_nhs_number', 'compare_postcode', 'compare_sex',
         'damerau_levenshtein', 'default_purposes', 'dob_is_valid', 'funnel', 'funnel_fit', 'funnel_limit', 'funnel_svg',
         'indirect_standardise', 'jaro_winkler', 'nhs_number', 'normalise_postcode',
@@ -70,7 +70,7 @@ SELECT is(
         'try_nhs_number', 'try_normalise_postcode', 'try_postcode_area',
         'try_postcode_district', 'try_postcode_sector',
         'try_standardise_dob', 'try_standardise_sex'],
-  'a recipient can execute only the unkeyed standardisers, linkage comparators, type support, the purpose table of objection kinds, the safe aggregates, the funnel plot functions and the preload check (no key)');
+  'a recipient can execute only the unkeyed standardisers (band() included, which published views call as their reader), linkage comparators, type support, the purpose table of objection kinds, the safe aggregates, the funnel plot functions and the preload check (no key)');
 SELECT is(
   (SELECT coalesce(array_agg(p.oid::regprocedure::text ORDER BY 1), '{}')
    FROM pg_proc p

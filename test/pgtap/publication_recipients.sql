@@ -44,8 +44,9 @@ SELECT caredata.refresh_pseudonyms('tap_r_secret_dom', 'public.tap_r_src');
 -- columns with innocent names that linkage declares to be a date of birth and a postcode
 SELECT caredata.link_add_source('tap_r_link', 'public.tap_r_src', 'record_id', 'nhs_number', 'born', NULL, 'pc');
 
+-- (identifiers are under test here, not linkability: sql/publication_kanon.sql)
 CREATE FUNCTION pg_temp.pub(name text, cols text, recipient text) RETURNS text LANGUAGE sql AS $$
-  SELECT format($q$SELECT caredata.publish(%L, 'public.tap_r_src', '{"domain": "tap_r_secret_dom", "purpose": "research", "dataset": "tap_r_secret_study", "columns": %s}', %L)$q$,
+  SELECT format($q$SELECT caredata.publish(%L, 'public.tap_r_src', '{"domain": "tap_r_secret_dom", "purpose": "research", "dataset": "tap_r_secret_study", "linkability_override": "test: identifiers under test", "columns": %s}', %L)$q$,
                 name, cols, recipient)
 $$;
 

@@ -16,7 +16,8 @@ SET search_path = "$user", public, caredata;
 -- distributed_filter, empty off Citus; sdc_policy_role, the approval
 -- register and the cell key method's p-tables, new in 0.2.0; the built-in
 -- policies' later versions and the cell_key policy, and the magnitude and
--- cell key columns, which 0.2.0 adds)
+-- cell key columns, which 0.2.0 adds; a publication's disclosure report
+-- and the publication limits, from 0.2.0 on)
 SELECT format('SELECT %L || '': '' || count(*) || '' rows, '' || md5(coalesce(string_agg(%s, E''\n'' ORDER BY %s), '''')) FROM caredata.%I t %s',
               c.relname, r.expr, r.expr, c.relname,
               CASE c.relname WHEN 'sdc_policy' THEN 'WHERE NOT (t.builtin AND (t.version > 1 OR t.policy = ''cell_key''))' ELSE '' END)
@@ -24,9 +25,10 @@ SELECT format('SELECT %L || '': '' || count(*) || '' rows, '' || md5(coalesce(st
        LATERAL (SELECT CASE c.relname
                   WHEN 'register_version' THEN $e$''$e$
                   WHEN 'domain' THEN $e$(to_jsonb(t) - 'key_fingerprint')::text$e$
+                  WHEN 'publication' THEN $e$(to_jsonb(t) - 'disclosure')::text$e$
                   WHEN 'sdc_policy' THEN $e$(to_jsonb(t) - 'magnitude_digits' - 'cell_key_ptable' - CASE WHEN t.builtin THEN ARRAY['created_at', 'created_by'] ELSE '{}' END)::text$e$
                   ELSE 't::text' END AS expr) r
- WHERE c.relnamespace = 'caredata'::regnamespace AND c.relkind = 'r' AND c.relname NOT IN ('distributed_filter', 'sdc_policy_role', 'approval', 'sdc_ptable')
+ WHERE c.relnamespace = 'caredata'::regnamespace AND c.relkind = 'r' AND c.relname NOT IN ('distributed_filter', 'sdc_policy_role', 'approval', 'sdc_ptable', 'publication_limits')
  ORDER BY c.relname \gexec
 
 -- protected tables and their policies, by name

@@ -31,7 +31,7 @@ SELECT caredata.record_objection(n, 'national_data_opt_out', 'client test')
   FROM (SELECT caredata.try_nhs_number(nhs_number) AS n FROM synth.hospital_episode
          WHERE caredata.try_nhs_number(nhs_number) IS NOT NULL ORDER BY record_id LIMIT 1) x;
 SELECT caredata.publish('hes_clients', 'synth.hospital_episode',
-  '{"domain": "client_study", "purpose": "research",
+  '{"domain": "client_study", "purpose": "research", "linkability_override": "test: clients read a record-level view",
     "columns": {"provider_code": "keep", "admission_date": "month", "dob": "age_band", "postcode": "district"}}',
   'client_recipient');
 SQL
