@@ -77,7 +77,18 @@ static uint64 key_generation = 1;
 static Oid	key_catalog_relid = InvalidOid;
 static EVP_MAC *hmac_algorithm = NULL;
 
-static void internal_keys_forget(void);
+/* internal keys (below: keys_internal_hash64), wiped with the domain keys */
+#define INTERNAL_KEYS		4
+
+struct KeyHash64
+{
+	char		label[DOMAIN_NAME_MAX];
+	bool		valid;
+	uint64		k0;
+	uint64		k1;
+};
+
+static KeyHash64 internal_keys[INTERNAL_KEYS];
 
 typedef enum MasterResult
 {
@@ -111,7 +122,7 @@ keys_forget_all(void)
 		hash_destroy(key_cache);
 		key_cache = NULL;
 	}
-	internal_keys_forget();
+	OPENSSL_cleanse(internal_keys, sizeof(internal_keys));
 	key_generation++;
 }
 
@@ -401,24 +412,6 @@ keyed_context(const char *name, int version, char *fingerprint)
  * takes catalog domains only) shares or computes them.  Each is a
  * SipHash-2-4 key (128 bits), kept here and wiped with the domain keys.
  */
-#define INTERNAL_KEYS		4
-
-struct KeyHash64
-{
-	char		label[DOMAIN_NAME_MAX];
-	bool		valid;
-	uint64		k0;
-	uint64		k1;
-};
-
-static KeyHash64 internal_keys[INTERNAL_KEYS];
-
-static void
-internal_keys_forget(void)
-{
-	OPENSSL_cleanse(internal_keys, sizeof(internal_keys));
-}
-
 const KeyHash64 *
 keys_internal_hash64(const char *label)
 {

@@ -43,8 +43,9 @@
 
 #include "citus/citus.h"
 #include "base/search_path.h"
-#include "cell_key.h"
+#include "ptable.h"
 #include "policy.h"
+#include "policy_role.h"
 
 static char *sdc_policy_setting = NULL;
 
@@ -58,11 +59,7 @@ typedef struct PolicyCache
 	char		in_force[NAMEDATALEN];	/* (empty: not looked up yet) */
 } PolicyCache;
 
-const char *
-sdc_policy_setting_value(void)
-{
-	return sdc_policy_setting;
-}
+
 
 bool
 sdc_policy_name_ok(const char *name)
@@ -312,4 +309,15 @@ sdc_display(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || !sdc_publish_count(p, PG_GETARG_INT64(0), &shown))
 		PG_RETURN_TEXT_P(cstring_to_text(p->redacted));
 	PG_RETURN_TEXT_P(cstring_to_text(psprintf(INT64_FORMAT, shown)));
+}
+
+/* caredata.sdc_policy_in_force(): the policy the current role's aggregates apply */
+PG_FUNCTION_INFO_V1(sdc_policy_in_force_sql);
+Datum
+sdc_policy_in_force_sql(PG_FUNCTION_ARGS)
+{
+	char		name[NAMEDATALEN];
+
+	sdc_policy_in_force(name, sdc_policy_setting);
+	PG_RETURN_TEXT_P(cstring_to_text(name));
 }

@@ -72,12 +72,5 @@ extern bool sdc_policy_name_ok(const char *name);
 
 extern void sdc_policy_init(void);
 
-/* the setting caredata.sdc_policy (superuser-only): the last fallback */
-extern const char *sdc_policy_setting_value(void);
-
-/* policy_role.c: the policy in force for the current role, and who may name another */
-extern bool sdc_may_choose_policy(void);
-extern void sdc_policy_in_force(char *name, const char *fallback);
-extern const char *sdc_policy_allowed(const char *requested, const char *in_force);
 
 #endif							/* CAREDATA_SDC_POLICY_H */

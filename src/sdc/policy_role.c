@@ -36,7 +36,7 @@
 
 #include "base/search_path.h"
 #include "citus/citus.h"
-#include "policy.h"
+#include "policy_role.h"
 
 /* may the current role name any policy? */
 bool
@@ -122,15 +122,4 @@ sdc_policy_allowed(const char *requested, const char *in_force)
 				 errdetail("The policy in force for this role is \"%s\"; the same cell under two policies can give away the exact count.", in_force),
 				 errhint("Leave the policy out, or ask caredata_admin to assign another one (caredata.assign_sdc_policy()).")));
 	return requested;
-}
-
-/* caredata.sdc_policy_in_force(): the policy the current role's aggregates apply */
-PG_FUNCTION_INFO_V1(sdc_policy_in_force_sql);
-Datum
-sdc_policy_in_force_sql(PG_FUNCTION_ARGS)
-{
-	char		name[NAMEDATALEN];
-
-	sdc_policy_in_force(name, sdc_policy_setting_value());
-	PG_RETURN_TEXT_P(cstring_to_text(name));
 }
