@@ -127,9 +127,15 @@ SELECT count(*) FILTER (WHERE whole - q = 1) < 45 AS membership_not_recovered
                (SELECT safe_count(p::bigint, 'cell_key') FROM generate_series(1, 50) p WHERE p <> o) AS q
           FROM generate_series(1, 50) o) x;
 
--- ---- the policy's reach: a count without its people is refused ----
+-- ---- the policy's reach: a count without its people is refused; a rate is
+-- published from its two perturbed counts ----
 SELECT sdc_apply(5, 'cell_key');
-SELECT safe_rate(true, p::bigint, 'cell_key') FROM generate_series(1, 10) p;
+-- a rate of people is two counts of people: each perturbed by its own
+-- people's cell key, as safe_count publishes them
+SELECT safe_rate(p % 3 = 0, p::bigint, 'cell_key')
+       = (SELECT safe_count(q::bigint, 'cell_key') FROM generate_series(1, 60) q WHERE q % 3 = 0)::float8
+         / safe_count(p::bigint, 'cell_key') AS rate_of_published_counts
+  FROM generate_series(1, 60) p;
 
 -- ---- the p-table is the admin's: writes refused to others, audited ----
 CREATE ROLE regress_ck_admin NOLOGIN IN ROLE caredata_admin;

@@ -39,6 +39,12 @@ sdc_cell_key(const PersonTable *pt)
 bool
 sdc_publish_people(const SdcPolicy *policy, const PersonTable *pt, int64 n, int64 *shown)
 {
+	return sdc_publish_keyed(policy, n, sdc_cell_key(pt), shown);
+}
+
+bool
+sdc_publish_keyed(const SdcPolicy *policy, int64 n, uint32 cell_key, int64 *shown)
+{
 	const SdcPTable *t = policy->ptable;
 	int64		b = policy->base;
 	int32		row;
@@ -55,7 +61,7 @@ sdc_publish_people(const SdcPolicy *policy, const PersonTable *pt, int64 n, int6
 	if (n > 0 && n <= policy->suppress_max)
 		return false;
 	row = t->row_of[Min(n, (int64) SDC_PTABLE_MAX_COUNT)];
-	v = n + (row < 0 ? 0 : t->perturbation[row * SDC_CELL_KEY_RANGE + sdc_cell_key(pt)]);
+	v = n + (row < 0 ? 0 : t->perturbation[row * SDC_CELL_KEY_RANGE + cell_key % SDC_CELL_KEY_RANGE]);
 	if (v < 0)
 		elog(ERROR, "cell key perturbation below zero");
 	switch (policy->rounding)

@@ -33,4 +33,7 @@ extern uint32 sdc_cell_key(const PersonTable *pt);
  */
 extern bool sdc_publish_people(const SdcPolicy *policy, const PersonTable *pt, int64 n, int64 *shown);
 
+/* the same for a count of n people whose cell key is known (a subset's) */
+extern bool sdc_publish_keyed(const SdcPolicy *policy, int64 n, uint32 cell_key, int64 *shown);
+
 #endif							/* CAREDATA_SDC_CELL_KEY_H */

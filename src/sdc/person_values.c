@@ -27,6 +27,7 @@
 #include <math.h>
 
 
+#include "cell_key.h"
 #include "person_table.h"
 #include "policy.h"
 #include "record_key.h"
@@ -206,6 +207,7 @@ person_values_safe_rate(PG_FUNCTION_ARGS)
 	PersonTable *pv = person_table_final_state(fcinfo, true);
 	const SdcPolicy *p;
 	int64		with = 0;
+	uint64		with_keys = 0;	/* the sum of their record keys: their cell key */
 	int64		with_shown;
 	int64		all_shown;
 
@@ -216,9 +218,17 @@ person_values_safe_rate(PG_FUNCTION_ARGS)
 		with++;
 	for (int32 i = 0; i < pv->capacity; i++)
 		if (PT_KEYS(pv)[i] != 0 && PT_VALUES(pv)[i] > 0)
+		{
 			with++;
-	if (!sdc_publish_count(p, pv->count, &all_shown) || all_shown == 0 ||
-		!sdc_publish_count(p, with, &with_shown))
+			with_keys += PT_KEYS(pv)[i];
+		}
+	/*
+	 * Both counts are counts of people: under the cell key method each is
+	 * perturbed by its own people's cell key (all, and those with the
+	 * condition), then rounded, as safe_count would publish them
+	 */
+	if (!sdc_publish_people(p, pv, pv->count, &all_shown) || all_shown == 0 ||
+		!sdc_publish_keyed(p, with, (uint32) (with_keys % SDC_CELL_KEY_RANGE), &with_shown))
 		PG_RETURN_NULL();
 	PG_RETURN_FLOAT8((double) with_shown / (double) all_shown);
 }
