@@ -133,7 +133,8 @@ append_rate(StringInfo buf, double rate)
  * Reports "link_run: <what> <n> <unit> in <s> s (<rate> <word>/s)<tail>"
  * at the level caredata.link_progress chooses, <word> being the unit's last
  * word.  n NULL leaves out the count and the rate; started NULL leaves out
- * the time and the rate; n = 0 leaves out the rate.
+ * the time and the rate (so does an infinite start); n = 0 leaves out the
+ * rate.
  */
 PG_FUNCTION_INFO_V1(link_progress_report);
 Datum
@@ -158,7 +159,8 @@ link_progress_report(PG_FUNCTION_ARGS)
 	}
 	if (unit)
 		appendStringInfo(&buf, " %s", unit);
-	if (!PG_ARGISNULL(3))
+	/* an infinite start has no elapsed time to report */
+	if (!PG_ARGISNULL(3) && !TIMESTAMP_NOT_FINITE(PG_GETARG_TIMESTAMPTZ(3)))
 	{
 		TimestampTz started = PG_GETARG_TIMESTAMPTZ(3);
 		double		seconds;
