@@ -165,12 +165,15 @@ SELECT link_add_source('gp', 'synth.gp_registration', 'record_id', 'nhs_number',
 SELECT link_add_source('hes', 'synth.hospital_episode', 'record_id', 'nhs_number', 'dob', 'sex', 'postcode');
 SELECT link_create_model('default');
 SELECT * FROM link_blocking_counts('default');
+\echo '-- each phase of a run is printed as it finishes (INFO: shown although this script hides notices)'
+SET caredata.link_progress = info;
 SELECT run_id, records, links, persons, seconds FROM link_run(method => 'deterministic');
 SELECT 'deterministic steps' AS linkage, scope, round(q."precision"::numeric, 4) AS "precision",
        round(q.recall::numeric, 4) AS recall, round(q.f1::numeric, 4) AS f1, persons_split, persons_merged
   FROM unnest(ARRAY['all', 'cross', 'hes']) scope, link_quality('synth_truth.record', 'person_id', scope) q;
 SELECT run_id, model_version, records, candidate_pairs, links, persons,
        round(match_threshold::numeric, 3) AS label_free_threshold, seconds FROM link_run();
+RESET caredata.link_progress;
 SELECT 'probabilistic (EM)' AS linkage, scope, round(q."precision"::numeric, 4) AS "precision",
        round(q.recall::numeric, 4) AS recall, round(q.f1::numeric, 4) AS f1, persons_split, persons_merged
   FROM unnest(ARRAY['all', 'cross', 'hes']) scope, link_quality('synth_truth.record', 'person_id', scope) q;

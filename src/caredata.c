@@ -23,6 +23,7 @@
 #include "base/preload.h"
 #include "hooks.h"
 #include "keys/keys.h"
+#include "linkage/compare.h"
 #include "objection/objection.h"
 #include "publication/publication.h"
 #include "sdc/policy.h"
@@ -40,6 +41,7 @@ _PG_init(void)
 	keys_init();
 	hooks_init();
 	objection_init();
+	linkage_init();
 	sdc_policy_init();
 	reidentify_init();
 	audit_init();

@@ -1,9 +1,17 @@
 -- src/linkage/run.sql
 -- link_run(): one linkage run, all or nothing (a failed run leaves the
--- person index as it was).  Phases, each reported by a NOTICE with counts
--- and seconds: standardise, sample u, block and compare, train (EM), score
--- and choose the threshold, write the links, cluster, write the person
--- index.
+-- person index as it was).  Phases, each reported as it finishes with its
+-- count, seconds and rate (caredata._link_progress(), at the level
+-- caredata.link_progress sets): standardise, sample u, block and compare,
+-- train (EM), score and choose the threshold, write the links, cluster,
+-- write the person index.
+
+-- one progress line: "link_run: <what> <n> <unit> in <s> s (<rate> <unit>/s)<tail>"
+CREATE FUNCTION caredata._link_progress(what text, n bigint, unit text, started timestamptz, tail text DEFAULT NULL)
+  RETURNS void
+  AS 'MODULE_PATHNAME', 'link_progress_report' LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata._link_progress(text, bigint, text, timestamptz, text) IS
+  'internal: report one phase of link_run() (counts, seconds and rate, never an identifier) as a NOTICE, an INFO or not at all, as caredata.link_progress says';
 
 -- the SELECT that yields candidate pairs: one column per comparison level,
 -- the packed pattern and the term-frequency adjustment (uses u, so it is
@@ -142,14 +150,16 @@ BEGIN
   t := clock_timestamp();
   v_records := caredata.link_standardise(p_sources, v_run);
   v_stats := v_stats || jsonb_build_object('records', v_records, 'standardise_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
-  RAISE NOTICE 'link: standardised % records in % s', v_records, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+  PERFORM caredata._link_progress('standardised', v_records, 'records', t,
+    format(' from %s source%s', (SELECT count(*) FROM caredata.link_source ls WHERE p_sources IS NULL OR ls.source = ANY (p_sources)),
+           CASE WHEN (SELECT count(*) FROM caredata.link_source ls WHERE p_sources IS NULL OR ls.source = ANY (p_sources)) = 1 THEN '' ELSE 's' END));
   IF p_incremental THEN
     CREATE TEMP TABLE link_new ON COMMIT DROP AS
     SELECT r.rid FROM caredata.link_record r WHERE NOT EXISTS (SELECT 1 FROM caredata.person_index p WHERE p.rid = r.rid);
     ALTER TABLE pg_temp.link_new ADD PRIMARY KEY (rid);
     ANALYZE pg_temp.link_new;
     v_stats := v_stats || jsonb_build_object('new_records', (SELECT count(*) FROM pg_temp.link_new));
-    RAISE NOTICE 'link: % records new since the last run', (SELECT count(*) FROM pg_temp.link_new);
+    PERFORM caredata._link_progress(NULL, (v_stats->>'new_records')::bigint, 'records new since the last run', NULL);
   END IF;
 
   -- refuse a blocking rule (or all together) past max_pairs before
@@ -171,6 +181,10 @@ BEGIN
   END IF;
 
   SELECT array_agg(c.nlevels ORDER BY c.pos) INTO nlevels FROM caredata._link_comparisons(lm.model, lm.version) c;
+  -- the longest phase is announced before it starts
+  PERFORM caredata._link_progress('blocking rules give about', round(blocked)::bigint, 'candidate pairs', NULL,
+    format(' (the planner''s estimate over %s rule%s)', jsonb_array_length(spec->'blocking'),
+           CASE WHEN jsonb_array_length(spec->'blocking') = 1 THEN '' ELSE 's' END));
 
   -- 2. u: level frequencies over a seeded random sample of pairs
   IF v_do_train THEN
@@ -204,7 +218,7 @@ BEGIN
     END LOOP;
     DROP TABLE pg_temp.link_usample;
     v_stats := v_stats || jsonb_build_object('u_sample_pairs', sample_n, 'u_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
-    RAISE NOTICE 'link: estimated u from % random pairs in % s', sample_n, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+    PERFORM caredata._link_progress('estimated u from', sample_n, 'random pairs', t);
   ELSIF p_method = 'probabilistic' THEN
     SELECT array_agg(x ORDER BY c.pos, o) INTO v_u
       FROM caredata._link_comparisons(lm.model, lm.version) c, unnest(c.u) WITH ORDINALITY AS z(x, o);
@@ -224,7 +238,7 @@ BEGIN
   PERFORM set_config('enable_mergejoin', saved_mergejoin, true);
   ANALYZE pg_temp.link_cand;
   v_stats := v_stats || jsonb_build_object('candidate_pairs', v_pairs, 'compare_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
-  RAISE NOTICE 'link: compared % candidate pairs in % s', v_pairs, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+  PERFORM caredata._link_progress('compared', v_pairs, 'candidate pairs', t);
 
   IF p_method = 'probabilistic' THEN
     SELECT array_agg(pattern ORDER BY pattern), array_agg(n::double precision ORDER BY pattern)
@@ -263,9 +277,8 @@ BEGIN
       UPDATE caredata.link_run x SET version = lm.version WHERE x.run_id = v_run;
       v_stats := v_stats || jsonb_build_object('em_iterations', em.iterations, 'em_converged', em.converged, 'lambda', v_lambda,
                                            'train_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
-      RAISE NOTICE 'link: trained version % by EM over % patterns (% iterations%) in % s',
-        lm.version, cardinality(hist_p), em.iterations, CASE WHEN em.converged THEN '' ELSE ', not converged' END,
-        round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+      PERFORM caredata._link_progress('trained by EM over', cardinality(hist_p), 'patterns', t,
+        format(': version %s, %s iterations%s', lm.version, em.iterations, CASE WHEN em.converged THEN '' ELSE ', not converged' END));
     ELSE
       v_lambda := lm.lambda;
       SELECT array_agg(x ORDER BY c.pos, o) INTO v_m
@@ -294,9 +307,8 @@ BEGIN
     END IF;
     v_stats := v_stats || jsonb_build_object('threshold_weight', w_threshold, 'threshold_probability', p_threshold,
                                          'score_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
-    RAISE NOTICE 'link: scored % pairs in % s: threshold match weight % (probability %)',
-      v_pairs, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2),
-      round(w_threshold::numeric, 2), round(p_threshold::numeric, 4);
+    PERFORM caredata._link_progress('scored', v_pairs, 'pairs', t,
+      format(': threshold match weight %s (probability %s)', round(w_threshold::numeric, 2), round(p_threshold::numeric, 4)));
     -- 6. write the links
     t := clock_timestamp();
     EXECUTE $q$
@@ -308,7 +320,7 @@ BEGIN
       USING v_run, v_w, w_threshold;
     GET DIAGNOSTICS v_links = ROW_COUNT;
     v_stats := v_stats || jsonb_build_object('write_links_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
-    RAISE NOTICE 'link: wrote % links in % s', v_links, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+    PERFORM caredata._link_progress('wrote', v_links, 'links', t);
   ELSE
     -- deterministic: the first step a pair meets makes the link
     t := clock_timestamp();
@@ -327,7 +339,8 @@ BEGIN
     p_threshold := NULL;
     v_stats := v_stats || jsonb_build_object('steps', (SELECT jsonb_object_agg(s, n) FROM (SELECT step AS s, count(*) AS n FROM caredata.link_pair x WHERE x.run_id = v_run GROUP BY step) z),
                                          'score_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
-    RAISE NOTICE 'link: % links by % deterministic steps in % s', v_links, i, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+    PERFORM caredata._link_progress('applied ' || i || ' deterministic steps to', v_pairs, 'pairs', t,
+      format(': %s links', to_char(v_links, 'FM999,999,999,999,990')));
   END IF;
 
   -- an incremental run keeps the previous run's links between records still present
@@ -364,7 +377,9 @@ BEGIN
   END IF;
   SELECT count(DISTINCT cluster) INTO v_persons FROM pg_temp.link_cluster;
   v_stats := v_stats || jsonb_build_object('cluster_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
-  RAISE NOTICE 'link: % records in % clusters in % s', v_records, v_persons, round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+  PERFORM caredata._link_progress('clustered', v_records, 'records', t,
+    format(' into %s persons%s', to_char(v_persons, 'FM999,999,999,999,990'),
+           CASE WHEN v_stats ? 'links_refused' THEN format(' (%s links refused)', to_char((v_stats->>'links_refused')::bigint, 'FM999,999,999,999,990')) ELSE '' END));
 
   -- 8. person index with stable ids: an old person goes to the cluster with
   -- most of its records; a cluster keeps the smallest old id it won, the
@@ -410,7 +425,7 @@ BEGIN
                                        'links', v_links, 'persons', v_persons, 'max_person_id', max_person,
                                        'merges', (SELECT count(*) FROM caredata.person_event e WHERE e.run_id = v_run AND e.kind = 'merge'),
                                        'splits', (SELECT count(*) FROM caredata.person_event e WHERE e.run_id = v_run AND e.kind = 'split'));
-  RAISE NOTICE 'link: wrote the person index in % s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 2);
+  PERFORM caredata._link_progress('wrote the person index:', v_records, 'records', t);
 
   -- the working tables go now, so that a second run in the same transaction starts clean
   FOREACH work_table IN ARRAY ARRAY['link_new', 'link_cand', 'link_cluster', 'link_overlap', 'link_winner', 'link_assign'] LOOP
@@ -431,6 +446,8 @@ BEGIN
   persons := v_persons;
   match_threshold := p_threshold;
   seconds := round(extract(epoch FROM clock_timestamp() - t0)::numeric, 2);
+  PERFORM caredata._link_progress(format('run %s finished:', v_run), v_records, 'records', t0,
+    format(', %s links, %s persons', to_char(v_links, 'FM999,999,999,999,990'), to_char(v_persons, 'FM999,999,999,999,990')));
   RETURN NEXT;
 END
 $$;
