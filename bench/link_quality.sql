@@ -19,8 +19,10 @@ SET client_min_messages = notice;
 
 -- the population, generated unless already there at this size, and a person
 -- index from one run over it (kept when it covers every record)
-SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = 'synth_truth' AND tablename = 'person') = 1
-       AND (SELECT count(*) FROM synth_truth.person) = :people AS have_population \gset
+SELECT to_regclass('synth_truth.person') IS NOT NULL AS have_population \gset
+\if :have_population
+SELECT (SELECT count(*) FROM synth_truth.person) = :people AS have_population \gset
+\endif
 \if :have_population
 \else
 SET client_min_messages = warning;
