@@ -4737,3 +4737,74 @@ BEGIN
   RETURN NEXT;
 END
 $$;
+
+
+-- ---- issue 25, section 6: link_quality() in one pass over the records ----
+-- Same signature, columns and values; privileges, the pinned search_path and
+-- the COMMENT are kept (CREATE OR REPLACE keeps the grants and the comment).
+CREATE OR REPLACE FUNCTION caredata.link_quality(truth regclass, true_id name DEFAULT 'person_id', scope text DEFAULT 'all')
+  RETURNS TABLE ("precision" double precision, recall double precision, f1 double precision,
+                 true_pairs bigint, linked_pairs bigint, correct_pairs bigint,
+                 persons_split bigint, persons_merged bigint)
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  f text;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = true_id AND a.attnum > 0 AND NOT a.attisdropped)
+     OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'source' AND NOT a.attisdropped)
+     OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'record_id' AND NOT a.attisdropped) THEN
+    PERFORM caredata._link_bad(format('the truth table needs columns source, record_id and %s', true_id),
+                               'Pass the name of the true-id column as true_id.', '42703');
+  END IF;
+  -- One pass over the records, each step aggregating the one before it (no
+  -- step reads the records again).  A group of n records holds n(n-1)/2
+  -- pairs; pairs across sources are all pairs less those within a source;
+  -- pairs within the scope's source are those of its records alone.  Linked
+  -- pairs share a cluster c, true pairs a true person t, correct pairs both:
+  --   g    per (c, t, source): k records
+  --   gs   per (c, t): n records, pairs within a source, within the scope's
+  --        source; per (c, source) and (t, source): n records
+  --   per  per c and per t: n records and the pairs within a source (from
+  --        the (c, source) or (t, source) rows); correct pairs (from the
+  --        (c, t) rows, summed under c only); how many true persons the
+  --        cluster holds and how many clusters the true person is in
+  -- Persons split and merged count every record, whatever the scope.
+  f := CASE scope WHEN 'all' THEN 'X_all' WHEN 'cross' THEN 'X_all - X_within' ELSE 'X_source' END;
+  RETURN QUERY EXECUTE format($q$
+    WITH g AS (SELECT p.person_id AS c, t.%1$I AS t, p.source, count(*) AS k
+                 FROM caredata.person_index p JOIN %2$s t ON t.source::text = p.source AND t.record_id = p.record_id
+                GROUP BY 1, 2, 3),
+         gs AS (SELECT GROUPING(c, t, source) AS set, c, t, source, sum(k)::bigint AS n,
+                       sum(k * (k - 1) / 2)::bigint AS within, sum(k * (k - 1) / 2) FILTER (WHERE source = %3$L)::bigint AS in_source
+                  FROM g GROUP BY GROUPING SETS ((c, t), (c, source), (t, source))),
+         per AS (SELECT GROUPING(has_c, c) = 0 AS by_c, has_c, has_t,
+                        sum(n) FILTER (WHERE set = 1)::bigint AS n,
+                        sum(n * (n - 1) / 2) FILTER (WHERE set <> 1) AS within,
+                        sum(n * (n - 1) / 2) FILTER (WHERE set <> 1 AND source = %3$L) AS in_source,
+                        sum(n * (n - 1) / 2) FILTER (WHERE set = 1) AS tp_all,
+                        sum(within) FILTER (WHERE set = 1) AS tp_within,
+                        sum(in_source) FILTER (WHERE set = 1) AS tp_source,
+                        count(t) FILTER (WHERE set = 1) AS persons,
+                        count(c) FILTER (WHERE set = 1) AS clusters
+                   FROM (SELECT *, set IN (1, 2) AS has_c, set IN (1, 4) AS has_t FROM gs) x
+                  GROUP BY GROUPING SETS ((has_c, c), (has_t, t))),
+         a AS (SELECT coalesce(sum(n * (n - 1) / 2) FILTER (WHERE by_c), 0) AS lp_all,
+                      coalesce(sum(within) FILTER (WHERE by_c), 0) AS lp_within,
+                      coalesce(sum(in_source) FILTER (WHERE by_c), 0) AS lp_source,
+                      coalesce(sum(n * (n - 1) / 2) FILTER (WHERE NOT by_c), 0) AS ap_all,
+                      coalesce(sum(within) FILTER (WHERE NOT by_c), 0) AS ap_within,
+                      coalesce(sum(in_source) FILTER (WHERE NOT by_c), 0) AS ap_source,
+                      coalesce(sum(tp_all) FILTER (WHERE by_c), 0) AS tp_all,
+                      coalesce(sum(tp_within) FILTER (WHERE by_c), 0) AS tp_within,
+                      coalesce(sum(tp_source) FILTER (WHERE by_c), 0) AS tp_source,
+                      count(*) FILTER (WHERE NOT by_c AND clusters > 1) AS split,
+                      count(*) FILTER (WHERE by_c AND persons > 1) AS merged
+                 FROM per WHERE CASE WHEN by_c THEN has_c ELSE has_t END),
+         s AS MATERIALIZED (SELECT %4$s AS tp, %5$s AS lp, %6$s AS ap, split, merged FROM a)
+    SELECT CASE WHEN lp > 0 THEN (tp / lp)::double precision END,
+           CASE WHEN ap > 0 THEN (tp / ap)::double precision END,
+           CASE WHEN lp + ap > 0 THEN (2 * tp / (lp + ap))::double precision END,
+           ap::bigint, lp::bigint, tp::bigint, split, merged
+      FROM s$q$, true_id, truth, scope, replace(f, 'X', 'tp'), replace(f, 'X', 'lp'), replace(f, 'X', 'ap'));
+END
+$$;
