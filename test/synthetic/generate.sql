@@ -140,6 +140,10 @@ $$;
 -- seed, independent of synth.u's streams, so adding these columns left every
 -- earlier column of the default call unchanged row for row.
 
+-- (the helpers below are not STRICT where their body has a CASE, least()
+-- or a subquery: PostgreSQL inlines a STRICT SQL function only when its
+-- body is strict, and a call that is not inlined costs 30 times more)
+
 -- uniform [0, 1) from (id, purpose, seed)
 CREATE OR REPLACE FUNCTION synth.v(id bigint, purpose text, seed bigint)
 RETURNS double precision LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
@@ -157,14 +161,14 @@ $$;
 -- a skewed pick from a list ordered by frequency: rank r (1..n) with
 -- probability about 1 / (r + c), by inverting the continuous distribution
 CREATE OR REPLACE FUNCTION synth.zipf(u double precision, n int, c double precision)
-RETURNS int LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+RETURNS int LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT least(n, 1 + floor(c * power((n + c) / c, u) - c)::int)
 $$;
 
 -- given names, most frequent first: 1 men born before 1975, 2 men born
 -- since, 3 women born before 1975, 4 women born since (men's and women's
 -- lists share no name)
-CREATE OR REPLACE FUNCTION synth.given_names(list int) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+CREATE OR REPLACE FUNCTION synth.given_names(list int) RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT CASE list
   WHEN 1 THEN ARRAY['John','David','Michael','Peter','Robert','Paul','James','William','Richard','Stephen',
     'Christopher','Andrew','Mark','Anthony','Brian','Alan','Kenneth','George','Thomas','Ian','Keith','Colin',
@@ -205,56 +209,33 @@ CREATE OR REPLACE FUNCTION synth.given_names(list int) RETURNS text[] LANGUAGE s
   END
 $$;
 
--- the short forms a given name is also recorded under (NULL: none)
+-- the short forms a given name is also recorded under (NULL: none); a
+-- jsonb look-up, which costs a tenth of a CASE with 90 branches
 CREATE OR REPLACE FUNCTION synth.nicknames(given text) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT CASE given
-    WHEN 'William' THEN '{Bill,Will,Billy}'   WHEN 'Robert' THEN '{Bob,Rob,Bobby}'
-    WHEN 'Richard' THEN '{Dick,Rich,Richie}'  WHEN 'James' THEN '{Jim,Jimmy,Jamie}'
-    WHEN 'John' THEN '{Jack,Johnny}'          WHEN 'Michael' THEN '{Mike,Mick}'
-    WHEN 'David' THEN '{Dave}'                WHEN 'Peter' THEN '{Pete}'
-    WHEN 'Thomas' THEN '{Tom,Tommy}'          WHEN 'Christopher' THEN '{Chris}'
-    WHEN 'Anthony' THEN '{Tony}'              WHEN 'Stephen' THEN '{Steve}'
-    WHEN 'Steven' THEN '{Steve}'              WHEN 'Andrew' THEN '{Andy,Drew}'
-    WHEN 'Edward' THEN '{Ed,Eddie,Ted}'       WHEN 'Charles' THEN '{Charlie,Chas}'
-    WHEN 'Joseph' THEN '{Joe}'                WHEN 'Daniel' THEN '{Dan,Danny}'
-    WHEN 'Matthew' THEN '{Matt}'              WHEN 'Samuel' THEN '{Sam}'
-    WHEN 'Benjamin' THEN '{Ben}'              WHEN 'Alexander' THEN '{Alex,Sandy}'
-    WHEN 'Jonathan' THEN '{Jon}'              WHEN 'Nicholas' THEN '{Nick}'
-    WHEN 'Timothy' THEN '{Tim}'               WHEN 'Kenneth' THEN '{Ken,Kenny}'
-    WHEN 'Ronald' THEN '{Ron,Ronnie}'         WHEN 'Donald' THEN '{Don}'
-    WHEN 'Gerald' THEN '{Gerry}'              WHEN 'Frederick' THEN '{Fred,Freddie}'
-    WHEN 'Albert' THEN '{Bert,Bertie}'        WHEN 'Henry' THEN '{Harry,Hal}'
-    WHEN 'Terence' THEN '{Terry}'             WHEN 'Raymond' THEN '{Ray}'
-    WHEN 'Leonard' THEN '{Len,Lenny}'         WHEN 'Lawrence' THEN '{Laurie,Larry}'
-    WHEN 'Patrick' THEN '{Pat,Paddy}'         WHEN 'Philip' THEN '{Phil}'
-    WHEN 'Francis' THEN '{Frank}'             WHEN 'Geoffrey' THEN '{Geoff}'
-    WHEN 'Douglas' THEN '{Doug}'              WHEN 'Joshua' THEN '{Josh}'
-    WHEN 'Zachary' THEN '{Zach}'              WHEN 'Oliver' THEN '{Ollie}'
-    WHEN 'Sebastian' THEN '{Seb}'             WHEN 'Callum' THEN '{Cal}'
-    WHEN 'Elizabeth' THEN '{Liz,Beth,Betty,Lizzie}'  WHEN 'Margaret' THEN '{Maggie,Peggy,Meg}'
-    WHEN 'Catherine' THEN '{Cathy,Kate}'      WHEN 'Katherine' THEN '{Kate,Kathy}'
-    WHEN 'Susan' THEN '{Sue,Susie}'           WHEN 'Patricia' THEN '{Pat,Trish}'
-    WHEN 'Christine' THEN '{Chris,Chrissie}'  WHEN 'Jennifer' THEN '{Jenny,Jen}'
-    WHEN 'Deborah' THEN '{Debbie,Deb}'        WHEN 'Barbara' THEN '{Babs}'
-    WHEN 'Dorothy' THEN '{Dot,Dolly}'         WHEN 'Kathleen' THEN '{Kath}'
-    WHEN 'Jacqueline' THEN '{Jackie}'         WHEN 'Valerie' THEN '{Val}'
-    WHEN 'Gillian' THEN '{Gill}'              WHEN 'Rebecca' THEN '{Becky,Becca}'
-    WHEN 'Samantha' THEN '{Sam}'              WHEN 'Victoria' THEN '{Vicky,Tori}'
-    WHEN 'Stephanie' THEN '{Steph}'           WHEN 'Abigail' THEN '{Abby}'
-    WHEN 'Josephine' THEN '{Jo,Josie}'        WHEN 'Eleanor' THEN '{Ellie,Nell}'
-    WHEN 'Amanda' THEN '{Mandy}'              WHEN 'Nicola' THEN '{Nicky}'
-    WHEN 'Joanne' THEN '{Jo}'                 WHEN 'Frances' THEN '{Fran}'
-    WHEN 'Theresa' THEN '{Tess}'              WHEN 'Teresa' THEN '{Tess}'
-    WHEN 'Rosemary' THEN '{Rosie}'            WHEN 'Florence' THEN '{Flo}'
-    WHEN 'Isabella' THEN '{Bella,Izzy}'       WHEN 'Olivia' THEN '{Liv}'
-    WHEN 'Charlotte' THEN '{Lottie,Charlie}'  WHEN 'Matilda' THEN '{Tilly}'
-    WHEN 'Caroline' THEN '{Carrie}'           WHEN 'Sandra' THEN '{Sandy}'
-    WHEN 'Beverley' THEN '{Bev}'              WHEN 'Winifred' THEN '{Win,Winnie}'
-    WHEN 'Georgina' THEN '{Gina,Georgie}'     WHEN 'Harriet' THEN '{Hattie}'
-    WHEN 'Natalie' THEN '{Nat}'               WHEN 'Danielle' THEN '{Dani}'
-    WHEN 'Amelia' THEN '{Millie}'             WHEN 'Louise' THEN '{Lou}'
-    WHEN 'Imogen' THEN '{Immy}'
-  END::text[]
+  SELECT string_to_array('{
+    "William": "Bill,Will,Billy", "Robert": "Bob,Rob,Bobby", "Richard": "Dick,Rich,Richie",
+    "James": "Jim,Jimmy,Jamie", "John": "Jack,Johnny", "Michael": "Mike,Mick", "David": "Dave",
+    "Peter": "Pete", "Thomas": "Tom,Tommy", "Christopher": "Chris", "Anthony": "Tony", "Stephen": "Steve",
+    "Steven": "Steve", "Andrew": "Andy,Drew", "Edward": "Ed,Eddie,Ted", "Charles": "Charlie,Chas",
+    "Joseph": "Joe", "Daniel": "Dan,Danny", "Matthew": "Matt", "Samuel": "Sam", "Benjamin": "Ben",
+    "Alexander": "Alex,Sandy", "Jonathan": "Jon", "Nicholas": "Nick", "Timothy": "Tim",
+    "Kenneth": "Ken,Kenny", "Ronald": "Ron,Ronnie", "Donald": "Don", "Gerald": "Gerry",
+    "Frederick": "Fred,Freddie", "Albert": "Bert,Bertie", "Henry": "Harry,Hal", "Terence": "Terry",
+    "Raymond": "Ray", "Leonard": "Len,Lenny", "Lawrence": "Laurie,Larry", "Patrick": "Pat,Paddy",
+    "Philip": "Phil", "Francis": "Frank", "Geoffrey": "Geoff", "Douglas": "Doug", "Joshua": "Josh",
+    "Zachary": "Zach", "Oliver": "Ollie", "Sebastian": "Seb", "Callum": "Cal",
+    "Elizabeth": "Liz,Beth,Betty,Lizzie", "Margaret": "Maggie,Peggy,Meg", "Catherine": "Cathy,Kate",
+    "Katherine": "Kate,Kathy", "Susan": "Sue,Susie", "Patricia": "Pat,Trish", "Christine": "Chris,Chrissie",
+    "Jennifer": "Jenny,Jen", "Deborah": "Debbie,Deb", "Barbara": "Babs", "Dorothy": "Dot,Dolly",
+    "Kathleen": "Kath", "Jacqueline": "Jackie", "Valerie": "Val", "Gillian": "Gill",
+    "Rebecca": "Becky,Becca", "Samantha": "Sam", "Victoria": "Vicky,Tori", "Stephanie": "Steph",
+    "Abigail": "Abby", "Josephine": "Jo,Josie", "Eleanor": "Ellie,Nell", "Amanda": "Mandy",
+    "Nicola": "Nicky", "Joanne": "Jo", "Frances": "Fran", "Theresa": "Tess", "Teresa": "Tess",
+    "Rosemary": "Rosie", "Florence": "Flo", "Isabella": "Bella,Izzy", "Olivia": "Liv",
+    "Charlotte": "Lottie,Charlie", "Matilda": "Tilly", "Caroline": "Carrie", "Sandra": "Sandy",
+    "Beverley": "Bev", "Winifred": "Win,Winnie", "Georgina": "Gina,Georgie", "Harriet": "Hattie",
+    "Natalie": "Nat", "Danielle": "Dani", "Amelia": "Millie", "Louise": "Lou", "Imogen": "Immy"
+  }'::jsonb ->> given, ',')
 $$;
 
 -- family names, most frequent first (Smith about 1.5%)
@@ -299,28 +280,35 @@ CREATE OR REPLACE FUNCTION synth.towns() RETURNS text[] LANGUAGE sql IMMUTABLE P
                'Middlesbrough','Darlington','Harrogate','Cambridge','Norwich','Ipswich','Oxford']
 $$;
 
-CREATE OR REPLACE FUNCTION synth.town(postcode text) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+CREATE OR REPLACE FUNCTION synth.town(postcode text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT (synth.towns())[array_position(synth.areas(), substring(postcode FROM '^[A-Z]+'))]
 $$;
 
--- the street of a postcode (every address in a postcode is on one street)
-CREATE OR REPLACE FUNCTION synth.street(postcode text, seed bigint) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT CASE WHEN name = 'High' THEN 'High Street' ELSE name || ' ' || kind END
-  FROM (SELECT (ARRAY['Church','Station','Victoria','Park','Mill','High','Green','Manor','Kings','Queens','New',
-                      'York','Albert','Chapel','School','Grange','Windsor','Orchard','Springfield','Highfield',
-                      'Meadow','Elm','Oak','Beech','Ash','Willow','Cedar','Hawthorn','Birch','Mount','Hill',
-                      'North','South','West','East','Market','Bridge','London','Westfield','Richmond','Stanley',
-                      'Albion','Alexandra','Nelson','Cromwell','Jubilee','Woodland','Broad','Main','Castle',
-                      'Fairfield','Brook','Moor','Sandy','Farm','Lime','Holly','Poplar','Rectory','Vicarage',
-                      'Princes','Clarence','Salisbury','Wellington','Marlborough','Carlton','Grosvenor','Belmont'])
-                 [synth.zipf(synth.vt(postcode, 'street name', seed), 68, 20)] AS name,
-               (ARRAY['Road','Street','Lane','Avenue','Close','Drive','Crescent','Gardens','Way','Terrace',
-                      'Grove','Place'])[synth.zipf(synth.vt(postcode, 'street kind', seed), 12, 2)] AS kind) s
+-- street names and kinds, most frequent first
+CREATE OR REPLACE FUNCTION synth.street_names() RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT ARRAY['Church','Station','Victoria','Park','Mill','High','Green','Manor','Kings','Queens','New',
+               'York','Albert','Chapel','School','Grange','Windsor','Orchard','Springfield','Highfield',
+               'Meadow','Elm','Oak','Beech','Ash','Willow','Cedar','Hawthorn','Birch','Mount','Hill',
+               'North','South','West','East','Market','Bridge','London','Westfield','Richmond','Stanley',
+               'Albion','Alexandra','Nelson','Cromwell','Jubilee','Woodland','Broad','Main','Castle',
+               'Fairfield','Brook','Moor','Sandy','Farm','Lime','Holly','Poplar','Rectory','Vicarage',
+               'Princes','Clarence','Salisbury','Wellington','Marlborough','Carlton','Grosvenor','Belmont']
+$$;
+CREATE OR REPLACE FUNCTION synth.street_kinds() RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT ARRAY['Road','Street','Lane','Avenue','Close','Drive','Crescent','Gardens','Way','Terrace','Grove','Place']
+$$;
+
+-- the street of a postcode (every address in a postcode is on one street);
+-- one expression, so that it is inlined
+CREATE OR REPLACE FUNCTION synth.street(postcode text, seed bigint) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT (synth.street_names())[synth.zipf(synth.vt(postcode, 'street name', seed), 68, 20)] || ' ' ||
+         CASE WHEN synth.zipf(synth.vt(postcode, 'street name', seed), 68, 20) = 6 THEN 'Street'   -- High Street
+              ELSE (synth.street_kinds())[synth.zipf(synth.vt(postcode, 'street kind', seed), 12, 2)] END
 $$;
 
 -- an address line: house number (low numbers commoner), 12% flats
 CREATE OR REPLACE FUNCTION synth.address_line(postcode text, key bigint, seed bigint)
-RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT CASE WHEN synth.v(key, 'flat', seed) < 0.12
               THEN 'Flat ' || (1 + floor(synth.v(key, 'flat number', seed) * 12))::int || ', ' ELSE '' END
          || (1 + floor(power(synth.v(key, 'house number', seed), 2) * 180))::int || ' '
@@ -328,7 +316,7 @@ RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
 $$;
 
 -- the usual abbreviations of a street kind (a layout, not an error)
-CREATE OR REPLACE FUNCTION synth.abbreviate(line text) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+CREATE OR REPLACE FUNCTION synth.abbreviate(line text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT coalesce((SELECT left(line, length(line) - length(a.long)) || a.short
                    FROM (VALUES ('Road', 'Rd'), ('Street', 'St'), ('Avenue', 'Ave'), ('Lane', 'Ln'),
                                 ('Close', 'Cl'), ('Drive', 'Dr'), ('Crescent', 'Cres'), ('Gardens', 'Gdns'),
@@ -337,7 +325,7 @@ CREATE OR REPLACE FUNCTION synth.abbreviate(line text) RETURNS text LANGUAGE sql
 $$;
 
 -- an address line reduced to compare layouts: upper case, street kinds spelt out
-CREATE OR REPLACE FUNCTION synth.address_key(line text) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+CREATE OR REPLACE FUNCTION synth.address_key(line text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT coalesce((SELECT left(u, length(u) - length(a.short)) || a.long
                    FROM (VALUES ('ROAD', 'RD'), ('STREET', 'ST'), ('AVENUE', 'AVE'), ('LANE', 'LN'),
                                 ('CLOSE', 'CL'), ('DRIVE', 'DR'), ('CRESCENT', 'CRES'), ('GARDENS', 'GDNS'),
@@ -350,7 +338,7 @@ $$;
 -- character dropped (25%), two adjacent characters swapped (25%) or a
 -- letter doubled (15%); always different from s, ignoring case
 CREATE OR REPLACE FUNCTION synth.typo(s text, lo int, id bigint, purpose text, seed bigint)
-RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT CASE
     WHEN k < 0.35 AND c ~ '[A-Za-z]'
       THEN overlay(s PLACING CASE WHEN c = upper(c) THEN upper(r) ELSE r END FROM p FOR 1)
@@ -394,14 +382,14 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$   -- not STRICT: inlined into the que
                      CASE WHEN moved THEN prev_address ELSE true_address END AS a1,
                      CASE WHEN moved THEN prev_town ELSE true_town END AS t,
                      swap0 AND upper(given) <> upper(family) AS swap
-              FROM (SELECT synth.nicknames(given) AS nicks,
-                           synth.nicknames(given) IS NOT NULL AND synth.v(rid, 'nickname', seed) < 0.10 AS nick,
+              FROM (SELECT b.*, nicks IS NOT NULL AND synth.v(rid, 'nickname', seed) < 0.10 AS nick
+                    FROM (SELECT synth.nicknames(given) AS nicks,
                            family <> birth_family
                              AND synth.v(rid, 'previous family name', seed) < CASE WHEN old_registration THEN 0.6 ELSE 0.25 END AS prev_family,
                            synth.v(rid, 'given typo', seed) < 0.01 AS gtypo,
                            synth.v(rid, 'family typo', seed) < 0.015 AS ftypo,
                            synth.v(rid, 'swap', seed) < 0.005 AS swap0,
-                           synth.v(rid, 'address typo', seed) < 0.01 AS atypo) c) d) e
+                           synth.v(rid, 'address typo', seed) < 0.01 AS atypo) b) c) d) e
 $$;
 
 -- (before issue 25, generate took (n_people, seed) only: drop that one, or a
