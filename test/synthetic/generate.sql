@@ -417,8 +417,7 @@ BEGIN
     RAISE EXCEPTION 'twins and households must be shares of households, together at most 1';
   END IF;
   DROP TABLE IF EXISTS synth.gp_registration, synth.hospital_episode, synth.objection_sample,
-                       synth_truth.person, synth_truth.record, synth_truth.twin, synth_truth.same_household,
-                       synth_truth.person_named;
+                       synth_truth.person, synth_truth.record, synth_truth.twin, synth_truth.same_household;
 
   -- people: NHS numbers from 999 xxx xxxx (then 998, 997...: unallocated),
   -- scrambled, unique; households of about two share a postcode and practice
@@ -485,7 +484,8 @@ BEGIN
   END IF;
 
   -- names and addresses (new columns, after the others).  Given names by
-  -- sex and birth cohort (15% from the other cohort's list); 45% of women
+  -- sex and birth cohort (15% from the other cohort's list, twins alike;
+  -- twins never share a given name); 45% of women
   -- of 20 or more took another family name (married), 60% in a
   -- same-household pair, where the others were born with the household's
   -- name; households of two share the address; the address before the last
@@ -495,7 +495,9 @@ BEGIN
     SELECT p.*, (p.person_id - 1) / 2 AS household,
            CASE WHEN t.person_a IS NOT NULL THEN 'twin' WHEN s.person_a IS NOT NULL THEN 'household' END AS pair,
            CASE WHEN p.sex = '1' OR (p.sex = '9' AND synth.v(p.person_id, 'name sex', seed) < 0.5) THEN 0 ELSE 2 END
-           + CASE WHEN (p.dob < date '1975-01-01') <> (synth.v(p.person_id, 'name cohort', seed) < 0.15)
+           + CASE WHEN (p.dob < date '1975-01-01')   -- twins share the draw
+                       <> (synth.v(CASE WHEN t.person_a IS NOT NULL THEN -1 - (p.person_id - 1) / 2 ELSE p.person_id END,
+                                   'name cohort', seed) < 0.15)
                   THEN 1 ELSE 2 END AS list
     FROM synth_truth.person p
     LEFT JOIN synth_truth.twin t ON t.person_a = (p.person_id - 1) / 2 * 2 + 1
