@@ -160,9 +160,11 @@ $$;
 
 -- a skewed pick from a list ordered by frequency: rank r (1..n) with
 -- probability about 1 / (r + c), by inverting the continuous distribution
+-- (u shrunk a little so that rounding never reaches n + 1; n used once, so
+-- that an argument costly to compute does not stop inlining)
 CREATE OR REPLACE FUNCTION synth.zipf(u double precision, n int, c double precision)
-RETURNS int LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT least(n, 1 + floor(c * power((n + c) / c, u) - c)::int)
+RETURNS int LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+  SELECT 1 + floor(c * power((n + c) / c, u * 0.999999) - c)::int
 $$;
 
 -- given names, most frequent first: 1 men born before 1975, 2 men born
@@ -211,7 +213,7 @@ $$;
 
 -- the short forms a given name is also recorded under (NULL: none); a
 -- jsonb look-up, which costs a tenth of a CASE with 90 branches
-CREATE OR REPLACE FUNCTION synth.nicknames(given text) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+CREATE OR REPLACE FUNCTION synth.nicknames(given text) RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT string_to_array('{
     "William": "Bill,Will,Billy", "Robert": "Bob,Rob,Bobby", "Richard": "Dick,Rich,Richie",
     "James": "Jim,Jimmy,Jamie", "John": "Jack,Johnny", "Michael": "Mike,Mick", "David": "Dave",
@@ -306,22 +308,23 @@ CREATE OR REPLACE FUNCTION synth.street(postcode text, seed bigint) RETURNS text
               ELSE (synth.street_kinds())[synth.zipf(synth.vt(postcode, 'street kind', seed), 12, 2)] END
 $$;
 
--- an address line: house number (low numbers commoner), 12% flats
+-- an address line: house number (low numbers commoner), 12% flats (int
+-- to text by a cast: int || text is only STABLE, and would stop inlining)
 CREATE OR REPLACE FUNCTION synth.address_line(postcode text, key bigint, seed bigint)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT CASE WHEN synth.v(key, 'flat', seed) < 0.12
-              THEN 'Flat ' || (1 + floor(synth.v(key, 'flat number', seed) * 12))::int || ', ' ELSE '' END
-         || (1 + floor(power(synth.v(key, 'house number', seed), 2) * 180))::int || ' '
+              THEN 'Flat ' || (1 + floor(synth.v(key, 'flat number', seed) * 12))::int::text || ', ' ELSE '' END
+         || (1 + floor(power(synth.v(key, 'house number', seed), 2) * 180))::int::text || ' '
          || synth.street(postcode, seed)
 $$;
 
--- the usual abbreviations of a street kind (a layout, not an error)
+-- the usual abbreviations of a street kind (a layout, not an error); one
+-- expression, so that it is inlined
 CREATE OR REPLACE FUNCTION synth.abbreviate(line text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT coalesce((SELECT left(line, length(line) - length(a.long)) || a.short
-                   FROM (VALUES ('Road', 'Rd'), ('Street', 'St'), ('Avenue', 'Ave'), ('Lane', 'Ln'),
-                                ('Close', 'Cl'), ('Drive', 'Dr'), ('Crescent', 'Cres'), ('Gardens', 'Gdns'),
-                                ('Terrace', 'Ter'), ('Grove', 'Gr'), ('Place', 'Pl')) a(long, short)
-                   WHERE line LIKE '% ' || a.long), line)
+  SELECT coalesce(left(line, length(line) - length(substring(line FROM ' ([A-Za-z]+)$')))
+                  || ('{"Road": "Rd", "Street": "St", "Avenue": "Ave", "Lane": "Ln", "Close": "Cl", "Drive": "Dr",
+                        "Crescent": "Cres", "Gardens": "Gdns", "Terrace": "Ter", "Grove": "Gr", "Place": "Pl"}'::jsonb
+                      ->> substring(line FROM ' ([A-Za-z]+)$')), line)
 $$;
 
 -- an address line reduced to compare layouts: upper case, street kinds spelt out
@@ -357,6 +360,7 @@ $$;
 
 -- a record's names and address as written, given the person's and the
 -- record's draws: the errors (each labelled), before the source's layout
+-- (OFFSET 0: each level computed once, not copied into the next)
 CREATE OR REPLACE FUNCTION synth.record_names(given text, family text, birth_family text,
                                               true_address text, prev_address text, true_town text, prev_town text,
                                               moved boolean, old_registration boolean, rid bigint, seed bigint)
@@ -389,7 +393,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$   -- not STRICT: inlined into the que
                            synth.v(rid, 'given typo', seed) < 0.01 AS gtypo,
                            synth.v(rid, 'family typo', seed) < 0.015 AS ftypo,
                            synth.v(rid, 'swap', seed) < 0.005 AS swap0,
-                           synth.v(rid, 'address typo', seed) < 0.01 AS atypo) b) c) d) e
+                           synth.v(rid, 'address typo', seed) < 0.01 AS atypo OFFSET 0) b) c OFFSET 0) d OFFSET 0) e
 $$;
 
 -- (before issue 25, generate took (n_people, seed) only: drop that one, or a
@@ -502,30 +506,34 @@ BEGIN
     FROM synth_truth.person p
     LEFT JOIN synth_truth.twin t ON t.person_a = (p.person_id - 1) / 2 * 2 + 1
     LEFT JOIN synth_truth.same_household s ON s.person_a = (p.person_id - 1) / 2 * 2 + 1
+  ), q AS MATERIALIZED (   -- (plain columns as arguments, so that the helpers are inlined)
+    SELECT p.*, cardinality(synth.given_names(list)) AS n_given,
+           n_people + CASE WHEN pair = 'twin' THEN household * 2 + 1 ELSE person_id END AS prev_key
+    FROM p
   ), g AS (
-    SELECT p.*, synth.given_names(list) AS names,
-           synth.zipf(synth.v(person_id, 'given name', seed), cardinality(synth.given_names(list)), 8) AS gi,
+    SELECT q.*, synth.zipf(synth.v(person_id, 'given name', seed), n_given, 8) AS gi,
            (synth.family_names())[synth.zipf(synth.v(person_id, 'family name', seed), cardinality(synth.family_names()), 25)] AS own_family,
            (synth.family_names())[synth.zipf(synth.v(household, 'household family name', seed), cardinality(synth.family_names()), 25)] AS household_family,
            (synth.family_names())[synth.zipf(synth.v(person_id, 'married family name', seed), cardinality(synth.family_names()), 25)] AS married_family,
            sex = '2' AND dob <= ref - interval '20 years' AND coalesce(pair, '') <> 'twin'
              AND synth.v(person_id, 'married', seed) < CASE WHEN pair = 'household' THEN 0.6 ELSE 0.45 END AS married
-    FROM p
-  ), g2 AS (
-    SELECT g.*, lag(names[gi]) OVER (ORDER BY person_id) AS prev_given FROM g
+    FROM q
+  ), g2 AS (   -- (the name, not the list, through the sort)
+    SELECT g.*, (synth.given_names(list))[gi] AS given0,
+           lag((synth.given_names(list))[gi]) OVER (ORDER BY person_id) AS prev_given
+    FROM g
   )
   SELECT person_id, nhs_number, dob, sex, postcode, prev_postcode, gp_practice, area_idx,
-         CASE WHEN pair = 'twin' AND person_id % 2 = 0 AND names[gi] = prev_given   -- twins differ
-              THEN names[1 + (gi + floor(synth.v(person_id, 'twin given name', seed) * (cardinality(names) - 1))::int)
-                             % cardinality(names)]
-              ELSE names[gi] END AS given_name,
+         CASE WHEN pair = 'twin' AND person_id % 2 = 0 AND given0 = prev_given   -- twins differ
+              THEN (synth.given_names(list))[1 + (gi + floor(synth.v(person_id, 'twin given name', seed) * (n_given - 1))::int)
+                                             % n_given]
+              ELSE given0 END AS given_name,
          CASE WHEN pair IS NOT NULL THEN household_family WHEN married THEN married_family ELSE own_family END AS family_name,
          CASE WHEN pair = 'household' AND married THEN own_family WHEN pair IS NOT NULL THEN household_family
               ELSE own_family END AS birth_family_name,
          synth.address_line(postcode, household, seed) AS address_line,
          synth.town(postcode) AS town,
-         synth.address_line(prev_postcode, n_people + CASE WHEN pair = 'twin' THEN household * 2 + 1 ELSE person_id END,
-                            seed) AS prev_address_line,
+         synth.address_line(prev_postcode, prev_key, seed) AS prev_address_line,
          synth.town(prev_postcode) AS prev_town
   FROM g2;
   DROP TABLE synth_truth.person;
