@@ -25,7 +25,9 @@ psql -qX -v ON_ERROR_STOP=1 -c 'SET client_min_messages = warning' -f test/synth
 psql -qX -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "SELECT synth.generate($people, 42)" >/dev/null
 echo "demo: generated in $(( $(date +%s) - start ))s"
 mkdir -p demo-output
-psql -qX -v ON_ERROR_STOP=1 -f scripts/demo.sql
+# link_run's progress lines (INFO) shown as the phases finish, without
+# psql's file and line prefix; errors keep theirs
+psql -qX -v ON_ERROR_STOP=1 -f scripts/demo.sql 2>&1 | sed -u 's/^psql:scripts\/demo\.sql:[0-9]*: INFO:  /  /'
 
 cat <<MSG
 
