@@ -22,7 +22,11 @@
  * and joins the person whose other details it shares; but once it is linked
  * to the member's records, the two people are kept apart.  The query's order
  * matters: order the links by weight descending and break ties by record
- * ids.
+ * ids.  A third, boolean column of nhs_query, when true, confirms the
+ * record's number from the start: the caller's judgement that no other
+ * record carrying the number contradicts it (run.sql: "nhs_confirm":
+ * "details"), so that twins with one record each, or whose records have not
+ * linked to each other yet, are kept apart as well.
 
  * The result has one row per record in a link: its cluster, and whether a
  * link of it was refused (one to one, or an NHS number conflict), so that the
@@ -200,19 +204,33 @@ int8_pair(SPITupleTable *tuptable, uint64 i, int64 *a, int64 *b)
 	return !na && !nb;
 }
 
-/* (record id, NHS digits): a record's valid number seeds its cluster's */
+/*
+ * (record id, NHS digits[, confirmed]): a record's valid number seeds its
+ * cluster's; confirmed (a third boolean column, true) makes it the record's
+ * confirmed number from the start
+ */
 static void
 nhs_batch(UnionFind *uf, SPITupleTable *tuptable, uint64 n, bool one_to_one)
 {
+	bool		has_confirmed = tuptable->tupdesc->natts >= 3;
+
+	if (has_confirmed && TupleDescAttr(tuptable->tupdesc, 2)->atttypid != BOOLOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the third column of the NHS numbers query must be boolean")));
 	for (uint64 i = 0; i < n; i++)
 	{
 		int64		rid,
 					digits;
+		bool		isnull;
 
 		if (!int8_pair(tuptable, i, &rid, &digits) || !nhs_number_value_is_valid(digits))
 			continue;
 		uf_grow(uf, rid);
 		uf->own[rid] = digits;
+		if (has_confirmed &&
+			DatumGetBool(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 3, &isnull)) && !isnull)
+			uf->key[rid] = digits;	/* read before any link: rid is its own root */
 	}
 }
 

@@ -53,7 +53,7 @@ CREATE FUNCTION caredata.link_components(links_query text, one_to_one boolean DE
   RETURNS TABLE (rid bigint, cluster bigint, refused boolean)
   AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION caredata.link_components(text, boolean, text) IS
-  'union-find over the (bigint, bigint) links a query returns, in its order: each record in a link, its cluster (the smallest record id in it) and whether a link of it was refused; one_to_one accepts a link only if neither record is linked yet; nhs_query (record id, NHS digits) keeps apart clusters holding valid NHS numbers that differ by more than one typing error';
+  'union-find over the (bigint, bigint) links a query returns, in its order: each record in a link, its cluster (the smallest record id in it) and whether a link of it was refused; one_to_one accepts a link only if neither record is linked yet; nhs_query (record id, NHS digits[, confirmed boolean]) keeps apart clusters holding confirmed valid NHS numbers that differ by more than one typing error (confirmed by a link between two records carrying the number, or from the start when the third column is true)';
 
 -- ---- the default model ----
 
@@ -87,7 +87,8 @@ CREATE FUNCTION caredata.link_default_spec() RETURNS jsonb
   "max_pairs": 200000000,
   "em_max_iterations": 100,
   "em_tolerance": 1e-6,
-  "keep_nhs_apart": true
+  "keep_nhs_apart": true,
+  "nhs_confirm": "details"
 }
 $spec$::jsonb;
 COMMENT ON FUNCTION caredata.link_default_spec() IS
@@ -223,6 +224,9 @@ BEGIN
 
   IF jsonb_typeof(spec->'keep_nhs_apart') IS DISTINCT FROM 'boolean' THEN
     PERFORM caredata._link_bad('keep_nhs_apart must be true or false', 'Leave it out for the default (true).');
+  END IF;
+  IF spec->>'nhs_confirm' IS NULL OR jsonb_typeof(spec->'nhs_confirm') <> 'string' OR spec->>'nhs_confirm' NOT IN ('link', 'details') THEN
+    PERFORM caredata._link_bad('nhs_confirm must be "link" or "details"', 'Leave it out for the default ("details").');
   END IF;
   IF jsonb_typeof(spec->'blocking') IS DISTINCT FROM 'array' OR jsonb_array_length(spec->'blocking') = 0 THEN
     PERFORM caredata._link_bad('a linkage model needs at least one blocking rule', 'Set "blocking" to an array of column lists, e.g. [["nhs_digits"], ["dob", "area"]].');

@@ -101,6 +101,7 @@ DECLARE
   saved_mergejoin text;
   v_w double precision[];
   v_keep_apart boolean;
+  v_nhs_confirm text;
 BEGIN
   IF p_method IS NULL OR p_method NOT IN ('probabilistic', 'deterministic') THEN
     PERFORM caredata._link_bad('method must be probabilistic or deterministic', 'Leave it out for probabilistic linkage.');
@@ -122,6 +123,8 @@ BEGIN
   spec := lm.spec;
   -- models made before the key existed keep NHS numbers apart too
   v_keep_apart := coalesce((spec->>'keep_nhs_apart')::boolean, true);
+  -- and confirm a number only through a link (the rule before "nhs_confirm")
+  v_nhs_confirm := coalesce(spec->>'nhs_confirm', 'link');
   v_trained := lm.lambda IS NOT NULL;
   v_do_train := p_method = 'probabilistic' AND coalesce(p_train, NOT v_trained);
   IF p_method = 'probabilistic' AND NOT v_do_train AND NOT v_trained THEN
@@ -366,7 +369,18 @@ BEGIN
            format('SELECT rid_l, rid_r FROM caredata.link_pair WHERE run_id = %s%s', v_run,
                   CASE WHEN p_one_to_one OR v_keep_apart THEN ' ORDER BY weight DESC NULLS LAST, step NULLS LAST, rid_l, rid_r' ELSE '' END),
            p_one_to_one,
-           CASE WHEN v_keep_apart THEN 'SELECT rid, nhs_digits FROM caredata.link_record WHERE nhs_digits IS NOT NULL' END) c ON c.rid = r.rid;
+           CASE WHEN v_keep_apart AND v_nhs_confirm = 'details' THEN
+                  -- a number is confirmed on its own unless two records carrying
+                  -- it disagree on the date of birth or on a known sex (a
+                  -- household member's number on someone else's record)
+                  'SELECT r.rid, r.nhs_digits, g.agree
+                     FROM caredata.link_record r
+                     JOIN (SELECT nhs_digits,
+                                  count(DISTINCT dob) <= 1
+                                  AND count(DISTINCT sex) FILTER (WHERE caredata.compare_sex(sex, sex) = 2) <= 1 AS agree
+                             FROM caredata.link_record WHERE nhs_digits IS NOT NULL GROUP BY nhs_digits) g
+                       ON g.nhs_digits = r.nhs_digits'
+                WHEN v_keep_apart THEN 'SELECT rid, nhs_digits FROM caredata.link_record WHERE nhs_digits IS NOT NULL' END) c ON c.rid = r.rid;
   -- keep only the links clustering accepted (one to one; NHS numbers kept apart)
   IF EXISTS (SELECT 1 FROM pg_temp.link_cluster x WHERE x.refused) THEN
     DELETE FROM caredata.link_pair x USING pg_temp.link_cluster a, pg_temp.link_cluster b
