@@ -57,6 +57,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "base/admin.h"
 #include "base/pg_compat.h"
 #include "base/preload.h"
 #include "identifiers/identifiers.h"
@@ -320,15 +321,6 @@ permitted_bind_column(FmgrInfo *flinfo, Oid relid, AttrNumber attno)
 	return c->bound;
 }
 
-/* may the current role ask about numbers of its choosing? */
-static bool
-may_ask_freely(void)
-{
-	Oid			admin = get_role_oid("caredata_admin", true);
-
-	return superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin));
-}
-
 static void
 refuse_unbound(bool own_rows)
 {
@@ -479,7 +471,7 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 	 * EvalPlanQual's second copy of a bound one (a concurrent UPDATE,
 	 * DELETE or SELECT ... FOR UPDATE rechecking a row): the same plan node.
 	 */
-	if ((c == NULL || !c->bound) && !may_ask_freely())
+	if ((c == NULL || !c->bound) && !caredata_acting_as_admin())
 	{
 		if (!bound_calls_contains(fcinfo->flinfo->fn_expr))
 			refuse_unbound(own_rows);

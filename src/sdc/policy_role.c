@@ -34,18 +34,10 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
+#include "base/admin.h"
 #include "base/search_path.h"
 #include "citus/citus.h"
 #include "policy_role.h"
-
-/* may the current role name any policy? */
-bool
-sdc_may_choose_policy(void)
-{
-	Oid			admin = get_role_oid("caredata_admin", true);
-
-	return superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin));
-}
 
 /*
  * The name of the policy in force for the current role, into name
@@ -115,7 +107,7 @@ sdc_policy_allowed(const char *requested, const char *in_force)
 {
 	if (requested == NULL || strcmp(requested, in_force) == 0)
 		return in_force;
-	if (!sdc_may_choose_policy())
+	if (!caredata_acting_as_admin())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("only caredata_admin may choose a disclosure-control policy"),

@@ -11,9 +11,6 @@
 #ifndef CAREDATA_SDC_POLICY_ROLE_H
 #define CAREDATA_SDC_POLICY_ROLE_H
 
-/* may the current role name any policy (superuser, caredata_admin)? */
-extern bool sdc_may_choose_policy(void);
-
 /* the policy in force for the current role into name (NAMEDATALEN bytes) */
 extern void sdc_policy_in_force(char *name, const char *fallback);
 
