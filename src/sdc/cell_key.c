@@ -46,7 +46,6 @@ bool
 sdc_publish_keyed(const SdcPolicy *policy, int64 n, uint32 cell_key, int64 *shown)
 {
 	const SdcPTable *t = policy->ptable;
-	int64		b = policy->base;
 	int32		row;
 	int64		v;
 
@@ -64,17 +63,6 @@ sdc_publish_keyed(const SdcPolicy *policy, int64 n, uint32 cell_key, int64 *show
 	v = n + (row < 0 ? 0 : t->perturbation[row * SDC_CELL_KEY_RANGE + cell_key % SDC_CELL_KEY_RANGE]);
 	if (v < 0)
 		elog(ERROR, "cell key perturbation below zero");
-	switch (policy->rounding)
-	{
-		case SDC_ROUND_NEAREST:
-			v = ((v + b / 2) / b) * b;
-			break;
-		case SDC_ROUND_MIDPOINT:
-			v = v == 0 ? 0 : ((v + b - 1) / b) * b - b / 2;
-			break;
-		default:
-			break;
-	}
-	*shown = v;
+	*shown = sdc_round_count(policy, v);
 	return true;
 }

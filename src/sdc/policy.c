@@ -216,8 +216,6 @@ sdc_require_no_cell_key(const SdcPolicy *policy)
 bool
 sdc_publish_count(const SdcPolicy *policy, int64 n, int64 *shown)
 {
-	int64		b = policy->base;
-
 	sdc_require_no_cell_key(policy);
 	if (n < 0)
 		ereport(ERROR,
@@ -230,19 +228,26 @@ sdc_publish_count(const SdcPolicy *policy, int64 n, int64 *shown)
 	}
 	if (n <= policy->suppress_max)
 		return false;
+	*shown = sdc_round_count(policy, n);
+	return true;
+}
+
+int64
+sdc_round_count(const SdcPolicy *policy, int64 n)
+{
+	int64		b = policy->base;
+
+	if (n == 0)
+		return 0;
 	switch (policy->rounding)
 	{
 		case SDC_ROUND_NEAREST:
-			*shown = ((n + b / 2) / b) * b;
-			break;
+			return ((n + b / 2) / b) * b;
 		case SDC_ROUND_MIDPOINT:
-			*shown = ((n + b - 1) / b) * b - b / 2;
-			break;
+			return ((n + b - 1) / b) * b - b / 2;
 		default:
-			*shown = n;
-			break;
+			return n;
 	}
-	return true;
 }
 
 bool

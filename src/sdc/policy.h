@@ -51,6 +51,9 @@ extern const SdcPolicy *sdc_policy_get(FmgrInfo *flinfo, const char *name);
 /* what a policy publishes of a count of people: false when suppressed */
 extern bool sdc_publish_count(const SdcPolicy *policy, int64 n, int64 *shown);
 
+/* a count rounded as the policy rounds counts (0 stays 0) */
+extern int64 sdc_round_count(const SdcPolicy *policy, int64 n);
+
 /*
  * whether a policy publishes a statistic (a sum, a mean) of people's
  * contributions: people contributed, largest their absolute contributions
