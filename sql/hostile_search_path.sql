@@ -211,6 +211,7 @@ SELECT caredata.safe_count(person::caredata.pseudonym) IS NOT NULL AS safe_count
        caredata.safe_rate(length_of_stay OPERATOR(pg_catalog.>) 3, person::caredata.pseudonym) IS NOT NULL AS safe_rate
   FROM published.hostile;
 SELECT caredata.sdc_apply(12) AS sdc_apply, caredata.sdc_display(3) AS sdc_display;
+SELECT caredata.sdc_policy_in_force() IS NOT NULL AS policy_in_force;
 SELECT count(*) AS bounds FROM caredata.sdc_table_bounds(ARRAY[0,0,0,1,1,1,2,2,2], ARRAY[0,1,2,0,1,2,0,1,2], ARRAY[19,7,12,8,5,3,11,2,9]::pg_catalog.int8[], ARRAY[false,false,false,false,false,true,false,false,false]);
 SELECT count(*) AS suppress FROM caredata.sdc_table_suppress(ARRAY[0,0,0,1,1,1,2,2,2], ARRAY[0,1,2,0,1,2,0,1,2], ARRAY[19,7,12,8,5,3,11,2,9]::pg_catalog.int8[], ARRAY[false,false,false,false,false,true,false,false,false], 1);
 SELECT caredata.funnel_limit('PR', 100, 0.3, 0.998) IS NOT NULL AS funnel_limit;
@@ -296,6 +297,11 @@ SELECT count(*) OPERATOR(pg_catalog.>) 0 AS k_anon FROM caredata.k_anonymity('pu
 SELECT caredata.audit_append('hostile.test', 'x') IS NOT NULL AS appended;
 SELECT caredata.audit_verify();
 SELECT caredata.sdc_apply(12) AS admin_sdc;
+SELECT caredata.assign_sdc_policy('hostile_mallory', 'nhs_hes') IS NOT NULL AS policy_assigned,
+       caredata.unassign_sdc_policy('hostile_mallory') AS policy_unassigned;
+SELECT caredata.safe_count(p::pg_catalog.int8, 'cell_key') IS NOT NULL AS cell_key_count,
+       caredata.safe_rate(p OPERATOR(pg_catalog.>) 5, p::pg_catalog.int8, 'cell_key') IS NOT NULL AS cell_key_rate
+  FROM pg_catalog.generate_series(1, 40) p;
 RESET ROLE;
 
 -- a superuser with the same path: protect() and unprotect()
