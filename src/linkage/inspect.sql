@@ -36,7 +36,7 @@ BEGIN
   f := CASE scope WHEN 'all' THEN 'X_all' WHEN 'cross' THEN 'X_all - X_within' ELSE 'X_source' END;
   RETURN QUERY EXECUTE format($q$
     WITH g AS (SELECT p.person_id AS c, t.%1$I AS t, p.source, count(*) AS k
-                 FROM caredata.person_index p JOIN %2$s t ON t.source::text = p.source AND t.record_id = p.record_id
+                 FROM caredata.person_index p JOIN %2$s t ON t.source::text = p.source AND %7$s
                 GROUP BY 1, 2, 3),
          gs AS (SELECT GROUPING(c, t, source) AS set, c, t, source, sum(k)::bigint AS n,
                        sum(k * (k - 1) / 2)::bigint AS within, sum(k * (k - 1) / 2) FILTER (WHERE source = %3$L)::bigint AS in_source
@@ -69,7 +69,11 @@ BEGIN
            CASE WHEN ap > 0 THEN (tp / ap)::double precision END,
            CASE WHEN lp + ap > 0 THEN (2 * tp / (lp + ap))::double precision END,
            ap::bigint, lp::bigint, tp::bigint, split, merged
-      FROM s$q$, true_id, truth, scope, replace(f, 'X', 'tp'), replace(f, 'X', 'lp'), replace(f, 'X', 'ap'));
+      FROM s$q$, true_id, truth, scope, replace(f, 'X', 'tp'), replace(f, 'X', 'lp'), replace(f, 'X', 'ap'),
+      -- integer record ids join as integers, others as text
+      CASE WHEN (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'record_id' AND NOT a.attisdropped)
+                IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype)
+           THEN 't.record_id = p.record_id' ELSE 't.record_id::text = p.record_key' END);
 END
 $$;
 COMMENT ON FUNCTION caredata.link_quality(regclass, name, text) IS
@@ -98,7 +102,7 @@ COMMENT ON FUNCTION caredata._link_trained_version(text, integer) IS
   'internal: the trained model version a read uses (the one named, else the latest)';
 
 -- each term of one pair's match weight; the terms sum to the weight
-CREATE FUNCTION caredata.link_explain(source_a text, record_a bigint, source_b text, record_b bigint,
+CREATE FUNCTION caredata.link_explain(source_a text, record_a text, source_b text, record_b text,
     model text DEFAULT 'default', version integer DEFAULT NULL)
   RETURNS TABLE (term text, level integer, label text, m double precision, u double precision, weight double precision)
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -110,30 +114,32 @@ DECLARE
   c record;
   lv integer;
   tf double precision;
-  ra caredata.link_record;
-  rb caredata.link_record;
-  swap caredata.link_record;
+  rid_a bigint;
+  rid_b bigint;
+  swap bigint;
+  rec text := caredata._link_record_sql();
 BEGIN
-  SELECT * INTO ra FROM caredata.link_record x WHERE x.source = source_a AND x.record_id = record_a;
-  SELECT * INTO rb FROM caredata.link_record x WHERE x.source = source_b AND x.record_id = record_b;
-  IF ra.rid IS NULL OR rb.rid IS NULL THEN
+  SELECT x.rid INTO rid_a FROM caredata.link_record x WHERE x.source = source_a AND x.record_key = record_a;
+  SELECT x.rid INTO rid_b FROM caredata.link_record x WHERE x.source = source_b AND x.record_key = record_b;
+  IF rid_a IS NULL OR rid_b IS NULL THEN
     PERFORM caredata._link_bad('a record to explain is not among the standardised records', 'Name records by source and record id as in caredata.person_index.', '42704');
   END IF;
   -- the pair in the order runs compare it
-  IF ra.rid > rb.rid THEN
-    swap := ra; ra := rb; rb := swap;
+  IF rid_a > rid_b THEN
+    swap := rid_a; rid_a := rid_b; rid_b := swap;
   END IF;
   SELECT x.lambda INTO lam FROM caredata.link_model x WHERE x.model = p_model AND x.version = v;
   term := 'prior'; level := NULL; label := 'lambda = ' || lam; m := NULL; u := NULL;
   weight := ln(lam / (1 - lam)) / ln(2);
   RETURN NEXT;
   FOR c IN SELECT * FROM caredata._link_comparisons(p_model, v) ORDER BY pos LOOP
-    EXECUTE format('SELECT (%s)::integer FROM (SELECT ($1).*) l, (SELECT ($2).*) r', c.expression) INTO lv USING ra, rb;
+    EXECUTE format('SELECT (%s)::integer FROM (SELECT * FROM %s x WHERE x.rid = $1) l, (SELECT * FROM %2$s x WHERE x.rid = $2) r',
+                   c.expression, rec) INTO lv USING rid_a, rid_b;
     term := c.name; level := lv; label := c.labels[lv + 1]; m := c.m[lv + 1]; u := c.u[lv + 1];
     weight := CASE WHEN lv = 0 THEN 0 ELSE ln(m / u) / ln(2) END;
     RETURN NEXT;
     IF c.tf IS NOT NULL AND lv = c.nlevels - 1 THEN
-      EXECUTE format('SELECT ($1).%I', 'tf_' || c.tf) INTO tf USING rb;
+      EXECUTE format('SELECT x.%I FROM %s x WHERE x.rid = $1', 'tf_' || c.tf, rec) INTO tf USING rid_b;
       IF tf > 0 THEN
         term := 'tf ' || c.name; label := 'value frequency ' || round(tf::numeric, 8); m := NULL; u := tf;
         weight := ln(c.u[lv + 1] / tf) * 1.4426950408889634;
@@ -143,12 +149,21 @@ BEGIN
   END LOOP;
 END
 $$;
+COMMENT ON FUNCTION caredata.link_explain(text, text, text, text, text, integer) IS
+  'the match weight of one pair (records named by source and record id, as text), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
+
+CREATE FUNCTION caredata.link_explain(source_a text, record_a bigint, source_b text, record_b bigint,
+    model text DEFAULT 'default', version integer DEFAULT NULL)
+  RETURNS TABLE (term text, level integer, label text, m double precision, u double precision, weight double precision)
+  LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  SELECT * FROM caredata.link_explain(source_a, record_a::text, source_b, record_b::text, model, version)
+$$;
 COMMENT ON FUNCTION caredata.link_explain(text, bigint, text, bigint, text, integer) IS
-  'the match weight of one pair, term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
+  'the match weight of one pair (records named by source and integer record id), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
 
 -- match one new record against the person index
 CREATE FUNCTION caredata.link_lookup(nhs_number text, dob date, sex text, postcode text,
-    model text DEFAULT 'default', version integer DEFAULT NULL)
+    model text DEFAULT 'default', version integer DEFAULT NULL, fields jsonb DEFAULT NULL)
   RETURNS TABLE (person_id bigint, probability double precision, match_weight double precision)
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
@@ -163,16 +178,32 @@ DECLARE
   cmp record;
   cand text := '';
   rule jsonb;
+  rec text := caredata._link_record_sql();
+  f_cols text := '';
+  f record;
 BEGIN
+  IF fields IS NOT NULL AND jsonb_typeof(fields) <> 'object' THEN
+    PERFORM caredata._link_bad('fields must be a JSON object of field values', 'For example {"given_name": "Ann", "family_name": "Smith"}.');
+  END IF;
   SELECT x.spec, x.lambda INTO spec, lam FROM caredata.link_model x WHERE x.model = p_model AND x.version = v;
   SELECT array_agg(z.nlevels ORDER BY z.pos) INTO nlevels FROM caredata._link_comparisons(p_model, v) z;
   SELECT array_agg(x ORDER BY z.pos, o) INTO mm FROM caredata._link_comparisons(p_model, v) z, unnest(z.m) WITH ORDINALITY AS q(x, o);
   SELECT array_agg(x ORDER BY z.pos, o) INTO uu FROM caredata._link_comparisons(p_model, v) z, unnest(z.u) WITH ORDINALITY AS q(x, o);
   SELECT * INTO cmp FROM caredata._link_compare_sql(p_model, v,
     (SELECT array_agg(z.u[z.nlevels] ORDER BY z.pos) FROM caredata._link_comparisons(p_model, v) z));
+  -- the declared fields of the record, standardised as the sources' are
+  FOR f IN SELECT * FROM caredata._link_fields() LOOP
+    f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind(f.kind, format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field);
+    IF f.kind = 'name' THEN
+      f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind('name_ph', format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field || '_ph');
+    ELSIF f.kind = 'address' THEN
+      f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind('address_num', format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field || '_num');
+    END IF;
+    f_cols := f_cols || format(', NULL::double precision AS %I', 'tf_' || f.field);
+  END LOOP;
   FOR rule IN SELECT * FROM jsonb_array_elements(spec->'blocking') LOOP
     cand := cand || CASE WHEN cand = '' THEN '' ELSE ' UNION ' END ||
-            format('SELECT r.rid FROM caredata.link_record r, l WHERE %s', caredata._link_rule_condition(rule));
+            format('SELECT r.rid FROM %s r, l WHERE %s', rec, caredata._link_rule_condition(rule));
   END LOOP;
   RETURN QUERY EXECUTE format($q$
     WITH l AS MATERIALIZED (
@@ -180,19 +211,20 @@ BEGIN
                   (d / 10000)::integer AS nhs_head, (d %% 10000)::integer AS nhs_tail, b AS dob, sx AS sex,
                   pc AS postcode, caredata.postcode_sector(pc) AS sector, caredata.postcode_district(pc) AS district,
                   caredata.postcode_area(pc) AS area, extract(year FROM b)::integer AS yob,
-                  NULL::double precision AS tf_nhs_digits, NULL::double precision AS tf_dob, NULL::double precision AS tf_postcode
+                  NULL::double precision AS tf_nhs_digits, NULL::double precision AS tf_dob, NULL::double precision AS tf_postcode,
+                  ''::text AS record_key, NULL::jsonb AS fields%5$s
              FROM (SELECT caredata.nhs_number_digits($1) AS d, CASE WHEN caredata.dob_is_valid($2) THEN $2 END AS b,
-                          caredata.try_standardise_sex($3) AS sx, caredata.try_normalise_postcode($4) AS pc) s),
+                          caredata.try_standardise_sex($3) AS sx, caredata.standardise_postcode_any($4) AS pc) s),
          cand AS (%1$s),
-         cmp AS (SELECT r.rid%2$s FROM cand JOIN caredata.link_record r USING (rid), l),
+         cmp AS (SELECT r.rid%2$s FROM cand JOIN %6$s r USING (rid), l),
          scored AS (SELECT cmp.rid, (caredata.link_pattern_weights(ARRAY[%3$s], $5, $6, $7, $8))[1] + %4$s AS w FROM cmp)
     SELECT p.person_id, caredata.link_probability(max(s.w)), max(s.w)
       FROM scored s JOIN caredata.person_index p USING (rid)
      GROUP BY p.person_id
      ORDER BY max(s.w) DESC, p.person_id
-     LIMIT 1$q$, cand, cmp.levels, cmp.pattern, cmp.tf)
-  USING nhs_number, dob, sex, postcode, nlevels, mm, uu, lam;
+     LIMIT 1$q$, cand, cmp.levels, cmp.pattern, cmp.tf, f_cols, rec)
+  USING nhs_number, dob, sex, postcode, nlevels, mm, uu, lam, fields;
 END
 $$;
-COMMENT ON FUNCTION caredata.link_lookup(text, date, text, text, text, integer) IS
-  'match one record (NHS number, date of birth, sex, postcode as they arrive) against the person index through the blocking rules'' indexes: the best person, its match probability and weight; no row when no candidate';
+COMMENT ON FUNCTION caredata.link_lookup(text, date, text, text, text, integer, jsonb) IS
+  'match one record (NHS number, date of birth, sex, postcode as they arrive, and the declared fields as {"field": value}) against the person index through the blocking rules'' indexes: the best person, its match probability and weight; no row when no candidate';

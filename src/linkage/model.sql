@@ -112,6 +112,54 @@ CREATE FUNCTION caredata._link_key_columns() RETURNS text[]
 COMMENT ON FUNCTION caredata._link_key_columns() IS
   'internal: the standardised record columns that blocking rules may name';
 
+-- every column of caredata.link_record (no field may take one of these names)
+CREATE FUNCTION caredata._link_record_columns() RETURNS text[]
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN ARRAY['rid', 'source', 'record_id', 'nhs_digits', 'nhs_head', 'nhs_tail', 'dob', 'sex', 'postcode', 'sector',
+               'district', 'area', 'yob', 'tf_nhs_digits', 'tf_dob', 'tf_postcode', 'record_key', 'fields',
+               'pattern', 'weight', 'l', 'r', 'rid_l', 'rid_r', 'tf_adj'];
+COMMENT ON FUNCTION caredata._link_record_columns() IS
+  'internal: the names a linkage field may not take (the columns of caredata.link_record and of the pair queries)';
+
+-- the fields the sources declare, and the columns each gives a record
+-- (the field; its phonetic code for a name, its house number for an
+-- address; its value frequency tf_<field>)
+CREATE FUNCTION caredata._link_fields()
+  RETURNS TABLE (field text, kind text, columns text[])
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT f.key, min(f.value->>'kind'),
+         ARRAY[f.key] || CASE min(f.value->>'kind') WHEN 'name' THEN ARRAY[f.key || '_ph']
+                                                    WHEN 'address' THEN ARRAY[f.key || '_num'] ELSE '{}'::text[] END
+    FROM caredata.link_source ls, jsonb_each(ls.fields) f
+   GROUP BY f.key ORDER BY f.key
+$$;
+COMMENT ON FUNCTION caredata._link_fields() IS
+  'internal: the further fields the linkage sources declare, their kind and the record columns each gives';
+
+-- every record column the declared fields give
+CREATE FUNCTION caredata._link_field_columns() RETURNS text[]
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(array_agg(c ORDER BY c), '{}') FROM caredata._link_fields() f, unnest(f.columns) c
+$$;
+COMMENT ON FUNCTION caredata._link_field_columns() IS
+  'internal: the record columns the declared linkage fields give (each field, name_ph, address_num), which comparisons and blocking rules may name';
+
+-- the standardised records as a relation with one column per field (a
+-- subquery over caredata.link_record), or the table itself when no source
+-- declares a field
+CREATE FUNCTION caredata._link_record_sql() RETURNS text
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE WHEN count(*) = 0 THEN 'caredata.link_record'
+              ELSE '(SELECT x.*' ||
+                   (SELECT string_agg(format(', (x.fields OPERATOR(pg_catalog.->>) %1$L) AS %1$I', c), '' ORDER BY c)
+                      FROM caredata._link_fields() g, unnest(g.columns) c) ||
+                   string_agg(format(', (x.fields OPERATOR(pg_catalog.->>) %1$L)::double precision AS %1$I', 'tf_' || f.field), '' ORDER BY f.field) ||
+                   ' FROM caredata.link_record x)' END
+    FROM caredata._link_fields() f
+$$;
+COMMENT ON FUNCTION caredata._link_record_sql() IS
+  'internal: the standardised records with one column per declared field (and tf_<field>), for comparisons and blocking rules to name';
+
 -- statistics and lookup indexes on the linkage tables, which the extension
 -- owns: the linker may write them but not ANALYZE or index them itself.
 -- SECURITY DEFINER with a pinned search_path; it only ever names the two
@@ -127,11 +175,27 @@ BEGIN
     -- one single-column index per distinct leading column of the rules: a
     -- lookup finds a handful of rows by it and filters on the rest
     FOR col IN SELECT DISTINCT b.value->>0 FROM jsonb_array_elements(rules) b LOOP
-      IF NOT col = ANY (caredata._link_key_columns()) THEN
-        RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = 'blocking rules name only standardised record columns';
+      IF col = ANY (caredata._link_key_columns()) THEN
+        IF to_regclass('caredata.' || quote_ident('link_record_' || col || '_idx')) IS NULL THEN
+          EXECUTE format('CREATE INDEX %I ON caredata.link_record (%I)', 'link_record_' || col || '_idx', col);
+        END IF;
+      ELSIF col = ANY (caredata._link_field_columns()) THEN
+        -- a field: an index on the expression the record relation names it by
+        IF to_regclass('caredata.' || quote_ident('link_record_f_' || col || '_idx')) IS NULL THEN
+          EXECUTE format('CREATE INDEX %I ON caredata.link_record ((fields OPERATOR(pg_catalog.->>) %L))', 'link_record_f_' || col || '_idx', col);
+        END IF;
+      ELSE
+        RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = 'blocking rules name only standardised record columns and declared fields';
       END IF;
-      IF to_regclass('caredata.' || quote_ident('link_record_' || col || '_idx')) IS NULL THEN
-        EXECUTE format('CREATE INDEX %I ON caredata.link_record (%I)', 'link_record_' || col || '_idx', col);
+    END LOOP;
+  ELSIF what = 'field_statistics' THEN
+    -- statistics on each field's expression, which ANALYZE fills and the
+    -- planner reads to estimate a blocking rule on the field
+    FOR col IN SELECT c FROM unnest(caredata._link_field_columns()) c LOOP
+      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_statistic_ext e
+                      WHERE e.stxnamespace OPERATOR(pg_catalog.=) 'caredata'::regnamespace
+                        AND e.stxname OPERATOR(pg_catalog.=) ('link_record_f_' || col)) THEN
+        EXECUTE format('CREATE STATISTICS caredata.%I ON ((fields OPERATOR(pg_catalog.->>) %L)) FROM caredata.link_record', 'link_record_f_' || col, col);
       END IF;
     END LOOP;
   ELSIF what = 'drop_indexes' THEN
@@ -148,7 +212,7 @@ BEGIN
                                       DROP CONSTRAINT IF EXISTS person_index_rid_key;
     DROP INDEX IF EXISTS caredata.person_index_person_idx;
   ELSIF what = 'build_person_indexes' THEN
-    ALTER TABLE caredata.person_index ADD CONSTRAINT person_index_pkey PRIMARY KEY (source, record_id),
+    ALTER TABLE caredata.person_index ADD CONSTRAINT person_index_pkey PRIMARY KEY (source, record_key),
                                       ADD CONSTRAINT person_index_rid_key UNIQUE (rid);
     CREATE INDEX person_index_person_idx ON caredata.person_index (person_id);
     ANALYZE caredata.person_index;
@@ -160,6 +224,43 @@ $$;
 COMMENT ON FUNCTION caredata._link_maintain(text, jsonb) IS
   'internal: ANALYZE the standardised records, drop or create the blocking rules'' lookup indexes, and drop or build the person index''s indexes around its rewrite, as the extension owner';
 
+-- a comparison reads only the two standardised records it is given: no
+-- subquery, no table but the records, no function outside pg_catalog and
+-- caredata (read off the verbose plan, where the planner has already
+-- inlined what it inlines)
+CREATE FUNCTION caredata._link_check_expression(name text, expression text, rec text) RETURNS void
+  LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  plan jsonb;
+  txt text;
+  bad text;
+BEGIN
+  EXECUTE format('EXPLAIN (VERBOSE, FORMAT JSON) SELECT (%s)::integer FROM %s l, %2$s r', expression, rec) INTO plan;
+  txt := plan::text;
+  IF txt ~ '"(Subplan Name|Parent Relationship)": "(InitPlan|SubPlan|Subquery)' OR txt LIKE '%"Subplan Name"%'
+     OR EXISTS (SELECT 1 FROM jsonb_path_query(plan, 'strict $.**."Relation Name"') n WHERE n #>> '{}' <> 'link_record') THEN
+    PERFORM caredata._link_bad(format('comparison "%s" reads something other than the two records it compares', name),
+                               'A comparison expression is a function of the columns of l and r only: no subquery and no other table.', '42501');
+  END IF;
+  SELECT m[1] INTO bad
+    FROM jsonb_path_query(plan, 'strict $.**."Output"[*]') o,
+         regexp_matches(o #>> '{}', '(?:^|[^a-z0-9_."])("?[a-z_][a-z0-9_$]*"?)\.("?[a-z_][a-z0-9_$]*"?)\(', 'gi') m
+   WHERE m[1] NOT IN ('caredata', 'pg_catalog')
+  UNION ALL
+  SELECT m[1]
+    FROM jsonb_path_query(plan, 'strict $.**."Output"[*]') o,
+         regexp_matches(o #>> '{}', 'OPERATOR\(("?[a-z_][a-z0-9_$]*"?)\.', 'gi') m
+   WHERE m[1] NOT IN ('caredata', 'pg_catalog')
+   LIMIT 1;
+  IF bad IS NOT NULL THEN
+    PERFORM caredata._link_bad(format('comparison "%s" calls a function outside caredata and pg_catalog', name),
+                               'Use caredata''s comparators and built-in functions; a function of another schema could read other tables.', '42501');
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_check_expression(text, text, text) IS
+  'internal: refuse a comparison expression that reads anything but the two standardised records (subqueries, other tables, functions outside caredata and pg_catalog)';
+
 CREATE FUNCTION caredata._link_check_spec(spec jsonb) RETURNS void
   LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -170,6 +271,7 @@ DECLARE
   step text;
   probe text;
   nl integer;
+  rec text := caredata._link_record_sql();
 BEGIN
   IF jsonb_typeof(spec) IS DISTINCT FROM 'object' THEN
     PERFORM caredata._link_bad('a linkage model spec must be a JSON object', 'Start from caredata.link_default_spec().');
@@ -196,9 +298,9 @@ BEGIN
     IF nl < 2 OR nl > 16 THEN
       PERFORM caredata._link_bad(format('comparison "%s" must have between 2 and 16 levels', c->>'name'), 'Level 0 is missing, 1 different, the last exact.');
     END IF;
-    IF c ? 'tf' AND c->>'tf' NOT IN ('nhs_digits', 'dob', 'postcode') THEN
-      PERFORM caredata._link_bad(format('comparison "%s": term-frequency adjustment is available for nhs_digits, dob and postcode only', c->>'name'),
-                                 'Remove "tf" or set it to one of those columns.');
+    IF c ? 'tf' AND c->>'tf' NOT IN ('nhs_digits', 'dob', 'postcode') AND NOT c->>'tf' IN (SELECT f.field FROM caredata._link_fields() f) THEN
+      PERFORM caredata._link_bad(format('comparison "%s": term-frequency adjustment is available for nhs_digits, dob, postcode and the declared fields only', c->>'name'),
+                                 'Remove "tf" or set it to one of those columns (fields are declared by caredata.link_add_source(fields => ...)).');
     END IF;
     IF c ? 'm' AND (jsonb_typeof(c->'m') IS DISTINCT FROM 'array' OR jsonb_array_length(c->'m') <> nl) THEN
       PERFORM caredata._link_bad(format('comparison "%s": starting m must have one probability per level', c->>'name'), 'Remove "m" to use the default start.');
@@ -208,11 +310,12 @@ BEGIN
                                  'Set "expression" to SQL over the record aliases l and r, e.g. caredata.compare_sex(l.sex, r.sex).');
     END IF;
     BEGIN
-      EXECUTE format('SELECT (%s)::integer FROM caredata.link_record l, caredata.link_record r WHERE false', c->>'expression');
+      EXECUTE format('SELECT (%s)::integer FROM %s l, %2$s r WHERE false', c->>'expression', rec);
     EXCEPTION WHEN OTHERS THEN
       PERFORM caredata._link_bad(format('comparison "%s": its expression is not valid over the standardised records: %s', c->>'name', SQLERRM),
-                                 'Use the columns of caredata.link_record through the aliases l and r, and a comparator returning an integer level.', '42804');
+                                 'Use the columns of caredata.link_record and the declared fields through the aliases l and r, and a comparator returning an integer level.', '42804');
     END;
+    PERFORM caredata._link_check_expression(c->>'name', c->>'expression', rec);
   END LOOP;
 
   -- a pattern packs one level per comparison; runs keep one weight per
@@ -236,9 +339,9 @@ BEGIN
       PERFORM caredata._link_bad('a blocking rule is a non-empty list of columns', 'For example ["dob", "area"].');
     END IF;
     FOR col IN SELECT * FROM jsonb_array_elements_text(rule) LOOP
-      IF NOT col = ANY (caredata._link_key_columns()) OR col = 'source' AND jsonb_array_length(rule) = 1 THEN
+      IF NOT (col = ANY (caredata._link_key_columns()) OR col = ANY (caredata._link_field_columns())) OR col = 'source' AND jsonb_array_length(rule) = 1 THEN
         PERFORM caredata._link_bad(format('blocking rules cannot use column "%s"', col),
-                                   'Blocking columns: ' || array_to_string(caredata._link_key_columns(), ', ') || ' (source only with another column).', '42703');
+                                   'Blocking columns: ' || array_to_string(caredata._link_key_columns() || caredata._link_field_columns(), ', ') || ' (source only with another column).', '42703');
       END IF;
     END LOOP;
   END LOOP;
@@ -265,27 +368,67 @@ COMMENT ON FUNCTION caredata._link_check_spec(jsonb) IS
 -- ---- sources ----
 
 CREATE FUNCTION caredata.link_add_source(source text, relation regclass, record_id name,
-    nhs_number name DEFAULT NULL, dob name DEFAULT NULL, sex name DEFAULT NULL, postcode name DEFAULT NULL)
+    nhs_number name DEFAULT NULL, dob name DEFAULT NULL, sex name DEFAULT NULL, postcode name DEFAULT NULL,
+    fields jsonb DEFAULT NULL)
   RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   p_source text := source;
   c record;
   typ regtype;
   allowed regtype[];
+  v_fields jsonb := '{}';
+  f record;
+  f_col text;
+  f_kind text;
 BEGIN
   IF p_source IS NULL OR p_source !~ '^[a-z][a-z0-9_]{0,62}$' THEN
     PERFORM caredata._link_bad('a linkage source name is lower-case letters, digits and _', 'For example ''gp'' or ''hes''.');
   END IF;
+  -- further fields: {"field": "column"} (kind text) or {"field": {"column": ..., "kind": ...}}
+  IF fields IS NOT NULL AND jsonb_typeof(fields) <> 'object' THEN
+    PERFORM caredata._link_bad('fields must be a JSON object of field names',
+                               'For example {"given_name": {"column": "forename", "kind": "name"}, "address": {"column": "address_line_1", "kind": "address"}}.');
+  END IF;
+  FOR f IN SELECT * FROM jsonb_each(coalesce(fields, '{}')) ORDER BY 1 LOOP
+    IF f.key !~ '^[a-z][a-z0-9_]{0,30}$' OR f.key LIKE 'tf\_%' OR f.key ~ '_(ph|num)$'
+       OR f.key = ANY (caredata._link_record_columns()) THEN
+      PERFORM caredata._link_bad(format('"%s" cannot be a field name', left(f.key, 40)),
+                                 'A field name is lower-case letters, digits and _ (up to 31), does not start with tf_ or end in _ph or _num, and is not a column of caredata.link_record.');
+    END IF;
+    IF jsonb_typeof(f.value) = 'string' THEN
+      f_col := f.value #>> '{}'; f_kind := 'text';
+    ELSIF jsonb_typeof(f.value) = 'object' AND jsonb_typeof(f.value->'column') = 'string'
+          AND (NOT f.value ? 'kind' OR jsonb_typeof(f.value->'kind') = 'string') THEN
+      f_col := f.value->>'column'; f_kind := coalesce(f.value->>'kind', 'text');
+    ELSE
+      PERFORM caredata._link_bad(format('field "%s" must name its column', f.key), 'Give {"column": "...", "kind": "name"} or just the column name.');
+    END IF;
+    IF f_kind NOT IN ('name', 'address', 'postcode', 'identifier', 'text') THEN
+      PERFORM caredata._link_bad(format('field "%s": kind must be name, address, postcode, identifier or text', f.key),
+                                 'name: case, accents, punctuation, titles, plus a phonetic code (field_ph); address: tokens, plus the house number (field_num); postcode: UK canonical or any country''s as text; identifier: letters and digits only; text: case and spaces.');
+    END IF;
+    IF EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.source <> p_source AND ls.fields ? f.key AND ls.fields->f.key->>'kind' <> f_kind) THEN
+      PERFORM caredata._link_bad(format('field "%s" has another kind in another source', f.key),
+                                 'A field is compared across sources: give it the same kind everywhere.');
+    END IF;
+    v_fields := v_fields || jsonb_build_object(f.key, jsonb_build_object('column', f_col, 'kind', f_kind));
+  END LOOP;
   FOR c IN SELECT * FROM (VALUES
-      ('record_id', record_id, ARRAY['smallint', 'integer', 'bigint']::regtype[]),
+      ('record_id', record_id, ARRAY['smallint', 'integer', 'bigint', 'text', 'character varying', 'character', 'uuid']::regtype[]),
       ('nhs_number', nhs_number, ARRAY['text', 'character varying', 'character', 'bigint', 'caredata.nhs_number']::regtype[]),
       ('dob', dob, ARRAY['date', 'timestamp without time zone', 'timestamp with time zone', 'text', 'character varying', 'character']::regtype[]),
       ('sex', sex, ARRAY['text', 'character varying', 'character', 'smallint', 'integer']::regtype[]),
       ('postcode', postcode, ARRAY['text', 'character varying', 'character']::regtype[])) v(what, col, types)
+    UNION ALL
+    SELECT 'field ' || e.key, (e.value->>'column')::name,
+           CASE WHEN e.value->>'kind' IN ('identifier', 'text')
+                THEN ARRAY['text', 'character varying', 'character', 'smallint', 'integer', 'bigint', 'numeric', 'uuid']::regtype[]
+                ELSE ARRAY['text', 'character varying', 'character']::regtype[] END
+      FROM jsonb_each(v_fields) e
   LOOP
     IF c.col IS NULL THEN
       IF c.what = 'record_id' THEN
-        PERFORM caredata._link_bad('a linkage source needs its record id column', 'Name an integer column that identifies each record.');
+        PERFORM caredata._link_bad('a linkage source needs its record id column', 'Name an integer or text column that identifies each record.');
       END IF;
       CONTINUE;
     END IF;
@@ -302,16 +445,33 @@ BEGIN
         HINT = format('Accepted types for %s: %s.', c.what, array_to_string(c.types::text[], ', '));
     END IF;
   END LOOP;
-  INSERT INTO caredata.link_source AS s (source, relation, record_id, nhs_number, dob, sex, postcode)
-  VALUES (p_source, relation, record_id, nhs_number, dob, sex, postcode)
+  INSERT INTO caredata.link_source AS s (source, relation, record_id, nhs_number, dob, sex, postcode, fields)
+  VALUES (p_source, relation, record_id, nhs_number, dob, sex, postcode, v_fields)
   ON CONFLICT ON CONSTRAINT link_source_pkey DO UPDATE
     SET relation = excluded.relation, record_id = excluded.record_id, nhs_number = excluded.nhs_number,
-        dob = excluded.dob, sex = excluded.sex, postcode = excluded.postcode,
+        dob = excluded.dob, sex = excluded.sex, postcode = excluded.postcode, fields = excluded.fields,
         added_at = now(), added_by = current_user;
+  -- statistics on each field, so that the planner estimates blocking on it
+  PERFORM caredata._link_maintain('field_statistics');
 END
 $$;
-COMMENT ON FUNCTION caredata.link_add_source(text, regclass, name, name, name, name, name) IS
-  'register (or re-register) a linkage source: a relation, its integer record id column and its identifier columns (any may be NULL)';
+COMMENT ON FUNCTION caredata.link_add_source(text, regclass, name, name, name, name, name, jsonb) IS
+  'register (or re-register) a linkage source: a relation, its record id column (integer or text), its NHS identifier columns (any may be NULL) and further fields to standardise and compare ({"field": {"column": ..., "kind": name|address|postcode|identifier|text}})';
+
+-- the SQL expression that standardises a text value of one kind (a field,
+-- or the postcode): shared by the runs and the one-record lookup
+CREATE FUNCTION caredata._link_std_kind(kind text, arg text) RETURNS text
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN CASE kind
+    WHEN 'name' THEN format('caredata.standardise_name(%s)', arg)
+    WHEN 'name_ph' THEN format('caredata.name_phonetic(caredata.standardise_name(%s))', arg)
+    WHEN 'address' THEN format('caredata.standardise_address(%s)', arg)
+    WHEN 'address_num' THEN format('caredata.address_house_number(%s)', arg)
+    WHEN 'postcode' THEN format('caredata.standardise_postcode_any(%s)', arg)
+    WHEN 'identifier' THEN format('nullif(upper(regexp_replace(%s, ''[^[:alnum:]]'', '''', ''g'')), '''')', arg)
+    WHEN 'text' THEN format('nullif(lower(btrim(regexp_replace(%s, ''\s+'', '' '', ''g''))), '''')', arg) END;
+COMMENT ON FUNCTION caredata._link_std_kind(text, text) IS
+  'internal: the standardising SQL expression for a value of one field kind (name, its phonetic code, address, its house number, postcode of any country, identifier, text)';
 
 -- the SQL expression that standardises one identifier column of a source
 CREATE FUNCTION caredata._link_std_expr(relation regclass, col name, what text) RETURNS text
@@ -332,7 +492,16 @@ BEGIN
       HINT = 'Register the source again with caredata.link_add_source().';
   END IF;
   RETURN CASE what
-    WHEN 'record_id' THEN format('s.%I::bigint', col)
+    -- the record id as an integer when it is one, and always as text
+    WHEN 'record_id' THEN CASE WHEN typ IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype)
+                               THEN format('s.%I::bigint', col) ELSE 'NULL::bigint' END
+    WHEN 'record_key' THEN format('s.%I::text', col)
+    -- further fields, by kind
+    WHEN 'name' THEN caredata._link_std_kind(what, format('s.%I::text', col))
+    WHEN 'address' THEN caredata._link_std_kind(what, format('s.%I::text', col))
+    WHEN 'address_num' THEN caredata._link_std_kind(what, format('s.%I::text', col))
+    WHEN 'identifier' THEN caredata._link_std_kind(what, format('s.%I::text', col))
+    WHEN 'text' THEN caredata._link_std_kind(what, format('s.%I::text', col))
     WHEN 'nhs_number' THEN CASE WHEN typ IN ('bigint'::regtype, 'caredata.nhs_number'::regtype)
                                 THEN format('s.%I::bigint', col)
                                 ELSE format('caredata.nhs_number_digits(s.%I::text)', col) END
@@ -340,7 +509,8 @@ BEGIN
                          THEN format('caredata.try_standardise_dob(s.%I::text)', col)
                          ELSE format('(SELECT d FROM (SELECT s.%I::date AS d) x WHERE caredata.dob_is_valid(d))', col) END
     WHEN 'sex' THEN format('caredata.try_standardise_sex(s.%I::text)', col)
-    WHEN 'postcode' THEN format('caredata.try_normalise_postcode(s.%I::text)', col)
+    -- a UK postcode in its canonical form, any other country's as text
+    WHEN 'postcode' THEN caredata._link_std_kind(what, format('s.%I::text', col))
   END;
 END
 $$;
@@ -352,10 +522,15 @@ CREATE FUNCTION caredata.link_standardise(sources text[] DEFAULT NULL, run_id bi
   RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   s record;
+  f record;
   n bigint;
   total bigint;
   parts text[] := '{}';
   work_table text;
+  f_cols text;
+  f_json text := '';
+  f_join text := '';
+  i integer := 0;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE sources IS NULL OR ls.source = ANY (sources)) THEN
     PERFORM caredata._link_bad('no linkage sources to link', 'Register sources with caredata.link_add_source().', '42704');
@@ -363,15 +538,24 @@ BEGIN
   IF sources IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(sources) x WHERE x NOT IN (SELECT ls.source FROM caredata.link_source ls)) THEN
     PERFORM caredata._link_bad('a named linkage source does not exist', 'See caredata.link_source for the registered sources.', '42704');
   END IF;
-  -- the standardised records, each with its stable rid if it has one
+  -- the standardised records, each with its stable rid if it has one; the
+  -- declared fields as columns f_<field> (NULL where a source lacks one)
   FOR s IN SELECT * FROM caredata.link_source ls WHERE sources IS NULL OR ls.source = ANY (sources) ORDER BY ls.source LOOP
-    parts := parts || format('SELECT k.rid, %L::text AS source, %s AS record_id, %s AS nhs_digits, %s AS dob, %s AS sex, %s AS postcode
-                                FROM %s s LEFT JOIN caredata.link_record_key k ON k.source = %1$L AND k.record_id = %2$s',
+    f_cols := '';
+    FOR f IN SELECT * FROM caredata._link_fields() LOOP
+      f_cols := f_cols || format(', %s AS %I', caredata._link_std_expr(s.relation, (s.fields->f.field->>'column')::name, f.kind), 'f_' || f.field);
+      IF f.kind = 'address' THEN
+        f_cols := f_cols || format(', %s AS %I', caredata._link_std_expr(s.relation, (s.fields->f.field->>'column')::name, 'address_num'), 'f_' || f.field || '_num');
+      END IF;
+    END LOOP;
+    parts := parts || format('SELECT k.rid, %L::text AS source, %s AS record_id, %s AS record_key, %s AS nhs_digits, %s AS dob, %s AS sex, %s AS postcode%s
+                                FROM %s s LEFT JOIN caredata.link_record_key k ON k.source = %1$L AND k.record_key = %3$s',
       s.source, caredata._link_std_expr(s.relation, s.record_id, 'record_id'),
+      caredata._link_std_expr(s.relation, s.record_id, 'record_key'),
       caredata._link_std_expr(s.relation, s.nhs_number, 'nhs_number'),
       caredata._link_std_expr(s.relation, s.dob, 'dob'),
       caredata._link_std_expr(s.relation, s.sex, 'sex'),
-      caredata._link_std_expr(s.relation, s.postcode, 'postcode'), s.relation);
+      caredata._link_std_expr(s.relation, s.postcode, 'postcode'), f_cols, s.relation);
   END LOOP;
   FOREACH work_table IN ARRAY ARRAY['link_stage', 'link_new_key'] LOOP
     IF to_regclass('pg_temp.' || work_table) IS NOT NULL THEN
@@ -380,7 +564,7 @@ BEGIN
   END LOOP;
   EXECUTE 'CREATE TEMP TABLE link_stage ON COMMIT DROP AS ' || array_to_string(parts, ' UNION ALL ');
   total := 0;
-  FOR s IN SELECT ls.source, count(t.source) AS n, count(t.source) FILTER (WHERE t.record_id IS NULL) AS no_id
+  FOR s IN SELECT ls.source, count(t.source) AS n, count(t.source) FILTER (WHERE t.record_key IS NULL) AS no_id
              FROM caredata.link_source ls LEFT JOIN pg_temp.link_stage t ON t.source = ls.source
             WHERE sources IS NULL OR ls.source = ANY (sources) GROUP BY ls.source ORDER BY ls.source LOOP
     IF s.n = 0 THEN
@@ -395,33 +579,51 @@ BEGIN
   END LOOP;
 
   -- stable rids: new records numbered after the highest, in (source,
-  -- record_id) order.  A record id twice in a source breaks a unique
-  -- index, here (a new one) or on link_record below (one seen before).
+  -- record id) order (integer ids by value).  A record id twice in a
+  -- source breaks a unique index, here (a new one) or on link_record
+  -- below (one seen before).
   CREATE TEMP TABLE link_new_key ON COMMIT DROP AS
-  SELECT coalesce((SELECT max(k.rid) FROM caredata.link_record_key k), 0) + row_number() OVER (ORDER BY t.source, t.record_id) AS rid,
-         t.source, t.record_id
+  SELECT coalesce((SELECT max(k.rid) FROM caredata.link_record_key k), 0)
+           + row_number() OVER (ORDER BY t.source, t.record_id, t.record_key) AS rid,
+         t.source, t.record_id, t.record_key
     FROM pg_temp.link_stage t WHERE t.rid IS NULL;
   ANALYZE pg_temp.link_new_key;
+
+  -- each field in the record's jsonb: its value, its derived code and its
+  -- value frequency (only a value held by two records or more can ever
+  -- agree exactly with another)
+  FOR f IN SELECT * FROM caredata._link_fields() LOOP
+    i := i + 1;
+    f_json := f_json || format(' || jsonb_build_object(%1$L, t.%2$I%3$s, %4$L, CASE WHEN t.%2$I IS NOT NULL THEN coalesce(q%5$s.f, 1.0 / %6$s) END)',
+      f.field, 'f_' || f.field,
+      CASE f.kind WHEN 'name' THEN format(', %L, caredata.name_phonetic(t.%I)', f.field || '_ph', 'f_' || f.field)
+                  WHEN 'address' THEN format(', %L, t.%I', f.field || '_num', 'f_' || f.field || '_num') ELSE '' END,
+      'tf_' || f.field, i, total);
+    f_join := f_join || format(' LEFT JOIN (SELECT %1$I AS v, count(*)::double precision / %2$s AS f FROM pg_temp.link_stage WHERE %1$I IS NOT NULL GROUP BY 1 HAVING count(*) > 1) q%3$s ON q%3$s.v = t.%1$I',
+      'f_' || f.field, total, i);
+  END LOOP;
+
   TRUNCATE caredata.link_record;
   PERFORM caredata._link_maintain('drop_indexes');
   BEGIN
-    INSERT INTO caredata.link_record_key (rid, source, record_id, first_run)
-    SELECT k.rid, k.source, k.record_id, link_standardise.run_id FROM pg_temp.link_new_key k;
-    -- value frequencies for the term-frequency adjustment; only a value
-    -- held by two records or more can ever agree exactly with another
+    INSERT INTO caredata.link_record_key (rid, source, record_id, first_run, record_key)
+    SELECT k.rid, k.source, k.record_id, link_standardise.run_id, k.record_key FROM pg_temp.link_new_key k;
+    EXECUTE format($q$
     INSERT INTO caredata.link_record
-    SELECT coalesce(t.rid, k.rid), t.source, t.record_id, t.nhs_digits, (t.nhs_digits / 10000)::integer, (t.nhs_digits % 10000)::integer,
+    SELECT coalesce(t.rid, k.rid), t.source, t.record_id, t.nhs_digits, (t.nhs_digits / 10000)::integer, (t.nhs_digits %% 10000)::integer,
            t.dob, t.sex, t.postcode,
            caredata.postcode_sector(t.postcode), caredata.postcode_district(t.postcode), caredata.postcode_area(t.postcode),
            extract(year FROM t.dob)::integer,
-           CASE WHEN t.nhs_digits IS NOT NULL THEN coalesce(fn.f, 1.0 / total) END,
-           CASE WHEN t.dob IS NOT NULL THEN coalesce(fd.f, 1.0 / total) END,
-           CASE WHEN t.postcode IS NOT NULL THEN coalesce(fp.f, 1.0 / total) END
+           CASE WHEN t.nhs_digits IS NOT NULL THEN coalesce(fn.f, 1.0 / %1$s) END,
+           CASE WHEN t.dob IS NOT NULL THEN coalesce(fd.f, 1.0 / %1$s) END,
+           CASE WHEN t.postcode IS NOT NULL THEN coalesce(fp.f, 1.0 / %1$s) END,
+           t.record_key, %2$s
       FROM pg_temp.link_stage t
-      LEFT JOIN pg_temp.link_new_key k ON t.rid IS NULL AND k.source = t.source AND k.record_id = t.record_id
-      LEFT JOIN (SELECT nhs_digits, count(*)::double precision / total AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fn USING (nhs_digits)
-      LEFT JOIN (SELECT dob, count(*)::double precision / total AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fd USING (dob)
-      LEFT JOIN (SELECT postcode, count(*)::double precision / total AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fp USING (postcode);
+      LEFT JOIN pg_temp.link_new_key k ON t.rid IS NULL AND k.source = t.source AND k.record_key = t.record_key
+      LEFT JOIN (SELECT nhs_digits, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fn USING (nhs_digits)
+      LEFT JOIN (SELECT dob, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fd USING (dob)
+      LEFT JOIN (SELECT postcode, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fp USING (postcode)%3$s$q$,
+      total, CASE WHEN f_json = '' THEN 'NULL::jsonb' ELSE 'jsonb_strip_nulls(''{}''::jsonb' || f_json || ')' END, f_join);
     GET DIAGNOSTICS n = ROW_COUNT;
   EXCEPTION WHEN unique_violation THEN
     PERFORM caredata._link_bad('a linkage source has duplicate record ids', 'Record ids must be unique within a source.', '23505');
@@ -433,7 +635,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION caredata.link_standardise(text[], bigint) IS
-  'rebuild caredata.link_record from the registered sources (all, or those named): standardised identifiers, postcode parts, value frequencies; returns the number of records';
+  'rebuild caredata.link_record from the registered sources (all, or those named): standardised identifiers, postcode parts, the declared fields with their phonetic codes and house numbers, value frequencies; returns the number of records';
 
 -- ---- models ----
 
@@ -545,7 +747,7 @@ CREATE FUNCTION caredata._link_estimate_pairs(rule jsonb, link_type text) RETURN
 DECLARE
   plan jsonb;
 BEGIN
-  EXECUTE format('EXPLAIN (FORMAT JSON) SELECT 1 FROM caredata.link_record l JOIN caredata.link_record r ON %s WHERE %s',
+  EXECUTE format('EXPLAIN (FORMAT JSON) SELECT 1 FROM %s l JOIN %1$s r ON %s WHERE %s', caredata._link_record_sql(),
                  caredata._link_rule_condition(rule), caredata._link_pair_condition(link_type)) INTO plan;
   RETURN (plan->0->'Plan'->>'Plan Rows')::double precision;
 END
@@ -580,11 +782,12 @@ BEGIN
                                        WHEN 'dedupe_only' THEN (sq - nn) / 2
                                        ELSE nn * (nn - 1) / 2 END), 0)::bigint
         FROM (SELECT sum(ns) AS nn, sum(ns * ns) AS sq
-                FROM (SELECT %2$s, source, count(*)::numeric AS ns FROM caredata.link_record
+                FROM (SELECT %2$s, source, count(*)::numeric AS ns FROM %4$s x
                        WHERE %3$s GROUP BY %2$s, source) s
                GROUP BY %2$s) b$q$,
       spec->>'link_type', cols,
-      (SELECT string_agg(format('%I IS NOT NULL', c), ' AND ') FROM jsonb_array_elements_text(r.value) c))
+      (SELECT string_agg(format('%I IS NOT NULL', c), ' AND ') FROM jsonb_array_elements_text(r.value) c),
+      caredata._link_record_sql())
       INTO n;
     rule := r.ordinality;
     columns := ARRAY(SELECT jsonb_array_elements_text(r.value));

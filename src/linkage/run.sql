@@ -25,6 +25,7 @@ DECLARE
   rule jsonb;
   pair_cond text;
   body text := '';
+  rec text := caredata._link_record_sql();
 BEGIN
   SELECT lm.spec INTO spec FROM caredata.link_model lm WHERE lm.model = _link_pairs_sql.model AND lm.version = _link_pairs_sql.version;
   SELECT * INTO cmp FROM caredata._link_compare_sql(model, version, u_top);
@@ -35,8 +36,8 @@ BEGIN
   END IF;
   FOR rule IN SELECT * FROM jsonb_array_elements(spec->'blocking') LOOP
     body := body || CASE WHEN body = '' THEN '' ELSE ' UNION ALL ' END ||
-      format('SELECT l.rid AS rid_l, r.rid AS rid_r%s FROM caredata.link_record l JOIN caredata.link_record r ON %s WHERE %s%s',
-             cmp.levels, caredata._link_rule_condition(rule), pair_cond,
+      format('SELECT l.rid AS rid_l, r.rid AS rid_r%s FROM %s l JOIN %2$s r ON %s WHERE %s%s',
+             cmp.levels, rec, caredata._link_rule_condition(rule), pair_cond,
              (SELECT coalesce(string_agg(format(' AND NOT coalesce(%s, false)', e), ''), '') FROM unnest(earlier) e));
     earlier := earlier || caredata._link_rule_condition(rule);
   END LOOP;
@@ -196,14 +197,15 @@ BEGIN
     EXECUTE format($q$
       CREATE TEMP TABLE link_usample ON COMMIT DROP AS
       SELECT %s
-        FROM (SELECT * FROM caredata.link_record ORDER BY hashint8extended(rid, %2$s), rid LIMIT %3$s) l
-       CROSS JOIN (SELECT * FROM caredata.link_record ORDER BY hashint8extended(rid, %2$s + 1), rid LIMIT %3$s) r
+        FROM (SELECT * FROM %5$s x ORDER BY hashint8extended(rid, %2$s), rid LIMIT %3$s) l
+       CROSS JOIN (SELECT * FROM %5$s x ORDER BY hashint8extended(rid, %2$s + 1), rid LIMIT %3$s) r
        WHERE l.rid <> r.rid%4$s$q$,
       (SELECT string_agg(format('(%s)::smallint AS %I', c.expression, c.name), ', ' ORDER BY c.pos)
          FROM caredata._link_comparisons(lm.model, lm.version) c),
       (spec->>'seed')::bigint, k,
       CASE spec->>'link_type' WHEN 'link_only' THEN ' AND l.source <> r.source'
-                              WHEN 'dedupe_only' THEN ' AND l.source = r.source' ELSE '' END);
+                              WHEN 'dedupe_only' THEN ' AND l.source = r.source' ELSE '' END,
+      caredata._link_record_sql());
     GET DIAGNOSTICS sample_n = ROW_COUNT;
     IF sample_n = 0 THEN
       PERFORM caredata._link_bad('no pairs to estimate u from', 'Link at least two records (two sources for link_only).', '22023');
@@ -361,7 +363,7 @@ BEGIN
   t := clock_timestamp();
   -- each record with its cluster and its person id in the index so far
   CREATE TEMP TABLE link_cluster ON COMMIT DROP AS
-  SELECT r.rid, r.source, r.record_id, coalesce(c.cluster, r.rid) AS cluster, coalesce(c.refused, false) AS refused,
+  SELECT r.rid, r.source, r.record_id, r.record_key, coalesce(c.cluster, r.rid) AS cluster, coalesce(c.refused, false) AS refused,
          p.person_id AS old_person
     FROM caredata.link_record r
     LEFT JOIN caredata.person_index p ON p.rid = r.rid
@@ -427,8 +429,8 @@ BEGIN
   -- of maintaining them row by row)
   TRUNCATE caredata.person_index;
   PERFORM caredata._link_maintain('drop_person_indexes');
-  INSERT INTO caredata.person_index (source, record_id, rid, person_id, run_id)
-  SELECT c.source, c.record_id, c.rid, a.person_id, v_run
+  INSERT INTO caredata.person_index (source, record_id, rid, person_id, run_id, record_key)
+  SELECT c.source, c.record_id, c.rid, a.person_id, v_run, c.record_key
     FROM pg_temp.link_cluster c JOIN pg_temp.link_assign a USING (cluster);
   PERFORM caredata._link_maintain('build_person_indexes');
   SELECT greatest(max_person, coalesce(max(a.person_id), 0)) INTO max_person FROM pg_temp.link_assign a;

@@ -14,21 +14,23 @@ CREATE TABLE caredata.link_source (
   sex         name,
   postcode    name,
   added_at    timestamptz NOT NULL DEFAULT now(),
-  added_by    name NOT NULL DEFAULT current_user
+  added_by    name NOT NULL DEFAULT current_user,
+  fields      jsonb NOT NULL DEFAULT '{}'
 );
 COMMENT ON TABLE caredata.link_source IS
-  'linkage sources: a relation and which of its columns hold the record id and the identifiers (link_add_source)';
+  'linkage sources: a relation, which of its columns hold the record id (integer or text) and the NHS identifiers, and the further fields it brings ({"field": {"column": ..., "kind": name|address|postcode|identifier|text}}) (link_add_source)';
 
 -- record ids that outlive runs: a record keeps its rid, so person ids stay put
 CREATE TABLE caredata.link_record_key (
-  rid        bigint PRIMARY KEY,
-  source     text NOT NULL,
-  record_id  bigint NOT NULL,
-  first_run  bigint NOT NULL,
-  UNIQUE (source, record_id)
+  rid         bigint PRIMARY KEY,
+  source      text NOT NULL,
+  record_id   bigint,
+  first_run   bigint NOT NULL,
+  record_key  text NOT NULL,
+  UNIQUE (source, record_key)
 );
 COMMENT ON TABLE caredata.link_record_key IS
-  'a stable internal id (rid) per (source, record_id), numbered in order of first sight; never reused';
+  'a stable internal id (rid) per (source, record_key), numbered in order of first sight; never reused (record_key is the record id as text; record_id the same id when it is an integer)';
 
 -- rebuilt by every run from the sources (standardised identifiers, value
 -- frequencies for term-frequency adjustment, blocking keys)
@@ -48,10 +50,12 @@ CREATE TABLE caredata.link_record (
   yob            integer,
   tf_nhs_digits  double precision,
   tf_dob         double precision,
-  tf_postcode    double precision
+  tf_postcode    double precision,
+  record_key     text NOT NULL,
+  fields         jsonb
 );
 COMMENT ON TABLE caredata.link_record IS
-  'standardised records of the last run: NHS number digits (valid or not) and their first six (nhs_head) and last four (nhs_tail), date of birth, sex code, canonical postcode and its parts, value frequencies (tf_*)';
+  'standardised records of the last run: NHS number digits (valid or not) and their first six (nhs_head) and last four (nhs_tail), date of birth, sex code, postcode (canonical when it is a UK postcode, else as text) and its UK parts, value frequencies (tf_*), the record id as text (record_key; record_id when it is an integer) and the standardised further fields with their derived codes and value frequencies (fields)';
 
 CREATE TABLE caredata.link_model (
   model       text NOT NULL CHECK (model ~ '^[a-z][a-z0-9_]{0,62}$'),
@@ -118,16 +122,17 @@ COMMENT ON TABLE caredata.link_pair IS
   'accepted links of each run (rid_l < rid_r, one row per pair and run): comparison pattern, match weight and probability (probabilistic) or the step that made the link (deterministic); delete old runs'' rows with DELETE ... WHERE run_id < n';
 
 CREATE TABLE caredata.person_index (
-  source     text NOT NULL,
-  record_id  bigint NOT NULL,
-  rid        bigint NOT NULL UNIQUE,
-  person_id  bigint NOT NULL,
-  run_id     bigint NOT NULL,
-  PRIMARY KEY (source, record_id)
+  source      text NOT NULL,
+  record_id   bigint,
+  rid         bigint NOT NULL UNIQUE,
+  person_id   bigint NOT NULL,
+  run_id      bigint NOT NULL,
+  record_key  text NOT NULL,
+  PRIMARY KEY (source, record_key)
 );
 CREATE INDEX person_index_person_idx ON caredata.person_index (person_id);
 COMMENT ON TABLE caredata.person_index IS
-  'the person index: (source, record_id) -> person_id, stable across runs (link_run keeps ids, records merges and splits in person_event)';
+  'the person index: (source, record_key) -> person_id, stable across runs (link_run keeps ids, records merges and splits in person_event); record_key is the record id as text, record_id the same id when the source''s id is an integer (NULL for text ids)';
 
 CREATE TABLE caredata.person_event (
   run_id           bigint NOT NULL REFERENCES caredata.link_run ON DELETE CASCADE,
