@@ -3720,72 +3720,7 @@ GRANT EXECUTE ON FUNCTION caredata._link_progress(text, bigint, text, timestampt
 -- ---- issue 25, section 6: link_quality() in one pass over the records ----
 -- Same signature, columns and values; privileges, the pinned search_path and
 -- the COMMENT are kept (CREATE OR REPLACE keeps the grants and the comment).
-CREATE OR REPLACE FUNCTION caredata.link_quality(truth regclass, true_id name DEFAULT 'person_id', scope text DEFAULT 'all')
-  RETURNS TABLE ("precision" double precision, recall double precision, f1 double precision,
-                 true_pairs bigint, linked_pairs bigint, correct_pairs bigint,
-                 persons_split bigint, persons_merged bigint)
-  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  f text;
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = true_id AND a.attnum > 0 AND NOT a.attisdropped)
-     OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'source' AND NOT a.attisdropped)
-     OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'record_id' AND NOT a.attisdropped) THEN
-    PERFORM caredata._link_bad(format('the truth table needs columns source, record_id and %s', true_id),
-                               'Pass the name of the true-id column as true_id.', '42703');
-  END IF;
-  -- One pass over the records, each step aggregating the one before it (no
-  -- step reads the records again).  A group of n records holds n(n-1)/2
-  -- pairs; pairs across sources are all pairs less those within a source;
-  -- pairs within the scope's source are those of its records alone.  Linked
-  -- pairs share a cluster c, true pairs a true person t, correct pairs both:
-  --   g    per (c, t, source): k records
-  --   gs   per (c, t): n records, pairs within a source, within the scope's
-  --        source; per (c, source) and (t, source): n records
-  --   per  per c and per t: n records and the pairs within a source (from
-  --        the (c, source) or (t, source) rows); correct pairs (from the
-  --        (c, t) rows, summed under c only); how many true persons the
-  --        cluster holds and how many clusters the true person is in
-  -- Persons split and merged count every record, whatever the scope.
-  f := CASE scope WHEN 'all' THEN 'X_all' WHEN 'cross' THEN 'X_all - X_within' ELSE 'X_source' END;
-  RETURN QUERY EXECUTE format($q$
-    WITH g AS (SELECT p.person_id AS c, t.%1$I AS t, p.source, count(*) AS k
-                 FROM caredata.person_index p JOIN %2$s t ON t.source::text = p.source AND t.record_id = p.record_id
-                GROUP BY 1, 2, 3),
-         gs AS (SELECT GROUPING(c, t, source) AS set, c, t, source, sum(k)::bigint AS n,
-                       sum(k * (k - 1) / 2)::bigint AS within, sum(k * (k - 1) / 2) FILTER (WHERE source = %3$L)::bigint AS in_source
-                  FROM g GROUP BY GROUPING SETS ((c, t), (c, source), (t, source))),
-         per AS (SELECT GROUPING(has_c, c) = 0 AS by_c, has_c, has_t,
-                        sum(n) FILTER (WHERE set = 1)::bigint AS n,
-                        sum(n * (n - 1) / 2) FILTER (WHERE set <> 1) AS within,
-                        sum(n * (n - 1) / 2) FILTER (WHERE set <> 1 AND source = %3$L) AS in_source,
-                        sum(n * (n - 1) / 2) FILTER (WHERE set = 1) AS tp_all,
-                        sum(within) FILTER (WHERE set = 1) AS tp_within,
-                        sum(in_source) FILTER (WHERE set = 1) AS tp_source,
-                        count(t) FILTER (WHERE set = 1) AS persons,
-                        count(c) FILTER (WHERE set = 1) AS clusters
-                   FROM (SELECT *, set IN (1, 2) AS has_c, set IN (1, 4) AS has_t FROM gs) x
-                  GROUP BY GROUPING SETS ((has_c, c), (has_t, t))),
-         a AS (SELECT coalesce(sum(n * (n - 1) / 2) FILTER (WHERE by_c), 0) AS lp_all,
-                      coalesce(sum(within) FILTER (WHERE by_c), 0) AS lp_within,
-                      coalesce(sum(in_source) FILTER (WHERE by_c), 0) AS lp_source,
-                      coalesce(sum(n * (n - 1) / 2) FILTER (WHERE NOT by_c), 0) AS ap_all,
-                      coalesce(sum(within) FILTER (WHERE NOT by_c), 0) AS ap_within,
-                      coalesce(sum(in_source) FILTER (WHERE NOT by_c), 0) AS ap_source,
-                      coalesce(sum(tp_all) FILTER (WHERE by_c), 0) AS tp_all,
-                      coalesce(sum(tp_within) FILTER (WHERE by_c), 0) AS tp_within,
-                      coalesce(sum(tp_source) FILTER (WHERE by_c), 0) AS tp_source,
-                      count(*) FILTER (WHERE NOT by_c AND clusters > 1) AS split,
-                      count(*) FILTER (WHERE by_c AND persons > 1) AS merged
-                 FROM per WHERE CASE WHEN by_c THEN has_c ELSE has_t END),
-         s AS MATERIALIZED (SELECT %4$s AS tp, %5$s AS lp, %6$s AS ap, split, merged FROM a)
-    SELECT CASE WHEN lp > 0 THEN (tp / lp)::double precision END,
-           CASE WHEN ap > 0 THEN (tp / ap)::double precision END,
-           CASE WHEN lp + ap > 0 THEN (2 * tp / (lp + ap))::double precision END,
-           ap::bigint, lp::bigint, tp::bigint, split, merged
-      FROM s$q$, true_id, truth, scope, replace(f, 'X', 'tp'), replace(f, 'X', 'lp'), replace(f, 'X', 'ap'));
-END
-$$;
+-- (caredata.link_quality: replaced again below)
 
 -- ---- issue 25, section 3: twins kept apart without names ("nhs_confirm": "details") ----
 -- link_components() reads an optional third, boolean column of its NHS query
@@ -3827,6 +3762,171 @@ $spec$::jsonb;
 COMMENT ON FUNCTION caredata.link_default_spec() IS
   'the default linkage model: NHS number, date of birth, sex and postcode comparisons, five blocking rules, four HESID-style deterministic steps';
 
+-- (caredata._link_check_spec: replaced again below)
+
+-- (caredata.link_run: replaced again below)
+COMMENT ON FUNCTION caredata.link_components(text, boolean, text) IS
+  'union-find over the (bigint, bigint) links a query returns, in its order: each record in a link, its cluster (the smallest record id in it) and whether a link of it was refused; one_to_one accepts a link only if neither record is linked yet; nhs_query (record id, NHS digits[, confirmed boolean]) keeps apart clusters holding confirmed valid NHS numbers that differ by more than one typing error (confirmed by a link between two records carrying the number, or from the start when the third column is true)';
+
+-- ---- issue 25, any column in a source: fields, text record ids ----
+ALTER TABLE caredata.link_source ADD COLUMN fields jsonb;
+UPDATE caredata.link_source SET fields = '{}';
+ALTER TABLE caredata.link_source ALTER COLUMN fields SET DEFAULT '{}', ALTER COLUMN fields SET NOT NULL;
+COMMENT ON TABLE caredata.link_source IS
+  'linkage sources: a relation, which of its columns hold the record id (integer or text) and the NHS identifiers, and the further fields it brings ({"field": {"column": ..., "kind": name|address|postcode|identifier|text}}) (link_add_source)';
+ALTER TABLE caredata.link_record_key ALTER COLUMN record_id DROP NOT NULL, ADD COLUMN record_key text;
+UPDATE caredata.link_record_key SET record_key = record_id::text;
+ALTER TABLE caredata.link_record_key ALTER COLUMN record_key SET NOT NULL,
+  DROP CONSTRAINT link_record_key_source_record_id_key, ADD CONSTRAINT link_record_key_source_record_key_key UNIQUE (source, record_key);
+COMMENT ON TABLE caredata.link_record_key IS
+  'a stable internal id (rid) per (source, record_key), numbered in order of first sight; never reused (record_key is the record id as text; record_id the same id when it is an integer)';
+ALTER TABLE caredata.link_record ALTER COLUMN record_id DROP NOT NULL, ADD COLUMN record_key text, ADD COLUMN fields jsonb;
+UPDATE caredata.link_record SET record_key = record_id::text;
+ALTER TABLE caredata.link_record ALTER COLUMN record_key SET NOT NULL;
+COMMENT ON TABLE caredata.link_record IS
+  'standardised records of the last run: NHS number digits (valid or not) and their first six (nhs_head) and last four (nhs_tail), date of birth, sex code, postcode (canonical when it is a UK postcode, else as text) and its UK parts, value frequencies (tf_*), the record id as text (record_key; record_id when it is an integer) and the standardised further fields with their derived codes and value frequencies (fields)';
+ALTER TABLE caredata.person_index DROP CONSTRAINT person_index_pkey;
+ALTER TABLE caredata.person_index ALTER COLUMN record_id DROP NOT NULL, ADD COLUMN record_key text;
+UPDATE caredata.person_index SET record_key = record_id::text;
+ALTER TABLE caredata.person_index ALTER COLUMN record_key SET NOT NULL, ADD CONSTRAINT person_index_pkey PRIMARY KEY (source, record_key);
+COMMENT ON TABLE caredata.person_index IS
+  'the person index: (source, record_key) -> person_id, stable across runs (link_run keeps ids, records merges and splits in person_event); record_key is the record id as text, record_id the same id when the source''s id is an integer (NULL for text ids)';
+DROP FUNCTION caredata.link_add_source(text, regclass, name, name, name, name, name);
+DROP FUNCTION caredata.link_lookup(text, date, text, text, text, integer);
+
+CREATE OR REPLACE FUNCTION caredata._link_record_columns() RETURNS text[]
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN ARRAY['rid', 'source', 'record_id', 'nhs_digits', 'nhs_head', 'nhs_tail', 'dob', 'sex', 'postcode', 'sector',
+               'district', 'area', 'yob', 'tf_nhs_digits', 'tf_dob', 'tf_postcode', 'record_key', 'fields',
+               'pattern', 'weight', 'l', 'r', 'rid_l', 'rid_r', 'tf_adj'];
+COMMENT ON FUNCTION caredata._link_record_columns() IS
+  'internal: the names a linkage field may not take (the columns of caredata.link_record and of the pair queries)';
+
+CREATE OR REPLACE FUNCTION caredata._link_fields()
+  RETURNS TABLE (field text, kind text, columns text[])
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT f.key, min(f.value->>'kind'),
+         ARRAY[f.key] || CASE min(f.value->>'kind') WHEN 'name' THEN ARRAY[f.key || '_ph']
+                                                    WHEN 'address' THEN ARRAY[f.key || '_num'] ELSE '{}'::text[] END
+    FROM caredata.link_source ls, jsonb_each(ls.fields) f
+   GROUP BY f.key ORDER BY f.key
+$$;
+COMMENT ON FUNCTION caredata._link_fields() IS
+  'internal: the further fields the linkage sources declare, their kind and the record columns each gives';
+
+CREATE OR REPLACE FUNCTION caredata._link_field_columns() RETURNS text[]
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT coalesce(array_agg(c ORDER BY c), '{}') FROM caredata._link_fields() f, unnest(f.columns) c
+$$;
+COMMENT ON FUNCTION caredata._link_field_columns() IS
+  'internal: the record columns the declared linkage fields give (each field, name_ph, address_num), which comparisons and blocking rules may name';
+
+CREATE OR REPLACE FUNCTION caredata._link_record_sql() RETURNS text
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT CASE WHEN count(*) = 0 THEN 'caredata.link_record'
+              ELSE '(SELECT x.*' ||
+                   (SELECT string_agg(format(', (x.fields OPERATOR(pg_catalog.->>) %1$L) AS %1$I', c), '' ORDER BY c)
+                      FROM caredata._link_fields() g, unnest(g.columns) c) ||
+                   string_agg(format(', (x.fields OPERATOR(pg_catalog.->>) %1$L)::double precision AS %1$I', 'tf_' || f.field), '' ORDER BY f.field) ||
+                   ' FROM caredata.link_record x)' END
+    FROM caredata._link_fields() f
+$$;
+COMMENT ON FUNCTION caredata._link_record_sql() IS
+  'internal: the standardised records with one column per declared field (and tf_<field>), for comparisons and blocking rules to name';
+
+CREATE OR REPLACE FUNCTION caredata._link_maintain(what text, rules jsonb DEFAULT '[]') RETURNS void
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  col text;
+BEGIN
+  IF what = 'analyze_records' THEN
+    ANALYZE caredata.link_record;
+  ELSIF what = 'index_rules' THEN
+    -- one single-column index per distinct leading column of the rules: a
+    -- lookup finds a handful of rows by it and filters on the rest
+    FOR col IN SELECT DISTINCT b.value->>0 FROM jsonb_array_elements(rules) b LOOP
+      IF col = ANY (caredata._link_key_columns()) THEN
+        IF to_regclass('caredata.' || quote_ident('link_record_' || col || '_idx')) IS NULL THEN
+          EXECUTE format('CREATE INDEX %I ON caredata.link_record (%I)', 'link_record_' || col || '_idx', col);
+        END IF;
+      ELSIF col = ANY (caredata._link_field_columns()) THEN
+        -- a field: an index on the expression the record relation names it by
+        IF to_regclass('caredata.' || quote_ident('link_record_f_' || col || '_idx')) IS NULL THEN
+          EXECUTE format('CREATE INDEX %I ON caredata.link_record ((fields OPERATOR(pg_catalog.->>) %L))', 'link_record_f_' || col || '_idx', col);
+        END IF;
+      ELSE
+        RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = 'blocking rules name only standardised record columns and declared fields';
+      END IF;
+    END LOOP;
+  ELSIF what = 'field_statistics' THEN
+    -- statistics on each field's expression, which ANALYZE fills and the
+    -- planner reads to estimate a blocking rule on the field
+    FOR col IN SELECT c FROM unnest(caredata._link_field_columns()) c LOOP
+      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_statistic_ext e
+                      WHERE e.stxnamespace OPERATOR(pg_catalog.=) 'caredata'::regnamespace
+                        AND e.stxname OPERATOR(pg_catalog.=) ('link_record_f_' || col)) THEN
+        EXECUTE format('CREATE STATISTICS caredata.%I ON ((fields OPERATOR(pg_catalog.->>) %L)) FROM caredata.link_record', 'link_record_f_' || col, col);
+      END IF;
+    END LOOP;
+  ELSIF what = 'drop_indexes' THEN
+    -- before link_record is rebuilt: building them afresh is cheaper than
+    -- maintaining them row by row
+    FOR col IN SELECT i.indexrelid::regclass::text FROM pg_catalog.pg_index i
+                WHERE i.indrelid = 'caredata.link_record'::regclass AND NOT i.indisprimary LOOP
+      EXECUTE format('DROP INDEX %s', col);
+    END LOOP;
+  ELSIF what = 'drop_person_indexes' THEN
+    -- before the person index is rewritten (link_run holds the lock that
+    -- lookups wait for, so nobody sees it without them)
+    ALTER TABLE caredata.person_index DROP CONSTRAINT IF EXISTS person_index_pkey,
+                                      DROP CONSTRAINT IF EXISTS person_index_rid_key;
+    DROP INDEX IF EXISTS caredata.person_index_person_idx;
+  ELSIF what = 'build_person_indexes' THEN
+    ALTER TABLE caredata.person_index ADD CONSTRAINT person_index_pkey PRIMARY KEY (source, record_key),
+                                      ADD CONSTRAINT person_index_rid_key UNIQUE (rid);
+    CREATE INDEX person_index_person_idx ON caredata.person_index (person_id);
+    ANALYZE caredata.person_index;
+  ELSE
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'unknown linkage maintenance step';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_maintain(text, jsonb) IS
+  'internal: ANALYZE the standardised records, drop or create the blocking rules'' lookup indexes, and drop or build the person index''s indexes around its rewrite, as the extension owner';
+
+CREATE OR REPLACE FUNCTION caredata._link_check_expression(name text, expression text, rec text) RETURNS void
+  LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  plan jsonb;
+  txt text;
+  bad text;
+BEGIN
+  EXECUTE format('EXPLAIN (VERBOSE, FORMAT JSON) SELECT (%s)::integer FROM %s l, %2$s r', expression, rec) INTO plan;
+  txt := plan::text;
+  IF txt ~ '"(Subplan Name|Parent Relationship)": "(InitPlan|SubPlan|Subquery)' OR txt LIKE '%"Subplan Name"%'
+     OR EXISTS (SELECT 1 FROM jsonb_path_query(plan, 'strict $.**."Relation Name"') n WHERE n #>> '{}' <> 'link_record') THEN
+    PERFORM caredata._link_bad(format('comparison "%s" reads something other than the two records it compares', name),
+                               'A comparison expression is a function of the columns of l and r only: no subquery and no other table.', '42501');
+  END IF;
+  SELECT m[1] INTO bad
+    FROM jsonb_path_query(plan, 'strict $.**."Output"[*]') o,
+         regexp_matches(o #>> '{}', '(?:^|[^a-z0-9_."])("?[a-z_][a-z0-9_$]*"?)\.("?[a-z_][a-z0-9_$]*"?)\(', 'gi') m
+   WHERE m[1] NOT IN ('caredata', 'pg_catalog')
+  UNION ALL
+  SELECT m[1]
+    FROM jsonb_path_query(plan, 'strict $.**."Output"[*]') o,
+         regexp_matches(o #>> '{}', 'OPERATOR\(("?[a-z_][a-z0-9_$]*"?)\.', 'gi') m
+   WHERE m[1] NOT IN ('caredata', 'pg_catalog')
+   LIMIT 1;
+  IF bad IS NOT NULL THEN
+    PERFORM caredata._link_bad(format('comparison "%s" calls a function outside caredata and pg_catalog', name),
+                               'Use caredata''s comparators and built-in functions; a function of another schema could read other tables.', '42501');
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_check_expression(text, text, text) IS
+  'internal: refuse a comparison expression that reads anything but the two standardised records (subqueries, other tables, functions outside caredata and pg_catalog)';
+
 CREATE OR REPLACE FUNCTION caredata._link_check_spec(spec jsonb) RETURNS void
   LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -3837,6 +3937,7 @@ DECLARE
   step text;
   probe text;
   nl integer;
+  rec text := caredata._link_record_sql();
 BEGIN
   IF jsonb_typeof(spec) IS DISTINCT FROM 'object' THEN
     PERFORM caredata._link_bad('a linkage model spec must be a JSON object', 'Start from caredata.link_default_spec().');
@@ -3863,9 +3964,9 @@ BEGIN
     IF nl < 2 OR nl > 16 THEN
       PERFORM caredata._link_bad(format('comparison "%s" must have between 2 and 16 levels', c->>'name'), 'Level 0 is missing, 1 different, the last exact.');
     END IF;
-    IF c ? 'tf' AND c->>'tf' NOT IN ('nhs_digits', 'dob', 'postcode') THEN
-      PERFORM caredata._link_bad(format('comparison "%s": term-frequency adjustment is available for nhs_digits, dob and postcode only', c->>'name'),
-                                 'Remove "tf" or set it to one of those columns.');
+    IF c ? 'tf' AND c->>'tf' NOT IN ('nhs_digits', 'dob', 'postcode') AND NOT c->>'tf' IN (SELECT f.field FROM caredata._link_fields() f) THEN
+      PERFORM caredata._link_bad(format('comparison "%s": term-frequency adjustment is available for nhs_digits, dob, postcode and the declared fields only', c->>'name'),
+                                 'Remove "tf" or set it to one of those columns (fields are declared by caredata.link_add_source(fields => ...)).');
     END IF;
     IF c ? 'm' AND (jsonb_typeof(c->'m') IS DISTINCT FROM 'array' OR jsonb_array_length(c->'m') <> nl) THEN
       PERFORM caredata._link_bad(format('comparison "%s": starting m must have one probability per level', c->>'name'), 'Remove "m" to use the default start.');
@@ -3875,11 +3976,12 @@ BEGIN
                                  'Set "expression" to SQL over the record aliases l and r, e.g. caredata.compare_sex(l.sex, r.sex).');
     END IF;
     BEGIN
-      EXECUTE format('SELECT (%s)::integer FROM caredata.link_record l, caredata.link_record r WHERE false', c->>'expression');
+      EXECUTE format('SELECT (%s)::integer FROM %s l, %2$s r WHERE false', c->>'expression', rec);
     EXCEPTION WHEN OTHERS THEN
       PERFORM caredata._link_bad(format('comparison "%s": its expression is not valid over the standardised records: %s', c->>'name', SQLERRM),
-                                 'Use the columns of caredata.link_record through the aliases l and r, and a comparator returning an integer level.', '42804');
+                                 'Use the columns of caredata.link_record and the declared fields through the aliases l and r, and a comparator returning an integer level.', '42804');
     END;
+    PERFORM caredata._link_check_expression(c->>'name', c->>'expression', rec);
   END LOOP;
 
   -- a pattern packs one level per comparison; runs keep one weight per
@@ -3903,9 +4005,9 @@ BEGIN
       PERFORM caredata._link_bad('a blocking rule is a non-empty list of columns', 'For example ["dob", "area"].');
     END IF;
     FOR col IN SELECT * FROM jsonb_array_elements_text(rule) LOOP
-      IF NOT col = ANY (caredata._link_key_columns()) OR col = 'source' AND jsonb_array_length(rule) = 1 THEN
+      IF NOT (col = ANY (caredata._link_key_columns()) OR col = ANY (caredata._link_field_columns())) OR col = 'source' AND jsonb_array_length(rule) = 1 THEN
         PERFORM caredata._link_bad(format('blocking rules cannot use column "%s"', col),
-                                   'Blocking columns: ' || array_to_string(caredata._link_key_columns(), ', ') || ' (source only with another column).', '42703');
+                                   'Blocking columns: ' || array_to_string(caredata._link_key_columns() || caredata._link_field_columns(), ', ') || ' (source only with another column).', '42703');
       END IF;
     END LOOP;
   END LOOP;
@@ -3926,6 +4028,362 @@ BEGIN
   END IF;
 END
 $$;
+COMMENT ON FUNCTION caredata._link_check_spec(jsonb) IS
+  'internal: refuse a linkage model spec with a clear error and hint';
+
+CREATE OR REPLACE FUNCTION caredata.link_add_source(source text, relation regclass, record_id name,
+    nhs_number name DEFAULT NULL, dob name DEFAULT NULL, sex name DEFAULT NULL, postcode name DEFAULT NULL,
+    fields jsonb DEFAULT NULL)
+  RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_source text := source;
+  c record;
+  typ regtype;
+  allowed regtype[];
+  v_fields jsonb := '{}';
+  f record;
+  f_col text;
+  f_kind text;
+BEGIN
+  IF p_source IS NULL OR p_source !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    PERFORM caredata._link_bad('a linkage source name is lower-case letters, digits and _', 'For example ''gp'' or ''hes''.');
+  END IF;
+  -- further fields: {"field": "column"} (kind text) or {"field": {"column": ..., "kind": ...}}
+  IF fields IS NOT NULL AND jsonb_typeof(fields) <> 'object' THEN
+    PERFORM caredata._link_bad('fields must be a JSON object of field names',
+                               'For example {"given_name": {"column": "forename", "kind": "name"}, "address": {"column": "address_line_1", "kind": "address"}}.');
+  END IF;
+  FOR f IN SELECT * FROM jsonb_each(coalesce(fields, '{}')) ORDER BY 1 LOOP
+    IF f.key !~ '^[a-z][a-z0-9_]{0,30}$' OR f.key LIKE 'tf\_%' OR f.key ~ '_(ph|num)$'
+       OR f.key = ANY (caredata._link_record_columns()) THEN
+      PERFORM caredata._link_bad(format('"%s" cannot be a field name', left(f.key, 40)),
+                                 'A field name is lower-case letters, digits and _ (up to 31), does not start with tf_ or end in _ph or _num, and is not a column of caredata.link_record.');
+    END IF;
+    IF jsonb_typeof(f.value) = 'string' THEN
+      f_col := f.value #>> '{}'; f_kind := 'text';
+    ELSIF jsonb_typeof(f.value) = 'object' AND jsonb_typeof(f.value->'column') = 'string'
+          AND (NOT f.value ? 'kind' OR jsonb_typeof(f.value->'kind') = 'string') THEN
+      f_col := f.value->>'column'; f_kind := coalesce(f.value->>'kind', 'text');
+    ELSE
+      PERFORM caredata._link_bad(format('field "%s" must name its column', f.key), 'Give {"column": "...", "kind": "name"} or just the column name.');
+    END IF;
+    IF f_kind NOT IN ('name', 'address', 'postcode', 'identifier', 'text') THEN
+      PERFORM caredata._link_bad(format('field "%s": kind must be name, address, postcode, identifier or text', f.key),
+                                 'name: case, accents, punctuation, titles, plus a phonetic code (field_ph); address: tokens, plus the house number (field_num); postcode: UK canonical or any country''s as text; identifier: letters and digits only; text: case and spaces.');
+    END IF;
+    IF EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.source <> p_source AND ls.fields ? f.key AND ls.fields->f.key->>'kind' <> f_kind) THEN
+      PERFORM caredata._link_bad(format('field "%s" has another kind in another source', f.key),
+                                 'A field is compared across sources: give it the same kind everywhere.');
+    END IF;
+    v_fields := v_fields || jsonb_build_object(f.key, jsonb_build_object('column', f_col, 'kind', f_kind));
+  END LOOP;
+  FOR c IN SELECT * FROM (VALUES
+      ('record_id', record_id, ARRAY['smallint', 'integer', 'bigint', 'text', 'character varying', 'character', 'uuid']::regtype[]),
+      ('nhs_number', nhs_number, ARRAY['text', 'character varying', 'character', 'bigint', 'caredata.nhs_number']::regtype[]),
+      ('dob', dob, ARRAY['date', 'timestamp without time zone', 'timestamp with time zone', 'text', 'character varying', 'character']::regtype[]),
+      ('sex', sex, ARRAY['text', 'character varying', 'character', 'smallint', 'integer']::regtype[]),
+      ('postcode', postcode, ARRAY['text', 'character varying', 'character']::regtype[])) v(what, col, types)
+    UNION ALL
+    SELECT 'field ' || e.key, (e.value->>'column')::name,
+           CASE WHEN e.value->>'kind' IN ('identifier', 'text')
+                THEN ARRAY['text', 'character varying', 'character', 'smallint', 'integer', 'bigint', 'numeric', 'uuid']::regtype[]
+                ELSE ARRAY['text', 'character varying', 'character']::regtype[] END
+      FROM jsonb_each(v_fields) e
+  LOOP
+    IF c.col IS NULL THEN
+      IF c.what = 'record_id' THEN
+        PERFORM caredata._link_bad('a linkage source needs its record id column', 'Name an integer or text column that identifies each record.');
+      END IF;
+      CONTINUE;
+    END IF;
+    SELECT a.atttypid::regtype INTO typ FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = relation AND a.attname = c.col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+        MESSAGE = format('column "%s" of relation %s does not exist', c.col, relation),
+        HINT = format('Name the %s column of %s as it is spelled there.', c.what, relation);
+    END IF;
+    IF NOT typ = ANY (c.types) THEN
+      RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+        MESSAGE = format('column "%s" of relation %s has type %s, which cannot be used as %s', c.col, relation, typ, c.what),
+        HINT = format('Accepted types for %s: %s.', c.what, array_to_string(c.types::text[], ', '));
+    END IF;
+  END LOOP;
+  INSERT INTO caredata.link_source AS s (source, relation, record_id, nhs_number, dob, sex, postcode, fields)
+  VALUES (p_source, relation, record_id, nhs_number, dob, sex, postcode, v_fields)
+  ON CONFLICT ON CONSTRAINT link_source_pkey DO UPDATE
+    SET relation = excluded.relation, record_id = excluded.record_id, nhs_number = excluded.nhs_number,
+        dob = excluded.dob, sex = excluded.sex, postcode = excluded.postcode, fields = excluded.fields,
+        added_at = now(), added_by = current_user;
+  -- statistics on each field, so that the planner estimates blocking on it
+  PERFORM caredata._link_maintain('field_statistics');
+END
+$$;
+COMMENT ON FUNCTION caredata.link_add_source(text, regclass, name, name, name, name, name, jsonb) IS
+  'register (or re-register) a linkage source: a relation, its record id column (integer or text), its NHS identifier columns (any may be NULL) and further fields to standardise and compare ({"field": {"column": ..., "kind": name|address|postcode|identifier|text}})';
+
+CREATE OR REPLACE FUNCTION caredata._link_std_kind(kind text, arg text) RETURNS text
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN CASE kind
+    WHEN 'name' THEN format('caredata.standardise_name(%s)', arg)
+    WHEN 'name_ph' THEN format('caredata.name_phonetic(caredata.standardise_name(%s))', arg)
+    WHEN 'address' THEN format('caredata.standardise_address(%s)', arg)
+    WHEN 'address_num' THEN format('caredata.address_house_number(%s)', arg)
+    WHEN 'postcode' THEN format('caredata.standardise_postcode_any(%s)', arg)
+    WHEN 'identifier' THEN format('nullif(upper(regexp_replace(%s, ''[^[:alnum:]]'', '''', ''g'')), '''')', arg)
+    WHEN 'text' THEN format('nullif(lower(btrim(regexp_replace(%s, ''\s+'', '' '', ''g''))), '''')', arg) END;
+COMMENT ON FUNCTION caredata._link_std_kind(text, text) IS
+  'internal: the standardising SQL expression for a value of one field kind (name, its phonetic code, address, its house number, postcode of any country, identifier, text)';
+
+CREATE OR REPLACE FUNCTION caredata._link_std_expr(relation regclass, col name, what text) RETURNS text
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  typ regtype;
+BEGIN
+  IF col IS NULL THEN
+    -- typed, so that a run over one source without the column works
+    RETURN CASE what WHEN 'dob' THEN 'NULL::date' WHEN 'record_id' THEN 'NULL::bigint'
+                     WHEN 'nhs_number' THEN 'NULL::bigint' ELSE 'NULL::text' END;
+  END IF;
+  SELECT a.atttypid::regtype INTO typ FROM pg_catalog.pg_attribute a
+   WHERE a.attrelid = relation AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+      MESSAGE = format('column "%s" of relation %s no longer exists', col, relation),
+      HINT = 'Register the source again with caredata.link_add_source().';
+  END IF;
+  RETURN CASE what
+    -- the record id as an integer when it is one, and always as text
+    WHEN 'record_id' THEN CASE WHEN typ IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype)
+                               THEN format('s.%I::bigint', col) ELSE 'NULL::bigint' END
+    WHEN 'record_key' THEN format('s.%I::text', col)
+    -- further fields, by kind
+    WHEN 'name' THEN caredata._link_std_kind(what, format('s.%I::text', col))
+    WHEN 'address' THEN caredata._link_std_kind(what, format('s.%I::text', col))
+    WHEN 'address_num' THEN caredata._link_std_kind(what, format('s.%I::text', col))
+    WHEN 'identifier' THEN caredata._link_std_kind(what, format('s.%I::text', col))
+    WHEN 'text' THEN caredata._link_std_kind(what, format('s.%I::text', col))
+    WHEN 'nhs_number' THEN CASE WHEN typ IN ('bigint'::regtype, 'caredata.nhs_number'::regtype)
+                                THEN format('s.%I::bigint', col)
+                                ELSE format('caredata.nhs_number_digits(s.%I::text)', col) END
+    WHEN 'dob' THEN CASE WHEN typ IN ('text'::regtype, 'character varying'::regtype, 'character'::regtype)
+                         THEN format('caredata.try_standardise_dob(s.%I::text)', col)
+                         ELSE format('(SELECT d FROM (SELECT s.%I::date AS d) x WHERE caredata.dob_is_valid(d))', col) END
+    WHEN 'sex' THEN format('caredata.try_standardise_sex(s.%I::text)', col)
+    -- a UK postcode in its canonical form, any other country's as text
+    WHEN 'postcode' THEN caredata._link_std_kind(what, format('s.%I::text', col))
+  END;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_std_expr(regclass, name, text) IS
+  'internal: the standardising expression for one identifier column of a linkage source';
+
+CREATE OR REPLACE FUNCTION caredata.link_standardise(sources text[] DEFAULT NULL, run_id bigint DEFAULT 0)
+  RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  s record;
+  f record;
+  n bigint;
+  total bigint;
+  parts text[] := '{}';
+  work_table text;
+  f_cols text;
+  f_json text := '';
+  f_join text := '';
+  i integer := 0;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE sources IS NULL OR ls.source = ANY (sources)) THEN
+    PERFORM caredata._link_bad('no linkage sources to link', 'Register sources with caredata.link_add_source().', '42704');
+  END IF;
+  IF sources IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(sources) x WHERE x NOT IN (SELECT ls.source FROM caredata.link_source ls)) THEN
+    PERFORM caredata._link_bad('a named linkage source does not exist', 'See caredata.link_source for the registered sources.', '42704');
+  END IF;
+  -- the standardised records, each with its stable rid if it has one; the
+  -- declared fields as columns f_<field> (NULL where a source lacks one)
+  FOR s IN SELECT * FROM caredata.link_source ls WHERE sources IS NULL OR ls.source = ANY (sources) ORDER BY ls.source LOOP
+    f_cols := '';
+    FOR f IN SELECT * FROM caredata._link_fields() LOOP
+      f_cols := f_cols || format(', %s AS %I', caredata._link_std_expr(s.relation, (s.fields->f.field->>'column')::name, f.kind), 'f_' || f.field);
+      IF f.kind = 'address' THEN
+        f_cols := f_cols || format(', %s AS %I', caredata._link_std_expr(s.relation, (s.fields->f.field->>'column')::name, 'address_num'), 'f_' || f.field || '_num');
+      END IF;
+    END LOOP;
+    parts := parts || format('SELECT k.rid, %L::text AS source, %s AS record_id, %s AS record_key, %s AS nhs_digits, %s AS dob, %s AS sex, %s AS postcode%s
+                                FROM %s s LEFT JOIN caredata.link_record_key k ON k.source = %1$L AND k.record_key = %3$s',
+      s.source, caredata._link_std_expr(s.relation, s.record_id, 'record_id'),
+      caredata._link_std_expr(s.relation, s.record_id, 'record_key'),
+      caredata._link_std_expr(s.relation, s.nhs_number, 'nhs_number'),
+      caredata._link_std_expr(s.relation, s.dob, 'dob'),
+      caredata._link_std_expr(s.relation, s.sex, 'sex'),
+      caredata._link_std_expr(s.relation, s.postcode, 'postcode'), f_cols, s.relation);
+  END LOOP;
+  FOREACH work_table IN ARRAY ARRAY['link_stage', 'link_new_key'] LOOP
+    IF to_regclass('pg_temp.' || work_table) IS NOT NULL THEN
+      EXECUTE format('DROP TABLE pg_temp.%I', work_table);
+    END IF;
+  END LOOP;
+  EXECUTE 'CREATE TEMP TABLE link_stage ON COMMIT DROP AS ' || array_to_string(parts, ' UNION ALL ');
+  total := 0;
+  FOR s IN SELECT ls.source, count(t.source) AS n, count(t.source) FILTER (WHERE t.record_key IS NULL) AS no_id
+             FROM caredata.link_source ls LEFT JOIN pg_temp.link_stage t ON t.source = ls.source
+            WHERE sources IS NULL OR ls.source = ANY (sources) GROUP BY ls.source ORDER BY ls.source LOOP
+    IF s.n = 0 THEN
+      PERFORM caredata._link_bad(format('linkage source "%s" has no records', s.source),
+                                 'Load the source, or leave it out with the sources argument.', '22023');
+    END IF;
+    IF s.no_id > 0 THEN
+      PERFORM caredata._link_bad(format('linkage source "%s" has records without a record id', s.source),
+                                 'Every record needs a record id: fix the source or filter it through a view.', '23502');
+    END IF;
+    total := total + s.n;
+  END LOOP;
+
+  -- stable rids: new records numbered after the highest, in (source,
+  -- record id) order (integer ids by value).  A record id twice in a
+  -- source breaks a unique index, here (a new one) or on link_record
+  -- below (one seen before).
+  CREATE TEMP TABLE link_new_key ON COMMIT DROP AS
+  SELECT coalesce((SELECT max(k.rid) FROM caredata.link_record_key k), 0)
+           + row_number() OVER (ORDER BY t.source, t.record_id, t.record_key) AS rid,
+         t.source, t.record_id, t.record_key
+    FROM pg_temp.link_stage t WHERE t.rid IS NULL;
+  ANALYZE pg_temp.link_new_key;
+
+  -- each field in the record's jsonb: its value, its derived code and its
+  -- value frequency (only a value held by two records or more can ever
+  -- agree exactly with another)
+  FOR f IN SELECT * FROM caredata._link_fields() LOOP
+    i := i + 1;
+    f_json := f_json || format(' || jsonb_build_object(%1$L, t.%2$I%3$s, %4$L, CASE WHEN t.%2$I IS NOT NULL THEN coalesce(q%5$s.f, 1.0 / %6$s) END)',
+      f.field, 'f_' || f.field,
+      CASE f.kind WHEN 'name' THEN format(', %L, caredata.name_phonetic(t.%I)', f.field || '_ph', 'f_' || f.field)
+                  WHEN 'address' THEN format(', %L, t.%I', f.field || '_num', 'f_' || f.field || '_num') ELSE '' END,
+      'tf_' || f.field, i, total);
+    f_join := f_join || format(' LEFT JOIN (SELECT %1$I AS v, count(*)::double precision / %2$s AS f FROM pg_temp.link_stage WHERE %1$I IS NOT NULL GROUP BY 1 HAVING count(*) > 1) q%3$s ON q%3$s.v = t.%1$I',
+      'f_' || f.field, total, i);
+  END LOOP;
+
+  TRUNCATE caredata.link_record;
+  PERFORM caredata._link_maintain('drop_indexes');
+  BEGIN
+    INSERT INTO caredata.link_record_key (rid, source, record_id, first_run, record_key)
+    SELECT k.rid, k.source, k.record_id, link_standardise.run_id, k.record_key FROM pg_temp.link_new_key k;
+    EXECUTE format($q$
+    INSERT INTO caredata.link_record
+    SELECT coalesce(t.rid, k.rid), t.source, t.record_id, t.nhs_digits, (t.nhs_digits / 10000)::integer, (t.nhs_digits %% 10000)::integer,
+           t.dob, t.sex, t.postcode,
+           caredata.postcode_sector(t.postcode), caredata.postcode_district(t.postcode), caredata.postcode_area(t.postcode),
+           extract(year FROM t.dob)::integer,
+           CASE WHEN t.nhs_digits IS NOT NULL THEN coalesce(fn.f, 1.0 / %1$s) END,
+           CASE WHEN t.dob IS NOT NULL THEN coalesce(fd.f, 1.0 / %1$s) END,
+           CASE WHEN t.postcode IS NOT NULL THEN coalesce(fp.f, 1.0 / %1$s) END,
+           t.record_key, %2$s
+      FROM pg_temp.link_stage t
+      LEFT JOIN pg_temp.link_new_key k ON t.rid IS NULL AND k.source = t.source AND k.record_key = t.record_key
+      LEFT JOIN (SELECT nhs_digits, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fn USING (nhs_digits)
+      LEFT JOIN (SELECT dob, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fd USING (dob)
+      LEFT JOIN (SELECT postcode, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fp USING (postcode)%3$s$q$,
+      total, CASE WHEN f_json = '' THEN 'NULL::jsonb' ELSE 'jsonb_strip_nulls(''{}''::jsonb' || f_json || ')' END, f_join);
+    GET DIAGNOSTICS n = ROW_COUNT;
+  EXCEPTION WHEN unique_violation THEN
+    PERFORM caredata._link_bad('a linkage source has duplicate record ids', 'Record ids must be unique within a source.', '23505');
+  END;
+  DROP TABLE pg_temp.link_stage;
+  DROP TABLE pg_temp.link_new_key;
+  PERFORM caredata._link_maintain('analyze_records');
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_standardise(text[], bigint) IS
+  'rebuild caredata.link_record from the registered sources (all, or those named): standardised identifiers, postcode parts, the declared fields with their phonetic codes and house numbers, value frequencies; returns the number of records';
+
+CREATE OR REPLACE FUNCTION caredata._link_estimate_pairs(rule jsonb, link_type text) RETURNS double precision
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  plan jsonb;
+BEGIN
+  EXECUTE format('EXPLAIN (FORMAT JSON) SELECT 1 FROM %s l JOIN %1$s r ON %s WHERE %s', caredata._link_record_sql(),
+                 caredata._link_rule_condition(rule), caredata._link_pair_condition(link_type)) INTO plan;
+  RETURN (plan->0->'Plan'->>'Plan Rows')::double precision;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_estimate_pairs(jsonb, text) IS
+  'internal: the planner''s estimate of the candidate pairs a blocking rule generates';
+
+CREATE OR REPLACE FUNCTION caredata.link_blocking_counts(model text DEFAULT 'default', version integer DEFAULT NULL)
+  RETURNS TABLE (rule integer, columns text[], pairs bigint)
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_model text := model;
+  spec jsonb;
+  r record;
+  cols text;
+  n bigint;
+BEGIN
+  SELECT lm.spec INTO spec FROM caredata.link_model lm
+   WHERE lm.model = p_model AND (link_blocking_counts.version IS NULL OR lm.version = link_blocking_counts.version)
+   ORDER BY lm.version DESC LIMIT 1;
+  IF spec IS NULL THEN
+    PERFORM caredata._link_bad(format('linkage model "%s" does not exist', p_model), 'Create it with caredata.link_create_model().', '42704');
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM caredata.link_record) THEN
+    PERFORM caredata.link_standardise();
+  END IF;
+  FOR r IN SELECT b.value, b.ordinality FROM jsonb_array_elements(spec->'blocking') WITH ORDINALITY b LOOP
+    cols := (SELECT string_agg(quote_ident(c), ', ') FROM jsonb_array_elements_text(r.value) c);
+    EXECUTE format($q$
+      SELECT coalesce(sum(CASE %1$L WHEN 'link_only' THEN (nn * nn - sq) / 2
+                                       WHEN 'dedupe_only' THEN (sq - nn) / 2
+                                       ELSE nn * (nn - 1) / 2 END), 0)::bigint
+        FROM (SELECT sum(ns) AS nn, sum(ns * ns) AS sq
+                FROM (SELECT %2$s, source, count(*)::numeric AS ns FROM %4$s x
+                       WHERE %3$s GROUP BY %2$s, source) s
+               GROUP BY %2$s) b$q$,
+      spec->>'link_type', cols,
+      (SELECT string_agg(format('%I IS NOT NULL', c), ' AND ') FROM jsonb_array_elements_text(r.value) c),
+      caredata._link_record_sql())
+      INTO n;
+    rule := r.ordinality;
+    columns := ARRAY(SELECT jsonb_array_elements_text(r.value));
+    pairs := n;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_blocking_counts(text, integer) IS
+  'how many candidate pairs each blocking rule of a model generates over the standardised records, before de-duplication across rules (standardises the sources first if nothing is standardised)';
+
+CREATE OR REPLACE FUNCTION caredata._link_pairs_sql(model text, version integer, u_top double precision[], only_new boolean)
+  RETURNS text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  spec jsonb;
+  cmp record;
+  earlier text[] := '{}';
+  rule jsonb;
+  pair_cond text;
+  body text := '';
+  rec text := caredata._link_record_sql();
+BEGIN
+  SELECT lm.spec INTO spec FROM caredata.link_model lm WHERE lm.model = _link_pairs_sql.model AND lm.version = _link_pairs_sql.version;
+  SELECT * INTO cmp FROM caredata._link_compare_sql(model, version, u_top);
+  pair_cond := caredata._link_pair_condition(spec->>'link_type');
+  IF only_new THEN
+    -- incremental: pairs with at least one record the person index lacks
+    pair_cond := pair_cond || ' AND (l.rid IN (SELECT n.rid FROM pg_temp.link_new n) OR r.rid IN (SELECT n.rid FROM pg_temp.link_new n))';
+  END IF;
+  FOR rule IN SELECT * FROM jsonb_array_elements(spec->'blocking') LOOP
+    body := body || CASE WHEN body = '' THEN '' ELSE ' UNION ALL ' END ||
+      format('SELECT l.rid AS rid_l, r.rid AS rid_r%s FROM %s l JOIN %2$s r ON %s WHERE %s%s',
+             cmp.levels, rec, caredata._link_rule_condition(rule), pair_cond,
+             (SELECT coalesce(string_agg(format(' AND NOT coalesce(%s, false)', e), ''), '') FROM unnest(earlier) e));
+    earlier := earlier || caredata._link_rule_condition(rule);
+  END LOOP;
+  RETURN format('SELECT rid_l, rid_r%s, %s AS pattern, %s AS tf_adj FROM (%s) p',
+                cmp.cols, cmp.pattern, cmp.tf, body);
+END
+$$;
+COMMENT ON FUNCTION caredata._link_pairs_sql(text, integer, double precision[], boolean) IS
+  'internal: the candidate-pair query of a model version (blocking rules unioned without duplicates, comparison levels, pattern, term-frequency adjustment)';
 
 CREATE OR REPLACE FUNCTION caredata.link_run(model text DEFAULT 'default', version integer DEFAULT NULL,
     method text DEFAULT 'probabilistic', threshold double precision DEFAULT NULL,
@@ -4076,14 +4534,15 @@ BEGIN
     EXECUTE format($q$
       CREATE TEMP TABLE link_usample ON COMMIT DROP AS
       SELECT %s
-        FROM (SELECT * FROM caredata.link_record ORDER BY hashint8extended(rid, %2$s), rid LIMIT %3$s) l
-       CROSS JOIN (SELECT * FROM caredata.link_record ORDER BY hashint8extended(rid, %2$s + 1), rid LIMIT %3$s) r
+        FROM (SELECT * FROM %5$s x ORDER BY hashint8extended(rid, %2$s), rid LIMIT %3$s) l
+       CROSS JOIN (SELECT * FROM %5$s x ORDER BY hashint8extended(rid, %2$s + 1), rid LIMIT %3$s) r
        WHERE l.rid <> r.rid%4$s$q$,
       (SELECT string_agg(format('(%s)::smallint AS %I', c.expression, c.name), ', ' ORDER BY c.pos)
          FROM caredata._link_comparisons(lm.model, lm.version) c),
       (spec->>'seed')::bigint, k,
       CASE spec->>'link_type' WHEN 'link_only' THEN ' AND l.source <> r.source'
-                              WHEN 'dedupe_only' THEN ' AND l.source = r.source' ELSE '' END);
+                              WHEN 'dedupe_only' THEN ' AND l.source = r.source' ELSE '' END,
+      caredata._link_record_sql());
     GET DIAGNOSTICS sample_n = ROW_COUNT;
     IF sample_n = 0 THEN
       PERFORM caredata._link_bad('no pairs to estimate u from', 'Link at least two records (two sources for link_only).', '22023');
@@ -4241,7 +4700,7 @@ BEGIN
   t := clock_timestamp();
   -- each record with its cluster and its person id in the index so far
   CREATE TEMP TABLE link_cluster ON COMMIT DROP AS
-  SELECT r.rid, r.source, r.record_id, coalesce(c.cluster, r.rid) AS cluster, coalesce(c.refused, false) AS refused,
+  SELECT r.rid, r.source, r.record_id, r.record_key, coalesce(c.cluster, r.rid) AS cluster, coalesce(c.refused, false) AS refused,
          p.person_id AS old_person
     FROM caredata.link_record r
     LEFT JOIN caredata.person_index p ON p.rid = r.rid
@@ -4307,8 +4766,8 @@ BEGIN
   -- of maintaining them row by row)
   TRUNCATE caredata.person_index;
   PERFORM caredata._link_maintain('drop_person_indexes');
-  INSERT INTO caredata.person_index (source, record_id, rid, person_id, run_id)
-  SELECT c.source, c.record_id, c.rid, a.person_id, v_run
+  INSERT INTO caredata.person_index (source, record_id, rid, person_id, run_id, record_key)
+  SELECT c.source, c.record_id, c.rid, a.person_id, v_run, c.record_key
     FROM pg_temp.link_cluster c JOIN pg_temp.link_assign a USING (cluster);
   PERFORM caredata._link_maintain('build_person_indexes');
   SELECT greatest(max_person, coalesce(max(a.person_id), 0)) INTO max_person FROM pg_temp.link_assign a;
@@ -4347,5 +4806,217 @@ END
 $$;
 COMMENT ON FUNCTION caredata.link_run(text, integer, text, double precision, boolean, boolean, boolean, text[]) IS
   'run linkage: standardise the sources, block, compare, train (EM) or apply a trained model version, choose the threshold without labels (or use the match probability given), cluster, and write the person index with stable person ids; all or nothing';
-COMMENT ON FUNCTION caredata.link_components(text, boolean, text) IS
-  'union-find over the (bigint, bigint) links a query returns, in its order: each record in a link, its cluster (the smallest record id in it) and whether a link of it was refused; one_to_one accepts a link only if neither record is linked yet; nhs_query (record id, NHS digits[, confirmed boolean]) keeps apart clusters holding confirmed valid NHS numbers that differ by more than one typing error (confirmed by a link between two records carrying the number, or from the start when the third column is true)';
+
+CREATE OR REPLACE FUNCTION caredata.link_quality(truth regclass, true_id name DEFAULT 'person_id', scope text DEFAULT 'all')
+  RETURNS TABLE ("precision" double precision, recall double precision, f1 double precision,
+                 true_pairs bigint, linked_pairs bigint, correct_pairs bigint,
+                 persons_split bigint, persons_merged bigint)
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  f text;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = true_id AND a.attnum > 0 AND NOT a.attisdropped)
+     OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'source' AND NOT a.attisdropped)
+     OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'record_id' AND NOT a.attisdropped) THEN
+    PERFORM caredata._link_bad(format('the truth table needs columns source, record_id and %s', true_id),
+                               'Pass the name of the true-id column as true_id.', '42703');
+  END IF;
+  -- One pass over the records, each step aggregating the one before it (no
+  -- step reads the records again).  A group of n records holds n(n-1)/2
+  -- pairs; pairs across sources are all pairs less those within a source;
+  -- pairs within the scope's source are those of its records alone.  Linked
+  -- pairs share a cluster c, true pairs a true person t, correct pairs both:
+  --   g    per (c, t, source): k records
+  --   gs   per (c, t): n records, pairs within a source, within the scope's
+  --        source; per (c, source) and (t, source): n records
+  --   per  per c and per t: n records and the pairs within a source (from
+  --        the (c, source) or (t, source) rows); correct pairs (from the
+  --        (c, t) rows, summed under c only); how many true persons the
+  --        cluster holds and how many clusters the true person is in
+  -- Persons split and merged count every record, whatever the scope.
+  f := CASE scope WHEN 'all' THEN 'X_all' WHEN 'cross' THEN 'X_all - X_within' ELSE 'X_source' END;
+  RETURN QUERY EXECUTE format($q$
+    WITH g AS (SELECT p.person_id AS c, t.%1$I AS t, p.source, count(*) AS k
+                 FROM caredata.person_index p JOIN %2$s t ON t.source::text = p.source AND %7$s
+                GROUP BY 1, 2, 3),
+         gs AS (SELECT GROUPING(c, t, source) AS set, c, t, source, sum(k)::bigint AS n,
+                       sum(k * (k - 1) / 2)::bigint AS within, sum(k * (k - 1) / 2) FILTER (WHERE source = %3$L)::bigint AS in_source
+                  FROM g GROUP BY GROUPING SETS ((c, t), (c, source), (t, source))),
+         per AS (SELECT GROUPING(has_c, c) = 0 AS by_c, has_c, has_t,
+                        sum(n) FILTER (WHERE set = 1)::bigint AS n,
+                        sum(n * (n - 1) / 2) FILTER (WHERE set <> 1) AS within,
+                        sum(n * (n - 1) / 2) FILTER (WHERE set <> 1 AND source = %3$L) AS in_source,
+                        sum(n * (n - 1) / 2) FILTER (WHERE set = 1) AS tp_all,
+                        sum(within) FILTER (WHERE set = 1) AS tp_within,
+                        sum(in_source) FILTER (WHERE set = 1) AS tp_source,
+                        count(t) FILTER (WHERE set = 1) AS persons,
+                        count(c) FILTER (WHERE set = 1) AS clusters
+                   FROM (SELECT *, set IN (1, 2) AS has_c, set IN (1, 4) AS has_t FROM gs) x
+                  GROUP BY GROUPING SETS ((has_c, c), (has_t, t))),
+         a AS (SELECT coalesce(sum(n * (n - 1) / 2) FILTER (WHERE by_c), 0) AS lp_all,
+                      coalesce(sum(within) FILTER (WHERE by_c), 0) AS lp_within,
+                      coalesce(sum(in_source) FILTER (WHERE by_c), 0) AS lp_source,
+                      coalesce(sum(n * (n - 1) / 2) FILTER (WHERE NOT by_c), 0) AS ap_all,
+                      coalesce(sum(within) FILTER (WHERE NOT by_c), 0) AS ap_within,
+                      coalesce(sum(in_source) FILTER (WHERE NOT by_c), 0) AS ap_source,
+                      coalesce(sum(tp_all) FILTER (WHERE by_c), 0) AS tp_all,
+                      coalesce(sum(tp_within) FILTER (WHERE by_c), 0) AS tp_within,
+                      coalesce(sum(tp_source) FILTER (WHERE by_c), 0) AS tp_source,
+                      count(*) FILTER (WHERE NOT by_c AND clusters > 1) AS split,
+                      count(*) FILTER (WHERE by_c AND persons > 1) AS merged
+                 FROM per WHERE CASE WHEN by_c THEN has_c ELSE has_t END),
+         s AS MATERIALIZED (SELECT %4$s AS tp, %5$s AS lp, %6$s AS ap, split, merged FROM a)
+    SELECT CASE WHEN lp > 0 THEN (tp / lp)::double precision END,
+           CASE WHEN ap > 0 THEN (tp / ap)::double precision END,
+           CASE WHEN lp + ap > 0 THEN (2 * tp / (lp + ap))::double precision END,
+           ap::bigint, lp::bigint, tp::bigint, split, merged
+      FROM s$q$, true_id, truth, scope, replace(f, 'X', 'tp'), replace(f, 'X', 'lp'), replace(f, 'X', 'ap'),
+      -- integer record ids join as integers, others as text
+      CASE WHEN (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'record_id' AND NOT a.attisdropped)
+                IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype)
+           THEN 't.record_id = p.record_id' ELSE 't.record_id::text = p.record_key' END);
+END
+$$;
+COMMENT ON FUNCTION caredata.link_quality(regclass, name, text) IS
+  'pairwise precision, recall and F1 of the person index against a truth table (source, record_id, true id), over all pairs, cross-source pairs (scope cross) or pairs within one source (scope = its name); persons split (one true person in several clusters) and merged (several in one)';
+
+CREATE OR REPLACE FUNCTION caredata.link_explain(source_a text, record_a text, source_b text, record_b text,
+    model text DEFAULT 'default', version integer DEFAULT NULL)
+  RETURNS TABLE (term text, level integer, label text, m double precision, u double precision, weight double precision)
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  v integer := caredata._link_trained_version(model, version);
+  p_model text := model;
+  lam double precision;
+  c record;
+  lv integer;
+  tf double precision;
+  rid_a bigint;
+  rid_b bigint;
+  swap bigint;
+  rec text := caredata._link_record_sql();
+BEGIN
+  SELECT x.rid INTO rid_a FROM caredata.link_record x WHERE x.source = source_a AND x.record_key = record_a;
+  SELECT x.rid INTO rid_b FROM caredata.link_record x WHERE x.source = source_b AND x.record_key = record_b;
+  IF rid_a IS NULL OR rid_b IS NULL THEN
+    PERFORM caredata._link_bad('a record to explain is not among the standardised records', 'Name records by source and record id as in caredata.person_index.', '42704');
+  END IF;
+  -- the pair in the order runs compare it
+  IF rid_a > rid_b THEN
+    swap := rid_a; rid_a := rid_b; rid_b := swap;
+  END IF;
+  SELECT x.lambda INTO lam FROM caredata.link_model x WHERE x.model = p_model AND x.version = v;
+  term := 'prior'; level := NULL; label := 'lambda = ' || lam; m := NULL; u := NULL;
+  weight := ln(lam / (1 - lam)) / ln(2);
+  RETURN NEXT;
+  FOR c IN SELECT * FROM caredata._link_comparisons(p_model, v) ORDER BY pos LOOP
+    EXECUTE format('SELECT (%s)::integer FROM (SELECT * FROM %s x WHERE x.rid = $1) l, (SELECT * FROM %2$s x WHERE x.rid = $2) r',
+                   c.expression, rec) INTO lv USING rid_a, rid_b;
+    term := c.name; level := lv; label := c.labels[lv + 1]; m := c.m[lv + 1]; u := c.u[lv + 1];
+    weight := CASE WHEN lv = 0 THEN 0 ELSE ln(m / u) / ln(2) END;
+    RETURN NEXT;
+    IF c.tf IS NOT NULL AND lv = c.nlevels - 1 THEN
+      EXECUTE format('SELECT x.%I FROM %s x WHERE x.rid = $1', 'tf_' || c.tf, rec) INTO tf USING rid_b;
+      IF tf > 0 THEN
+        term := 'tf ' || c.name; label := 'value frequency ' || round(tf::numeric, 8); m := NULL; u := tf;
+        weight := ln(c.u[lv + 1] / tf) * 1.4426950408889634;
+        RETURN NEXT;
+      END IF;
+    END IF;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_explain(text, text, text, text, text, integer) IS
+  'the match weight of one pair (records named by source and record id, as text), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
+
+CREATE OR REPLACE FUNCTION caredata.link_explain(source_a text, record_a bigint, source_b text, record_b bigint,
+    model text DEFAULT 'default', version integer DEFAULT NULL)
+  RETURNS TABLE (term text, level integer, label text, m double precision, u double precision, weight double precision)
+  LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  SELECT * FROM caredata.link_explain(source_a, record_a::text, source_b, record_b::text, model, version)
+$$;
+COMMENT ON FUNCTION caredata.link_explain(text, bigint, text, bigint, text, integer) IS
+  'the match weight of one pair (records named by source and integer record id), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
+
+CREATE OR REPLACE FUNCTION caredata.link_lookup(nhs_number text, dob date, sex text, postcode text,
+    model text DEFAULT 'default', version integer DEFAULT NULL, fields jsonb DEFAULT NULL)
+  RETURNS TABLE (person_id bigint, probability double precision, match_weight double precision)
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  v integer := caredata._link_trained_version(model, version);
+  p_model text := model;
+  spec jsonb;
+  lam double precision;
+  nlevels integer[];
+  mm double precision[];
+  uu double precision[];
+  cmp record;
+  cand text := '';
+  rule jsonb;
+  rec text := caredata._link_record_sql();
+  f_cols text := '';
+  f record;
+BEGIN
+  IF fields IS NOT NULL AND jsonb_typeof(fields) <> 'object' THEN
+    PERFORM caredata._link_bad('fields must be a JSON object of field values', 'For example {"given_name": "Ann", "family_name": "Smith"}.');
+  END IF;
+  SELECT x.spec, x.lambda INTO spec, lam FROM caredata.link_model x WHERE x.model = p_model AND x.version = v;
+  SELECT array_agg(z.nlevels ORDER BY z.pos) INTO nlevels FROM caredata._link_comparisons(p_model, v) z;
+  SELECT array_agg(x ORDER BY z.pos, o) INTO mm FROM caredata._link_comparisons(p_model, v) z, unnest(z.m) WITH ORDINALITY AS q(x, o);
+  SELECT array_agg(x ORDER BY z.pos, o) INTO uu FROM caredata._link_comparisons(p_model, v) z, unnest(z.u) WITH ORDINALITY AS q(x, o);
+  SELECT * INTO cmp FROM caredata._link_compare_sql(p_model, v,
+    (SELECT array_agg(z.u[z.nlevels] ORDER BY z.pos) FROM caredata._link_comparisons(p_model, v) z));
+  -- the declared fields of the record, standardised as the sources' are
+  FOR f IN SELECT * FROM caredata._link_fields() LOOP
+    f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind(f.kind, format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field);
+    IF f.kind = 'name' THEN
+      f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind('name_ph', format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field || '_ph');
+    ELSIF f.kind = 'address' THEN
+      f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind('address_num', format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field || '_num');
+    END IF;
+    f_cols := f_cols || format(', NULL::double precision AS %I', 'tf_' || f.field);
+  END LOOP;
+  FOR rule IN SELECT * FROM jsonb_array_elements(spec->'blocking') LOOP
+    cand := cand || CASE WHEN cand = '' THEN '' ELSE ' UNION ' END ||
+            format('SELECT r.rid FROM %s r, l WHERE %s', rec, caredata._link_rule_condition(rule));
+  END LOOP;
+  RETURN QUERY EXECUTE format($q$
+    WITH l AS MATERIALIZED (
+           SELECT 0::bigint AS rid, ''::text AS source, 0::bigint AS record_id, d AS nhs_digits,
+                  (d / 10000)::integer AS nhs_head, (d %% 10000)::integer AS nhs_tail, b AS dob, sx AS sex,
+                  pc AS postcode, caredata.postcode_sector(pc) AS sector, caredata.postcode_district(pc) AS district,
+                  caredata.postcode_area(pc) AS area, extract(year FROM b)::integer AS yob,
+                  NULL::double precision AS tf_nhs_digits, NULL::double precision AS tf_dob, NULL::double precision AS tf_postcode,
+                  ''::text AS record_key, NULL::jsonb AS fields%5$s
+             FROM (SELECT caredata.nhs_number_digits($1) AS d, CASE WHEN caredata.dob_is_valid($2) THEN $2 END AS b,
+                          caredata.try_standardise_sex($3) AS sx, caredata.standardise_postcode_any($4) AS pc) s),
+         cand AS (%1$s),
+         cmp AS (SELECT r.rid%2$s FROM cand JOIN %6$s r USING (rid), l),
+         scored AS (SELECT cmp.rid, (caredata.link_pattern_weights(ARRAY[%3$s], $5, $6, $7, $8))[1] + %4$s AS w FROM cmp)
+    SELECT p.person_id, caredata.link_probability(max(s.w)), max(s.w)
+      FROM scored s JOIN caredata.person_index p USING (rid)
+     GROUP BY p.person_id
+     ORDER BY max(s.w) DESC, p.person_id
+     LIMIT 1$q$, cand, cmp.levels, cmp.pattern, cmp.tf, f_cols, rec)
+  USING nhs_number, dob, sex, postcode, nlevels, mm, uu, lam, fields;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_lookup(text, date, text, text, text, integer, jsonb) IS
+  'match one record (NHS number, date of birth, sex, postcode as they arrive, and the declared fields as {"field": value}) against the person index through the blocking rules'' indexes: the best person, its match probability and weight; no row when no candidate';
+
+DO $grants$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN
+    SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+     WHERE p.pronamespace = 'caredata'::regnamespace
+       AND (p.proname LIKE 'link\_%' OR p.proname LIKE '\_link\_%')
+  LOOP
+    EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO caredata_linker, caredata_admin', f);
+  END LOOP;
+END
+$grants$;

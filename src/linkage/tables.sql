@@ -37,7 +37,7 @@ COMMENT ON TABLE caredata.link_record_key IS
 CREATE TABLE caredata.link_record (
   rid            bigint PRIMARY KEY,
   source         text NOT NULL,
-  record_id      bigint NOT NULL,
+  record_id      bigint,
   nhs_digits     bigint,
   nhs_head       integer,
   nhs_tail       integer,
