@@ -94,6 +94,41 @@ $spec$::jsonb;
 COMMENT ON FUNCTION caredata.link_default_spec() IS
   'the default linkage model: NHS number, date of birth, sex and postcode comparisons, five blocking rules, four HESID-style deterministic steps';
 
+-- the default model and three comparisons over names and an address, for
+-- sources that declare the fields given_name and family_name (kind name)
+-- and address (kind address)
+CREATE FUNCTION caredata.link_names_spec() RETURNS jsonb
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN caredata.link_default_spec() || $spec$
+{
+  "comparisons": [
+    {"name": "nhs", "expression": "caredata.compare_nhs_number(l.nhs_digits, r.nhs_digits)",
+     "levels": ["missing or invalid", "different", "one digit different or transposed", "exact"],
+     "tf": "nhs_digits"},
+    {"name": "dob", "expression": "caredata.compare_date(l.dob, r.dob, 365)",
+     "levels": ["missing", "different", "within a year", "two of year, month, day", "day and month transposed", "exact"],
+     "tf": "dob"},
+    {"name": "sex", "expression": "caredata.compare_sex(l.sex, r.sex)",
+     "levels": ["missing or not known", "different", "same"]},
+    {"name": "postcode", "expression": "caredata.compare_postcode(l.postcode, r.postcode)",
+     "levels": ["missing", "different", "same area", "same district", "same sector", "exact"],
+     "tf": "postcode"},
+    {"name": "given_name", "expression": "caredata.compare_name(l.given_name, r.given_name)",
+     "levels": ["missing", "different", "sounds alike", "similar", "very similar", "exact"],
+     "tf": "given_name"},
+    {"name": "family_name", "expression": "caredata.compare_name(l.family_name, r.family_name)",
+     "levels": ["missing", "different", "sounds alike", "similar", "very similar", "exact"],
+     "tf": "family_name"},
+    {"name": "address", "expression": "caredata.compare_token_overlap(l.address, r.address)",
+     "levels": ["missing", "different", "half the words", "most words", "exact"]}
+  ],
+  "blocking": [["nhs_digits"], ["dob", "area"], ["postcode", "yob"], ["dob", "nhs_head"], ["dob", "nhs_tail"],
+               ["family_name", "dob"], ["given_name", "family_name", "district"]]
+}
+$spec$::jsonb;
+COMMENT ON FUNCTION caredata.link_names_spec() IS
+  'the default linkage model with names and an address: adds given_name and family_name (compare_name, term-frequency adjusted) and address (compare_token_overlap) comparisons and two blocking rules over names; needs sources declaring the fields given_name, family_name (kind name) and address (kind address)';
+
 -- ---- checks (internal) ----
 
 CREATE FUNCTION caredata._link_bad(msg text, hint text, code text DEFAULT '22023') RETURNS void
