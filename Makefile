@@ -50,6 +50,7 @@ SQL_SRC = \
 	src/objection/protect.sql \
 	src/objection/grants.sql \
 	src/linkage/compare.sql \
+	src/linkage/names.sql \
 	src/linkage/tables.sql \
 	src/linkage/model.sql \
 	src/linkage/run.sql \
