@@ -209,6 +209,61 @@ postcode_arg(FunctionCallInfo fcinfo, int n, char *canon, int *outward_len)
 	return postcode_canonical(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), canon, outward_len);
 }
 
+/*
+ * Two values neither of which is a UK postcode (postcodes of other
+ * countries, "75008", "K1A 0B6"): 5 when their letters and digits agree
+ * (case, spaces and punctuation aside), 1 when not, 0 when one has none.
+ */
+static inline bool
+ascii_alnum(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+static int
+other_postcode_level(text *a, text *b)
+{
+	const char *pa = VARDATA_ANY(a),
+			   *pb = VARDATA_ANY(b);
+	const char *ea = pa + VARSIZE_ANY_EXHDR(a),
+			   *eb = pb + VARSIZE_ANY_EXHDR(b);
+	bool		equal = true;
+	bool		any_a = false,
+				any_b = false;
+
+	for (;;)
+	{
+		while (pa < ea && !ascii_alnum(*pa))
+			pa++;
+		while (pb < eb && !ascii_alnum(*pb))
+			pb++;
+		if (pa >= ea || pb >= eb)
+			break;
+		any_a = any_b = true;
+		if (pg_ascii_toupper((unsigned char) *pa) != pg_ascii_toupper((unsigned char) *pb))
+		{
+			equal = false;
+			break;
+		}
+		pa++;
+		pb++;
+	}
+	for (; pa < ea && !any_a; pa++)
+		any_a = ascii_alnum(*pa);
+	for (; pb < eb && !any_b; pb++)
+		any_b = ascii_alnum(*pb);
+	if (!any_a || !any_b)
+		return 0;
+	if (!equal)
+		return 1;
+	/* equal so far: equal if neither has a letter or digit left */
+	while (pa < ea && !ascii_alnum(*pa))
+		pa++;
+	while (pb < eb && !ascii_alnum(*pb))
+		pb++;
+	return (pa >= ea && pb >= eb) ? 5 : 1;
+}
+
 PG_FUNCTION_INFO_V1(compare_postcode);
 Datum
 compare_postcode(PG_FUNCTION_ARGS)
@@ -219,8 +274,17 @@ compare_postcode(PG_FUNCTION_ARGS)
 				bo;
 	int			aa;
 
-	if (!postcode_arg(fcinfo, 0, a, &ao) || !postcode_arg(fcinfo, 1, b, &bo))
+	bool		a_uk,
+				b_uk;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_INT32(0);
+	a_uk = postcode_arg(fcinfo, 0, a, &ao);
+	b_uk = postcode_arg(fcinfo, 1, b, &bo);
+	if (!a_uk && !b_uk)
+		PG_RETURN_INT32(other_postcode_level(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1)));
+	if (!a_uk || !b_uk)
+		PG_RETURN_INT32(0);		/* a UK postcode and something else */
 	if (strcmp(a, b) == 0)
 		PG_RETURN_INT32(5);
 	if (ao == bo && memcmp(a, b, ao + 2) == 0)
@@ -523,4 +587,30 @@ nhs_number_digits_text(PG_FUNCTION_ARGS)
 	if (!nhs_number_digits(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &digits, &valid))
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(digits);
+}
+
+/* ---- the string measures for names.c (compare.h) ---- */
+
+pg_wchar *
+link_text_chars(text *t, int *len)
+{
+	return text_chars(t, len);
+}
+
+double
+link_jaro_winkler(const pg_wchar *a, int la, const pg_wchar *b, int lb)
+{
+	return jaro_winkler(a, la, b, lb);
+}
+
+int
+link_damerau_levenshtein(const pg_wchar *a, int la, const pg_wchar *b, int lb)
+{
+	return damerau_levenshtein(a, la, b, lb);
+}
+
+void
+link_thresholds_arg(ArrayType *arr, Oid elemtype, Datum **values, int *n)
+{
+	thresholds_arg(arr, elemtype, values, n);
 }

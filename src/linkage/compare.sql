@@ -30,7 +30,7 @@ COMMENT ON FUNCTION caredata.compare_date(date, date, integer) IS
 CREATE FUNCTION caredata.compare_postcode(text, text) RETURNS integer
   AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION caredata.compare_postcode(text, text) IS
-  'UK postcode comparison level: 5 same unit, 4 same sector, 3 same district, 2 same area, 1 different, 0 missing or not a postcode';
+  'postcode comparison level: two UK postcodes 5 same unit, 4 same sector, 3 same district, 2 same area, 1 different; two postcodes of other countries 5 same letters and digits, 1 different; 0 missing, empty, or a UK postcode against one that is not';
 
 CREATE FUNCTION caredata.compare_sex(text, text) RETURNS integer
   AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
