@@ -14,7 +14,7 @@ SELECT count(*) > 0 AS generated FROM synth.generate(3000, 7);
 
 SELECT link_run();                                  -- no model yet
 SELECT link_add_source('gp', 'synth.gp_registration', 'record_id', 'no_such_column');
-SELECT link_add_source('gp', 'synth.gp_registration', 'practice_code');       -- wrong type for a record id
+SELECT link_add_source('gp', 'synth.gp_registration', 'registered_on');       -- wrong type for a record id
 SELECT link_add_source('gp', 'synth.gp_registration', 'record_id', 'registered_on');  -- a date is no NHS number
 SELECT link_add_source('GP!', 'synth.gp_registration', 'record_id');
 SELECT link_create_model('default', '{"comparisons": []}');

@@ -4178,124 +4178,7 @@ $$;
 COMMENT ON FUNCTION caredata._link_std_expr(regclass, name, text) IS
   'internal: the standardising expression for one identifier column of a linkage source';
 
-CREATE OR REPLACE FUNCTION caredata.link_standardise(sources text[] DEFAULT NULL, run_id bigint DEFAULT 0)
-  RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  s record;
-  f record;
-  n bigint;
-  total bigint;
-  parts text[] := '{}';
-  work_table text;
-  f_cols text;
-  f_json text := '';
-  f_join text := '';
-  i integer := 0;
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE sources IS NULL OR ls.source = ANY (sources)) THEN
-    PERFORM caredata._link_bad('no linkage sources to link', 'Register sources with caredata.link_add_source().', '42704');
-  END IF;
-  IF sources IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(sources) x WHERE x NOT IN (SELECT ls.source FROM caredata.link_source ls)) THEN
-    PERFORM caredata._link_bad('a named linkage source does not exist', 'See caredata.link_source for the registered sources.', '42704');
-  END IF;
-  -- the standardised records, each with its stable rid if it has one; the
-  -- declared fields as columns f_<field> (NULL where a source lacks one)
-  FOR s IN SELECT * FROM caredata.link_source ls WHERE sources IS NULL OR ls.source = ANY (sources) ORDER BY ls.source LOOP
-    f_cols := '';
-    FOR f IN SELECT * FROM caredata._link_fields() LOOP
-      f_cols := f_cols || format(', %s AS %I', caredata._link_std_expr(s.relation, (s.fields->f.field->>'column')::name, f.kind), 'f_' || f.field);
-      IF f.kind = 'address' THEN
-        f_cols := f_cols || format(', %s AS %I', caredata._link_std_expr(s.relation, (s.fields->f.field->>'column')::name, 'address_num'), 'f_' || f.field || '_num');
-      END IF;
-    END LOOP;
-    parts := parts || format('SELECT k.rid, %L::text AS source, %s AS record_id, %s AS record_key, %s AS nhs_digits, %s AS dob, %s AS sex, %s AS postcode%s
-                                FROM %s s LEFT JOIN caredata.link_record_key k ON k.source = %1$L AND k.record_key = %3$s',
-      s.source, caredata._link_std_expr(s.relation, s.record_id, 'record_id'),
-      caredata._link_std_expr(s.relation, s.record_id, 'record_key'),
-      caredata._link_std_expr(s.relation, s.nhs_number, 'nhs_number'),
-      caredata._link_std_expr(s.relation, s.dob, 'dob'),
-      caredata._link_std_expr(s.relation, s.sex, 'sex'),
-      caredata._link_std_expr(s.relation, s.postcode, 'postcode'), f_cols, s.relation);
-  END LOOP;
-  FOREACH work_table IN ARRAY ARRAY['link_stage', 'link_new_key'] LOOP
-    IF to_regclass('pg_temp.' || work_table) IS NOT NULL THEN
-      EXECUTE format('DROP TABLE pg_temp.%I', work_table);
-    END IF;
-  END LOOP;
-  EXECUTE 'CREATE TEMP TABLE link_stage ON COMMIT DROP AS ' || array_to_string(parts, ' UNION ALL ');
-  total := 0;
-  FOR s IN SELECT ls.source, count(t.source) AS n, count(t.source) FILTER (WHERE t.record_key IS NULL) AS no_id
-             FROM caredata.link_source ls LEFT JOIN pg_temp.link_stage t ON t.source = ls.source
-            WHERE sources IS NULL OR ls.source = ANY (sources) GROUP BY ls.source ORDER BY ls.source LOOP
-    IF s.n = 0 THEN
-      PERFORM caredata._link_bad(format('linkage source "%s" has no records', s.source),
-                                 'Load the source, or leave it out with the sources argument.', '22023');
-    END IF;
-    IF s.no_id > 0 THEN
-      PERFORM caredata._link_bad(format('linkage source "%s" has records without a record id', s.source),
-                                 'Every record needs a record id: fix the source or filter it through a view.', '23502');
-    END IF;
-    total := total + s.n;
-  END LOOP;
-
-  -- stable rids: new records numbered after the highest, in (source,
-  -- record id) order (integer ids by value).  A record id twice in a
-  -- source breaks a unique index, here (a new one) or on link_record
-  -- below (one seen before).
-  CREATE TEMP TABLE link_new_key ON COMMIT DROP AS
-  SELECT coalesce((SELECT max(k.rid) FROM caredata.link_record_key k), 0)
-           + row_number() OVER (ORDER BY t.source, t.record_id, t.record_key) AS rid,
-         t.source, t.record_id, t.record_key
-    FROM pg_temp.link_stage t WHERE t.rid IS NULL;
-  ANALYZE pg_temp.link_new_key;
-
-  -- each field in the record's jsonb: its value, its derived code and its
-  -- value frequency (only a value held by two records or more can ever
-  -- agree exactly with another)
-  FOR f IN SELECT * FROM caredata._link_fields() LOOP
-    i := i + 1;
-    f_json := f_json || format(' || jsonb_build_object(%1$L, t.%2$I%3$s, %4$L, CASE WHEN t.%2$I IS NOT NULL THEN coalesce(q%5$s.f, 1.0 / %6$s) END)',
-      f.field, 'f_' || f.field,
-      CASE f.kind WHEN 'name' THEN format(', %L, caredata.name_phonetic(t.%I)', f.field || '_ph', 'f_' || f.field)
-                  WHEN 'address' THEN format(', %L, t.%I', f.field || '_num', 'f_' || f.field || '_num') ELSE '' END,
-      'tf_' || f.field, i, total);
-    f_join := f_join || format(' LEFT JOIN (SELECT %1$I AS v, count(*)::double precision / %2$s AS f FROM pg_temp.link_stage WHERE %1$I IS NOT NULL GROUP BY 1 HAVING count(*) > 1) q%3$s ON q%3$s.v = t.%1$I',
-      'f_' || f.field, total, i);
-  END LOOP;
-
-  TRUNCATE caredata.link_record;
-  PERFORM caredata._link_maintain('drop_indexes');
-  BEGIN
-    INSERT INTO caredata.link_record_key (rid, source, record_id, first_run, record_key)
-    SELECT k.rid, k.source, k.record_id, link_standardise.run_id, k.record_key FROM pg_temp.link_new_key k;
-    EXECUTE format($q$
-    INSERT INTO caredata.link_record
-    SELECT coalesce(t.rid, k.rid), t.source, t.record_id, t.nhs_digits, (t.nhs_digits / 10000)::integer, (t.nhs_digits %% 10000)::integer,
-           t.dob, t.sex, t.postcode,
-           caredata.postcode_sector(t.postcode), caredata.postcode_district(t.postcode), caredata.postcode_area(t.postcode),
-           extract(year FROM t.dob)::integer,
-           CASE WHEN t.nhs_digits IS NOT NULL THEN coalesce(fn.f, 1.0 / %1$s) END,
-           CASE WHEN t.dob IS NOT NULL THEN coalesce(fd.f, 1.0 / %1$s) END,
-           CASE WHEN t.postcode IS NOT NULL THEN coalesce(fp.f, 1.0 / %1$s) END,
-           t.record_key, %2$s
-      FROM pg_temp.link_stage t
-      LEFT JOIN pg_temp.link_new_key k ON t.rid IS NULL AND k.source = t.source AND k.record_key = t.record_key
-      LEFT JOIN (SELECT nhs_digits, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fn USING (nhs_digits)
-      LEFT JOIN (SELECT dob, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fd USING (dob)
-      LEFT JOIN (SELECT postcode, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fp USING (postcode)%3$s$q$,
-      total, CASE WHEN f_json = '' THEN 'NULL::jsonb' ELSE 'jsonb_strip_nulls(''{}''::jsonb' || f_json || ')' END, f_join);
-    GET DIAGNOSTICS n = ROW_COUNT;
-  EXCEPTION WHEN unique_violation THEN
-    PERFORM caredata._link_bad('a linkage source has duplicate record ids', 'Record ids must be unique within a source.', '23505');
-  END;
-  DROP TABLE pg_temp.link_stage;
-  DROP TABLE pg_temp.link_new_key;
-  PERFORM caredata._link_maintain('analyze_records');
-  RETURN n;
-END
-$$;
-COMMENT ON FUNCTION caredata.link_standardise(text[], bigint) IS
-  'rebuild caredata.link_record from the registered sources (all, or those named): standardised identifiers, postcode parts, the declared fields with their phonetic codes and house numbers, value frequencies; returns the number of records';
+-- (caredata.link_standardise: replaced again below)
 
 CREATE OR REPLACE FUNCTION caredata._link_estimate_pairs(rule jsonb, link_type text) RETURNS double precision
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -4939,72 +4822,7 @@ $$;
 COMMENT ON FUNCTION caredata.link_explain(text, bigint, text, bigint, text, integer) IS
   'the match weight of one pair (records named by source and integer record id), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
 
-CREATE OR REPLACE FUNCTION caredata.link_lookup(nhs_number text, dob date, sex text, postcode text,
-    model text DEFAULT 'default', version integer DEFAULT NULL, fields jsonb DEFAULT NULL)
-  RETURNS TABLE (person_id bigint, probability double precision, match_weight double precision)
-  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_column
-DECLARE
-  v integer := caredata._link_trained_version(model, version);
-  p_model text := model;
-  spec jsonb;
-  lam double precision;
-  nlevels integer[];
-  mm double precision[];
-  uu double precision[];
-  cmp record;
-  cand text := '';
-  rule jsonb;
-  rec text := caredata._link_record_sql();
-  f_cols text := '';
-  f record;
-BEGIN
-  IF fields IS NOT NULL AND jsonb_typeof(fields) <> 'object' THEN
-    PERFORM caredata._link_bad('fields must be a JSON object of field values', 'For example {"given_name": "Ann", "family_name": "Smith"}.');
-  END IF;
-  SELECT x.spec, x.lambda INTO spec, lam FROM caredata.link_model x WHERE x.model = p_model AND x.version = v;
-  SELECT array_agg(z.nlevels ORDER BY z.pos) INTO nlevels FROM caredata._link_comparisons(p_model, v) z;
-  SELECT array_agg(x ORDER BY z.pos, o) INTO mm FROM caredata._link_comparisons(p_model, v) z, unnest(z.m) WITH ORDINALITY AS q(x, o);
-  SELECT array_agg(x ORDER BY z.pos, o) INTO uu FROM caredata._link_comparisons(p_model, v) z, unnest(z.u) WITH ORDINALITY AS q(x, o);
-  SELECT * INTO cmp FROM caredata._link_compare_sql(p_model, v,
-    (SELECT array_agg(z.u[z.nlevels] ORDER BY z.pos) FROM caredata._link_comparisons(p_model, v) z));
-  -- the declared fields of the record, standardised as the sources' are
-  FOR f IN SELECT * FROM caredata._link_fields() LOOP
-    f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind(f.kind, format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field);
-    IF f.kind = 'name' THEN
-      f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind('name_ph', format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field || '_ph');
-    ELSIF f.kind = 'address' THEN
-      f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind('address_num', format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field || '_num');
-    END IF;
-    f_cols := f_cols || format(', NULL::double precision AS %I', 'tf_' || f.field);
-  END LOOP;
-  FOR rule IN SELECT * FROM jsonb_array_elements(spec->'blocking') LOOP
-    cand := cand || CASE WHEN cand = '' THEN '' ELSE ' UNION ' END ||
-            format('SELECT r.rid FROM %s r, l WHERE %s', rec, caredata._link_rule_condition(rule));
-  END LOOP;
-  RETURN QUERY EXECUTE format($q$
-    WITH l AS MATERIALIZED (
-           SELECT 0::bigint AS rid, ''::text AS source, 0::bigint AS record_id, d AS nhs_digits,
-                  (d / 10000)::integer AS nhs_head, (d %% 10000)::integer AS nhs_tail, b AS dob, sx AS sex,
-                  pc AS postcode, caredata.postcode_sector(pc) AS sector, caredata.postcode_district(pc) AS district,
-                  caredata.postcode_area(pc) AS area, extract(year FROM b)::integer AS yob,
-                  NULL::double precision AS tf_nhs_digits, NULL::double precision AS tf_dob, NULL::double precision AS tf_postcode,
-                  ''::text AS record_key, NULL::jsonb AS fields%5$s
-             FROM (SELECT caredata.nhs_number_digits($1) AS d, CASE WHEN caredata.dob_is_valid($2) THEN $2 END AS b,
-                          caredata.try_standardise_sex($3) AS sx, caredata.standardise_postcode_any($4) AS pc) s),
-         cand AS (%1$s),
-         cmp AS (SELECT r.rid%2$s FROM cand JOIN %6$s r USING (rid), l),
-         scored AS (SELECT cmp.rid, (caredata.link_pattern_weights(ARRAY[%3$s], $5, $6, $7, $8))[1] + %4$s AS w FROM cmp)
-    SELECT p.person_id, caredata.link_probability(max(s.w)), max(s.w)
-      FROM scored s JOIN caredata.person_index p USING (rid)
-     GROUP BY p.person_id
-     ORDER BY max(s.w) DESC, p.person_id
-     LIMIT 1$q$, cand, cmp.levels, cmp.pattern, cmp.tf, f_cols, rec)
-  USING nhs_number, dob, sex, postcode, nlevels, mm, uu, lam, fields;
-END
-$$;
-COMMENT ON FUNCTION caredata.link_lookup(text, date, text, text, text, integer, jsonb) IS
-  'match one record (NHS number, date of birth, sex, postcode as they arrive, and the declared fields as {"field": value}) against the person index through the blocking rules'' indexes: the best person, its match probability and weight; no row when no candidate';
+-- (caredata.link_lookup: replaced again below)
 
 DO $grants$
 DECLARE
@@ -5059,3 +4877,223 @@ CREATE FUNCTION caredata.compare_name(text, text, thresholds double precision[] 
   AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION caredata.compare_name(text, text, double precision[]) IS
   'comparison level of two standardised names (standardise_name): 5 exact, 4 Jaro-Winkler >= thresholds[1] or one edit (Damerau-Levenshtein), 3 Jaro-Winkler >= thresholds[2], 2 same phonetic code (name_phonetic), 1 different, 0 missing or empty; with n thresholds exact is n+3';
+
+CREATE OR REPLACE FUNCTION caredata.link_names_spec() RETURNS jsonb
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN caredata.link_default_spec() || $spec$
+{
+  "comparisons": [
+    {"name": "nhs", "expression": "caredata.compare_nhs_number(l.nhs_digits, r.nhs_digits)",
+     "levels": ["missing or invalid", "different", "one digit different or transposed", "exact"],
+     "tf": "nhs_digits"},
+    {"name": "dob", "expression": "caredata.compare_date(l.dob, r.dob, 365)",
+     "levels": ["missing", "different", "within a year", "two of year, month, day", "day and month transposed", "exact"],
+     "tf": "dob"},
+    {"name": "sex", "expression": "caredata.compare_sex(l.sex, r.sex)",
+     "levels": ["missing or not known", "different", "same"]},
+    {"name": "postcode", "expression": "caredata.compare_postcode(l.postcode, r.postcode)",
+     "levels": ["missing", "different", "same area", "same district", "same sector", "exact"],
+     "tf": "postcode"},
+    {"name": "given_name", "expression": "caredata.compare_name(l.given_name, r.given_name)",
+     "levels": ["missing", "different", "sounds alike", "similar", "very similar", "exact"],
+     "tf": "given_name"},
+    {"name": "family_name", "expression": "caredata.compare_name(l.family_name, r.family_name)",
+     "levels": ["missing", "different", "sounds alike", "similar", "very similar", "exact"],
+     "tf": "family_name"},
+    {"name": "address", "expression": "caredata.compare_token_overlap(l.address, r.address)",
+     "levels": ["missing", "different", "half the words", "most words", "exact"]}
+  ],
+  "blocking": [["nhs_digits"], ["dob", "area"], ["postcode", "yob"], ["dob", "nhs_head"], ["dob", "nhs_tail"],
+               ["family_name", "dob"], ["given_name", "family_name", "district"]]
+}
+$spec$::jsonb;
+COMMENT ON FUNCTION caredata.link_names_spec() IS
+  'the default linkage model with names and an address: adds given_name and family_name (compare_name, term-frequency adjusted) and address (compare_token_overlap) comparisons and two blocking rules over names; needs sources declaring the fields given_name, family_name (kind name) and address (kind address)';
+REVOKE EXECUTE ON FUNCTION caredata.link_names_spec() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.link_names_spec() TO caredata_linker, caredata_admin;
+
+CREATE OR REPLACE FUNCTION caredata.link_standardise(sources text[] DEFAULT NULL, run_id bigint DEFAULT 0)
+  RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  s record;
+  f record;
+  n bigint;
+  total bigint;
+  parts text[] := '{}';
+  work_table text;
+  f_cols text;
+  f_json text := '';
+  f_join text := '';
+  i integer := 0;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE sources IS NULL OR ls.source = ANY (sources)) THEN
+    PERFORM caredata._link_bad('no linkage sources to link', 'Register sources with caredata.link_add_source().', '42704');
+  END IF;
+  IF sources IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(sources) x WHERE x NOT IN (SELECT ls.source FROM caredata.link_source ls)) THEN
+    PERFORM caredata._link_bad('a named linkage source does not exist', 'See caredata.link_source for the registered sources.', '42704');
+  END IF;
+  -- the standardised records, each with its stable rid if it has one; the
+  -- declared fields as columns f_<field> (NULL where a source lacks one)
+  FOR s IN SELECT * FROM caredata.link_source ls WHERE sources IS NULL OR ls.source = ANY (sources) ORDER BY ls.source LOOP
+    f_cols := '';
+    FOR f IN SELECT * FROM caredata._link_fields() LOOP
+      f_cols := f_cols || format(', %s AS %I', caredata._link_std_expr(s.relation, (s.fields->f.field->>'column')::name, f.kind), 'f_' || f.field);
+      IF f.kind = 'address' THEN
+        f_cols := f_cols || format(', %s AS %I', caredata._link_std_expr(s.relation, (s.fields->f.field->>'column')::name, 'address_num'), 'f_' || f.field || '_num');
+      END IF;
+    END LOOP;
+    parts := parts || format('SELECT k.rid, %L::text AS source, %s AS record_id, %s AS record_key, %s AS nhs_digits, %s AS dob, %s AS sex, %s AS postcode%s
+                                FROM %s s LEFT JOIN caredata.link_record_key k ON k.source = %1$L AND k.record_key = %3$s',
+      s.source, caredata._link_std_expr(s.relation, s.record_id, 'record_id'),
+      caredata._link_std_expr(s.relation, s.record_id, 'record_key'),
+      caredata._link_std_expr(s.relation, s.nhs_number, 'nhs_number'),
+      caredata._link_std_expr(s.relation, s.dob, 'dob'),
+      caredata._link_std_expr(s.relation, s.sex, 'sex'),
+      caredata._link_std_expr(s.relation, s.postcode, 'postcode'), f_cols, s.relation);
+  END LOOP;
+  FOREACH work_table IN ARRAY ARRAY['link_stage', 'link_new_key'] LOOP
+    IF to_regclass('pg_temp.' || work_table) IS NOT NULL THEN
+      EXECUTE format('DROP TABLE pg_temp.%I', work_table);
+    END IF;
+  END LOOP;
+  EXECUTE 'CREATE TEMP TABLE link_stage ON COMMIT DROP AS ' || array_to_string(parts, ' UNION ALL ');
+  total := 0;
+  FOR s IN SELECT ls.source, count(t.source) AS n, count(t.source) FILTER (WHERE t.record_key IS NULL) AS no_id
+             FROM caredata.link_source ls LEFT JOIN pg_temp.link_stage t ON t.source = ls.source
+            WHERE sources IS NULL OR ls.source = ANY (sources) GROUP BY ls.source ORDER BY ls.source LOOP
+    IF s.n = 0 THEN
+      PERFORM caredata._link_bad(format('linkage source "%s" has no records', s.source),
+                                 'Load the source, or leave it out with the sources argument.', '22023');
+    END IF;
+    IF s.no_id > 0 THEN
+      PERFORM caredata._link_bad(format('linkage source "%s" has records without a record id', s.source),
+                                 'Every record needs a record id: fix the source or filter it through a view.', '23502');
+    END IF;
+    total := total + s.n;
+  END LOOP;
+
+  -- stable rids: new records numbered after the highest, in (source,
+  -- record id) order (integer ids by value).  A record id twice in a
+  -- source breaks a unique index, here (a new one) or on link_record
+  -- below (one seen before).
+  CREATE TEMP TABLE link_new_key ON COMMIT DROP AS
+  SELECT coalesce((SELECT max(k.rid) FROM caredata.link_record_key k), 0)
+           + row_number() OVER (ORDER BY t.source, t.record_id, t.record_key) AS rid,
+         t.source, t.record_id, t.record_key
+    FROM pg_temp.link_stage t WHERE t.rid IS NULL;
+  ANALYZE pg_temp.link_new_key;
+
+  -- each field in the record's jsonb: its value, its derived code and its
+  -- value frequency (only a value held by two records or more can ever
+  -- agree exactly with another)
+  FOR f IN SELECT * FROM caredata._link_fields() LOOP
+    i := i + 1;
+    f_json := f_json || format(' || jsonb_build_object(%1$L, t.%2$I%3$s, %4$L, CASE WHEN t.%2$I IS NOT NULL THEN coalesce(q%5$s.f, 1.0 / %6$s) END)',
+      f.field, 'f_' || f.field,
+      CASE f.kind WHEN 'name' THEN format(', %L, caredata.name_phonetic(t.%I)', f.field || '_ph', 'f_' || f.field)
+                  WHEN 'address' THEN format(', %L, t.%I', f.field || '_num', 'f_' || f.field || '_num') ELSE '' END,
+      'tf_' || f.field, i, total);
+    f_join := f_join || format(' LEFT JOIN (SELECT %1$I AS v, count(*)::double precision / %2$s AS f FROM pg_temp.link_stage WHERE %1$I IS NOT NULL GROUP BY 1 HAVING count(*) > 1) q%3$s ON q%3$s.v = t.%1$I',
+      'f_' || f.field, total, i);
+  END LOOP;
+
+  TRUNCATE caredata.link_record;
+  PERFORM caredata._link_maintain('drop_indexes');
+  BEGIN
+    INSERT INTO caredata.link_record_key (rid, source, record_id, first_run, record_key)
+    SELECT k.rid, k.source, k.record_id, link_standardise.run_id, k.record_key FROM pg_temp.link_new_key k;
+    EXECUTE format($q$
+    INSERT INTO caredata.link_record
+    SELECT coalesce(t.rid, k.rid), t.source, t.record_id, t.nhs_digits, (t.nhs_digits / 10000)::integer, (t.nhs_digits %% 10000)::integer,
+           t.dob, t.sex, t.postcode,
+           caredata.try_postcode_sector(t.postcode), caredata.try_postcode_district(t.postcode), caredata.try_postcode_area(t.postcode),
+           extract(year FROM t.dob)::integer,
+           CASE WHEN t.nhs_digits IS NOT NULL THEN coalesce(fn.f, 1.0 / %1$s) END,
+           CASE WHEN t.dob IS NOT NULL THEN coalesce(fd.f, 1.0 / %1$s) END,
+           CASE WHEN t.postcode IS NOT NULL THEN coalesce(fp.f, 1.0 / %1$s) END,
+           t.record_key, %2$s
+      FROM pg_temp.link_stage t
+      LEFT JOIN pg_temp.link_new_key k ON t.rid IS NULL AND k.source = t.source AND k.record_key = t.record_key
+      LEFT JOIN (SELECT nhs_digits, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fn USING (nhs_digits)
+      LEFT JOIN (SELECT dob, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fd USING (dob)
+      LEFT JOIN (SELECT postcode, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fp USING (postcode)%3$s$q$,
+      total, CASE WHEN f_json = '' THEN 'NULL::jsonb' ELSE 'jsonb_strip_nulls(''{}''::jsonb' || f_json || ')' END, f_join);
+    GET DIAGNOSTICS n = ROW_COUNT;
+  EXCEPTION WHEN unique_violation THEN
+    PERFORM caredata._link_bad('a linkage source has duplicate record ids', 'Record ids must be unique within a source.', '23505');
+  END;
+  DROP TABLE pg_temp.link_stage;
+  DROP TABLE pg_temp.link_new_key;
+  PERFORM caredata._link_maintain('analyze_records');
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_standardise(text[], bigint) IS
+  'rebuild caredata.link_record from the registered sources (all, or those named): standardised identifiers, postcode parts, the declared fields with their phonetic codes and house numbers, value frequencies; returns the number of records';
+
+CREATE OR REPLACE FUNCTION caredata.link_lookup(nhs_number text, dob date, sex text, postcode text,
+    model text DEFAULT 'default', version integer DEFAULT NULL, fields jsonb DEFAULT NULL)
+  RETURNS TABLE (person_id bigint, probability double precision, match_weight double precision)
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  v integer := caredata._link_trained_version(model, version);
+  p_model text := model;
+  spec jsonb;
+  lam double precision;
+  nlevels integer[];
+  mm double precision[];
+  uu double precision[];
+  cmp record;
+  cand text := '';
+  rule jsonb;
+  rec text := caredata._link_record_sql();
+  f_cols text := '';
+  f record;
+BEGIN
+  IF fields IS NOT NULL AND jsonb_typeof(fields) <> 'object' THEN
+    PERFORM caredata._link_bad('fields must be a JSON object of field values', 'For example {"given_name": "Ann", "family_name": "Smith"}.');
+  END IF;
+  SELECT x.spec, x.lambda INTO spec, lam FROM caredata.link_model x WHERE x.model = p_model AND x.version = v;
+  SELECT array_agg(z.nlevels ORDER BY z.pos) INTO nlevels FROM caredata._link_comparisons(p_model, v) z;
+  SELECT array_agg(x ORDER BY z.pos, o) INTO mm FROM caredata._link_comparisons(p_model, v) z, unnest(z.m) WITH ORDINALITY AS q(x, o);
+  SELECT array_agg(x ORDER BY z.pos, o) INTO uu FROM caredata._link_comparisons(p_model, v) z, unnest(z.u) WITH ORDINALITY AS q(x, o);
+  SELECT * INTO cmp FROM caredata._link_compare_sql(p_model, v,
+    (SELECT array_agg(z.u[z.nlevels] ORDER BY z.pos) FROM caredata._link_comparisons(p_model, v) z));
+  -- the declared fields of the record, standardised as the sources' are
+  FOR f IN SELECT * FROM caredata._link_fields() LOOP
+    f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind(f.kind, format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field);
+    IF f.kind = 'name' THEN
+      f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind('name_ph', format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field || '_ph');
+    ELSIF f.kind = 'address' THEN
+      f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind('address_num', format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field || '_num');
+    END IF;
+    f_cols := f_cols || format(', NULL::double precision AS %I', 'tf_' || f.field);
+  END LOOP;
+  FOR rule IN SELECT * FROM jsonb_array_elements(spec->'blocking') LOOP
+    cand := cand || CASE WHEN cand = '' THEN '' ELSE ' UNION ' END ||
+            format('SELECT r.rid FROM %s r, l WHERE %s', rec, caredata._link_rule_condition(rule));
+  END LOOP;
+  RETURN QUERY EXECUTE format($q$
+    WITH l AS MATERIALIZED (
+           SELECT 0::bigint AS rid, ''::text AS source, 0::bigint AS record_id, d AS nhs_digits,
+                  (d / 10000)::integer AS nhs_head, (d %% 10000)::integer AS nhs_tail, b AS dob, sx AS sex,
+                  pc AS postcode, caredata.try_postcode_sector(pc) AS sector, caredata.try_postcode_district(pc) AS district,
+                  caredata.try_postcode_area(pc) AS area, extract(year FROM b)::integer AS yob,
+                  NULL::double precision AS tf_nhs_digits, NULL::double precision AS tf_dob, NULL::double precision AS tf_postcode,
+                  ''::text AS record_key, NULL::jsonb AS fields%5$s
+             FROM (SELECT caredata.nhs_number_digits($1) AS d, CASE WHEN caredata.dob_is_valid($2) THEN $2 END AS b,
+                          caredata.try_standardise_sex($3) AS sx, caredata.standardise_postcode_any($4) AS pc) s),
+         cand AS (%1$s),
+         cmp AS (SELECT r.rid%2$s FROM cand JOIN %6$s r USING (rid), l),
+         scored AS (SELECT cmp.rid, (caredata.link_pattern_weights(ARRAY[%3$s], $5, $6, $7, $8))[1] + %4$s AS w FROM cmp)
+    SELECT p.person_id, caredata.link_probability(max(s.w)), max(s.w)
+      FROM scored s JOIN caredata.person_index p USING (rid)
+     GROUP BY p.person_id
+     ORDER BY max(s.w) DESC, p.person_id
+     LIMIT 1$q$, cand, cmp.levels, cmp.pattern, cmp.tf, f_cols, rec)
+  USING nhs_number, dob, sex, postcode, nlevels, mm, uu, lam, fields;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_lookup(text, date, text, text, text, integer, jsonb) IS
+  'match one record (NHS number, date of birth, sex, postcode as they arrive, and the declared fields as {"field": value}) against the person index through the blocking rules'' indexes: the best person, its match probability and weight; no row when no candidate';

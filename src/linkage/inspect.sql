@@ -209,8 +209,8 @@ BEGIN
     WITH l AS MATERIALIZED (
            SELECT 0::bigint AS rid, ''::text AS source, 0::bigint AS record_id, d AS nhs_digits,
                   (d / 10000)::integer AS nhs_head, (d %% 10000)::integer AS nhs_tail, b AS dob, sx AS sex,
-                  pc AS postcode, caredata.postcode_sector(pc) AS sector, caredata.postcode_district(pc) AS district,
-                  caredata.postcode_area(pc) AS area, extract(year FROM b)::integer AS yob,
+                  pc AS postcode, caredata.try_postcode_sector(pc) AS sector, caredata.try_postcode_district(pc) AS district,
+                  caredata.try_postcode_area(pc) AS area, extract(year FROM b)::integer AS yob,
                   NULL::double precision AS tf_nhs_digits, NULL::double precision AS tf_dob, NULL::double precision AS tf_postcode,
                   ''::text AS record_key, NULL::jsonb AS fields%5$s
              FROM (SELECT caredata.nhs_number_digits($1) AS d, CASE WHEN caredata.dob_is_valid($2) THEN $2 END AS b,

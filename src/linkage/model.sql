@@ -647,7 +647,7 @@ BEGIN
     INSERT INTO caredata.link_record
     SELECT coalesce(t.rid, k.rid), t.source, t.record_id, t.nhs_digits, (t.nhs_digits / 10000)::integer, (t.nhs_digits %% 10000)::integer,
            t.dob, t.sex, t.postcode,
-           caredata.postcode_sector(t.postcode), caredata.postcode_district(t.postcode), caredata.postcode_area(t.postcode),
+           caredata.try_postcode_sector(t.postcode), caredata.try_postcode_district(t.postcode), caredata.try_postcode_area(t.postcode),
            extract(year FROM t.dob)::integer,
            CASE WHEN t.nhs_digits IS NOT NULL THEN coalesce(fn.f, 1.0 / %1$s) END,
            CASE WHEN t.dob IS NOT NULL THEN coalesce(fd.f, 1.0 / %1$s) END,
