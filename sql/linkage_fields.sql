@@ -102,6 +102,23 @@ SELECT caredata.link_create_model('peek', caredata.link_default_spec() || '{"com
 SELECT caredata.link_create_model('peek', caredata.link_default_spec() || '{"blocking": [["middle_name"]]}');
 DROP FUNCTION public.peek(text);
 DROP FUNCTION public.peek_plain(text);
+-- the linker registers fields (their statistics are made as the extension
+-- owner); an analyst can neither register nor read them
+GRANT USAGE ON SCHEMA fld TO caredata_linker, caredata_analyst;
+GRANT SELECT ON ALL TABLES IN SCHEMA fld TO caredata_linker, caredata_analyst;
+SET ROLE caredata_linker;
+SELECT caredata.link_add_source('registry', 'fld.registry', 'rid', dob => 'dob', postcode => 'postcode',
+         fields => '{"given_name": {"column": "given", "kind": "name"}, "family_name": {"column": "family", "kind": "name"},
+                     "address": {"column": "line1", "kind": "address"}, "nickname": {"column": "given", "kind": "text"}}') IS NOT NULL AS registered;
+SELECT caredata.link_standardise(ARRAY['clinic', 'registry']) AS records;
+RESET ROLE;
+SELECT stxname FROM pg_statistic_ext WHERE stxrelid = 'caredata.link_record'::regclass AND stxname LIKE '%nickname%';
+SET ROLE caredata_analyst;
+SELECT caredata.link_add_source('registry', 'fld.registry', 'rid', fields => '{"x": "given"}');
+SELECT fields FROM caredata.link_record LIMIT 1;
+SELECT * FROM caredata._link_fields();
+RESET ROLE;
+
 -- leave the database's linkage as the other suites expect it
 DELETE FROM caredata.link_source WHERE source IN ('clinic', 'registry');
 DROP SCHEMA fld CASCADE;
