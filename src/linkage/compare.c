@@ -240,7 +240,7 @@ other_postcode_level(text *a, text *b)
 		if (pa >= ea || pb >= eb)
 			break;
 		any_a = any_b = true;
-		if (pg_ascii_toupper((unsigned char) *pa) != pg_ascii_toupper((unsigned char) *pb))
+		if ((*pa | 0x20) != (*pb | 0x20))	/* ASCII letters and digits: case aside */
 		{
 			equal = false;
 			break;

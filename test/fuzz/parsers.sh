@@ -4,6 +4,7 @@
 # (test/fuzz/fuzz_*.c, seed corpus in test/fuzz/corpus/): the NHS number's
 # text and binary input, the pseudonym's text input and token codec,
 # postcode, date-of-birth and sex parsing, the linkage string comparators,
+# the name and address standardisers (names.c),
 # the text and binary input of the disclosure-control states
 # person_set and person_values, and the C functions that take arrays and
 # sizes: tables with margins (checks, bounds, secondary suppression) and the

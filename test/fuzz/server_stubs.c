@@ -431,3 +431,15 @@ STUB(SPI_getvalue)
 STUB(SPI_result_code_string)
 STUB(text_to_cstring)
 STUB(tuplestore_putvalues)
+/* names.c: the SQL wrappers, the server encoding and the phonetic code's library */
+STUB(AllocSetContextCreateInternal)
+STUB(appendBinaryStringInfo)
+STUB(appendStringInfoChar)
+STUB(DirectFunctionCall1Coll)
+STUB(load_external_function)
+STUB(MemoryContextDelete)
+STUB(MemoryContextReset)
+STUB(pg_any_to_server)
+STUB(pg_server_to_any)
+void	   *CurrentMemoryContext __attribute__((weak));
+char		pkglib_path[1024] __attribute__((weak));
