@@ -614,3 +614,14 @@ link_thresholds_arg(ArrayType *arr, Oid elemtype, Datum **values, int *n)
 {
 	thresholds_arg(arr, elemtype, values, n);
 }
+
+/* argument argno of a comparator (an error when NULL) as n doubles */
+void
+link_thresholds_float8(FunctionCallInfo fcinfo, int argno, Datum **th, int *n)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("comparison thresholds cannot be NULL")));
+	link_thresholds_arg(PG_GETARG_ARRAYTYPE_P(argno), FLOAT8OID, th, n);
+}

@@ -10,6 +10,7 @@
 #ifndef CAREDATA_LINKAGE_COMPARE_H
 #define CAREDATA_LINKAGE_COMPARE_H
 
+#include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "utils/array.h"
 
@@ -34,5 +35,7 @@ extern pg_wchar *link_text_chars(text *t, int *len);
 extern double link_jaro_winkler(const pg_wchar *a, int la, const pg_wchar *b, int lb);
 extern int	link_damerau_levenshtein(const pg_wchar *a, int la, const pg_wchar *b, int lb);
 extern void link_thresholds_arg(ArrayType *arr, Oid elemtype, Datum **values, int *n);
+/* argument argno of a comparator (an error when NULL) as n doubles */
+extern void link_thresholds_float8(FunctionCallInfo fcinfo, int argno, Datum **th, int *n);
 
 #endif							/* CAREDATA_LINKAGE_COMPARE_H */

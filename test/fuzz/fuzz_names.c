@@ -1,6 +1,6 @@
 /*
  * test/fuzz/fuzz_names.c: libFuzzer target for the name and address
- * standardisers (src/linkage/names.c, compiled in here with the postcode
+ * standardisers (src/linkage/fold.c, names.c and address.c, compiled in here with the postcode
  * parser and the string comparators it calls), on any bytes, valid UTF-8
  * or not.  Invariants: the folded text is never longer than the input, is
  * valid UTF-8, has single spaces between words and none first or last; a
@@ -11,7 +11,9 @@
  */
 #include "../../src/identifiers/postcode.c"
 #include "../../src/linkage/compare.c"
+#include "../../src/linkage/fold.c"
 #include "../../src/linkage/names.c"
+#include "../../src/linkage/address.c"
 
 #include "fuzz.h"
 
