@@ -141,3 +141,10 @@ SELECT compare_name(standardise_name('Dr. Catherine O''BRIEN'), standardise_name
        compare_token_overlap(standardise_address('Flat 3, 12 High Street, SW1A 1AA'),
                              standardise_address('12 High St Flat 3')) AS addresses,
        compare_postcode(standardise_postcode_any('k1a 0b6'), standardise_postcode_any('K1A0B6')) AS postcodes;
+-- the coded form (phonetic codes as linkage keeps them) gives the same levels
+SELECT count(*) AS pairs,
+       count(*) FILTER (WHERE caredata.compare_name(a, b) = caredata.compare_name(a, b, caredata.name_phonetic(a), caredata.name_phonetic(b))) AS same_level,
+       count(*) FILTER (WHERE caredata.compare_name(a, b) = 2) AS phonetic_level
+  FROM (VALUES ('john'), ('jon'), ('jonathan'), ('smith'), ('smyth'), ('schmidt'), ('catherine'), ('kathryn'), ('zoe'), ('')) x(a),
+       (VALUES ('john'), ('jon'), ('jonathan'), ('smith'), ('smyth'), ('schmidt'), ('catherine'), ('kathryn'), ('zoe'), ('')) y(b);
+SELECT caredata.compare_name('catherine', 'kathryn', NULL, 'K0RN') AS no_code_no_phonetic_level;

@@ -4824,20 +4824,6 @@ COMMENT ON FUNCTION caredata.link_explain(text, bigint, text, bigint, text, inte
 
 -- (caredata.link_lookup: replaced again below)
 
-DO $grants$
-DECLARE
-  f regprocedure;
-BEGIN
-  FOR f IN
-    SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
-     WHERE p.pronamespace = 'caredata'::regnamespace
-       AND (p.proname LIKE 'link\_%' OR p.proname LIKE '\_link\_%')
-  LOOP
-    EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
-    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO caredata_linker, caredata_admin', f);
-  END LOOP;
-END
-$grants$;
 
 -- ---- issue 25, names: standardisers and comparators for names and addresses (src/linkage/names.sql) ----
 -- compare_postcode (same C symbol) now levels two postcodes of other countries: 5 equal, 1 different
@@ -4878,39 +4864,7 @@ CREATE FUNCTION caredata.compare_name(text, text, thresholds double precision[] 
 COMMENT ON FUNCTION caredata.compare_name(text, text, double precision[]) IS
   'comparison level of two standardised names (standardise_name): 5 exact, 4 Jaro-Winkler >= thresholds[1] or one edit (Damerau-Levenshtein), 3 Jaro-Winkler >= thresholds[2], 2 same phonetic code (name_phonetic), 1 different, 0 missing or empty; with n thresholds exact is n+3';
 
-CREATE OR REPLACE FUNCTION caredata.link_names_spec() RETURNS jsonb
-  LANGUAGE sql IMMUTABLE PARALLEL SAFE
-  RETURN caredata.link_default_spec() || $spec$
-{
-  "comparisons": [
-    {"name": "nhs", "expression": "caredata.compare_nhs_number(l.nhs_digits, r.nhs_digits)",
-     "levels": ["missing or invalid", "different", "one digit different or transposed", "exact"],
-     "tf": "nhs_digits"},
-    {"name": "dob", "expression": "caredata.compare_date(l.dob, r.dob, 365)",
-     "levels": ["missing", "different", "within a year", "two of year, month, day", "day and month transposed", "exact"],
-     "tf": "dob"},
-    {"name": "sex", "expression": "caredata.compare_sex(l.sex, r.sex)",
-     "levels": ["missing or not known", "different", "same"]},
-    {"name": "postcode", "expression": "caredata.compare_postcode(l.postcode, r.postcode)",
-     "levels": ["missing", "different", "same area", "same district", "same sector", "exact"],
-     "tf": "postcode"},
-    {"name": "given_name", "expression": "caredata.compare_name(l.given_name, r.given_name)",
-     "levels": ["missing", "different", "sounds alike", "similar", "very similar", "exact"],
-     "tf": "given_name"},
-    {"name": "family_name", "expression": "caredata.compare_name(l.family_name, r.family_name)",
-     "levels": ["missing", "different", "sounds alike", "similar", "very similar", "exact"],
-     "tf": "family_name"},
-    {"name": "address", "expression": "caredata.compare_token_overlap(l.address, r.address)",
-     "levels": ["missing", "different", "half the words", "most words", "exact"]}
-  ],
-  "blocking": [["nhs_digits"], ["dob", "area"], ["postcode", "yob"], ["dob", "nhs_head"], ["dob", "nhs_tail"],
-               ["family_name", "dob"], ["given_name", "family_name", "district"]]
-}
-$spec$::jsonb;
-COMMENT ON FUNCTION caredata.link_names_spec() IS
-  'the default linkage model with names and an address: adds given_name and family_name (compare_name, term-frequency adjusted) and address (compare_token_overlap) comparisons and two blocking rules over names; needs sources declaring the fields given_name, family_name (kind name) and address (kind address)';
-REVOKE EXECUTE ON FUNCTION caredata.link_names_spec() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION caredata.link_names_spec() TO caredata_linker, caredata_admin;
+-- (caredata.link_names_spec: replaced again below)
 
 CREATE OR REPLACE FUNCTION caredata.link_standardise(sources text[] DEFAULT NULL, run_id bigint DEFAULT 0)
   RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -5097,3 +5051,63 @@ END
 $$;
 COMMENT ON FUNCTION caredata.link_lookup(text, date, text, text, text, integer, jsonb) IS
   'match one record (NHS number, date of birth, sex, postcode as they arrive, and the declared fields as {"field": value}) against the person index through the blocking rules'' indexes: the best person, its match probability and weight; no row when no candidate';
+
+CREATE OR REPLACE FUNCTION caredata.compare_name(text, text, thresholds double precision[] DEFAULT '{0.92,0.8}') RETURNS integer
+  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.compare_name(text, text, double precision[]) IS
+  'comparison level of two standardised names (standardise_name): 5 exact, 4 Jaro-Winkler >= thresholds[1] or one edit (Damerau-Levenshtein), 3 Jaro-Winkler >= thresholds[2], 2 same phonetic code (name_phonetic), 1 different, 0 missing or empty; with n thresholds exact is n+3';
+
+CREATE OR REPLACE FUNCTION caredata.compare_name(text, text, l_phonetic text, r_phonetic text, thresholds double precision[] DEFAULT '{0.92,0.8}') RETURNS integer
+  AS 'MODULE_PATHNAME', 'compare_name_coded' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.compare_name(text, text, text, text, double precision[]) IS
+  'name comparison level as compare_name(text, text), with the two names'' phonetic codes given (name_phonetic, as linkage keeps them in <field>_ph) instead of computed per pair';
+
+CREATE OR REPLACE FUNCTION caredata.link_names_spec() RETURNS jsonb
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN caredata.link_default_spec() || $spec$
+{
+  "comparisons": [
+    {"name": "nhs", "expression": "caredata.compare_nhs_number(l.nhs_digits, r.nhs_digits)",
+     "levels": ["missing or invalid", "different", "one digit different or transposed", "exact"],
+     "tf": "nhs_digits"},
+    {"name": "dob", "expression": "caredata.compare_date(l.dob, r.dob, 365)",
+     "levels": ["missing", "different", "within a year", "two of year, month, day", "day and month transposed", "exact"],
+     "tf": "dob"},
+    {"name": "sex", "expression": "caredata.compare_sex(l.sex, r.sex)",
+     "levels": ["missing or not known", "different", "same"]},
+    {"name": "postcode", "expression": "caredata.compare_postcode(l.postcode, r.postcode)",
+     "levels": ["missing", "different", "same area", "same district", "same sector", "exact"],
+     "tf": "postcode"},
+    {"name": "given_name", "expression": "caredata.compare_name(l.given_name, r.given_name, l.given_name_ph, r.given_name_ph)",
+     "levels": ["missing", "different", "sounds alike", "similar", "very similar", "exact"],
+     "tf": "given_name"},
+    {"name": "family_name", "expression": "caredata.compare_name(l.family_name, r.family_name, l.family_name_ph, r.family_name_ph)",
+     "levels": ["missing", "different", "sounds alike", "similar", "very similar", "exact"],
+     "tf": "family_name"},
+    {"name": "address", "expression": "caredata.compare_token_overlap(l.address, r.address)",
+     "levels": ["missing", "different", "half the words", "most words", "exact"]}
+  ],
+  "blocking": [["nhs_digits"], ["dob", "area"], ["postcode", "yob"], ["dob", "nhs_head"], ["dob", "nhs_tail"],
+               ["family_name", "dob"], ["given_name", "family_name", "district"]]
+}
+$spec$::jsonb;
+COMMENT ON FUNCTION caredata.link_names_spec() IS
+  'the default linkage model with names and an address: adds given_name and family_name (compare_name, term-frequency adjusted) and address (compare_token_overlap) comparisons and two blocking rules over names; needs sources declaring the fields given_name, family_name (kind name) and address (kind address)';
+REVOKE EXECUTE ON FUNCTION caredata.link_names_spec() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.link_names_spec() TO caredata_linker, caredata_admin;
+
+-- linkage functions (new or re-made above): the linker and the admin only
+DO $grants$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN
+    SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+     WHERE p.pronamespace = 'caredata'::regnamespace
+       AND (p.proname LIKE 'link\_%' OR p.proname LIKE '\_link\_%')
+  LOOP
+    EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO caredata_linker, caredata_admin', f);
+  END LOOP;
+END
+$grants$;

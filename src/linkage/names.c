@@ -213,11 +213,11 @@ name_phonetic(PG_FUNCTION_ARGS)
  * (Damerau-Levenshtein), 3 similarity >= 0.8, 2 same phonetic code
  * (name_phonetic), 1 different, 0 missing (NULL or empty).  With n
  * thresholds: exact n + 3, the phonetic level 2.  The cheap measures come
- * first; the phonetic code only for names they call different.
+ * first; the phonetic code only for names they call different, computed
+ * here unless the caller has the codes (coded: pa and pb, either NULL).
  */
-PG_FUNCTION_INFO_V1(compare_name);
-Datum
-compare_name(PG_FUNCTION_ARGS)
+static int
+name_level(FunctionCallInfo fcinfo, int tharg, bool coded, text *pa, text *pb)
 {
 	text	   *a,
 			   *b;
@@ -228,16 +228,14 @@ compare_name(PG_FUNCTION_ARGS)
 	int			la,
 				lb;
 	double		jw;
-	text	   *pa,
-			   *pb;
 	int			sa,
 				sb;
 	const char *ua,
 			   *ub;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_INT32(0);
-	link_thresholds_float8(fcinfo, 2, &th, &n);
+		return 0;
+	link_thresholds_float8(fcinfo, tharg, &th, &n);
 	if (n < 1 || n > 12)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -246,28 +244,51 @@ compare_name(PG_FUNCTION_ARGS)
 	a = PG_GETARG_TEXT_PP(0);
 	b = PG_GETARG_TEXT_PP(1);
 	if (VARSIZE_ANY_EXHDR(a) == 0 || VARSIZE_ANY_EXHDR(b) == 0)
-		PG_RETURN_INT32(0);
+		return 0;
 	if (VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
 		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0)
-		PG_RETURN_INT32(n + 3);
+		return n + 3;
 
 	wa = link_text_chars(a, &la);
 	wb = link_text_chars(b, &lb);
 	jw = link_jaro_winkler(wa, la, wb, lb);
 	if (jw >= DatumGetFloat8(th[0]) ||
 		(Abs(la - lb) <= 1 && link_damerau_levenshtein(wa, la, wb, lb) <= 1))
-		PG_RETURN_INT32(n + 2);
+		return n + 2;
 	for (int k = 1; k < n; k++)
 		if (jw >= DatumGetFloat8(th[k]))
-			PG_RETURN_INT32(n + 2 - k);
+			return n + 2 - k;
 
-	ua = arg_utf8(a, &sa);
-	ub = arg_utf8(b, &sb);
-	pa = name_phonetic_text(ua, sa);
-	pb = name_phonetic_text(ub, sb);
-	if (pa != NULL && pb != NULL &&
+	if (!coded)
+	{
+		ua = arg_utf8(a, &sa);
+		ub = arg_utf8(b, &sb);
+		pa = name_phonetic_text(ua, sa);
+		pb = name_phonetic_text(ub, sb);
+	}
+	if (pa != NULL && pb != NULL && VARSIZE_ANY_EXHDR(pa) > 0 &&
 		VARSIZE_ANY_EXHDR(pa) == VARSIZE_ANY_EXHDR(pb) &&
 		memcmp(VARDATA_ANY(pa), VARDATA_ANY(pb), VARSIZE_ANY_EXHDR(pa)) == 0)
-		PG_RETURN_INT32(2);
-	PG_RETURN_INT32(1);
+		return 2;
+	return 1;
+}
+
+PG_FUNCTION_INFO_V1(compare_name);
+Datum
+compare_name(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(name_level(fcinfo, 2, false, NULL, NULL));
+}
+
+/*
+ * The same levels from names and their phonetic codes as linkage stores
+ * them (<field>_ph): no code is computed per pair.
+ */
+PG_FUNCTION_INFO_V1(compare_name_coded);
+Datum
+compare_name_coded(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(name_level(fcinfo, 4, true,
+							   PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2),
+							   PG_ARGISNULL(3) ? NULL : PG_GETARG_TEXT_PP(3)));
 }

@@ -40,3 +40,8 @@ CREATE FUNCTION caredata.compare_name(text, text, thresholds double precision[] 
   AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION caredata.compare_name(text, text, double precision[]) IS
   'comparison level of two standardised names (standardise_name): 5 exact, 4 Jaro-Winkler >= thresholds[1] or one edit (Damerau-Levenshtein), 3 Jaro-Winkler >= thresholds[2], 2 same phonetic code (name_phonetic), 1 different, 0 missing or empty; with n thresholds exact is n+3';
+
+CREATE FUNCTION caredata.compare_name(text, text, l_phonetic text, r_phonetic text, thresholds double precision[] DEFAULT '{0.92,0.8}') RETURNS integer
+  AS 'MODULE_PATHNAME', 'compare_name_coded' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.compare_name(text, text, text, text, double precision[]) IS
+  'name comparison level as compare_name(text, text), with the two names'' phonetic codes given (name_phonetic, as linkage keeps them in <field>_ph) instead of computed per pair';
