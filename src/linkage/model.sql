@@ -112,53 +112,155 @@ CREATE FUNCTION caredata._link_key_columns() RETURNS text[]
 COMMENT ON FUNCTION caredata._link_key_columns() IS
   'internal: the standardised record columns that blocking rules may name';
 
--- statistics and lookup indexes on the linkage tables, which the extension
--- owns: the linker may write them but not ANALYZE or index them itself.
--- SECURITY DEFINER with a pinned search_path; it only ever names the two
--- tables below and whitelisted columns.
-CREATE FUNCTION caredata._link_maintain(what text, rules jsonb DEFAULT '[]') RETURNS void
+-- a linkage project named by a caller: its name checked, and existing
+CREATE FUNCTION caredata._link_check_project(project text) RETURNS text
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF project IS NULL OR project !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    PERFORM caredata._link_bad('a linkage project name is lower-case letters, digits and _', 'For example ''default'' or ''gp_hes''.');
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM caredata.link_project p WHERE p.project = _link_check_project.project) THEN
+    PERFORM caredata._link_bad(format('linkage project "%s" does not exist', project),
+                               'Create it with caredata.link_create_project(), or see caredata.link_project.', '42704');
+  END IF;
+  RETURN project;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_check_project(text) IS
+  'internal: the linkage project a caller names, refused with a hint when its name is malformed (22023) or it does not exist (42704)';
+
+-- the partition of link_record or person_index that holds one project's
+-- rows, found by its bound (names may be shortened), or NULL
+CREATE FUNCTION caredata._link_partition(parent regclass, project text) RETURNS regclass
+  LANGUAGE sql STABLE PARALLEL SAFE
+  BEGIN ATOMIC
+    SELECT c.oid::pg_catalog.regclass
+      FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+     WHERE i.inhparent OPERATOR(pg_catalog.=) parent
+       AND pg_catalog.pg_get_expr(c.relpartbound, c.oid) OPERATOR(pg_catalog.=)
+           ('FOR VALUES IN (' OPERATOR(pg_catalog.||) pg_catalog.quote_literal(project) OPERATOR(pg_catalog.||) ')');
+  END;
+COMMENT ON FUNCTION caredata._link_partition(regclass, text) IS
+  'internal: the partition of caredata.link_record or caredata.person_index holding one linkage project''s rows (NULL if none)';
+
+-- statistics, lookup indexes and partitions of the linkage tables, which
+-- the extension owns: the linker may write them but not ANALYZE, index,
+-- truncate one project's partition or create partitions itself.  SECURITY
+-- DEFINER with a pinned search_path; it only ever names the two tables
+-- below, their partitions of one validated project and whitelisted columns.
+CREATE FUNCTION caredata._link_maintain(what text, rules jsonb DEFAULT '[]', project text DEFAULT 'default') RETURNS void
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   col text;
+  parent text;
+  part regclass;
+  records regclass;
+  persons regclass;
+  pname text;
 BEGIN
-  IF what = 'analyze_records' THEN
-    ANALYZE caredata.link_record;
-  ELSIF what = 'index_rules' THEN
+  IF project IS NULL OR project OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a linkage project name is lower-case letters, digits and _';
+  END IF;
+  IF what OPERATOR(pg_catalog.=) 'create_partitions' THEN
+    -- link_create_project() has inserted the project's row
+    IF NOT EXISTS (SELECT 1 FROM caredata.link_project p WHERE p.project OPERATOR(pg_catalog.=) _link_maintain.project) THEN
+      RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = pg_catalog.format('linkage project "%s" does not exist', project),
+        HINT = 'Create projects with caredata.link_create_project().';
+    END IF;
+    FOREACH parent IN ARRAY ARRAY['link_record', 'person_index'] LOOP
+      IF caredata._link_partition(('caredata.' OPERATOR(pg_catalog.||) parent)::pg_catalog.regclass, project) IS NOT NULL THEN
+        CONTINUE;
+      END IF;
+      -- <table>_p_<project>, or a digest where that is too long or taken
+      pname := parent OPERATOR(pg_catalog.||) '_p_' OPERATOR(pg_catalog.||) project;
+      IF pg_catalog.length(pname) OPERATOR(pg_catalog.>) 63
+         OR pg_catalog.to_regclass('caredata.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(pname)) IS NOT NULL THEN
+        pname := parent OPERATOR(pg_catalog.||) '_p_' OPERATOR(pg_catalog.||) pg_catalog.md5(project);
+      END IF;
+      IF parent OPERATOR(pg_catalog.=) 'link_record' THEN
+        EXECUTE pg_catalog.format('CREATE TABLE caredata.%I PARTITION OF caredata.link_record (PRIMARY KEY (rid)) FOR VALUES IN (%L)',
+                                  pname, project);
+      ELSE
+        EXECUTE pg_catalog.format('CREATE TABLE caredata.%I PARTITION OF caredata.person_index (PRIMARY KEY (source, record_id), UNIQUE (rid)) FOR VALUES IN (%L)',
+                                  pname, project);
+        EXECUTE pg_catalog.format('CREATE INDEX ON caredata.%I (person_id)', pname);
+      END IF;
+      EXECUTE pg_catalog.format('REVOKE ALL ON caredata.%I FROM PUBLIC', pname);
+      EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON caredata.%I TO caredata_linker, caredata_admin', pname);
+      EXECUTE pg_catalog.format('COMMENT ON TABLE caredata.%I IS %L', pname,
+                                pg_catalog.format('partition of caredata.%s holding linkage project %s', parent, project));
+    END LOOP;
+    RETURN;
+  ELSIF what OPERATOR(pg_catalog.=) 'drop_partitions' THEN
+    -- link_drop_project() has deleted the project's row
+    IF EXISTS (SELECT 1 FROM caredata.link_project p WHERE p.project OPERATOR(pg_catalog.=) _link_maintain.project) THEN
+      RAISE EXCEPTION USING ERRCODE = '55000', MESSAGE = 'a linkage project''s partitions go only with the project',
+        HINT = 'Drop the project with caredata.link_drop_project().';
+    END IF;
+    FOREACH parent IN ARRAY ARRAY['link_record', 'person_index'] LOOP
+      part := caredata._link_partition(('caredata.' OPERATOR(pg_catalog.||) parent)::pg_catalog.regclass, project);
+      IF part IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE %s', part);
+      END IF;
+    END LOOP;
+    RETURN;
+  END IF;
+
+  records := caredata._link_partition('caredata.link_record'::pg_catalog.regclass, project);
+  persons := caredata._link_partition('caredata.person_index'::pg_catalog.regclass, project);
+  IF records IS NULL OR persons IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = pg_catalog.format('linkage project "%s" does not exist', project),
+      HINT = 'Create it with caredata.link_create_project(), or see caredata.link_project.';
+  END IF;
+  IF what OPERATOR(pg_catalog.=) 'analyze_records' THEN
+    EXECUTE pg_catalog.format('ANALYZE %s', records);
+  ELSIF what OPERATOR(pg_catalog.=) 'truncate_records' THEN
+    EXECUTE pg_catalog.format('TRUNCATE %s', records);
+  ELSIF what OPERATOR(pg_catalog.=) 'index_rules' THEN
     -- one single-column index per distinct leading column of the rules: a
     -- lookup finds a handful of rows by it and filters on the rest
-    FOR col IN SELECT DISTINCT b.value->>0 FROM jsonb_array_elements(rules) b LOOP
-      IF NOT col = ANY (caredata._link_key_columns()) THEN
+    FOR col IN SELECT DISTINCT b.value OPERATOR(pg_catalog.->>) 0 FROM pg_catalog.jsonb_array_elements(rules) b LOOP
+      IF NOT col OPERATOR(pg_catalog.=) ANY (caredata._link_key_columns()) THEN
         RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = 'blocking rules name only standardised record columns';
       END IF;
-      IF to_regclass('caredata.' || quote_ident('link_record_' || col || '_idx')) IS NULL THEN
-        EXECUTE format('CREATE INDEX %I ON caredata.link_record (%I)', 'link_record_' || col || '_idx', col);
+      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
+                                 ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) i.indkey[0]
+                      WHERE i.indrelid OPERATOR(pg_catalog.=) records AND i.indnatts OPERATOR(pg_catalog.=) 1
+                        AND a.attname OPERATOR(pg_catalog.=) col) THEN
+        EXECUTE pg_catalog.format('CREATE INDEX ON %s (%I)', records, col);
       END IF;
     END LOOP;
-  ELSIF what = 'drop_indexes' THEN
+  ELSIF what OPERATOR(pg_catalog.=) 'drop_indexes' THEN
     -- before link_record is rebuilt: building them afresh is cheaper than
     -- maintaining them row by row
-    FOR col IN SELECT i.indexrelid::regclass::text FROM pg_catalog.pg_index i
-                WHERE i.indrelid = 'caredata.link_record'::regclass AND NOT i.indisprimary LOOP
-      EXECUTE format('DROP INDEX %s', col);
+    FOR col IN SELECT i.indexrelid::pg_catalog.regclass::text FROM pg_catalog.pg_index i
+                WHERE i.indrelid OPERATOR(pg_catalog.=) records AND NOT i.indisprimary LOOP
+      EXECUTE pg_catalog.format('DROP INDEX %s', col);
     END LOOP;
-  ELSIF what = 'drop_person_indexes' THEN
+  ELSIF what OPERATOR(pg_catalog.=) 'truncate_persons' THEN
+    EXECUTE pg_catalog.format('TRUNCATE %s', persons);
+  ELSIF what OPERATOR(pg_catalog.=) 'drop_person_indexes' THEN
     -- before the person index is rewritten (link_run holds the lock that
     -- lookups wait for, so nobody sees it without them)
-    ALTER TABLE caredata.person_index DROP CONSTRAINT IF EXISTS person_index_pkey,
-                                      DROP CONSTRAINT IF EXISTS person_index_rid_key;
-    DROP INDEX IF EXISTS caredata.person_index_person_idx;
-  ELSIF what = 'build_person_indexes' THEN
-    ALTER TABLE caredata.person_index ADD CONSTRAINT person_index_pkey PRIMARY KEY (source, record_id),
-                                      ADD CONSTRAINT person_index_rid_key UNIQUE (rid);
-    CREATE INDEX person_index_person_idx ON caredata.person_index (person_id);
-    ANALYZE caredata.person_index;
+    FOR col IN SELECT c.conname FROM pg_catalog.pg_constraint c
+                WHERE c.conrelid OPERATOR(pg_catalog.=) persons AND c.contype OPERATOR(pg_catalog.=) ANY ('{p,u}'::"char"[]) LOOP
+      EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', persons, col);
+    END LOOP;
+    FOR col IN SELECT i.indexrelid::pg_catalog.regclass::text FROM pg_catalog.pg_index i
+                WHERE i.indrelid OPERATOR(pg_catalog.=) persons LOOP
+      EXECUTE pg_catalog.format('DROP INDEX %s', col);
+    END LOOP;
+  ELSIF what OPERATOR(pg_catalog.=) 'build_person_indexes' THEN
+    EXECUTE pg_catalog.format('ALTER TABLE %s ADD PRIMARY KEY (source, record_id), ADD UNIQUE (rid)', persons);
+    EXECUTE pg_catalog.format('CREATE INDEX ON %s (person_id)', persons);
+    EXECUTE pg_catalog.format('ANALYZE %s', persons);
   ELSE
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'unknown linkage maintenance step';
   END IF;
 END
 $$;
-COMMENT ON FUNCTION caredata._link_maintain(text, jsonb) IS
-  'internal: ANALYZE the standardised records, drop or create the blocking rules'' lookup indexes, and drop or build the person index''s indexes around its rewrite, as the extension owner';
+COMMENT ON FUNCTION caredata._link_maintain(text, jsonb, text) IS
+  'internal: as the extension owner, for one linkage project: create or drop its partitions of link_record and person_index, truncate them, ANALYZE the standardised records, drop or create the blocking rules'' lookup indexes, and drop or build the person index''s indexes around its rewrite';
 
 CREATE FUNCTION caredata._link_check_spec(spec jsonb) RETURNS void
   LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -262,12 +364,72 @@ $$;
 COMMENT ON FUNCTION caredata._link_check_spec(jsonb) IS
   'internal: refuse a linkage model spec with a clear error and hint';
 
+-- ---- projects ----
+
+-- A project holds its own sources, models, runs, links, standardised
+-- records and person index; runs of one never read or write another's.
+-- Creating one makes its partitions of link_record and person_index
+-- (as the extension owner, through _link_maintain()).
+CREATE FUNCTION caredata.link_create_project(project text, description text DEFAULT NULL) RETURNS void
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_project text := project;
+BEGIN
+  IF p_project IS NULL OR p_project !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    PERFORM caredata._link_bad('a linkage project name is lower-case letters, digits and _', 'For example ''gp_hes'' or ''birth_cohort''.');
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.link_project x WHERE x.project = p_project) THEN
+    PERFORM caredata._link_bad(format('linkage project "%s" already exists', p_project),
+                               'Choose another name, or drop it first with caredata.link_drop_project().', '42710');
+  END IF;
+  INSERT INTO caredata.link_project (project, description) VALUES (p_project, link_create_project.description);
+  PERFORM caredata._link_maintain('create_partitions', project => p_project);
+  PERFORM caredata.audit_append('linkage.create_project', p_project, jsonb_build_object('description', link_create_project.description));
+END
+$$;
+COMMENT ON FUNCTION caredata.link_create_project(text, text) IS
+  'create a linkage project: a name under which sources, models, runs, links, standardised records and a person index live apart from every other project''s';
+
+-- Dropping a project removes all of it; 'default' cannot be dropped (the
+-- calls that name no project use it).
+CREATE FUNCTION caredata.link_drop_project(project text) RETURNS void
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_project text := caredata._link_check_project(project);
+  counts jsonb;
+BEGIN
+  IF p_project = 'default' THEN
+    PERFORM caredata._link_bad('the default linkage project cannot be dropped',
+                               'Calls that name no project use it; empty it instead (delete its sources, models and runs).', '0A000');
+  END IF;
+  -- one run at a time (as link_run() takes it)
+  LOCK TABLE caredata.link_record_key IN EXCLUSIVE MODE;
+  counts := jsonb_build_object(
+    'sources', (SELECT count(*) FROM caredata.link_source x WHERE x.project = p_project),
+    'models', (SELECT count(*) FROM caredata.link_model x WHERE x.project = p_project),
+    'runs', (SELECT count(*) FROM caredata.link_run x WHERE x.project = p_project),
+    'records', (SELECT count(*) FROM caredata.link_record_key x WHERE x.project = p_project));
+  DELETE FROM caredata.link_pair x WHERE x.run_id IN (SELECT r.run_id FROM caredata.link_run r WHERE r.project = p_project);
+  DELETE FROM caredata.link_run x WHERE x.project = p_project;   -- and person_event, by its foreign key
+  DELETE FROM caredata.link_model x WHERE x.project = p_project; -- and link_model_level
+  DELETE FROM caredata.link_record_key x WHERE x.project = p_project;
+  DELETE FROM caredata.link_source x WHERE x.project = p_project;
+  DELETE FROM caredata.link_project x WHERE x.project = p_project;
+  PERFORM caredata._link_maintain('drop_partitions', project => p_project);
+  PERFORM caredata.audit_append('linkage.drop_project', p_project, counts);
+END
+$$;
+COMMENT ON FUNCTION caredata.link_drop_project(text) IS
+  'drop a linkage project and everything of it (sources, models, runs, links, person events, standardised records, person index); audited; the default project cannot be dropped';
+
 -- ---- sources ----
 
 CREATE FUNCTION caredata.link_add_source(source text, relation regclass, record_id name,
-    nhs_number name DEFAULT NULL, dob name DEFAULT NULL, sex name DEFAULT NULL, postcode name DEFAULT NULL)
+    nhs_number name DEFAULT NULL, dob name DEFAULT NULL, sex name DEFAULT NULL, postcode name DEFAULT NULL,
+    project text DEFAULT 'default')
   RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  p_project text := caredata._link_check_project(project);
   p_source text := source;
   c record;
   typ regtype;
@@ -302,16 +464,16 @@ BEGIN
         HINT = format('Accepted types for %s: %s.', c.what, array_to_string(c.types::text[], ', '));
     END IF;
   END LOOP;
-  INSERT INTO caredata.link_source AS s (source, relation, record_id, nhs_number, dob, sex, postcode)
-  VALUES (p_source, relation, record_id, nhs_number, dob, sex, postcode)
+  INSERT INTO caredata.link_source AS s (project, source, relation, record_id, nhs_number, dob, sex, postcode)
+  VALUES (p_project, p_source, relation, record_id, nhs_number, dob, sex, postcode)
   ON CONFLICT ON CONSTRAINT link_source_pkey DO UPDATE
     SET relation = excluded.relation, record_id = excluded.record_id, nhs_number = excluded.nhs_number,
         dob = excluded.dob, sex = excluded.sex, postcode = excluded.postcode,
         added_at = now(), added_by = current_user;
 END
 $$;
-COMMENT ON FUNCTION caredata.link_add_source(text, regclass, name, name, name, name, name) IS
-  'register (or re-register) a linkage source: a relation, its integer record id column and its identifier columns (any may be NULL)';
+COMMENT ON FUNCTION caredata.link_add_source(text, regclass, name, name, name, name, name, text) IS
+  'register (or re-register) a linkage source of a project: a relation, its integer record id column and its identifier columns (any may be NULL)';
 
 -- the SQL expression that standardises one identifier column of a source
 CREATE FUNCTION caredata._link_std_expr(relation regclass, col name, what text) RETURNS text
@@ -348,30 +510,31 @@ COMMENT ON FUNCTION caredata._link_std_expr(regclass, name, text) IS
   'internal: the standardising expression for one identifier column of a linkage source';
 
 -- rebuild link_record from the sources; returns the number of records
-CREATE FUNCTION caredata.link_standardise(sources text[] DEFAULT NULL, run_id bigint DEFAULT 0)
+CREATE FUNCTION caredata.link_standardise(sources text[] DEFAULT NULL, run_id bigint DEFAULT 0, project text DEFAULT 'default')
   RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  p_project text := caredata._link_check_project(project);
   s record;
   n bigint;
   total bigint;
   parts text[] := '{}';
   work_table text;
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE sources IS NULL OR ls.source = ANY (sources)) THEN
+  IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources))) THEN
     PERFORM caredata._link_bad('no linkage sources to link', 'Register sources with caredata.link_add_source().', '42704');
   END IF;
-  IF sources IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(sources) x WHERE x NOT IN (SELECT ls.source FROM caredata.link_source ls)) THEN
+  IF sources IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(sources) x WHERE x NOT IN (SELECT ls.source FROM caredata.link_source ls WHERE ls.project = p_project)) THEN
     PERFORM caredata._link_bad('a named linkage source does not exist', 'See caredata.link_source for the registered sources.', '42704');
   END IF;
   -- the standardised records, each with its stable rid if it has one
-  FOR s IN SELECT * FROM caredata.link_source ls WHERE sources IS NULL OR ls.source = ANY (sources) ORDER BY ls.source LOOP
+  FOR s IN SELECT * FROM caredata.link_source ls WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources)) ORDER BY ls.source LOOP
     parts := parts || format('SELECT k.rid, %L::text AS source, %s AS record_id, %s AS nhs_digits, %s AS dob, %s AS sex, %s AS postcode
-                                FROM %s s LEFT JOIN caredata.link_record_key k ON k.source = %1$L AND k.record_id = %2$s',
+                                FROM %s s LEFT JOIN caredata.link_record_key k ON k.project = %L AND k.source = %1$L AND k.record_id = %2$s',
       s.source, caredata._link_std_expr(s.relation, s.record_id, 'record_id'),
       caredata._link_std_expr(s.relation, s.nhs_number, 'nhs_number'),
       caredata._link_std_expr(s.relation, s.dob, 'dob'),
       caredata._link_std_expr(s.relation, s.sex, 'sex'),
-      caredata._link_std_expr(s.relation, s.postcode, 'postcode'), s.relation);
+      caredata._link_std_expr(s.relation, s.postcode, 'postcode'), s.relation, p_project);
   END LOOP;
   FOREACH work_table IN ARRAY ARRAY['link_stage', 'link_new_key'] LOOP
     IF to_regclass('pg_temp.' || work_table) IS NOT NULL THEN
@@ -382,7 +545,7 @@ BEGIN
   total := 0;
   FOR s IN SELECT ls.source, count(t.source) AS n, count(t.source) FILTER (WHERE t.record_id IS NULL) AS no_id
              FROM caredata.link_source ls LEFT JOIN pg_temp.link_stage t ON t.source = ls.source
-            WHERE sources IS NULL OR ls.source = ANY (sources) GROUP BY ls.source ORDER BY ls.source LOOP
+            WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources)) GROUP BY ls.source ORDER BY ls.source LOOP
     IF s.n = 0 THEN
       PERFORM caredata._link_bad(format('linkage source "%s" has no records', s.source),
                                  'Load the source, or leave it out with the sources argument.', '22023');
@@ -394,7 +557,7 @@ BEGIN
     total := total + s.n;
   END LOOP;
 
-  -- stable rids: new records numbered after the highest, in (source,
+  -- stable rids: new records numbered after the highest of any project, in (source,
   -- record_id) order.  A record id twice in a source breaks a unique
   -- index, here (a new one) or on link_record below (one seen before).
   CREATE TEMP TABLE link_new_key ON COMMIT DROP AS
@@ -402,15 +565,15 @@ BEGIN
          t.source, t.record_id
     FROM pg_temp.link_stage t WHERE t.rid IS NULL;
   ANALYZE pg_temp.link_new_key;
-  TRUNCATE caredata.link_record;
-  PERFORM caredata._link_maintain('drop_indexes');
+  PERFORM caredata._link_maintain('truncate_records', project => p_project);
+  PERFORM caredata._link_maintain('drop_indexes', project => p_project);
   BEGIN
-    INSERT INTO caredata.link_record_key (rid, source, record_id, first_run)
-    SELECT k.rid, k.source, k.record_id, link_standardise.run_id FROM pg_temp.link_new_key k;
+    INSERT INTO caredata.link_record_key (rid, source, record_id, first_run, project)
+    SELECT k.rid, k.source, k.record_id, link_standardise.run_id, p_project FROM pg_temp.link_new_key k;
     -- value frequencies for the term-frequency adjustment; only a value
     -- held by two records or more can ever agree exactly with another
     INSERT INTO caredata.link_record
-    SELECT coalesce(t.rid, k.rid), t.source, t.record_id, t.nhs_digits, (t.nhs_digits / 10000)::integer, (t.nhs_digits % 10000)::integer,
+    SELECT p_project, coalesce(t.rid, k.rid), t.source, t.record_id, t.nhs_digits, (t.nhs_digits / 10000)::integer, (t.nhs_digits % 10000)::integer,
            t.dob, t.sex, t.postcode,
            caredata.postcode_sector(t.postcode), caredata.postcode_district(t.postcode), caredata.postcode_area(t.postcode),
            extract(year FROM t.dob)::integer,
@@ -428,18 +591,19 @@ BEGIN
   END;
   DROP TABLE pg_temp.link_stage;
   DROP TABLE pg_temp.link_new_key;
-  PERFORM caredata._link_maintain('analyze_records');
+  PERFORM caredata._link_maintain('analyze_records', project => p_project);
   RETURN n;
 END
 $$;
-COMMENT ON FUNCTION caredata.link_standardise(text[], bigint) IS
-  'rebuild caredata.link_record from the registered sources (all, or those named): standardised identifiers, postcode parts, value frequencies; returns the number of records';
+COMMENT ON FUNCTION caredata.link_standardise(text[], bigint, text) IS
+  'rebuild a project''s caredata.link_record from its registered sources (all, or those named): standardised identifiers, postcode parts, value frequencies; returns the number of records';
 
 -- ---- models ----
 
-CREATE FUNCTION caredata.link_create_model(model text, spec jsonb DEFAULT '{}') RETURNS integer
+CREATE FUNCTION caredata.link_create_model(model text, spec jsonb DEFAULT '{}', project text DEFAULT 'default') RETURNS integer
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  p_project text := caredata._link_check_project(project);
   p_model text := model;
   full_spec jsonb := caredata.link_default_spec() || coalesce(spec, '{}');
   v integer;
@@ -448,20 +612,20 @@ BEGIN
     PERFORM caredata._link_bad('a linkage model name is lower-case letters, digits and _', 'For example ''default''.');
   END IF;
   PERFORM caredata._link_check_spec(full_spec);
-  SELECT coalesce(max(lm.version), 0) + 1 INTO v FROM caredata.link_model lm WHERE lm.model = p_model;
-  INSERT INTO caredata.link_model (model, version, spec) VALUES (p_model, v, full_spec);
-  INSERT INTO caredata.link_model_level (model, version, comparison, position, level, label)
-  SELECT p_model, v, c.value->>'name', c.ordinality - 1, l.ordinality - 1, l.value
+  SELECT coalesce(max(lm.version), 0) + 1 INTO v FROM caredata.link_model lm WHERE lm.project = p_project AND lm.model = p_model;
+  INSERT INTO caredata.link_model (project, model, version, spec) VALUES (p_project, p_model, v, full_spec);
+  INSERT INTO caredata.link_model_level (project, model, version, comparison, position, level, label)
+  SELECT p_project, p_model, v, c.value->>'name', c.ordinality - 1, l.ordinality - 1, l.value
     FROM jsonb_array_elements(full_spec->'comparisons') WITH ORDINALITY c
    CROSS JOIN LATERAL jsonb_array_elements_text(c.value->'levels') WITH ORDINALITY l;
   RETURN v;
 END
 $$;
-COMMENT ON FUNCTION caredata.link_create_model(text, jsonb) IS
-  'create a linkage model (or its next version) from a spec; keys not given are taken from link_default_spec(); returns the version (untrained until a run trains it)';
+COMMENT ON FUNCTION caredata.link_create_model(text, jsonb, text) IS
+  'create a linkage model of a project (or its next version) from a spec; keys not given are taken from link_default_spec(); returns the version (untrained until a run trains it)';
 
 -- comparisons of a model version, in order, with what the SQL builders need
-CREATE FUNCTION caredata._link_comparisons(model text, version integer)
+CREATE FUNCTION caredata._link_comparisons(model text, version integer, project text)
   RETURNS TABLE (pos integer, name text, expression text, nlevels integer, tf text, m_start double precision[],
                  m double precision[], u double precision[], labels text[])
   LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -469,16 +633,16 @@ CREATE FUNCTION caredata._link_comparisons(model text, version integer)
          jsonb_array_length(c.value->'levels'), c.value->>'tf',
          CASE WHEN c.value ? 'm' THEN ARRAY(SELECT x::double precision FROM jsonb_array_elements_text(c.value->'m') x) END,
          ARRAY(SELECT ml.m FROM caredata.link_model_level ml
-                WHERE ml.model = lm.model AND ml.version = lm.version AND ml.comparison = c.value->>'name' ORDER BY ml.level),
+                WHERE ml.project = lm.project AND ml.model = lm.model AND ml.version = lm.version AND ml.comparison = c.value->>'name' ORDER BY ml.level),
          ARRAY(SELECT ml.u FROM caredata.link_model_level ml
-                WHERE ml.model = lm.model AND ml.version = lm.version AND ml.comparison = c.value->>'name' ORDER BY ml.level),
+                WHERE ml.project = lm.project AND ml.model = lm.model AND ml.version = lm.version AND ml.comparison = c.value->>'name' ORDER BY ml.level),
          ARRAY(SELECT jsonb_array_elements_text(c.value->'levels'))
     FROM caredata.link_model lm
    CROSS JOIN LATERAL jsonb_array_elements(lm.spec->'comparisons') WITH ORDINALITY c
-   WHERE lm.model = _link_comparisons.model AND lm.version = _link_comparisons.version
+   WHERE lm.project = _link_comparisons.project AND lm.model = _link_comparisons.model AND lm.version = _link_comparisons.version
    ORDER BY c.ordinality
 $$;
-COMMENT ON FUNCTION caredata._link_comparisons(text, integer) IS
+COMMENT ON FUNCTION caredata._link_comparisons(text, integer, text) IS
   'internal: the comparisons of a model version with their levels, m and u';
 
 -- the SQL pieces every scorer of pairs shares (runs, lookups): one column
@@ -486,7 +650,7 @@ COMMENT ON FUNCTION caredata._link_comparisons(text, integer) IS
 -- frequency where a comparison has term-frequency adjustment and u_top, the
 -- u of each comparison's top level, is given), their names, the packed
 -- pattern and the adjustment
-CREATE FUNCTION caredata._link_compare_sql(model text, version integer, u_top double precision[])
+CREATE FUNCTION caredata._link_compare_sql(model text, version integer, u_top double precision[], project text)
   RETURNS TABLE (levels text, cols text, pattern text, tf text)
   LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -494,7 +658,7 @@ DECLARE
   stride bigint := 1;
 BEGIN
   levels := ''; cols := ''; pattern := ''; tf := '0::double precision';
-  FOR c IN SELECT * FROM caredata._link_comparisons(model, version) ORDER BY pos LOOP
+  FOR c IN SELECT * FROM caredata._link_comparisons(model, version, project) ORDER BY pos LOOP
     levels := levels || format(', (%s)::smallint AS %I', c.expression, c.name);
     cols := cols || format(', %I', c.name);
     pattern := pattern || CASE WHEN stride = 1 THEN '' ELSE ' + ' END || format('%I * %s', c.name, stride);
@@ -509,7 +673,7 @@ BEGIN
   RETURN NEXT;
 END
 $$;
-COMMENT ON FUNCTION caredata._link_compare_sql(text, integer, double precision[]) IS
+COMMENT ON FUNCTION caredata._link_compare_sql(text, integer, double precision[], text) IS
   'internal: the comparison-level columns, pattern and term-frequency adjustment SQL of a model version, shared by runs and lookups';
 
 -- the probability of a match weight
@@ -540,24 +704,27 @@ COMMENT ON FUNCTION caredata._link_rule_condition(jsonb) IS
 -- the planner's estimate of the pairs one blocking rule generates: what a
 -- run checks against max_pairs before joining (milliseconds, where the
 -- exact count of link_blocking_counts() scans and groups every record)
-CREATE FUNCTION caredata._link_estimate_pairs(rule jsonb, link_type text) RETURNS double precision
+CREATE FUNCTION caredata._link_estimate_pairs(rule jsonb, link_type text, project text) RETURNS double precision
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   plan jsonb;
 BEGIN
-  EXECUTE format('EXPLAIN (FORMAT JSON) SELECT 1 FROM caredata.link_record l JOIN caredata.link_record r ON %s WHERE %s',
+  -- the project's partition itself: the parent has no statistics
+  EXECUTE format('EXPLAIN (FORMAT JSON) SELECT 1 FROM %s l JOIN %1$s r ON %s WHERE %s',
+                 caredata._link_partition('caredata.link_record', project),
                  caredata._link_rule_condition(rule), caredata._link_pair_condition(link_type)) INTO plan;
   RETURN (plan->0->'Plan'->>'Plan Rows')::double precision;
 END
 $$;
-COMMENT ON FUNCTION caredata._link_estimate_pairs(jsonb, text) IS
-  'internal: the planner''s estimate of the candidate pairs a blocking rule generates';
+COMMENT ON FUNCTION caredata._link_estimate_pairs(jsonb, text, text) IS
+  'internal: the planner''s estimate of the candidate pairs a blocking rule generates over a project''s records';
 
 -- pairs each blocking rule generates over the current standardised records
-CREATE FUNCTION caredata.link_blocking_counts(model text DEFAULT 'default', version integer DEFAULT NULL)
+CREATE FUNCTION caredata.link_blocking_counts(model text DEFAULT 'default', version integer DEFAULT NULL, project text DEFAULT 'default')
   RETURNS TABLE (rule integer, columns text[], pairs bigint)
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  p_project text := caredata._link_check_project(project);
   p_model text := model;
   spec jsonb;
   r record;
@@ -565,13 +732,13 @@ DECLARE
   n bigint;
 BEGIN
   SELECT lm.spec INTO spec FROM caredata.link_model lm
-   WHERE lm.model = p_model AND (link_blocking_counts.version IS NULL OR lm.version = link_blocking_counts.version)
+   WHERE lm.project = p_project AND lm.model = p_model AND (link_blocking_counts.version IS NULL OR lm.version = link_blocking_counts.version)
    ORDER BY lm.version DESC LIMIT 1;
   IF spec IS NULL THEN
     PERFORM caredata._link_bad(format('linkage model "%s" does not exist', p_model), 'Create it with caredata.link_create_model().', '42704');
   END IF;
-  IF NOT EXISTS (SELECT 1 FROM caredata.link_record) THEN
-    PERFORM caredata.link_standardise();
+  IF NOT EXISTS (SELECT 1 FROM caredata.link_record x WHERE x.project = p_project) THEN
+    PERFORM caredata.link_standardise(project => p_project);
   END IF;
   FOR r IN SELECT b.value, b.ordinality FROM jsonb_array_elements(spec->'blocking') WITH ORDINALITY b LOOP
     cols := (SELECT string_agg(quote_ident(c), ', ') FROM jsonb_array_elements_text(r.value) c);
@@ -580,11 +747,12 @@ BEGIN
                                        WHEN 'dedupe_only' THEN (sq - nn) / 2
                                        ELSE nn * (nn - 1) / 2 END), 0)::bigint
         FROM (SELECT sum(ns) AS nn, sum(ns * ns) AS sq
-                FROM (SELECT %2$s, source, count(*)::numeric AS ns FROM caredata.link_record
+                FROM (SELECT %2$s, source, count(*)::numeric AS ns FROM %4$s
                        WHERE %3$s GROUP BY %2$s, source) s
                GROUP BY %2$s) b$q$,
       spec->>'link_type', cols,
-      (SELECT string_agg(format('%I IS NOT NULL', c), ' AND ') FROM jsonb_array_elements_text(r.value) c))
+      (SELECT string_agg(format('%I IS NOT NULL', c), ' AND ') FROM jsonb_array_elements_text(r.value) c),
+      caredata._link_partition('caredata.link_record', p_project))
       INTO n;
     rule := r.ordinality;
     columns := ARRAY(SELECT jsonb_array_elements_text(r.value));
@@ -593,5 +761,5 @@ BEGIN
   END LOOP;
 END
 $$;
-COMMENT ON FUNCTION caredata.link_blocking_counts(text, integer) IS
-  'how many candidate pairs each blocking rule of a model generates over the standardised records, before de-duplication across rules (standardises the sources first if nothing is standardised)';
+COMMENT ON FUNCTION caredata.link_blocking_counts(text, integer, text) IS
+  'how many candidate pairs each blocking rule of a project''s model generates over its standardised records, before de-duplication across rules (standardises the sources first if nothing is standardised)';
