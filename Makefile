@@ -70,7 +70,8 @@ SQL_SRC = \
 	src/publication/kanon.sql \
 	src/publication/reidentify.sql \
 	src/citus/citus.sql \
-	src/sdc/cell_key_dump.sql
+	src/sdc/cell_key_dump.sql \
+	src/linkage/projects_dump.sql
 
 # concurrency: isolation specs (specs/), run by make installcheck after REGRESS
 ISOLATION = objection_concurrency objection_recheck

@@ -4349,3 +4349,1291 @@ COMMENT ON FUNCTION caredata.link_run(text, integer, text, double precision, boo
   'run linkage: standardise the sources, block, compare, train (EM) or apply a trained model version, choose the threshold without labels (or use the match probability given), cluster, and write the person index with stable person ids; all or nothing';
 COMMENT ON FUNCTION caredata.link_components(text, boolean, text) IS
   'union-find over the (bigint, bigint) links a query returns, in its order: each record in a link, its cluster (the smallest record id in it) and whether a link of it was refused; one_to_one accepts a link only if neither record is linked yet; nhs_query (record id, NHS digits[, confirmed boolean]) keeps apart clusters holding confirmed valid NHS numbers that differ by more than one typing error (confirmed by a link between two records carrying the number, or from the start when the third column is true)';
+
+-- ---- issue 25, section 4: linkage projects ----
+-- (src/linkage/tables.sql, model.sql, run.sql, inspect.sql) A database holds
+-- several named linkage projects; the catalog caredata.link_project, a
+-- project column on the linkage tables (what 0.1.0 held goes to project
+-- 'default'), link_record and person_index re-made LIST-partitioned by
+-- project with one partition per project, and every linkage function that
+-- reads or writes them with a last parameter project (DEFAULT 'default').
+CREATE TABLE caredata.link_project (
+  project      text PRIMARY KEY
+               CHECK (project ~ '^[a-z][a-z0-9_]{0,62}$'),
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  created_by   name NOT NULL DEFAULT current_user,
+  description  text
+);
+COMMENT ON TABLE caredata.link_project IS
+  'linkage projects: each holds its own sources, models, runs, links, standardised records and person index (link_create_project, link_drop_project)';
+INSERT INTO caredata.link_project (project, description) VALUES ('default', 'the project of calls that name none');
+
+-- the column project, filled, then its default (a default given to ADD
+-- COLUMN would stay behind as the column's "missing value", which a fresh
+-- install does not have)
+DO $project_column$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['link_source', 'link_record_key', 'link_model', 'link_model_level', 'link_run'] LOOP
+    EXECUTE format('ALTER TABLE caredata.%I ADD COLUMN project text', t);
+    EXECUTE format('UPDATE caredata.%I SET project = ''default''', t);
+    EXECUTE format('ALTER TABLE caredata.%I ALTER COLUMN project SET DEFAULT ''default'', ALTER COLUMN project SET NOT NULL', t);
+  END LOOP;
+END
+$project_column$;
+ALTER TABLE caredata.link_source DROP CONSTRAINT link_source_pkey,
+  ADD CONSTRAINT link_source_project_fkey FOREIGN KEY (project) REFERENCES caredata.link_project,
+  ADD CONSTRAINT link_source_pkey PRIMARY KEY (project, source);
+ALTER TABLE caredata.link_record_key DROP CONSTRAINT link_record_key_source_record_id_key,
+  ADD CONSTRAINT link_record_key_project_fkey FOREIGN KEY (project) REFERENCES caredata.link_project,
+  ADD CONSTRAINT link_record_key_project_source_record_id_key UNIQUE (project, source, record_id);
+COMMENT ON TABLE caredata.link_record_key IS
+  'a stable internal id (rid) per (project, source, record_id), numbered in order of first sight across projects; never reused';
+ALTER TABLE caredata.link_model_level DROP CONSTRAINT link_model_level_model_version_fkey;
+ALTER TABLE caredata.link_run DROP CONSTRAINT link_run_model_version_fkey;
+ALTER TABLE caredata.link_model DROP CONSTRAINT link_model_pkey,
+  ADD CONSTRAINT link_model_project_fkey FOREIGN KEY (project) REFERENCES caredata.link_project,
+  ADD CONSTRAINT link_model_pkey PRIMARY KEY (project, model, version);
+ALTER TABLE caredata.link_model_level DROP CONSTRAINT link_model_level_pkey,
+  ADD CONSTRAINT link_model_level_pkey PRIMARY KEY (project, model, version, comparison, level),
+  ADD CONSTRAINT link_model_level_project_model_version_fkey FOREIGN KEY (project, model, version) REFERENCES caredata.link_model ON DELETE CASCADE;
+ALTER TABLE caredata.link_run
+  ADD CONSTRAINT link_run_project_model_version_fkey FOREIGN KEY (project, model, version) REFERENCES caredata.link_model;
+
+-- link_record and person_index: re-made partitioned (a table cannot become
+-- one), their rows moved to project 'default', the lookup indexes runs had
+-- made rebuilt on its partition
+ALTER TABLE caredata.link_record RENAME TO link_record_0_1;
+CREATE TABLE caredata.link_record (project text NOT NULL DEFAULT 'default', LIKE caredata.link_record_0_1 INCLUDING DEFAULTS)
+  PARTITION BY LIST (project);
+CREATE TABLE caredata.link_record_p_default PARTITION OF caredata.link_record (PRIMARY KEY (rid)) FOR VALUES IN ('default');
+INSERT INTO caredata.link_record SELECT 'default', * FROM caredata.link_record_0_1;
+DO $convert$
+DECLARE
+  col name;
+BEGIN
+  FOR col IN SELECT DISTINCT a.attname FROM pg_catalog.pg_index i
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+              WHERE i.indrelid = 'caredata.link_record_0_1'::regclass AND NOT i.indisprimary AND i.indnatts = 1 LOOP
+    EXECUTE format('CREATE INDEX ON caredata.link_record_p_default (%I)', col);
+  END LOOP;
+END
+$convert$;
+ALTER EXTENSION caredata DROP TABLE caredata.link_record_0_1;   -- and from the dumped catalogs
+DROP TABLE caredata.link_record_0_1;
+COMMENT ON TABLE caredata.link_record IS
+  'standardised records of each project''s last run (a partition per project): NHS number digits (valid or not) and their first six (nhs_head) and last four (nhs_tail), date of birth, sex code, canonical postcode and its parts, value frequencies (tf_*)';
+COMMENT ON TABLE caredata.link_record_p_default IS 'partition of caredata.link_record holding linkage project default';
+
+ALTER TABLE caredata.person_index RENAME TO person_index_0_1;
+CREATE TABLE caredata.person_index (project text NOT NULL DEFAULT 'default', LIKE caredata.person_index_0_1 INCLUDING DEFAULTS)
+  PARTITION BY LIST (project);
+CREATE TABLE caredata.person_index_p_default PARTITION OF caredata.person_index
+  (PRIMARY KEY (source, record_id), UNIQUE (rid)) FOR VALUES IN ('default');
+CREATE INDEX person_index_p_default_person_id_idx ON caredata.person_index_p_default (person_id);
+INSERT INTO caredata.person_index SELECT 'default', * FROM caredata.person_index_0_1;
+ALTER EXTENSION caredata DROP TABLE caredata.person_index_0_1;
+DROP TABLE caredata.person_index_0_1;
+ANALYZE caredata.link_record_p_default;
+ANALYZE caredata.person_index_p_default;
+COMMENT ON TABLE caredata.person_index IS
+  'the person index of each project (a partition per project): (project, source, record_id) -> person_id, stable across runs (link_run keeps ids, records merges and splits in person_event)';
+COMMENT ON TABLE caredata.person_index_p_default IS 'partition of caredata.person_index holding linkage project default';
+
+DO $grants$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['link_record', 'person_index', 'link_project', 'link_record_p_default', 'person_index_p_default']
+  LOOP
+    EXECUTE format('REVOKE ALL ON caredata.%I FROM PUBLIC', t);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON caredata.%I TO caredata_linker, caredata_admin', t);
+    EXECUTE format('SELECT pg_catalog.pg_extension_config_dump(%L, %L)', 'caredata.' || t,
+                   CASE t WHEN 'link_project' THEN 'WHERE project <> ''default''' ELSE '' END);
+  END LOOP;
+END
+$grants$;
+
+-- the functions that gained the parameter project (dropped: a new
+-- signature), then the new ones
+DROP FUNCTION caredata._link_maintain(text, jsonb);
+DROP FUNCTION caredata.link_add_source(text, regclass, name, name, name, name, name);
+DROP FUNCTION caredata.link_standardise(text[], bigint);
+DROP FUNCTION caredata.link_create_model(text, jsonb);
+DROP FUNCTION caredata._link_comparisons(text, integer);
+DROP FUNCTION caredata._link_compare_sql(text, integer, double precision[]);
+DROP FUNCTION caredata._link_estimate_pairs(jsonb, text);
+DROP FUNCTION caredata.link_blocking_counts(text, integer);
+DROP FUNCTION caredata._link_pairs_sql(text, integer, double precision[], boolean);
+DROP FUNCTION caredata.link_run(text, integer, text, double precision, boolean, boolean, boolean, text[]);
+DROP FUNCTION caredata.link_quality(regclass, name, text);
+DROP FUNCTION caredata._link_trained_version(text, integer);
+DROP FUNCTION caredata.link_explain(text, bigint, text, bigint, text, integer);
+DROP FUNCTION caredata.link_lookup(text, date, text, text, text, integer);
+
+-- a linkage project named by a caller: its name checked, and existing
+CREATE FUNCTION caredata._link_check_project(project text) RETURNS text
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF project IS NULL OR project !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    PERFORM caredata._link_bad('a linkage project name is lower-case letters, digits and _', 'For example ''default'' or ''gp_hes''.');
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM caredata.link_project p WHERE p.project = _link_check_project.project) THEN
+    PERFORM caredata._link_bad(format('linkage project "%s" does not exist', project),
+                               'Create it with caredata.link_create_project(), or see caredata.link_project.', '42704');
+  END IF;
+  RETURN project;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_check_project(text) IS
+  'internal: the linkage project a caller names, refused with a hint when its name is malformed (22023) or it does not exist (42704)';
+
+-- the partition of link_record or person_index that holds one project's
+-- rows, found by its bound (names may be shortened), or NULL
+CREATE FUNCTION caredata._link_partition(parent regclass, project text) RETURNS regclass
+  LANGUAGE sql STABLE PARALLEL SAFE
+  BEGIN ATOMIC
+    SELECT c.oid::pg_catalog.regclass
+      FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+     WHERE i.inhparent OPERATOR(pg_catalog.=) parent
+       AND pg_catalog.pg_get_expr(c.relpartbound, c.oid) OPERATOR(pg_catalog.=)
+           ('FOR VALUES IN (' OPERATOR(pg_catalog.||) pg_catalog.quote_literal(project) OPERATOR(pg_catalog.||) ')');
+  END;
+COMMENT ON FUNCTION caredata._link_partition(regclass, text) IS
+  'internal: the partition of caredata.link_record or caredata.person_index holding one linkage project''s rows (NULL if none)';
+
+-- statistics, lookup indexes and partitions of the linkage tables, which
+-- the extension owns: the linker may write them but not ANALYZE, index,
+-- truncate one project's partition or create partitions itself.  SECURITY
+-- DEFINER with a pinned search_path; it only ever names the two tables
+-- below, their partitions of one validated project and whitelisted columns.
+CREATE FUNCTION caredata._link_maintain(what text, rules jsonb DEFAULT '[]', project text DEFAULT 'default') RETURNS void
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  col text;
+  parent text;
+  part regclass;
+  records regclass;
+  persons regclass;
+  pname text;
+BEGIN
+  IF project IS NULL OR project OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a linkage project name is lower-case letters, digits and _';
+  END IF;
+  IF what OPERATOR(pg_catalog.=) 'create_partitions' THEN
+    -- link_create_project() has inserted the project's row
+    IF NOT EXISTS (SELECT 1 FROM caredata.link_project p WHERE p.project OPERATOR(pg_catalog.=) _link_maintain.project) THEN
+      RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = pg_catalog.format('linkage project "%s" does not exist', project),
+        HINT = 'Create projects with caredata.link_create_project().';
+    END IF;
+    FOREACH parent IN ARRAY ARRAY['link_record', 'person_index'] LOOP
+      IF caredata._link_partition(('caredata.' OPERATOR(pg_catalog.||) parent)::pg_catalog.regclass, project) IS NOT NULL THEN
+        CONTINUE;
+      END IF;
+      -- <table>_p_<project>, or a digest where that is too long or taken
+      pname := parent OPERATOR(pg_catalog.||) '_p_' OPERATOR(pg_catalog.||) project;
+      IF pg_catalog.length(pname) OPERATOR(pg_catalog.>) 63
+         OR pg_catalog.to_regclass('caredata.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(pname)) IS NOT NULL THEN
+        pname := parent OPERATOR(pg_catalog.||) '_p_' OPERATOR(pg_catalog.||) pg_catalog.md5(project);
+      END IF;
+      IF parent OPERATOR(pg_catalog.=) 'link_record' THEN
+        EXECUTE pg_catalog.format('CREATE TABLE caredata.%I PARTITION OF caredata.link_record (PRIMARY KEY (rid)) FOR VALUES IN (%L)',
+                                  pname, project);
+      ELSE
+        EXECUTE pg_catalog.format('CREATE TABLE caredata.%I PARTITION OF caredata.person_index (PRIMARY KEY (source, record_id), UNIQUE (rid)) FOR VALUES IN (%L)',
+                                  pname, project);
+        EXECUTE pg_catalog.format('CREATE INDEX ON caredata.%I (person_id)', pname);
+      END IF;
+      EXECUTE pg_catalog.format('REVOKE ALL ON caredata.%I FROM PUBLIC', pname);
+      EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON caredata.%I TO caredata_linker, caredata_admin', pname);
+      EXECUTE pg_catalog.format('COMMENT ON TABLE caredata.%I IS %L', pname,
+                                pg_catalog.format('partition of caredata.%s holding linkage project %s', parent, project));
+    END LOOP;
+    RETURN;
+  ELSIF what OPERATOR(pg_catalog.=) 'drop_partitions' THEN
+    -- link_drop_project() has deleted the project's row
+    IF EXISTS (SELECT 1 FROM caredata.link_project p WHERE p.project OPERATOR(pg_catalog.=) _link_maintain.project) THEN
+      RAISE EXCEPTION USING ERRCODE = '55000', MESSAGE = 'a linkage project''s partitions go only with the project',
+        HINT = 'Drop the project with caredata.link_drop_project().';
+    END IF;
+    FOREACH parent IN ARRAY ARRAY['link_record', 'person_index'] LOOP
+      part := caredata._link_partition(('caredata.' OPERATOR(pg_catalog.||) parent)::pg_catalog.regclass, project);
+      IF part IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE %s', part);
+      END IF;
+    END LOOP;
+    RETURN;
+  END IF;
+
+  records := caredata._link_partition('caredata.link_record'::pg_catalog.regclass, project);
+  persons := caredata._link_partition('caredata.person_index'::pg_catalog.regclass, project);
+  IF records IS NULL OR persons IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = pg_catalog.format('linkage project "%s" does not exist', project),
+      HINT = 'Create it with caredata.link_create_project(), or see caredata.link_project.';
+  END IF;
+  IF what OPERATOR(pg_catalog.=) 'analyze_records' THEN
+    EXECUTE pg_catalog.format('ANALYZE %s', records);
+  ELSIF what OPERATOR(pg_catalog.=) 'truncate_records' THEN
+    EXECUTE pg_catalog.format('TRUNCATE %s', records);
+  ELSIF what OPERATOR(pg_catalog.=) 'index_rules' THEN
+    -- one single-column index per distinct leading column of the rules: a
+    -- lookup finds a handful of rows by it and filters on the rest
+    FOR col IN SELECT DISTINCT b.value OPERATOR(pg_catalog.->>) 0 FROM pg_catalog.jsonb_array_elements(rules) b LOOP
+      IF NOT col OPERATOR(pg_catalog.=) ANY (caredata._link_key_columns()) THEN
+        RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = 'blocking rules name only standardised record columns';
+      END IF;
+      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
+                                 ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) i.indkey[0]
+                      WHERE i.indrelid OPERATOR(pg_catalog.=) records AND i.indnatts OPERATOR(pg_catalog.=) 1
+                        AND a.attname OPERATOR(pg_catalog.=) col) THEN
+        EXECUTE pg_catalog.format('CREATE INDEX ON %s (%I)', records, col);
+      END IF;
+    END LOOP;
+  ELSIF what OPERATOR(pg_catalog.=) 'drop_indexes' THEN
+    -- before link_record is rebuilt: building them afresh is cheaper than
+    -- maintaining them row by row
+    FOR col IN SELECT i.indexrelid::pg_catalog.regclass::text FROM pg_catalog.pg_index i
+                WHERE i.indrelid OPERATOR(pg_catalog.=) records AND NOT i.indisprimary LOOP
+      EXECUTE pg_catalog.format('DROP INDEX %s', col);
+    END LOOP;
+  ELSIF what OPERATOR(pg_catalog.=) 'truncate_persons' THEN
+    EXECUTE pg_catalog.format('TRUNCATE %s', persons);
+  ELSIF what OPERATOR(pg_catalog.=) 'drop_person_indexes' THEN
+    -- before the person index is rewritten (link_run holds the lock that
+    -- lookups wait for, so nobody sees it without them)
+    FOR col IN SELECT c.conname FROM pg_catalog.pg_constraint c
+                WHERE c.conrelid OPERATOR(pg_catalog.=) persons AND c.contype OPERATOR(pg_catalog.=) ANY ('{p,u}'::"char"[]) LOOP
+      EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', persons, col);
+    END LOOP;
+    FOR col IN SELECT i.indexrelid::pg_catalog.regclass::text FROM pg_catalog.pg_index i
+                WHERE i.indrelid OPERATOR(pg_catalog.=) persons LOOP
+      EXECUTE pg_catalog.format('DROP INDEX %s', col);
+    END LOOP;
+  ELSIF what OPERATOR(pg_catalog.=) 'build_person_indexes' THEN
+    EXECUTE pg_catalog.format('ALTER TABLE %s ADD PRIMARY KEY (source, record_id), ADD UNIQUE (rid)', persons);
+    EXECUTE pg_catalog.format('CREATE INDEX ON %s (person_id)', persons);
+    EXECUTE pg_catalog.format('ANALYZE %s', persons);
+  ELSE
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'unknown linkage maintenance step';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_maintain(text, jsonb, text) IS
+  'internal: as the extension owner, for one linkage project: create or drop its partitions of link_record and person_index, truncate them, ANALYZE the standardised records, drop or create the blocking rules'' lookup indexes, and drop or build the person index''s indexes around its rewrite';
+
+-- A project holds its own sources, models, runs, links, standardised
+-- records and person index; runs of one never read or write another's.
+-- Creating one makes its partitions of link_record and person_index
+-- (as the extension owner, through _link_maintain()).
+CREATE FUNCTION caredata.link_create_project(project text, description text DEFAULT NULL) RETURNS void
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_project text := project;
+BEGIN
+  IF p_project IS NULL OR p_project !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    PERFORM caredata._link_bad('a linkage project name is lower-case letters, digits and _', 'For example ''gp_hes'' or ''birth_cohort''.');
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.link_project x WHERE x.project = p_project) THEN
+    PERFORM caredata._link_bad(format('linkage project "%s" already exists', p_project),
+                               'Choose another name, or drop it first with caredata.link_drop_project().', '42710');
+  END IF;
+  INSERT INTO caredata.link_project (project, description) VALUES (p_project, link_create_project.description);
+  PERFORM caredata._link_maintain('create_partitions', project => p_project);
+  PERFORM caredata.audit_append('linkage.create_project', p_project, jsonb_build_object('description', link_create_project.description));
+END
+$$;
+COMMENT ON FUNCTION caredata.link_create_project(text, text) IS
+  'create a linkage project: a name under which sources, models, runs, links, standardised records and a person index live apart from every other project''s';
+
+-- Dropping a project removes all of it; 'default' cannot be dropped (the
+-- calls that name no project use it).
+CREATE FUNCTION caredata.link_drop_project(project text) RETURNS void
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_project text := caredata._link_check_project(project);
+  counts jsonb;
+BEGIN
+  IF p_project = 'default' THEN
+    PERFORM caredata._link_bad('the default linkage project cannot be dropped',
+                               'Calls that name no project use it; empty it instead (delete its sources, models and runs).', '0A000');
+  END IF;
+  -- one run at a time (as link_run() takes it)
+  LOCK TABLE caredata.link_record_key IN EXCLUSIVE MODE;
+  counts := jsonb_build_object(
+    'sources', (SELECT count(*) FROM caredata.link_source x WHERE x.project = p_project),
+    'models', (SELECT count(*) FROM caredata.link_model x WHERE x.project = p_project),
+    'runs', (SELECT count(*) FROM caredata.link_run x WHERE x.project = p_project),
+    'records', (SELECT count(*) FROM caredata.link_record_key x WHERE x.project = p_project));
+  DELETE FROM caredata.link_pair x WHERE x.run_id IN (SELECT r.run_id FROM caredata.link_run r WHERE r.project = p_project);
+  DELETE FROM caredata.link_run x WHERE x.project = p_project;   -- and person_event, by its foreign key
+  DELETE FROM caredata.link_model x WHERE x.project = p_project; -- and link_model_level
+  DELETE FROM caredata.link_record_key x WHERE x.project = p_project;
+  DELETE FROM caredata.link_source x WHERE x.project = p_project;
+  DELETE FROM caredata.link_project x WHERE x.project = p_project;
+  PERFORM caredata._link_maintain('drop_partitions', project => p_project);
+  PERFORM caredata.audit_append('linkage.drop_project', p_project, counts);
+END
+$$;
+COMMENT ON FUNCTION caredata.link_drop_project(text) IS
+  'drop a linkage project and everything of it (sources, models, runs, links, person events, standardised records, person index); audited; the default project cannot be dropped';
+
+CREATE FUNCTION caredata.link_add_source(source text, relation regclass, record_id name,
+    nhs_number name DEFAULT NULL, dob name DEFAULT NULL, sex name DEFAULT NULL, postcode name DEFAULT NULL,
+    project text DEFAULT 'default')
+  RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_project text := caredata._link_check_project(project);
+  p_source text := source;
+  c record;
+  typ regtype;
+  allowed regtype[];
+BEGIN
+  IF p_source IS NULL OR p_source !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    PERFORM caredata._link_bad('a linkage source name is lower-case letters, digits and _', 'For example ''gp'' or ''hes''.');
+  END IF;
+  FOR c IN SELECT * FROM (VALUES
+      ('record_id', record_id, ARRAY['smallint', 'integer', 'bigint']::regtype[]),
+      ('nhs_number', nhs_number, ARRAY['text', 'character varying', 'character', 'bigint', 'caredata.nhs_number']::regtype[]),
+      ('dob', dob, ARRAY['date', 'timestamp without time zone', 'timestamp with time zone', 'text', 'character varying', 'character']::regtype[]),
+      ('sex', sex, ARRAY['text', 'character varying', 'character', 'smallint', 'integer']::regtype[]),
+      ('postcode', postcode, ARRAY['text', 'character varying', 'character']::regtype[])) v(what, col, types)
+  LOOP
+    IF c.col IS NULL THEN
+      IF c.what = 'record_id' THEN
+        PERFORM caredata._link_bad('a linkage source needs its record id column', 'Name an integer column that identifies each record.');
+      END IF;
+      CONTINUE;
+    END IF;
+    SELECT a.atttypid::regtype INTO typ FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = relation AND a.attname = c.col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+        MESSAGE = format('column "%s" of relation %s does not exist', c.col, relation),
+        HINT = format('Name the %s column of %s as it is spelled there.', c.what, relation);
+    END IF;
+    IF NOT typ = ANY (c.types) THEN
+      RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+        MESSAGE = format('column "%s" of relation %s has type %s, which cannot be used as %s', c.col, relation, typ, c.what),
+        HINT = format('Accepted types for %s: %s.', c.what, array_to_string(c.types::text[], ', '));
+    END IF;
+  END LOOP;
+  INSERT INTO caredata.link_source AS s (project, source, relation, record_id, nhs_number, dob, sex, postcode)
+  VALUES (p_project, p_source, relation, record_id, nhs_number, dob, sex, postcode)
+  ON CONFLICT ON CONSTRAINT link_source_pkey DO UPDATE
+    SET relation = excluded.relation, record_id = excluded.record_id, nhs_number = excluded.nhs_number,
+        dob = excluded.dob, sex = excluded.sex, postcode = excluded.postcode,
+        added_at = now(), added_by = current_user;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_add_source(text, regclass, name, name, name, name, name, text) IS
+  'register (or re-register) a linkage source of a project: a relation, its integer record id column and its identifier columns (any may be NULL)';
+
+-- rebuild link_record from the sources; returns the number of records
+CREATE FUNCTION caredata.link_standardise(sources text[] DEFAULT NULL, run_id bigint DEFAULT 0, project text DEFAULT 'default')
+  RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_project text := caredata._link_check_project(project);
+  s record;
+  n bigint;
+  total bigint;
+  parts text[] := '{}';
+  work_table text;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources))) THEN
+    PERFORM caredata._link_bad('no linkage sources to link', 'Register sources with caredata.link_add_source().', '42704');
+  END IF;
+  IF sources IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(sources) x WHERE x NOT IN (SELECT ls.source FROM caredata.link_source ls WHERE ls.project = p_project)) THEN
+    PERFORM caredata._link_bad('a named linkage source does not exist', 'See caredata.link_source for the registered sources.', '42704');
+  END IF;
+  -- the standardised records, each with its stable rid if it has one
+  FOR s IN SELECT * FROM caredata.link_source ls WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources)) ORDER BY ls.source LOOP
+    parts := parts || format('SELECT k.rid, %L::text AS source, %s AS record_id, %s AS nhs_digits, %s AS dob, %s AS sex, %s AS postcode
+                                FROM %s s LEFT JOIN caredata.link_record_key k ON k.project = %L AND k.source = %1$L AND k.record_id = %2$s',
+      s.source, caredata._link_std_expr(s.relation, s.record_id, 'record_id'),
+      caredata._link_std_expr(s.relation, s.nhs_number, 'nhs_number'),
+      caredata._link_std_expr(s.relation, s.dob, 'dob'),
+      caredata._link_std_expr(s.relation, s.sex, 'sex'),
+      caredata._link_std_expr(s.relation, s.postcode, 'postcode'), s.relation, p_project);
+  END LOOP;
+  FOREACH work_table IN ARRAY ARRAY['link_stage', 'link_new_key'] LOOP
+    IF to_regclass('pg_temp.' || work_table) IS NOT NULL THEN
+      EXECUTE format('DROP TABLE pg_temp.%I', work_table);
+    END IF;
+  END LOOP;
+  EXECUTE 'CREATE TEMP TABLE link_stage ON COMMIT DROP AS ' || array_to_string(parts, ' UNION ALL ');
+  total := 0;
+  FOR s IN SELECT ls.source, count(t.source) AS n, count(t.source) FILTER (WHERE t.record_id IS NULL) AS no_id
+             FROM caredata.link_source ls LEFT JOIN pg_temp.link_stage t ON t.source = ls.source
+            WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources)) GROUP BY ls.source ORDER BY ls.source LOOP
+    IF s.n = 0 THEN
+      PERFORM caredata._link_bad(format('linkage source "%s" has no records', s.source),
+                                 'Load the source, or leave it out with the sources argument.', '22023');
+    END IF;
+    IF s.no_id > 0 THEN
+      PERFORM caredata._link_bad(format('linkage source "%s" has records without a record id', s.source),
+                                 'Every record needs a record id: fix the source or filter it through a view.', '23502');
+    END IF;
+    total := total + s.n;
+  END LOOP;
+
+  -- stable rids: new records numbered after the highest of any project, in (source,
+  -- record_id) order.  A record id twice in a source breaks a unique
+  -- index, here (a new one) or on link_record below (one seen before).
+  CREATE TEMP TABLE link_new_key ON COMMIT DROP AS
+  SELECT coalesce((SELECT max(k.rid) FROM caredata.link_record_key k), 0) + row_number() OVER (ORDER BY t.source, t.record_id) AS rid,
+         t.source, t.record_id
+    FROM pg_temp.link_stage t WHERE t.rid IS NULL;
+  ANALYZE pg_temp.link_new_key;
+  PERFORM caredata._link_maintain('truncate_records', project => p_project);
+  PERFORM caredata._link_maintain('drop_indexes', project => p_project);
+  BEGIN
+    INSERT INTO caredata.link_record_key (rid, source, record_id, first_run, project)
+    SELECT k.rid, k.source, k.record_id, link_standardise.run_id, p_project FROM pg_temp.link_new_key k;
+    -- value frequencies for the term-frequency adjustment; only a value
+    -- held by two records or more can ever agree exactly with another
+    INSERT INTO caredata.link_record
+    SELECT p_project, coalesce(t.rid, k.rid), t.source, t.record_id, t.nhs_digits, (t.nhs_digits / 10000)::integer, (t.nhs_digits % 10000)::integer,
+           t.dob, t.sex, t.postcode,
+           caredata.postcode_sector(t.postcode), caredata.postcode_district(t.postcode), caredata.postcode_area(t.postcode),
+           extract(year FROM t.dob)::integer,
+           CASE WHEN t.nhs_digits IS NOT NULL THEN coalesce(fn.f, 1.0 / total) END,
+           CASE WHEN t.dob IS NOT NULL THEN coalesce(fd.f, 1.0 / total) END,
+           CASE WHEN t.postcode IS NOT NULL THEN coalesce(fp.f, 1.0 / total) END
+      FROM pg_temp.link_stage t
+      LEFT JOIN pg_temp.link_new_key k ON t.rid IS NULL AND k.source = t.source AND k.record_id = t.record_id
+      LEFT JOIN (SELECT nhs_digits, count(*)::double precision / total AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fn USING (nhs_digits)
+      LEFT JOIN (SELECT dob, count(*)::double precision / total AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fd USING (dob)
+      LEFT JOIN (SELECT postcode, count(*)::double precision / total AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fp USING (postcode);
+    GET DIAGNOSTICS n = ROW_COUNT;
+  EXCEPTION WHEN unique_violation THEN
+    PERFORM caredata._link_bad('a linkage source has duplicate record ids', 'Record ids must be unique within a source.', '23505');
+  END;
+  DROP TABLE pg_temp.link_stage;
+  DROP TABLE pg_temp.link_new_key;
+  PERFORM caredata._link_maintain('analyze_records', project => p_project);
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_standardise(text[], bigint, text) IS
+  'rebuild a project''s caredata.link_record from its registered sources (all, or those named): standardised identifiers, postcode parts, value frequencies; returns the number of records';
+
+CREATE FUNCTION caredata.link_create_model(model text, spec jsonb DEFAULT '{}', project text DEFAULT 'default') RETURNS integer
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_project text := caredata._link_check_project(project);
+  p_model text := model;
+  full_spec jsonb := caredata.link_default_spec() || coalesce(spec, '{}');
+  v integer;
+BEGIN
+  IF p_model IS NULL OR p_model !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    PERFORM caredata._link_bad('a linkage model name is lower-case letters, digits and _', 'For example ''default''.');
+  END IF;
+  PERFORM caredata._link_check_spec(full_spec);
+  SELECT coalesce(max(lm.version), 0) + 1 INTO v FROM caredata.link_model lm WHERE lm.project = p_project AND lm.model = p_model;
+  INSERT INTO caredata.link_model (project, model, version, spec) VALUES (p_project, p_model, v, full_spec);
+  INSERT INTO caredata.link_model_level (project, model, version, comparison, position, level, label)
+  SELECT p_project, p_model, v, c.value->>'name', c.ordinality - 1, l.ordinality - 1, l.value
+    FROM jsonb_array_elements(full_spec->'comparisons') WITH ORDINALITY c
+   CROSS JOIN LATERAL jsonb_array_elements_text(c.value->'levels') WITH ORDINALITY l;
+  RETURN v;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_create_model(text, jsonb, text) IS
+  'create a linkage model of a project (or its next version) from a spec; keys not given are taken from link_default_spec(); returns the version (untrained until a run trains it)';
+
+-- comparisons of a model version, in order, with what the SQL builders need
+CREATE FUNCTION caredata._link_comparisons(model text, version integer, project text)
+  RETURNS TABLE (pos integer, name text, expression text, nlevels integer, tf text, m_start double precision[],
+                 m double precision[], u double precision[], labels text[])
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT (c.ordinality - 1)::integer, c.value->>'name', c.value->>'expression',
+         jsonb_array_length(c.value->'levels'), c.value->>'tf',
+         CASE WHEN c.value ? 'm' THEN ARRAY(SELECT x::double precision FROM jsonb_array_elements_text(c.value->'m') x) END,
+         ARRAY(SELECT ml.m FROM caredata.link_model_level ml
+                WHERE ml.project = lm.project AND ml.model = lm.model AND ml.version = lm.version AND ml.comparison = c.value->>'name' ORDER BY ml.level),
+         ARRAY(SELECT ml.u FROM caredata.link_model_level ml
+                WHERE ml.project = lm.project AND ml.model = lm.model AND ml.version = lm.version AND ml.comparison = c.value->>'name' ORDER BY ml.level),
+         ARRAY(SELECT jsonb_array_elements_text(c.value->'levels'))
+    FROM caredata.link_model lm
+   CROSS JOIN LATERAL jsonb_array_elements(lm.spec->'comparisons') WITH ORDINALITY c
+   WHERE lm.project = _link_comparisons.project AND lm.model = _link_comparisons.model AND lm.version = _link_comparisons.version
+   ORDER BY c.ordinality
+$$;
+COMMENT ON FUNCTION caredata._link_comparisons(text, integer, text) IS
+  'internal: the comparisons of a model version with their levels, m and u';
+
+-- the SQL pieces every scorer of pairs shares (runs, lookups): one column
+-- per comparison level over aliases l and r (plus the r side's value
+-- frequency where a comparison has term-frequency adjustment and u_top, the
+-- u of each comparison's top level, is given), their names, the packed
+-- pattern and the adjustment
+CREATE FUNCTION caredata._link_compare_sql(model text, version integer, u_top double precision[], project text)
+  RETURNS TABLE (levels text, cols text, pattern text, tf text)
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c record;
+  stride bigint := 1;
+BEGIN
+  levels := ''; cols := ''; pattern := ''; tf := '0::double precision';
+  FOR c IN SELECT * FROM caredata._link_comparisons(model, version, project) ORDER BY pos LOOP
+    levels := levels || format(', (%s)::smallint AS %I', c.expression, c.name);
+    cols := cols || format(', %I', c.name);
+    pattern := pattern || CASE WHEN stride = 1 THEN '' ELSE ' + ' END || format('%I * %s', c.name, stride);
+    stride := stride * c.nlevels;
+    IF c.tf IS NOT NULL AND u_top[c.pos + 1] IS NOT NULL THEN
+      levels := levels || format(', r.%I AS %I', 'tf_' || c.tf, 'tf_' || c.name);
+      tf := tf || format(' + CASE WHEN %I = %s AND %I > 0 THEN ln(%s / %I) * 1.4426950408889634 ELSE 0 END',
+                         c.name, c.nlevels - 1, 'tf_' || c.name, u_top[c.pos + 1], 'tf_' || c.name);
+    END IF;
+  END LOOP;
+  pattern := '(' || pattern || ')::integer';
+  RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_compare_sql(text, integer, double precision[], text) IS
+  'internal: the comparison-level columns, pattern and term-frequency adjustment SQL of a model version, shared by runs and lookups';
+
+-- the planner's estimate of the pairs one blocking rule generates: what a
+-- run checks against max_pairs before joining (milliseconds, where the
+-- exact count of link_blocking_counts() scans and groups every record)
+CREATE FUNCTION caredata._link_estimate_pairs(rule jsonb, link_type text, project text) RETURNS double precision
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  plan jsonb;
+BEGIN
+  -- the project's partition itself: the parent has no statistics
+  EXECUTE format('EXPLAIN (FORMAT JSON) SELECT 1 FROM %s l JOIN %1$s r ON %s WHERE %s',
+                 caredata._link_partition('caredata.link_record', project),
+                 caredata._link_rule_condition(rule), caredata._link_pair_condition(link_type)) INTO plan;
+  RETURN (plan->0->'Plan'->>'Plan Rows')::double precision;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_estimate_pairs(jsonb, text, text) IS
+  'internal: the planner''s estimate of the candidate pairs a blocking rule generates over a project''s records';
+
+-- pairs each blocking rule generates over the current standardised records
+CREATE FUNCTION caredata.link_blocking_counts(model text DEFAULT 'default', version integer DEFAULT NULL, project text DEFAULT 'default')
+  RETURNS TABLE (rule integer, columns text[], pairs bigint)
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_project text := caredata._link_check_project(project);
+  p_model text := model;
+  spec jsonb;
+  r record;
+  cols text;
+  n bigint;
+BEGIN
+  SELECT lm.spec INTO spec FROM caredata.link_model lm
+   WHERE lm.project = p_project AND lm.model = p_model AND (link_blocking_counts.version IS NULL OR lm.version = link_blocking_counts.version)
+   ORDER BY lm.version DESC LIMIT 1;
+  IF spec IS NULL THEN
+    PERFORM caredata._link_bad(format('linkage model "%s" does not exist', p_model), 'Create it with caredata.link_create_model().', '42704');
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM caredata.link_record x WHERE x.project = p_project) THEN
+    PERFORM caredata.link_standardise(project => p_project);
+  END IF;
+  FOR r IN SELECT b.value, b.ordinality FROM jsonb_array_elements(spec->'blocking') WITH ORDINALITY b LOOP
+    cols := (SELECT string_agg(quote_ident(c), ', ') FROM jsonb_array_elements_text(r.value) c);
+    EXECUTE format($q$
+      SELECT coalesce(sum(CASE %1$L WHEN 'link_only' THEN (nn * nn - sq) / 2
+                                       WHEN 'dedupe_only' THEN (sq - nn) / 2
+                                       ELSE nn * (nn - 1) / 2 END), 0)::bigint
+        FROM (SELECT sum(ns) AS nn, sum(ns * ns) AS sq
+                FROM (SELECT %2$s, source, count(*)::numeric AS ns FROM %4$s
+                       WHERE %3$s GROUP BY %2$s, source) s
+               GROUP BY %2$s) b$q$,
+      spec->>'link_type', cols,
+      (SELECT string_agg(format('%I IS NOT NULL', c), ' AND ') FROM jsonb_array_elements_text(r.value) c),
+      caredata._link_partition('caredata.link_record', p_project))
+      INTO n;
+    rule := r.ordinality;
+    columns := ARRAY(SELECT jsonb_array_elements_text(r.value));
+    pairs := n;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_blocking_counts(text, integer, text) IS
+  'how many candidate pairs each blocking rule of a project''s model generates over its standardised records, before de-duplication across rules (standardises the sources first if nothing is standardised)';
+
+-- the SELECT that yields candidate pairs: one column per comparison level,
+-- the packed pattern and the term-frequency adjustment (uses u, so it is
+-- built after u is known)
+CREATE FUNCTION caredata._link_pairs_sql(model text, version integer, u_top double precision[], only_new boolean, project text)
+  RETURNS text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  spec jsonb;
+  cmp record;
+  earlier text[] := '{}';
+  rule jsonb;
+  pair_cond text;
+  body text := '';
+  records regclass;
+BEGIN
+  SELECT lm.spec INTO spec FROM caredata.link_model lm
+   WHERE lm.project = _link_pairs_sql.project AND lm.model = _link_pairs_sql.model AND lm.version = _link_pairs_sql.version;
+  SELECT * INTO cmp FROM caredata._link_compare_sql(model, version, u_top, project);
+  records := caredata._link_partition('caredata.link_record', project);
+  pair_cond := caredata._link_pair_condition(spec->>'link_type');
+  IF only_new THEN
+    -- incremental: pairs with at least one record the person index lacks
+    pair_cond := pair_cond || ' AND (l.rid IN (SELECT n.rid FROM pg_temp.link_new n) OR r.rid IN (SELECT n.rid FROM pg_temp.link_new n))';
+  END IF;
+  FOR rule IN SELECT * FROM jsonb_array_elements(spec->'blocking') LOOP
+    body := body || CASE WHEN body = '' THEN '' ELSE ' UNION ALL ' END ||
+      format('SELECT l.rid AS rid_l, r.rid AS rid_r%s FROM %s l JOIN %2$s r ON %s WHERE %s%s',
+             cmp.levels, records, caredata._link_rule_condition(rule), pair_cond,
+             (SELECT coalesce(string_agg(format(' AND NOT coalesce(%s, false)', e), ''), '') FROM unnest(earlier) e));
+    earlier := earlier || caredata._link_rule_condition(rule);
+  END LOOP;
+  RETURN format('SELECT rid_l, rid_r%s, %s AS pattern, %s AS tf_adj FROM (%s) p',
+                cmp.cols, cmp.pattern, cmp.tf, body);
+END
+$$;
+COMMENT ON FUNCTION caredata._link_pairs_sql(text, integer, double precision[], boolean, text) IS
+  'internal: the candidate-pair query of a project''s model version (blocking rules unioned without duplicates, comparison levels, pattern, term-frequency adjustment)';
+
+CREATE FUNCTION caredata.link_run(model text DEFAULT 'default', version integer DEFAULT NULL,
+    method text DEFAULT 'probabilistic', threshold double precision DEFAULT NULL,
+    train boolean DEFAULT NULL, incremental boolean DEFAULT false, one_to_one boolean DEFAULT false,
+    sources text[] DEFAULT NULL, project text DEFAULT 'default')
+  RETURNS TABLE (run_id bigint, model_version integer, records bigint, candidate_pairs bigint,
+                 links bigint, persons bigint, match_threshold double precision, seconds numeric)
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  p_model text := model;
+  p_version integer := version;
+  p_method text := method;
+  p_threshold double precision := threshold;
+  p_train boolean := train;
+  p_incremental boolean := incremental;
+  p_one_to_one boolean := one_to_one;
+  p_sources text[] := sources;
+  p_project text := caredata._link_check_project(project);
+  t0 timestamptz := clock_timestamp();
+  t timestamptz;
+  lm record;
+  spec jsonb;
+  v_run bigint;
+  v_prev_run bigint;
+  v_records bigint;
+  v_pairs bigint;
+  v_links bigint;
+  v_persons bigint;
+  v_trained boolean;
+  v_do_train boolean;
+  nlevels integer[];
+  v_u double precision[] := '{}';
+  v_u_top double precision[] := '{}';
+  v_m double precision[] := '{}';
+  comps record;
+  k integer;
+  sample_n bigint;
+  counts bigint[];
+  total_pairs double precision;
+  hist_p integer[];
+  hist_n double precision[];
+  em record;
+  v_lambda double precision;
+  w_threshold double precision;
+  steps text := '';
+  step text;
+  work_table text;
+  i integer;
+  v_stats jsonb := '{}';
+  max_person bigint;
+  rule_pairs record;
+  blocked numeric := 0;
+  saved_mergejoin text;
+  v_w double precision[];
+  v_keep_apart boolean;
+  v_nhs_confirm text;
+BEGIN
+  IF p_method IS NULL OR p_method NOT IN ('probabilistic', 'deterministic') THEN
+    PERFORM caredata._link_bad('method must be probabilistic or deterministic', 'Leave it out for probabilistic linkage.');
+  END IF;
+  IF p_threshold IS NOT NULL AND NOT (p_threshold > 0 AND p_threshold < 1) THEN
+    PERFORM caredata._link_bad('threshold is a match probability strictly between 0 and 1', 'Leave it NULL to choose it from the model (label-free).');
+  END IF;
+  -- one run at a time; lookups wait for the run to finish
+  LOCK TABLE caredata.link_record_key IN EXCLUSIVE MODE;
+
+  SELECT * INTO lm FROM caredata.link_model x
+   WHERE x.project = p_project AND x.model = p_model AND (p_version IS NULL OR x.version = p_version)
+   ORDER BY x.version DESC LIMIT 1;
+  IF NOT FOUND THEN
+    PERFORM caredata._link_bad(CASE WHEN p_version IS NULL THEN format('linkage model "%s" does not exist', p_model)
+                                    ELSE format('linkage model "%s" version %s does not exist', p_model, p_version) END,
+                               'See caredata.link_model, or create one with caredata.link_create_model().', '42704');
+  END IF;
+  spec := lm.spec;
+  -- models made before the key existed keep NHS numbers apart too
+  v_keep_apart := coalesce((spec->>'keep_nhs_apart')::boolean, true);
+  -- and confirm a number only through a link (the rule before "nhs_confirm")
+  v_nhs_confirm := coalesce(spec->>'nhs_confirm', 'link');
+  v_trained := lm.lambda IS NOT NULL;
+  v_do_train := p_method = 'probabilistic' AND coalesce(p_train, NOT v_trained);
+  IF p_method = 'probabilistic' AND NOT v_do_train AND NOT v_trained THEN
+    PERFORM caredata._link_bad(format('linkage model "%s" version %s is not trained', p_model, lm.version),
+                               'Run with train => true, or name a trained version.', '55000');
+  END IF;
+  IF p_method = 'probabilistic' AND NOT v_do_train AND
+     EXISTS (SELECT 1 FROM caredata.link_model_level x WHERE x.project = p_project AND x.model = lm.model AND x.version = lm.version AND (x.m IS NULL OR x.u IS NULL)) THEN
+    PERFORM caredata._link_bad(format('linkage model "%s" version %s has levels without m or u', p_model, lm.version),
+                               'Set every level''s m and u in caredata.link_model_level, or train the model.', '55000');
+  END IF;
+  IF p_one_to_one AND spec->>'link_type' <> 'link_only' THEN
+    PERFORM caredata._link_bad('one_to_one needs a model whose link_type is link_only', 'Create a model with {"link_type": "link_only"} to link two sources one to one.');
+  END IF;
+
+  SELECT coalesce(max(x.run_id), 0) + 1 INTO v_run FROM caredata.link_run x;
+  SELECT max(x.run_id) INTO v_prev_run FROM caredata.person_index x WHERE x.project = p_project;
+  IF p_incremental AND v_prev_run IS NULL THEN
+    RAISE NOTICE 'link: no person index yet, so this incremental run links everything';
+    p_incremental := false;
+  END IF;
+  INSERT INTO caredata.link_run (run_id, model, version, method, incremental, one_to_one, started_at, project)
+  VALUES (v_run, lm.model, lm.version, p_method, p_incremental, p_one_to_one, t0, p_project);
+
+  -- 1. standardise
+  t := clock_timestamp();
+  v_records := caredata.link_standardise(p_sources, v_run, p_project);
+  v_stats := v_stats || jsonb_build_object('records', v_records, 'standardise_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+  PERFORM caredata._link_progress('standardised', v_records, 'records', t,
+    format(' from %s source%s', (SELECT count(*) FROM caredata.link_source ls WHERE ls.project = p_project AND (p_sources IS NULL OR ls.source = ANY (p_sources))),
+           CASE WHEN (SELECT count(*) FROM caredata.link_source ls WHERE ls.project = p_project AND (p_sources IS NULL OR ls.source = ANY (p_sources))) = 1 THEN '' ELSE 's' END));
+  IF p_incremental THEN
+    CREATE TEMP TABLE link_new ON COMMIT DROP AS
+    SELECT r.rid FROM caredata.link_record r
+     WHERE r.project = p_project AND NOT EXISTS (SELECT 1 FROM caredata.person_index p WHERE p.project = p_project AND p.rid = r.rid);
+    ALTER TABLE pg_temp.link_new ADD PRIMARY KEY (rid);
+    ANALYZE pg_temp.link_new;
+    v_stats := v_stats || jsonb_build_object('new_records', (SELECT count(*) FROM pg_temp.link_new));
+    PERFORM caredata._link_progress(NULL, (v_stats->>'new_records')::bigint, 'records new since the last run', NULL);
+  END IF;
+
+  -- refuse a blocking rule (or all together) past max_pairs before
+  -- comparing anything, by the planner's estimate (statistics are fresh)
+  FOR rule_pairs IN SELECT b.ordinality AS rule, b.value AS columns,
+                           caredata._link_estimate_pairs(b.value, spec->>'link_type', p_project) AS pairs
+                      FROM jsonb_array_elements(spec->'blocking') WITH ORDINALITY b LOOP
+    blocked := blocked + rule_pairs.pairs;
+    IF rule_pairs.pairs > (spec->>'max_pairs')::numeric THEN
+      PERFORM caredata._link_bad(format('blocking rule %s (%s) would generate about %s pairs, more than max_pairs (%s)',
+                                        rule_pairs.rule, (SELECT string_agg(c, ', ') FROM jsonb_array_elements_text(rule_pairs.columns) c),
+                                        round(rule_pairs.pairs), spec->>'max_pairs'),
+                                 'Make the rule stricter (add a column), or raise "max_pairs" in a new model version; caredata.link_blocking_counts() gives exact counts.', '54000');
+    END IF;
+  END LOOP;
+  IF blocked > (spec->>'max_pairs')::numeric * 2 THEN
+    PERFORM caredata._link_bad(format('the blocking rules together would generate about %s pairs, more than twice max_pairs (%s)', round(blocked), spec->>'max_pairs'),
+                               'Make the rules stricter, or raise "max_pairs" in a new model version.', '54000');
+  END IF;
+
+  SELECT array_agg(c.nlevels ORDER BY c.pos) INTO nlevels FROM caredata._link_comparisons(lm.model, lm.version, p_project) c;
+  -- the longest phase is announced before it starts
+  PERFORM caredata._link_progress('blocking rules give about', round(blocked)::bigint, 'candidate pairs', NULL,
+    format(' (the planner''s estimate over %s rule%s)', jsonb_array_length(spec->'blocking'),
+           CASE WHEN jsonb_array_length(spec->'blocking') = 1 THEN '' ELSE 's' END));
+
+  -- 2. u: level frequencies over a seeded random sample of pairs
+  IF v_do_train THEN
+    t := clock_timestamp();
+    k := ceil(sqrt((spec->>'u_sample_pairs')::double precision))::integer;
+    EXECUTE format($q$
+      CREATE TEMP TABLE link_usample ON COMMIT DROP AS
+      SELECT %s
+        FROM (SELECT * FROM %5$s ORDER BY hashint8extended(rid, %2$s), rid LIMIT %3$s) l
+       CROSS JOIN (SELECT * FROM %5$s ORDER BY hashint8extended(rid, %2$s + 1), rid LIMIT %3$s) r
+       WHERE l.rid <> r.rid%4$s$q$,
+      (SELECT string_agg(format('(%s)::smallint AS %I', c.expression, c.name), ', ' ORDER BY c.pos)
+         FROM caredata._link_comparisons(lm.model, lm.version, p_project) c),
+      (spec->>'seed')::bigint, k,
+      CASE spec->>'link_type' WHEN 'link_only' THEN ' AND l.source <> r.source'
+                              WHEN 'dedupe_only' THEN ' AND l.source = r.source' ELSE '' END,
+      caredata._link_partition('caredata.link_record', p_project));
+    GET DIAGNOSTICS sample_n = ROW_COUNT;
+    IF sample_n = 0 THEN
+      PERFORM caredata._link_bad('no pairs to estimate u from', 'Link at least two records (two sources for link_only).', '22023');
+    END IF;
+    FOR comps IN SELECT * FROM caredata._link_comparisons(lm.model, lm.version, p_project) ORDER BY pos LOOP
+      EXECUTE format('SELECT array_agg(coalesce(n, 0) ORDER BY lv) FROM generate_series(0, %s) lv
+                        LEFT JOIN (SELECT %I AS lv, count(*) AS n FROM pg_temp.link_usample GROUP BY 1) c USING (lv)',
+                     comps.nlevels - 1, comps.name) INTO counts;
+      -- a level never seen in the sample gets 1/sample (not 0: weights stay finite)
+      v_u := v_u || ARRAY(SELECT greatest(c, 1)::double precision / sample_n FROM unnest(counts) c);
+      v_u_top := v_u_top || (greatest(counts[comps.nlevels], 1)::double precision / sample_n);
+      v_m := v_m || coalesce(comps.m_start,
+                         ARRAY(SELECT CASE WHEN lv = comps.nlevels - 1 THEN 0.85 WHEN lv = 0 THEN 0.05 ELSE 0.10 / (comps.nlevels - 2) END
+                                 FROM generate_series(0, comps.nlevels - 1) lv));
+    END LOOP;
+    DROP TABLE pg_temp.link_usample;
+    v_stats := v_stats || jsonb_build_object('u_sample_pairs', sample_n, 'u_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+    PERFORM caredata._link_progress('estimated u from', sample_n, 'random pairs', t);
+  ELSIF p_method = 'probabilistic' THEN
+    SELECT array_agg(x ORDER BY c.pos, o) INTO v_u
+      FROM caredata._link_comparisons(lm.model, lm.version, p_project) c, unnest(c.u) WITH ORDINALITY AS z(x, o);
+    SELECT array_agg(c.u[c.nlevels] ORDER BY c.pos) INTO v_u_top FROM caredata._link_comparisons(lm.model, lm.version, p_project) c;
+  END IF;
+
+  -- 3. block and compare.  Each rule is a self-join on equal keys: a hash
+  -- join (bounded by work_mem x hash_mem_multiplier, in batches past it)
+  -- builds one side once, where a merge join sorts both sides of the same
+  -- table (measured at 1M people: 7.3 s against 11.3 s)
+  t := clock_timestamp();
+  saved_mergejoin := current_setting('enable_mergejoin');
+  PERFORM set_config('enable_mergejoin', 'off', true);
+  EXECUTE 'CREATE TEMP TABLE link_cand ON COMMIT DROP AS ' ||
+          caredata._link_pairs_sql(lm.model, lm.version, CASE WHEN p_method = 'probabilistic' THEN v_u_top END, p_incremental, p_project);
+  GET DIAGNOSTICS v_pairs = ROW_COUNT;
+  PERFORM set_config('enable_mergejoin', saved_mergejoin, true);
+  ANALYZE pg_temp.link_cand;
+  v_stats := v_stats || jsonb_build_object('candidate_pairs', v_pairs, 'compare_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+  PERFORM caredata._link_progress('compared', v_pairs, 'candidate pairs', t);
+
+  IF p_method = 'probabilistic' THEN
+    SELECT array_agg(pattern ORDER BY pattern), array_agg(n::double precision ORDER BY pattern)
+      INTO hist_p, hist_n
+      FROM (SELECT pattern, count(*) AS n FROM pg_temp.link_cand GROUP BY pattern) h;
+    hist_p := coalesce(hist_p, '{}'); hist_n := coalesce(hist_n, '{}');
+    -- 4. train: EM on the pattern histogram, u fixed
+    IF v_do_train THEN
+      t := clock_timestamp();
+      IF v_pairs = 0 THEN
+        PERFORM caredata._link_bad('the blocking rules produced no candidate pairs to train on', 'Check the sources and the blocking rules (caredata.link_blocking_counts()).', '22023');
+      END IF;
+      SELECT CASE spec->>'link_type'
+               WHEN 'link_only' THEN (sum(n)^2 - sum(n^2)) / 2
+               WHEN 'dedupe_only' THEN (sum(n^2) - sum(n)) / 2
+               ELSE sum(n) * (sum(n) - 1) / 2 END
+        INTO total_pairs
+        FROM (SELECT count(*)::double precision AS n FROM caredata.link_record x WHERE x.project = p_project GROUP BY x.source) s;
+      SELECT * INTO em FROM caredata.link_em(hist_p, hist_n, nlevels, v_u, v_m, greatest(total_pairs, 1),
+                                              (spec->>'em_max_iterations')::integer, (spec->>'em_tolerance')::double precision);
+      v_m := em.m;
+      v_lambda := em.lambda;
+      -- the trained model is a new version
+      INSERT INTO caredata.link_model (project, model, version, spec, lambda, trained_at, trained_by, training)
+      SELECT p_project, lm.model, max(x.version) + 1, lm.spec, v_lambda, clock_timestamp(), current_user,
+             jsonb_build_object('run_id', v_run, 'from_version', lm.version, 'iterations', em.iterations, 'converged', em.converged,
+                                'candidate_pairs', v_pairs, 'patterns', cardinality(hist_p), 'u_sample_pairs', sample_n,
+                                'total_pairs', total_pairs)
+        FROM caredata.link_model x WHERE x.project = p_project AND x.model = lm.model
+      RETURNING * INTO lm;
+      INSERT INTO caredata.link_model_level (project, model, version, comparison, position, level, label, m, u)
+      SELECT p_project, lm.model, lm.version, c.name, c.pos, lv, c.labels[lv + 1], v_m[c.offs + lv + 1], v_u[c.offs + lv + 1]
+        FROM (SELECT *, sum(nlevels) OVER (ORDER BY pos) - nlevels AS offs
+                FROM caredata._link_comparisons(lm.model, lm.version, p_project)) c,
+             generate_series(0, c.nlevels - 1) lv;
+      UPDATE caredata.link_run x SET version = lm.version WHERE x.run_id = v_run;
+      v_stats := v_stats || jsonb_build_object('em_iterations', em.iterations, 'em_converged', em.converged, 'lambda', v_lambda,
+                                           'train_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+      PERFORM caredata._link_progress('trained by EM over', cardinality(hist_p), 'patterns', t,
+        format(': version %s, %s iterations%s', lm.version, em.iterations, CASE WHEN em.converged THEN '' ELSE ', not converged' END));
+    ELSE
+      v_lambda := lm.lambda;
+      SELECT array_agg(x ORDER BY c.pos, o) INTO v_m
+        FROM caredata._link_comparisons(lm.model, lm.version, p_project) c, unnest(c.m) WITH ORDINALITY AS z(x, o);
+    END IF;
+
+    -- 5. score: each pair's weight is its pattern's weight (a dense array
+    -- indexed by pattern, read by link_weight() in C) plus its
+    -- term-frequency adjustment, computed where it is read, never stored.
+    -- The threshold comes from the model's own expected precision and
+    -- recall (link_threshold(), in C: the cut with the highest expected F1).
+    t := clock_timestamp();
+    k := 1;
+    FOR i IN 1 .. cardinality(nlevels) LOOP
+      k := k * nlevels[i];
+    END LOOP;
+    SELECT caredata.link_pattern_weights(array_agg(p ORDER BY p), nlevels, v_m, v_u, v_lambda) INTO v_w
+      FROM generate_series(0, k - 1) p;
+    IF p_threshold IS NULL THEN
+      EXECUTE 'SELECT caredata.link_threshold(caredata.link_weight(pattern, tf_adj, $1)) FROM pg_temp.link_cand'
+        INTO w_threshold USING v_w;
+      w_threshold := coalesce(w_threshold, 0);
+      p_threshold := caredata.link_probability(w_threshold);
+    ELSE
+      w_threshold := ln(p_threshold / (1 - p_threshold)) / ln(2);
+    END IF;
+    v_stats := v_stats || jsonb_build_object('threshold_weight', w_threshold, 'threshold_probability', p_threshold,
+                                         'score_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+    PERFORM caredata._link_progress('scored', v_pairs, 'pairs', t,
+      format(': threshold match weight %s (probability %s)', round(w_threshold::numeric, 2), round(p_threshold::numeric, 4)));
+    -- 6. write the links
+    t := clock_timestamp();
+    EXECUTE $q$
+      INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, weight, probability)
+      SELECT $1, s.rid_l, s.rid_r, s.pattern, s.weight, caredata.link_probability(s.weight)
+        FROM (SELECT c.rid_l, c.rid_r, c.pattern, caredata.link_weight(c.pattern, c.tf_adj, $2) AS weight
+                FROM pg_temp.link_cand c) s
+       WHERE s.weight >= $3$q$
+      USING v_run, v_w, w_threshold;
+    GET DIAGNOSTICS v_links = ROW_COUNT;
+    v_stats := v_stats || jsonb_build_object('write_links_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+    PERFORM caredata._link_progress('wrote', v_links, 'links', t);
+  ELSE
+    -- deterministic: the first step a pair meets makes the link
+    t := clock_timestamp();
+    i := 0;
+    FOR step IN SELECT * FROM jsonb_array_elements_text(spec->'steps') LOOP
+      i := i + 1;
+      steps := steps || format(' WHEN %s THEN %s', step, i);
+    END LOOP;
+    IF i = 0 THEN
+      PERFORM caredata._link_bad('the model has no deterministic steps', 'Set "steps" in the model spec.', '55000');
+    END IF;
+    EXECUTE format('INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, step)
+                    SELECT %s, rid_l, rid_r, pattern, step FROM (SELECT rid_l, rid_r, pattern, CASE%s END AS step FROM pg_temp.link_cand) c
+                     WHERE step IS NOT NULL', v_run, steps);
+    GET DIAGNOSTICS v_links = ROW_COUNT;
+    p_threshold := NULL;
+    v_stats := v_stats || jsonb_build_object('steps', (SELECT jsonb_object_agg(s, n) FROM (SELECT step AS s, count(*) AS n FROM caredata.link_pair x WHERE x.run_id = v_run GROUP BY step) z),
+                                         'score_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+    PERFORM caredata._link_progress('applied ' || i || ' deterministic steps to', v_pairs, 'pairs', t,
+      format(': %s links', to_char(v_links, 'FM999,999,999,999,990')));
+  END IF;
+
+  -- an incremental run keeps the previous run's links between records still present
+  IF p_incremental THEN
+    INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, weight, probability, step)
+    SELECT v_run, x.rid_l, x.rid_r, x.pattern, x.weight, x.probability, x.step
+      FROM caredata.link_pair x
+     WHERE x.run_id = v_prev_run
+       AND EXISTS (SELECT 1 FROM caredata.link_record a WHERE a.project = p_project AND a.rid = x.rid_l)
+       AND EXISTS (SELECT 1 FROM caredata.link_record b WHERE b.project = p_project AND b.rid = x.rid_r)
+       AND NOT EXISTS (SELECT 1 FROM caredata.link_pair y WHERE y.run_id = v_run AND y.rid_l = x.rid_l AND y.rid_r = x.rid_r);
+  END IF;
+
+  -- 7. cluster
+  t := clock_timestamp();
+  -- each record with its cluster and its person id in the index so far
+  CREATE TEMP TABLE link_cluster ON COMMIT DROP AS
+  SELECT r.rid, r.source, r.record_id, coalesce(c.cluster, r.rid) AS cluster, coalesce(c.refused, false) AS refused,
+         p.person_id AS old_person
+    FROM caredata.link_record r
+    LEFT JOIN caredata.person_index p ON p.project = p_project AND p.rid = r.rid
+    LEFT JOIN caredata.link_components(
+           format('SELECT rid_l, rid_r FROM caredata.link_pair WHERE run_id = %s%s', v_run,
+                  CASE WHEN p_one_to_one OR v_keep_apart THEN ' ORDER BY weight DESC NULLS LAST, step NULLS LAST, rid_l, rid_r' ELSE '' END),
+           p_one_to_one,
+           CASE WHEN v_keep_apart AND v_nhs_confirm = 'details' THEN
+                  -- a number is confirmed on its own unless two records carrying
+                  -- it disagree on the date of birth or on a known sex (a
+                  -- household member's number on someone else's record)
+                  format('SELECT r.rid, r.nhs_digits, g.agree
+                     FROM %s r
+                     JOIN (SELECT nhs_digits,
+                                  count(DISTINCT dob) <= 1
+                                  AND count(DISTINCT sex) FILTER (WHERE caredata.compare_sex(sex, sex) = 2) <= 1 AS agree
+                             FROM %1$s WHERE nhs_digits IS NOT NULL GROUP BY nhs_digits) g
+                       ON g.nhs_digits = r.nhs_digits', caredata._link_partition('caredata.link_record', p_project))
+                WHEN v_keep_apart THEN format('SELECT rid, nhs_digits FROM %s WHERE nhs_digits IS NOT NULL',
+                                              caredata._link_partition('caredata.link_record', p_project)) END) c ON c.rid = r.rid
+   WHERE r.project = p_project;
+  -- keep only the links clustering accepted (one to one; NHS numbers kept apart)
+  IF EXISTS (SELECT 1 FROM pg_temp.link_cluster x WHERE x.refused) THEN
+    DELETE FROM caredata.link_pair x USING pg_temp.link_cluster a, pg_temp.link_cluster b
+     WHERE x.run_id = v_run AND a.refused AND a.rid = x.rid_l AND b.rid = x.rid_r AND a.cluster <> b.cluster;
+    GET DIAGNOSTICS k = ROW_COUNT;
+    v_links := v_links - k;
+    v_stats := v_stats || jsonb_build_object('links_refused', k);
+  END IF;
+  SELECT count(DISTINCT cluster) INTO v_persons FROM pg_temp.link_cluster;
+  v_stats := v_stats || jsonb_build_object('cluster_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+  PERFORM caredata._link_progress('clustered', v_records, 'records', t,
+    format(' into %s persons%s', to_char(v_persons, 'FM999,999,999,999,990'),
+           CASE WHEN v_stats ? 'links_refused' THEN format(' (%s links refused)', to_char((v_stats->>'links_refused')::bigint, 'FM999,999,999,999,990')) ELSE '' END));
+
+  -- 8. person index with stable ids: an old person goes to the cluster with
+  -- most of its records; a cluster keeps the smallest old id it won, the
+  -- other ids it won merge into it; clusters with no id get new ones
+  t := clock_timestamp();
+  SELECT greatest(coalesce(max((x.stats->>'max_person_id')::bigint), 0),
+                  coalesce((SELECT max(p.person_id) FROM caredata.person_index p WHERE p.project = p_project), 0))
+    INTO max_person FROM caredata.link_run x WHERE x.project = p_project;
+  CREATE TEMP TABLE link_overlap ON COMMIT DROP AS
+  SELECT c.cluster, c.old_person AS person_id, count(*) AS n
+    FROM pg_temp.link_cluster c WHERE c.old_person IS NOT NULL GROUP BY 1, 2;
+  CREATE TEMP TABLE link_winner ON COMMIT DROP AS
+  SELECT DISTINCT ON (person_id) person_id, cluster, n FROM pg_temp.link_overlap ORDER BY person_id, n DESC, cluster;
+  CREATE TEMP TABLE link_assign ON COMMIT DROP AS
+  SELECT DISTINCT ON (cluster) cluster, person_id FROM pg_temp.link_winner ORDER BY cluster, person_id;
+  INSERT INTO pg_temp.link_assign
+  SELECT cluster, max_person + row_number() OVER (ORDER BY cluster)
+    FROM (SELECT DISTINCT cluster FROM pg_temp.link_cluster) c
+   WHERE NOT EXISTS (SELECT 1 FROM pg_temp.link_assign a WHERE a.cluster = c.cluster);
+  INSERT INTO caredata.person_event (run_id, kind, person_id, other_person_id, records)
+  SELECT v_run, 'merge', a.person_id, w.person_id, w.n
+    FROM pg_temp.link_winner w JOIN pg_temp.link_assign a USING (cluster)
+   WHERE w.person_id <> a.person_id;
+  INSERT INTO caredata.person_event (run_id, kind, person_id, other_person_id, records)
+  SELECT v_run, 'split', o.person_id, a.person_id, o.n
+    FROM pg_temp.link_overlap o
+    JOIN pg_temp.link_winner w ON w.person_id = o.person_id AND w.cluster <> o.cluster
+    JOIN pg_temp.link_assign a ON a.cluster = o.cluster
+   WHERE a.person_id > max_person;
+  -- rewritten whole, its indexes built after the rows (a third of the time
+  -- of maintaining them row by row)
+  PERFORM caredata._link_maintain('truncate_persons', project => p_project);
+  PERFORM caredata._link_maintain('drop_person_indexes', project => p_project);
+  INSERT INTO caredata.person_index (project, source, record_id, rid, person_id, run_id)
+  SELECT p_project, c.source, c.record_id, c.rid, a.person_id, v_run
+    FROM pg_temp.link_cluster c JOIN pg_temp.link_assign a USING (cluster);
+  PERFORM caredata._link_maintain('build_person_indexes', project => p_project);
+  SELECT greatest(max_person, coalesce(max(a.person_id), 0)) INTO max_person FROM pg_temp.link_assign a;
+
+  -- indexes for one-record lookups, one per blocking rule
+  PERFORM caredata._link_maintain('index_rules', spec->'blocking', p_project);
+  v_stats := v_stats || jsonb_build_object('index_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3),
+                                       'links', v_links, 'persons', v_persons, 'max_person_id', max_person,
+                                       'merges', (SELECT count(*) FROM caredata.person_event e WHERE e.run_id = v_run AND e.kind = 'merge'),
+                                       'splits', (SELECT count(*) FROM caredata.person_event e WHERE e.run_id = v_run AND e.kind = 'split'));
+  PERFORM caredata._link_progress('wrote the person index:', v_records, 'records', t);
+
+  -- the working tables go now, so that a second run in the same transaction starts clean
+  FOREACH work_table IN ARRAY ARRAY['link_new', 'link_cand', 'link_cluster', 'link_overlap', 'link_winner', 'link_assign'] LOOP
+    IF to_regclass('pg_temp.' || work_table) IS NOT NULL THEN
+      EXECUTE format('DROP TABLE pg_temp.%I', work_table);
+    END IF;
+  END LOOP;
+  UPDATE caredata.link_run x SET finished_at = clock_timestamp(), threshold = p_threshold, stats = v_stats
+   WHERE x.run_id = v_run;
+  PERFORM caredata.audit_append('linkage.run', lm.model || ' version ' || lm.version,
+    jsonb_build_object('project', p_project, 'run_id', v_run, 'method', p_method, 'incremental', p_incremental, 'records', v_records,
+                       'links', v_links, 'persons', v_persons, 'threshold', p_threshold));
+  run_id := v_run;
+  model_version := lm.version;
+  records := v_records;
+  candidate_pairs := v_pairs;
+  links := v_links;
+  persons := v_persons;
+  match_threshold := p_threshold;
+  seconds := round(extract(epoch FROM clock_timestamp() - t0)::numeric, 2);
+  PERFORM caredata._link_progress(format('run %s finished:', v_run), v_records, 'records', t0,
+    format(', %s links, %s persons', to_char(v_links, 'FM999,999,999,999,990'), to_char(v_persons, 'FM999,999,999,999,990')));
+  RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_run(text, integer, text, double precision, boolean, boolean, boolean, text[], text) IS
+  'run linkage in a project (never touching another project''s rows): standardise the sources, block, compare, train (EM) or apply a trained model version, choose the threshold without labels (or use the match probability given), cluster, and write the person index with stable person ids; all or nothing';
+
+-- pairwise precision and recall of the person index against a truth table
+-- (source, record_id, <true id column>); scope 'all' (every pair of
+-- records), 'cross' (pairs from different sources) or a source name
+-- (pairs within that source: de-duplication)
+CREATE FUNCTION caredata.link_quality(truth regclass, true_id name DEFAULT 'person_id', scope text DEFAULT 'all',
+    project text DEFAULT 'default')
+  RETURNS TABLE ("precision" double precision, recall double precision, f1 double precision,
+                 true_pairs bigint, linked_pairs bigint, correct_pairs bigint,
+                 persons_split bigint, persons_merged bigint)
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_project text := caredata._link_check_project(project);
+  f text;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = true_id AND a.attnum > 0 AND NOT a.attisdropped)
+     OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'source' AND NOT a.attisdropped)
+     OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'record_id' AND NOT a.attisdropped) THEN
+    PERFORM caredata._link_bad(format('the truth table needs columns source, record_id and %s', true_id),
+                               'Pass the name of the true-id column as true_id.', '42703');
+  END IF;
+  -- One pass over the records, each step aggregating the one before it (no
+  -- step reads the records again).  A group of n records holds n(n-1)/2
+  -- pairs; pairs across sources are all pairs less those within a source;
+  -- pairs within the scope's source are those of its records alone.  Linked
+  -- pairs share a cluster c, true pairs a true person t, correct pairs both:
+  --   g    per (c, t, source): k records
+  --   gs   per (c, t): n records, pairs within a source, within the scope's
+  --        source; per (c, source) and (t, source): n records
+  --   per  per c and per t: n records and the pairs within a source (from
+  --        the (c, source) or (t, source) rows); correct pairs (from the
+  --        (c, t) rows, summed under c only); how many true persons the
+  --        cluster holds and how many clusters the true person is in
+  -- Persons split and merged count every record, whatever the scope.
+  f := CASE scope WHEN 'all' THEN 'X_all' WHEN 'cross' THEN 'X_all - X_within' ELSE 'X_source' END;
+  RETURN QUERY EXECUTE format($q$
+    WITH g AS (SELECT p.person_id AS c, t.%1$I AS t, p.source, count(*) AS k
+                 FROM %7$s p JOIN %2$s t ON t.source::text = p.source AND t.record_id = p.record_id
+                GROUP BY 1, 2, 3),
+         gs AS (SELECT GROUPING(c, t, source) AS set, c, t, source, sum(k)::bigint AS n,
+                       sum(k * (k - 1) / 2)::bigint AS within, sum(k * (k - 1) / 2) FILTER (WHERE source = %3$L)::bigint AS in_source
+                  FROM g GROUP BY GROUPING SETS ((c, t), (c, source), (t, source))),
+         per AS (SELECT GROUPING(has_c, c) = 0 AS by_c, has_c, has_t,
+                        sum(n) FILTER (WHERE set = 1)::bigint AS n,
+                        sum(n * (n - 1) / 2) FILTER (WHERE set <> 1) AS within,
+                        sum(n * (n - 1) / 2) FILTER (WHERE set <> 1 AND source = %3$L) AS in_source,
+                        sum(n * (n - 1) / 2) FILTER (WHERE set = 1) AS tp_all,
+                        sum(within) FILTER (WHERE set = 1) AS tp_within,
+                        sum(in_source) FILTER (WHERE set = 1) AS tp_source,
+                        count(t) FILTER (WHERE set = 1) AS persons,
+                        count(c) FILTER (WHERE set = 1) AS clusters
+                   FROM (SELECT *, set IN (1, 2) AS has_c, set IN (1, 4) AS has_t FROM gs) x
+                  GROUP BY GROUPING SETS ((has_c, c), (has_t, t))),
+         a AS (SELECT coalesce(sum(n * (n - 1) / 2) FILTER (WHERE by_c), 0) AS lp_all,
+                      coalesce(sum(within) FILTER (WHERE by_c), 0) AS lp_within,
+                      coalesce(sum(in_source) FILTER (WHERE by_c), 0) AS lp_source,
+                      coalesce(sum(n * (n - 1) / 2) FILTER (WHERE NOT by_c), 0) AS ap_all,
+                      coalesce(sum(within) FILTER (WHERE NOT by_c), 0) AS ap_within,
+                      coalesce(sum(in_source) FILTER (WHERE NOT by_c), 0) AS ap_source,
+                      coalesce(sum(tp_all) FILTER (WHERE by_c), 0) AS tp_all,
+                      coalesce(sum(tp_within) FILTER (WHERE by_c), 0) AS tp_within,
+                      coalesce(sum(tp_source) FILTER (WHERE by_c), 0) AS tp_source,
+                      count(*) FILTER (WHERE NOT by_c AND clusters > 1) AS split,
+                      count(*) FILTER (WHERE by_c AND persons > 1) AS merged
+                 FROM per WHERE CASE WHEN by_c THEN has_c ELSE has_t END),
+         s AS MATERIALIZED (SELECT %4$s AS tp, %5$s AS lp, %6$s AS ap, split, merged FROM a)
+    SELECT CASE WHEN lp > 0 THEN (tp / lp)::double precision END,
+           CASE WHEN ap > 0 THEN (tp / ap)::double precision END,
+           CASE WHEN lp + ap > 0 THEN (2 * tp / (lp + ap))::double precision END,
+           ap::bigint, lp::bigint, tp::bigint, split, merged
+      FROM s$q$, true_id, truth, scope, replace(f, 'X', 'tp'), replace(f, 'X', 'lp'), replace(f, 'X', 'ap'),
+      caredata._link_partition('caredata.person_index', p_project));
+END
+$$;
+COMMENT ON FUNCTION caredata.link_quality(regclass, name, text, text) IS
+  'pairwise precision, recall and F1 of a project''s person index against a truth table (source, record_id, true id), over all pairs, cross-source pairs (scope cross) or pairs within one source (scope = its name); persons split (one true person in several clusters) and merged (several in one)';
+
+-- the model version a read uses: the one named, else the latest trained
+CREATE FUNCTION caredata._link_trained_version(model text, version integer, project text) RETURNS integer
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v integer;
+BEGIN
+  PERFORM caredata._coordinator_only('linkage');
+  PERFORM caredata._link_check_project(project);
+  SELECT lm.version INTO v FROM caredata.link_model lm
+   WHERE lm.project = _link_trained_version.project AND lm.model = _link_trained_version.model AND lm.lambda IS NOT NULL
+     AND (_link_trained_version.version IS NULL OR lm.version = _link_trained_version.version)
+   ORDER BY lm.version DESC LIMIT 1;
+  IF v IS NULL THEN
+    PERFORM caredata._link_bad(format('linkage model "%s" has no trained version%s', model,
+                                      CASE WHEN version IS NOT NULL THEN ' ' || version ELSE '' END),
+                               'Train it with caredata.link_run(), or see caredata.link_model.', '42704');
+  END IF;
+  RETURN v;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_trained_version(text, integer, text) IS
+  'internal: the trained model version of a project a read uses (the one named, else the latest)';
+
+-- each term of one pair's match weight; the terms sum to the weight
+CREATE FUNCTION caredata.link_explain(source_a text, record_a bigint, source_b text, record_b bigint,
+    model text DEFAULT 'default', version integer DEFAULT NULL, project text DEFAULT 'default')
+  RETURNS TABLE (term text, level integer, label text, m double precision, u double precision, weight double precision)
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  v integer := caredata._link_trained_version(model, version, project);
+  p_project text := project;
+  p_model text := model;
+  lam double precision;
+  c record;
+  lv integer;
+  tf double precision;
+  ra caredata.link_record;
+  rb caredata.link_record;
+  swap caredata.link_record;
+BEGIN
+  SELECT * INTO ra FROM caredata.link_record x WHERE x.project = p_project AND x.source = source_a AND x.record_id = record_a;
+  SELECT * INTO rb FROM caredata.link_record x WHERE x.project = p_project AND x.source = source_b AND x.record_id = record_b;
+  IF ra.rid IS NULL OR rb.rid IS NULL THEN
+    PERFORM caredata._link_bad('a record to explain is not among the standardised records', 'Name records by source and record id as in caredata.person_index.', '42704');
+  END IF;
+  -- the pair in the order runs compare it
+  IF ra.rid > rb.rid THEN
+    swap := ra; ra := rb; rb := swap;
+  END IF;
+  SELECT x.lambda INTO lam FROM caredata.link_model x WHERE x.project = p_project AND x.model = p_model AND x.version = v;
+  term := 'prior'; level := NULL; label := 'lambda = ' || lam; m := NULL; u := NULL;
+  weight := ln(lam / (1 - lam)) / ln(2);
+  RETURN NEXT;
+  FOR c IN SELECT * FROM caredata._link_comparisons(p_model, v, p_project) ORDER BY pos LOOP
+    EXECUTE format('SELECT (%s)::integer FROM (SELECT ($1).*) l, (SELECT ($2).*) r', c.expression) INTO lv USING ra, rb;
+    term := c.name; level := lv; label := c.labels[lv + 1]; m := c.m[lv + 1]; u := c.u[lv + 1];
+    weight := CASE WHEN lv = 0 THEN 0 ELSE ln(m / u) / ln(2) END;
+    RETURN NEXT;
+    IF c.tf IS NOT NULL AND lv = c.nlevels - 1 THEN
+      EXECUTE format('SELECT ($1).%I', 'tf_' || c.tf) INTO tf USING rb;
+      IF tf > 0 THEN
+        term := 'tf ' || c.name; label := 'value frequency ' || round(tf::numeric, 8); m := NULL; u := tf;
+        weight := ln(c.u[lv + 1] / tf) * 1.4426950408889634;
+        RETURN NEXT;
+      END IF;
+    END IF;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_explain(text, bigint, text, bigint, text, integer, text) IS
+  'the match weight of one pair of a project''s records, term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
+
+-- match one new record against the person index
+CREATE FUNCTION caredata.link_lookup(nhs_number text, dob date, sex text, postcode text,
+    model text DEFAULT 'default', version integer DEFAULT NULL, project text DEFAULT 'default')
+  RETURNS TABLE (person_id bigint, probability double precision, match_weight double precision)
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  v integer := caredata._link_trained_version(model, version, project);
+  p_project text := project;
+  p_model text := model;
+  spec jsonb;
+  lam double precision;
+  nlevels integer[];
+  mm double precision[];
+  uu double precision[];
+  cmp record;
+  cand text := '';
+  rule jsonb;
+BEGIN
+  SELECT x.spec, x.lambda INTO spec, lam FROM caredata.link_model x WHERE x.project = p_project AND x.model = p_model AND x.version = v;
+  SELECT array_agg(z.nlevels ORDER BY z.pos) INTO nlevels FROM caredata._link_comparisons(p_model, v, p_project) z;
+  SELECT array_agg(x ORDER BY z.pos, o) INTO mm FROM caredata._link_comparisons(p_model, v, p_project) z, unnest(z.m) WITH ORDINALITY AS q(x, o);
+  SELECT array_agg(x ORDER BY z.pos, o) INTO uu FROM caredata._link_comparisons(p_model, v, p_project) z, unnest(z.u) WITH ORDINALITY AS q(x, o);
+  SELECT * INTO cmp FROM caredata._link_compare_sql(p_model, v,
+    (SELECT array_agg(z.u[z.nlevels] ORDER BY z.pos) FROM caredata._link_comparisons(p_model, v, p_project) z), p_project);
+  FOR rule IN SELECT * FROM jsonb_array_elements(spec->'blocking') LOOP
+    cand := cand || CASE WHEN cand = '' THEN '' ELSE ' UNION ' END ||
+            format('SELECT r.rid FROM %s r, l WHERE %s', caredata._link_partition('caredata.link_record', p_project),
+                   caredata._link_rule_condition(rule));
+  END LOOP;
+  RETURN QUERY EXECUTE format($q$
+    WITH l AS MATERIALIZED (
+           SELECT 0::bigint AS rid, ''::text AS source, 0::bigint AS record_id, d AS nhs_digits,
+                  (d / 10000)::integer AS nhs_head, (d %% 10000)::integer AS nhs_tail, b AS dob, sx AS sex,
+                  pc AS postcode, caredata.postcode_sector(pc) AS sector, caredata.postcode_district(pc) AS district,
+                  caredata.postcode_area(pc) AS area, extract(year FROM b)::integer AS yob,
+                  NULL::double precision AS tf_nhs_digits, NULL::double precision AS tf_dob, NULL::double precision AS tf_postcode
+             FROM (SELECT caredata.nhs_number_digits($1) AS d, CASE WHEN caredata.dob_is_valid($2) THEN $2 END AS b,
+                          caredata.try_standardise_sex($3) AS sx, caredata.try_normalise_postcode($4) AS pc) s),
+         cand AS (%1$s),
+         cmp AS (SELECT r.rid%2$s FROM cand JOIN %5$s r USING (rid), l),
+         scored AS (SELECT cmp.rid, (caredata.link_pattern_weights(ARRAY[%3$s], $5, $6, $7, $8))[1] + %4$s AS w FROM cmp)
+    SELECT p.person_id, caredata.link_probability(max(s.w)), max(s.w)
+      FROM scored s JOIN %6$s p USING (rid)
+     GROUP BY p.person_id
+     ORDER BY max(s.w) DESC, p.person_id
+     LIMIT 1$q$, cand, cmp.levels, cmp.pattern, cmp.tf, caredata._link_partition('caredata.link_record', p_project),
+     caredata._link_partition('caredata.person_index', p_project))
+  USING nhs_number, dob, sex, postcode, nlevels, mm, uu, lam;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_lookup(text, date, text, text, text, integer, text) IS
+  'match one record (NHS number, date of birth, sex, postcode as they arrive) against a project''s person index through the blocking rules'' indexes: the best person, its match probability and weight; no row when no candidate';
+
+DO $grants$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN
+    SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+     WHERE p.pronamespace = 'caredata'::regnamespace
+       AND (p.proname LIKE 'link\_%' OR p.proname LIKE '\_link\_%')
+  LOOP
+    EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO caredata_linker, caredata_admin', f);
+  END LOOP;
+END
+$grants$;

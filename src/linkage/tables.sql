@@ -181,10 +181,10 @@ BEGIN
   LOOP
     EXECUTE format('REVOKE ALL ON caredata.%I FROM PUBLIC', t);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON caredata.%I TO caredata_linker, caredata_admin', t);
-    -- the 'default' project comes with CREATE EXTENSION; other projects'
-    -- partitions are not members of the extension and pg_dump keeps them whole
-    EXECUTE format('SELECT pg_catalog.pg_extension_config_dump(%L, %L)', 'caredata.' || t,
-                   CASE t WHEN 'link_project' THEN 'WHERE project <> ''default''' ELSE '' END);
+    -- the project tables are registered last (src/linkage/projects_dump.sql)
+    IF NOT t = ANY (ARRAY['link_record', 'person_index', 'link_project', 'link_record_p_default', 'person_index_p_default']) THEN
+      EXECUTE format('SELECT pg_catalog.pg_extension_config_dump(%L, %L)', 'caredata.' || t, '');
+    END IF;
   END LOOP;
 END
 $grants$;
