@@ -2,10 +2,13 @@
 -- models, runs, links, standardised records and person index; a run of one
 -- never touches another's; lookups and explanations answer per project;
 -- bad names and the wrong role are refused
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS caredata;
 SET search_path = caredata, public;
 \set SHOW_CONTEXT never
-SET client_min_messages = warning;
+-- from a clean slate, whatever the suites before left
+TRUNCATE caredata.link_source, caredata.link_record_key, caredata.link_record, caredata.link_model,
+         caredata.link_model_level, caredata.link_run, caredata.link_pair, caredata.person_index, caredata.person_event;
 \set ECHO none
 \i test/synthetic/generate.sql
 \set ECHO all

@@ -161,6 +161,8 @@ DECLARE
   v integer := caredata._link_trained_version(model, version, project);
   p_project text := project;
   p_model text := model;
+  records regclass := caredata._link_partition('caredata.link_record', project);
+  persons regclass := caredata._link_partition('caredata.person_index', project);
   spec jsonb;
   lam double precision;
   nlevels integer[];
@@ -178,8 +180,7 @@ BEGIN
     (SELECT array_agg(z.u[z.nlevels] ORDER BY z.pos) FROM caredata._link_comparisons(p_model, v, p_project) z), p_project);
   FOR rule IN SELECT * FROM jsonb_array_elements(spec->'blocking') LOOP
     cand := cand || CASE WHEN cand = '' THEN '' ELSE ' UNION ' END ||
-            format('SELECT r.rid FROM %s r, l WHERE %s', caredata._link_partition('caredata.link_record', p_project),
-                   caredata._link_rule_condition(rule));
+            format('SELECT r.rid FROM %s r, l WHERE %s', records, caredata._link_rule_condition(rule));
   END LOOP;
   RETURN QUERY EXECUTE format($q$
     WITH l AS MATERIALIZED (
@@ -197,8 +198,7 @@ BEGIN
       FROM scored s JOIN %6$s p USING (rid)
      GROUP BY p.person_id
      ORDER BY max(s.w) DESC, p.person_id
-     LIMIT 1$q$, cand, cmp.levels, cmp.pattern, cmp.tf, caredata._link_partition('caredata.link_record', p_project),
-     caredata._link_partition('caredata.person_index', p_project))
+     LIMIT 1$q$, cand, cmp.levels, cmp.pattern, cmp.tf, records, persons)
   USING nhs_number, dob, sex, postcode, nlevels, mm, uu, lam;
 END
 $$;
