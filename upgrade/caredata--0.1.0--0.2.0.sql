@@ -306,24 +306,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION caredata._link_trained_version(model text, version integer) RETURNS integer
-  LANGUAGE plpgsql STABLE AS $$
-DECLARE
-  v integer;
-BEGIN
-  PERFORM caredata._coordinator_only('linkage');
-  SELECT lm.version INTO v FROM caredata.link_model lm
-   WHERE lm.model = _link_trained_version.model AND lm.lambda IS NOT NULL
-     AND (_link_trained_version.version IS NULL OR lm.version = _link_trained_version.version)
-   ORDER BY lm.version DESC LIMIT 1;
-  IF v IS NULL THEN
-    PERFORM caredata._link_bad(format('linkage model "%s" has no trained version%s', model,
-                                      CASE WHEN version IS NOT NULL THEN ' ' || version ELSE '' END),
-                               'Train it with caredata.link_run(), or see caredata.link_model.', '42704');
-  END IF;
-  RETURN v;
-END
-$$;
+-- (caredata._link_trained_version: replaced again below)
 
 -- the feeds write a Citus reference table from rows worked out first
 CREATE OR REPLACE FUNCTION caredata.apply_opt_out_snapshot(
@@ -3794,6 +3777,258 @@ COMMENT ON TABLE caredata.person_index IS
 DROP FUNCTION caredata.link_add_source(text, regclass, name, name, name, name, name);
 DROP FUNCTION caredata.link_lookup(text, date, text, text, text, integer);
 
+-- (caredata._link_record_columns: replaced again below)
+
+-- (caredata._link_fields: replaced again below)
+
+-- (caredata._link_field_columns: replaced again below)
+
+-- (caredata._link_record_sql: replaced again below)
+
+-- (caredata._link_maintain: replaced again below)
+
+-- (caredata._link_check_expression: replaced again below)
+
+-- (caredata._link_check_spec: replaced again below)
+
+-- (caredata.link_add_source: replaced again below)
+
+-- (caredata._link_std_kind: replaced again below)
+
+-- (caredata._link_std_expr: replaced again below)
+
+-- (caredata.link_standardise: replaced again below)
+
+-- (caredata._link_estimate_pairs: replaced again below)
+
+-- (caredata.link_blocking_counts: replaced again below)
+
+-- (caredata._link_pairs_sql: replaced again below)
+
+-- (caredata.link_run: replaced again below)
+
+-- (caredata.link_quality: replaced again below)
+
+-- (caredata.link_explain: replaced again below)
+
+-- (caredata.link_explain: replaced again below)
+
+-- (caredata.link_lookup: replaced again below)
+
+
+-- ---- issue 25, names: standardisers and comparators for names and addresses (src/linkage/names.sql) ----
+-- compare_postcode (same C symbol) now levels two postcodes of other countries: 5 equal, 1 different
+COMMENT ON FUNCTION caredata.compare_postcode(text, text) IS
+  'postcode comparison level: two UK postcodes 5 same unit, 4 same sector, 3 same district, 2 same area, 1 different; two postcodes of other countries 5 same letters and digits, 1 different; 0 missing, empty, or a UK postcode against one that is not';
+CREATE FUNCTION caredata.standardise_name(text) RETURNS text
+  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.standardise_name(text) IS
+  'a name standardised for linkage: lower case, Latin letters folded to ASCII (é e, ß ss, ø o, æ ae, ł l), apostrophes removed, other punctuation and hyphens to spaces, titles and suffixes (mr mrs ms miss mx dr prof rev sir dame lady lord jr sr ii iii iv) dropped, one space between words; NULL when nothing is left';
+
+CREATE FUNCTION caredata.name_phonetic(text) RETURNS text
+  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.name_phonetic(text) IS
+  'Double Metaphone primary code of each word of the standardised name, one space apart (PostgreSQL''s fuzzystrmatch library, loaded at first use; CREATE EXTENSION fuzzystrmatch is not needed, the postgresql-contrib files are); NULL when no word has a code';
+
+CREATE FUNCTION caredata.standardise_address(text) RETURNS text
+  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.standardise_address(text) IS
+  'an address standardised for linkage: folded as standardise_name (no titles dropped), street words to one spelling (road rd, street st, saint st, avenue ave, lane ln, drive dr, close cl, court ct, crescent cres, place pl, gardens gdns, terrace terr, square sq, grove gr, park pk, mount mt, apartment/apt flat), "12 a" joined to "12a", a UK postcode removed; NULL when nothing is left';
+
+CREATE FUNCTION caredata.address_house_number(text) RETURNS text
+  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.address_house_number(text) IS
+  'the house and flat numbers of an address: the words of standardise_address that start with a digit, in order, one space apart ("Flat 3, 12 High St" gives "3 12"); NULL when there is none';
+
+CREATE FUNCTION caredata.standardise_postcode_any(text) RETURNS text
+  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.standardise_postcode_any(text) IS
+  'a postcode of any country: the canonical form of a UK postcode (SW1A 1AA), else upper case keeping letters (accents folded), digits, hyphens and single spaces (75008, K1A 0B6); NULL when no letter or digit is left';
+
+CREATE FUNCTION caredata.compare_token_overlap(text, text, thresholds double precision[] DEFAULT '{0.8,0.5}') RETURNS integer
+  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.compare_token_overlap(text, text, double precision[]) IS
+  'comparison level by the Jaccard overlap of the two word sets (split on white space), thresholds strictest first: exact n+2, overlap >= thresholds[i] n+2-i, else 1; 0 missing or no word';
+
+CREATE FUNCTION caredata.compare_name(text, text, thresholds double precision[] DEFAULT '{0.92,0.8}') RETURNS integer
+  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.compare_name(text, text, double precision[]) IS
+  'comparison level of two standardised names (standardise_name): 5 exact, 4 Jaro-Winkler >= thresholds[1] or one edit (Damerau-Levenshtein), 3 Jaro-Winkler >= thresholds[2], 2 same phonetic code (name_phonetic), 1 different, 0 missing or empty; with n thresholds exact is n+3';
+
+-- (caredata.link_names_spec: replaced again below)
+
+-- (caredata.link_standardise: replaced again below)
+
+-- (caredata.link_lookup: replaced again below)
+
+CREATE OR REPLACE FUNCTION caredata.compare_name(text, text, thresholds double precision[] DEFAULT '{0.92,0.8}') RETURNS integer
+  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.compare_name(text, text, double precision[]) IS
+  'comparison level of two standardised names (standardise_name): 5 exact, 4 Jaro-Winkler >= thresholds[1] or one edit (Damerau-Levenshtein), 3 Jaro-Winkler >= thresholds[2], 2 same phonetic code (name_phonetic), 1 different, 0 missing or empty; with n thresholds exact is n+3';
+
+CREATE OR REPLACE FUNCTION caredata.compare_name(text, text, l_phonetic text, r_phonetic text, thresholds double precision[] DEFAULT '{0.92,0.8}') RETURNS integer
+  AS 'MODULE_PATHNAME', 'compare_name_coded' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata.compare_name(text, text, text, text, double precision[]) IS
+  'name comparison level as compare_name(text, text), with the two names'' phonetic codes given (name_phonetic, as linkage keeps them in <field>_ph) instead of computed per pair';
+
+-- (caredata.link_names_spec: replaced again below)
+
+-- ---- issue 25, section 4: linkage projects ----
+-- (src/linkage/tables.sql, model.sql, run.sql, inspect.sql) A database holds
+-- several named linkage projects; the catalog caredata.link_project, a
+-- project column on the linkage tables (what 0.1.0 held goes to project
+-- 'default'), link_record and person_index re-made LIST-partitioned by
+-- project with one partition per project, and every linkage function that
+-- reads or writes them with a last parameter project (DEFAULT 'default').
+CREATE TABLE caredata.link_project (
+  project      text PRIMARY KEY
+               CHECK (project ~ '^[a-z][a-z0-9_]{0,62}$'),
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  created_by   name NOT NULL DEFAULT current_user,
+  description  text
+);
+COMMENT ON TABLE caredata.link_project IS
+  'linkage projects: each holds its own sources, models, runs, links, standardised records and person index (link_create_project, link_drop_project)';
+INSERT INTO caredata.link_project (project, description) VALUES ('default', 'the project of calls that name none');
+
+-- the column project, filled, then its default (a default given to ADD
+-- COLUMN would stay behind as the column's "missing value", which a fresh
+-- install does not have)
+DO $project_column$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['link_source', 'link_record_key', 'link_model', 'link_model_level', 'link_run'] LOOP
+    EXECUTE format('ALTER TABLE caredata.%I ADD COLUMN project text', t);
+    EXECUTE format('UPDATE caredata.%I SET project = ''default''', t);
+    EXECUTE format('ALTER TABLE caredata.%I ALTER COLUMN project SET DEFAULT ''default'', ALTER COLUMN project SET NOT NULL', t);
+  END LOOP;
+END
+$project_column$;
+ALTER TABLE caredata.link_source DROP CONSTRAINT link_source_pkey,
+  ADD CONSTRAINT link_source_project_fkey FOREIGN KEY (project) REFERENCES caredata.link_project,
+  ADD CONSTRAINT link_source_pkey PRIMARY KEY (project, source);
+ALTER TABLE caredata.link_record_key DROP CONSTRAINT link_record_key_source_record_key_key,
+  ADD CONSTRAINT link_record_key_project_fkey FOREIGN KEY (project) REFERENCES caredata.link_project,
+  ADD CONSTRAINT link_record_key_project_source_record_key_key UNIQUE (project, source, record_key);
+COMMENT ON TABLE caredata.link_record_key IS
+  'a stable internal id (rid) per (project, source, record_key), numbered in order of first sight across projects; never reused (record_key is the record id as text; record_id the same id when it is an integer)';
+ALTER TABLE caredata.link_model_level DROP CONSTRAINT link_model_level_model_version_fkey;
+ALTER TABLE caredata.link_run DROP CONSTRAINT link_run_model_version_fkey;
+ALTER TABLE caredata.link_model DROP CONSTRAINT link_model_pkey,
+  ADD CONSTRAINT link_model_project_fkey FOREIGN KEY (project) REFERENCES caredata.link_project,
+  ADD CONSTRAINT link_model_pkey PRIMARY KEY (project, model, version);
+ALTER TABLE caredata.link_model_level DROP CONSTRAINT link_model_level_pkey,
+  ADD CONSTRAINT link_model_level_pkey PRIMARY KEY (project, model, version, comparison, level),
+  ADD CONSTRAINT link_model_level_project_model_version_fkey FOREIGN KEY (project, model, version) REFERENCES caredata.link_model ON DELETE CASCADE;
+ALTER TABLE caredata.link_run
+  ADD CONSTRAINT link_run_project_model_version_fkey FOREIGN KEY (project, model, version) REFERENCES caredata.link_model;
+
+-- link_record and person_index: re-made partitioned (a table cannot become
+-- one), their rows moved to project 'default', the lookup indexes runs had
+-- made rebuilt on its partition
+ALTER TABLE caredata.link_record RENAME TO link_record_0_1;
+CREATE TABLE caredata.link_record (project text NOT NULL DEFAULT 'default', LIKE caredata.link_record_0_1 INCLUDING DEFAULTS)
+  PARTITION BY LIST (project);
+CREATE TABLE caredata.link_record_p_default PARTITION OF caredata.link_record (PRIMARY KEY (rid)) FOR VALUES IN ('default');
+INSERT INTO caredata.link_record SELECT 'default', * FROM caredata.link_record_0_1;
+DO $convert$
+DECLARE
+  col name;
+BEGIN
+  FOR col IN SELECT DISTINCT a.attname FROM pg_catalog.pg_index i
+               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+              WHERE i.indrelid = 'caredata.link_record_0_1'::regclass AND NOT i.indisprimary AND i.indnatts = 1 LOOP
+    EXECUTE format('CREATE INDEX ON caredata.link_record_p_default (%I)', col);
+  END LOOP;
+END
+$convert$;
+ALTER EXTENSION caredata DROP TABLE caredata.link_record_0_1;   -- and from the dumped catalogs
+DROP TABLE caredata.link_record_0_1;
+COMMENT ON TABLE caredata.link_record IS
+  'standardised records of each project''s last run (a partition per project): NHS number digits (valid or not) and their first six (nhs_head) and last four (nhs_tail), date of birth, sex code, postcode (canonical when it is a UK postcode, else as text) and its UK parts, value frequencies (tf_*), the record id as text (record_key; record_id when it is an integer) and the standardised further fields with their derived codes and value frequencies (fields)';
+COMMENT ON TABLE caredata.link_record_p_default IS 'partition of caredata.link_record holding linkage project default';
+
+ALTER TABLE caredata.person_index RENAME TO person_index_0_1;
+CREATE TABLE caredata.person_index (project text NOT NULL DEFAULT 'default', LIKE caredata.person_index_0_1 INCLUDING DEFAULTS)
+  PARTITION BY LIST (project);
+CREATE TABLE caredata.person_index_p_default PARTITION OF caredata.person_index
+  (PRIMARY KEY (source, record_key), UNIQUE (rid)) FOR VALUES IN ('default');
+CREATE INDEX person_index_p_default_person_id_idx ON caredata.person_index_p_default (person_id);
+INSERT INTO caredata.person_index SELECT 'default', * FROM caredata.person_index_0_1;
+ALTER EXTENSION caredata DROP TABLE caredata.person_index_0_1;
+DROP TABLE caredata.person_index_0_1;
+ANALYZE caredata.link_record_p_default;
+ANALYZE caredata.person_index_p_default;
+COMMENT ON TABLE caredata.person_index IS
+  'the person index of each project (a partition per project): (project, source, record_key) -> person_id, stable across runs (link_run keeps ids, records merges and splits in person_event); record_key is the record id as text, record_id the same id when the source''s id is an integer (NULL for text ids)';
+COMMENT ON TABLE caredata.person_index_p_default IS 'partition of caredata.person_index holding linkage project default';
+
+DO $grants$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['link_record', 'person_index', 'link_project', 'link_record_p_default', 'person_index_p_default']
+  LOOP
+    EXECUTE format('REVOKE ALL ON caredata.%I FROM PUBLIC', t);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON caredata.%I TO caredata_linker, caredata_admin', t);
+    EXECUTE format('SELECT pg_catalog.pg_extension_config_dump(%L, %L)', 'caredata.' || t,
+                   CASE t WHEN 'link_project' THEN 'WHERE project <> ''default''' ELSE '' END);
+  END LOOP;
+END
+$grants$;
+
+-- the linkage functions whose signatures changed (projects; fields): the
+-- old ones dropped, the final ones below
+DROP FUNCTION IF EXISTS caredata._link_maintain(text, jsonb);
+DROP FUNCTION IF EXISTS caredata.link_add_source(text, regclass, name, name, name, name, name, jsonb);
+DROP FUNCTION IF EXISTS caredata.link_standardise(text[], bigint);
+DROP FUNCTION IF EXISTS caredata.link_create_model(text, jsonb);
+DROP FUNCTION IF EXISTS caredata._link_comparisons(text, integer);
+DROP FUNCTION IF EXISTS caredata._link_compare_sql(text, integer, double precision[]);
+DROP FUNCTION IF EXISTS caredata._link_estimate_pairs(jsonb, text);
+DROP FUNCTION IF EXISTS caredata.link_blocking_counts(text, integer);
+DROP FUNCTION IF EXISTS caredata._link_pairs_sql(text, integer, double precision[], boolean);
+DROP FUNCTION IF EXISTS caredata.link_run(text, integer, text, double precision, boolean, boolean, boolean, text[]);
+DROP FUNCTION IF EXISTS caredata.link_quality(regclass, name, text);
+DROP FUNCTION IF EXISTS caredata._link_trained_version(text, integer);
+DROP FUNCTION IF EXISTS caredata.link_explain(text, bigint, text, bigint, text, integer);
+DROP FUNCTION IF EXISTS caredata.link_explain(text, text, text, text, text, integer);
+DROP FUNCTION IF EXISTS caredata.link_lookup(text, date, text, text, text, integer, jsonb);
+DROP FUNCTION IF EXISTS caredata._link_check_spec(jsonb);
+DROP FUNCTION IF EXISTS caredata._link_fields();
+DROP FUNCTION IF EXISTS caredata._link_field_columns();
+DROP FUNCTION IF EXISTS caredata._link_record_sql();
+
+
+CREATE OR REPLACE FUNCTION caredata._link_check_project(project text) RETURNS text
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF project IS NULL OR project !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    PERFORM caredata._link_bad('a linkage project name is lower-case letters, digits and _', 'For example ''default'' or ''gp_hes''.');
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM caredata.link_project p WHERE p.project = _link_check_project.project) THEN
+    PERFORM caredata._link_bad(format('linkage project "%s" does not exist', project),
+                               'Create it with caredata.link_create_project(), or see caredata.link_project.', '42704');
+  END IF;
+  RETURN project;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_check_project(text) IS
+  'internal: the linkage project a caller names, refused with a hint when its name is malformed (22023) or it does not exist (42704)';
+
+CREATE OR REPLACE FUNCTION caredata._link_partition(parent regclass, project text) RETURNS regclass
+  LANGUAGE sql STABLE PARALLEL SAFE
+  BEGIN ATOMIC
+    SELECT c.oid::pg_catalog.regclass
+      FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+     WHERE i.inhparent OPERATOR(pg_catalog.=) parent
+       AND pg_catalog.pg_get_expr(c.relpartbound, c.oid) OPERATOR(pg_catalog.=)
+           ('FOR VALUES IN (' OPERATOR(pg_catalog.||) pg_catalog.quote_literal(project) OPERATOR(pg_catalog.||) ')');
+  END;
+COMMENT ON FUNCTION caredata._link_partition(regclass, text) IS
+  'internal: the partition of caredata.link_record or caredata.person_index holding one linkage project''s rows (NULL if none)';
+
 CREATE OR REPLACE FUNCTION caredata._link_record_columns() RETURNS text[]
   LANGUAGE sql IMMUTABLE PARALLEL SAFE
   RETURN ARRAY['rid', 'source', 'record_id', 'nhs_digits', 'nhs_head', 'nhs_tail', 'dob', 'sex', 'postcode', 'sector',
@@ -3802,132 +4037,178 @@ CREATE OR REPLACE FUNCTION caredata._link_record_columns() RETURNS text[]
 COMMENT ON FUNCTION caredata._link_record_columns() IS
   'internal: the names a linkage field may not take (the columns of caredata.link_record and of the pair queries)';
 
-CREATE OR REPLACE FUNCTION caredata._link_fields()
+CREATE OR REPLACE FUNCTION caredata._link_fields(project text)
   RETURNS TABLE (field text, kind text, columns text[])
   LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT f.key, min(f.value->>'kind'),
          ARRAY[f.key] || CASE min(f.value->>'kind') WHEN 'name' THEN ARRAY[f.key || '_ph']
                                                     WHEN 'address' THEN ARRAY[f.key || '_num'] ELSE '{}'::text[] END
     FROM caredata.link_source ls, jsonb_each(ls.fields) f
+   WHERE ls.project = _link_fields.project
    GROUP BY f.key ORDER BY f.key
 $$;
-COMMENT ON FUNCTION caredata._link_fields() IS
-  'internal: the further fields the linkage sources declare, their kind and the record columns each gives';
+COMMENT ON FUNCTION caredata._link_fields(text) IS
+  'internal: the further fields a linkage project''s sources declare, their kind and the record columns each gives';
 
-CREATE OR REPLACE FUNCTION caredata._link_field_columns() RETURNS text[]
+CREATE OR REPLACE FUNCTION caredata._link_field_columns(project text) RETURNS text[]
   LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT coalesce(array_agg(c ORDER BY c), '{}') FROM caredata._link_fields() f, unnest(f.columns) c
+  SELECT coalesce(array_agg(c ORDER BY c), '{}') FROM caredata._link_fields(project) f, unnest(f.columns) c
 $$;
-COMMENT ON FUNCTION caredata._link_field_columns() IS
+COMMENT ON FUNCTION caredata._link_field_columns(text) IS
   'internal: the record columns the declared linkage fields give (each field, name_ph, address_num), which comparisons and blocking rules may name';
 
-CREATE OR REPLACE FUNCTION caredata._link_record_sql() RETURNS text
+CREATE OR REPLACE FUNCTION caredata._link_record_sql(project text) RETURNS text
   LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT CASE WHEN count(*) = 0 THEN 'caredata.link_record'
+  SELECT CASE WHEN count(*) = 0 THEN caredata._link_partition('caredata.link_record', project)::text
               ELSE '(SELECT x.*' ||
                    (SELECT string_agg(format(', (x.fields OPERATOR(pg_catalog.->>) %1$L) AS %1$I', c), '' ORDER BY c)
-                      FROM caredata._link_fields() g, unnest(g.columns) c) ||
+                      FROM caredata._link_fields(project) g, unnest(g.columns) c) ||
                    string_agg(format(', (x.fields OPERATOR(pg_catalog.->>) %1$L)::double precision AS %1$I', 'tf_' || f.field), '' ORDER BY f.field) ||
-                   ' FROM caredata.link_record x)' END
-    FROM caredata._link_fields() f
+                   ' FROM ' || caredata._link_partition('caredata.link_record', project)::text || ' x)' END
+    FROM caredata._link_fields(project) f
 $$;
-COMMENT ON FUNCTION caredata._link_record_sql() IS
-  'internal: the standardised records with one column per declared field (and tf_<field>), for comparisons and blocking rules to name';
+COMMENT ON FUNCTION caredata._link_record_sql(text) IS
+  'internal: a project''s standardised records with one column per declared field (and tf_<field>), for comparisons and blocking rules to name';
 
-CREATE OR REPLACE FUNCTION caredata._link_maintain(what text, rules jsonb DEFAULT '[]') RETURNS void
+CREATE OR REPLACE FUNCTION caredata._link_maintain(what text, rules jsonb DEFAULT '[]', project text DEFAULT 'default') RETURNS void
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   col text;
+  parent text;
+  part regclass;
+  records regclass;
+  persons regclass;
+  pname text;
 BEGIN
-  IF what = 'analyze_records' THEN
-    ANALYZE caredata.link_record;
-  ELSIF what = 'index_rules' THEN
+  IF project IS NULL OR project OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a linkage project name is lower-case letters, digits and _';
+  END IF;
+  IF what OPERATOR(pg_catalog.=) 'create_partitions' THEN
+    -- link_create_project() has inserted the project's row
+    IF NOT EXISTS (SELECT 1 FROM caredata.link_project p WHERE p.project OPERATOR(pg_catalog.=) _link_maintain.project) THEN
+      RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = pg_catalog.format('linkage project "%s" does not exist', project),
+        HINT = 'Create projects with caredata.link_create_project().';
+    END IF;
+    FOREACH parent IN ARRAY ARRAY['link_record', 'person_index'] LOOP
+      IF caredata._link_partition(('caredata.' OPERATOR(pg_catalog.||) parent)::pg_catalog.regclass, project) IS NOT NULL THEN
+        CONTINUE;
+      END IF;
+      -- <table>_p_<project>, or a digest where that is too long or taken
+      pname := parent OPERATOR(pg_catalog.||) '_p_' OPERATOR(pg_catalog.||) project;
+      IF pg_catalog.length(pname) OPERATOR(pg_catalog.>) 63
+         OR pg_catalog.to_regclass('caredata.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(pname)) IS NOT NULL THEN
+        pname := parent OPERATOR(pg_catalog.||) '_p_' OPERATOR(pg_catalog.||) pg_catalog.md5(project);
+      END IF;
+      IF parent OPERATOR(pg_catalog.=) 'link_record' THEN
+        EXECUTE pg_catalog.format('CREATE TABLE caredata.%I PARTITION OF caredata.link_record (PRIMARY KEY (rid)) FOR VALUES IN (%L)',
+                                  pname, project);
+      ELSE
+        EXECUTE pg_catalog.format('CREATE TABLE caredata.%I PARTITION OF caredata.person_index (PRIMARY KEY (source, record_key), UNIQUE (rid)) FOR VALUES IN (%L)',
+                                  pname, project);
+        EXECUTE pg_catalog.format('CREATE INDEX ON caredata.%I (person_id)', pname);
+      END IF;
+      EXECUTE pg_catalog.format('REVOKE ALL ON caredata.%I FROM PUBLIC', pname);
+      EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON caredata.%I TO caredata_linker, caredata_admin', pname);
+      EXECUTE pg_catalog.format('COMMENT ON TABLE caredata.%I IS %L', pname,
+                                pg_catalog.format('partition of caredata.%s holding linkage project %s', parent, project));
+    END LOOP;
+    RETURN;
+  ELSIF what OPERATOR(pg_catalog.=) 'drop_partitions' THEN
+    -- link_drop_project() has deleted the project's row
+    IF EXISTS (SELECT 1 FROM caredata.link_project p WHERE p.project OPERATOR(pg_catalog.=) _link_maintain.project) THEN
+      RAISE EXCEPTION USING ERRCODE = '55000', MESSAGE = 'a linkage project''s partitions go only with the project',
+        HINT = 'Drop the project with caredata.link_drop_project().';
+    END IF;
+    FOREACH parent IN ARRAY ARRAY['link_record', 'person_index'] LOOP
+      part := caredata._link_partition(('caredata.' OPERATOR(pg_catalog.||) parent)::pg_catalog.regclass, project);
+      IF part IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE %s', part);
+      END IF;
+    END LOOP;
+    RETURN;
+  END IF;
+
+  records := caredata._link_partition('caredata.link_record'::pg_catalog.regclass, project);
+  persons := caredata._link_partition('caredata.person_index'::pg_catalog.regclass, project);
+  IF records IS NULL OR persons IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = pg_catalog.format('linkage project "%s" does not exist', project),
+      HINT = 'Create it with caredata.link_create_project(), or see caredata.link_project.';
+  END IF;
+  IF what OPERATOR(pg_catalog.=) 'analyze_records' THEN
+    EXECUTE pg_catalog.format('ANALYZE %s', records);
+  ELSIF what OPERATOR(pg_catalog.=) 'truncate_records' THEN
+    EXECUTE pg_catalog.format('TRUNCATE %s', records);
+  ELSIF what OPERATOR(pg_catalog.=) 'index_rules' THEN
     -- one single-column index per distinct leading column of the rules: a
     -- lookup finds a handful of rows by it and filters on the rest
-    FOR col IN SELECT DISTINCT b.value->>0 FROM jsonb_array_elements(rules) b LOOP
-      IF col = ANY (caredata._link_key_columns()) THEN
-        IF to_regclass('caredata.' || quote_ident('link_record_' || col || '_idx')) IS NULL THEN
-          EXECUTE format('CREATE INDEX %I ON caredata.link_record (%I)', 'link_record_' || col || '_idx', col);
-        END IF;
-      ELSIF col = ANY (caredata._link_field_columns()) THEN
+    FOR col IN SELECT DISTINCT b.value OPERATOR(pg_catalog.->>) 0 FROM pg_catalog.jsonb_array_elements(rules) b LOOP
+      IF col OPERATOR(pg_catalog.=) ANY (caredata._link_field_columns(project)) THEN
         -- a field: an index on the expression the record relation names it by
-        IF to_regclass('caredata.' || quote_ident('link_record_f_' || col || '_idx')) IS NULL THEN
-          EXECUTE format('CREATE INDEX %I ON caredata.link_record ((fields OPERATOR(pg_catalog.->>) %L))', 'link_record_f_' || col || '_idx', col);
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                        WHERE i.indrelid OPERATOR(pg_catalog.=) records
+                          AND pg_catalog.pg_get_indexdef(i.indexrelid) OPERATOR(pg_catalog.~~)
+                              ('%((fields ->> ' OPERATOR(pg_catalog.||) pg_catalog.quote_literal(col) OPERATOR(pg_catalog.||) '))%')) THEN
+          EXECUTE pg_catalog.format('CREATE INDEX ON %s ((fields OPERATOR(pg_catalog.->>) %L))', records, col);
         END IF;
-      ELSE
+        CONTINUE;
+      END IF;
+      IF NOT col OPERATOR(pg_catalog.=) ANY (caredata._link_key_columns()) THEN
         RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = 'blocking rules name only standardised record columns and declared fields';
       END IF;
-    END LOOP;
-  ELSIF what = 'field_statistics' THEN
-    -- statistics on each field's expression, which ANALYZE fills and the
-    -- planner reads to estimate a blocking rule on the field
-    FOR col IN SELECT c FROM unnest(caredata._link_field_columns()) c LOOP
-      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_statistic_ext e
-                      WHERE e.stxnamespace OPERATOR(pg_catalog.=) 'caredata'::regnamespace
-                        AND e.stxname OPERATOR(pg_catalog.=) ('link_record_f_' || col)) THEN
-        EXECUTE format('CREATE STATISTICS caredata.%I ON ((fields OPERATOR(pg_catalog.->>) %L)) FROM caredata.link_record', 'link_record_f_' || col, col);
+      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
+                                 ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) i.indkey[0]
+                      WHERE i.indrelid OPERATOR(pg_catalog.=) records AND i.indnatts OPERATOR(pg_catalog.=) 1
+                        AND a.attname OPERATOR(pg_catalog.=) col) THEN
+        EXECUTE pg_catalog.format('CREATE INDEX ON %s (%I)', records, col);
       END IF;
     END LOOP;
-  ELSIF what = 'drop_indexes' THEN
+  ELSIF what OPERATOR(pg_catalog.=) 'field_statistics' THEN
+    -- statistics on each field's expression in the project's partition,
+    -- which ANALYZE fills and the planner reads to estimate a blocking
+    -- rule on the field (named by a digest of partition and field)
+    FOR col IN SELECT c FROM pg_catalog.unnest(caredata._link_field_columns(project)) c LOOP
+      pname := 'link_record_f_' OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.md5(records::text OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) col), 16);
+      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_statistic_ext e
+                      WHERE e.stxnamespace OPERATOR(pg_catalog.=) 'caredata'::pg_catalog.regnamespace
+                        AND e.stxname OPERATOR(pg_catalog.=) pname) THEN
+        EXECUTE pg_catalog.format('CREATE STATISTICS caredata.%I ON ((fields OPERATOR(pg_catalog.->>) %L)) FROM %s', pname, col, records);
+      END IF;
+    END LOOP;
+  ELSIF what OPERATOR(pg_catalog.=) 'drop_indexes' THEN
     -- before link_record is rebuilt: building them afresh is cheaper than
     -- maintaining them row by row
-    FOR col IN SELECT i.indexrelid::regclass::text FROM pg_catalog.pg_index i
-                WHERE i.indrelid = 'caredata.link_record'::regclass AND NOT i.indisprimary LOOP
-      EXECUTE format('DROP INDEX %s', col);
+    FOR col IN SELECT i.indexrelid::pg_catalog.regclass::text FROM pg_catalog.pg_index i
+                WHERE i.indrelid OPERATOR(pg_catalog.=) records AND NOT i.indisprimary LOOP
+      EXECUTE pg_catalog.format('DROP INDEX %s', col);
     END LOOP;
-  ELSIF what = 'drop_person_indexes' THEN
+  ELSIF what OPERATOR(pg_catalog.=) 'truncate_persons' THEN
+    EXECUTE pg_catalog.format('TRUNCATE %s', persons);
+  ELSIF what OPERATOR(pg_catalog.=) 'drop_person_indexes' THEN
     -- before the person index is rewritten (link_run holds the lock that
     -- lookups wait for, so nobody sees it without them)
-    ALTER TABLE caredata.person_index DROP CONSTRAINT IF EXISTS person_index_pkey,
-                                      DROP CONSTRAINT IF EXISTS person_index_rid_key;
-    DROP INDEX IF EXISTS caredata.person_index_person_idx;
-  ELSIF what = 'build_person_indexes' THEN
-    ALTER TABLE caredata.person_index ADD CONSTRAINT person_index_pkey PRIMARY KEY (source, record_key),
-                                      ADD CONSTRAINT person_index_rid_key UNIQUE (rid);
-    CREATE INDEX person_index_person_idx ON caredata.person_index (person_id);
-    ANALYZE caredata.person_index;
+    FOR col IN SELECT c.conname FROM pg_catalog.pg_constraint c
+                WHERE c.conrelid OPERATOR(pg_catalog.=) persons AND c.contype OPERATOR(pg_catalog.=) ANY ('{p,u}'::"char"[]) LOOP
+      EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', persons, col);
+    END LOOP;
+    FOR col IN SELECT i.indexrelid::pg_catalog.regclass::text FROM pg_catalog.pg_index i
+                WHERE i.indrelid OPERATOR(pg_catalog.=) persons LOOP
+      EXECUTE pg_catalog.format('DROP INDEX %s', col);
+    END LOOP;
+  ELSIF what OPERATOR(pg_catalog.=) 'build_person_indexes' THEN
+    EXECUTE pg_catalog.format('ALTER TABLE %s ADD PRIMARY KEY (source, record_key), ADD UNIQUE (rid)', persons);
+    EXECUTE pg_catalog.format('CREATE INDEX ON %s (person_id)', persons);
+    EXECUTE pg_catalog.format('ANALYZE %s', persons);
   ELSE
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'unknown linkage maintenance step';
   END IF;
 END
 $$;
-COMMENT ON FUNCTION caredata._link_maintain(text, jsonb) IS
-  'internal: ANALYZE the standardised records, drop or create the blocking rules'' lookup indexes, and drop or build the person index''s indexes around its rewrite, as the extension owner';
+COMMENT ON FUNCTION caredata._link_maintain(text, jsonb, text) IS
+  'internal: as the extension owner, for one linkage project: create or drop its partitions of link_record and person_index, truncate them, ANALYZE the standardised records, create statistics on its fields, drop or create the blocking rules'' lookup indexes, and drop or build the person index''s indexes around its rewrite';
 
-CREATE OR REPLACE FUNCTION caredata._link_check_expression(name text, expression text, rec text) RETURNS void
-  LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  plan jsonb;
-  txt text;
-  bad text;
-BEGIN
-  EXECUTE format('EXPLAIN (VERBOSE, FORMAT JSON) SELECT (%s)::integer FROM %s l, %2$s r', expression, rec) INTO plan;
-  txt := plan::text;
-  IF txt ~ '"(Subplan Name|Parent Relationship)": "(InitPlan|SubPlan|Subquery)' OR txt LIKE '%"Subplan Name"%'
-     OR EXISTS (SELECT 1 FROM jsonb_path_query(plan, 'strict $.**."Relation Name"') n WHERE n #>> '{}' <> 'link_record') THEN
-    PERFORM caredata._link_bad(format('comparison "%s" reads something other than the two records it compares', name),
-                               'A comparison expression is a function of the columns of l and r only: no subquery and no other table.', '42501');
-  END IF;
-  SELECT m[1] INTO bad
-    FROM jsonb_path_query(plan, 'strict $.**."Output"[*]') o,
-         regexp_matches(o #>> '{}', '(?:^|[^a-z0-9_."])("?[a-z_][a-z0-9_$]*"?)\.("?[a-z_][a-z0-9_$]*"?)\(', 'gi') m
-   WHERE m[1] NOT IN ('caredata', 'pg_catalog')
-  UNION ALL
-  SELECT m[1]
-    FROM jsonb_path_query(plan, 'strict $.**."Output"[*]') o,
-         regexp_matches(o #>> '{}', 'OPERATOR\(("?[a-z_][a-z0-9_$]*"?)\.', 'gi') m
-   WHERE m[1] NOT IN ('caredata', 'pg_catalog')
-   LIMIT 1;
-  IF bad IS NOT NULL THEN
-    PERFORM caredata._link_bad(format('comparison "%s" calls a function outside caredata and pg_catalog', name),
-                               'Use caredata''s comparators and built-in functions; a function of another schema could read other tables.', '42501');
-  END IF;
-END
-$$;
-COMMENT ON FUNCTION caredata._link_check_expression(text, text, text) IS
-  'internal: refuse a comparison expression that reads anything but the two standardised records (subqueries, other tables, functions outside caredata and pg_catalog)';
+-- (caredata._link_check_expression: replaced again below)
 
-CREATE OR REPLACE FUNCTION caredata._link_check_spec(spec jsonb) RETURNS void
+CREATE OR REPLACE FUNCTION caredata._link_check_spec(spec jsonb, project text DEFAULT 'default') RETURNS void
   LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   c jsonb;
@@ -3937,7 +4218,7 @@ DECLARE
   step text;
   probe text;
   nl integer;
-  rec text := caredata._link_record_sql();
+  rec text := caredata._link_record_sql(project);
 BEGIN
   IF jsonb_typeof(spec) IS DISTINCT FROM 'object' THEN
     PERFORM caredata._link_bad('a linkage model spec must be a JSON object', 'Start from caredata.link_default_spec().');
@@ -3964,7 +4245,7 @@ BEGIN
     IF nl < 2 OR nl > 16 THEN
       PERFORM caredata._link_bad(format('comparison "%s" must have between 2 and 16 levels', c->>'name'), 'Level 0 is missing, 1 different, the last exact.');
     END IF;
-    IF c ? 'tf' AND c->>'tf' NOT IN ('nhs_digits', 'dob', 'postcode') AND NOT c->>'tf' IN (SELECT f.field FROM caredata._link_fields() f) THEN
+    IF c ? 'tf' AND c->>'tf' NOT IN ('nhs_digits', 'dob', 'postcode') AND NOT c->>'tf' IN (SELECT f.field FROM caredata._link_fields(project) f) THEN
       PERFORM caredata._link_bad(format('comparison "%s": term-frequency adjustment is available for nhs_digits, dob, postcode and the declared fields only', c->>'name'),
                                  'Remove "tf" or set it to one of those columns (fields are declared by caredata.link_add_source(fields => ...)).');
     END IF;
@@ -4005,9 +4286,9 @@ BEGIN
       PERFORM caredata._link_bad('a blocking rule is a non-empty list of columns', 'For example ["dob", "area"].');
     END IF;
     FOR col IN SELECT * FROM jsonb_array_elements_text(rule) LOOP
-      IF NOT (col = ANY (caredata._link_key_columns()) OR col = ANY (caredata._link_field_columns())) OR col = 'source' AND jsonb_array_length(rule) = 1 THEN
+      IF NOT (col = ANY (caredata._link_key_columns()) OR col = ANY (caredata._link_field_columns(project))) OR col = 'source' AND jsonb_array_length(rule) = 1 THEN
         PERFORM caredata._link_bad(format('blocking rules cannot use column "%s"', col),
-                                   'Blocking columns: ' || array_to_string(caredata._link_key_columns() || caredata._link_field_columns(), ', ') || ' (source only with another column).', '42703');
+                                   'Blocking columns: ' || array_to_string(caredata._link_key_columns() || caredata._link_field_columns(project), ', ') || ' (source only with another column).', '42703');
       END IF;
     END LOOP;
   END LOOP;
@@ -4028,14 +4309,65 @@ BEGIN
   END IF;
 END
 $$;
-COMMENT ON FUNCTION caredata._link_check_spec(jsonb) IS
-  'internal: refuse a linkage model spec with a clear error and hint';
+COMMENT ON FUNCTION caredata._link_check_spec(jsonb, text) IS
+  'internal: refuse a linkage model spec with a clear error and hint (its expressions and blocking rules checked against the project''s records and fields)';
+
+CREATE OR REPLACE FUNCTION caredata.link_create_project(project text, description text DEFAULT NULL) RETURNS void
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_project text := project;
+BEGIN
+  IF p_project IS NULL OR p_project !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    PERFORM caredata._link_bad('a linkage project name is lower-case letters, digits and _', 'For example ''gp_hes'' or ''birth_cohort''.');
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.link_project x WHERE x.project = p_project) THEN
+    PERFORM caredata._link_bad(format('linkage project "%s" already exists', p_project),
+                               'Choose another name, or drop it first with caredata.link_drop_project().', '42710');
+  END IF;
+  INSERT INTO caredata.link_project (project, description) VALUES (p_project, link_create_project.description);
+  PERFORM caredata._link_maintain('create_partitions', project => p_project);
+  PERFORM caredata.audit_append('linkage.create_project', p_project, jsonb_build_object('description', link_create_project.description));
+END
+$$;
+COMMENT ON FUNCTION caredata.link_create_project(text, text) IS
+  'create a linkage project: a name under which sources, models, runs, links, standardised records and a person index live apart from every other project''s';
+
+CREATE OR REPLACE FUNCTION caredata.link_drop_project(project text) RETURNS void
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_project text := caredata._link_check_project(project);
+  counts jsonb;
+BEGIN
+  IF p_project = 'default' THEN
+    PERFORM caredata._link_bad('the default linkage project cannot be dropped',
+                               'Calls that name no project use it; empty it instead (delete its sources, models and runs).', '0A000');
+  END IF;
+  -- one run at a time (as link_run() takes it)
+  LOCK TABLE caredata.link_record_key IN EXCLUSIVE MODE;
+  counts := jsonb_build_object(
+    'sources', (SELECT count(*) FROM caredata.link_source x WHERE x.project = p_project),
+    'models', (SELECT count(*) FROM caredata.link_model x WHERE x.project = p_project),
+    'runs', (SELECT count(*) FROM caredata.link_run x WHERE x.project = p_project),
+    'records', (SELECT count(*) FROM caredata.link_record_key x WHERE x.project = p_project));
+  DELETE FROM caredata.link_pair x WHERE x.run_id IN (SELECT r.run_id FROM caredata.link_run r WHERE r.project = p_project);
+  DELETE FROM caredata.link_run x WHERE x.project = p_project;   -- and person_event, by its foreign key
+  DELETE FROM caredata.link_model x WHERE x.project = p_project; -- and link_model_level
+  DELETE FROM caredata.link_record_key x WHERE x.project = p_project;
+  DELETE FROM caredata.link_source x WHERE x.project = p_project;
+  DELETE FROM caredata.link_project x WHERE x.project = p_project;
+  PERFORM caredata._link_maintain('drop_partitions', project => p_project);
+  PERFORM caredata.audit_append('linkage.drop_project', p_project, counts);
+END
+$$;
+COMMENT ON FUNCTION caredata.link_drop_project(text) IS
+  'drop a linkage project and everything of it (sources, models, runs, links, person events, standardised records, person index); audited; the default project cannot be dropped';
 
 CREATE OR REPLACE FUNCTION caredata.link_add_source(source text, relation regclass, record_id name,
     nhs_number name DEFAULT NULL, dob name DEFAULT NULL, sex name DEFAULT NULL, postcode name DEFAULT NULL,
-    fields jsonb DEFAULT NULL)
+    fields jsonb DEFAULT NULL, project text DEFAULT 'default')
   RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  p_project text := caredata._link_check_project(project);
   p_source text := source;
   c record;
   typ regtype;
@@ -4071,7 +4403,7 @@ BEGIN
       PERFORM caredata._link_bad(format('field "%s": kind must be name, address, postcode, identifier or text', f.key),
                                  'name: case, accents, punctuation, titles, plus a phonetic code (field_ph); address: tokens, plus the house number (field_num); postcode: UK canonical or any country''s as text; identifier: letters and digits only; text: case and spaces.');
     END IF;
-    IF EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.source <> p_source AND ls.fields ? f.key AND ls.fields->f.key->>'kind' <> f_kind) THEN
+    IF EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.project = p_project AND ls.source <> p_source AND ls.fields ? f.key AND ls.fields->f.key->>'kind' <> f_kind) THEN
       PERFORM caredata._link_bad(format('field "%s" has another kind in another source', f.key),
                                  'A field is compared across sources: give it the same kind everywhere.');
     END IF;
@@ -4109,18 +4441,18 @@ BEGIN
         HINT = format('Accepted types for %s: %s.', c.what, array_to_string(c.types::text[], ', '));
     END IF;
   END LOOP;
-  INSERT INTO caredata.link_source AS s (source, relation, record_id, nhs_number, dob, sex, postcode, fields)
-  VALUES (p_source, relation, record_id, nhs_number, dob, sex, postcode, v_fields)
+  INSERT INTO caredata.link_source AS s (project, source, relation, record_id, nhs_number, dob, sex, postcode, fields)
+  VALUES (p_project, p_source, relation, record_id, nhs_number, dob, sex, postcode, v_fields)
   ON CONFLICT ON CONSTRAINT link_source_pkey DO UPDATE
     SET relation = excluded.relation, record_id = excluded.record_id, nhs_number = excluded.nhs_number,
         dob = excluded.dob, sex = excluded.sex, postcode = excluded.postcode, fields = excluded.fields,
         added_at = now(), added_by = current_user;
   -- statistics on each field, so that the planner estimates blocking on it
-  PERFORM caredata._link_maintain('field_statistics');
+  PERFORM caredata._link_maintain('field_statistics', project => p_project);
 END
 $$;
-COMMENT ON FUNCTION caredata.link_add_source(text, regclass, name, name, name, name, name, jsonb) IS
-  'register (or re-register) a linkage source: a relation, its record id column (integer or text), its NHS identifier columns (any may be NULL) and further fields to standardise and compare ({"field": {"column": ..., "kind": name|address|postcode|identifier|text}})';
+COMMENT ON FUNCTION caredata.link_add_source(text, regclass, name, name, name, name, name, jsonb, text) IS
+  'register (or re-register) a linkage source of a project: a relation, its record id column (integer or text), its NHS identifier columns (any may be NULL) and further fields to standardise and compare ({"field": {"column": ..., "kind": name|address|postcode|identifier|text}})';
 
 CREATE OR REPLACE FUNCTION caredata._link_std_kind(kind text, arg text) RETURNS text
   LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -4178,25 +4510,216 @@ $$;
 COMMENT ON FUNCTION caredata._link_std_expr(regclass, name, text) IS
   'internal: the standardising expression for one identifier column of a linkage source';
 
--- (caredata.link_standardise: replaced again below)
+CREATE OR REPLACE FUNCTION caredata.link_standardise(sources text[] DEFAULT NULL, run_id bigint DEFAULT 0, project text DEFAULT 'default')
+  RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_project text := caredata._link_check_project(project);
+  s record;
+  f record;
+  n bigint;
+  total bigint;
+  parts text[] := '{}';
+  work_table text;
+  f_cols text;
+  f_json text := '';
+  f_join text := '';
+  i integer := 0;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources))) THEN
+    PERFORM caredata._link_bad('no linkage sources to link', 'Register sources with caredata.link_add_source().', '42704');
+  END IF;
+  IF sources IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(sources) x WHERE x NOT IN (SELECT ls.source FROM caredata.link_source ls WHERE ls.project = p_project)) THEN
+    PERFORM caredata._link_bad('a named linkage source does not exist', 'See caredata.link_source for the registered sources.', '42704');
+  END IF;
+  -- the standardised records, each with its stable rid if it has one; the
+  -- declared fields as columns f_<field> (NULL where a source lacks one)
+  FOR s IN SELECT * FROM caredata.link_source ls WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources)) ORDER BY ls.source LOOP
+    f_cols := '';
+    FOR f IN SELECT * FROM caredata._link_fields(p_project) LOOP
+      f_cols := f_cols || format(', %s AS %I', caredata._link_std_expr(s.relation, (s.fields->f.field->>'column')::name, f.kind), 'f_' || f.field);
+      IF f.kind = 'address' THEN
+        f_cols := f_cols || format(', %s AS %I', caredata._link_std_expr(s.relation, (s.fields->f.field->>'column')::name, 'address_num'), 'f_' || f.field || '_num');
+      END IF;
+    END LOOP;
+    parts := parts || format('SELECT k.rid, %L::text AS source, %s AS record_id, %s AS record_key, %s AS nhs_digits, %s AS dob, %s AS sex, %s AS postcode%s
+                                FROM %s s LEFT JOIN caredata.link_record_key k ON k.project = %L AND k.source = %1$L AND k.record_key = %3$s',
+      s.source, caredata._link_std_expr(s.relation, s.record_id, 'record_id'),
+      caredata._link_std_expr(s.relation, s.record_id, 'record_key'),
+      caredata._link_std_expr(s.relation, s.nhs_number, 'nhs_number'),
+      caredata._link_std_expr(s.relation, s.dob, 'dob'),
+      caredata._link_std_expr(s.relation, s.sex, 'sex'),
+      caredata._link_std_expr(s.relation, s.postcode, 'postcode'), f_cols, s.relation, p_project);
+  END LOOP;
+  FOREACH work_table IN ARRAY ARRAY['link_stage', 'link_new_key'] LOOP
+    IF to_regclass('pg_temp.' || work_table) IS NOT NULL THEN
+      EXECUTE format('DROP TABLE pg_temp.%I', work_table);
+    END IF;
+  END LOOP;
+  EXECUTE 'CREATE TEMP TABLE link_stage ON COMMIT DROP AS ' || array_to_string(parts, ' UNION ALL ');
+  total := 0;
+  FOR s IN SELECT ls.source, count(t.source) AS n, count(t.source) FILTER (WHERE t.record_key IS NULL) AS no_id
+             FROM caredata.link_source ls LEFT JOIN pg_temp.link_stage t ON t.source = ls.source
+            WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources)) GROUP BY ls.source ORDER BY ls.source LOOP
+    IF s.n = 0 THEN
+      PERFORM caredata._link_bad(format('linkage source "%s" has no records', s.source),
+                                 'Load the source, or leave it out with the sources argument.', '22023');
+    END IF;
+    IF s.no_id > 0 THEN
+      PERFORM caredata._link_bad(format('linkage source "%s" has records without a record id', s.source),
+                                 'Every record needs a record id: fix the source or filter it through a view.', '23502');
+    END IF;
+    total := total + s.n;
+  END LOOP;
 
-CREATE OR REPLACE FUNCTION caredata._link_estimate_pairs(rule jsonb, link_type text) RETURNS double precision
+  -- stable rids: new records numbered after the highest of any project, in (source,
+  -- record id) order (integer ids by value).  A record id twice in a
+  -- source breaks a unique index, here (a new one) or on link_record
+  -- below (one seen before).
+  CREATE TEMP TABLE link_new_key ON COMMIT DROP AS
+  SELECT coalesce((SELECT max(k.rid) FROM caredata.link_record_key k), 0)
+           + row_number() OVER (ORDER BY t.source, t.record_id, t.record_key) AS rid,
+         t.source, t.record_id, t.record_key
+    FROM pg_temp.link_stage t WHERE t.rid IS NULL;
+  ANALYZE pg_temp.link_new_key;
+
+  -- each field in the record's jsonb: its value, its derived code and its
+  -- value frequency (only a value held by two records or more can ever
+  -- agree exactly with another)
+  FOR f IN SELECT * FROM caredata._link_fields(p_project) LOOP
+    i := i + 1;
+    f_json := f_json || format(' || jsonb_build_object(%1$L, t.%2$I%3$s, %4$L, CASE WHEN t.%2$I IS NOT NULL THEN coalesce(q%5$s.f, 1.0 / %6$s) END)',
+      f.field, 'f_' || f.field,
+      CASE f.kind WHEN 'name' THEN format(', %L, caredata.name_phonetic(t.%I)', f.field || '_ph', 'f_' || f.field)
+                  WHEN 'address' THEN format(', %L, t.%I', f.field || '_num', 'f_' || f.field || '_num') ELSE '' END,
+      'tf_' || f.field, i, total);
+    f_join := f_join || format(' LEFT JOIN (SELECT %1$I AS v, count(*)::double precision / %2$s AS f FROM pg_temp.link_stage WHERE %1$I IS NOT NULL GROUP BY 1 HAVING count(*) > 1) q%3$s ON q%3$s.v = t.%1$I',
+      'f_' || f.field, total, i);
+  END LOOP;
+
+  PERFORM caredata._link_maintain('truncate_records', project => p_project);
+  PERFORM caredata._link_maintain('drop_indexes', project => p_project);
+  BEGIN
+    INSERT INTO caredata.link_record_key (rid, source, record_id, first_run, record_key, project)
+    SELECT k.rid, k.source, k.record_id, link_standardise.run_id, k.record_key, p_project FROM pg_temp.link_new_key k;
+    EXECUTE format($q$
+    INSERT INTO caredata.link_record
+    SELECT %4$L, coalesce(t.rid, k.rid), t.source, t.record_id, t.nhs_digits, (t.nhs_digits / 10000)::integer, (t.nhs_digits %% 10000)::integer,
+           t.dob, t.sex, t.postcode,
+           caredata.try_postcode_sector(t.postcode), caredata.try_postcode_district(t.postcode), caredata.try_postcode_area(t.postcode),
+           extract(year FROM t.dob)::integer,
+           CASE WHEN t.nhs_digits IS NOT NULL THEN coalesce(fn.f, 1.0 / %1$s) END,
+           CASE WHEN t.dob IS NOT NULL THEN coalesce(fd.f, 1.0 / %1$s) END,
+           CASE WHEN t.postcode IS NOT NULL THEN coalesce(fp.f, 1.0 / %1$s) END,
+           t.record_key, %2$s
+      FROM pg_temp.link_stage t
+      LEFT JOIN pg_temp.link_new_key k ON t.rid IS NULL AND k.source = t.source AND k.record_key = t.record_key
+      LEFT JOIN (SELECT nhs_digits, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fn USING (nhs_digits)
+      LEFT JOIN (SELECT dob, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fd USING (dob)
+      LEFT JOIN (SELECT postcode, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fp USING (postcode)%3$s$q$,
+      total, CASE WHEN f_json = '' THEN 'NULL::jsonb' ELSE 'jsonb_strip_nulls(''{}''::jsonb' || f_json || ')' END, f_join, p_project);
+    GET DIAGNOSTICS n = ROW_COUNT;
+  EXCEPTION WHEN unique_violation THEN
+    PERFORM caredata._link_bad('a linkage source has duplicate record ids', 'Record ids must be unique within a source.', '23505');
+  END;
+  DROP TABLE pg_temp.link_stage;
+  DROP TABLE pg_temp.link_new_key;
+  PERFORM caredata._link_maintain('analyze_records', project => p_project);
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_standardise(text[], bigint, text) IS
+  'rebuild a project''s caredata.link_record from its registered sources (all, or those named): standardised identifiers, postcode parts, the declared fields with their phonetic codes and house numbers, value frequencies; returns the number of records';
+
+CREATE OR REPLACE FUNCTION caredata.link_create_model(model text, spec jsonb DEFAULT '{}', project text DEFAULT 'default') RETURNS integer
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_project text := caredata._link_check_project(project);
+  p_model text := model;
+  full_spec jsonb := caredata.link_default_spec() || coalesce(spec, '{}');
+  v integer;
+BEGIN
+  IF p_model IS NULL OR p_model !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    PERFORM caredata._link_bad('a linkage model name is lower-case letters, digits and _', 'For example ''default''.');
+  END IF;
+  PERFORM caredata._link_check_spec(full_spec, p_project);
+  SELECT coalesce(max(lm.version), 0) + 1 INTO v FROM caredata.link_model lm WHERE lm.project = p_project AND lm.model = p_model;
+  INSERT INTO caredata.link_model (project, model, version, spec) VALUES (p_project, p_model, v, full_spec);
+  INSERT INTO caredata.link_model_level (project, model, version, comparison, position, level, label)
+  SELECT p_project, p_model, v, c.value->>'name', c.ordinality - 1, l.ordinality - 1, l.value
+    FROM jsonb_array_elements(full_spec->'comparisons') WITH ORDINALITY c
+   CROSS JOIN LATERAL jsonb_array_elements_text(c.value->'levels') WITH ORDINALITY l;
+  RETURN v;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_create_model(text, jsonb, text) IS
+  'create a linkage model of a project (or its next version) from a spec; keys not given are taken from link_default_spec(); returns the version (untrained until a run trains it)';
+
+CREATE OR REPLACE FUNCTION caredata._link_comparisons(model text, version integer, project text)
+  RETURNS TABLE (pos integer, name text, expression text, nlevels integer, tf text, m_start double precision[],
+                 m double precision[], u double precision[], labels text[])
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  SELECT (c.ordinality - 1)::integer, c.value->>'name', c.value->>'expression',
+         jsonb_array_length(c.value->'levels'), c.value->>'tf',
+         CASE WHEN c.value ? 'm' THEN ARRAY(SELECT x::double precision FROM jsonb_array_elements_text(c.value->'m') x) END,
+         ARRAY(SELECT ml.m FROM caredata.link_model_level ml
+                WHERE ml.project = lm.project AND ml.model = lm.model AND ml.version = lm.version AND ml.comparison = c.value->>'name' ORDER BY ml.level),
+         ARRAY(SELECT ml.u FROM caredata.link_model_level ml
+                WHERE ml.project = lm.project AND ml.model = lm.model AND ml.version = lm.version AND ml.comparison = c.value->>'name' ORDER BY ml.level),
+         ARRAY(SELECT jsonb_array_elements_text(c.value->'levels'))
+    FROM caredata.link_model lm
+   CROSS JOIN LATERAL jsonb_array_elements(lm.spec->'comparisons') WITH ORDINALITY c
+   WHERE lm.project = _link_comparisons.project AND lm.model = _link_comparisons.model AND lm.version = _link_comparisons.version
+   ORDER BY c.ordinality
+$$;
+COMMENT ON FUNCTION caredata._link_comparisons(text, integer, text) IS
+  'internal: the comparisons of a model version with their levels, m and u';
+
+CREATE OR REPLACE FUNCTION caredata._link_compare_sql(model text, version integer, u_top double precision[], project text)
+  RETURNS TABLE (levels text, cols text, pattern text, tf text)
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c record;
+  stride bigint := 1;
+BEGIN
+  levels := ''; cols := ''; pattern := ''; tf := '0::double precision';
+  FOR c IN SELECT * FROM caredata._link_comparisons(model, version, project) ORDER BY pos LOOP
+    levels := levels || format(', (%s)::smallint AS %I', c.expression, c.name);
+    cols := cols || format(', %I', c.name);
+    pattern := pattern || CASE WHEN stride = 1 THEN '' ELSE ' + ' END || format('%I * %s', c.name, stride);
+    stride := stride * c.nlevels;
+    IF c.tf IS NOT NULL AND u_top[c.pos + 1] IS NOT NULL THEN
+      levels := levels || format(', r.%I AS %I', 'tf_' || c.tf, 'tf_' || c.name);
+      tf := tf || format(' + CASE WHEN %I = %s AND %I > 0 THEN ln(%s / %I) * 1.4426950408889634 ELSE 0 END',
+                         c.name, c.nlevels - 1, 'tf_' || c.name, u_top[c.pos + 1], 'tf_' || c.name);
+    END IF;
+  END LOOP;
+  pattern := '(' || pattern || ')::integer';
+  RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_compare_sql(text, integer, double precision[], text) IS
+  'internal: the comparison-level columns, pattern and term-frequency adjustment SQL of a model version, shared by runs and lookups';
+
+CREATE OR REPLACE FUNCTION caredata._link_estimate_pairs(rule jsonb, link_type text, project text) RETURNS double precision
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   plan jsonb;
 BEGIN
-  EXECUTE format('EXPLAIN (FORMAT JSON) SELECT 1 FROM %s l JOIN %1$s r ON %s WHERE %s', caredata._link_record_sql(),
+  -- the project's partition itself: the parent has no statistics
+  EXECUTE format('EXPLAIN (FORMAT JSON) SELECT 1 FROM %s l JOIN %1$s r ON %s WHERE %s',
+                 caredata._link_record_sql(project),
                  caredata._link_rule_condition(rule), caredata._link_pair_condition(link_type)) INTO plan;
   RETURN (plan->0->'Plan'->>'Plan Rows')::double precision;
 END
 $$;
-COMMENT ON FUNCTION caredata._link_estimate_pairs(jsonb, text) IS
-  'internal: the planner''s estimate of the candidate pairs a blocking rule generates';
+COMMENT ON FUNCTION caredata._link_estimate_pairs(jsonb, text, text) IS
+  'internal: the planner''s estimate of the candidate pairs a blocking rule generates over a project''s records';
 
-CREATE OR REPLACE FUNCTION caredata.link_blocking_counts(model text DEFAULT 'default', version integer DEFAULT NULL)
+CREATE OR REPLACE FUNCTION caredata.link_blocking_counts(model text DEFAULT 'default', version integer DEFAULT NULL, project text DEFAULT 'default')
   RETURNS TABLE (rule integer, columns text[], pairs bigint)
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  p_project text := caredata._link_check_project(project);
   p_model text := model;
   spec jsonb;
   r record;
@@ -4204,13 +4727,13 @@ DECLARE
   n bigint;
 BEGIN
   SELECT lm.spec INTO spec FROM caredata.link_model lm
-   WHERE lm.model = p_model AND (link_blocking_counts.version IS NULL OR lm.version = link_blocking_counts.version)
+   WHERE lm.project = p_project AND lm.model = p_model AND (link_blocking_counts.version IS NULL OR lm.version = link_blocking_counts.version)
    ORDER BY lm.version DESC LIMIT 1;
   IF spec IS NULL THEN
     PERFORM caredata._link_bad(format('linkage model "%s" does not exist', p_model), 'Create it with caredata.link_create_model().', '42704');
   END IF;
-  IF NOT EXISTS (SELECT 1 FROM caredata.link_record) THEN
-    PERFORM caredata.link_standardise();
+  IF NOT EXISTS (SELECT 1 FROM caredata.link_record x WHERE x.project = p_project) THEN
+    PERFORM caredata.link_standardise(project => p_project);
   END IF;
   FOR r IN SELECT b.value, b.ordinality FROM jsonb_array_elements(spec->'blocking') WITH ORDINALITY b LOOP
     cols := (SELECT string_agg(quote_ident(c), ', ') FROM jsonb_array_elements_text(r.value) c);
@@ -4224,7 +4747,7 @@ BEGIN
                GROUP BY %2$s) b$q$,
       spec->>'link_type', cols,
       (SELECT string_agg(format('%I IS NOT NULL', c), ' AND ') FROM jsonb_array_elements_text(r.value) c),
-      caredata._link_record_sql())
+      caredata._link_record_sql(p_project))
       INTO n;
     rule := r.ordinality;
     columns := ARRAY(SELECT jsonb_array_elements_text(r.value));
@@ -4233,10 +4756,10 @@ BEGIN
   END LOOP;
 END
 $$;
-COMMENT ON FUNCTION caredata.link_blocking_counts(text, integer) IS
-  'how many candidate pairs each blocking rule of a model generates over the standardised records, before de-duplication across rules (standardises the sources first if nothing is standardised)';
+COMMENT ON FUNCTION caredata.link_blocking_counts(text, integer, text) IS
+  'how many candidate pairs each blocking rule of a project''s model generates over its standardised records, before de-duplication across rules (standardises the sources first if nothing is standardised)';
 
-CREATE OR REPLACE FUNCTION caredata._link_pairs_sql(model text, version integer, u_top double precision[], only_new boolean)
+CREATE OR REPLACE FUNCTION caredata._link_pairs_sql(model text, version integer, u_top double precision[], only_new boolean, project text)
   RETURNS text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   spec jsonb;
@@ -4245,10 +4768,12 @@ DECLARE
   rule jsonb;
   pair_cond text;
   body text := '';
-  rec text := caredata._link_record_sql();
+  rec text;
 BEGIN
-  SELECT lm.spec INTO spec FROM caredata.link_model lm WHERE lm.model = _link_pairs_sql.model AND lm.version = _link_pairs_sql.version;
-  SELECT * INTO cmp FROM caredata._link_compare_sql(model, version, u_top);
+  SELECT lm.spec INTO spec FROM caredata.link_model lm
+   WHERE lm.project = _link_pairs_sql.project AND lm.model = _link_pairs_sql.model AND lm.version = _link_pairs_sql.version;
+  SELECT * INTO cmp FROM caredata._link_compare_sql(model, version, u_top, project);
+  rec := caredata._link_record_sql(project);
   pair_cond := caredata._link_pair_condition(spec->>'link_type');
   IF only_new THEN
     -- incremental: pairs with at least one record the person index lacks
@@ -4265,13 +4790,13 @@ BEGIN
                 cmp.cols, cmp.pattern, cmp.tf, body);
 END
 $$;
-COMMENT ON FUNCTION caredata._link_pairs_sql(text, integer, double precision[], boolean) IS
-  'internal: the candidate-pair query of a model version (blocking rules unioned without duplicates, comparison levels, pattern, term-frequency adjustment)';
+COMMENT ON FUNCTION caredata._link_pairs_sql(text, integer, double precision[], boolean, text) IS
+  'internal: the candidate-pair query of a project''s model version (blocking rules unioned without duplicates, comparison levels, pattern, term-frequency adjustment)';
 
 CREATE OR REPLACE FUNCTION caredata.link_run(model text DEFAULT 'default', version integer DEFAULT NULL,
     method text DEFAULT 'probabilistic', threshold double precision DEFAULT NULL,
     train boolean DEFAULT NULL, incremental boolean DEFAULT false, one_to_one boolean DEFAULT false,
-    sources text[] DEFAULT NULL)
+    sources text[] DEFAULT NULL, project text DEFAULT 'default')
   RETURNS TABLE (run_id bigint, model_version integer, records bigint, candidate_pairs bigint,
                  links bigint, persons bigint, match_threshold double precision, seconds numeric)
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -4285,6 +4810,7 @@ DECLARE
   p_incremental boolean := incremental;
   p_one_to_one boolean := one_to_one;
   p_sources text[] := sources;
+  p_project text := caredata._link_check_project(project);
   t0 timestamptz := clock_timestamp();
   t timestamptz;
   lm record;
@@ -4334,7 +4860,7 @@ BEGIN
   LOCK TABLE caredata.link_record_key IN EXCLUSIVE MODE;
 
   SELECT * INTO lm FROM caredata.link_model x
-   WHERE x.model = p_model AND (p_version IS NULL OR x.version = p_version)
+   WHERE x.project = p_project AND x.model = p_model AND (p_version IS NULL OR x.version = p_version)
    ORDER BY x.version DESC LIMIT 1;
   IF NOT FOUND THEN
     PERFORM caredata._link_bad(CASE WHEN p_version IS NULL THEN format('linkage model "%s" does not exist', p_model)
@@ -4353,7 +4879,7 @@ BEGIN
                                'Run with train => true, or name a trained version.', '55000');
   END IF;
   IF p_method = 'probabilistic' AND NOT v_do_train AND
-     EXISTS (SELECT 1 FROM caredata.link_model_level x WHERE x.model = lm.model AND x.version = lm.version AND (x.m IS NULL OR x.u IS NULL)) THEN
+     EXISTS (SELECT 1 FROM caredata.link_model_level x WHERE x.project = p_project AND x.model = lm.model AND x.version = lm.version AND (x.m IS NULL OR x.u IS NULL)) THEN
     PERFORM caredata._link_bad(format('linkage model "%s" version %s has levels without m or u', p_model, lm.version),
                                'Set every level''s m and u in caredata.link_model_level, or train the model.', '55000');
   END IF;
@@ -4362,24 +4888,25 @@ BEGIN
   END IF;
 
   SELECT coalesce(max(x.run_id), 0) + 1 INTO v_run FROM caredata.link_run x;
-  SELECT max(x.run_id) INTO v_prev_run FROM caredata.person_index x;
+  SELECT max(x.run_id) INTO v_prev_run FROM caredata.person_index x WHERE x.project = p_project;
   IF p_incremental AND v_prev_run IS NULL THEN
     RAISE NOTICE 'link: no person index yet, so this incremental run links everything';
     p_incremental := false;
   END IF;
-  INSERT INTO caredata.link_run (run_id, model, version, method, incremental, one_to_one, started_at)
-  VALUES (v_run, lm.model, lm.version, p_method, p_incremental, p_one_to_one, t0);
+  INSERT INTO caredata.link_run (run_id, model, version, method, incremental, one_to_one, started_at, project)
+  VALUES (v_run, lm.model, lm.version, p_method, p_incremental, p_one_to_one, t0, p_project);
 
   -- 1. standardise
   t := clock_timestamp();
-  v_records := caredata.link_standardise(p_sources, v_run);
+  v_records := caredata.link_standardise(p_sources, v_run, p_project);
   v_stats := v_stats || jsonb_build_object('records', v_records, 'standardise_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
   PERFORM caredata._link_progress('standardised', v_records, 'records', t,
-    format(' from %s source%s', (SELECT count(*) FROM caredata.link_source ls WHERE p_sources IS NULL OR ls.source = ANY (p_sources)),
-           CASE WHEN (SELECT count(*) FROM caredata.link_source ls WHERE p_sources IS NULL OR ls.source = ANY (p_sources)) = 1 THEN '' ELSE 's' END));
+    format(' from %s source%s', (SELECT count(*) FROM caredata.link_source ls WHERE ls.project = p_project AND (p_sources IS NULL OR ls.source = ANY (p_sources))),
+           CASE WHEN (SELECT count(*) FROM caredata.link_source ls WHERE ls.project = p_project AND (p_sources IS NULL OR ls.source = ANY (p_sources))) = 1 THEN '' ELSE 's' END));
   IF p_incremental THEN
     CREATE TEMP TABLE link_new ON COMMIT DROP AS
-    SELECT r.rid FROM caredata.link_record r WHERE NOT EXISTS (SELECT 1 FROM caredata.person_index p WHERE p.rid = r.rid);
+    SELECT r.rid FROM caredata.link_record r
+     WHERE r.project = p_project AND NOT EXISTS (SELECT 1 FROM caredata.person_index p WHERE p.project = p_project AND p.rid = r.rid);
     ALTER TABLE pg_temp.link_new ADD PRIMARY KEY (rid);
     ANALYZE pg_temp.link_new;
     v_stats := v_stats || jsonb_build_object('new_records', (SELECT count(*) FROM pg_temp.link_new));
@@ -4389,7 +4916,7 @@ BEGIN
   -- refuse a blocking rule (or all together) past max_pairs before
   -- comparing anything, by the planner's estimate (statistics are fresh)
   FOR rule_pairs IN SELECT b.ordinality AS rule, b.value AS columns,
-                           caredata._link_estimate_pairs(b.value, spec->>'link_type') AS pairs
+                           caredata._link_estimate_pairs(b.value, spec->>'link_type', p_project) AS pairs
                       FROM jsonb_array_elements(spec->'blocking') WITH ORDINALITY b LOOP
     blocked := blocked + rule_pairs.pairs;
     IF rule_pairs.pairs > (spec->>'max_pairs')::numeric THEN
@@ -4404,7 +4931,7 @@ BEGIN
                                'Make the rules stricter, or raise "max_pairs" in a new model version.', '54000');
   END IF;
 
-  SELECT array_agg(c.nlevels ORDER BY c.pos) INTO nlevels FROM caredata._link_comparisons(lm.model, lm.version) c;
+  SELECT array_agg(c.nlevels ORDER BY c.pos) INTO nlevels FROM caredata._link_comparisons(lm.model, lm.version, p_project) c;
   -- the longest phase is announced before it starts
   PERFORM caredata._link_progress('blocking rules give about', round(blocked)::bigint, 'candidate pairs', NULL,
     format(' (the planner''s estimate over %s rule%s)', jsonb_array_length(spec->'blocking'),
@@ -4421,16 +4948,16 @@ BEGIN
        CROSS JOIN (SELECT * FROM %5$s x ORDER BY hashint8extended(rid, %2$s + 1), rid LIMIT %3$s) r
        WHERE l.rid <> r.rid%4$s$q$,
       (SELECT string_agg(format('(%s)::smallint AS %I', c.expression, c.name), ', ' ORDER BY c.pos)
-         FROM caredata._link_comparisons(lm.model, lm.version) c),
+         FROM caredata._link_comparisons(lm.model, lm.version, p_project) c),
       (spec->>'seed')::bigint, k,
       CASE spec->>'link_type' WHEN 'link_only' THEN ' AND l.source <> r.source'
                               WHEN 'dedupe_only' THEN ' AND l.source = r.source' ELSE '' END,
-      caredata._link_record_sql());
+      caredata._link_record_sql(p_project));
     GET DIAGNOSTICS sample_n = ROW_COUNT;
     IF sample_n = 0 THEN
       PERFORM caredata._link_bad('no pairs to estimate u from', 'Link at least two records (two sources for link_only).', '22023');
     END IF;
-    FOR comps IN SELECT * FROM caredata._link_comparisons(lm.model, lm.version) ORDER BY pos LOOP
+    FOR comps IN SELECT * FROM caredata._link_comparisons(lm.model, lm.version, p_project) ORDER BY pos LOOP
       EXECUTE format('SELECT array_agg(coalesce(n, 0) ORDER BY lv) FROM generate_series(0, %s) lv
                         LEFT JOIN (SELECT %I AS lv, count(*) AS n FROM pg_temp.link_usample GROUP BY 1) c USING (lv)',
                      comps.nlevels - 1, comps.name) INTO counts;
@@ -4446,8 +4973,8 @@ BEGIN
     PERFORM caredata._link_progress('estimated u from', sample_n, 'random pairs', t);
   ELSIF p_method = 'probabilistic' THEN
     SELECT array_agg(x ORDER BY c.pos, o) INTO v_u
-      FROM caredata._link_comparisons(lm.model, lm.version) c, unnest(c.u) WITH ORDINALITY AS z(x, o);
-    SELECT array_agg(c.u[c.nlevels] ORDER BY c.pos) INTO v_u_top FROM caredata._link_comparisons(lm.model, lm.version) c;
+      FROM caredata._link_comparisons(lm.model, lm.version, p_project) c, unnest(c.u) WITH ORDINALITY AS z(x, o);
+    SELECT array_agg(c.u[c.nlevels] ORDER BY c.pos) INTO v_u_top FROM caredata._link_comparisons(lm.model, lm.version, p_project) c;
   END IF;
 
   -- 3. block and compare.  Each rule is a self-join on equal keys: a hash
@@ -4458,7 +4985,7 @@ BEGIN
   saved_mergejoin := current_setting('enable_mergejoin');
   PERFORM set_config('enable_mergejoin', 'off', true);
   EXECUTE 'CREATE TEMP TABLE link_cand ON COMMIT DROP AS ' ||
-          caredata._link_pairs_sql(lm.model, lm.version, CASE WHEN p_method = 'probabilistic' THEN v_u_top END, p_incremental);
+          caredata._link_pairs_sql(lm.model, lm.version, CASE WHEN p_method = 'probabilistic' THEN v_u_top END, p_incremental, p_project);
   GET DIAGNOSTICS v_pairs = ROW_COUNT;
   PERFORM set_config('enable_mergejoin', saved_mergejoin, true);
   ANALYZE pg_temp.link_cand;
@@ -4481,23 +5008,23 @@ BEGIN
                WHEN 'dedupe_only' THEN (sum(n^2) - sum(n)) / 2
                ELSE sum(n) * (sum(n) - 1) / 2 END
         INTO total_pairs
-        FROM (SELECT count(*)::double precision AS n FROM caredata.link_record GROUP BY source) s;
+        FROM (SELECT count(*)::double precision AS n FROM caredata.link_record x WHERE x.project = p_project GROUP BY x.source) s;
       SELECT * INTO em FROM caredata.link_em(hist_p, hist_n, nlevels, v_u, v_m, greatest(total_pairs, 1),
                                               (spec->>'em_max_iterations')::integer, (spec->>'em_tolerance')::double precision);
       v_m := em.m;
       v_lambda := em.lambda;
       -- the trained model is a new version
-      INSERT INTO caredata.link_model (model, version, spec, lambda, trained_at, trained_by, training)
-      SELECT lm.model, max(x.version) + 1, lm.spec, v_lambda, clock_timestamp(), current_user,
+      INSERT INTO caredata.link_model (project, model, version, spec, lambda, trained_at, trained_by, training)
+      SELECT p_project, lm.model, max(x.version) + 1, lm.spec, v_lambda, clock_timestamp(), current_user,
              jsonb_build_object('run_id', v_run, 'from_version', lm.version, 'iterations', em.iterations, 'converged', em.converged,
                                 'candidate_pairs', v_pairs, 'patterns', cardinality(hist_p), 'u_sample_pairs', sample_n,
                                 'total_pairs', total_pairs)
-        FROM caredata.link_model x WHERE x.model = lm.model
+        FROM caredata.link_model x WHERE x.project = p_project AND x.model = lm.model
       RETURNING * INTO lm;
-      INSERT INTO caredata.link_model_level (model, version, comparison, position, level, label, m, u)
-      SELECT lm.model, lm.version, c.name, c.pos, lv, c.labels[lv + 1], v_m[c.offs + lv + 1], v_u[c.offs + lv + 1]
+      INSERT INTO caredata.link_model_level (project, model, version, comparison, position, level, label, m, u)
+      SELECT p_project, lm.model, lm.version, c.name, c.pos, lv, c.labels[lv + 1], v_m[c.offs + lv + 1], v_u[c.offs + lv + 1]
         FROM (SELECT *, sum(nlevels) OVER (ORDER BY pos) - nlevels AS offs
-                FROM caredata._link_comparisons(lm.model, lm.version)) c,
+                FROM caredata._link_comparisons(lm.model, lm.version, p_project)) c,
              generate_series(0, c.nlevels - 1) lv;
       UPDATE caredata.link_run x SET version = lm.version WHERE x.run_id = v_run;
       v_stats := v_stats || jsonb_build_object('em_iterations', em.iterations, 'em_converged', em.converged, 'lambda', v_lambda,
@@ -4507,7 +5034,7 @@ BEGIN
     ELSE
       v_lambda := lm.lambda;
       SELECT array_agg(x ORDER BY c.pos, o) INTO v_m
-        FROM caredata._link_comparisons(lm.model, lm.version) c, unnest(c.m) WITH ORDINALITY AS z(x, o);
+        FROM caredata._link_comparisons(lm.model, lm.version, p_project) c, unnest(c.m) WITH ORDINALITY AS z(x, o);
     END IF;
 
     -- 5. score: each pair's weight is its pattern's weight (a dense array
@@ -4574,8 +5101,8 @@ BEGIN
     SELECT v_run, x.rid_l, x.rid_r, x.pattern, x.weight, x.probability, x.step
       FROM caredata.link_pair x
      WHERE x.run_id = v_prev_run
-       AND EXISTS (SELECT 1 FROM caredata.link_record a WHERE a.rid = x.rid_l)
-       AND EXISTS (SELECT 1 FROM caredata.link_record b WHERE b.rid = x.rid_r)
+       AND EXISTS (SELECT 1 FROM caredata.link_record a WHERE a.project = p_project AND a.rid = x.rid_l)
+       AND EXISTS (SELECT 1 FROM caredata.link_record b WHERE b.project = p_project AND b.rid = x.rid_r)
        AND NOT EXISTS (SELECT 1 FROM caredata.link_pair y WHERE y.run_id = v_run AND y.rid_l = x.rid_l AND y.rid_r = x.rid_r);
   END IF;
 
@@ -4586,7 +5113,7 @@ BEGIN
   SELECT r.rid, r.source, r.record_id, r.record_key, coalesce(c.cluster, r.rid) AS cluster, coalesce(c.refused, false) AS refused,
          p.person_id AS old_person
     FROM caredata.link_record r
-    LEFT JOIN caredata.person_index p ON p.rid = r.rid
+    LEFT JOIN caredata.person_index p ON p.project = p_project AND p.rid = r.rid
     LEFT JOIN caredata.link_components(
            format('SELECT rid_l, rid_r FROM caredata.link_pair WHERE run_id = %s%s', v_run,
                   CASE WHEN p_one_to_one OR v_keep_apart THEN ' ORDER BY weight DESC NULLS LAST, step NULLS LAST, rid_l, rid_r' ELSE '' END),
@@ -4595,14 +5122,16 @@ BEGIN
                   -- a number is confirmed on its own unless two records carrying
                   -- it disagree on the date of birth or on a known sex (a
                   -- household member's number on someone else's record)
-                  'SELECT r.rid, r.nhs_digits, g.agree
-                     FROM caredata.link_record r
+                  format('SELECT r.rid, r.nhs_digits, g.agree
+                     FROM %s r
                      JOIN (SELECT nhs_digits,
                                   count(DISTINCT dob) <= 1
                                   AND count(DISTINCT sex) FILTER (WHERE caredata.compare_sex(sex, sex) = 2) <= 1 AS agree
-                             FROM caredata.link_record WHERE nhs_digits IS NOT NULL GROUP BY nhs_digits) g
-                       ON g.nhs_digits = r.nhs_digits'
-                WHEN v_keep_apart THEN 'SELECT rid, nhs_digits FROM caredata.link_record WHERE nhs_digits IS NOT NULL' END) c ON c.rid = r.rid;
+                             FROM %1$s WHERE nhs_digits IS NOT NULL GROUP BY nhs_digits) g
+                       ON g.nhs_digits = r.nhs_digits', caredata._link_partition('caredata.link_record', p_project))
+                WHEN v_keep_apart THEN format('SELECT rid, nhs_digits FROM %s WHERE nhs_digits IS NOT NULL',
+                                              caredata._link_partition('caredata.link_record', p_project)) END) c ON c.rid = r.rid
+   WHERE r.project = p_project;
   -- keep only the links clustering accepted (one to one; NHS numbers kept apart)
   IF EXISTS (SELECT 1 FROM pg_temp.link_cluster x WHERE x.refused) THEN
     DELETE FROM caredata.link_pair x USING pg_temp.link_cluster a, pg_temp.link_cluster b
@@ -4622,8 +5151,8 @@ BEGIN
   -- other ids it won merge into it; clusters with no id get new ones
   t := clock_timestamp();
   SELECT greatest(coalesce(max((x.stats->>'max_person_id')::bigint), 0),
-                  coalesce((SELECT max(p.person_id) FROM caredata.person_index p), 0))
-    INTO max_person FROM caredata.link_run x;
+                  coalesce((SELECT max(p.person_id) FROM caredata.person_index p WHERE p.project = p_project), 0))
+    INTO max_person FROM caredata.link_run x WHERE x.project = p_project;
   CREATE TEMP TABLE link_overlap ON COMMIT DROP AS
   SELECT c.cluster, c.old_person AS person_id, count(*) AS n
     FROM pg_temp.link_cluster c WHERE c.old_person IS NOT NULL GROUP BY 1, 2;
@@ -4647,16 +5176,16 @@ BEGIN
    WHERE a.person_id > max_person;
   -- rewritten whole, its indexes built after the rows (a third of the time
   -- of maintaining them row by row)
-  TRUNCATE caredata.person_index;
-  PERFORM caredata._link_maintain('drop_person_indexes');
-  INSERT INTO caredata.person_index (source, record_id, rid, person_id, run_id, record_key)
-  SELECT c.source, c.record_id, c.rid, a.person_id, v_run, c.record_key
+  PERFORM caredata._link_maintain('truncate_persons', project => p_project);
+  PERFORM caredata._link_maintain('drop_person_indexes', project => p_project);
+  INSERT INTO caredata.person_index (project, source, record_id, rid, person_id, run_id, record_key)
+  SELECT p_project, c.source, c.record_id, c.rid, a.person_id, v_run, c.record_key
     FROM pg_temp.link_cluster c JOIN pg_temp.link_assign a USING (cluster);
-  PERFORM caredata._link_maintain('build_person_indexes');
+  PERFORM caredata._link_maintain('build_person_indexes', project => p_project);
   SELECT greatest(max_person, coalesce(max(a.person_id), 0)) INTO max_person FROM pg_temp.link_assign a;
 
   -- indexes for one-record lookups, one per blocking rule
-  PERFORM caredata._link_maintain('index_rules', spec->'blocking');
+  PERFORM caredata._link_maintain('index_rules', spec->'blocking', p_project);
   v_stats := v_stats || jsonb_build_object('index_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3),
                                        'links', v_links, 'persons', v_persons, 'max_person_id', max_person,
                                        'merges', (SELECT count(*) FROM caredata.person_event e WHERE e.run_id = v_run AND e.kind = 'merge'),
@@ -4672,7 +5201,7 @@ BEGIN
   UPDATE caredata.link_run x SET finished_at = clock_timestamp(), threshold = p_threshold, stats = v_stats
    WHERE x.run_id = v_run;
   PERFORM caredata.audit_append('linkage.run', lm.model || ' version ' || lm.version,
-    jsonb_build_object('run_id', v_run, 'method', p_method, 'incremental', p_incremental, 'records', v_records,
+    jsonb_build_object('project', p_project, 'run_id', v_run, 'method', p_method, 'incremental', p_incremental, 'records', v_records,
                        'links', v_links, 'persons', v_persons, 'threshold', p_threshold));
   run_id := v_run;
   model_version := lm.version;
@@ -4687,15 +5216,17 @@ BEGIN
   RETURN NEXT;
 END
 $$;
-COMMENT ON FUNCTION caredata.link_run(text, integer, text, double precision, boolean, boolean, boolean, text[]) IS
-  'run linkage: standardise the sources, block, compare, train (EM) or apply a trained model version, choose the threshold without labels (or use the match probability given), cluster, and write the person index with stable person ids; all or nothing';
+COMMENT ON FUNCTION caredata.link_run(text, integer, text, double precision, boolean, boolean, boolean, text[], text) IS
+  'run linkage in a project (never touching another project''s rows): standardise the sources, block, compare, train (EM) or apply a trained model version, choose the threshold without labels (or use the match probability given), cluster, and write the person index with stable person ids; all or nothing';
 
-CREATE OR REPLACE FUNCTION caredata.link_quality(truth regclass, true_id name DEFAULT 'person_id', scope text DEFAULT 'all')
+CREATE OR REPLACE FUNCTION caredata.link_quality(truth regclass, true_id name DEFAULT 'person_id', scope text DEFAULT 'all',
+    project text DEFAULT 'default')
   RETURNS TABLE ("precision" double precision, recall double precision, f1 double precision,
                  true_pairs bigint, linked_pairs bigint, correct_pairs bigint,
                  persons_split bigint, persons_merged bigint)
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  p_project text := caredata._link_check_project(project);
   f text;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = true_id AND a.attnum > 0 AND NOT a.attisdropped)
@@ -4720,7 +5251,7 @@ BEGIN
   f := CASE scope WHEN 'all' THEN 'X_all' WHEN 'cross' THEN 'X_all - X_within' ELSE 'X_source' END;
   RETURN QUERY EXECUTE format($q$
     WITH g AS (SELECT p.person_id AS c, t.%1$I AS t, p.source, count(*) AS k
-                 FROM caredata.person_index p JOIN %2$s t ON t.source::text = p.source AND %7$s
+                 FROM %7$s p JOIN %2$s t ON t.source::text = p.source AND %8$s
                 GROUP BY 1, 2, 3),
          gs AS (SELECT GROUPING(c, t, source) AS set, c, t, source, sum(k)::bigint AS n,
                        sum(k * (k - 1) / 2)::bigint AS within, sum(k * (k - 1) / 2) FILTER (WHERE source = %3$L)::bigint AS in_source
@@ -4754,22 +5285,46 @@ BEGIN
            CASE WHEN lp + ap > 0 THEN (2 * tp / (lp + ap))::double precision END,
            ap::bigint, lp::bigint, tp::bigint, split, merged
       FROM s$q$, true_id, truth, scope, replace(f, 'X', 'tp'), replace(f, 'X', 'lp'), replace(f, 'X', 'ap'),
+      caredata._link_partition('caredata.person_index', p_project),
       -- integer record ids join as integers, others as text
       CASE WHEN (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'record_id' AND NOT a.attisdropped)
                 IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype)
            THEN 't.record_id = p.record_id' ELSE 't.record_id::text = p.record_key' END);
 END
 $$;
-COMMENT ON FUNCTION caredata.link_quality(regclass, name, text) IS
-  'pairwise precision, recall and F1 of the person index against a truth table (source, record_id, true id), over all pairs, cross-source pairs (scope cross) or pairs within one source (scope = its name); persons split (one true person in several clusters) and merged (several in one)';
+COMMENT ON FUNCTION caredata.link_quality(regclass, name, text, text) IS
+  'pairwise precision, recall and F1 of a project''s person index against a truth table (source, record_id, true id), over all pairs, cross-source pairs (scope cross) or pairs within one source (scope = its name); persons split (one true person in several clusters) and merged (several in one)';
+
+CREATE OR REPLACE FUNCTION caredata._link_trained_version(model text, version integer, project text) RETURNS integer
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v integer;
+BEGIN
+  PERFORM caredata._coordinator_only('linkage');
+  PERFORM caredata._link_check_project(project);
+  SELECT lm.version INTO v FROM caredata.link_model lm
+   WHERE lm.project = _link_trained_version.project AND lm.model = _link_trained_version.model AND lm.lambda IS NOT NULL
+     AND (_link_trained_version.version IS NULL OR lm.version = _link_trained_version.version)
+   ORDER BY lm.version DESC LIMIT 1;
+  IF v IS NULL THEN
+    PERFORM caredata._link_bad(format('linkage model "%s" has no trained version%s', model,
+                                      CASE WHEN version IS NOT NULL THEN ' ' || version ELSE '' END),
+                               'Train it with caredata.link_run(), or see caredata.link_model.', '42704');
+  END IF;
+  RETURN v;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_trained_version(text, integer, text) IS
+  'internal: the trained model version of a project a read uses (the one named, else the latest)';
 
 CREATE OR REPLACE FUNCTION caredata.link_explain(source_a text, record_a text, source_b text, record_b text,
-    model text DEFAULT 'default', version integer DEFAULT NULL)
+    model text DEFAULT 'default', version integer DEFAULT NULL, project text DEFAULT 'default')
   RETURNS TABLE (term text, level integer, label text, m double precision, u double precision, weight double precision)
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
-  v integer := caredata._link_trained_version(model, version);
+  v integer := caredata._link_trained_version(model, version, project);
+  p_project text := project;
   p_model text := model;
   lam double precision;
   c record;
@@ -4778,10 +5333,10 @@ DECLARE
   rid_a bigint;
   rid_b bigint;
   swap bigint;
-  rec text := caredata._link_record_sql();
+  rec text := caredata._link_record_sql(project);
 BEGIN
-  SELECT x.rid INTO rid_a FROM caredata.link_record x WHERE x.source = source_a AND x.record_key = record_a;
-  SELECT x.rid INTO rid_b FROM caredata.link_record x WHERE x.source = source_b AND x.record_key = record_b;
+  SELECT x.rid INTO rid_a FROM caredata.link_record x WHERE x.project = p_project AND x.source = source_a AND x.record_key = record_a;
+  SELECT x.rid INTO rid_b FROM caredata.link_record x WHERE x.project = p_project AND x.source = source_b AND x.record_key = record_b;
   IF rid_a IS NULL OR rid_b IS NULL THEN
     PERFORM caredata._link_bad('a record to explain is not among the standardised records', 'Name records by source and record id as in caredata.person_index.', '42704');
   END IF;
@@ -4789,11 +5344,11 @@ BEGIN
   IF rid_a > rid_b THEN
     swap := rid_a; rid_a := rid_b; rid_b := swap;
   END IF;
-  SELECT x.lambda INTO lam FROM caredata.link_model x WHERE x.model = p_model AND x.version = v;
+  SELECT x.lambda INTO lam FROM caredata.link_model x WHERE x.project = p_project AND x.model = p_model AND x.version = v;
   term := 'prior'; level := NULL; label := 'lambda = ' || lam; m := NULL; u := NULL;
   weight := ln(lam / (1 - lam)) / ln(2);
   RETURN NEXT;
-  FOR c IN SELECT * FROM caredata._link_comparisons(p_model, v) ORDER BY pos LOOP
+  FOR c IN SELECT * FROM caredata._link_comparisons(p_model, v, p_project) ORDER BY pos LOOP
     EXECUTE format('SELECT (%s)::integer FROM (SELECT * FROM %s x WHERE x.rid = $1) l, (SELECT * FROM %2$s x WHERE x.rid = $2) r',
                    c.expression, rec) INTO lv USING rid_a, rid_b;
     term := c.name; level := lv; label := c.labels[lv + 1]; m := c.m[lv + 1]; u := c.u[lv + 1];
@@ -4810,189 +5365,28 @@ BEGIN
   END LOOP;
 END
 $$;
-COMMENT ON FUNCTION caredata.link_explain(text, text, text, text, text, integer) IS
-  'the match weight of one pair (records named by source and record id, as text), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
+COMMENT ON FUNCTION caredata.link_explain(text, text, text, text, text, integer, text) IS
+  'the match weight of one pair of a project''s records (records named by source and record id, as text), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
 
 CREATE OR REPLACE FUNCTION caredata.link_explain(source_a text, record_a bigint, source_b text, record_b bigint,
-    model text DEFAULT 'default', version integer DEFAULT NULL)
+    model text DEFAULT 'default', version integer DEFAULT NULL, project text DEFAULT 'default')
   RETURNS TABLE (term text, level integer, label text, m double precision, u double precision, weight double precision)
   LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-  SELECT * FROM caredata.link_explain(source_a, record_a::text, source_b, record_b::text, model, version)
+  SELECT * FROM caredata.link_explain(source_a, record_a::text, source_b, record_b::text, model, version, project)
 $$;
-COMMENT ON FUNCTION caredata.link_explain(text, bigint, text, bigint, text, integer) IS
-  'the match weight of one pair (records named by source and integer record id), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
-
--- (caredata.link_lookup: replaced again below)
-
-
--- ---- issue 25, names: standardisers and comparators for names and addresses (src/linkage/names.sql) ----
--- compare_postcode (same C symbol) now levels two postcodes of other countries: 5 equal, 1 different
-COMMENT ON FUNCTION caredata.compare_postcode(text, text) IS
-  'postcode comparison level: two UK postcodes 5 same unit, 4 same sector, 3 same district, 2 same area, 1 different; two postcodes of other countries 5 same letters and digits, 1 different; 0 missing, empty, or a UK postcode against one that is not';
-CREATE FUNCTION caredata.standardise_name(text) RETURNS text
-  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION caredata.standardise_name(text) IS
-  'a name standardised for linkage: lower case, Latin letters folded to ASCII (é e, ß ss, ø o, æ ae, ł l), apostrophes removed, other punctuation and hyphens to spaces, titles and suffixes (mr mrs ms miss mx dr prof rev sir dame lady lord jr sr ii iii iv) dropped, one space between words; NULL when nothing is left';
-
-CREATE FUNCTION caredata.name_phonetic(text) RETURNS text
-  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION caredata.name_phonetic(text) IS
-  'Double Metaphone primary code of each word of the standardised name, one space apart (PostgreSQL''s fuzzystrmatch library, loaded at first use; CREATE EXTENSION fuzzystrmatch is not needed, the postgresql-contrib files are); NULL when no word has a code';
-
-CREATE FUNCTION caredata.standardise_address(text) RETURNS text
-  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION caredata.standardise_address(text) IS
-  'an address standardised for linkage: folded as standardise_name (no titles dropped), street words to one spelling (road rd, street st, saint st, avenue ave, lane ln, drive dr, close cl, court ct, crescent cres, place pl, gardens gdns, terrace terr, square sq, grove gr, park pk, mount mt, apartment/apt flat), "12 a" joined to "12a", a UK postcode removed; NULL when nothing is left';
-
-CREATE FUNCTION caredata.address_house_number(text) RETURNS text
-  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION caredata.address_house_number(text) IS
-  'the house and flat numbers of an address: the words of standardise_address that start with a digit, in order, one space apart ("Flat 3, 12 High St" gives "3 12"); NULL when there is none';
-
-CREATE FUNCTION caredata.standardise_postcode_any(text) RETURNS text
-  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION caredata.standardise_postcode_any(text) IS
-  'a postcode of any country: the canonical form of a UK postcode (SW1A 1AA), else upper case keeping letters (accents folded), digits, hyphens and single spaces (75008, K1A 0B6); NULL when no letter or digit is left';
-
-CREATE FUNCTION caredata.compare_token_overlap(text, text, thresholds double precision[] DEFAULT '{0.8,0.5}') RETURNS integer
-  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION caredata.compare_token_overlap(text, text, double precision[]) IS
-  'comparison level by the Jaccard overlap of the two word sets (split on white space), thresholds strictest first: exact n+2, overlap >= thresholds[i] n+2-i, else 1; 0 missing or no word';
-
-CREATE FUNCTION caredata.compare_name(text, text, thresholds double precision[] DEFAULT '{0.92,0.8}') RETURNS integer
-  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION caredata.compare_name(text, text, double precision[]) IS
-  'comparison level of two standardised names (standardise_name): 5 exact, 4 Jaro-Winkler >= thresholds[1] or one edit (Damerau-Levenshtein), 3 Jaro-Winkler >= thresholds[2], 2 same phonetic code (name_phonetic), 1 different, 0 missing or empty; with n thresholds exact is n+3';
-
--- (caredata.link_names_spec: replaced again below)
-
-CREATE OR REPLACE FUNCTION caredata.link_standardise(sources text[] DEFAULT NULL, run_id bigint DEFAULT 0)
-  RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  s record;
-  f record;
-  n bigint;
-  total bigint;
-  parts text[] := '{}';
-  work_table text;
-  f_cols text;
-  f_json text := '';
-  f_join text := '';
-  i integer := 0;
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE sources IS NULL OR ls.source = ANY (sources)) THEN
-    PERFORM caredata._link_bad('no linkage sources to link', 'Register sources with caredata.link_add_source().', '42704');
-  END IF;
-  IF sources IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(sources) x WHERE x NOT IN (SELECT ls.source FROM caredata.link_source ls)) THEN
-    PERFORM caredata._link_bad('a named linkage source does not exist', 'See caredata.link_source for the registered sources.', '42704');
-  END IF;
-  -- the standardised records, each with its stable rid if it has one; the
-  -- declared fields as columns f_<field> (NULL where a source lacks one)
-  FOR s IN SELECT * FROM caredata.link_source ls WHERE sources IS NULL OR ls.source = ANY (sources) ORDER BY ls.source LOOP
-    f_cols := '';
-    FOR f IN SELECT * FROM caredata._link_fields() LOOP
-      f_cols := f_cols || format(', %s AS %I', caredata._link_std_expr(s.relation, (s.fields->f.field->>'column')::name, f.kind), 'f_' || f.field);
-      IF f.kind = 'address' THEN
-        f_cols := f_cols || format(', %s AS %I', caredata._link_std_expr(s.relation, (s.fields->f.field->>'column')::name, 'address_num'), 'f_' || f.field || '_num');
-      END IF;
-    END LOOP;
-    parts := parts || format('SELECT k.rid, %L::text AS source, %s AS record_id, %s AS record_key, %s AS nhs_digits, %s AS dob, %s AS sex, %s AS postcode%s
-                                FROM %s s LEFT JOIN caredata.link_record_key k ON k.source = %1$L AND k.record_key = %3$s',
-      s.source, caredata._link_std_expr(s.relation, s.record_id, 'record_id'),
-      caredata._link_std_expr(s.relation, s.record_id, 'record_key'),
-      caredata._link_std_expr(s.relation, s.nhs_number, 'nhs_number'),
-      caredata._link_std_expr(s.relation, s.dob, 'dob'),
-      caredata._link_std_expr(s.relation, s.sex, 'sex'),
-      caredata._link_std_expr(s.relation, s.postcode, 'postcode'), f_cols, s.relation);
-  END LOOP;
-  FOREACH work_table IN ARRAY ARRAY['link_stage', 'link_new_key'] LOOP
-    IF to_regclass('pg_temp.' || work_table) IS NOT NULL THEN
-      EXECUTE format('DROP TABLE pg_temp.%I', work_table);
-    END IF;
-  END LOOP;
-  EXECUTE 'CREATE TEMP TABLE link_stage ON COMMIT DROP AS ' || array_to_string(parts, ' UNION ALL ');
-  total := 0;
-  FOR s IN SELECT ls.source, count(t.source) AS n, count(t.source) FILTER (WHERE t.record_key IS NULL) AS no_id
-             FROM caredata.link_source ls LEFT JOIN pg_temp.link_stage t ON t.source = ls.source
-            WHERE sources IS NULL OR ls.source = ANY (sources) GROUP BY ls.source ORDER BY ls.source LOOP
-    IF s.n = 0 THEN
-      PERFORM caredata._link_bad(format('linkage source "%s" has no records', s.source),
-                                 'Load the source, or leave it out with the sources argument.', '22023');
-    END IF;
-    IF s.no_id > 0 THEN
-      PERFORM caredata._link_bad(format('linkage source "%s" has records without a record id', s.source),
-                                 'Every record needs a record id: fix the source or filter it through a view.', '23502');
-    END IF;
-    total := total + s.n;
-  END LOOP;
-
-  -- stable rids: new records numbered after the highest, in (source,
-  -- record id) order (integer ids by value).  A record id twice in a
-  -- source breaks a unique index, here (a new one) or on link_record
-  -- below (one seen before).
-  CREATE TEMP TABLE link_new_key ON COMMIT DROP AS
-  SELECT coalesce((SELECT max(k.rid) FROM caredata.link_record_key k), 0)
-           + row_number() OVER (ORDER BY t.source, t.record_id, t.record_key) AS rid,
-         t.source, t.record_id, t.record_key
-    FROM pg_temp.link_stage t WHERE t.rid IS NULL;
-  ANALYZE pg_temp.link_new_key;
-
-  -- each field in the record's jsonb: its value, its derived code and its
-  -- value frequency (only a value held by two records or more can ever
-  -- agree exactly with another)
-  FOR f IN SELECT * FROM caredata._link_fields() LOOP
-    i := i + 1;
-    f_json := f_json || format(' || jsonb_build_object(%1$L, t.%2$I%3$s, %4$L, CASE WHEN t.%2$I IS NOT NULL THEN coalesce(q%5$s.f, 1.0 / %6$s) END)',
-      f.field, 'f_' || f.field,
-      CASE f.kind WHEN 'name' THEN format(', %L, caredata.name_phonetic(t.%I)', f.field || '_ph', 'f_' || f.field)
-                  WHEN 'address' THEN format(', %L, t.%I', f.field || '_num', 'f_' || f.field || '_num') ELSE '' END,
-      'tf_' || f.field, i, total);
-    f_join := f_join || format(' LEFT JOIN (SELECT %1$I AS v, count(*)::double precision / %2$s AS f FROM pg_temp.link_stage WHERE %1$I IS NOT NULL GROUP BY 1 HAVING count(*) > 1) q%3$s ON q%3$s.v = t.%1$I',
-      'f_' || f.field, total, i);
-  END LOOP;
-
-  TRUNCATE caredata.link_record;
-  PERFORM caredata._link_maintain('drop_indexes');
-  BEGIN
-    INSERT INTO caredata.link_record_key (rid, source, record_id, first_run, record_key)
-    SELECT k.rid, k.source, k.record_id, link_standardise.run_id, k.record_key FROM pg_temp.link_new_key k;
-    EXECUTE format($q$
-    INSERT INTO caredata.link_record
-    SELECT coalesce(t.rid, k.rid), t.source, t.record_id, t.nhs_digits, (t.nhs_digits / 10000)::integer, (t.nhs_digits %% 10000)::integer,
-           t.dob, t.sex, t.postcode,
-           caredata.try_postcode_sector(t.postcode), caredata.try_postcode_district(t.postcode), caredata.try_postcode_area(t.postcode),
-           extract(year FROM t.dob)::integer,
-           CASE WHEN t.nhs_digits IS NOT NULL THEN coalesce(fn.f, 1.0 / %1$s) END,
-           CASE WHEN t.dob IS NOT NULL THEN coalesce(fd.f, 1.0 / %1$s) END,
-           CASE WHEN t.postcode IS NOT NULL THEN coalesce(fp.f, 1.0 / %1$s) END,
-           t.record_key, %2$s
-      FROM pg_temp.link_stage t
-      LEFT JOIN pg_temp.link_new_key k ON t.rid IS NULL AND k.source = t.source AND k.record_key = t.record_key
-      LEFT JOIN (SELECT nhs_digits, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fn USING (nhs_digits)
-      LEFT JOIN (SELECT dob, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fd USING (dob)
-      LEFT JOIN (SELECT postcode, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fp USING (postcode)%3$s$q$,
-      total, CASE WHEN f_json = '' THEN 'NULL::jsonb' ELSE 'jsonb_strip_nulls(''{}''::jsonb' || f_json || ')' END, f_join);
-    GET DIAGNOSTICS n = ROW_COUNT;
-  EXCEPTION WHEN unique_violation THEN
-    PERFORM caredata._link_bad('a linkage source has duplicate record ids', 'Record ids must be unique within a source.', '23505');
-  END;
-  DROP TABLE pg_temp.link_stage;
-  DROP TABLE pg_temp.link_new_key;
-  PERFORM caredata._link_maintain('analyze_records');
-  RETURN n;
-END
-$$;
-COMMENT ON FUNCTION caredata.link_standardise(text[], bigint) IS
-  'rebuild caredata.link_record from the registered sources (all, or those named): standardised identifiers, postcode parts, the declared fields with their phonetic codes and house numbers, value frequencies; returns the number of records';
+COMMENT ON FUNCTION caredata.link_explain(text, bigint, text, bigint, text, integer, text) IS
+  'the match weight of one pair of a project''s records (records named by source and integer record id), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
 
 CREATE OR REPLACE FUNCTION caredata.link_lookup(nhs_number text, dob date, sex text, postcode text,
-    model text DEFAULT 'default', version integer DEFAULT NULL, fields jsonb DEFAULT NULL)
+    model text DEFAULT 'default', version integer DEFAULT NULL, fields jsonb DEFAULT NULL, project text DEFAULT 'default')
   RETURNS TABLE (person_id bigint, probability double precision, match_weight double precision)
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
-  v integer := caredata._link_trained_version(model, version);
+  v integer := caredata._link_trained_version(model, version, project);
+  p_project text := project;
   p_model text := model;
+  persons regclass := caredata._link_partition('caredata.person_index', project);
   spec jsonb;
   lam double precision;
   nlevels integer[];
@@ -5001,21 +5395,21 @@ DECLARE
   cmp record;
   cand text := '';
   rule jsonb;
-  rec text := caredata._link_record_sql();
+  rec text := caredata._link_record_sql(project);
   f_cols text := '';
   f record;
 BEGIN
   IF fields IS NOT NULL AND jsonb_typeof(fields) <> 'object' THEN
     PERFORM caredata._link_bad('fields must be a JSON object of field values', 'For example {"given_name": "Ann", "family_name": "Smith"}.');
   END IF;
-  SELECT x.spec, x.lambda INTO spec, lam FROM caredata.link_model x WHERE x.model = p_model AND x.version = v;
-  SELECT array_agg(z.nlevels ORDER BY z.pos) INTO nlevels FROM caredata._link_comparisons(p_model, v) z;
-  SELECT array_agg(x ORDER BY z.pos, o) INTO mm FROM caredata._link_comparisons(p_model, v) z, unnest(z.m) WITH ORDINALITY AS q(x, o);
-  SELECT array_agg(x ORDER BY z.pos, o) INTO uu FROM caredata._link_comparisons(p_model, v) z, unnest(z.u) WITH ORDINALITY AS q(x, o);
+  SELECT x.spec, x.lambda INTO spec, lam FROM caredata.link_model x WHERE x.project = p_project AND x.model = p_model AND x.version = v;
+  SELECT array_agg(z.nlevels ORDER BY z.pos) INTO nlevels FROM caredata._link_comparisons(p_model, v, p_project) z;
+  SELECT array_agg(x ORDER BY z.pos, o) INTO mm FROM caredata._link_comparisons(p_model, v, p_project) z, unnest(z.m) WITH ORDINALITY AS q(x, o);
+  SELECT array_agg(x ORDER BY z.pos, o) INTO uu FROM caredata._link_comparisons(p_model, v, p_project) z, unnest(z.u) WITH ORDINALITY AS q(x, o);
   SELECT * INTO cmp FROM caredata._link_compare_sql(p_model, v,
-    (SELECT array_agg(z.u[z.nlevels] ORDER BY z.pos) FROM caredata._link_comparisons(p_model, v) z));
+    (SELECT array_agg(z.u[z.nlevels] ORDER BY z.pos) FROM caredata._link_comparisons(p_model, v, p_project) z), p_project);
   -- the declared fields of the record, standardised as the sources' are
-  FOR f IN SELECT * FROM caredata._link_fields() LOOP
+  FOR f IN SELECT * FROM caredata._link_fields(p_project) LOOP
     f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind(f.kind, format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field);
     IF f.kind = 'name' THEN
       f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind('name_ph', format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field || '_ph');
@@ -5042,25 +5436,15 @@ BEGIN
          cmp AS (SELECT r.rid%2$s FROM cand JOIN %6$s r USING (rid), l),
          scored AS (SELECT cmp.rid, (caredata.link_pattern_weights(ARRAY[%3$s], $5, $6, $7, $8))[1] + %4$s AS w FROM cmp)
     SELECT p.person_id, caredata.link_probability(max(s.w)), max(s.w)
-      FROM scored s JOIN caredata.person_index p USING (rid)
+      FROM scored s JOIN %7$s p USING (rid)
      GROUP BY p.person_id
      ORDER BY max(s.w) DESC, p.person_id
-     LIMIT 1$q$, cand, cmp.levels, cmp.pattern, cmp.tf, f_cols, rec)
+     LIMIT 1$q$, cand, cmp.levels, cmp.pattern, cmp.tf, f_cols, rec, persons)
   USING nhs_number, dob, sex, postcode, nlevels, mm, uu, lam, fields;
 END
 $$;
-COMMENT ON FUNCTION caredata.link_lookup(text, date, text, text, text, integer, jsonb) IS
-  'match one record (NHS number, date of birth, sex, postcode as they arrive, and the declared fields as {"field": value}) against the person index through the blocking rules'' indexes: the best person, its match probability and weight; no row when no candidate';
-
-CREATE OR REPLACE FUNCTION caredata.compare_name(text, text, thresholds double precision[] DEFAULT '{0.92,0.8}') RETURNS integer
-  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION caredata.compare_name(text, text, double precision[]) IS
-  'comparison level of two standardised names (standardise_name): 5 exact, 4 Jaro-Winkler >= thresholds[1] or one edit (Damerau-Levenshtein), 3 Jaro-Winkler >= thresholds[2], 2 same phonetic code (name_phonetic), 1 different, 0 missing or empty; with n thresholds exact is n+3';
-
-CREATE OR REPLACE FUNCTION caredata.compare_name(text, text, l_phonetic text, r_phonetic text, thresholds double precision[] DEFAULT '{0.92,0.8}') RETURNS integer
-  AS 'MODULE_PATHNAME', 'compare_name_coded' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION caredata.compare_name(text, text, text, text, double precision[]) IS
-  'name comparison level as compare_name(text, text), with the two names'' phonetic codes given (name_phonetic, as linkage keeps them in <field>_ph) instead of computed per pair';
+COMMENT ON FUNCTION caredata.link_lookup(text, date, text, text, text, integer, jsonb, text) IS
+  'match one record (NHS number, date of birth, sex, postcode as they arrive, and the declared fields as {"field": value}) against a project''s person index through the blocking rules'' indexes: the best person, its match probability and weight; no row when no candidate';
 
 CREATE OR REPLACE FUNCTION caredata.link_names_spec() RETURNS jsonb
   LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -5093,8 +5477,43 @@ CREATE OR REPLACE FUNCTION caredata.link_names_spec() RETURNS jsonb
 $spec$::jsonb;
 COMMENT ON FUNCTION caredata.link_names_spec() IS
   'the default linkage model with names and an address: adds given_name and family_name (compare_name, term-frequency adjusted) and address (compare_token_overlap) comparisons and two blocking rules over names; needs sources declaring the fields given_name, family_name (kind name) and address (kind address)';
-REVOKE EXECUTE ON FUNCTION caredata.link_names_spec() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION caredata.link_names_spec() TO caredata_linker, caredata_admin;
+
+
+CREATE OR REPLACE FUNCTION caredata._link_check_expression(name text, expression text, rec text) RETURNS void
+  LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  plan jsonb;
+  txt text;
+  bad text;
+BEGIN
+  EXECUTE format('EXPLAIN (VERBOSE, FORMAT JSON) SELECT (%s)::integer FROM %s l, %2$s r', expression, rec) INTO plan;
+  txt := plan::text;
+  IF txt ~ '"(Subplan Name|Parent Relationship)": "(InitPlan|SubPlan|Subquery)' OR txt LIKE '%"Subplan Name"%'
+     OR EXISTS (SELECT 1 FROM jsonb_path_query(plan, 'strict $.**."Relation Name"') n
+                 WHERE n #>> '{}' <> 'link_record'
+                   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+                                    WHERE i.inhparent = 'caredata.link_record'::regclass AND c.relname = n #>> '{}')) THEN
+    PERFORM caredata._link_bad(format('comparison "%s" reads something other than the two records it compares', name),
+                               'A comparison expression is a function of the columns of l and r only: no subquery and no other table.', '42501');
+  END IF;
+  SELECT m[1] INTO bad
+    FROM jsonb_path_query(plan, 'strict $.**."Output"[*]') o,
+         regexp_matches(o #>> '{}', '(?:^|[^a-z0-9_."])("?[a-z_][a-z0-9_$]*"?)\.("?[a-z_][a-z0-9_$]*"?)\(', 'gi') m
+   WHERE m[1] NOT IN ('caredata', 'pg_catalog')
+  UNION ALL
+  SELECT m[1]
+    FROM jsonb_path_query(plan, 'strict $.**."Output"[*]') o,
+         regexp_matches(o #>> '{}', 'OPERATOR\(("?[a-z_][a-z0-9_$]*"?)\.', 'gi') m
+   WHERE m[1] NOT IN ('caredata', 'pg_catalog')
+   LIMIT 1;
+  IF bad IS NOT NULL THEN
+    PERFORM caredata._link_bad(format('comparison "%s" calls a function outside caredata and pg_catalog', name),
+                               'Use caredata''s comparators and built-in functions; a function of another schema could read other tables.', '42501');
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_check_expression(text, text, text) IS
+  'internal: refuse a comparison expression that reads anything but the two standardised records (subqueries, other tables, functions outside caredata and pg_catalog)';
 
 -- linkage functions (new or re-made above): the linker and the admin only
 DO $grants$

@@ -6,12 +6,14 @@
 -- (source, record_id, <true id column>); scope 'all' (every pair of
 -- records), 'cross' (pairs from different sources) or a source name
 -- (pairs within that source: de-duplication)
-CREATE FUNCTION caredata.link_quality(truth regclass, true_id name DEFAULT 'person_id', scope text DEFAULT 'all')
+CREATE FUNCTION caredata.link_quality(truth regclass, true_id name DEFAULT 'person_id', scope text DEFAULT 'all',
+    project text DEFAULT 'default')
   RETURNS TABLE ("precision" double precision, recall double precision, f1 double precision,
                  true_pairs bigint, linked_pairs bigint, correct_pairs bigint,
                  persons_split bigint, persons_merged bigint)
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  p_project text := caredata._link_check_project(project);
   f text;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = true_id AND a.attnum > 0 AND NOT a.attisdropped)
@@ -36,7 +38,7 @@ BEGIN
   f := CASE scope WHEN 'all' THEN 'X_all' WHEN 'cross' THEN 'X_all - X_within' ELSE 'X_source' END;
   RETURN QUERY EXECUTE format($q$
     WITH g AS (SELECT p.person_id AS c, t.%1$I AS t, p.source, count(*) AS k
-                 FROM caredata.person_index p JOIN %2$s t ON t.source::text = p.source AND %7$s
+                 FROM %7$s p JOIN %2$s t ON t.source::text = p.source AND %8$s
                 GROUP BY 1, 2, 3),
          gs AS (SELECT GROUPING(c, t, source) AS set, c, t, source, sum(k)::bigint AS n,
                        sum(k * (k - 1) / 2)::bigint AS within, sum(k * (k - 1) / 2) FILTER (WHERE source = %3$L)::bigint AS in_source
@@ -70,24 +72,26 @@ BEGIN
            CASE WHEN lp + ap > 0 THEN (2 * tp / (lp + ap))::double precision END,
            ap::bigint, lp::bigint, tp::bigint, split, merged
       FROM s$q$, true_id, truth, scope, replace(f, 'X', 'tp'), replace(f, 'X', 'lp'), replace(f, 'X', 'ap'),
+      caredata._link_partition('caredata.person_index', p_project),
       -- integer record ids join as integers, others as text
       CASE WHEN (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'record_id' AND NOT a.attisdropped)
                 IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype)
            THEN 't.record_id = p.record_id' ELSE 't.record_id::text = p.record_key' END);
 END
 $$;
-COMMENT ON FUNCTION caredata.link_quality(regclass, name, text) IS
-  'pairwise precision, recall and F1 of the person index against a truth table (source, record_id, true id), over all pairs, cross-source pairs (scope cross) or pairs within one source (scope = its name); persons split (one true person in several clusters) and merged (several in one)';
+COMMENT ON FUNCTION caredata.link_quality(regclass, name, text, text) IS
+  'pairwise precision, recall and F1 of a project''s person index against a truth table (source, record_id, true id), over all pairs, cross-source pairs (scope cross) or pairs within one source (scope = its name); persons split (one true person in several clusters) and merged (several in one)';
 
 -- the model version a read uses: the one named, else the latest trained
-CREATE FUNCTION caredata._link_trained_version(model text, version integer) RETURNS integer
+CREATE FUNCTION caredata._link_trained_version(model text, version integer, project text) RETURNS integer
   LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   v integer;
 BEGIN
   PERFORM caredata._coordinator_only('linkage');
+  PERFORM caredata._link_check_project(project);
   SELECT lm.version INTO v FROM caredata.link_model lm
-   WHERE lm.model = _link_trained_version.model AND lm.lambda IS NOT NULL
+   WHERE lm.project = _link_trained_version.project AND lm.model = _link_trained_version.model AND lm.lambda IS NOT NULL
      AND (_link_trained_version.version IS NULL OR lm.version = _link_trained_version.version)
    ORDER BY lm.version DESC LIMIT 1;
   IF v IS NULL THEN
@@ -98,17 +102,18 @@ BEGIN
   RETURN v;
 END
 $$;
-COMMENT ON FUNCTION caredata._link_trained_version(text, integer) IS
-  'internal: the trained model version a read uses (the one named, else the latest)';
+COMMENT ON FUNCTION caredata._link_trained_version(text, integer, text) IS
+  'internal: the trained model version of a project a read uses (the one named, else the latest)';
 
 -- each term of one pair's match weight; the terms sum to the weight
 CREATE FUNCTION caredata.link_explain(source_a text, record_a text, source_b text, record_b text,
-    model text DEFAULT 'default', version integer DEFAULT NULL)
+    model text DEFAULT 'default', version integer DEFAULT NULL, project text DEFAULT 'default')
   RETURNS TABLE (term text, level integer, label text, m double precision, u double precision, weight double precision)
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
-  v integer := caredata._link_trained_version(model, version);
+  v integer := caredata._link_trained_version(model, version, project);
+  p_project text := project;
   p_model text := model;
   lam double precision;
   c record;
@@ -117,10 +122,10 @@ DECLARE
   rid_a bigint;
   rid_b bigint;
   swap bigint;
-  rec text := caredata._link_record_sql();
+  rec text := caredata._link_record_sql(project);
 BEGIN
-  SELECT x.rid INTO rid_a FROM caredata.link_record x WHERE x.source = source_a AND x.record_key = record_a;
-  SELECT x.rid INTO rid_b FROM caredata.link_record x WHERE x.source = source_b AND x.record_key = record_b;
+  SELECT x.rid INTO rid_a FROM caredata.link_record x WHERE x.project = p_project AND x.source = source_a AND x.record_key = record_a;
+  SELECT x.rid INTO rid_b FROM caredata.link_record x WHERE x.project = p_project AND x.source = source_b AND x.record_key = record_b;
   IF rid_a IS NULL OR rid_b IS NULL THEN
     PERFORM caredata._link_bad('a record to explain is not among the standardised records', 'Name records by source and record id as in caredata.person_index.', '42704');
   END IF;
@@ -128,11 +133,11 @@ BEGIN
   IF rid_a > rid_b THEN
     swap := rid_a; rid_a := rid_b; rid_b := swap;
   END IF;
-  SELECT x.lambda INTO lam FROM caredata.link_model x WHERE x.model = p_model AND x.version = v;
+  SELECT x.lambda INTO lam FROM caredata.link_model x WHERE x.project = p_project AND x.model = p_model AND x.version = v;
   term := 'prior'; level := NULL; label := 'lambda = ' || lam; m := NULL; u := NULL;
   weight := ln(lam / (1 - lam)) / ln(2);
   RETURN NEXT;
-  FOR c IN SELECT * FROM caredata._link_comparisons(p_model, v) ORDER BY pos LOOP
+  FOR c IN SELECT * FROM caredata._link_comparisons(p_model, v, p_project) ORDER BY pos LOOP
     EXECUTE format('SELECT (%s)::integer FROM (SELECT * FROM %s x WHERE x.rid = $1) l, (SELECT * FROM %2$s x WHERE x.rid = $2) r',
                    c.expression, rec) INTO lv USING rid_a, rid_b;
     term := c.name; level := lv; label := c.labels[lv + 1]; m := c.m[lv + 1]; u := c.u[lv + 1];
@@ -149,27 +154,29 @@ BEGIN
   END LOOP;
 END
 $$;
-COMMENT ON FUNCTION caredata.link_explain(text, text, text, text, text, integer) IS
-  'the match weight of one pair (records named by source and record id, as text), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
+COMMENT ON FUNCTION caredata.link_explain(text, text, text, text, text, integer, text) IS
+  'the match weight of one pair of a project''s records (records named by source and record id, as text), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
 
 CREATE FUNCTION caredata.link_explain(source_a text, record_a bigint, source_b text, record_b bigint,
-    model text DEFAULT 'default', version integer DEFAULT NULL)
+    model text DEFAULT 'default', version integer DEFAULT NULL, project text DEFAULT 'default')
   RETURNS TABLE (term text, level integer, label text, m double precision, u double precision, weight double precision)
   LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-  SELECT * FROM caredata.link_explain(source_a, record_a::text, source_b, record_b::text, model, version)
+  SELECT * FROM caredata.link_explain(source_a, record_a::text, source_b, record_b::text, model, version, project)
 $$;
-COMMENT ON FUNCTION caredata.link_explain(text, bigint, text, bigint, text, integer) IS
-  'the match weight of one pair (records named by source and integer record id), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
+COMMENT ON FUNCTION caredata.link_explain(text, bigint, text, bigint, text, integer, text) IS
+  'the match weight of one pair of a project''s records (records named by source and integer record id), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
 
 -- match one new record against the person index
 CREATE FUNCTION caredata.link_lookup(nhs_number text, dob date, sex text, postcode text,
-    model text DEFAULT 'default', version integer DEFAULT NULL, fields jsonb DEFAULT NULL)
+    model text DEFAULT 'default', version integer DEFAULT NULL, fields jsonb DEFAULT NULL, project text DEFAULT 'default')
   RETURNS TABLE (person_id bigint, probability double precision, match_weight double precision)
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
-  v integer := caredata._link_trained_version(model, version);
+  v integer := caredata._link_trained_version(model, version, project);
+  p_project text := project;
   p_model text := model;
+  persons regclass := caredata._link_partition('caredata.person_index', project);
   spec jsonb;
   lam double precision;
   nlevels integer[];
@@ -178,21 +185,21 @@ DECLARE
   cmp record;
   cand text := '';
   rule jsonb;
-  rec text := caredata._link_record_sql();
+  rec text := caredata._link_record_sql(project);
   f_cols text := '';
   f record;
 BEGIN
   IF fields IS NOT NULL AND jsonb_typeof(fields) <> 'object' THEN
     PERFORM caredata._link_bad('fields must be a JSON object of field values', 'For example {"given_name": "Ann", "family_name": "Smith"}.');
   END IF;
-  SELECT x.spec, x.lambda INTO spec, lam FROM caredata.link_model x WHERE x.model = p_model AND x.version = v;
-  SELECT array_agg(z.nlevels ORDER BY z.pos) INTO nlevels FROM caredata._link_comparisons(p_model, v) z;
-  SELECT array_agg(x ORDER BY z.pos, o) INTO mm FROM caredata._link_comparisons(p_model, v) z, unnest(z.m) WITH ORDINALITY AS q(x, o);
-  SELECT array_agg(x ORDER BY z.pos, o) INTO uu FROM caredata._link_comparisons(p_model, v) z, unnest(z.u) WITH ORDINALITY AS q(x, o);
+  SELECT x.spec, x.lambda INTO spec, lam FROM caredata.link_model x WHERE x.project = p_project AND x.model = p_model AND x.version = v;
+  SELECT array_agg(z.nlevels ORDER BY z.pos) INTO nlevels FROM caredata._link_comparisons(p_model, v, p_project) z;
+  SELECT array_agg(x ORDER BY z.pos, o) INTO mm FROM caredata._link_comparisons(p_model, v, p_project) z, unnest(z.m) WITH ORDINALITY AS q(x, o);
+  SELECT array_agg(x ORDER BY z.pos, o) INTO uu FROM caredata._link_comparisons(p_model, v, p_project) z, unnest(z.u) WITH ORDINALITY AS q(x, o);
   SELECT * INTO cmp FROM caredata._link_compare_sql(p_model, v,
-    (SELECT array_agg(z.u[z.nlevels] ORDER BY z.pos) FROM caredata._link_comparisons(p_model, v) z));
+    (SELECT array_agg(z.u[z.nlevels] ORDER BY z.pos) FROM caredata._link_comparisons(p_model, v, p_project) z), p_project);
   -- the declared fields of the record, standardised as the sources' are
-  FOR f IN SELECT * FROM caredata._link_fields() LOOP
+  FOR f IN SELECT * FROM caredata._link_fields(p_project) LOOP
     f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind(f.kind, format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field);
     IF f.kind = 'name' THEN
       f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind('name_ph', format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field || '_ph');
@@ -219,12 +226,12 @@ BEGIN
          cmp AS (SELECT r.rid%2$s FROM cand JOIN %6$s r USING (rid), l),
          scored AS (SELECT cmp.rid, (caredata.link_pattern_weights(ARRAY[%3$s], $5, $6, $7, $8))[1] + %4$s AS w FROM cmp)
     SELECT p.person_id, caredata.link_probability(max(s.w)), max(s.w)
-      FROM scored s JOIN caredata.person_index p USING (rid)
+      FROM scored s JOIN %7$s p USING (rid)
      GROUP BY p.person_id
      ORDER BY max(s.w) DESC, p.person_id
-     LIMIT 1$q$, cand, cmp.levels, cmp.pattern, cmp.tf, f_cols, rec)
+     LIMIT 1$q$, cand, cmp.levels, cmp.pattern, cmp.tf, f_cols, rec, persons)
   USING nhs_number, dob, sex, postcode, nlevels, mm, uu, lam, fields;
 END
 $$;
-COMMENT ON FUNCTION caredata.link_lookup(text, date, text, text, text, integer, jsonb) IS
-  'match one record (NHS number, date of birth, sex, postcode as they arrive, and the declared fields as {"field": value}) against the person index through the blocking rules'' indexes: the best person, its match probability and weight; no row when no candidate';
+COMMENT ON FUNCTION caredata.link_lookup(text, date, text, text, text, integer, jsonb, text) IS
+  'match one record (NHS number, date of birth, sex, postcode as they arrive, and the declared fields as {"field": value}) against a project''s person index through the blocking rules'' indexes: the best person, its match probability and weight; no row when no candidate';

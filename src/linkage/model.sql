@@ -147,6 +147,37 @@ CREATE FUNCTION caredata._link_key_columns() RETURNS text[]
 COMMENT ON FUNCTION caredata._link_key_columns() IS
   'internal: the standardised record columns that blocking rules may name';
 
+-- a linkage project named by a caller: its name checked, and existing
+CREATE FUNCTION caredata._link_check_project(project text) RETURNS text
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF project IS NULL OR project !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    PERFORM caredata._link_bad('a linkage project name is lower-case letters, digits and _', 'For example ''default'' or ''gp_hes''.');
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM caredata.link_project p WHERE p.project = _link_check_project.project) THEN
+    PERFORM caredata._link_bad(format('linkage project "%s" does not exist', project),
+                               'Create it with caredata.link_create_project(), or see caredata.link_project.', '42704');
+  END IF;
+  RETURN project;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_check_project(text) IS
+  'internal: the linkage project a caller names, refused with a hint when its name is malformed (22023) or it does not exist (42704)';
+
+-- the partition of link_record or person_index that holds one project's
+-- rows, found by its bound (names may be shortened), or NULL
+CREATE FUNCTION caredata._link_partition(parent regclass, project text) RETURNS regclass
+  LANGUAGE sql STABLE PARALLEL SAFE
+  BEGIN ATOMIC
+    SELECT c.oid::pg_catalog.regclass
+      FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) i.inhrelid
+     WHERE i.inhparent OPERATOR(pg_catalog.=) parent
+       AND pg_catalog.pg_get_expr(c.relpartbound, c.oid) OPERATOR(pg_catalog.=)
+           ('FOR VALUES IN (' OPERATOR(pg_catalog.||) pg_catalog.quote_literal(project) OPERATOR(pg_catalog.||) ')');
+  END;
+COMMENT ON FUNCTION caredata._link_partition(regclass, text) IS
+  'internal: the partition of caredata.link_record or caredata.person_index holding one linkage project''s rows (NULL if none)';
+
 -- every column of caredata.link_record (no field may take one of these names)
 CREATE FUNCTION caredata._link_record_columns() RETURNS text[]
   LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -159,105 +190,184 @@ COMMENT ON FUNCTION caredata._link_record_columns() IS
 -- the fields the sources declare, and the columns each gives a record
 -- (the field; its phonetic code for a name, its house number for an
 -- address; its value frequency tf_<field>)
-CREATE FUNCTION caredata._link_fields()
+CREATE FUNCTION caredata._link_fields(project text)
   RETURNS TABLE (field text, kind text, columns text[])
   LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT f.key, min(f.value->>'kind'),
          ARRAY[f.key] || CASE min(f.value->>'kind') WHEN 'name' THEN ARRAY[f.key || '_ph']
                                                     WHEN 'address' THEN ARRAY[f.key || '_num'] ELSE '{}'::text[] END
     FROM caredata.link_source ls, jsonb_each(ls.fields) f
+   WHERE ls.project = _link_fields.project
    GROUP BY f.key ORDER BY f.key
 $$;
-COMMENT ON FUNCTION caredata._link_fields() IS
-  'internal: the further fields the linkage sources declare, their kind and the record columns each gives';
+COMMENT ON FUNCTION caredata._link_fields(text) IS
+  'internal: the further fields a linkage project''s sources declare, their kind and the record columns each gives';
 
 -- every record column the declared fields give
-CREATE FUNCTION caredata._link_field_columns() RETURNS text[]
+CREATE FUNCTION caredata._link_field_columns(project text) RETURNS text[]
   LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT coalesce(array_agg(c ORDER BY c), '{}') FROM caredata._link_fields() f, unnest(f.columns) c
+  SELECT coalesce(array_agg(c ORDER BY c), '{}') FROM caredata._link_fields(project) f, unnest(f.columns) c
 $$;
-COMMENT ON FUNCTION caredata._link_field_columns() IS
+COMMENT ON FUNCTION caredata._link_field_columns(text) IS
   'internal: the record columns the declared linkage fields give (each field, name_ph, address_num), which comparisons and blocking rules may name';
 
--- the standardised records as a relation with one column per field (a
--- subquery over caredata.link_record), or the table itself when no source
--- declares a field
-CREATE FUNCTION caredata._link_record_sql() RETURNS text
+-- a project's standardised records as a relation with one column per
+-- field (a subquery over its partition of caredata.link_record), or the
+-- partition itself when no source of the project declares a field (the
+-- partition, not the parent: the parent has no statistics)
+CREATE FUNCTION caredata._link_record_sql(project text) RETURNS text
   LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT CASE WHEN count(*) = 0 THEN 'caredata.link_record'
+  SELECT CASE WHEN count(*) = 0 THEN caredata._link_partition('caredata.link_record', project)::text
               ELSE '(SELECT x.*' ||
                    (SELECT string_agg(format(', (x.fields OPERATOR(pg_catalog.->>) %1$L) AS %1$I', c), '' ORDER BY c)
-                      FROM caredata._link_fields() g, unnest(g.columns) c) ||
+                      FROM caredata._link_fields(project) g, unnest(g.columns) c) ||
                    string_agg(format(', (x.fields OPERATOR(pg_catalog.->>) %1$L)::double precision AS %1$I', 'tf_' || f.field), '' ORDER BY f.field) ||
-                   ' FROM caredata.link_record x)' END
-    FROM caredata._link_fields() f
+                   ' FROM ' || caredata._link_partition('caredata.link_record', project)::text || ' x)' END
+    FROM caredata._link_fields(project) f
 $$;
-COMMENT ON FUNCTION caredata._link_record_sql() IS
-  'internal: the standardised records with one column per declared field (and tf_<field>), for comparisons and blocking rules to name';
+COMMENT ON FUNCTION caredata._link_record_sql(text) IS
+  'internal: a project''s standardised records with one column per declared field (and tf_<field>), for comparisons and blocking rules to name';
 
--- statistics and lookup indexes on the linkage tables, which the extension
--- owns: the linker may write them but not ANALYZE or index them itself.
--- SECURITY DEFINER with a pinned search_path; it only ever names the two
--- tables below and whitelisted columns.
-CREATE FUNCTION caredata._link_maintain(what text, rules jsonb DEFAULT '[]') RETURNS void
+-- statistics, lookup indexes and partitions of the linkage tables, which
+-- the extension owns: the linker may write them but not ANALYZE, index,
+-- truncate one project's partition or create partitions itself.  SECURITY
+-- DEFINER with a pinned search_path; it only ever names the two tables
+-- below, their partitions of one validated project and whitelisted columns.
+CREATE FUNCTION caredata._link_maintain(what text, rules jsonb DEFAULT '[]', project text DEFAULT 'default') RETURNS void
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   col text;
+  parent text;
+  part regclass;
+  records regclass;
+  persons regclass;
+  pname text;
 BEGIN
-  IF what = 'analyze_records' THEN
-    ANALYZE caredata.link_record;
-  ELSIF what = 'index_rules' THEN
+  IF project IS NULL OR project OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a linkage project name is lower-case letters, digits and _';
+  END IF;
+  IF what OPERATOR(pg_catalog.=) 'create_partitions' THEN
+    -- link_create_project() has inserted the project's row
+    IF NOT EXISTS (SELECT 1 FROM caredata.link_project p WHERE p.project OPERATOR(pg_catalog.=) _link_maintain.project) THEN
+      RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = pg_catalog.format('linkage project "%s" does not exist', project),
+        HINT = 'Create projects with caredata.link_create_project().';
+    END IF;
+    FOREACH parent IN ARRAY ARRAY['link_record', 'person_index'] LOOP
+      IF caredata._link_partition(('caredata.' OPERATOR(pg_catalog.||) parent)::pg_catalog.regclass, project) IS NOT NULL THEN
+        CONTINUE;
+      END IF;
+      -- <table>_p_<project>, or a digest where that is too long or taken
+      pname := parent OPERATOR(pg_catalog.||) '_p_' OPERATOR(pg_catalog.||) project;
+      IF pg_catalog.length(pname) OPERATOR(pg_catalog.>) 63
+         OR pg_catalog.to_regclass('caredata.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(pname)) IS NOT NULL THEN
+        pname := parent OPERATOR(pg_catalog.||) '_p_' OPERATOR(pg_catalog.||) pg_catalog.md5(project);
+      END IF;
+      IF parent OPERATOR(pg_catalog.=) 'link_record' THEN
+        EXECUTE pg_catalog.format('CREATE TABLE caredata.%I PARTITION OF caredata.link_record (PRIMARY KEY (rid)) FOR VALUES IN (%L)',
+                                  pname, project);
+      ELSE
+        EXECUTE pg_catalog.format('CREATE TABLE caredata.%I PARTITION OF caredata.person_index (PRIMARY KEY (source, record_key), UNIQUE (rid)) FOR VALUES IN (%L)',
+                                  pname, project);
+        EXECUTE pg_catalog.format('CREATE INDEX ON caredata.%I (person_id)', pname);
+      END IF;
+      EXECUTE pg_catalog.format('REVOKE ALL ON caredata.%I FROM PUBLIC', pname);
+      EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON caredata.%I TO caredata_linker, caredata_admin', pname);
+      EXECUTE pg_catalog.format('COMMENT ON TABLE caredata.%I IS %L', pname,
+                                pg_catalog.format('partition of caredata.%s holding linkage project %s', parent, project));
+    END LOOP;
+    RETURN;
+  ELSIF what OPERATOR(pg_catalog.=) 'drop_partitions' THEN
+    -- link_drop_project() has deleted the project's row
+    IF EXISTS (SELECT 1 FROM caredata.link_project p WHERE p.project OPERATOR(pg_catalog.=) _link_maintain.project) THEN
+      RAISE EXCEPTION USING ERRCODE = '55000', MESSAGE = 'a linkage project''s partitions go only with the project',
+        HINT = 'Drop the project with caredata.link_drop_project().';
+    END IF;
+    FOREACH parent IN ARRAY ARRAY['link_record', 'person_index'] LOOP
+      part := caredata._link_partition(('caredata.' OPERATOR(pg_catalog.||) parent)::pg_catalog.regclass, project);
+      IF part IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE %s', part);
+      END IF;
+    END LOOP;
+    RETURN;
+  END IF;
+
+  records := caredata._link_partition('caredata.link_record'::pg_catalog.regclass, project);
+  persons := caredata._link_partition('caredata.person_index'::pg_catalog.regclass, project);
+  IF records IS NULL OR persons IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = pg_catalog.format('linkage project "%s" does not exist', project),
+      HINT = 'Create it with caredata.link_create_project(), or see caredata.link_project.';
+  END IF;
+  IF what OPERATOR(pg_catalog.=) 'analyze_records' THEN
+    EXECUTE pg_catalog.format('ANALYZE %s', records);
+  ELSIF what OPERATOR(pg_catalog.=) 'truncate_records' THEN
+    EXECUTE pg_catalog.format('TRUNCATE %s', records);
+  ELSIF what OPERATOR(pg_catalog.=) 'index_rules' THEN
     -- one single-column index per distinct leading column of the rules: a
     -- lookup finds a handful of rows by it and filters on the rest
-    FOR col IN SELECT DISTINCT b.value->>0 FROM jsonb_array_elements(rules) b LOOP
-      IF col = ANY (caredata._link_key_columns()) THEN
-        IF to_regclass('caredata.' || quote_ident('link_record_' || col || '_idx')) IS NULL THEN
-          EXECUTE format('CREATE INDEX %I ON caredata.link_record (%I)', 'link_record_' || col || '_idx', col);
-        END IF;
-      ELSIF col = ANY (caredata._link_field_columns()) THEN
+    FOR col IN SELECT DISTINCT b.value OPERATOR(pg_catalog.->>) 0 FROM pg_catalog.jsonb_array_elements(rules) b LOOP
+      IF col OPERATOR(pg_catalog.=) ANY (caredata._link_field_columns(project)) THEN
         -- a field: an index on the expression the record relation names it by
-        IF to_regclass('caredata.' || quote_ident('link_record_f_' || col || '_idx')) IS NULL THEN
-          EXECUTE format('CREATE INDEX %I ON caredata.link_record ((fields OPERATOR(pg_catalog.->>) %L))', 'link_record_f_' || col || '_idx', col);
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                        WHERE i.indrelid OPERATOR(pg_catalog.=) records
+                          AND pg_catalog.pg_get_indexdef(i.indexrelid) OPERATOR(pg_catalog.~~)
+                              ('%((fields ->> ' OPERATOR(pg_catalog.||) pg_catalog.quote_literal(col) OPERATOR(pg_catalog.||) '))%')) THEN
+          EXECUTE pg_catalog.format('CREATE INDEX ON %s ((fields OPERATOR(pg_catalog.->>) %L))', records, col);
         END IF;
-      ELSE
+        CONTINUE;
+      END IF;
+      IF NOT col OPERATOR(pg_catalog.=) ANY (caredata._link_key_columns()) THEN
         RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = 'blocking rules name only standardised record columns and declared fields';
       END IF;
-    END LOOP;
-  ELSIF what = 'field_statistics' THEN
-    -- statistics on each field's expression, which ANALYZE fills and the
-    -- planner reads to estimate a blocking rule on the field
-    FOR col IN SELECT c FROM unnest(caredata._link_field_columns()) c LOOP
-      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_statistic_ext e
-                      WHERE e.stxnamespace OPERATOR(pg_catalog.=) 'caredata'::regnamespace
-                        AND e.stxname OPERATOR(pg_catalog.=) ('link_record_f_' || col)) THEN
-        EXECUTE format('CREATE STATISTICS caredata.%I ON ((fields OPERATOR(pg_catalog.->>) %L)) FROM caredata.link_record', 'link_record_f_' || col, col);
+      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
+                                 ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) i.indkey[0]
+                      WHERE i.indrelid OPERATOR(pg_catalog.=) records AND i.indnatts OPERATOR(pg_catalog.=) 1
+                        AND a.attname OPERATOR(pg_catalog.=) col) THEN
+        EXECUTE pg_catalog.format('CREATE INDEX ON %s (%I)', records, col);
       END IF;
     END LOOP;
-  ELSIF what = 'drop_indexes' THEN
+  ELSIF what OPERATOR(pg_catalog.=) 'field_statistics' THEN
+    -- statistics on each field's expression in the project's partition,
+    -- which ANALYZE fills and the planner reads to estimate a blocking
+    -- rule on the field (named by a digest of partition and field)
+    FOR col IN SELECT c FROM pg_catalog.unnest(caredata._link_field_columns(project)) c LOOP
+      pname := 'link_record_f_' OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.md5(records::text OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) col), 16);
+      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_statistic_ext e
+                      WHERE e.stxnamespace OPERATOR(pg_catalog.=) 'caredata'::pg_catalog.regnamespace
+                        AND e.stxname OPERATOR(pg_catalog.=) pname) THEN
+        EXECUTE pg_catalog.format('CREATE STATISTICS caredata.%I ON ((fields OPERATOR(pg_catalog.->>) %L)) FROM %s', pname, col, records);
+      END IF;
+    END LOOP;
+  ELSIF what OPERATOR(pg_catalog.=) 'drop_indexes' THEN
     -- before link_record is rebuilt: building them afresh is cheaper than
     -- maintaining them row by row
-    FOR col IN SELECT i.indexrelid::regclass::text FROM pg_catalog.pg_index i
-                WHERE i.indrelid = 'caredata.link_record'::regclass AND NOT i.indisprimary LOOP
-      EXECUTE format('DROP INDEX %s', col);
+    FOR col IN SELECT i.indexrelid::pg_catalog.regclass::text FROM pg_catalog.pg_index i
+                WHERE i.indrelid OPERATOR(pg_catalog.=) records AND NOT i.indisprimary LOOP
+      EXECUTE pg_catalog.format('DROP INDEX %s', col);
     END LOOP;
-  ELSIF what = 'drop_person_indexes' THEN
+  ELSIF what OPERATOR(pg_catalog.=) 'truncate_persons' THEN
+    EXECUTE pg_catalog.format('TRUNCATE %s', persons);
+  ELSIF what OPERATOR(pg_catalog.=) 'drop_person_indexes' THEN
     -- before the person index is rewritten (link_run holds the lock that
     -- lookups wait for, so nobody sees it without them)
-    ALTER TABLE caredata.person_index DROP CONSTRAINT IF EXISTS person_index_pkey,
-                                      DROP CONSTRAINT IF EXISTS person_index_rid_key;
-    DROP INDEX IF EXISTS caredata.person_index_person_idx;
-  ELSIF what = 'build_person_indexes' THEN
-    ALTER TABLE caredata.person_index ADD CONSTRAINT person_index_pkey PRIMARY KEY (source, record_key),
-                                      ADD CONSTRAINT person_index_rid_key UNIQUE (rid);
-    CREATE INDEX person_index_person_idx ON caredata.person_index (person_id);
-    ANALYZE caredata.person_index;
+    FOR col IN SELECT c.conname FROM pg_catalog.pg_constraint c
+                WHERE c.conrelid OPERATOR(pg_catalog.=) persons AND c.contype OPERATOR(pg_catalog.=) ANY ('{p,u}'::"char"[]) LOOP
+      EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', persons, col);
+    END LOOP;
+    FOR col IN SELECT i.indexrelid::pg_catalog.regclass::text FROM pg_catalog.pg_index i
+                WHERE i.indrelid OPERATOR(pg_catalog.=) persons LOOP
+      EXECUTE pg_catalog.format('DROP INDEX %s', col);
+    END LOOP;
+  ELSIF what OPERATOR(pg_catalog.=) 'build_person_indexes' THEN
+    EXECUTE pg_catalog.format('ALTER TABLE %s ADD PRIMARY KEY (source, record_key), ADD UNIQUE (rid)', persons);
+    EXECUTE pg_catalog.format('CREATE INDEX ON %s (person_id)', persons);
+    EXECUTE pg_catalog.format('ANALYZE %s', persons);
   ELSE
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'unknown linkage maintenance step';
   END IF;
 END
 $$;
-COMMENT ON FUNCTION caredata._link_maintain(text, jsonb) IS
-  'internal: ANALYZE the standardised records, drop or create the blocking rules'' lookup indexes, and drop or build the person index''s indexes around its rewrite, as the extension owner';
+COMMENT ON FUNCTION caredata._link_maintain(text, jsonb, text) IS
+  'internal: as the extension owner, for one linkage project: create or drop its partitions of link_record and person_index, truncate them, ANALYZE the standardised records, create statistics on its fields, drop or create the blocking rules'' lookup indexes, and drop or build the person index''s indexes around its rewrite';
 
 -- a comparison reads only the two standardised records it is given: no
 -- subquery, no table but the records, no function outside pg_catalog and
@@ -273,7 +383,10 @@ BEGIN
   EXECUTE format('EXPLAIN (VERBOSE, FORMAT JSON) SELECT (%s)::integer FROM %s l, %2$s r', expression, rec) INTO plan;
   txt := plan::text;
   IF txt ~ '"(Subplan Name|Parent Relationship)": "(InitPlan|SubPlan|Subquery)' OR txt LIKE '%"Subplan Name"%'
-     OR EXISTS (SELECT 1 FROM jsonb_path_query(plan, 'strict $.**."Relation Name"') n WHERE n #>> '{}' <> 'link_record') THEN
+     OR EXISTS (SELECT 1 FROM jsonb_path_query(plan, 'strict $.**."Relation Name"') n
+                 WHERE n #>> '{}' <> 'link_record'
+                   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+                                    WHERE i.inhparent = 'caredata.link_record'::regclass AND c.relname = n #>> '{}')) THEN
     PERFORM caredata._link_bad(format('comparison "%s" reads something other than the two records it compares', name),
                                'A comparison expression is a function of the columns of l and r only: no subquery and no other table.', '42501');
   END IF;
@@ -296,7 +409,7 @@ $$;
 COMMENT ON FUNCTION caredata._link_check_expression(text, text, text) IS
   'internal: refuse a comparison expression that reads anything but the two standardised records (subqueries, other tables, functions outside caredata and pg_catalog)';
 
-CREATE FUNCTION caredata._link_check_spec(spec jsonb) RETURNS void
+CREATE FUNCTION caredata._link_check_spec(spec jsonb, project text DEFAULT 'default') RETURNS void
   LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   c jsonb;
@@ -306,7 +419,7 @@ DECLARE
   step text;
   probe text;
   nl integer;
-  rec text := caredata._link_record_sql();
+  rec text := caredata._link_record_sql(project);
 BEGIN
   IF jsonb_typeof(spec) IS DISTINCT FROM 'object' THEN
     PERFORM caredata._link_bad('a linkage model spec must be a JSON object', 'Start from caredata.link_default_spec().');
@@ -333,7 +446,7 @@ BEGIN
     IF nl < 2 OR nl > 16 THEN
       PERFORM caredata._link_bad(format('comparison "%s" must have between 2 and 16 levels', c->>'name'), 'Level 0 is missing, 1 different, the last exact.');
     END IF;
-    IF c ? 'tf' AND c->>'tf' NOT IN ('nhs_digits', 'dob', 'postcode') AND NOT c->>'tf' IN (SELECT f.field FROM caredata._link_fields() f) THEN
+    IF c ? 'tf' AND c->>'tf' NOT IN ('nhs_digits', 'dob', 'postcode') AND NOT c->>'tf' IN (SELECT f.field FROM caredata._link_fields(project) f) THEN
       PERFORM caredata._link_bad(format('comparison "%s": term-frequency adjustment is available for nhs_digits, dob, postcode and the declared fields only', c->>'name'),
                                  'Remove "tf" or set it to one of those columns (fields are declared by caredata.link_add_source(fields => ...)).');
     END IF;
@@ -374,9 +487,9 @@ BEGIN
       PERFORM caredata._link_bad('a blocking rule is a non-empty list of columns', 'For example ["dob", "area"].');
     END IF;
     FOR col IN SELECT * FROM jsonb_array_elements_text(rule) LOOP
-      IF NOT (col = ANY (caredata._link_key_columns()) OR col = ANY (caredata._link_field_columns())) OR col = 'source' AND jsonb_array_length(rule) = 1 THEN
+      IF NOT (col = ANY (caredata._link_key_columns()) OR col = ANY (caredata._link_field_columns(project))) OR col = 'source' AND jsonb_array_length(rule) = 1 THEN
         PERFORM caredata._link_bad(format('blocking rules cannot use column "%s"', col),
-                                   'Blocking columns: ' || array_to_string(caredata._link_key_columns() || caredata._link_field_columns(), ', ') || ' (source only with another column).', '42703');
+                                   'Blocking columns: ' || array_to_string(caredata._link_key_columns() || caredata._link_field_columns(project), ', ') || ' (source only with another column).', '42703');
       END IF;
     END LOOP;
   END LOOP;
@@ -397,16 +510,75 @@ BEGIN
   END IF;
 END
 $$;
-COMMENT ON FUNCTION caredata._link_check_spec(jsonb) IS
-  'internal: refuse a linkage model spec with a clear error and hint';
+COMMENT ON FUNCTION caredata._link_check_spec(jsonb, text) IS
+  'internal: refuse a linkage model spec with a clear error and hint (its expressions and blocking rules checked against the project''s records and fields)';
+
+-- ---- projects ----
+
+-- A project holds its own sources, models, runs, links, standardised
+-- records and person index; runs of one never read or write another's.
+-- Creating one makes its partitions of link_record and person_index
+-- (as the extension owner, through _link_maintain()).
+CREATE FUNCTION caredata.link_create_project(project text, description text DEFAULT NULL) RETURNS void
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_project text := project;
+BEGIN
+  IF p_project IS NULL OR p_project !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    PERFORM caredata._link_bad('a linkage project name is lower-case letters, digits and _', 'For example ''gp_hes'' or ''birth_cohort''.');
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.link_project x WHERE x.project = p_project) THEN
+    PERFORM caredata._link_bad(format('linkage project "%s" already exists', p_project),
+                               'Choose another name, or drop it first with caredata.link_drop_project().', '42710');
+  END IF;
+  INSERT INTO caredata.link_project (project, description) VALUES (p_project, link_create_project.description);
+  PERFORM caredata._link_maintain('create_partitions', project => p_project);
+  PERFORM caredata.audit_append('linkage.create_project', p_project, jsonb_build_object('description', link_create_project.description));
+END
+$$;
+COMMENT ON FUNCTION caredata.link_create_project(text, text) IS
+  'create a linkage project: a name under which sources, models, runs, links, standardised records and a person index live apart from every other project''s';
+
+-- Dropping a project removes all of it; 'default' cannot be dropped (the
+-- calls that name no project use it).
+CREATE FUNCTION caredata.link_drop_project(project text) RETURNS void
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_project text := caredata._link_check_project(project);
+  counts jsonb;
+BEGIN
+  IF p_project = 'default' THEN
+    PERFORM caredata._link_bad('the default linkage project cannot be dropped',
+                               'Calls that name no project use it; empty it instead (delete its sources, models and runs).', '0A000');
+  END IF;
+  -- one run at a time (as link_run() takes it)
+  LOCK TABLE caredata.link_record_key IN EXCLUSIVE MODE;
+  counts := jsonb_build_object(
+    'sources', (SELECT count(*) FROM caredata.link_source x WHERE x.project = p_project),
+    'models', (SELECT count(*) FROM caredata.link_model x WHERE x.project = p_project),
+    'runs', (SELECT count(*) FROM caredata.link_run x WHERE x.project = p_project),
+    'records', (SELECT count(*) FROM caredata.link_record_key x WHERE x.project = p_project));
+  DELETE FROM caredata.link_pair x WHERE x.run_id IN (SELECT r.run_id FROM caredata.link_run r WHERE r.project = p_project);
+  DELETE FROM caredata.link_run x WHERE x.project = p_project;   -- and person_event, by its foreign key
+  DELETE FROM caredata.link_model x WHERE x.project = p_project; -- and link_model_level
+  DELETE FROM caredata.link_record_key x WHERE x.project = p_project;
+  DELETE FROM caredata.link_source x WHERE x.project = p_project;
+  DELETE FROM caredata.link_project x WHERE x.project = p_project;
+  PERFORM caredata._link_maintain('drop_partitions', project => p_project);
+  PERFORM caredata.audit_append('linkage.drop_project', p_project, counts);
+END
+$$;
+COMMENT ON FUNCTION caredata.link_drop_project(text) IS
+  'drop a linkage project and everything of it (sources, models, runs, links, person events, standardised records, person index); audited; the default project cannot be dropped';
 
 -- ---- sources ----
 
 CREATE FUNCTION caredata.link_add_source(source text, relation regclass, record_id name,
     nhs_number name DEFAULT NULL, dob name DEFAULT NULL, sex name DEFAULT NULL, postcode name DEFAULT NULL,
-    fields jsonb DEFAULT NULL)
+    fields jsonb DEFAULT NULL, project text DEFAULT 'default')
   RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  p_project text := caredata._link_check_project(project);
   p_source text := source;
   c record;
   typ regtype;
@@ -442,7 +614,7 @@ BEGIN
       PERFORM caredata._link_bad(format('field "%s": kind must be name, address, postcode, identifier or text', f.key),
                                  'name: case, accents, punctuation, titles, plus a phonetic code (field_ph); address: tokens, plus the house number (field_num); postcode: UK canonical or any country''s as text; identifier: letters and digits only; text: case and spaces.');
     END IF;
-    IF EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.source <> p_source AND ls.fields ? f.key AND ls.fields->f.key->>'kind' <> f_kind) THEN
+    IF EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.project = p_project AND ls.source <> p_source AND ls.fields ? f.key AND ls.fields->f.key->>'kind' <> f_kind) THEN
       PERFORM caredata._link_bad(format('field "%s" has another kind in another source', f.key),
                                  'A field is compared across sources: give it the same kind everywhere.');
     END IF;
@@ -480,18 +652,18 @@ BEGIN
         HINT = format('Accepted types for %s: %s.', c.what, array_to_string(c.types::text[], ', '));
     END IF;
   END LOOP;
-  INSERT INTO caredata.link_source AS s (source, relation, record_id, nhs_number, dob, sex, postcode, fields)
-  VALUES (p_source, relation, record_id, nhs_number, dob, sex, postcode, v_fields)
+  INSERT INTO caredata.link_source AS s (project, source, relation, record_id, nhs_number, dob, sex, postcode, fields)
+  VALUES (p_project, p_source, relation, record_id, nhs_number, dob, sex, postcode, v_fields)
   ON CONFLICT ON CONSTRAINT link_source_pkey DO UPDATE
     SET relation = excluded.relation, record_id = excluded.record_id, nhs_number = excluded.nhs_number,
         dob = excluded.dob, sex = excluded.sex, postcode = excluded.postcode, fields = excluded.fields,
         added_at = now(), added_by = current_user;
   -- statistics on each field, so that the planner estimates blocking on it
-  PERFORM caredata._link_maintain('field_statistics');
+  PERFORM caredata._link_maintain('field_statistics', project => p_project);
 END
 $$;
-COMMENT ON FUNCTION caredata.link_add_source(text, regclass, name, name, name, name, name, jsonb) IS
-  'register (or re-register) a linkage source: a relation, its record id column (integer or text), its NHS identifier columns (any may be NULL) and further fields to standardise and compare ({"field": {"column": ..., "kind": name|address|postcode|identifier|text}})';
+COMMENT ON FUNCTION caredata.link_add_source(text, regclass, name, name, name, name, name, jsonb, text) IS
+  'register (or re-register) a linkage source of a project: a relation, its record id column (integer or text), its NHS identifier columns (any may be NULL) and further fields to standardise and compare ({"field": {"column": ..., "kind": name|address|postcode|identifier|text}})';
 
 -- the SQL expression that standardises a text value of one kind (a field,
 -- or the postcode): shared by the runs and the one-record lookup
@@ -553,9 +725,10 @@ COMMENT ON FUNCTION caredata._link_std_expr(regclass, name, text) IS
   'internal: the standardising expression for one identifier column of a linkage source';
 
 -- rebuild link_record from the sources; returns the number of records
-CREATE FUNCTION caredata.link_standardise(sources text[] DEFAULT NULL, run_id bigint DEFAULT 0)
+CREATE FUNCTION caredata.link_standardise(sources text[] DEFAULT NULL, run_id bigint DEFAULT 0, project text DEFAULT 'default')
   RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  p_project text := caredata._link_check_project(project);
   s record;
   f record;
   n bigint;
@@ -567,30 +740,30 @@ DECLARE
   f_join text := '';
   i integer := 0;
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE sources IS NULL OR ls.source = ANY (sources)) THEN
+  IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources))) THEN
     PERFORM caredata._link_bad('no linkage sources to link', 'Register sources with caredata.link_add_source().', '42704');
   END IF;
-  IF sources IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(sources) x WHERE x NOT IN (SELECT ls.source FROM caredata.link_source ls)) THEN
+  IF sources IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(sources) x WHERE x NOT IN (SELECT ls.source FROM caredata.link_source ls WHERE ls.project = p_project)) THEN
     PERFORM caredata._link_bad('a named linkage source does not exist', 'See caredata.link_source for the registered sources.', '42704');
   END IF;
   -- the standardised records, each with its stable rid if it has one; the
   -- declared fields as columns f_<field> (NULL where a source lacks one)
-  FOR s IN SELECT * FROM caredata.link_source ls WHERE sources IS NULL OR ls.source = ANY (sources) ORDER BY ls.source LOOP
+  FOR s IN SELECT * FROM caredata.link_source ls WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources)) ORDER BY ls.source LOOP
     f_cols := '';
-    FOR f IN SELECT * FROM caredata._link_fields() LOOP
+    FOR f IN SELECT * FROM caredata._link_fields(p_project) LOOP
       f_cols := f_cols || format(', %s AS %I', caredata._link_std_expr(s.relation, (s.fields->f.field->>'column')::name, f.kind), 'f_' || f.field);
       IF f.kind = 'address' THEN
         f_cols := f_cols || format(', %s AS %I', caredata._link_std_expr(s.relation, (s.fields->f.field->>'column')::name, 'address_num'), 'f_' || f.field || '_num');
       END IF;
     END LOOP;
     parts := parts || format('SELECT k.rid, %L::text AS source, %s AS record_id, %s AS record_key, %s AS nhs_digits, %s AS dob, %s AS sex, %s AS postcode%s
-                                FROM %s s LEFT JOIN caredata.link_record_key k ON k.source = %1$L AND k.record_key = %3$s',
+                                FROM %s s LEFT JOIN caredata.link_record_key k ON k.project = %L AND k.source = %1$L AND k.record_key = %3$s',
       s.source, caredata._link_std_expr(s.relation, s.record_id, 'record_id'),
       caredata._link_std_expr(s.relation, s.record_id, 'record_key'),
       caredata._link_std_expr(s.relation, s.nhs_number, 'nhs_number'),
       caredata._link_std_expr(s.relation, s.dob, 'dob'),
       caredata._link_std_expr(s.relation, s.sex, 'sex'),
-      caredata._link_std_expr(s.relation, s.postcode, 'postcode'), f_cols, s.relation);
+      caredata._link_std_expr(s.relation, s.postcode, 'postcode'), f_cols, s.relation, p_project);
   END LOOP;
   FOREACH work_table IN ARRAY ARRAY['link_stage', 'link_new_key'] LOOP
     IF to_regclass('pg_temp.' || work_table) IS NOT NULL THEN
@@ -601,7 +774,7 @@ BEGIN
   total := 0;
   FOR s IN SELECT ls.source, count(t.source) AS n, count(t.source) FILTER (WHERE t.record_key IS NULL) AS no_id
              FROM caredata.link_source ls LEFT JOIN pg_temp.link_stage t ON t.source = ls.source
-            WHERE sources IS NULL OR ls.source = ANY (sources) GROUP BY ls.source ORDER BY ls.source LOOP
+            WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources)) GROUP BY ls.source ORDER BY ls.source LOOP
     IF s.n = 0 THEN
       PERFORM caredata._link_bad(format('linkage source "%s" has no records', s.source),
                                  'Load the source, or leave it out with the sources argument.', '22023');
@@ -613,7 +786,7 @@ BEGIN
     total := total + s.n;
   END LOOP;
 
-  -- stable rids: new records numbered after the highest, in (source,
+  -- stable rids: new records numbered after the highest of any project, in (source,
   -- record id) order (integer ids by value).  A record id twice in a
   -- source breaks a unique index, here (a new one) or on link_record
   -- below (one seen before).
@@ -627,7 +800,7 @@ BEGIN
   -- each field in the record's jsonb: its value, its derived code and its
   -- value frequency (only a value held by two records or more can ever
   -- agree exactly with another)
-  FOR f IN SELECT * FROM caredata._link_fields() LOOP
+  FOR f IN SELECT * FROM caredata._link_fields(p_project) LOOP
     i := i + 1;
     f_json := f_json || format(' || jsonb_build_object(%1$L, t.%2$I%3$s, %4$L, CASE WHEN t.%2$I IS NOT NULL THEN coalesce(q%5$s.f, 1.0 / %6$s) END)',
       f.field, 'f_' || f.field,
@@ -638,14 +811,14 @@ BEGIN
       'f_' || f.field, total, i);
   END LOOP;
 
-  TRUNCATE caredata.link_record;
-  PERFORM caredata._link_maintain('drop_indexes');
+  PERFORM caredata._link_maintain('truncate_records', project => p_project);
+  PERFORM caredata._link_maintain('drop_indexes', project => p_project);
   BEGIN
-    INSERT INTO caredata.link_record_key (rid, source, record_id, first_run, record_key)
-    SELECT k.rid, k.source, k.record_id, link_standardise.run_id, k.record_key FROM pg_temp.link_new_key k;
+    INSERT INTO caredata.link_record_key (rid, source, record_id, first_run, record_key, project)
+    SELECT k.rid, k.source, k.record_id, link_standardise.run_id, k.record_key, p_project FROM pg_temp.link_new_key k;
     EXECUTE format($q$
     INSERT INTO caredata.link_record
-    SELECT coalesce(t.rid, k.rid), t.source, t.record_id, t.nhs_digits, (t.nhs_digits / 10000)::integer, (t.nhs_digits %% 10000)::integer,
+    SELECT %4$L, coalesce(t.rid, k.rid), t.source, t.record_id, t.nhs_digits, (t.nhs_digits / 10000)::integer, (t.nhs_digits %% 10000)::integer,
            t.dob, t.sex, t.postcode,
            caredata.try_postcode_sector(t.postcode), caredata.try_postcode_district(t.postcode), caredata.try_postcode_area(t.postcode),
            extract(year FROM t.dob)::integer,
@@ -658,25 +831,26 @@ BEGIN
       LEFT JOIN (SELECT nhs_digits, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fn USING (nhs_digits)
       LEFT JOIN (SELECT dob, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fd USING (dob)
       LEFT JOIN (SELECT postcode, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fp USING (postcode)%3$s$q$,
-      total, CASE WHEN f_json = '' THEN 'NULL::jsonb' ELSE 'jsonb_strip_nulls(''{}''::jsonb' || f_json || ')' END, f_join);
+      total, CASE WHEN f_json = '' THEN 'NULL::jsonb' ELSE 'jsonb_strip_nulls(''{}''::jsonb' || f_json || ')' END, f_join, p_project);
     GET DIAGNOSTICS n = ROW_COUNT;
   EXCEPTION WHEN unique_violation THEN
     PERFORM caredata._link_bad('a linkage source has duplicate record ids', 'Record ids must be unique within a source.', '23505');
   END;
   DROP TABLE pg_temp.link_stage;
   DROP TABLE pg_temp.link_new_key;
-  PERFORM caredata._link_maintain('analyze_records');
+  PERFORM caredata._link_maintain('analyze_records', project => p_project);
   RETURN n;
 END
 $$;
-COMMENT ON FUNCTION caredata.link_standardise(text[], bigint) IS
-  'rebuild caredata.link_record from the registered sources (all, or those named): standardised identifiers, postcode parts, the declared fields with their phonetic codes and house numbers, value frequencies; returns the number of records';
+COMMENT ON FUNCTION caredata.link_standardise(text[], bigint, text) IS
+  'rebuild a project''s caredata.link_record from its registered sources (all, or those named): standardised identifiers, postcode parts, the declared fields with their phonetic codes and house numbers, value frequencies; returns the number of records';
 
 -- ---- models ----
 
-CREATE FUNCTION caredata.link_create_model(model text, spec jsonb DEFAULT '{}') RETURNS integer
+CREATE FUNCTION caredata.link_create_model(model text, spec jsonb DEFAULT '{}', project text DEFAULT 'default') RETURNS integer
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  p_project text := caredata._link_check_project(project);
   p_model text := model;
   full_spec jsonb := caredata.link_default_spec() || coalesce(spec, '{}');
   v integer;
@@ -684,21 +858,21 @@ BEGIN
   IF p_model IS NULL OR p_model !~ '^[a-z][a-z0-9_]{0,62}$' THEN
     PERFORM caredata._link_bad('a linkage model name is lower-case letters, digits and _', 'For example ''default''.');
   END IF;
-  PERFORM caredata._link_check_spec(full_spec);
-  SELECT coalesce(max(lm.version), 0) + 1 INTO v FROM caredata.link_model lm WHERE lm.model = p_model;
-  INSERT INTO caredata.link_model (model, version, spec) VALUES (p_model, v, full_spec);
-  INSERT INTO caredata.link_model_level (model, version, comparison, position, level, label)
-  SELECT p_model, v, c.value->>'name', c.ordinality - 1, l.ordinality - 1, l.value
+  PERFORM caredata._link_check_spec(full_spec, p_project);
+  SELECT coalesce(max(lm.version), 0) + 1 INTO v FROM caredata.link_model lm WHERE lm.project = p_project AND lm.model = p_model;
+  INSERT INTO caredata.link_model (project, model, version, spec) VALUES (p_project, p_model, v, full_spec);
+  INSERT INTO caredata.link_model_level (project, model, version, comparison, position, level, label)
+  SELECT p_project, p_model, v, c.value->>'name', c.ordinality - 1, l.ordinality - 1, l.value
     FROM jsonb_array_elements(full_spec->'comparisons') WITH ORDINALITY c
    CROSS JOIN LATERAL jsonb_array_elements_text(c.value->'levels') WITH ORDINALITY l;
   RETURN v;
 END
 $$;
-COMMENT ON FUNCTION caredata.link_create_model(text, jsonb) IS
-  'create a linkage model (or its next version) from a spec; keys not given are taken from link_default_spec(); returns the version (untrained until a run trains it)';
+COMMENT ON FUNCTION caredata.link_create_model(text, jsonb, text) IS
+  'create a linkage model of a project (or its next version) from a spec; keys not given are taken from link_default_spec(); returns the version (untrained until a run trains it)';
 
 -- comparisons of a model version, in order, with what the SQL builders need
-CREATE FUNCTION caredata._link_comparisons(model text, version integer)
+CREATE FUNCTION caredata._link_comparisons(model text, version integer, project text)
   RETURNS TABLE (pos integer, name text, expression text, nlevels integer, tf text, m_start double precision[],
                  m double precision[], u double precision[], labels text[])
   LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -706,16 +880,16 @@ CREATE FUNCTION caredata._link_comparisons(model text, version integer)
          jsonb_array_length(c.value->'levels'), c.value->>'tf',
          CASE WHEN c.value ? 'm' THEN ARRAY(SELECT x::double precision FROM jsonb_array_elements_text(c.value->'m') x) END,
          ARRAY(SELECT ml.m FROM caredata.link_model_level ml
-                WHERE ml.model = lm.model AND ml.version = lm.version AND ml.comparison = c.value->>'name' ORDER BY ml.level),
+                WHERE ml.project = lm.project AND ml.model = lm.model AND ml.version = lm.version AND ml.comparison = c.value->>'name' ORDER BY ml.level),
          ARRAY(SELECT ml.u FROM caredata.link_model_level ml
-                WHERE ml.model = lm.model AND ml.version = lm.version AND ml.comparison = c.value->>'name' ORDER BY ml.level),
+                WHERE ml.project = lm.project AND ml.model = lm.model AND ml.version = lm.version AND ml.comparison = c.value->>'name' ORDER BY ml.level),
          ARRAY(SELECT jsonb_array_elements_text(c.value->'levels'))
     FROM caredata.link_model lm
    CROSS JOIN LATERAL jsonb_array_elements(lm.spec->'comparisons') WITH ORDINALITY c
-   WHERE lm.model = _link_comparisons.model AND lm.version = _link_comparisons.version
+   WHERE lm.project = _link_comparisons.project AND lm.model = _link_comparisons.model AND lm.version = _link_comparisons.version
    ORDER BY c.ordinality
 $$;
-COMMENT ON FUNCTION caredata._link_comparisons(text, integer) IS
+COMMENT ON FUNCTION caredata._link_comparisons(text, integer, text) IS
   'internal: the comparisons of a model version with their levels, m and u';
 
 -- the SQL pieces every scorer of pairs shares (runs, lookups): one column
@@ -723,7 +897,7 @@ COMMENT ON FUNCTION caredata._link_comparisons(text, integer) IS
 -- frequency where a comparison has term-frequency adjustment and u_top, the
 -- u of each comparison's top level, is given), their names, the packed
 -- pattern and the adjustment
-CREATE FUNCTION caredata._link_compare_sql(model text, version integer, u_top double precision[])
+CREATE FUNCTION caredata._link_compare_sql(model text, version integer, u_top double precision[], project text)
   RETURNS TABLE (levels text, cols text, pattern text, tf text)
   LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -731,7 +905,7 @@ DECLARE
   stride bigint := 1;
 BEGIN
   levels := ''; cols := ''; pattern := ''; tf := '0::double precision';
-  FOR c IN SELECT * FROM caredata._link_comparisons(model, version) ORDER BY pos LOOP
+  FOR c IN SELECT * FROM caredata._link_comparisons(model, version, project) ORDER BY pos LOOP
     levels := levels || format(', (%s)::smallint AS %I', c.expression, c.name);
     cols := cols || format(', %I', c.name);
     pattern := pattern || CASE WHEN stride = 1 THEN '' ELSE ' + ' END || format('%I * %s', c.name, stride);
@@ -746,7 +920,7 @@ BEGIN
   RETURN NEXT;
 END
 $$;
-COMMENT ON FUNCTION caredata._link_compare_sql(text, integer, double precision[]) IS
+COMMENT ON FUNCTION caredata._link_compare_sql(text, integer, double precision[], text) IS
   'internal: the comparison-level columns, pattern and term-frequency adjustment SQL of a model version, shared by runs and lookups';
 
 -- the probability of a match weight
@@ -777,24 +951,27 @@ COMMENT ON FUNCTION caredata._link_rule_condition(jsonb) IS
 -- the planner's estimate of the pairs one blocking rule generates: what a
 -- run checks against max_pairs before joining (milliseconds, where the
 -- exact count of link_blocking_counts() scans and groups every record)
-CREATE FUNCTION caredata._link_estimate_pairs(rule jsonb, link_type text) RETURNS double precision
+CREATE FUNCTION caredata._link_estimate_pairs(rule jsonb, link_type text, project text) RETURNS double precision
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   plan jsonb;
 BEGIN
-  EXECUTE format('EXPLAIN (FORMAT JSON) SELECT 1 FROM %s l JOIN %1$s r ON %s WHERE %s', caredata._link_record_sql(),
+  -- the project's partition itself: the parent has no statistics
+  EXECUTE format('EXPLAIN (FORMAT JSON) SELECT 1 FROM %s l JOIN %1$s r ON %s WHERE %s',
+                 caredata._link_record_sql(project),
                  caredata._link_rule_condition(rule), caredata._link_pair_condition(link_type)) INTO plan;
   RETURN (plan->0->'Plan'->>'Plan Rows')::double precision;
 END
 $$;
-COMMENT ON FUNCTION caredata._link_estimate_pairs(jsonb, text) IS
-  'internal: the planner''s estimate of the candidate pairs a blocking rule generates';
+COMMENT ON FUNCTION caredata._link_estimate_pairs(jsonb, text, text) IS
+  'internal: the planner''s estimate of the candidate pairs a blocking rule generates over a project''s records';
 
 -- pairs each blocking rule generates over the current standardised records
-CREATE FUNCTION caredata.link_blocking_counts(model text DEFAULT 'default', version integer DEFAULT NULL)
+CREATE FUNCTION caredata.link_blocking_counts(model text DEFAULT 'default', version integer DEFAULT NULL, project text DEFAULT 'default')
   RETURNS TABLE (rule integer, columns text[], pairs bigint)
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+  p_project text := caredata._link_check_project(project);
   p_model text := model;
   spec jsonb;
   r record;
@@ -802,13 +979,13 @@ DECLARE
   n bigint;
 BEGIN
   SELECT lm.spec INTO spec FROM caredata.link_model lm
-   WHERE lm.model = p_model AND (link_blocking_counts.version IS NULL OR lm.version = link_blocking_counts.version)
+   WHERE lm.project = p_project AND lm.model = p_model AND (link_blocking_counts.version IS NULL OR lm.version = link_blocking_counts.version)
    ORDER BY lm.version DESC LIMIT 1;
   IF spec IS NULL THEN
     PERFORM caredata._link_bad(format('linkage model "%s" does not exist', p_model), 'Create it with caredata.link_create_model().', '42704');
   END IF;
-  IF NOT EXISTS (SELECT 1 FROM caredata.link_record) THEN
-    PERFORM caredata.link_standardise();
+  IF NOT EXISTS (SELECT 1 FROM caredata.link_record x WHERE x.project = p_project) THEN
+    PERFORM caredata.link_standardise(project => p_project);
   END IF;
   FOR r IN SELECT b.value, b.ordinality FROM jsonb_array_elements(spec->'blocking') WITH ORDINALITY b LOOP
     cols := (SELECT string_agg(quote_ident(c), ', ') FROM jsonb_array_elements_text(r.value) c);
@@ -822,7 +999,7 @@ BEGIN
                GROUP BY %2$s) b$q$,
       spec->>'link_type', cols,
       (SELECT string_agg(format('%I IS NOT NULL', c), ' AND ') FROM jsonb_array_elements_text(r.value) c),
-      caredata._link_record_sql())
+      caredata._link_record_sql(p_project))
       INTO n;
     rule := r.ordinality;
     columns := ARRAY(SELECT jsonb_array_elements_text(r.value));
@@ -831,5 +1008,5 @@ BEGIN
   END LOOP;
 END
 $$;
-COMMENT ON FUNCTION caredata.link_blocking_counts(text, integer) IS
-  'how many candidate pairs each blocking rule of a model generates over the standardised records, before de-duplication across rules (standardises the sources first if nothing is standardised)';
+COMMENT ON FUNCTION caredata.link_blocking_counts(text, integer, text) IS
+  'how many candidate pairs each blocking rule of a project''s model generates over its standardised records, before de-duplication across rules (standardises the sources first if nothing is standardised)';

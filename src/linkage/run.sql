@@ -16,7 +16,7 @@ COMMENT ON FUNCTION caredata._link_progress(text, bigint, text, timestamptz, tex
 -- the SELECT that yields candidate pairs: one column per comparison level,
 -- the packed pattern and the term-frequency adjustment (uses u, so it is
 -- built after u is known)
-CREATE FUNCTION caredata._link_pairs_sql(model text, version integer, u_top double precision[], only_new boolean)
+CREATE FUNCTION caredata._link_pairs_sql(model text, version integer, u_top double precision[], only_new boolean, project text)
   RETURNS text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   spec jsonb;
@@ -25,10 +25,12 @@ DECLARE
   rule jsonb;
   pair_cond text;
   body text := '';
-  rec text := caredata._link_record_sql();
+  rec text;
 BEGIN
-  SELECT lm.spec INTO spec FROM caredata.link_model lm WHERE lm.model = _link_pairs_sql.model AND lm.version = _link_pairs_sql.version;
-  SELECT * INTO cmp FROM caredata._link_compare_sql(model, version, u_top);
+  SELECT lm.spec INTO spec FROM caredata.link_model lm
+   WHERE lm.project = _link_pairs_sql.project AND lm.model = _link_pairs_sql.model AND lm.version = _link_pairs_sql.version;
+  SELECT * INTO cmp FROM caredata._link_compare_sql(model, version, u_top, project);
+  rec := caredata._link_record_sql(project);
   pair_cond := caredata._link_pair_condition(spec->>'link_type');
   IF only_new THEN
     -- incremental: pairs with at least one record the person index lacks
@@ -45,13 +47,13 @@ BEGIN
                 cmp.cols, cmp.pattern, cmp.tf, body);
 END
 $$;
-COMMENT ON FUNCTION caredata._link_pairs_sql(text, integer, double precision[], boolean) IS
-  'internal: the candidate-pair query of a model version (blocking rules unioned without duplicates, comparison levels, pattern, term-frequency adjustment)';
+COMMENT ON FUNCTION caredata._link_pairs_sql(text, integer, double precision[], boolean, text) IS
+  'internal: the candidate-pair query of a project''s model version (blocking rules unioned without duplicates, comparison levels, pattern, term-frequency adjustment)';
 
 CREATE FUNCTION caredata.link_run(model text DEFAULT 'default', version integer DEFAULT NULL,
     method text DEFAULT 'probabilistic', threshold double precision DEFAULT NULL,
     train boolean DEFAULT NULL, incremental boolean DEFAULT false, one_to_one boolean DEFAULT false,
-    sources text[] DEFAULT NULL)
+    sources text[] DEFAULT NULL, project text DEFAULT 'default')
   RETURNS TABLE (run_id bigint, model_version integer, records bigint, candidate_pairs bigint,
                  links bigint, persons bigint, match_threshold double precision, seconds numeric)
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -65,6 +67,7 @@ DECLARE
   p_incremental boolean := incremental;
   p_one_to_one boolean := one_to_one;
   p_sources text[] := sources;
+  p_project text := caredata._link_check_project(project);
   t0 timestamptz := clock_timestamp();
   t timestamptz;
   lm record;
@@ -114,7 +117,7 @@ BEGIN
   LOCK TABLE caredata.link_record_key IN EXCLUSIVE MODE;
 
   SELECT * INTO lm FROM caredata.link_model x
-   WHERE x.model = p_model AND (p_version IS NULL OR x.version = p_version)
+   WHERE x.project = p_project AND x.model = p_model AND (p_version IS NULL OR x.version = p_version)
    ORDER BY x.version DESC LIMIT 1;
   IF NOT FOUND THEN
     PERFORM caredata._link_bad(CASE WHEN p_version IS NULL THEN format('linkage model "%s" does not exist', p_model)
@@ -133,7 +136,7 @@ BEGIN
                                'Run with train => true, or name a trained version.', '55000');
   END IF;
   IF p_method = 'probabilistic' AND NOT v_do_train AND
-     EXISTS (SELECT 1 FROM caredata.link_model_level x WHERE x.model = lm.model AND x.version = lm.version AND (x.m IS NULL OR x.u IS NULL)) THEN
+     EXISTS (SELECT 1 FROM caredata.link_model_level x WHERE x.project = p_project AND x.model = lm.model AND x.version = lm.version AND (x.m IS NULL OR x.u IS NULL)) THEN
     PERFORM caredata._link_bad(format('linkage model "%s" version %s has levels without m or u', p_model, lm.version),
                                'Set every level''s m and u in caredata.link_model_level, or train the model.', '55000');
   END IF;
@@ -142,24 +145,25 @@ BEGIN
   END IF;
 
   SELECT coalesce(max(x.run_id), 0) + 1 INTO v_run FROM caredata.link_run x;
-  SELECT max(x.run_id) INTO v_prev_run FROM caredata.person_index x;
+  SELECT max(x.run_id) INTO v_prev_run FROM caredata.person_index x WHERE x.project = p_project;
   IF p_incremental AND v_prev_run IS NULL THEN
     RAISE NOTICE 'link: no person index yet, so this incremental run links everything';
     p_incremental := false;
   END IF;
-  INSERT INTO caredata.link_run (run_id, model, version, method, incremental, one_to_one, started_at)
-  VALUES (v_run, lm.model, lm.version, p_method, p_incremental, p_one_to_one, t0);
+  INSERT INTO caredata.link_run (run_id, model, version, method, incremental, one_to_one, started_at, project)
+  VALUES (v_run, lm.model, lm.version, p_method, p_incremental, p_one_to_one, t0, p_project);
 
   -- 1. standardise
   t := clock_timestamp();
-  v_records := caredata.link_standardise(p_sources, v_run);
+  v_records := caredata.link_standardise(p_sources, v_run, p_project);
   v_stats := v_stats || jsonb_build_object('records', v_records, 'standardise_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
   PERFORM caredata._link_progress('standardised', v_records, 'records', t,
-    format(' from %s source%s', (SELECT count(*) FROM caredata.link_source ls WHERE p_sources IS NULL OR ls.source = ANY (p_sources)),
-           CASE WHEN (SELECT count(*) FROM caredata.link_source ls WHERE p_sources IS NULL OR ls.source = ANY (p_sources)) = 1 THEN '' ELSE 's' END));
+    format(' from %s source%s', (SELECT count(*) FROM caredata.link_source ls WHERE ls.project = p_project AND (p_sources IS NULL OR ls.source = ANY (p_sources))),
+           CASE WHEN (SELECT count(*) FROM caredata.link_source ls WHERE ls.project = p_project AND (p_sources IS NULL OR ls.source = ANY (p_sources))) = 1 THEN '' ELSE 's' END));
   IF p_incremental THEN
     CREATE TEMP TABLE link_new ON COMMIT DROP AS
-    SELECT r.rid FROM caredata.link_record r WHERE NOT EXISTS (SELECT 1 FROM caredata.person_index p WHERE p.rid = r.rid);
+    SELECT r.rid FROM caredata.link_record r
+     WHERE r.project = p_project AND NOT EXISTS (SELECT 1 FROM caredata.person_index p WHERE p.project = p_project AND p.rid = r.rid);
     ALTER TABLE pg_temp.link_new ADD PRIMARY KEY (rid);
     ANALYZE pg_temp.link_new;
     v_stats := v_stats || jsonb_build_object('new_records', (SELECT count(*) FROM pg_temp.link_new));
@@ -169,7 +173,7 @@ BEGIN
   -- refuse a blocking rule (or all together) past max_pairs before
   -- comparing anything, by the planner's estimate (statistics are fresh)
   FOR rule_pairs IN SELECT b.ordinality AS rule, b.value AS columns,
-                           caredata._link_estimate_pairs(b.value, spec->>'link_type') AS pairs
+                           caredata._link_estimate_pairs(b.value, spec->>'link_type', p_project) AS pairs
                       FROM jsonb_array_elements(spec->'blocking') WITH ORDINALITY b LOOP
     blocked := blocked + rule_pairs.pairs;
     IF rule_pairs.pairs > (spec->>'max_pairs')::numeric THEN
@@ -184,7 +188,7 @@ BEGIN
                                'Make the rules stricter, or raise "max_pairs" in a new model version.', '54000');
   END IF;
 
-  SELECT array_agg(c.nlevels ORDER BY c.pos) INTO nlevels FROM caredata._link_comparisons(lm.model, lm.version) c;
+  SELECT array_agg(c.nlevels ORDER BY c.pos) INTO nlevels FROM caredata._link_comparisons(lm.model, lm.version, p_project) c;
   -- the longest phase is announced before it starts
   PERFORM caredata._link_progress('blocking rules give about', round(blocked)::bigint, 'candidate pairs', NULL,
     format(' (the planner''s estimate over %s rule%s)', jsonb_array_length(spec->'blocking'),
@@ -201,16 +205,16 @@ BEGIN
        CROSS JOIN (SELECT * FROM %5$s x ORDER BY hashint8extended(rid, %2$s + 1), rid LIMIT %3$s) r
        WHERE l.rid <> r.rid%4$s$q$,
       (SELECT string_agg(format('(%s)::smallint AS %I', c.expression, c.name), ', ' ORDER BY c.pos)
-         FROM caredata._link_comparisons(lm.model, lm.version) c),
+         FROM caredata._link_comparisons(lm.model, lm.version, p_project) c),
       (spec->>'seed')::bigint, k,
       CASE spec->>'link_type' WHEN 'link_only' THEN ' AND l.source <> r.source'
                               WHEN 'dedupe_only' THEN ' AND l.source = r.source' ELSE '' END,
-      caredata._link_record_sql());
+      caredata._link_record_sql(p_project));
     GET DIAGNOSTICS sample_n = ROW_COUNT;
     IF sample_n = 0 THEN
       PERFORM caredata._link_bad('no pairs to estimate u from', 'Link at least two records (two sources for link_only).', '22023');
     END IF;
-    FOR comps IN SELECT * FROM caredata._link_comparisons(lm.model, lm.version) ORDER BY pos LOOP
+    FOR comps IN SELECT * FROM caredata._link_comparisons(lm.model, lm.version, p_project) ORDER BY pos LOOP
       EXECUTE format('SELECT array_agg(coalesce(n, 0) ORDER BY lv) FROM generate_series(0, %s) lv
                         LEFT JOIN (SELECT %I AS lv, count(*) AS n FROM pg_temp.link_usample GROUP BY 1) c USING (lv)',
                      comps.nlevels - 1, comps.name) INTO counts;
@@ -226,8 +230,8 @@ BEGIN
     PERFORM caredata._link_progress('estimated u from', sample_n, 'random pairs', t);
   ELSIF p_method = 'probabilistic' THEN
     SELECT array_agg(x ORDER BY c.pos, o) INTO v_u
-      FROM caredata._link_comparisons(lm.model, lm.version) c, unnest(c.u) WITH ORDINALITY AS z(x, o);
-    SELECT array_agg(c.u[c.nlevels] ORDER BY c.pos) INTO v_u_top FROM caredata._link_comparisons(lm.model, lm.version) c;
+      FROM caredata._link_comparisons(lm.model, lm.version, p_project) c, unnest(c.u) WITH ORDINALITY AS z(x, o);
+    SELECT array_agg(c.u[c.nlevels] ORDER BY c.pos) INTO v_u_top FROM caredata._link_comparisons(lm.model, lm.version, p_project) c;
   END IF;
 
   -- 3. block and compare.  Each rule is a self-join on equal keys: a hash
@@ -238,7 +242,7 @@ BEGIN
   saved_mergejoin := current_setting('enable_mergejoin');
   PERFORM set_config('enable_mergejoin', 'off', true);
   EXECUTE 'CREATE TEMP TABLE link_cand ON COMMIT DROP AS ' ||
-          caredata._link_pairs_sql(lm.model, lm.version, CASE WHEN p_method = 'probabilistic' THEN v_u_top END, p_incremental);
+          caredata._link_pairs_sql(lm.model, lm.version, CASE WHEN p_method = 'probabilistic' THEN v_u_top END, p_incremental, p_project);
   GET DIAGNOSTICS v_pairs = ROW_COUNT;
   PERFORM set_config('enable_mergejoin', saved_mergejoin, true);
   ANALYZE pg_temp.link_cand;
@@ -261,23 +265,23 @@ BEGIN
                WHEN 'dedupe_only' THEN (sum(n^2) - sum(n)) / 2
                ELSE sum(n) * (sum(n) - 1) / 2 END
         INTO total_pairs
-        FROM (SELECT count(*)::double precision AS n FROM caredata.link_record GROUP BY source) s;
+        FROM (SELECT count(*)::double precision AS n FROM caredata.link_record x WHERE x.project = p_project GROUP BY x.source) s;
       SELECT * INTO em FROM caredata.link_em(hist_p, hist_n, nlevels, v_u, v_m, greatest(total_pairs, 1),
                                               (spec->>'em_max_iterations')::integer, (spec->>'em_tolerance')::double precision);
       v_m := em.m;
       v_lambda := em.lambda;
       -- the trained model is a new version
-      INSERT INTO caredata.link_model (model, version, spec, lambda, trained_at, trained_by, training)
-      SELECT lm.model, max(x.version) + 1, lm.spec, v_lambda, clock_timestamp(), current_user,
+      INSERT INTO caredata.link_model (project, model, version, spec, lambda, trained_at, trained_by, training)
+      SELECT p_project, lm.model, max(x.version) + 1, lm.spec, v_lambda, clock_timestamp(), current_user,
              jsonb_build_object('run_id', v_run, 'from_version', lm.version, 'iterations', em.iterations, 'converged', em.converged,
                                 'candidate_pairs', v_pairs, 'patterns', cardinality(hist_p), 'u_sample_pairs', sample_n,
                                 'total_pairs', total_pairs)
-        FROM caredata.link_model x WHERE x.model = lm.model
+        FROM caredata.link_model x WHERE x.project = p_project AND x.model = lm.model
       RETURNING * INTO lm;
-      INSERT INTO caredata.link_model_level (model, version, comparison, position, level, label, m, u)
-      SELECT lm.model, lm.version, c.name, c.pos, lv, c.labels[lv + 1], v_m[c.offs + lv + 1], v_u[c.offs + lv + 1]
+      INSERT INTO caredata.link_model_level (project, model, version, comparison, position, level, label, m, u)
+      SELECT p_project, lm.model, lm.version, c.name, c.pos, lv, c.labels[lv + 1], v_m[c.offs + lv + 1], v_u[c.offs + lv + 1]
         FROM (SELECT *, sum(nlevels) OVER (ORDER BY pos) - nlevels AS offs
-                FROM caredata._link_comparisons(lm.model, lm.version)) c,
+                FROM caredata._link_comparisons(lm.model, lm.version, p_project)) c,
              generate_series(0, c.nlevels - 1) lv;
       UPDATE caredata.link_run x SET version = lm.version WHERE x.run_id = v_run;
       v_stats := v_stats || jsonb_build_object('em_iterations', em.iterations, 'em_converged', em.converged, 'lambda', v_lambda,
@@ -287,7 +291,7 @@ BEGIN
     ELSE
       v_lambda := lm.lambda;
       SELECT array_agg(x ORDER BY c.pos, o) INTO v_m
-        FROM caredata._link_comparisons(lm.model, lm.version) c, unnest(c.m) WITH ORDINALITY AS z(x, o);
+        FROM caredata._link_comparisons(lm.model, lm.version, p_project) c, unnest(c.m) WITH ORDINALITY AS z(x, o);
     END IF;
 
     -- 5. score: each pair's weight is its pattern's weight (a dense array
@@ -354,8 +358,8 @@ BEGIN
     SELECT v_run, x.rid_l, x.rid_r, x.pattern, x.weight, x.probability, x.step
       FROM caredata.link_pair x
      WHERE x.run_id = v_prev_run
-       AND EXISTS (SELECT 1 FROM caredata.link_record a WHERE a.rid = x.rid_l)
-       AND EXISTS (SELECT 1 FROM caredata.link_record b WHERE b.rid = x.rid_r)
+       AND EXISTS (SELECT 1 FROM caredata.link_record a WHERE a.project = p_project AND a.rid = x.rid_l)
+       AND EXISTS (SELECT 1 FROM caredata.link_record b WHERE b.project = p_project AND b.rid = x.rid_r)
        AND NOT EXISTS (SELECT 1 FROM caredata.link_pair y WHERE y.run_id = v_run AND y.rid_l = x.rid_l AND y.rid_r = x.rid_r);
   END IF;
 
@@ -366,7 +370,7 @@ BEGIN
   SELECT r.rid, r.source, r.record_id, r.record_key, coalesce(c.cluster, r.rid) AS cluster, coalesce(c.refused, false) AS refused,
          p.person_id AS old_person
     FROM caredata.link_record r
-    LEFT JOIN caredata.person_index p ON p.rid = r.rid
+    LEFT JOIN caredata.person_index p ON p.project = p_project AND p.rid = r.rid
     LEFT JOIN caredata.link_components(
            format('SELECT rid_l, rid_r FROM caredata.link_pair WHERE run_id = %s%s', v_run,
                   CASE WHEN p_one_to_one OR v_keep_apart THEN ' ORDER BY weight DESC NULLS LAST, step NULLS LAST, rid_l, rid_r' ELSE '' END),
@@ -375,14 +379,16 @@ BEGIN
                   -- a number is confirmed on its own unless two records carrying
                   -- it disagree on the date of birth or on a known sex (a
                   -- household member's number on someone else's record)
-                  'SELECT r.rid, r.nhs_digits, g.agree
-                     FROM caredata.link_record r
+                  format('SELECT r.rid, r.nhs_digits, g.agree
+                     FROM %s r
                      JOIN (SELECT nhs_digits,
                                   count(DISTINCT dob) <= 1
                                   AND count(DISTINCT sex) FILTER (WHERE caredata.compare_sex(sex, sex) = 2) <= 1 AS agree
-                             FROM caredata.link_record WHERE nhs_digits IS NOT NULL GROUP BY nhs_digits) g
-                       ON g.nhs_digits = r.nhs_digits'
-                WHEN v_keep_apart THEN 'SELECT rid, nhs_digits FROM caredata.link_record WHERE nhs_digits IS NOT NULL' END) c ON c.rid = r.rid;
+                             FROM %1$s WHERE nhs_digits IS NOT NULL GROUP BY nhs_digits) g
+                       ON g.nhs_digits = r.nhs_digits', caredata._link_partition('caredata.link_record', p_project))
+                WHEN v_keep_apart THEN format('SELECT rid, nhs_digits FROM %s WHERE nhs_digits IS NOT NULL',
+                                              caredata._link_partition('caredata.link_record', p_project)) END) c ON c.rid = r.rid
+   WHERE r.project = p_project;
   -- keep only the links clustering accepted (one to one; NHS numbers kept apart)
   IF EXISTS (SELECT 1 FROM pg_temp.link_cluster x WHERE x.refused) THEN
     DELETE FROM caredata.link_pair x USING pg_temp.link_cluster a, pg_temp.link_cluster b
@@ -402,8 +408,8 @@ BEGIN
   -- other ids it won merge into it; clusters with no id get new ones
   t := clock_timestamp();
   SELECT greatest(coalesce(max((x.stats->>'max_person_id')::bigint), 0),
-                  coalesce((SELECT max(p.person_id) FROM caredata.person_index p), 0))
-    INTO max_person FROM caredata.link_run x;
+                  coalesce((SELECT max(p.person_id) FROM caredata.person_index p WHERE p.project = p_project), 0))
+    INTO max_person FROM caredata.link_run x WHERE x.project = p_project;
   CREATE TEMP TABLE link_overlap ON COMMIT DROP AS
   SELECT c.cluster, c.old_person AS person_id, count(*) AS n
     FROM pg_temp.link_cluster c WHERE c.old_person IS NOT NULL GROUP BY 1, 2;
@@ -427,16 +433,16 @@ BEGIN
    WHERE a.person_id > max_person;
   -- rewritten whole, its indexes built after the rows (a third of the time
   -- of maintaining them row by row)
-  TRUNCATE caredata.person_index;
-  PERFORM caredata._link_maintain('drop_person_indexes');
-  INSERT INTO caredata.person_index (source, record_id, rid, person_id, run_id, record_key)
-  SELECT c.source, c.record_id, c.rid, a.person_id, v_run, c.record_key
+  PERFORM caredata._link_maintain('truncate_persons', project => p_project);
+  PERFORM caredata._link_maintain('drop_person_indexes', project => p_project);
+  INSERT INTO caredata.person_index (project, source, record_id, rid, person_id, run_id, record_key)
+  SELECT p_project, c.source, c.record_id, c.rid, a.person_id, v_run, c.record_key
     FROM pg_temp.link_cluster c JOIN pg_temp.link_assign a USING (cluster);
-  PERFORM caredata._link_maintain('build_person_indexes');
+  PERFORM caredata._link_maintain('build_person_indexes', project => p_project);
   SELECT greatest(max_person, coalesce(max(a.person_id), 0)) INTO max_person FROM pg_temp.link_assign a;
 
   -- indexes for one-record lookups, one per blocking rule
-  PERFORM caredata._link_maintain('index_rules', spec->'blocking');
+  PERFORM caredata._link_maintain('index_rules', spec->'blocking', p_project);
   v_stats := v_stats || jsonb_build_object('index_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3),
                                        'links', v_links, 'persons', v_persons, 'max_person_id', max_person,
                                        'merges', (SELECT count(*) FROM caredata.person_event e WHERE e.run_id = v_run AND e.kind = 'merge'),
@@ -452,7 +458,7 @@ BEGIN
   UPDATE caredata.link_run x SET finished_at = clock_timestamp(), threshold = p_threshold, stats = v_stats
    WHERE x.run_id = v_run;
   PERFORM caredata.audit_append('linkage.run', lm.model || ' version ' || lm.version,
-    jsonb_build_object('run_id', v_run, 'method', p_method, 'incremental', p_incremental, 'records', v_records,
+    jsonb_build_object('project', p_project, 'run_id', v_run, 'method', p_method, 'incremental', p_incremental, 'records', v_records,
                        'links', v_links, 'persons', v_persons, 'threshold', p_threshold));
   run_id := v_run;
   model_version := lm.version;
@@ -467,5 +473,5 @@ BEGIN
   RETURN NEXT;
 END
 $$;
-COMMENT ON FUNCTION caredata.link_run(text, integer, text, double precision, boolean, boolean, boolean, text[]) IS
-  'run linkage: standardise the sources, block, compare, train (EM) or apply a trained model version, choose the threshold without labels (or use the match probability given), cluster, and write the person index with stable person ids; all or nothing';
+COMMENT ON FUNCTION caredata.link_run(text, integer, text, double precision, boolean, boolean, boolean, text[], text) IS
+  'run linkage in a project (never touching another project''s rows): standardise the sources, block, compare, train (EM) or apply a trained model version, choose the threshold without labels (or use the match probability given), cluster, and write the person index with stable person ids; all or nothing';

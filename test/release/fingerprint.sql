@@ -17,8 +17,10 @@ SET search_path = "$user", public, caredata;
 -- register and the cell key method's p-tables, new in 0.2.0; the built-in
 -- policies' later versions and the cell_key policy, and the magnitude and
 -- cell key columns, which 0.2.0 adds; a publication's disclosure report
--- and the publication limits, from 0.2.0 on; a linkage source's fields
--- and a record's id as text, from 0.2.0 on)
+-- and the publication limits, from 0.2.0 on; the linkage tables' project
+-- column where it is 'default', what 0.1.0's rows became: a partitioned
+-- table is read whole, not partition by partition; a linkage source's
+-- fields and a record's id as text, from 0.2.0 on)
 SELECT format('SELECT %L || '': '' || count(*) || '' rows, '' || md5(coalesce(string_agg(%s, E''\n'' ORDER BY %s), '''')) FROM caredata.%I t %s',
               c.relname, r.expr, r.expr, c.relname,
               CASE c.relname WHEN 'sdc_policy' THEN 'WHERE NOT (t.builtin AND (t.version > 1 OR t.policy = ''cell_key''))' ELSE '' END)
@@ -27,14 +29,17 @@ SELECT format('SELECT %L || '': '' || count(*) || '' rows, '' || md5(coalesce(st
                   WHEN 'register_version' THEN $e$''$e$
                   WHEN 'domain' THEN $e$(to_jsonb(t) - 'key_fingerprint')::text$e$
                   WHEN 'publication' THEN $e$(to_jsonb(t) - 'disclosure')::text$e$
-                  WHEN 'link_source' THEN $e$(to_jsonb(t) - 'fields')::text$e$
-                  WHEN 'link_record' THEN $e$(to_jsonb(t) - 'record_key' - 'fields')::text$e$
-                  WHEN 'link_record_key' THEN $e$(to_jsonb(t) - 'record_key')::text$e$
-                  WHEN 'person_index' THEN $e$(to_jsonb(t) - 'record_key')::text$e$
                   WHEN 'sdc_policy' THEN $e$(to_jsonb(t) - 'magnitude_digits' - 'cell_key_ptable' - CASE WHEN t.builtin THEN ARRAY['created_at', 'created_by'] ELSE '{}' END)::text$e$
-                  ELSE 't::text' END AS expr) r
- WHERE c.relnamespace = 'caredata'::regnamespace AND c.relkind = 'r' AND c.relname NOT IN ('distributed_filter', 'sdc_policy_role', 'approval', 'sdc_ptable', 'publication_limits')
+                  ELSE CASE WHEN c.relname IN ('link_source', 'link_record_key', 'link_record', 'link_model', 'link_model_level', 'link_run', 'person_index')
+                            THEN $e$(to_jsonb(t) - 'fields' - 'record_key' - CASE WHEN to_jsonb(t)->>'project' = 'default' THEN 'project' ELSE '' END)::text$e$
+                            ELSE 't::text' END END AS expr) r
+ WHERE c.relnamespace = 'caredata'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+   AND c.relname NOT IN ('distributed_filter', 'sdc_policy_role', 'approval', 'sdc_ptable', 'publication_limits', 'link_project')
  ORDER BY c.relname \gexec
+-- linkage projects (from 0.2.0 on) but the default one, which 0.1.0's rows became
+SELECT 'SELECT ''link_project: '' || count(*) || '' rows, '' || md5(string_agg((to_jsonb(t) - ''created_at'')::text, E''\n'' ORDER BY t.project))
+          FROM caredata.link_project t WHERE t.project <> ''default'' HAVING count(*) > 0'
+ WHERE to_regclass('caredata.link_project') IS NOT NULL \gexec
 
 -- protected tables and their policies, by name
 SELECT 'policy ' || schemaname || '.' || tablename || ' ' || policyname || ' ' || permissive || ' ' || cmd || ' ' ||

@@ -16,7 +16,8 @@
 #      policies, pseudonyms in every domain, what the analyst and the
 #      recipient see, safe counts, the audit chain) before and after the
 #      update.
-#   5. pg_dump and pg_restore of that database into a fresh cluster (its own
+#   5. pg_dump and pg_restore of that database, with a second linkage
+#      project run beside the demo's, into a fresh cluster (its own
 #      directory and port, the same key file) give the same fingerprint.
 #   6. DROP EXTENSION caredata leaves no schema and no object behind, and
 #      the runbook's command removes the cluster-wide roles.
@@ -117,6 +118,17 @@ ok $? "data and behaviour are intact across the update (catalogs, policies, pseu
 grep -q '^audit chain intact: true$' "$work/after"; ok $? "the audit chain verifies after the update"
 
 # 5
+# a second linkage project beside the demo's (which runs in 'default'): the
+# dump must keep both, each with its own partitions
+q -d $db -c 'SET client_min_messages = warning' \
+  -c "SELECT caredata.link_create_project('second', 'the release test''s second project')" \
+  -c "SELECT caredata.link_add_source('gp', 'synth.gp_registration', 'record_id', 'nhs_number', 'dob', 'sex', 'postcode', project => 'second')" \
+  -c "SELECT caredata.link_create_model('default', '{}', 'second')" \
+  -c "SELECT count(*) FROM caredata.link_run(project => 'second')" >/dev/null
+ok $? "a second linkage project links beside the demo's"
+psql -X -d $db -f test/release/fingerprint.sql > "$work/after" 2>&1
+grep -q '^link_project: 1 rows' "$work/after" && ! grep -q 'ERROR' "$work/after"
+ok $? "the fingerprint covers the second project"
 pg_dump -Fc -d $db -f "$work/data.dump"; ok $? "pg_dump -Fc of the updated database"
 pg_dumpall --roles-only > "$work/roles.sql" 2>/dev/null
 mkdir -p "$second/keys"
@@ -135,7 +147,7 @@ ok $? "pg_restore into it succeeds"
 [ -s "$work/restore.err" ] && head -5 "$work/restore.err" | sed 's/^/# /'
 PGPORT=$port psql -X -d $db -f test/release/fingerprint.sql > "$work/restored" 2>&1
 diff "$work/after" "$work/restored" > "$work/restore.diff"
-ok $? "the restored database gives the same fingerprint (same pseudonyms, filters, publication, audit chain)"
+ok $? "the restored database gives the same fingerprint (same pseudonyms, filters, publication, audit chain, both linkage projects)"
 [ -s "$work/restore.diff" ] && head -20 "$work/restore.diff" | sed 's/^/# /'
 
 # 6
