@@ -4,7 +4,9 @@
 -- record that links to both; it splits none; merges are in person_event.
 -- bench/link_incremental.sql at small scale, then hand-built cases.
 SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS caredata;
+-- a linkage catalog of its own (suites before leave sources and models)
+DROP EXTENSION IF EXISTS caredata CASCADE;
+CREATE EXTENSION caredata;
 SET caredata.link_progress = off;
 \set ECHO none
 \i test/synthetic/generate.sql
@@ -151,3 +153,8 @@ SELECT run_id AS strict_run FROM caredata.link_run(version => :v, incremental =>
 SELECT count(DISTINCT person_id) FILTER (WHERE id IN (6, 7)) AS c_d_persons FROM hand_person;
 SELECT count(*) AS events FROM caredata.person_event WHERE run_id = :strict_run;
 UPDATE caredata.link_model SET spec = spec - 'merge_threshold' WHERE model = 'default' AND version = :v;
+
+-- leave a clean catalog for the suites after
+DROP TABLE batch, inc_gp, inc_hes, before, hand, hand_before CASCADE;
+DROP EXTENSION caredata CASCADE;
+CREATE EXTENSION caredata;

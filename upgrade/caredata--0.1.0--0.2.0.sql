@@ -4349,3 +4349,808 @@ COMMENT ON FUNCTION caredata.link_run(text, integer, text, double precision, boo
   'run linkage: standardise the sources, block, compare, train (EM) or apply a trained model version, choose the threshold without labels (or use the match probability given), cluster, and write the person index with stable person ids; all or nothing';
 COMMENT ON FUNCTION caredata.link_components(text, boolean, text) IS
   'union-find over the (bigint, bigint) links a query returns, in its order: each record in a link, its cluster (the smallest record id in it) and whether a link of it was refused; one_to_one accepts a link only if neither record is linked yet; nhs_query (record id, NHS digits[, confirmed boolean]) keeps apart clusters holding confirmed valid NHS numbers that differ by more than one typing error (confirmed by a link between two records carrying the number, or from the start when the third column is true)';
+
+-- ---- issue 25, section 5: incremental runs merge two existing persons only on direct evidence ----
+-- src/linkage/merge.sql (new): the merge threshold ("merge_threshold" in the
+-- model spec), its check, and _link_incremental_merge(), which link_run
+-- calls in an incremental run; link_default_spec() gains "merge_threshold",
+-- _link_check_spec() checks it, link_run() calls the new step (and no
+-- longer looks for this run's pairs among the previous run's links).
+-- the merge threshold of a model spec: what a pair of two existing
+-- persons' records must reach for them to merge in an incremental run
+CREATE FUNCTION caredata._link_merge_threshold(spec jsonb) RETURNS double precision
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN coalesce((spec->>'merge_threshold')::double precision, 0.999999);
+COMMENT ON FUNCTION caredata._link_merge_threshold(jsonb) IS
+  'internal: the "merge_threshold" of a linkage model spec (default 0.999999): the match probability a pair of records of two existing persons must reach for an incremental run to merge them';
+
+-- refuse a bad "merge_threshold" (called by _link_check_spec)
+CREATE FUNCTION caredata._link_check_merge_spec(spec jsonb) RETURNS void
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF spec ? 'merge_threshold' AND (jsonb_typeof(spec->'merge_threshold') IS DISTINCT FROM 'number'
+                                   OR NOT ((spec->>'merge_threshold')::double precision > 0
+                                           AND (spec->>'merge_threshold')::double precision < 1)) THEN
+    PERFORM caredata._link_bad('merge_threshold is a match probability strictly between 0 and 1',
+                               'Leave it out for the default (0.999999).');
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_check_merge_spec(jsonb) IS
+  'internal: refuse a linkage model spec whose "merge_threshold" is not a probability strictly between 0 and 1';
+
+CREATE FUNCTION caredata._link_incremental_merge(run bigint, model text, version integer, method text,
+    link_threshold double precision)
+  RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  spec jsonb;
+  lam double precision;
+  v_keep_apart boolean;
+  v_merge double precision;
+  cmp record;
+  nlevels integer[];
+  v_m double precision[];
+  v_u double precision[];
+  v_w double precision[];
+  k integer := 1;
+  steps text := '';
+  step text;
+  i integer := 0;
+  n_cand bigint;
+  n_merge bigint;
+  n_bridged bigint;
+  n_dropped bigint := 0;
+  n_added bigint := 0;
+  n bigint;
+  work_table text;
+  t0 timestamptz := clock_timestamp();
+BEGIN
+  SELECT lm.spec, lm.lambda INTO spec, lam FROM caredata.link_model lm
+   WHERE lm.model = _link_incremental_merge.model AND lm.version = _link_incremental_merge.version;
+  v_keep_apart := coalesce((spec->>'keep_nhs_apart')::boolean, true);
+  v_merge := greatest(caredata._link_merge_threshold(spec), coalesce(link_threshold, 0));
+
+  -- each existing person's home: its smallest record id, the name of its
+  -- cluster from here on (new records have larger ids: rids grow)
+  CREATE TEMP TABLE link_merge_person ON COMMIT DROP AS
+  SELECT c.old_person AS person_id, min(c.rid) AS home
+    FROM pg_temp.link_cluster c WHERE c.old_person IS NOT NULL GROUP BY c.old_person;
+  ALTER TABLE pg_temp.link_merge_person ADD PRIMARY KEY (person_id);
+  -- the existing persons of each cluster that holds a new record
+  CREATE TEMP TABLE link_merge_touch ON COMMIT DROP AS
+  SELECT DISTINCT c.cluster, c.old_person AS person_id
+    FROM pg_temp.link_cluster c
+   WHERE c.old_person IS NOT NULL
+     AND c.cluster IN (SELECT x.cluster FROM pg_temp.link_cluster x WHERE x.old_person IS NULL);
+  -- pairs of existing persons a new record's cluster joins
+  CREATE TEMP TABLE link_merge_cand ON COMMIT DROP AS
+  SELECT DISTINCT a.person_id AS person_a, b.person_id AS person_b
+    FROM pg_temp.link_merge_touch a JOIN pg_temp.link_merge_touch b ON b.cluster = a.cluster AND b.person_id > a.person_id;
+  GET DIAGNOSTICS n_cand = ROW_COUNT;
+  -- their records
+  CREATE TEMP TABLE link_merge_rec ON COMMIT DROP AS
+  SELECT c.rid, c.old_person AS person_id
+    FROM pg_temp.link_cluster c
+   WHERE c.old_person IN (SELECT x.person_a FROM pg_temp.link_merge_cand x UNION SELECT x.person_b FROM pg_temp.link_merge_cand x);
+
+  -- direct evidence: every pair of the two persons' records, compared and
+  -- scored as the run does; the best pair of each two persons
+  IF method = 'probabilistic' THEN
+    SELECT array_agg(z.nlevels ORDER BY z.pos) INTO nlevels FROM caredata._link_comparisons(model, version) z;
+    SELECT array_agg(x ORDER BY z.pos, o) INTO v_m FROM caredata._link_comparisons(model, version) z, unnest(z.m) WITH ORDINALITY AS q(x, o);
+    SELECT array_agg(x ORDER BY z.pos, o) INTO v_u FROM caredata._link_comparisons(model, version) z, unnest(z.u) WITH ORDINALITY AS q(x, o);
+    FOR i IN 1 .. cardinality(nlevels) LOOP
+      k := k * nlevels[i];
+    END LOOP;
+    SELECT caredata.link_pattern_weights(array_agg(p ORDER BY p), nlevels, v_m, v_u, lam) INTO v_w
+      FROM generate_series(0, k - 1) p;
+    SELECT * INTO cmp FROM caredata._link_compare_sql(model, version,
+      (SELECT array_agg(z.u[z.nlevels] ORDER BY z.pos) FROM caredata._link_comparisons(model, version) z));
+  ELSE
+    SELECT * INTO cmp FROM caredata._link_compare_sql(model, version, NULL);
+    i := 0;
+    FOR step IN SELECT * FROM jsonb_array_elements_text(spec->'steps') LOOP
+      i := i + 1;
+      steps := steps || format(' WHEN %s THEN %s', step, i);
+    END LOOP;
+  END IF;
+  EXECUTE format($q$
+    CREATE TEMP TABLE link_merge_pair ON COMMIT DROP AS
+    SELECT s.person_a, s.person_b, s.rid_l, s.rid_r, s.nhs_level, s.pattern, %1$s AS weight, %2$s AS step
+      FROM (SELECT q.*, %3$s AS pattern, %4$s AS tf_adj
+              FROM (SELECT k.person_a, k.person_b, l.rid AS rid_l, r.rid AS rid_r,
+                           caredata.compare_nhs_number(l.nhs_digits, r.nhs_digits) AS nhs_level%5$s
+                      FROM pg_temp.link_merge_cand k
+                      JOIN pg_temp.link_merge_rec ra ON ra.person_id = k.person_a
+                      JOIN pg_temp.link_merge_rec rb ON rb.person_id = k.person_b
+                      JOIN caredata.link_record l ON l.rid = least(ra.rid, rb.rid)
+                      JOIN caredata.link_record r ON r.rid = greatest(ra.rid, rb.rid)
+                     WHERE %6$s) q) s$q$,
+    CASE WHEN method = 'probabilistic' THEN 'caredata.link_weight(s.pattern, s.tf_adj, $1)' ELSE 'NULL::double precision' END,
+    CASE WHEN method = 'probabilistic' OR i = 0 THEN 'NULL::smallint' ELSE format('(CASE%s END)::smallint', steps) END,
+    cmp.pattern, cmp.tf, cmp.levels, caredata._link_pair_condition(spec->>'link_type'))
+    USING v_w;
+  -- the best pair of each two persons, and whether two of their valid NHS
+  -- numbers differ (then they stay apart, whatever else agrees)
+  CREATE TEMP TABLE link_merge_edge ON COMMIT DROP AS
+  SELECT b.*, caredata.link_probability(b.weight) AS probability
+    FROM (SELECT DISTINCT ON (x.person_a, x.person_b) x.*
+            FROM pg_temp.link_merge_pair x
+           ORDER BY x.person_a, x.person_b, x.weight DESC NULLS LAST, x.step NULLS LAST, x.rid_l, x.rid_r) b
+   WHERE CASE WHEN method = 'probabilistic' THEN caredata.link_probability(b.weight) >= v_merge ELSE b.step IS NOT NULL END
+     AND NOT (v_keep_apart AND EXISTS (SELECT 1 FROM pg_temp.link_merge_pair y
+                                        WHERE y.person_a = b.person_a AND y.person_b = b.person_b AND y.nhs_level = 1));
+  GET DIAGNOSTICS n_merge = ROW_COUNT;
+
+  -- merged persons: each person's final cluster (the smallest home of its group)
+  CREATE TEMP TABLE link_merge_group ON COMMIT DROP AS
+  SELECT p.person_id, coalesce(g.cluster, p.home) AS final
+    FROM pg_temp.link_merge_person p
+    LEFT JOIN caredata.link_components(
+           'SELECT pa.home, pb.home FROM pg_temp.link_merge_edge e
+              JOIN pg_temp.link_merge_person pa ON pa.person_id = e.person_a
+              JOIN pg_temp.link_merge_person pb ON pb.person_id = e.person_b', false) g ON g.rid = p.home;
+  ALTER TABLE pg_temp.link_merge_group ADD PRIMARY KEY (person_id);
+
+  -- new records: the final clusters their cluster holds; one (or none: a
+  -- new person) decides; with several, the record is placed below
+  CREATE TEMP TABLE link_merge_place ON COMMIT DROP AS
+  SELECT c.rid, c.cluster,
+         CASE WHEN t.finals IS NULL THEN c.cluster WHEN cardinality(t.finals) = 1 THEN t.finals[1] END AS final
+    FROM pg_temp.link_cluster c
+    LEFT JOIN (SELECT x.cluster, array_agg(DISTINCT g.final) AS finals
+                 FROM pg_temp.link_merge_touch x JOIN pg_temp.link_merge_group g USING (person_id)
+                GROUP BY x.cluster) t ON t.cluster = c.cluster
+   WHERE c.old_person IS NULL;
+  ALTER TABLE pg_temp.link_merge_place ADD PRIMARY KEY (rid);
+  SELECT count(*) INTO n_bridged FROM pg_temp.link_merge_place x WHERE x.final IS NULL;
+  IF n_bridged > 0 THEN
+    -- the links of the records to place, both ways, and where each record of
+    -- their clusters is (old ones: their person's final cluster)
+    CREATE TEMP TABLE link_merge_adj ON COMMIT DROP AS
+    SELECT x.rid_l AS rid, x.rid_r AS other, x.weight, x.step FROM caredata.link_pair x
+     WHERE x.run_id = run AND x.rid_l IN (SELECT p.rid FROM pg_temp.link_merge_place p WHERE p.final IS NULL)
+    UNION ALL
+    SELECT x.rid_r, x.rid_l, x.weight, x.step FROM caredata.link_pair x
+     WHERE x.run_id = run AND x.rid_r IN (SELECT p.rid FROM pg_temp.link_merge_place p WHERE p.final IS NULL);
+    CREATE TEMP TABLE link_merge_at ON COMMIT DROP AS
+    SELECT c.rid, c.cluster, coalesce(g.final, p.final) AS final
+      FROM pg_temp.link_cluster c
+      LEFT JOIN pg_temp.link_merge_group g ON g.person_id = c.old_person
+      LEFT JOIN pg_temp.link_merge_place p ON p.rid = c.rid
+     WHERE c.cluster IN (SELECT p.cluster FROM pg_temp.link_merge_place p WHERE p.final IS NULL);
+    ALTER TABLE pg_temp.link_merge_at ADD PRIMARY KEY (rid);
+    -- one record a cluster at a time, the strongest link from a placed record first
+    LOOP
+      UPDATE pg_temp.link_merge_at a SET final = b.final
+        FROM (SELECT DISTINCT ON (u.cluster) u.rid, o.final
+                FROM pg_temp.link_merge_at u
+                JOIN pg_temp.link_merge_adj j ON j.rid = u.rid
+                JOIN pg_temp.link_merge_at o ON o.rid = j.other AND o.final IS NOT NULL
+               WHERE u.final IS NULL
+               ORDER BY u.cluster, j.weight DESC NULLS LAST, j.step NULLS LAST, o.final, u.rid) b
+       WHERE a.rid = b.rid;
+      EXIT WHEN NOT FOUND;
+    END LOOP;
+    UPDATE pg_temp.link_merge_place p SET final = coalesce(a.final, p.rid)
+      FROM pg_temp.link_merge_at a WHERE a.rid = p.rid AND p.final IS NULL;
+  END IF;
+
+  -- the clusters link_run writes: existing persons whole (merged or not),
+  -- new records where they were placed
+  UPDATE pg_temp.link_cluster c SET cluster = g.final
+    FROM pg_temp.link_merge_group g WHERE g.person_id = c.old_person AND c.cluster <> g.final;
+  UPDATE pg_temp.link_cluster c SET cluster = p.final
+    FROM pg_temp.link_merge_place p WHERE p.rid = c.rid AND c.cluster <> p.final;
+
+  -- the run's links agree with its clusters: links of placed records to
+  -- persons they were not placed on go; the evidence of each merge comes
+  IF n_bridged > 0 THEN
+    DELETE FROM caredata.link_pair x USING pg_temp.link_cluster a, pg_temp.link_cluster b
+     WHERE x.run_id = run AND a.rid = x.rid_l AND b.rid = x.rid_r AND a.cluster <> b.cluster
+       AND (x.rid_l IN (SELECT j.rid FROM pg_temp.link_merge_adj j) OR x.rid_r IN (SELECT j.rid FROM pg_temp.link_merge_adj j));
+    GET DIAGNOSTICS n_dropped = ROW_COUNT;
+  END IF;
+  INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, weight, probability, step)
+  SELECT run, e.rid_l, e.rid_r, e.pattern, e.weight, e.probability, e.step FROM pg_temp.link_merge_edge e;
+  GET DIAGNOSTICS n_added = ROW_COUNT;
+  -- and links of the previous run that clustering refused within an
+  -- existing person (which stays whole) come back
+  IF EXISTS (SELECT 1 FROM pg_temp.link_cluster c WHERE c.refused AND c.old_person IS NOT NULL) THEN
+    INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, weight, probability, step)
+    SELECT run, x.rid_l, x.rid_r, x.pattern, x.weight, x.probability, x.step
+      FROM caredata.link_pair x
+      JOIN pg_temp.link_cluster a ON a.rid = x.rid_l
+      JOIN pg_temp.link_cluster b ON b.rid = x.rid_r
+     WHERE x.run_id = (SELECT max(p.run_id) FROM caredata.person_index p)
+       AND a.old_person = b.old_person AND (a.refused OR b.refused)
+       AND NOT EXISTS (SELECT 1 FROM caredata.link_pair y WHERE y.run_id = run AND y.rid_l = x.rid_l AND y.rid_r = x.rid_r);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    n_added := n_added + n;
+  END IF;
+
+  FOREACH work_table IN ARRAY ARRAY['link_merge_person', 'link_merge_touch', 'link_merge_cand', 'link_merge_rec', 'link_merge_pair',
+                                    'link_merge_edge', 'link_merge_group', 'link_merge_place', 'link_merge_adj', 'link_merge_at'] LOOP
+    IF to_regclass('pg_temp.' || work_table) IS NOT NULL THEN
+      EXECUTE format('DROP TABLE pg_temp.%I', work_table);
+    END IF;
+  END LOOP;
+  RETURN jsonb_build_object('merge_threshold', v_merge, 'persons_bridged', n_cand, 'merges_on_evidence', n_merge,
+                            'records_placed_best', n_bridged, 'links_dropped', n_dropped, 'links_added', n_added,
+                            'merge_s', round(extract(epoch FROM clock_timestamp() - t0)::numeric, 3));
+END
+$$;
+COMMENT ON FUNCTION caredata._link_incremental_merge(bigint, text, integer, text, double precision) IS
+  'internal: in an incremental link_run, keep existing persons whole, merge two only on a direct pair of their records at or above the model''s merge_threshold (NHS numbers not differing), place each new record on the existing person it links to best, and make the run''s links agree (over link_run''s pg_temp.link_cluster)';
+REVOKE EXECUTE ON FUNCTION caredata._link_merge_threshold(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata._link_merge_threshold(jsonb) TO caredata_linker, caredata_admin;
+REVOKE EXECUTE ON FUNCTION caredata._link_check_merge_spec(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata._link_check_merge_spec(jsonb) TO caredata_linker, caredata_admin;
+REVOKE EXECUTE ON FUNCTION caredata._link_incremental_merge(bigint, text, integer, text, double precision) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata._link_incremental_merge(bigint, text, integer, text, double precision) TO caredata_linker, caredata_admin;
+
+CREATE OR REPLACE FUNCTION caredata.link_default_spec() RETURNS jsonb
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN $spec$
+{
+  "link_type": "link_and_dedupe",
+  "comparisons": [
+    {"name": "nhs", "expression": "caredata.compare_nhs_number(l.nhs_digits, r.nhs_digits)",
+     "levels": ["missing or invalid", "different", "one digit different or transposed", "exact"],
+     "tf": "nhs_digits"},
+    {"name": "dob", "expression": "caredata.compare_date(l.dob, r.dob, 365)",
+     "levels": ["missing", "different", "within a year", "two of year, month, day", "day and month transposed", "exact"],
+     "tf": "dob"},
+    {"name": "sex", "expression": "caredata.compare_sex(l.sex, r.sex)",
+     "levels": ["missing or not known", "different", "same"]},
+    {"name": "postcode", "expression": "caredata.compare_postcode(l.postcode, r.postcode)",
+     "levels": ["missing", "different", "same area", "same district", "same sector", "exact"],
+     "tf": "postcode"}
+  ],
+  "blocking": [["nhs_digits"], ["dob", "area"], ["postcode", "yob"], ["dob", "nhs_head"], ["dob", "nhs_tail"]],
+  "steps": [
+    "nhs = 3 AND dob = 5 AND sex = 2",
+    "nhs = 3 AND dob IN (3, 4) AND postcode >= 3",
+    "dob = 5 AND sex = 2 AND postcode = 5 AND nhs <> 1",
+    "nhs = 2 AND dob = 5 AND postcode >= 3"
+  ],
+  "u_sample_pairs": 1000000,
+  "seed": 42,
+  "max_pairs": 200000000,
+  "em_max_iterations": 100,
+  "em_tolerance": 1e-6,
+  "keep_nhs_apart": true,
+  "nhs_confirm": "details",
+  "merge_threshold": 0.999999
+}
+$spec$::jsonb;
+COMMENT ON FUNCTION caredata.link_default_spec() IS
+  'the default linkage model: NHS number, date of birth, sex and postcode comparisons, five blocking rules, four HESID-style deterministic steps';
+CREATE OR REPLACE FUNCTION caredata._link_check_spec(spec jsonb) RETURNS void
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c jsonb;
+  names text[] := '{}';
+  rule jsonb;
+  col text;
+  step text;
+  probe text;
+  nl integer;
+BEGIN
+  IF jsonb_typeof(spec) IS DISTINCT FROM 'object' THEN
+    PERFORM caredata._link_bad('a linkage model spec must be a JSON object', 'Start from caredata.link_default_spec().');
+  END IF;
+  IF spec->>'link_type' IS NULL OR spec->>'link_type' NOT IN ('link_and_dedupe', 'link_only', 'dedupe_only') THEN
+    PERFORM caredata._link_bad('link_type must be link_and_dedupe, link_only or dedupe_only', 'Set "link_type" in the spec.');
+  END IF;
+  IF jsonb_typeof(spec->'comparisons') IS DISTINCT FROM 'array' OR jsonb_array_length(spec->'comparisons') = 0 THEN
+    PERFORM caredata._link_bad('a linkage model needs at least one comparison', 'Set "comparisons" to an array of {name, expression, levels}.');
+  END IF;
+  FOR c IN SELECT * FROM jsonb_array_elements(spec->'comparisons') LOOP
+    IF coalesce(c->>'name', '') !~ '^[a-z][a-z0-9_]{0,30}$' OR c->>'name' IN ('rid_l', 'rid_r', 'pattern', 'tf_adj', 'weight', 'l', 'r') THEN
+      PERFORM caredata._link_bad('a comparison needs a name: lower-case letters, digits and _, not rid_l, rid_r, pattern, tf_adj, weight, l or r',
+                                 'Name comparisons like "nhs" or "dob".');
+    END IF;
+    IF c->>'name' = ANY (names) THEN
+      PERFORM caredata._link_bad(format('comparison "%s" is named twice', c->>'name'), 'Give each comparison its own name.');
+    END IF;
+    names := names || (c->>'name');
+    IF jsonb_typeof(c->'levels') IS DISTINCT FROM 'array' THEN
+      PERFORM caredata._link_bad(format('comparison "%s" has no levels', c->>'name'), 'Set "levels" to the labels of levels 0 (missing), 1 (different), ... up to exact.');
+    END IF;
+    nl := jsonb_array_length(c->'levels');
+    IF nl < 2 OR nl > 16 THEN
+      PERFORM caredata._link_bad(format('comparison "%s" must have between 2 and 16 levels', c->>'name'), 'Level 0 is missing, 1 different, the last exact.');
+    END IF;
+    IF c ? 'tf' AND c->>'tf' NOT IN ('nhs_digits', 'dob', 'postcode') THEN
+      PERFORM caredata._link_bad(format('comparison "%s": term-frequency adjustment is available for nhs_digits, dob and postcode only', c->>'name'),
+                                 'Remove "tf" or set it to one of those columns.');
+    END IF;
+    IF c ? 'm' AND (jsonb_typeof(c->'m') IS DISTINCT FROM 'array' OR jsonb_array_length(c->'m') <> nl) THEN
+      PERFORM caredata._link_bad(format('comparison "%s": starting m must have one probability per level', c->>'name'), 'Remove "m" to use the default start.');
+    END IF;
+    IF c->>'expression' IS NULL THEN
+      PERFORM caredata._link_bad(format('comparison "%s" has no expression', c->>'name'),
+                                 'Set "expression" to SQL over the record aliases l and r, e.g. caredata.compare_sex(l.sex, r.sex).');
+    END IF;
+    BEGIN
+      EXECUTE format('SELECT (%s)::integer FROM caredata.link_record l, caredata.link_record r WHERE false', c->>'expression');
+    EXCEPTION WHEN OTHERS THEN
+      PERFORM caredata._link_bad(format('comparison "%s": its expression is not valid over the standardised records: %s', c->>'name', SQLERRM),
+                                 'Use the columns of caredata.link_record through the aliases l and r, and a comparator returning an integer level.', '42804');
+    END;
+  END LOOP;
+
+  -- a pattern packs one level per comparison; runs keep one weight per
+  -- possible pattern in memory
+  IF (SELECT sum(ln(jsonb_array_length(x->'levels'))) FROM jsonb_array_elements(spec->'comparisons') x) > ln(1048576) + 1e-9 THEN
+    PERFORM caredata._link_bad('the comparisons have more than 1048576 combinations of levels',
+                               'Use fewer comparisons or fewer levels per comparison.', '54000');
+  END IF;
+
+  IF jsonb_typeof(spec->'keep_nhs_apart') IS DISTINCT FROM 'boolean' THEN
+    PERFORM caredata._link_bad('keep_nhs_apart must be true or false', 'Leave it out for the default (true).');
+  END IF;
+  IF spec->>'nhs_confirm' IS NULL OR jsonb_typeof(spec->'nhs_confirm') <> 'string' OR spec->>'nhs_confirm' NOT IN ('link', 'details') THEN
+    PERFORM caredata._link_bad('nhs_confirm must be "link" or "details"', 'Leave it out for the default ("details").');
+  END IF;
+  PERFORM caredata._link_check_merge_spec(spec);
+  IF jsonb_typeof(spec->'blocking') IS DISTINCT FROM 'array' OR jsonb_array_length(spec->'blocking') = 0 THEN
+    PERFORM caredata._link_bad('a linkage model needs at least one blocking rule', 'Set "blocking" to an array of column lists, e.g. [["nhs_digits"], ["dob", "area"]].');
+  END IF;
+  FOR rule IN SELECT * FROM jsonb_array_elements(spec->'blocking') LOOP
+    IF jsonb_typeof(rule) IS DISTINCT FROM 'array' OR jsonb_array_length(rule) = 0 THEN
+      PERFORM caredata._link_bad('a blocking rule is a non-empty list of columns', 'For example ["dob", "area"].');
+    END IF;
+    FOR col IN SELECT * FROM jsonb_array_elements_text(rule) LOOP
+      IF NOT col = ANY (caredata._link_key_columns()) OR col = 'source' AND jsonb_array_length(rule) = 1 THEN
+        PERFORM caredata._link_bad(format('blocking rules cannot use column "%s"', col),
+                                   'Blocking columns: ' || array_to_string(caredata._link_key_columns(), ', ') || ' (source only with another column).', '42703');
+      END IF;
+    END LOOP;
+  END LOOP;
+
+  probe := (SELECT string_agg(format('0 AS %I', n), ', ') FROM unnest(names) n);
+  IF spec ? 'steps' THEN
+    FOR step IN SELECT * FROM jsonb_array_elements_text(spec->'steps') LOOP
+      BEGIN
+        EXECUTE format('SELECT (%s)::boolean FROM (SELECT %s) p WHERE false', step, probe);
+      EXCEPTION WHEN OTHERS THEN
+        PERFORM caredata._link_bad(format('deterministic step is not valid: %s', SQLERRM),
+                                   'A step is a boolean over the comparison levels by name, e.g. nhs = 3 AND dob = 5.', '42804');
+      END;
+    END LOOP;
+  END IF;
+  IF coalesce((spec->>'u_sample_pairs')::bigint, 0) < 100 OR coalesce((spec->>'max_pairs')::bigint, 0) < 1 THEN
+    PERFORM caredata._link_bad('u_sample_pairs must be at least 100 and max_pairs at least 1', 'See caredata.link_default_spec() for the defaults.');
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_check_spec(jsonb) IS
+  'internal: refuse a linkage model spec with a clear error and hint';
+CREATE OR REPLACE FUNCTION caredata.link_run(model text DEFAULT 'default', version integer DEFAULT NULL,
+    method text DEFAULT 'probabilistic', threshold double precision DEFAULT NULL,
+    train boolean DEFAULT NULL, incremental boolean DEFAULT false, one_to_one boolean DEFAULT false,
+    sources text[] DEFAULT NULL)
+  RETURNS TABLE (run_id bigint, model_version integer, records bigint, candidate_pairs bigint,
+                 links bigint, persons bigint, match_threshold double precision, seconds numeric)
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  p_model text := model;
+  p_version integer := version;
+  p_method text := method;
+  p_threshold double precision := threshold;
+  p_train boolean := train;
+  p_incremental boolean := incremental;
+  p_one_to_one boolean := one_to_one;
+  p_sources text[] := sources;
+  t0 timestamptz := clock_timestamp();
+  t timestamptz;
+  lm record;
+  spec jsonb;
+  v_run bigint;
+  v_prev_run bigint;
+  v_records bigint;
+  v_pairs bigint;
+  v_links bigint;
+  v_persons bigint;
+  v_trained boolean;
+  v_do_train boolean;
+  nlevels integer[];
+  v_u double precision[] := '{}';
+  v_u_top double precision[] := '{}';
+  v_m double precision[] := '{}';
+  comps record;
+  k integer;
+  sample_n bigint;
+  counts bigint[];
+  total_pairs double precision;
+  hist_p integer[];
+  hist_n double precision[];
+  em record;
+  v_lambda double precision;
+  w_threshold double precision;
+  steps text := '';
+  step text;
+  work_table text;
+  i integer;
+  v_stats jsonb := '{}';
+  max_person bigint;
+  rule_pairs record;
+  blocked numeric := 0;
+  saved_mergejoin text;
+  v_w double precision[];
+  v_keep_apart boolean;
+  v_nhs_confirm text;
+BEGIN
+  IF p_method IS NULL OR p_method NOT IN ('probabilistic', 'deterministic') THEN
+    PERFORM caredata._link_bad('method must be probabilistic or deterministic', 'Leave it out for probabilistic linkage.');
+  END IF;
+  IF p_threshold IS NOT NULL AND NOT (p_threshold > 0 AND p_threshold < 1) THEN
+    PERFORM caredata._link_bad('threshold is a match probability strictly between 0 and 1', 'Leave it NULL to choose it from the model (label-free).');
+  END IF;
+  -- one run at a time; lookups wait for the run to finish
+  LOCK TABLE caredata.link_record_key IN EXCLUSIVE MODE;
+
+  SELECT * INTO lm FROM caredata.link_model x
+   WHERE x.model = p_model AND (p_version IS NULL OR x.version = p_version)
+   ORDER BY x.version DESC LIMIT 1;
+  IF NOT FOUND THEN
+    PERFORM caredata._link_bad(CASE WHEN p_version IS NULL THEN format('linkage model "%s" does not exist', p_model)
+                                    ELSE format('linkage model "%s" version %s does not exist', p_model, p_version) END,
+                               'See caredata.link_model, or create one with caredata.link_create_model().', '42704');
+  END IF;
+  spec := lm.spec;
+  -- models made before the key existed keep NHS numbers apart too
+  v_keep_apart := coalesce((spec->>'keep_nhs_apart')::boolean, true);
+  -- and confirm a number only through a link (the rule before "nhs_confirm")
+  v_nhs_confirm := coalesce(spec->>'nhs_confirm', 'link');
+  v_trained := lm.lambda IS NOT NULL;
+  v_do_train := p_method = 'probabilistic' AND coalesce(p_train, NOT v_trained);
+  IF p_method = 'probabilistic' AND NOT v_do_train AND NOT v_trained THEN
+    PERFORM caredata._link_bad(format('linkage model "%s" version %s is not trained', p_model, lm.version),
+                               'Run with train => true, or name a trained version.', '55000');
+  END IF;
+  IF p_method = 'probabilistic' AND NOT v_do_train AND
+     EXISTS (SELECT 1 FROM caredata.link_model_level x WHERE x.model = lm.model AND x.version = lm.version AND (x.m IS NULL OR x.u IS NULL)) THEN
+    PERFORM caredata._link_bad(format('linkage model "%s" version %s has levels without m or u', p_model, lm.version),
+                               'Set every level''s m and u in caredata.link_model_level, or train the model.', '55000');
+  END IF;
+  IF p_one_to_one AND spec->>'link_type' <> 'link_only' THEN
+    PERFORM caredata._link_bad('one_to_one needs a model whose link_type is link_only', 'Create a model with {"link_type": "link_only"} to link two sources one to one.');
+  END IF;
+
+  SELECT coalesce(max(x.run_id), 0) + 1 INTO v_run FROM caredata.link_run x;
+  SELECT max(x.run_id) INTO v_prev_run FROM caredata.person_index x;
+  IF p_incremental AND v_prev_run IS NULL THEN
+    RAISE NOTICE 'link: no person index yet, so this incremental run links everything';
+    p_incremental := false;
+  END IF;
+  INSERT INTO caredata.link_run (run_id, model, version, method, incremental, one_to_one, started_at)
+  VALUES (v_run, lm.model, lm.version, p_method, p_incremental, p_one_to_one, t0);
+
+  -- 1. standardise
+  t := clock_timestamp();
+  v_records := caredata.link_standardise(p_sources, v_run);
+  v_stats := v_stats || jsonb_build_object('records', v_records, 'standardise_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+  PERFORM caredata._link_progress('standardised', v_records, 'records', t,
+    format(' from %s source%s', (SELECT count(*) FROM caredata.link_source ls WHERE p_sources IS NULL OR ls.source = ANY (p_sources)),
+           CASE WHEN (SELECT count(*) FROM caredata.link_source ls WHERE p_sources IS NULL OR ls.source = ANY (p_sources)) = 1 THEN '' ELSE 's' END));
+  IF p_incremental THEN
+    CREATE TEMP TABLE link_new ON COMMIT DROP AS
+    SELECT r.rid FROM caredata.link_record r WHERE NOT EXISTS (SELECT 1 FROM caredata.person_index p WHERE p.rid = r.rid);
+    ALTER TABLE pg_temp.link_new ADD PRIMARY KEY (rid);
+    ANALYZE pg_temp.link_new;
+    v_stats := v_stats || jsonb_build_object('new_records', (SELECT count(*) FROM pg_temp.link_new));
+    PERFORM caredata._link_progress(NULL, (v_stats->>'new_records')::bigint, 'records new since the last run', NULL);
+  END IF;
+
+  -- refuse a blocking rule (or all together) past max_pairs before
+  -- comparing anything, by the planner's estimate (statistics are fresh)
+  FOR rule_pairs IN SELECT b.ordinality AS rule, b.value AS columns,
+                           caredata._link_estimate_pairs(b.value, spec->>'link_type') AS pairs
+                      FROM jsonb_array_elements(spec->'blocking') WITH ORDINALITY b LOOP
+    blocked := blocked + rule_pairs.pairs;
+    IF rule_pairs.pairs > (spec->>'max_pairs')::numeric THEN
+      PERFORM caredata._link_bad(format('blocking rule %s (%s) would generate about %s pairs, more than max_pairs (%s)',
+                                        rule_pairs.rule, (SELECT string_agg(c, ', ') FROM jsonb_array_elements_text(rule_pairs.columns) c),
+                                        round(rule_pairs.pairs), spec->>'max_pairs'),
+                                 'Make the rule stricter (add a column), or raise "max_pairs" in a new model version; caredata.link_blocking_counts() gives exact counts.', '54000');
+    END IF;
+  END LOOP;
+  IF blocked > (spec->>'max_pairs')::numeric * 2 THEN
+    PERFORM caredata._link_bad(format('the blocking rules together would generate about %s pairs, more than twice max_pairs (%s)', round(blocked), spec->>'max_pairs'),
+                               'Make the rules stricter, or raise "max_pairs" in a new model version.', '54000');
+  END IF;
+
+  SELECT array_agg(c.nlevels ORDER BY c.pos) INTO nlevels FROM caredata._link_comparisons(lm.model, lm.version) c;
+  -- the longest phase is announced before it starts
+  PERFORM caredata._link_progress('blocking rules give about', round(blocked)::bigint, 'candidate pairs', NULL,
+    format(' (the planner''s estimate over %s rule%s)', jsonb_array_length(spec->'blocking'),
+           CASE WHEN jsonb_array_length(spec->'blocking') = 1 THEN '' ELSE 's' END));
+
+  -- 2. u: level frequencies over a seeded random sample of pairs
+  IF v_do_train THEN
+    t := clock_timestamp();
+    k := ceil(sqrt((spec->>'u_sample_pairs')::double precision))::integer;
+    EXECUTE format($q$
+      CREATE TEMP TABLE link_usample ON COMMIT DROP AS
+      SELECT %s
+        FROM (SELECT * FROM caredata.link_record ORDER BY hashint8extended(rid, %2$s), rid LIMIT %3$s) l
+       CROSS JOIN (SELECT * FROM caredata.link_record ORDER BY hashint8extended(rid, %2$s + 1), rid LIMIT %3$s) r
+       WHERE l.rid <> r.rid%4$s$q$,
+      (SELECT string_agg(format('(%s)::smallint AS %I', c.expression, c.name), ', ' ORDER BY c.pos)
+         FROM caredata._link_comparisons(lm.model, lm.version) c),
+      (spec->>'seed')::bigint, k,
+      CASE spec->>'link_type' WHEN 'link_only' THEN ' AND l.source <> r.source'
+                              WHEN 'dedupe_only' THEN ' AND l.source = r.source' ELSE '' END);
+    GET DIAGNOSTICS sample_n = ROW_COUNT;
+    IF sample_n = 0 THEN
+      PERFORM caredata._link_bad('no pairs to estimate u from', 'Link at least two records (two sources for link_only).', '22023');
+    END IF;
+    FOR comps IN SELECT * FROM caredata._link_comparisons(lm.model, lm.version) ORDER BY pos LOOP
+      EXECUTE format('SELECT array_agg(coalesce(n, 0) ORDER BY lv) FROM generate_series(0, %s) lv
+                        LEFT JOIN (SELECT %I AS lv, count(*) AS n FROM pg_temp.link_usample GROUP BY 1) c USING (lv)',
+                     comps.nlevels - 1, comps.name) INTO counts;
+      -- a level never seen in the sample gets 1/sample (not 0: weights stay finite)
+      v_u := v_u || ARRAY(SELECT greatest(c, 1)::double precision / sample_n FROM unnest(counts) c);
+      v_u_top := v_u_top || (greatest(counts[comps.nlevels], 1)::double precision / sample_n);
+      v_m := v_m || coalesce(comps.m_start,
+                         ARRAY(SELECT CASE WHEN lv = comps.nlevels - 1 THEN 0.85 WHEN lv = 0 THEN 0.05 ELSE 0.10 / (comps.nlevels - 2) END
+                                 FROM generate_series(0, comps.nlevels - 1) lv));
+    END LOOP;
+    DROP TABLE pg_temp.link_usample;
+    v_stats := v_stats || jsonb_build_object('u_sample_pairs', sample_n, 'u_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+    PERFORM caredata._link_progress('estimated u from', sample_n, 'random pairs', t);
+  ELSIF p_method = 'probabilistic' THEN
+    SELECT array_agg(x ORDER BY c.pos, o) INTO v_u
+      FROM caredata._link_comparisons(lm.model, lm.version) c, unnest(c.u) WITH ORDINALITY AS z(x, o);
+    SELECT array_agg(c.u[c.nlevels] ORDER BY c.pos) INTO v_u_top FROM caredata._link_comparisons(lm.model, lm.version) c;
+  END IF;
+
+  -- 3. block and compare.  Each rule is a self-join on equal keys: a hash
+  -- join (bounded by work_mem x hash_mem_multiplier, in batches past it)
+  -- builds one side once, where a merge join sorts both sides of the same
+  -- table (measured at 1M people: 7.3 s against 11.3 s)
+  t := clock_timestamp();
+  saved_mergejoin := current_setting('enable_mergejoin');
+  PERFORM set_config('enable_mergejoin', 'off', true);
+  EXECUTE 'CREATE TEMP TABLE link_cand ON COMMIT DROP AS ' ||
+          caredata._link_pairs_sql(lm.model, lm.version, CASE WHEN p_method = 'probabilistic' THEN v_u_top END, p_incremental);
+  GET DIAGNOSTICS v_pairs = ROW_COUNT;
+  PERFORM set_config('enable_mergejoin', saved_mergejoin, true);
+  ANALYZE pg_temp.link_cand;
+  v_stats := v_stats || jsonb_build_object('candidate_pairs', v_pairs, 'compare_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+  PERFORM caredata._link_progress('compared', v_pairs, 'candidate pairs', t);
+
+  IF p_method = 'probabilistic' THEN
+    SELECT array_agg(pattern ORDER BY pattern), array_agg(n::double precision ORDER BY pattern)
+      INTO hist_p, hist_n
+      FROM (SELECT pattern, count(*) AS n FROM pg_temp.link_cand GROUP BY pattern) h;
+    hist_p := coalesce(hist_p, '{}'); hist_n := coalesce(hist_n, '{}');
+    -- 4. train: EM on the pattern histogram, u fixed
+    IF v_do_train THEN
+      t := clock_timestamp();
+      IF v_pairs = 0 THEN
+        PERFORM caredata._link_bad('the blocking rules produced no candidate pairs to train on', 'Check the sources and the blocking rules (caredata.link_blocking_counts()).', '22023');
+      END IF;
+      SELECT CASE spec->>'link_type'
+               WHEN 'link_only' THEN (sum(n)^2 - sum(n^2)) / 2
+               WHEN 'dedupe_only' THEN (sum(n^2) - sum(n)) / 2
+               ELSE sum(n) * (sum(n) - 1) / 2 END
+        INTO total_pairs
+        FROM (SELECT count(*)::double precision AS n FROM caredata.link_record GROUP BY source) s;
+      SELECT * INTO em FROM caredata.link_em(hist_p, hist_n, nlevels, v_u, v_m, greatest(total_pairs, 1),
+                                              (spec->>'em_max_iterations')::integer, (spec->>'em_tolerance')::double precision);
+      v_m := em.m;
+      v_lambda := em.lambda;
+      -- the trained model is a new version
+      INSERT INTO caredata.link_model (model, version, spec, lambda, trained_at, trained_by, training)
+      SELECT lm.model, max(x.version) + 1, lm.spec, v_lambda, clock_timestamp(), current_user,
+             jsonb_build_object('run_id', v_run, 'from_version', lm.version, 'iterations', em.iterations, 'converged', em.converged,
+                                'candidate_pairs', v_pairs, 'patterns', cardinality(hist_p), 'u_sample_pairs', sample_n,
+                                'total_pairs', total_pairs)
+        FROM caredata.link_model x WHERE x.model = lm.model
+      RETURNING * INTO lm;
+      INSERT INTO caredata.link_model_level (model, version, comparison, position, level, label, m, u)
+      SELECT lm.model, lm.version, c.name, c.pos, lv, c.labels[lv + 1], v_m[c.offs + lv + 1], v_u[c.offs + lv + 1]
+        FROM (SELECT *, sum(nlevels) OVER (ORDER BY pos) - nlevels AS offs
+                FROM caredata._link_comparisons(lm.model, lm.version)) c,
+             generate_series(0, c.nlevels - 1) lv;
+      UPDATE caredata.link_run x SET version = lm.version WHERE x.run_id = v_run;
+      v_stats := v_stats || jsonb_build_object('em_iterations', em.iterations, 'em_converged', em.converged, 'lambda', v_lambda,
+                                           'train_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+      PERFORM caredata._link_progress('trained by EM over', cardinality(hist_p), 'patterns', t,
+        format(': version %s, %s iterations%s', lm.version, em.iterations, CASE WHEN em.converged THEN '' ELSE ', not converged' END));
+    ELSE
+      v_lambda := lm.lambda;
+      SELECT array_agg(x ORDER BY c.pos, o) INTO v_m
+        FROM caredata._link_comparisons(lm.model, lm.version) c, unnest(c.m) WITH ORDINALITY AS z(x, o);
+    END IF;
+
+    -- 5. score: each pair's weight is its pattern's weight (a dense array
+    -- indexed by pattern, read by link_weight() in C) plus its
+    -- term-frequency adjustment, computed where it is read, never stored.
+    -- The threshold comes from the model's own expected precision and
+    -- recall (link_threshold(), in C: the cut with the highest expected F1).
+    t := clock_timestamp();
+    k := 1;
+    FOR i IN 1 .. cardinality(nlevels) LOOP
+      k := k * nlevels[i];
+    END LOOP;
+    SELECT caredata.link_pattern_weights(array_agg(p ORDER BY p), nlevels, v_m, v_u, v_lambda) INTO v_w
+      FROM generate_series(0, k - 1) p;
+    IF p_threshold IS NULL THEN
+      EXECUTE 'SELECT caredata.link_threshold(caredata.link_weight(pattern, tf_adj, $1)) FROM pg_temp.link_cand'
+        INTO w_threshold USING v_w;
+      w_threshold := coalesce(w_threshold, 0);
+      p_threshold := caredata.link_probability(w_threshold);
+    ELSE
+      w_threshold := ln(p_threshold / (1 - p_threshold)) / ln(2);
+    END IF;
+    v_stats := v_stats || jsonb_build_object('threshold_weight', w_threshold, 'threshold_probability', p_threshold,
+                                         'score_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+    PERFORM caredata._link_progress('scored', v_pairs, 'pairs', t,
+      format(': threshold match weight %s (probability %s)', round(w_threshold::numeric, 2), round(p_threshold::numeric, 4)));
+    -- 6. write the links
+    t := clock_timestamp();
+    EXECUTE $q$
+      INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, weight, probability)
+      SELECT $1, s.rid_l, s.rid_r, s.pattern, s.weight, caredata.link_probability(s.weight)
+        FROM (SELECT c.rid_l, c.rid_r, c.pattern, caredata.link_weight(c.pattern, c.tf_adj, $2) AS weight
+                FROM pg_temp.link_cand c) s
+       WHERE s.weight >= $3$q$
+      USING v_run, v_w, w_threshold;
+    GET DIAGNOSTICS v_links = ROW_COUNT;
+    v_stats := v_stats || jsonb_build_object('write_links_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+    PERFORM caredata._link_progress('wrote', v_links, 'links', t);
+  ELSE
+    -- deterministic: the first step a pair meets makes the link
+    t := clock_timestamp();
+    i := 0;
+    FOR step IN SELECT * FROM jsonb_array_elements_text(spec->'steps') LOOP
+      i := i + 1;
+      steps := steps || format(' WHEN %s THEN %s', step, i);
+    END LOOP;
+    IF i = 0 THEN
+      PERFORM caredata._link_bad('the model has no deterministic steps', 'Set "steps" in the model spec.', '55000');
+    END IF;
+    EXECUTE format('INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, step)
+                    SELECT %s, rid_l, rid_r, pattern, step FROM (SELECT rid_l, rid_r, pattern, CASE%s END AS step FROM pg_temp.link_cand) c
+                     WHERE step IS NOT NULL', v_run, steps);
+    GET DIAGNOSTICS v_links = ROW_COUNT;
+    p_threshold := NULL;
+    v_stats := v_stats || jsonb_build_object('steps', (SELECT jsonb_object_agg(s, n) FROM (SELECT step AS s, count(*) AS n FROM caredata.link_pair x WHERE x.run_id = v_run GROUP BY step) z),
+                                         'score_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+    PERFORM caredata._link_progress('applied ' || i || ' deterministic steps to', v_pairs, 'pairs', t,
+      format(': %s links', to_char(v_links, 'FM999,999,999,999,990')));
+  END IF;
+
+  -- an incremental run keeps the previous run's links between records still
+  -- present (none is among this run's: each of those has a new record)
+  IF p_incremental THEN
+    INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, weight, probability, step)
+    SELECT v_run, x.rid_l, x.rid_r, x.pattern, x.weight, x.probability, x.step
+      FROM caredata.link_pair x
+     WHERE x.run_id = v_prev_run
+       AND EXISTS (SELECT 1 FROM caredata.link_record a WHERE a.rid = x.rid_l)
+       AND EXISTS (SELECT 1 FROM caredata.link_record b WHERE b.rid = x.rid_r);
+  END IF;
+
+  -- 7. cluster
+  t := clock_timestamp();
+  -- each record with its cluster and its person id in the index so far
+  CREATE TEMP TABLE link_cluster ON COMMIT DROP AS
+  SELECT r.rid, r.source, r.record_id, coalesce(c.cluster, r.rid) AS cluster, coalesce(c.refused, false) AS refused,
+         p.person_id AS old_person
+    FROM caredata.link_record r
+    LEFT JOIN caredata.person_index p ON p.rid = r.rid
+    LEFT JOIN caredata.link_components(
+           format('SELECT rid_l, rid_r FROM caredata.link_pair WHERE run_id = %s%s', v_run,
+                  CASE WHEN p_one_to_one OR v_keep_apart THEN ' ORDER BY weight DESC NULLS LAST, step NULLS LAST, rid_l, rid_r' ELSE '' END),
+           p_one_to_one,
+           CASE WHEN v_keep_apart AND v_nhs_confirm = 'details' THEN
+                  -- a number is confirmed on its own unless two records carrying
+                  -- it disagree on the date of birth or on a known sex (a
+                  -- household member's number on someone else's record)
+                  'SELECT r.rid, r.nhs_digits, g.agree
+                     FROM caredata.link_record r
+                     JOIN (SELECT nhs_digits,
+                                  count(DISTINCT dob) <= 1
+                                  AND count(DISTINCT sex) FILTER (WHERE caredata.compare_sex(sex, sex) = 2) <= 1 AS agree
+                             FROM caredata.link_record WHERE nhs_digits IS NOT NULL GROUP BY nhs_digits) g
+                       ON g.nhs_digits = r.nhs_digits'
+                WHEN v_keep_apart THEN 'SELECT rid, nhs_digits FROM caredata.link_record WHERE nhs_digits IS NOT NULL' END) c ON c.rid = r.rid;
+  -- keep only the links clustering accepted (one to one; NHS numbers kept apart)
+  IF EXISTS (SELECT 1 FROM pg_temp.link_cluster x WHERE x.refused) THEN
+    DELETE FROM caredata.link_pair x USING pg_temp.link_cluster a, pg_temp.link_cluster b
+     WHERE x.run_id = v_run AND a.refused AND a.rid = x.rid_l AND b.rid = x.rid_r AND a.cluster <> b.cluster;
+    GET DIAGNOSTICS k = ROW_COUNT;
+    v_links := v_links - k;
+    v_stats := v_stats || jsonb_build_object('links_refused', k);
+  END IF;
+  -- incremental: new records go to the existing person they link to best;
+  -- two existing persons merge only on direct evidence (merge.sql)
+  IF p_incremental THEN
+    v_stats := v_stats || caredata._link_incremental_merge(v_run, lm.model, lm.version, p_method, p_threshold);
+    v_links := v_links + (v_stats->>'links_added')::bigint - (v_stats->>'links_dropped')::bigint;
+  END IF;
+  SELECT count(DISTINCT cluster) INTO v_persons FROM pg_temp.link_cluster;
+  v_stats := v_stats || jsonb_build_object('cluster_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+  PERFORM caredata._link_progress('clustered', v_records, 'records', t,
+    format(' into %s persons%s', to_char(v_persons, 'FM999,999,999,999,990'),
+           CASE WHEN v_stats ? 'links_refused' THEN format(' (%s links refused)', to_char((v_stats->>'links_refused')::bigint, 'FM999,999,999,999,990')) ELSE '' END));
+
+  -- 8. person index with stable ids: an old person goes to the cluster with
+  -- most of its records; a cluster keeps the smallest old id it won, the
+  -- other ids it won merge into it; clusters with no id get new ones
+  t := clock_timestamp();
+  SELECT greatest(coalesce(max((x.stats->>'max_person_id')::bigint), 0),
+                  coalesce((SELECT max(p.person_id) FROM caredata.person_index p), 0))
+    INTO max_person FROM caredata.link_run x;
+  CREATE TEMP TABLE link_overlap ON COMMIT DROP AS
+  SELECT c.cluster, c.old_person AS person_id, count(*) AS n
+    FROM pg_temp.link_cluster c WHERE c.old_person IS NOT NULL GROUP BY 1, 2;
+  CREATE TEMP TABLE link_winner ON COMMIT DROP AS
+  SELECT DISTINCT ON (person_id) person_id, cluster, n FROM pg_temp.link_overlap ORDER BY person_id, n DESC, cluster;
+  CREATE TEMP TABLE link_assign ON COMMIT DROP AS
+  SELECT DISTINCT ON (cluster) cluster, person_id FROM pg_temp.link_winner ORDER BY cluster, person_id;
+  INSERT INTO pg_temp.link_assign
+  SELECT cluster, max_person + row_number() OVER (ORDER BY cluster)
+    FROM (SELECT DISTINCT cluster FROM pg_temp.link_cluster) c
+   WHERE NOT EXISTS (SELECT 1 FROM pg_temp.link_assign a WHERE a.cluster = c.cluster);
+  INSERT INTO caredata.person_event (run_id, kind, person_id, other_person_id, records)
+  SELECT v_run, 'merge', a.person_id, w.person_id, w.n
+    FROM pg_temp.link_winner w JOIN pg_temp.link_assign a USING (cluster)
+   WHERE w.person_id <> a.person_id;
+  INSERT INTO caredata.person_event (run_id, kind, person_id, other_person_id, records)
+  SELECT v_run, 'split', o.person_id, a.person_id, o.n
+    FROM pg_temp.link_overlap o
+    JOIN pg_temp.link_winner w ON w.person_id = o.person_id AND w.cluster <> o.cluster
+    JOIN pg_temp.link_assign a ON a.cluster = o.cluster
+   WHERE a.person_id > max_person;
+  -- rewritten whole, its indexes built after the rows (a third of the time
+  -- of maintaining them row by row)
+  TRUNCATE caredata.person_index;
+  PERFORM caredata._link_maintain('drop_person_indexes');
+  INSERT INTO caredata.person_index (source, record_id, rid, person_id, run_id)
+  SELECT c.source, c.record_id, c.rid, a.person_id, v_run
+    FROM pg_temp.link_cluster c JOIN pg_temp.link_assign a USING (cluster);
+  PERFORM caredata._link_maintain('build_person_indexes');
+  SELECT greatest(max_person, coalesce(max(a.person_id), 0)) INTO max_person FROM pg_temp.link_assign a;
+
+  -- indexes for one-record lookups, one per blocking rule
+  PERFORM caredata._link_maintain('index_rules', spec->'blocking');
+  v_stats := v_stats || jsonb_build_object('index_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3),
+                                       'links', v_links, 'persons', v_persons, 'max_person_id', max_person,
+                                       'merges', (SELECT count(*) FROM caredata.person_event e WHERE e.run_id = v_run AND e.kind = 'merge'),
+                                       'splits', (SELECT count(*) FROM caredata.person_event e WHERE e.run_id = v_run AND e.kind = 'split'));
+  PERFORM caredata._link_progress('wrote the person index:', v_records, 'records', t);
+
+  -- the working tables go now, so that a second run in the same transaction starts clean
+  FOREACH work_table IN ARRAY ARRAY['link_new', 'link_cand', 'link_cluster', 'link_overlap', 'link_winner', 'link_assign'] LOOP
+    IF to_regclass('pg_temp.' || work_table) IS NOT NULL THEN
+      EXECUTE format('DROP TABLE pg_temp.%I', work_table);
+    END IF;
+  END LOOP;
+  UPDATE caredata.link_run x SET finished_at = clock_timestamp(), threshold = p_threshold, stats = v_stats
+   WHERE x.run_id = v_run;
+  PERFORM caredata.audit_append('linkage.run', lm.model || ' version ' || lm.version,
+    jsonb_build_object('run_id', v_run, 'method', p_method, 'incremental', p_incremental, 'records', v_records,
+                       'links', v_links, 'persons', v_persons, 'threshold', p_threshold));
+  run_id := v_run;
+  model_version := lm.version;
+  records := v_records;
+  candidate_pairs := v_pairs;
+  links := v_links;
+  persons := v_persons;
+  match_threshold := p_threshold;
+  seconds := round(extract(epoch FROM clock_timestamp() - t0)::numeric, 2);
+  PERFORM caredata._link_progress(format('run %s finished:', v_run), v_records, 'records', t0,
+    format(', %s links, %s persons', to_char(v_links, 'FM999,999,999,999,990'), to_char(v_persons, 'FM999,999,999,999,990')));
+  RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_run(text, integer, text, double precision, boolean, boolean, boolean, text[]) IS
+  'run linkage: standardise the sources, block, compare, train (EM) or apply a trained model version, choose the threshold without labels (or use the match probability given), cluster, and write the person index with stable person ids; all or nothing';
