@@ -3708,42 +3708,7 @@ GRANT EXECUTE ON FUNCTION caredata._link_progress(text, bigint, text, timestampt
 -- ---- issue 25, section 3: twins kept apart without names ("nhs_confirm": "details") ----
 -- link_components() reads an optional third, boolean column of its NHS query
 -- (in C); the default spec, its check and link_run() learn "nhs_confirm"
-CREATE OR REPLACE FUNCTION caredata.link_default_spec() RETURNS jsonb
-  LANGUAGE sql IMMUTABLE PARALLEL SAFE
-  RETURN $spec$
-{
-  "link_type": "link_and_dedupe",
-  "comparisons": [
-    {"name": "nhs", "expression": "caredata.compare_nhs_number(l.nhs_digits, r.nhs_digits)",
-     "levels": ["missing or invalid", "different", "one digit different or transposed", "exact"],
-     "tf": "nhs_digits"},
-    {"name": "dob", "expression": "caredata.compare_date(l.dob, r.dob, 365)",
-     "levels": ["missing", "different", "within a year", "two of year, month, day", "day and month transposed", "exact"],
-     "tf": "dob"},
-    {"name": "sex", "expression": "caredata.compare_sex(l.sex, r.sex)",
-     "levels": ["missing or not known", "different", "same"]},
-    {"name": "postcode", "expression": "caredata.compare_postcode(l.postcode, r.postcode)",
-     "levels": ["missing", "different", "same area", "same district", "same sector", "exact"],
-     "tf": "postcode"}
-  ],
-  "blocking": [["nhs_digits"], ["dob", "area"], ["postcode", "yob"], ["dob", "nhs_head"], ["dob", "nhs_tail"]],
-  "steps": [
-    "nhs = 3 AND dob = 5 AND sex = 2",
-    "nhs = 3 AND dob IN (3, 4) AND postcode >= 3",
-    "dob = 5 AND sex = 2 AND postcode = 5 AND nhs <> 1",
-    "nhs = 2 AND dob = 5 AND postcode >= 3"
-  ],
-  "u_sample_pairs": 1000000,
-  "seed": 42,
-  "max_pairs": 200000000,
-  "em_max_iterations": 100,
-  "em_tolerance": 1e-6,
-  "keep_nhs_apart": true,
-  "nhs_confirm": "details"
-}
-$spec$::jsonb;
-COMMENT ON FUNCTION caredata.link_default_spec() IS
-  'the default linkage model: NHS number, date of birth, sex and postcode comparisons, five blocking rules, four HESID-style deterministic steps';
+-- (caredata.link_default_spec: replaced again below)
 
 -- (caredata._link_check_spec: replaced again below)
 
@@ -4208,109 +4173,7 @@ COMMENT ON FUNCTION caredata._link_maintain(text, jsonb, text) IS
 
 -- (caredata._link_check_expression: replaced again below)
 
-CREATE OR REPLACE FUNCTION caredata._link_check_spec(spec jsonb, project text DEFAULT 'default') RETURNS void
-  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  c jsonb;
-  names text[] := '{}';
-  rule jsonb;
-  col text;
-  step text;
-  probe text;
-  nl integer;
-  rec text := caredata._link_record_sql(project);
-BEGIN
-  IF jsonb_typeof(spec) IS DISTINCT FROM 'object' THEN
-    PERFORM caredata._link_bad('a linkage model spec must be a JSON object', 'Start from caredata.link_default_spec().');
-  END IF;
-  IF spec->>'link_type' IS NULL OR spec->>'link_type' NOT IN ('link_and_dedupe', 'link_only', 'dedupe_only') THEN
-    PERFORM caredata._link_bad('link_type must be link_and_dedupe, link_only or dedupe_only', 'Set "link_type" in the spec.');
-  END IF;
-  IF jsonb_typeof(spec->'comparisons') IS DISTINCT FROM 'array' OR jsonb_array_length(spec->'comparisons') = 0 THEN
-    PERFORM caredata._link_bad('a linkage model needs at least one comparison', 'Set "comparisons" to an array of {name, expression, levels}.');
-  END IF;
-  FOR c IN SELECT * FROM jsonb_array_elements(spec->'comparisons') LOOP
-    IF coalesce(c->>'name', '') !~ '^[a-z][a-z0-9_]{0,30}$' OR c->>'name' IN ('rid_l', 'rid_r', 'pattern', 'tf_adj', 'weight', 'l', 'r') THEN
-      PERFORM caredata._link_bad('a comparison needs a name: lower-case letters, digits and _, not rid_l, rid_r, pattern, tf_adj, weight, l or r',
-                                 'Name comparisons like "nhs" or "dob".');
-    END IF;
-    IF c->>'name' = ANY (names) THEN
-      PERFORM caredata._link_bad(format('comparison "%s" is named twice', c->>'name'), 'Give each comparison its own name.');
-    END IF;
-    names := names || (c->>'name');
-    IF jsonb_typeof(c->'levels') IS DISTINCT FROM 'array' THEN
-      PERFORM caredata._link_bad(format('comparison "%s" has no levels', c->>'name'), 'Set "levels" to the labels of levels 0 (missing), 1 (different), ... up to exact.');
-    END IF;
-    nl := jsonb_array_length(c->'levels');
-    IF nl < 2 OR nl > 16 THEN
-      PERFORM caredata._link_bad(format('comparison "%s" must have between 2 and 16 levels', c->>'name'), 'Level 0 is missing, 1 different, the last exact.');
-    END IF;
-    IF c ? 'tf' AND c->>'tf' NOT IN ('nhs_digits', 'dob', 'postcode') AND NOT c->>'tf' IN (SELECT f.field FROM caredata._link_fields(project) f) THEN
-      PERFORM caredata._link_bad(format('comparison "%s": term-frequency adjustment is available for nhs_digits, dob, postcode and the declared fields only', c->>'name'),
-                                 'Remove "tf" or set it to one of those columns (fields are declared by caredata.link_add_source(fields => ...)).');
-    END IF;
-    IF c ? 'm' AND (jsonb_typeof(c->'m') IS DISTINCT FROM 'array' OR jsonb_array_length(c->'m') <> nl) THEN
-      PERFORM caredata._link_bad(format('comparison "%s": starting m must have one probability per level', c->>'name'), 'Remove "m" to use the default start.');
-    END IF;
-    IF c->>'expression' IS NULL THEN
-      PERFORM caredata._link_bad(format('comparison "%s" has no expression', c->>'name'),
-                                 'Set "expression" to SQL over the record aliases l and r, e.g. caredata.compare_sex(l.sex, r.sex).');
-    END IF;
-    BEGIN
-      EXECUTE format('SELECT (%s)::integer FROM %s l, %2$s r WHERE false', c->>'expression', rec);
-    EXCEPTION WHEN OTHERS THEN
-      PERFORM caredata._link_bad(format('comparison "%s": its expression is not valid over the standardised records: %s', c->>'name', SQLERRM),
-                                 'Use the columns of caredata.link_record and the declared fields through the aliases l and r, and a comparator returning an integer level.', '42804');
-    END;
-    PERFORM caredata._link_check_expression(c->>'name', c->>'expression', rec);
-  END LOOP;
-
-  -- a pattern packs one level per comparison; runs keep one weight per
-  -- possible pattern in memory
-  IF (SELECT sum(ln(jsonb_array_length(x->'levels'))) FROM jsonb_array_elements(spec->'comparisons') x) > ln(1048576) + 1e-9 THEN
-    PERFORM caredata._link_bad('the comparisons have more than 1048576 combinations of levels',
-                               'Use fewer comparisons or fewer levels per comparison.', '54000');
-  END IF;
-
-  IF jsonb_typeof(spec->'keep_nhs_apart') IS DISTINCT FROM 'boolean' THEN
-    PERFORM caredata._link_bad('keep_nhs_apart must be true or false', 'Leave it out for the default (true).');
-  END IF;
-  IF spec->>'nhs_confirm' IS NULL OR jsonb_typeof(spec->'nhs_confirm') <> 'string' OR spec->>'nhs_confirm' NOT IN ('link', 'details') THEN
-    PERFORM caredata._link_bad('nhs_confirm must be "link" or "details"', 'Leave it out for the default ("details").');
-  END IF;
-  IF jsonb_typeof(spec->'blocking') IS DISTINCT FROM 'array' OR jsonb_array_length(spec->'blocking') = 0 THEN
-    PERFORM caredata._link_bad('a linkage model needs at least one blocking rule', 'Set "blocking" to an array of column lists, e.g. [["nhs_digits"], ["dob", "area"]].');
-  END IF;
-  FOR rule IN SELECT * FROM jsonb_array_elements(spec->'blocking') LOOP
-    IF jsonb_typeof(rule) IS DISTINCT FROM 'array' OR jsonb_array_length(rule) = 0 THEN
-      PERFORM caredata._link_bad('a blocking rule is a non-empty list of columns', 'For example ["dob", "area"].');
-    END IF;
-    FOR col IN SELECT * FROM jsonb_array_elements_text(rule) LOOP
-      IF NOT (col = ANY (caredata._link_key_columns()) OR col = ANY (caredata._link_field_columns(project))) OR col = 'source' AND jsonb_array_length(rule) = 1 THEN
-        PERFORM caredata._link_bad(format('blocking rules cannot use column "%s"', col),
-                                   'Blocking columns: ' || array_to_string(caredata._link_key_columns() || caredata._link_field_columns(project), ', ') || ' (source only with another column).', '42703');
-      END IF;
-    END LOOP;
-  END LOOP;
-
-  probe := (SELECT string_agg(format('0 AS %I', n), ', ') FROM unnest(names) n);
-  IF spec ? 'steps' THEN
-    FOR step IN SELECT * FROM jsonb_array_elements_text(spec->'steps') LOOP
-      BEGIN
-        EXECUTE format('SELECT (%s)::boolean FROM (SELECT %s) p WHERE false', step, probe);
-      EXCEPTION WHEN OTHERS THEN
-        PERFORM caredata._link_bad(format('deterministic step is not valid: %s', SQLERRM),
-                                   'A step is a boolean over the comparison levels by name, e.g. nhs = 3 AND dob = 5.', '42804');
-      END;
-    END LOOP;
-  END IF;
-  IF coalesce((spec->>'u_sample_pairs')::bigint, 0) < 100 OR coalesce((spec->>'max_pairs')::bigint, 0) < 1 THEN
-    PERFORM caredata._link_bad('u_sample_pairs must be at least 100 and max_pairs at least 1', 'See caredata.link_default_spec() for the defaults.');
-  END IF;
-END
-$$;
-COMMENT ON FUNCTION caredata._link_check_spec(jsonb, text) IS
-  'internal: refuse a linkage model spec with a clear error and hint (its expressions and blocking rules checked against the project''s records and fields)';
+-- (caredata._link_check_spec: replaced again below)
 
 CREATE OR REPLACE FUNCTION caredata.link_create_project(project text, description text DEFAULT NULL) RETURNS void
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -4793,6 +4656,683 @@ $$;
 COMMENT ON FUNCTION caredata._link_pairs_sql(text, integer, double precision[], boolean, text) IS
   'internal: the candidate-pair query of a project''s model version (blocking rules unioned without duplicates, comparison levels, pattern, term-frequency adjustment)';
 
+-- (caredata.link_run: replaced again below)
+
+CREATE OR REPLACE FUNCTION caredata.link_quality(truth regclass, true_id name DEFAULT 'person_id', scope text DEFAULT 'all',
+    project text DEFAULT 'default')
+  RETURNS TABLE ("precision" double precision, recall double precision, f1 double precision,
+                 true_pairs bigint, linked_pairs bigint, correct_pairs bigint,
+                 persons_split bigint, persons_merged bigint)
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_project text := caredata._link_check_project(project);
+  f text;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = true_id AND a.attnum > 0 AND NOT a.attisdropped)
+     OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'source' AND NOT a.attisdropped)
+     OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'record_id' AND NOT a.attisdropped) THEN
+    PERFORM caredata._link_bad(format('the truth table needs columns source, record_id and %s', true_id),
+                               'Pass the name of the true-id column as true_id.', '42703');
+  END IF;
+  -- One pass over the records, each step aggregating the one before it (no
+  -- step reads the records again).  A group of n records holds n(n-1)/2
+  -- pairs; pairs across sources are all pairs less those within a source;
+  -- pairs within the scope's source are those of its records alone.  Linked
+  -- pairs share a cluster c, true pairs a true person t, correct pairs both:
+  --   g    per (c, t, source): k records
+  --   gs   per (c, t): n records, pairs within a source, within the scope's
+  --        source; per (c, source) and (t, source): n records
+  --   per  per c and per t: n records and the pairs within a source (from
+  --        the (c, source) or (t, source) rows); correct pairs (from the
+  --        (c, t) rows, summed under c only); how many true persons the
+  --        cluster holds and how many clusters the true person is in
+  -- Persons split and merged count every record, whatever the scope.
+  f := CASE scope WHEN 'all' THEN 'X_all' WHEN 'cross' THEN 'X_all - X_within' ELSE 'X_source' END;
+  RETURN QUERY EXECUTE format($q$
+    WITH g AS (SELECT p.person_id AS c, t.%1$I AS t, p.source, count(*) AS k
+                 FROM %7$s p JOIN %2$s t ON t.source::text = p.source AND %8$s
+                GROUP BY 1, 2, 3),
+         gs AS (SELECT GROUPING(c, t, source) AS set, c, t, source, sum(k)::bigint AS n,
+                       sum(k * (k - 1) / 2)::bigint AS within, sum(k * (k - 1) / 2) FILTER (WHERE source = %3$L)::bigint AS in_source
+                  FROM g GROUP BY GROUPING SETS ((c, t), (c, source), (t, source))),
+         per AS (SELECT GROUPING(has_c, c) = 0 AS by_c, has_c, has_t,
+                        sum(n) FILTER (WHERE set = 1)::bigint AS n,
+                        sum(n * (n - 1) / 2) FILTER (WHERE set <> 1) AS within,
+                        sum(n * (n - 1) / 2) FILTER (WHERE set <> 1 AND source = %3$L) AS in_source,
+                        sum(n * (n - 1) / 2) FILTER (WHERE set = 1) AS tp_all,
+                        sum(within) FILTER (WHERE set = 1) AS tp_within,
+                        sum(in_source) FILTER (WHERE set = 1) AS tp_source,
+                        count(t) FILTER (WHERE set = 1) AS persons,
+                        count(c) FILTER (WHERE set = 1) AS clusters
+                   FROM (SELECT *, set IN (1, 2) AS has_c, set IN (1, 4) AS has_t FROM gs) x
+                  GROUP BY GROUPING SETS ((has_c, c), (has_t, t))),
+         a AS (SELECT coalesce(sum(n * (n - 1) / 2) FILTER (WHERE by_c), 0) AS lp_all,
+                      coalesce(sum(within) FILTER (WHERE by_c), 0) AS lp_within,
+                      coalesce(sum(in_source) FILTER (WHERE by_c), 0) AS lp_source,
+                      coalesce(sum(n * (n - 1) / 2) FILTER (WHERE NOT by_c), 0) AS ap_all,
+                      coalesce(sum(within) FILTER (WHERE NOT by_c), 0) AS ap_within,
+                      coalesce(sum(in_source) FILTER (WHERE NOT by_c), 0) AS ap_source,
+                      coalesce(sum(tp_all) FILTER (WHERE by_c), 0) AS tp_all,
+                      coalesce(sum(tp_within) FILTER (WHERE by_c), 0) AS tp_within,
+                      coalesce(sum(tp_source) FILTER (WHERE by_c), 0) AS tp_source,
+                      count(*) FILTER (WHERE NOT by_c AND clusters > 1) AS split,
+                      count(*) FILTER (WHERE by_c AND persons > 1) AS merged
+                 FROM per WHERE CASE WHEN by_c THEN has_c ELSE has_t END),
+         s AS MATERIALIZED (SELECT %4$s AS tp, %5$s AS lp, %6$s AS ap, split, merged FROM a)
+    SELECT CASE WHEN lp > 0 THEN (tp / lp)::double precision END,
+           CASE WHEN ap > 0 THEN (tp / ap)::double precision END,
+           CASE WHEN lp + ap > 0 THEN (2 * tp / (lp + ap))::double precision END,
+           ap::bigint, lp::bigint, tp::bigint, split, merged
+      FROM s$q$, true_id, truth, scope, replace(f, 'X', 'tp'), replace(f, 'X', 'lp'), replace(f, 'X', 'ap'),
+      caredata._link_partition('caredata.person_index', p_project),
+      -- integer record ids join as integers, others as text
+      CASE WHEN (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'record_id' AND NOT a.attisdropped)
+                IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype)
+           THEN 't.record_id = p.record_id' ELSE 't.record_id::text = p.record_key' END);
+END
+$$;
+COMMENT ON FUNCTION caredata.link_quality(regclass, name, text, text) IS
+  'pairwise precision, recall and F1 of a project''s person index against a truth table (source, record_id, true id), over all pairs, cross-source pairs (scope cross) or pairs within one source (scope = its name); persons split (one true person in several clusters) and merged (several in one)';
+
+CREATE OR REPLACE FUNCTION caredata._link_trained_version(model text, version integer, project text) RETURNS integer
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v integer;
+BEGIN
+  PERFORM caredata._coordinator_only('linkage');
+  PERFORM caredata._link_check_project(project);
+  SELECT lm.version INTO v FROM caredata.link_model lm
+   WHERE lm.project = _link_trained_version.project AND lm.model = _link_trained_version.model AND lm.lambda IS NOT NULL
+     AND (_link_trained_version.version IS NULL OR lm.version = _link_trained_version.version)
+   ORDER BY lm.version DESC LIMIT 1;
+  IF v IS NULL THEN
+    PERFORM caredata._link_bad(format('linkage model "%s" has no trained version%s', model,
+                                      CASE WHEN version IS NOT NULL THEN ' ' || version ELSE '' END),
+                               'Train it with caredata.link_run(), or see caredata.link_model.', '42704');
+  END IF;
+  RETURN v;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_trained_version(text, integer, text) IS
+  'internal: the trained model version of a project a read uses (the one named, else the latest)';
+
+CREATE OR REPLACE FUNCTION caredata.link_explain(source_a text, record_a text, source_b text, record_b text,
+    model text DEFAULT 'default', version integer DEFAULT NULL, project text DEFAULT 'default')
+  RETURNS TABLE (term text, level integer, label text, m double precision, u double precision, weight double precision)
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  v integer := caredata._link_trained_version(model, version, project);
+  p_project text := project;
+  p_model text := model;
+  lam double precision;
+  c record;
+  lv integer;
+  tf double precision;
+  rid_a bigint;
+  rid_b bigint;
+  swap bigint;
+  rec text := caredata._link_record_sql(project);
+BEGIN
+  SELECT x.rid INTO rid_a FROM caredata.link_record x WHERE x.project = p_project AND x.source = source_a AND x.record_key = record_a;
+  SELECT x.rid INTO rid_b FROM caredata.link_record x WHERE x.project = p_project AND x.source = source_b AND x.record_key = record_b;
+  IF rid_a IS NULL OR rid_b IS NULL THEN
+    PERFORM caredata._link_bad('a record to explain is not among the standardised records', 'Name records by source and record id as in caredata.person_index.', '42704');
+  END IF;
+  -- the pair in the order runs compare it
+  IF rid_a > rid_b THEN
+    swap := rid_a; rid_a := rid_b; rid_b := swap;
+  END IF;
+  SELECT x.lambda INTO lam FROM caredata.link_model x WHERE x.project = p_project AND x.model = p_model AND x.version = v;
+  term := 'prior'; level := NULL; label := 'lambda = ' || lam; m := NULL; u := NULL;
+  weight := ln(lam / (1 - lam)) / ln(2);
+  RETURN NEXT;
+  FOR c IN SELECT * FROM caredata._link_comparisons(p_model, v, p_project) ORDER BY pos LOOP
+    EXECUTE format('SELECT (%s)::integer FROM (SELECT * FROM %s x WHERE x.rid = $1) l, (SELECT * FROM %2$s x WHERE x.rid = $2) r',
+                   c.expression, rec) INTO lv USING rid_a, rid_b;
+    term := c.name; level := lv; label := c.labels[lv + 1]; m := c.m[lv + 1]; u := c.u[lv + 1];
+    weight := CASE WHEN lv = 0 THEN 0 ELSE ln(m / u) / ln(2) END;
+    RETURN NEXT;
+    IF c.tf IS NOT NULL AND lv = c.nlevels - 1 THEN
+      EXECUTE format('SELECT x.%I FROM %s x WHERE x.rid = $1', 'tf_' || c.tf, rec) INTO tf USING rid_b;
+      IF tf > 0 THEN
+        term := 'tf ' || c.name; label := 'value frequency ' || round(tf::numeric, 8); m := NULL; u := tf;
+        weight := ln(c.u[lv + 1] / tf) * 1.4426950408889634;
+        RETURN NEXT;
+      END IF;
+    END IF;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_explain(text, text, text, text, text, integer, text) IS
+  'the match weight of one pair of a project''s records (records named by source and record id, as text), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
+
+CREATE OR REPLACE FUNCTION caredata.link_explain(source_a text, record_a bigint, source_b text, record_b bigint,
+    model text DEFAULT 'default', version integer DEFAULT NULL, project text DEFAULT 'default')
+  RETURNS TABLE (term text, level integer, label text, m double precision, u double precision, weight double precision)
+  LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  SELECT * FROM caredata.link_explain(source_a, record_a::text, source_b, record_b::text, model, version, project)
+$$;
+COMMENT ON FUNCTION caredata.link_explain(text, bigint, text, bigint, text, integer, text) IS
+  'the match weight of one pair of a project''s records (records named by source and integer record id), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
+
+CREATE OR REPLACE FUNCTION caredata.link_lookup(nhs_number text, dob date, sex text, postcode text,
+    model text DEFAULT 'default', version integer DEFAULT NULL, fields jsonb DEFAULT NULL, project text DEFAULT 'default')
+  RETURNS TABLE (person_id bigint, probability double precision, match_weight double precision)
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  v integer := caredata._link_trained_version(model, version, project);
+  p_project text := project;
+  p_model text := model;
+  persons regclass := caredata._link_partition('caredata.person_index', project);
+  spec jsonb;
+  lam double precision;
+  nlevels integer[];
+  mm double precision[];
+  uu double precision[];
+  cmp record;
+  cand text := '';
+  rule jsonb;
+  rec text := caredata._link_record_sql(project);
+  f_cols text := '';
+  f record;
+BEGIN
+  IF fields IS NOT NULL AND jsonb_typeof(fields) <> 'object' THEN
+    PERFORM caredata._link_bad('fields must be a JSON object of field values', 'For example {"given_name": "Ann", "family_name": "Smith"}.');
+  END IF;
+  SELECT x.spec, x.lambda INTO spec, lam FROM caredata.link_model x WHERE x.project = p_project AND x.model = p_model AND x.version = v;
+  SELECT array_agg(z.nlevels ORDER BY z.pos) INTO nlevels FROM caredata._link_comparisons(p_model, v, p_project) z;
+  SELECT array_agg(x ORDER BY z.pos, o) INTO mm FROM caredata._link_comparisons(p_model, v, p_project) z, unnest(z.m) WITH ORDINALITY AS q(x, o);
+  SELECT array_agg(x ORDER BY z.pos, o) INTO uu FROM caredata._link_comparisons(p_model, v, p_project) z, unnest(z.u) WITH ORDINALITY AS q(x, o);
+  SELECT * INTO cmp FROM caredata._link_compare_sql(p_model, v,
+    (SELECT array_agg(z.u[z.nlevels] ORDER BY z.pos) FROM caredata._link_comparisons(p_model, v, p_project) z), p_project);
+  -- the declared fields of the record, standardised as the sources' are
+  FOR f IN SELECT * FROM caredata._link_fields(p_project) LOOP
+    f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind(f.kind, format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field);
+    IF f.kind = 'name' THEN
+      f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind('name_ph', format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field || '_ph');
+    ELSIF f.kind = 'address' THEN
+      f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind('address_num', format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field || '_num');
+    END IF;
+    f_cols := f_cols || format(', NULL::double precision AS %I', 'tf_' || f.field);
+  END LOOP;
+  FOR rule IN SELECT * FROM jsonb_array_elements(spec->'blocking') LOOP
+    cand := cand || CASE WHEN cand = '' THEN '' ELSE ' UNION ' END ||
+            format('SELECT r.rid FROM %s r, l WHERE %s', rec, caredata._link_rule_condition(rule));
+  END LOOP;
+  RETURN QUERY EXECUTE format($q$
+    WITH l AS MATERIALIZED (
+           SELECT 0::bigint AS rid, ''::text AS source, 0::bigint AS record_id, d AS nhs_digits,
+                  (d / 10000)::integer AS nhs_head, (d %% 10000)::integer AS nhs_tail, b AS dob, sx AS sex,
+                  pc AS postcode, caredata.try_postcode_sector(pc) AS sector, caredata.try_postcode_district(pc) AS district,
+                  caredata.try_postcode_area(pc) AS area, extract(year FROM b)::integer AS yob,
+                  NULL::double precision AS tf_nhs_digits, NULL::double precision AS tf_dob, NULL::double precision AS tf_postcode,
+                  ''::text AS record_key, NULL::jsonb AS fields%5$s
+             FROM (SELECT caredata.nhs_number_digits($1) AS d, CASE WHEN caredata.dob_is_valid($2) THEN $2 END AS b,
+                          caredata.try_standardise_sex($3) AS sx, caredata.standardise_postcode_any($4) AS pc) s),
+         cand AS (%1$s),
+         cmp AS (SELECT r.rid%2$s FROM cand JOIN %6$s r USING (rid), l),
+         scored AS (SELECT cmp.rid, (caredata.link_pattern_weights(ARRAY[%3$s], $5, $6, $7, $8))[1] + %4$s AS w FROM cmp)
+    SELECT p.person_id, caredata.link_probability(max(s.w)), max(s.w)
+      FROM scored s JOIN %7$s p USING (rid)
+     GROUP BY p.person_id
+     ORDER BY max(s.w) DESC, p.person_id
+     LIMIT 1$q$, cand, cmp.levels, cmp.pattern, cmp.tf, f_cols, rec, persons)
+  USING nhs_number, dob, sex, postcode, nlevels, mm, uu, lam, fields;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_lookup(text, date, text, text, text, integer, jsonb, text) IS
+  'match one record (NHS number, date of birth, sex, postcode as they arrive, and the declared fields as {"field": value}) against a project''s person index through the blocking rules'' indexes: the best person, its match probability and weight; no row when no candidate';
+
+CREATE OR REPLACE FUNCTION caredata.link_names_spec() RETURNS jsonb
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN caredata.link_default_spec() || $spec$
+{
+  "comparisons": [
+    {"name": "nhs", "expression": "caredata.compare_nhs_number(l.nhs_digits, r.nhs_digits)",
+     "levels": ["missing or invalid", "different", "one digit different or transposed", "exact"],
+     "tf": "nhs_digits"},
+    {"name": "dob", "expression": "caredata.compare_date(l.dob, r.dob, 365)",
+     "levels": ["missing", "different", "within a year", "two of year, month, day", "day and month transposed", "exact"],
+     "tf": "dob"},
+    {"name": "sex", "expression": "caredata.compare_sex(l.sex, r.sex)",
+     "levels": ["missing or not known", "different", "same"]},
+    {"name": "postcode", "expression": "caredata.compare_postcode(l.postcode, r.postcode)",
+     "levels": ["missing", "different", "same area", "same district", "same sector", "exact"],
+     "tf": "postcode"},
+    {"name": "given_name", "expression": "caredata.compare_name(l.given_name, r.given_name, l.given_name_ph, r.given_name_ph)",
+     "levels": ["missing", "different", "sounds alike", "similar", "very similar", "exact"],
+     "tf": "given_name"},
+    {"name": "family_name", "expression": "caredata.compare_name(l.family_name, r.family_name, l.family_name_ph, r.family_name_ph)",
+     "levels": ["missing", "different", "sounds alike", "similar", "very similar", "exact"],
+     "tf": "family_name"},
+    {"name": "address", "expression": "caredata.compare_token_overlap(l.address, r.address)",
+     "levels": ["missing", "different", "half the words", "most words", "exact"]}
+  ],
+  "blocking": [["nhs_digits"], ["dob", "area"], ["postcode", "yob"], ["dob", "nhs_head"], ["dob", "nhs_tail"],
+               ["family_name", "dob"], ["given_name", "family_name", "district"]]
+}
+$spec$::jsonb;
+COMMENT ON FUNCTION caredata.link_names_spec() IS
+  'the default linkage model with names and an address: adds given_name and family_name (compare_name, term-frequency adjusted) and address (compare_token_overlap) comparisons and two blocking rules over names; needs sources declaring the fields given_name, family_name (kind name) and address (kind address)';
+
+
+CREATE OR REPLACE FUNCTION caredata._link_check_expression(name text, expression text, rec text) RETURNS void
+  LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  plan jsonb;
+  txt text;
+  bad text;
+BEGIN
+  EXECUTE format('EXPLAIN (VERBOSE, FORMAT JSON) SELECT (%s)::integer FROM %s l, %2$s r', expression, rec) INTO plan;
+  txt := plan::text;
+  IF txt ~ '"(Subplan Name|Parent Relationship)": "(InitPlan|SubPlan|Subquery)' OR txt LIKE '%"Subplan Name"%'
+     OR EXISTS (SELECT 1 FROM jsonb_path_query(plan, 'strict $.**."Relation Name"') n
+                 WHERE n #>> '{}' <> 'link_record'
+                   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+                                    WHERE i.inhparent = 'caredata.link_record'::regclass AND c.relname = n #>> '{}')) THEN
+    PERFORM caredata._link_bad(format('comparison "%s" reads something other than the two records it compares', name),
+                               'A comparison expression is a function of the columns of l and r only: no subquery and no other table.', '42501');
+  END IF;
+  SELECT m[1] INTO bad
+    FROM jsonb_path_query(plan, 'strict $.**."Output"[*]') o,
+         regexp_matches(o #>> '{}', '(?:^|[^a-z0-9_."])("?[a-z_][a-z0-9_$]*"?)\.("?[a-z_][a-z0-9_$]*"?)\(', 'gi') m
+   WHERE m[1] NOT IN ('caredata', 'pg_catalog')
+  UNION ALL
+  SELECT m[1]
+    FROM jsonb_path_query(plan, 'strict $.**."Output"[*]') o,
+         regexp_matches(o #>> '{}', 'OPERATOR\(("?[a-z_][a-z0-9_$]*"?)\.', 'gi') m
+   WHERE m[1] NOT IN ('caredata', 'pg_catalog')
+   LIMIT 1;
+  IF bad IS NOT NULL THEN
+    PERFORM caredata._link_bad(format('comparison "%s" calls a function outside caredata and pg_catalog', name),
+                               'Use caredata''s comparators and built-in functions; a function of another schema could read other tables.', '42501');
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_check_expression(text, text, text) IS
+  'internal: refuse a comparison expression that reads anything but the two standardised records (subqueries, other tables, functions outside caredata and pg_catalog)';
+
+-- ---- issue 25, section 5: incremental runs merge two existing persons only on direct evidence ----
+-- src/linkage/merge.sql (new): the merge threshold ("merge_threshold" in the
+-- model spec), its check, and _link_incremental_merge(), which link_run
+-- calls in an incremental run; link_default_spec() gains "merge_threshold",
+-- _link_check_spec() checks it, link_run() calls the new step (and no
+-- longer looks for this run's pairs among the previous run's links).
+-- the merge threshold of a model spec: what a pair of two existing
+-- persons' records must reach for them to merge in an incremental run
+-- (the functions follow, at their last definition)
+
+
+CREATE OR REPLACE FUNCTION caredata._link_merge_threshold(spec jsonb) RETURNS double precision
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN coalesce((spec->>'merge_threshold')::double precision, 0.999999);
+COMMENT ON FUNCTION caredata._link_merge_threshold(jsonb) IS
+  'internal: the "merge_threshold" of a linkage model spec (default 0.999999): the match probability a pair of records of two existing persons must reach for an incremental run to merge them';
+
+CREATE OR REPLACE FUNCTION caredata._link_check_merge_spec(spec jsonb) RETURNS void
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF spec ? 'merge_threshold' AND (jsonb_typeof(spec->'merge_threshold') IS DISTINCT FROM 'number'
+                                   OR NOT ((spec->>'merge_threshold')::double precision > 0
+                                           AND (spec->>'merge_threshold')::double precision < 1)) THEN
+    PERFORM caredata._link_bad('merge_threshold is a match probability strictly between 0 and 1',
+                               'Leave it out for the default (0.999999).');
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_check_merge_spec(jsonb) IS
+  'internal: refuse a linkage model spec whose "merge_threshold" is not a probability strictly between 0 and 1';
+
+CREATE OR REPLACE FUNCTION caredata._link_incremental_merge(run bigint, model text, version integer, method text,
+    link_threshold double precision, project text)
+  RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  spec jsonb;
+  lam double precision;
+  v_keep_apart boolean;
+  v_merge double precision;
+  cmp record;
+  nlevels integer[];
+  v_m double precision[];
+  v_u double precision[];
+  v_w double precision[];
+  k integer := 1;
+  steps text := '';
+  step text;
+  i integer := 0;
+  n_cand bigint;
+  n_merge bigint;
+  n_bridged bigint;
+  n_dropped bigint := 0;
+  n_added bigint := 0;
+  n bigint;
+  work_table text;
+  t0 timestamptz := clock_timestamp();
+BEGIN
+  SELECT lm.spec, lm.lambda INTO spec, lam FROM caredata.link_model lm
+   WHERE lm.project = _link_incremental_merge.project AND lm.model = _link_incremental_merge.model
+     AND lm.version = _link_incremental_merge.version;
+  v_keep_apart := coalesce((spec->>'keep_nhs_apart')::boolean, true);
+  v_merge := greatest(caredata._link_merge_threshold(spec), coalesce(link_threshold, 0));
+
+  -- each existing person's home: its smallest record id, the name of its
+  -- cluster from here on (new records have larger ids: rids grow)
+  CREATE TEMP TABLE link_merge_person ON COMMIT DROP AS
+  SELECT c.old_person AS person_id, min(c.rid) AS home
+    FROM pg_temp.link_cluster c WHERE c.old_person IS NOT NULL GROUP BY c.old_person;
+  ALTER TABLE pg_temp.link_merge_person ADD PRIMARY KEY (person_id);
+  -- the existing persons of each cluster that holds a new record
+  CREATE TEMP TABLE link_merge_touch ON COMMIT DROP AS
+  SELECT DISTINCT c.cluster, c.old_person AS person_id
+    FROM pg_temp.link_cluster c
+   WHERE c.old_person IS NOT NULL
+     AND c.cluster IN (SELECT x.cluster FROM pg_temp.link_cluster x WHERE x.old_person IS NULL);
+  -- pairs of existing persons a new record's cluster joins
+  CREATE TEMP TABLE link_merge_cand ON COMMIT DROP AS
+  SELECT DISTINCT a.person_id AS person_a, b.person_id AS person_b
+    FROM pg_temp.link_merge_touch a JOIN pg_temp.link_merge_touch b ON b.cluster = a.cluster AND b.person_id > a.person_id;
+  GET DIAGNOSTICS n_cand = ROW_COUNT;
+  -- their records
+  CREATE TEMP TABLE link_merge_rec ON COMMIT DROP AS
+  SELECT c.rid, c.old_person AS person_id
+    FROM pg_temp.link_cluster c
+   WHERE c.old_person IN (SELECT x.person_a FROM pg_temp.link_merge_cand x UNION SELECT x.person_b FROM pg_temp.link_merge_cand x);
+
+  -- direct evidence: every pair of the two persons' records, compared and
+  -- scored as the run does; the best pair of each two persons
+  IF method = 'probabilistic' THEN
+    SELECT array_agg(z.nlevels ORDER BY z.pos) INTO nlevels FROM caredata._link_comparisons(model, version, project) z;
+    SELECT array_agg(x ORDER BY z.pos, o) INTO v_m FROM caredata._link_comparisons(model, version, project) z, unnest(z.m) WITH ORDINALITY AS q(x, o);
+    SELECT array_agg(x ORDER BY z.pos, o) INTO v_u FROM caredata._link_comparisons(model, version, project) z, unnest(z.u) WITH ORDINALITY AS q(x, o);
+    FOR i IN 1 .. cardinality(nlevels) LOOP
+      k := k * nlevels[i];
+    END LOOP;
+    SELECT caredata.link_pattern_weights(array_agg(p ORDER BY p), nlevels, v_m, v_u, lam) INTO v_w
+      FROM generate_series(0, k - 1) p;
+    SELECT * INTO cmp FROM caredata._link_compare_sql(model, version,
+      (SELECT array_agg(z.u[z.nlevels] ORDER BY z.pos) FROM caredata._link_comparisons(model, version, project) z), project);
+  ELSE
+    SELECT * INTO cmp FROM caredata._link_compare_sql(model, version, NULL, project);
+    i := 0;
+    FOR step IN SELECT * FROM jsonb_array_elements_text(spec->'steps') LOOP
+      i := i + 1;
+      steps := steps || format(' WHEN %s THEN %s', step, i);
+    END LOOP;
+  END IF;
+  EXECUTE format($q$
+    CREATE TEMP TABLE link_merge_pair ON COMMIT DROP AS
+    SELECT s.person_a, s.person_b, s.rid_l, s.rid_r, s.nhs_level, s.pattern, %1$s AS weight, %2$s AS step
+      FROM (SELECT q.*, %3$s AS pattern, %4$s AS tf_adj
+              FROM (SELECT k.person_a, k.person_b, l.rid AS rid_l, r.rid AS rid_r,
+                           caredata.compare_nhs_number(l.nhs_digits, r.nhs_digits) AS nhs_level%5$s
+                      FROM pg_temp.link_merge_cand k
+                      JOIN pg_temp.link_merge_rec ra ON ra.person_id = k.person_a
+                      JOIN pg_temp.link_merge_rec rb ON rb.person_id = k.person_b
+                      JOIN %7$s l ON l.rid = least(ra.rid, rb.rid)
+                      JOIN %7$s r ON r.rid = greatest(ra.rid, rb.rid)
+                     WHERE %6$s) q) s$q$,
+    CASE WHEN method = 'probabilistic' THEN 'caredata.link_weight(s.pattern, s.tf_adj, $1)' ELSE 'NULL::double precision' END,
+    CASE WHEN method = 'probabilistic' OR i = 0 THEN 'NULL::smallint' ELSE format('(CASE%s END)::smallint', steps) END,
+    cmp.pattern, cmp.tf, cmp.levels, caredata._link_pair_condition(spec->>'link_type'), caredata._link_record_sql(project))
+    USING v_w;
+  -- the best pair of each two persons, and whether two of their valid NHS
+  -- numbers differ (then they stay apart, whatever else agrees)
+  CREATE TEMP TABLE link_merge_edge ON COMMIT DROP AS
+  SELECT b.*, caredata.link_probability(b.weight) AS probability
+    FROM (SELECT DISTINCT ON (x.person_a, x.person_b) x.*
+            FROM pg_temp.link_merge_pair x
+           ORDER BY x.person_a, x.person_b, x.weight DESC NULLS LAST, x.step NULLS LAST, x.rid_l, x.rid_r) b
+   WHERE CASE WHEN method = 'probabilistic' THEN caredata.link_probability(b.weight) >= v_merge ELSE b.step IS NOT NULL END
+     AND NOT (v_keep_apart AND EXISTS (SELECT 1 FROM pg_temp.link_merge_pair y
+                                        WHERE y.person_a = b.person_a AND y.person_b = b.person_b AND y.nhs_level = 1));
+  GET DIAGNOSTICS n_merge = ROW_COUNT;
+
+  -- merged persons: each person's final cluster (the smallest home of its group)
+  CREATE TEMP TABLE link_merge_group ON COMMIT DROP AS
+  SELECT p.person_id, coalesce(g.cluster, p.home) AS final
+    FROM pg_temp.link_merge_person p
+    LEFT JOIN caredata.link_components(
+           'SELECT pa.home, pb.home FROM pg_temp.link_merge_edge e
+              JOIN pg_temp.link_merge_person pa ON pa.person_id = e.person_a
+              JOIN pg_temp.link_merge_person pb ON pb.person_id = e.person_b', false) g ON g.rid = p.home;
+  ALTER TABLE pg_temp.link_merge_group ADD PRIMARY KEY (person_id);
+
+  -- new records: the final clusters their cluster holds; one (or none: a
+  -- new person) decides; with several, the record is placed below
+  CREATE TEMP TABLE link_merge_place ON COMMIT DROP AS
+  SELECT c.rid, c.cluster,
+         CASE WHEN t.finals IS NULL THEN c.cluster WHEN cardinality(t.finals) = 1 THEN t.finals[1] END AS final
+    FROM pg_temp.link_cluster c
+    LEFT JOIN (SELECT x.cluster, array_agg(DISTINCT g.final) AS finals
+                 FROM pg_temp.link_merge_touch x JOIN pg_temp.link_merge_group g USING (person_id)
+                GROUP BY x.cluster) t ON t.cluster = c.cluster
+   WHERE c.old_person IS NULL;
+  ALTER TABLE pg_temp.link_merge_place ADD PRIMARY KEY (rid);
+  SELECT count(*) INTO n_bridged FROM pg_temp.link_merge_place x WHERE x.final IS NULL;
+  IF n_bridged > 0 THEN
+    -- the links of the records to place, both ways, and where each record of
+    -- their clusters is (old ones: their person's final cluster)
+    CREATE TEMP TABLE link_merge_adj ON COMMIT DROP AS
+    SELECT x.rid_l AS rid, x.rid_r AS other, x.weight, x.step FROM caredata.link_pair x
+     WHERE x.run_id = run AND x.rid_l IN (SELECT p.rid FROM pg_temp.link_merge_place p WHERE p.final IS NULL)
+    UNION ALL
+    SELECT x.rid_r, x.rid_l, x.weight, x.step FROM caredata.link_pair x
+     WHERE x.run_id = run AND x.rid_r IN (SELECT p.rid FROM pg_temp.link_merge_place p WHERE p.final IS NULL);
+    CREATE TEMP TABLE link_merge_at ON COMMIT DROP AS
+    SELECT c.rid, c.cluster, coalesce(g.final, p.final) AS final
+      FROM pg_temp.link_cluster c
+      LEFT JOIN pg_temp.link_merge_group g ON g.person_id = c.old_person
+      LEFT JOIN pg_temp.link_merge_place p ON p.rid = c.rid
+     WHERE c.cluster IN (SELECT p.cluster FROM pg_temp.link_merge_place p WHERE p.final IS NULL);
+    ALTER TABLE pg_temp.link_merge_at ADD PRIMARY KEY (rid);
+    -- one record a cluster at a time, the strongest link from a placed record first
+    LOOP
+      UPDATE pg_temp.link_merge_at a SET final = b.final
+        FROM (SELECT DISTINCT ON (u.cluster) u.rid, o.final
+                FROM pg_temp.link_merge_at u
+                JOIN pg_temp.link_merge_adj j ON j.rid = u.rid
+                JOIN pg_temp.link_merge_at o ON o.rid = j.other AND o.final IS NOT NULL
+               WHERE u.final IS NULL
+               ORDER BY u.cluster, j.weight DESC NULLS LAST, j.step NULLS LAST, o.final, u.rid) b
+       WHERE a.rid = b.rid;
+      EXIT WHEN NOT FOUND;
+    END LOOP;
+    UPDATE pg_temp.link_merge_place p SET final = coalesce(a.final, p.rid)
+      FROM pg_temp.link_merge_at a WHERE a.rid = p.rid AND p.final IS NULL;
+  END IF;
+
+  -- the clusters link_run writes: existing persons whole (merged or not),
+  -- new records where they were placed
+  UPDATE pg_temp.link_cluster c SET cluster = g.final
+    FROM pg_temp.link_merge_group g WHERE g.person_id = c.old_person AND c.cluster <> g.final;
+  UPDATE pg_temp.link_cluster c SET cluster = p.final
+    FROM pg_temp.link_merge_place p WHERE p.rid = c.rid AND c.cluster <> p.final;
+
+  -- the run's links agree with its clusters: links of placed records to
+  -- persons they were not placed on go; the evidence of each merge comes
+  IF n_bridged > 0 THEN
+    DELETE FROM caredata.link_pair x USING pg_temp.link_cluster a, pg_temp.link_cluster b
+     WHERE x.run_id = run AND a.rid = x.rid_l AND b.rid = x.rid_r AND a.cluster <> b.cluster
+       AND (x.rid_l IN (SELECT j.rid FROM pg_temp.link_merge_adj j) OR x.rid_r IN (SELECT j.rid FROM pg_temp.link_merge_adj j));
+    GET DIAGNOSTICS n_dropped = ROW_COUNT;
+  END IF;
+  INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, weight, probability, step)
+  SELECT run, e.rid_l, e.rid_r, e.pattern, e.weight, e.probability, e.step FROM pg_temp.link_merge_edge e;
+  GET DIAGNOSTICS n_added = ROW_COUNT;
+  -- and links of the previous run that clustering refused within an
+  -- existing person (which stays whole) come back
+  IF EXISTS (SELECT 1 FROM pg_temp.link_cluster c WHERE c.refused AND c.old_person IS NOT NULL) THEN
+    INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, weight, probability, step)
+    SELECT run, x.rid_l, x.rid_r, x.pattern, x.weight, x.probability, x.step
+      FROM caredata.link_pair x
+      JOIN pg_temp.link_cluster a ON a.rid = x.rid_l
+      JOIN pg_temp.link_cluster b ON b.rid = x.rid_r
+     WHERE x.run_id = (SELECT max(p.run_id) FROM caredata.person_index p WHERE p.project = _link_incremental_merge.project)
+       AND a.old_person = b.old_person AND (a.refused OR b.refused)
+       AND NOT EXISTS (SELECT 1 FROM caredata.link_pair y WHERE y.run_id = run AND y.rid_l = x.rid_l AND y.rid_r = x.rid_r);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    n_added := n_added + n;
+  END IF;
+
+  FOREACH work_table IN ARRAY ARRAY['link_merge_person', 'link_merge_touch', 'link_merge_cand', 'link_merge_rec', 'link_merge_pair',
+                                    'link_merge_edge', 'link_merge_group', 'link_merge_place', 'link_merge_adj', 'link_merge_at'] LOOP
+    IF to_regclass('pg_temp.' || work_table) IS NOT NULL THEN
+      EXECUTE format('DROP TABLE pg_temp.%I', work_table);
+    END IF;
+  END LOOP;
+  RETURN jsonb_build_object('merge_threshold', v_merge, 'persons_bridged', n_cand, 'merges_on_evidence', n_merge,
+                            'records_placed_best', n_bridged, 'links_dropped', n_dropped, 'links_added', n_added,
+                            'merge_s', round(extract(epoch FROM clock_timestamp() - t0)::numeric, 3));
+END
+$$;
+COMMENT ON FUNCTION caredata._link_incremental_merge(bigint, text, integer, text, double precision, text) IS
+  'internal: in an incremental link_run, keep existing persons whole, merge two only on a direct pair of their records at or above the model''s merge_threshold (NHS numbers not differing), place each new record on the existing person it links to best, and make the run''s links agree (over link_run''s pg_temp.link_cluster)';
+
+CREATE OR REPLACE FUNCTION caredata.link_default_spec() RETURNS jsonb
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN $spec$
+{
+  "link_type": "link_and_dedupe",
+  "comparisons": [
+    {"name": "nhs", "expression": "caredata.compare_nhs_number(l.nhs_digits, r.nhs_digits)",
+     "levels": ["missing or invalid", "different", "one digit different or transposed", "exact"],
+     "tf": "nhs_digits"},
+    {"name": "dob", "expression": "caredata.compare_date(l.dob, r.dob, 365)",
+     "levels": ["missing", "different", "within a year", "two of year, month, day", "day and month transposed", "exact"],
+     "tf": "dob"},
+    {"name": "sex", "expression": "caredata.compare_sex(l.sex, r.sex)",
+     "levels": ["missing or not known", "different", "same"]},
+    {"name": "postcode", "expression": "caredata.compare_postcode(l.postcode, r.postcode)",
+     "levels": ["missing", "different", "same area", "same district", "same sector", "exact"],
+     "tf": "postcode"}
+  ],
+  "blocking": [["nhs_digits"], ["dob", "area"], ["postcode", "yob"], ["dob", "nhs_head"], ["dob", "nhs_tail"]],
+  "steps": [
+    "nhs = 3 AND dob = 5 AND sex = 2",
+    "nhs = 3 AND dob IN (3, 4) AND postcode >= 3",
+    "dob = 5 AND sex = 2 AND postcode = 5 AND nhs <> 1",
+    "nhs = 2 AND dob = 5 AND postcode >= 3"
+  ],
+  "u_sample_pairs": 1000000,
+  "seed": 42,
+  "max_pairs": 200000000,
+  "em_max_iterations": 100,
+  "em_tolerance": 1e-6,
+  "keep_nhs_apart": true,
+  "nhs_confirm": "details",
+  "merge_threshold": 0.999999
+}
+$spec$::jsonb;
+COMMENT ON FUNCTION caredata.link_default_spec() IS
+  'the default linkage model: NHS number, date of birth, sex and postcode comparisons, five blocking rules, four HESID-style deterministic steps';
+
+CREATE OR REPLACE FUNCTION caredata._link_check_spec(spec jsonb, project text DEFAULT 'default') RETURNS void
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c jsonb;
+  names text[] := '{}';
+  rule jsonb;
+  col text;
+  step text;
+  probe text;
+  nl integer;
+  rec text := caredata._link_record_sql(project);
+BEGIN
+  IF jsonb_typeof(spec) IS DISTINCT FROM 'object' THEN
+    PERFORM caredata._link_bad('a linkage model spec must be a JSON object', 'Start from caredata.link_default_spec().');
+  END IF;
+  IF spec->>'link_type' IS NULL OR spec->>'link_type' NOT IN ('link_and_dedupe', 'link_only', 'dedupe_only') THEN
+    PERFORM caredata._link_bad('link_type must be link_and_dedupe, link_only or dedupe_only', 'Set "link_type" in the spec.');
+  END IF;
+  IF jsonb_typeof(spec->'comparisons') IS DISTINCT FROM 'array' OR jsonb_array_length(spec->'comparisons') = 0 THEN
+    PERFORM caredata._link_bad('a linkage model needs at least one comparison', 'Set "comparisons" to an array of {name, expression, levels}.');
+  END IF;
+  FOR c IN SELECT * FROM jsonb_array_elements(spec->'comparisons') LOOP
+    IF coalesce(c->>'name', '') !~ '^[a-z][a-z0-9_]{0,30}$' OR c->>'name' IN ('rid_l', 'rid_r', 'pattern', 'tf_adj', 'weight', 'l', 'r') THEN
+      PERFORM caredata._link_bad('a comparison needs a name: lower-case letters, digits and _, not rid_l, rid_r, pattern, tf_adj, weight, l or r',
+                                 'Name comparisons like "nhs" or "dob".');
+    END IF;
+    IF c->>'name' = ANY (names) THEN
+      PERFORM caredata._link_bad(format('comparison "%s" is named twice', c->>'name'), 'Give each comparison its own name.');
+    END IF;
+    names := names || (c->>'name');
+    IF jsonb_typeof(c->'levels') IS DISTINCT FROM 'array' THEN
+      PERFORM caredata._link_bad(format('comparison "%s" has no levels', c->>'name'), 'Set "levels" to the labels of levels 0 (missing), 1 (different), ... up to exact.');
+    END IF;
+    nl := jsonb_array_length(c->'levels');
+    IF nl < 2 OR nl > 16 THEN
+      PERFORM caredata._link_bad(format('comparison "%s" must have between 2 and 16 levels', c->>'name'), 'Level 0 is missing, 1 different, the last exact.');
+    END IF;
+    IF c ? 'tf' AND c->>'tf' NOT IN ('nhs_digits', 'dob', 'postcode') AND NOT c->>'tf' IN (SELECT f.field FROM caredata._link_fields(project) f) THEN
+      PERFORM caredata._link_bad(format('comparison "%s": term-frequency adjustment is available for nhs_digits, dob, postcode and the declared fields only', c->>'name'),
+                                 'Remove "tf" or set it to one of those columns (fields are declared by caredata.link_add_source(fields => ...)).');
+    END IF;
+    IF c ? 'm' AND (jsonb_typeof(c->'m') IS DISTINCT FROM 'array' OR jsonb_array_length(c->'m') <> nl) THEN
+      PERFORM caredata._link_bad(format('comparison "%s": starting m must have one probability per level', c->>'name'), 'Remove "m" to use the default start.');
+    END IF;
+    IF c->>'expression' IS NULL THEN
+      PERFORM caredata._link_bad(format('comparison "%s" has no expression', c->>'name'),
+                                 'Set "expression" to SQL over the record aliases l and r, e.g. caredata.compare_sex(l.sex, r.sex).');
+    END IF;
+    BEGIN
+      EXECUTE format('SELECT (%s)::integer FROM %s l, %2$s r WHERE false', c->>'expression', rec);
+    EXCEPTION WHEN OTHERS THEN
+      PERFORM caredata._link_bad(format('comparison "%s": its expression is not valid over the standardised records: %s', c->>'name', SQLERRM),
+                                 'Use the columns of caredata.link_record and the declared fields through the aliases l and r, and a comparator returning an integer level.', '42804');
+    END;
+    PERFORM caredata._link_check_expression(c->>'name', c->>'expression', rec);
+  END LOOP;
+
+  -- a pattern packs one level per comparison; runs keep one weight per
+  -- possible pattern in memory
+  IF (SELECT sum(ln(jsonb_array_length(x->'levels'))) FROM jsonb_array_elements(spec->'comparisons') x) > ln(1048576) + 1e-9 THEN
+    PERFORM caredata._link_bad('the comparisons have more than 1048576 combinations of levels',
+                               'Use fewer comparisons or fewer levels per comparison.', '54000');
+  END IF;
+
+  IF jsonb_typeof(spec->'keep_nhs_apart') IS DISTINCT FROM 'boolean' THEN
+    PERFORM caredata._link_bad('keep_nhs_apart must be true or false', 'Leave it out for the default (true).');
+  END IF;
+  IF spec->>'nhs_confirm' IS NULL OR jsonb_typeof(spec->'nhs_confirm') <> 'string' OR spec->>'nhs_confirm' NOT IN ('link', 'details') THEN
+    PERFORM caredata._link_bad('nhs_confirm must be "link" or "details"', 'Leave it out for the default ("details").');
+  END IF;
+  PERFORM caredata._link_check_merge_spec(spec);
+  IF jsonb_typeof(spec->'blocking') IS DISTINCT FROM 'array' OR jsonb_array_length(spec->'blocking') = 0 THEN
+    PERFORM caredata._link_bad('a linkage model needs at least one blocking rule', 'Set "blocking" to an array of column lists, e.g. [["nhs_digits"], ["dob", "area"]].');
+  END IF;
+  FOR rule IN SELECT * FROM jsonb_array_elements(spec->'blocking') LOOP
+    IF jsonb_typeof(rule) IS DISTINCT FROM 'array' OR jsonb_array_length(rule) = 0 THEN
+      PERFORM caredata._link_bad('a blocking rule is a non-empty list of columns', 'For example ["dob", "area"].');
+    END IF;
+    FOR col IN SELECT * FROM jsonb_array_elements_text(rule) LOOP
+      IF NOT (col = ANY (caredata._link_key_columns()) OR col = ANY (caredata._link_field_columns(project))) OR col = 'source' AND jsonb_array_length(rule) = 1 THEN
+        PERFORM caredata._link_bad(format('blocking rules cannot use column "%s"', col),
+                                   'Blocking columns: ' || array_to_string(caredata._link_key_columns() || caredata._link_field_columns(project), ', ') || ' (source only with another column).', '42703');
+      END IF;
+    END LOOP;
+  END LOOP;
+
+  probe := (SELECT string_agg(format('0 AS %I', n), ', ') FROM unnest(names) n);
+  IF spec ? 'steps' THEN
+    FOR step IN SELECT * FROM jsonb_array_elements_text(spec->'steps') LOOP
+      BEGIN
+        EXECUTE format('SELECT (%s)::boolean FROM (SELECT %s) p WHERE false', step, probe);
+      EXCEPTION WHEN OTHERS THEN
+        PERFORM caredata._link_bad(format('deterministic step is not valid: %s', SQLERRM),
+                                   'A step is a boolean over the comparison levels by name, e.g. nhs = 3 AND dob = 5.', '42804');
+      END;
+    END LOOP;
+  END IF;
+  IF coalesce((spec->>'u_sample_pairs')::bigint, 0) < 100 OR coalesce((spec->>'max_pairs')::bigint, 0) < 1 THEN
+    PERFORM caredata._link_bad('u_sample_pairs must be at least 100 and max_pairs at least 1', 'See caredata.link_default_spec() for the defaults.');
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_check_spec(jsonb, text) IS
+  'internal: refuse a linkage model spec with a clear error and hint (its expressions and blocking rules checked against the project''s records and fields)';
+
 CREATE OR REPLACE FUNCTION caredata.link_run(model text DEFAULT 'default', version integer DEFAULT NULL,
     method text DEFAULT 'probabilistic', threshold double precision DEFAULT NULL,
     train boolean DEFAULT NULL, incremental boolean DEFAULT false, one_to_one boolean DEFAULT false,
@@ -5095,15 +5635,15 @@ BEGIN
       format(': %s links', to_char(v_links, 'FM999,999,999,999,990')));
   END IF;
 
-  -- an incremental run keeps the previous run's links between records still present
+  -- an incremental run keeps the previous run's links between records still
+  -- present (none is among this run's: each of those has a new record)
   IF p_incremental THEN
     INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, weight, probability, step)
     SELECT v_run, x.rid_l, x.rid_r, x.pattern, x.weight, x.probability, x.step
       FROM caredata.link_pair x
      WHERE x.run_id = v_prev_run
        AND EXISTS (SELECT 1 FROM caredata.link_record a WHERE a.project = p_project AND a.rid = x.rid_l)
-       AND EXISTS (SELECT 1 FROM caredata.link_record b WHERE b.project = p_project AND b.rid = x.rid_r)
-       AND NOT EXISTS (SELECT 1 FROM caredata.link_pair y WHERE y.run_id = v_run AND y.rid_l = x.rid_l AND y.rid_r = x.rid_r);
+       AND EXISTS (SELECT 1 FROM caredata.link_record b WHERE b.project = p_project AND b.rid = x.rid_r);
   END IF;
 
   -- 7. cluster
@@ -5139,6 +5679,12 @@ BEGIN
     GET DIAGNOSTICS k = ROW_COUNT;
     v_links := v_links - k;
     v_stats := v_stats || jsonb_build_object('links_refused', k);
+  END IF;
+  -- incremental: new records go to the existing person they link to best;
+  -- two existing persons merge only on direct evidence (merge.sql)
+  IF p_incremental THEN
+    v_stats := v_stats || caredata._link_incremental_merge(v_run, lm.model, lm.version, p_method, p_threshold, p_project);
+    v_links := v_links + (v_stats->>'links_added')::bigint - (v_stats->>'links_dropped')::bigint;
   END IF;
   SELECT count(DISTINCT cluster) INTO v_persons FROM pg_temp.link_cluster;
   v_stats := v_stats || jsonb_build_object('cluster_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
@@ -5218,302 +5764,6 @@ END
 $$;
 COMMENT ON FUNCTION caredata.link_run(text, integer, text, double precision, boolean, boolean, boolean, text[], text) IS
   'run linkage in a project (never touching another project''s rows): standardise the sources, block, compare, train (EM) or apply a trained model version, choose the threshold without labels (or use the match probability given), cluster, and write the person index with stable person ids; all or nothing';
-
-CREATE OR REPLACE FUNCTION caredata.link_quality(truth regclass, true_id name DEFAULT 'person_id', scope text DEFAULT 'all',
-    project text DEFAULT 'default')
-  RETURNS TABLE ("precision" double precision, recall double precision, f1 double precision,
-                 true_pairs bigint, linked_pairs bigint, correct_pairs bigint,
-                 persons_split bigint, persons_merged bigint)
-  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  p_project text := caredata._link_check_project(project);
-  f text;
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = true_id AND a.attnum > 0 AND NOT a.attisdropped)
-     OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'source' AND NOT a.attisdropped)
-     OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'record_id' AND NOT a.attisdropped) THEN
-    PERFORM caredata._link_bad(format('the truth table needs columns source, record_id and %s', true_id),
-                               'Pass the name of the true-id column as true_id.', '42703');
-  END IF;
-  -- One pass over the records, each step aggregating the one before it (no
-  -- step reads the records again).  A group of n records holds n(n-1)/2
-  -- pairs; pairs across sources are all pairs less those within a source;
-  -- pairs within the scope's source are those of its records alone.  Linked
-  -- pairs share a cluster c, true pairs a true person t, correct pairs both:
-  --   g    per (c, t, source): k records
-  --   gs   per (c, t): n records, pairs within a source, within the scope's
-  --        source; per (c, source) and (t, source): n records
-  --   per  per c and per t: n records and the pairs within a source (from
-  --        the (c, source) or (t, source) rows); correct pairs (from the
-  --        (c, t) rows, summed under c only); how many true persons the
-  --        cluster holds and how many clusters the true person is in
-  -- Persons split and merged count every record, whatever the scope.
-  f := CASE scope WHEN 'all' THEN 'X_all' WHEN 'cross' THEN 'X_all - X_within' ELSE 'X_source' END;
-  RETURN QUERY EXECUTE format($q$
-    WITH g AS (SELECT p.person_id AS c, t.%1$I AS t, p.source, count(*) AS k
-                 FROM %7$s p JOIN %2$s t ON t.source::text = p.source AND %8$s
-                GROUP BY 1, 2, 3),
-         gs AS (SELECT GROUPING(c, t, source) AS set, c, t, source, sum(k)::bigint AS n,
-                       sum(k * (k - 1) / 2)::bigint AS within, sum(k * (k - 1) / 2) FILTER (WHERE source = %3$L)::bigint AS in_source
-                  FROM g GROUP BY GROUPING SETS ((c, t), (c, source), (t, source))),
-         per AS (SELECT GROUPING(has_c, c) = 0 AS by_c, has_c, has_t,
-                        sum(n) FILTER (WHERE set = 1)::bigint AS n,
-                        sum(n * (n - 1) / 2) FILTER (WHERE set <> 1) AS within,
-                        sum(n * (n - 1) / 2) FILTER (WHERE set <> 1 AND source = %3$L) AS in_source,
-                        sum(n * (n - 1) / 2) FILTER (WHERE set = 1) AS tp_all,
-                        sum(within) FILTER (WHERE set = 1) AS tp_within,
-                        sum(in_source) FILTER (WHERE set = 1) AS tp_source,
-                        count(t) FILTER (WHERE set = 1) AS persons,
-                        count(c) FILTER (WHERE set = 1) AS clusters
-                   FROM (SELECT *, set IN (1, 2) AS has_c, set IN (1, 4) AS has_t FROM gs) x
-                  GROUP BY GROUPING SETS ((has_c, c), (has_t, t))),
-         a AS (SELECT coalesce(sum(n * (n - 1) / 2) FILTER (WHERE by_c), 0) AS lp_all,
-                      coalesce(sum(within) FILTER (WHERE by_c), 0) AS lp_within,
-                      coalesce(sum(in_source) FILTER (WHERE by_c), 0) AS lp_source,
-                      coalesce(sum(n * (n - 1) / 2) FILTER (WHERE NOT by_c), 0) AS ap_all,
-                      coalesce(sum(within) FILTER (WHERE NOT by_c), 0) AS ap_within,
-                      coalesce(sum(in_source) FILTER (WHERE NOT by_c), 0) AS ap_source,
-                      coalesce(sum(tp_all) FILTER (WHERE by_c), 0) AS tp_all,
-                      coalesce(sum(tp_within) FILTER (WHERE by_c), 0) AS tp_within,
-                      coalesce(sum(tp_source) FILTER (WHERE by_c), 0) AS tp_source,
-                      count(*) FILTER (WHERE NOT by_c AND clusters > 1) AS split,
-                      count(*) FILTER (WHERE by_c AND persons > 1) AS merged
-                 FROM per WHERE CASE WHEN by_c THEN has_c ELSE has_t END),
-         s AS MATERIALIZED (SELECT %4$s AS tp, %5$s AS lp, %6$s AS ap, split, merged FROM a)
-    SELECT CASE WHEN lp > 0 THEN (tp / lp)::double precision END,
-           CASE WHEN ap > 0 THEN (tp / ap)::double precision END,
-           CASE WHEN lp + ap > 0 THEN (2 * tp / (lp + ap))::double precision END,
-           ap::bigint, lp::bigint, tp::bigint, split, merged
-      FROM s$q$, true_id, truth, scope, replace(f, 'X', 'tp'), replace(f, 'X', 'lp'), replace(f, 'X', 'ap'),
-      caredata._link_partition('caredata.person_index', p_project),
-      -- integer record ids join as integers, others as text
-      CASE WHEN (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = truth AND a.attname = 'record_id' AND NOT a.attisdropped)
-                IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype)
-           THEN 't.record_id = p.record_id' ELSE 't.record_id::text = p.record_key' END);
-END
-$$;
-COMMENT ON FUNCTION caredata.link_quality(regclass, name, text, text) IS
-  'pairwise precision, recall and F1 of a project''s person index against a truth table (source, record_id, true id), over all pairs, cross-source pairs (scope cross) or pairs within one source (scope = its name); persons split (one true person in several clusters) and merged (several in one)';
-
-CREATE OR REPLACE FUNCTION caredata._link_trained_version(model text, version integer, project text) RETURNS integer
-  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  v integer;
-BEGIN
-  PERFORM caredata._coordinator_only('linkage');
-  PERFORM caredata._link_check_project(project);
-  SELECT lm.version INTO v FROM caredata.link_model lm
-   WHERE lm.project = _link_trained_version.project AND lm.model = _link_trained_version.model AND lm.lambda IS NOT NULL
-     AND (_link_trained_version.version IS NULL OR lm.version = _link_trained_version.version)
-   ORDER BY lm.version DESC LIMIT 1;
-  IF v IS NULL THEN
-    PERFORM caredata._link_bad(format('linkage model "%s" has no trained version%s', model,
-                                      CASE WHEN version IS NOT NULL THEN ' ' || version ELSE '' END),
-                               'Train it with caredata.link_run(), or see caredata.link_model.', '42704');
-  END IF;
-  RETURN v;
-END
-$$;
-COMMENT ON FUNCTION caredata._link_trained_version(text, integer, text) IS
-  'internal: the trained model version of a project a read uses (the one named, else the latest)';
-
-CREATE OR REPLACE FUNCTION caredata.link_explain(source_a text, record_a text, source_b text, record_b text,
-    model text DEFAULT 'default', version integer DEFAULT NULL, project text DEFAULT 'default')
-  RETURNS TABLE (term text, level integer, label text, m double precision, u double precision, weight double precision)
-  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_column
-DECLARE
-  v integer := caredata._link_trained_version(model, version, project);
-  p_project text := project;
-  p_model text := model;
-  lam double precision;
-  c record;
-  lv integer;
-  tf double precision;
-  rid_a bigint;
-  rid_b bigint;
-  swap bigint;
-  rec text := caredata._link_record_sql(project);
-BEGIN
-  SELECT x.rid INTO rid_a FROM caredata.link_record x WHERE x.project = p_project AND x.source = source_a AND x.record_key = record_a;
-  SELECT x.rid INTO rid_b FROM caredata.link_record x WHERE x.project = p_project AND x.source = source_b AND x.record_key = record_b;
-  IF rid_a IS NULL OR rid_b IS NULL THEN
-    PERFORM caredata._link_bad('a record to explain is not among the standardised records', 'Name records by source and record id as in caredata.person_index.', '42704');
-  END IF;
-  -- the pair in the order runs compare it
-  IF rid_a > rid_b THEN
-    swap := rid_a; rid_a := rid_b; rid_b := swap;
-  END IF;
-  SELECT x.lambda INTO lam FROM caredata.link_model x WHERE x.project = p_project AND x.model = p_model AND x.version = v;
-  term := 'prior'; level := NULL; label := 'lambda = ' || lam; m := NULL; u := NULL;
-  weight := ln(lam / (1 - lam)) / ln(2);
-  RETURN NEXT;
-  FOR c IN SELECT * FROM caredata._link_comparisons(p_model, v, p_project) ORDER BY pos LOOP
-    EXECUTE format('SELECT (%s)::integer FROM (SELECT * FROM %s x WHERE x.rid = $1) l, (SELECT * FROM %2$s x WHERE x.rid = $2) r',
-                   c.expression, rec) INTO lv USING rid_a, rid_b;
-    term := c.name; level := lv; label := c.labels[lv + 1]; m := c.m[lv + 1]; u := c.u[lv + 1];
-    weight := CASE WHEN lv = 0 THEN 0 ELSE ln(m / u) / ln(2) END;
-    RETURN NEXT;
-    IF c.tf IS NOT NULL AND lv = c.nlevels - 1 THEN
-      EXECUTE format('SELECT x.%I FROM %s x WHERE x.rid = $1', 'tf_' || c.tf, rec) INTO tf USING rid_b;
-      IF tf > 0 THEN
-        term := 'tf ' || c.name; label := 'value frequency ' || round(tf::numeric, 8); m := NULL; u := tf;
-        weight := ln(c.u[lv + 1] / tf) * 1.4426950408889634;
-        RETURN NEXT;
-      END IF;
-    END IF;
-  END LOOP;
-END
-$$;
-COMMENT ON FUNCTION caredata.link_explain(text, text, text, text, text, integer, text) IS
-  'the match weight of one pair of a project''s records (records named by source and record id, as text), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
-
-CREATE OR REPLACE FUNCTION caredata.link_explain(source_a text, record_a bigint, source_b text, record_b bigint,
-    model text DEFAULT 'default', version integer DEFAULT NULL, project text DEFAULT 'default')
-  RETURNS TABLE (term text, level integer, label text, m double precision, u double precision, weight double precision)
-  LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-  SELECT * FROM caredata.link_explain(source_a, record_a::text, source_b, record_b::text, model, version, project)
-$$;
-COMMENT ON FUNCTION caredata.link_explain(text, bigint, text, bigint, text, integer, text) IS
-  'the match weight of one pair of a project''s records (records named by source and integer record id), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
-
-CREATE OR REPLACE FUNCTION caredata.link_lookup(nhs_number text, dob date, sex text, postcode text,
-    model text DEFAULT 'default', version integer DEFAULT NULL, fields jsonb DEFAULT NULL, project text DEFAULT 'default')
-  RETURNS TABLE (person_id bigint, probability double precision, match_weight double precision)
-  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_column
-DECLARE
-  v integer := caredata._link_trained_version(model, version, project);
-  p_project text := project;
-  p_model text := model;
-  persons regclass := caredata._link_partition('caredata.person_index', project);
-  spec jsonb;
-  lam double precision;
-  nlevels integer[];
-  mm double precision[];
-  uu double precision[];
-  cmp record;
-  cand text := '';
-  rule jsonb;
-  rec text := caredata._link_record_sql(project);
-  f_cols text := '';
-  f record;
-BEGIN
-  IF fields IS NOT NULL AND jsonb_typeof(fields) <> 'object' THEN
-    PERFORM caredata._link_bad('fields must be a JSON object of field values', 'For example {"given_name": "Ann", "family_name": "Smith"}.');
-  END IF;
-  SELECT x.spec, x.lambda INTO spec, lam FROM caredata.link_model x WHERE x.project = p_project AND x.model = p_model AND x.version = v;
-  SELECT array_agg(z.nlevels ORDER BY z.pos) INTO nlevels FROM caredata._link_comparisons(p_model, v, p_project) z;
-  SELECT array_agg(x ORDER BY z.pos, o) INTO mm FROM caredata._link_comparisons(p_model, v, p_project) z, unnest(z.m) WITH ORDINALITY AS q(x, o);
-  SELECT array_agg(x ORDER BY z.pos, o) INTO uu FROM caredata._link_comparisons(p_model, v, p_project) z, unnest(z.u) WITH ORDINALITY AS q(x, o);
-  SELECT * INTO cmp FROM caredata._link_compare_sql(p_model, v,
-    (SELECT array_agg(z.u[z.nlevels] ORDER BY z.pos) FROM caredata._link_comparisons(p_model, v, p_project) z), p_project);
-  -- the declared fields of the record, standardised as the sources' are
-  FOR f IN SELECT * FROM caredata._link_fields(p_project) LOOP
-    f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind(f.kind, format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field);
-    IF f.kind = 'name' THEN
-      f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind('name_ph', format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field || '_ph');
-    ELSIF f.kind = 'address' THEN
-      f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind('address_num', format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field || '_num');
-    END IF;
-    f_cols := f_cols || format(', NULL::double precision AS %I', 'tf_' || f.field);
-  END LOOP;
-  FOR rule IN SELECT * FROM jsonb_array_elements(spec->'blocking') LOOP
-    cand := cand || CASE WHEN cand = '' THEN '' ELSE ' UNION ' END ||
-            format('SELECT r.rid FROM %s r, l WHERE %s', rec, caredata._link_rule_condition(rule));
-  END LOOP;
-  RETURN QUERY EXECUTE format($q$
-    WITH l AS MATERIALIZED (
-           SELECT 0::bigint AS rid, ''::text AS source, 0::bigint AS record_id, d AS nhs_digits,
-                  (d / 10000)::integer AS nhs_head, (d %% 10000)::integer AS nhs_tail, b AS dob, sx AS sex,
-                  pc AS postcode, caredata.try_postcode_sector(pc) AS sector, caredata.try_postcode_district(pc) AS district,
-                  caredata.try_postcode_area(pc) AS area, extract(year FROM b)::integer AS yob,
-                  NULL::double precision AS tf_nhs_digits, NULL::double precision AS tf_dob, NULL::double precision AS tf_postcode,
-                  ''::text AS record_key, NULL::jsonb AS fields%5$s
-             FROM (SELECT caredata.nhs_number_digits($1) AS d, CASE WHEN caredata.dob_is_valid($2) THEN $2 END AS b,
-                          caredata.try_standardise_sex($3) AS sx, caredata.standardise_postcode_any($4) AS pc) s),
-         cand AS (%1$s),
-         cmp AS (SELECT r.rid%2$s FROM cand JOIN %6$s r USING (rid), l),
-         scored AS (SELECT cmp.rid, (caredata.link_pattern_weights(ARRAY[%3$s], $5, $6, $7, $8))[1] + %4$s AS w FROM cmp)
-    SELECT p.person_id, caredata.link_probability(max(s.w)), max(s.w)
-      FROM scored s JOIN %7$s p USING (rid)
-     GROUP BY p.person_id
-     ORDER BY max(s.w) DESC, p.person_id
-     LIMIT 1$q$, cand, cmp.levels, cmp.pattern, cmp.tf, f_cols, rec, persons)
-  USING nhs_number, dob, sex, postcode, nlevels, mm, uu, lam, fields;
-END
-$$;
-COMMENT ON FUNCTION caredata.link_lookup(text, date, text, text, text, integer, jsonb, text) IS
-  'match one record (NHS number, date of birth, sex, postcode as they arrive, and the declared fields as {"field": value}) against a project''s person index through the blocking rules'' indexes: the best person, its match probability and weight; no row when no candidate';
-
-CREATE OR REPLACE FUNCTION caredata.link_names_spec() RETURNS jsonb
-  LANGUAGE sql IMMUTABLE PARALLEL SAFE
-  RETURN caredata.link_default_spec() || $spec$
-{
-  "comparisons": [
-    {"name": "nhs", "expression": "caredata.compare_nhs_number(l.nhs_digits, r.nhs_digits)",
-     "levels": ["missing or invalid", "different", "one digit different or transposed", "exact"],
-     "tf": "nhs_digits"},
-    {"name": "dob", "expression": "caredata.compare_date(l.dob, r.dob, 365)",
-     "levels": ["missing", "different", "within a year", "two of year, month, day", "day and month transposed", "exact"],
-     "tf": "dob"},
-    {"name": "sex", "expression": "caredata.compare_sex(l.sex, r.sex)",
-     "levels": ["missing or not known", "different", "same"]},
-    {"name": "postcode", "expression": "caredata.compare_postcode(l.postcode, r.postcode)",
-     "levels": ["missing", "different", "same area", "same district", "same sector", "exact"],
-     "tf": "postcode"},
-    {"name": "given_name", "expression": "caredata.compare_name(l.given_name, r.given_name, l.given_name_ph, r.given_name_ph)",
-     "levels": ["missing", "different", "sounds alike", "similar", "very similar", "exact"],
-     "tf": "given_name"},
-    {"name": "family_name", "expression": "caredata.compare_name(l.family_name, r.family_name, l.family_name_ph, r.family_name_ph)",
-     "levels": ["missing", "different", "sounds alike", "similar", "very similar", "exact"],
-     "tf": "family_name"},
-    {"name": "address", "expression": "caredata.compare_token_overlap(l.address, r.address)",
-     "levels": ["missing", "different", "half the words", "most words", "exact"]}
-  ],
-  "blocking": [["nhs_digits"], ["dob", "area"], ["postcode", "yob"], ["dob", "nhs_head"], ["dob", "nhs_tail"],
-               ["family_name", "dob"], ["given_name", "family_name", "district"]]
-}
-$spec$::jsonb;
-COMMENT ON FUNCTION caredata.link_names_spec() IS
-  'the default linkage model with names and an address: adds given_name and family_name (compare_name, term-frequency adjusted) and address (compare_token_overlap) comparisons and two blocking rules over names; needs sources declaring the fields given_name, family_name (kind name) and address (kind address)';
-
-
-CREATE OR REPLACE FUNCTION caredata._link_check_expression(name text, expression text, rec text) RETURNS void
-  LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  plan jsonb;
-  txt text;
-  bad text;
-BEGIN
-  EXECUTE format('EXPLAIN (VERBOSE, FORMAT JSON) SELECT (%s)::integer FROM %s l, %2$s r', expression, rec) INTO plan;
-  txt := plan::text;
-  IF txt ~ '"(Subplan Name|Parent Relationship)": "(InitPlan|SubPlan|Subquery)' OR txt LIKE '%"Subplan Name"%'
-     OR EXISTS (SELECT 1 FROM jsonb_path_query(plan, 'strict $.**."Relation Name"') n
-                 WHERE n #>> '{}' <> 'link_record'
-                   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-                                    WHERE i.inhparent = 'caredata.link_record'::regclass AND c.relname = n #>> '{}')) THEN
-    PERFORM caredata._link_bad(format('comparison "%s" reads something other than the two records it compares', name),
-                               'A comparison expression is a function of the columns of l and r only: no subquery and no other table.', '42501');
-  END IF;
-  SELECT m[1] INTO bad
-    FROM jsonb_path_query(plan, 'strict $.**."Output"[*]') o,
-         regexp_matches(o #>> '{}', '(?:^|[^a-z0-9_."])("?[a-z_][a-z0-9_$]*"?)\.("?[a-z_][a-z0-9_$]*"?)\(', 'gi') m
-   WHERE m[1] NOT IN ('caredata', 'pg_catalog')
-  UNION ALL
-  SELECT m[1]
-    FROM jsonb_path_query(plan, 'strict $.**."Output"[*]') o,
-         regexp_matches(o #>> '{}', 'OPERATOR\(("?[a-z_][a-z0-9_$]*"?)\.', 'gi') m
-   WHERE m[1] NOT IN ('caredata', 'pg_catalog')
-   LIMIT 1;
-  IF bad IS NOT NULL THEN
-    PERFORM caredata._link_bad(format('comparison "%s" calls a function outside caredata and pg_catalog', name),
-                               'Use caredata''s comparators and built-in functions; a function of another schema could read other tables.', '42501');
-  END IF;
-END
-$$;
-COMMENT ON FUNCTION caredata._link_check_expression(text, text, text) IS
-  'internal: refuse a comparison expression that reads anything but the two standardised records (subqueries, other tables, functions outside caredata and pg_catalog)';
 
 -- linkage functions (new or re-made above): the linker and the admin only
 DO $grants$

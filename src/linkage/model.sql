@@ -88,7 +88,8 @@ CREATE FUNCTION caredata.link_default_spec() RETURNS jsonb
   "em_max_iterations": 100,
   "em_tolerance": 1e-6,
   "keep_nhs_apart": true,
-  "nhs_confirm": "details"
+  "nhs_confirm": "details",
+  "merge_threshold": 0.999999
 }
 $spec$::jsonb;
 COMMENT ON FUNCTION caredata.link_default_spec() IS
@@ -479,6 +480,7 @@ BEGIN
   IF spec->>'nhs_confirm' IS NULL OR jsonb_typeof(spec->'nhs_confirm') <> 'string' OR spec->>'nhs_confirm' NOT IN ('link', 'details') THEN
     PERFORM caredata._link_bad('nhs_confirm must be "link" or "details"', 'Leave it out for the default ("details").');
   END IF;
+  PERFORM caredata._link_check_merge_spec(spec);
   IF jsonb_typeof(spec->'blocking') IS DISTINCT FROM 'array' OR jsonb_array_length(spec->'blocking') = 0 THEN
     PERFORM caredata._link_bad('a linkage model needs at least one blocking rule', 'Set "blocking" to an array of column lists, e.g. [["nhs_digits"], ["dob", "area"]].');
   END IF;

@@ -352,15 +352,15 @@ BEGIN
       format(': %s links', to_char(v_links, 'FM999,999,999,999,990')));
   END IF;
 
-  -- an incremental run keeps the previous run's links between records still present
+  -- an incremental run keeps the previous run's links between records still
+  -- present (none is among this run's: each of those has a new record)
   IF p_incremental THEN
     INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, weight, probability, step)
     SELECT v_run, x.rid_l, x.rid_r, x.pattern, x.weight, x.probability, x.step
       FROM caredata.link_pair x
      WHERE x.run_id = v_prev_run
        AND EXISTS (SELECT 1 FROM caredata.link_record a WHERE a.project = p_project AND a.rid = x.rid_l)
-       AND EXISTS (SELECT 1 FROM caredata.link_record b WHERE b.project = p_project AND b.rid = x.rid_r)
-       AND NOT EXISTS (SELECT 1 FROM caredata.link_pair y WHERE y.run_id = v_run AND y.rid_l = x.rid_l AND y.rid_r = x.rid_r);
+       AND EXISTS (SELECT 1 FROM caredata.link_record b WHERE b.project = p_project AND b.rid = x.rid_r);
   END IF;
 
   -- 7. cluster
@@ -396,6 +396,12 @@ BEGIN
     GET DIAGNOSTICS k = ROW_COUNT;
     v_links := v_links - k;
     v_stats := v_stats || jsonb_build_object('links_refused', k);
+  END IF;
+  -- incremental: new records go to the existing person they link to best;
+  -- two existing persons merge only on direct evidence (merge.sql)
+  IF p_incremental THEN
+    v_stats := v_stats || caredata._link_incremental_merge(v_run, lm.model, lm.version, p_method, p_threshold, p_project);
+    v_links := v_links + (v_stats->>'links_added')::bigint - (v_stats->>'links_dropped')::bigint;
   END IF;
   SELECT count(DISTINCT cluster) INTO v_persons FROM pg_temp.link_cluster;
   v_stats := v_stats || jsonb_build_object('cluster_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
