@@ -108,7 +108,7 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_SRC) Makefile
 .PHONY: deps demo test bench start stop fuzz deb dist
 
 deps:
-	scripts/install-deps.sh
+	scripts/install-deps.sh test
 
 demo:
 	scripts/demo.sh
@@ -138,7 +138,7 @@ dist:
 # against the extension (QUERIES)
 fuzz:
 	test/fuzz/parsers.sh $(or $(FUZZ_SECONDS),60)
-	scripts/build.sh && scripts/cluster.sh start && \
+	scripts/build.sh fuzz && scripts/cluster.sh start && \
 	  CAREDATA_FUZZ_SEED=$(or $(FUZZ_SEED),0.$$RANDOM) test/fuzz/sql_calls.sh $(or $(FUZZ_ROUNDS),400) 4194304 && \
 	  test/fuzz/sqlsmith.sh $(or $(QUERIES),50000)
 

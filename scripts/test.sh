@@ -8,7 +8,7 @@ set -uo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$CAREDATA_ROOT"
 
-scripts/build.sh || exit 1
+scripts/build.sh test || exit 1
 # a cluster already running (make demo, make start) is left running; one
 # started here is stopped at the end
 if scripts/cluster.sh status >/dev/null 2>&1; then was_running=1; else was_running=; fi
