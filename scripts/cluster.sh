@@ -4,7 +4,8 @@
 #
 # The cluster lives in .cluster/ under the repository (gitignored), or under
 # /var/tmp when the server's OS user cannot reach the repository (a clone in
-# /root).  It listens on 127.0.0.1 only, on $CAREDATA_PORT (55432), with trust
+# /root).  It listens on 127.0.0.1 only, on $CAREDATA_PORT (55432; another
+# value moves it there at the next start), with trust
 # authentication: it is for tests and demos, never for real data.  As root it
 # runs as the unprivileged user $CAREDATA_OS_USER (created if missing),
 # because initdb refuses to run as root.
@@ -55,7 +56,6 @@ start() {
 
 # caredata throw-away cluster (scripts/cluster.sh)
 listen_addresses = '127.0.0.1'
-port = $CAREDATA_PORT
 unix_socket_directories = ''
 fsync = off
 synchronous_commit = off
@@ -82,8 +82,10 @@ CONF
     chmod 0600 "$keys/short.key"
     [ -n "$own" ] && chown -R "$own" "$keys"
   fi
-  # test settings are written fresh every start (the repo may have changed)
+  # test settings are written fresh every start (the repo may have changed),
+  # with the port: CAREDATA_PORT may differ from the last start's
   local conf; conf=$(
+    echo "port = $CAREDATA_PORT"
     [ -f "$CAREDATA_ROOT/test/cluster.conf" ] && cat "$CAREDATA_ROOT/test/cluster.conf"
     echo "caredata.key_file = '$keys/master.key'"
     # loaded at server start, as docs/runbook.md asks: the key setting is
@@ -110,7 +112,8 @@ CONF
       if [ "$(echo "$loaded" | cut -d' ' -f2)" != "$settings" ]; then
         as_owner "$PGBIN/pg_ctl" -D "$data" reload >/dev/null 2>&1 || true
         sleep 0.5
-        local pending; pending=$(psql -XAtq -d postgres -c "SELECT string_agg(name, ', ') FROM pg_settings WHERE pending_restart" 2>/dev/null || echo '?')
+        local pending; pending=$(psql -XAtq -d postgres -c "SELECT string_agg(name, ', ') FROM pg_settings WHERE pending_restart" 2>/dev/null) ||
+          pending="port $CAREDATA_PORT"   # not reachable there: the port changed
         if [ -n "$pending" ]; then why="its new settings ($pending)"
         else record_loaded "$dir" "$data" "$settings" "$(echo "$loaded" | cut -d' ' -f3)"; fi
       fi

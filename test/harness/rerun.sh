@@ -55,5 +55,12 @@ out=$(scripts/cluster.sh start 2>&1)
 echo "$out" | grep -q 'restarted'; ok $? "... and back"
 out=$(scripts/cluster.sh start 2>&1)
 echo "$out" | grep -q 'unchanged'; ok $? "then it runs on unchanged"
+# another port (CAREDATA_PORT, README.md): the server moves there
+for offset in 61 67 71; do
+  port=$((base + offset))
+  "$PGBIN/pg_isready" -q -h 127.0.0.1 -p $port -t 1 || break
+done
+out=$(CAREDATA_PORT=$port PGPORT=$port scripts/cluster.sh start 2>&1)
+PGPORT=$port psql -XAtq -d postgres -c 'SELECT 1' >/dev/null 2>&1; ok $? "another CAREDATA_PORT moves the cluster there ($out)"
 
 done_testing
