@@ -68,24 +68,18 @@ scripts() {
 echo "== scripts: test/harness/*.sh, test/security/*.sh, test/variation/*.sh, test/release/*.sh (TAP)"
 scripts -- test/harness/*.sh test/security/*.sh test/variation/*.sh test/release/*.sh
 
-# test/faults/ crashes a server on purpose, and a fuzzer finding a crash
-# would too: they run on a cluster of their own (its own data directory and
-# port), so that the cluster make demo left running, and the sessions
-# connected to it, are never cut off.  It is removed afterwards.
-fdir="$(scripts/cluster.sh dir)-faults"
-fstarted=
-# CAREDATA_FAULTS_PORT, or the first free port just above ours
-for fport in ${CAREDATA_FAULTS_PORT:-$((CAREDATA_PORT + 1)) $((CAREDATA_PORT + 2)) $((CAREDATA_PORT + 3)) $((CAREDATA_PORT + 5))}; do
-  rm -rf "$fdir"
-  if CAREDATA_CLUSTER_DIR=$fdir CAREDATA_PORT=$fport scripts/cluster.sh start >/dev/null 2>&1; then fstarted=1; break; fi
-done
-echo "== on a cluster of their own (127.0.0.1:$fport, $fdir): test/fuzz/*.sh, test/faults/*.sh (TAP)"
-if [ -n "$fstarted" ]; then
-  scripts CAREDATA_CLUSTER_DIR="$fdir" CAREDATA_PORT="$fport" -- test/fuzz/*.sh test/faults/*.sh
-  CAREDATA_CLUSTER_DIR=$fdir CAREDATA_PORT=$fport scripts/cluster.sh stop
-  rm -rf "$fdir"
+# test/faults/ crashes a server on purpose, and the SQL-level fuzzer would
+# if it found a bug: they run on a cluster of their own (its own directory
+# and port, removed afterwards: scripts/side-cluster.sh), so that the
+# cluster make demo left running, and the sessions connected to it, are
+# never cut off.  (The libFuzzer targets and sqlsmith run in make fuzz.)
+if side=$(scripts/side-cluster.sh start faults); then
+  set -- $side
+  echo "== on a cluster of their own (127.0.0.1:$2, $1): test/fuzz/sql_calls.sh, test/faults/*.sh (TAP)"
+  scripts CAREDATA_CLUSTER_DIR="$1" CAREDATA_PORT="$2" -- test/fuzz/sql_calls.sh test/faults/*.sh
+  scripts/side-cluster.sh stop faults
 else
-  s_bad=$((s_bad + 1)); echo "FAILED: the faults cluster did not start (CAREDATA_FAULTS_PORT sets its port)"
+  s_bad=$((s_bad + 1)); echo "FAILED: the faults cluster did not start"
 fi
 passed=$((passed + s_ok)); failed=$((failed + s_bad))
 
