@@ -110,7 +110,7 @@ $(EXTENSION)--$(EXTVERSION).sql: $(SQL_SRC) Makefile
 .PHONY: deps demo test bench start stop fuzz deb dist
 
 deps:
-	scripts/install-deps.sh
+	scripts/install-deps.sh test
 
 demo:
 	scripts/demo.sh
@@ -134,15 +134,20 @@ dist:
 	git archive --format zip --prefix=$(EXTENSION)-$(EXTVERSION)/ -o dist/$(EXTENSION)-$(EXTVERSION).zip HEAD
 	@echo dist/$(EXTENSION)-$(EXTVERSION).zip
 
-# fuzzing for longer than `make test` does: the C parsers and array
-# functions (FUZZ_SECONDS each), every caredata function called as every
-# role with boundary arguments (FUZZ_ROUNDS, FUZZ_SEED), then random SQL
-# against the extension (QUERIES)
+# fuzzing, which `make test` leaves out but for a short SQL-level round:
+# the C parsers and array functions under libFuzzer (FUZZ_SECONDS each),
+# every caredata function called as every role with boundary arguments
+# (FUZZ_ROUNDS, FUZZ_SEED), then random SQL against the extension
+# (QUERIES, sqlsmith); the last two on a cluster of their own
+# (scripts/side-cluster.sh), never the one make demo left running
 fuzz:
+	scripts/build.sh fuzz
 	test/fuzz/parsers.sh $(or $(FUZZ_SECONDS),60)
-	scripts/build.sh && scripts/cluster.sh start && \
+	side=$$(scripts/side-cluster.sh start fuzz) && set -- $$side && \
+	  export CAREDATA_CLUSTER_DIR=$$1 CAREDATA_PORT=$$2 && \
 	  CAREDATA_FUZZ_SEED=$(or $(FUZZ_SEED),0.$$RANDOM) test/fuzz/sql_calls.sh $(or $(FUZZ_ROUNDS),400) 4194304 && \
-	  test/fuzz/sqlsmith.sh $(or $(QUERIES),50000)
+	  test/fuzz/sqlsmith.sh $(or $(QUERIES),50000); \
+	  rc=$$?; scripts/side-cluster.sh stop fuzz; exit $$rc
 
 start:
 	scripts/build.sh && scripts/cluster.sh start

@@ -168,16 +168,18 @@ SELECT * FROM link_blocking_counts('default');
 \echo '-- each phase of a run is printed as it finishes (INFO: shown although this script hides notices)'
 SET caredata.link_progress = info;
 SELECT run_id, records, links, persons, seconds FROM link_run(method => 'deterministic');
+\echo '-- against the ground truth (precision, recall and F1 of all pairs, GP-hospital pairs and hospital de-duplication)...'
 SELECT 'deterministic steps' AS linkage, scope, round(q."precision"::numeric, 4) AS "precision",
        round(q.recall::numeric, 4) AS recall, round(q.f1::numeric, 4) AS f1, persons_split, persons_merged
   FROM unnest(ARRAY['all', 'cross', 'hes']) scope, link_quality('synth_truth.record', 'person_id', scope) q;
 SELECT run_id, model_version, records, candidate_pairs, links, persons,
        round(match_threshold::numeric, 3) AS label_free_threshold, seconds FROM link_run();
 RESET caredata.link_progress;
+\echo '-- against the ground truth...'
 SELECT 'probabilistic (EM)' AS linkage, scope, round(q."precision"::numeric, 4) AS "precision",
        round(q.recall::numeric, 4) AS recall, round(q.f1::numeric, 4) AS f1, persons_split, persons_merged
   FROM unnest(ARRAY['all', 'cross', 'hes']) scope, link_quality('synth_truth.record', 'person_id', scope) q;
-\echo '-- recall of records with each injected error (share of their true co-records linked to them)'
+\echo '-- recall of records with each injected error (share of their true co-records linked to them), computing...'
 WITH j AS (SELECT p.person_id c, t.person_id t, t.error_kinds FROM person_index p JOIN synth_truth.record t USING (source, record_id)),
      ct AS (SELECT c, t, count(*) n FROM j GROUP BY 1, 2), tt AS (SELECT t, count(*) n FROM j GROUP BY 1)
 SELECT coalesce(e, '(none)') AS error_kind, count(*) AS records, round(avg((ct.n - 1)::numeric / (tt.n - 1)), 4) AS recall

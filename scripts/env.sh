@@ -28,6 +28,29 @@ as_owner() {
   fi
 }
 
+# apt_get ARG...: apt-get as root (or through sudo), non-interactive, waiting
+# up to 10 minutes for the package lock another apt or dpkg holds instead of
+# failing at once.  DPkg::Lock::Timeout makes install wait for dpkg's lock;
+# update takes the package lists' lock, which apt does not wait for, so an
+# update refused for a lock is tried again every 5 seconds, up to the same
+# 10 minutes.  (test/harness/deps.sh checks every apt-get in scripts/ goes
+# through here or carries the timeout.)
+CAREDATA_APT_LOCK_TIMEOUT=${CAREDATA_APT_LOCK_TIMEOUT:-600}
+apt_get() {
+  local waited=0 err rc
+  err=$(mktemp)
+  while :; do
+    rc=0
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout="$CAREDATA_APT_LOCK_TIMEOUT" "$@" 2>"$err" || rc=$?
+    if [ "$rc" -ne 0 ] && grep -q 'Could not get lock' "$err" && [ "$waited" -lt "$CAREDATA_APT_LOCK_TIMEOUT" ]; then
+      [ "$waited" -eq 0 ] && echo "apt-get $1: waiting for the package lock ($(grep -m1 -o 'held by process.*' "$err" || echo 'held by another apt'))" >&2
+      sleep 5; waited=$((waited + 5)); continue
+    fi
+    cat "$err" >&2; rm -f "$err"
+    return "$rc"
+  done
+}
+
 # ensure_packages WHO PACKAGE...: install the Debian packages that are
 # missing (apt-get update first, only then), as root or through sudo
 ensure_packages() {
@@ -41,8 +64,8 @@ ensure_packages() {
     echo "$who: need root or sudo to install: ${missing[*]}" >&2; return 1
   fi
   echo "$who: installing ${missing[*]}"
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # copy_worktree DEST: the working tree as it is (tracked and untracked, not

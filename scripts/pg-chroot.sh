@@ -19,6 +19,8 @@ set -euo pipefail
 
 ver=${1:?usage: scripts/pg-chroot.sh VERSION [TARGET]}
 target=${2:-test}
+# the packages the target needs (scripts/install-deps.sh): demo's, test's or fuzz's
+case "$target" in demo|fuzz) deps=$target ;; *) deps=test ;; esac
 case "$ver" in
   17) suite=trixie ;;
   *) echo "pg-chroot: PostgreSQL $ver: no Debian suite known for it (17: trixie)" >&2; exit 2 ;;
@@ -76,4 +78,4 @@ chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/us
   NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm_config_cafile=/etc/ssl/certs/ca-certificates.crt \
   PG_CONFIG=/usr/lib/postgresql/$ver/bin/pg_config \
   CAREDATA_PORT="${CAREDATA_CHROOT_PORT:-55417}" \
-  bash -c "cd $build && scripts/install-deps.sh >/dev/null && make $target"
+  bash -c "cd $build && scripts/install-deps.sh $deps >/dev/null && make $target"

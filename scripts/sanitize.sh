@@ -43,10 +43,10 @@ Suites: bookworm
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-      apt-get update -qq
+      apt_get update -qq
     fi
     mkdir -p "$dir/src"
-    (cd "$dir/src" && apt-get source --download-only postgresql-15 >/dev/null 2>&1 &&
+    (cd "$dir/src" && apt_get source --download-only postgresql-15 >/dev/null 2>&1 &&
        tar xjf postgresql-15_*.orig.tar.bz2)
     src=$(ls -d "$dir"/src/postgresql-15.*/ | head -1)
   fi
@@ -64,7 +64,7 @@ export ASAN_OPTIONS="detect_leaks=0:log_path=$dir/reports/asan:abort_on_error=0"
 export UBSAN_OPTIONS="print_stacktrace=1:log_path=$dir/reports/ubsan"
 
 # Debian's pgTAP (install-deps.sh installs it) is SQL only: the same files serve
-scripts/install-deps.sh >/dev/null
+scripts/install-deps.sh test >/dev/null
 cp /usr/share/postgresql/15/extension/pgtap* "$prefix/share/postgresql/extension/"
 
 # a copy of the working tree, so the host's build products stay untouched

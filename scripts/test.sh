@@ -8,7 +8,7 @@ set -uo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$CAREDATA_ROOT"
 
-scripts/build.sh || exit 1
+scripts/build.sh test || exit 1
 # a cluster already running (make demo, make start) is left running; one
 # started here is stopped at the end
 if scripts/cluster.sh status >/dev/null 2>&1; then was_running=1; else was_running=; fi
@@ -17,6 +17,9 @@ scripts/cluster.sh start || exit 1
 
 passed=0
 failed=0
+mkdir -p results; rm -f results/times.txt
+stage() { echo "stage $1 $(( $(date +%s) - stage_t0 ))s" >> results/times.txt; stage_t0=$(date +%s); }
+stage_t0=$(date +%s)
 
 echo "== pg_regress: sql/ against expected/, and the isolation specs (specs/)"
 rm -rf regression.diffs regression.out output_iso
@@ -33,6 +36,7 @@ for d in regression.diffs output_iso/regression.diffs; do
 done
 rm -f /tmp/caredata-regress.$$
 passed=$((passed + r_ok)); failed=$((failed + r_bad))
+stage pg_regress
 
 echo "== pgTAP: test/pgtap/*.sql"
 psql -qX -v ON_ERROR_STOP=1 -d postgres \
@@ -47,15 +51,42 @@ t_bad=$(grep -Ec '^test/pgtap/.* (Failed|Dubious|not ok)' /tmp/caredata-tap.$$ |
 [ "$tap_rc" -ne 0 ] && [ "$t_bad" -eq 0 ] && t_bad=1
 rm -f /tmp/caredata-tap.$$
 passed=$((passed + t_total - t_bad)); failed=$((failed + t_bad))
+stage pgTAP
 
-# (test/faults/ crashes the cluster on purpose: it runs last)
-echo "== scripts: test/security/*.sh, test/variation/*.sh, test/release/*.sh, test/fuzz/*.sh, test/faults/*.sh (TAP)"
+# scripts [ENV=VALUE...] -- FILE...: the TAP scripts, each a test; their
+# times go to results/times.txt
 s_ok=0; s_bad=0
-for f in test/security/*.sh test/variation/*.sh test/release/*.sh test/fuzz/*.sh test/faults/*.sh; do
-  if bash "$f"; then s_ok=$((s_ok + 1)); else s_bad=$((s_bad + 1)); echo "FAILED: $f"; fi
-done
+scripts() {
+  local envs=() f t0
+  while [ "$1" != -- ]; do envs+=("$1"); shift; done; shift
+  for f in "$@"; do
+    t0=$(date +%s)
+    if env "${envs[@]}" bash "$f"; then s_ok=$((s_ok + 1)); else s_bad=$((s_bad + 1)); echo "FAILED: $f"; fi
+    echo "$f $(( $(date +%s) - t0 ))s" >> results/times.txt
+  done
+}
+echo "== scripts: test/harness/*.sh, test/security/*.sh, test/variation/*.sh, test/release/*.sh (TAP)"
+scripts -- test/harness/*.sh test/security/*.sh test/variation/*.sh test/release/*.sh
+
+# test/faults/ crashes a server on purpose, and the SQL-level fuzzer would
+# if it found a bug: they run on a cluster of their own (its own directory
+# and port, removed afterwards: scripts/side-cluster.sh), so that the
+# cluster make demo left running, and the sessions connected to it, are
+# never cut off.  (The libFuzzer targets and sqlsmith run in make fuzz.)
+if side=$(scripts/side-cluster.sh start faults); then
+  set -- $side
+  echo "== on a cluster of their own (127.0.0.1:$2, $1): test/fuzz/sql_calls.sh, test/faults/*.sh (TAP)"
+  scripts CAREDATA_CLUSTER_DIR="$1" CAREDATA_PORT="$2" -- test/fuzz/sql_calls.sh test/faults/*.sh
+  scripts/side-cluster.sh stop faults
+else
+  s_bad=$((s_bad + 1)); echo "FAILED: the faults cluster did not start"
+fi
 passed=$((passed + s_ok)); failed=$((failed + s_bad))
 
+stage scripts
+echo "== times (results/times.txt): the stages, then the five longest scripts"
+grep '^stage' results/times.txt
+grep -v '^stage' results/times.txt | sort -k2 -n -r | head -5
 echo "== summary: pg_regress $r_ok passed, $r_bad failed; pgTAP files $((t_total - t_bad)) passed, $t_bad failed; scripts $s_ok passed, $s_bad failed"
 trap - EXIT
 [ -n "$was_running" ] || scripts/cluster.sh stop

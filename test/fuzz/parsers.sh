@@ -10,8 +10,8 @@
 # sizes: tables with margins (checks, bounds, secondary suppression) and the
 # Fellegi-Sunter model (link_em, link_pattern_weights, link_weight).
 # The SQL-level fuzzer (sql_calls.sh) calls them all through the server
-# as every role.  `make test` gives each 5
-# seconds; `make fuzz` longer.  Passes when no target crashed, leaked or
+# as every role.  `make fuzz` runs it (60
+# seconds each; 5 by default), not `make test`.  Passes when no target crashed, leaked or
 # broke its invariant.  Prints TAP.
 . "$(dirname "$0")/../lib.bash"
 

@@ -13,7 +13,8 @@
 # after the server's restart and the run goes on from the next call; the
 # calls that crashed are in results/sql_calls.crashes.  `make test` runs
 # 16 rounds of each (function, role), about 21,000 calls, with 1 MB text
-# (about 20 s); `make fuzz` 400 rounds (FUZZ_ROUNDS) with 4 MB text and a
+# (about 20 s), on a cluster of its own (scripts/side-cluster.sh);
+# `make fuzz` 400 rounds (FUZZ_ROUNDS) with 4 MB text and a
 # random seed (CAREDATA_FUZZ_SEED replays one).  Prints TAP.
 . "$(dirname "$0")/../lib.bash"
 

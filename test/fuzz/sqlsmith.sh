@@ -3,13 +3,13 @@
 # package) against a database with caredata, the synthetic population, a
 # protected table and a published view, with a statement timeout.  Passes
 # when the server never crashed: no backend ended by a signal, and the
-# server still answers.  `make test` runs 5,000 queries (fixed seed);
-# `make fuzz` runs more.  Prints TAP.
+# server still answers.  `make fuzz` runs it (50,000 queries; 5,000 by
+# default, fixed seed), not `make test`.  Prints TAP.
 . "$(dirname "$0")/../lib.bash"
 
 queries=${1:-${CAREDATA_SQLSMITH_QUERIES:-5000}}
 
-command -v sqlsmith >/dev/null || { echo "not ok 1 - sqlsmith is installed (scripts/install-deps.sh)"; echo "1..1"; exit 1; }
+command -v sqlsmith >/dev/null || { echo "not ok 1 - sqlsmith is installed (scripts/install-deps.sh fuzz)"; echo "1..1"; exit 1; }
 log="$(scripts/cluster.sh dir)/server.log"
 db=caredata_smith
 fresh_db
