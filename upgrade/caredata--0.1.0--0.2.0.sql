@@ -4225,97 +4225,7 @@ $$;
 COMMENT ON FUNCTION caredata.link_drop_project(text) IS
   'drop a linkage project and everything of it (sources, models, runs, links, person events, standardised records, person index); audited; the default project cannot be dropped';
 
-CREATE OR REPLACE FUNCTION caredata.link_add_source(source text, relation regclass, record_id name,
-    nhs_number name DEFAULT NULL, dob name DEFAULT NULL, sex name DEFAULT NULL, postcode name DEFAULT NULL,
-    fields jsonb DEFAULT NULL, project text DEFAULT 'default')
-  RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  p_project text := caredata._link_check_project(project);
-  p_source text := source;
-  c record;
-  typ regtype;
-  allowed regtype[];
-  v_fields jsonb := '{}';
-  f record;
-  f_col text;
-  f_kind text;
-BEGIN
-  IF p_source IS NULL OR p_source !~ '^[a-z][a-z0-9_]{0,62}$' THEN
-    PERFORM caredata._link_bad('a linkage source name is lower-case letters, digits and _', 'For example ''gp'' or ''hes''.');
-  END IF;
-  -- further fields: {"field": "column"} (kind text) or {"field": {"column": ..., "kind": ...}}
-  IF fields IS NOT NULL AND jsonb_typeof(fields) <> 'object' THEN
-    PERFORM caredata._link_bad('fields must be a JSON object of field names',
-                               'For example {"given_name": {"column": "forename", "kind": "name"}, "address": {"column": "address_line_1", "kind": "address"}}.');
-  END IF;
-  FOR f IN SELECT * FROM jsonb_each(coalesce(fields, '{}')) ORDER BY 1 LOOP
-    IF f.key !~ '^[a-z][a-z0-9_]{0,30}$' OR f.key LIKE 'tf\_%' OR f.key ~ '_(ph|num)$'
-       OR f.key = ANY (caredata._link_record_columns()) THEN
-      PERFORM caredata._link_bad(format('"%s" cannot be a field name', left(f.key, 40)),
-                                 'A field name is lower-case letters, digits and _ (up to 31), does not start with tf_ or end in _ph or _num, and is not a column of caredata.link_record.');
-    END IF;
-    IF jsonb_typeof(f.value) = 'string' THEN
-      f_col := f.value #>> '{}'; f_kind := 'text';
-    ELSIF jsonb_typeof(f.value) = 'object' AND jsonb_typeof(f.value->'column') = 'string'
-          AND (NOT f.value ? 'kind' OR jsonb_typeof(f.value->'kind') = 'string') THEN
-      f_col := f.value->>'column'; f_kind := coalesce(f.value->>'kind', 'text');
-    ELSE
-      PERFORM caredata._link_bad(format('field "%s" must name its column', f.key), 'Give {"column": "...", "kind": "name"} or just the column name.');
-    END IF;
-    IF f_kind NOT IN ('name', 'address', 'postcode', 'identifier', 'text') THEN
-      PERFORM caredata._link_bad(format('field "%s": kind must be name, address, postcode, identifier or text', f.key),
-                                 'name: case, accents, punctuation, titles, plus a phonetic code (field_ph); address: tokens, plus the house number (field_num); postcode: UK canonical or any country''s as text; identifier: letters and digits only; text: case and spaces.');
-    END IF;
-    IF EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.project = p_project AND ls.source <> p_source AND ls.fields ? f.key AND ls.fields->f.key->>'kind' <> f_kind) THEN
-      PERFORM caredata._link_bad(format('field "%s" has another kind in another source', f.key),
-                                 'A field is compared across sources: give it the same kind everywhere.');
-    END IF;
-    v_fields := v_fields || jsonb_build_object(f.key, jsonb_build_object('column', f_col, 'kind', f_kind));
-  END LOOP;
-  FOR c IN SELECT * FROM (VALUES
-      ('record_id', record_id, ARRAY['smallint', 'integer', 'bigint', 'text', 'character varying', 'character', 'uuid']::regtype[]),
-      ('nhs_number', nhs_number, ARRAY['text', 'character varying', 'character', 'bigint', 'caredata.nhs_number']::regtype[]),
-      ('dob', dob, ARRAY['date', 'timestamp without time zone', 'timestamp with time zone', 'text', 'character varying', 'character']::regtype[]),
-      ('sex', sex, ARRAY['text', 'character varying', 'character', 'smallint', 'integer']::regtype[]),
-      ('postcode', postcode, ARRAY['text', 'character varying', 'character']::regtype[])) v(what, col, types)
-    UNION ALL
-    SELECT 'field ' || e.key, (e.value->>'column')::name,
-           CASE WHEN e.value->>'kind' IN ('identifier', 'text')
-                THEN ARRAY['text', 'character varying', 'character', 'smallint', 'integer', 'bigint', 'numeric', 'uuid']::regtype[]
-                ELSE ARRAY['text', 'character varying', 'character']::regtype[] END
-      FROM jsonb_each(v_fields) e
-  LOOP
-    IF c.col IS NULL THEN
-      IF c.what = 'record_id' THEN
-        PERFORM caredata._link_bad('a linkage source needs its record id column', 'Name an integer or text column that identifies each record.');
-      END IF;
-      CONTINUE;
-    END IF;
-    SELECT a.atttypid::regtype INTO typ FROM pg_catalog.pg_attribute a
-     WHERE a.attrelid = relation AND a.attname = c.col AND a.attnum > 0 AND NOT a.attisdropped;
-    IF NOT FOUND THEN
-      RAISE EXCEPTION USING ERRCODE = 'undefined_column',
-        MESSAGE = format('column "%s" of relation %s does not exist', c.col, relation),
-        HINT = format('Name the %s column of %s as it is spelled there.', c.what, relation);
-    END IF;
-    IF NOT typ = ANY (c.types) THEN
-      RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
-        MESSAGE = format('column "%s" of relation %s has type %s, which cannot be used as %s', c.col, relation, typ, c.what),
-        HINT = format('Accepted types for %s: %s.', c.what, array_to_string(c.types::text[], ', '));
-    END IF;
-  END LOOP;
-  INSERT INTO caredata.link_source AS s (project, source, relation, record_id, nhs_number, dob, sex, postcode, fields)
-  VALUES (p_project, p_source, relation, record_id, nhs_number, dob, sex, postcode, v_fields)
-  ON CONFLICT ON CONSTRAINT link_source_pkey DO UPDATE
-    SET relation = excluded.relation, record_id = excluded.record_id, nhs_number = excluded.nhs_number,
-        dob = excluded.dob, sex = excluded.sex, postcode = excluded.postcode, fields = excluded.fields,
-        added_at = now(), added_by = current_user;
-  -- statistics on each field, so that the planner estimates blocking on it
-  PERFORM caredata._link_maintain('field_statistics', project => p_project);
-END
-$$;
-COMMENT ON FUNCTION caredata.link_add_source(text, regclass, name, name, name, name, name, jsonb, text) IS
-  'register (or re-register) a linkage source of a project: a relation, its record id column (integer or text), its NHS identifier columns (any may be NULL) and further fields to standardise and compare ({"field": {"column": ..., "kind": name|address|postcode|identifier|text}})';
+-- (caredata.link_add_source: replaced again below)
 
 CREATE OR REPLACE FUNCTION caredata._link_std_kind(kind text, arg text) RETURNS text
   LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -5764,6 +5674,105 @@ END
 $$;
 COMMENT ON FUNCTION caredata.link_run(text, integer, text, double precision, boolean, boolean, boolean, text[], text) IS
   'run linkage in a project (never touching another project''s rows): standardise the sources, block, compare, train (EM) or apply a trained model version, choose the threshold without labels (or use the match probability given), cluster, and write the person index with stable person ids; all or nothing';
+
+
+CREATE OR REPLACE FUNCTION caredata.link_add_source(source text, relation regclass, record_id name,
+    nhs_number name DEFAULT NULL, dob name DEFAULT NULL, sex name DEFAULT NULL, postcode name DEFAULT NULL,
+    fields jsonb DEFAULT NULL, project text DEFAULT 'default')
+  RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_project text := caredata._link_check_project(project);
+  p_source text := source;
+  c record;
+  typ regtype;
+  allowed regtype[];
+  v_fields jsonb := '{}';
+  f record;
+  f_col text;
+  f_kind text;
+BEGIN
+  IF p_source IS NULL OR p_source !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    PERFORM caredata._link_bad('a linkage source name is lower-case letters, digits and _', 'For example ''gp'' or ''hes''.');
+  END IF;
+  -- further fields: {"field": "column"} (kind text) or {"field": {"column": ..., "kind": ...}}
+  IF fields IS NOT NULL AND jsonb_typeof(fields) <> 'object' THEN
+    PERFORM caredata._link_bad('fields must be a JSON object of field names',
+                               'For example {"given_name": {"column": "forename", "kind": "name"}, "address": {"column": "address_line_1", "kind": "address"}}.');
+  END IF;
+  FOR f IN SELECT * FROM jsonb_each(coalesce(fields, '{}')) ORDER BY 1 LOOP
+    IF f.key !~ '^[a-z][a-z0-9_]{0,30}$' OR f.key LIKE 'tf\_%' OR f.key ~ '_(ph|num)$'
+       OR f.key = ANY (caredata._link_record_columns()) THEN
+      PERFORM caredata._link_bad(format('"%s" cannot be a field name', left(f.key, 40)),
+                                 'A field name is lower-case letters, digits and _ (up to 31), does not start with tf_ or end in _ph or _num, and is not a column of caredata.link_record.');
+    END IF;
+    IF jsonb_typeof(f.value) = 'string' THEN
+      f_col := f.value #>> '{}'; f_kind := 'text';
+    ELSIF jsonb_typeof(f.value) = 'object' AND jsonb_typeof(f.value->'column') = 'string'
+          AND (NOT f.value ? 'kind' OR jsonb_typeof(f.value->'kind') = 'string') THEN
+      f_col := f.value->>'column'; f_kind := coalesce(f.value->>'kind', 'text');
+    ELSE
+      PERFORM caredata._link_bad(format('field "%s" must name its column', f.key), 'Give {"column": "...", "kind": "name"} or just the column name.');
+    END IF;
+    IF f_kind NOT IN ('name', 'address', 'postcode', 'identifier', 'text') THEN
+      PERFORM caredata._link_bad(format('field "%s": kind must be name, address, postcode, identifier or text', f.key),
+                                 'name: case, accents, punctuation, titles, plus a phonetic code (field_ph); address: tokens, plus the house number (field_num); postcode: UK canonical or any country''s as text; identifier: letters and digits only; text: case and spaces.');
+    END IF;
+    IF EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.project = p_project AND ls.source <> p_source AND ls.fields ? f.key AND ls.fields->f.key->>'kind' <> f_kind) THEN
+      PERFORM caredata._link_bad(format('field "%s" has another kind in another source', f.key),
+                                 'A field is compared across sources: give it the same kind everywhere.');
+    END IF;
+    v_fields := v_fields || jsonb_build_object(f.key, jsonb_build_object('column', f_col, 'kind', f_kind));
+  END LOOP;
+  FOR c IN SELECT * FROM (VALUES
+      ('record_id', record_id, ARRAY['smallint', 'integer', 'bigint', 'text', 'character varying', 'character', 'uuid']::regtype[]),
+      ('nhs_number', nhs_number, ARRAY['text', 'character varying', 'character', 'bigint', 'caredata.nhs_number']::regtype[]),
+      ('dob', dob, ARRAY['date', 'timestamp without time zone', 'timestamp with time zone', 'text', 'character varying', 'character']::regtype[]),
+      ('sex', sex, ARRAY['text', 'character varying', 'character', 'smallint', 'integer']::regtype[]),
+      ('postcode', postcode, ARRAY['text', 'character varying', 'character']::regtype[])) v(what, col, types)
+    UNION ALL
+    SELECT 'field ' || e.key, (e.value->>'column')::name,
+           CASE WHEN e.value->>'kind' IN ('identifier', 'text')
+                THEN ARRAY['text', 'character varying', 'character', 'smallint', 'integer', 'bigint', 'numeric', 'uuid']::regtype[]
+                ELSE ARRAY['text', 'character varying', 'character']::regtype[] END
+      FROM jsonb_each(v_fields) e
+  LOOP
+    IF c.col IS NULL THEN
+      IF c.what = 'record_id' THEN
+        PERFORM caredata._link_bad('a linkage source needs its record id column', 'Name an integer or text column that identifies each record.');
+      END IF;
+      CONTINUE;
+    END IF;
+    SELECT a.atttypid::regtype INTO typ FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = relation AND a.attname = c.col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+        MESSAGE = format('column "%s" of relation %s does not exist', c.col, relation),
+        HINT = format('Name the %s column of %s as it is spelled there.', c.what, relation);
+    END IF;
+    IF NOT typ = ANY (c.types) THEN
+      RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+        MESSAGE = format('column "%s" of relation %s has type %s, which cannot be used as %s', c.col, relation, typ, c.what),
+        HINT = format('Accepted types for %s: %s.', c.what, array_to_string(c.types::text[], ', '));
+    END IF;
+  END LOOP;
+  INSERT INTO caredata.link_source AS s (project, source, relation, record_id, nhs_number, dob, sex, postcode, fields)
+  VALUES (p_project, p_source, relation, record_id, nhs_number, dob, sex, postcode, v_fields)
+  ON CONFLICT ON CONSTRAINT link_source_pkey DO UPDATE
+    SET relation = excluded.relation, record_id = excluded.record_id, nhs_number = excluded.nhs_number,
+        dob = excluded.dob, sex = excluded.sex, postcode = excluded.postcode, fields = excluded.fields,
+        added_at = now(), added_by = current_user;
+  -- statistics on each field, so that the planner estimates blocking on it
+  PERFORM caredata._link_maintain('field_statistics', project => p_project);
+  -- what was registered, in words (column names only, never a value)
+  RETURN format('source %s of project %s: %s, record id %s; %s%s', p_source, p_project, relation, record_id,
+                coalesce(nullif(concat_ws(', ', 'NHS number ' || nhs_number, 'date of birth ' || dob, 'sex ' || sex, 'postcode ' || postcode), ''),
+                         'no NHS identifiers'),
+                coalesce('; fields ' || (SELECT string_agg(format('%s (%s of %s)', e.key, e.value->>'kind', e.value->>'column'), ', ' ORDER BY e.key)
+                                           FROM jsonb_each(v_fields) e), ''));
+END
+$$;
+COMMENT ON FUNCTION caredata.link_add_source(text, regclass, name, name, name, name, name, jsonb, text) IS
+  'register (or re-register) a linkage source of a project: a relation, its record id column (integer or text), its NHS identifier columns (any may be NULL) and further fields to standardise and compare ({"field": {"column": ..., "kind": name|address|postcode|identifier|text}}); returns what was registered, in words';
 
 -- linkage functions (new or re-made above): the linker and the admin only
 DO $grants$

@@ -578,7 +578,7 @@ COMMENT ON FUNCTION caredata.link_drop_project(text) IS
 CREATE FUNCTION caredata.link_add_source(source text, relation regclass, record_id name,
     nhs_number name DEFAULT NULL, dob name DEFAULT NULL, sex name DEFAULT NULL, postcode name DEFAULT NULL,
     fields jsonb DEFAULT NULL, project text DEFAULT 'default')
-  RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+  RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   p_project text := caredata._link_check_project(project);
   p_source text := source;
@@ -662,10 +662,16 @@ BEGIN
         added_at = now(), added_by = current_user;
   -- statistics on each field, so that the planner estimates blocking on it
   PERFORM caredata._link_maintain('field_statistics', project => p_project);
+  -- what was registered, in words (column names only, never a value)
+  RETURN format('source %s of project %s: %s, record id %s; %s%s', p_source, p_project, relation, record_id,
+                coalesce(nullif(concat_ws(', ', 'NHS number ' || nhs_number, 'date of birth ' || dob, 'sex ' || sex, 'postcode ' || postcode), ''),
+                         'no NHS identifiers'),
+                coalesce('; fields ' || (SELECT string_agg(format('%s (%s of %s)', e.key, e.value->>'kind', e.value->>'column'), ', ' ORDER BY e.key)
+                                           FROM jsonb_each(v_fields) e), ''));
 END
 $$;
 COMMENT ON FUNCTION caredata.link_add_source(text, regclass, name, name, name, name, name, jsonb, text) IS
-  'register (or re-register) a linkage source of a project: a relation, its record id column (integer or text), its NHS identifier columns (any may be NULL) and further fields to standardise and compare ({"field": {"column": ..., "kind": name|address|postcode|identifier|text}})';
+  'register (or re-register) a linkage source of a project: a relation, its record id column (integer or text), its NHS identifier columns (any may be NULL) and further fields to standardise and compare ({"field": {"column": ..., "kind": name|address|postcode|identifier|text}}); returns what was registered, in words';
 
 -- the SQL expression that standardises a text value of one kind (a field,
 -- or the postcode): shared by the runs and the one-record lookup
