@@ -158,6 +158,6 @@ SELECT what, n FROM pg_temp.project_state('cohort') ORDER BY what;
 SELECT b.what, b.n = a.n AND b.digest IS NOT DISTINCT FROM a.digest AS unchanged
   FROM default_before_drop b JOIN pg_temp.project_state('default') a USING (what) ORDER BY b.what;
 SELECT count(*) AS cohort_partitions FROM pg_class WHERE relname LIKE '%\_p\_cohort';
-SELECT action, object, detail FROM audit_log WHERE action LIKE 'linkage.%project' ORDER BY id;
+SELECT action, object, detail FROM audit_log WHERE action LIKE 'linkage.%project' AND object <> 'names' ORDER BY id;  -- (names: the Quick start's)
 SELECT project FROM link_project ORDER BY project;
 DROP VIEW public.gp_even;
