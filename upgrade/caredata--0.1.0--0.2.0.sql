@@ -5273,3 +5273,70 @@ $$;
 COMMENT ON FUNCTION caredata._funnel_svg(text[], text[], text[], text, text, text, text, double precision, numeric, text, text, text) IS
   'internal: caredata.funnel_svg() on the units of its query (caredata._query_columns)';
 
+
+-- (src/sdc/person_set.sql, person_values.sql) the safe aggregates take a
+-- pseudonym as published views show it (text), keyed as the pseudonym
+CREATE FUNCTION caredata._person_set_add(caredata.person_set, text) RETURNS caredata.person_set
+  AS 'MODULE_PATHNAME', 'person_set_add_text' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION caredata._person_set_add(caredata.person_set, text, text) RETURNS caredata.person_set
+  AS 'MODULE_PATHNAME', 'person_set_add_text' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata._person_set_add(caredata.person_set, text) IS 'internal: transition function of the safe counting aggregates (a pseudonym''s text form)';
+COMMENT ON FUNCTION caredata._person_set_add(caredata.person_set, text, text) IS 'internal: transition function of the safe counting aggregates (a pseudonym''s text form, policy named)';
+CREATE AGGREGATE caredata.safe_count(person text) (
+  SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 1000000000,
+  COMBINEFUNC = caredata._person_set_union, FINALFUNC = caredata._person_set_safe_count, PARALLEL = SAFE);
+CREATE AGGREGATE caredata.safe_count(person text, policy text) (
+  SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 1000000000,
+  COMBINEFUNC = caredata._person_set_union, FINALFUNC = caredata._person_set_safe_count, PARALLEL = SAFE);
+CREATE AGGREGATE caredata.safe_count_text(person text) (
+  SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 1000000000,
+  COMBINEFUNC = caredata._person_set_union, FINALFUNC = caredata._person_set_safe_text, PARALLEL = SAFE);
+CREATE AGGREGATE caredata.safe_count_text(person text, policy text) (
+  SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 1000000000,
+  COMBINEFUNC = caredata._person_set_union, FINALFUNC = caredata._person_set_safe_text, PARALLEL = SAFE);
+CREATE AGGREGATE caredata.person_set_agg(person text) (
+  SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 1000000000,
+  COMBINEFUNC = caredata._person_set_union, PARALLEL = SAFE);
+COMMENT ON AGGREGATE caredata.safe_count(text) IS
+  'distinct people, published as the caredata.sdc_policy setting allows: NULL when suppressed, else rounded';
+COMMENT ON AGGREGATE caredata.safe_count(text, text) IS
+  'distinct people, published as the named disclosure-control policy allows: NULL when suppressed, else rounded';
+COMMENT ON AGGREGATE caredata.safe_count_text(text) IS
+  'distinct people for display, as the caredata.sdc_policy setting allows: the number, or the policy''s mark (* or [REDACTED])';
+COMMENT ON AGGREGATE caredata.safe_count_text(text, text) IS
+  'distinct people for display, as the named policy allows: the number, or the policy''s mark (* or [REDACTED])';
+COMMENT ON AGGREGATE caredata.person_set_agg(text) IS
+  'the set of distinct people (a partial state of safe_count, to combine later with safe_count(person_set))';
+DO $aggs$
+DECLARE
+  kind text;
+BEGIN
+  FOREACH kind IN ARRAY ARRAY['', ', text'] LOOP
+    EXECUTE format($f$
+      CREATE FUNCTION caredata._person_values_add(caredata.person_values, double precision, text%1$s) RETURNS caredata.person_values
+        AS 'MODULE_PATHNAME', 'person_values_add_text' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+      CREATE FUNCTION caredata._person_values_any(caredata.person_values, boolean, text%1$s) RETURNS caredata.person_values
+        AS 'MODULE_PATHNAME', 'person_values_any_text' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+      COMMENT ON FUNCTION caredata._person_values_add(caredata.person_values, double precision, text%1$s) IS
+        'internal: transition function of safe_sum and safe_avg';
+      COMMENT ON FUNCTION caredata._person_values_any(caredata.person_values, boolean, text%1$s) IS
+        'internal: transition function of safe_rate';
+      CREATE AGGREGATE caredata.safe_sum(value double precision, person text%1$s) (
+        SFUNC = caredata._person_values_add, STYPE = caredata.person_values, SSPACE = 1000000000,
+        COMBINEFUNC = caredata._person_values_combine, FINALFUNC = caredata._person_values_safe_sum, PARALLEL = SAFE);
+      CREATE AGGREGATE caredata.safe_avg(value double precision, person text%1$s) (
+        SFUNC = caredata._person_values_add, STYPE = caredata.person_values, SSPACE = 1000000000,
+        COMBINEFUNC = caredata._person_values_combine, FINALFUNC = caredata._person_values_safe_avg, PARALLEL = SAFE);
+      CREATE AGGREGATE caredata.safe_rate(condition boolean, person text%1$s) (
+        SFUNC = caredata._person_values_any, STYPE = caredata.person_values, SSPACE = 1000000000,
+        COMBINEFUNC = caredata._person_values_combine, FINALFUNC = caredata._person_values_safe_rate, PARALLEL = SAFE);
+      COMMENT ON AGGREGATE caredata.safe_sum(double precision, text%1$s) IS
+        'sum of value, NULL unless more people than the policy''s suppress_max contribute and no one dominates (its (n, k) and p%% rules)';
+      COMMENT ON AGGREGATE caredata.safe_avg(double precision, text%1$s) IS
+        'mean of value over rows, NULL unless more people than the policy''s suppress_max contribute and no one dominates';
+      COMMENT ON AGGREGATE caredata.safe_rate(boolean, text%1$s) IS
+        'share of distinct people with the condition on any of their rows, from the two counts as the policy publishes them (rounded); NULL when either would be suppressed';
+      $f$, kind);
+  END LOOP;
+END
+$aggs$;
