@@ -69,6 +69,7 @@ SQL_SRC = \
 	src/publication/approval.sql \
 	src/publication/publication.sql \
 	src/publication/kanon.sql \
+	src/publication/dashboard.sql \
 	src/publication/reidentify.sql \
 	src/citus/citus.sql \
 	src/sdc/cell_key_dump.sql
