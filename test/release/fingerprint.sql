@@ -33,7 +33,7 @@ SELECT format('SELECT %L || '': '' || count(*) || '' rows, '' || md5(coalesce(st
                   WHEN 'person_index' THEN $e$(to_jsonb(t) - 'record_key')::text$e$
                   WHEN 'sdc_policy' THEN $e$(to_jsonb(t) - 'magnitude_digits' - 'cell_key_ptable' - CASE WHEN t.builtin THEN ARRAY['created_at', 'created_by'] ELSE '{}' END)::text$e$
                   ELSE 't::text' END AS expr) r
- WHERE c.relnamespace = 'caredata'::regnamespace AND c.relkind = 'r' AND c.relname NOT IN ('distributed_filter', 'sdc_policy_role', 'approval', 'sdc_ptable', 'publication_limits')
+ WHERE c.relnamespace = 'caredata'::regnamespace AND c.relkind = 'r' AND c.relname NOT IN ('distributed_filter', 'sdc_policy_role', 'approval', 'sdc_ptable', 'publication_limits', 'code_label')
  ORDER BY c.relname \gexec
 
 -- protected tables and their policies, by name
