@@ -5789,3 +5789,760 @@ BEGIN
   END LOOP;
 END
 $grants$;
+
+-- ---- issue 26, BI values ----
+-- (src/variation/svg.sql) the funnel SVG's legend notes wrapped to the canvas
+CREATE FUNCTION caredata._svg_lines(t text, max_chars integer) RETURNS text[]
+  LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  word text;
+  line text := '';
+  lines text[] := '{}';
+BEGIN
+  FOREACH word IN ARRAY regexp_split_to_array(btrim(t), '\s+') LOOP
+    IF line <> '' AND length(line) + 1 + length(word) > max_chars THEN
+      lines := lines || line;
+      line := word;
+    ELSE
+      line := CASE WHEN line = '' THEN word ELSE line || ' ' || word END;
+    END IF;
+  END LOOP;
+  RETURN CASE WHEN line = '' THEN lines ELSE lines || line END;
+END
+$$;
+COMMENT ON FUNCTION caredata._svg_lines(text, integer) IS 'internal: text broken at spaces into lines of at most max_chars characters (a longer word alone on its line)';
+
+CREATE OR REPLACE FUNCTION caredata._funnel_svg(unit_keys text[], unit_nums text[], unit_dens text[], title text, data_type text,
+                                     method text, sr_method text, trim_by double precision, flag_limit numeric,
+                                     policy text, x_label text, y_label text)
+  RETURNS text LANGUAGE plpgsql STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  -- the canvas and the plot area, in pixels
+  w constant int := 900;
+  h constant int := 620;
+  x0 constant float8 := 80;
+  x1 constant float8 := 640;
+  y0 constant float8 := 70;
+  y1 constant float8 := 520;
+  f caredata.funnel_fit;
+  rs caredata.funnel_row[];
+  lm text;
+  xmax float8;
+  xmin float8 := 0;
+  ymin float8;
+  ymax float8;
+  xlo float8;
+  svg text;
+  curves text := '';
+  pts text := '';
+  labels text := '';
+  axes text := '';
+  hidden text;
+  t float8;
+  c record;
+  line_pts text;
+  colour text;
+  style text;
+BEGIN
+  rs := ARRAY(SELECT r FROM caredata._funnel(unit_keys, unit_nums, unit_dens, data_type, method, sr_method, trim_by, flag_limit, policy) r);
+  SELECT (r.fit).* INTO f FROM unnest(rs) r LIMIT 1;
+  IF f.data_type IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'no units to plot',
+      HINT = 'The query gives one row per unit: unit, numerator, denominator.';
+  END IF;
+  SELECT r.limits INTO lm FROM unnest(rs) r LIMIT 1;
+
+  -- ranges: x from 0 to past the largest unit, y around the target and the points (FunnelPlotR's)
+  SELECT max(denominator) * 1.05, least(0.7 * f.target, 0.9 * min(ratio)), greatest(1.3 * f.target, 1.1 * max(ratio))
+    INTO xmax, ymin, ymax FROM unnest(rs);
+  IF ymin IS NULL THEN ymin := 0.7 * f.target; ymax := 1.3 * f.target; END IF;
+  IF f.data_type = 'PR' THEN ymin := greatest(0, ymin); ymax := least(1, ymax); END IF;
+  IF f.data_type = 'PR' AND ymax <= ymin THEN ymax := ymin + 0.1; END IF;
+  xlo := greatest(xmax / 2000, CASE WHEN f.data_type = 'PR' THEN 1 ELSE 0.1 END);
+
+  -- the limit curves, on 240 sizes spaced evenly in sqrt(size) (the funnel narrows as 1/sqrt)
+  FOR c IN SELECT * FROM (VALUES ('lower_998', 0.001, 'solid'), ('lower_95', 0.025, 'dashed'),
+                                 ('upper_95', 0.975, 'dashed'), ('upper_998', 0.999, 'solid')) v(name, p, kind) LOOP
+    SELECT string_agg(format('%s,%s', round((x0 + (sz - xmin) / (xmax - xmin) * (x1 - x0))::numeric, 2),
+                                      round((y1 - (caredata.funnel_limit(f, sz, c.p, lm) - ymin) / (ymax - ymin) * (y1 - y0))::numeric, 2)),
+                      ' ' ORDER BY sz)
+      INTO line_pts
+      FROM (SELECT DISTINCT CASE WHEN f.data_type = 'PR' THEN round(s)::float8 ELSE s END AS sz
+              FROM (SELECT (sqrt(xlo) + k / 239.0 * (sqrt(xmax) - sqrt(xlo))) ^ 2 AS s FROM generate_series(0, 239) k) g) q;
+    colour := CASE WHEN c.kind = 'solid' THEN '#5B3A8E' ELSE '#1F77B4' END;
+    style := CASE WHEN c.kind = 'dashed' THEN ' stroke-dasharray="6 4"' ELSE '' END;
+    curves := curves || format('<polyline class="limit" data-limit="%s" data-probability="%s" fill="none" stroke="%s" stroke-width="1.6"%s points="%s"/>',
+                               c.name, c.p, colour, style, line_pts) || E'\n';
+  END LOOP;
+
+  -- axes: ticks, grid, labels
+  FOREACH t IN ARRAY caredata._svg_ticks(xmin, xmax) LOOP
+    axes := axes || format('<line x1="%1$s" y1="%2$s" x2="%1$s" y2="%3$s" stroke="#E5E5E5"/><text x="%1$s" y="%4$s" text-anchor="middle">%5$s</text>',
+                           round((x0 + (t - xmin) / (xmax - xmin) * (x1 - x0))::numeric, 2), y0, y1, y1 + 18, t) || E'\n';
+  END LOOP;
+  FOREACH t IN ARRAY caredata._svg_ticks(ymin, ymax) LOOP
+    axes := axes || format('<line x1="%2$s" y1="%1$s" x2="%3$s" y2="%1$s" stroke="#E5E5E5"/><text x="%4$s" y="%5$s" text-anchor="end">%6$s</text>',
+                           round((y1 - (t - ymin) / (ymax - ymin) * (y1 - y0))::numeric, 2), x0, x1, x0 - 8,
+                           round((y1 - (t - ymin) / (ymax - ymin) * (y1 - y0))::numeric + 4, 2), t) || E'\n';
+  END LOOP;
+
+  -- the units: points, outliers labelled
+  FOR c IN SELECT * FROM unnest(rs) r WHERE NOT r.suppressed ORDER BY r.outlier, r.unit LOOP
+    pts := pts || format('<circle class="unit%s" data-unit="%s" cx="%s" cy="%s" r="4.5" fill="%s" stroke="#333" stroke-width="0.6"><title>%s: %s %s (%s / %s), %s</title></circle>',
+                         CASE WHEN c.outlier THEN ' outlier' ELSE '' END, caredata._svg_text(c.unit),
+                         round((x0 + (c.denominator - xmin) / (xmax - xmin) * (x1 - x0))::numeric, 2),
+                         round((y1 - (least(greatest(c.ratio, ymin), ymax) - ymin) / (ymax - ymin) * (y1 - y0))::numeric, 2),
+                         CASE WHEN c.outlier THEN '#FF7F0E' ELSE '#9A9A9A' END,
+                         caredata._svg_text(c.unit), CASE WHEN f.data_type = 'PR' THEN 'proportion' ELSE 'ratio' END,
+                         round(c.ratio::numeric, 3), c.numerator, round(c.denominator::numeric, 1), c.band) || E'\n';
+    IF c.outlier THEN
+      labels := labels || format('<text class="label" x="%s" y="%s" font-weight="bold">%s</text>',
+                                 round((x0 + (c.denominator - xmin) / (xmax - xmin) * (x1 - x0))::numeric + 7, 2),
+                                 round((y1 - (least(greatest(c.ratio, ymin), ymax) - ymin) / (ymax - ymin) * (y1 - y0))::numeric - 7, 2),
+                                 caredata._svg_text(c.unit)) || E'\n';
+    END IF;
+  END LOOP;
+  SELECT string_agg(caredata._svg_text(r.unit), ', ' ORDER BY r.unit) INTO hidden FROM unnest(rs) r WHERE r.suppressed;
+
+  svg := format('<svg xmlns="http://www.w3.org/2000/svg" width="%s" height="%s" viewBox="0 0 %1$s %2$s" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">', w, h) || E'\n'
+    || format('<title>%s</title>', caredata._svg_text(title)) || E'\n'
+    || format('<rect width="%s" height="%s" fill="#FFFFFF"/>', w, h) || E'\n'
+    || format('<text x="%s" y="36" font-size="18" font-weight="bold">%s</text>', x0, caredata._svg_text(title)) || E'\n'
+    || format('<defs><clipPath id="plot-area"><rect x="%s" y="%s" width="%s" height="%s"/></clipPath></defs>', x0, y0, x1 - x0, y1 - y0) || E'\n'
+    || format('<g id="plot" data-x-min="%s" data-x-max="%s" data-y-min="%s" data-y-max="%s" data-px-left="%s" data-px-right="%s" data-px-top="%s" data-px-bottom="%s" data-method="%s" data-target="%s" data-phi="%s" data-tau2="%s">',
+              xmin, xmax, ymin, ymax, x0, x1, y0, y1, lm, f.target, f.phi, f.tau2) || E'\n'
+    || axes
+    || format('<rect x="%s" y="%s" width="%s" height="%s" fill="none" stroke="#333"/>', x0, y0, x1 - x0, y1 - y0) || E'\n'
+    || '<g clip-path="url(#plot-area)">' || E'\n'
+    || format('<line class="target" x1="%s" y1="%s" x2="%s" y2="%2$s" stroke="#333" stroke-width="1.2"/>', x0,
+              round((y1 - (f.target - ymin) / (ymax - ymin) * (y1 - y0))::numeric, 2), x1) || E'\n'
+    || curves || '</g>' || E'\n' || pts || labels || '</g>' || E'\n'
+    || format('<text x="%s" y="%s" text-anchor="middle" font-size="13">%s</text>', (x0 + x1) / 2, y1 + 42,
+              caredata._svg_text(coalesce(x_label, CASE WHEN f.data_type = 'SR' THEN 'Expected events' ELSE 'Cases (denominator)' END))) || E'\n'
+    || format('<text x="22" y="%s" text-anchor="middle" font-size="13" transform="rotate(-90 22 %1$s)">%s</text>', (y0 + y1) / 2,
+              caredata._svg_text(coalesce(y_label, CASE f.data_type WHEN 'SR' THEN 'Standardised ratio (observed / expected)'
+                                                                 WHEN 'PR' THEN 'Proportion' ELSE 'Ratio' END))) || E'\n'
+    -- the legend
+    || format('<g id="legend" transform="translate(%s %s)">', x1 + 24, y0 + 10) || E'\n'
+    || '<line x1="0" y1="0" x2="28" y2="0" stroke="#333" stroke-width="1.2"/><text x="36" y="4">target</text>' || E'\n'
+    || '<line x1="0" y1="22" x2="28" y2="22" stroke="#1F77B4" stroke-width="1.6" stroke-dasharray="6 4"/><text x="36" y="26">95% limits</text>' || E'\n'
+    || '<line x1="0" y1="44" x2="28" y2="44" stroke="#5B3A8E" stroke-width="1.6"/><text x="36" y="48">99.8% limits</text>' || E'\n'
+    || '<circle cx="14" cy="66" r="4.5" fill="#9A9A9A" stroke="#333" stroke-width="0.6"/><text x="36" y="70">unit</text>' || E'\n'
+    || format('<circle cx="14" cy="88" r="4.5" fill="#FF7F0E" stroke="#333" stroke-width="0.6"/><text x="36" y="92">outlier (beyond %s%%)</text>', flag_limit) || E'\n'
+    -- (the notes, wrapped to the legend's width: the canvas ends 236 px to its right)
+    || (SELECT string_agg(format('<text class="legend-note" x="0" y="%s">%s</text>', 104 + 18 * n, caredata._svg_text(l)), E'\n' ORDER BY n)
+          FROM unnest(caredata._svg_lines(format('%s units; target %s', (SELECT count(*) FROM unnest(rs)), round(f.target::numeric, 4)), 28)
+                      || caredata._svg_lines(CASE lm WHEN 'tau2' THEN format('over-dispersed: tau2 = %s', round(f.tau2::numeric, 5))
+                                                     WHEN 'phi' THEN format('over-dispersed: phi = %s', round(f.phi::numeric, 3))
+                                                     WHEN 'exact' THEN 'exact limits'
+                                                     WHEN 'unadjusted' THEN format('unadjusted limits (phi = %s: no over-dispersion)', round(f.phi::numeric, 3))
+                                                     ELSE 'normal approximation' END, 28)) WITH ORDINALITY x(l, n)) || E'\n'
+    || '</g>' || E'\n'
+    || format('<text x="%s" y="%s" font-size="11" fill="#444">%s</text>', x0, y1 + 70,
+              caredata._svg_text(CASE WHEN hidden IS NULL THEN 'Every unit is shown.'
+                                      ELSE 'Not shown (small numbers, disclosure control): ' || hidden END)) || E'\n'
+    -- the points are the published counts, the flags the true counts'
+    || format('<text class="flag-note" x="%s" y="%s" font-size="11" fill="#444">%s</text>', x0, y1 + 86,
+              'Points show the published counts; outliers are flagged on the true counts, so a point near a limit may sit on its other side.') || E'\n'
+    || '</svg>' || E'\n';
+  RETURN svg;
+END
+$$;
+COMMENT ON FUNCTION caredata._funnel_svg(text[], text[], text[], text, text, text, text, double precision, numeric, text, text, text) IS
+  'internal: caredata.funnel_svg() on the units of its query (caredata._query_columns)';
+
+
+-- (src/sdc/person_set.sql, person_values.sql) the safe aggregates take a
+-- pseudonym as published views show it (text), keyed as the pseudonym
+CREATE FUNCTION caredata._person_set_add(caredata.person_set, text) RETURNS caredata.person_set
+  AS 'MODULE_PATHNAME', 'person_set_add_text' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION caredata._person_set_add(caredata.person_set, text, text) RETURNS caredata.person_set
+  AS 'MODULE_PATHNAME', 'person_set_add_text' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION caredata._person_set_add(caredata.person_set, text) IS 'internal: transition function of the safe counting aggregates (a pseudonym''s text form)';
+COMMENT ON FUNCTION caredata._person_set_add(caredata.person_set, text, text) IS 'internal: transition function of the safe counting aggregates (a pseudonym''s text form, policy named)';
+CREATE AGGREGATE caredata.safe_count(person text) (
+  SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 1000000000,
+  COMBINEFUNC = caredata._person_set_union, FINALFUNC = caredata._person_set_safe_count, PARALLEL = SAFE);
+CREATE AGGREGATE caredata.safe_count(person text, policy text) (
+  SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 1000000000,
+  COMBINEFUNC = caredata._person_set_union, FINALFUNC = caredata._person_set_safe_count, PARALLEL = SAFE);
+CREATE AGGREGATE caredata.safe_count_text(person text) (
+  SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 1000000000,
+  COMBINEFUNC = caredata._person_set_union, FINALFUNC = caredata._person_set_safe_text, PARALLEL = SAFE);
+CREATE AGGREGATE caredata.safe_count_text(person text, policy text) (
+  SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 1000000000,
+  COMBINEFUNC = caredata._person_set_union, FINALFUNC = caredata._person_set_safe_text, PARALLEL = SAFE);
+CREATE AGGREGATE caredata.person_set_agg(person text) (
+  SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 1000000000,
+  COMBINEFUNC = caredata._person_set_union, PARALLEL = SAFE);
+COMMENT ON AGGREGATE caredata.safe_count(text) IS
+  'distinct people, published as the caredata.sdc_policy setting allows: NULL when suppressed, else rounded';
+COMMENT ON AGGREGATE caredata.safe_count(text, text) IS
+  'distinct people, published as the named disclosure-control policy allows: NULL when suppressed, else rounded';
+COMMENT ON AGGREGATE caredata.safe_count_text(text) IS
+  'distinct people for display, as the caredata.sdc_policy setting allows: the number, or the policy''s mark (* or [REDACTED])';
+COMMENT ON AGGREGATE caredata.safe_count_text(text, text) IS
+  'distinct people for display, as the named policy allows: the number, or the policy''s mark (* or [REDACTED])';
+COMMENT ON AGGREGATE caredata.person_set_agg(text) IS
+  'the set of distinct people (a partial state of safe_count, to combine later with safe_count(person_set))';
+DO $aggs$
+DECLARE
+  kind text;
+BEGIN
+  FOREACH kind IN ARRAY ARRAY['', ', text'] LOOP
+    EXECUTE format($f$
+      CREATE FUNCTION caredata._person_values_add(caredata.person_values, double precision, text%1$s) RETURNS caredata.person_values
+        AS 'MODULE_PATHNAME', 'person_values_add_text' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+      CREATE FUNCTION caredata._person_values_any(caredata.person_values, boolean, text%1$s) RETURNS caredata.person_values
+        AS 'MODULE_PATHNAME', 'person_values_any_text' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+      COMMENT ON FUNCTION caredata._person_values_add(caredata.person_values, double precision, text%1$s) IS
+        'internal: transition function of safe_sum and safe_avg';
+      COMMENT ON FUNCTION caredata._person_values_any(caredata.person_values, boolean, text%1$s) IS
+        'internal: transition function of safe_rate';
+      CREATE AGGREGATE caredata.safe_sum(value double precision, person text%1$s) (
+        SFUNC = caredata._person_values_add, STYPE = caredata.person_values, SSPACE = 1000000000,
+        COMBINEFUNC = caredata._person_values_combine, FINALFUNC = caredata._person_values_safe_sum, PARALLEL = SAFE);
+      CREATE AGGREGATE caredata.safe_avg(value double precision, person text%1$s) (
+        SFUNC = caredata._person_values_add, STYPE = caredata.person_values, SSPACE = 1000000000,
+        COMBINEFUNC = caredata._person_values_combine, FINALFUNC = caredata._person_values_safe_avg, PARALLEL = SAFE);
+      CREATE AGGREGATE caredata.safe_rate(condition boolean, person text%1$s) (
+        SFUNC = caredata._person_values_any, STYPE = caredata.person_values, SSPACE = 1000000000,
+        COMBINEFUNC = caredata._person_values_combine, FINALFUNC = caredata._person_values_safe_rate, PARALLEL = SAFE);
+      COMMENT ON AGGREGATE caredata.safe_sum(double precision, text%1$s) IS
+        'sum of value, NULL unless more people than the policy''s suppress_max contribute and no one dominates (its (n, k) and p%% rules)';
+      COMMENT ON AGGREGATE caredata.safe_avg(double precision, text%1$s) IS
+        'mean of value over rows, NULL unless more people than the policy''s suppress_max contribute and no one dominates';
+      COMMENT ON AGGREGATE caredata.safe_rate(boolean, text%1$s) IS
+        'share of distinct people with the condition on any of their rows, from the two counts as the policy publishes them (rounded); NULL when either would be suppressed';
+      $f$, kind);
+  END LOOP;
+END
+$aggs$;
+
+-- (src/publication/kanon.sql) age bands that sort by age, with their lower bound; unknown dates of birth say so
+CREATE FUNCTION caredata.age_band_from(dob date, at date, width integer DEFAULT 5, top integer DEFAULT 90) RETURNS integer
+  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  RETURN LEAST(pg_catalog.date_part('year', pg_catalog.age(at::timestamp, dob::timestamp))::integer
+                            OPERATOR(pg_catalog./) width OPERATOR(pg_catalog.*) width, top);
+COMMENT ON FUNCTION caredata.age_band_from(date, date, integer, integer) IS
+  'the lower bound, in completed years at date at, of a date of birth''s age band (width years, the top band from top): 40 for 40-44, 90 for 90+';
+
+CREATE FUNCTION caredata.age_band_label(dob date, at date, width integer DEFAULT 5, top integer DEFAULT 90) RETURNS text
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN CASE
+    WHEN dob IS NULL OR at IS NULL OR width IS NULL OR top IS NULL THEN 'unknown'
+    WHEN caredata.age_band(dob, at, width, top) OPERATOR(pg_catalog.~) '\+$' THEN top::text OPERATOR(pg_catalog.||) '+'
+    ELSE (SELECT CASE WHEN b.lo OPERATOR(pg_catalog.=) b.hi THEN pg_catalog.lpad(b.lo::text, b.digits, '0')
+                      ELSE pg_catalog.lpad(b.lo::text, b.digits, '0') OPERATOR(pg_catalog.||) '-'
+                           OPERATOR(pg_catalog.||) pg_catalog.lpad(b.hi::text, b.digits, '0') END
+            FROM (SELECT a.lo, LEAST(a.lo OPERATOR(pg_catalog.+) width OPERATOR(pg_catalog.-) 1, top OPERATOR(pg_catalog.-) 1) AS hi,
+                         pg_catalog.length(top::text) AS digits
+                    FROM (SELECT caredata.age_band_from(dob, at, width, top) AS lo) a) b)
+  END;
+COMMENT ON FUNCTION caredata.age_band_label(date, date, integer, integer) IS
+  'an age band as publications show it, sorting by age as text: bounds zero-padded to the top band''s digits (''05-09'', ''40-44'', ''90+''); ''unknown'' when the date of birth is (NULL), after every age';
+
+CREATE OR REPLACE FUNCTION caredata._publish_column_at(col name, how text, level integer) RETURNS text
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  step text := caredata._publish_step(how, level);
+  out text := caredata._publish_name(col, how);
+  dob text := format('caredata.try_standardise_dob(s.%I::text)', col);
+BEGIN
+  IF step IS NULL THEN
+    RETURN NULL;
+  END IF;
+  RETURN format('%s AS %I', CASE
+    WHEN step = 'keep' THEN format('s.%I', col)
+    WHEN step = 'group' THEN format('s.%I::text', col)
+    WHEN step = 'withheld' THEN format('NULL::%s', CASE
+      WHEN how IN ('month', 'quarter') THEN 'date'
+      WHEN how IN ('year', 'year_of_birth') THEN 'integer'
+      ELSE 'text' END)
+      -- (an age band's lower bound, beside it: withheld too)
+      || CASE WHEN how = 'age_band' THEN format(' AS %I, NULL::integer', out) ELSE '' END
+    WHEN step IN ('month', 'quarter', 'year') AND how IN ('month', 'quarter')
+      THEN format('pg_catalog.date_trunc(%L, s.%I::timestamp)::date', step, col)
+    WHEN step = 'year' THEN format('pg_catalog.date_part(''year'', s.%I::timestamp)::integer', col)
+    WHEN step ~ '^year:' THEN format('(pg_catalog.date_part(''year'', s.%I::timestamp)::integer OPERATOR(pg_catalog./) %s OPERATOR(pg_catalog.*) %2$s)',
+                                     col, substr(step, 6))
+    WHEN step = 'year_of_birth' THEN format('pg_catalog.date_part(''year'', %s)::integer', dob)
+    WHEN step ~ '^year_of_birth:' THEN format('(pg_catalog.date_part(''year'', %s)::integer OPERATOR(pg_catalog./) %s OPERATOR(pg_catalog.*) %2$s)',
+                                              dob, substr(step, 15))
+    WHEN step ~ '^age_band:' THEN format('caredata.age_band_label(%1$s, CURRENT_DATE, %2$s, %3$s) AS %4$I, '
+                                         'caredata.age_band_from(%1$s, CURRENT_DATE, %2$s, %3$s)', dob, substr(step, 10),
+                                         CASE WHEN step = 'age_band:20' THEN 80 ELSE 90 END, out)
+    WHEN step IN ('sector', 'district', 'area') THEN format('caredata.try_postcode_%s(s.%I::text)', step, col)
+    WHEN step ~ '^band:' THEN format('caredata.band(s.%I::numeric, %s)', col, substr(step, 6))
+  END, CASE WHEN how = 'age_band' THEN col || '_age_from' ELSE out END);
+END
+$$;
+COMMENT ON FUNCTION caredata._publish_column_at(name, text, integer) IS
+  'internal: the select-list expression publishing a column with a treatment at a ladder level (see _publish_step); NULL for an unknown treatment';
+
+CREATE OR REPLACE FUNCTION caredata._publication_kanon_query(spec jsonb, base text, measure boolean DEFAULT false) RETURNS text
+  LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  k integer := caredata._publication_k(spec);
+  qi text[] := caredata._publication_qi(spec);
+  c record;
+  cols text := '';
+  flags text := '';
+  grouped text := '';
+  q text := base;
+  part text;
+BEGIN
+  FOR c IN SELECT key, value, caredata._publish_name(key, value) AS out FROM jsonb_each_text(spec->'columns') ORDER BY key LOOP
+    cols := cols || format(', b.%I', c.out);
+    IF c.value = 'group' THEN
+      flags := flags || format(', pg_catalog.row_number() OVER (PARTITION BY b.%1$I, b.person) AS %2$I', c.out, '_f_' || c.out);
+      grouped := grouped || format(', CASE WHEN pg_catalog.count(*) FILTER (WHERE b.%2$I OPERATOR(pg_catalog.=) 1) OVER (PARTITION BY b.%1$I) '
+                                   'OPERATOR(pg_catalog.<) %3$s AND b.%1$I IS NOT NULL THEN ''other'' ELSE b.%1$I END AS %1$I',
+                                   c.out, '_f_' || c.out, k);
+    ELSE
+      grouped := grouped || format(', b.%I', c.out);
+    END IF;
+    -- an age band's lower bound, beside it (a function of the band: no quasi-identifier of its own)
+    IF c.value = 'age_band' THEN
+      cols := cols || format(', b.%I', c.key || '_age_from');
+      grouped := grouped || format(', b.%I', c.key || '_age_from');
+    END IF;
+  END LOOP;
+  IF flags <> '' THEN
+    q := format('SELECT b.person%s FROM (SELECT b.*%s FROM (%s) b) b', grouped, flags, q);
+  END IF;
+  part := (SELECT string_agg(format('b.%I', x), ', ') FROM unnest(qi) x);
+  q := format('SELECT b.*, pg_catalog.count(*) FILTER (WHERE b._first OPERATOR(pg_catalog.=) 1) OVER (%s) AS _class '
+              'FROM (SELECT b.*, pg_catalog.row_number() OVER (PARTITION BY %sb.person) AS _first FROM (%s) b) b',
+              CASE WHEN part IS NULL THEN '' ELSE 'PARTITION BY ' || part END,
+              CASE WHEN part IS NULL THEN '' ELSE part || ', ' END, q);
+  IF measure THEN
+    RETURN q;
+  END IF;
+  RETURN format('SELECT b.person%s FROM (%s) b WHERE b._class OPERATOR(pg_catalog.>=) %s', cols, q, k);
+END
+$$;
+COMMENT ON FUNCTION caredata._publication_kanon_query(jsonb, text, boolean) IS
+  'internal: wraps a publication''s query so that rare codes of "group" columns become ''other'' and rows in classes of fewer than k persons are left out (with measure: kept, with their class size)';
+
+
+-- (src/publication/dashboard.sql) code labels and aggregate-only publications
+CREATE TABLE caredata.code_label (
+  vocabulary  text NOT NULL CHECK (vocabulary ~ '^[a-z][a-z0-9_]{0,62}$'),
+  code        text NOT NULL CHECK (length(code) BETWEEN 1 AND 64),
+  label       text NOT NULL CHECK (length(label) BETWEEN 1 AND 200),
+  source      text,
+  builtin     boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (vocabulary, code)
+);
+COMMENT ON TABLE caredata.code_label IS
+  'labels of codes, per vocabulary (sex and specialty built in, from the NHS Data Dictionary; provider and others added by caredata_admin): what a publication''s "labels" show beside its codes';
+REVOKE ALL ON caredata.code_label FROM PUBLIC;
+-- labels are public knowledge: any role may read them, and join them itself
+GRANT SELECT ON caredata.code_label TO PUBLIC;
+GRANT INSERT, UPDATE, DELETE ON caredata.code_label TO caredata_admin;
+SELECT pg_catalog.pg_extension_config_dump('caredata.code_label', 'WHERE NOT builtin');
+
+INSERT INTO caredata.code_label (vocabulary, code, label, source, builtin)
+SELECT 'sex', c, l, 'NHS Data Dictionary, Person Phenotypic Sex / HES SEX (0, 1, 2, 9) and Person Stated Gender Code (X)', true
+  FROM (VALUES ('0', 'Not known'), ('1', 'Male'), ('2', 'Female'), ('9', 'Not specified'), ('X', 'Not known')) v(c, l)
+UNION ALL
+SELECT 'specialty', c, l, 'NHS Data Dictionary, Main Specialty and Treatment Function codes', true
+  FROM (VALUES ('100', 'General Surgery'), ('101', 'Urology'), ('110', 'Trauma and Orthopaedics'),
+               ('120', 'Ear, Nose and Throat'), ('130', 'Ophthalmology'), ('140', 'Oral Surgery'),
+               ('150', 'Neurosurgery'), ('160', 'Plastic Surgery'), ('170', 'Cardiothoracic Surgery'),
+               ('180', 'Emergency Medicine'), ('300', 'General Internal Medicine'), ('301', 'Gastroenterology'),
+               ('302', 'Endocrinology'), ('320', 'Cardiology'), ('330', 'Dermatology'),
+               ('340', 'Respiratory Medicine'), ('400', 'Neurology'), ('410', 'Rheumatology'),
+               ('420', 'Paediatrics'), ('430', 'Geriatric Medicine'), ('501', 'Obstetrics'),
+               ('502', 'Gynaecology'), ('560', 'Midwifery'), ('700', 'Learning Disability'),
+               ('710', 'Adult Mental Illness'), ('800', 'Clinical Oncology')) v(c, l);
+
+-- a code's label in a vocabulary, NULL when it has none
+CREATE FUNCTION caredata.label_of(vocabulary text, code text) RETURNS text
+  LANGUAGE sql STABLE STRICT PARALLEL SAFE
+  RETURN (SELECT l.label FROM caredata.code_label l
+           WHERE l.vocabulary OPERATOR(pg_catalog.=) label_of.vocabulary AND l.code OPERATOR(pg_catalog.=) label_of.code);
+COMMENT ON FUNCTION caredata.label_of(text, text) IS
+  'a code''s label in a vocabulary of caredata.code_label (label_of(''sex'', ''2'') = ''Female''); NULL when it has none';
+
+-- what a spec's "labels" may say: published columns (kept or grouped)
+-- and vocabularies that have labels; checked as the role publishing
+CREATE FUNCTION caredata._publication_labels_check(spec jsonb, allowed text[]) RETURNS void
+  LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c record;
+BEGIN
+  IF NOT spec ? 'labels' THEN
+    RETURN;
+  END IF;
+  IF jsonb_typeof(spec->'labels') IS DISTINCT FROM 'object' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication''s "labels" map its columns to vocabularies',
+      HINT = 'For example {"sex": "sex", "specialty": "specialty", "provider_code": "provider"} (see caredata.code_label).';
+  END IF;
+  FOR c IN SELECT key, value FROM jsonb_each(spec->'labels') LOOP
+    IF NOT c.key = ANY (allowed) THEN
+      RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('column "%s" has labels but is not published as codes', c.key),
+        HINT = 'Label columns the spec publishes as "keep" or "group" (or, for publish_aggregates, its "by" columns).';
+    END IF;
+    IF jsonb_typeof(c.value) IS DISTINCT FROM 'string'
+       OR NOT EXISTS (SELECT 1 FROM caredata.code_label l WHERE l.vocabulary = c.value #>> '{}') THEN
+      RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('no labels in vocabulary %s', c.value),
+        HINT = 'Name a vocabulary of caredata.code_label (sex, specialty, or one an admin has filled, such as provider).';
+    END IF;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION caredata._publication_labels_check(jsonb, text[]) IS
+  'internal: checks a spec''s "labels": each a published code column (among allowed) mapped to a vocabulary of caredata.code_label that has labels';
+
+-- a published query with its label columns added (<column>_label), its
+-- columns named as the view names them
+CREATE FUNCTION caredata._publication_labelled(spec jsonb, body text) RETURNS text
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  extra text;
+BEGIN
+  IF NOT spec ? 'labels' THEN
+    RETURN body;
+  END IF;
+  SELECT string_agg(format(', CASE WHEN q.%1$I IS NULL THEN NULL WHEN q.%1$I::text OPERATOR(pg_catalog.=) ''other'' AND %3$s THEN ''other'' '
+                           'ELSE coalesce(caredata.label_of(%2$L, q.%1$I::text), q.%1$I::text) END AS %4$I',
+                           c.key, c.value, CASE WHEN spec #>> ARRAY['columns', c.key] IS NOT DISTINCT FROM 'group' THEN 'true' ELSE 'false' END, c.key || '_label'), '' ORDER BY c.key)
+    INTO extra FROM jsonb_each_text(spec->'labels') c;
+  RETURN format('SELECT q.*%s FROM (%s) q', extra, body);
+END
+$$;
+COMMENT ON FUNCTION caredata._publication_labelled(jsonb, text) IS
+  'internal: a publication''s query with <column>_label beside each labelled column (the code''s label, else the code; ''other'' stays)';
+
+-- The query of an aggregate-only publication, read as the view's owner:
+-- per unit (the "by" columns), people, people with the outcome and its
+-- rate (safe aggregates: the reader's policy in force), and the unit's
+-- funnel plot row (caredata._funnel on the true counts, showing what the
+-- same policy publishes; a proportion, PR).  Objectors for the purpose are
+-- left out first; the reader is checked.
+CREATE FUNCTION caredata._publication_aggregate_query(p caredata.publication) RETURNS text
+  LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  by_cols text[] := ARRAY(SELECT jsonb_array_elements_text(p.spec->'by'));
+  outcome text := p.spec->>'outcome';
+  rows caredata.publication := p;
+  sel text;
+  grp text;
+  ugrp text;
+  unit text;
+BEGIN
+  -- the records as a record-level publication of the units and the
+  -- outcome would read them (stored pseudonyms, objectors left out, the
+  -- reader checked: _publication_base), never shown: only counted
+  rows.spec := p.spec || jsonb_build_object('columns',
+    (SELECT jsonb_object_agg(c, 'keep') FROM unnest(by_cols || CASE WHEN outcome IS NULL THEN '{}'::text[] ELSE ARRAY[outcome] END) c));
+  sel := (SELECT string_agg(format('b.%I::text AS %I', b, b), ', ') FROM unnest(by_cols) b);
+  grp := (SELECT string_agg(format('r.%I', b), ', ') FROM unnest(by_cols) b);
+  ugrp := (SELECT string_agg(format('u.%I', b), ', ') FROM unnest(by_cols) b);
+  unit := (SELECT format('pg_catalog.concat_ws('' / '', %s)', string_agg(format('coalesce(r.%I, ''unknown'')', b), ', ')) FROM unnest(by_cols) b);
+  RETURN format($q$
+    WITH r AS MATERIALIZED (
+      SELECT %1$s, b.person, %2$s AS outcome FROM (%3$s) b
+    ), u AS (
+      SELECT %4$s, %5$s AS unit,
+             caredata.safe_count(r.person) AS persons,
+             caredata.safe_count(r.person) FILTER (WHERE r.outcome) AS outcome_persons,
+             caredata.safe_rate(r.outcome, r.person) AS outcome_rate,
+             pg_catalog.count(DISTINCT r.person) AS _n,
+             pg_catalog.count(DISTINCT r.person) FILTER (WHERE r.outcome) AS _e
+        FROM r GROUP BY %4$s
+    ), f AS (
+      SELECT f.* FROM (SELECT pg_catalog.array_agg(u.unit) AS k, pg_catalog.array_agg(u._e::text) AS n, pg_catalog.array_agg(u._n::text) AS d FROM u) a,
+             caredata._funnel(a.k, a.n, a.d, 'PR', 'tau2', 'SHMI', 0.1, 99.8, NULL) f
+       WHERE %6$s
+    )
+    SELECT %7$s, u.unit, u.persons, %8$s
+           f.numerator AS funnel_numerator, f.denominator AS funnel_denominator, f.ratio AS funnel_ratio,
+           f.lower_998 AS funnel_lower_998, f.lower_95 AS funnel_lower_95, f.upper_95 AS funnel_upper_95, f.upper_998 AS funnel_upper_998,
+           f.band AS funnel_band, f.outlier AS funnel_outlier, coalesce(f.suppressed, u.persons IS NULL) AS suppressed
+      FROM u LEFT JOIN f ON f.unit OPERATOR(pg_catalog.=) u.unit$q$,
+    sel,
+    CASE WHEN outcome IS NULL THEN 'false'
+         ELSE format('coalesce((b.%I)::integer OPERATOR(pg_catalog.<>) 0, false)', outcome) END,
+    caredata._publication_base(rows, 0, false),
+    grp, unit, CASE WHEN outcome IS NULL THEN 'false' ELSE 'true' END, ugrp,
+    CASE WHEN outcome IS NULL THEN '' ELSE 'u.outcome_persons, u.outcome_rate,' END);
+END
+$$;
+COMMENT ON FUNCTION caredata._publication_aggregate_query(caredata.publication) IS
+  'internal: an aggregate-only publication''s query: per unit, people, people with the outcome and its rate, and the funnel row, as the reader''s disclosure-control policy publishes them; objectors left out';
+
+-- what an aggregate-only spec may say (checked by _publication_check, as
+-- the role publishing): one to three "by" columns of the source, none a
+-- direct identifier; an "outcome" column that is boolean or a number
+CREATE FUNCTION caredata._publication_aggregates_check(spec jsonb, source regclass) RETURNS void
+  LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  b text;
+  why text;
+  t regtype;
+BEGIN
+  IF jsonb_typeof(spec->'by') IS DISTINCT FROM 'array' OR jsonb_array_length(spec->'by') NOT BETWEEN 1 AND 3
+     OR EXISTS (SELECT 1 FROM jsonb_array_elements(spec->'by') e WHERE jsonb_typeof(e) <> 'string') THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an aggregate publication names the units it counts by',
+      HINT = 'Set "by" to one to three columns: the organisation, team or clinician, for example ["provider_code"] or ["provider_code", "specialty"].';
+  END IF;
+  IF spec->'columns' IS DISTINCT FROM '{}'::jsonb THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an aggregate publication publishes no columns, only numbers by unit',
+      HINT = 'Name the units in "by"; use caredata.publish() for a record-level view.';
+  END IF;
+  FOR b IN SELECT jsonb_array_elements_text(spec->'by') UNION ALL SELECT spec->>'outcome' WHERE spec ? 'outcome' LOOP
+    SELECT a.atttypid::regtype INTO t FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = source AND a.attname = b AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = format('column "%s" is not in %s', b, source),
+        HINT = 'Name the source''s columns in "by" and "outcome".';
+    END IF;
+    why := caredata._direct_identifier(source, b);
+    IF why IS NOT NULL OR b = spec->>'nhs_column' THEN
+      RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = format('column "%s" is a direct identifier (%s) and cannot be a unit or an outcome', b, coalesce(why, 'an NHS number')),
+        HINT = 'Count by an organisation, team or clinician code.';
+    END IF;
+  END LOOP;
+  IF spec ? 'outcome' AND NOT (SELECT a.atttypid::regtype FROM pg_catalog.pg_attribute a
+                                WHERE a.attrelid = source AND a.attname = spec->>'outcome' AND NOT a.attisdropped)
+                              = ANY (ARRAY['boolean', 'smallint', 'integer', 'bigint', 'numeric']::regtype[]) THEN
+    RAISE EXCEPTION USING ERRCODE = '42804', MESSAGE = format('outcome column "%s" is neither boolean nor a number', spec->>'outcome'),
+      HINT = 'The outcome is true (or non-zero) for a person''s record with the event, such as died_30d.';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._publication_aggregates_check(jsonb, regclass) IS
+  'internal: checks an aggregate-only spec: one to three "by" columns of the source, none a direct identifier, and a boolean or numeric "outcome"';
+
+CREATE FUNCTION caredata.publish_aggregates(name text, source regclass, spec jsonb, recipient name)
+  RETURNS regclass LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+  SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  full_spec jsonb := jsonb_build_object('nhs_column', 'nhs_number') || coalesce(spec, '{}')
+                     || jsonb_build_object('kind', 'aggregates', 'columns', coalesce(spec->'columns', '{}'));
+BEGIN
+  IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication name is lower-case letters, digits and _',
+      HINT = 'It names the view published.<name>.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.publication x WHERE x.name = publish_aggregates.name) THEN
+    RAISE EXCEPTION USING ERRCODE = '42710', MESSAGE = format('publication "%s" already exists', name),
+      HINT = 'Unpublish it first, or republish it.';
+  END IF;
+  IF full_spec->>'purpose' IS NULL OR NOT EXISTS (SELECT 1 FROM caredata.purpose x WHERE x.name = full_spec->>'purpose') THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication needs the purpose it is for',
+      HINT = 'Set "purpose" in the spec to one of caredata.purpose (research, ...): the objection filter is built for it.';
+  END IF;
+  -- (the objection filter reads the stored pseudonyms, as publish()'s does;
+  -- the view counts people by them and shows none)
+  IF NOT EXISTS (SELECT 1 FROM caredata.domain d WHERE d.name = full_spec->>'domain' AND d.retired_at IS NULL) THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = 'a publication needs the recipient''s pseudonym domain',
+      HINT = 'Set "domain" in the spec to a domain made with caredata.create_domain(), and run caredata.refresh_pseudonyms() for the source.';
+  END IF;
+  -- the rest is checked by caredata._publication_check(), as the caller
+  INSERT INTO caredata.publication (name, recipient, source, spec) VALUES (name, recipient, source, full_spec);
+  PERFORM caredata._publication_view(name);
+  PERFORM caredata.audit_append('publication.create', name,
+    jsonb_build_object('recipient', recipient, 'source', source::text, 'spec', full_spec));
+  RETURN format('published.%I', name)::regclass;
+END
+$$;
+COMMENT ON FUNCTION caredata.publish_aggregates(text, regclass, jsonb, name) IS
+  'publish only aggregates of a source to one recipient, as published.<name>, for dashboards: spec {"domain" (people are counted by its stored pseudonyms, never shown), "purpose", "dataset"?, "nhs_column"? (default nhs_number), "by": [one to three unit columns: organisation, team, clinician], "outcome"? (a boolean or 0/1 column), "labels"? {column: vocabulary}}; per unit: people, people with the outcome, its rate, and the funnel plot row (proportion, 95% and 99.8% limits, band, outlier), as the disclosure-control policy in force for the reader publishes them; objectors for the purpose left out; no record-level data; audited; unpublish() and republish() as for publish()';
+
+REVOKE ALL ON FUNCTION caredata._publication_labels_check(jsonb, text[]), caredata._publication_labelled(jsonb, text),
+  caredata._publication_aggregate_query(caredata.publication), caredata._publication_aggregates_check(jsonb, regclass),
+  caredata.publish_aggregates(text, regclass, jsonb, name) FROM PUBLIC;
+-- (the checks run as the role inserting a publication: an admin)
+GRANT EXECUTE ON FUNCTION caredata._publication_labels_check(jsonb, text[]), caredata._publication_aggregates_check(jsonb, regclass),
+  caredata.publish_aggregates(text, regclass, jsonb, name) TO caredata_admin;
+
+-- (src/publication/publication.sql) publications check and show labels, and may be aggregate-only
+CREATE OR REPLACE FUNCTION caredata._publication_check() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c record;
+  why text;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = NEW.recipient) THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('role "%s" does not exist', NEW.recipient),
+      HINT = 'Create the recipient''s role first (CREATE ROLE ... NOLOGIN, or a login).';
+  END IF;
+  why := caredata._recipient_problem(NEW.recipient);
+  IF why IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('role "%s" cannot be a recipient', NEW.recipient),
+      DETAIL = format('Role "%s" %s.', NEW.recipient, why),
+      HINT = 'Publish to a role of its own (a team or a BI login), or to caredata_analyst; not to a superuser, a BYPASSRLS role, or a member of a role that holds identifiers.';
+  END IF;
+  -- the approval's scope is checked by _publication_view() (when the view
+  -- is made) and by the view (each time it is read), not here, so that a
+  -- restored dump's rows pass again once the approval has lapsed
+  IF NEW.spec ? 'approval' AND (jsonb_typeof(NEW.spec->'approval') IS DISTINCT FROM 'string' OR btrim(NEW.spec->>'approval') = '') THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication''s "approval" is the reference of an approval',
+      HINT = 'Set "approval" to the reference of an approval in caredata.approval, or leave it out.';
+  END IF;
+  IF jsonb_typeof(NEW.spec->'columns') IS DISTINCT FROM 'object' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication names the columns it publishes',
+      HINT = 'Set "columns" to {"column": "keep" | "group" | "month" | "quarter" | "year" | "year_of_birth" | "age_band" | "sector" | "district" | "area" | "band:N"}; others are dropped.';
+  END IF;
+  PERFORM caredata._publication_kanon_check(NEW.spec);
+  IF caredata._publication_source_problem(NEW.source) IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42809', MESSAGE = format('%s cannot be published: %s', NEW.source, caredata._publication_source_problem(NEW.source)),
+      HINT = 'Publish a table, a materialized view or a plain view: a published view reads its source with the source owner''s rights.';
+  END IF;
+  IF NOT has_table_privilege(NEW.source, 'SELECT') THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = format('permission denied to publish %s', NEW.source),
+      HINT = 'Publish only what you may read yourself.';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = NEW.source AND a.attname = NEW.spec->>'nhs_column'
+                    AND a.attnum > 0 AND NOT a.attisdropped) THEN
+    RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = format('NHS number column "%s" is not in %s', NEW.spec->>'nhs_column', NEW.source),
+      HINT = 'Set "nhs_column" in the spec (default nhs_number).';
+  END IF;
+  FOR c IN SELECT key, value FROM jsonb_each_text(NEW.spec->'columns') LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = NEW.source AND a.attname = c.key AND a.attnum > 0 AND NOT a.attisdropped) THEN
+      RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = format('column "%s" is not in %s', c.key, NEW.source),
+        HINT = 'Name the source''s columns in the spec''s "columns".';
+    END IF;
+    IF c.key = NEW.spec->>'nhs_column' AND (c.value <> 'keep' OR NOT NEW.spec ? 'approval') THEN
+      RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'the NHS number column cannot be published',
+        HINT = 'It is replaced by the recipient''s pseudonym, in the column "person"; only a spec naming an approval in the register may keep it.';
+    END IF;
+    IF caredata._publish_column(c.key, c.value) IS NULL THEN
+      RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('column "%s": unknown treatment "%s"', c.key, c.value),
+        HINT = 'Use keep, group, month, quarter, year, year_of_birth, age_band, sector, district, area or band:N.';
+    END IF;
+    why := caredata._direct_identifier(NEW.source, c.key);
+    IF why IS NOT NULL AND NOT caredata._identifier_treatment_ok(why, c.value) AND NOT NEW.spec ? 'approval' THEN
+      RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = format('column "%s" is a direct identifier (%s) and cannot be published as "%s"', c.key, why, c.value),
+        DETAIL = 'A publication releases no NHS number, full date of birth, full postcode, name, address, telephone number or e-mail address.',
+        HINT = 'Generalise it (a date of birth as year_of_birth or age_band, a postcode as district or sector) or leave it out; an identifiable release names an approval in the register ("approval" in the spec) that covers the recipient, purpose and dataset.';
+    END IF;
+  END LOOP;
+  -- an aggregate-only publication's units and outcome; labels of codes (src/publication/dashboard.sql)
+  IF NEW.spec->>'kind' = 'aggregates' THEN
+    PERFORM caredata._publication_aggregates_check(NEW.spec, NEW.source);
+    PERFORM caredata._publication_labels_check(NEW.spec, ARRAY(SELECT jsonb_array_elements_text(NEW.spec->'by')));
+  ELSIF NEW.spec ? 'kind' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('unknown publication kind "%s"', NEW.spec->>'kind'),
+      HINT = 'caredata.publish() makes record-level views, caredata.publish_aggregates() aggregate-only ones.';
+  ELSE
+    PERFORM caredata._publication_labels_check(NEW.spec,
+      ARRAY(SELECT x.key FROM jsonb_each_text(NEW.spec->'columns') x WHERE x.value IN ('keep', 'group')));
+  END IF;
+  RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION caredata._publication_check() IS
+  'internal: checks a new publication as the role publishing it (rights on the source, the recipient, the columns)';
+
+CREATE OR REPLACE FUNCTION caredata._publication_view(name text) RETURNS void
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p caredata.publication;
+  c record;
+  why text;
+  body text;
+  approved text := '';
+  citus boolean;
+  rows_name text := '_rows_' || substr(md5(name), 1, 12);
+  inner_name text := '_query_' || substr(md5(name), 1, 12);
+BEGIN
+  SELECT * INTO p FROM caredata.publication x WHERE x.name = _publication_view.name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('publication "%s" does not exist', name),
+      HINT = 'See caredata.publication.';
+  END IF;
+  -- the recipient again (it may have joined a privileged role since), and
+  -- the kept columns by their values (an identifier under another name)
+  why := caredata._recipient_problem(p.recipient);
+  IF why IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('role "%s" cannot be a recipient', p.recipient),
+      DETAIL = format('Role "%s" %s.', p.recipient, why),
+      HINT = 'Unpublish the publication (caredata.unpublish()), or revoke the membership first.';
+  END IF;
+  -- an approval the spec names covers the recipient, purpose and dataset
+  -- now (42501 otherwise), and the view checks it again each time it is read
+  IF p.spec ? 'approval' THEN
+    PERFORM caredata._approval_require(p.spec->>'approval', p.recipient, p.spec->>'purpose', p.spec->>'dataset', 'publication');
+    approved := format(' AND (SELECT caredata._published_approval(%L))', p.name);
+  END IF;
+  FOR c IN SELECT key, value FROM jsonb_each_text(p.spec->'columns') ORDER BY key LOOP
+    why := coalesce(caredata._direct_identifier(p.source, c.key),
+                    CASE WHEN c.value = 'keep' THEN caredata._direct_identifier_values(p.source, c.key) END);
+    IF why IS NOT NULL AND NOT caredata._identifier_treatment_ok(why, c.value) AND NOT p.spec ? 'approval' THEN
+      RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = format('column "%s" is a direct identifier (%s) and cannot be published as "%s"', c.key, why, c.value),
+        DETAIL = 'A publication releases no NHS number, full date of birth, full postcode, name, address, telephone number or e-mail address.',
+        HINT = 'Generalise it (a date of birth as year_of_birth or age_band, a postcode as district or sector) or leave it out; an identifiable release names an approval in the register ("approval" in the spec) that covers the recipient, purpose and dataset.';
+    END IF;
+  END LOOP;
+  EXECUTE format('DROP VIEW IF EXISTS published.%I', p.name);
+  IF to_regprocedure(format('published.%I()', rows_name)) IS NOT NULL THEN
+    EXECUTE format('DROP FUNCTION published.%I()', rows_name);
+  END IF;
+  IF to_regclass(format('published.%I', inner_name)) IS NOT NULL THEN
+    EXECUTE format('DROP VIEW published.%I', inner_name);
+  END IF;
+  -- the generalisation level for k and linkability, measured as the view's
+  -- owner; the query with k enforced as it is read (src/publication/kanon.sql)
+  citus := caredata._citus_table(p.source) OR caredata._citus_table('caredata.pseudonym_map');
+  body := CASE WHEN p.spec->>'kind' = 'aggregates' THEN caredata._publication_aggregate_query(p) ELSE caredata._publication_kanon_query(p.spec,
+            caredata._publication_base(p, caredata._publication_disclose(p, citus), citus)) END;
+  -- (aggregates only, src/publication/dashboard.sql: no records, so no k to enforce)
+  IF p.spec->>'kind' = 'aggregates' AND citus THEN
+    RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'aggregate-only publications of distributed tables are not supported',
+      HINT = 'Publish a local table or materialized view of the distributed one.';
+  END IF;
+  -- codes' labels beside them, when the spec asks (src/publication/dashboard.sql)
+  body := caredata._publication_labelled(p.spec, body);
+  IF citus THEN
+    -- Citus runs a view's query on the nodes as its reader, who may read
+    -- the view but not its source: the query runs instead in a SECURITY
+    -- DEFINER function, as the view's owner, as a view's would
+    -- (docs/scale-out.md)
+    EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s', inner_name, body);
+    EXECUTE format('REVOKE ALL ON published.%I FROM PUBLIC', inner_name);
+    EXECUTE format('COMMENT ON VIEW published.%I IS %L', inner_name,
+                   'caredata publication on Citus: its query, read only through its function');
+    EXECUTE format('CREATE FUNCTION published.%I() RETURNS SETOF published.%I LANGUAGE plpgsql STABLE SECURITY DEFINER '
+                   'SET search_path = pg_catalog, pg_temp AS %L',
+                   rows_name, inner_name, format('BEGIN RETURN QUERY SELECT * FROM published.%I; END', inner_name));
+    EXECUTE format('REVOKE ALL ON FUNCTION published.%I() FROM PUBLIC', rows_name);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION published.%I() TO %I', rows_name, p.recipient);
+    EXECUTE format('COMMENT ON FUNCTION published.%I() IS %L', rows_name,
+                   'caredata publication on Citus: the rows of its view, as its owner');
+    body := format('SELECT * FROM published.%I() q', rows_name);
+    -- the reader check below, in the outer view: the inner query runs as the owner
+    EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s WHERE (SELECT caredata._published_reader())%s', p.name, body, approved);
+  ELSE
+    -- (the reader is checked inside, by _publication_base's query; an
+    -- approval, when the spec names one, outside it)
+    IF approved <> '' THEN
+      body := format('SELECT * FROM (%s) q WHERE true%s', body, approved);
+    END IF;
+    EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s', p.name, body);
+  END IF;
+  -- every role reads every comment (obj_description): it names no
+  -- recipient, domain, source or purpose
+  EXECUTE format('COMMENT ON VIEW published.%I IS %L', p.name,
+                 'caredata publication: a de-identified, objection-filtered view for its recipient alone');
+  EXECUTE format('REVOKE ALL ON published.%I FROM PUBLIC', p.name);
+  EXECUTE format('GRANT SELECT ON published.%I TO %I', p.name, p.recipient);
+  EXECUTE format('GRANT USAGE ON SCHEMA published TO %I', p.recipient);
+  -- a view's functions run with its reader's EXECUTE rights: the filter's
+  -- (answered as for an analyst, who may already call it)
+  EXECUTE format('GRANT EXECUTE ON FUNCTION caredata.permitted(caredata.nhs_number, text, timestamptz, text) TO %I', p.recipient);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION caredata._published_reader(), caredata._recipient_problem(name) TO %I', p.recipient);
+  IF p.spec ? 'approval' THEN
+    EXECUTE format('GRANT EXECUTE ON FUNCTION caredata._published_approval(text) TO %I', p.recipient);
+  END IF;
+  -- (the recipient's search_path is left alone: the view qualifies all it
+  -- names, and the recipient sets its own; docs/publication.md)
+END
+$$;
+COMMENT ON FUNCTION caredata._publication_view(text) IS
+  'internal: (re)create a publication''s view from its catalog row (checking its recipient and its columns again) and grant it to its recipient alone';
+

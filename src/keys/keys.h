@@ -49,6 +49,15 @@ typedef struct KeyHash64 KeyHash64;
 extern const KeyHash64 *keys_internal_hash64(const char *label);
 extern uint64 keys_hash64(const KeyHash64 *k, const void *data, size_t len);
 
+/*
+ * A pseudonym's text form (<domain id>.<key version>.<token>, as the type
+ * caredata.pseudonym reads it) into its 24 bytes at out; raises 22P02, as
+ * the type's input does, when str is not one.  For the safe aggregates,
+ * which count people by a pseudonym published as text (src/sdc).
+ */
+#define CAREDATA_PSEUDONYM_BYTES	24
+extern void keys_pseudonym_from_cstring(const char *str, void *out);
+
 extern void keys_init(void);
 
 #endif							/* CAREDATA_KEYS_H */

@@ -155,6 +155,21 @@ pseudonym_parse(const char *str, Pseudonym *p)
 	return NULL;
 }
 
+/* a pseudonym's text form into its 24 bytes, or 22P02 (keys.h) */
+void
+keys_pseudonym_from_cstring(const char *str, void *out)
+{
+	Pseudonym	p;
+	const char *detail;
+
+	StaticAssertStmt(sizeof(Pseudonym) == CAREDATA_PSEUDONYM_BYTES, "a pseudonym is 24 bytes");
+	memset(&p, 0, sizeof(p));
+	detail = pseudonym_parse(str, &p);
+	if (detail)
+		bad_pseudonym(detail);
+	memcpy(out, &p, sizeof(p));
+}
+
 PG_FUNCTION_INFO_V1(pseudonym_in);
 Datum
 pseudonym_in(PG_FUNCTION_ARGS)

@@ -61,6 +61,33 @@ CREATE FUNCTION caredata.band(x numeric, width numeric) RETURNS text
 COMMENT ON FUNCTION caredata.band(numeric, numeric) IS
   'the band of the given width holding a number, as text ''[lo,hi)'' (lo a multiple of width): band(1234, 1000) = ''[1000,2000)''';
 
+-- Age bands as published (issue 26): the band's label sorts by age in
+-- ORDER BY, as text, because its bounds are zero-padded to the digits of
+-- the top band ('00-04', '05-09', '10-14', ..., '90+'), and the band's lower
+-- bound is published beside it as a number (<column>_age_from).  A person
+-- whose date of birth is unknown (missing or not a valid date) is in the
+-- band 'unknown', which sorts after every age; <column>_age_from is NULL.
+CREATE FUNCTION caredata.age_band_from(dob date, at date, width integer DEFAULT 5, top integer DEFAULT 90) RETURNS integer
+  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  RETURN LEAST(pg_catalog.date_part('year', pg_catalog.age(at::timestamp, dob::timestamp))::integer
+                            OPERATOR(pg_catalog./) width OPERATOR(pg_catalog.*) width, top);
+COMMENT ON FUNCTION caredata.age_band_from(date, date, integer, integer) IS
+  'the lower bound, in completed years at date at, of a date of birth''s age band (width years, the top band from top): 40 for 40-44, 90 for 90+';
+CREATE FUNCTION caredata.age_band_label(dob date, at date, width integer DEFAULT 5, top integer DEFAULT 90) RETURNS text
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
+  RETURN CASE
+    WHEN dob IS NULL OR at IS NULL OR width IS NULL OR top IS NULL THEN 'unknown'
+    WHEN caredata.age_band(dob, at, width, top) OPERATOR(pg_catalog.~) '\+$' THEN top::text OPERATOR(pg_catalog.||) '+'
+    ELSE (SELECT CASE WHEN b.lo OPERATOR(pg_catalog.=) b.hi THEN pg_catalog.lpad(b.lo::text, b.digits, '0')
+                      ELSE pg_catalog.lpad(b.lo::text, b.digits, '0') OPERATOR(pg_catalog.||) '-'
+                           OPERATOR(pg_catalog.||) pg_catalog.lpad(b.hi::text, b.digits, '0') END
+            FROM (SELECT a.lo, LEAST(a.lo OPERATOR(pg_catalog.+) width OPERATOR(pg_catalog.-) 1, top OPERATOR(pg_catalog.-) 1) AS hi,
+                         pg_catalog.length(top::text) AS digits
+                    FROM (SELECT caredata.age_band_from(dob, at, width, top) AS lo) a) b)
+  END;
+COMMENT ON FUNCTION caredata.age_band_label(date, date, integer, integer) IS
+  'an age band as publications show it, sorting by age as text: bounds zero-padded to the top band''s digits (''05-09'', ''40-44'', ''90+''); ''unknown'' when the date of birth is (NULL), after every age';
+
 -- The ladder: what a treatment publishes at each level (0 = as the spec
 -- says; 3 = withheld, NULL).  A treatment without a ladder (keep, group)
 -- is the same at every level.
@@ -114,6 +141,8 @@ BEGIN
       WHEN how IN ('month', 'quarter') THEN 'date'
       WHEN how IN ('year', 'year_of_birth') THEN 'integer'
       ELSE 'text' END)
+      -- (an age band's lower bound, beside it: withheld too)
+      || CASE WHEN how = 'age_band' THEN format(' AS %I, NULL::integer', out) ELSE '' END
     WHEN step IN ('month', 'quarter', 'year') AND how IN ('month', 'quarter')
       THEN format('pg_catalog.date_trunc(%L, s.%I::timestamp)::date', step, col)
     WHEN step = 'year' THEN format('pg_catalog.date_part(''year'', s.%I::timestamp)::integer', col)
@@ -122,11 +151,12 @@ BEGIN
     WHEN step = 'year_of_birth' THEN format('pg_catalog.date_part(''year'', %s)::integer', dob)
     WHEN step ~ '^year_of_birth:' THEN format('(pg_catalog.date_part(''year'', %s)::integer OPERATOR(pg_catalog./) %s OPERATOR(pg_catalog.*) %2$s)',
                                               dob, substr(step, 15))
-    WHEN step ~ '^age_band:' THEN format('caredata.age_band(%s, CURRENT_DATE, %s, %s)', dob, substr(step, 10),
-                                         CASE WHEN step = 'age_band:20' THEN 80 ELSE 90 END)
+    WHEN step ~ '^age_band:' THEN format('caredata.age_band_label(%1$s, CURRENT_DATE, %2$s, %3$s) AS %4$I, '
+                                         'caredata.age_band_from(%1$s, CURRENT_DATE, %2$s, %3$s)', dob, substr(step, 10),
+                                         CASE WHEN step = 'age_band:20' THEN 80 ELSE 90 END, out)
     WHEN step IN ('sector', 'district', 'area') THEN format('caredata.try_postcode_%s(s.%I::text)', step, col)
     WHEN step ~ '^band:' THEN format('caredata.band(s.%I::numeric, %s)', col, substr(step, 6))
-  END, out);
+  END, CASE WHEN how = 'age_band' THEN col || '_age_from' ELSE out END);
 END
 $$;
 COMMENT ON FUNCTION caredata._publish_column_at(name, text, integer) IS
@@ -222,6 +252,11 @@ BEGIN
                                    c.out, '_f_' || c.out, k);
     ELSE
       grouped := grouped || format(', b.%I', c.out);
+    END IF;
+    -- an age band's lower bound, beside it (a function of the band: no quasi-identifier of its own)
+    IF c.value = 'age_band' THEN
+      cols := cols || format(', b.%I', c.key || '_age_from');
+      grouped := grouped || format(', b.%I', c.key || '_age_from');
     END IF;
   END LOOP;
   IF flags <> '' THEN

@@ -354,6 +354,17 @@ BEGIN
         HINT = 'Generalise it (a date of birth as year_of_birth or age_band, a postcode as district or sector) or leave it out; an identifiable release names an approval in the register ("approval" in the spec) that covers the recipient, purpose and dataset.';
     END IF;
   END LOOP;
+  -- an aggregate-only publication's units and outcome; labels of codes (src/publication/dashboard.sql)
+  IF NEW.spec->>'kind' = 'aggregates' THEN
+    PERFORM caredata._publication_aggregates_check(NEW.spec, NEW.source);
+    PERFORM caredata._publication_labels_check(NEW.spec, ARRAY(SELECT jsonb_array_elements_text(NEW.spec->'by')));
+  ELSIF NEW.spec ? 'kind' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('unknown publication kind "%s"', NEW.spec->>'kind'),
+      HINT = 'caredata.publish() makes record-level views, caredata.publish_aggregates() aggregate-only ones.';
+  ELSE
+    PERFORM caredata._publication_labels_check(NEW.spec,
+      ARRAY(SELECT x.key FROM jsonb_each_text(NEW.spec->'columns') x WHERE x.value IN ('keep', 'group')));
+  END IF;
   RETURN NEW;
 END
 $$;
@@ -414,8 +425,15 @@ BEGIN
   -- the generalisation level for k and linkability, measured as the view's
   -- owner; the query with k enforced as it is read (src/publication/kanon.sql)
   citus := caredata._citus_table(p.source) OR caredata._citus_table('caredata.pseudonym_map');
-  body := caredata._publication_kanon_query(p.spec,
-            caredata._publication_base(p, caredata._publication_disclose(p, citus), citus));
+  body := CASE WHEN p.spec->>'kind' = 'aggregates' THEN caredata._publication_aggregate_query(p) ELSE caredata._publication_kanon_query(p.spec,
+            caredata._publication_base(p, caredata._publication_disclose(p, citus), citus)) END;
+  -- (aggregates only, src/publication/dashboard.sql: no records, so no k to enforce)
+  IF p.spec->>'kind' = 'aggregates' AND citus THEN
+    RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'aggregate-only publications of distributed tables are not supported',
+      HINT = 'Publish a local table or materialized view of the distributed one.';
+  END IF;
+  -- codes' labels beside them, when the spec asks (src/publication/dashboard.sql)
+  body := caredata._publication_labelled(p.spec, body);
   IF citus THEN
     -- Citus runs a view's query on the nodes as its reader, who may read
     -- the view but not its source: the query runs instead in a SECURITY

@@ -67,12 +67,12 @@ person_set_recv(PG_FUNCTION_ARGS)
 
 /* (state, person [, policy]) */
 static Datum
-add_person(FunctionCallInfo fcinfo, bool pseudonym)
+add_person(FunctionCallInfo fcinfo, PersonArg kind)
 {
 	PersonTable *pt = person_table_state(fcinfo, false, 2, NULL);
 
 	if (!PG_ARGISNULL(1))
-		pt = person_table_add(pt, person_key_arg(fcinfo, 1, pseudonym), 0.0, PERSON_SUM);
+		pt = person_table_add(pt, person_key_arg(fcinfo, 1, kind), 0.0, PERSON_SUM);
 	PG_RETURN_POINTER(pt);
 }
 
@@ -81,7 +81,7 @@ PG_FUNCTION_INFO_V1(person_set_add_int8);
 Datum
 person_set_add_int8(PG_FUNCTION_ARGS)
 {
-	return add_person(fcinfo, false);
+	return add_person(fcinfo, PERSON_ARG_INT8);
 }
 
 /* person_set_add(state, pseudonym [, policy]) */
@@ -89,7 +89,15 @@ PG_FUNCTION_INFO_V1(person_set_add_bytes24);
 Datum
 person_set_add_bytes24(PG_FUNCTION_ARGS)
 {
-	return add_person(fcinfo, true);
+	return add_person(fcinfo, PERSON_ARG_PSEUDONYM);
+}
+
+/* person_set_add(state, text [, policy]): a pseudonym as a published view shows it */
+PG_FUNCTION_INFO_V1(person_set_add_text);
+Datum
+person_set_add_text(PG_FUNCTION_ARGS)
+{
+	return add_person(fcinfo, PERSON_ARG_TEXT);
 }
 
 /*

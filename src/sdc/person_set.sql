@@ -46,6 +46,12 @@ CREATE FUNCTION caredata._person_set_add(caredata.person_set, caredata.nhs_numbe
   AS 'MODULE_PATHNAME', 'person_set_add_int8' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE FUNCTION caredata._person_set_add(caredata.person_set, caredata.pseudonym, text) RETURNS caredata.person_set
   AS 'MODULE_PATHNAME', 'person_set_add_bytes24' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+-- (a pseudonym as published views show it, text: keyed as the pseudonym
+-- itself, so that the states of both combine; any other text is refused, 22P02)
+CREATE FUNCTION caredata._person_set_add(caredata.person_set, text) RETURNS caredata.person_set
+  AS 'MODULE_PATHNAME', 'person_set_add_text' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION caredata._person_set_add(caredata.person_set, text, text) RETURNS caredata.person_set
+  AS 'MODULE_PATHNAME', 'person_set_add_text' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE FUNCTION caredata._person_set_union(caredata.person_set, caredata.person_set) RETURNS caredata.person_set
   AS 'MODULE_PATHNAME', 'person_table_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE FUNCTION caredata._person_set_safe_count(caredata.person_set) RETURNS bigint
@@ -58,6 +64,8 @@ COMMENT ON FUNCTION caredata._person_set_add(caredata.person_set, caredata.pseud
 COMMENT ON FUNCTION caredata._person_set_add(caredata.person_set, bigint, text) IS 'internal: transition function of the safe counting aggregates (policy named)';
 COMMENT ON FUNCTION caredata._person_set_add(caredata.person_set, caredata.nhs_number, text) IS 'internal: transition function of the safe counting aggregates (policy named)';
 COMMENT ON FUNCTION caredata._person_set_add(caredata.person_set, caredata.pseudonym, text) IS 'internal: transition function of the safe counting aggregates (policy named)';
+COMMENT ON FUNCTION caredata._person_set_add(caredata.person_set, text) IS 'internal: transition function of the safe counting aggregates (a pseudonym''s text form)';
+COMMENT ON FUNCTION caredata._person_set_add(caredata.person_set, text, text) IS 'internal: transition function of the safe counting aggregates (a pseudonym''s text form, policy named)';
 COMMENT ON FUNCTION caredata._person_set_union(caredata.person_set, caredata.person_set) IS 'internal: combine function of the safe counting aggregates, and the union of person sets';
 COMMENT ON FUNCTION caredata._person_set_safe_count(caredata.person_set) IS 'internal: final function, the published count of distinct people (NULL when suppressed)';
 COMMENT ON FUNCTION caredata._person_set_safe_text(caredata.person_set) IS 'internal: final function, the published count for display';
@@ -66,7 +74,7 @@ DO $aggs$
 DECLARE
   t text;
 BEGIN
-  FOREACH t IN ARRAY ARRAY['bigint', 'caredata.nhs_number', 'caredata.pseudonym'] LOOP
+  FOREACH t IN ARRAY ARRAY['bigint', 'caredata.nhs_number', 'caredata.pseudonym', 'text'] LOOP
     EXECUTE format($a$
       CREATE AGGREGATE caredata.safe_count(person %1$s) (
         SFUNC = caredata._person_set_add, STYPE = caredata.person_set, SSPACE = 1000000000,

@@ -23,11 +23,12 @@
 #include "policy.h"
 #include "record_key.h"
 #include "base/pg_compat.h"
+#include "keys/keys.h"
 
 #define PT_HDRSZ		offsetof(PersonTable, data)
 #define PT_SIZE(cap, v)	(PT_HDRSZ + ((v) ? 2 : 1) * sizeof(uint64) * (Size) (cap))
 #define PT_MAX_CAPACITY	((int64) ((MaxAllocSize - PT_HDRSZ) / sizeof(uint64) / 4))
-#define PSEUDONYM_BYTES	24
+#define PSEUDONYM_BYTES	CAREDATA_PSEUDONYM_BYTES
 #define PT_TYPE_NAME(v)	((v) ? "person_values" : "person_set")
 
 uint64
@@ -37,9 +38,27 @@ person_key_of_pseudonym(const void *pseudonym)
 }
 
 uint64
-person_key_arg(FunctionCallInfo fcinfo, int argno, bool pseudonym)
+person_key_arg(FunctionCallInfo fcinfo, int argno, PersonArg kind)
 {
-	return pseudonym ? person_key_of_pseudonym(PG_GETARG_POINTER(argno)) : record_key_int8(PG_GETARG_INT64(argno));
+	switch (kind)
+	{
+		case PERSON_ARG_INT8:
+			return record_key_int8(PG_GETARG_INT64(argno));
+		case PERSON_ARG_PSEUDONYM:
+			return person_key_of_pseudonym(PG_GETARG_POINTER(argno));
+		case PERSON_ARG_TEXT:
+			{
+				/* the same key as the pseudonym itself: states combine */
+				unsigned char bytes[CAREDATA_PSEUDONYM_BYTES];
+				char	   *s = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+
+				keys_pseudonym_from_cstring(s, bytes);
+				pfree(s);
+				return person_key_of_pseudonym(bytes);
+			}
+	}
+	elog(ERROR, "unknown person argument kind %d", (int) kind);
+	return 0;					/* keep the compiler quiet */
 }
 
 /* the policy a state names: none ("", the setting) or a policy name */

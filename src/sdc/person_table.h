@@ -66,8 +66,17 @@ extern PersonTable *person_table_merge(PersonTable *pt, const PersonTable *other
 extern void person_table_check(const PersonTable *pt, bool has_values);
 extern PersonEntry *person_table_sorted(const PersonTable *pt);
 extern uint64 person_key_of_pseudonym(const void *pseudonym);
-/* argument argno, a person: a bigint or nhs_number is its own key */
-extern uint64 person_key_arg(FunctionCallInfo fcinfo, int argno, bool pseudonym);
+/* how a transition function's person argument is given */
+typedef enum PersonArg
+{
+	PERSON_ARG_INT8,			/* a bigint or nhs_number: its 8 bytes */
+	PERSON_ARG_PSEUDONYM,		/* a caredata.pseudonym: its 24 bytes */
+	PERSON_ARG_TEXT				/* a pseudonym's text form, as published
+								 * views show it: keyed as the pseudonym */
+} PersonArg;
+
+/* argument argno, a person, as its record key (record_key.h) */
+extern uint64 person_key_arg(FunctionCallInfo fcinfo, int argno, PersonArg kind);
 extern bool person_policy_name_ok(const char *policy);
 
 /* the state argument of a transition or combine function, or a new one */

@@ -64,7 +64,7 @@ person_values_recv(PG_FUNCTION_ARGS)
 
 /* (state, value, person [, policy]): a person's values add up */
 static Datum
-add_value(FunctionCallInfo fcinfo, bool pseudonym)
+add_value(FunctionCallInfo fcinfo, PersonArg kind)
 {
 	PersonTable *pt = person_table_state(fcinfo, true, 3, NULL);
 	double		v;
@@ -76,7 +76,7 @@ add_value(FunctionCallInfo fcinfo, bool pseudonym)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a safe aggregate's value must be finite")));
-	pt = person_table_add(pt, person_key_arg(fcinfo, 2, pseudonym), v, PERSON_SUM);
+	pt = person_table_add(pt, person_key_arg(fcinfo, 2, kind), v, PERSON_SUM);
 	pt->rows++;
 	pt->sum += v;
 	PG_RETURN_POINTER(pt);
@@ -84,7 +84,7 @@ add_value(FunctionCallInfo fcinfo, bool pseudonym)
 
 /* (state, condition, person [, policy]): 1 if any of a person's rows met it */
 static Datum
-add_condition(FunctionCallInfo fcinfo, bool pseudonym)
+add_condition(FunctionCallInfo fcinfo, PersonArg kind)
 {
 	PersonTable *pt = person_table_state(fcinfo, true, 3, NULL);
 	double		v;
@@ -92,7 +92,7 @@ add_condition(FunctionCallInfo fcinfo, bool pseudonym)
 	if (PG_ARGISNULL(2))
 		PG_RETURN_POINTER(pt);
 	v = (!PG_ARGISNULL(1) && PG_GETARG_BOOL(1)) ? 1.0 : 0.0;
-	pt = person_table_add(pt, person_key_arg(fcinfo, 2, pseudonym), v, PERSON_ANY);
+	pt = person_table_add(pt, person_key_arg(fcinfo, 2, kind), v, PERSON_ANY);
 	pt->rows++;
 	pt->sum += v;
 	PG_RETURN_POINTER(pt);
@@ -102,28 +102,42 @@ PG_FUNCTION_INFO_V1(person_values_add_int8);
 Datum
 person_values_add_int8(PG_FUNCTION_ARGS)
 {
-	return add_value(fcinfo, false);
+	return add_value(fcinfo, PERSON_ARG_INT8);
 }
 
 PG_FUNCTION_INFO_V1(person_values_add_bytes24);
 Datum
 person_values_add_bytes24(PG_FUNCTION_ARGS)
 {
-	return add_value(fcinfo, true);
+	return add_value(fcinfo, PERSON_ARG_PSEUDONYM);
+}
+
+PG_FUNCTION_INFO_V1(person_values_add_text);
+Datum
+person_values_add_text(PG_FUNCTION_ARGS)
+{
+	return add_value(fcinfo, PERSON_ARG_TEXT);
 }
 
 PG_FUNCTION_INFO_V1(person_values_any_int8);
 Datum
 person_values_any_int8(PG_FUNCTION_ARGS)
 {
-	return add_condition(fcinfo, false);
+	return add_condition(fcinfo, PERSON_ARG_INT8);
 }
 
 PG_FUNCTION_INFO_V1(person_values_any_bytes24);
 Datum
 person_values_any_bytes24(PG_FUNCTION_ARGS)
 {
-	return add_condition(fcinfo, true);
+	return add_condition(fcinfo, PERSON_ARG_PSEUDONYM);
+}
+
+PG_FUNCTION_INFO_V1(person_values_any_text);
+Datum
+person_values_any_text(PG_FUNCTION_ARGS)
+{
+	return add_condition(fcinfo, PERSON_ARG_TEXT);
 }
 
 /* whether the statistic over pv may be published (people, dominance) */

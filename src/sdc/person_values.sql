@@ -45,8 +45,9 @@ DECLARE
   c text;
   kind text;
 BEGIN
-  FOREACH t IN ARRAY ARRAY['bigint', 'caredata.nhs_number', 'caredata.pseudonym'] LOOP
-    c := CASE t WHEN 'caredata.pseudonym' THEN 'bytes24' ELSE 'int8' END;
+  -- (text: a pseudonym as published views show it, keyed as the pseudonym)
+  FOREACH t IN ARRAY ARRAY['bigint', 'caredata.nhs_number', 'caredata.pseudonym', 'text'] LOOP
+    c := CASE t WHEN 'caredata.pseudonym' THEN 'bytes24' WHEN 'text' THEN 'text' ELSE 'int8' END;
     FOREACH kind IN ARRAY ARRAY['', ', text'] LOOP
       EXECUTE format($f$
         CREATE FUNCTION caredata._person_values_add(caredata.person_values, double precision, %1$s%2$s) RETURNS caredata.person_values

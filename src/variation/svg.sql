@@ -28,6 +28,29 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION caredata._svg_ticks(double precision, double precision) IS 'internal: about five round axis ticks between lo and hi';
 
+-- text broken into lines of at most max_chars characters, at spaces (a
+-- longer word is a line of its own): SVG text does not wrap, and the
+-- legend has 236 px of the canvas (about 30 characters of 12 px DejaVu Sans)
+CREATE FUNCTION caredata._svg_lines(t text, max_chars integer) RETURNS text[]
+  LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  word text;
+  line text := '';
+  lines text[] := '{}';
+BEGIN
+  FOREACH word IN ARRAY regexp_split_to_array(btrim(t), '\s+') LOOP
+    IF line <> '' AND length(line) + 1 + length(word) > max_chars THEN
+      lines := lines || line;
+      line := word;
+    ELSE
+      line := CASE WHEN line = '' THEN word ELSE line || ' ' || word END;
+    END IF;
+  END LOOP;
+  RETURN CASE WHEN line = '' THEN lines ELSE lines || line END;
+END
+$$;
+COMMENT ON FUNCTION caredata._svg_lines(text, integer) IS 'internal: text broken at spaces into lines of at most max_chars characters (a longer word alone on its line)';
+
 CREATE FUNCTION caredata._funnel_svg(unit_keys text[], unit_nums text[], unit_dens text[], title text, data_type text,
                                      method text, sr_method text, trim_by double precision, flag_limit numeric,
                                      policy text, x_label text, y_label text)
@@ -145,12 +168,14 @@ BEGIN
     || '<line x1="0" y1="44" x2="28" y2="44" stroke="#5B3A8E" stroke-width="1.6"/><text x="36" y="48">99.8% limits</text>' || E'\n'
     || '<circle cx="14" cy="66" r="4.5" fill="#9A9A9A" stroke="#333" stroke-width="0.6"/><text x="36" y="70">unit</text>' || E'\n'
     || format('<circle cx="14" cy="88" r="4.5" fill="#FF7F0E" stroke="#333" stroke-width="0.6"/><text x="36" y="92">outlier (beyond %s%%)</text>', flag_limit) || E'\n'
-    || format('<text x="0" y="122">%s units; target %s</text>', (SELECT count(*) FROM unnest(rs)), round(f.target::numeric, 4)) || E'\n'
-    || format('<text x="0" y="140">%s</text>', CASE lm WHEN 'tau2' THEN format('over-dispersed: tau2 = %s', round(f.tau2::numeric, 5))
-                                                    WHEN 'phi' THEN format('over-dispersed: phi = %s', round(f.phi::numeric, 3))
-                                                    WHEN 'exact' THEN 'exact limits'
-                                                    WHEN 'unadjusted' THEN format('unadjusted limits (phi = %s: no over-dispersion)', round(f.phi::numeric, 3))
-                                                    ELSE 'normal approximation' END) || E'\n'
+    -- (the notes, wrapped to the legend's width: the canvas ends 236 px to its right)
+    || (SELECT string_agg(format('<text class="legend-note" x="0" y="%s">%s</text>', 104 + 18 * n, caredata._svg_text(l)), E'\n' ORDER BY n)
+          FROM unnest(caredata._svg_lines(format('%s units; target %s', (SELECT count(*) FROM unnest(rs)), round(f.target::numeric, 4)), 28)
+                      || caredata._svg_lines(CASE lm WHEN 'tau2' THEN format('over-dispersed: tau2 = %s', round(f.tau2::numeric, 5))
+                                                     WHEN 'phi' THEN format('over-dispersed: phi = %s', round(f.phi::numeric, 3))
+                                                     WHEN 'exact' THEN 'exact limits'
+                                                     WHEN 'unadjusted' THEN format('unadjusted limits (phi = %s: no over-dispersion)', round(f.phi::numeric, 3))
+                                                     ELSE 'normal approximation' END, 28)) WITH ORDINALITY x(l, n)) || E'\n'
     || '</g>' || E'\n'
     || format('<text x="%s" y="%s" font-size="11" fill="#444">%s</text>', x0, y1 + 70,
               caredata._svg_text(CASE WHEN hidden IS NULL THEN 'Every unit is shown.'

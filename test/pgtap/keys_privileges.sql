@@ -56,12 +56,12 @@ SELECT is(
      AND p.proname NOT LIKE 'nhs\_number\_%' AND p.proname NOT LIKE 'pseudonym\_%'),
   ARRAY['_funnel', '_funnel_add', '_funnel_combine', '_funnel_final', '_funnel_svg', '_funnel_z', '_person_set_add', '_person_set_safe_count', '_person_set_safe_text', '_person_set_union',
         '_person_values_add', '_person_values_any', '_person_values_combine',
-        '_person_values_safe_avg', '_person_values_safe_rate', '_person_values_safe_sum', '_query_columns', '_sdc_audit', '_sdc_protect', '_sdc_table', '_svg_text', '_svg_ticks',
-        'address_house_number', 'age_band', 'band', 'compare_damerau_levenshtein', 'compare_date', 'compare_exact',
+        '_person_values_safe_avg', '_person_values_safe_rate', '_person_values_safe_sum', '_query_columns', '_sdc_audit', '_sdc_protect', '_sdc_table', '_svg_lines', '_svg_text', '_svg_ticks',
+        'address_house_number', 'age_band', 'age_band_from', 'age_band_label', 'band', 'compare_damerau_levenshtein', 'compare_date', 'compare_exact',
         'compare_jaro_winkler', 'compare_name', 'compare_nhs_number', 'compare_postcode', 'compare_sex',
         'compare_token_overlap',
         'damerau_levenshtein', 'default_purposes', 'dob_is_valid', 'funnel', 'funnel_fit', 'funnel_limit', 'funnel_svg',
-        'indirect_standardise', 'jaro_winkler', 'name_phonetic', 'nhs_number', 'normalise_postcode',
+        'indirect_standardise', 'jaro_winkler', 'label_of', 'name_phonetic', 'nhs_number', 'normalise_postcode',
         'person_set_agg', 'person_set_in', 'person_set_out', 'person_set_recv', 'person_set_send',
         'person_values_in', 'person_values_out', 'person_values_recv', 'person_values_send',
         'postcode_area', 'postcode_district', 'postcode_sector', 'preloaded', 'require_preload',
@@ -71,7 +71,7 @@ SELECT is(
         'try_nhs_number', 'try_normalise_postcode', 'try_postcode_area',
         'try_postcode_district', 'try_postcode_sector',
         'try_standardise_dob', 'try_standardise_sex'],
-  'a recipient can execute only the unkeyed standardisers (band() included, which published views call as their reader), linkage comparators, type support, the purpose table of objection kinds, the safe aggregates, the funnel plot functions and the preload check (no key)');
+  'a recipient can execute only the unkeyed standardisers (band(), age_band_label() and age_band_from() included, which published views call as their reader), the code labels (label_of), linkage comparators, type support, the purpose table of objection kinds, the safe aggregates, the funnel plot functions and the preload check (no key)');
 SELECT is(
   (SELECT coalesce(array_agg(p.oid::regprocedure::text ORDER BY 1), '{}')
    FROM pg_proc p

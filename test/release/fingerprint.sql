@@ -34,7 +34,7 @@ SELECT format('SELECT %L || '': '' || count(*) || '' rows, '' || md5(coalesce(st
                             THEN $e$(to_jsonb(t) - 'fields' - 'record_key' - CASE WHEN to_jsonb(t)->>'project' = 'default' THEN 'project' ELSE '' END)::text$e$
                             ELSE 't::text' END END AS expr) r
  WHERE c.relnamespace = 'caredata'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-   AND c.relname NOT IN ('distributed_filter', 'sdc_policy_role', 'approval', 'sdc_ptable', 'publication_limits', 'link_project')
+   AND c.relname NOT IN ('distributed_filter', 'sdc_policy_role', 'approval', 'sdc_ptable', 'publication_limits', 'link_project', 'code_label')
  ORDER BY c.relname \gexec
 -- linkage projects (from 0.2.0 on) but the default one, which 0.1.0's rows became
 SELECT 'SELECT ''link_project: '' || count(*) || '' rows, '' || md5(string_agg((to_jsonb(t) - ''created_at'')::text, E''\n'' ORDER BY t.project))

@@ -118,5 +118,32 @@ read -r total close worst < <(psql -qXAt -F ' ' -d $db -f "$out/curves.sql")
 [ "${total:-0}" -gt 200 ] && [ "$total" = "$close" ]
 ok $? "every visible point of the limit curves is within half a pixel of funnel_limit() ($close of $total; worst ${worst} px)"
 
+# 3. the legend fits the canvas (issue 26: its method line was cut at the
+# right edge): every legend text, measured in the font the SVG names
+# (DejaVu Sans 12 px, by PIL), ends inside the SVG's width; on this plot
+# and on one without over-dispersion, whose note is the longest
+psql -qXAt -d $db -c "SELECT caredata.funnel_svg('SELECT unit, expected, expected FROM units', 'as expected everywhere')" > "$out/funnel_flat.svg"
+/usr/bin/python3 - "$out/funnel.svg" "$out/funnel_flat.svg" > "$out/legend.tap" 2>&1 <<'PY'
+import re, sys, xml.etree.ElementTree as ET
+from PIL import ImageFont
+ns = '{http://www.w3.org/2000/svg}'
+font = ImageFont.truetype('/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf', 12)
+def say(cond, what):
+    print(('ok - ' if cond else 'not ok - ') + what)
+for path in sys.argv[1:]:
+    svg = ET.parse(path).getroot()
+    width = float(svg.get('width'))
+    legend = svg.find(".//%sg[@id='legend']" % ns)
+    tx = float(re.match(r'translate\(([-0-9.]+)', legend.get('transform')).group(1))
+    texts = [(t.text or '', tx + float(t.get('x')) + font.getlength(t.text or '')) for t in legend.iter(ns + 'text')]
+    right = max(r for _, r in texts)
+    widest = max(texts, key=lambda x: x[1])[0]
+    say(len(texts) >= 7 and right <= width, "%s: every legend line ends inside the %g px canvas (rightmost at %.0f px: '%s')"
+        % (path.rsplit('/', 1)[-1], width, right, widest))
+    notes = ' '.join(t.text for t in legend.iter(ns + 'text') if t.get('class') == 'legend-note')
+    say(('no over-dispersion' in notes) == ('flat' in path), '%s: the method note is there, whole: %s' % (path.rsplit('/', 1)[-1], notes))
+PY
+report "$out/legend.tap"
+
 drop_db
 done_testing
