@@ -135,7 +135,14 @@ column_value(HeapTuple tup, TupleDesc desc, const char *name, bool *isnull, Oid 
 	if (attno <= 0)
 		elog(ERROR, "caredata.protected_table has no column %s", name);
 	*type = TupleDescAttr(desc, attno - 1)->atttypid;
-	return heap_getattr(tup, attno, desc, isnull);
+
+	/*
+	 * SPI_getbinval, not the inline heap_getattr: since 15.20 that inline
+	 * calls heap_datum_check(), which older minor releases lack, and the
+	 * Debian package is to load into any server of the major version
+	 * (debian/minor_versions; test/release/deb_chroot.sh checks the symbols)
+	 */
+	return SPI_getbinval(tup, desc, attno, isnull);
 }
 
 static char *
