@@ -81,7 +81,7 @@ DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 # and one update script per release step (upgrade/)
 DATA = $(wildcard releases/$(EXTENSION)--*.sql releases/$(EXTENSION)--*.control upgrade/$(EXTENSION)--*--*.sql)
 
-REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_probe_agrees objection_lookahead objection_parallel objection_hardening objection_reinstall objection_protection citus_single_node linkage linkage_run linkage_quickstart linkage_quality linkage_progress linkage_twins linkage_names linkage_fields linkage_names_quickstart sdc sdc_table sdc_quickstart sdc_policy_role sdc_magnitudes sdc_cell_key variation variation_disclosure variation_quickstart publication publication_quickstart publication_kanon publication_reidentify publication_approval user_guide publication_audit hostile_search_path
+REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_probe_agrees objection_lookahead objection_parallel objection_hardening objection_reinstall objection_protection objection_drop citus_single_node linkage linkage_run linkage_quickstart linkage_quality linkage_progress linkage_twins linkage_names linkage_fields linkage_names_quickstart sdc sdc_table sdc_quickstart sdc_policy_role sdc_magnitudes sdc_cell_key variation variation_disclosure variation_quickstart publication publication_quickstart publication_kanon publication_reidentify publication_approval user_guide publication_audit hostile_search_path
 
 PG_CONFIG ?= pg_config
 # warnings as PostgreSQL builds extensions (-Wno-unused-parameter: the server
