@@ -133,7 +133,10 @@ test:
 bench:
 	bench/run.sh
 
-# the Debian package postgresql-NN-caredata, into dist/ (scripts/package.sh)
+# the Debian package postgresql-NN-caredata, into dist/ (scripts/package.sh);
+# test/release/deb_chroot.sh installs it on a stock Debian 12 (a bookworm
+# chroot made once by test/release/deb_chroot.sh --setup; make test runs it,
+# or says it skipped it for want of the chroot)
 deb:
 	scripts/package.sh
 
