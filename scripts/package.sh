@@ -25,3 +25,4 @@ mkdir -p dist
 rm -f dist/postgresql-*-caredata_*.deb
 cp "$work"/postgresql-*-caredata_*.deb dist/
 ls dist/postgresql-*-caredata_*.deb
+echo "package: test it on a stock Debian 12 with test/release/deb_chroot.sh (--setup once, as root, makes the chroot)"

@@ -43,7 +43,10 @@ SELECT try_nhs_number('943 476 5919'), try_nhs_number('943 476 5918'),
        try_nhs_number(''), try_nhs_number(NULL);
 SELECT v, nhs_number_is_valid(v), nhs_number_invalid_reason(v)
 FROM (VALUES ('9434765919'), ('943 476 5919'), ('12345'), ('abcdefghij'),
-             ('0000000000'), ('9434765918'), ('   ')) t(v);
+             ('0000000000'), ('9434765918'), ('   '), (''), (NULL)) t(v);
+-- the codes are disjoint: nothing recorded (NULL or blank) is 'missing' alone
+SELECT coalesce(nhs_number_invalid_reason(v), 'valid') AS category, count(*)
+FROM (VALUES (NULL), (''), ('  '), ('943 476 5919'), ('943 476 5918')) t(v) GROUP BY 1 ORDER BY 1;
 SELECT nhs_number_is_test('999 000 0018'), nhs_number_is_test('943 476 5919');
 
 -- bigint casts (explicit where they can fail)

@@ -6546,3 +6546,11 @@ $$;
 COMMENT ON FUNCTION caredata._publication_view(text) IS
   'internal: (re)create a publication''s view from its catalog row (checking its recipient and its columns again) and grant it to its recipient alone';
 
+
+-- ---- issue 26, messages ----
+-- nhs_number_invalid_reason(): 'missing' for NULL and for blank text (was
+-- 'empty' for blank, NULL for NULL), so its codes are disjoint and cover
+-- every value
+ALTER FUNCTION caredata.nhs_number_invalid_reason(text) CALLED ON NULL INPUT;
+COMMENT ON FUNCTION caredata.nhs_number_invalid_reason(text) IS
+  'why a text is not a valid NHS number (missing: NULL or only white space; non_digit, grouping, length, check_digit_10, check_digit, repeated_digit), NULL when valid; never shows the value';

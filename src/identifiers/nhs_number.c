@@ -399,25 +399,31 @@ nhs_number_is_valid(PG_FUNCTION_ARGS)
 
 /*
  * nhs_number_invalid_reason(text): why a value is refused, as a short stable
- * code ('empty', 'non_digit', 'grouping', 'length', 'check_digit_10',
+ * code ('missing', 'non_digit', 'grouping', 'length', 'check_digit_10',
  * 'check_digit', 'repeated_digit'), NULL when it is valid.  For data-quality
- * reports: it classifies without showing the value.
+ * reports: it classifies without showing the value.  'missing' is nothing
+ * recorded, NULL or only white space alike (not STRICT), so the codes and
+ * NULL for valid are disjoint and cover every value: a report needs no
+ * category of its own for NULLs.
  */
 PG_FUNCTION_INFO_V1(nhs_number_invalid_reason);
 Datum
 nhs_number_invalid_reason(PG_FUNCTION_ARGS)
 {
-	text	   *t = PG_GETARG_TEXT_PP(0);
+	text	   *t;
 	int64		result;
 	int			ndigits;
 	const char *reason = NULL;
 
+	if (PG_ARGISNULL(0))
+		PG_RETURN_TEXT_P(cstring_to_text("missing"));
+	t = PG_GETARG_TEXT_PP(0);
 	switch (nhs_parse(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &result, &ndigits))
 	{
 		case NHS_OK:
 			PG_RETURN_NULL();
 		case NHS_EMPTY:
-			reason = "empty";
+			reason = "missing";
 			break;
 		case NHS_BAD_CHAR:
 			reason = "non_digit";

@@ -149,10 +149,11 @@ CREATE FUNCTION caredata.nhs_number_is_valid(text) RETURNS boolean
 COMMENT ON FUNCTION caredata.nhs_number_is_valid(text) IS
   'true when the text is a valid NHS number (10 digits, Modulus 11, not all digits the same)';
 
+-- not STRICT: NULL is 'missing', as blank text is
 CREATE FUNCTION caredata.nhs_number_invalid_reason(text) RETURNS text
-  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+  AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION caredata.nhs_number_invalid_reason(text) IS
-  'why a text is not a valid NHS number (empty, non_digit, grouping, length, check_digit_10, check_digit, repeated_digit), NULL when valid; never shows the value';
+  'why a text is not a valid NHS number (missing: NULL or only white space; non_digit, grouping, length, check_digit_10, check_digit, repeated_digit), NULL when valid; never shows the value';
 
 CREATE FUNCTION caredata.nhs_number_is_test(caredata.nhs_number) RETURNS boolean
   AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

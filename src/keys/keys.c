@@ -94,7 +94,8 @@ typedef enum MasterResult
 {
 	MASTER_OK = 0,
 	MASTER_UNSET,
-	MASTER_MISSING,
+	MASTER_MISSING,				/* no file at the path (ENOENT, ENOTDIR) */
+	MASTER_DENIED,				/* there, but the server may not open it */
 	MASTER_NOT_FILE,
 	MASTER_PERMISSIONS,
 	MASTER_OWNER,
@@ -199,7 +200,11 @@ read_master(unsigned char *buf, size_t *len)
 		return MASTER_UNSET;
 	fd = open(key_file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return MASTER_MISSING;
+	{
+		if (errno == ENOENT || errno == ENOTDIR)
+			return MASTER_MISSING;
+		return (errno == EACCES || errno == EPERM) ? MASTER_DENIED : MASTER_READ;
+	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
 	{
 		close(fd);
@@ -238,10 +243,17 @@ read_master(unsigned char *buf, size_t *len)
 	return MASTER_OK;
 }
 
+/*
+ * The hints never tell anyone to generate a key while a file is there: a
+ * new master secret in place of the old one loses every pseudonym made
+ * under it.  Only an unset setting gets that hint; a missing file gets it
+ * for a new installation only, after moving and restoring.
+ */
 static void
 report_master(MasterResult r)
 {
-	const char *hint = "Generate a key file with scripts/generate-key.sh, name it in caredata.key_file in postgresql.conf and reload.";
+	const char *hint = "Generate a master secret with caredata-generate-key (scripts/generate-key.sh in the source tree), name it in caredata.key_file in postgresql.conf and reload.";
+	const char *keep = "Check that caredata.key_file names the master secret (caredata-generate-key writes 64 bytes); if the file was cut short or overwritten, restore it from its backup. Do not generate a new one: pseudonyms made under the old secret would be lost.";
 
 	switch (r)
 	{
@@ -255,18 +267,31 @@ report_master(MasterResult r)
 					 errhint("%s", hint)));
 			break;
 		case MASTER_MISSING:
-		case MASTER_READ:
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_FILE),
+					 errmsg("the file named by caredata.key_file does not exist"),
+					 errdetail("There is no file at that path."),
+					 errhint("If the master secret was moved, name its path in caredata.key_file; if it was lost, restore it from its backup. Only for a new installation, generate one with caredata-generate-key (scripts/generate-key.sh in the source tree). Then reload.")));
+			break;
+		case MASTER_DENIED:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("the server cannot read the file named by caredata.key_file"),
+					 errdetail("The file is there, but the operating system user the server runs as may not open it: the file is not readable by that user, or a directory on its path cannot be entered."),
+					 errhint("Keep the file and fix its ownership and mode: make the server's user its owner with mode 0600 (chown, chmod 0600), and let that user enter each directory on the path. Do not generate a new key: the file holds the master secret.")));
+			break;
+		case MASTER_READ:
+			ereport(ERROR,
+					(errcode(ERRCODE_IO_ERROR),
 					 errmsg("could not read the file named by caredata.key_file"),
-					 errdetail("The file does not exist or the server cannot read it."),
-					 errhint("%s", hint)));
+					 errdetail("Opening or reading it failed, for a reason other than its permissions."),
+					 errhint("Check the file system the file is on. Keep the file: it holds the master secret.")));
 			break;
 		case MASTER_NOT_FILE:
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIG_FILE_ERROR),
 					 errmsg("caredata.key_file does not name a regular file"),
-					 errhint("%s", hint)));
+					 errhint("Name the key file itself in caredata.key_file, not a directory, and reload.")));
 			break;
 		case MASTER_PERMISSIONS:
 			ereport(ERROR,
@@ -279,21 +304,21 @@ report_master(MasterResult r)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIG_FILE_ERROR),
 					 errmsg("the file named by caredata.key_file is not owned by the database server's user or root"),
-					 errhint("Change the key file's owner to the user the server runs as.")));
+					 errhint("Change the key file's owner to the user the server runs as (chown), keeping the file: it holds the master secret.")));
 			break;
 		case MASTER_SHORT:
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIG_FILE_ERROR),
 					 errmsg("the file named by caredata.key_file is too short"),
 					 errdetail("A master secret must hold at least %d bytes.", MASTER_MIN_LEN),
-					 errhint("%s", hint)));
+					 errhint("%s", keep)));
 			break;
 		case MASTER_LONG:
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIG_FILE_ERROR),
 					 errmsg("the file named by caredata.key_file is too long"),
 					 errdetail("A master secret holds at most %d bytes.", MASTER_MAX_LEN),
-					 errhint("%s", hint)));
+					 errhint("%s", keep)));
 			break;
 	}
 }
@@ -771,6 +796,9 @@ key_file_status(PG_FUNCTION_ARGS)
 			s = "not set";
 			break;
 		case MASTER_MISSING:
+			s = "missing";
+			break;
+		case MASTER_DENIED:
 		case MASTER_READ:
 			s = "unreadable";
 			break;

@@ -54,6 +54,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "commands/event_trigger.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -77,6 +78,7 @@
 #include "utils/syscache.h"
 
 #include "base/pg_compat.h"
+#include "base/search_path.h"
 
 #include "permitted.h"
 #include "objection.h"
@@ -135,7 +137,14 @@ column_value(HeapTuple tup, TupleDesc desc, const char *name, bool *isnull, Oid 
 	if (attno <= 0)
 		elog(ERROR, "caredata.protected_table has no column %s", name);
 	*type = TupleDescAttr(desc, attno - 1)->atttypid;
-	return heap_getattr(tup, attno, desc, isnull);
+
+	/*
+	 * SPI_getbinval, not the inline heap_getattr: since 15.20 that inline
+	 * calls heap_datum_check(), which older minor releases lack, and the
+	 * Debian package is to load into any server of the major version
+	 * (debian/minor_versions; test/release/deb_chroot.sh checks the symbols)
+	 */
+	return SPI_getbinval(tup, desc, attno, isnull);
 }
 
 static char *
@@ -516,11 +525,62 @@ check_copy(CopyStmt *stmt)
 }
 
 /* before ProcessUtility (src/hooks.c): COPY ... TO */
+/*
+ * DROP EXTENSION caredata (CASCADE): every protected table is unprotected
+ * first, in the same transaction, so that the drop leaves each user table
+ * as protect() found it.  Left to the cascade, the drop would remove the
+ * filter's policies but leave row security enabled and forced, with the
+ * policy caredata_base (USING (true)) that protect() added; a table whose
+ * owner had policies of their own would then bind its owner to them.
+ * Without CASCADE the drop still refuses while user columns are of
+ * caredata's types, and the unprotecting is rolled back with it.
+ */
+static void
+unprotect_before_drop(DropStmt *stmt)
+{
+	ListCell   *lc;
+	bool		named = false;
+	int			level;
+	int			ret;
+
+	if (stmt->removeType != OBJECT_EXTENSION)
+		return;
+	foreach(lc, stmt->objects)
+	{
+		if (IsA(lfirst(lc), String) && strcmp(strVal(lfirst(lc)), "caredata") == 0)
+			named = true;
+	}
+	if (!named || !OidIsValid(get_extension_oid("caredata", true)))
+		return;
+	ensure_list();
+	if (list_hash == NULL || list_state == LIST_ABSENT || hash_get_num_entries(list_hash) == 0)
+		return;
+
+	level = search_path_pin();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute("SELECT caredata.unprotect(t.relid) FROM caredata.protected_table t"
+					  " WHERE t.relid OPERATOR(pg_catalog.=) t.root AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
+					  " WHERE c.oid OPERATOR(pg_catalog.=) t.relid) ORDER BY t.relid", false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "unprotecting the protected tables failed: %d", ret);
+	if (SPI_processed > 0)
+		ereport(NOTICE,
+				(errmsg_plural("dropping extension caredata unprotects %llu table first",
+							   "dropping extension caredata unprotects %llu tables first",
+							   SPI_processed, (unsigned long long) SPI_processed),
+				 errdetail("Row security and the policies caredata.protect() added are off them again.")));
+	SPI_finish();
+	search_path_unpin(level);
+}
+
 void
 protection_check_utility(PlannedStmt *pstmt)
 {
 	if (pstmt->utilityStmt != NULL && IsA(pstmt->utilityStmt, CopyStmt))
 		check_copy((CopyStmt *) pstmt->utilityStmt);
+	else if (pstmt->utilityStmt != NULL && IsA(pstmt->utilityStmt, DropStmt))
+		unprotect_before_drop((DropStmt *) pstmt->utilityStmt);
 }
 
 /* _PG_init: forget a table's state when its relation cache entry goes */

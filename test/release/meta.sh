@@ -31,7 +31,9 @@ ok(req.get('PostgreSQL') == '15.0.0' and 'OpenSSL' in req, 'it requires PostgreS
 ok(all(bool(semver.match(v)) for ph in m['prereqs'].values() for rel in ph.values() for v in rel.values()),
    'every prerequisite version is semantic')
 ok(all(k in ('bugtracker', 'repository', 'homepage') for k in m.get('resources', {})), 'resources names only known kinds')
-ok(m.get('release_status') in ('stable', 'testing', 'unstable'), 'release_status is stable, testing or unstable')
+# stable: `pgxn install caredata`, as the runbook says it, takes stable releases only
+ok(m.get('release_status') == 'stable', 'release_status is stable, so that pgxn install caredata (stable only by default) takes it')
+ok(not any('localhost' in json.dumps(v) for v in (m.get('resources', {}), m.get('maintainer'))), 'no resource or maintainer on localhost')
 PY
 )
 
@@ -49,9 +51,26 @@ sys.exit(0 if all(sys.argv[2] + '/' + f in names for f in need) and not any('/.c
 " "$zip" "caredata-$version"
 ok $? "with META.json, the Makefile, the control file, LICENSE, README and the released scripts, and no build products"
 
-# what the PGXN client does with it: unpack, make
-(cd "$work" && python3 -m zipfile -e "$CAREDATA_ROOT/$zip" . && cd "caredata-$version" &&
-   make -s PG_CONFIG="$PG_CONFIG" > "$work/build.log" 2>&1 && [ -f caredata.so ] && [ -f "caredata--$version.sql" ])
-ok $? "the unpacked archive builds with make, as the PGXN client runs it"
+# the runbook's PGXN and source routes name what building needs
+deps_line=$(grep -E '^sudo apt install build-essential' docs/runbook.md)
+for p in build-essential postgresql-server-dev-15 libssl-dev; do
+  case " $deps_line " in *" $p "*) ;; *) deps_line= ;; esac
+done
+[ -n "$deps_line" ]; ok $? "the runbook's PGXN and source routes install build-essential postgresql-server-dev-15 libssl-dev"
+grep -q '^pgxn install caredata$' docs/runbook.md && grep -q '^make dist && pgxn install ./dist/caredata-<version>.zip$' docs/runbook.md
+ok $? "the runbook gives pgxn install caredata, and the checkout's archive for before a release reaches PGXN"
+
+# what the runbook's PGXN route does: the PGXN client itself installs the
+# archive (unpack, make, make install into PG_CONFIG's directories; --sudo
+# env: no sudo, we may write there); the working tree's build goes back after
+if ! command -v pgxn >/dev/null; then ensure_packages meta pgxnclient >/dev/null 2>&1; fi
+lib=$($PG_CONFIG --pkglibdir)/caredata.so
+rm -f "$lib" "$($PG_CONFIG --bindir)/caredata-generate-key"
+(cd "$work" && pgxn install --sudo env --pg_config "$PG_CONFIG" "$CAREDATA_ROOT/$zip" > "$work/build.log" 2>&1) &&
+  [ -f "$lib" ] && [ -f "$($PG_CONFIG --sharedir)/extension/caredata--$version.sql" ] &&
+  [ -x "$($PG_CONFIG --bindir)/caredata-generate-key" ]
+ok $? "pgxn install of the archive builds and installs the library, the install script and caredata-generate-key"
+[ -f "$lib" ] || tail -5 "$work/build.log" | sed 's/^/# /'
+make -s install >/dev/null 2>&1
 
 done_testing

@@ -25,6 +25,12 @@ deb=$(ls dist/${pkg}_*.deb 2>/dev/null | head -1)
 [ -n "$deb" ] || { cat /tmp/caredata-package.$$ | tail -20 | sed 's/^/# /'; echo "1..$n"; exit 1; }
 rm -f /tmp/caredata-package.$$
 
+# lintian: no errors (a maintainer address on a bogus host was one)
+command -v lintian >/dev/null || ensure_packages package lintian >/dev/null 2>&1
+lint=$(lintian "$deb" 2>/dev/null | grep '^E: ')
+[ -z "$lint" ]; ok $? "lintian finds no errors in it"
+[ -z "$lint" ] || echo "$lint" | head -5 | sed 's/^/# /'
+
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|')
 lib=$($PG_CONFIG --pkglibdir); share=$($PG_CONFIG --sharedir)/extension
 missing=
