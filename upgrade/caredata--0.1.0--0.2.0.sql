@@ -3624,6 +3624,7 @@ CREATE TABLE caredata.person_index (project text NOT NULL DEFAULT 'default', LIK
 CREATE TABLE caredata.person_index_p_default PARTITION OF caredata.person_index
   (PRIMARY KEY (source, record_key), UNIQUE (rid)) FOR VALUES IN ('default');
 CREATE INDEX person_index_p_default_person_id_idx ON caredata.person_index_p_default (person_id);
+CREATE INDEX person_index_p_default_source_record_id_idx ON caredata.person_index_p_default (source, record_id);
 INSERT INTO caredata.person_index SELECT 'default', * FROM caredata.person_index_0_1;
 ALTER EXTENSION caredata DROP TABLE caredata.person_index_0_1;
 DROP TABLE caredata.person_index_0_1;
@@ -3739,141 +3740,7 @@ $$;
 COMMENT ON FUNCTION caredata._link_record_sql(text) IS
   'internal: a project''s standardised records with one column per declared field (and tf_<field>), for comparisons and blocking rules to name';
 
-CREATE OR REPLACE FUNCTION caredata._link_maintain(what text, rules jsonb DEFAULT '[]', project text DEFAULT 'default') RETURNS void
-  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  col text;
-  parent text;
-  part regclass;
-  records regclass;
-  persons regclass;
-  pname text;
-BEGIN
-  IF project IS NULL OR project OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a linkage project name is lower-case letters, digits and _';
-  END IF;
-  IF what OPERATOR(pg_catalog.=) 'create_partitions' THEN
-    -- link_create_project() has inserted the project's row
-    IF NOT EXISTS (SELECT 1 FROM caredata.link_project p WHERE p.project OPERATOR(pg_catalog.=) _link_maintain.project) THEN
-      RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = pg_catalog.format('linkage project "%s" does not exist', project),
-        HINT = 'Create projects with caredata.link_create_project().';
-    END IF;
-    FOREACH parent IN ARRAY ARRAY['link_record', 'person_index'] LOOP
-      IF caredata._link_partition(('caredata.' OPERATOR(pg_catalog.||) parent)::pg_catalog.regclass, project) IS NOT NULL THEN
-        CONTINUE;
-      END IF;
-      -- <table>_p_<project>, or a digest where that is too long or taken
-      pname := parent OPERATOR(pg_catalog.||) '_p_' OPERATOR(pg_catalog.||) project;
-      IF pg_catalog.length(pname) OPERATOR(pg_catalog.>) 63
-         OR pg_catalog.to_regclass('caredata.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(pname)) IS NOT NULL THEN
-        pname := parent OPERATOR(pg_catalog.||) '_p_' OPERATOR(pg_catalog.||) pg_catalog.md5(project);
-      END IF;
-      IF parent OPERATOR(pg_catalog.=) 'link_record' THEN
-        EXECUTE pg_catalog.format('CREATE TABLE caredata.%I PARTITION OF caredata.link_record (PRIMARY KEY (rid)) FOR VALUES IN (%L)',
-                                  pname, project);
-      ELSE
-        EXECUTE pg_catalog.format('CREATE TABLE caredata.%I PARTITION OF caredata.person_index (PRIMARY KEY (source, record_key), UNIQUE (rid)) FOR VALUES IN (%L)',
-                                  pname, project);
-        EXECUTE pg_catalog.format('CREATE INDEX ON caredata.%I (person_id)', pname);
-      END IF;
-      EXECUTE pg_catalog.format('REVOKE ALL ON caredata.%I FROM PUBLIC', pname);
-      EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON caredata.%I TO caredata_linker, caredata_admin', pname);
-      EXECUTE pg_catalog.format('COMMENT ON TABLE caredata.%I IS %L', pname,
-                                pg_catalog.format('partition of caredata.%s holding linkage project %s', parent, project));
-    END LOOP;
-    RETURN;
-  ELSIF what OPERATOR(pg_catalog.=) 'drop_partitions' THEN
-    -- link_drop_project() has deleted the project's row
-    IF EXISTS (SELECT 1 FROM caredata.link_project p WHERE p.project OPERATOR(pg_catalog.=) _link_maintain.project) THEN
-      RAISE EXCEPTION USING ERRCODE = '55000', MESSAGE = 'a linkage project''s partitions go only with the project',
-        HINT = 'Drop the project with caredata.link_drop_project().';
-    END IF;
-    FOREACH parent IN ARRAY ARRAY['link_record', 'person_index'] LOOP
-      part := caredata._link_partition(('caredata.' OPERATOR(pg_catalog.||) parent)::pg_catalog.regclass, project);
-      IF part IS NOT NULL THEN
-        EXECUTE pg_catalog.format('DROP TABLE %s', part);
-      END IF;
-    END LOOP;
-    RETURN;
-  END IF;
-
-  records := caredata._link_partition('caredata.link_record'::pg_catalog.regclass, project);
-  persons := caredata._link_partition('caredata.person_index'::pg_catalog.regclass, project);
-  IF records IS NULL OR persons IS NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = pg_catalog.format('linkage project "%s" does not exist', project),
-      HINT = 'Create it with caredata.link_create_project(), or see caredata.link_project.';
-  END IF;
-  IF what OPERATOR(pg_catalog.=) 'analyze_records' THEN
-    EXECUTE pg_catalog.format('ANALYZE %s', records);
-  ELSIF what OPERATOR(pg_catalog.=) 'truncate_records' THEN
-    EXECUTE pg_catalog.format('TRUNCATE %s', records);
-  ELSIF what OPERATOR(pg_catalog.=) 'index_rules' THEN
-    -- one single-column index per distinct leading column of the rules: a
-    -- lookup finds a handful of rows by it and filters on the rest
-    FOR col IN SELECT DISTINCT b.value OPERATOR(pg_catalog.->>) 0 FROM pg_catalog.jsonb_array_elements(rules) b LOOP
-      IF col OPERATOR(pg_catalog.=) ANY (caredata._link_field_columns(project)) THEN
-        -- a field: an index on the expression the record relation names it by
-        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
-                        WHERE i.indrelid OPERATOR(pg_catalog.=) records
-                          AND pg_catalog.pg_get_indexdef(i.indexrelid) OPERATOR(pg_catalog.~~)
-                              ('%((fields ->> ' OPERATOR(pg_catalog.||) pg_catalog.quote_literal(col) OPERATOR(pg_catalog.||) '))%')) THEN
-          EXECUTE pg_catalog.format('CREATE INDEX ON %s ((fields OPERATOR(pg_catalog.->>) %L))', records, col);
-        END IF;
-        CONTINUE;
-      END IF;
-      IF NOT col OPERATOR(pg_catalog.=) ANY (caredata._link_key_columns()) THEN
-        RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = 'blocking rules name only standardised record columns and declared fields';
-      END IF;
-      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
-                                 ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) i.indkey[0]
-                      WHERE i.indrelid OPERATOR(pg_catalog.=) records AND i.indnatts OPERATOR(pg_catalog.=) 1
-                        AND a.attname OPERATOR(pg_catalog.=) col) THEN
-        EXECUTE pg_catalog.format('CREATE INDEX ON %s (%I)', records, col);
-      END IF;
-    END LOOP;
-  ELSIF what OPERATOR(pg_catalog.=) 'field_statistics' THEN
-    -- statistics on each field's expression in the project's partition,
-    -- which ANALYZE fills and the planner reads to estimate a blocking
-    -- rule on the field (named by a digest of partition and field)
-    FOR col IN SELECT c FROM pg_catalog.unnest(caredata._link_field_columns(project)) c LOOP
-      pname := 'link_record_f_' OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.md5(records::text OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) col), 16);
-      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_statistic_ext e
-                      WHERE e.stxnamespace OPERATOR(pg_catalog.=) 'caredata'::pg_catalog.regnamespace
-                        AND e.stxname OPERATOR(pg_catalog.=) pname) THEN
-        EXECUTE pg_catalog.format('CREATE STATISTICS caredata.%I ON ((fields OPERATOR(pg_catalog.->>) %L)) FROM %s', pname, col, records);
-      END IF;
-    END LOOP;
-  ELSIF what OPERATOR(pg_catalog.=) 'drop_indexes' THEN
-    -- before link_record is rebuilt: building them afresh is cheaper than
-    -- maintaining them row by row
-    FOR col IN SELECT i.indexrelid::pg_catalog.regclass::text FROM pg_catalog.pg_index i
-                WHERE i.indrelid OPERATOR(pg_catalog.=) records AND NOT i.indisprimary LOOP
-      EXECUTE pg_catalog.format('DROP INDEX %s', col);
-    END LOOP;
-  ELSIF what OPERATOR(pg_catalog.=) 'truncate_persons' THEN
-    EXECUTE pg_catalog.format('TRUNCATE %s', persons);
-  ELSIF what OPERATOR(pg_catalog.=) 'drop_person_indexes' THEN
-    -- before the person index is rewritten (link_run holds the lock that
-    -- lookups wait for, so nobody sees it without them)
-    FOR col IN SELECT c.conname FROM pg_catalog.pg_constraint c
-                WHERE c.conrelid OPERATOR(pg_catalog.=) persons AND c.contype OPERATOR(pg_catalog.=) ANY ('{p,u}'::"char"[]) LOOP
-      EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', persons, col);
-    END LOOP;
-    FOR col IN SELECT i.indexrelid::pg_catalog.regclass::text FROM pg_catalog.pg_index i
-                WHERE i.indrelid OPERATOR(pg_catalog.=) persons LOOP
-      EXECUTE pg_catalog.format('DROP INDEX %s', col);
-    END LOOP;
-  ELSIF what OPERATOR(pg_catalog.=) 'build_person_indexes' THEN
-    EXECUTE pg_catalog.format('ALTER TABLE %s ADD PRIMARY KEY (source, record_key), ADD UNIQUE (rid)', persons);
-    EXECUTE pg_catalog.format('CREATE INDEX ON %s (person_id)', persons);
-    EXECUTE pg_catalog.format('ANALYZE %s', persons);
-  ELSE
-    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'unknown linkage maintenance step';
-  END IF;
-END
-$$;
-COMMENT ON FUNCTION caredata._link_maintain(text, jsonb, text) IS
-  'internal: as the extension owner, for one linkage project: create or drop its partitions of link_record and person_index, truncate them, ANALYZE the standardised records, create statistics on its fields, drop or create the blocking rules'' lookup indexes, and drop or build the person index''s indexes around its rewrite';
+-- (caredata._link_maintain: replaced again below)
 
 -- (caredata._link_check_expression: replaced again below)
 
@@ -5478,21 +5345,6 @@ $$;
 COMMENT ON FUNCTION caredata.link_add_source(text, regclass, name, name, name, name, name, jsonb, text) IS
   'register (or re-register) a linkage source of a project: a relation, its record id column (integer or text), its NHS identifier columns (any may be NULL) and further fields to standardise and compare ({"field": {"column": ..., "kind": name|address|postcode|identifier|text}}); returns what was registered, in words';
 
--- linkage functions (new or re-made above): the linker and the admin only
-DO $grants$
-DECLARE
-  f regprocedure;
-BEGIN
-  FOR f IN
-    SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
-     WHERE p.pronamespace = 'caredata'::regnamespace
-       AND (p.proname LIKE 'link\_%' OR p.proname LIKE '\_link\_%')
-  LOOP
-    EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
-    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO caredata_linker, caredata_admin', f);
-  END LOOP;
-END
-$grants$;
 
 -- ---- issue 26, BI values ----
 -- (src/variation/svg.sql) the funnel SVG's legend notes wrapped to the canvas
@@ -6258,3 +6110,158 @@ COMMENT ON FUNCTION caredata._publication_view(text) IS
 ALTER FUNCTION caredata.nhs_number_invalid_reason(text) CALLED ON NULL INPUT;
 COMMENT ON FUNCTION caredata.nhs_number_invalid_reason(text) IS
   'why a text is not a valid NHS number (missing: NULL or only white space; non_digit, grouping, length, check_digit_10, check_digit, repeated_digit), NULL when valid; never shows the value';
+
+CREATE OR REPLACE FUNCTION caredata._link_maintain(what text, rules jsonb DEFAULT '[]', project text DEFAULT 'default') RETURNS void
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  col text;
+  parent text;
+  part regclass;
+  records regclass;
+  persons regclass;
+  pname text;
+BEGIN
+  IF project IS NULL OR project OPERATOR(pg_catalog.!~) '^[a-z][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a linkage project name is lower-case letters, digits and _';
+  END IF;
+  IF what OPERATOR(pg_catalog.=) 'create_partitions' THEN
+    -- link_create_project() has inserted the project's row
+    IF NOT EXISTS (SELECT 1 FROM caredata.link_project p WHERE p.project OPERATOR(pg_catalog.=) _link_maintain.project) THEN
+      RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = pg_catalog.format('linkage project "%s" does not exist', project),
+        HINT = 'Create projects with caredata.link_create_project().';
+    END IF;
+    FOREACH parent IN ARRAY ARRAY['link_record', 'person_index'] LOOP
+      IF caredata._link_partition(('caredata.' OPERATOR(pg_catalog.||) parent)::pg_catalog.regclass, project) IS NOT NULL THEN
+        CONTINUE;
+      END IF;
+      -- <table>_p_<project>, or a digest where that is too long or taken
+      pname := parent OPERATOR(pg_catalog.||) '_p_' OPERATOR(pg_catalog.||) project;
+      IF pg_catalog.length(pname) OPERATOR(pg_catalog.>) 63
+         OR pg_catalog.to_regclass('caredata.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(pname)) IS NOT NULL THEN
+        pname := parent OPERATOR(pg_catalog.||) '_p_' OPERATOR(pg_catalog.||) pg_catalog.md5(project);
+      END IF;
+      IF parent OPERATOR(pg_catalog.=) 'link_record' THEN
+        EXECUTE pg_catalog.format('CREATE TABLE caredata.%I PARTITION OF caredata.link_record (PRIMARY KEY (rid)) FOR VALUES IN (%L)',
+                                  pname, project);
+      ELSE
+        EXECUTE pg_catalog.format('CREATE TABLE caredata.%I PARTITION OF caredata.person_index (PRIMARY KEY (source, record_key), UNIQUE (rid)) FOR VALUES IN (%L)',
+                                  pname, project);
+        EXECUTE pg_catalog.format('CREATE INDEX ON caredata.%I (person_id)', pname);
+        -- integer record ids, as sources join them (record_key is the key)
+        EXECUTE pg_catalog.format('CREATE INDEX ON caredata.%I (source, record_id)', pname);
+      END IF;
+      EXECUTE pg_catalog.format('REVOKE ALL ON caredata.%I FROM PUBLIC', pname);
+      EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON caredata.%I TO caredata_linker, caredata_admin', pname);
+      EXECUTE pg_catalog.format('COMMENT ON TABLE caredata.%I IS %L', pname,
+                                pg_catalog.format('partition of caredata.%s holding linkage project %s', parent, project));
+    END LOOP;
+    RETURN;
+  ELSIF what OPERATOR(pg_catalog.=) 'drop_partitions' THEN
+    -- link_drop_project() has deleted the project's row
+    IF EXISTS (SELECT 1 FROM caredata.link_project p WHERE p.project OPERATOR(pg_catalog.=) _link_maintain.project) THEN
+      RAISE EXCEPTION USING ERRCODE = '55000', MESSAGE = 'a linkage project''s partitions go only with the project',
+        HINT = 'Drop the project with caredata.link_drop_project().';
+    END IF;
+    FOREACH parent IN ARRAY ARRAY['link_record', 'person_index'] LOOP
+      part := caredata._link_partition(('caredata.' OPERATOR(pg_catalog.||) parent)::pg_catalog.regclass, project);
+      IF part IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE %s', part);
+      END IF;
+    END LOOP;
+    RETURN;
+  END IF;
+
+  records := caredata._link_partition('caredata.link_record'::pg_catalog.regclass, project);
+  persons := caredata._link_partition('caredata.person_index'::pg_catalog.regclass, project);
+  IF records IS NULL OR persons IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = pg_catalog.format('linkage project "%s" does not exist', project),
+      HINT = 'Create it with caredata.link_create_project(), or see caredata.link_project.';
+  END IF;
+  IF what OPERATOR(pg_catalog.=) 'analyze_records' THEN
+    EXECUTE pg_catalog.format('ANALYZE %s', records);
+  ELSIF what OPERATOR(pg_catalog.=) 'truncate_records' THEN
+    EXECUTE pg_catalog.format('TRUNCATE %s', records);
+  ELSIF what OPERATOR(pg_catalog.=) 'index_rules' THEN
+    -- one single-column index per distinct leading column of the rules: a
+    -- lookup finds a handful of rows by it and filters on the rest
+    FOR col IN SELECT DISTINCT b.value OPERATOR(pg_catalog.->>) 0 FROM pg_catalog.jsonb_array_elements(rules) b LOOP
+      IF col OPERATOR(pg_catalog.=) ANY (caredata._link_field_columns(project)) THEN
+        -- a field: an index on the expression the record relation names it by
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                        WHERE i.indrelid OPERATOR(pg_catalog.=) records
+                          AND pg_catalog.pg_get_indexdef(i.indexrelid) OPERATOR(pg_catalog.~~)
+                              ('%((fields ->> ' OPERATOR(pg_catalog.||) pg_catalog.quote_literal(col) OPERATOR(pg_catalog.||) '))%')) THEN
+          EXECUTE pg_catalog.format('CREATE INDEX ON %s ((fields OPERATOR(pg_catalog.->>) %L))', records, col);
+        END IF;
+        CONTINUE;
+      END IF;
+      IF NOT col OPERATOR(pg_catalog.=) ANY (caredata._link_key_columns()) THEN
+        RAISE EXCEPTION USING ERRCODE = '42703', MESSAGE = 'blocking rules name only standardised record columns and declared fields';
+      END IF;
+      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
+                                 ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) i.indkey[0]
+                      WHERE i.indrelid OPERATOR(pg_catalog.=) records AND i.indnatts OPERATOR(pg_catalog.=) 1
+                        AND a.attname OPERATOR(pg_catalog.=) col) THEN
+        EXECUTE pg_catalog.format('CREATE INDEX ON %s (%I)', records, col);
+      END IF;
+    END LOOP;
+  ELSIF what OPERATOR(pg_catalog.=) 'field_statistics' THEN
+    -- statistics on each field's expression in the project's partition,
+    -- which ANALYZE fills and the planner reads to estimate a blocking
+    -- rule on the field (named by a digest of partition and field)
+    FOR col IN SELECT c FROM pg_catalog.unnest(caredata._link_field_columns(project)) c LOOP
+      pname := 'link_record_f_' OPERATOR(pg_catalog.||) pg_catalog.left(pg_catalog.md5(records::text OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) col), 16);
+      IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_statistic_ext e
+                      WHERE e.stxnamespace OPERATOR(pg_catalog.=) 'caredata'::pg_catalog.regnamespace
+                        AND e.stxname OPERATOR(pg_catalog.=) pname) THEN
+        EXECUTE pg_catalog.format('CREATE STATISTICS caredata.%I ON ((fields OPERATOR(pg_catalog.->>) %L)) FROM %s', pname, col, records);
+      END IF;
+    END LOOP;
+  ELSIF what OPERATOR(pg_catalog.=) 'drop_indexes' THEN
+    -- before link_record is rebuilt: building them afresh is cheaper than
+    -- maintaining them row by row
+    FOR col IN SELECT i.indexrelid::pg_catalog.regclass::text FROM pg_catalog.pg_index i
+                WHERE i.indrelid OPERATOR(pg_catalog.=) records AND NOT i.indisprimary LOOP
+      EXECUTE pg_catalog.format('DROP INDEX %s', col);
+    END LOOP;
+  ELSIF what OPERATOR(pg_catalog.=) 'truncate_persons' THEN
+    EXECUTE pg_catalog.format('TRUNCATE %s', persons);
+  ELSIF what OPERATOR(pg_catalog.=) 'drop_person_indexes' THEN
+    -- before the person index is rewritten (link_run holds the lock that
+    -- lookups wait for, so nobody sees it without them)
+    FOR col IN SELECT c.conname FROM pg_catalog.pg_constraint c
+                WHERE c.conrelid OPERATOR(pg_catalog.=) persons AND c.contype OPERATOR(pg_catalog.=) ANY ('{p,u}'::"char"[]) LOOP
+      EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', persons, col);
+    END LOOP;
+    FOR col IN SELECT i.indexrelid::pg_catalog.regclass::text FROM pg_catalog.pg_index i
+                WHERE i.indrelid OPERATOR(pg_catalog.=) persons LOOP
+      EXECUTE pg_catalog.format('DROP INDEX %s', col);
+    END LOOP;
+  ELSIF what OPERATOR(pg_catalog.=) 'build_person_indexes' THEN
+    EXECUTE pg_catalog.format('ALTER TABLE %s ADD PRIMARY KEY (source, record_key), ADD UNIQUE (rid)', persons);
+    EXECUTE pg_catalog.format('CREATE INDEX ON %s (person_id)', persons);
+    EXECUTE pg_catalog.format('CREATE INDEX ON %s (source, record_id)', persons);
+    EXECUTE pg_catalog.format('ANALYZE %s', persons);
+  ELSE
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'unknown linkage maintenance step';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_maintain(text, jsonb, text) IS
+  'internal: as the extension owner, for one linkage project: create or drop its partitions of link_record and person_index, truncate them, ANALYZE the standardised records, create statistics on its fields, drop or create the blocking rules'' lookup indexes, and drop or build the person index''s indexes around its rewrite';
+
+-- linkage functions (new or re-made above): the linker and the admin only
+DO $grants$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN
+    SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+     WHERE p.pronamespace = 'caredata'::regnamespace
+       AND (p.proname LIKE 'link\_%' OR p.proname LIKE '\_link\_%')
+  LOOP
+    EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO caredata_linker, caredata_admin', f);
+  END LOOP;
+END
+$grants$;

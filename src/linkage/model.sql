@@ -270,6 +270,8 @@ BEGIN
         EXECUTE pg_catalog.format('CREATE TABLE caredata.%I PARTITION OF caredata.person_index (PRIMARY KEY (source, record_key), UNIQUE (rid)) FOR VALUES IN (%L)',
                                   pname, project);
         EXECUTE pg_catalog.format('CREATE INDEX ON caredata.%I (person_id)', pname);
+        -- integer record ids, as sources join them (record_key is the key)
+        EXECUTE pg_catalog.format('CREATE INDEX ON caredata.%I (source, record_id)', pname);
       END IF;
       EXECUTE pg_catalog.format('REVOKE ALL ON caredata.%I FROM PUBLIC', pname);
       EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON caredata.%I TO caredata_linker, caredata_admin', pname);
@@ -361,6 +363,7 @@ BEGIN
   ELSIF what OPERATOR(pg_catalog.=) 'build_person_indexes' THEN
     EXECUTE pg_catalog.format('ALTER TABLE %s ADD PRIMARY KEY (source, record_key), ADD UNIQUE (rid)', persons);
     EXECUTE pg_catalog.format('CREATE INDEX ON %s (person_id)', persons);
+    EXECUTE pg_catalog.format('CREATE INDEX ON %s (source, record_id)', persons);
     EXECUTE pg_catalog.format('ANALYZE %s', persons);
   ELSE
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'unknown linkage maintenance step';

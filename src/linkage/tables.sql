@@ -162,6 +162,8 @@ CREATE TABLE caredata.person_index (
 CREATE TABLE caredata.person_index_p_default PARTITION OF caredata.person_index
   (PRIMARY KEY (source, record_key), UNIQUE (rid)) FOR VALUES IN ('default');
 CREATE INDEX person_index_p_default_person_id_idx ON caredata.person_index_p_default (person_id);
+-- integer record ids, as sources join them (record_key is the key)
+CREATE INDEX person_index_p_default_source_record_id_idx ON caredata.person_index_p_default (source, record_id);
 COMMENT ON TABLE caredata.person_index_p_default IS 'partition of caredata.person_index holding linkage project default';
 COMMENT ON TABLE caredata.person_index IS
   'the person index of each project (a partition per project): (project, source, record_key) -> person_id, stable across runs (link_run keeps ids, records merges and splits in person_event); record_key is the record id as text, record_id the same id when the source''s id is an integer (NULL for text ids)';
