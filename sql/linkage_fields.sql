@@ -100,6 +100,43 @@ SELECT caredata.link_create_model('peek', caredata.link_default_spec() || '{"com
 SELECT caredata.link_create_model('peek', caredata.link_default_spec() || '{"comparisons": [
   {"name": "x", "expression": "caredata.compare_exact(l.middle_name, r.middle_name)", "levels": ["a", "b", "c"]}]}');
 SELECT caredata.link_create_model('peek', caredata.link_default_spec() || '{"blocking": [["middle_name"]]}');
+-- nor through a call nested in an allowed one, a pg_catalog function that
+-- runs a query or reads a setting, a domain whose CHECK runs another
+-- schema's function, or a deterministic step with a subquery or such a call
+SELECT caredata.link_create_model('peek', caredata.link_default_spec() || '{"comparisons": [
+  {"name": "peek", "expression": "caredata.compare_exact(public.peek(l.record_key)::text, r.record_key)", "levels": ["a", "b", "c"]}], "steps": []}');
+SELECT caredata.link_create_model('peek', caredata.link_default_spec() || '{"comparisons": [
+  {"name": "peek", "expression": "length(query_to_xml(''SELECT * FROM fld.clinic'', true, true, '''')::text) % 2", "levels": ["a", "b"]}], "steps": []}');
+SELECT caredata.link_create_model('peek', caredata.link_default_spec() || '{"comparisons": [
+  {"name": "peek", "expression": "length(table_to_xml(''fld.clinic''::regclass, true, true, '''')::text) % 2", "levels": ["a", "b"]}], "steps": []}');
+SELECT caredata.link_create_model('peek', caredata.link_default_spec() || '{"comparisons": [
+  {"name": "peek", "expression": "length(current_setting(''data_directory'')) % 2", "levels": ["a", "b"]}], "steps": []}');
+CREATE FUNCTION public.peek_check(text) RETURNS boolean LANGUAGE plpgsql STABLE AS $$ BEGIN RETURN true; END $$;
+CREATE DOMAIN public.peek_dom AS text CHECK (public.peek_check(VALUE));
+SELECT caredata.link_create_model('peek', caredata.link_default_spec() || '{"comparisons": [
+  {"name": "peek", "expression": "length(l.record_key::public.peek_dom) % 2", "levels": ["a", "b"]}], "steps": []}');
+SELECT caredata.link_create_model('peek', caredata.link_default_spec() || '{"steps": ["nhs = 3 AND EXISTS (SELECT 1 FROM fld.clinic)"]}');
+SELECT caredata.link_create_model('peek', caredata.link_default_spec() || '{"steps": ["nhs = 3 AND public.peek_plain(''x'') = 1"]}');
+SELECT caredata.link_create_model('peek', caredata.link_default_spec() || '{"steps": ["nhs = 3 AND length(current_setting(''data_directory'')) > 0"]}');
+-- a spec written directly into caredata.link_model is checked again where
+-- a run, an explanation or a lookup builds SQL from it
+BEGIN;
+UPDATE caredata.link_model SET spec = jsonb_set(spec, '{comparisons,0,expression}',
+  '"caredata.compare_nhs_number(l.nhs_digits, r.nhs_digits) + (SELECT count(*) FROM fld.clinic)::integer * 0"')
+ WHERE model = 'fld' AND version = 2;
+SAVEPOINT s;
+SELECT caredata.link_explain('clinic', 'C-001', 'registry', '10', 'fld');
+ROLLBACK TO s;
+SELECT * FROM caredata.link_lookup('9434765919', '1950-02-01', 'F', 'LS1 4AP', 'fld');
+ROLLBACK TO s;
+SELECT run_id FROM caredata.link_run('fld', 2, train => false);
+ROLLBACK TO s;
+UPDATE caredata.link_model SET spec = spec || '{"steps": ["dob = 5 AND EXISTS (SELECT 1 FROM fld.clinic)"]}'
+ WHERE model = 'fld' AND version = 1;
+SELECT run_id FROM caredata.link_run('fld', 1, method => 'deterministic');
+ROLLBACK;
+DROP DOMAIN public.peek_dom;
+DROP FUNCTION public.peek_check(text);
 DROP FUNCTION public.peek(text);
 DROP FUNCTION public.peek_plain(text);
 -- the linker registers fields (their statistics are made as the extension

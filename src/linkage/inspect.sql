@@ -138,6 +138,8 @@ BEGIN
   weight := ln(lam / (1 - lam)) / ln(2);
   RETURN NEXT;
   FOR c IN SELECT * FROM caredata._link_comparisons(p_model, v, p_project) ORDER BY pos LOOP
+    -- checked again as built: the spec is a row the linker may have written directly
+    PERFORM caredata._link_check_expression(c.name, c.expression, rec);
     EXECUTE format('SELECT (%s)::integer FROM (SELECT * FROM %s x WHERE x.rid = $1) l, (SELECT * FROM %2$s x WHERE x.rid = $2) r',
                    c.expression, rec) INTO lv USING rid_a, rid_b;
     term := c.name; level := lv; label := c.labels[lv + 1]; m := c.m[lv + 1]; u := c.u[lv + 1];

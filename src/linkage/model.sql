@@ -373,45 +373,100 @@ $$;
 COMMENT ON FUNCTION caredata._link_maintain(text, jsonb, text) IS
   'internal: as the extension owner, for one linkage project: create or drop its partitions of link_record and person_index, truncate them, ANALYZE the standardised records, create statistics on its fields, drop or create the blocking rules'' lookup indexes, and drop or build the person index''s indexes around its rewrite';
 
--- a comparison reads only the two standardised records it is given: no
--- subquery, no table but the records, no function outside pg_catalog and
--- caredata (read off the verbose plan, where the planner has already
--- inlined what it inlines)
+-- what a comparison or a deterministic step may do, read off the verbose
+-- plan of it (after the planner has inlined what it inlines): no subquery;
+-- no table but the standardised records (records true) or none (false); no
+-- function, operator or type outside caredata and pg_catalog (a domain's
+-- CHECK or a cast of another schema runs its owner's code); and no function
+-- without an immutable form, nor ts_rewrite (query_to_xml, table_to_xml,
+-- ts_stat, ts_rewrite's text form run queries; current_setting,
+-- pg_read_file, lo_get, nextval read or change other state).  The plan of
+-- code run by another role (an admin running a model a linker wrote) must
+-- not read what its author cannot.
+CREATE FUNCTION caredata._link_check_plan(plan jsonb, what text, records boolean) RETURNS void
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  txt text := plan::text;
+  bad text;
+BEGIN
+  IF txt ~ '"(Subplan Name|Parent Relationship)": "(InitPlan|SubPlan|Subquery)' OR txt LIKE '%"Subplan Name"%'
+     OR EXISTS (SELECT 1 FROM jsonb_path_query(plan, 'strict $.**."Relation Name"') n
+                 WHERE NOT records
+                    OR n #>> '{}' <> 'link_record'
+                   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+                                    WHERE i.inhparent = 'caredata.link_record'::regclass AND c.relname = n #>> '{}')) THEN
+    PERFORM caredata._link_bad(format('%s reads something other than %s', what,
+                                      CASE WHEN records THEN 'the two records it compares' ELSE 'the comparison levels' END),
+                               CASE WHEN records THEN 'A comparison expression is a function of the columns of l and r only: no subquery and no other table.'
+                                    ELSE 'A step is a boolean over the comparison levels by name: no subquery and no table.' END, '42501');
+  END IF;
+  -- schema.function(, OPERATOR(schema., ::schema.type (the lookbehind and
+  -- lookahead consume nothing, so that a call nested in another is seen)
+  SELECT m[1] INTO bad
+    FROM jsonb_path_query(plan, 'strict $.**."Output"[*]') o,
+         regexp_matches(o #>> '{}', '(?:(?<![a-z0-9_."$])("?[a-z_][a-z0-9_$]*"?)\.(?:"?[a-z_][a-z0-9_$]*"?)(?=\()|OPERATOR\(("?[a-z_][a-z0-9_$]*"?)\.|::("?[a-z_][a-z0-9_$]*"?)\.)', 'gi') x,
+         LATERAL (SELECT ARRAY[coalesce(x[1], x[2], x[3])]) AS y(m)
+   WHERE m[1] NOT IN ('caredata', 'pg_catalog')
+   LIMIT 1;
+  IF bad IS NOT NULL THEN
+    PERFORM caredata._link_bad(format('%s calls a function outside caredata and pg_catalog', what),
+                               'Use caredata''s comparators and built-in functions; a function, operator or type of another schema could read other tables.', '42501');
+  END IF;
+  -- every function called: one with an immutable form (an unqualified name
+  -- that no function has is SQL syntax, such as COALESCE or TRIM)
+  SELECT x[1] || '.' || x[2] INTO bad
+    FROM jsonb_path_query(plan, 'strict $.**."Output"[*]') o,
+         regexp_matches(o #>> '{}', '(?<![a-z0-9_."$])(?:("?[a-z_][a-z0-9_$]*"?)\.)?("?[a-z_][a-z0-9_$]*"?)(?=\()', 'gi') m,
+         LATERAL (SELECT ARRAY[coalesce(btrim(m[1], '"'), 'pg_catalog'),
+                               CASE WHEN m[2] LIKE '"%' THEN btrim(m[2], '"') ELSE lower(m[2]) END]) AS y(x)
+   WHERE x[1] IN ('caredata', 'pg_catalog')
+     AND (x[2] = 'ts_rewrite'
+          OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.pronamespace = x[1]::regnamespace AND p.proname = x[2])
+             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.pronamespace = x[1]::regnamespace AND p.proname = x[2]
+                                AND p.provolatile = 'i' AND p.prokind = 'f')
+          OR x[1] = 'caredata' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.pronamespace = x[1]::regnamespace AND p.proname = x[2]))
+   LIMIT 1;
+  IF bad IS NOT NULL THEN
+    PERFORM caredata._link_bad(format('%s calls a function that is not immutable', what),
+                               'A comparison or step is a pure function of what it is given: functions that read settings, files, sequences or other tables are refused.', '42501');
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_check_plan(jsonb, text, boolean) IS
+  'internal: refuse the verbose plan of a comparison expression or deterministic step that reads anything but its input (subqueries, other tables, functions, operators or types outside caredata and pg_catalog, functions with no immutable form, ts_rewrite)';
+
+-- a comparison reads only the two standardised records it is given
+-- (_link_check_plan()); checked when a model is created and again where a
+-- run, explanation or lookup builds its SQL from the model (the spec is a
+-- table row the linker may write directly)
 CREATE FUNCTION caredata._link_check_expression(name text, expression text, rec text) RETURNS void
   LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   plan jsonb;
-  txt text;
-  bad text;
 BEGIN
   EXECUTE format('EXPLAIN (VERBOSE, FORMAT JSON) SELECT (%s)::integer FROM %s l, %2$s r', expression, rec) INTO plan;
-  txt := plan::text;
-  IF txt ~ '"(Subplan Name|Parent Relationship)": "(InitPlan|SubPlan|Subquery)' OR txt LIKE '%"Subplan Name"%'
-     OR EXISTS (SELECT 1 FROM jsonb_path_query(plan, 'strict $.**."Relation Name"') n
-                 WHERE n #>> '{}' <> 'link_record'
-                   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-                                    WHERE i.inhparent = 'caredata.link_record'::regclass AND c.relname = n #>> '{}')) THEN
-    PERFORM caredata._link_bad(format('comparison "%s" reads something other than the two records it compares', name),
-                               'A comparison expression is a function of the columns of l and r only: no subquery and no other table.', '42501');
-  END IF;
-  SELECT m[1] INTO bad
-    FROM jsonb_path_query(plan, 'strict $.**."Output"[*]') o,
-         regexp_matches(o #>> '{}', '(?:^|[^a-z0-9_."])("?[a-z_][a-z0-9_$]*"?)\.("?[a-z_][a-z0-9_$]*"?)\(', 'gi') m
-   WHERE m[1] NOT IN ('caredata', 'pg_catalog')
-  UNION ALL
-  SELECT m[1]
-    FROM jsonb_path_query(plan, 'strict $.**."Output"[*]') o,
-         regexp_matches(o #>> '{}', 'OPERATOR\(("?[a-z_][a-z0-9_$]*"?)\.', 'gi') m
-   WHERE m[1] NOT IN ('caredata', 'pg_catalog')
-   LIMIT 1;
-  IF bad IS NOT NULL THEN
-    PERFORM caredata._link_bad(format('comparison "%s" calls a function outside caredata and pg_catalog', name),
-                               'Use caredata''s comparators and built-in functions; a function of another schema could read other tables.', '42501');
-  END IF;
+  PERFORM caredata._link_check_plan(plan, format('comparison "%s"', name), true);
 END
 $$;
 COMMENT ON FUNCTION caredata._link_check_expression(text, text, text) IS
-  'internal: refuse a comparison expression that reads anything but the two standardised records (subqueries, other tables, functions outside caredata and pg_catalog)';
+  'internal: refuse a comparison expression that reads anything but the two standardised records (subqueries, other tables, functions, operators or types outside caredata and pg_catalog, functions that are not immutable)';
+
+-- a deterministic step reads only the comparison levels (names: the
+-- comparisons' names), as the parenthesised boolean a run evaluates
+CREATE FUNCTION caredata._link_check_step(step text, names text[]) RETURNS void
+  LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  plan jsonb;
+BEGIN
+  -- over two rows of values, which the planner cannot fold away
+  EXECUTE format('EXPLAIN (VERBOSE, FORMAT JSON) SELECT CASE WHEN (%s) THEN 1 END FROM (VALUES (%s), (%2$s)) p(%s)', step,
+                 (SELECT string_agg('0::smallint', ', ') FROM unnest(names) n),
+                 (SELECT string_agg(quote_ident(n), ', ') FROM unnest(names) n)) INTO plan;
+  PERFORM caredata._link_check_plan(plan, 'a deterministic step', false);
+END
+$$;
+COMMENT ON FUNCTION caredata._link_check_step(text, text[]) IS
+  'internal: refuse a deterministic step that reads anything but the comparison levels (subqueries, tables, functions that are not immutable or outside caredata and pg_catalog)';
 
 CREATE FUNCTION caredata._link_check_spec(spec jsonb, project text DEFAULT 'default') RETURNS void
   LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -508,6 +563,7 @@ BEGIN
         PERFORM caredata._link_bad(format('deterministic step is not valid: %s', SQLERRM),
                                    'A step is a boolean over the comparison levels by name, e.g. nhs = 3 AND dob = 5.', '42804');
       END;
+      PERFORM caredata._link_check_step(step, names);
     END LOOP;
   END IF;
   IF coalesce((spec->>'u_sample_pairs')::bigint, 0) < 100 OR coalesce((spec->>'max_pairs')::bigint, 0) < 1 THEN
@@ -910,14 +966,18 @@ COMMENT ON FUNCTION caredata._link_comparisons(text, integer, text) IS
 -- pattern and the adjustment
 CREATE FUNCTION caredata._link_compare_sql(model text, version integer, u_top double precision[], project text)
   RETURNS TABLE (levels text, cols text, pattern text, tf text)
-  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   c record;
   stride bigint := 1;
+  rec text := caredata._link_record_sql(project);
+  checks text[] := '{}';
+  digest text;
 BEGIN
   levels := ''; cols := ''; pattern := ''; tf := '0::double precision';
   FOR c IN SELECT * FROM caredata._link_comparisons(model, version, project) ORDER BY pos LOOP
     levels := levels || format(', (%s)::smallint AS %I', c.expression, c.name);
+    checks := checks || ARRAY[c.name, c.expression];
     cols := cols || format(', %I', c.name);
     pattern := pattern || CASE WHEN stride = 1 THEN '' ELSE ' + ' END || format('%I * %s', c.name, stride);
     stride := stride * c.nlevels;
@@ -928,6 +988,17 @@ BEGIN
     END IF;
   END LOOP;
   pattern := '(' || pattern || ')::integer';
+  -- the expressions are checked again as built (the spec is a row the
+  -- linker may have written directly), once a session for the same SQL:
+  -- a lookup pays the check (about 1 ms a comparison) only when its model
+  -- or the records' columns change
+  digest := md5(concat_ws(chr(1), current_user, rec, levels));
+  IF current_setting('caredata_link.checked_sql', true) IS DISTINCT FROM digest THEN
+    FOR i IN 1 .. cardinality(checks) / 2 LOOP
+      PERFORM caredata._link_check_expression(checks[2 * i - 1], checks[2 * i], rec);
+    END LOOP;
+    PERFORM set_config('caredata_link.checked_sql', digest, false);
+  END IF;
   RETURN NEXT;
 END
 $$;

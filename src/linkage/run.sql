@@ -205,7 +205,9 @@ BEGIN
        CROSS JOIN (SELECT * FROM %5$s x ORDER BY hashint8extended(rid, %2$s + 1), rid LIMIT %3$s) r
        WHERE l.rid <> r.rid%4$s$q$,
       (SELECT string_agg(format('(%s)::smallint AS %I', c.expression, c.name), ', ' ORDER BY c.pos)
-         FROM caredata._link_comparisons(lm.model, lm.version, p_project) c),
+         FROM caredata._link_comparisons(lm.model, lm.version, p_project) c,
+              -- checked again as built: the spec is a row the linker may have written directly
+              LATERAL caredata._link_check_expression(c.name, c.expression, caredata._link_record_sql(p_project)) ok),
       (spec->>'seed')::bigint, k,
       CASE spec->>'link_type' WHEN 'link_only' THEN ' AND l.source <> r.source'
                               WHEN 'dedupe_only' THEN ' AND l.source = r.source' ELSE '' END,
@@ -336,7 +338,10 @@ BEGIN
     i := 0;
     FOR step IN SELECT * FROM jsonb_array_elements_text(spec->'steps') LOOP
       i := i + 1;
-      steps := steps || format(' WHEN %s THEN %s', step, i);
+      -- as checked (the spec may have been written directly): parenthesised,
+      -- over the levels only
+      PERFORM caredata._link_check_step(step, ARRAY(SELECT c.name FROM caredata._link_comparisons(lm.model, lm.version, p_project) c));
+      steps := steps || format(' WHEN (%s) THEN %s', step, i);
     END LOOP;
     IF i = 0 THEN
       PERFORM caredata._link_bad('the model has no deterministic steps', 'Set "steps" in the model spec.', '55000');
