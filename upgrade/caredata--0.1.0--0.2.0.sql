@@ -5622,17 +5622,6 @@ COMMENT ON FUNCTION caredata._link_maintain(text, jsonb, text) IS
 
 -- (caredata.link_explain: replaced again below)
 
-DO $grants$
-DECLARE
-  f regprocedure;
-BEGIN
-  FOREACH f IN ARRAY ARRAY['caredata._link_check_plan(jsonb,text,boolean)'::regprocedure,
-                           'caredata._link_check_step(text,text[])'::regprocedure] LOOP
-    EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
-    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO caredata_linker, caredata_admin', f);
-  END LOOP;
-END
-$grants$;
 
 CREATE OR REPLACE FUNCTION caredata._link_check_plan(plan jsonb, what text, records boolean) RETURNS void
   LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
