@@ -5849,6 +5849,71 @@ $$;
 COMMENT ON FUNCTION caredata._link_compare_sql(text, integer, double precision[], text) IS
   'internal: the comparison-level columns, pattern and term-frequency adjustment SQL of a model version, shared by runs and lookups';
 
+-- (caredata.link_run: replaced again below)
+
+CREATE OR REPLACE FUNCTION caredata.link_explain(source_a text, record_a text, source_b text, record_b text,
+    model text DEFAULT 'default', version integer DEFAULT NULL, project text DEFAULT 'default')
+  RETURNS TABLE (term text, level integer, label text, m double precision, u double precision, weight double precision)
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  v integer := caredata._link_trained_version(model, version, project);
+  p_project text := project;
+  p_model text := model;
+  lam double precision;
+  c record;
+  lv integer;
+  tf double precision;
+  rid_a bigint;
+  rid_b bigint;
+  swap bigint;
+  rec text := caredata._link_record_sql(project);
+BEGIN
+  SELECT x.rid INTO rid_a FROM caredata.link_record x WHERE x.project = p_project AND x.source = source_a AND x.record_key = record_a;
+  SELECT x.rid INTO rid_b FROM caredata.link_record x WHERE x.project = p_project AND x.source = source_b AND x.record_key = record_b;
+  IF rid_a IS NULL OR rid_b IS NULL THEN
+    PERFORM caredata._link_bad('a record to explain is not among the standardised records', 'Name records by source and record id as in caredata.person_index.', '42704');
+  END IF;
+  -- the pair in the order runs compare it
+  IF rid_a > rid_b THEN
+    swap := rid_a; rid_a := rid_b; rid_b := swap;
+  END IF;
+  SELECT x.lambda INTO lam FROM caredata.link_model x WHERE x.project = p_project AND x.model = p_model AND x.version = v;
+  term := 'prior'; level := NULL; label := 'lambda = ' || lam; m := NULL; u := NULL;
+  weight := ln(lam / (1 - lam)) / ln(2);
+  RETURN NEXT;
+  FOR c IN SELECT * FROM caredata._link_comparisons(p_model, v, p_project) ORDER BY pos LOOP
+    -- checked again as built: the spec is a row the linker may have written directly
+    PERFORM caredata._link_check_expression(c.name, c.expression, rec);
+    EXECUTE format('SELECT (%s)::integer FROM (SELECT * FROM %s x WHERE x.rid = $1) l, (SELECT * FROM %2$s x WHERE x.rid = $2) r',
+                   c.expression, rec) INTO lv USING rid_a, rid_b;
+    term := c.name; level := lv; label := c.labels[lv + 1]; m := c.m[lv + 1]; u := c.u[lv + 1];
+    weight := CASE WHEN lv = 0 THEN 0 ELSE ln(m / u) / ln(2) END;
+    RETURN NEXT;
+    IF c.tf IS NOT NULL AND lv = c.nlevels - 1 THEN
+      EXECUTE format('SELECT x.%I FROM %s x WHERE x.rid = $1', 'tf_' || c.tf, rec) INTO tf USING rid_b;
+      IF tf > 0 THEN
+        term := 'tf ' || c.name; label := 'value frequency ' || round(tf::numeric, 8); m := NULL; u := tf;
+        weight := ln(c.u[lv + 1] / tf) * 1.4426950408889634;
+        RETURN NEXT;
+      END IF;
+    END IF;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_explain(text, text, text, text, text, integer, text) IS
+  'the match weight of one pair of a project''s records (records named by source and record id, as text), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
+
+CREATE OR REPLACE FUNCTION caredata.link_explain(source_a text, record_a bigint, source_b text, record_b bigint,
+    model text DEFAULT 'default', version integer DEFAULT NULL, project text DEFAULT 'default')
+  RETURNS TABLE (term text, level integer, label text, m double precision, u double precision, weight double precision)
+  LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+  SELECT * FROM caredata.link_explain(source_a, record_a::text, source_b, record_b::text, model, version, project)
+$$;
+COMMENT ON FUNCTION caredata.link_explain(text, bigint, text, bigint, text, integer, text) IS
+  'the match weight of one pair of a project''s records (records named by source and integer record id), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
+
+
 CREATE OR REPLACE FUNCTION caredata.link_run(model text DEFAULT 'default', version integer DEFAULT NULL,
     method text DEFAULT 'probabilistic', threshold double precision DEFAULT NULL,
     train boolean DEFAULT NULL, incremental boolean DEFAULT false, one_to_one boolean DEFAULT false,
@@ -6170,29 +6235,33 @@ BEGIN
   -- 7. cluster
   t := clock_timestamp();
   -- each record with its cluster and its person id in the index so far
-  CREATE TEMP TABLE link_cluster ON COMMIT DROP AS
-  SELECT r.rid, r.source, r.record_id, r.record_key, coalesce(c.cluster, r.rid) AS cluster, coalesce(c.refused, false) AS refused,
-         p.person_id AS old_person
-    FROM caredata.link_record r
-    LEFT JOIN caredata.person_index p ON p.project = p_project AND p.rid = r.rid
-    LEFT JOIN caredata.link_components(
-           format('SELECT rid_l, rid_r FROM caredata.link_pair WHERE run_id = %s%s', v_run,
-                  CASE WHEN p_one_to_one OR v_keep_apart THEN ' ORDER BY weight DESC NULLS LAST, step NULLS LAST, rid_l, rid_r' ELSE '' END),
-           p_one_to_one,
-           CASE WHEN v_keep_apart AND v_nhs_confirm = 'details' THEN
-                  -- a number is confirmed on its own unless two records carrying
-                  -- it disagree on the date of birth or on a known sex (a
-                  -- household member's number on someone else's record)
-                  format('SELECT r.rid, r.nhs_digits, g.agree
-                     FROM %s r
-                     JOIN (SELECT nhs_digits,
-                                  count(DISTINCT dob) <= 1
-                                  AND count(DISTINCT sex) FILTER (WHERE caredata.compare_sex(sex, sex) = 2) <= 1 AS agree
-                             FROM %1$s WHERE nhs_digits IS NOT NULL GROUP BY nhs_digits) g
-                       ON g.nhs_digits = r.nhs_digits', caredata._link_partition('caredata.link_record', p_project))
-                WHEN v_keep_apart THEN format('SELECT rid, nhs_digits FROM %s WHERE nhs_digits IS NOT NULL',
-                                              caredata._link_partition('caredata.link_record', p_project)) END) c ON c.rid = r.rid
-   WHERE r.project = p_project;
+  -- (the project's partitions, not the parents: a partitioned parent has no
+  -- statistics, and the planner then probes the person index once per
+  -- record instead of hashing it)
+  EXECUTE format($q$
+    CREATE TEMP TABLE link_cluster ON COMMIT DROP AS
+    SELECT r.rid, r.source, r.record_id, r.record_key, coalesce(c.cluster, r.rid) AS cluster, coalesce(c.refused, false) AS refused,
+           p.person_id AS old_person
+      FROM %s r
+      LEFT JOIN %s p ON p.rid = r.rid
+      LEFT JOIN caredata.link_components($1, $2, $3) c ON c.rid = r.rid$q$,
+    caredata._link_partition('caredata.link_record', p_project), caredata._link_partition('caredata.person_index', p_project))
+  USING format('SELECT rid_l, rid_r FROM caredata.link_pair WHERE run_id = %s%s', v_run,
+               CASE WHEN p_one_to_one OR v_keep_apart THEN ' ORDER BY weight DESC NULLS LAST, step NULLS LAST, rid_l, rid_r' ELSE '' END),
+        p_one_to_one,
+        CASE WHEN v_keep_apart AND v_nhs_confirm = 'details' THEN
+               -- a number is confirmed on its own unless two records carrying
+               -- it disagree on the date of birth or on a known sex (a
+               -- household member's number on someone else's record)
+               format('SELECT r.rid, r.nhs_digits, g.agree
+                  FROM %s r
+                  JOIN (SELECT nhs_digits,
+                               count(DISTINCT dob) <= 1
+                               AND count(DISTINCT sex) FILTER (WHERE caredata.compare_sex(sex, sex) = 2) <= 1 AS agree
+                          FROM %1$s WHERE nhs_digits IS NOT NULL GROUP BY nhs_digits) g
+                    ON g.nhs_digits = r.nhs_digits', caredata._link_partition('caredata.link_record', p_project))
+             WHEN v_keep_apart THEN format('SELECT rid, nhs_digits FROM %s WHERE nhs_digits IS NOT NULL',
+                                           caredata._link_partition('caredata.link_record', p_project)) END;
   -- keep only the links clustering accepted (one to one; NHS numbers kept apart)
   IF EXISTS (SELECT 1 FROM pg_temp.link_cluster x WHERE x.refused) THEN
     DELETE FROM caredata.link_pair x USING pg_temp.link_cluster a, pg_temp.link_cluster b
@@ -6285,68 +6354,6 @@ END
 $$;
 COMMENT ON FUNCTION caredata.link_run(text, integer, text, double precision, boolean, boolean, boolean, text[], text) IS
   'run linkage in a project (never touching another project''s rows): standardise the sources, block, compare, train (EM) or apply a trained model version, choose the threshold without labels (or use the match probability given), cluster, and write the person index with stable person ids; all or nothing';
-
-CREATE OR REPLACE FUNCTION caredata.link_explain(source_a text, record_a text, source_b text, record_b text,
-    model text DEFAULT 'default', version integer DEFAULT NULL, project text DEFAULT 'default')
-  RETURNS TABLE (term text, level integer, label text, m double precision, u double precision, weight double precision)
-  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-#variable_conflict use_column
-DECLARE
-  v integer := caredata._link_trained_version(model, version, project);
-  p_project text := project;
-  p_model text := model;
-  lam double precision;
-  c record;
-  lv integer;
-  tf double precision;
-  rid_a bigint;
-  rid_b bigint;
-  swap bigint;
-  rec text := caredata._link_record_sql(project);
-BEGIN
-  SELECT x.rid INTO rid_a FROM caredata.link_record x WHERE x.project = p_project AND x.source = source_a AND x.record_key = record_a;
-  SELECT x.rid INTO rid_b FROM caredata.link_record x WHERE x.project = p_project AND x.source = source_b AND x.record_key = record_b;
-  IF rid_a IS NULL OR rid_b IS NULL THEN
-    PERFORM caredata._link_bad('a record to explain is not among the standardised records', 'Name records by source and record id as in caredata.person_index.', '42704');
-  END IF;
-  -- the pair in the order runs compare it
-  IF rid_a > rid_b THEN
-    swap := rid_a; rid_a := rid_b; rid_b := swap;
-  END IF;
-  SELECT x.lambda INTO lam FROM caredata.link_model x WHERE x.project = p_project AND x.model = p_model AND x.version = v;
-  term := 'prior'; level := NULL; label := 'lambda = ' || lam; m := NULL; u := NULL;
-  weight := ln(lam / (1 - lam)) / ln(2);
-  RETURN NEXT;
-  FOR c IN SELECT * FROM caredata._link_comparisons(p_model, v, p_project) ORDER BY pos LOOP
-    -- checked again as built: the spec is a row the linker may have written directly
-    PERFORM caredata._link_check_expression(c.name, c.expression, rec);
-    EXECUTE format('SELECT (%s)::integer FROM (SELECT * FROM %s x WHERE x.rid = $1) l, (SELECT * FROM %2$s x WHERE x.rid = $2) r',
-                   c.expression, rec) INTO lv USING rid_a, rid_b;
-    term := c.name; level := lv; label := c.labels[lv + 1]; m := c.m[lv + 1]; u := c.u[lv + 1];
-    weight := CASE WHEN lv = 0 THEN 0 ELSE ln(m / u) / ln(2) END;
-    RETURN NEXT;
-    IF c.tf IS NOT NULL AND lv = c.nlevels - 1 THEN
-      EXECUTE format('SELECT x.%I FROM %s x WHERE x.rid = $1', 'tf_' || c.tf, rec) INTO tf USING rid_b;
-      IF tf > 0 THEN
-        term := 'tf ' || c.name; label := 'value frequency ' || round(tf::numeric, 8); m := NULL; u := tf;
-        weight := ln(c.u[lv + 1] / tf) * 1.4426950408889634;
-        RETURN NEXT;
-      END IF;
-    END IF;
-  END LOOP;
-END
-$$;
-COMMENT ON FUNCTION caredata.link_explain(text, text, text, text, text, integer, text) IS
-  'the match weight of one pair of a project''s records (records named by source and record id, as text), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
-
-CREATE OR REPLACE FUNCTION caredata.link_explain(source_a text, record_a bigint, source_b text, record_b bigint,
-    model text DEFAULT 'default', version integer DEFAULT NULL, project text DEFAULT 'default')
-  RETURNS TABLE (term text, level integer, label text, m double precision, u double precision, weight double precision)
-  LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-  SELECT * FROM caredata.link_explain(source_a, record_a::text, source_b, record_b::text, model, version, project)
-$$;
-COMMENT ON FUNCTION caredata.link_explain(text, bigint, text, bigint, text, integer, text) IS
-  'the match weight of one pair of a project''s records (records named by source and integer record id), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
 
 -- linkage functions (new or re-made above): the linker and the admin only
 DO $grants$

@@ -371,29 +371,33 @@ BEGIN
   -- 7. cluster
   t := clock_timestamp();
   -- each record with its cluster and its person id in the index so far
-  CREATE TEMP TABLE link_cluster ON COMMIT DROP AS
-  SELECT r.rid, r.source, r.record_id, r.record_key, coalesce(c.cluster, r.rid) AS cluster, coalesce(c.refused, false) AS refused,
-         p.person_id AS old_person
-    FROM caredata.link_record r
-    LEFT JOIN caredata.person_index p ON p.project = p_project AND p.rid = r.rid
-    LEFT JOIN caredata.link_components(
-           format('SELECT rid_l, rid_r FROM caredata.link_pair WHERE run_id = %s%s', v_run,
-                  CASE WHEN p_one_to_one OR v_keep_apart THEN ' ORDER BY weight DESC NULLS LAST, step NULLS LAST, rid_l, rid_r' ELSE '' END),
-           p_one_to_one,
-           CASE WHEN v_keep_apart AND v_nhs_confirm = 'details' THEN
-                  -- a number is confirmed on its own unless two records carrying
-                  -- it disagree on the date of birth or on a known sex (a
-                  -- household member's number on someone else's record)
-                  format('SELECT r.rid, r.nhs_digits, g.agree
-                     FROM %s r
-                     JOIN (SELECT nhs_digits,
-                                  count(DISTINCT dob) <= 1
-                                  AND count(DISTINCT sex) FILTER (WHERE caredata.compare_sex(sex, sex) = 2) <= 1 AS agree
-                             FROM %1$s WHERE nhs_digits IS NOT NULL GROUP BY nhs_digits) g
-                       ON g.nhs_digits = r.nhs_digits', caredata._link_partition('caredata.link_record', p_project))
-                WHEN v_keep_apart THEN format('SELECT rid, nhs_digits FROM %s WHERE nhs_digits IS NOT NULL',
-                                              caredata._link_partition('caredata.link_record', p_project)) END) c ON c.rid = r.rid
-   WHERE r.project = p_project;
+  -- (the project's partitions, not the parents: a partitioned parent has no
+  -- statistics, and the planner then probes the person index once per
+  -- record instead of hashing it)
+  EXECUTE format($q$
+    CREATE TEMP TABLE link_cluster ON COMMIT DROP AS
+    SELECT r.rid, r.source, r.record_id, r.record_key, coalesce(c.cluster, r.rid) AS cluster, coalesce(c.refused, false) AS refused,
+           p.person_id AS old_person
+      FROM %s r
+      LEFT JOIN %s p ON p.rid = r.rid
+      LEFT JOIN caredata.link_components($1, $2, $3) c ON c.rid = r.rid$q$,
+    caredata._link_partition('caredata.link_record', p_project), caredata._link_partition('caredata.person_index', p_project))
+  USING format('SELECT rid_l, rid_r FROM caredata.link_pair WHERE run_id = %s%s', v_run,
+               CASE WHEN p_one_to_one OR v_keep_apart THEN ' ORDER BY weight DESC NULLS LAST, step NULLS LAST, rid_l, rid_r' ELSE '' END),
+        p_one_to_one,
+        CASE WHEN v_keep_apart AND v_nhs_confirm = 'details' THEN
+               -- a number is confirmed on its own unless two records carrying
+               -- it disagree on the date of birth or on a known sex (a
+               -- household member's number on someone else's record)
+               format('SELECT r.rid, r.nhs_digits, g.agree
+                  FROM %s r
+                  JOIN (SELECT nhs_digits,
+                               count(DISTINCT dob) <= 1
+                               AND count(DISTINCT sex) FILTER (WHERE caredata.compare_sex(sex, sex) = 2) <= 1 AS agree
+                          FROM %1$s WHERE nhs_digits IS NOT NULL GROUP BY nhs_digits) g
+                    ON g.nhs_digits = r.nhs_digits', caredata._link_partition('caredata.link_record', p_project))
+             WHEN v_keep_apart THEN format('SELECT rid, nhs_digits FROM %s WHERE nhs_digits IS NOT NULL',
+                                           caredata._link_partition('caredata.link_record', p_project)) END;
   -- keep only the links clustering accepted (one to one; NHS numbers kept apart)
   IF EXISTS (SELECT 1 FROM pg_temp.link_cluster x WHERE x.refused) THEN
     DELETE FROM caredata.link_pair x USING pg_temp.link_cluster a, pg_temp.link_cluster b
