@@ -5914,6 +5914,9 @@ COMMENT ON FUNCTION caredata.link_explain(text, bigint, text, bigint, text, inte
   'the match weight of one pair of a project''s records (records named by source and integer record id), term by term: the prior, each comparison''s level with m, u and log2(m/u), and term-frequency adjustments; the weights sum to the pair''s match weight';
 
 
+-- (caredata.link_run: replaced again below)
+
+
 CREATE OR REPLACE FUNCTION caredata.link_run(model text DEFAULT 'default', version integer DEFAULT NULL,
     method text DEFAULT 'probabilistic', threshold double precision DEFAULT NULL,
     train boolean DEFAULT NULL, incremental boolean DEFAULT false, one_to_one boolean DEFAULT false,
@@ -6256,8 +6259,12 @@ BEGIN
                format('SELECT r.rid, r.nhs_digits, g.agree
                   FROM %s r
                   JOIN (SELECT nhs_digits,
-                               count(DISTINCT dob) <= 1
-                               AND count(DISTINCT sex) FILTER (WHERE caredata.compare_sex(sex, sex) = 2) <= 1 AS agree
+                               -- at most one date of birth and one known sex
+                               -- (min = max: a hash aggregate, where
+                               -- count(DISTINCT) sorts every group)
+                               min(dob) IS NOT DISTINCT FROM max(dob)
+                               AND min(sex) FILTER (WHERE caredata.compare_sex(sex, sex) = 2)
+                                   IS NOT DISTINCT FROM max(sex) FILTER (WHERE caredata.compare_sex(sex, sex) = 2) AS agree
                           FROM %1$s WHERE nhs_digits IS NOT NULL GROUP BY nhs_digits) g
                     ON g.nhs_digits = r.nhs_digits', caredata._link_partition('caredata.link_record', p_project))
              WHEN v_keep_apart THEN format('SELECT rid, nhs_digits FROM %s WHERE nhs_digits IS NOT NULL',

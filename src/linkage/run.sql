@@ -392,8 +392,12 @@ BEGIN
                format('SELECT r.rid, r.nhs_digits, g.agree
                   FROM %s r
                   JOIN (SELECT nhs_digits,
-                               count(DISTINCT dob) <= 1
-                               AND count(DISTINCT sex) FILTER (WHERE caredata.compare_sex(sex, sex) = 2) <= 1 AS agree
+                               -- at most one date of birth and one known sex
+                               -- (min = max: a hash aggregate, where
+                               -- count(DISTINCT) sorts every group)
+                               min(dob) IS NOT DISTINCT FROM max(dob)
+                               AND min(sex) FILTER (WHERE caredata.compare_sex(sex, sex) = 2)
+                                   IS NOT DISTINCT FROM max(sex) FILTER (WHERE caredata.compare_sex(sex, sex) = 2) AS agree
                           FROM %1$s WHERE nhs_digits IS NOT NULL GROUP BY nhs_digits) g
                     ON g.nhs_digits = r.nhs_digits', caredata._link_partition('caredata.link_record', p_project))
              WHEN v_keep_apart THEN format('SELECT rid, nhs_digits FROM %s WHERE nhs_digits IS NOT NULL',
