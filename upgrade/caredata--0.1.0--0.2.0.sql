@@ -3811,48 +3811,7 @@ CREATE OR REPLACE FUNCTION caredata._link_std_kind(kind text, arg text) RETURNS 
 COMMENT ON FUNCTION caredata._link_std_kind(text, text) IS
   'internal: the standardising SQL expression for a value of one field kind (name, its phonetic code, address, its house number, postcode of any country, identifier, text)';
 
-CREATE OR REPLACE FUNCTION caredata._link_std_expr(relation regclass, col name, what text) RETURNS text
-  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-  typ regtype;
-BEGIN
-  IF col IS NULL THEN
-    -- typed, so that a run over one source without the column works
-    RETURN CASE what WHEN 'dob' THEN 'NULL::date' WHEN 'record_id' THEN 'NULL::bigint'
-                     WHEN 'nhs_number' THEN 'NULL::bigint' ELSE 'NULL::text' END;
-  END IF;
-  SELECT a.atttypid::regtype INTO typ FROM pg_catalog.pg_attribute a
-   WHERE a.attrelid = relation AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION USING ERRCODE = 'undefined_column',
-      MESSAGE = format('column "%s" of relation %s no longer exists', col, relation),
-      HINT = 'Register the source again with caredata.link_add_source().';
-  END IF;
-  RETURN CASE what
-    -- the record id as an integer when it is one, and always as text
-    WHEN 'record_id' THEN CASE WHEN typ IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype)
-                               THEN format('s.%I::bigint', col) ELSE 'NULL::bigint' END
-    WHEN 'record_key' THEN format('s.%I::text', col)
-    -- further fields, by kind
-    WHEN 'name' THEN caredata._link_std_kind(what, format('s.%I::text', col))
-    WHEN 'address' THEN caredata._link_std_kind(what, format('s.%I::text', col))
-    WHEN 'address_num' THEN caredata._link_std_kind(what, format('s.%I::text', col))
-    WHEN 'identifier' THEN caredata._link_std_kind(what, format('s.%I::text', col))
-    WHEN 'text' THEN caredata._link_std_kind(what, format('s.%I::text', col))
-    WHEN 'nhs_number' THEN CASE WHEN typ IN ('bigint'::regtype, 'caredata.nhs_number'::regtype)
-                                THEN format('s.%I::bigint', col)
-                                ELSE format('caredata.nhs_number_digits(s.%I::text)', col) END
-    WHEN 'dob' THEN CASE WHEN typ IN ('text'::regtype, 'character varying'::regtype, 'character'::regtype)
-                         THEN format('caredata.try_standardise_dob(s.%I::text)', col)
-                         ELSE format('(SELECT d FROM (SELECT s.%I::date AS d) x WHERE caredata.dob_is_valid(d))', col) END
-    WHEN 'sex' THEN format('caredata.try_standardise_sex(s.%I::text)', col)
-    -- a UK postcode in its canonical form, any other country's as text
-    WHEN 'postcode' THEN caredata._link_std_kind(what, format('s.%I::text', col))
-  END;
-END
-$$;
-COMMENT ON FUNCTION caredata._link_std_expr(regclass, name, text) IS
-  'internal: the standardising expression for one identifier column of a linkage source';
+-- (caredata._link_std_expr: replaced again below)
 
 CREATE OR REPLACE FUNCTION caredata.link_standardise(sources text[] DEFAULT NULL, run_id bigint DEFAULT 0, project text DEFAULT 'default')
   RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -6361,6 +6320,49 @@ END
 $$;
 COMMENT ON FUNCTION caredata.link_run(text, integer, text, double precision, boolean, boolean, boolean, text[], text) IS
   'run linkage in a project (never touching another project''s rows): standardise the sources, block, compare, train (EM) or apply a trained model version, choose the threshold without labels (or use the match probability given), cluster, and write the person index with stable person ids; all or nothing';
+
+
+-- (caredata._link_std_expr: replaced again below)
+
+
+CREATE OR REPLACE FUNCTION caredata._link_std_expr(relation regclass, col name, what text) RETURNS text
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  typ regtype;
+BEGIN
+  IF col IS NULL THEN
+    -- typed, so that a run over one source without the column works
+    RETURN CASE what WHEN 'dob' THEN 'NULL::date' WHEN 'record_id' THEN 'NULL::bigint'
+                     WHEN 'nhs_number' THEN 'NULL::bigint' ELSE 'NULL::text' END;
+  END IF;
+  SELECT a.atttypid::regtype INTO typ FROM pg_catalog.pg_attribute a
+   WHERE a.attrelid = relation AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+      MESSAGE = format('column "%s" of relation %s no longer exists', col, relation),
+      HINT = 'Register the source again with caredata.link_add_source().';
+  END IF;
+  -- further fields by kind, and the postcode (of any country)
+  IF what IN ('name', 'address', 'address_num', 'identifier', 'text', 'postcode') THEN
+    RETURN caredata._link_std_kind(what, format('s.%I::text', col));
+  END IF;
+  RETURN CASE what
+    -- the record id as an integer when it is one, and always as text
+    WHEN 'record_id' THEN CASE WHEN typ IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype)
+                               THEN format('s.%I::bigint', col) ELSE 'NULL::bigint' END
+    WHEN 'record_key' THEN format('s.%I::text', col)
+    WHEN 'nhs_number' THEN CASE WHEN typ IN ('bigint'::regtype, 'caredata.nhs_number'::regtype)
+                                THEN format('s.%I::bigint', col)
+                                ELSE format('caredata.nhs_number_digits(s.%I::text)', col) END
+    WHEN 'dob' THEN CASE WHEN typ IN ('text'::regtype, 'character varying'::regtype, 'character'::regtype)
+                         THEN format('caredata.try_standardise_dob(s.%I::text)', col)
+                         ELSE format('(SELECT d FROM (SELECT s.%I::date AS d) x WHERE caredata.dob_is_valid(d))', col) END
+    WHEN 'sex' THEN format('caredata.try_standardise_sex(s.%I::text)', col)
+  END;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_std_expr(regclass, name, text) IS
+  'internal: the standardising expression for one identifier column of a linkage source';
 
 -- linkage functions (new or re-made above): the linker and the admin only
 DO $grants$

@@ -765,17 +765,15 @@ BEGIN
       MESSAGE = format('column "%s" of relation %s no longer exists', col, relation),
       HINT = 'Register the source again with caredata.link_add_source().';
   END IF;
+  -- further fields by kind, and the postcode (of any country)
+  IF what IN ('name', 'address', 'address_num', 'identifier', 'text', 'postcode') THEN
+    RETURN caredata._link_std_kind(what, format('s.%I::text', col));
+  END IF;
   RETURN CASE what
     -- the record id as an integer when it is one, and always as text
     WHEN 'record_id' THEN CASE WHEN typ IN ('smallint'::regtype, 'integer'::regtype, 'bigint'::regtype)
                                THEN format('s.%I::bigint', col) ELSE 'NULL::bigint' END
     WHEN 'record_key' THEN format('s.%I::text', col)
-    -- further fields, by kind
-    WHEN 'name' THEN caredata._link_std_kind(what, format('s.%I::text', col))
-    WHEN 'address' THEN caredata._link_std_kind(what, format('s.%I::text', col))
-    WHEN 'address_num' THEN caredata._link_std_kind(what, format('s.%I::text', col))
-    WHEN 'identifier' THEN caredata._link_std_kind(what, format('s.%I::text', col))
-    WHEN 'text' THEN caredata._link_std_kind(what, format('s.%I::text', col))
     WHEN 'nhs_number' THEN CASE WHEN typ IN ('bigint'::regtype, 'caredata.nhs_number'::regtype)
                                 THEN format('s.%I::bigint', col)
                                 ELSE format('caredata.nhs_number_digits(s.%I::text)', col) END
@@ -783,8 +781,6 @@ BEGIN
                          THEN format('caredata.try_standardise_dob(s.%I::text)', col)
                          ELSE format('(SELECT d FROM (SELECT s.%I::date AS d) x WHERE caredata.dob_is_valid(d))', col) END
     WHEN 'sex' THEN format('caredata.try_standardise_sex(s.%I::text)', col)
-    -- a UK postcode in its canonical form, any other country's as text
-    WHEN 'postcode' THEN caredata._link_std_kind(what, format('s.%I::text', col))
   END;
 END
 $$;
