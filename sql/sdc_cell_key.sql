@@ -48,7 +48,7 @@ SELECT count_value, sum((key_max - key_min + 1) * perturbation)::numeric / 256 A
        sum(key_max - key_min + 1) AS keys,
        string_agg(DISTINCT (count_value + perturbation)::text, ',') AS shown
   FROM sdc_ptable WHERE ptable = 'default' GROUP BY count_value ORDER BY count_value;
-SELECT policy, suppress_max, rounding, cell_key_ptable, builtin FROM sdc_policy WHERE policy = 'cell_key';
+SELECT policy, version, suppress_max, rounding, cell_key_ptable, magnitude_digits, builtin FROM sdc_policy WHERE policy = 'cell_key' ORDER BY version;
 
 -- ---- cells: 3,000 groups of 0 to 59 people ----
 CREATE TABLE ck_rows AS

@@ -42,18 +42,27 @@ SELECT policy, safe_sum(days, person, policy) / safe_avg(days, person, policy) A
   FROM stays, (SELECT DISTINCT policy FROM sdc_policy WHERE builtin AND policy <> 'cell_key') p
  GROUP BY policy ORDER BY policy;
 
--- the cell key policy publishes counts only (sql/sdc_cell_key.sql): a sum
--- under it is refused, not published exactly
-\set VERBOSITY terse
+-- the cell key policy (version 2) publishes a sum rounded at random to 3
+-- significant figures by its people's record keys; a cell key policy that
+-- does not round sums refuses them, never shows them exactly
 SELECT safe_sum(amount, person, 'cell_key') FROM cost;
+INSERT INTO sdc_policy (policy, suppress_max, source, cell_key_ptable) VALUES ('ck_counts_only', 0, 'test', 'default');
+\set VERBOSITY terse
+SELECT safe_sum(amount, person, 'ck_counts_only') FROM cost;
+SELECT safe_avg(amount, person, 'ck_counts_only') FROM cost;
 \set VERBOSITY default
+DELETE FROM sdc_policy WHERE policy = 'ck_counts_only';
 
 -- version 1 of each built-in policy is the published count rule alone
--- (sums exact); version 2, the latest, is the one in force
+-- (sums exact); version 2 adds the magnitude rules; version 3 of nhs_hes
+-- and opensafely, the latest, keys them (counts perturbed by the cell key,
+-- sums rounded at random by the people's record keys)
 SELECT policy, version, dominance_n, dominance_k, p_percent, magnitude_digits
   FROM sdc_policy WHERE builtin AND policy <> 'cell_key' ORDER BY policy, version;
 -- the rounding rule: 3 significant figures, never finer than the count
--- base (5 for nhs_hes): 10 people of 1234.5 each, then of 1.3 each
+-- base (5 for nhs_hes): 10 people of 1234.5 each, then of 1.3 each; under
+-- version 3 up or down at random (12,300 or 12,400; 10 or 15), by the
+-- people's record keys, the same for the same people
 SELECT round(sum(x)::numeric, 2) AS true_sum, safe_sum(x, p, 'nhs_hes') AS shown FROM generate_series(1, 10) p, (VALUES (1234.5::float8)) v(x);
 SELECT round(sum(x)::numeric, 2) AS true_sum, safe_sum(x, p, 'nhs_hes') AS shown FROM generate_series(1, 10) p, (VALUES (1.3::float8)) v(x);
 

@@ -6379,3 +6379,29 @@ BEGIN
   END LOOP;
 END
 $grants$;
+
+-- ---- issue 24: keyed versions of the built-in policies (padding), sums under the cell key method ----
+-- Version 2 of cell_key protects magnitudes: the dominance rules of the
+-- other built-in policies, and sums rounded at random to 3 significant
+-- figures, the draw taken from the people's record keys (issue 24).
+INSERT INTO caredata.sdc_policy (policy, version, suppress_max, protect_zero, rounding, rounding_base, redacted,
+                                 dominance_n, dominance_k, p_percent, magnitude_digits, source, builtin, cell_key_ptable)
+SELECT policy, 2, suppress_max, protect_zero, rounding, rounding_base, redacted, 2, 85, 10, 3,
+       source || '; magnitudes (issue 24): (2, 85) dominance and p% = 10 (Hundepool et al., Statistical Disclosure Control, 2012, section 4.2), sums rounded at random (unbiased) to 3 significant figures by the people''s record keys',
+       true, cell_key_ptable
+  FROM caredata.sdc_policy WHERE policy = 'cell_key' AND version = 1;
+
+-- Version 3 of nhs_hes and opensafely keys their rules, so that padding a
+-- query with made-up people does not find where a count steps (issue 24):
+-- a count of people is perturbed by p-table default first (variance 1 from
+-- 5 people on), then suppressed (1 .. 7) and rounded to 5 as before; sums
+-- are rounded at random to 3 significant figures by the people's record
+-- keys.  Numbers given without their people (sdc_apply, sdc_protect,
+-- funnel) keep version 2's rule.  opensafely_midpoint6, which suppresses
+-- nothing, stays at version 2: a perturbed 1 would show as 0.
+INSERT INTO caredata.sdc_policy (policy, version, suppress_max, protect_zero, rounding, rounding_base, redacted,
+                                 dominance_n, dominance_k, p_percent, magnitude_digits, source, builtin, cell_key_ptable)
+SELECT policy, 3, suppress_max, protect_zero, rounding, rounding_base, redacted, dominance_n, dominance_k, p_percent, magnitude_digits,
+       source || '; keyed (issue 24, version 3): counts of people perturbed by the cell key method (p-table default) before suppression and rounding, sums rounded at random by the people''s record keys, so that padding a query does not find the thresholds',
+       true, 'default'
+  FROM caredata.sdc_policy WHERE builtin AND version = 2 AND policy IN ('nhs_hes', 'opensafely');

@@ -7,10 +7,19 @@
  * For a count n of distinct people whose record keys sum to K:
  *
  *		cell key	k = K mod 256
- *		published	n + perturbation(row(n), k), then rounded as the
- *					policy says; 0 people: as the p-table's row for 0
- *					says (0 in the default), NULL when the policy
- *					protects zeros; 1 .. suppress_max: suppressed
+ *		published	v = n + perturbation(row(n), k); suppressed when
+ *					n > 0 and n or v is at most suppress_max (a true
+ *					count 1 .. suppress_max is never shown, and the
+ *					threshold moves with the people, so that padding a
+ *					cell with made-up people does not find it), else v
+ *					rounded as the policy says; 0 people: as the p-table's row for 0 says (0
+ *					in the default), NULL when the policy protects zeros
+ *
+ * A sum of the people's contributions is rounded at random to the policy's
+ * magnitude step (sdc_magnitude_step), up with the probability of its
+ * fractional part (unbiased), the draw taken from the people's record keys
+ * too (all 64 bits of their sum, mixed): the same people, the same sum;
+ * one person more or less, an unrelated draw.
  *
  * row(n) is the p-table's row for the largest count <= n that has one (a
  * count below every row is not perturbed).  The p-table is loaded with the
@@ -21,6 +30,8 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
+
+#include <math.h>
 
 #include "cell_key.h"
 
@@ -57,12 +68,47 @@ sdc_publish_keyed(const SdcPolicy *policy, int64 n, uint32 cell_key, int64 *show
 				 errmsg("a count of people cannot be negative")));
 	if (n == 0 && policy->protect_zero)
 		return false;
-	if (n > 0 && n <= policy->suppress_max)
-		return false;
 	row = t->row_of[Min(n, (int64) SDC_PTABLE_MAX_COUNT)];
 	v = n + (row < 0 ? 0 : t->perturbation[row * SDC_CELL_KEY_RANGE + cell_key % SDC_CELL_KEY_RANGE]);
 	if (v < 0)
 		elog(ERROR, "cell key perturbation below zero");
+	if (n > 0 && (n <= policy->suppress_max || v <= policy->suppress_max) && policy->suppress_max > 0)
+		return false;
 	*shown = sdc_round_count(policy, v);
 	return true;
+}
+
+/* the draw for a sum: the people's record keys summed in full, mixed (SplitMix64's finaliser) */
+static uint64
+sdc_magnitude_key(const PersonTable *pt)
+{
+	uint64		z = 0x9e3779b97f4a7c15ULL;
+
+	if (pt != NULL)
+		for (int32 i = 0; i < pt->capacity; i++)
+			z += PT_KEYS(pt)[i];
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+double
+sdc_publish_sum(const SdcPolicy *policy, const PersonTable *pt, double sum)
+{
+	double		step;
+	double		u;
+
+	if (policy->ptable == NULL)
+		return sdc_publish_magnitude(policy, sum);
+	if (policy->magnitude_digits <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("disclosure-control policy \"%s\" perturbs counts by the cell key method but does not protect sums", policy->name),
+				 errdetail("The policy sets no magnitude_digits, so a sum would be shown exactly."),
+				 errhint("Ask caredata_admin for a version of the policy with magnitude_digits.")));
+	step = sdc_magnitude_step(policy, sum);
+	if (step <= 0.0)
+		return sum;				/* 0 (or not finite) */
+	u = (double) (sdc_magnitude_key(pt) >> 11) * (1.0 / 9007199254740992.0);	/* [0, 1) */
+	return floor(sum / step + u) * step;
 }

@@ -36,4 +36,13 @@ extern bool sdc_publish_people(const SdcPolicy *policy, const PersonTable *pt, i
 /* the same for a count of n people whose cell key is known (a subset's) */
 extern bool sdc_publish_keyed(const SdcPolicy *policy, int64 n, uint32 cell_key, int64 *shown);
 
+/*
+ * what the policy publishes of a sum of the people's contributions (one
+ * that may be published): under the cell key method rounded at random to
+ * the magnitude step, the draw taken from the people's record keys; else
+ * sdc_publish_magnitude.  Refused (0A000) under a cell key policy that
+ * does not round sums.
+ */
+extern double sdc_publish_sum(const SdcPolicy *policy, const PersonTable *pt, double sum);
+
 #endif							/* CAREDATA_SDC_CELL_KEY_H */

@@ -147,6 +147,7 @@ publishable(const SdcPolicy *p, PersonTable *pv)
 	double		largest[8] = {0};
 	int			nl = Max(2, Min(p->dominance_n, 8));
 	double		total = 0.0;
+	int64		people = pv->count;
 
 	if (p->dominance_n > 8)
 		ereport(ERROR,
@@ -168,7 +169,13 @@ publishable(const SdcPolicy *p, PersonTable *pv)
 				break;
 			}
 	}
-	return sdc_publish_contributions(p, pv->count, largest, nl, total);
+	/*
+	 * under the cell key method the threshold on people is the perturbed
+	 * count, as safe_count publishes it, so padding does not find it
+	 */
+	if (p->ptable != NULL && !sdc_publish_people(p, pv, pv->count, &people))
+		return false;
+	return sdc_publish_contributions(p, people, largest, nl, total);
 }
 
 PG_FUNCTION_INFO_V1(person_values_safe_sum);
@@ -180,7 +187,7 @@ person_values_safe_sum(PG_FUNCTION_ARGS)
 
 	if (pv == NULL || !publishable(p = person_table_policy(fcinfo, pv), pv))
 		PG_RETURN_NULL();
-	PG_RETURN_FLOAT8(sdc_publish_magnitude(p, pv->sum));
+	PG_RETURN_FLOAT8(sdc_publish_sum(p, pv, pv->sum));
 }
 
 PG_FUNCTION_INFO_V1(person_values_safe_avg);
@@ -198,13 +205,13 @@ person_values_safe_avg(PG_FUNCTION_ARGS)
 	 * are (never suppressed here: more rows than people), so that sum and
 	 * mean together do not give the exact row count back
 	 */
-	if (p->magnitude_digits > 0)
+	if (p->magnitude_digits > 0 || p->ptable != NULL)
 	{
 		int64		rows_shown;
 
-		if (!sdc_publish_count(p, pv->rows, &rows_shown) || rows_shown <= 0)
+		if (!sdc_publish_keyed(p, pv->rows, sdc_cell_key(pv), &rows_shown) || rows_shown <= 0)
 			PG_RETURN_NULL();
-		PG_RETURN_FLOAT8(sdc_publish_magnitude(p, pv->sum) / (double) rows_shown);
+		PG_RETURN_FLOAT8(sdc_publish_sum(p, pv, pv->sum) / (double) rows_shown);
 	}
 	PG_RETURN_FLOAT8(pv->sum / (double) pv->rows);
 }

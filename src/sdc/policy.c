@@ -198,25 +198,29 @@ sdc_policy_get(FmgrInfo *flinfo, const char *name)
 }
 
 /*
- * The cell key method perturbs a count by its people's record keys
- * (cell_key.c); a count or a statistic without them cannot be published
- * under such a policy, so it is refused, never shown exactly.
+ * A policy of the cell key method perturbs counts of people by their record
+ * keys (cell_key.c).  A number given without its people (sdc_apply,
+ * sdc_display, sdc_protect, funnel) gets the policy's suppression and
+ * rounding without the key: the caller already holds that number, and
+ * padding needs people.  A policy that neither suppresses nor rounds would
+ * show such a number exactly, so it is refused instead.
  */
 static void
-sdc_require_no_cell_key(const SdcPolicy *policy)
+sdc_require_unkeyed_protection(const SdcPolicy *policy)
 {
-	if (policy->cell_key_ptable[0] != '\0')
+	if (policy->cell_key_ptable[0] != '\0' && policy->suppress_max == 0 &&
+		(policy->rounding == SDC_ROUND_NONE || policy->base <= 1))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("disclosure-control policy \"%s\" perturbs counts of people by the cell key method", policy->name),
-				 errdetail("Only safe_count and safe_count_text, which see the people they count, can publish under it."),
+				 errmsg("disclosure-control policy \"%s\" protects counts only by the cell key method", policy->name),
+				 errdetail("A number given without its people would be shown exactly; only the safe aggregates, which see the people they count, publish under it."),
 				 errhint("Count the people with caredata.safe_count(person), or ask caredata_admin for another policy.")));
 }
 
 bool
 sdc_publish_count(const SdcPolicy *policy, int64 n, int64 *shown)
 {
-	sdc_require_no_cell_key(policy);
+	sdc_require_unkeyed_protection(policy);
 	if (n < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -254,8 +258,7 @@ bool
 sdc_publish_contributions(const SdcPolicy *policy, int64 people,
 						  const double *largest, int nlargest, double total)
 {
-	sdc_require_no_cell_key(policy);
-	if (people <= policy->suppress_max || (people == 0 && policy->protect_zero) || people == 0)
+	if (people <= policy->suppress_max || people == 0)
 		return false;
 	if (policy->dominance_n > 0 && policy->dominance_k > 0)
 	{
@@ -273,17 +276,25 @@ sdc_publish_contributions(const SdcPolicy *policy, int64 people,
 }
 
 double
-sdc_publish_magnitude(const SdcPolicy *policy, double sum)
+sdc_magnitude_step(const SdcPolicy *policy, double sum)
 {
 	double		step;
 
 	if (policy->magnitude_digits <= 0 || sum == 0.0 || !isfinite(sum))
-		return sum;
+		return 0.0;
 	/* the unit of the last significant figure kept, at least the count base */
 	step = pow(10.0, floor(log10(fabs(sum))) - (policy->magnitude_digits - 1));
 	if (step < policy->base)
 		step = policy->base;
-	return round(sum / step) * step;
+	return step;
+}
+
+double
+sdc_publish_magnitude(const SdcPolicy *policy, double sum)
+{
+	double		step = sdc_magnitude_step(policy, sum);
+
+	return step > 0.0 ? round(sum / step) * step : sum;
 }
 
 /* sdc_apply(n bigint, policy text DEFAULT NULL) returns bigint: NULL when suppressed */

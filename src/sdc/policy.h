@@ -70,6 +70,9 @@ extern bool sdc_publish_contributions(const SdcPolicy *policy, int64 people,
  */
 extern double sdc_publish_magnitude(const SdcPolicy *policy, double sum);
 
+/* the unit sums are rounded to (0: published exactly) */
+extern double sdc_magnitude_step(const SdcPolicy *policy, double sum);
+
 /* a policy name: a lower-case letter, then lower-case letters, digits and _ */
 extern bool sdc_policy_name_ok(const char *name);
 

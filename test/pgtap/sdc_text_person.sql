@@ -57,7 +57,10 @@ SELECT is(x.by_text, x.by_pseudonym, x.what)
         UNION ALL
         SELECT 'safe_rate(condition, text) = safe_rate(condition, pseudonym)',
                (SELECT caredata.safe_rate(c, t) FROM public.tap_tp)::text, (SELECT caredata.safe_rate(c, p) FROM public.tap_tp)::text) x;
-SELECT is((SELECT caredata.safe_count(t) FROM public.tap_tp), (SELECT caredata.sdc_apply(count(DISTINCT p)) FROM public.tap_tp),
+-- (the default policy perturbs a count of people by their cell key, -2..+2,
+-- then rounds to 5: within 4 of the people, far from the rows)
+SELECT ok((SELECT abs(caredata.safe_count(t) - count(DISTINCT p)) <= 4 AND count(*) - count(DISTINCT p) > 10
+                  AND caredata.safe_count(t) = caredata.safe_count(p) FROM public.tap_tp),
           'safe_count(text) counts distinct people, not rows');
 -- text and pseudonym states combine: the union of both halves counts each person once
 SELECT is((SELECT caredata.safe_count(s) FROM (SELECT caredata.person_set_agg(t) s FROM public.tap_tp WHERE g < 2
