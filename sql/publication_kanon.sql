@@ -156,8 +156,13 @@ SELECT band(1234, 1000), band(0, 5), band(7.5, 2.5), band(-1, 10);
 -- the limits are the owner's; a change is audited
 UPDATE publication_limits SET max_linkable_share = 0.01;
 SELECT action, detail->'new'->>'max_linkable_share' AS new_limit FROM audit_log WHERE action = 'publication.limits';
-INSERT INTO publication_limits VALUES (true);
+-- an INSERT sets the one row (as a restore of changed limits does,
+-- test/release/limits_dump.sh), audited; a DELETE is refused
+INSERT INTO publication_limits VALUES (true, 6, 0.02, 0.05);
+SELECT count(*) AS rows, min(k) AS k, min(max_linkable_share) AS max_linkable_share FROM publication_limits;
+SELECT count(*) AS limit_changes_audited FROM audit_log WHERE action = 'publication.limits';
 DELETE FROM publication_limits;
+UPDATE publication_limits SET k = 5;
 UPDATE publication_limits SET max_linkable_share = 0.05;
 
 -- clean up

@@ -6405,3 +6405,25 @@ SELECT policy, 3, suppress_max, protect_zero, rounding, rounding_base, redacted,
        source || '; keyed (issue 24, version 3): counts of people perturbed by the cell key method (p-table default) before suppression and rounding, sums rounded at random by the people''s record keys, so that padding a query does not find the thresholds',
        true, 'default'
   FROM caredata.sdc_policy WHERE builtin AND version = 2 AND policy IN ('nhs_hes', 'opensafely');
+
+-- ---- issue 24: publication limits an owner changed survive pg_dump ----
+CREATE OR REPLACE FUNCTION caredata._publication_limits_refuse() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  -- an INSERT (a restore of changed limits: src/publication/kanon_dump.sql)
+  -- sets the one row, as an audited UPDATE
+  IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM caredata.publication_limits) THEN
+    UPDATE caredata.publication_limits
+       SET k = NEW.k, max_linkable_share = NEW.max_linkable_share, max_suppressed_share = NEW.max_suppressed_share;
+    RETURN NULL;
+  ELSIF TG_OP = 'INSERT' THEN
+    RETURN NEW;
+  END IF;
+  RAISE EXCEPTION USING ERRCODE = '55000', MESSAGE = 'caredata.publication_limits has exactly one row',
+    HINT = 'UPDATE it (as the extension''s owner).';
+END
+$$;
+COMMENT ON FUNCTION caredata._publication_limits_refuse() IS
+  'internal: keeps caredata.publication_limits at one row (an INSERT sets it, a DELETE is refused)';
+SELECT pg_catalog.pg_extension_config_dump('caredata.publication_limits',
+  'WHERE (k, max_linkable_share, max_suppressed_share) IS DISTINCT FROM (5, 0.05, 0.05)');

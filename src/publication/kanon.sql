@@ -42,12 +42,21 @@ CREATE TRIGGER publication_limits_audit AFTER UPDATE ON caredata.publication_lim
 CREATE FUNCTION caredata._publication_limits_refuse() RETURNS trigger
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+  -- an INSERT (a restore of changed limits: src/publication/kanon_dump.sql)
+  -- sets the one row, as an audited UPDATE
+  IF TG_OP = 'INSERT' AND EXISTS (SELECT 1 FROM caredata.publication_limits) THEN
+    UPDATE caredata.publication_limits
+       SET k = NEW.k, max_linkable_share = NEW.max_linkable_share, max_suppressed_share = NEW.max_suppressed_share;
+    RETURN NULL;
+  ELSIF TG_OP = 'INSERT' THEN
+    RETURN NEW;
+  END IF;
   RAISE EXCEPTION USING ERRCODE = '55000', MESSAGE = 'caredata.publication_limits has exactly one row',
     HINT = 'UPDATE it (as the extension''s owner).';
 END
 $$;
 COMMENT ON FUNCTION caredata._publication_limits_refuse() IS
-  'internal: keeps caredata.publication_limits at one row';
+  'internal: keeps caredata.publication_limits at one row (an INSERT sets it, a DELETE is refused)';
 CREATE TRIGGER publication_limits_one BEFORE INSERT OR DELETE ON caredata.publication_limits
   FOR EACH ROW EXECUTE FUNCTION caredata._publication_limits_refuse();
 
