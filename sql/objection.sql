@@ -153,6 +153,23 @@ SELECT state FROM pg_temp.refusal(format($$1; UPDATE caredata.objection SET effe
 SELECT state FROM pg_temp.refusal(format($$1; UPDATE caredata.objection SET purposes = '{planning}' WHERE id = %s$$, :hand_id));
 SELECT withdraw_objection(:hand_id, '2025-03-01');
 SELECT state, message, detail, hint FROM pg_temp.refusal(format($$1; UPDATE caredata.objection SET withdrawn_at = NULL WHERE id = %s$$, :hand_id));
+-- (the trigger, in C, holds for the table's owner too: a withdrawal that
+-- changes anything else, a second withdrawal, a value written back the same
+-- (every column compared as stored), an exemption's revoker chosen by hand)
+RESET ROLE;
+\set VERBOSITY terse
+SELECT id AS open_id FROM caredata.objection WHERE withdrawn_at IS NULL ORDER BY id LIMIT 1 \gset
+UPDATE caredata.objection SET withdrawn_at = now(), source = 'other' WHERE id = :open_id;
+UPDATE caredata.objection SET withdrawn_at = now(), purposes = ARRAY['research'] WHERE id = :open_id;
+UPDATE caredata.objection SET purposes = purposes WHERE id = :open_id;
+UPDATE caredata.objection SET withdrawn_at = withdrawn_at WHERE id = :hand_id;
+SELECT grant_exemption('history_ds', 'research', 'national_data_opt_out', 'consent', 'REC 25/LO/0002') AS hex \gset
+UPDATE caredata.exemption SET revoked_at = now(), revoked_by = 'someone_else' WHERE id = :hex;
+UPDATE caredata.exemption SET revoked_at = now() WHERE id = :hex;
+SELECT revoked_by = current_user AS revoked_by_the_server FROM caredata.exemption WHERE id = :hex;
+\set VERBOSITY default
+SELECT count(*) AS still_open FROM caredata.objection WHERE id = :open_id AND withdrawn_at IS NULL;
+SET ROLE regress_admin;
 SELECT state FROM pg_temp.refusal(format($$1; UPDATE caredata.objection SET withdrawn_at = '2025-04-01' WHERE id = %s$$, :hand_id));
 SELECT state FROM pg_temp.refusal(format($$1; DELETE FROM caredata.objection WHERE id = %s$$, :hand_id));
 -- exemptions: granted_by/at are the server's; revoking records who; no revival

@@ -57,20 +57,42 @@ DECLARE
   at_ timestamptz;
   ids bigint[];
   numbers caredata.nhs_number[];
+  citus boolean;
 BEGIN
   -- one feed at a time; readers are never blocked (SHARE ROW EXCLUSIVE)
   PERFORM caredata.lock_register();
-  -- parse once, in NHS number order: every step after is a merge against
-  -- the register's NHS number index, in that order (this function's
-  -- settings rule out nested loops and hashing millions of numbers, whose
-  -- random access cost twice as much)
-  EXECUTE format('CREATE TEMP TABLE caredata_snapshot ON COMMIT DROP AS
-                  SELECT caredata.try_nhs_number(%I::text) AS n FROM %s ORDER BY 1',
-                 nhs_column, snapshot);
-  ANALYZE pg_temp.caredata_snapshot;
-  SELECT count(*), count(*) FILTER (WHERE n IS NULL), count(n) - count(DISTINCT n), count(DISTINCT n)
-  INTO rows_read, invalid, duplicates, distinct_valid
-  FROM pg_temp.caredata_snapshot;
+  citus := caredata._citus_table('caredata.objection');
+  IF NOT citus THEN
+    -- One pass (this function's settings rule out nested loops and hashing
+    -- millions of numbers, whose random access cost twice as much): the
+    -- snapshot parsed and grouped by number (one sort), merged in NHS number
+    -- order with the register's open national opt-outs (its objection_open
+    -- index), counting as it goes and keeping only the differences: the
+    -- open objections of this source the snapshot no longer holds, and the
+    -- numbers no open objection holds yet (in NHS number order).
+    EXECUTE format($q$
+      SELECT coalesce(sum(s.c), 0), coalesce(sum(s.c) FILTER (WHERE s.n IS NULL), 0),
+             coalesce(sum(s.c OPERATOR(pg_catalog.-) 1) FILTER (WHERE s.n IS NOT NULL), 0),
+             count(s.n),
+             array_agg(r.id) FILTER (WHERE s.c IS NULL AND r.source OPERATOR(pg_catalog.=) $1),
+             array_agg(s.n) FILTER (WHERE r.id IS NULL AND s.n IS NOT NULL)
+        FROM (SELECT caredata.try_nhs_number(x.%I::text) AS n, count(*) AS c FROM %s x GROUP BY 1) s
+        FULL JOIN (SELECT o.id, o.nhs_number, o.source FROM caredata.objection o
+                    WHERE o.kind OPERATOR(pg_catalog.=) 'national_data_opt_out' AND o.withdrawn_at IS NULL) r
+          ON r.nhs_number OPERATOR(caredata.=) s.n$q$, nhs_column, snapshot)
+    INTO rows_read, invalid, duplicates, distinct_valid, ids, numbers
+    USING apply_opt_out_snapshot.source;
+  ELSE
+    -- On Citus the register is a reference table: the snapshot is parsed
+    -- into a temporary table, and the changes worked out from it
+    EXECUTE format('CREATE TEMP TABLE caredata_snapshot ON COMMIT DROP AS
+                    SELECT caredata.try_nhs_number(%I::text) AS n FROM %s ORDER BY 1',
+                   nhs_column, snapshot);
+    ANALYZE pg_temp.caredata_snapshot;
+    SELECT count(*), count(*) FILTER (WHERE n IS NULL), count(n) - count(DISTINCT n), count(DISTINCT n)
+    INTO rows_read, invalid, duplicates, distinct_valid
+    FROM pg_temp.caredata_snapshot;
+  END IF;
   IF distinct_valid = 0 AND NOT allow_empty THEN
     RAISE EXCEPTION 'opt-out snapshot holds no valid NHS numbers'
       USING ERRCODE = 'no_data_found',
@@ -90,10 +112,20 @@ BEGIN
     RAISE NOTICE 'opt-out snapshot: % duplicate NHS numbers counted once', duplicates;
   END IF;
 
-  IF caredata._citus_table('caredata.objection') THEN
-    -- On Citus the register is a reference table, which Citus writes only
-    -- from rows it can route, not from a join with this session's snapshot:
-    -- the changes are worked out here, then written (docs/scale-out.md)
+  IF NOT citus THEN
+    UPDATE caredata.objection o SET withdrawn_at = greatest(effective_at, o.effective_from)
+     WHERE o.id OPERATOR(pg_catalog.=) ANY (coalesce(ids, '{}'));
+    GET DIAGNOSTICS withdrawn = ROW_COUNT;
+    -- in NHS number order (the merge's), so the inserts walk the register's
+    -- NHS number indexes once in order instead of landing at random
+    INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source)
+    SELECT n, 'national_data_opt_out', caredata.default_purposes('national_data_opt_out'),
+           effective_at, apply_opt_out_snapshot.source
+      FROM unnest(numbers) WITH ORDINALITY AS u(n, i) ORDER BY i;
+    GET DIAGNOSTICS opened = ROW_COUNT;
+  ELSE
+    -- Citus writes a reference table only from rows it can route, not from
+    -- a join with this session's snapshot (docs/scale-out.md)
     withdrawn := 0;
     FOR at_, ids IN
       SELECT greatest(effective_at, o.effective_from), array_agg(o.id)
@@ -115,27 +147,9 @@ BEGIN
            effective_at, apply_opt_out_snapshot.source
       FROM unnest(numbers) n;
     opened := coalesce(cardinality(numbers), 0);
-  ELSE
-    UPDATE caredata.objection o SET withdrawn_at = greatest(effective_at, o.effective_from)
-    WHERE o.kind = 'national_data_opt_out' AND o.source = apply_opt_out_snapshot.source
-      AND o.withdrawn_at IS NULL
-      AND NOT EXISTS (SELECT 1 FROM pg_temp.caredata_snapshot s WHERE s.n = o.nhs_number);
-    GET DIAGNOSTICS withdrawn = ROW_COUNT;
-
-    INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source)
-    SELECT s.n, 'national_data_opt_out', caredata.default_purposes('national_data_opt_out'),
-           effective_at, apply_opt_out_snapshot.source
-    FROM (SELECT DISTINCT n FROM pg_temp.caredata_snapshot WHERE n IS NOT NULL) s
-    WHERE NOT EXISTS (SELECT 1 FROM caredata.objection o
-                      WHERE o.nhs_number = s.n AND o.kind = 'national_data_opt_out'
-                        AND o.withdrawn_at IS NULL)
-    -- in NHS number order, so the inserts walk the register's NHS number
-    -- indexes once in order instead of landing at random (halves a 3M load)
-    ORDER BY s.n;
-    GET DIAGNOSTICS opened = ROW_COUNT;
+    DROP TABLE pg_temp.caredata_snapshot;
   END IF;
   unchanged := distinct_valid - opened;
-  DROP TABLE pg_temp.caredata_snapshot;
 
   INSERT INTO caredata.feed_load (feed, source, rows_read, invalid, duplicates, opened, withdrawn, unchanged)
   VALUES ('national_data_opt_out', source, rows_read, invalid, duplicates, opened, withdrawn, unchanged);

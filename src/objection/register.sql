@@ -122,32 +122,7 @@ COMMENT ON SEQUENCE caredata.register_version_seq IS
 -- (caredata_admin may insert only the other columns: see the grants below);
 -- after that the only change is ending it (a withdrawal, a revocation), once.
 CREATE FUNCTION caredata.keep_history() RETURNS trigger
-LANGUAGE plpgsql PARALLEL UNSAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  -- on Citus the trigger fires on a placement, objection_<shard id>
-  is_objection boolean := TG_TABLE_NAME ~ '^objection(_[0-9]+)?$';
-BEGIN
-  IF is_objection THEN
-    IF OLD.withdrawn_at IS NULL AND NEW.withdrawn_at IS NOT NULL AND
-       (to_jsonb(NEW) - 'withdrawn_at') = (to_jsonb(OLD) - 'withdrawn_at') THEN
-      RETURN NEW;
-    END IF;
-  ELSE
-    IF OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL AND
-       (to_jsonb(NEW) - 'revoked_at') = (to_jsonb(OLD) - 'revoked_at') THEN
-      NEW.revoked_by := current_user;
-      RETURN NEW;
-    END IF;
-  END IF;
-  RAISE EXCEPTION 'caredata.% keeps its history', CASE WHEN is_objection THEN 'objection' ELSE 'exemption' END
-    USING ERRCODE = 'object_not_in_prerequisite_state',
-          DETAIL = CASE WHEN is_objection THEN 'An objection can only be withdrawn, once; nothing else about it changes.'
-                   ELSE 'An exemption can only be revoked, once; nothing else about it changes.' END,
-          HINT = 'Use caredata.withdraw_objection() or caredata.revoke_exemption(); record a new row for anything else.';
-END
-$$;
+  AS 'MODULE_PATHNAME', 'keep_history' LANGUAGE C PARALLEL UNSAFE;
 COMMENT ON FUNCTION caredata.keep_history() IS
   'trigger: an objection or exemption only ever changes by being withdrawn or revoked, once (revoked_by set by the server)';
 REVOKE ALL ON FUNCTION caredata.keep_history() FROM PUBLIC;
