@@ -109,6 +109,13 @@ all=$(on "$coord" -c "SELECT count(*) FROM citus_pub")
 out=$(on "$coord" -c "SET ROLE citus_recipient" -c "SELECT count(*) FROM citus_pub")
 case "$out" in *"permission denied"*) r=0 ;; *) r=1 ;; esac
 ok $r "the recipient reads the view, not the table"
+# k-anonymity (issue 24) through Citus: classes counted as the view is read
+qi=$(on "$coord" -c "SELECT array_to_string(quasi_identifiers, ', ') FROM caredata.publication_disclosure WHERE name = 'citus_pub_dist'")
+kmin=$(on "$coord" -c "SET ROLE citus_recipient" -c "SELECT coalesce(min(n), 0) FROM (SELECT count(DISTINCT person) AS n FROM published.citus_pub_dist GROUP BY $qi) c")
+[ "$kmin" -ge 5 ] 2>/dev/null; ok $? "k-anonymity holds over the distributed table: every class of ($qi) holds at least 5 persons (smallest $kmin)"
+rep=$(on "$coord" -c "SELECT count(DISTINCT (k, quasi_identifiers, level, steps::text, rows_published, rows_suppressed, smallest_class, persons, linkable_share))
+                      FROM caredata.publication_disclosure WHERE name IN ('citus_pub_dist', 'citus_pub_local')")
+[ "$rep" = 1 ]; ok $? "publish() measured the distributed and the ordinary table alike (level, suppressed rows, smallest class, linkable share)"
 
 on "$coord" -v ON_ERROR_STOP=1 >/dev/null 2>&1 <<'SQL'
 SET client_min_messages = warning;
