@@ -64,6 +64,9 @@ for person in nhs person pseud; do
   check "safe_avg(value, $person, policy)" "round(caredata.safe_avg(value, $person, 'nhs_hes')::numeric, 9)"
   check "safe_rate(flag, $person)" "round(caredata.safe_rate(flag, $person)::numeric, 9)"
   check "safe_rate(flag, $person, policy)" "round(caredata.safe_rate(flag, $person, 'opensafely')::numeric, 9)"
+  # the cell key method (issue 24): the same perturbation from combined states
+  check "safe_count($person, cell_key)" "caredata.safe_count($person, 'cell_key')"
+  check "safe_sum(value, $person, cell_key)" "round(caredata.safe_sum(value, $person, 'cell_key')::numeric, 6)"
 done
 # safe_count and safe_count_text over partial states
 dist=$(on "$coord" -c "SELECT caredata.safe_count(s) || ' ' || caredata.safe_count_text(s) FROM (SELECT caredata.person_set_agg(nhs) s FROM citus_agg GROUP BY unit) x")
