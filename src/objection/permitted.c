@@ -551,7 +551,7 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 			pr->dataset = dataset ? MemoryContextStrdup(fcinfo->flinfo->fn_mcxt, text_to_cstring(dataset)) : NULL;
 			AS_REGISTER_OWNER(probe_setup(pr, fcinfo->flinfo->fn_mcxt));
 		}
-		AS_REGISTER_OWNER_SCAN(blocked = probe_blocked(pr, key, at));
+		AS_REGISTER_OWNER_SCAN(pr->owner, blocked = probe_blocked(pr, key, at));
 		PG_RETURN_BOOL(!blocked);
 	}
 

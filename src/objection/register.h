@@ -51,14 +51,16 @@ extern Oid	objection_register_owner(void);
  * it runs as the owner) and lets Citus run that SQL inside a shard task
  * (src/citus/citus.c); AS_REGISTER_OWNER_SCAN is for a statement that runs
  * no SQL and resolves no name (an index probe by OID, row by row), where a
- * GUC nest level per row would cost more than the probe.
+ * GUC nest level per row would cost more than the probe; it takes the
+ * owner, looked up once (objection_register_owner() per row was two
+ * catalog cache lookups).
  */
-#define AS_REGISTER_OWNER_SCAN(stmt) \
+#define AS_REGISTER_OWNER_SCAN(owner, stmt) \
 	do { \
 		Oid			save_userid; \
 		int			save_sec; \
 		GetUserIdAndSecContext(&save_userid, &save_sec); \
-		SetUserIdAndSecContext(objection_register_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION); \
+		SetUserIdAndSecContext((owner), save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION); \
 		stmt; \
 		SetUserIdAndSecContext(save_userid, save_sec); \
 	} while (0)

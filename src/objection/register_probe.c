@@ -27,6 +27,7 @@
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "optimizer/optimizer.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -70,6 +71,7 @@ probe_setup(Probe *pr, MemoryContext cxt)
 	char		nulls[2] = {' ', pr->dataset ? ' ' : 'n'};
 	Relation	idx;
 
+	pr->owner = GetUserId();	/* probe_setup runs as the register's owner */
 	/* on Citus, this node's placement of the register (src/citus/citus.c) */
 	pr->heap = catalog_local_relid("objection", "objection");
 	pr->index = catalog_local_relid("objection", "objection_nhs_number");
@@ -79,6 +81,12 @@ probe_setup(Probe *pr, MemoryContext cxt)
 	pr->eq = get_opcode(get_opfamily_member(idx->rd_opfamily[0], idx->rd_opcintype[0], idx->rd_opcintype[0],
 											BTEqualStrategyNumber));
 	index_close(idx, AccessShareLock);
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		ScanKeyInit(&pr->key, 1, BTEqualStrategyNumber, pr->eq, (Datum) 0);
+		MemoryContextSwitchTo(old);
+	}
 	pr->att_kind = get_attnum(pr->heap, "kind");
 	pr->att_purposes = get_attnum(pr->heap, "purposes");
 	pr->att_study = get_attnum(pr->heap, "study");
@@ -145,11 +153,11 @@ probe_blocked(const Probe *pr, int64 key, TimestampTz at)
 	Relation	idx = index_open(pr->index, AccessShareLock);
 	TupleTableSlot *slot = table_slot_create(heap, NULL);
 	IndexScanDesc scan = index_beginscan(heap, idx, GetActiveSnapshot(), 1, 0);
-	ScanKeyData sk;
+	ScanKeyData sk = pr->key;
 	bool		blocked = false;
 	bool		consented = false;
 
-	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, pr->eq, Int64GetDatum(key));
+	sk.sk_argument = Int64GetDatum(key);
 	index_rescan(scan, &sk, 1, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{

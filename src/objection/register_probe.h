@@ -11,6 +11,7 @@
 #ifndef CAREDATA_REGISTER_PROBE_H
 #define CAREDATA_REGISTER_PROBE_H
 
+#include "access/skey.h"
 #include "fmgr.h"
 #include "utils/timestamp.h"
 
@@ -29,9 +30,13 @@ typedef struct Probe
 {
 	char		purpose[PURPOSE_MAX];
 	char	   *dataset;
+	Oid			owner;			/* the register's owner (set up as it) */
 	Oid			heap;			/* caredata.objection */
 	Oid			index;			/* ... its index on nhs_number */
 	RegProcedure eq;			/* nhs_number = nhs_number */
+	ScanKeyData key;			/* ... as a scan key, its function looked up
+								 * once (fmgr_info per row was a fifth of a
+								 * call: a C function's library found by name) */
 	AttrNumber	att_kind,
 				att_purposes,
 				att_study,
