@@ -45,10 +45,20 @@ CREATE TABLE episodes (g int, person bigint, nhs nhs_number, grp text);
 INSERT INTO episodes
 SELECT g, g * 100 + p, NULL, 'g' || g FROM generate_series(0, 13) g, generate_series(1, g) p, generate_series(1, g) r;
 INSERT INTO episodes SELECT g, NULL, NULL, 'g' || g FROM generate_series(0, 13) g;
-SELECT g, count(*) AS rows, count(DISTINCT person) AS people, safe_count(person) AS hes, safe_count(person, 'opensafely') AS opensafely,
-       safe_count(person, 'opensafely_midpoint6') AS midpoint6, safe_count_text(person) AS hes_shown,
-       safe_count_text(person, 'opensafely') AS opensafely_shown
-  FROM episodes GROUP BY g ORDER BY g;
+-- (the keyed policies' figures vary with the master key: the rule is shown
+-- holding instead)
+SELECT g, rows, people,
+       CASE WHEN people = 0 THEN hes = 0 WHEN people <= 7 THEN hes IS NULL
+            ELSE hes IS NULL OR (hes % 5 = 0 AND abs(hes - people) <= 4) END AS hes_rule,
+       CASE WHEN people <= 7 THEN opensafely IS NULL
+            ELSE opensafely IS NULL OR (opensafely % 5 = 0 AND abs(opensafely - people) <= 4) END AS opensafely_rule,
+       midpoint6,
+       hes_shown = coalesce(hes::text, '*') AND opensafely_shown = coalesce(opensafely::text, '[REDACTED]') AS shown_as_counted
+  FROM (SELECT g, count(*) AS rows, count(DISTINCT person) AS people, safe_count(person) AS hes, safe_count(person, 'opensafely') AS opensafely,
+               safe_count(person, 'opensafely_midpoint6') AS midpoint6, safe_count_text(person) AS hes_shown,
+               safe_count_text(person, 'opensafely') AS opensafely_shown
+          FROM episodes GROUP BY g) x
+ ORDER BY g;
 -- a call names one policy, not one per row
 SELECT safe_count(person, CASE WHEN g < 5 THEN 'nhs_hes' ELSE 'opensafely' END) FROM episodes;
 -- one person on many rows is one person; an empty input is zero people
