@@ -78,7 +78,8 @@ SQL_SRC = \
 	src/sdc/cell_key_dump.sql \
 	src/linkage/projects_dump.sql \
 	src/publication/dashboard.sql \
-	src/publication/kanon_dump.sql
+	src/publication/kanon_dump.sql \
+	src/objection/patient_dump.sql
 
 # concurrency: isolation specs (specs/), run by make installcheck after REGRESS
 ISOLATION = objection_concurrency objection_recheck

@@ -31,8 +31,6 @@ COMMENT ON TABLE caredata.patient_share IS
   'grants by patients of read access to their own rows of protected tables or datasets, to one login each, for a reason, until expires_at unless revoked; kept after revocation';
 CREATE INDEX patient_share_grantee ON caredata.patient_share (grantee);
 CREATE INDEX patient_share_grantor ON caredata.patient_share (grantor);
-SELECT pg_catalog.pg_extension_config_dump('caredata.patient_share', '');
-SELECT pg_catalog.pg_extension_config_dump('caredata.patient_share_id_seq', '');
 
 -- Each session in which a grantee opened a grant (the parallel leader's
 -- process and its start time): the row filter honours a grant in a
@@ -48,7 +46,6 @@ CREATE TABLE caredata.patient_share_use (
 );
 COMMENT ON TABLE caredata.patient_share_use IS
   'the sessions in which a grantee opened a patient''s grant (audited); the row filter honours a grant only in a session that opened it in a committed transaction';
-SELECT pg_catalog.pg_extension_config_dump('caredata.patient_share_use', '');
 
 -- History that cannot be rewritten: a grant changes only by being revoked, once.
 CREATE FUNCTION caredata._patient_share_history() RETURNS trigger

@@ -21,7 +21,6 @@ CREATE TABLE caredata.patient_comparison (
 );
 COMMENT ON TABLE caredata.patient_comparison IS
   'comparisons published for patients: a funnel plot of units (providers, teams or clinicians) of a protected table, under the disclosure-control policy for patients';
-SELECT pg_catalog.pg_extension_config_dump('caredata.patient_comparison', '');
 
 CREATE TABLE caredata.patient_comparison_row (
   comparison text NOT NULL REFERENCES caredata.patient_comparison (name) ON DELETE CASCADE,
@@ -39,7 +38,6 @@ CREATE TABLE caredata.patient_comparison_row (
 );
 COMMENT ON TABLE caredata.patient_comparison_row IS
   'the published rows of each patient comparison (caredata.funnel() as the policy for patients publishes them: a suppressed unit has no counts, ratio or band)';
-SELECT pg_catalog.pg_extension_config_dump('caredata.patient_comparison_row', '');
 
 CREATE FUNCTION caredata.publish_patient_comparison(name text, title text, source regclass, unit_kind text,
                                                     unit_column name, units text, data_type text DEFAULT 'SR',
