@@ -6905,15 +6905,34 @@ CREATE TABLE caredata.patient_comparison_row (
 COMMENT ON TABLE caredata.patient_comparison_row IS
   'the published rows of each patient comparison (caredata.funnel() as the policy for patients publishes them: a suppressed unit has no counts, ratio or band)';
 
-CREATE FUNCTION caredata.publish_patient_comparison(name text, title text, source regclass, unit_kind text,
-                                                    unit_column name, units text, data_type text DEFAULT 'SR',
-                                                    date_column name DEFAULT NULL, policy text DEFAULT NULL)
+-- the policy for patients: the one named, else the one assigned to
+-- caredata_patient, else the one in force for the caller
+CREATE FUNCTION caredata._patient_policy(policy text) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  pol text := policy;
+BEGIN
+  IF pol IS NULL THEN
+    SELECT r.policy INTO pol FROM caredata.sdc_policy_role r
+     WHERE r.role::pg_catalog.oid OPERATOR(pg_catalog.=)
+           (SELECT o.oid FROM pg_catalog.pg_roles o WHERE o.rolname OPERATOR(pg_catalog.=) 'caredata_patient');
+  END IF;
+  RETURN COALESCE(pol, caredata.sdc_policy_in_force());
+END
+$$;
+COMMENT ON FUNCTION caredata._patient_policy(text) IS
+  'internal: the disclosure-control policy a patient comparison is published under (the one named, else caredata_patient''s, else the caller''s)';
+
+CREATE FUNCTION caredata._publish_patient_comparison(name text, title text, source regclass, unit_kind text,
+                                                     unit_column name, data_type text, date_column name,
+                                                     policy text, units caredata.funnel_row[])
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  pol text := policy;
   n bigint;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM caredata.protected_table p
@@ -6932,27 +6951,38 @@ BEGIN
               AND a.attname OPERATOR(pg_catalog.=) date_column AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped)) THEN
     RAISE EXCEPTION 'a column named is not a column of %', source USING ERRCODE = 'undefined_column';
   END IF;
-  -- the policy for patients: the one assigned to caredata_patient, else
-  -- the one in force here
-  IF pol IS NULL THEN
-    SELECT r.policy INTO pol FROM caredata.sdc_policy_role r
-     WHERE r.role::pg_catalog.oid OPERATOR(pg_catalog.=)
-           (SELECT o.oid FROM pg_catalog.pg_roles o WHERE o.rolname OPERATOR(pg_catalog.=) 'caredata_patient');
-    pol := COALESCE(pol, caredata.sdc_policy_in_force());
-  END IF;
-  DELETE FROM caredata.patient_comparison c WHERE c.name OPERATOR(pg_catalog.=) publish_patient_comparison.name;
+  DELETE FROM caredata.patient_comparison c WHERE c.name OPERATOR(pg_catalog.=) _publish_patient_comparison.name;
   INSERT INTO caredata.patient_comparison (name, title, source, unit_kind, unit_column, date_column, data_type, policy)
-  VALUES (name, title, source, unit_kind, unit_column, date_column, data_type, pol);
+  VALUES (name, title, source, unit_kind, unit_column, date_column, data_type, policy);
   INSERT INTO caredata.patient_comparison_row
-  SELECT publish_patient_comparison.name, f.unit, f.numerator, f.denominator, f.ratio,
+  SELECT _publish_patient_comparison.name, f.unit, f.numerator, f.denominator, f.ratio,
          f.lower_998, f.lower_95, f.upper_95, f.upper_998, f.band, f.suppressed
-    FROM caredata.funnel(units, data_type, policy => pol) f;
+    FROM pg_catalog.unnest(units) f;
   GET DIAGNOSTICS n = ROW_COUNT;
   PERFORM caredata.audit_append('comparison.publish', name,
-    pg_catalog.jsonb_build_object('source', source::pg_catalog.text, 'unit_kind', unit_kind, 'units', n, 'policy', pol));
+    pg_catalog.jsonb_build_object('source', source::pg_catalog.text, 'unit_kind', unit_kind, 'units', n, 'policy', policy));
   RETURN n;
 END
 $$;
+COMMENT ON FUNCTION caredata._publish_patient_comparison(text, text, regclass, text, name, text, name, text, caredata.funnel_row[]) IS
+  'internal: check and store a patient comparison''s funnel rows; audited';
+
+-- an SQL-standard body: the units query is the admin's own, read with
+-- their search_path (as caredata.funnel() reads it); every name added is
+-- qualified
+CREATE FUNCTION caredata.publish_patient_comparison(name text, title text, source regclass, unit_kind text,
+                                                    unit_column name, units text, data_type text DEFAULT 'SR',
+                                                    date_column name DEFAULT NULL, policy text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+BEGIN ATOMIC
+  SELECT caredata._publish_patient_comparison(publish_patient_comparison.name, publish_patient_comparison.title,
+           publish_patient_comparison.source, publish_patient_comparison.unit_kind,
+           publish_patient_comparison.unit_column, publish_patient_comparison.data_type,
+           publish_patient_comparison.date_column, caredata._patient_policy(publish_patient_comparison.policy),
+           ARRAY(SELECT f FROM caredata.funnel(publish_patient_comparison.units, publish_patient_comparison.data_type,
+                                               policy => caredata._patient_policy(publish_patient_comparison.policy)) f));
+END;
 COMMENT ON FUNCTION caredata.publish_patient_comparison(text, text, regclass, text, name, text, text, name, text) IS
   'publish (or replace) a comparison for patients: caredata.funnel(units, data_type) under the policy for patients (the one assigned to caredata_patient unless named), with the protected table and column whose values are the units in a patient''s own rows; audited; returns the number of units';
 
@@ -6962,6 +6992,7 @@ CREATE FUNCTION caredata._my_units(c caredata.patient_comparison, nhs_number car
 RETURNS TABLE (unit text, episodes bigint, first_date text, last_date text)
 LANGUAGE plpgsql STABLE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD'   -- dates as text, whatever the caller's style
 AS $$
 DECLARE
   col name := (SELECT p.nhs_column FROM caredata.protected_table p
@@ -7061,10 +7092,13 @@ COMMENT ON FUNCTION caredata.my_summary() IS
   'as a patient login: your own summary in one document: your rows of each protected table you may read, the organisations in them and where they stand, your dates, what you shared with whom, and the objections in force for which purposes';
 
 REVOKE ALL ON caredata.patient_comparison, caredata.patient_comparison_row FROM PUBLIC;
-GRANT SELECT ON caredata.patient_comparison, caredata.patient_comparison_row TO caredata_admin;
+GRANT SELECT, INSERT, DELETE ON caredata.patient_comparison, caredata.patient_comparison_row TO caredata_admin;
 REVOKE ALL ON FUNCTION caredata.publish_patient_comparison(text, text, regclass, text, name, text, text, name, text),
-  caredata.my_comparison(), caredata.my_summary() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION caredata.publish_patient_comparison(text, text, regclass, text, name, text, text, name, text)
+  caredata._publish_patient_comparison(text, text, regclass, text, name, text, name, text, caredata.funnel_row[]),
+  caredata._patient_policy(text), caredata.my_comparison(), caredata.my_summary() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.publish_patient_comparison(text, text, regclass, text, name, text, text, name, text),
+  caredata._publish_patient_comparison(text, text, regclass, text, name, text, name, text, caredata.funnel_row[]),
+  caredata._patient_policy(text)
   TO caredata_admin;
 GRANT EXECUTE ON FUNCTION caredata.my_comparison(), caredata.my_summary() TO caredata_patient;
 
