@@ -17,7 +17,10 @@ SELECT (SELECT count(*) FROM carer_saw WHERE step = 'shared') =
        (SELECT count(*) FROM patient_hes p, caredata.subject_access a
          WHERE a.role = 'regress_guide_patient'::regrole AND p.nhs_number::text = a.nhs_number::text) AS carer_saw_all_of_them;
 -- each step audited once
-SELECT action, count(*) FROM caredata.audit_log WHERE action LIKE 'share.%' GROUP BY action ORDER BY action;
+SELECT action, count(*) FROM caredata.audit_log
+ WHERE action LIKE 'share.%'
+   AND object IN (SELECT id::text FROM caredata.patient_share WHERE grantee = 'regress_guide_carer'::regrole)
+ GROUP BY action ORDER BY action;
 -- the doc's closing block removes what the quick start made
 DROP TABLE carer_saw;
 DELETE FROM caredata.subject_access WHERE role = 'regress_guide_patient'::regrole;

@@ -4,7 +4,11 @@
 -- stay authoritative; tried as the patient, another patient, a grantee,
 -- an analyst and the admin, with a rolled-back call and a hostile
 -- search_path.
+-- (a suite before may leave the extension installed: start afresh)
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS caredata CASCADE;
 CREATE EXTENSION caredata;
+RESET client_min_messages;
 SET search_path = public, caredata;
 \i sql/include/refusal.psql
 

@@ -4,7 +4,11 @@
 -- revocation, no third party ever visible, reads audited (and only once
 -- the audit entry is committed), rolled-back grants and openings, free
 -- arguments, a hostile search_path.
+-- (a suite before may leave the extension installed: start afresh)
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS caredata CASCADE;
 CREATE EXTENSION caredata;
+RESET client_min_messages;
 SET search_path = public, caredata;
 \i sql/include/refusal.psql
 

@@ -4,7 +4,11 @@
 -- patients, and their own summary in one call; tried as the patient, a
 -- patient with no records, a grantee, an analyst and the admin, with a
 -- hostile search_path.
+-- (a suite before may leave the extension installed: start afresh)
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS caredata CASCADE;
 CREATE EXTENSION caredata;
+RESET client_min_messages;
 SET search_path = public, caredata;
 \i sql/include/refusal.psql
 
