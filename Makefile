@@ -49,6 +49,8 @@ SQL_SRC = \
 	src/objection/feeds.sql \
 	src/objection/protect.sql \
 	src/objection/grants.sql \
+	src/objection/patient_share.sql \
+	src/objection/patient_self.sql \
 	src/linkage/compare.sql \
 	src/linkage/names.sql \
 	src/linkage/tables.sql \
@@ -67,6 +69,7 @@ SQL_SRC = \
 	src/variation/standardise.sql \
 	src/variation/funnel.sql \
 	src/variation/svg.sql \
+	src/variation/patient_comparison.sql \
 	src/publication/approval.sql \
 	src/publication/publication.sql \
 	src/publication/kanon.sql \
@@ -75,7 +78,8 @@ SQL_SRC = \
 	src/sdc/cell_key_dump.sql \
 	src/linkage/projects_dump.sql \
 	src/publication/dashboard.sql \
-	src/publication/kanon_dump.sql
+	src/publication/kanon_dump.sql \
+	src/objection/patient_dump.sql
 
 # concurrency: isolation specs (specs/), run by make installcheck after REGRESS
 ISOLATION = objection_concurrency objection_recheck
@@ -85,7 +89,7 @@ DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 # and one update script per release step (upgrade/)
 DATA = $(wildcard releases/$(EXTENSION)--*.sql releases/$(EXTENSION)--*.control upgrade/$(EXTENSION)--*--*.sql)
 
-REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_probe_agrees objection_lookahead objection_parallel objection_hardening objection_reinstall objection_protection objection_drop citus_single_node linkage linkage_run linkage_quickstart linkage_quality linkage_progress linkage_twins linkage_names linkage_fields linkage_names_quickstart linkage_projects linkage_incremental sdc sdc_table sdc_quickstart sdc_policy_role sdc_magnitudes sdc_cell_key sdc_attacks variation variation_disclosure variation_quickstart publication publication_quickstart publication_kanon publication_reidentify publication_approval user_guide publication_audit publication_bi hostile_search_path
+REGRESS = install nhs_number postcode sex dob pseudonym key_file key_invalidation objection objection_filter objection_probe_agrees objection_lookahead objection_parallel objection_hardening objection_reinstall objection_protection objection_drop citus_single_node linkage linkage_run linkage_quickstart linkage_quality linkage_progress linkage_twins linkage_names linkage_fields linkage_names_quickstart linkage_projects linkage_incremental sdc sdc_table sdc_quickstart sdc_policy_role sdc_magnitudes sdc_cell_key sdc_attacks variation variation_disclosure variation_quickstart publication publication_quickstart publication_kanon publication_reidentify publication_approval user_guide publication_audit publication_bi objection_patient_share objection_patient_self variation_patient hostile_search_path objection_patient_quickstart
 
 PG_CONFIG ?= pg_config
 # warnings as PostgreSQL builds extensions (-Wno-unused-parameter: the server

@@ -8,7 +8,7 @@ CREATE EXTENSION IF NOT EXISTS caredata;
 \set ECHO all
 SELECT count(*) > 0 AS generated FROM synth.generate(20000, 42);
 -- (notices off: linkage reports its phases' seconds, which vary)
-\! mkdir -p results && scripts/doc-sql.sh docs/user-guide.md > results/user_guide_blocks.sql
+\! mkdir -p results && scripts/doc-sql.sh docs/user-guide.md | sed 's/\bguide_patient\b/regress_guide_patient/g; s/\bguide_carer\b/regress_guide_carer/g' > results/user_guide_blocks.sql
 \i results/user_guide_blocks.sql
 -- what section 6 published (its figures vary with the master key): within
 -- the default policy's perturbation (-2..+2) and rounding (to 5)

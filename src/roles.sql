@@ -12,7 +12,8 @@ BEGIN
       ('caredata_linker', 'reads raw sources, runs linkage, computes pseudonyms'),
       ('caredata_analyst', 'reads published views and runs safe aggregates'),
       ('caredata_reidentifier', 'may call reidentify, every call audited'),
-      ('caredata_patient', 'patient-facing logins: see only rows with their own NHS number (subject access)')) v(name, what)
+      ('caredata_patient', 'patient-facing logins: see only rows with their own NHS number (subject access)'),
+      ('caredata_grantee', 'logins patients share their records with (carers, clinicians, researchers): see only the rows a patient shares with them')) v(name, what)
   LOOP
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r.name) THEN
       EXECUTE format('CREATE ROLE %I NOLOGIN', r.name);

@@ -6555,3 +6555,688 @@ END
 $$;
 COMMENT ON FUNCTION caredata.apply_opt_out_snapshot(regclass, name, text, timestamptz, boolean, boolean) IS
   'apply a full National Data Opt-out snapshot in one transaction: new numbers open objections, missing ones are withdrawn, the rest untouched; invalid numbers are counted and skipped';
+-- ---- issue 29, patients: view, share, understand, object ----
+-- the role patients share with (src/roles.sql), then src/objection/patient_share.sql,
+-- src/objection/patient_self.sql, src/variation/patient_comparison.sql and
+-- src/objection/patient_dump.sql as they are
+DO $roles$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'caredata_grantee') THEN
+    CREATE ROLE caredata_grantee NOLOGIN;
+    COMMENT ON ROLE caredata_grantee IS 'caredata: logins patients share their records with (carers, clinicians, researchers): see only the rows a patient shares with them';
+  END IF;
+END
+$roles$;
+
+-- (src/objection/patient_share.sql)
+-- src/objection/patient_share.sql
+-- Patients share their own records (issue 29): a patient login grants
+-- another login read access to their own rows of chosen protected tables
+-- or datasets, for a reason, until a date, revocable at any moment.  The
+-- grant is enforced inside the objection row filter (row_permitted(),
+-- src/objection/permitted.c): at each statement's start it reads the grants
+-- to the querying role that are in force then and lets the granting
+-- patient's rows through, and only theirs.  A grantee's reads are audited
+-- per session: the filter honours a grant only once the grantee has
+-- opened it in this session (open_shared_records()), whose audit entry
+-- was committed by an earlier transaction (docs/security.md, "Patients
+-- share their records").  No function here takes an NHS number: the
+-- patient is always the calling login's own subject_access row.
+
+CREATE TABLE caredata.patient_share (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  grantor regrole NOT NULL,              -- the patient's login (by OID)
+  nhs_number caredata.nhs_number NOT NULL,   -- its subject_access number when granted
+  grantee regrole NOT NULL,
+  tables regclass[] NOT NULL DEFAULT '{}',   -- protected tables (the ones protect() was called on)
+  datasets text[] NOT NULL DEFAULT '{}',     -- datasets of protected tables
+  reason text NOT NULL CHECK (btrim(reason) <> ''),
+  granted_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL,
+  revoked_at timestamptz,
+  CONSTRAINT patient_share_expires_after_grant CHECK (expires_at > granted_at),
+  CONSTRAINT patient_share_names_something CHECK (cardinality(tables) + cardinality(datasets) > 0),
+  CONSTRAINT patient_share_revoked_after_grant CHECK (revoked_at IS NULL OR revoked_at >= granted_at)
+);
+COMMENT ON TABLE caredata.patient_share IS
+  'grants by patients of read access to their own rows of protected tables or datasets, to one login each, for a reason, until expires_at unless revoked; kept after revocation';
+CREATE INDEX patient_share_grantee ON caredata.patient_share (grantee);
+CREATE INDEX patient_share_grantor ON caredata.patient_share (grantor);
+
+-- Each session in which a grantee opened a grant (the parallel leader's
+-- process and its start time): the row filter honours a grant in a
+-- session only when this row was committed by another transaction, after
+-- its audit entry.
+CREATE TABLE caredata.patient_share_use (
+  share_id bigint NOT NULL REFERENCES caredata.patient_share (id),
+  backend_pid integer NOT NULL,
+  backend_start timestamptz NOT NULL,
+  opened_at timestamptz NOT NULL DEFAULT now(),
+  audit_id bigint NOT NULL,
+  PRIMARY KEY (share_id, backend_pid, backend_start)
+);
+COMMENT ON TABLE caredata.patient_share_use IS
+  'the sessions in which a grantee opened a patient''s grant (audited); the row filter honours a grant only in a session that opened it in a committed transaction';
+
+-- History that cannot be rewritten: a grant changes only by being revoked, once.
+CREATE FUNCTION caredata._patient_share_history() RETURNS trigger
+LANGUAGE plpgsql PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL AND
+     (pg_catalog.to_jsonb(NEW) OPERATOR(pg_catalog.-) 'revoked_at') OPERATOR(pg_catalog.=)
+     (pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.-) 'revoked_at') THEN
+    RETURN NEW;
+  END IF;
+  RAISE EXCEPTION 'caredata.patient_share keeps its history'
+    USING ERRCODE = 'object_not_in_prerequisite_state',
+          DETAIL = 'A grant can only be revoked, once; nothing else about it changes.',
+          HINT = 'Use caredata.revoke_my_share(); make a new grant for anything else.';
+END
+$$;
+COMMENT ON FUNCTION caredata._patient_share_history() IS
+  'internal: trigger keeping caredata.patient_share''s history (a grant changes only by being revoked, once, and is never deleted)';
+REVOKE ALL ON FUNCTION caredata._patient_share_history() FROM PUBLIC;
+CREATE TRIGGER patient_share_history BEFORE UPDATE OR DELETE ON caredata.patient_share
+  FOR EACH ROW EXECUTE FUNCTION caredata._patient_share_history();
+COMMENT ON TRIGGER patient_share_history ON caredata.patient_share IS
+  'history is kept: a grant changes only by being revoked, once';
+
+-- The login acting: the role set by SET ROLE, else the session's login.
+-- Inside a SECURITY DEFINER function current_user is the owner; the
+-- setting "role" is not changed by the switch, and SET ROLE checks
+-- membership, so it cannot be forged by the caller.
+CREATE FUNCTION caredata._acting_role() RETURNS regrole
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT r.oid::pg_catalog.regrole FROM pg_catalog.pg_roles r
+   WHERE r.rolname OPERATOR(pg_catalog.=)
+         CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none'
+              THEN SESSION_USER::pg_catalog.text ELSE pg_catalog.current_setting('role') END;
+END;
+COMMENT ON FUNCTION caredata._acting_role() IS
+  'internal: the role acting outside SECURITY DEFINER functions (the one SET ROLE chose, else the session''s login)';
+REVOKE ALL ON FUNCTION caredata._acting_role() FROM PUBLIC;
+
+-- the acting login's subject_access row, or an error: the patient path's door
+CREATE FUNCTION caredata._acting_patient(what text, OUT role regrole, OUT nhs_number caredata.nhs_number)
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  role := caredata._acting_role();
+  SELECT s.nhs_number INTO nhs_number FROM caredata.subject_access s
+   WHERE s.role::pg_catalog.oid OPERATOR(pg_catalog.=) _acting_patient.role::pg_catalog.oid;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'only a patient login may %', what
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'The acting role has no caredata.subject_access row.',
+            HINT = 'A patient acts through their own login (or SET ROLE to it): docs/objections.md, "How patients reach it".';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._acting_patient(text) IS
+  'internal: the acting role and its NHS number from caredata.subject_access; insufficient_privilege when it is not a patient';
+REVOKE ALL ON FUNCTION caredata._acting_patient(text) FROM PUBLIC;
+
+CREATE FUNCTION caredata.share_my_records(grantee regrole, reason text, expires_at timestamptz,
+                                          tables regclass[] DEFAULT NULL, datasets text[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  me record;
+  t regclass;
+  d text;
+  new_id bigint;
+  patients oid := (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) 'caredata_patient');
+BEGIN
+  SELECT * INTO me FROM caredata._acting_patient('share their records');
+  tables := COALESCE(tables, '{}');
+  datasets := COALESCE(datasets, '{}');
+  IF grantee IS NULL OR reason IS NULL OR pg_catalog.btrim(reason) OPERATOR(pg_catalog.=) '' OR expires_at IS NULL THEN
+    RAISE EXCEPTION 'a grant needs a grantee, a reason and an expiry'
+      USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
+    RAISE EXCEPTION 'a grant must expire in the future' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF pg_catalog.cardinality(tables) OPERATOR(pg_catalog.+) pg_catalog.cardinality(datasets) OPERATOR(pg_catalog.=) 0 THEN
+    RAISE EXCEPTION 'a grant names the tables or datasets it shares'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass tables => ARRAY[...]::regclass[] or datasets => ARRAY[...].';
+  END IF;
+  IF grantee::pg_catalog.oid OPERATOR(pg_catalog.=) me.role::pg_catalog.oid THEN
+    RAISE EXCEPTION 'a patient cannot share with themselves' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- a grant that would change nothing (row security does not filter the
+  -- grantee, or the subject-access policy hides everything but its own rows)
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) grantee::pg_catalog.oid
+                AND (r.rolsuper OR r.rolbypassrls))
+     OR (patients IS NOT NULL AND pg_catalog.pg_has_role(grantee::pg_catalog.oid, patients, 'MEMBER'))
+     OR EXISTS (SELECT 1 FROM caredata.subject_access s WHERE s.role::pg_catalog.oid OPERATOR(pg_catalog.=) grantee::pg_catalog.oid) THEN
+    RAISE EXCEPTION 'role % cannot be a grantee', grantee
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Row security does not filter it, or it is a patient login, which sees only its own rows.',
+            HINT = 'Share with a login that is a member of caredata_grantee (or another role the objection filter applies to).';
+  END IF;
+  -- a patient cannot share what they cannot see themselves
+  FOREACH t IN ARRAY tables LOOP
+    IF t IS NULL OR NOT EXISTS (SELECT 1 FROM caredata.protected_table p
+                                 WHERE p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) t::pg_catalog.oid
+                                   AND p.root::pg_catalog.oid OPERATOR(pg_catalog.=) t::pg_catalog.oid)
+       OR NOT pg_catalog.has_table_privilege(me.role::pg_catalog.oid, t::pg_catalog.oid, 'SELECT') THEN
+      RAISE EXCEPTION 'cannot share table %', t
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = 'A patient shares only protected tables they may read themselves.';
+    END IF;
+  END LOOP;
+  FOREACH d IN ARRAY datasets LOOP
+    IF d IS NULL OR NOT EXISTS (SELECT 1 FROM caredata.protected_table p
+                                 WHERE p.dataset OPERATOR(pg_catalog.=) d
+                                   AND p.root::pg_catalog.oid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid
+                                   AND pg_catalog.has_table_privilege(me.role::pg_catalog.oid, p.relid::pg_catalog.oid, 'SELECT')) THEN
+      RAISE EXCEPTION 'cannot share dataset "%"', d
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = 'A patient shares only datasets of protected tables they may read themselves.';
+    END IF;
+  END LOOP;
+  INSERT INTO caredata.patient_share (grantor, nhs_number, grantee, tables, datasets, reason, expires_at)
+  VALUES (me.role, me.nhs_number, grantee, tables, datasets, reason, expires_at)
+  RETURNING id INTO new_id;
+  PERFORM caredata.audit_append('share.grant', new_id::pg_catalog.text,
+    pg_catalog.jsonb_build_object('grantor', me.role::pg_catalog.text, 'grantee', grantee::pg_catalog.text,
+      'tables', (SELECT pg_catalog.array_agg(x::pg_catalog.text) FROM pg_catalog.unnest(tables) x),
+      'datasets', datasets, 'expires_at', expires_at),
+    reason);
+  RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION caredata.share_my_records(regrole, text, timestamptz, regclass[], text[]) IS
+  'as a patient login: let another login read your own rows of these protected tables or datasets (ones you may read yourself), for a reason, until expires_at or revoke_my_share(); audited; returns the grant''s id';
+
+CREATE FUNCTION caredata.revoke_my_share(id bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  me record;
+BEGIN
+  SELECT * INTO me FROM caredata._acting_patient('revoke their grants');
+  UPDATE caredata.patient_share g SET revoked_at = pg_catalog.now()
+   WHERE g.id OPERATOR(pg_catalog.=) revoke_my_share.id
+     AND g.grantor::pg_catalog.oid OPERATOR(pg_catalog.=) me.role::pg_catalog.oid
+     AND g.revoked_at IS NULL;
+  IF NOT FOUND THEN
+    -- the same answer for someone else's grant as for none
+    RAISE EXCEPTION 'no grant % of yours to revoke', id
+      USING ERRCODE = 'no_data_found',
+            HINT = 'Your grants are listed by caredata.my_shares().';
+  END IF;
+  PERFORM caredata.audit_append('share.revoke', id::pg_catalog.text,
+    pg_catalog.jsonb_build_object('grantor', me.role::pg_catalog.text));
+END
+$$;
+COMMENT ON FUNCTION caredata.revoke_my_share(bigint) IS
+  'as a patient login: end one of your grants now (its grantee sees nothing of yours from its next statement); audited';
+
+CREATE FUNCTION caredata.my_shares()
+RETURNS TABLE (id bigint, grantee regrole, tables regclass[], datasets text[], reason text,
+               granted_at timestamptz, expires_at timestamptz, revoked_at timestamptz, in_force boolean,
+               sessions bigint, last_opened timestamptz)
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  me record;
+BEGIN
+  SELECT * INTO me FROM caredata._acting_patient('list their grants');
+  RETURN QUERY
+  SELECT g.id, g.grantee, g.tables, g.datasets, g.reason, g.granted_at, g.expires_at, g.revoked_at,
+         g.revoked_at IS NULL AND g.expires_at OPERATOR(pg_catalog.>) pg_catalog.now(),
+         (SELECT pg_catalog.count(*) FROM caredata.audit_log a
+           WHERE a.action OPERATOR(pg_catalog.=) 'share.read' AND a.object OPERATOR(pg_catalog.=) g.id::pg_catalog.text),
+         (SELECT pg_catalog.max(a.at) FROM caredata.audit_log a
+           WHERE a.action OPERATOR(pg_catalog.=) 'share.read' AND a.object OPERATOR(pg_catalog.=) g.id::pg_catalog.text)
+    FROM caredata.patient_share g
+   WHERE g.grantor::pg_catalog.oid OPERATOR(pg_catalog.=) me.role::pg_catalog.oid
+   ORDER BY g.id;
+END
+$$;
+COMMENT ON FUNCTION caredata.my_shares() IS
+  'as a patient login: your grants, whether each is in force, and how many sessions opened it and when last (from the audit log)';
+
+CREATE FUNCTION caredata.my_share_audit()
+RETURNS TABLE (at timestamptz, actor name, action text, share_id bigint, detail jsonb)
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  me record;
+BEGIN
+  SELECT * INTO me FROM caredata._acting_patient('read the audit of their grants');
+  RETURN QUERY
+  SELECT a.at, a.actor, a.action, a.object::pg_catalog.int8, a.detail
+    FROM caredata.audit_log a
+   WHERE a.action OPERATOR(pg_catalog.=) ANY (ARRAY['share.grant', 'share.revoke', 'share.read'])
+     AND a.object OPERATOR(pg_catalog.=) ANY (SELECT g.id::pg_catalog.text FROM caredata.patient_share g
+                                             WHERE g.grantor::pg_catalog.oid OPERATOR(pg_catalog.=) me.role::pg_catalog.oid)
+   ORDER BY a.id;
+END
+$$;
+COMMENT ON FUNCTION caredata.my_share_audit() IS
+  'as a patient login: the audit log''s entries about your grants (made, revoked, opened by whom and when), and no one else''s';
+
+CREATE FUNCTION caredata.open_shared_records()
+RETURNS TABLE (share_id bigint, tables regclass[], datasets text[], expires_at timestamptz)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  me regrole := caredata._acting_role();
+  started timestamptz := (SELECT a.backend_start FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a);
+  g record;
+  entry bigint;
+BEGIN
+  FOR g IN SELECT s.* FROM caredata.patient_share s
+            WHERE s.grantee::pg_catalog.oid OPERATOR(pg_catalog.=) me::pg_catalog.oid
+              AND s.revoked_at IS NULL AND s.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+            ORDER BY s.id LOOP
+    IF NOT EXISTS (SELECT 1 FROM caredata.patient_share_use u
+                    WHERE u.share_id OPERATOR(pg_catalog.=) g.id
+                      AND u.backend_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()
+                      AND u.backend_start OPERATOR(pg_catalog.=) started) THEN
+      entry := caredata.audit_append('share.read', g.id::pg_catalog.text,
+        pg_catalog.jsonb_build_object('grantee', me::pg_catalog.text, 'backend_pid', pg_catalog.pg_backend_pid(),
+          'backend_start', started,
+          'tables', (SELECT pg_catalog.array_agg(x::pg_catalog.text) FROM pg_catalog.unnest(g.tables) x),
+          'datasets', g.datasets));
+      INSERT INTO caredata.patient_share_use (share_id, backend_pid, backend_start, audit_id)
+      VALUES (g.id, pg_catalog.pg_backend_pid(), started, entry);
+    END IF;
+    share_id := g.id;
+    tables := g.tables;
+    datasets := g.datasets;
+    expires_at := g.expires_at;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
+COMMENT ON FUNCTION caredata.open_shared_records() IS
+  'as a grantee: open, for this session, the grants in force to the acting role, each audited (share.read); the row filter lets a grant''s rows through from the next transaction, once this one has committed';
+
+REVOKE ALL ON caredata.patient_share, caredata.patient_share_use FROM PUBLIC;
+GRANT SELECT ON caredata.patient_share, caredata.patient_share_use TO caredata_admin;
+REVOKE ALL ON FUNCTION caredata.share_my_records(regrole, text, timestamptz, regclass[], text[]),
+  caredata.revoke_my_share(bigint), caredata.my_shares(), caredata.my_share_audit(),
+  caredata.open_shared_records() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.share_my_records(regrole, text, timestamptz, regclass[], text[]),
+  caredata.revoke_my_share(bigint), caredata.my_shares(), caredata.my_share_audit()
+  TO caredata_patient;
+GRANT EXECUTE ON FUNCTION caredata.open_shared_records()
+  TO caredata_grantee, caredata_analyst, caredata_linker, caredata_admin;
+-- a grantee reads protected tables through the row filter, which runs as
+-- the querying role; for a grantee it answers only "is this row shared
+-- with me", so it tells nothing of anyone's objections
+GRANT EXECUTE ON FUNCTION
+  caredata.row_permitted(caredata.nhs_number, text), caredata.row_permitted(caredata.nhs_number, text, timestamptz, text),
+  caredata.my_nhs_number()
+  TO caredata_grantee;
+
+-- (src/objection/patient_self.sql)
+-- src/objection/patient_self.sql
+-- Patients object and withdraw themselves (issue 29): a patient login
+-- records an objection for their own NHS number (never a number of their
+-- choosing: it is the login's subject_access row), effective from now,
+-- with the source 'patient'; withdraws only what they recorded this way;
+-- and reads their own history.  The GP feed (Type 1) and the national
+-- opt-out snapshots stay authoritative: a patient cannot withdraw what
+-- they recorded, and cannot record consent (which would lift them for a
+-- study).  Any objection in force blocks, whoever recorded it, so a
+-- patient's own record can only add to them (docs/objections.md, "Who can
+-- change what").
+
+CREATE FUNCTION caredata.record_my_objection(kind text, purposes text[] DEFAULT NULL, study text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  me record;
+  new_id bigint;
+BEGIN
+  SELECT * INTO me FROM caredata._acting_patient('record their own objection');
+  IF kind IS NULL OR kind OPERATOR(pg_catalog.<>) ALL (ARRAY['national_data_opt_out', 'type1', 'dissent']) THEN
+    RAISE EXCEPTION 'a patient records a national_data_opt_out, type1 or dissent objection here'
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Consent to a study lifts the other objections for it; it is recorded by the study, with its consent form.',
+            HINT = 'Kinds: national_data_opt_out, type1, dissent (which names a study).';
+  END IF;
+  IF 'direct_care' OPERATOR(pg_catalog.=) ANY (purposes) THEN
+    RAISE EXCEPTION 'an objection does not cover direct care'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Object for research, planning or commissioning; talk to your GP practice about your own care.';
+  END IF;
+  new_id := caredata.record_objection(me.nhs_number, kind, 'patient', pg_catalog.now(), study, purposes);
+  PERFORM caredata.audit_append('objection.patient_record', new_id::pg_catalog.text,
+    pg_catalog.jsonb_build_object('patient', me.role::pg_catalog.text, 'kind', kind, 'study', study,
+      'purposes', (SELECT o.purposes FROM caredata.objection o WHERE o.id OPERATOR(pg_catalog.=) new_id)));
+  RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION caredata.record_my_objection(text, text[], text) IS
+  'as a patient login: record your own objection (national_data_opt_out, type1, or dissent from a study), effective now, source patient; purposes default by kind; audited; returns its id';
+
+CREATE FUNCTION caredata.withdraw_my_objection(id bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  me record;
+  o record;
+BEGIN
+  SELECT * INTO me FROM caredata._acting_patient('withdraw their own objection');
+  SELECT x.source, x.withdrawn_at INTO o FROM caredata.objection x
+   WHERE x.id OPERATOR(pg_catalog.=) withdraw_my_objection.id
+     AND x.nhs_number::pg_catalog.int8 OPERATOR(pg_catalog.=) me.nhs_number::pg_catalog.int8;
+  IF NOT FOUND OR o.withdrawn_at IS NOT NULL THEN
+    -- the same answer for someone else's objection as for none
+    RAISE EXCEPTION 'no objection % of yours in force to withdraw', id
+      USING ERRCODE = 'no_data_found',
+            HINT = 'Your objections are listed by caredata.my_objections().';
+  END IF;
+  IF o.source OPERATOR(pg_catalog.<>) 'patient' THEN
+    RAISE EXCEPTION 'objection % was not recorded by you', id
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'Objections from your GP practice (Type 1) and the national data opt-out service stay as their source recorded them.',
+            HINT = 'Ask your GP practice to withdraw a Type 1 objection; change a national data opt-out through the national service.';
+  END IF;
+  PERFORM caredata.withdraw_objection(id, pg_catalog.now());
+  PERFORM caredata.audit_append('objection.patient_withdraw', id::pg_catalog.text,
+    pg_catalog.jsonb_build_object('patient', me.role::pg_catalog.text));
+END
+$$;
+COMMENT ON FUNCTION caredata.withdraw_my_objection(bigint) IS
+  'as a patient login: withdraw, from now, an objection you recorded yourself (not one from your GP practice or the national opt-out service); audited';
+
+CREATE FUNCTION caredata.my_objections()
+RETURNS TABLE (id bigint, kind text, purposes text[], study text, effective_from timestamptz,
+               withdrawn_at timestamptz, source text, in_force boolean, you_may_withdraw boolean)
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  me record;
+BEGIN
+  SELECT * INTO me FROM caredata._acting_patient('read their own objections');
+  RETURN QUERY
+  SELECT o.id, o.kind, o.purposes, o.study, o.effective_from, o.withdrawn_at, o.source,
+         o.effective_from OPERATOR(pg_catalog.<=) pg_catalog.now()
+           AND (o.withdrawn_at IS NULL OR o.withdrawn_at OPERATOR(pg_catalog.>) pg_catalog.now()),
+         o.source OPERATOR(pg_catalog.=) 'patient' AND o.withdrawn_at IS NULL
+    FROM caredata.objection o
+   WHERE o.nhs_number::pg_catalog.int8 OPERATOR(pg_catalog.=) me.nhs_number::pg_catalog.int8
+   ORDER BY o.effective_from, o.id;
+END
+$$;
+COMMENT ON FUNCTION caredata.my_objections() IS
+  'as a patient login: the history of your objections (every source), whether each is in force now and whether you may withdraw it yourself';
+
+REVOKE ALL ON FUNCTION caredata.record_my_objection(text, text[], text), caredata.withdraw_my_objection(bigint),
+  caredata.my_objections() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.record_my_objection(text, text[], text), caredata.withdraw_my_objection(bigint),
+  caredata.my_objections() TO caredata_patient;
+
+-- (src/variation/patient_comparison.sql)
+-- src/variation/patient_comparison.sql
+-- Patients understand their own care (issue 29): where the providers,
+-- teams and clinicians in a patient's own records stand in a published
+-- comparison (a funnel plot, caredata.funnel(), computed once by the
+-- admin under the disclosure-control policy for patients and stored), and
+-- a patient's own summary in one call.  A patient passes no argument: the
+-- rows read are the login's own (subject_access), and of everyone else a
+-- patient learns only the published comparison's rows.
+
+CREATE TABLE caredata.patient_comparison (
+  name text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+  title text NOT NULL,
+  source regclass NOT NULL,          -- a protected table: the patients' own rows
+  unit_kind text NOT NULL CHECK (unit_kind IN ('provider', 'team', 'clinician')),
+  unit_column name NOT NULL,
+  date_column name,
+  data_type text NOT NULL,
+  policy text,
+  published_at timestamptz NOT NULL DEFAULT now(),
+  published_by name NOT NULL DEFAULT current_user
+);
+COMMENT ON TABLE caredata.patient_comparison IS
+  'comparisons published for patients: a funnel plot of units (providers, teams or clinicians) of a protected table, under the disclosure-control policy for patients';
+
+CREATE TABLE caredata.patient_comparison_row (
+  comparison text NOT NULL REFERENCES caredata.patient_comparison (name) ON DELETE CASCADE,
+  unit text NOT NULL,
+  numerator double precision,
+  denominator double precision,
+  ratio double precision,
+  lower_998 double precision,
+  lower_95 double precision,
+  upper_95 double precision,
+  upper_998 double precision,
+  band text,
+  suppressed boolean NOT NULL,
+  PRIMARY KEY (comparison, unit)
+);
+COMMENT ON TABLE caredata.patient_comparison_row IS
+  'the published rows of each patient comparison (caredata.funnel() as the policy for patients publishes them: a suppressed unit has no counts, ratio or band)';
+
+-- the policy for patients: the one named, else the one assigned to
+-- caredata_patient, else the one in force for the caller
+CREATE FUNCTION caredata._patient_policy(policy text) RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  pol text := policy;
+BEGIN
+  IF pol IS NULL THEN
+    SELECT r.policy INTO pol FROM caredata.sdc_policy_role r
+     WHERE r.role::pg_catalog.oid OPERATOR(pg_catalog.=)
+           (SELECT o.oid FROM pg_catalog.pg_roles o WHERE o.rolname OPERATOR(pg_catalog.=) 'caredata_patient');
+  END IF;
+  RETURN COALESCE(pol, caredata.sdc_policy_in_force());
+END
+$$;
+COMMENT ON FUNCTION caredata._patient_policy(text) IS
+  'internal: the disclosure-control policy a patient comparison is published under (the one named, else caredata_patient''s, else the caller''s)';
+
+CREATE FUNCTION caredata._publish_patient_comparison(name text, title text, source regclass, unit_kind text,
+                                                     unit_column name, data_type text, date_column name,
+                                                     policy text, units caredata.funnel_row[])
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  n bigint;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM caredata.protected_table p
+                  WHERE p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) source::pg_catalog.oid
+                    AND p.root::pg_catalog.oid OPERATOR(pg_catalog.=) source::pg_catalog.oid) THEN
+    RAISE EXCEPTION '% is not a protected table', source
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A patient comparison names the protected table whose rows are the patients'' own (caredata.protect()).';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                  WHERE a.attrelid OPERATOR(pg_catalog.=) source::pg_catalog.oid
+                    AND a.attname OPERATOR(pg_catalog.=) unit_column AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped)
+     OR (date_column IS NOT NULL AND NOT EXISTS (
+           SELECT 1 FROM pg_catalog.pg_attribute a
+            WHERE a.attrelid OPERATOR(pg_catalog.=) source::pg_catalog.oid
+              AND a.attname OPERATOR(pg_catalog.=) date_column AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped)) THEN
+    RAISE EXCEPTION 'a column named is not a column of %', source USING ERRCODE = 'undefined_column';
+  END IF;
+  DELETE FROM caredata.patient_comparison c WHERE c.name OPERATOR(pg_catalog.=) _publish_patient_comparison.name;
+  INSERT INTO caredata.patient_comparison (name, title, source, unit_kind, unit_column, date_column, data_type, policy)
+  VALUES (name, title, source, unit_kind, unit_column, date_column, data_type, policy);
+  INSERT INTO caredata.patient_comparison_row
+  SELECT _publish_patient_comparison.name, f.unit, f.numerator, f.denominator, f.ratio,
+         f.lower_998, f.lower_95, f.upper_95, f.upper_998, f.band, f.suppressed
+    FROM pg_catalog.unnest(units) f;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  PERFORM caredata.audit_append('comparison.publish', name,
+    pg_catalog.jsonb_build_object('source', source::pg_catalog.text, 'unit_kind', unit_kind, 'units', n, 'policy', policy));
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION caredata._publish_patient_comparison(text, text, regclass, text, name, text, name, text, caredata.funnel_row[]) IS
+  'internal: check and store a patient comparison''s funnel rows; audited';
+
+-- an SQL-standard body: the units query is the admin's own, read with
+-- their search_path (as caredata.funnel() reads it); every name added is
+-- qualified
+CREATE FUNCTION caredata.publish_patient_comparison(name text, title text, source regclass, unit_kind text,
+                                                    unit_column name, units text, data_type text DEFAULT 'SR',
+                                                    date_column name DEFAULT NULL, policy text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+BEGIN ATOMIC
+  SELECT caredata._publish_patient_comparison(publish_patient_comparison.name, publish_patient_comparison.title,
+           publish_patient_comparison.source, publish_patient_comparison.unit_kind,
+           publish_patient_comparison.unit_column, publish_patient_comparison.data_type,
+           publish_patient_comparison.date_column, caredata._patient_policy(publish_patient_comparison.policy),
+           ARRAY(SELECT f FROM caredata.funnel(publish_patient_comparison.units, publish_patient_comparison.data_type,
+                                               policy => caredata._patient_policy(publish_patient_comparison.policy)) f));
+END;
+COMMENT ON FUNCTION caredata.publish_patient_comparison(text, text, regclass, text, name, text, text, name, text) IS
+  'publish (or replace) a comparison for patients: caredata.funnel(units, data_type) under the policy for patients (the one assigned to caredata_patient unless named), with the protected table and column whose values are the units in a patient''s own rows; audited; returns the number of units';
+
+-- the units of one comparison in the patient's own rows, and how many of
+-- their rows each (read as the owner, for the patient's own number only)
+CREATE FUNCTION caredata._my_units(c caredata.patient_comparison, nhs_number caredata.nhs_number)
+RETURNS TABLE (unit text, episodes bigint, first_date text, last_date text)
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD'   -- dates as text, whatever the caller's style
+AS $$
+DECLARE
+  col name := (SELECT p.nhs_column FROM caredata.protected_table p
+                WHERE p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) c.source::pg_catalog.oid);
+BEGIN
+  IF col IS NULL THEN
+    RETURN;   -- unprotected since: nothing
+  END IF;
+  RETURN QUERY EXECUTE pg_catalog.format(
+    'SELECT %1$I::pg_catalog.text, pg_catalog.count(*), %2$s, %3$s FROM %4$s '
+    'WHERE %5$I::pg_catalog.int8 OPERATOR(pg_catalog.=) $1 AND %1$I IS NOT NULL GROUP BY 1 ORDER BY 1',
+    c.unit_column,
+    CASE WHEN c.date_column IS NULL THEN 'NULL::pg_catalog.text' ELSE pg_catalog.format('pg_catalog.min(%I)::pg_catalog.text', c.date_column) END,
+    CASE WHEN c.date_column IS NULL THEN 'NULL::pg_catalog.text' ELSE pg_catalog.format('pg_catalog.max(%I)::pg_catalog.text', c.date_column) END,
+    c.source, col)
+  USING nhs_number::pg_catalog.int8;
+END
+$$;
+COMMENT ON FUNCTION caredata._my_units(caredata.patient_comparison, caredata.nhs_number) IS
+  'internal: the units of a patient comparison in one patient''s rows, with their count and dates';
+REVOKE ALL ON FUNCTION caredata._my_units(caredata.patient_comparison, caredata.nhs_number) FROM PUBLIC;
+
+CREATE FUNCTION caredata.my_comparison()
+RETURNS TABLE (comparison text, title text, unit_kind text, unit text, your_episodes bigint,
+               numerator double precision, denominator double precision, ratio double precision,
+               lower_95 double precision, upper_95 double precision, lower_998 double precision,
+               upper_998 double precision, band text, suppressed boolean)
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  me record;
+BEGIN
+  SELECT * INTO me FROM caredata._acting_patient('see where the organisations that treated them stand');
+  RETURN QUERY
+  SELECT c.name, c.title, c.unit_kind, u.unit, u.episodes,
+         r.numerator, r.denominator, r.ratio, r.lower_95, r.upper_95, r.lower_998, r.upper_998,
+         r.band, COALESCE(r.suppressed, true)
+    FROM caredata.patient_comparison c
+   CROSS JOIN LATERAL caredata._my_units(c, me.nhs_number) u
+    LEFT JOIN caredata.patient_comparison_row r
+      ON r.comparison OPERATOR(pg_catalog.=) c.name AND r.unit OPERATOR(pg_catalog.=) u.unit
+   WHERE pg_catalog.has_table_privilege(me.role::pg_catalog.oid, c.source::pg_catalog.oid, 'SELECT')
+   ORDER BY c.name, u.unit;
+END
+$$;
+COMMENT ON FUNCTION caredata.my_comparison() IS
+  'as a patient login: for each provider, team or clinician in your own records, its row of each published patient comparison (ratio, limits, band as the policy for patients publishes them; a unit not published shows as suppressed)';
+
+CREATE FUNCTION caredata.my_summary() RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  me record;
+  records jsonb := '[]';
+  t record;
+  n bigint;
+BEGIN
+  SELECT * INTO me FROM caredata._acting_patient('read their own summary');
+  -- the protected tables the patient may read, and their own rows of each
+  FOR t IN SELECT p.relid, p.nhs_column, p.dataset FROM caredata.protected_table p
+            WHERE p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) p.root::pg_catalog.oid
+              AND pg_catalog.has_table_privilege(me.role::pg_catalog.oid, p.relid::pg_catalog.oid, 'SELECT')
+            ORDER BY p.relid::pg_catalog.text LOOP
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %I::pg_catalog.int8 OPERATOR(pg_catalog.=) $1',
+                              t.relid, t.nhs_column)
+      INTO n USING me.nhs_number::pg_catalog.int8;
+    records := records OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+      'table', t.relid::pg_catalog.text, 'dataset', t.dataset, 'rows', n));
+  END LOOP;
+  RETURN pg_catalog.jsonb_build_object(
+    'patient', me.role::pg_catalog.text,
+    'records', records,
+    'organisations', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+        'comparison', c.comparison, 'kind', c.unit_kind, 'unit', c.unit, 'episodes', c.your_episodes,
+        'band', c.band, 'suppressed', c.suppressed) ORDER BY c.comparison, c.unit)
+      FROM caredata.my_comparison() c), '[]'),
+    'dates', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+        'comparison', c.name, 'first', d.first_date, 'last', d.last_date) ORDER BY c.name)
+      FROM caredata.patient_comparison c,
+           LATERAL (SELECT pg_catalog.min(u.first_date) AS first_date, pg_catalog.max(u.last_date) AS last_date
+                      FROM caredata._my_units(c, me.nhs_number) u) d
+     WHERE c.date_column IS NOT NULL AND d.first_date IS NOT NULL
+       AND pg_catalog.has_table_privilege(me.role::pg_catalog.oid, c.source::pg_catalog.oid, 'SELECT')), '[]'),
+    'shares', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+        'id', s.id, 'grantee', s.grantee::pg_catalog.text, 'reason', s.reason, 'expires_at', s.expires_at,
+        'in_force', s.in_force, 'sessions', s.sessions, 'last_opened', s.last_opened) ORDER BY s.id)
+      FROM caredata.my_shares() s), '[]'),
+    'objections_in_force', COALESCE((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+        'id', o.id, 'kind', o.kind, 'purposes', o.purposes, 'study', o.study, 'source', o.source,
+        'you_may_withdraw', o.you_may_withdraw) ORDER BY o.id)
+      FROM caredata.my_objections() o WHERE o.in_force), '[]'));
+END
+$$;
+COMMENT ON FUNCTION caredata.my_summary() IS
+  'as a patient login: your own summary in one document: your rows of each protected table you may read, the organisations in them and where they stand, your dates, what you shared with whom, and the objections in force for which purposes';
+
+REVOKE ALL ON caredata.patient_comparison, caredata.patient_comparison_row FROM PUBLIC;
+GRANT SELECT, INSERT, DELETE ON caredata.patient_comparison, caredata.patient_comparison_row TO caredata_admin;
+REVOKE ALL ON FUNCTION caredata.publish_patient_comparison(text, text, regclass, text, name, text, text, name, text),
+  caredata._publish_patient_comparison(text, text, regclass, text, name, text, name, text, caredata.funnel_row[]),
+  caredata._patient_policy(text), caredata.my_comparison(), caredata.my_summary() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata.publish_patient_comparison(text, text, regclass, text, name, text, text, name, text),
+  caredata._publish_patient_comparison(text, text, regclass, text, name, text, name, text, caredata.funnel_row[]),
+  caredata._patient_policy(text)
+  TO caredata_admin;
+GRANT EXECUTE ON FUNCTION caredata.my_comparison(), caredata.my_summary() TO caredata_patient;
+
+-- (src/objection/patient_dump.sql)
+-- src/objection/patient_dump.sql
+-- The patients' grants and comparisons (src/objection/patient_share.sql,
+-- src/variation/patient_comparison.sql) are dumped with the database.
+-- Registered last, so that a fresh install lists the extension's
+-- configuration tables in the order an update from 0.1.0 leaves them.
+SELECT pg_catalog.pg_extension_config_dump('caredata.patient_share', '');
+SELECT pg_catalog.pg_extension_config_dump('caredata.patient_share_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('caredata.patient_share_use', '');
+SELECT pg_catalog.pg_extension_config_dump('caredata.patient_comparison', '');
+SELECT pg_catalog.pg_extension_config_dump('caredata.patient_comparison_row', '');

@@ -40,6 +40,7 @@
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "nodes/params.h"
+#include "storage/proc.h"
 #include "optimizer/optimizer.h"
 #include "rewrite/rowsecurity.h"
 #include "fmgr.h"
@@ -72,15 +73,26 @@
 /*
  * What the querying role is, once looked up: a patient (a member of
  * caredata_patient, or a role with a caredata.subject_access row), and if
- * so their NHS number.
+ * so their NHS number; a grantee (a member of caredata_grantee); and, for
+ * the protected table a row_permitted() call site filters, the NHS
+ * numbers of the patients who share their rows of it with the role now
+ * (src/objection/patient_share.sql: a grant in force at the statement's
+ * start, opened in this session by a committed, audited
+ * caredata.open_shared_records()).
  */
 typedef struct SubjectCache
 {
 	bool		known;
 	Oid			role;
 	bool		patient;
+	bool		restricted;		/* a patient or a grantee: sees no row
+								 * permitted() alone would let through */
 	bool		found;			/* value is the patient's NHS number */
 	int64		value;
+	Oid			relid;			/* the table filtered (bound call sites) */
+	MemoryContext mcxt;			/* the call site's, for granted */
+	int			ngranted;		/* granted[]: sorted NHS numbers shared */
+	int64	   *granted;
 } SubjectCache;
 
 /*
@@ -120,7 +132,12 @@ static PermittedCache *
 permitted_cache(FmgrInfo *flinfo)
 {
 	if (flinfo->fn_extra == NULL)
-		flinfo->fn_extra = MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(PermittedCache));
+	{
+		PermittedCache *c = MemoryContextAllocZero(flinfo->fn_mcxt, sizeof(PermittedCache));
+
+		c->own.mcxt = flinfo->fn_mcxt;
+		flinfo->fn_extra = c;
+	}
 	return (PermittedCache *) flinfo->fn_extra;
 }
 
@@ -317,7 +334,11 @@ permitted_bind_column(FmgrInfo *flinfo, Oid relid, AttrNumber attno)
 
 	/* a subplan the plan walk and the subplan list both reach: once */
 	if (!c->bound && is_protected_column(relid, attno))
+	{
 		c->bound = true;
+		c->own.relid = relid;	/* the table whose shared rows it answers for */
+		c->own.known = false;
+	}
 	return c->bound;
 }
 
@@ -374,9 +395,93 @@ lookup_subject(Oid role, int64 *value)
 	return !isnull;
 }
 
+static int
+compare_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The NHS numbers of the patients sharing their rows of relid with role at
+ * the statement's start (read as the register's owner): a grant from a
+ * login that is still that patient (subject_access), may still read the
+ * table itself, not revoked, not expired, covering the table or its
+ * dataset, and opened in this session (the leader's, in a parallel
+ * worker) by a transaction that committed: its audit entry is in the
+ * log before the filter honours the grant.
+ */
+static void
+load_granted(SubjectCache *sc, Oid role)
+{
+	Oid			argtypes[4] = {OIDOID, OIDOID, INT4OID, TIMESTAMPTZOID};
+	Datum		values[4];
+	PGPROC	   *leader = MyProc != NULL ? MyProc->lockGroupLeader : NULL;
+
+	sc->ngranted = 0;
+	/* (a database still at a version without grants: none) */
+	if (!OidIsValid(sc->relid) || sc->mcxt == NULL ||
+		!OidIsValid(get_relname_relid("patient_share_use", get_namespace_oid("caredata", false))))
+		return;
+	values[0] = ObjectIdGetDatum(role);
+	values[1] = ObjectIdGetDatum(sc->relid);
+	values[2] = Int32GetDatum(leader != NULL ? leader->pid : MyProcPid);
+	values[3] = TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT s.nhs_number::pg_catalog.int8, u.xmin::pg_catalog.text "
+							  "FROM caredata.patient_share g "
+							  "JOIN caredata.subject_access s ON s.role::pg_catalog.oid OPERATOR(pg_catalog.=) g.grantor::pg_catalog.oid "
+							  " AND s.nhs_number::pg_catalog.int8 OPERATOR(pg_catalog.=) g.nhs_number::pg_catalog.int8 "
+							  "JOIN caredata.protected_table t ON t.relid::pg_catalog.oid OPERATOR(pg_catalog.=) $2 "
+							  "JOIN caredata.patient_share_use u ON u.share_id OPERATOR(pg_catalog.=) g.id "
+							  " AND u.backend_pid OPERATOR(pg_catalog.=) $3 "
+							  "JOIN pg_catalog.pg_stat_get_activity($3) a ON a.backend_start OPERATOR(pg_catalog.=) u.backend_start "
+							  "WHERE g.grantee::pg_catalog.oid OPERATOR(pg_catalog.=) $1 AND g.revoked_at IS NULL "
+							  " AND g.granted_at OPERATOR(pg_catalog.<=) $4 AND g.expires_at OPERATOR(pg_catalog.>) $4 "
+							  " AND (t.root::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (g.tables::pg_catalog.oid[]) "
+							  "      OR t.dataset OPERATOR(pg_catalog.=) ANY (g.datasets)) "
+							  " AND pg_catalog.has_table_privilege(g.grantor::pg_catalog.oid, t.root::pg_catalog.oid, 'SELECT')",
+							  4, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read caredata.patient_share");
+	if (SPI_processed > 0)
+	{
+		int64	   *g = MemoryContextAlloc(sc->mcxt, sizeof(int64) * SPI_processed);
+		int			n = 0;
+
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			int64		v = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			char	   *xmin = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+
+			/* opened by this very transaction: not committed, not yet audited */
+			if (isnull || xmin == NULL ||
+				TransactionIdIsCurrentTransactionId((TransactionId) strtoul(xmin, NULL, 10)))
+				continue;
+			g[n++] = v;
+		}
+		qsort(g, n, sizeof(int64), compare_int64);
+		sc->granted = g;
+		sc->ngranted = n;
+	}
+	SPI_finish();
+}
+
+/* is key shared with the role (load_granted) */
+static bool
+granted(SubjectCache *sc, int64 key)
+{
+	return sc->ngranted > 0 &&
+		bsearch(&key, sc->granted, sc->ngranted, sizeof(int64), compare_int64) != NULL;
+}
+
 /*
  * The NHS number of the patient the current role is, looked up once per
- * cache and role; false when the role is not a patient.
+ * cache and role; false when the role is not a patient.  With it, whether
+ * the role is a patient or a grantee, and what is shared with it.
  */
 static bool
 subject_number(SubjectCache *sc, int64 *value)
@@ -388,13 +493,20 @@ subject_number(SubjectCache *sc, int64 *value)
 		bool		found = false;
 		int64		v = 0;
 		Oid			patients = get_role_oid("caredata_patient", true);
+		Oid			grantees = get_role_oid("caredata_grantee", true);
 
-		AS_REGISTER_OWNER(found = lookup_subject(role, &v));
+		AS_REGISTER_OWNER(
+			{
+				found = lookup_subject(role, &v);
+				load_granted(sc, role);
+			});
 		sc->role = role;
 		sc->found = found;
 		sc->value = v;
 		sc->patient = found ||
 			(OidIsValid(patients) && is_member_of_role_nosuper(role, patients));
+		sc->restricted = sc->patient ||
+			(OidIsValid(grantees) && is_member_of_role_nosuper(role, grantees));
 		sc->known = true;
 	}
 	*value = sc->value;
@@ -402,11 +514,25 @@ subject_number(SubjectCache *sc, int64 *value)
 }
 
 /*
+ * row_permitted() for a patient or a grantee: the patient's own rows and
+ * the rows shared with the role, nothing else.
+ */
+static bool
+own_or_shared(SubjectCache *sc, int64 key)
+{
+	int64		own;
+	bool		found = subject_number(sc, &own);
+
+	return (found && own == key) || granted(sc, key);
+}
+
+/*
  * The answer for key.  row_permitted() as a patient: the patient's own
  * record, and nothing else, whatever the objections (a view or function
  * that reads the table as its owner cannot widen that, nor can a patient
- * learn anyone else's objection status).  Otherwise: not in the blocked
- * set.
+ * learn anyone else's objection status); as a grantee, the records shared
+ * with it.  Otherwise: shared with the role, or not in the blocked set (a
+ * patient who shares lets the grantee see what they see themselves).
  */
 static bool
 answer(PermittedCache *c, int64 key, bool own_rows)
@@ -414,10 +540,12 @@ answer(PermittedCache *c, int64 key, bool own_rows)
 	if (own_rows)
 	{
 		int64		own;
-		bool		found = subject_number(&c->own, &own);
 
-		if (c->own.patient)
-			return found && own == key;
+		(void) subject_number(&c->own, &own);
+		if (c->own.restricted)
+			return own_or_shared(&c->own, key);
+		if (granted(&c->own, key))
+			return true;
 	}
 	return !scan_lookahead_contains(&c->lookahead, c->members, key);
 }
@@ -495,7 +623,7 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 
 			c = permitted_cache(fcinfo->flinfo);
 			(void) subject_number(&c->own, &own);
-			if (c->own.patient)
+			if (c->own.restricted)
 				PG_RETURN_BOOL(false);
 		}
 		PG_RETURN_BOOL(true);
@@ -526,10 +654,12 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 		if (own_rows)
 		{
 			int64		own;
-			bool		found = subject_number(&c->own, &own);
 
-			if (c->own.patient)
-				PG_RETURN_BOOL(found && own == key);
+			(void) subject_number(&c->own, &own);
+			if (c->own.restricted)
+				PG_RETURN_BOOL(own_or_shared(&c->own, key));
+			if (granted(&c->own, key))
+				PG_RETURN_BOOL(true);
 		}
 		/* set up once per call site and query, for its purpose and dataset */
 		if (pr == NULL ||
@@ -636,7 +766,7 @@ permitted_common(FunctionCallInfo fcinfo, bool own_rows)
 
 	if (likely(c != NULL && c->fast_purpose == PG_GETARG_DATUM(1) &&
 			   !PG_ARGISNULL(1) && !PG_ARGISNULL(0)) &&
-		(!own_rows || (c->own.known && !c->own.patient)))
+		(!own_rows || (c->own.known && !c->own.restricted && c->own.ngranted == 0)))
 	{
 		int			in_set;
 

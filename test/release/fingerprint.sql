@@ -20,7 +20,8 @@ SET search_path = "$user", public, caredata;
 -- and the publication limits, from 0.2.0 on; the linkage tables' project
 -- column where it is 'default', what 0.1.0's rows became: a partitioned
 -- table is read whole, not partition by partition; a linkage source's
--- fields and a record's id as text, from 0.2.0 on)
+-- fields and a record's id as text, from 0.2.0 on; the patients' grants and
+-- comparisons, new in 0.2.0 (issue 29))
 SELECT format('SELECT %L || '': '' || count(*) || '' rows, '' || md5(coalesce(string_agg(%s, E''\n'' ORDER BY %s), '''')) FROM caredata.%I t %s',
               c.relname, r.expr, r.expr, c.relname,
               CASE c.relname WHEN 'sdc_policy' THEN 'WHERE NOT (t.builtin AND (t.version > 1 OR t.policy = ''cell_key''))' ELSE '' END)
@@ -34,7 +35,8 @@ SELECT format('SELECT %L || '': '' || count(*) || '' rows, '' || md5(coalesce(st
                             THEN $e$(to_jsonb(t) - 'fields' - 'record_key' - CASE WHEN to_jsonb(t)->>'project' = 'default' THEN 'project' ELSE '' END)::text$e$
                             ELSE 't::text' END END AS expr) r
  WHERE c.relnamespace = 'caredata'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-   AND c.relname NOT IN ('distributed_filter', 'sdc_policy_role', 'approval', 'sdc_ptable', 'publication_limits', 'link_project', 'code_label')
+   AND c.relname NOT IN ('distributed_filter', 'sdc_policy_role', 'approval', 'sdc_ptable', 'publication_limits', 'link_project', 'code_label',
+                         'patient_share', 'patient_share_use', 'patient_comparison', 'patient_comparison_row')
  ORDER BY c.relname \gexec
 -- linkage projects (from 0.2.0 on) but the default one, which 0.1.0's rows became
 SELECT 'SELECT ''link_project: '' || count(*) || '' rows, '' || md5(string_agg((to_jsonb(t) - ''created_at'')::text, E''\n'' ORDER BY t.project))

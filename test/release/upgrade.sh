@@ -161,8 +161,8 @@ q -d postgres -c "DROP DATABASE $db WITH (FORCE)" >/dev/null
 # the roles are cluster-wide: the runbook's command removes them once no
 # database has caredata (here, in the second cluster)
 PGPORT=$port q -d postgres -c "DROP DATABASE $db WITH (FORCE)" \
-  -c 'DROP OWNED BY caredata_admin, caredata_linker, caredata_analyst, caredata_reidentifier, caredata_patient' \
-  -c 'DROP ROLE caredata_admin, caredata_linker, caredata_analyst, caredata_reidentifier, caredata_patient' >/dev/null 2>"$work/roles.err"
+  -c 'DROP OWNED BY caredata_admin, caredata_linker, caredata_analyst, caredata_reidentifier, caredata_patient, caredata_grantee' \
+  -c 'DROP ROLE caredata_admin, caredata_linker, caredata_analyst, caredata_reidentifier, caredata_patient, caredata_grantee' >/dev/null 2>"$work/roles.err"
 [ "$(PGPORT=$port psql -XAtq -d postgres -c "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'caredata\_%'")" = 0 ]
 ok $? "the runbook's DROP ROLE removes the cluster-wide roles once no database has caredata"
 
