@@ -585,6 +585,7 @@ CREATE FUNCTION caredata.link_create_project(project text, description text DEFA
 DECLARE
   p_project text := project;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.link_create_project()');
   IF p_project IS NULL OR p_project !~ '^[a-z][a-z0-9_]{0,62}$' THEN
     PERFORM caredata._link_bad('a linkage project name is lower-case letters, digits and _', 'For example ''gp_hes'' or ''birth_cohort''.');
   END IF;
@@ -608,6 +609,7 @@ DECLARE
   p_project text := caredata._link_check_project(project);
   counts jsonb;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.link_drop_project()');
   IF p_project = 'default' THEN
     PERFORM caredata._link_bad('the default linkage project cannot be dropped',
                                'Calls that name no project use it; empty it instead (delete its sources, models and runs).', '0A000');
@@ -649,6 +651,7 @@ DECLARE
   f_col text;
   f_kind text;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.link_add_source()');
   IF p_source IS NULL OR p_source !~ '^[a-z][a-z0-9_]{0,62}$' THEN
     PERFORM caredata._link_bad('a linkage source name is lower-case letters, digits and _', 'For example ''gp'' or ''hes''.');
   END IF;
@@ -803,6 +806,7 @@ DECLARE
   f_join text := '';
   i integer := 0;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.link_standardise()');
   IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources))) THEN
     PERFORM caredata._link_bad('no linkage sources to link', 'Register sources with caredata.link_add_source().', '42704');
   END IF;
@@ -918,6 +922,7 @@ DECLARE
   full_spec jsonb := caredata.link_default_spec() || coalesce(spec, '{}');
   v integer;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.link_create_model()');
   IF p_model IS NULL OR p_model !~ '^[a-z][a-z0-9_]{0,62}$' THEN
     PERFORM caredata._link_bad('a linkage model name is lower-case letters, digits and _', 'For example ''default''.');
   END IF;

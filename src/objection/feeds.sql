@@ -58,6 +58,7 @@ DECLARE
   ids bigint[];
   numbers caredata.nhs_number[];
 BEGIN
+  PERFORM caredata._catalog_write('caredata.apply_opt_out_snapshot()');
   -- one feed at a time; readers are never blocked (SHARE ROW EXCLUSIVE)
   PERFORM caredata.lock_register();
   -- parse once, in NHS number order: every step after is a merge against
@@ -183,6 +184,7 @@ DECLARE
   ats timestamptz[];
   untils timestamptz[];
 BEGIN
+  PERFORM caredata._catalog_write('caredata.apply_type1_codes()');
   PERFORM caredata.lock_register();
   EXECUTE format('CREATE TEMP TABLE caredata_type1 ON COMMIT DROP AS
                   SELECT caredata.try_nhs_number(x.%I::text) AS n, m.meaning, x.%I::timestamptz AS at

@@ -59,6 +59,7 @@ DECLARE
   v integer;
   n bigint;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.refresh_pseudonyms()');
   SELECT d.current_version INTO v FROM caredata.domain d WHERE d.name = refresh_pseudonyms.domain AND d.retired_at IS NULL;
   IF NOT FOUND THEN
     RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('pseudonym domain "%s" does not exist or is retired', domain),
@@ -488,6 +489,7 @@ CREATE FUNCTION caredata.publish(name text, source regclass, spec jsonb, recipie
 DECLARE
   full_spec jsonb := jsonb_build_object('nhs_column', 'nhs_number') || coalesce(spec, '{}');
 BEGIN
+  PERFORM caredata._catalog_write('caredata.publish()');
   IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication name is lower-case letters, digits and _',
       HINT = 'It names the view published.<name>.';
@@ -521,6 +523,7 @@ CREATE FUNCTION caredata.republish(name text) RETURNS regclass
 DECLARE
   p caredata.publication;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.republish()');
   UPDATE caredata.publication x SET republished_at = now() WHERE x.name = republish.name RETURNING * INTO p;
   IF NOT FOUND THEN
     RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('publication "%s" does not exist', name),
@@ -541,6 +544,7 @@ CREATE FUNCTION caredata.unpublish(name text) RETURNS void
 DECLARE
   p caredata.publication;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.unpublish()');
   DELETE FROM caredata.publication x WHERE x.name = unpublish.name RETURNING * INTO p;
   IF NOT FOUND THEN
     RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('publication "%s" does not exist', name),
