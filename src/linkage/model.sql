@@ -152,6 +152,8 @@ COMMENT ON FUNCTION caredata._link_key_columns() IS
 CREATE FUNCTION caredata._link_check_project(project text) RETURNS text
   LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+  -- the projects, models and person index are the coordinator's (issue 27)
+  PERFORM caredata._coordinator_only('caredata linkage');
   IF project IS NULL OR project !~ '^[a-z][a-z0-9_]{0,62}$' THEN
     PERFORM caredata._link_bad('a linkage project name is lower-case letters, digits and _', 'For example ''default'' or ''gp_hes''.');
   END IF;
@@ -585,7 +587,7 @@ CREATE FUNCTION caredata.link_create_project(project text, description text DEFA
 DECLARE
   p_project text := project;
 BEGIN
-  PERFORM caredata._catalog_write('caredata.link_create_project()');
+  PERFORM caredata._coordinator_only('caredata linkage');
   IF p_project IS NULL OR p_project !~ '^[a-z][a-z0-9_]{0,62}$' THEN
     PERFORM caredata._link_bad('a linkage project name is lower-case letters, digits and _', 'For example ''gp_hes'' or ''birth_cohort''.');
   END IF;
@@ -609,7 +611,6 @@ DECLARE
   p_project text := caredata._link_check_project(project);
   counts jsonb;
 BEGIN
-  PERFORM caredata._catalog_write('caredata.link_drop_project()');
   IF p_project = 'default' THEN
     PERFORM caredata._link_bad('the default linkage project cannot be dropped',
                                'Calls that name no project use it; empty it instead (delete its sources, models and runs).', '0A000');
@@ -651,7 +652,6 @@ DECLARE
   f_col text;
   f_kind text;
 BEGIN
-  PERFORM caredata._catalog_write('caredata.link_add_source()');
   IF p_source IS NULL OR p_source !~ '^[a-z][a-z0-9_]{0,62}$' THEN
     PERFORM caredata._link_bad('a linkage source name is lower-case letters, digits and _', 'For example ''gp'' or ''hes''.');
   END IF;
@@ -806,7 +806,6 @@ DECLARE
   f_join text := '';
   i integer := 0;
 BEGIN
-  PERFORM caredata._catalog_write('caredata.link_standardise()');
   IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources))) THEN
     PERFORM caredata._link_bad('no linkage sources to link', 'Register sources with caredata.link_add_source().', '42704');
   END IF;
@@ -922,7 +921,6 @@ DECLARE
   full_spec jsonb := caredata.link_default_spec() || coalesce(spec, '{}');
   v integer;
 BEGIN
-  PERFORM caredata._catalog_write('caredata.link_create_model()');
   IF p_model IS NULL OR p_model !~ '^[a-z][a-z0-9_]{0,62}$' THEN
     PERFORM caredata._link_bad('a linkage model name is lower-case letters, digits and _', 'For example ''default''.');
   END IF;

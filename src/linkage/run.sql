@@ -107,7 +107,6 @@ DECLARE
   v_keep_apart boolean;
   v_nhs_confirm text;
 BEGIN
-  PERFORM caredata._catalog_write('caredata.link_run()');
   IF p_method IS NULL OR p_method NOT IN ('probabilistic', 'deterministic') THEN
     PERFORM caredata._link_bad('method must be probabilistic or deterministic', 'Leave it out for probabilistic linkage.');
   END IF;

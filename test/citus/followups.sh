@@ -5,8 +5,8 @@
 #      coordinator, through a worker, on a worker's shards directly, and an
 #      ordinary protected table on the coordinator;
 #   2. every function that writes caredata's catalogs refuses on a worker
-#      (55000, hint: run it on the coordinator), and the coordinator's ids
-#      stay its own;
+#      (55000, hint: run it on the coordinator; linkage, the coordinator's
+#      alone, 0A000), and the coordinator's ids stay its own;
 #   3. a shard whose row security a worker superuser turned off fails
 #      closed at query time, on every path;
 #   4. text aggregates combined by Citus: the documented COLLATE workaround
@@ -132,15 +132,19 @@ BEGIN
     INSERT INTO writer_result VALUES (f.proname || '(' || coalesce(args, '') || ')', st, m, h);
   END LOOP;
 END $$;
-SELECT count(*) FILTER (WHERE state = '55000' AND msg LIKE '% runs on the Citus coordinator only' AND hint LIKE 'Run it on the coordinator%'),
+-- (linkage, the coordinator's alone, refuses as a whole: 0A000)
+SELECT count(*) FILTER (WHERE (state = '55000' AND msg LIKE '% writes caredata''s catalogs and runs on the Citus coordinator only'
+                               AND hint LIKE 'Run it on the coordinator%')
+                           OR (fn LIKE 'link%' AND state = '0A000' AND msg LIKE '% runs on the Citus coordinator only')),
        count(*),
-       coalesce(string_agg(fn || ': ' || state || ' ' || coalesce(msg, ''), '; ') FILTER (WHERE state <> '55000'), '')
+       coalesce(string_agg(fn || ': ' || state || ' ' || coalesce(msg, ''), '; ')
+                  FILTER (WHERE state NOT IN ('55000', '0A000')), '')
   FROM writer_result;
 SQL
 before=$(on "$w1" -c "SELECT count(*) FROM caredata.objection")
 read -r refused called others <<< "$(on "$w1" -F ' ' -f /tmp/caredata-writers.sql | tail -1)"
 [ -n "$called" ] && [ "$called" -ge 26 ] && [ "$refused" = "$called" ]
-ok $? "on a worker every catalog writer refuses with 55000 and the hint to run it on the coordinator ($refused of $called${others:+; $others})"
+ok $? "on a worker every catalog writer refuses (55000 with the hint to run it on the coordinator; linkage 0A000) ($refused of $called${others:+; $others})"
 after=$(on "$w1" -c "SELECT count(*) FROM caredata.objection")
 [ "$before" = "$after" ]; ok $? "and the register is unchanged ($before before, $after after)"
 out=$(on "$w2" -c "SELECT caredata.create_domain('citus_worker_dom', 'worker')")
