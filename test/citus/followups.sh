@@ -14,7 +14,7 @@
 . "$(dirname "$0")/lib.bash"
 
 citus_reset
-on "$coord" -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+out=$(on "$coord" -v ON_ERROR_STOP=1 <<'SQL'
 SET client_min_messages = warning;
 SELECT caredata.citus_setup();
 CREATE ROLE citus_analyst LOGIN IN ROLE caredata_analyst;
@@ -43,6 +43,8 @@ ALTER ROLE citus_analyst SET parallel_tuple_cost = 0;
 ALTER ROLE citus_analyst SET min_parallel_table_scan_size = 0;
 ALTER ROLE citus_analyst SET max_parallel_workers_per_gather = 2;
 SQL
+)
+case "$out" in *ERROR*) echo "# set-up: $out" ;; esac
 total=$(on "$coord" -c "SELECT count(*) FROM citus_ep")
 blocked=$(on "$coord" -c "SELECT count(*) FROM citus_ep WHERE nhs::text IN (SELECT nhs_number::text FROM caredata.objection)")
 want=$((total - blocked))
