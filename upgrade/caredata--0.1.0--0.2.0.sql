@@ -6419,6 +6419,8 @@ COMMENT ON FUNCTION caredata._citus_worker() IS
   'internal: whether this node is a Citus worker (false without Citus and on the coordinator)';
 COMMENT ON FUNCTION caredata._catalog_write(text) IS
   'internal: refuse on a Citus worker a function that writes caredata''s catalogs (run it on the coordinator)';
+REVOKE ALL ON FUNCTION caredata._catalog_write(text), caredata._citus_worker() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata._catalog_write(text), caredata._citus_worker() TO caredata_admin, caredata_linker;
 
 CREATE OR REPLACE FUNCTION caredata.record_objection(nhs_number caredata.nhs_number, kind text,
   source text, effective_from timestamptz DEFAULT now(), study text DEFAULT NULL,

@@ -61,9 +61,9 @@ END
 $$;
 COMMENT ON FUNCTION caredata._catalog_write(text) IS
   'internal: refuse on a Citus worker a function that writes caredata''s catalogs (run it on the coordinator)';
--- (EXECUTE stays with PUBLIC: it reveals nothing, and a caller without
--- the right to the write itself still meets the privilege error it met
--- before)
+-- the writers are the admin's and the linker's (superusers pass anyway)
+REVOKE ALL ON FUNCTION caredata._catalog_write(text), caredata._citus_worker() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata._catalog_write(text), caredata._citus_worker() TO caredata_admin, caredata_linker;
 
 -- the catalogs citus_setup() makes reference tables: all that a query on a
 -- worker reads (the register, exemptions, subject access, key domains,
