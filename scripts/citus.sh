@@ -18,6 +18,12 @@
 # src/include/pg_version_compat.h for PostgreSQL 15, which Debian's 15.20
 # now exports; the copy is replaced by an #include of commands/dbcommands.h.
 #
+# `stop` stops the three nodes and the single-node cluster ($CAREDATA_PORT,
+# 55432 by default) if this script started it to make the key file (it
+# stops it as soon as the key is copied, too).  Every apt-get waits up to
+# 10 minutes for a package lock another apt or dpkg holds (apt_get in
+# scripts/env.sh: -o DPkg::Lock::Timeout=600).
+#
 # Root only (apt-get, make install); the servers run as $CAREDATA_OS_USER.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
@@ -29,10 +35,20 @@ dir=${CAREDATA_CITUS_DIR:-/var/tmp/caredata-citus}
 ports=(55420 55421 55422)   # coordinator, worker 1, worker 2
 names=(coordinator worker1 worker2)
 
+# a single-node cluster (scripts/cluster.sh, $CAREDATA_PORT) this script
+# started to make the key file: noted here, stopped by stop_all
+single=$dir/single-node-started
+stop_single() {
+  if [ -f "$single" ]; then
+    CAREDATA_PORT=$(cat "$single") scripts/cluster.sh stop >/dev/null 2>&1 || true
+    rm -f "$single"
+  fi
+}
 stop_all() {
   for i in 0 1 2; do
     CAREDATA_CLUSTER_DIR=$dir/${names[$i]} CAREDATA_PORT=${ports[$i]} scripts/cluster.sh stop >/dev/null 2>&1 || true
   done
+  stop_single
 }
 if [ "$action" = stop ]; then stop_all; exit 0; fi
 [ "$(id -u)" -eq 0 ] || { echo "citus: must run as root (apt-get, make install)" >&2; exit 1; }
@@ -72,7 +88,11 @@ fi
 stop_all
 export CAREDATA_PRELOAD=citus,caredata
 keys=$(scripts/cluster.sh dir)/keys
-[ -f "$keys/master.key" ] || scripts/cluster.sh start >/dev/null
+if [ ! -f "$keys/master.key" ]; then
+  # the single-node cluster makes the key file; it is not needed after
+  mkdir -p "$dir"; echo "$CAREDATA_PORT" > "$single"
+  scripts/cluster.sh start >/dev/null
+fi
 for i in 0 1 2; do
   d=$dir/${names[$i]}
   if [ ! -f "$d/keys/master.key" ]; then
@@ -81,6 +101,7 @@ for i in 0 1 2; do
   fi
   CAREDATA_CLUSTER_DIR=$d CAREDATA_PORT=${ports[$i]} scripts/cluster.sh start >/dev/null
 done
+stop_single
 trap '[ "$action" = start ] || stop_all' EXIT
 for i in 0 1 2; do
   PGPORT=${ports[$i]} psql -qX -v ON_ERROR_STOP=1 -d postgres \

@@ -7240,3 +7240,1152 @@ SELECT pg_catalog.pg_extension_config_dump('caredata.patient_share_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('caredata.patient_share_use', '');
 SELECT pg_catalog.pg_extension_config_dump('caredata.patient_comparison', '');
 SELECT pg_catalog.pg_extension_config_dump('caredata.patient_comparison_row', '');
+
+-- ---- issue 27, Citus follow-ups ----
+-- Catalog writes refuse on a Citus worker (caredata._catalog_write, first
+-- in every writer; linkage as a whole through _link_check_project and
+-- link_create_project); the p-tables' audit trigger is the coordinator's
+-- alone; publishing a distributed table reads it over one connection per
+-- node; safe_count_text's comments give the COLLATE workaround for Citus's
+-- combine.
+CREATE FUNCTION caredata._citus_worker() RETURNS boolean
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  coordinator boolean;
+BEGIN
+  IF to_regproc('pg_catalog.citus_is_coordinator') IS NULL THEN
+    RETURN false;
+  END IF;
+  EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+  RETURN NOT coordinator;
+END
+$$;
+
+CREATE FUNCTION caredata._catalog_write(what text) RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF caredata._citus_worker() THEN
+    RAISE EXCEPTION '% writes caredata''s catalogs and runs on the Citus coordinator only', what
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'On a worker it would take ids from the worker''s own sequences, which collide with the coordinator''s.',
+            HINT = 'Run it on the coordinator; docs/scale-out.md lists which functions run where.';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._citus_worker() IS
+  'internal: whether this node is a Citus worker (false without Citus and on the coordinator)';
+COMMENT ON FUNCTION caredata._catalog_write(text) IS
+  'internal: refuse on a Citus worker a function that writes caredata''s catalogs (run it on the coordinator)';
+REVOKE ALL ON FUNCTION caredata._catalog_write(text), caredata._citus_worker() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata._catalog_write(text), caredata._citus_worker() TO caredata_admin, caredata_linker;
+
+CREATE OR REPLACE FUNCTION caredata.record_objection(nhs_number caredata.nhs_number, kind text,
+  source text, effective_from timestamptz DEFAULT now(), study text DEFAULT NULL,
+  purposes text[] DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, caredata, pg_temp
+AS $$
+DECLARE
+  covers text[] := coalesce(purposes, caredata.default_purposes(kind));
+  new_id bigint;
+BEGIN
+  PERFORM caredata._catalog_write('caredata.record_objection()');
+  -- checked here, so that no constraint's error shows the row (and with it
+  -- the NHS number)
+  IF nhs_number IS NULL OR source IS NULL OR effective_from IS NULL THEN
+    RAISE EXCEPTION 'an objection needs an NHS number, a source and an effective time'
+      USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF kind IS NULL OR kind NOT IN ('national_data_opt_out', 'type1', 'dissent', 'consent') THEN
+    RAISE EXCEPTION 'unknown objection kind "%"', kind
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Kinds: national_data_opt_out, type1, dissent, consent.';
+  END IF;
+  IF (kind IN ('dissent', 'consent')) <> (study IS NOT NULL) THEN
+    RAISE EXCEPTION 'a % objection % a study', kind,
+      CASE WHEN study IS NULL THEN 'needs' ELSE 'cannot name' END
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Dissent and consent name the study (the dataset) they are about; the other kinds do not.';
+  END IF;
+  IF cardinality(covers) IS NULL OR cardinality(covers) = 0 OR
+     EXISTS (SELECT 1 FROM unnest(covers) p WHERE p IS NULL OR p NOT IN (SELECT name FROM caredata.purpose)) THEN
+    RAISE EXCEPTION 'an objection must cover known purposes'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Purposes are listed in caredata.purpose.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.objection o
+             WHERE o.nhs_number = record_objection.nhs_number AND o.kind = record_objection.kind
+               AND o.study IS NOT DISTINCT FROM record_objection.study AND o.withdrawn_at IS NULL) THEN
+    RAISE EXCEPTION 'this patient already has a % objection in force%', kind,
+      CASE WHEN study IS NULL THEN '' ELSE ' for this study' END
+      USING ERRCODE = 'unique_violation',
+            HINT = 'Withdraw it first (caredata.withdraw_objection) to record a new one.';
+  END IF;
+  INSERT INTO caredata.objection (nhs_number, kind, purposes, study, effective_from, source)
+  VALUES (nhs_number, kind, covers, study, effective_from, source)
+  RETURNING id INTO new_id;
+  RETURN new_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.withdraw_objection(id bigint, at timestamptz DEFAULT now()) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, caredata, pg_temp
+AS $$
+BEGIN
+  PERFORM caredata._catalog_write('caredata.withdraw_objection()');
+  IF at IS NULL THEN
+    RAISE EXCEPTION 'a withdrawal needs a time' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  -- checked here, so that the constraint's error never shows the row
+  IF EXISTS (SELECT 1 FROM caredata.objection o
+             WHERE o.id = withdraw_objection.id AND o.withdrawn_at IS NULL AND o.effective_from > at) THEN
+    RAISE EXCEPTION 'objection % cannot be withdrawn before it took effect', id
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Withdraw it at or after its effective_from.';
+  END IF;
+  UPDATE caredata.objection o SET withdrawn_at = at
+  WHERE o.id = withdraw_objection.id AND o.withdrawn_at IS NULL;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no objection % in force to withdraw', id
+      USING ERRCODE = 'no_data_found',
+            HINT = 'Open objections are those in caredata.objection with withdrawn_at IS NULL.';
+  END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.grant_exemption(dataset text, purpose text, objection_kind text,
+  legal_basis text, reference text, expires_at timestamptz DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, caredata, pg_temp
+AS $$
+DECLARE
+  new_id bigint;
+BEGIN
+  PERFORM caredata._catalog_write('caredata.grant_exemption()');
+  INSERT INTO caredata.exemption (dataset, purpose, objection_kind, legal_basis, reference, expires_at)
+  VALUES (dataset, purpose, objection_kind, legal_basis, reference, expires_at)
+  RETURNING id INTO new_id;
+  RAISE NOTICE 'exemption % granted: dataset %, purpose %, % not applied (legal basis %, reference %)',
+    new_id, dataset, purpose, objection_kind, legal_basis, reference;
+  PERFORM caredata.audit_append('exemption.grant', new_id::text,
+    jsonb_build_object('dataset', dataset, 'purpose', purpose, 'objection_kind', objection_kind,
+                       'legal_basis', legal_basis, 'reference', reference, 'expires_at', expires_at));
+  RETURN new_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.revoke_exemption(id bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, caredata, pg_temp
+AS $$
+BEGIN
+  PERFORM caredata._catalog_write('caredata.revoke_exemption()');
+  UPDATE caredata.exemption e SET revoked_at = now()   -- revoked_by: the keep_history trigger
+  WHERE e.id = revoke_exemption.id AND e.revoked_at IS NULL;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no exemption % in force to revoke', id USING ERRCODE = 'no_data_found';
+  END IF;
+  PERFORM caredata.audit_append('exemption.revoke', id::text);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.apply_opt_out_snapshot(
+  snapshot regclass,
+  nhs_column name DEFAULT 'nhs_number',
+  source text DEFAULT 'national_data_opt_out_service',
+  effective_at timestamptz DEFAULT now(),
+  abort_on_invalid boolean DEFAULT false,
+  allow_empty boolean DEFAULT false,
+  OUT rows_read bigint, OUT invalid bigint, OUT duplicates bigint,
+  OUT opened bigint, OUT withdrawn bigint, OUT unchanged bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, caredata, pg_temp
+SET work_mem = '512MB'
+SET enable_nestloop = off
+SET enable_hashjoin = off
+SET enable_hashagg = off
+AS $$
+DECLARE
+  distinct_valid bigint;
+  at_ timestamptz;
+  ids bigint[];
+  numbers caredata.nhs_number[];
+BEGIN
+  PERFORM caredata._catalog_write('caredata.apply_opt_out_snapshot()');
+  -- one feed at a time; readers are never blocked (SHARE ROW EXCLUSIVE)
+  PERFORM caredata.lock_register();
+  -- parse once, in NHS number order: every step after is a merge against
+  -- the register's NHS number index, in that order (this function's
+  -- settings rule out nested loops and hashing millions of numbers, whose
+  -- random access cost twice as much)
+  EXECUTE format('CREATE TEMP TABLE caredata_snapshot ON COMMIT DROP AS
+                  SELECT caredata.try_nhs_number(%I::text) AS n FROM %s ORDER BY 1',
+                 nhs_column, snapshot);
+  ANALYZE pg_temp.caredata_snapshot;
+  SELECT count(*), count(*) FILTER (WHERE n IS NULL), count(n) - count(DISTINCT n), count(DISTINCT n)
+  INTO rows_read, invalid, duplicates, distinct_valid
+  FROM pg_temp.caredata_snapshot;
+  IF distinct_valid = 0 AND NOT allow_empty THEN
+    RAISE EXCEPTION 'opt-out snapshot holds no valid NHS numbers'
+      USING ERRCODE = 'no_data_found',
+            DETAIL = format('It has %s rows, %s of them invalid or missing. Applying it would withdraw every national data opt-out from this source.',
+                            rows_read, invalid),
+            HINT = 'Check the delivery and the column name; pass allow_empty => true if it really is empty.';
+  END IF;
+  IF invalid > 0 THEN
+    IF abort_on_invalid THEN
+      RAISE EXCEPTION 'opt-out snapshot holds % invalid or missing NHS numbers', invalid
+        USING ERRCODE = 'invalid_text_representation',
+              HINT = 'Nothing was applied. Pass abort_on_invalid => false to skip them and apply the rest.';
+    END IF;
+    RAISE NOTICE 'opt-out snapshot: % invalid or missing NHS numbers skipped', invalid;
+  END IF;
+  IF duplicates > 0 THEN
+    RAISE NOTICE 'opt-out snapshot: % duplicate NHS numbers counted once', duplicates;
+  END IF;
+
+  IF caredata._citus_table('caredata.objection') THEN
+    -- On Citus the register is a reference table, which Citus writes only
+    -- from rows it can route, not from a join with this session's snapshot:
+    -- the changes are worked out here, then written (docs/scale-out.md)
+    withdrawn := 0;
+    FOR at_, ids IN
+      SELECT greatest(effective_at, o.effective_from), array_agg(o.id)
+        FROM caredata.objection o
+       WHERE o.kind = 'national_data_opt_out' AND o.source = apply_opt_out_snapshot.source
+         AND o.withdrawn_at IS NULL
+         AND NOT EXISTS (SELECT 1 FROM pg_temp.caredata_snapshot s WHERE s.n = o.nhs_number)
+       GROUP BY 1 LOOP
+      UPDATE caredata.objection o SET withdrawn_at = at_ WHERE o.id = ANY (ids);
+      withdrawn := withdrawn + cardinality(ids);
+    END LOOP;
+    SELECT array_agg(s.n ORDER BY s.n) INTO numbers
+      FROM (SELECT DISTINCT n FROM pg_temp.caredata_snapshot WHERE n IS NOT NULL) s
+     WHERE NOT EXISTS (SELECT 1 FROM caredata.objection o
+                       WHERE o.nhs_number = s.n AND o.kind = 'national_data_opt_out'
+                         AND o.withdrawn_at IS NULL);
+    INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source)
+    SELECT n, 'national_data_opt_out', caredata.default_purposes('national_data_opt_out'),
+           effective_at, apply_opt_out_snapshot.source
+      FROM unnest(numbers) n;
+    opened := coalesce(cardinality(numbers), 0);
+  ELSE
+    UPDATE caredata.objection o SET withdrawn_at = greatest(effective_at, o.effective_from)
+    WHERE o.kind = 'national_data_opt_out' AND o.source = apply_opt_out_snapshot.source
+      AND o.withdrawn_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM pg_temp.caredata_snapshot s WHERE s.n = o.nhs_number);
+    GET DIAGNOSTICS withdrawn = ROW_COUNT;
+
+    INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source)
+    SELECT s.n, 'national_data_opt_out', caredata.default_purposes('national_data_opt_out'),
+           effective_at, apply_opt_out_snapshot.source
+    FROM (SELECT DISTINCT n FROM pg_temp.caredata_snapshot WHERE n IS NOT NULL) s
+    WHERE NOT EXISTS (SELECT 1 FROM caredata.objection o
+                      WHERE o.nhs_number = s.n AND o.kind = 'national_data_opt_out'
+                        AND o.withdrawn_at IS NULL)
+    -- in NHS number order, so the inserts walk the register's NHS number
+    -- indexes once in order instead of landing at random (halves a 3M load)
+    ORDER BY s.n;
+    GET DIAGNOSTICS opened = ROW_COUNT;
+  END IF;
+  unchanged := distinct_valid - opened;
+  DROP TABLE pg_temp.caredata_snapshot;
+
+  INSERT INTO caredata.feed_load (feed, source, rows_read, invalid, duplicates, opened, withdrawn, unchanged)
+  VALUES ('national_data_opt_out', source, rows_read, invalid, duplicates, opened, withdrawn, unchanged);
+  PERFORM caredata.audit_append('feed.load', 'national_data_opt_out', jsonb_build_object('source', source, 'rows_read', rows_read, 'invalid', invalid, 'opened', opened, 'withdrawn', withdrawn, 'unchanged', unchanged));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.apply_type1_codes(
+  gp_extract regclass,
+  nhs_column name DEFAULT 'nhs_number',
+  code_column name DEFAULT 'code',
+  date_column name DEFAULT 'recorded_at',
+  source text DEFAULT 'gp_extract',
+  abort_on_invalid boolean DEFAULT false,
+  OUT rows_read bigint, OUT invalid bigint, OUT unmapped bigint,
+  OUT opened bigint, OUT withdrawn bigint, OUT unchanged bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, caredata, pg_temp
+AS $$
+DECLARE
+  at_ timestamptz;
+  ids bigint[];
+  numbers caredata.nhs_number[];
+  ats timestamptz[];
+  untils timestamptz[];
+BEGIN
+  PERFORM caredata._catalog_write('caredata.apply_type1_codes()');
+  PERFORM caredata.lock_register();
+  EXECUTE format('CREATE TEMP TABLE caredata_type1 ON COMMIT DROP AS
+                  SELECT caredata.try_nhs_number(x.%I::text) AS n, m.meaning, x.%I::timestamptz AS at
+                  FROM %s x LEFT JOIN caredata.type1_code m ON m.code = btrim(x.%I::text)',
+                 nhs_column, date_column, gp_extract, code_column);
+  -- invalid: no valid NHS number, or no date (which event is latest cannot
+  -- be told); unmapped: a valid, dated row whose code is not a Type 1 code
+  SELECT count(*), count(*) FILTER (WHERE n IS NULL OR at IS NULL),
+         count(*) FILTER (WHERE n IS NOT NULL AND at IS NOT NULL AND meaning IS NULL)
+  INTO rows_read, invalid, unmapped FROM pg_temp.caredata_type1;
+  IF invalid > 0 THEN
+    IF abort_on_invalid THEN
+      RAISE EXCEPTION 'Type 1 extract holds % rows with an invalid or missing NHS number or date', invalid
+        USING ERRCODE = 'invalid_text_representation',
+              HINT = 'Nothing was applied. Pass abort_on_invalid => false to skip them and apply the rest.';
+    END IF;
+    RAISE NOTICE 'Type 1 extract: % rows with an invalid or missing NHS number or date skipped', invalid;
+  END IF;
+  IF unmapped > 0 THEN
+    RAISE NOTICE 'Type 1 extract: % rows with codes not in caredata.type1_code skipped', unmapped;
+  END IF;
+
+  -- each patient's coded events in time order, a repeat of the state it is
+  -- already in dropped (at one instant a withdrawal sorts before a dissent,
+  -- so the dissent is what stands); each dissent lasts until the next event;
+  -- was_open: the register had an open Type 1 objection for the patient
+  CREATE TEMP TABLE caredata_type1_events ON COMMIT DROP AS
+  SELECT n, meaning, at, lead(at) OVER w AS until, row_number() OVER w AS seq,
+         EXISTS (SELECT 1 FROM caredata.objection o
+                 WHERE o.nhs_number = e.n AND o.kind = 'type1' AND o.withdrawn_at IS NULL) AS was_open
+  FROM (SELECT n, meaning, at,
+               lag(meaning) OVER (PARTITION BY n ORDER BY at, meaning = 'dissent') AS before
+        FROM (SELECT DISTINCT n, meaning, at FROM pg_temp.caredata_type1
+              WHERE n IS NOT NULL AND at IS NOT NULL AND meaning IS NOT NULL) d) e
+  WHERE before IS DISTINCT FROM meaning
+  WINDOW w AS (PARTITION BY n ORDER BY at, meaning = 'dissent');
+
+  -- an open objection ends at the patient's first withdrawal; when the
+  -- extract opens with a dissent (the one already recorded), at the
+  -- withdrawal after that
+  IF caredata._citus_table('caredata.objection') THEN
+    -- a reference table on Citus: the changes worked out here, then written
+    -- (see apply_opt_out_snapshot), one statement per withdrawal time
+    withdrawn := 0;
+    FOR at_, ids IN
+      SELECT greatest(CASE WHEN e.meaning = 'withdrawn' THEN e.at ELSE e.until END, o.effective_from), array_agg(o.id)
+        FROM caredata.objection o JOIN pg_temp.caredata_type1_events e ON o.nhs_number = e.n
+       WHERE e.seq = 1 AND e.was_open AND (e.meaning = 'withdrawn' OR e.until IS NOT NULL)
+         AND o.kind = 'type1' AND o.withdrawn_at IS NULL
+       GROUP BY 1 LOOP
+      UPDATE caredata.objection o SET withdrawn_at = at_ WHERE o.id = ANY (ids);
+      withdrawn := withdrawn + cardinality(ids);
+    END LOOP;
+    SELECT array_agg(e.n ORDER BY e.n, e.at), array_agg(e.at ORDER BY e.n, e.at), array_agg(e.until ORDER BY e.n, e.at)
+      INTO numbers, ats, untils
+      FROM pg_temp.caredata_type1_events e
+     WHERE e.meaning = 'dissent' AND NOT (e.seq = 1 AND e.was_open);
+    INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, withdrawn_at, source)
+    SELECT u.n, 'type1', caredata.default_purposes('type1'), u.at, u.until, apply_type1_codes.source
+      FROM unnest(numbers, ats, untils) u(n, at, until);
+    opened := coalesce(cardinality(numbers), 0);
+  ELSE
+    UPDATE caredata.objection o
+    SET withdrawn_at = greatest(CASE WHEN e.meaning = 'withdrawn' THEN e.at ELSE e.until END, o.effective_from)
+    FROM pg_temp.caredata_type1_events e
+    WHERE e.seq = 1 AND e.was_open AND (e.meaning = 'withdrawn' OR e.until IS NOT NULL)
+      AND o.nhs_number = e.n AND o.kind = 'type1' AND o.withdrawn_at IS NULL;
+    GET DIAGNOSTICS withdrawn = ROW_COUNT;
+
+    -- every other dissent is recorded: open, or as history when the extract
+    -- also withdraws it
+    INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, withdrawn_at, source)
+    SELECT e.n, 'type1', caredata.default_purposes('type1'), e.at, e.until, apply_type1_codes.source
+    FROM pg_temp.caredata_type1_events e
+    WHERE e.meaning = 'dissent' AND NOT (e.seq = 1 AND e.was_open)
+    ORDER BY e.n, e.at;
+    GET DIAGNOSTICS opened = ROW_COUNT;
+  END IF;
+  -- patients the extract changed nothing for: an open dissent repeated, or
+  -- a withdrawal of nothing
+  unchanged := (SELECT count(*) FROM pg_temp.caredata_type1_events e
+                WHERE e.seq = 1 AND e.until IS NULL
+                  AND ((e.meaning = 'dissent' AND e.was_open) OR (e.meaning = 'withdrawn' AND NOT e.was_open)));
+
+  INSERT INTO caredata.feed_load (feed, source, rows_read, invalid, duplicates, opened, withdrawn, unchanged)
+  VALUES ('type1', source, rows_read, invalid,
+          rows_read - invalid - unmapped - (SELECT count(*) FROM pg_temp.caredata_type1_events),
+          opened, withdrawn, unchanged);
+  PERFORM caredata.audit_append('feed.load', 'type1', jsonb_build_object('source', source, 'rows_read', rows_read, 'invalid', invalid, 'opened', opened, 'withdrawn', withdrawn, 'unchanged', unchanged));
+  DROP TABLE pg_temp.caredata_type1, pg_temp.caredata_type1_events;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.protect(tab regclass, nhs_column name, purpose text, dataset text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, caredata, pg_temp
+AS $$
+DECLARE
+  coltype regtype;
+  parent regclass;
+  r regclass;
+BEGIN
+  PERFORM caredata._catalog_write('caredata.protect()');
+  SELECT a.atttypid::regtype INTO coltype FROM pg_attribute a
+  WHERE a.attrelid = tab AND a.attname = nhs_column AND a.attnum > 0 AND NOT a.attisdropped;
+  IF coltype IS NULL THEN
+    RAISE EXCEPTION 'column "%" of % does not exist', nhs_column, tab USING ERRCODE = 'undefined_column';
+  END IF;
+  IF coltype <> 'caredata.nhs_number'::regtype THEN
+    RAISE EXCEPTION 'column "%" of % is %, not caredata.nhs_number', nhs_column, tab, coltype
+      USING ERRCODE = 'datatype_mismatch',
+            HINT = 'Standardise it first: caredata.try_nhs_number(column).';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM caredata.purpose p WHERE p.name = protect.purpose) THEN
+    RAISE EXCEPTION 'unknown purpose "%"', purpose
+      USING ERRCODE = 'invalid_parameter_value', HINT = 'Purposes are listed in caredata.purpose.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.protected_table t WHERE t.relid = tab) THEN
+    RAISE EXCEPTION '% is already protected', tab
+      USING ERRCODE = 'duplicate_object', HINT = 'Run caredata.unprotect() first to change its purpose.';
+  END IF;
+  -- a partition or child alone would leave its parent's path open
+  SELECT i.inhparent::regclass INTO parent FROM pg_inherits i WHERE i.inhrelid = tab LIMIT 1;
+  IF parent IS NOT NULL THEN
+    RAISE EXCEPTION '% is a partition or inheritance child of %', tab, parent
+      USING ERRCODE = 'wrong_object_type',
+            HINT = format('Protect %s instead: protecting a table protects all its partitions and children.', parent);
+  END IF;
+  -- a Citus table: its filter is one permissive policy, on every shard
+  -- (src/citus/citus.sql; Citus re-creates restrictive policies as permissive)
+  IF caredata._citus_table(tab) THEN
+    PERFORM caredata._protect_citus(tab, nhs_column, purpose, dataset);
+    PERFORM caredata._refuse_unfiltered_views();
+    PERFORM caredata.audit_append('table.protect', tab::text, jsonb_build_object('nhs_column', nhs_column, 'purpose', purpose,
+      'dataset', dataset, 'citus', true));
+    RETURN;
+  END IF;
+  -- the whole hierarchy below it, now and (by the event trigger
+  -- caredata_protect_hierarchy) whatever is attached later
+  FOR r IN SELECT h FROM caredata._hierarchy(tab) h LOOP
+    PERFORM caredata._protect_one(r, nhs_column, purpose, dataset, tab);
+  END LOOP;
+  -- views already reading it past the filter are refused too
+  PERFORM caredata._refuse_unfiltered_views();
+  PERFORM caredata.audit_append('table.protect', tab::text, jsonb_build_object('nhs_column', nhs_column, 'purpose', purpose, 'dataset', dataset,
+    'hierarchy', (SELECT count(*) FROM caredata._hierarchy(tab))));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.unprotect(tab regclass) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, caredata, pg_temp
+AS $$
+DECLARE
+  t caredata.protected_table;
+  hierarchy caredata.protected_table[];
+  citus boolean;
+BEGIN
+  PERFORM caredata._catalog_write('caredata.unprotect()');
+  SELECT * INTO t FROM caredata.protected_table p WHERE p.relid = tab;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION '% is not protected', tab USING ERRCODE = 'undefined_object';
+  END IF;
+  IF t.root <> tab THEN
+    RAISE EXCEPTION '% is protected as part of %', tab, t.root
+      USING ERRCODE = 'wrong_object_type', HINT = format('Unprotect %s, which unprotects its whole hierarchy.', t.root);
+  END IF;
+  -- off the list first: the DDL guard (caredata_protection_guard) refuses
+  -- the DDL below on a table it lists
+  hierarchy := ARRAY(SELECT p FROM caredata.protected_table p WHERE p.root = tab ORDER BY p.relid = tab DESC);
+  DELETE FROM caredata.protected_table p WHERE p.root = tab;
+  FOREACH t IN ARRAY hierarchy LOOP
+    CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.relid);
+    citus := EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = t.relid AND p.polname = 'caredata_filter');
+    IF citus THEN
+      -- a Citus table (src/citus/citus.sql): the shards' statistics target first,
+      -- each in its own transaction, before this one locks them
+      IF EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.relid AND a.attname = t.nhs_column AND NOT a.attisdropped) THEN
+        PERFORM caredata._citus_statistics_target(t.relid, t.nhs_column, -1);
+      END IF;
+      EXECUTE format('DROP POLICY IF EXISTS caredata_filter ON %s', t.relid);
+      DELETE FROM caredata.distributed_filter f WHERE f.relation = caredata._logical_relation(t.relid);
+    ELSE
+      -- IF EXISTS: a table found weakened is unprotected to be repaired
+      EXECUTE format('DROP POLICY IF EXISTS caredata_objection ON %s', t.relid);
+      EXECUTE format('DROP POLICY IF EXISTS caredata_subject ON %s', t.relid);
+    END IF;
+    IF t.added_base_policy THEN
+      EXECUTE format('DROP POLICY IF EXISTS caredata_base ON %s', t.relid);
+    END IF;
+    IF t.enabled_rls THEN
+      EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY', t.relid);
+    END IF;
+    -- statistics again at the default target, from the next ANALYZE
+    IF NOT citus AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = t.relid AND a.attname = t.nhs_column AND NOT a.attisdropped) THEN
+      EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS -1', t.relid, t.nhs_column);
+    END IF;
+  END LOOP;
+  PERFORM caredata.audit_append('table.unprotect', tab::text);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.create_domain(name text, purpose text) RETURNS integer
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  new_id integer;
+BEGIN
+  PERFORM caredata._catalog_write('caredata.create_domain()');
+  IF name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION 'invalid pseudonym domain name'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A domain name is a lower-case letter followed by up to 62 lower-case letters, digits or underscores.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.domain d WHERE d.name = create_domain.name) THEN
+    RAISE EXCEPTION 'pseudonym domain "%" already exists', name
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Domain names are never reused, even after retirement.';
+  END IF;
+  -- the key it is created under: a node with another key file refuses it
+  INSERT INTO caredata.domain (name, purpose, key_fingerprint)
+  VALUES (name, purpose, caredata.key_fingerprint()) RETURNING id INTO new_id;
+  INSERT INTO caredata.domain_key (domain_id, version) VALUES (new_id, 1);
+  PERFORM caredata.audit_append('domain.create', name, jsonb_build_object('id', new_id, 'purpose', purpose, 'version', 1));
+  RETURN new_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.rotate_domain(name text) RETURNS smallint
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  d caredata.domain;
+BEGIN
+  PERFORM caredata._catalog_write('caredata.rotate_domain()');
+  SELECT * INTO d FROM caredata.domain WHERE domain.name = rotate_domain.name FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'pseudonym domain "%" does not exist', name USING ERRCODE = 'undefined_object';
+  END IF;
+  IF d.retired_at IS NOT NULL THEN
+    RAISE EXCEPTION 'pseudonym domain "%" is retired', name USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  INSERT INTO caredata.domain_key (domain_id, version) VALUES (d.id, d.current_version + 1);
+  UPDATE caredata.domain SET current_version = d.current_version + 1 WHERE id = d.id;
+  PERFORM caredata.audit_append('domain.rotate', name, jsonb_build_object('id', d.id, 'version', d.current_version + 1));
+  RETURN d.current_version + 1;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.retire_domain(name text, version integer DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  d caredata.domain;
+BEGIN
+  PERFORM caredata._catalog_write('caredata.retire_domain()');
+  SELECT * INTO d FROM caredata.domain WHERE domain.name = retire_domain.name FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'pseudonym domain "%" does not exist', name USING ERRCODE = 'undefined_object';
+  END IF;
+  IF version IS NULL THEN
+    UPDATE caredata.domain_key SET retired_at = now() WHERE domain_id = d.id AND retired_at IS NULL;
+    UPDATE caredata.domain SET retired_at = now() WHERE id = d.id AND retired_at IS NULL;
+  ELSIF version = d.current_version THEN
+    RAISE EXCEPTION 'cannot retire the current key version of pseudonym domain "%"', name
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Rotate the domain first, or retire the whole domain with retire_domain(name).';
+  ELSE
+    UPDATE caredata.domain_key k SET retired_at = now()
+    WHERE k.domain_id = d.id AND k.version = retire_domain.version AND k.retired_at IS NULL;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'pseudonym domain "%" has no active key version %', name, version
+        USING ERRCODE = 'undefined_object';
+    END IF;
+  END IF;
+  PERFORM caredata.audit_append('domain.retire', name, jsonb_build_object('id', d.id, 'version', version));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.assign_sdc_policy(role regrole, policy text) RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM caredata._catalog_write('caredata.assign_sdc_policy()');
+  IF NOT EXISTS (SELECT 1 FROM caredata.sdc_policy p WHERE p.policy = assign_sdc_policy.policy) THEN
+    RAISE EXCEPTION 'disclosure-control policy "%" does not exist', policy
+      USING ERRCODE = 'undefined_object',
+            HINT = 'See caredata.sdc_policy for the policies.';
+  END IF;
+  INSERT INTO caredata.sdc_policy_role AS r (role, policy) VALUES (assign_sdc_policy.role, assign_sdc_policy.policy)
+  ON CONFLICT ON CONSTRAINT sdc_policy_role_pkey
+  DO UPDATE SET policy = excluded.policy, set_by = excluded.set_by, set_at = excluded.set_at;
+  PERFORM caredata.audit_append('sdc_policy.assign',
+                                CASE WHEN role::oid = 0 THEN 'every role' ELSE role::text END,
+                                jsonb_build_object('policy', policy));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.unassign_sdc_policy(role regrole) RETURNS boolean
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  gone boolean;
+BEGIN
+  PERFORM caredata._catalog_write('caredata.unassign_sdc_policy()');
+  DELETE FROM caredata.sdc_policy_role r WHERE r.role = unassign_sdc_policy.role;
+  gone := FOUND;
+  IF gone THEN
+    PERFORM caredata.audit_append('sdc_policy.unassign',
+                                  CASE WHEN role::oid = 0 THEN 'every role' ELSE role::text END, NULL);
+  END IF;
+  RETURN gone;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.publish(name text, source regclass, spec jsonb, recipient name)
+  RETURNS regclass LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+  SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  full_spec jsonb := jsonb_build_object('nhs_column', 'nhs_number') || coalesce(spec, '{}');
+BEGIN
+  PERFORM caredata._catalog_write('caredata.publish()');
+  IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication name is lower-case letters, digits and _',
+      HINT = 'It names the view published.<name>.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.publication x WHERE x.name = publish.name) THEN
+    RAISE EXCEPTION USING ERRCODE = '42710', MESSAGE = format('publication "%s" already exists', name),
+      HINT = 'Unpublish it first, or republish it.';
+  END IF;
+  IF full_spec->>'purpose' IS NULL OR NOT EXISTS (SELECT 1 FROM caredata.purpose x WHERE x.name = full_spec->>'purpose') THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication needs the purpose it is for',
+      HINT = 'Set "purpose" in the spec to one of caredata.purpose (research, ...): the objection filter is built for it.';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM caredata.domain d WHERE d.name = full_spec->>'domain' AND d.retired_at IS NULL) THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = 'a publication needs the recipient''s pseudonym domain',
+      HINT = 'Set "domain" in the spec to a domain made with caredata.create_domain(), and run caredata.refresh_pseudonyms() for the source.';
+  END IF;
+  -- the rest is checked by caredata._publication_check(), as the caller
+  INSERT INTO caredata.publication (name, recipient, source, spec) VALUES (name, recipient, source, full_spec);
+  PERFORM caredata._publication_view(name);
+  PERFORM caredata.audit_append('publication.create', name,
+    jsonb_build_object('recipient', recipient, 'source', source::text, 'spec', full_spec,
+                       'disclosure', (SELECT x.disclosure - 'measured_at' FROM caredata.publication x WHERE x.name = publish.name)));
+  RETURN format('published.%I', name)::regclass;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.publish_aggregates(name text, source regclass, spec jsonb, recipient name)
+  RETURNS regclass LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+  SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  full_spec jsonb := jsonb_build_object('nhs_column', 'nhs_number') || coalesce(spec, '{}')
+                     || jsonb_build_object('kind', 'aggregates', 'columns', coalesce(spec->'columns', '{}'));
+BEGIN
+  PERFORM caredata._catalog_write('caredata.publish_aggregates()');
+  IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication name is lower-case letters, digits and _',
+      HINT = 'It names the view published.<name>.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.publication x WHERE x.name = publish_aggregates.name) THEN
+    RAISE EXCEPTION USING ERRCODE = '42710', MESSAGE = format('publication "%s" already exists', name),
+      HINT = 'Unpublish it first, or republish it.';
+  END IF;
+  IF full_spec->>'purpose' IS NULL OR NOT EXISTS (SELECT 1 FROM caredata.purpose x WHERE x.name = full_spec->>'purpose') THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication needs the purpose it is for',
+      HINT = 'Set "purpose" in the spec to one of caredata.purpose (research, ...): the objection filter is built for it.';
+  END IF;
+  -- (the objection filter reads the stored pseudonyms, as publish()'s does;
+  -- the view counts people by them and shows none)
+  IF NOT EXISTS (SELECT 1 FROM caredata.domain d WHERE d.name = full_spec->>'domain' AND d.retired_at IS NULL) THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = 'a publication needs the recipient''s pseudonym domain',
+      HINT = 'Set "domain" in the spec to a domain made with caredata.create_domain(), and run caredata.refresh_pseudonyms() for the source.';
+  END IF;
+  -- the rest is checked by caredata._publication_check(), as the caller
+  INSERT INTO caredata.publication (name, recipient, source, spec) VALUES (name, recipient, source, full_spec);
+  PERFORM caredata._publication_view(name);
+  PERFORM caredata.audit_append('publication.create', name,
+    jsonb_build_object('recipient', recipient, 'source', source::text, 'spec', full_spec));
+  RETURN format('published.%I', name)::regclass;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.republish(name text) RETURNS regclass
+  LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p caredata.publication;
+BEGIN
+  PERFORM caredata._catalog_write('caredata.republish()');
+  UPDATE caredata.publication x SET republished_at = now() WHERE x.name = republish.name RETURNING * INTO p;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('publication "%s" does not exist', name),
+      HINT = 'See caredata.publication.';
+  END IF;
+  -- after a key rotation: the stored pseudonyms move to the current version
+  PERFORM caredata.refresh_pseudonyms(p.spec->>'domain', p.source, (p.spec->>'nhs_column')::name);
+  PERFORM caredata._publication_view(name);
+  PERFORM caredata.audit_append('publication.republish', name, jsonb_build_object('recipient', p.recipient));
+  RETURN format('published.%I', name)::regclass;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.unpublish(name text) RETURNS void
+  LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p caredata.publication;
+BEGIN
+  PERFORM caredata._catalog_write('caredata.unpublish()');
+  DELETE FROM caredata.publication x WHERE x.name = unpublish.name RETURNING * INTO p;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('publication "%s" does not exist', name),
+      HINT = 'See caredata.publication.';
+  END IF;
+  EXECUTE format('DROP VIEW IF EXISTS published.%I', p.name);
+  -- on Citus, what the view reads through (_publication_view)
+  IF to_regprocedure(format('published.%I()', '_rows_' || substr(md5(p.name), 1, 12))) IS NOT NULL THEN
+    EXECUTE format('DROP FUNCTION published.%I()', '_rows_' || substr(md5(p.name), 1, 12));
+    EXECUTE format('DROP VIEW published.%I', '_query_' || substr(md5(p.name), 1, 12));
+  END IF;
+  PERFORM caredata.audit_append('publication.drop', name, jsonb_build_object('recipient', p.recipient));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.refresh_pseudonyms(domain text, source regclass, nhs_column name DEFAULT 'nhs_number')
+  RETURNS bigint LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+  SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  v integer;
+  n bigint;
+BEGIN
+  PERFORM caredata._catalog_write('caredata.refresh_pseudonyms()');
+  SELECT d.current_version INTO v FROM caredata.domain d WHERE d.name = refresh_pseudonyms.domain AND d.retired_at IS NULL;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('pseudonym domain "%s" does not exist or is retired', domain),
+      HINT = 'Create it with caredata.create_domain(name, purpose).';
+  END IF;
+  DELETE FROM caredata.pseudonym_map m WHERE m.domain = refresh_pseudonyms.domain AND m.version <> v;
+  EXECUTE format($q$
+    INSERT INTO caredata.pseudonym_map (domain, nhs_number, version, pseudonym)
+    SELECT $1, x.n, $2, caredata.pseudonymise(x.n, $1)
+      FROM (SELECT DISTINCT caredata.try_nhs_number(s.%I::text) AS n FROM %s s) x
+     WHERE x.n IS NOT NULL
+    ON CONFLICT (domain, nhs_number) DO NOTHING$q$, nhs_column, source)
+    USING domain, v;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  PERFORM caredata.audit_append('pseudonyms.refresh', domain, jsonb_build_object('source', source::text, 'version', v, 'added', n));
+  RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.register_approval(reference text, legal_basis text, basis_reference text, purposes text[],
+                                           roles regrole[], valid_from timestamptz, valid_until timestamptz,
+                                           datasets text[] DEFAULT NULL, opt_out_applies boolean DEFAULT true,
+                                           opt_out_exemption text DEFAULT NULL)
+  RETURNS text LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM caredata._catalog_write('caredata.register_approval()');
+  IF reference IS NULL OR reference OPERATOR(pg_catalog.!~) '^[A-Za-z0-9][A-Za-z0-9 ./_:()-]{0,62}$' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an approval reference is letters, digits, spaces and ./_:()- (at most 63)',
+      HINT = 'Use the approval''s own reference, for example CAG 1-23 or COPI 2020-03.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.approval a WHERE a.reference OPERATOR(pg_catalog.=) register_approval.reference) THEN
+    RAISE EXCEPTION USING ERRCODE = '42710', MESSAGE = pg_catalog.format('approval "%s" is already registered', reference),
+      HINT = 'An approval is never changed: revoke it (caredata.revoke_approval()) and register the new one under its own reference.';
+  END IF;
+  IF legal_basis IS NULL OR NOT legal_basis OPERATOR(pg_catalog.=) ANY (ARRAY['section_251', 'civil_emergency', 'court_order', 'consent', 'statutory']) THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = pg_catalog.format('unknown legal basis "%s"', legal_basis),
+      HINT = 'Legal bases: section_251 (research support under the NHS Act 2006), civil_emergency (a COPI notice), court_order, consent, statutory.';
+  END IF;
+  IF basis_reference IS NULL OR pg_catalog.btrim(basis_reference) OPERATOR(pg_catalog.=) '' THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an approval needs the reference of its legal basis',
+      HINT = 'The CAG approval number for section_251, the notice for civil_emergency, the order, the consent record or the statute.';
+  END IF;
+  IF coalesce(pg_catalog.cardinality(purposes), 0) OPERATOR(pg_catalog.=) 0
+     OR EXISTS (SELECT 1 FROM pg_catalog.unnest(purposes) p
+                 WHERE p IS NULL OR NOT EXISTS (SELECT 1 FROM caredata.purpose x WHERE x.name OPERATOR(pg_catalog.=) p)) THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an approval covers known purposes',
+      HINT = 'Purposes are listed in caredata.purpose.';
+  END IF;
+  IF datasets IS NOT NULL AND (pg_catalog.cardinality(datasets) OPERATOR(pg_catalog.=) 0
+     OR EXISTS (SELECT 1 FROM pg_catalog.unnest(datasets) d WHERE d IS NULL OR pg_catalog.btrim(d) OPERATOR(pg_catalog.=) '')) THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an approval''s datasets are named',
+      HINT = 'Name the datasets (studies or publications) it covers, or pass NULL for an approval not limited to named datasets.';
+  END IF;
+  IF coalesce(pg_catalog.cardinality(roles), 0) OPERATOR(pg_catalog.=) 0
+     OR EXISTS (SELECT 1 FROM pg_catalog.unnest(roles) r
+                 WHERE r IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles x WHERE x.oid OPERATOR(pg_catalog.=) r::oid)) THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an approval names the roles it allows',
+      HINT = 'Name existing roles (not PUBLIC): the re-identifier logins or the recipient roles it covers.';
+  END IF;
+  IF valid_from IS NULL OR valid_until IS NULL OR valid_until OPERATOR(pg_catalog.<=) valid_from
+     OR pg_catalog.isfinite(valid_until) IS NOT TRUE THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an approval is valid between two times',
+      HINT = 'valid_from before valid_until; an approval always ends (CAG support is reviewed, a COPI notice lapses).';
+  END IF;
+  IF opt_out_applies IS NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22004', MESSAGE = 'say whether the national data opt-out applies to the approval',
+      HINT = 'true unless the approval sets it aside.';
+  END IF;
+  IF NOT opt_out_applies AND legal_basis OPERATOR(pg_catalog.=) 'section_251'
+     AND (opt_out_exemption IS NULL OR pg_catalog.btrim(opt_out_exemption) OPERATOR(pg_catalog.=) '') THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'section 251 support is subject to the national data opt-out unless it records an exemption',
+      HINT = 'Pass opt_out_exemption: the reference of the exemption the Confidentiality Advisory Group recorded; otherwise leave opt_out_applies true.';
+  END IF;
+  IF opt_out_applies AND opt_out_exemption IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an opt-out exemption is recorded only when the approval sets the opt-out aside',
+      HINT = 'Pass opt_out_applies => false with it, or leave it out.';
+  END IF;
+  INSERT INTO caredata.approval (reference, legal_basis, basis_reference, purposes, datasets, roles, valid_from, valid_until,
+                                 opt_out_applies, opt_out_exemption)
+  VALUES (reference, legal_basis, basis_reference, purposes, datasets, roles, valid_from, valid_until,
+          opt_out_applies, opt_out_exemption);
+  PERFORM caredata.audit_append('approval.register', reference,
+    pg_catalog.jsonb_build_object('legal_basis', legal_basis, 'basis_reference', basis_reference, 'purposes', purposes,
+      'datasets', datasets, 'roles', (SELECT pg_catalog.array_agg(r::text) FROM pg_catalog.unnest(roles) r),
+      'valid_from', valid_from, 'valid_until', valid_until,
+      'opt_out_applies', opt_out_applies, 'opt_out_exemption', opt_out_exemption));
+  RETURN reference;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.revoke_approval(reference text, reason text) RETURNS void
+  LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM caredata._catalog_write('caredata.revoke_approval()');
+  IF reason IS NULL OR pg_catalog.length(pg_catalog.btrim(reason)) OPERATOR(pg_catalog.<) 10 THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a revocation needs its reason',
+      HINT = 'Say why, in at least 10 characters; it is kept in the register and the audit log.';
+  END IF;
+  UPDATE caredata.approval a SET revoked_at = pg_catalog.now(), revoked_by = session_user, revoke_reason = reason
+   WHERE a.reference OPERATOR(pg_catalog.=) revoke_approval.reference AND a.revoked_at IS NULL;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = 'P0002', MESSAGE = pg_catalog.format('no approval "%s" in force to revoke', reference),
+      HINT = 'Approvals not yet revoked are those in caredata.approval with revoked_at NULL.';
+  END IF;
+  PERFORM caredata.audit_append('approval.revoke', reference, NULL, reason);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata._sdc_ptable_audit() RETURNS trigger
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  names text;
+  n bigint;
+BEGIN
+  -- on Citus the p-tables are reference tables: the trigger fires on every
+  -- node's placement, and the coordinator's entry is the audit (issue 27)
+  IF caredata._citus_worker() THEN
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    SELECT string_agg(DISTINCT r.ptable, ','), count(*) INTO names, n FROM new_rows r;
+  ELSIF TG_OP = 'UPDATE' THEN
+    SELECT string_agg(DISTINCT r.ptable, ','), count(*) INTO names, n
+      FROM (SELECT o.ptable FROM old_rows o UNION ALL SELECT w.ptable FROM new_rows w) r;
+  ELSIF TG_OP = 'DELETE' THEN
+    SELECT string_agg(DISTINCT r.ptable, ','), count(*) INTO names, n FROM old_rows r;
+  END IF;
+  IF TG_OP = 'TRUNCATE' OR n OPERATOR(pg_catalog.>) 0 THEN
+    PERFORM caredata.audit_append('sdc_ptable.' OPERATOR(pg_catalog.||) pg_catalog.lower(TG_OP),
+                                  coalesce(names, 'every p-table'), pg_catalog.jsonb_build_object('rows', n));
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata._link_check_project(project text) RETURNS text
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  -- the projects, models and person index are the coordinator's (issue 27)
+  PERFORM caredata._coordinator_only('caredata linkage');
+  IF project IS NULL OR project !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    PERFORM caredata._link_bad('a linkage project name is lower-case letters, digits and _', 'For example ''default'' or ''gp_hes''.');
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM caredata.link_project p WHERE p.project = _link_check_project.project) THEN
+    PERFORM caredata._link_bad(format('linkage project "%s" does not exist', project),
+                               'Create it with caredata.link_create_project(), or see caredata.link_project.', '42704');
+  END IF;
+  RETURN project;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.link_create_project(project text, description text DEFAULT NULL) RETURNS void
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_project text := project;
+BEGIN
+  PERFORM caredata._coordinator_only('caredata linkage');
+  IF p_project IS NULL OR p_project !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    PERFORM caredata._link_bad('a linkage project name is lower-case letters, digits and _', 'For example ''gp_hes'' or ''birth_cohort''.');
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.link_project x WHERE x.project = p_project) THEN
+    PERFORM caredata._link_bad(format('linkage project "%s" already exists', p_project),
+                               'Choose another name, or drop it first with caredata.link_drop_project().', '42710');
+  END IF;
+  INSERT INTO caredata.link_project (project, description) VALUES (p_project, link_create_project.description);
+  PERFORM caredata._link_maintain('create_partitions', project => p_project);
+  PERFORM caredata.audit_append('linkage.create_project', p_project, jsonb_build_object('description', link_create_project.description));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata._publication_view(name text) RETURNS void
+  LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p caredata.publication;
+  c record;
+  why text;
+  body text;
+  approved text := '';
+  citus boolean;
+  rows_name text := '_rows_' || substr(md5(name), 1, 12);
+  inner_name text := '_query_' || substr(md5(name), 1, 12);
+  mode text;
+BEGIN
+  SELECT * INTO p FROM caredata.publication x WHERE x.name = _publication_view.name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('publication "%s" does not exist', name),
+      HINT = 'See caredata.publication.';
+  END IF;
+  citus := caredata._citus_table(p.source) OR caredata._citus_table('caredata.pseudonym_map');
+  IF citus THEN
+    -- Citus creates the function below on every node over one connection
+    -- per node, and refuses once this transaction has read a distributed
+    -- table in parallel: the reads of the source use one connection too
+    -- (issue 27), until the function is made
+    mode := current_setting('citus.multi_shard_modify_mode');
+    PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
+  END IF;
+  -- the recipient again (it may have joined a privileged role since), and
+  -- the kept columns by their values (an identifier under another name)
+  why := caredata._recipient_problem(p.recipient);
+  IF why IS NOT NULL THEN
+    RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format('role "%s" cannot be a recipient', p.recipient),
+      DETAIL = format('Role "%s" %s.', p.recipient, why),
+      HINT = 'Unpublish the publication (caredata.unpublish()), or revoke the membership first.';
+  END IF;
+  -- an approval the spec names covers the recipient, purpose and dataset
+  -- now (42501 otherwise), and the view checks it again each time it is read
+  IF p.spec ? 'approval' THEN
+    PERFORM caredata._approval_require(p.spec->>'approval', p.recipient, p.spec->>'purpose', p.spec->>'dataset', 'publication');
+    approved := format(' AND (SELECT caredata._published_approval(%L))', p.name);
+  END IF;
+  FOR c IN SELECT key, value FROM jsonb_each_text(p.spec->'columns') ORDER BY key LOOP
+    why := coalesce(caredata._direct_identifier(p.source, c.key),
+                    CASE WHEN c.value = 'keep' THEN caredata._direct_identifier_values(p.source, c.key) END);
+    IF why IS NOT NULL AND NOT caredata._identifier_treatment_ok(why, c.value) AND NOT p.spec ? 'approval' THEN
+      RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = format('column "%s" is a direct identifier (%s) and cannot be published as "%s"', c.key, why, c.value),
+        DETAIL = 'A publication releases no NHS number, full date of birth, full postcode, name, address, telephone number or e-mail address.',
+        HINT = 'Generalise it (a date of birth as year_of_birth or age_band, a postcode as district or sector) or leave it out; an identifiable release names an approval in the register ("approval" in the spec) that covers the recipient, purpose and dataset.';
+    END IF;
+  END LOOP;
+  EXECUTE format('DROP VIEW IF EXISTS published.%I', p.name);
+  IF to_regprocedure(format('published.%I()', rows_name)) IS NOT NULL THEN
+    EXECUTE format('DROP FUNCTION published.%I()', rows_name);
+  END IF;
+  IF to_regclass(format('published.%I', inner_name)) IS NOT NULL THEN
+    EXECUTE format('DROP VIEW published.%I', inner_name);
+  END IF;
+  -- the generalisation level for k and linkability, measured as the view's
+  -- owner; the query with k enforced as it is read (src/publication/kanon.sql)
+  body := CASE WHEN p.spec->>'kind' = 'aggregates' THEN caredata._publication_aggregate_query(p) ELSE caredata._publication_kanon_query(p.spec,
+            caredata._publication_base(p, caredata._publication_disclose(p, citus), citus)) END;
+  -- (aggregates only, src/publication/dashboard.sql: no records, so no k to enforce)
+  IF p.spec->>'kind' = 'aggregates' AND citus THEN
+    RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'aggregate-only publications of distributed tables are not supported',
+      HINT = 'Publish a local table or materialized view of the distributed one.';
+  END IF;
+  -- codes' labels beside them, when the spec asks (src/publication/dashboard.sql)
+  body := caredata._publication_labelled(p.spec, body);
+  IF citus THEN
+    -- Citus runs a view's query on the nodes as its reader, who may read
+    -- the view but not its source: the query runs instead in a SECURITY
+    -- DEFINER function, as the view's owner, as a view's would
+    -- (docs/scale-out.md)
+    EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s', inner_name, body);
+    EXECUTE format('REVOKE ALL ON published.%I FROM PUBLIC', inner_name);
+    EXECUTE format('COMMENT ON VIEW published.%I IS %L', inner_name,
+                   'caredata publication on Citus: its query, read only through its function');
+    EXECUTE format('CREATE FUNCTION published.%I() RETURNS SETOF published.%I LANGUAGE plpgsql STABLE SECURITY DEFINER '
+                   'SET search_path = pg_catalog, pg_temp AS %L',
+                   rows_name, inner_name, format('BEGIN RETURN QUERY SELECT * FROM published.%I; END', inner_name));
+    EXECUTE format('REVOKE ALL ON FUNCTION published.%I() FROM PUBLIC', rows_name);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION published.%I() TO %I', rows_name, p.recipient);
+    EXECUTE format('COMMENT ON FUNCTION published.%I() IS %L', rows_name,
+                   'caredata publication on Citus: the rows of its view, as its owner');
+    PERFORM set_config('citus.multi_shard_modify_mode', mode, true);
+    body := format('SELECT * FROM published.%I() q', rows_name);
+    -- the reader check below, in the outer view: the inner query runs as the owner
+    EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s WHERE (SELECT caredata._published_reader())%s', p.name, body, approved);
+  ELSE
+    -- (the reader is checked inside, by _publication_base's query; an
+    -- approval, when the spec names one, outside it)
+    IF approved <> '' THEN
+      body := format('SELECT * FROM (%s) q WHERE true%s', body, approved);
+    END IF;
+    EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s', p.name, body);
+  END IF;
+  -- every role reads every comment (obj_description): it names no
+  -- recipient, domain, source or purpose
+  EXECUTE format('COMMENT ON VIEW published.%I IS %L', p.name,
+                 'caredata publication: a de-identified, objection-filtered view for its recipient alone');
+  EXECUTE format('REVOKE ALL ON published.%I FROM PUBLIC', p.name);
+  EXECUTE format('GRANT SELECT ON published.%I TO %I', p.name, p.recipient);
+  EXECUTE format('GRANT USAGE ON SCHEMA published TO %I', p.recipient);
+  -- a view's functions run with its reader's EXECUTE rights: the filter's
+  -- (answered as for an analyst, who may already call it)
+  EXECUTE format('GRANT EXECUTE ON FUNCTION caredata.permitted(caredata.nhs_number, text, timestamptz, text) TO %I', p.recipient);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION caredata._published_reader(), caredata._recipient_problem(name) TO %I', p.recipient);
+  IF p.spec ? 'approval' THEN
+    EXECUTE format('GRANT EXECUTE ON FUNCTION caredata._published_approval(text) TO %I', p.recipient);
+  END IF;
+  -- (the recipient's search_path is left alone: the view qualifies all it
+  -- names, and the recipient sets its own; docs/publication.md)
+END
+$$;
+
+DO $issue27$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['bigint', 'caredata.nhs_number', 'caredata.pseudonym', 'text'] LOOP
+    EXECUTE format($a$
+      COMMENT ON AGGREGATE caredata.safe_count_text(%1$s) IS
+        'distinct people for display, as the caredata.sdc_policy setting allows: the number, or the policy''s mark (* or [REDACTED]); over a Citus distributed table write safe_count_text(...) COLLATE "C" to sort or store it (Citus''s combine drops the collation: docs/scale-out.md)';
+      COMMENT ON AGGREGATE caredata.safe_count_text(%1$s, text) IS
+        'distinct people for display, as the named policy allows: the number, or the policy''s mark (* or [REDACTED]); over a Citus distributed table write safe_count_text(...) COLLATE "C" to sort or store it (Citus''s combine drops the collation: docs/scale-out.md)';
+      $a$, t);
+  END LOOP;
+END
+$issue27$;
+COMMENT ON AGGREGATE caredata.safe_count_text(caredata.person_set) IS
+  'the union of partial states for display; over a Citus distributed table write safe_count_text(...) COLLATE "C" to sort or store it (Citus''s combine drops the collation: docs/scale-out.md)';
+
+-- ---- issue 28 after issue 27: the opt-out snapshot in one pass, with the worker guard ----
+CREATE OR REPLACE FUNCTION caredata.apply_opt_out_snapshot(
+  snapshot regclass,
+  nhs_column name DEFAULT 'nhs_number',
+  source text DEFAULT 'national_data_opt_out_service',
+  effective_at timestamptz DEFAULT now(),
+  abort_on_invalid boolean DEFAULT false,
+  allow_empty boolean DEFAULT false,
+  OUT rows_read bigint, OUT invalid bigint, OUT duplicates bigint,
+  OUT opened bigint, OUT withdrawn bigint, OUT unchanged bigint)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, caredata, pg_temp
+SET work_mem = '512MB'
+SET enable_nestloop = off
+SET enable_hashjoin = off
+SET enable_hashagg = off
+AS $$
+DECLARE
+  distinct_valid bigint;
+  at_ timestamptz;
+  ids bigint[];
+  numbers caredata.nhs_number[];
+  citus boolean;
+BEGIN
+  PERFORM caredata._catalog_write('caredata.apply_opt_out_snapshot()');
+  -- one feed at a time; readers are never blocked (SHARE ROW EXCLUSIVE)
+  PERFORM caredata.lock_register();
+  citus := caredata._citus_table('caredata.objection');
+  IF NOT citus THEN
+    -- One pass (this function's settings rule out nested loops and hashing
+    -- millions of numbers, whose random access cost twice as much): the
+    -- snapshot parsed and grouped by number (one sort), merged in NHS number
+    -- order with the register's open national opt-outs (its objection_open
+    -- index), counting as it goes and keeping only the differences: the
+    -- open objections of this source the snapshot no longer holds, and the
+    -- numbers no open objection holds yet (in NHS number order).
+    EXECUTE format($q$
+      SELECT coalesce(sum(s.c), 0), coalesce(sum(s.c) FILTER (WHERE s.n IS NULL), 0),
+             coalesce(sum(s.c OPERATOR(pg_catalog.-) 1) FILTER (WHERE s.n IS NOT NULL), 0),
+             count(s.n),
+             array_agg(r.id) FILTER (WHERE s.c IS NULL AND r.source OPERATOR(pg_catalog.=) $1),
+             array_agg(s.n) FILTER (WHERE r.id IS NULL AND s.n IS NOT NULL)
+        FROM (SELECT caredata.try_nhs_number(x.%I::text) AS n, count(*) AS c FROM %s x GROUP BY 1) s
+        FULL JOIN (SELECT o.id, o.nhs_number, o.source FROM caredata.objection o
+                    WHERE o.kind OPERATOR(pg_catalog.=) 'national_data_opt_out' AND o.withdrawn_at IS NULL) r
+          ON r.nhs_number OPERATOR(caredata.=) s.n$q$, nhs_column, snapshot)
+    INTO rows_read, invalid, duplicates, distinct_valid, ids, numbers
+    USING apply_opt_out_snapshot.source;
+  ELSE
+    -- On Citus the register is a reference table: the snapshot is parsed
+    -- into a temporary table, and the changes worked out from it
+    EXECUTE format('CREATE TEMP TABLE caredata_snapshot ON COMMIT DROP AS
+                    SELECT caredata.try_nhs_number(%I::text) AS n FROM %s ORDER BY 1',
+                   nhs_column, snapshot);
+    ANALYZE pg_temp.caredata_snapshot;
+    SELECT count(*), count(*) FILTER (WHERE n IS NULL), count(n) - count(DISTINCT n), count(DISTINCT n)
+    INTO rows_read, invalid, duplicates, distinct_valid
+    FROM pg_temp.caredata_snapshot;
+  END IF;
+  IF distinct_valid = 0 AND NOT allow_empty THEN
+    RAISE EXCEPTION 'opt-out snapshot holds no valid NHS numbers'
+      USING ERRCODE = 'no_data_found',
+            DETAIL = format('It has %s rows, %s of them invalid or missing. Applying it would withdraw every national data opt-out from this source.',
+                            rows_read, invalid),
+            HINT = 'Check the delivery and the column name; pass allow_empty => true if it really is empty.';
+  END IF;
+  IF invalid > 0 THEN
+    IF abort_on_invalid THEN
+      RAISE EXCEPTION 'opt-out snapshot holds % invalid or missing NHS numbers', invalid
+        USING ERRCODE = 'invalid_text_representation',
+              HINT = 'Nothing was applied. Pass abort_on_invalid => false to skip them and apply the rest.';
+    END IF;
+    RAISE NOTICE 'opt-out snapshot: % invalid or missing NHS numbers skipped', invalid;
+  END IF;
+  IF duplicates > 0 THEN
+    RAISE NOTICE 'opt-out snapshot: % duplicate NHS numbers counted once', duplicates;
+  END IF;
+
+  IF NOT citus THEN
+    UPDATE caredata.objection o SET withdrawn_at = greatest(effective_at, o.effective_from)
+     WHERE o.id OPERATOR(pg_catalog.=) ANY (coalesce(ids, '{}'));
+    GET DIAGNOSTICS withdrawn = ROW_COUNT;
+    -- in NHS number order (the merge's), so the inserts walk the register's
+    -- NHS number indexes once in order instead of landing at random
+    INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source)
+    SELECT n, 'national_data_opt_out', caredata.default_purposes('national_data_opt_out'),
+           effective_at, apply_opt_out_snapshot.source
+      FROM unnest(numbers) WITH ORDINALITY AS u(n, i) ORDER BY i;
+    GET DIAGNOSTICS opened = ROW_COUNT;
+  ELSE
+    -- Citus writes a reference table only from rows it can route, not from
+    -- a join with this session's snapshot (docs/scale-out.md)
+    withdrawn := 0;
+    FOR at_, ids IN
+      SELECT greatest(effective_at, o.effective_from), array_agg(o.id)
+        FROM caredata.objection o
+       WHERE o.kind = 'national_data_opt_out' AND o.source = apply_opt_out_snapshot.source
+         AND o.withdrawn_at IS NULL
+         AND NOT EXISTS (SELECT 1 FROM pg_temp.caredata_snapshot s WHERE s.n = o.nhs_number)
+       GROUP BY 1 LOOP
+      UPDATE caredata.objection o SET withdrawn_at = at_ WHERE o.id = ANY (ids);
+      withdrawn := withdrawn + cardinality(ids);
+    END LOOP;
+    SELECT array_agg(s.n ORDER BY s.n) INTO numbers
+      FROM (SELECT DISTINCT n FROM pg_temp.caredata_snapshot WHERE n IS NOT NULL) s
+     WHERE NOT EXISTS (SELECT 1 FROM caredata.objection o
+                       WHERE o.nhs_number = s.n AND o.kind = 'national_data_opt_out'
+                         AND o.withdrawn_at IS NULL);
+    INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source)
+    SELECT n, 'national_data_opt_out', caredata.default_purposes('national_data_opt_out'),
+           effective_at, apply_opt_out_snapshot.source
+      FROM unnest(numbers) n;
+    opened := coalesce(cardinality(numbers), 0);
+    DROP TABLE pg_temp.caredata_snapshot;
+  END IF;
+  unchanged := distinct_valid - opened;
+
+  INSERT INTO caredata.feed_load (feed, source, rows_read, invalid, duplicates, opened, withdrawn, unchanged)
+  VALUES ('national_data_opt_out', source, rows_read, invalid, duplicates, opened, withdrawn, unchanged);
+  PERFORM caredata.audit_append('feed.load', 'national_data_opt_out', jsonb_build_object('source', source, 'rows_read', rows_read, 'invalid', invalid, 'opened', opened, 'withdrawn', withdrawn, 'unchanged', unchanged));
+END
+$$;
+COMMENT ON FUNCTION caredata.apply_opt_out_snapshot(regclass, name, text, timestamptz, boolean, boolean) IS
+  'apply a full National Data Opt-out snapshot in one transaction: new numbers open objections, missing ones are withdrawn, the rest untouched; invalid numbers are counted and skipped';

@@ -15,6 +15,14 @@
  *	  its reference tables are such queries; they read the node's own
  *	  placement (Citus's local execution), so caredata allows nesting for
  *	  its own reads only, for their duration (citus_nested_begin/end).
+ *	- In a parallel worker PostgreSQL reports every query as inside a
+ *	  transaction block (TBLOCK_PARALLEL_INPROGRESS), so Citus opens a
+ *	  coordinated transaction for caredata's reference-table reads there
+ *	  (citus.select_opens_transaction_block), which the worker cannot
+ *	  commit: "cannot use 2PC in transactions involving multiple servers"
+ *	  (issue 27).  The reads are local and read-only and need none: in a
+ *	  parallel worker caredata turns that setting off for them too.  The
+ *	  filter reads the same rows under the same snapshot either way.
  *	- The table named caredata.objection is a shell: the rows are in its
  *	  placement, caredata.objection_<shardid>.  What caredata reads by OID
  *	  (the register probe's index scan) must open the placement:
@@ -30,6 +38,7 @@
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
@@ -41,6 +50,7 @@
 #include "base/search_path.h"
 
 #define NESTED_GUC "citus.allow_nested_distributed_execution"
+#define SELECT_BLOCK_GUC "citus.select_opens_transaction_block"
 
 /* is Citus's metadata in this database? */
 static bool
@@ -63,6 +73,10 @@ citus_nested_begin(void)
 	level = NewGUCNestLevel();
 	(void) set_config_option(NESTED_GUC, "on", PGC_SUSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+	/* a parallel worker cannot commit a coordinated transaction (above) */
+	if (IsParallelWorker())
+		(void) set_config_option(SELECT_BLOCK_GUC, "off", PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 	return level;
 }
 

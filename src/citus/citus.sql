@@ -23,6 +23,48 @@ REVOKE ALL ON caredata.distributed_filter FROM PUBLIC;
 GRANT SELECT, INSERT, DELETE ON caredata.distributed_filter TO caredata_admin;
 SELECT pg_catalog.pg_extension_config_dump('caredata.distributed_filter', '');
 
+-- Is this node a Citus worker?  False without Citus and on the
+-- coordinator (Citus's group 0).
+CREATE FUNCTION caredata._citus_worker() RETURNS boolean
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  coordinator boolean;
+BEGIN
+  IF to_regproc('pg_catalog.citus_is_coordinator') IS NULL THEN
+    RETURN false;
+  END IF;
+  EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+  RETURN NOT coordinator;
+END
+$$;
+COMMENT ON FUNCTION caredata._citus_worker() IS
+  'internal: whether this node is a Citus worker (false without Citus and on the coordinator)';
+
+-- Every function that writes caredata's catalogs calls this first (issue
+-- 27): on a worker a write to a reference table takes its ids from the
+-- worker's own sequences, which collide with the coordinator's, and a
+-- write to a coordinator-only catalog lands in the worker's empty copy.
+CREATE FUNCTION caredata._catalog_write(what text) RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF caredata._citus_worker() THEN
+    RAISE EXCEPTION '% writes caredata''s catalogs and runs on the Citus coordinator only', what
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'On a worker it would take ids from the worker''s own sequences, which collide with the coordinator''s.',
+            HINT = 'Run it on the coordinator; docs/scale-out.md lists which functions run where.';
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION caredata._catalog_write(text) IS
+  'internal: refuse on a Citus worker a function that writes caredata''s catalogs (run it on the coordinator)';
+-- the writers are the admin's and the linker's (superusers pass anyway)
+REVOKE ALL ON FUNCTION caredata._catalog_write(text), caredata._citus_worker() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION caredata._catalog_write(text), caredata._citus_worker() TO caredata_admin, caredata_linker;
+
 -- the catalogs citus_setup() makes reference tables: all that a query on a
 -- worker reads (the register, exemptions, subject access, key domains,
 -- disclosure policies, the roles they are in force for and their p-tables, distributed filters, and the stored pseudonyms a

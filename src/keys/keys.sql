@@ -68,6 +68,7 @@ AS $$
 DECLARE
   new_id integer;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.create_domain()');
   IF name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
     RAISE EXCEPTION 'invalid pseudonym domain name'
       USING ERRCODE = 'invalid_parameter_value',
@@ -96,6 +97,7 @@ AS $$
 DECLARE
   d caredata.domain;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.rotate_domain()');
   SELECT * INTO d FROM caredata.domain WHERE domain.name = rotate_domain.name FOR UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'pseudonym domain "%" does not exist', name USING ERRCODE = 'undefined_object';
@@ -119,6 +121,7 @@ AS $$
 DECLARE
   d caredata.domain;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.retire_domain()');
   SELECT * INTO d FROM caredata.domain WHERE domain.name = retire_domain.name FOR UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'pseudonym domain "%" does not exist', name USING ERRCODE = 'undefined_object';

@@ -152,6 +152,8 @@ COMMENT ON FUNCTION caredata._link_key_columns() IS
 CREATE FUNCTION caredata._link_check_project(project text) RETURNS text
   LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+  -- the projects, models and person index are the coordinator's (issue 27)
+  PERFORM caredata._coordinator_only('caredata linkage');
   IF project IS NULL OR project !~ '^[a-z][a-z0-9_]{0,62}$' THEN
     PERFORM caredata._link_bad('a linkage project name is lower-case letters, digits and _', 'For example ''default'' or ''gp_hes''.');
   END IF;
@@ -585,6 +587,7 @@ CREATE FUNCTION caredata.link_create_project(project text, description text DEFA
 DECLARE
   p_project text := project;
 BEGIN
+  PERFORM caredata._coordinator_only('caredata linkage');
   IF p_project IS NULL OR p_project !~ '^[a-z][a-z0-9_]{0,62}$' THEN
     PERFORM caredata._link_bad('a linkage project name is lower-case letters, digits and _', 'For example ''gp_hes'' or ''birth_cohort''.');
   END IF;

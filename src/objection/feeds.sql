@@ -59,6 +59,7 @@ DECLARE
   numbers caredata.nhs_number[];
   citus boolean;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.apply_opt_out_snapshot()');
   -- one feed at a time; readers are never blocked (SHARE ROW EXCLUSIVE)
   PERFORM caredata.lock_register();
   citus := caredata._citus_table('caredata.objection');
@@ -197,6 +198,7 @@ DECLARE
   ats timestamptz[];
   untils timestamptz[];
 BEGIN
+  PERFORM caredata._catalog_write('caredata.apply_type1_codes()');
   PERFORM caredata.lock_register();
   EXECUTE format('CREATE TEMP TABLE caredata_type1 ON COMMIT DROP AS
                   SELECT caredata.try_nhs_number(x.%I::text) AS n, m.meaning, x.%I::timestamptz AS at

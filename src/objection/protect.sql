@@ -132,6 +132,7 @@ DECLARE
   parent regclass;
   r regclass;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.protect()');
   SELECT a.atttypid::regtype INTO coltype FROM pg_attribute a
   WHERE a.attrelid = tab AND a.attname = nhs_column AND a.attnum > 0 AND NOT a.attisdropped;
   IF coltype IS NULL THEN
@@ -189,6 +190,7 @@ DECLARE
   hierarchy caredata.protected_table[];
   citus boolean;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.unprotect()');
   SELECT * INTO t FROM caredata.protected_table p WHERE p.relid = tab;
   IF NOT FOUND THEN
     RAISE EXCEPTION '% is not protected', tab USING ERRCODE = 'undefined_object';

@@ -29,6 +29,11 @@
  *	   (src/hooks.c) and before COPY ... TO (ProcessUtility), a
  *	   statement that reads a listed table that is not in force, as a role
  *	   row security would filter, is refused with a hint naming protect().
+ *	   On a Citus node the same holds for a shard of a table protect()
+ *	   filtered as a Citus table: a shard whose row security was turned off
+ *	   (or no longer forced, or left without caredata_filter) by a
+ *	   superuser on its node fails closed there, so through the
+ *	   coordinator, through a worker and on the shard directly (issue 27).
  *	3. caredata.filter_weakness() and the view caredata.protection_status
  *	   report the state as it is, never "protected" when it is not.
  *
@@ -53,6 +58,7 @@
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "commands/event_trigger.h"
@@ -83,6 +89,7 @@
 #include "permitted.h"
 #include "objection.h"
 #include "protection.h"
+#include "register.h"
 
 typedef enum ListState
 {
@@ -99,6 +106,23 @@ static HTAB *list_hash = NULL;
 static MemoryContext list_mcxt = NULL;
 static uint64 inval_count = 0;
 
+/*
+ * On a Citus node: which relations are shards, placed here, of a table
+ * protect() filtered as a Citus table.  Looked up once per relation (SPI,
+ * as the register's owner) and again after an invalidation of it:
+ * protect() and unprotect() change the shards' row security, which
+ * invalidates them.  Row security itself is read from the relation cache
+ * at every query.
+ */
+typedef struct ShardEntry
+{
+	Oid			relid;			/* hash key */
+	bool		filtered;
+} ShardEntry;
+
+static HTAB *shard_hash = NULL;
+static bool shard_lookup_running = false;
+
 /* the policies protect() attaches, by name */
 bool
 is_caredata_policy(const char *name)
@@ -112,6 +136,16 @@ static void
 protection_relcache_callback(Datum arg, Oid relid)
 {
 	inval_count++;
+	if (shard_hash != NULL)
+	{
+		if (!OidIsValid(relid))
+		{
+			hash_destroy(shard_hash);
+			shard_hash = NULL;
+		}
+		else
+			(void) hash_search(shard_hash, &relid, HASH_REMOVE, NULL);
+	}
 	if (relid == InvalidOid || relid == list_relid || list_state == LIST_ABSENT)
 	{
 		/* the list itself, or (before the extension exists) anything */
@@ -479,6 +513,151 @@ rte_user(PlannedStmt *stmt, RangeTblEntry *rte)
 	return OidIsValid(user) ? user : GetUserId();
 }
 
+/*
+ * Is relid a shard, placed on this node, of a table protect() filtered as a
+ * Citus table?  Only on a Citus node, for an ordinary table outside schema
+ * caredata named as Citus names shards (table_<shard id>).
+ */
+static bool
+is_filtered_shard(Oid relid)
+{
+	ShardEntry *e;
+	bool		found;
+	char	   *name;
+	size_t		len;
+	size_t		digits = 0;
+	Oid			nsp;
+
+	if (shard_lookup_running || !OidIsValid(get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE)))
+		return false;
+	if (get_rel_relkind(relid) != RELKIND_RELATION)
+		return false;
+	nsp = get_namespace_oid("caredata", true);
+	if (!OidIsValid(nsp) || get_rel_namespace(relid) == nsp)
+		return false;
+	name = get_rel_name(relid);
+	if (name == NULL)
+		return false;
+	len = strlen(name);
+	while (digits < len && isdigit((unsigned char) name[len - 1 - digits]))
+		digits++;
+	if (digits == 0 || digits == len || name[len - 1 - digits] != '_')
+		return false;
+
+	if (shard_hash == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(ShardEntry);
+		ctl.hcxt = CacheMemoryContext;
+		shard_hash = hash_create("caredata filtered shards", 64, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	e = hash_search(shard_hash, &relid, HASH_FIND, NULL);
+	if (e != NULL)
+		return e->filtered;
+
+	found = false;
+	shard_lookup_running = true;
+	PG_TRY();
+	{
+		Oid			argtypes[1] = {OIDOID};
+		Datum		values[1];
+
+		values[0] = ObjectIdGetDatum(relid);
+		AS_REGISTER_OWNER(
+			{
+				if (SPI_connect() != SPI_OK_CONNECT)
+					elog(ERROR, "SPI_connect failed");
+				/* a shard's logical name differs from its own */
+				if (SPI_execute_with_args("SELECT 1 FROM caredata.distributed_filter f "
+										  "WHERE f.relation OPERATOR(pg_catalog.=) caredata._logical_relation($1::pg_catalog.regclass) "
+										  "AND f.relation OPERATOR(pg_catalog.<>) "
+										  "(SELECT pg_catalog.format('%I.%I', i.schema, i.name) "
+										  "FROM pg_catalog.pg_identify_object('pg_catalog.pg_class'::pg_catalog.regclass, $1, 0) i)",
+										  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+					elog(ERROR, "could not read caredata.distributed_filter");
+				found = SPI_processed > 0;
+				SPI_finish();
+			});
+	}
+	PG_FINALLY();
+	{
+		shard_lookup_running = false;
+	}
+	PG_END_TRY();
+
+	/* an invalidation meanwhile may have dropped the table: keep nothing */
+	if (shard_hash != NULL)
+	{
+		e = hash_search(shard_hash, &relid, HASH_ENTER, NULL);
+		e->filtered = found;
+	}
+	return found;
+}
+
+/* what is wrong with a filtered shard's row security, from the relation cache */
+static const char *
+shard_weakness(Oid relid)
+{
+	Relation	rel = RelationIdGetRelation(relid);
+	const char *weakness = NULL;
+	bool		has_filter = false;
+	ListCell   *lc;
+
+	if (rel == NULL)
+		return NULL;
+	if (!rel->rd_rel->relrowsecurity)
+		weakness = "Row security has been turned off on this shard.";
+	else if (!rel->rd_rel->relforcerowsecurity)
+		weakness = "Row security is no longer forced on this shard.";
+	else
+	{
+		if (rel->rd_rsdesc != NULL)
+			foreach(lc, rel->rd_rsdesc->policies)
+				if (strcmp(((RowSecurityPolicy *) lfirst(lc))->policy_name, "caredata_filter") == 0)
+					has_filter = true;
+		if (!has_filter)
+			weakness = "Its policy caredata_filter is missing on this shard.";
+	}
+	RelationClose(rel);
+	return weakness;
+}
+
+static void
+refuse_weakened_shard(Oid relid, const char *weakness)
+{
+	char	   *name = get_rel_name(relid);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("the objection filter on shard \"%s\" is not in force", name ? name : "?"),
+			 errdetail("%s", weakness),
+			 errhint("A superuser on this node must restore it (ALTER TABLE ... ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY), or the table's owner must unprotect and protect the table again on the coordinator; caredata.citus_check() lists such shards.")));
+}
+
+/* the Citus shards a statement reads, as a role row security applies to */
+static void
+check_shards(PlannedStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->rtable)
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) lfirst(lc);
+		const char *weakness;
+
+		if (rte->rtekind != RTE_RELATION || rte->relkind != RELKIND_RELATION ||
+			!is_filtered_shard(rte->relid))
+			continue;
+		weakness = shard_weakness(rte->relid);
+		if (weakness != NULL && row_security_applies(rte_user(stmt, rte)))
+			refuse_weakened_shard(rte->relid, weakness);
+	}
+}
+
 void
 protection_check_plan(PlannedStmt *stmt)
 {
@@ -486,6 +665,7 @@ protection_check_plan(PlannedStmt *stmt)
 
 	if (stmt == NULL || IsParallelWorker())
 		return;
+	check_shards(stmt);
 	ensure_list();
 	if (list_hash == NULL || list_state == LIST_ABSENT || hash_get_num_entries(list_hash) == 0)
 		return;
@@ -513,10 +693,17 @@ check_copy(CopyStmt *stmt)
 
 	if (stmt->relation == NULL || stmt->is_from)
 		return;
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (OidIsValid(relid) && is_filtered_shard(relid) && row_security_applies(GetUserId()))
+	{
+		const char *shard = shard_weakness(relid);
+
+		if (shard != NULL)
+			refuse_weakened_shard(relid, shard);
+	}
 	ensure_list();
 	if (list_hash == NULL || list_state == LIST_ABSENT || hash_get_num_entries(list_hash) == 0)
 		return;
-	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 	if ((e = listed(relid)) == NULL)
 		return;
 	weakness = entry_weakness(e);

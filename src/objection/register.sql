@@ -278,6 +278,7 @@ DECLARE
   covers text[] := coalesce(purposes, caredata.default_purposes(kind));
   new_id bigint;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.record_objection()');
   -- checked here, so that no constraint's error shows the row (and with it
   -- the NHS number)
   IF nhs_number IS NULL OR source IS NULL OR effective_from IS NULL THEN
@@ -323,6 +324,7 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, caredata, pg_temp
 AS $$
 BEGIN
+  PERFORM caredata._catalog_write('caredata.withdraw_objection()');
   IF at IS NULL THEN
     RAISE EXCEPTION 'a withdrawal needs a time' USING ERRCODE = 'null_value_not_allowed';
   END IF;
@@ -353,6 +355,7 @@ AS $$
 DECLARE
   new_id bigint;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.grant_exemption()');
   INSERT INTO caredata.exemption (dataset, purpose, objection_kind, legal_basis, reference, expires_at)
   VALUES (dataset, purpose, objection_kind, legal_basis, reference, expires_at)
   RETURNING id INTO new_id;
@@ -372,6 +375,7 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, caredata, pg_temp
 AS $$
 BEGIN
+  PERFORM caredata._catalog_write('caredata.revoke_exemption()');
   UPDATE caredata.exemption e SET revoked_at = now()   -- revoked_by: the keep_history trigger
   WHERE e.id = revoke_exemption.id AND e.revoked_at IS NULL;
   IF NOT FOUND THEN

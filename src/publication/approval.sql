@@ -127,6 +127,7 @@ CREATE FUNCTION caredata.register_approval(reference text, legal_basis text, bas
   RETURNS text LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+  PERFORM caredata._catalog_write('caredata.register_approval()');
   IF reference IS NULL OR reference OPERATOR(pg_catalog.!~) '^[A-Za-z0-9][A-Za-z0-9 ./_:()-]{0,62}$' THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'an approval reference is letters, digits, spaces and ./_:()- (at most 63)',
       HINT = 'Use the approval''s own reference, for example CAG 1-23 or COPI 2020-03.';
@@ -197,6 +198,7 @@ CREATE FUNCTION caredata.revoke_approval(reference text, reason text) RETURNS vo
   LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+  PERFORM caredata._catalog_write('caredata.revoke_approval()');
   IF reason IS NULL OR pg_catalog.length(pg_catalog.btrim(reason)) OPERATOR(pg_catalog.<) 10 THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a revocation needs its reason',
       HINT = 'Say why, in at least 10 characters; it is kept in the register and the audit log.';

@@ -216,6 +216,7 @@ DECLARE
   full_spec jsonb := jsonb_build_object('nhs_column', 'nhs_number') || coalesce(spec, '{}')
                      || jsonb_build_object('kind', 'aggregates', 'columns', coalesce(spec->'columns', '{}'));
 BEGIN
+  PERFORM caredata._catalog_write('caredata.publish_aggregates()');
   IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication name is lower-case letters, digits and _',
       HINT = 'It names the view published.<name>.';

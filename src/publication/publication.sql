@@ -59,6 +59,7 @@ DECLARE
   v integer;
   n bigint;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.refresh_pseudonyms()');
   SELECT d.current_version INTO v FROM caredata.domain d WHERE d.name = refresh_pseudonyms.domain AND d.retired_at IS NULL;
   IF NOT FOUND THEN
     RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('pseudonym domain "%s" does not exist or is retired', domain),
@@ -386,11 +387,21 @@ DECLARE
   citus boolean;
   rows_name text := '_rows_' || substr(md5(name), 1, 12);
   inner_name text := '_query_' || substr(md5(name), 1, 12);
+  mode text;
 BEGIN
   SELECT * INTO p FROM caredata.publication x WHERE x.name = _publication_view.name;
   IF NOT FOUND THEN
     RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('publication "%s" does not exist', name),
       HINT = 'See caredata.publication.';
+  END IF;
+  citus := caredata._citus_table(p.source) OR caredata._citus_table('caredata.pseudonym_map');
+  IF citus THEN
+    -- Citus creates the function below on every node over one connection
+    -- per node, and refuses once this transaction has read a distributed
+    -- table in parallel: the reads of the source use one connection too
+    -- (issue 27), until the function is made
+    mode := current_setting('citus.multi_shard_modify_mode');
+    PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
   END IF;
   -- the recipient again (it may have joined a privileged role since), and
   -- the kept columns by their values (an identifier under another name)
@@ -424,7 +435,6 @@ BEGIN
   END IF;
   -- the generalisation level for k and linkability, measured as the view's
   -- owner; the query with k enforced as it is read (src/publication/kanon.sql)
-  citus := caredata._citus_table(p.source) OR caredata._citus_table('caredata.pseudonym_map');
   body := CASE WHEN p.spec->>'kind' = 'aggregates' THEN caredata._publication_aggregate_query(p) ELSE caredata._publication_kanon_query(p.spec,
             caredata._publication_base(p, caredata._publication_disclose(p, citus), citus)) END;
   -- (aggregates only, src/publication/dashboard.sql: no records, so no k to enforce)
@@ -450,6 +460,7 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION published.%I() TO %I', rows_name, p.recipient);
     EXECUTE format('COMMENT ON FUNCTION published.%I() IS %L', rows_name,
                    'caredata publication on Citus: the rows of its view, as its owner');
+    PERFORM set_config('citus.multi_shard_modify_mode', mode, true);
     body := format('SELECT * FROM published.%I() q', rows_name);
     -- the reader check below, in the outer view: the inner query runs as the owner
     EXECUTE format('CREATE VIEW published.%I WITH (security_barrier) AS %s WHERE (SELECT caredata._published_reader())%s', p.name, body, approved);
@@ -488,6 +499,7 @@ CREATE FUNCTION caredata.publish(name text, source regclass, spec jsonb, recipie
 DECLARE
   full_spec jsonb := jsonb_build_object('nhs_column', 'nhs_number') || coalesce(spec, '{}');
 BEGIN
+  PERFORM caredata._catalog_write('caredata.publish()');
   IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'a publication name is lower-case letters, digits and _',
       HINT = 'It names the view published.<name>.';
@@ -521,6 +533,7 @@ CREATE FUNCTION caredata.republish(name text) RETURNS regclass
 DECLARE
   p caredata.publication;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.republish()');
   UPDATE caredata.publication x SET republished_at = now() WHERE x.name = republish.name RETURNING * INTO p;
   IF NOT FOUND THEN
     RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('publication "%s" does not exist', name),
@@ -541,6 +554,7 @@ CREATE FUNCTION caredata.unpublish(name text) RETURNS void
 DECLARE
   p caredata.publication;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.unpublish()');
   DELETE FROM caredata.publication x WHERE x.name = unpublish.name RETURNING * INTO p;
   IF NOT FOUND THEN
     RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('publication "%s" does not exist', name),

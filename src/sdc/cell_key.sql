@@ -48,6 +48,11 @@ DECLARE
   names text;
   n bigint;
 BEGIN
+  -- on Citus the p-tables are reference tables: the trigger fires on every
+  -- node's placement, and the coordinator's entry is the audit (issue 27)
+  IF caredata._citus_worker() THEN
+    RETURN NULL;
+  END IF;
   IF TG_OP = 'INSERT' THEN
     SELECT string_agg(DISTINCT r.ptable, ','), count(*) INTO names, n FROM new_rows r;
   ELSIF TG_OP = 'UPDATE' THEN

@@ -96,9 +96,9 @@ BEGIN
       COMMENT ON AGGREGATE caredata.safe_count(%1$s, text) IS
         'distinct people, published as the named disclosure-control policy allows: NULL when suppressed, else rounded';
       COMMENT ON AGGREGATE caredata.safe_count_text(%1$s) IS
-        'distinct people for display, as the caredata.sdc_policy setting allows: the number, or the policy''s mark (* or [REDACTED])';
+        'distinct people for display, as the caredata.sdc_policy setting allows: the number, or the policy''s mark (* or [REDACTED]); over a Citus distributed table write safe_count_text(...) COLLATE "C" to sort or store it (Citus''s combine drops the collation: docs/scale-out.md)';
       COMMENT ON AGGREGATE caredata.safe_count_text(%1$s, text) IS
-        'distinct people for display, as the named policy allows: the number, or the policy''s mark (* or [REDACTED])';
+        'distinct people for display, as the named policy allows: the number, or the policy''s mark (* or [REDACTED]); over a Citus distributed table write safe_count_text(...) COLLATE "C" to sort or store it (Citus''s combine drops the collation: docs/scale-out.md)';
       COMMENT ON AGGREGATE caredata.person_set_agg(%1$s) IS
         'the set of distinct people (a partial state of safe_count, to combine later with safe_count(person_set))';
       $a$, t);
@@ -116,4 +116,4 @@ CREATE AGGREGATE caredata.safe_count_text(caredata.person_set) (
 COMMENT ON AGGREGATE caredata.safe_count(caredata.person_set) IS
   'the published count of distinct people in the union of partial states (person_set_agg), under the policy they were counted with';
 COMMENT ON AGGREGATE caredata.safe_count_text(caredata.person_set) IS
-  'the union of partial states for display';
+  'the union of partial states for display; over a Citus distributed table write safe_count_text(...) COLLATE "C" to sort or store it (Citus''s combine drops the collation: docs/scale-out.md)';

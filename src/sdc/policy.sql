@@ -92,6 +92,7 @@ LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+  PERFORM caredata._catalog_write('caredata.assign_sdc_policy()');
   IF NOT EXISTS (SELECT 1 FROM caredata.sdc_policy p WHERE p.policy = assign_sdc_policy.policy) THEN
     RAISE EXCEPTION 'disclosure-control policy "%" does not exist', policy
       USING ERRCODE = 'undefined_object',
@@ -117,6 +118,7 @@ AS $$
 DECLARE
   gone boolean;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.unassign_sdc_policy()');
   DELETE FROM caredata.sdc_policy_role r WHERE r.role = unassign_sdc_policy.role;
   gone := FOUND;
   IF gone THEN
