@@ -8389,3 +8389,243 @@ END
 $$;
 COMMENT ON FUNCTION caredata.apply_opt_out_snapshot(regclass, name, text, timestamptz, boolean, boolean) IS
   'apply a full National Data Opt-out snapshot in one transaction: new numbers open objections, missing ones are withdrawn, the rest untouched; invalid numbers are counted and skipped';
+
+-- ---- issue 27 for issue 29: the patients' writers refuse on a Citus worker ----
+CREATE OR REPLACE FUNCTION caredata.record_my_objection(kind text, purposes text[] DEFAULT NULL, study text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  me record;
+  new_id bigint;
+BEGIN
+  PERFORM caredata._catalog_write('caredata.record_my_objection()');
+  SELECT * INTO me FROM caredata._acting_patient('record their own objection');
+  IF kind IS NULL OR kind OPERATOR(pg_catalog.<>) ALL (ARRAY['national_data_opt_out', 'type1', 'dissent']) THEN
+    RAISE EXCEPTION 'a patient records a national_data_opt_out, type1 or dissent objection here'
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Consent to a study lifts the other objections for it; it is recorded by the study, with its consent form.',
+            HINT = 'Kinds: national_data_opt_out, type1, dissent (which names a study).';
+  END IF;
+  IF 'direct_care' OPERATOR(pg_catalog.=) ANY (purposes) THEN
+    RAISE EXCEPTION 'an objection does not cover direct care'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Object for research, planning or commissioning; talk to your GP practice about your own care.';
+  END IF;
+  new_id := caredata.record_objection(me.nhs_number, kind, 'patient', pg_catalog.now(), study, purposes);
+  PERFORM caredata.audit_append('objection.patient_record', new_id::pg_catalog.text,
+    pg_catalog.jsonb_build_object('patient', me.role::pg_catalog.text, 'kind', kind, 'study', study,
+      'purposes', (SELECT o.purposes FROM caredata.objection o WHERE o.id OPERATOR(pg_catalog.=) new_id)));
+  RETURN new_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.withdraw_my_objection(id bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  me record;
+  o record;
+BEGIN
+  PERFORM caredata._catalog_write('caredata.withdraw_my_objection()');
+  SELECT * INTO me FROM caredata._acting_patient('withdraw their own objection');
+  SELECT x.source, x.withdrawn_at INTO o FROM caredata.objection x
+   WHERE x.id OPERATOR(pg_catalog.=) withdraw_my_objection.id
+     AND x.nhs_number::pg_catalog.int8 OPERATOR(pg_catalog.=) me.nhs_number::pg_catalog.int8;
+  IF NOT FOUND OR o.withdrawn_at IS NOT NULL THEN
+    -- the same answer for someone else's objection as for none
+    RAISE EXCEPTION 'no objection % of yours in force to withdraw', id
+      USING ERRCODE = 'no_data_found',
+            HINT = 'Your objections are listed by caredata.my_objections().';
+  END IF;
+  IF o.source OPERATOR(pg_catalog.<>) 'patient' THEN
+    RAISE EXCEPTION 'objection % was not recorded by you', id
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'Objections from your GP practice (Type 1) and the national data opt-out service stay as their source recorded them.',
+            HINT = 'Ask your GP practice to withdraw a Type 1 objection; change a national data opt-out through the national service.';
+  END IF;
+  PERFORM caredata.withdraw_objection(id, pg_catalog.now());
+  PERFORM caredata.audit_append('objection.patient_withdraw', id::pg_catalog.text,
+    pg_catalog.jsonb_build_object('patient', me.role::pg_catalog.text));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.share_my_records(grantee regrole, reason text, expires_at timestamptz,
+                                          tables regclass[] DEFAULT NULL, datasets text[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  me record;
+  t regclass;
+  d text;
+  new_id bigint;
+  patients oid := (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) 'caredata_patient');
+BEGIN
+  PERFORM caredata._catalog_write('caredata.share_my_records()');
+  SELECT * INTO me FROM caredata._acting_patient('share their records');
+  tables := COALESCE(tables, '{}');
+  datasets := COALESCE(datasets, '{}');
+  IF grantee IS NULL OR reason IS NULL OR pg_catalog.btrim(reason) OPERATOR(pg_catalog.=) '' OR expires_at IS NULL THEN
+    RAISE EXCEPTION 'a grant needs a grantee, a reason and an expiry'
+      USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  IF expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN
+    RAISE EXCEPTION 'a grant must expire in the future' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF pg_catalog.cardinality(tables) OPERATOR(pg_catalog.+) pg_catalog.cardinality(datasets) OPERATOR(pg_catalog.=) 0 THEN
+    RAISE EXCEPTION 'a grant names the tables or datasets it shares'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass tables => ARRAY[...]::regclass[] or datasets => ARRAY[...].';
+  END IF;
+  IF grantee::pg_catalog.oid OPERATOR(pg_catalog.=) me.role::pg_catalog.oid THEN
+    RAISE EXCEPTION 'a patient cannot share with themselves' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- a grant that would change nothing (row security does not filter the
+  -- grantee, or the subject-access policy hides everything but its own rows)
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) grantee::pg_catalog.oid
+                AND (r.rolsuper OR r.rolbypassrls))
+     OR (patients IS NOT NULL AND pg_catalog.pg_has_role(grantee::pg_catalog.oid, patients, 'MEMBER'))
+     OR EXISTS (SELECT 1 FROM caredata.subject_access s WHERE s.role::pg_catalog.oid OPERATOR(pg_catalog.=) grantee::pg_catalog.oid) THEN
+    RAISE EXCEPTION 'role % cannot be a grantee', grantee
+      USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'Row security does not filter it, or it is a patient login, which sees only its own rows.',
+            HINT = 'Share with a login that is a member of caredata_grantee (or another role the objection filter applies to).';
+  END IF;
+  -- a patient cannot share what they cannot see themselves
+  FOREACH t IN ARRAY tables LOOP
+    IF t IS NULL OR NOT EXISTS (SELECT 1 FROM caredata.protected_table p
+                                 WHERE p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) t::pg_catalog.oid
+                                   AND p.root::pg_catalog.oid OPERATOR(pg_catalog.=) t::pg_catalog.oid)
+       OR NOT pg_catalog.has_table_privilege(me.role::pg_catalog.oid, t::pg_catalog.oid, 'SELECT') THEN
+      RAISE EXCEPTION 'cannot share table %', t
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = 'A patient shares only protected tables they may read themselves.';
+    END IF;
+  END LOOP;
+  FOREACH d IN ARRAY datasets LOOP
+    IF d IS NULL OR NOT EXISTS (SELECT 1 FROM caredata.protected_table p
+                                 WHERE p.dataset OPERATOR(pg_catalog.=) d
+                                   AND p.root::pg_catalog.oid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid
+                                   AND pg_catalog.has_table_privilege(me.role::pg_catalog.oid, p.relid::pg_catalog.oid, 'SELECT')) THEN
+      RAISE EXCEPTION 'cannot share dataset "%"', d
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = 'A patient shares only datasets of protected tables they may read themselves.';
+    END IF;
+  END LOOP;
+  INSERT INTO caredata.patient_share (grantor, nhs_number, grantee, tables, datasets, reason, expires_at)
+  VALUES (me.role, me.nhs_number, grantee, tables, datasets, reason, expires_at)
+  RETURNING id INTO new_id;
+  PERFORM caredata.audit_append('share.grant', new_id::pg_catalog.text,
+    pg_catalog.jsonb_build_object('grantor', me.role::pg_catalog.text, 'grantee', grantee::pg_catalog.text,
+      'tables', (SELECT pg_catalog.array_agg(x::pg_catalog.text) FROM pg_catalog.unnest(tables) x),
+      'datasets', datasets, 'expires_at', expires_at),
+    reason);
+  RETURN new_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.revoke_my_share(id bigint) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  me record;
+BEGIN
+  PERFORM caredata._catalog_write('caredata.revoke_my_share()');
+  SELECT * INTO me FROM caredata._acting_patient('revoke their grants');
+  UPDATE caredata.patient_share g SET revoked_at = pg_catalog.now()
+   WHERE g.id OPERATOR(pg_catalog.=) revoke_my_share.id
+     AND g.grantor::pg_catalog.oid OPERATOR(pg_catalog.=) me.role::pg_catalog.oid
+     AND g.revoked_at IS NULL;
+  IF NOT FOUND THEN
+    -- the same answer for someone else's grant as for none
+    RAISE EXCEPTION 'no grant % of yours to revoke', id
+      USING ERRCODE = 'no_data_found',
+            HINT = 'Your grants are listed by caredata.my_shares().';
+  END IF;
+  PERFORM caredata.audit_append('share.revoke', id::pg_catalog.text,
+    pg_catalog.jsonb_build_object('grantor', me.role::pg_catalog.text));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.open_shared_records()
+RETURNS TABLE (share_id bigint, tables regclass[], datasets text[], expires_at timestamptz)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  me regrole := caredata._acting_role();
+  started timestamptz := (SELECT a.backend_start FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a);
+  g record;
+  entry bigint;
+BEGIN
+  PERFORM caredata._catalog_write('caredata.open_shared_records()');
+  FOR g IN SELECT s.* FROM caredata.patient_share s
+            WHERE s.grantee::pg_catalog.oid OPERATOR(pg_catalog.=) me::pg_catalog.oid
+              AND s.revoked_at IS NULL AND s.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()
+            ORDER BY s.id LOOP
+    IF NOT EXISTS (SELECT 1 FROM caredata.patient_share_use u
+                    WHERE u.share_id OPERATOR(pg_catalog.=) g.id
+                      AND u.backend_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()
+                      AND u.backend_start OPERATOR(pg_catalog.=) started) THEN
+      entry := caredata.audit_append('share.read', g.id::pg_catalog.text,
+        pg_catalog.jsonb_build_object('grantee', me::pg_catalog.text, 'backend_pid', pg_catalog.pg_backend_pid(),
+          'backend_start', started,
+          'tables', (SELECT pg_catalog.array_agg(x::pg_catalog.text) FROM pg_catalog.unnest(g.tables) x),
+          'datasets', g.datasets));
+      INSERT INTO caredata.patient_share_use (share_id, backend_pid, backend_start, audit_id)
+      VALUES (g.id, pg_catalog.pg_backend_pid(), started, entry);
+    END IF;
+    share_id := g.id;
+    tables := g.tables;
+    datasets := g.datasets;
+    expires_at := g.expires_at;
+    RETURN NEXT;
+  END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata._publish_patient_comparison(name text, title text, source regclass, unit_kind text,
+                                                     unit_column name, data_type text, date_column name,
+                                                     policy text, units caredata.funnel_row[])
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  n bigint;
+BEGIN
+  PERFORM caredata._catalog_write('caredata.publish_patient_comparison()');
+  IF NOT EXISTS (SELECT 1 FROM caredata.protected_table p
+                  WHERE p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) source::pg_catalog.oid
+                    AND p.root::pg_catalog.oid OPERATOR(pg_catalog.=) source::pg_catalog.oid) THEN
+    RAISE EXCEPTION '% is not a protected table', source
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A patient comparison names the protected table whose rows are the patients'' own (caredata.protect()).';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                  WHERE a.attrelid OPERATOR(pg_catalog.=) source::pg_catalog.oid
+                    AND a.attname OPERATOR(pg_catalog.=) unit_column AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped)
+     OR (date_column IS NOT NULL AND NOT EXISTS (
+           SELECT 1 FROM pg_catalog.pg_attribute a
+            WHERE a.attrelid OPERATOR(pg_catalog.=) source::pg_catalog.oid
+              AND a.attname OPERATOR(pg_catalog.=) date_column AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped)) THEN
+    RAISE EXCEPTION 'a column named is not a column of %', source USING ERRCODE = 'undefined_column';
+  END IF;
+  DELETE FROM caredata.patient_comparison c WHERE c.name OPERATOR(pg_catalog.=) _publish_patient_comparison.name;
+  INSERT INTO caredata.patient_comparison (name, title, source, unit_kind, unit_column, date_column, data_type, policy)
+  VALUES (name, title, source, unit_kind, unit_column, date_column, data_type, policy);
+  INSERT INTO caredata.patient_comparison_row
+  SELECT _publish_patient_comparison.name, f.unit, f.numerator, f.denominator, f.ratio,
+         f.lower_998, f.lower_95, f.upper_95, f.upper_998, f.band, f.suppressed
+    FROM pg_catalog.unnest(units) f;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  PERFORM caredata.audit_append('comparison.publish', name,
+    pg_catalog.jsonb_build_object('source', source::pg_catalog.text, 'unit_kind', unit_kind, 'units', n, 'policy', policy));
+  RETURN n;
+END
+$$;

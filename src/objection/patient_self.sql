@@ -19,6 +19,7 @@ DECLARE
   me record;
   new_id bigint;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.record_my_objection()');
   SELECT * INTO me FROM caredata._acting_patient('record their own objection');
   IF kind IS NULL OR kind OPERATOR(pg_catalog.<>) ALL (ARRAY['national_data_opt_out', 'type1', 'dissent']) THEN
     RAISE EXCEPTION 'a patient records a national_data_opt_out, type1 or dissent objection here'
@@ -49,6 +50,7 @@ DECLARE
   me record;
   o record;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.withdraw_my_objection()');
   SELECT * INTO me FROM caredata._acting_patient('withdraw their own objection');
   SELECT x.source, x.withdrawn_at INTO o FROM caredata.objection x
    WHERE x.id OPERATOR(pg_catalog.=) withdraw_my_objection.id

@@ -123,6 +123,7 @@ DECLARE
   new_id bigint;
   patients oid := (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) 'caredata_patient');
 BEGIN
+  PERFORM caredata._catalog_write('caredata.share_my_records()');
   SELECT * INTO me FROM caredata._acting_patient('share their records');
   tables := COALESCE(tables, '{}');
   datasets := COALESCE(datasets, '{}');
@@ -194,6 +195,7 @@ AS $$
 DECLARE
   me record;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.revoke_my_share()');
   SELECT * INTO me FROM caredata._acting_patient('revoke their grants');
   UPDATE caredata.patient_share g SET revoked_at = pg_catalog.now()
    WHERE g.id OPERATOR(pg_catalog.=) revoke_my_share.id
@@ -270,6 +272,7 @@ DECLARE
   g record;
   entry bigint;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.open_shared_records()');
   FOR g IN SELECT s.* FROM caredata.patient_share s
             WHERE s.grantee::pg_catalog.oid OPERATOR(pg_catalog.=) me::pg_catalog.oid
               AND s.revoked_at IS NULL AND s.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()

@@ -69,6 +69,7 @@ AS $$
 DECLARE
   n bigint;
 BEGIN
+  PERFORM caredata._catalog_write('caredata.publish_patient_comparison()');
   IF NOT EXISTS (SELECT 1 FROM caredata.protected_table p
                   WHERE p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) source::pg_catalog.oid
                     AND p.root::pg_catalog.oid OPERATOR(pg_catalog.=) source::pg_catalog.oid) THEN
