@@ -13,6 +13,8 @@
 #ifndef CAREDATA_KEYS_CMAC_H
 #define CAREDATA_KEYS_CMAC_H
 
+#include "keys.h"				/* KEYS_INTERNAL */
+
 #define CMAC_BLOCK		16
 #define CMAC_KEY_LEN	32		/* AES-256 */
 #define CMAC_ROUNDS		14
@@ -32,18 +34,18 @@ typedef struct CmacKey
  * cipher is the fetched EVP_CIPHER for AES-256-ECB; aes_instructions:
  * call the CPU's AES instructions directly where it has them.
  */
-extern bool cmac_init(CmacKey *k, const void *cipher, const unsigned char *key,
+extern KEYS_INTERNAL bool cmac_init(CmacKey *k, const void *cipher, const unsigned char *key,
 					  bool aes_instructions);
 
 /* free the OpenSSL context and wipe every key byte in k */
-extern void cmac_free(CmacKey *k);
+extern KEYS_INTERNAL void cmac_free(CmacKey *k);
 
 /* tag = AES-256-CMAC(key, m[0..len)); false if OpenSSL fails */
-extern bool cmac_compute(const CmacKey *k, const unsigned char *m, size_t len,
+extern KEYS_INTERNAL bool cmac_compute(const CmacKey *k, const unsigned char *m, size_t len,
 						 unsigned char *tag);
 
 /* the same for the 9-byte message b || value (8 bytes big-endian) */
-extern bool cmac_tag64(const CmacKey *k, uint8 b, uint64 value,
+extern KEYS_INTERNAL bool cmac_tag64(const CmacKey *k, uint8 b, uint64 value,
 					   unsigned char *tag);
 
 #endif							/* CAREDATA_KEYS_CMAC_H */

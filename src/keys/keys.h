@@ -16,6 +16,16 @@
 #ifndef CAREDATA_KEYS_H
 #define CAREDATA_KEYS_H
 
+/*
+ * The functions below are called from inside the library only: hidden, so
+ * that a call takes no trip through the PLT (they run once per row)
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define KEYS_INTERNAL __attribute__((visibility("hidden")))
+#else
+#define KEYS_INTERNAL
+#endif
+
 #define CAREDATA_TOKEN_LEN	16		/* an AES-256-CMAC tag, or HMAC-SHA256
 										 * truncated to 128 bits */
 
@@ -43,17 +53,17 @@ typedef struct KeyDomain
  * keys_generation() returns the same value.
  */
 extern KeyDomain *keys_lookup_domain(const char *name, int version);
-extern uint64 keys_generation(void);
+extern KEYS_INTERNAL uint64 keys_generation(void);
 
 /*
  * token = AES-256-CMAC(domain key, data) under aes256-cmac, or the first
  * 16 bytes of HMAC-SHA256(domain key, data) under hmac-sha256
  */
-extern void keys_token(KeyDomain *d, const unsigned char *data, size_t len,
+extern KEYS_INTERNAL void keys_token(KeyDomain *d, const unsigned char *data, size_t len,
 					   unsigned char *token);
 
 /* the same for the 9-byte message tag || value (8 bytes, big-endian) */
-extern void keys_token_tag64(KeyDomain *d, char tag, uint64 value,
+extern KEYS_INTERNAL void keys_token_tag64(KeyDomain *d, char tag, uint64 value,
 							 unsigned char *token);
 
 /*

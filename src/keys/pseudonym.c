@@ -309,16 +309,13 @@ typedef struct PseudonymiseCache
 	char		name[64];
 } PseudonymiseCache;
 
-static KeyDomain *
-resolve_domain(FunctionCallInfo fcinfo, int32 version)
+static pg_noinline KeyDomain *
+resolve_domain_slow(FunctionCallInfo fcinfo, int32 version)
 {
 	PseudonymiseCache *c = (PseudonymiseCache *) fcinfo->flinfo->fn_extra;
 	text	   *name_t;
 	int			len;
 
-	if (likely(c != NULL && c->domain != NULL && c->name_stable &&
-			   c->generation == keys_generation() && c->version == version))
-		return c->domain;
 	if (c == NULL)
 	{
 		c = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(PseudonymiseCache));
@@ -343,6 +340,18 @@ resolve_domain(FunctionCallInfo fcinfo, int32 version)
 		strlcpy(c->name, name, sizeof(c->name));
 	}
 	return c->domain;
+}
+
+/* the domain of this call: from the call site's cache when nothing changed */
+static inline KeyDomain *
+resolve_domain(FunctionCallInfo fcinfo, int32 version)
+{
+	PseudonymiseCache *c = (PseudonymiseCache *) fcinfo->flinfo->fn_extra;
+
+	if (likely(c != NULL && c->name_stable && c->domain != NULL &&
+			   c->generation == keys_generation() && c->version == version))
+		return c->domain;
+	return resolve_domain_slow(fcinfo, version);
 }
 
 static Datum
