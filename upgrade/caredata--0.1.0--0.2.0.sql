@@ -6435,8 +6435,13 @@ SELECT pg_catalog.pg_extension_config_dump('caredata.publication_limits',
 -- scheme): their pseudonyms stay valid and reproducible until the domain is
 -- rotated.  create_domain() and rotate_domain() make AES-256-CMAC versions
 -- ('aes256-cmac'): src/keys/keys.c, docs/key-management.md.
-ALTER TABLE caredata.domain_key
-  ADD COLUMN scheme text NOT NULL DEFAULT 'hmac-sha256' CHECK (scheme IN ('hmac-sha256', 'aes256-cmac'));
+-- (added empty and filled, not with a default: a fresh install has no
+-- "missing value" recorded for the column, and neither may an updated one)
+ALTER TABLE caredata.domain_key ADD COLUMN scheme text;
+UPDATE caredata.domain_key SET scheme = 'hmac-sha256';
+ALTER TABLE caredata.domain_key ALTER COLUMN scheme SET DEFAULT 'hmac-sha256',
+  ALTER COLUMN scheme SET NOT NULL,
+  ADD CONSTRAINT domain_key_scheme_check CHECK (scheme IN ('hmac-sha256', 'aes256-cmac'));
 COMMENT ON COLUMN caredata.domain_key.scheme IS
   'how the version computes its 128-bit tokens: aes256-cmac (AES-256-CMAC, every version made since 0.2.0) or hmac-sha256 (HMAC-SHA256 truncated, versions made before)';
 COMMENT ON TYPE caredata.pseudonym IS
