@@ -8629,3 +8629,124 @@ BEGIN
   RETURN n;
 END
 $$;
+
+-- ---- issue 28, pseudonyms at AES speed ----
+-- Key versions carry a scheme.  Every version that exists when a database is
+-- updated was made under HMAC-SHA256 and keeps it ('hmac-sha256', also the
+-- column's default, so that a 0.1.0 dump restored later keeps its versions'
+-- scheme): their pseudonyms stay valid and reproducible until the domain is
+-- rotated.  create_domain() and rotate_domain() make AES-256-CMAC versions
+-- ('aes256-cmac'): src/keys/keys.c, docs/key-management.md.
+-- (added empty and filled, not with a default: a fresh install has no
+-- "missing value" recorded for the column, and neither may an updated one)
+ALTER TABLE caredata.domain_key ADD COLUMN scheme text;
+UPDATE caredata.domain_key SET scheme = 'hmac-sha256';
+ALTER TABLE caredata.domain_key ALTER COLUMN scheme SET DEFAULT 'hmac-sha256',
+  ALTER COLUMN scheme SET NOT NULL,
+  ADD CONSTRAINT domain_key_scheme_check CHECK (scheme IN ('hmac-sha256', 'aes256-cmac'));
+COMMENT ON COLUMN caredata.domain_key.scheme IS
+  'how the version computes its 128-bit tokens: aes256-cmac (AES-256-CMAC, every version made since 0.2.0) or hmac-sha256 (HMAC-SHA256 truncated, versions made before)';
+COMMENT ON TYPE caredata.pseudonym IS
+  'keyed pseudonym: 128-bit keyed token (AES-256-CMAC; HMAC-SHA256 for key versions made before 0.2.0) with its domain and key version; text form <domain id>.<version>.<token>';
+
+CREATE OR REPLACE FUNCTION caredata.create_domain(name text, purpose text) RETURNS integer
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  new_id integer;
+BEGIN
+  IF name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION 'invalid pseudonym domain name'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A domain name is a lower-case letter followed by up to 62 lower-case letters, digits or underscores.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.domain d WHERE d.name = create_domain.name) THEN
+    RAISE EXCEPTION 'pseudonym domain "%" already exists', name
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Domain names are never reused, even after retirement.';
+  END IF;
+  -- the key it is created under: a node with another key file refuses it
+  INSERT INTO caredata.domain (name, purpose, key_fingerprint)
+  VALUES (name, purpose, caredata.key_fingerprint()) RETURNING id INTO new_id;
+  INSERT INTO caredata.domain_key (domain_id, version, scheme) VALUES (new_id, 1, 'aes256-cmac');
+  PERFORM caredata.audit_append('domain.create', name, jsonb_build_object('id', new_id, 'purpose', purpose, 'version', 1));
+  RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION caredata.create_domain(text, text) IS
+  'create a pseudonym domain (internal linkage or a recipient) at key version 1 (AES-256-CMAC); returns its id';
+
+CREATE OR REPLACE FUNCTION caredata.rotate_domain(name text) RETURNS smallint
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  d caredata.domain;
+BEGIN
+  SELECT * INTO d FROM caredata.domain WHERE domain.name = rotate_domain.name FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'pseudonym domain "%" does not exist', name USING ERRCODE = 'undefined_object';
+  END IF;
+  IF d.retired_at IS NOT NULL THEN
+    RAISE EXCEPTION 'pseudonym domain "%" is retired', name USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  INSERT INTO caredata.domain_key (domain_id, version, scheme) VALUES (d.id, d.current_version + 1, 'aes256-cmac');
+  UPDATE caredata.domain SET current_version = d.current_version + 1 WHERE id = d.id;
+  PERFORM caredata.audit_append('domain.rotate', name, jsonb_build_object('id', d.id, 'version', d.current_version + 1));
+  RETURN d.current_version + 1;
+END
+$$;
+COMMENT ON FUNCTION caredata.rotate_domain(text) IS
+  'start a new key version (AES-256-CMAC) for a domain; older versions stay usable (explicitly) until retired; returns the new version';
+
+-- ---- issue 28 after issue 27: create_domain and rotate_domain make AES versions, and refuse on a Citus worker ----
+CREATE OR REPLACE FUNCTION caredata.create_domain(name text, purpose text) RETURNS integer
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  new_id integer;
+BEGIN
+  PERFORM caredata._catalog_write('caredata.create_domain()');
+  IF name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION 'invalid pseudonym domain name'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'A domain name is a lower-case letter followed by up to 62 lower-case letters, digits or underscores.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM caredata.domain d WHERE d.name = create_domain.name) THEN
+    RAISE EXCEPTION 'pseudonym domain "%" already exists', name
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Domain names are never reused, even after retirement.';
+  END IF;
+  -- the key it is created under: a node with another key file refuses it
+  INSERT INTO caredata.domain (name, purpose, key_fingerprint)
+  VALUES (name, purpose, caredata.key_fingerprint()) RETURNING id INTO new_id;
+  INSERT INTO caredata.domain_key (domain_id, version, scheme) VALUES (new_id, 1, 'aes256-cmac');
+  PERFORM caredata.audit_append('domain.create', name, jsonb_build_object('id', new_id, 'purpose', purpose, 'version', 1));
+  RETURN new_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata.rotate_domain(name text) RETURNS smallint
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  d caredata.domain;
+BEGIN
+  PERFORM caredata._catalog_write('caredata.rotate_domain()');
+  SELECT * INTO d FROM caredata.domain WHERE domain.name = rotate_domain.name FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'pseudonym domain "%" does not exist', name USING ERRCODE = 'undefined_object';
+  END IF;
+  IF d.retired_at IS NOT NULL THEN
+    RAISE EXCEPTION 'pseudonym domain "%" is retired', name USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  INSERT INTO caredata.domain_key (domain_id, version, scheme) VALUES (d.id, d.current_version + 1, 'aes256-cmac');
+  UPDATE caredata.domain SET current_version = d.current_version + 1 WHERE id = d.id;
+  PERFORM caredata.audit_append('domain.rotate', name, jsonb_build_object('id', d.id, 'version', d.current_version + 1));
+  RETURN d.current_version + 1;
+END
+$$;
+

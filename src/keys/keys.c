@@ -5,15 +5,28 @@
  *
  * Owns the setting caredata.key_file, reading and checking the master
  * secret, deriving per-domain keys with HKDF-SHA256 and keeping one keyed
- * HMAC-SHA256 context per domain and key version for the life of the
- * backend (or until the domain catalog changes, the setting is reloaded, or
- * the backend exits).
+ * context per domain and key version for the life of the backend (or until
+ * the domain catalog changes, the setting is reloaded, or the backend
+ * exits).
+ *
+ * Each key version has a scheme (caredata.domain_key.scheme):
+ *	- aes256-cmac (every version made since 0.2.0): AES-256-CMAC (NIST SP
+ *	  800-38B, RFC 4493's construction with AES-256) under a key derived
+ *	  with HKDF info "caredata domain key v2|<domain>|<version>".  An NHS
+ *	  number's message (9 bytes) is one AES block: one AES-256 encryption
+ *	  a row, with the key schedule done once (src/keys/cmac.c);
+ *	- hmac-sha256 (versions made before 0.2.0): the first 16 bytes of
+ *	  HMAC-SHA256 under the key derived with info
+ *	  "caredata domain key v1|<domain>|<version>".
+ * Both give 16-byte tokens; the pseudonym's version says which applies.
  *
  * Key material handling:
  *	- the master secret is read from the file on a cache miss, used to
  *	  derive the domain key, and wiped (OPENSSL_cleanse) before returning;
- *	- the derived key is wiped as soon as it has keyed the HMAC context;
- *	- contexts are freed (OpenSSL wipes them) on invalidation;
+ *	- the derived key is wiped as soon as it has keyed the HMAC or AES
+ *	  context;
+ *	- contexts are freed (OpenSSL wipes them) on invalidation, and the
+ *	  CMAC subkeys kept beside them are wiped;
  *	- no function, message or log line shows key bytes or the file's path.
  *
  * Cache invalidation crosses backends through relcache invalidation of the
@@ -49,6 +62,7 @@
 #include "utils/memutils.h"
 
 #include "citus/citus.h"
+#include "cmac.h"
 #include "keys.h"
 #include "base/search_path.h"
 
@@ -58,6 +72,7 @@
 #define DOMAIN_NAME_MAX		64
 
 static char *key_file = NULL;
+static bool aes_instructions = true;
 
 /* cache of keyed contexts, by (domain name, requested version) */
 typedef struct KeyCacheKey
@@ -76,6 +91,30 @@ static HTAB *key_cache = NULL;
 static uint64 key_generation = 1;
 static Oid	key_catalog_relid = InvalidOid;
 static EVP_MAC *hmac_algorithm = NULL;
+static EVP_CIPHER *aes_algorithm = NULL;
+
+/*
+ * The keyed context of one domain key version (KeyDomain.mac): an HMAC
+ * context, or an AES-256-CMAC key (the key schedule done, and the two CMAC
+ * subkeys).  In TopMemoryContext; keyed_context_free() wipes it.
+ */
+typedef struct KeyedContext
+{
+	KeyScheme	scheme;
+	EVP_MAC_CTX *mac;			/* KEY_SCHEME_HMAC_SHA256 */
+	CmacKey		cmac;			/* KEY_SCHEME_AES256_CMAC (cmac.c) */
+} KeyedContext;
+
+static void
+keyed_context_free(KeyedContext *k)
+{
+	if (k == NULL)
+		return;
+	EVP_MAC_CTX_free(k->mac);
+	cmac_free(&k->cmac);
+	OPENSSL_cleanse(k, sizeof(*k));
+	pfree(k);
+}
 
 /* internal keys (below: keys_internal_hash64), wiped with the domain keys */
 #define INTERNAL_KEYS		4
@@ -116,8 +155,7 @@ keys_forget_all(void)
 		hash_seq_init(&status, key_cache);
 		while ((e = hash_seq_search(&status)) != NULL)
 		{
-			if (e->domain.mac)
-				EVP_MAC_CTX_free((EVP_MAC_CTX *) e->domain.mac);
+			keyed_context_free((KeyedContext *) e->domain.mac);
 			e->domain.mac = NULL;
 		}
 		hash_destroy(key_cache);
@@ -138,6 +176,13 @@ static void
 key_file_assign(const char *newval, void *extra)
 {
 	/* a reloaded setting may name another secret: derive everything again */
+	keys_forget_all();
+}
+
+static void
+aes_instructions_assign(bool newval, void *extra)
+{
+	/* the keyed contexts were set up for the old value: set them up again */
 	keys_forget_all();
 }
 
@@ -173,6 +218,14 @@ keys_init(void)
 							   PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY,
 							   NULL, key_file_assign, NULL);
+	DefineCustomBoolVariable("caredata.aes_instructions",
+							 "Computes AES-256-CMAC pseudonyms with the CPU's AES instructions.",
+							 "Off: through OpenSSL's EVP interface, slower; the pseudonyms are the same.",
+							 &aes_instructions,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, aes_instructions_assign, NULL);
 	CacheRegisterRelcacheCallback(keys_relcache_callback, (Datum) 0);
 }
 
@@ -395,38 +448,48 @@ derive_key(const char *info, unsigned char *out, size_t len, char *fingerprint)
 }
 
 /*
- * Derive the key of (domain, version) and key a fresh HMAC-SHA256 context
- * with it; fingerprint receives the master secret's fingerprint.  The
- * master secret and the derived key are wiped before return.
+ * Derive the key of (domain, version) under its scheme and key a fresh
+ * context with it; fingerprint receives the master secret's fingerprint.
+ * The master secret and the derived key are wiped before return.  The
+ * HKDF info names the scheme's generation (v1 HMAC, v2 AES-CMAC), so the
+ * two schemes never share a key.
  */
-static EVP_MAC_CTX *
-keyed_context(const char *name, int version, char *fingerprint)
+static KeyedContext *
+keyed_context(const char *name, int version, KeyScheme scheme, char *fingerprint)
 {
 	unsigned char derived[DOMAIN_KEY_LEN];
 	char		info[DOMAIN_NAME_MAX + 64];
-	EVP_MAC_CTX *mac = NULL;
+	KeyedContext *k;
 	bool		ok = false;
 
-	snprintf(info, sizeof(info), "caredata domain key v1|%s|%d", name, version);
+	k = MemoryContextAllocZero(TopMemoryContext, sizeof(KeyedContext));
+	k->scheme = scheme;
+	snprintf(info, sizeof(info), "caredata domain key %s|%s|%d",
+			 scheme == KEY_SCHEME_AES256_CMAC ? "v2" : "v1", name, version);
 	if (derive_key(info, derived, sizeof(derived), fingerprint))
 	{
-		OSSL_PARAM mparams[2];
+		if (scheme == KEY_SCHEME_AES256_CMAC)
+			ok = cmac_init(&k->cmac, aes_algorithm, derived, aes_instructions);
+		else
+		{
+			OSSL_PARAM	mparams[2];
 
-		mparams[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0);
-		mparams[1] = OSSL_PARAM_construct_end();
-		mac = EVP_MAC_CTX_new(hmac_algorithm);
-		ok = mac != NULL && EVP_MAC_init(mac, derived, sizeof(derived), mparams) == 1;
+			mparams[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0);
+			mparams[1] = OSSL_PARAM_construct_end();
+			k->mac = EVP_MAC_CTX_new(hmac_algorithm);
+			ok = k->mac != NULL && EVP_MAC_init(k->mac, derived, sizeof(derived), mparams) == 1;
+		}
 	}
 	OPENSSL_cleanse(derived, sizeof(derived));
 	if (!ok)
 	{
-		EVP_MAC_CTX_free(mac);
+		keyed_context_free(k);
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not derive the key of a pseudonym domain"),
-				 errdetail("OpenSSL's HKDF or HMAC-SHA256 is not available.")));
+				 errdetail("OpenSSL's HKDF, HMAC-SHA256 or AES-256 is not available.")));
 	}
-	return mac;
+	return k;
 }
 
 /*
@@ -553,9 +616,10 @@ keys_hash64(const KeyHash64 *k, const void *data, size_t len)
 	return v0 ^ v1 ^ v2 ^ v3;
 }
 
-/* look the domain up in the catalog: id, version to use */
+/* look the domain up in the catalog: id, version to use and its scheme */
 static void
-catalog_lookup(const char *name, int version, int32 *domain_id, int16 *use_version, char *fingerprint)
+catalog_lookup(const char *name, int version, int32 *domain_id, int16 *use_version,
+			   KeyScheme *scheme, char *fingerprint)
 {
 	Oid			argtypes[2] = {TEXTOID, INT4OID};
 	Datum		values[2];
@@ -566,6 +630,9 @@ catalog_lookup(const char *name, int version, int32 *domain_id, int16 *use_versi
 	bool		version_found;
 	char	   *recorded;
 	const char *recorded_column = "d.key_fingerprint";
+	const char *scheme_column = "k.scheme";
+	char	   *scheme_name;
+	Oid			nsp;
 	int			nested;
 	int			path;
 
@@ -575,18 +642,22 @@ catalog_lookup(const char *name, int version, int32 *domain_id, int16 *use_versi
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* a catalog not yet updated to 0.2.0 records no fingerprint */
-	if (get_attnum(get_relname_relid("domain", get_namespace_oid("caredata", false)), "key_fingerprint") == InvalidAttrNumber)
+	nsp = get_namespace_oid("caredata", false);
+	if (get_attnum(get_relname_relid("domain", nsp), "key_fingerprint") == InvalidAttrNumber)
 		recorded_column = "NULL::pg_catalog.text";
+	/* ... nor a scheme: every version there is HMAC-SHA256 */
+	if (get_attnum(get_relname_relid("domain_key", nsp), "scheme") == InvalidAttrNumber)
+		scheme_column = "'hmac-sha256'::pg_catalog.text";
 	/* on Citus the catalog is a reference table, read in a shard task too */
 	path = search_path_pin();
 	nested = citus_nested_begin();
 	ret = SPI_execute_with_args(psprintf(
-		"SELECT d.id, d.retired_at IS NOT NULL, k.version, k.retired_at IS NOT NULL, %s "
+		"SELECT d.id, d.retired_at IS NOT NULL, k.version, k.retired_at IS NOT NULL, %s, %s "
 		"FROM caredata.domain d "
 		"LEFT JOIN caredata.domain_key k ON k.domain_id OPERATOR(pg_catalog.=) d.id "
 		" AND k.version OPERATOR(pg_catalog.=) CASE WHEN $2 OPERATOR(pg_catalog.=) 0 "
 		"     THEN d.current_version ELSE $2 END "
-		"WHERE d.name OPERATOR(pg_catalog.=) $1", recorded_column),
+		"WHERE d.name OPERATOR(pg_catalog.=) $1", recorded_column, scheme_column),
 		2, argtypes, values, NULL, true, 1);
 	citus_nested_end(nested);
 	search_path_unpin(path);
@@ -605,6 +676,13 @@ catalog_lookup(const char *name, int version, int32 *domain_id, int16 *use_versi
 	version_retired = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 	recorded = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
 	strlcpy(fingerprint, recorded ? recorded : "", KEY_FINGERPRINT_BYTES * 2 + 1);
+	scheme_name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6);
+	if (scheme_name == NULL || strcmp(scheme_name, "hmac-sha256") == 0)
+		*scheme = KEY_SCHEME_HMAC_SHA256;
+	else if (strcmp(scheme_name, "aes256-cmac") == 0)
+		*scheme = KEY_SCHEME_AES256_CMAC;
+	else
+		elog(ERROR, "unknown pseudonym key scheme \"%s\"", scheme_name);
 
 	key_catalog_relid = get_relname_relid("domain_key", get_namespace_oid("caredata", false));
 	SPI_finish();
@@ -633,6 +711,7 @@ keys_lookup_domain(const char *name, int version)
 	bool		found;
 	int32		domain_id;
 	int16		use_version;
+	KeyScheme	scheme;
 	char		recorded[KEY_FINGERPRINT_BYTES * 2 + 1];
 	char		node[KEY_FINGERPRINT_BYTES * 2 + 1];
 
@@ -652,6 +731,14 @@ keys_lookup_domain(const char *name, int version)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("OpenSSL's HMAC is not available")));
+	}
+	if (aes_algorithm == NULL)
+	{
+		aes_algorithm = EVP_CIPHER_fetch(NULL, "AES-256-ECB", NULL);
+		if (aes_algorithm == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("OpenSSL's AES-256 is not available")));
 	}
 
 	if (key_cache == NULL)
@@ -673,9 +760,9 @@ keys_lookup_domain(const char *name, int version)
 		return &entry->domain;
 
 	/* miss: consult the catalog, then derive (both may raise errors) */
-	catalog_lookup(name, version, &domain_id, &use_version, recorded);
+	catalog_lookup(name, version, &domain_id, &use_version, &scheme, recorded);
 	{
-		EVP_MAC_CTX *mac = keyed_context(name, use_version, node);
+		KeyedContext *mac = keyed_context(name, use_version, scheme, node);
 
 		/*
 		 * A domain records the fingerprint of the key it was created under
@@ -684,7 +771,7 @@ keys_lookup_domain(const char *name, int version)
 		 */
 		if (recorded[0] != '\0' && strcmp(recorded, node) != 0)
 		{
-			EVP_MAC_CTX_free(mac);
+			keyed_context_free(mac);
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIG_FILE_ERROR),
 					 errmsg("the master secret in caredata.key_file is not the one pseudonym domain \"%s\" was created under", name),
@@ -695,12 +782,13 @@ keys_lookup_domain(const char *name, int version)
 		/* the catalog lookup may have processed an invalidation */
 		if (key_cache == NULL)
 		{
-			EVP_MAC_CTX_free(mac);
+			keyed_context_free(mac);
 			return keys_lookup_domain(name, version);
 		}
 		entry = hash_search(key_cache, &key, HASH_ENTER, &found);
 		entry->domain.domain_id = domain_id;
 		entry->domain.version = use_version;
+		entry->domain.scheme = scheme;
 		entry->domain.mac = mac;
 		entry->domain.generation = key_generation;
 	}
@@ -710,20 +798,61 @@ keys_lookup_domain(const char *name, int version)
 void
 keys_token(KeyDomain *d, const unsigned char *data, size_t len, unsigned char *token)
 {
-	EVP_MAC_CTX *mac = (EVP_MAC_CTX *) d->mac;
+	KeyedContext *k = (KeyedContext *) d->mac;
 	unsigned char out[EVP_MAX_MD_SIZE];
 	size_t		outlen = 0;
 
+	if (likely(k->scheme == KEY_SCHEME_AES256_CMAC))
+	{
+		if (!cmac_compute(&k->cmac, data, len, token))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("AES-256-CMAC failed")));
+		return;
+	}
 	/* re-initialise with the key already set: no key schedule per row */
-	if (EVP_MAC_init(mac, NULL, 0, NULL) != 1 ||
-		EVP_MAC_update(mac, data, len) != 1 ||
-		EVP_MAC_final(mac, out, &outlen, sizeof(out)) != 1 ||
+	if (EVP_MAC_init(k->mac, NULL, 0, NULL) != 1 ||
+		EVP_MAC_update(k->mac, data, len) != 1 ||
+		EVP_MAC_final(k->mac, out, &outlen, sizeof(out)) != 1 ||
 		outlen < CAREDATA_TOKEN_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("HMAC-SHA256 failed")));
 	memcpy(token, out, CAREDATA_TOKEN_LEN);
 	OPENSSL_cleanse(out, sizeof(out));
+}
+
+/*
+ * The token of a tag byte and a 64-bit value ('N' and an NHS number, 'B'
+ * and a bigint): the 9-byte message tag || value big-endian, as
+ * keys_token() would authenticate it; under AES-256-CMAC one AES call
+ * (cmac_tag64).
+ */
+void
+keys_token_tag64(KeyDomain *d, char tag, uint64 value, unsigned char *token)
+{
+	KeyedContext *k = (KeyedContext *) d->mac;
+
+	if (likely(k->scheme == KEY_SCHEME_AES256_CMAC))
+	{
+		if (!cmac_tag64(&k->cmac, (uint8) tag, value, token))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("AES-256-CMAC failed")));
+		return;
+	}
+	else
+	{
+		unsigned char msg[9];
+
+		msg[0] = (unsigned char) tag;
+		for (int i = 8; i >= 1; i--)
+		{
+			msg[i] = value & 0xFF;
+			value >>= 8;
+		}
+		keys_token(d, msg, sizeof(msg), token);
+	}
 }
 
 /*

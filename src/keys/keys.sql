@@ -23,10 +23,16 @@ CREATE TABLE caredata.domain_key (
   version smallint NOT NULL CHECK (version > 0),
   created_at timestamptz NOT NULL DEFAULT now(),
   retired_at timestamptz,
-  PRIMARY KEY (domain_id, version)
+  PRIMARY KEY (domain_id, version),
+  -- how the version computes tokens: create_domain and rotate_domain make
+  -- aes256-cmac versions; the default keeps a version restored from a dump
+  -- of 0.1.0 (which has no such column) at the scheme it was made under
+  scheme text NOT NULL DEFAULT 'hmac-sha256' CHECK (scheme IN ('hmac-sha256', 'aes256-cmac'))
 );
 COMMENT ON TABLE caredata.domain_key IS
   'key versions of each domain (keys are derived with HKDF-SHA256 from the master secret; none is stored)';
+COMMENT ON COLUMN caredata.domain_key.scheme IS
+  'how the version computes its 128-bit tokens: aes256-cmac (AES-256-CMAC, every version made since 0.2.0) or hmac-sha256 (HMAC-SHA256 truncated, versions made before)';
 
 -- user rows are dumped with the database, so pseudonyms stay reproducible
 SELECT pg_catalog.pg_extension_config_dump('caredata.domain', '');
@@ -82,13 +88,13 @@ BEGIN
   -- the key it is created under: a node with another key file refuses it
   INSERT INTO caredata.domain (name, purpose, key_fingerprint)
   VALUES (name, purpose, caredata.key_fingerprint()) RETURNING id INTO new_id;
-  INSERT INTO caredata.domain_key (domain_id, version) VALUES (new_id, 1);
+  INSERT INTO caredata.domain_key (domain_id, version, scheme) VALUES (new_id, 1, 'aes256-cmac');
   PERFORM caredata.audit_append('domain.create', name, jsonb_build_object('id', new_id, 'purpose', purpose, 'version', 1));
   RETURN new_id;
 END
 $$;
 COMMENT ON FUNCTION caredata.create_domain(text, text) IS
-  'create a pseudonym domain (internal linkage or a recipient) at key version 1; returns its id';
+  'create a pseudonym domain (internal linkage or a recipient) at key version 1 (AES-256-CMAC); returns its id';
 
 CREATE FUNCTION caredata.rotate_domain(name text) RETURNS smallint
 LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
@@ -105,14 +111,14 @@ BEGIN
   IF d.retired_at IS NOT NULL THEN
     RAISE EXCEPTION 'pseudonym domain "%" is retired', name USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
-  INSERT INTO caredata.domain_key (domain_id, version) VALUES (d.id, d.current_version + 1);
+  INSERT INTO caredata.domain_key (domain_id, version, scheme) VALUES (d.id, d.current_version + 1, 'aes256-cmac');
   UPDATE caredata.domain SET current_version = d.current_version + 1 WHERE id = d.id;
   PERFORM caredata.audit_append('domain.rotate', name, jsonb_build_object('id', d.id, 'version', d.current_version + 1));
   RETURN d.current_version + 1;
 END
 $$;
 COMMENT ON FUNCTION caredata.rotate_domain(text) IS
-  'start a new key version for a domain; older versions stay usable (explicitly) until retired; returns the new version';
+  'start a new key version (AES-256-CMAC) for a domain; older versions stay usable (explicitly) until retired; returns the new version';
 
 CREATE FUNCTION caredata.retire_domain(name text, version integer DEFAULT NULL) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER

@@ -3,10 +3,12 @@
  * pseudonym.c
  *		The pseudonym type and pseudonymise().
  *
- * Owns the keyed token type: 128 bits of HMAC-SHA256 under a domain's key,
- * plus the domain and key version it belongs to.  Deterministic within a
- * domain and version; tokens of different domains are unrelated because
- * their keys are independent HKDF outputs (src/keys/keys.c).
+ * Owns the keyed token type: a 128-bit keyed token under a domain's key
+ * (AES-256-CMAC, or HMAC-SHA256 truncated for key versions made before
+ * 0.2.0: the key version's scheme, src/keys/keys.c), plus the domain and
+ * key version it belongs to.  Deterministic within a domain and version;
+ * tokens of different domains are unrelated because their keys are
+ * independent HKDF outputs (src/keys/keys.c).
  *
  * Text form: "<domain id>.<key version>.<token>", the token in unpadded
  * base64url (22 characters), at most 39 characters in all, e.g.
@@ -294,27 +296,35 @@ pseudonym_key_version(PG_FUNCTION_ARGS)
 
 /*
  * Per call site cache: the resolved domain for the last domain name seen,
- * valid while the key store's generation is unchanged.
+ * valid while the key store's generation is unchanged.  When the domain
+ * argument is a constant (or a query parameter) at this call site, the
+ * name is compared once, not on every row.
  */
 typedef struct PseudonymiseCache
 {
 	uint64		generation;
 	int32		version;
+	bool		name_stable;	/* the domain argument cannot change here */
 	KeyDomain  *domain;
 	char		name[64];
 } PseudonymiseCache;
 
-static KeyDomain *
-resolve_domain(FunctionCallInfo fcinfo, text *name_t, int32 version)
+static pg_noinline KeyDomain *
+resolve_domain_slow(FunctionCallInfo fcinfo, int32 version)
 {
 	PseudonymiseCache *c = (PseudonymiseCache *) fcinfo->flinfo->fn_extra;
-	int			len = VARSIZE_ANY_EXHDR(name_t);
+	text	   *name_t;
+	int			len;
 
 	if (c == NULL)
 	{
 		c = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(PseudonymiseCache));
+		c->name_stable = get_fn_expr_arg_stable(fcinfo->flinfo, 1);
 		fcinfo->flinfo->fn_extra = c;
 	}
+	/* the domain argument, read only when it must be compared */
+	name_t = PG_GETARG_TEXT_PP(1);
+	len = VARSIZE_ANY_EXHDR(name_t);
 	if (c->domain != NULL && c->generation == keys_generation() &&
 		c->version == version && len < (int) sizeof(c->name) &&
 		strncmp(c->name, VARDATA_ANY(name_t), len) == 0 && c->name[len] == '\0')
@@ -332,12 +342,24 @@ resolve_domain(FunctionCallInfo fcinfo, text *name_t, int32 version)
 	return c->domain;
 }
 
+/* the domain of this call: from the call site's cache when nothing changed */
+static inline KeyDomain *
+resolve_domain(FunctionCallInfo fcinfo, int32 version)
+{
+	PseudonymiseCache *c = (PseudonymiseCache *) fcinfo->flinfo->fn_extra;
+
+	if (likely(c != NULL && c->name_stable && c->domain != NULL &&
+			   c->generation == keys_generation() && c->version == version))
+		return c->domain;
+	return resolve_domain_slow(fcinfo, version);
+}
+
 static Datum
 make_pseudonym(FunctionCallInfo fcinfo, char tag, const unsigned char *data,
-			   size_t len, text *domain, int32 version)
+			   size_t len, int32 version)
 {
-	KeyDomain  *d = resolve_domain(fcinfo, domain, version);
-	Pseudonym  *p = palloc0(sizeof(Pseudonym));
+	KeyDomain  *d = resolve_domain(fcinfo, version);
+	Pseudonym  *p = palloc(sizeof(Pseudonym));
 	unsigned char small[1 + 8];
 	unsigned char *msg = small;
 
@@ -350,19 +372,22 @@ make_pseudonym(FunctionCallInfo fcinfo, char tag, const unsigned char *data,
 		pfree(msg);
 	p->domain_id = d->domain_id;
 	p->version = d->version;
+	p->reserved = 0;
 	PG_RETURN_POINTER(p);
 }
 
-static void
-int64_be(int64 v, unsigned char *out)
+/* a tag and an 8-byte value: keys_token_tag64's message, the same token */
+static Datum
+make_pseudonym64(FunctionCallInfo fcinfo, char tag, int64 value, int32 version)
 {
-	uint64		u = (uint64) v;
+	KeyDomain  *d = resolve_domain(fcinfo, version);
+	Pseudonym  *p = palloc(sizeof(Pseudonym));
 
-	for (int i = 7; i >= 0; i--)
-	{
-		out[i] = u & 0xFF;
-		u >>= 8;
-	}
+	keys_token_tag64(d, tag, (uint64) value, p->token);
+	p->domain_id = d->domain_id;
+	p->version = d->version;
+	p->reserved = 0;
+	PG_RETURN_POINTER(p);
 }
 
 static int32
@@ -381,10 +406,7 @@ version_arg(FunctionCallInfo fcinfo)
 static Datum
 nhs_pseudonym(FunctionCallInfo fcinfo, int64 nhs)
 {
-	unsigned char b[8];
-
-	int64_be(nhs, b);
-	return make_pseudonym(fcinfo, 'N', b, 8, PG_GETARG_TEXT_PP(1), version_arg(fcinfo));
+	return make_pseudonym64(fcinfo, 'N', nhs, version_arg(fcinfo));
 }
 
 PG_FUNCTION_INFO_V1(pseudonymise_nhs_number);
@@ -415,10 +437,7 @@ PG_FUNCTION_INFO_V1(pseudonymise_identifier_int8);
 Datum
 pseudonymise_identifier_int8(PG_FUNCTION_ARGS)
 {
-	unsigned char b[8];
-
-	int64_be(PG_GETARG_INT64(0), b);
-	return make_pseudonym(fcinfo, 'B', b, 8, PG_GETARG_TEXT_PP(1), version_arg(fcinfo));
+	return make_pseudonym64(fcinfo, 'B', PG_GETARG_INT64(0), version_arg(fcinfo));
 }
 
 /* pseudonymise_identifier(text, ...): the text's bytes exactly, tagged 'T' */
@@ -429,5 +448,5 @@ pseudonymise_identifier_text(PG_FUNCTION_ARGS)
 	text	   *t = PG_GETARG_TEXT_PP(0);
 
 	return make_pseudonym(fcinfo, 'T', (const unsigned char *) VARDATA_ANY(t),
-						  VARSIZE_ANY_EXHDR(t), PG_GETARG_TEXT_PP(1), version_arg(fcinfo));
+						  VARSIZE_ANY_EXHDR(t), version_arg(fcinfo));
 }

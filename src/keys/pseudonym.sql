@@ -27,7 +27,7 @@ CREATE TYPE caredata.pseudonym (
   CATEGORY = 'U'
 );
 COMMENT ON TYPE caredata.pseudonym IS
-  'keyed pseudonym: 128-bit HMAC-SHA256 token with its domain and key version; text form <domain id>.<version>.<token>';
+  'keyed pseudonym: 128-bit keyed token (AES-256-CMAC; HMAC-SHA256 for key versions made before 0.2.0) with its domain and key version; text form <domain id>.<version>.<token>';
 
 CREATE FUNCTION caredata.pseudonym_eq(caredata.pseudonym, caredata.pseudonym) RETURNS boolean
   AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF;

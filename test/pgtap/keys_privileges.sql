@@ -3,7 +3,7 @@
 -- A role that can call a keyed function on values of its choosing could
 -- tabulate every NHS number and reverse every pseudonym.
 BEGIN;
-SELECT plan(44);
+SELECT plan(54);
 
 CREATE ROLE tap_recipient NOLOGIN;            -- e.g. a research team or BI login
 CREATE ROLE tap_analyst NOLOGIN IN ROLE caredata_analyst;
@@ -104,6 +104,17 @@ SELECT is(pg_temp.try_as('tap_admin', $$SHOW caredata.key_file$$), '42501',
   'even the admin cannot read caredata.key_file');
 SELECT is((SELECT context FROM pg_settings WHERE name = 'caredata.key_file'), 'sighup',
   'caredata.key_file is reloadable on SIGHUP, not settable per session');
+
+
+-- 7. a key version's scheme (issue 28): no role but a superuser may change
+-- one (an old version made to compute AES tokens, or a new one HMAC, would
+-- change every pseudonym of it), nor make AES run another way
+SELECT is(pg_temp.try_as(r, $$UPDATE caredata.domain_key SET scheme = 'hmac-sha256'$$), '42501',
+          format('%s cannot change a key version''s scheme', r))
+FROM unnest(ARRAY['tap_recipient', 'tap_analyst', 'tap_linker', 'tap_admin', 'tap_reidentifier']) r;
+SELECT is(pg_temp.try_as(r, $$SET caredata.aes_instructions = off$$), '42501',
+          format('%s cannot set caredata.aes_instructions', r))
+FROM unnest(ARRAY['tap_recipient', 'tap_analyst', 'tap_linker', 'tap_admin', 'tap_reidentifier']) r;
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -21,7 +21,9 @@ SET search_path = "$user", public, caredata;
 -- column where it is 'default', what 0.1.0's rows became: a partitioned
 -- table is read whole, not partition by partition; a linkage source's
 -- fields and a record's id as text, from 0.2.0 on; the patients' grants and
--- comparisons, new in 0.2.0 (issue 29))
+-- comparisons, new in 0.2.0 (issue 29)); a key version's scheme is read as
+-- hmac-sha256 where the catalog has none (0.1.0: every version is), so an
+-- update that changed a version's scheme shows
 SELECT format('SELECT %L || '': '' || count(*) || '' rows, '' || md5(coalesce(string_agg(%s, E''\n'' ORDER BY %s), '''')) FROM caredata.%I t %s',
               c.relname, r.expr, r.expr, c.relname,
               CASE c.relname WHEN 'sdc_policy' THEN 'WHERE NOT (t.builtin AND (t.version > 1 OR t.policy = ''cell_key''))' ELSE '' END)
@@ -29,6 +31,7 @@ SELECT format('SELECT %L || '': '' || count(*) || '' rows, '' || md5(coalesce(st
        LATERAL (SELECT CASE c.relname
                   WHEN 'register_version' THEN $e$''$e$
                   WHEN 'domain' THEN $e$(to_jsonb(t) - 'key_fingerprint')::text$e$
+                  WHEN 'domain_key' THEN $e$(to_jsonb(t) || jsonb_build_object('scheme', coalesce(to_jsonb(t)->>'scheme', 'hmac-sha256')))::text$e$
                   WHEN 'publication' THEN $e$(to_jsonb(t) - 'disclosure')::text$e$
                   WHEN 'sdc_policy' THEN $e$(to_jsonb(t) - 'magnitude_digits' - 'cell_key_ptable' - CASE WHEN t.builtin THEN ARRAY['created_at', 'created_by'] ELSE '{}' END)::text$e$
                   ELSE CASE WHEN c.relname IN ('link_source', 'link_record_key', 'link_record', 'link_model', 'link_model_level', 'link_run', 'person_index')
