@@ -398,9 +398,6 @@ BEGIN
                   FROM %s WHERE nhs_digits IS NOT NULL', caredata._link_partition('caredata.link_record', p_project))
              WHEN v_keep_apart THEN format('SELECT rid, nhs_digits FROM %s WHERE nhs_digits IS NOT NULL',
                                            caredata._link_partition('caredata.link_record', p_project)) END;
-  -- its statistics, so that the joins and groupings below are planned for
-  -- millions of rows (hash joins, not sorts of both sides spilled to disk)
-  ANALYZE pg_temp.link_cluster;
   -- keep only the links clustering accepted (one to one; NHS numbers kept apart)
   IF EXISTS (SELECT 1 FROM pg_temp.link_cluster x WHERE x.refused) THEN
     DELETE FROM caredata.link_pair x USING pg_temp.link_cluster a, pg_temp.link_cluster b
@@ -415,6 +412,12 @@ BEGIN
     v_stats := v_stats || caredata._link_incremental_merge(v_run, lm.model, lm.version, p_method, p_threshold, p_project);
     v_links := v_links + (v_stats->>'links_added')::bigint - (v_stats->>'links_dropped')::bigint;
   END IF;
+  -- its statistics, so that the groupings and joins of the person index are
+  -- planned for millions of rows (hash joins, not sorts of both sides
+  -- spilled to disk); not before the deletion of refused links above, which
+  -- the planner, then sure of a handful of this run's links (the BRIN
+  -- index's estimate), would join to it by a nested loop
+  ANALYZE pg_temp.link_cluster;
   IF p_incremental THEN
     SELECT count(DISTINCT cluster) INTO v_persons FROM pg_temp.link_cluster;
   ELSE
