@@ -47,10 +47,13 @@
  *
  * Memory: 5 bytes per record id up to the largest one in a link (arrays
  * indexed by record id, 12 MB for 2.5 million records), 16 more with
- * nhs_query, and 16 per distinct valid NHS number (a hash table, rounded up
- * to a power of two) while confirming numbers by their details; links are
- * read through a cursor in batches and, when they carry weights, held for
- * sorting within what maintenance_work_mem leaves.  Needing more than maintenance_work_mem is an error
+ * nhs_query, independent of the number of links, which are read through a
+ * cursor in batches.  Confirming numbers by their details takes 16 bytes
+ * per distinct valid NHS number (a hash table, rounded up to a power of two,
+ * freed before the links are read), at most maintenance_work_mem on its own;
+ * links that carry weights are held for sorting (24 bytes each) within what
+ * maintenance_work_mem leaves beside the arrays, and sorted by PostgreSQL
+ * past that.  Needing more than maintenance_work_mem is an error
  * with a hint, never a larger allocation.  The result goes to a tuplestore, which spills to disk
  * past work_mem.
  *
@@ -98,10 +101,12 @@ typedef struct NhsGroup
 	int64		digits;			/* the key */
 	DateADT		dob;
 	int16		sex;			/* index into NhsDetails.sexes, -1 none yet */
-	bool		has_dob;
-	bool		disagree;
+	uint8		flags;			/* GROUP_HAS_DOB, GROUP_DISAGREE */
 	char		status;			/* simplehash's */
-} NhsGroup;
+} NhsGroup;						/* 16 bytes */
+
+#define GROUP_HAS_DOB	0x01
+#define GROUP_DISAGREE	0x02
 
 /* a 64-bit key to 32 bits (murmurhash32 of both halves) */
 static inline uint32
@@ -341,29 +346,28 @@ details_add(BatchState *st, int64 digits, SPITupleTable *tuptable, uint64 i)
 	g = nhsgroup_insert(d->groups, digits, &found);
 	if (!found)
 	{
-		g->has_dob = false;
+		g->flags = 0;
 		g->sex = -1;
-		g->disagree = false;
-		if ((int64) d->groups->size * (int64) sizeof(NhsGroup) + uf_bytes(st->uf) >
-			(int64) maintenance_work_mem * 1024)
+		/* the table on its own (freed before the links are read) */
+		if ((int64) d->groups->size * (int64) sizeof(NhsGroup) > (int64) maintenance_work_mem * 1024)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("confirming NHS numbers by their details needs more than maintenance_work_mem (%d kB)",
 							maintenance_work_mem),
 					 errhint("Raise maintenance_work_mem for the run, e.g. SET maintenance_work_mem = '1GB'.")));
 	}
-	if (g->disagree)
+	if (g->flags & GROUP_DISAGREE)
 		return;
 	v = SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 3, &isnull);
 	if (!isnull)
 	{
-		if (!g->has_dob)
+		if (!(g->flags & GROUP_HAS_DOB))
 		{
 			g->dob = DatumGetDateADT(v);
-			g->has_dob = true;
+			g->flags |= GROUP_HAS_DOB;
 		}
 		else if (g->dob != DatumGetDateADT(v))
-			g->disagree = true;
+			g->flags |= GROUP_DISAGREE;
 	}
 	v = SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 4, &isnull);
 	if (!isnull)
@@ -373,7 +377,7 @@ details_add(BatchState *st, int64 digits, SPITupleTable *tuptable, uint64 i)
 		if (g->sex < 0)
 			g->sex = sex;
 		else if (g->sex != sex)
-			g->disagree = true;
+			g->flags |= GROUP_DISAGREE;
 	}
 }
 
@@ -429,7 +433,7 @@ details_confirm(UnionFind *uf, NhsDetails *d)
 		if (uf->own[i] == 0)
 			continue;
 		g = nhsgroup_lookup(d->groups, uf->own[i]);
-		if (g != NULL && !g->disagree)
+		if (g != NULL && !(g->flags & GROUP_DISAGREE))
 			uf->key[i] = uf->own[i];	/* before any link: i is its own root */
 	}
 }
