@@ -183,6 +183,48 @@ SELECT * FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (1, 2, 1
 SELECT count(DISTINCT cluster) AS clusters FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (1, 2), (3, 4), (2, 5), (5, 3), (6, 4), (7, 1)) v(a, b)');
 SELECT * FROM link_components('SELECT 1::bigint, 2::bigint', false, 'SELECT 1, 2');
 SELECT count(*) AS no_rows FROM link_components(NULL);
+-- links that carry their weight (and step) are taken in weight order, as
+-- ORDER BY weight DESC NULLS LAST, step NULLS LAST, rid_l, rid_r takes them,
+-- whatever order the query gives (NaN first, -0 equal to 0): one to one,
+-- 6-7 (NaN) wins, then 1-3 (5), 4-5 (step 1); the others are refused
+SELECT * FROM link_components($$SELECT a::bigint, b::bigint, w::float8, s::smallint
+                                FROM (VALUES (1, 2, 1.0, NULL), (1, 3, 5.0, NULL), (4, 3, NULL, 2), (4, 5, NULL, 1),
+                                             (8, 6, 0.0, NULL), (7, 8, -0.0, NULL), (6, 7, 'NaN', NULL)) v(a, b, w, s)$$, true) ORDER BY rid;
+-- many links, some weights equal: sorted here, or by PostgreSQL when they do
+-- not fit in maintenance_work_mem, the same clusters as the ordered query
+CREATE TEMP TABLE uf_links AS
+SELECT (abs(hashint4(g)) % 30000)::bigint AS a, (abs(hashint4(g + 1000000)) % 30000)::bigint AS b,
+       CASE WHEN g % 7 = 0 THEN NULL ELSE (abs(hashint4(g + 2000000)) % 50)::float8 END AS w,
+       CASE WHEN g % 3 = 0 THEN NULL ELSE (g % 5)::smallint END AS s
+  FROM generate_series(1, 60000) g;
+CREATE TEMP TABLE uf_ordered AS
+SELECT * FROM link_components('SELECT a, b FROM uf_links ORDER BY w DESC NULLS LAST, s NULLS LAST, a, b', true);
+CREATE TEMP TABLE uf_sorted AS SELECT * FROM link_components('SELECT a, b, w, s FROM uf_links', true);
+SET maintenance_work_mem = '1MB';
+CREATE TEMP TABLE uf_spilled AS SELECT * FROM link_components('SELECT a, b, w, s FROM uf_links', true);
+RESET maintenance_work_mem;
+SELECT (SELECT count(*) FROM uf_ordered) AS records, (SELECT count(*) FROM uf_ordered WHERE refused) > 0 AS some_refused,
+       (SELECT count(*) FROM (SELECT * FROM uf_ordered EXCEPT SELECT * FROM uf_sorted) d)
+     + (SELECT count(*) FROM (SELECT * FROM uf_sorted EXCEPT SELECT * FROM uf_ordered) d) AS sorted_differs,
+       (SELECT count(*) FROM (SELECT * FROM uf_ordered EXCEPT SELECT * FROM uf_spilled) d)
+     + (SELECT count(*) FROM (SELECT * FROM uf_spilled EXCEPT SELECT * FROM uf_ordered) d) AS spilled_differs;
+DROP TABLE uf_links, uf_ordered, uf_sorted, uf_spilled;
+SELECT * FROM link_components('SELECT 1::bigint, 2::bigint, 1');
+-- NHS numbers confirmed by their records' details (record id, number, date
+-- of birth, sex): 2 and 3 share a number and agree (a NULL sex says
+-- nothing), so do 1 and 6; 4 and 5 disagree on the date of birth, so theirs
+-- is not confirmed.  1-2 joins two confirmed numbers: refused; 4-1 and 5-2
+-- join unconfirmed numbers to confirmed ones
+SELECT * FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (1, 2, 1), (4, 1, 2), (5, 2, 3)) v(a, b, o) ORDER BY o', false,
+  $$SELECT r::bigint, n::bigint, d::date, s FROM (VALUES (1, 9434765919, '2000-01-01', '1'), (2, 9434765870, '2000-01-01', '1'),
+                                                      (3, 9434765870, '2000-01-01', NULL), (4, 4010232137, '1990-05-05', '2'),
+                                                      (5, 4010232137, '1990-05-06', '2'), (6, 9434765919, NULL, '1')) v(r, n, d, s)$$) ORDER BY rid;
+-- 6 now has another sex than 1: their number is not confirmed, and 1-2 links
+SELECT * FROM link_components('SELECT a::bigint, b::bigint FROM (VALUES (1, 2, 1), (4, 1, 2), (5, 2, 3)) v(a, b, o) ORDER BY o', false,
+  $$SELECT r::bigint, n::bigint, d::date, s FROM (VALUES (1, 9434765919, '2000-01-01', '1'), (2, 9434765870, '2000-01-01', '1'),
+                                                      (3, 9434765870, '2000-01-01', NULL), (4, 4010232137, '1990-05-05', '2'),
+                                                      (5, 4010232137, '1990-05-06', '2'), (6, 9434765919, NULL, '2')) v(r, n, d, s)$$) ORDER BY rid;
+SELECT * FROM link_components('SELECT 1::bigint, 2::bigint', false, 'SELECT 1::bigint, 9434765919::bigint, 1, 2');
 -- memory is bounded by maintenance_work_mem (5 bytes per record id, 21 with NHS numbers)
 SET maintenance_work_mem = '1MB';
 SELECT count(*) FROM link_components('SELECT 1::bigint, 150000::bigint');

@@ -53,7 +53,7 @@ CREATE FUNCTION caredata.link_components(links_query text, one_to_one boolean DE
   RETURNS TABLE (rid bigint, cluster bigint, refused boolean)
   AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION caredata.link_components(text, boolean, text) IS
-  'union-find over the (bigint, bigint) links a query returns, in its order: each record in a link, its cluster (the smallest record id in it) and whether a link of it was refused; one_to_one accepts a link only if neither record is linked yet; nhs_query (record id, NHS digits[, confirmed boolean]) keeps apart clusters holding confirmed valid NHS numbers that differ by more than one typing error (confirmed by a link between two records carrying the number, or from the start when the third column is true)';
+  'union-find over the (bigint, bigint) links a query returns, in its order, or, when it adds a weight (double precision) and optionally a step (smallint), in weight order (weight descending, step, record ids, NULLs last; sorted in memory): each record in a link, its cluster (the smallest record id in it) and whether a link of it was refused; one_to_one accepts a link only if neither record is linked yet; nhs_query (record id, NHS digits[, confirmed boolean | , date of birth date, sex text]) keeps apart clusters holding confirmed valid NHS numbers that differ by more than one typing error (confirmed by a link between two records carrying the number, or from the start when the third column is true, or when no two of the query''s records carrying it differ in date of birth or sex, NULLs ignored)';
 
 -- ---- the default model ----
 
@@ -838,9 +838,13 @@ BEGIN
   END LOOP;
   EXECUTE 'CREATE TEMP TABLE link_stage ON COMMIT DROP AS ' || array_to_string(parts, ' UNION ALL ');
   total := 0;
-  FOR s IN SELECT ls.source, count(t.source) AS n, count(t.source) FILTER (WHERE t.record_key IS NULL) AS no_id
-             FROM caredata.link_source ls LEFT JOIN pg_temp.link_stage t ON t.source = ls.source
-            WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources)) GROUP BY ls.source ORDER BY ls.source LOOP
+  -- counted per source first (a hash aggregate of a few groups; joined
+  -- before grouping, the records were sorted by source, spilling to disk)
+  FOR s IN SELECT ls.source, coalesce(t.n, 0) AS n, coalesce(t.no_id, 0) AS no_id
+             FROM caredata.link_source ls
+             LEFT JOIN (SELECT x.source, count(*) AS n, count(*) FILTER (WHERE x.record_key IS NULL) AS no_id
+                          FROM pg_temp.link_stage x GROUP BY x.source) t ON t.source = ls.source
+            WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources)) ORDER BY ls.source LOOP
     IF s.n = 0 THEN
       PERFORM caredata._link_bad(format('linkage source "%s" has no records', s.source),
                                  'Load the source, or leave it out with the sources argument.', '22023');

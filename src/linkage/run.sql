@@ -382,24 +382,20 @@ BEGIN
       LEFT JOIN %s p ON p.rid = r.rid
       LEFT JOIN caredata.link_components($1, $2, $3) c ON c.rid = r.rid$q$,
     caredata._link_partition('caredata.link_record', p_project), caredata._link_partition('caredata.person_index', p_project))
-  USING format('SELECT rid_l, rid_r FROM caredata.link_pair WHERE run_id = %s%s', v_run,
-               CASE WHEN p_one_to_one OR v_keep_apart THEN ' ORDER BY weight DESC NULLS LAST, step NULLS LAST, rid_l, rid_r' ELSE '' END),
+  -- in weight order (weight descending, step, record ids: link_components
+  -- sorts links that carry their weight and step in memory, where an ORDER
+  -- BY here spilled 3.6 M links to disk)
+  USING format('SELECT rid_l, rid_r%s FROM caredata.link_pair WHERE run_id = %s',
+               CASE WHEN p_one_to_one OR v_keep_apart THEN ', weight, step' ELSE '' END, v_run),
         p_one_to_one,
         CASE WHEN v_keep_apart AND v_nhs_confirm = 'details' THEN
                -- a number is confirmed on its own unless two records carrying
                -- it disagree on the date of birth or on a known sex (a
-               -- household member's number on someone else's record)
-               format('SELECT r.rid, r.nhs_digits, g.agree
-                  FROM %s r
-                  JOIN (SELECT nhs_digits,
-                               -- at most one date of birth and one known sex
-                               -- (min = max: a hash aggregate, where
-                               -- count(DISTINCT) sorts every group)
-                               min(dob) IS NOT DISTINCT FROM max(dob)
-                               AND min(sex) FILTER (WHERE caredata.compare_sex(sex, sex) = 2)
-                                   IS NOT DISTINCT FROM max(sex) FILTER (WHERE caredata.compare_sex(sex, sex) = 2) AS agree
-                          FROM %1$s WHERE nhs_digits IS NOT NULL GROUP BY nhs_digits) g
-                    ON g.nhs_digits = r.nhs_digits', caredata._link_partition('caredata.link_record', p_project))
+               -- household member's number on someone else's record):
+               -- link_components groups the records by number itself (a
+               -- grouping here spilled to disk and was joined back)
+               format('SELECT rid, nhs_digits, dob, CASE WHEN caredata.compare_sex(sex, sex) = 2 THEN sex END
+                  FROM %s WHERE nhs_digits IS NOT NULL', caredata._link_partition('caredata.link_record', p_project))
              WHEN v_keep_apart THEN format('SELECT rid, nhs_digits FROM %s WHERE nhs_digits IS NOT NULL',
                                            caredata._link_partition('caredata.link_record', p_project)) END;
   -- keep only the links clustering accepted (one to one; NHS numbers kept apart)
@@ -416,7 +412,18 @@ BEGIN
     v_stats := v_stats || caredata._link_incremental_merge(v_run, lm.model, lm.version, p_method, p_threshold, p_project);
     v_links := v_links + (v_stats->>'links_added')::bigint - (v_stats->>'links_dropped')::bigint;
   END IF;
-  SELECT count(DISTINCT cluster) INTO v_persons FROM pg_temp.link_cluster;
+  -- its statistics, so that the groupings and joins of the person index are
+  -- planned for millions of rows (hash joins, not sorts of both sides
+  -- spilled to disk); not before the deletion of refused links above, which
+  -- the planner, then sure of a handful of this run's links (the BRIN
+  -- index's estimate), would join to it by a nested loop
+  ANALYZE pg_temp.link_cluster;
+  IF p_incremental THEN
+    SELECT count(DISTINCT cluster) INTO v_persons FROM pg_temp.link_cluster;
+  ELSE
+    -- a cluster is named by its smallest record id, one of its own records
+    SELECT count(*) INTO v_persons FROM pg_temp.link_cluster c WHERE c.cluster = c.rid;
+  END IF;
   v_stats := v_stats || jsonb_build_object('cluster_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
   PERFORM caredata._link_progress('clustered', v_records, 'records', t,
     format(' into %s persons%s', to_char(v_persons, 'FM999,999,999,999,990'),
@@ -432,14 +439,26 @@ BEGIN
   CREATE TEMP TABLE link_overlap ON COMMIT DROP AS
   SELECT c.cluster, c.old_person AS person_id, count(*) AS n
     FROM pg_temp.link_cluster c WHERE c.old_person IS NOT NULL GROUP BY 1, 2;
+  ANALYZE pg_temp.link_overlap;
   CREATE TEMP TABLE link_winner ON COMMIT DROP AS
   SELECT DISTINCT ON (person_id) person_id, cluster, n FROM pg_temp.link_overlap ORDER BY person_id, n DESC, cluster;
+  ANALYZE pg_temp.link_winner;
   CREATE TEMP TABLE link_assign ON COMMIT DROP AS
   SELECT DISTINCT ON (cluster) cluster, person_id FROM pg_temp.link_winner ORDER BY cluster, person_id;
-  INSERT INTO pg_temp.link_assign
-  SELECT cluster, max_person + row_number() OVER (ORDER BY cluster)
-    FROM (SELECT DISTINCT cluster FROM pg_temp.link_cluster) c
-   WHERE NOT EXISTS (SELECT 1 FROM pg_temp.link_assign a WHERE a.cluster = c.cluster);
+  ANALYZE pg_temp.link_assign;
+  IF p_incremental THEN
+    INSERT INTO pg_temp.link_assign
+    SELECT cluster, max_person + row_number() OVER (ORDER BY cluster)
+      FROM (SELECT DISTINCT cluster FROM pg_temp.link_cluster) c
+     WHERE NOT EXISTS (SELECT 1 FROM pg_temp.link_assign a WHERE a.cluster = c.cluster);
+  ELSE
+    -- each cluster once without grouping: by the record naming it
+    INSERT INTO pg_temp.link_assign
+    SELECT cluster, max_person + row_number() OVER (ORDER BY cluster)
+      FROM pg_temp.link_cluster c
+     WHERE c.cluster = c.rid AND NOT EXISTS (SELECT 1 FROM pg_temp.link_assign a WHERE a.cluster = c.cluster);
+  END IF;
+  ANALYZE pg_temp.link_assign;
   INSERT INTO caredata.person_event (run_id, kind, person_id, other_person_id, records)
   SELECT v_run, 'merge', a.person_id, w.person_id, w.n
     FROM pg_temp.link_winner w JOIN pg_temp.link_assign a USING (cluster)
