@@ -11,6 +11,9 @@
  * Anything else is refused with the register's own error.  In C because a
  * snapshot feed withdraws tens of thousands of objections in one statement:
  * the PL/pgSQL version, which compared the rows as jsonb, cost 17 us a row.
+ * Attributes are read with SPI_getbinval, not the inline heap_getattr:
+ * since 15.20 that inline calls heap_datum_check(), which older minor
+ * releases lack (test/release/deb_chroot.sh checks the symbols).
  *
  * src/objection/history.c
  *
@@ -66,10 +69,10 @@ keep_history(PG_FUNCTION_ARGS)
 		elog(ERROR, "keep_history: table \"%s\" has no end column", RelationGetRelationName(td->tg_relation));
 	by_col = is_objection ? 0 : SPI_fnumber(desc, "revoked_by");
 
-	(void) heap_getattr(oldtup, end_col, desc, &isnull);
+	(void) SPI_getbinval(oldtup, desc, end_col, &isnull);
 	if (!isnull)
 		history_refuse(is_objection);
-	(void) heap_getattr(newtup, end_col, desc, &isnull);
+	(void) SPI_getbinval(newtup, desc, end_col, &isnull);
 	if (isnull)
 		history_refuse(is_objection);
 	for (int i = 1; i <= desc->natts; i++)
@@ -82,8 +85,8 @@ keep_history(PG_FUNCTION_ARGS)
 
 		if (i == end_col || att->attisdropped)
 			continue;
-		o = heap_getattr(oldtup, i, desc, &oldnull);
-		n = heap_getattr(newtup, i, desc, &newnull);
+		o = SPI_getbinval(oldtup, desc, i, &oldnull);
+		n = SPI_getbinval(newtup, desc, i, &newnull);
 		/* as stored, whatever the header or compression (datum_image_eq) */
 		if (oldnull != newnull ||
 			(!oldnull && !datum_image_eq(o, n, att->attbyval, att->attlen)))
