@@ -9346,3 +9346,123 @@ END
 $$;
 COMMENT ON FUNCTION caredata.link_run(text, integer, text, double precision, boolean, boolean, boolean, text[], text) IS
   'run linkage in a project (never touching another project''s rows): standardise the sources, block, compare, train (EM) or apply a trained model version, choose the threshold without labels (or use the match probability given), cluster, and write the person index with stable person ids; all or nothing';
+
+-- ---- issue 27: protect() creates its policies with caredata off the search_path (deparsed qualified for the shards) ----
+CREATE OR REPLACE FUNCTION caredata._protect_one(tab regclass, nhs_column name, purpose text, dataset text, root regclass)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp   -- caredata off the path: the policy is deparsed (Citus copies it to shards) with caredata. qualified
+AS $$
+DECLARE
+  has_permissive boolean;
+  had_rls boolean;
+BEGIN
+  -- done already (the event trigger below runs inside protect()'s own DDL)
+  IF EXISTS (SELECT 1 FROM caredata.protected_table t WHERE t.relid = tab) THEN
+    RETURN;
+  END IF;
+  SELECT c.relrowsecurity INTO had_rls FROM pg_class c WHERE c.oid = tab;
+  SELECT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = tab AND p.polpermissive)
+  INTO has_permissive;
+  -- recorded first: the DDL below fires the event trigger, which then
+  -- finds this table done
+  INSERT INTO caredata.protected_table (relid, nhs_column, purpose, dataset, added_base_policy, enabled_rls, root)
+  VALUES (tab, nhs_column, purpose, dataset, NOT has_permissive, NOT had_rls, root);
+  -- row security needs a permissive policy; never widen one the owner wrote
+  IF NOT has_permissive THEN
+    EXECUTE format('CREATE POLICY caredata_base ON %s AS PERMISSIVE FOR ALL USING (true) WITH CHECK (true)', tab);
+    EXECUTE format('COMMENT ON POLICY caredata_base ON %s IS %L', tab,
+                   'caredata: the permissive policy row security needs, added by caredata.protect because the table had none');
+  END IF;
+  -- FOR ALL: rows the filter hides can be neither read nor updated nor
+  -- deleted; WITH CHECK (true): loading new rows is not filtered
+  EXECUTE format('CREATE POLICY caredata_objection ON %s AS RESTRICTIVE FOR ALL USING '
+                 '(caredata.row_permitted(%I, %L%s)) WITH CHECK (true)',
+                 tab, nhs_column, purpose,
+                 CASE WHEN dataset IS NULL THEN '' ELSE format(', now(), %L', dataset) END);
+  EXECUTE format('CREATE POLICY caredata_subject ON %s AS RESTRICTIVE FOR ALL TO caredata_patient USING '
+                 '(%I OPERATOR(caredata.=) caredata.my_nhs_number()) WITH CHECK (true)', tab, nhs_column);
+  EXECUTE format('COMMENT ON POLICY caredata_objection ON %s IS %L', tab,
+                 format('caredata objection filter: rows permitted for %s%s (caredata.protect)', purpose,
+                        CASE WHEN dataset IS NULL THEN '' ELSE ', dataset ' || dataset END));
+  EXECUTE format('COMMENT ON POLICY caredata_subject ON %s IS %L', tab,
+                 'caredata subject access: a patient sees only their own rows (caredata.protect)');
+  EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tab);
+  -- no statistics on the protected column (see _forget_statistics)
+  IF EXISTS (SELECT 1 FROM pg_statistic_ext e JOIN pg_attribute a ON a.attrelid = e.stxrelid AND a.attname = nhs_column
+              WHERE e.stxrelid = tab AND a.attnum = ANY (e.stxkeys)) THEN
+    RAISE EXCEPTION 'extended statistics on %.% would give its values to the planner', tab, nhs_column
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'DROP STATISTICS on that column first.';
+  END IF;
+  EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS 0', tab, nhs_column);
+  PERFORM caredata._forget_statistics(tab);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION caredata._protect_citus(tab regclass, nhs_column name, purpose text, dataset text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp   -- caredata off the path: the policy is deparsed (Citus copies it to shards) with caredata. qualified
+AS $$
+DECLARE
+  had_rls boolean;
+  coordinator boolean;
+BEGIN
+  IF NOT caredata._citus_table('caredata.objection') THEN
+    RAISE EXCEPTION '% is a Citus table, and caredata''s catalogs are on this node only', tab
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'A worker filtering its shards would find an empty register and block no one.',
+            HINT = 'Run SELECT caredata.citus_setup() on the coordinator as a superuser first (docs/scale-out.md).';
+  END IF;
+  EXECUTE 'SELECT citus_is_coordinator()' INTO coordinator;
+  IF NOT coordinator THEN
+    RAISE EXCEPTION 'protect() on a Citus table runs on the coordinator' USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  -- Citus writes shard names into per-shard commands unescaped (%s)
+  IF caredata._logical_relation(tab) ~ '[''%\\]' OR nhs_column ~ '[''%\\]' THEN
+    RAISE EXCEPTION '% cannot be protected on Citus: its name or the column''s holds a quote, %% or \', tab
+      USING ERRCODE = 'invalid_name', HINT = 'Rename it (on the coordinator), then protect it.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = tab AND c.relkind = 'p')
+     OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = tab) THEN
+    RAISE EXCEPTION '% is a partitioned Citus table', tab
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'caredata protects distributed tables that are not partitioned (docs/scale-out.md).';
+  END IF;
+  -- Citus re-creates restrictive policies as permissive on shards (docs/
+  -- scale-out.md, cause A), and a permissive one is ORed with the filter:
+  -- the filter must be the table's only policy
+  IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = tab) THEN
+    RAISE EXCEPTION '% has row security policies of its own', tab
+      USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'On a Citus table caredata''s filter must be the only policy: Citus makes restrictive policies permissive on shards, where any other policy is ORed with the filter.',
+            HINT = 'Drop the table''s policies, or keep the table on one node.';
+  END IF;
+  IF EXISTS (SELECT 1 FROM pg_statistic_ext e JOIN pg_attribute a ON a.attrelid = e.stxrelid AND a.attname = nhs_column
+              WHERE e.stxrelid = tab AND a.attnum = ANY (e.stxkeys)) THEN
+    RAISE EXCEPTION 'extended statistics on %.% would give its values to the planner', tab, nhs_column
+      USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'DROP STATISTICS on that column first.';
+  END IF;
+  -- no statistics on the NHS number column, on any shard, before the
+  -- filter is attached
+  PERFORM caredata._citus_statistics_target(tab, nhs_column, 0);
+  SELECT c.relrowsecurity INTO had_rls FROM pg_class c WHERE c.oid = tab;
+  INSERT INTO caredata.protected_table (relid, nhs_column, purpose, dataset, added_base_policy, enabled_rls, root)
+  VALUES (tab, nhs_column, purpose, dataset, false, NOT had_rls, tab);
+  INSERT INTO caredata.distributed_filter (relation, nhs_column, purpose, dataset)
+  VALUES (caredata._logical_relation(tab), nhs_column, purpose, dataset);
+  -- one permissive policy holding the whole filter (row_permitted() gives a
+  -- patient their own rows only): what Citus copies to every shard, now and
+  -- when it makes new ones, means the same there
+  EXECUTE format('CREATE POLICY caredata_filter ON %s AS PERMISSIVE FOR ALL USING '
+                 '(caredata.row_permitted(%I, %L%s)) WITH CHECK (true)',
+                 tab, nhs_column, purpose,
+                 CASE WHEN dataset IS NULL THEN '' ELSE format(', now(), %L', dataset) END);
+  EXECUTE format('COMMENT ON POLICY caredata_filter ON %s IS %L', tab,
+                 format('caredata objection filter of a Citus table: rows permitted for %s%s, a patient''s own rows (caredata.protect)', purpose,
+                        CASE WHEN dataset IS NULL THEN '' ELSE ', dataset ' || dataset END));
+  EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', tab);
+  PERFORM caredata._forget_statistics(tab);
+END
+$$;
+

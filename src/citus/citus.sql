@@ -273,7 +273,7 @@ REVOKE ALL ON FUNCTION caredata.citus_setup() FROM PUBLIC;
 CREATE FUNCTION caredata._protect_citus(tab regclass, nhs_column name, purpose text, dataset text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, caredata, pg_temp
+SET search_path = pg_catalog, pg_temp   -- caredata off the path: the policy is deparsed (Citus copies it to shards) with caredata. qualified
 AS $$
 DECLARE
   had_rls boolean;

@@ -23,7 +23,7 @@ SELECT pg_catalog.pg_extension_config_dump('caredata.protected_table', '');
 CREATE FUNCTION caredata._protect_one(tab regclass, nhs_column name, purpose text, dataset text, root regclass)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
-SET search_path = pg_catalog, caredata, pg_temp
+SET search_path = pg_catalog, pg_temp   -- caredata off the path: the policy is deparsed (Citus copies it to shards) with caredata. qualified
 AS $$
 DECLARE
   has_permissive boolean;
