@@ -68,6 +68,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "nodes/primnodes.h"
+#include "parser/parse_relation.h"
 #include "parser/parsetree.h"
 #include "rewrite/rowsecurity.h"
 #include "tcop/utility.h"
