@@ -253,7 +253,7 @@ name_level(FunctionCallInfo fcinfo, int tharg, bool coded, text *pa, text *pb)
 	wb = link_text_chars(b, &lb);
 	jw = link_jaro_winkler(wa, la, wb, lb);
 	if (jw >= DatumGetFloat8(th[0]) ||
-		(Abs(la - lb) <= 1 && link_damerau_levenshtein(wa, la, wb, lb) <= 1))
+		(la - lb <= 1 && lb - la <= 1 && link_damerau_levenshtein(wa, la, wb, lb) <= 1))
 		return n + 2;
 	for (int k = 1; k < n; k++)
 		if (jw >= DatumGetFloat8(th[k]))
