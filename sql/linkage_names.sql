@@ -15,7 +15,9 @@ FROM pg_proc p WHERE p.pronamespace = 'caredata'::regnamespace
 ORDER BY 1;
 
 -- ---- standardise_name ----
-SELECT x, standardise_name(x) FROM (VALUES
+-- (the input's zero-width space shown as <U+200B>: psql 17 gives it a
+-- width where 15 gives none)
+SELECT replace(x, U&'\200B', '<U+200B>') AS x, standardise_name(x) FROM (VALUES
   ('Dr. John  SMITH Jr'),                  -- title, suffix, case, punctuation, double space
   ('O''Brien'), ('O’Brien'), ('D`Arcy'),  -- apostrophes (ASCII, typographic, grave) removed inside words
   ('Smith-Jones'),                         -- hyphen to a space

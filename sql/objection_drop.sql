@@ -31,7 +31,7 @@ SELECT count(*) AS still_protected FROM caredata.protected_table;
 DROP EXTENSION caredata CASCADE;
 RESET client_min_messages;
 SELECT * FROM drop_state;
-SELECT attname, attstattarget FROM pg_attribute
+SELECT attname, coalesce(attstattarget, -1) AS attstattarget FROM pg_attribute  -- (17: NULL for the default)
  WHERE attrelid = 'drop_owned'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
 SELECT id, x FROM drop_owned ORDER BY id;
 SELECT count(*) AS schema_left FROM pg_namespace WHERE nspname = 'caredata';

@@ -113,11 +113,14 @@ DECLARE c CURSOR FOR SELECT nhs_number FROM ps_episode ORDER BY id;
 FETCH ALL FROM c;
 COMMIT;
 -- in a parallel worker too (the grant was opened by the leader's session)
-SET force_parallel_mode = on;
+-- (force_parallel_mode; debug_parallel_query from PostgreSQL 16 on)
+SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000 THEN 'debug_parallel_query'
+                       ELSE 'force_parallel_mode' END, 'on', false) AS parallel_forced;
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
 SELECT count(*) AS carer_rows_in_parallel, string_agg(DISTINCT nhs_number::text, ', ') AS patients FROM ps_episode;
-RESET force_parallel_mode;
+SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000 THEN 'debug_parallel_query'
+                       ELSE 'force_parallel_mode' END, 'off', false) AS parallel_not_forced;
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 -- not the tables the grant does not name

@@ -15,8 +15,9 @@ tests=$(scripts/install-deps.sh test --list)
 fuzz=$(scripts/install-deps.sh fuzz --list)
 bad=$(echo "$demo" | grep -E "$test_only" | tr '\n' ' ')
 [ -n "$demo" ] && [ -z "$bad" ]; ok $? "the demo's packages hold no test tool ($(echo $demo | tr ' ' ','))${bad:+: $bad}"
-for p in postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl chromium nodejs npm python3-psycopg2; do
-  echo "$tests" | grep -qx "$p" || { missing="${missing:-} $p"; }
+# (pgtap for the server's major version: 15, or 17 under make test PG=17)
+for p in 'postgresql-[0-9]+-pgtap' libtap-parser-sourcehandler-pgtap-perl chromium nodejs npm python3-psycopg2; do
+  echo "$tests" | grep -qxE "$p" || { missing="${missing:-} $p"; }
 done
 [ -z "${missing:-}" ]; ok $? "make test's packages hold the test tools${missing:+ (missing:$missing)}"
 ! echo "$tests" | grep -qE 'sqlsmith|clang'; ok $? "the fuzzers' tools (sqlsmith, clang) are make fuzz's, not make test's"
