@@ -35,8 +35,8 @@
 
 #include "cell_key.h"
 
-uint32
-sdc_cell_key(const PersonTable *pt)
+uint64
+sdc_key_sum(const PersonTable *pt)
 {
 	uint64		sum = 0;
 
@@ -44,7 +44,13 @@ sdc_cell_key(const PersonTable *pt)
 		return 0;
 	for (int32 i = 0; i < pt->capacity; i++)
 		sum += PT_KEYS(pt)[i];	/* empty slots and key 0 add nothing */
-	return (uint32) (sum % SDC_CELL_KEY_RANGE);
+	return sum;
+}
+
+uint32
+sdc_cell_key(const PersonTable *pt)
+{
+	return (uint32) (sdc_key_sum(pt) % SDC_CELL_KEY_RANGE);
 }
 
 bool
@@ -80,20 +86,17 @@ sdc_publish_keyed(const SdcPolicy *policy, int64 n, uint32 cell_key, int64 *show
 
 /* the draw for a sum: the people's record keys summed in full, mixed (SplitMix64's finaliser) */
 static uint64
-sdc_magnitude_key(const PersonTable *pt)
+sdc_magnitude_key(uint64 key_sum)
 {
-	uint64		z = 0x9e3779b97f4a7c15ULL;
+	uint64		z = key_sum + 0x9e3779b97f4a7c15ULL;
 
-	if (pt != NULL)
-		for (int32 i = 0; i < pt->capacity; i++)
-			z += PT_KEYS(pt)[i];
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
 	return z ^ (z >> 31);
 }
 
 double
-sdc_publish_sum(const SdcPolicy *policy, const PersonTable *pt, double sum)
+sdc_publish_sum(const SdcPolicy *policy, uint64 key_sum, double sum)
 {
 	double		step;
 	double		u;
@@ -109,6 +112,6 @@ sdc_publish_sum(const SdcPolicy *policy, const PersonTable *pt, double sum)
 	step = sdc_magnitude_step(policy, sum);
 	if (step <= 0.0)
 		return sum;				/* 0 (or not finite) */
-	u = (double) (sdc_magnitude_key(pt) >> 11) * (1.0 / 9007199254740992.0);	/* [0, 1) */
+	u = (double) (sdc_magnitude_key(key_sum) >> 11) * (1.0 / 9007199254740992.0);	/* [0, 1) */
 	return floor(sum / step + u) * step;
 }

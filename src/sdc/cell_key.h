@@ -23,7 +23,10 @@
 #include "policy.h"
 #include "ptable.h"
 
-/* the cell key of a table of people (NULL: nobody) */
+/* the sum of a table's record keys, modulo 2^64 (NULL: nobody, 0) */
+extern uint64 sdc_key_sum(const PersonTable *pt);
+
+/* the cell key of a table of people (NULL: nobody): its key sum modulo the range */
 extern uint32 sdc_cell_key(const PersonTable *pt);
 
 /*
@@ -41,8 +44,8 @@ extern bool sdc_publish_keyed(const SdcPolicy *policy, int64 n, uint32 cell_key,
  * that may be published): under the cell key method rounded at random to
  * the magnitude step, the draw taken from the people's record keys; else
  * sdc_publish_magnitude.  Refused (0A000) under a cell key policy that
- * does not round sums.
+ * does not round sums.  key_sum: sdc_key_sum() of the people.
  */
-extern double sdc_publish_sum(const SdcPolicy *policy, const PersonTable *pt, double sum);
+extern double sdc_publish_sum(const SdcPolicy *policy, uint64 key_sum, double sum);
 
 #endif							/* CAREDATA_SDC_CELL_KEY_H */

@@ -142,7 +142,7 @@ person_values_any_text(PG_FUNCTION_ARGS)
 
 /* whether the statistic over pv may be published (people, dominance) */
 static bool
-publishable(const SdcPolicy *p, PersonTable *pv)
+publishable(const SdcPolicy *p, PersonTable *pv, uint64 key_sum)
 {
 	double		largest[8] = {0};
 	int			nl = Max(2, Min(p->dominance_n, 8));
@@ -173,7 +173,8 @@ publishable(const SdcPolicy *p, PersonTable *pv)
 	 * under the cell key method the threshold on people is the perturbed
 	 * count, as safe_count publishes it, so padding does not find it
 	 */
-	if (p->ptable != NULL && !sdc_publish_people(p, pv, pv->count, &people))
+	if (p->ptable != NULL &&
+		!sdc_publish_keyed(p, pv->count, (uint32) (key_sum % SDC_CELL_KEY_RANGE), &people))
 		return false;
 	return sdc_publish_contributions(p, people, largest, nl, total);
 }
@@ -184,10 +185,15 @@ person_values_safe_sum(PG_FUNCTION_ARGS)
 {
 	PersonTable *pv = person_table_final_state(fcinfo, true);
 	const SdcPolicy *p;
+	uint64		keys;
 
-	if (pv == NULL || !publishable(p = person_table_policy(fcinfo, pv), pv))
+	if (pv == NULL)
 		PG_RETURN_NULL();
-	PG_RETURN_FLOAT8(sdc_publish_sum(p, pv, pv->sum));
+	p = person_table_policy(fcinfo, pv);
+	keys = p->ptable != NULL ? sdc_key_sum(pv) : 0;	/* once, for the threshold and the sum */
+	if (!publishable(p, pv, keys))
+		PG_RETURN_NULL();
+	PG_RETURN_FLOAT8(sdc_publish_sum(p, keys, pv->sum));
 }
 
 PG_FUNCTION_INFO_V1(person_values_safe_avg);
@@ -196,22 +202,27 @@ person_values_safe_avg(PG_FUNCTION_ARGS)
 {
 	PersonTable *pv = person_table_final_state(fcinfo, true);
 	const SdcPolicy *p;
+	uint64		keys;
 
-	if (pv == NULL || pv->rows == 0 || !publishable(p = person_table_policy(fcinfo, pv), pv))
+	if (pv == NULL || pv->rows == 0)
+		PG_RETURN_NULL();
+	p = person_table_policy(fcinfo, pv);
+	keys = p->ptable != NULL ? sdc_key_sum(pv) : 0;
+	if (!publishable(p, pv, keys))
 		PG_RETURN_NULL();
 	/*
 	 * A policy that protects magnitudes publishes the mean of what it
-	 * publishes: the published sum over the row count rounded as counts
-	 * are (never suppressed here: more rows than people), so that sum and
-	 * mean together do not give the exact row count back
+	 * publishes: the published sum over the row count as counts are
+	 * published (never suppressed here: more rows than people), so that
+	 * sum and mean together do not give the exact row count back
 	 */
 	if (p->magnitude_digits > 0 || p->ptable != NULL)
 	{
 		int64		rows_shown;
 
-		if (!sdc_publish_keyed(p, pv->rows, sdc_cell_key(pv), &rows_shown) || rows_shown <= 0)
+		if (!sdc_publish_keyed(p, pv->rows, (uint32) (keys % SDC_CELL_KEY_RANGE), &rows_shown) || rows_shown <= 0)
 			PG_RETURN_NULL();
-		PG_RETURN_FLOAT8(sdc_publish_sum(p, pv, pv->sum) / (double) rows_shown);
+		PG_RETURN_FLOAT8(sdc_publish_sum(p, keys, pv->sum) / (double) rows_shown);
 	}
 	PG_RETURN_FLOAT8(pv->sum / (double) pv->rows);
 }
