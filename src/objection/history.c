@@ -29,6 +29,15 @@
 #include "utils/datum.h"
 #include "utils/rel.h"
 
+/* the columns the trigger reads, by relation (fn_extra) */
+typedef struct HistoryColumns
+{
+	Oid			relid;
+	int			end_col;		/* withdrawn_at or revoked_at */
+	int			by_col;			/* revoked_by, or 0 */
+	bool		is_objection;
+} HistoryColumns;
+
 static void
 history_refuse(bool is_objection)
 {
@@ -52,6 +61,7 @@ keep_history(PG_FUNCTION_ARGS)
 	int			by_col;
 	bool		is_objection;
 	bool		isnull;
+	HistoryColumns *cols;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_BY_UPDATE(td->tg_event))
@@ -60,14 +70,28 @@ keep_history(PG_FUNCTION_ARGS)
 	oldtup = td->tg_trigtuple;
 	newtup = td->tg_newtuple;
 
-	/* which table: the one with withdrawn_at (objection) or revoked_at (exemption) */
-	end_col = SPI_fnumber(desc, "withdrawn_at");
-	is_objection = end_col > 0;
-	if (!is_objection)
-		end_col = SPI_fnumber(desc, "revoked_at");
-	if (end_col <= 0)
-		elog(ERROR, "keep_history: table \"%s\" has no end column", RelationGetRelationName(td->tg_relation));
-	by_col = is_objection ? 0 : SPI_fnumber(desc, "revoked_by");
+	/*
+	 * which table: the one with withdrawn_at (objection) or revoked_at
+	 * (exemption); looked up by name once per statement and relation, not
+	 * per row
+	 */
+	cols = (HistoryColumns *) fcinfo->flinfo->fn_extra;
+	if (cols == NULL || cols->relid != RelationGetRelid(td->tg_relation))
+	{
+		if (cols == NULL)
+			cols = fcinfo->flinfo->fn_extra = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(HistoryColumns));
+		cols->relid = RelationGetRelid(td->tg_relation);
+		cols->end_col = SPI_fnumber(desc, "withdrawn_at");
+		cols->is_objection = cols->end_col > 0;
+		if (!cols->is_objection)
+			cols->end_col = SPI_fnumber(desc, "revoked_at");
+		if (cols->end_col <= 0)
+			elog(ERROR, "keep_history: table \"%s\" has no end column", RelationGetRelationName(td->tg_relation));
+		cols->by_col = cols->is_objection ? 0 : SPI_fnumber(desc, "revoked_by");
+	}
+	end_col = cols->end_col;
+	by_col = cols->by_col;
+	is_objection = cols->is_objection;
 
 	(void) SPI_getbinval(oldtup, desc, end_col, &isnull);
 	if (!isnull)
