@@ -7,14 +7,11 @@
 # run with its output sent to /dev/null (\o): its errors still show, and
 # the test checks what does not vary by other means.
 set -euo pipefail
-if [ "${2:-}" = quickstart ]; then
-  heading="## ${3:-Quick start}"
-  awk -v h="$heading" '$0 == h || (h == "## Quick start" && index($0, h) == 1) {q = 1; next}
-                       q && /^```sql$/ {b = 1; n = 0; v = 0; next}
-                       b && /^```$/ {if (v) print "\\o /dev/null"; for (i = 1; i <= n; i++) print l[i]; if (v) print "\\o"; exit}
-                       b {l[++n] = $0; if ($0 ~ /^-- \(the figures vary with the master key/) v = 1}' "$1"
-else
-  awk '/^```sql$/ {b = 1; n = 0; v = 0; next}
-       b && /^```$/ {if (v) print "\\o /dev/null"; for (i = 1; i <= n; i++) print l[i]; if (v) print "\\o"; b = 0; next}
-       b {l[++n] = $0; if ($0 ~ /^-- \(the figures vary with the master key/) v = 1}' "$1"
-fi
+first=0; heading=
+if [ "${2:-}" = quickstart ]; then first=1; heading="## ${3:-Quick start}"; fi
+awk -v first="$first" -v h="$heading" '
+  function flush() { if (v) print "\\o /dev/null"; for (i = 1; i <= n; i++) print l[i]; if (v) print "\\o" }
+  first && !q { if ($0 == h || (h == "## Quick start" && index($0, h) == 1)) q = 1; next }
+  !b && /^```sql$/ { b = 1; n = 0; v = 0; next }
+  b && /^```$/ { flush(); b = 0; if (first) exit; next }
+  b { l[++n] = $0; if ($0 ~ /^-- \(the figures vary with the master key/) v = 1 }' "$1"
