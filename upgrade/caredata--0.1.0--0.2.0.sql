@@ -9466,3 +9466,151 @@ BEGIN
 END
 $$;
 
+
+-- ---- issue 25, linkage at 1M people: internal text keys compared bytewise, standardising in parallel ----
+ALTER TABLE caredata.link_record_key ALTER COLUMN source TYPE text COLLATE "C", ALTER COLUMN record_key TYPE text COLLATE "C";
+ALTER TABLE caredata.link_record ALTER COLUMN source TYPE text COLLATE "C", ALTER COLUMN sex TYPE text COLLATE "C",
+  ALTER COLUMN postcode TYPE text COLLATE "C", ALTER COLUMN sector TYPE text COLLATE "C",
+  ALTER COLUMN district TYPE text COLLATE "C", ALTER COLUMN area TYPE text COLLATE "C",
+  ALTER COLUMN record_key TYPE text COLLATE "C";
+ALTER TABLE caredata.person_index ALTER COLUMN source TYPE text COLLATE "C", ALTER COLUMN record_key TYPE text COLLATE "C";
+CREATE OR REPLACE FUNCTION caredata.link_standardise(sources text[] DEFAULT NULL, run_id bigint DEFAULT 0, project text DEFAULT 'default')
+  RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  p_project text := caredata._link_check_project(project);
+  s record;
+  f record;
+  n bigint;
+  total bigint;
+  parts text[] := '{}';
+  work_table text;
+  f_cols text;
+  f_json text := '';
+  f_join text := '';
+  i integer := 0;
+  saved_tuple_cost text;
+  saved_work_mem text;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources))) THEN
+    PERFORM caredata._link_bad('no linkage sources to link', 'Register sources with caredata.link_add_source().', '42704');
+  END IF;
+  IF sources IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(sources) x WHERE x NOT IN (SELECT ls.source FROM caredata.link_source ls WHERE ls.project = p_project)) THEN
+    PERFORM caredata._link_bad('a named linkage source does not exist', 'See caredata.link_source for the registered sources.', '42704');
+  END IF;
+  -- the standardised records, each with its stable rid if it has one; the
+  -- declared fields as columns f_<field> (NULL where a source lacks one)
+  FOR s IN SELECT * FROM caredata.link_source ls WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources)) ORDER BY ls.source LOOP
+    f_cols := '';
+    FOR f IN SELECT * FROM caredata._link_fields(p_project) LOOP
+      f_cols := f_cols || format(', %s AS %I', caredata._link_std_expr(s.relation, (s.fields->f.field->>'column')::name, f.kind), 'f_' || f.field);
+      IF f.kind = 'address' THEN
+        f_cols := f_cols || format(', %s AS %I', caredata._link_std_expr(s.relation, (s.fields->f.field->>'column')::name, 'address_num'), 'f_' || f.field || '_num');
+      END IF;
+    END LOOP;
+    parts := parts || format('SELECT k.rid, %L::text AS source, %s AS record_id, %s AS record_key, %s AS nhs_digits, %s AS dob, %s AS sex, %s AS postcode%s
+                                FROM %s s LEFT JOIN caredata.link_record_key k ON k.project = %L AND k.source = %1$L AND k.record_key = %3$s',
+      s.source, caredata._link_std_expr(s.relation, s.record_id, 'record_id'),
+      caredata._link_std_expr(s.relation, s.record_id, 'record_key'),
+      caredata._link_std_expr(s.relation, s.nhs_number, 'nhs_number'),
+      caredata._link_std_expr(s.relation, s.dob, 'dob'),
+      caredata._link_std_expr(s.relation, s.sex, 'sex'),
+      caredata._link_std_expr(s.relation, s.postcode, 'postcode'), f_cols, s.relation, p_project);
+  END LOOP;
+  FOREACH work_table IN ARRAY ARRAY['link_stage', 'link_new_key'] LOOP
+    IF to_regclass('pg_temp.' || work_table) IS NOT NULL THEN
+      EXECUTE format('DROP TABLE pg_temp.%I', work_table);
+    END IF;
+  END LOOP;
+  -- read and standardised by parallel workers where the server allows them
+  -- (the sources and the keys are ordinary tables; the leader writes the
+  -- temporary table): a planner that counts the functions at cost 1 would
+  -- otherwise keep it serial, for the cost of sending each row to the
+  -- leader (measured at 1M people: 4.9 s serial, 2.4 s with 2 workers)
+  saved_tuple_cost := current_setting('parallel_tuple_cost');
+  PERFORM set_config('parallel_tuple_cost', '0.001', true);
+  EXECUTE 'CREATE TEMP TABLE link_stage ON COMMIT DROP AS ' || array_to_string(parts, ' UNION ALL ');
+  PERFORM set_config('parallel_tuple_cost', saved_tuple_cost, true);
+  -- the value frequencies below hash millions of values: in memory, not
+  -- in batches on disk, unless the server allows more already
+  saved_work_mem := current_setting('work_mem');
+  IF pg_size_bytes(saved_work_mem) < pg_size_bytes('256MB') THEN
+    PERFORM set_config('work_mem', '256MB', true);
+  END IF;
+  total := 0;
+  -- counted per source first (a hash aggregate of a few groups; joined
+  -- before grouping, the records were sorted by source, spilling to disk)
+  FOR s IN SELECT ls.source, coalesce(t.n, 0) AS n, coalesce(t.no_id, 0) AS no_id
+             FROM caredata.link_source ls
+             LEFT JOIN (SELECT x.source, count(*) AS n, count(*) FILTER (WHERE x.record_key IS NULL) AS no_id
+                          FROM pg_temp.link_stage x GROUP BY x.source) t ON t.source = ls.source
+            WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources)) ORDER BY ls.source LOOP
+    IF s.n = 0 THEN
+      PERFORM caredata._link_bad(format('linkage source "%s" has no records', s.source),
+                                 'Load the source, or leave it out with the sources argument.', '22023');
+    END IF;
+    IF s.no_id > 0 THEN
+      PERFORM caredata._link_bad(format('linkage source "%s" has records without a record id', s.source),
+                                 'Every record needs a record id: fix the source or filter it through a view.', '23502');
+    END IF;
+    total := total + s.n;
+  END LOOP;
+
+  -- stable rids: new records numbered after the highest of any project, in (source,
+  -- record id) order (integer ids by value).  A record id twice in a
+  -- source breaks a unique index, here (a new one) or on link_record
+  -- below (one seen before).
+  CREATE TEMP TABLE link_new_key ON COMMIT DROP AS
+  SELECT coalesce((SELECT max(k.rid) FROM caredata.link_record_key k), 0)
+           + row_number() OVER (ORDER BY t.source, t.record_id, t.record_key) AS rid,
+         t.source, t.record_id, t.record_key
+    FROM pg_temp.link_stage t WHERE t.rid IS NULL;
+  ANALYZE pg_temp.link_new_key;
+
+  -- each field in the record's jsonb: its value, its derived code and its
+  -- value frequency (only a value held by two records or more can ever
+  -- agree exactly with another)
+  FOR f IN SELECT * FROM caredata._link_fields(p_project) LOOP
+    i := i + 1;
+    f_json := f_json || format(' || jsonb_build_object(%1$L, t.%2$I%3$s, %4$L, CASE WHEN t.%2$I IS NOT NULL THEN coalesce(q%5$s.f, 1.0 / %6$s) END)',
+      f.field, 'f_' || f.field,
+      CASE f.kind WHEN 'name' THEN format(', %L, caredata.name_phonetic(t.%I)', f.field || '_ph', 'f_' || f.field)
+                  WHEN 'address' THEN format(', %L, t.%I', f.field || '_num', 'f_' || f.field || '_num') ELSE '' END,
+      'tf_' || f.field, i, total);
+    f_join := f_join || format(' LEFT JOIN (SELECT %1$I AS v, count(*)::double precision / %2$s AS f FROM pg_temp.link_stage WHERE %1$I IS NOT NULL GROUP BY 1 HAVING count(*) > 1) q%3$s ON q%3$s.v = t.%1$I',
+      'f_' || f.field, total, i);
+  END LOOP;
+
+  PERFORM caredata._link_maintain('truncate_records', project => p_project);
+  PERFORM caredata._link_maintain('drop_indexes', project => p_project);
+  BEGIN
+    INSERT INTO caredata.link_record_key (rid, source, record_id, first_run, record_key, project)
+    SELECT k.rid, k.source, k.record_id, link_standardise.run_id, k.record_key, p_project FROM pg_temp.link_new_key k;
+    EXECUTE format($q$
+    INSERT INTO caredata.link_record
+    SELECT %4$L, coalesce(t.rid, k.rid), t.source, t.record_id, t.nhs_digits, (t.nhs_digits / 10000)::integer, (t.nhs_digits %% 10000)::integer,
+           t.dob, t.sex, t.postcode,
+           caredata.try_postcode_sector(t.postcode), caredata.try_postcode_district(t.postcode), caredata.try_postcode_area(t.postcode),
+           extract(year FROM t.dob)::integer,
+           CASE WHEN t.nhs_digits IS NOT NULL THEN coalesce(fn.f, 1.0 / %1$s) END,
+           CASE WHEN t.dob IS NOT NULL THEN coalesce(fd.f, 1.0 / %1$s) END,
+           CASE WHEN t.postcode IS NOT NULL THEN coalesce(fp.f, 1.0 / %1$s) END,
+           t.record_key, %2$s
+      FROM pg_temp.link_stage t
+      LEFT JOIN pg_temp.link_new_key k ON t.rid IS NULL AND k.source = t.source AND k.record_key = t.record_key
+      LEFT JOIN (SELECT nhs_digits, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fn USING (nhs_digits)
+      LEFT JOIN (SELECT dob, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fd USING (dob)
+      LEFT JOIN (SELECT postcode, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fp USING (postcode)%3$s$q$,
+      total, CASE WHEN f_json = '' THEN 'NULL::jsonb' ELSE 'jsonb_strip_nulls(''{}''::jsonb' || f_json || ')' END, f_join, p_project);
+    GET DIAGNOSTICS n = ROW_COUNT;
+  EXCEPTION WHEN unique_violation THEN
+    PERFORM caredata._link_bad('a linkage source has duplicate record ids', 'Record ids must be unique within a source.', '23505');
+  END;
+  PERFORM set_config('work_mem', saved_work_mem, true);
+  DROP TABLE pg_temp.link_stage;
+  DROP TABLE pg_temp.link_new_key;
+  PERFORM caredata._link_maintain('analyze_records', project => p_project);
+  RETURN n;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_standardise(text[], bigint, text) IS
+  'rebuild a project''s caredata.link_record from its registered sources (all, or those named): standardised identifiers, postcode parts, the declared fields with their phonetic codes and house numbers, value frequencies; returns the number of records';

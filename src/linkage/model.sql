@@ -805,6 +805,8 @@ DECLARE
   f_json text := '';
   f_join text := '';
   i integer := 0;
+  saved_tuple_cost text;
+  saved_work_mem text;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources))) THEN
     PERFORM caredata._link_bad('no linkage sources to link', 'Register sources with caredata.link_add_source().', '42704');
@@ -836,7 +838,21 @@ BEGIN
       EXECUTE format('DROP TABLE pg_temp.%I', work_table);
     END IF;
   END LOOP;
+  -- read and standardised by parallel workers where the server allows them
+  -- (the sources and the keys are ordinary tables; the leader writes the
+  -- temporary table): a planner that counts the functions at cost 1 would
+  -- otherwise keep it serial, for the cost of sending each row to the
+  -- leader (measured at 1M people: 4.9 s serial, 2.4 s with 2 workers)
+  saved_tuple_cost := current_setting('parallel_tuple_cost');
+  PERFORM set_config('parallel_tuple_cost', '0.001', true);
   EXECUTE 'CREATE TEMP TABLE link_stage ON COMMIT DROP AS ' || array_to_string(parts, ' UNION ALL ');
+  PERFORM set_config('parallel_tuple_cost', saved_tuple_cost, true);
+  -- the value frequencies below hash millions of values: in memory, not
+  -- in batches on disk, unless the server allows more already
+  saved_work_mem := current_setting('work_mem');
+  IF pg_size_bytes(saved_work_mem) < pg_size_bytes('256MB') THEN
+    PERFORM set_config('work_mem', '256MB', true);
+  END IF;
   total := 0;
   -- counted per source first (a hash aggregate of a few groups; joined
   -- before grouping, the records were sorted by source, spilling to disk)
@@ -906,6 +922,7 @@ BEGIN
   EXCEPTION WHEN unique_violation THEN
     PERFORM caredata._link_bad('a linkage source has duplicate record ids', 'Record ids must be unique within a source.', '23505');
   END;
+  PERFORM set_config('work_mem', saved_work_mem, true);
   DROP TABLE pg_temp.link_stage;
   DROP TABLE pg_temp.link_new_key;
   PERFORM caredata._link_maintain('analyze_records', project => p_project);

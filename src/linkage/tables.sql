@@ -38,12 +38,16 @@ COMMENT ON TABLE caredata.link_source IS
   'linkage sources: a relation, which of its columns hold the record id (integer or text) and the NHS identifiers, and the further fields it brings ({"field": {"column": ..., "kind": name|address|postcode|identifier|text}}) (link_add_source)';
 
 -- record ids that outlive runs: a record keeps its rid, so person ids stay put
+-- The internal text keys (source names, record ids as text, postcodes and
+-- sex codes) are compared bytewise (COLLATE "C"): only equality and index
+-- order matter, and a linguistic collation sorted them at half the speed
+-- (the person index's and the lookups' index builds at 1M people)
 CREATE TABLE caredata.link_record_key (
   rid         bigint PRIMARY KEY,
-  source      text NOT NULL,
+  source      text COLLATE "C" NOT NULL,
   record_id   bigint,
   first_run   bigint NOT NULL,
-  record_key  text NOT NULL,
+  record_key  text COLLATE "C" NOT NULL,
   project     text NOT NULL DEFAULT 'default' REFERENCES caredata.link_project,
   UNIQUE (project, source, record_key)
 );
@@ -57,22 +61,22 @@ COMMENT ON TABLE caredata.link_record_key IS
 CREATE TABLE caredata.link_record (
   project        text NOT NULL DEFAULT 'default',
   rid            bigint NOT NULL,
-  source         text NOT NULL,
+  source         text COLLATE "C" NOT NULL,
   record_id      bigint,
   nhs_digits     bigint,
   nhs_head       integer,
   nhs_tail       integer,
   dob            date,
-  sex            text,
-  postcode       text,
-  sector         text,
-  district       text,
-  area           text,
+  sex            text COLLATE "C",
+  postcode       text COLLATE "C",
+  sector         text COLLATE "C",
+  district       text COLLATE "C",
+  area           text COLLATE "C",
   yob            integer,
   tf_nhs_digits  double precision,
   tf_dob         double precision,
   tf_postcode    double precision,
-  record_key     text NOT NULL,
+  record_key     text COLLATE "C" NOT NULL,
   fields         jsonb
 ) PARTITION BY LIST (project);
 CREATE TABLE caredata.link_record_p_default PARTITION OF caredata.link_record (PRIMARY KEY (rid)) FOR VALUES IN ('default');
@@ -152,12 +156,12 @@ COMMENT ON TABLE caredata.link_pair IS
 -- run drops and builds its own partition's indexes only
 CREATE TABLE caredata.person_index (
   project     text NOT NULL DEFAULT 'default',
-  source      text NOT NULL,
+  source      text COLLATE "C" NOT NULL,
   record_id   bigint,
   rid         bigint NOT NULL,
   person_id   bigint NOT NULL,
   run_id      bigint NOT NULL,
-  record_key  text NOT NULL
+  record_key  text COLLATE "C" NOT NULL
 ) PARTITION BY LIST (project);
 CREATE TABLE caredata.person_index_p_default PARTITION OF caredata.person_index
   (PRIMARY KEY (source, record_key), UNIQUE (rid)) FOR VALUES IN ('default');
