@@ -60,6 +60,11 @@ BEGIN
     -- (kept, they made rounds 2 and 3 of 2026-12-07 5-7 s slower)
     TRUNCATE caredata.link_pair;
     COMMIT;
+    -- and each round starts from a checkpoint, outside the timing: a run
+    -- writes several GB of WAL, and the checkpoint it sets off otherwise
+    -- lands in a later round (rounds 1-3 of 2026-12-07 drifted 57.6, 59.7,
+    -- 65.1 s with the same work)
+    CHECKPOINT;
     PERFORM * FROM caredata.link_run('bench', version => v);
     INSERT INTO bench_rounds SELECT i, 'link_run', extract(epoch FROM finished_at - started_at) * 1000, stats
       FROM caredata.link_run ORDER BY run_id DESC LIMIT 1;
