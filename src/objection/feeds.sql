@@ -36,6 +36,18 @@ COMMENT ON FUNCTION caredata.lock_register() IS
   'take the feed lock on the objection register (SHARE ROW EXCLUSIVE: one feed at a time, readers never blocked) for the rest of the transaction';
 REVOKE ALL ON FUNCTION caredata.lock_register() FROM PUBLIC;
 
+-- The insert step of a snapshot: the new objections written in bulk
+-- (src/objection/feed_load.c), or NULL when the caller must INSERT them
+-- instead (the register has row triggers, row security or a constraint
+-- checked row by row).  Run as the caller, with an INSERT's privilege checks.
+CREATE FUNCTION caredata._open_objections(numbers caredata.nhs_number[], kind text, purposes text[],
+                                          effective_from timestamptz, source text)
+RETURNS bigint
+  AS 'MODULE_PATHNAME', 'open_objections' LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION caredata._open_objections(caredata.nhs_number[], text, text[], timestamptz, text) IS
+  'internal (apply_opt_out_snapshot): open one objection per NHS number (strictly ascending) in bulk, as the caller, with its INSERT privilege; NULL when the register needs a row-by-row INSERT';
+REVOKE ALL ON FUNCTION caredata._open_objections(caredata.nhs_number[], text, text[], timestamptz, text) FROM PUBLIC;
+
 CREATE FUNCTION caredata.apply_opt_out_snapshot(
   snapshot regclass,
   nhs_column name DEFAULT 'nhs_number',
@@ -117,13 +129,19 @@ BEGIN
     UPDATE caredata.objection o SET withdrawn_at = greatest(effective_at, o.effective_from)
      WHERE o.id OPERATOR(pg_catalog.=) ANY (coalesce(ids, '{}'));
     GET DIAGNOSTICS withdrawn = ROW_COUNT;
-    -- in NHS number order (the merge's), so the inserts walk the register's
-    -- NHS number indexes once in order instead of landing at random
-    INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source)
-    SELECT n, 'national_data_opt_out', caredata.default_purposes('national_data_opt_out'),
-           effective_at, apply_opt_out_snapshot.source
-      FROM unnest(numbers) WITH ORDINALITY AS u(n, i) ORDER BY i;
-    GET DIAGNOSTICS opened = ROW_COUNT;
+    -- in NHS number order (the merge's), written in bulk: a page at a time,
+    -- each index in order (an index never used yet built bottom up)
+    opened := caredata._open_objections(numbers, 'national_data_opt_out',
+                                        caredata.default_purposes('national_data_opt_out'),
+                                        effective_at, apply_opt_out_snapshot.source);
+    IF opened IS NULL THEN
+      -- the register needs a row-by-row INSERT (row triggers, row security)
+      INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source)
+      SELECT n, 'national_data_opt_out', caredata.default_purposes('national_data_opt_out'),
+             effective_at, apply_opt_out_snapshot.source
+        FROM unnest(numbers) WITH ORDINALITY AS u(n, i) ORDER BY i;
+      GET DIAGNOSTICS opened = ROW_COUNT;
+    END IF;
   ELSE
     -- Citus writes a reference table only from rows it can route, not from
     -- a join with this session's snapshot (docs/scale-out.md)
