@@ -31,13 +31,26 @@
  * before the metapage is set leaves unlinked pages behind (as a failed
  * index build leaves an unused file), never a reachable one.
  *
+ * caredata._opt_out_changes() works out what a snapshot changes, the step
+ * before: the snapshot read once (as the caller, through SPI) and parsed
+ * into an array of numbers, sorted; the register's open objections of the
+ * kind read once in NHS number order through its objection_open index
+ * (index only where the visibility map says a page is all visible, the
+ * heap otherwise); the two merged.  What differs, the objections of the
+ * source the snapshot no longer holds and the numbers no open objection
+ * holds yet, is returned with the counts, as the SQL merge join it replaces
+ * (still the path when this returns NULL) computed them.
+ *
  * src/objection/feed_load.c
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/visibilitymap.h"
 #include "access/nbtree.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -47,6 +60,8 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
+#include "executor/spi.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
@@ -54,13 +69,18 @@
 #include "rewrite/rewriteHandler.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "utils/snapmgr.h"
 #include "utils/typcache.h"
+
+#include "identifiers/identifiers.h"
 
 /* rows a heap_multi_insert call writes (COPY's MAX_BUFFERED_TUPLES) */
 #define FEED_BATCH 1000
@@ -742,4 +762,291 @@ open_objections(PG_FUNCTION_ARGS)
 	FreeExecutorState(estate);
 	table_close(rel, NoLock);
 	PG_RETURN_INT64(written);
+}
+
+/* an int64 array sorted in place (sort_template.h, as tuplesort's) */
+#define ST_SORT sort_int64
+#define ST_ELEMENT_TYPE int64
+#define ST_COMPARE(a, b) ((*(a) > *(b)) - (*(a) < *(b)))
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
+/* a growing int64 array (huge allocations allowed) */
+typedef struct Int64Buf
+{
+	int64	   *v;
+	int64		n;
+	int64		cap;
+	MemoryContext cxt;			/* where it lives (not SPI's context) */
+} Int64Buf;
+
+static void
+int64buf_push(Int64Buf *b, int64 x)
+{
+	if (b->n == b->cap)
+	{
+		int64		cap = Max(b->cap * 2, 1024);
+
+		if (b->v == NULL)
+			b->v = MemoryContextAllocExtended(b->cxt ? b->cxt : CurrentMemoryContext,
+											  cap * sizeof(int64), MCXT_ALLOC_HUGE);
+		else
+			b->v = repalloc_huge(b->v, cap * sizeof(int64));
+		b->cap = cap;
+	}
+	b->v[b->n++] = x;
+}
+
+/* the text of a source column equals the feed's source */
+static bool
+source_matches(Datum d, text *source)
+{
+	text	   *t = DatumGetTextPP(d);
+
+	return VARSIZE_ANY_EXHDR(t) == VARSIZE_ANY_EXHDR(source) &&
+		memcmp(VARDATA_ANY(t), VARDATA_ANY(source), VARSIZE_ANY_EXHDR(t)) == 0;
+}
+
+PG_FUNCTION_INFO_V1(opt_out_changes);
+
+/*
+ * caredata._opt_out_changes(snapshot, nhs_column, kind, source, OUT rows_read,
+ * OUT invalid, OUT duplicates, OUT distinct_valid, OUT ids, OUT numbers)
+ */
+Datum
+opt_out_changes(PG_FUNCTION_ARGS)
+{
+	Oid			snapshot_rel = PG_GETARG_OID(0);
+	Name		column = PG_GETARG_NAME(1);
+	text	   *kind = PG_GETARG_TEXT_PP(2);
+	text	   *source = PG_GETARG_TEXT_PP(3);
+	TupleDesc	result_desc;
+	Oid			nsp;
+	Oid			relid;
+	Oid			indexid;
+	Relation	rel;
+	Relation	index;
+	TupleDesc	desc;
+	AttrNumber	att_nhs,
+				att_id,
+				att_source,
+				att_withdrawn;
+	Oid			nhs_type;
+	int16		nhs_len;
+	bool		nhs_byval;
+	char		nhs_align;
+	Int64Buf	snap = {0};
+	Int64Buf	open_ids = {0};
+	Int64Buf	to_open = {0};
+	ItemPointerData *later = NULL;
+	int64		nlater = 0;
+	int64		later_cap = 0;
+	int64		rows_read = 0;
+	int64		invalid = 0;
+	int64		distinct = 0;
+	int64		si = 0;
+	char	   *query;
+	Portal		portal;
+	Snapshot	mvcc;
+	IndexScanDesc scan;
+	ScanKeyData key;
+	TupleTableSlot *slot;
+	Buffer		vmbuf = InvalidBuffer;
+	Datum		out[6];
+	bool		out_null[6] = {false, false, false, false, false, false};
+	Datum	   *elems;
+
+	if (get_call_result_type(fcinfo, NULL, &result_desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	nsp = get_namespace_oid("caredata", false);
+	relid = get_relname_relid("objection", nsp);
+	indexid = get_relname_relid("objection_open", nsp);
+	if (!OidIsValid(relid) || !OidIsValid(indexid))
+		elog(ERROR, "caredata.objection or its objection_open index is missing");
+	rel = table_open(relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+
+	/* read as the caller reads it (the SQL did): privilege, no row security */
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
+		check_enable_rls(relid, InvalidOid, true) != RLS_NONE)
+	{
+		table_close(rel, AccessShareLock);
+		PG_RETURN_NULL();
+	}
+	att_nhs = attnameAttNum(rel, "nhs_number", false);
+	att_id = attnameAttNum(rel, "id", false);
+	att_source = attnameAttNum(rel, "source", false);
+	att_withdrawn = attnameAttNum(rel, "withdrawn_at", false);
+	index = index_open(indexid, AccessShareLock);
+	/* the index the merge needs: (nhs_number, kind, ...) WHERE withdrawn_at IS NULL */
+	if (att_nhs == InvalidAttrNumber || att_id == InvalidAttrNumber ||
+		att_source == InvalidAttrNumber || att_withdrawn == InvalidAttrNumber ||
+		index->rd_rel->relam != BTREE_AM_OID ||
+		IndexRelationGetNumberOfKeyAttributes(index) < 2 ||
+		index->rd_index->indkey.values[0] != att_nhs ||
+		index->rd_index->indkey.values[1] != attnameAttNum(rel, "kind", false) ||
+		(index->rd_indoption[0] & INDOPTION_DESC) != 0 ||
+		RelationGetIndexPredicate(index) == NIL)
+	{
+		index_close(index, AccessShareLock);
+		table_close(rel, AccessShareLock);
+		PG_RETURN_NULL();
+	}
+	nhs_type = TupleDescAttr(desc, att_nhs - 1)->atttypid;
+	get_typlenbyvalalign(nhs_type, &nhs_len, &nhs_byval, &nhs_align);
+
+	/* 1. the snapshot, read once as the caller, parsed */
+	query = psprintf("SELECT x.%s::pg_catalog.text FROM %s x",
+					 quote_identifier(NameStr(*column)),
+					 DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(snapshot_rel))));
+	snap.cxt = CurrentMemoryContext;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	portal = SPI_cursor_open_with_args(NULL, query, 0, NULL, NULL, NULL, true, 0);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 10000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull);
+			int64		v;
+
+			rows_read++;
+			if (isnull || !nhs_number_parse_text(DatumGetTextPP(d), &v))
+				invalid++;
+			else
+				int64buf_push(&snap, v);
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	if (snap.n > 0)
+		sort_int64(snap.v, snap.n);
+	for (int64 i = 0; i < snap.n; i++)
+		if (i == 0 || snap.v[i] != snap.v[distinct - 1])
+			snap.v[distinct++] = snap.v[i];
+
+	/*
+	 * 2. the register's open objections of the kind, in NHS number order,
+	 * merged with the snapshot as they come
+	 */
+	mvcc = GetActiveSnapshot();
+	ScanKeyInit(&key, 2, BTEqualStrategyNumber, F_TEXTEQ, PointerGetDatum(kind));
+	key.sk_collation = index->rd_indcollation[1];
+	scan = index_beginscan(rel, index, mvcc, 1, 0);
+	scan->xs_want_itup = true;
+	index_rescan(scan, &key, 1, NULL, 0);
+	slot = table_slot_create(rel, NULL);
+	for (;;)
+	{
+		ItemPointer tid = index_getnext_tid(scan, ForwardScanDirection);
+		int64		n;
+		bool		isnull;
+		bool		from_heap = false;
+		Datum		id = (Datum) 0;
+		Datum		src = (Datum) 0;
+
+		if (tid == NULL)
+			break;
+		CHECK_FOR_INTERRUPTS();
+		if (VM_ALL_VISIBLE(rel, ItemPointerGetBlockNumber(tid), &vmbuf))
+			n = DatumGetInt64(index_getattr(scan->xs_itup, 1, scan->xs_itupdesc, &isnull));
+		else
+		{
+			if (!index_fetch_heap(scan, slot))
+				continue;		/* not visible to this snapshot */
+			if (!slot_attisnull(slot, att_withdrawn))
+				continue;
+			n = DatumGetInt64(slot_getattr(slot, att_nhs, &isnull));
+			id = slot_getattr(slot, att_id, &isnull);
+			src = slot_getattr(slot, att_source, &isnull);
+			from_heap = true;
+		}
+		while (si < distinct && snap.v[si] < n)
+			int64buf_push(&to_open, snap.v[si++]);
+		if (si < distinct && snap.v[si] == n)
+		{
+			si++;				/* held by both: unchanged */
+			continue;
+		}
+		/* an open objection the snapshot no longer holds */
+		if (from_heap)
+		{
+			if (source_matches(src, source))
+				int64buf_push(&open_ids, DatumGetInt64(id));
+		}
+		else
+		{
+			if (nlater == later_cap)
+			{
+				later_cap = Max(later_cap * 2, 1024);
+				later = later ? repalloc_huge(later, later_cap * sizeof(ItemPointerData))
+					: palloc_extended(later_cap * sizeof(ItemPointerData), MCXT_ALLOC_HUGE);
+			}
+			later[nlater++] = *tid;
+		}
+	}
+	while (si < distinct)
+		int64buf_push(&to_open, snap.v[si++]);
+	index_endscan(scan);
+	if (BufferIsValid(vmbuf))
+		ReleaseBuffer(vmbuf);
+
+	/* the all-visible ones the snapshot dropped: their id and source */
+	if (nlater > 0)
+	{
+		IndexFetchTableData *fetch = table_index_fetch_begin(rel);
+
+		for (int64 i = 0; i < nlater; i++)
+		{
+			bool		call_again = false;
+			bool		all_dead = false;
+			bool		isnull;
+
+			if (!table_index_fetch_tuple(fetch, &later[i], mvcc, slot, &call_again, &all_dead) ||
+				!slot_attisnull(slot, att_withdrawn))
+				continue;
+			if (source_matches(slot_getattr(slot, att_source, &isnull), source))
+				int64buf_push(&open_ids, DatumGetInt64(slot_getattr(slot, att_id, &isnull)));
+		}
+		table_index_fetch_end(fetch);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
+	table_close(rel, AccessShareLock);
+
+	/* ids in order, as the UPDATE reads them */
+	if (open_ids.n > 0)
+		sort_int64(open_ids.v, open_ids.n);
+
+	out[0] = Int64GetDatum(rows_read);
+	out[1] = Int64GetDatum(invalid);
+	out[2] = Int64GetDatum(snap.n - distinct);
+	out[3] = Int64GetDatum(distinct);
+	if (open_ids.n == 0)
+		out_null[4] = true;
+	else
+	{
+		elems = palloc_extended(open_ids.n * sizeof(Datum), MCXT_ALLOC_HUGE);
+		for (int64 i = 0; i < open_ids.n; i++)
+			elems[i] = Int64GetDatum(open_ids.v[i]);
+		out[4] = PointerGetDatum(construct_array(elems, open_ids.n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	}
+	if (to_open.n == 0)
+		out_null[5] = true;
+	else
+	{
+		elems = palloc_extended(to_open.n * sizeof(Datum), MCXT_ALLOC_HUGE);
+		for (int64 i = 0; i < to_open.n; i++)
+			elems[i] = Int64GetDatum(to_open.v[i]);
+		out[5] = PointerGetDatum(construct_array(elems, to_open.n, nhs_type, nhs_len, nhs_byval, nhs_align));
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), out, out_null)));
 }

@@ -48,6 +48,19 @@ COMMENT ON FUNCTION caredata._open_objections(caredata.nhs_number[], text, text[
   'internal (apply_opt_out_snapshot): open one objection per NHS number (strictly ascending) in bulk, as the caller, with its INSERT privilege; NULL when the register needs a row-by-row INSERT';
 REVOKE ALL ON FUNCTION caredata._open_objections(caredata.nhs_number[], text, text[], timestamptz, text) FROM PUBLIC;
 
+-- The merge step of a snapshot (src/objection/feed_load.c): the snapshot
+-- read once as the caller and sorted, the register's open objections of the
+-- kind read once in NHS number order (index only where the visibility map
+-- allows), and what differs returned with the counts; NULL when the
+-- register cannot be read that way (the caller then runs the SQL merge).
+CREATE FUNCTION caredata._opt_out_changes(snapshot regclass, nhs_column name, kind text, source text,
+  OUT rows_read bigint, OUT invalid bigint, OUT duplicates bigint, OUT distinct_valid bigint,
+  OUT ids bigint[], OUT numbers caredata.nhs_number[])
+  AS 'MODULE_PATHNAME', 'opt_out_changes' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION caredata._opt_out_changes(regclass, name, text, text) IS
+  'internal (apply_opt_out_snapshot): read a snapshot and the register''s open objections of a kind once each and return the counts, the ids of the source''s objections the snapshot dropped and the numbers it adds; NULL when the SQL merge must run instead';
+REVOKE ALL ON FUNCTION caredata._opt_out_changes(regclass, name, text, text) FROM PUBLIC;
+
 CREATE FUNCTION caredata.apply_opt_out_snapshot(
   snapshot regclass,
   nhs_column name DEFAULT 'nhs_number',
@@ -76,6 +89,14 @@ BEGIN
   PERFORM caredata.lock_register();
   citus := caredata._citus_table('caredata.objection');
   IF NOT citus THEN
+    -- Each read once, in C: the snapshot (sorted in memory) and the
+    -- register's open national opt-outs (in NHS number order), merged
+    SELECT c.rows_read, c.invalid, c.duplicates, c.distinct_valid, c.ids, c.numbers
+      INTO rows_read, invalid, duplicates, distinct_valid, ids, numbers
+      FROM caredata._opt_out_changes(snapshot, nhs_column, 'national_data_opt_out',
+                                     apply_opt_out_snapshot.source) c;
+  END IF;
+  IF NOT citus AND rows_read IS NULL THEN
     -- One pass (this function's settings rule out nested loops and hashing
     -- millions of numbers, whose random access cost twice as much): the
     -- snapshot parsed and grouped by number (one sort), merged in NHS number
@@ -95,7 +116,7 @@ BEGIN
           ON r.nhs_number OPERATOR(caredata.=) s.n$q$, nhs_column, snapshot)
     INTO rows_read, invalid, duplicates, distinct_valid, ids, numbers
     USING apply_opt_out_snapshot.source;
-  ELSE
+  ELSIF citus THEN
     -- On Citus the register is a reference table: the snapshot is parsed
     -- into a temporary table, and the changes worked out from it
     EXECUTE format('CREATE TEMP TABLE caredata_snapshot ON COMMIT DROP AS
