@@ -808,6 +808,48 @@ source_matches(Datum d, text *source)
 		memcmp(VARDATA_ANY(t), VARDATA_ANY(source), VARSIZE_ANY_EXHDR(t)) == 0;
 }
 
+/* the snapshot's rows, parsed as the executor hands them over */
+typedef struct SnapshotReceiver
+{
+	DestReceiver pub;
+	Int64Buf   *numbers;
+	int64		rows_read;
+	int64		invalid;
+} SnapshotReceiver;
+
+static bool
+snapshot_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	SnapshotReceiver *r = (SnapshotReceiver *) self;
+	bool		isnull;
+	Datum		d = slot_getattr(slot, 1, &isnull);
+	int64		v;
+
+	r->rows_read++;
+	if (isnull || !nhs_number_parse_text(DatumGetTextPP(d), &v))
+		r->invalid++;
+	else
+		int64buf_push(r->numbers, v);
+	if ((r->rows_read & 0xFFFF) == 0)
+		CHECK_FOR_INTERRUPTS();
+	return true;
+}
+
+static void
+snapshot_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+static void
+snapshot_shutdown(DestReceiver *self)
+{
+}
+
+static void
+snapshot_destroy(DestReceiver *self)
+{
+}
+
 PG_FUNCTION_INFO_V1(opt_out_changes);
 
 /*
@@ -847,7 +889,6 @@ opt_out_changes(PG_FUNCTION_ARGS)
 	int64		distinct = 0;
 	int64		si = 0;
 	char	   *query;
-	Portal		portal;
 	Snapshot	mvcc;
 	IndexScanDesc scan;
 	ScanKeyData key;
@@ -904,28 +945,25 @@ opt_out_changes(PG_FUNCTION_ARGS)
 	snap.cxt = CurrentMemoryContext;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	portal = SPI_cursor_open_with_args(NULL, query, 0, NULL, NULL, NULL, true, 0);
-	for (;;)
 	{
-		SPI_cursor_fetch(portal, true, 10000);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull);
-			int64		v;
+		SnapshotReceiver recv;
+		SPIExecuteOptions options;
 
-			rows_read++;
-			if (isnull || !nhs_number_parse_text(DatumGetTextPP(d), &v))
-				invalid++;
-			else
-				int64buf_push(&snap, v);
-		}
-		SPI_freetuptable(SPI_tuptable);
-		CHECK_FOR_INTERRUPTS();
+		memset(&recv, 0, sizeof(recv));
+		recv.pub.receiveSlot = snapshot_receive;
+		recv.pub.rStartup = snapshot_startup;
+		recv.pub.rShutdown = snapshot_shutdown;
+		recv.pub.rDestroy = snapshot_destroy;
+		recv.pub.mydest = DestNone;
+		recv.numbers = &snap;
+		memset(&options, 0, sizeof(options));
+		options.read_only = true;
+		options.dest = (DestReceiver *) &recv;
+		if (SPI_execute_extended(query, &options) < 0)
+			elog(ERROR, "reading the snapshot failed");
+		rows_read = recv.rows_read;
+		invalid = recv.invalid;
 	}
-	SPI_cursor_close(portal);
 	SPI_finish();
 	if (snap.n > 0)
 		sort_int64(snap.v, snap.n);
