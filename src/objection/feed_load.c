@@ -29,7 +29,8 @@
  * only when it is free at once; otherwise, and for every other index, the
  * index tuples are inserted one by one, in the rows' order.  A failure
  * before the metapage is set leaves unlinked pages behind (as a failed
- * index build leaves an unused file), never a reachable one.
+ * index build leaves an unused file), never a reachable one; so a cancel
+ * waits from the first such page to the metapage.
  *
  * caredata._opt_out_changes() works out what a snapshot changes, the step
  * before: the snapshot read once (as the caller, through SPI) and parsed
@@ -672,6 +673,18 @@ open_objections(PG_FUNCTION_ARGS)
 	bistate = GetBulkInsertState();
 	batch_cxt = GetPerTupleMemoryContext(estate);
 
+	/*
+	 * From the first page of an index built in place to its metapage, a
+	 * cancel waits (as in a critical section's neighbourhood): an error in
+	 * between would leave the pages written so far unlinked, and VACUUM
+	 * would then report them
+	 */
+	for (int i = 0; i < nidx; i++)
+		if (fidx[i].bulk)
+		{
+			HOLD_INTERRUPTS();
+			break;
+		}
 	for (int start = 0; start < nnumbers; start += FEED_BATCH)
 	{
 		int			n = Min(FEED_BATCH, nnumbers - start);
@@ -741,6 +754,7 @@ open_objections(PG_FUNCTION_ARGS)
 		ResetPerTupleExprContext(estate);
 	}
 
+	any_bulk = false;
 	for (int i = 0; i < nidx; i++)
 		if (fidx[i].bulk)
 		{
@@ -748,7 +762,13 @@ open_objections(PG_FUNCTION_ARGS)
 			bulk_finish(&fidx[i]);
 			MemoryContextSwitchTo(oldcxt);
 			MemoryContextDelete(fidx[i].cxt);
+			any_bulk = true;
 		}
+	if (any_bulk)
+	{
+		RESUME_INTERRUPTS();
+		CHECK_FOR_INTERRUPTS();
+	}
 	FreeBulkInsertState(bistate);
 	table_finish_bulk_insert(rel, 0);
 
