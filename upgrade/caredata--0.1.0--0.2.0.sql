@@ -9540,13 +9540,14 @@ BEGIN
     -- order with the register's open national opt-outs (its objection_open
     -- index), counting as it goes and keeping only the differences: the
     -- open objections of this source the snapshot no longer holds, and the
-    -- numbers no open objection holds yet (in NHS number order).
+    -- numbers no open objection holds yet (in NHS number order, which
+    -- caredata._open_objections requires).
     EXECUTE format($q$
       SELECT coalesce(sum(s.c), 0), coalesce(sum(s.c) FILTER (WHERE s.n IS NULL), 0),
              coalesce(sum(s.c OPERATOR(pg_catalog.-) 1) FILTER (WHERE s.n IS NOT NULL), 0),
              count(s.n),
              array_agg(r.id) FILTER (WHERE s.c IS NULL AND r.source OPERATOR(pg_catalog.=) $1),
-             array_agg(s.n) FILTER (WHERE r.id IS NULL AND s.n IS NOT NULL)
+             array_agg(s.n ORDER BY s.n) FILTER (WHERE r.id IS NULL AND s.n IS NOT NULL)
         FROM (SELECT caredata.try_nhs_number(x.%I::text) AS n, count(*) AS c FROM %s x GROUP BY 1) s
         FULL JOIN (SELECT o.id, o.nhs_number, o.source FROM caredata.objection o
                     WHERE o.kind OPERATOR(pg_catalog.=) 'national_data_opt_out' AND o.withdrawn_at IS NULL) r
