@@ -36,6 +36,31 @@ COMMENT ON FUNCTION caredata.lock_register() IS
   'take the feed lock on the objection register (SHARE ROW EXCLUSIVE: one feed at a time, readers never blocked) for the rest of the transaction';
 REVOKE ALL ON FUNCTION caredata.lock_register() FROM PUBLIC;
 
+-- The insert step of a snapshot: the new objections written in bulk
+-- (src/objection/feed_load.c), or NULL when the caller must INSERT them
+-- instead (the register has row triggers, row security or a constraint
+-- checked row by row).  Run as the caller, with an INSERT's privilege checks.
+CREATE FUNCTION caredata._open_objections(numbers caredata.nhs_number[], kind text, purposes text[],
+                                          effective_from timestamptz, source text)
+RETURNS bigint
+  AS 'MODULE_PATHNAME', 'open_objections' LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+COMMENT ON FUNCTION caredata._open_objections(caredata.nhs_number[], text, text[], timestamptz, text) IS
+  'internal (apply_opt_out_snapshot): open one objection per NHS number (strictly ascending) in bulk, as the caller, with its INSERT privilege; NULL when the register needs a row-by-row INSERT';
+REVOKE ALL ON FUNCTION caredata._open_objections(caredata.nhs_number[], text, text[], timestamptz, text) FROM PUBLIC;
+
+-- The merge step of a snapshot (src/objection/feed_load.c): the snapshot
+-- read once as the caller and sorted, the register's open objections of the
+-- kind read once in NHS number order (index only where the visibility map
+-- allows), and what differs returned with the counts; NULL when the
+-- register cannot be read that way (the caller then runs the SQL merge).
+CREATE FUNCTION caredata._opt_out_changes(snapshot regclass, nhs_column name, kind text, source text,
+  OUT rows_read bigint, OUT invalid bigint, OUT duplicates bigint, OUT distinct_valid bigint,
+  OUT ids bigint[], OUT numbers caredata.nhs_number[])
+  AS 'MODULE_PATHNAME', 'opt_out_changes' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION caredata._opt_out_changes(regclass, name, text, text) IS
+  'internal (apply_opt_out_snapshot): read a snapshot and the register''s open objections of a kind once each and return the counts, the ids of the source''s objections the snapshot dropped and the numbers it adds; NULL when the SQL merge must run instead';
+REVOKE ALL ON FUNCTION caredata._opt_out_changes(regclass, name, text, text) FROM PUBLIC;
+
 CREATE FUNCTION caredata.apply_opt_out_snapshot(
   snapshot regclass,
   nhs_column name DEFAULT 'nhs_number',
@@ -64,26 +89,35 @@ BEGIN
   PERFORM caredata.lock_register();
   citus := caredata._citus_table('caredata.objection');
   IF NOT citus THEN
+    -- Each read once, in C: the snapshot (sorted in memory) and the
+    -- register's open national opt-outs (in NHS number order), merged
+    SELECT c.rows_read, c.invalid, c.duplicates, c.distinct_valid, c.ids, c.numbers
+      INTO rows_read, invalid, duplicates, distinct_valid, ids, numbers
+      FROM caredata._opt_out_changes(snapshot, nhs_column, 'national_data_opt_out',
+                                     apply_opt_out_snapshot.source) c;
+  END IF;
+  IF NOT citus AND rows_read IS NULL THEN
     -- One pass (this function's settings rule out nested loops and hashing
     -- millions of numbers, whose random access cost twice as much): the
     -- snapshot parsed and grouped by number (one sort), merged in NHS number
     -- order with the register's open national opt-outs (its objection_open
     -- index), counting as it goes and keeping only the differences: the
     -- open objections of this source the snapshot no longer holds, and the
-    -- numbers no open objection holds yet (in NHS number order).
+    -- numbers no open objection holds yet (in NHS number order, which
+    -- caredata._open_objections requires).
     EXECUTE format($q$
       SELECT coalesce(sum(s.c), 0), coalesce(sum(s.c) FILTER (WHERE s.n IS NULL), 0),
              coalesce(sum(s.c OPERATOR(pg_catalog.-) 1) FILTER (WHERE s.n IS NOT NULL), 0),
              count(s.n),
              array_agg(r.id) FILTER (WHERE s.c IS NULL AND r.source OPERATOR(pg_catalog.=) $1),
-             array_agg(s.n) FILTER (WHERE r.id IS NULL AND s.n IS NOT NULL)
+             array_agg(s.n ORDER BY s.n) FILTER (WHERE r.id IS NULL AND s.n IS NOT NULL)
         FROM (SELECT caredata.try_nhs_number(x.%I::text) AS n, count(*) AS c FROM %s x GROUP BY 1) s
         FULL JOIN (SELECT o.id, o.nhs_number, o.source FROM caredata.objection o
                     WHERE o.kind OPERATOR(pg_catalog.=) 'national_data_opt_out' AND o.withdrawn_at IS NULL) r
           ON r.nhs_number OPERATOR(caredata.=) s.n$q$, nhs_column, snapshot)
     INTO rows_read, invalid, duplicates, distinct_valid, ids, numbers
     USING apply_opt_out_snapshot.source;
-  ELSE
+  ELSIF citus THEN
     -- On Citus the register is a reference table: the snapshot is parsed
     -- into a temporary table, and the changes worked out from it
     EXECUTE format('CREATE TEMP TABLE caredata_snapshot ON COMMIT DROP AS
@@ -117,13 +151,19 @@ BEGIN
     UPDATE caredata.objection o SET withdrawn_at = greatest(effective_at, o.effective_from)
      WHERE o.id OPERATOR(pg_catalog.=) ANY (coalesce(ids, '{}'));
     GET DIAGNOSTICS withdrawn = ROW_COUNT;
-    -- in NHS number order (the merge's), so the inserts walk the register's
-    -- NHS number indexes once in order instead of landing at random
-    INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source)
-    SELECT n, 'national_data_opt_out', caredata.default_purposes('national_data_opt_out'),
-           effective_at, apply_opt_out_snapshot.source
-      FROM unnest(numbers) WITH ORDINALITY AS u(n, i) ORDER BY i;
-    GET DIAGNOSTICS opened = ROW_COUNT;
+    -- in NHS number order (the merge's), written in bulk: a page at a time,
+    -- each index in order (an index never used yet built bottom up)
+    opened := caredata._open_objections(numbers, 'national_data_opt_out',
+                                        caredata.default_purposes('national_data_opt_out'),
+                                        effective_at, apply_opt_out_snapshot.source);
+    IF opened IS NULL THEN
+      -- the register needs a row-by-row INSERT (row triggers, row security)
+      INSERT INTO caredata.objection (nhs_number, kind, purposes, effective_from, source)
+      SELECT n, 'national_data_opt_out', caredata.default_purposes('national_data_opt_out'),
+             effective_at, apply_opt_out_snapshot.source
+        FROM unnest(numbers) WITH ORDINALITY AS u(n, i) ORDER BY i;
+      GET DIAGNOSTICS opened = ROW_COUNT;
+    END IF;
   ELSE
     -- Citus writes a reference table only from rows it can route, not from
     -- a join with this session's snapshot (docs/scale-out.md)

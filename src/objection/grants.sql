@@ -51,6 +51,8 @@ GRANT EXECUTE ON FUNCTION
   TO caredata_patient;
 GRANT EXECUTE ON FUNCTION
   caredata.lock_register(),
+  caredata._open_objections(caredata.nhs_number[], text, text[], timestamptz, text),
+  caredata._opt_out_changes(regclass, name, text, text),
   caredata.apply_opt_out_snapshot(regclass, name, text, timestamptz, boolean, boolean),
   caredata.apply_type1_codes(regclass, name, name, name, text, boolean),
   caredata.record_objection(caredata.nhs_number, text, text, timestamptz, text, text[]),
