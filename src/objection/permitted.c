@@ -14,7 +14,10 @@
  * (plan.c binds them, bound_calls.c remembers them), and per row costs a
  * probe of the set, not an index probe (with the read-ahead of
  * scan_lookahead.c, or the register probe of register_probe.c for a time
- * that varies by row).
+ * that varies by row).  The call site's state and the per-row fast test
+ * are in permitted_cache.h, where qual_eval.c reads them to answer a
+ * sequential scan's filter without calling this function; only this file
+ * writes them.
  *
  * The layer of the entry points: hooks.c and plan.c call down into it; it
  * calls down into the read-ahead, the blocked sets and the register, never
