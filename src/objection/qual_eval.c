@@ -19,7 +19,10 @@
  * permitted_fast_answer() (permitted_cache.h), the very test the function's
  * own fast path makes, with the answer the scan's page pass prepared
  * (scan_lookahead.c): no interpreter dispatch, no FunctionCallInfo, no
- * call through fmgr, no deforming of the tuple.
+ * call through fmgr, no deforming of the tuple.  When the scan projects
+ * nothing, its loop is replaced too (qual_eval_seqscan: ExecSeqScan with
+ * that test inline), so such a row costs no call of the qual and no reset
+ * of the per-tuple memory either.
  *
  * It changes how a row's answer is reached, never what it is.  Whenever
  * the fast test cannot answer (the call site's first row, a new page, a
@@ -43,6 +46,8 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/tableam.h"
+#include "miscadmin.h"
 #include "executor/execExpr.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
@@ -66,14 +71,16 @@ typedef struct FastQual
 								 * until a deform has worked it out */
 	bool		own_rows;		/* row_permitted() */
 	bool		checked;		/* CheckExprStillValid() done */
+	ExecProcNodeMtd scan_exec;	/* the scan node's own function (ExecSeqScan) */
 } FastQual;
 
-static pg_attribute_hot Datum
-qual_eval_fast(ExprState *state, ExprContext *econtext, bool *isnull)
+/*
+ * The row in slot answered as permitted()'s fast path would: 1 permitted,
+ * 0 not, -1 only the interpreter (and permitted() itself) can say.
+ */
+static pg_attribute_always_inline int
+qual_eval_answer(FastQual *fq, TupleTableSlot *slot)
 {
-	FastQual   *fq = (FastQual *) state->evalfunc_private;
-	TupleTableSlot *slot = econtext->ecxt_scantuple;
-
 	if (likely(fq->off >= 0 && slot != NULL && slot->tts_ops == &TTSOpsBufferHeapTuple &&
 			   !TTS_EMPTY(slot)))
 	{
@@ -85,15 +92,25 @@ qual_eval_fast(ExprState *state, ExprContext *econtext, bool *isnull)
 				   HeapTupleHeaderGetNatts(tup) >= fq->attno))
 		{
 			int64		key = *(const int64 *) ((const char *) tup + tup->t_hoff + fq->off);
-			int			answer = permitted_fast_answer((const PermittedCache *) fq->flinfo->fn_extra,
-													   fq->purpose, key, fq->own_rows);
 
-			if (likely(answer >= 0))
-			{
-				*isnull = false;
-				return BoolGetDatum(answer == 1);
-			}
+			return permitted_fast_answer((const PermittedCache *) fq->flinfo->fn_extra,
+										 fq->purpose, key, fq->own_rows);
 		}
+	}
+	return -1;
+}
+
+static pg_attribute_hot Datum
+qual_eval_fast(ExprState *state, ExprContext *econtext, bool *isnull)
+{
+	FastQual   *fq = (FastQual *) state->evalfunc_private;
+	TupleTableSlot *slot = econtext->ecxt_scantuple;
+	int			answer = qual_eval_answer(fq, slot);
+
+	if (likely(answer >= 0))
+	{
+		*isnull = false;
+		return BoolGetDatum(answer == 1);
 	}
 
 	/*
@@ -115,6 +132,60 @@ qual_eval_fast(ExprState *state, ExprContext *econtext, bool *isnull)
 			fq->off = off;
 	}
 	return fq->interp(state, econtext, isnull);
+}
+
+/*
+ * The sequential scan itself, for a scan whose qual qual_eval_fast()
+ * answers and which projects nothing: ExecSeqScan() (SeqNext() and
+ * ExecScan()) with the row's answer tested inline, so a row the fast test
+ * answers costs no call of the qual and no reset of the per-tuple memory
+ * (it allocates none).  Any other row goes through ExecQual() exactly as
+ * ExecScan() would, its per-tuple memory reset first; EvalPlanQual
+ * (es_epq_active) goes to the node's own function.  Rows removed are
+ * counted as ExecScan() counts them (explain_guard.c hides the count).
+ */
+static TupleTableSlot *
+qual_eval_seqscan(PlanState *pstate)
+{
+	SeqScanState *node = (SeqScanState *) pstate;
+	ExprState  *qual = pstate->qual;
+	FastQual   *fq = (FastQual *) qual->evalfunc_private;
+	EState	   *estate = pstate->state;
+	ExprContext *econtext = pstate->ps_ExprContext;
+	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+	TableScanDesc scandesc;
+
+	if (unlikely(estate->es_epq_active != NULL || pstate->ps_ProjInfo != NULL ||
+				 qual->evalfunc != qual_eval_fast))
+		return fq->scan_exec(pstate);
+
+	/* SeqNext(): a parallel scan's descriptor is made when the plan starts */
+	scandesc = node->ss.ss_currentScanDesc;
+	if (scandesc == NULL)
+	{
+		scandesc = table_beginscan(node->ss.ss_currentRelation, estate->es_snapshot, 0, NULL);
+		node->ss.ss_currentScanDesc = scandesc;
+	}
+	for (;;)
+	{
+		int			answer;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!table_scan_getnextslot(scandesc, estate->es_direction, slot))
+			return NULL;		/* as SeqNext() and ExecScan() end */
+		answer = qual_eval_answer(fq, slot);
+		if (likely(answer == 1))
+			return slot;
+		if (answer < 0)
+		{
+			/* ExecScan()'s own steps */
+			ResetExprContext(econtext);
+			econtext->ecxt_scantuple = slot;
+			if (ExecQual(qual, econtext))
+				return slot;
+		}
+		InstrCountFiltered1(node, 1);
+	}
 }
 
 /*
@@ -175,6 +246,17 @@ qual_eval_attach(ScanState *ss, ExprState *qual, ExprEvalStep *op, const ScanLoo
 		return;
 	qual->evalfunc_private = fq;
 	qual->evalfunc = qual_eval_fast;
+
+	/*
+	 * The scan's own loop too, when it projects nothing (a plan not yet
+	 * run: the node still starts through ExecProcNodeFirst).
+	 */
+	if (ss->ps.ps_ProjInfo == NULL && ss->ps.ExecProcNodeReal != NULL &&
+		ss->ps.ps_ExprContext != NULL)
+	{
+		fq->scan_exec = ss->ps.ExecProcNodeReal;
+		ExecSetExecProcNode(&ss->ps, qual_eval_seqscan);
+	}
 }
 
 void
