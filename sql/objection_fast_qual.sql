@@ -87,6 +87,16 @@ RESET caredata.filter_fast_qual;
 SELECT c.setting, c.narrow = e.narrow AS narrow, c.nullable = e.nullable AS nullable,
        c.wide = e.wide AS wide, c.unblocked = e.unblocked AS unblocked
 FROM counts c, expected e ORDER BY c.setting;
+-- a scan that projects (its own loop stays ExecScan's), a row lock, a
+-- LIMIT that stops the scan early: the
+-- same rows
+SELECT count(*) = (SELECT narrow FROM expected) AS projected
+FROM (SELECT los + 1 AS x, nhs_number::text AS t FROM narrow OFFSET 0) s;
+BEGIN;
+SELECT count(*) = (SELECT narrow FROM expected) AS locked FROM (SELECT los FROM narrow FOR UPDATE) s;
+ROLLBACK;
+SELECT count(*) = 100 AS limited FROM (SELECT los FROM narrow LIMIT 100) s;
+
 -- the same rows, not only as many: no blocked number passes
 CREATE TEMP TABLE seen AS SELECT DISTINCT nhs_number FROM narrow;
 RESET ROLE;
