@@ -18,12 +18,14 @@
 #include "objection.h"
 #include "protection.h"
 #include "nhs_set.h"
+#include "qual_eval.h"
 #include "scan_lookahead.h"
 
 void
 objection_init(void)
 {
 	scan_lookahead_init();
+	qual_eval_init();
 	nhs_set_init();
 	objection_filter_functions_init();
 	protection_init();

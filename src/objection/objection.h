@@ -7,8 +7,9 @@
  *
  * Inside src/objection/, calls go one way, down these layers:
  *
- *	plan.c, explain_guard.c,	the hooks' work: bind a plan's filter calls,
- *	protection*.c				hide EXPLAIN's counts, hold protect()'s promise
+ *	plan.c, qual_eval.c,		the hooks' work: bind a plan's filter calls,
+ *	explain_guard.c,			answer a scan's filter without a call, hide
+ *	protection*.c				EXPLAIN's counts, hold protect()'s promise
  *	permitted.c					the entry points: permitted(), row_permitted()
  *	bound_calls.c, scan_lookahead.c   a plan's bound calls; the read-ahead
  *	set_cache.c					this backend's blocked sets (backend memory)

@@ -14,7 +14,10 @@
  * (plan.c binds them, bound_calls.c remembers them), and per row costs a
  * probe of the set, not an index probe (with the read-ahead of
  * scan_lookahead.c, or the register probe of register_probe.c for a time
- * that varies by row).
+ * that varies by row).  The call site's state and the per-row fast test
+ * are in permitted_cache.h, where qual_eval.c reads them to answer a
+ * sequential scan's filter without calling this function; only this file
+ * writes them.
  *
  * The layer of the entry points: hooks.c and plan.c call down into it; it
  * calls down into the read-ahead, the blocked sets and the register, never
@@ -65,68 +68,11 @@
 
 #include "bound_calls.h"
 #include "permitted.h"
+#include "permitted_cache.h"
 #include "register_probe.h"
 #include "scan_lookahead.h"
 #include "set_cache.h"
 
-
-/*
- * What the querying role is, once looked up: a patient (a member of
- * caredata_patient, or a role with a caredata.subject_access row), and if
- * so their NHS number; a grantee (a member of caredata_grantee); and, for
- * the protected table a row_permitted() call site filters, the NHS
- * numbers of the patients who share their rows of it with the role now
- * (src/objection/patient_share.sql: a grant in force at the statement's
- * start, opened in this session by a committed, audited
- * caredata.open_shared_records()).
- */
-typedef struct SubjectCache
-{
-	bool		known;
-	Oid			role;
-	bool		patient;
-	bool		restricted;		/* a patient or a grantee: sees no row
-								 * permitted() alone would let through */
-	bool		found;			/* value is the patient's NHS number */
-	int64		value;
-	Oid			relid;			/* the table filtered (bound call sites) */
-	MemoryContext mcxt;			/* the call site's, for granted */
-	int			ngranted;		/* granted[]: sorted NHS numbers shared */
-	int64	   *granted;
-} SubjectCache;
-
-/*
- * Per call site state: the set this query uses.  Valid for the whole query
- * (fn_extra lives in the query's memory), which is what makes the answer
- * snapshot-consistent even if the cache is rebuilt meanwhile.
- */
-typedef struct PermittedCache
-{
-	/* the per-row fast path reads these, and lookahead */
-	Datum		fast_purpose;	/* two-argument form: the purpose datum */
-	bool		empty;			/* members is empty */
-	const NhsSet *members;		/* set->members */
-
-	BlockedSet *set;
-	NhsSet		no_bloom;		/* set->members without its Bloom layer */
-	Oid			reg;			/* the register's identity (register.h) */
-	int64		version;
-	TimestampTz at;
-	bool		const_args;		/* purpose and dataset are constants of the plan */
-	Pointer		last_purpose;	/* ... whose datums keep their pointers: the */
-	Pointer		last_dataset;	/* ones last seen, when const_args */
-	char		purpose[PURPOSE_MAX];
-	char	   *dataset;
-	bool		has_dataset;
-	bool		version_read;
-	SubjectCache own;			/* row_permitted(): the role's own number */
-	ScanLookahead lookahead;	/* set up by scan_lookahead.c, if at all */
-	bool		bound;			/* the first argument is a protected column of
-								 * the scan it filters (permitted_bind_column) */
-	bool		time_checked;	/* time_varies is known */
-	bool		time_varies;	/* the time argument is a column (row by row) */
-	struct Probe *probe;		/* ... and its register probe, then */
-} PermittedCache;
 
 static PermittedCache *
 permitted_cache(FmgrInfo *flinfo)
@@ -764,17 +710,13 @@ permitted_common(FunctionCallInfo fcinfo, bool own_rows)
 {
 	PermittedCache *c = (PermittedCache *) fcinfo->flinfo->fn_extra;
 
-	if (likely(c != NULL && c->fast_purpose == PG_GETARG_DATUM(1) &&
-			   !PG_ARGISNULL(1) && !PG_ARGISNULL(0)) &&
-		(!own_rows || (c->own.known && !c->own.restricted && c->own.ngranted == 0)))
+	if (likely(!PG_ARGISNULL(1) && !PG_ARGISNULL(0)))
 	{
-		int			in_set;
+		int			answer = permitted_fast_answer(c, PG_GETARG_DATUM(1),
+												   PG_GETARG_NHS_NUMBER(0), own_rows);
 
-		if (c->empty)
-			PG_RETURN_BOOL(true);
-		in_set = scan_lookahead_answer(&c->lookahead, c->members, PG_GETARG_NHS_NUMBER(0));
-		if (likely(in_set >= 0))
-			PG_RETURN_BOOL(in_set == 0);
+		if (likely(answer >= 0))
+			PG_RETURN_BOOL(answer == 1);
 	}
 	return permitted_slow(fcinfo, own_rows);
 }

@@ -10,7 +10,9 @@
  *	  of the scanned table (permitted.c answers only for protected
  *	  columns, and only superusers and caredata_admin otherwise), and
  *	  remember its plan node (bound_calls.c) for EvalPlanQual's rechecks;
- *	- in a sequential scan, start the scan's read-ahead (scan_lookahead.c);
+ *	- in a sequential scan, start the scan's read-ahead (scan_lookahead.c),
+ *	  and, when the call is bound and the scan's whole qual, answer it
+ *	  without the interpreter or a function call (qual_eval.c);
  *	- in a parallel plan's leader, make sure the call's blocked set is in
  *	  shared memory, where the workers find it (through permitted.c).
  *
@@ -21,7 +23,8 @@
  * CTE's, say) are bound only.
  *
  * Calls go one way: hooks.c calls here; this file calls permitted.c (the
- * entry points), scan_lookahead.c and bound_calls.c, never back.
+ * entry points), qual_eval.c, scan_lookahead.c and bound_calls.c, never
+ * back.
  *
  * src/objection/plan.c
  *
@@ -42,6 +45,7 @@
 #include "bound_calls.h"
 #include "permitted.h"
 #include "objection.h"
+#include "qual_eval.h"
 #include "scan_lookahead.h"
 
 /* is op a call of permitted() or row_permitted()? */
@@ -158,15 +162,23 @@ prepare_walker(PlanState *ps, void *context)
 	for (int i = 0; qual != NULL && i < qual->steps_len; i++)
 	{
 		ExprEvalStep *op = &qual->steps[i];
+		bool		bound;
 
 		if (!is_permitted_step(qual, op))
 			continue;
-		if (bind_to_scan(ps, op))
+		bound = bind_to_scan(ps, op);
+		if (bound)
 			bound_calls_remember(pc->estate, op->d.func.finfo->fn_expr);
 		if (pc->bind_only)
 			continue;
 		if (IsA(ps, SeqScanState))
-			scan_lookahead_attach((ScanState *) ps, op->d.func.finfo, permitted_lookahead(op->d.func.finfo));
+		{
+			ScanLookahead *la = permitted_lookahead(op->d.func.finfo);
+
+			scan_lookahead_attach((ScanState *) ps, op->d.func.finfo, la);
+			if (bound)
+				qual_eval_attach((ScanState *) ps, qual, op, la);
+		}
 		if (pc->parallel && !IsParallelWorker())
 			permitted_prepare_parallel(op->d.func.finfo);
 	}
