@@ -9782,3 +9782,137 @@ BEGIN
   PERFORM caredata.audit_append('feed.load', 'national_data_opt_out', jsonb_build_object('source', source, 'rows_read', rows_read, 'invalid', invalid, 'opened', opened, 'withdrawn', withdrawn, 'unchanged', unchanged));
 END
 $$;
+
+-- ---- issue 25, lookups at 1M people: the model and field look-ups in PL/pgSQL (plans kept for the session) ----
+CREATE OR REPLACE FUNCTION caredata._link_fields(project text)
+  RETURNS TABLE (field text, kind text, columns text[])
+  -- PL/pgSQL, not SQL: its plan is kept for the session (a SQL function
+  -- with SET is planned again at every call, and a lookup calls this and
+  -- the functions below several times)
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
+  SELECT f.key, min(f.value->>'kind'),
+         ARRAY[f.key] || CASE min(f.value->>'kind') WHEN 'name' THEN ARRAY[f.key || '_ph']
+                                                    WHEN 'address' THEN ARRAY[f.key || '_num'] ELSE '{}'::text[] END
+    FROM caredata.link_source ls, jsonb_each(ls.fields) f
+   WHERE ls.project = _link_fields.project
+   GROUP BY f.key ORDER BY f.key;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_fields(text) IS
+  'internal: the further fields a linkage project''s sources declare, their kind and the record columns each gives';
+CREATE OR REPLACE FUNCTION caredata._link_record_sql(project text) RETURNS text
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  result text;
+BEGIN
+  SELECT CASE WHEN count(*) = 0 THEN caredata._link_partition('caredata.link_record', _link_record_sql.project)::text
+              ELSE '(SELECT x.*' ||
+                   (SELECT string_agg(format(', (x.fields OPERATOR(pg_catalog.->>) %1$L) AS %1$I', c), '' ORDER BY c)
+                      FROM caredata._link_fields(_link_record_sql.project) g, unnest(g.columns) c) ||
+                   string_agg(format(', (x.fields OPERATOR(pg_catalog.->>) %1$L)::double precision AS %1$I', 'tf_' || f.field), '' ORDER BY f.field) ||
+                   ' FROM ' || caredata._link_partition('caredata.link_record', _link_record_sql.project)::text || ' x)' END
+    INTO result
+    FROM caredata._link_fields(_link_record_sql.project) f;
+  RETURN result;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_record_sql(text) IS
+  'internal: a project''s standardised records with one column per declared field (and tf_<field>), for comparisons and blocking rules to name';
+CREATE OR REPLACE FUNCTION caredata._link_comparisons(model text, version integer, project text)
+  RETURNS TABLE (pos integer, name text, expression text, nlevels integer, tf text, m_start double precision[],
+                 m double precision[], u double precision[], labels text[])
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
+  SELECT (c.ordinality - 1)::integer, c.value->>'name', c.value->>'expression',
+         jsonb_array_length(c.value->'levels'), c.value->>'tf',
+         CASE WHEN c.value ? 'm' THEN ARRAY(SELECT x::double precision FROM jsonb_array_elements_text(c.value->'m') x) END,
+         ARRAY(SELECT ml.m FROM caredata.link_model_level ml
+                WHERE ml.project = lm.project AND ml.model = lm.model AND ml.version = lm.version AND ml.comparison = c.value->>'name' ORDER BY ml.level),
+         ARRAY(SELECT ml.u FROM caredata.link_model_level ml
+                WHERE ml.project = lm.project AND ml.model = lm.model AND ml.version = lm.version AND ml.comparison = c.value->>'name' ORDER BY ml.level),
+         ARRAY(SELECT jsonb_array_elements_text(c.value->'levels'))
+    FROM caredata.link_model lm
+   CROSS JOIN LATERAL jsonb_array_elements(lm.spec->'comparisons') WITH ORDINALITY c
+   WHERE lm.project = _link_comparisons.project AND lm.model = _link_comparisons.model AND lm.version = _link_comparisons.version
+   ORDER BY c.ordinality;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_comparisons(text, integer, text) IS
+  'internal: the comparisons of a model version with their levels, m and u';
+CREATE OR REPLACE FUNCTION caredata.link_lookup(nhs_number text, dob date, sex text, postcode text,
+    model text DEFAULT 'default', version integer DEFAULT NULL, fields jsonb DEFAULT NULL, project text DEFAULT 'default')
+  RETURNS TABLE (person_id bigint, probability double precision, match_weight double precision)
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+  v integer := caredata._link_trained_version(model, version, project);
+  p_project text := project;
+  p_model text := model;
+  persons regclass := caredata._link_partition('caredata.person_index', project);
+  spec jsonb;
+  lam double precision;
+  nlevels integer[];
+  mm double precision[];
+  uu double precision[];
+  u_top double precision[];
+  cmp record;
+  cand text := '';
+  rule jsonb;
+  rec text := caredata._link_record_sql(project);
+  f_cols text := '';
+  f record;
+BEGIN
+  IF fields IS NOT NULL AND jsonb_typeof(fields) <> 'object' THEN
+    PERFORM caredata._link_bad('fields must be a JSON object of field values', 'For example {"given_name": "Ann", "family_name": "Smith"}.');
+  END IF;
+  SELECT x.spec, x.lambda INTO spec, lam FROM caredata.link_model x WHERE x.project = p_project AND x.model = p_model AND x.version = v;
+  -- the model's levels, m and u read once (a lookup's fixed cost)
+  WITH z AS MATERIALIZED (SELECT * FROM caredata._link_comparisons(p_model, v, p_project))
+  SELECT (SELECT array_agg(z.nlevels ORDER BY z.pos) FROM z),
+         (SELECT array_agg(x ORDER BY z.pos, o) FROM z, unnest(z.m) WITH ORDINALITY AS q(x, o)),
+         (SELECT array_agg(x ORDER BY z.pos, o) FROM z, unnest(z.u) WITH ORDINALITY AS q(x, o)),
+         (SELECT array_agg(z.u[z.nlevels] ORDER BY z.pos) FROM z)
+    INTO nlevels, mm, uu, u_top;
+  SELECT * INTO cmp FROM caredata._link_compare_sql(p_model, v, u_top, p_project);
+  -- the declared fields of the record, standardised as the sources' are
+  FOR f IN SELECT * FROM caredata._link_fields(p_project) LOOP
+    f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind(f.kind, format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field);
+    IF f.kind = 'name' THEN
+      f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind('name_ph', format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field || '_ph');
+    ELSIF f.kind = 'address' THEN
+      f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind('address_num', format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field || '_num');
+    END IF;
+    f_cols := f_cols || format(', NULL::double precision AS %I', 'tf_' || f.field);
+  END LOOP;
+  FOR rule IN SELECT * FROM jsonb_array_elements(spec->'blocking') LOOP
+    cand := cand || CASE WHEN cand = '' THEN '' ELSE ' UNION ' END ||
+            format('SELECT r.rid FROM %s r, l WHERE %s', rec, caredata._link_rule_condition(rule));
+  END LOOP;
+  RETURN QUERY EXECUTE format($q$
+    WITH l AS MATERIALIZED (
+           SELECT 0::bigint AS rid, ''::text AS source, 0::bigint AS record_id, d AS nhs_digits,
+                  (d / 10000)::integer AS nhs_head, (d %% 10000)::integer AS nhs_tail, b AS dob, sx AS sex,
+                  pc AS postcode, caredata.try_postcode_sector(pc) AS sector, caredata.try_postcode_district(pc) AS district,
+                  caredata.try_postcode_area(pc) AS area, extract(year FROM b)::integer AS yob,
+                  NULL::double precision AS tf_nhs_digits, NULL::double precision AS tf_dob, NULL::double precision AS tf_postcode,
+                  ''::text AS record_key, NULL::jsonb AS fields%5$s
+             FROM (SELECT caredata.nhs_number_digits($1) AS d, CASE WHEN caredata.dob_is_valid($2) THEN $2 END AS b,
+                          caredata.try_standardise_sex($3) AS sx, caredata.standardise_postcode_any($4) AS pc) s),
+         cand AS (%1$s),
+         cmp AS (SELECT r.rid%2$s FROM cand JOIN %6$s r USING (rid), l),
+         scored AS (SELECT cmp.rid, (caredata.link_pattern_weights(ARRAY[%3$s], $5, $6, $7, $8))[1] + %4$s AS w FROM cmp)
+    SELECT p.person_id, caredata.link_probability(max(s.w)), max(s.w)
+      FROM scored s JOIN %7$s p USING (rid)
+     GROUP BY p.person_id
+     ORDER BY max(s.w) DESC, p.person_id
+     LIMIT 1$q$, cand, cmp.levels, cmp.pattern, cmp.tf, f_cols, rec, persons)
+  USING nhs_number, dob, sex, postcode, nlevels, mm, uu, lam, fields;
+END
+$$;
+COMMENT ON FUNCTION caredata.link_lookup(text, date, text, text, text, integer, jsonb, text) IS
+  'match one record (NHS number, date of birth, sex, postcode as they arrive, and the declared fields as {"field": value}) against a project''s person index through the blocking rules'' indexes: the best person, its match probability and weight; no row when no candidate';

@@ -184,6 +184,7 @@ DECLARE
   nlevels integer[];
   mm double precision[];
   uu double precision[];
+  u_top double precision[];
   cmp record;
   cand text := '';
   rule jsonb;
@@ -195,11 +196,14 @@ BEGIN
     PERFORM caredata._link_bad('fields must be a JSON object of field values', 'For example {"given_name": "Ann", "family_name": "Smith"}.');
   END IF;
   SELECT x.spec, x.lambda INTO spec, lam FROM caredata.link_model x WHERE x.project = p_project AND x.model = p_model AND x.version = v;
-  SELECT array_agg(z.nlevels ORDER BY z.pos) INTO nlevels FROM caredata._link_comparisons(p_model, v, p_project) z;
-  SELECT array_agg(x ORDER BY z.pos, o) INTO mm FROM caredata._link_comparisons(p_model, v, p_project) z, unnest(z.m) WITH ORDINALITY AS q(x, o);
-  SELECT array_agg(x ORDER BY z.pos, o) INTO uu FROM caredata._link_comparisons(p_model, v, p_project) z, unnest(z.u) WITH ORDINALITY AS q(x, o);
-  SELECT * INTO cmp FROM caredata._link_compare_sql(p_model, v,
-    (SELECT array_agg(z.u[z.nlevels] ORDER BY z.pos) FROM caredata._link_comparisons(p_model, v, p_project) z), p_project);
+  -- the model's levels, m and u read once (a lookup's fixed cost)
+  WITH z AS MATERIALIZED (SELECT * FROM caredata._link_comparisons(p_model, v, p_project))
+  SELECT (SELECT array_agg(z.nlevels ORDER BY z.pos) FROM z),
+         (SELECT array_agg(x ORDER BY z.pos, o) FROM z, unnest(z.m) WITH ORDINALITY AS q(x, o)),
+         (SELECT array_agg(x ORDER BY z.pos, o) FROM z, unnest(z.u) WITH ORDINALITY AS q(x, o)),
+         (SELECT array_agg(z.u[z.nlevels] ORDER BY z.pos) FROM z)
+    INTO nlevels, mm, uu, u_top;
+  SELECT * INTO cmp FROM caredata._link_compare_sql(p_model, v, u_top, p_project);
   -- the declared fields of the record, standardised as the sources' are
   FOR f IN SELECT * FROM caredata._link_fields(p_project) LOOP
     f_cols := f_cols || format(', %s AS %I', caredata._link_std_kind(f.kind, format('($9 OPERATOR(pg_catalog.->>) %L)', f.field)), f.field);

@@ -195,13 +195,20 @@ COMMENT ON FUNCTION caredata._link_record_columns() IS
 -- address; its value frequency tf_<field>)
 CREATE FUNCTION caredata._link_fields(project text)
   RETURNS TABLE (field text, kind text, columns text[])
-  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  -- PL/pgSQL, not SQL: its plan is kept for the session (a SQL function
+  -- with SET is planned again at every call, and a lookup calls this and
+  -- the functions below several times)
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
   SELECT f.key, min(f.value->>'kind'),
          ARRAY[f.key] || CASE min(f.value->>'kind') WHEN 'name' THEN ARRAY[f.key || '_ph']
                                                     WHEN 'address' THEN ARRAY[f.key || '_num'] ELSE '{}'::text[] END
     FROM caredata.link_source ls, jsonb_each(ls.fields) f
    WHERE ls.project = _link_fields.project
-   GROUP BY f.key ORDER BY f.key
+   GROUP BY f.key ORDER BY f.key;
+END
 $$;
 COMMENT ON FUNCTION caredata._link_fields(text) IS
   'internal: the further fields a linkage project''s sources declare, their kind and the record columns each gives';
@@ -219,14 +226,20 @@ COMMENT ON FUNCTION caredata._link_field_columns(text) IS
 -- partition itself when no source of the project declares a field (the
 -- partition, not the parent: the parent has no statistics)
 CREATE FUNCTION caredata._link_record_sql(project text) RETURNS text
-  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-  SELECT CASE WHEN count(*) = 0 THEN caredata._link_partition('caredata.link_record', project)::text
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  result text;
+BEGIN
+  SELECT CASE WHEN count(*) = 0 THEN caredata._link_partition('caredata.link_record', _link_record_sql.project)::text
               ELSE '(SELECT x.*' ||
                    (SELECT string_agg(format(', (x.fields OPERATOR(pg_catalog.->>) %1$L) AS %1$I', c), '' ORDER BY c)
-                      FROM caredata._link_fields(project) g, unnest(g.columns) c) ||
+                      FROM caredata._link_fields(_link_record_sql.project) g, unnest(g.columns) c) ||
                    string_agg(format(', (x.fields OPERATOR(pg_catalog.->>) %1$L)::double precision AS %1$I', 'tf_' || f.field), '' ORDER BY f.field) ||
-                   ' FROM ' || caredata._link_partition('caredata.link_record', project)::text || ' x)' END
-    FROM caredata._link_fields(project) f
+                   ' FROM ' || caredata._link_partition('caredata.link_record', _link_record_sql.project)::text || ' x)' END
+    INTO result
+    FROM caredata._link_fields(_link_record_sql.project) f;
+  RETURN result;
+END
 $$;
 COMMENT ON FUNCTION caredata._link_record_sql(text) IS
   'internal: a project''s standardised records with one column per declared field (and tf_<field>), for comparisons and blocking rules to name';
@@ -962,7 +975,10 @@ COMMENT ON FUNCTION caredata.link_create_model(text, jsonb, text) IS
 CREATE FUNCTION caredata._link_comparisons(model text, version integer, project text)
   RETURNS TABLE (pos integer, name text, expression text, nlevels integer, tf text, m_start double precision[],
                  m double precision[], u double precision[], labels text[])
-  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
   SELECT (c.ordinality - 1)::integer, c.value->>'name', c.value->>'expression',
          jsonb_array_length(c.value->'levels'), c.value->>'tf',
          CASE WHEN c.value ? 'm' THEN ARRAY(SELECT x::double precision FROM jsonb_array_elements_text(c.value->'m') x) END,
@@ -974,7 +990,8 @@ CREATE FUNCTION caredata._link_comparisons(model text, version integer, project 
     FROM caredata.link_model lm
    CROSS JOIN LATERAL jsonb_array_elements(lm.spec->'comparisons') WITH ORDINALITY c
    WHERE lm.project = _link_comparisons.project AND lm.model = _link_comparisons.model AND lm.version = _link_comparisons.version
-   ORDER BY c.ordinality
+   ORDER BY c.ordinality;
+END
 $$;
 COMMENT ON FUNCTION caredata._link_comparisons(text, integer, text) IS
   'internal: the comparisons of a model version with their levels, m and u';
