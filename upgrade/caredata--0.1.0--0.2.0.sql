@@ -5549,6 +5549,43 @@ COMMENT ON FUNCTION caredata.link_explain(text, bigint, text, bigint, text, inte
 -- (caredata.link_run: replaced again below)
 
 
+-- ---- issue 28: blocking and comparing in memory (src/linkage/block.c) ----
+-- the same candidate pairs from the C engine (block.c): NULL when
+-- caredata.link_compare_engine is off.  The comparisons are checked as
+-- _link_compare_sql() checks them, before the engine runs them.
+CREATE FUNCTION caredata._link_engine_sql(model text, version integer, u_top double precision[], only_new boolean, project text)
+  RETURNS text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  spec jsonb;
+  cmp record;
+BEGIN
+  IF NOT current_setting('caredata.link_compare_engine')::boolean THEN
+    RETURN NULL;
+  END IF;
+  SELECT lm.spec INTO spec FROM caredata.link_model lm
+   WHERE lm.project = _link_engine_sql.project AND lm.model = _link_engine_sql.model AND lm.version = _link_engine_sql.version;
+  SELECT * INTO cmp FROM caredata._link_compare_sql(model, version, u_top, project);
+  RETURN format('SELECT rid_l, rid_r%s, pattern, tf_adj FROM caredata._link_block_compare(%L, %L::text[], %L::integer[], %L::text[], %L::text[], %L::integer[], %L::double precision[], %L, %L) AS p(rid_l bigint, rid_r bigint%s, pattern integer, tf_adj double precision)',
+    cmp.cols, caredata._link_record_sql(project),
+    (SELECT array_agg(c ORDER BY b.ordinality, x.ordinality) FROM jsonb_array_elements(spec->'blocking') WITH ORDINALITY b, jsonb_array_elements_text(b.value) WITH ORDINALITY x(c, ordinality)),
+    (SELECT array_agg(b.ordinality ORDER BY b.ordinality, x.ordinality) FROM jsonb_array_elements(spec->'blocking') WITH ORDINALITY b, jsonb_array_elements_text(b.value) WITH ORDINALITY x(c, ordinality)),
+    (SELECT array_agg(c.expression ORDER BY c.pos) FROM caredata._link_comparisons(model, version, project) c),
+    (SELECT array_agg(CASE WHEN c.tf IS NOT NULL THEN 'tf_' || c.tf END ORDER BY c.pos) FROM caredata._link_comparisons(model, version, project) c),
+    (SELECT array_agg(c.nlevels ORDER BY c.pos) FROM caredata._link_comparisons(model, version, project) c),
+    u_top, spec->>'link_type', only_new,
+    (SELECT string_agg(format(', %I smallint', c.name), '' ORDER BY c.pos) FROM caredata._link_comparisons(model, version, project) c));
+END
+$$;
+COMMENT ON FUNCTION caredata._link_engine_sql(text, integer, double precision[], boolean, text) IS
+  'internal: the candidate-pair query of a model version through the C engine (_link_block_compare), the same rows as _link_pairs_sql(); NULL when caredata.link_compare_engine is off';
+
+-- blocking and comparing in memory (src/linkage/block.c)
+CREATE FUNCTION caredata._link_block_compare(rec text, rule_cols text[], rule_of integer[], levels text[], tf_cols text[],
+    nlevels integer[], u_top double precision[], link_type text, only_new boolean)
+  RETURNS SETOF record AS 'MODULE_PATHNAME', 'link_block_compare' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION caredata._link_block_compare(text, text[], integer[], text[], text[], integer[], double precision[], text, boolean) IS
+  'internal: the candidate pairs of blocking rules over a record relation, each once under its first rule, with comparison levels, pattern and term-frequency adjustment, computed in memory (at most maintenance_work_mem)';
+
 CREATE OR REPLACE FUNCTION caredata.link_run(model text DEFAULT 'default', version integer DEFAULT NULL,
     method text DEFAULT 'probabilistic', threshold double precision DEFAULT NULL,
     train boolean DEFAULT NULL, incremental boolean DEFAULT false, one_to_one boolean DEFAULT false,
@@ -5605,6 +5642,7 @@ DECLARE
   v_w double precision[];
   v_keep_apart boolean;
   v_nhs_confirm text;
+  engine_sql text;
 BEGIN
   IF p_method IS NULL OR p_method NOT IN ('probabilistic', 'deterministic') THEN
     PERFORM caredata._link_bad('method must be probabilistic or deterministic', 'Leave it out for probabilistic linkage.');
@@ -5740,12 +5778,30 @@ BEGIN
   -- builds one side once, where a merge join sorts both sides of the same
   -- table (measured at 1M people: 7.3 s against 11.3 s)
   t := clock_timestamp();
-  saved_mergejoin := current_setting('enable_mergejoin');
-  PERFORM set_config('enable_mergejoin', 'off', true);
-  EXECUTE 'CREATE TEMP TABLE link_cand ON COMMIT DROP AS ' ||
-          caredata._link_pairs_sql(lm.model, lm.version, CASE WHEN p_method = 'probabilistic' THEN v_u_top END, p_incremental, p_project);
-  GET DIAGNOSTICS v_pairs = ROW_COUNT;
-  PERFORM set_config('enable_mergejoin', saved_mergejoin, true);
+  -- in C in memory (block.c), unless switched off or the records' compared
+  -- columns do not fit maintenance_work_mem: then as SQL joins
+  engine_sql := caredata._link_engine_sql(lm.model, lm.version, CASE WHEN p_method = 'probabilistic' THEN v_u_top END, p_incremental, p_project);
+  IF engine_sql IS NOT NULL THEN
+    BEGIN
+      EXECUTE 'CREATE TEMP TABLE link_cand ON COMMIT DROP AS ' || engine_sql;
+      GET DIAGNOSTICS v_pairs = ROW_COUNT;
+      v_stats := v_stats || jsonb_build_object('compare_engine', 'c');
+    EXCEPTION WHEN program_limit_exceeded THEN
+      engine_sql := NULL;
+      v_stats := v_stats || jsonb_build_object('compare_engine', 'sql: maintenance_work_mem');
+    END;
+  END IF;
+  IF engine_sql IS NULL THEN
+    saved_mergejoin := current_setting('enable_mergejoin');
+    PERFORM set_config('enable_mergejoin', 'off', true);
+    EXECUTE 'CREATE TEMP TABLE link_cand ON COMMIT DROP AS ' ||
+            caredata._link_pairs_sql(lm.model, lm.version, CASE WHEN p_method = 'probabilistic' THEN v_u_top END, p_incremental, p_project);
+    GET DIAGNOSTICS v_pairs = ROW_COUNT;
+    PERFORM set_config('enable_mergejoin', saved_mergejoin, true);
+    IF NOT v_stats ? 'compare_engine' THEN
+      v_stats := v_stats || jsonb_build_object('compare_engine', 'sql');
+    END IF;
+  END IF;
   ANALYZE pg_temp.link_cand;
   v_stats := v_stats || jsonb_build_object('candidate_pairs', v_pairs, 'compare_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
   PERFORM caredata._link_progress('compared', v_pairs, 'candidate pairs', t);

@@ -57,6 +57,7 @@ static const struct config_enum_entry link_progress_options[] = {
 };
 
 static int	link_progress = LINK_PROGRESS_NOTICE;
+static bool link_compare_engine = true;
 
 void
 linkage_init(void)
@@ -67,6 +68,15 @@ linkage_init(void)
 							 &link_progress,
 							 LINK_PROGRESS_NOTICE,
 							 link_progress_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	/* read by run.sql: block.c is the engine it switches on */
+	DefineCustomBoolVariable("caredata.link_compare_engine",
+							 "Block and compare a linkage run's records in memory in C (on) or with SQL joins (off).",
+							 "The same candidate pairs either way; on needs the records' compared columns to fit maintenance_work_mem, and a run falls back to the joins when they do not.",
+							 &link_compare_engine,
+							 true,
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);

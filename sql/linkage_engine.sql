@@ -1,0 +1,173 @@
+-- linkage_engine: blocking and comparing in memory in C (src/linkage/block.c,
+-- caredata.link_compare_engine, issue 28) gives the same candidate pairs,
+-- levels, patterns and term-frequency adjustments as the SQL joins it
+-- replaces, for every link type, declared fields, incremental runs and
+-- deterministic runs; past maintenance_work_mem a run falls back to the
+-- joins; bad arguments are errors, never crashes; only linkers run it.
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS caredata CASCADE;
+CREATE EXTENSION caredata;
+SET caredata.link_progress = off;
+\set ECHO none
+\i test/synthetic/generate.sql
+\set ECHO all
+SELECT count(*) > 0 AS generated FROM synth.generate(3000, 7);
+SELECT caredata.link_add_source('gp', 'synth.gp_registration', 'record_id', 'nhs_number', 'dob', 'sex', 'postcode');
+SELECT caredata.link_add_source('hes', 'synth.hospital_episode', 'record_id', 'nhs_number', 'dob', 'sex', 'postcode');
+SHOW caredata.link_compare_engine;
+
+-- both paths' rows for a model version, and the rows only one of them has
+-- (EXCEPT ALL compares every column: levels, pattern and tf_adj exactly)
+CREATE FUNCTION pg_temp.both_ways(m text, v integer, u double precision[], only_new boolean DEFAULT false, project text DEFAULT 'default')
+  RETURNS TABLE (engine bigint, joins bigint, only_engine bigint, only_joins bigint) LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE 'CREATE TEMP TABLE e_pairs AS ' || caredata._link_engine_sql(m, v, u, only_new, project);
+  EXECUTE 'CREATE TEMP TABLE s_pairs AS ' || caredata._link_pairs_sql(m, v, u, only_new, project);
+  RETURN QUERY SELECT (SELECT count(*) FROM e_pairs), (SELECT count(*) FROM s_pairs),
+                      (SELECT count(*) FROM (TABLE e_pairs EXCEPT ALL TABLE s_pairs) x),
+                      (SELECT count(*) FROM (TABLE s_pairs EXCEPT ALL TABLE e_pairs) x);
+  DROP TABLE e_pairs;
+  DROP TABLE s_pairs;
+END
+$$;
+
+-- ---- a run with each path: the same links, weights and persons ----
+SELECT caredata.link_create_model('default') AS v0 \gset
+SET caredata.link_compare_engine = off;
+SELECT run_id AS run_sql, candidate_pairs, links FROM caredata.link_run(version => :v0, train => true) \gset
+SELECT stats->>'compare_engine' AS engine FROM caredata.link_run WHERE run_id = :run_sql;
+CREATE TABLE persons_sql AS SELECT source, record_id, person_id FROM caredata.person_index;
+RESET caredata.link_compare_engine;
+SELECT run_id AS run_c, candidate_pairs = :candidate_pairs AS same_pairs, links = :links AS same_links
+  FROM caredata.link_run(version => :v0, train => true) \gset
+SELECT :same_pairs AS same_pairs, :same_links AS same_links,
+       (SELECT stats->>'compare_engine' FROM caredata.link_run WHERE run_id = :run_c) AS engine;
+-- every link with its pattern and weight, both ways
+SELECT count(*) AS links_differing FROM (
+  (SELECT rid_l, rid_r, pattern, weight FROM caredata.link_pair WHERE run_id = :run_sql
+   EXCEPT ALL SELECT rid_l, rid_r, pattern, weight FROM caredata.link_pair WHERE run_id = :run_c)
+  UNION ALL
+  (SELECT rid_l, rid_r, pattern, weight FROM caredata.link_pair WHERE run_id = :run_c
+   EXCEPT ALL SELECT rid_l, rid_r, pattern, weight FROM caredata.link_pair WHERE run_id = :run_sql)) d;
+-- and the same persons (ids are stable, so equal)
+SELECT count(*) AS persons_differing FROM caredata.person_index p
+  FULL JOIN persons_sql s USING (source, record_id) WHERE p.person_id IS DISTINCT FROM s.person_id;
+
+-- ---- candidate pairs row for row ----
+SELECT max(version) AS vt FROM caredata.link_model WHERE model = 'default' \gset
+SELECT array_agg(u[nlevels] ORDER BY pos) AS u_top FROM caredata._link_comparisons('default', :vt, 'default') \gset
+-- probabilistic (term frequencies) and deterministic (none)
+SELECT 'link_and_dedupe' AS link_type, * FROM pg_temp.both_ways('default', :vt, :'u_top');
+SELECT 'deterministic' AS method, * FROM pg_temp.both_ways('default', :vt, NULL);
+-- across sources only, within a source only
+SELECT caredata.link_create_model('across', caredata.link_default_spec() || '{"link_type": "link_only"}') AS va \gset
+SELECT caredata.link_create_model('within', caredata.link_default_spec() || '{"link_type": "dedupe_only"}') AS vw \gset
+SELECT 'link_only' AS link_type, * FROM pg_temp.both_ways('across', :va, :'u_top');
+SELECT 'dedupe_only' AS link_type, * FROM pg_temp.both_ways('within', :vw, :'u_top');
+-- one rule whose groups are large, with a NULL-bearing column
+SELECT caredata.link_create_model('wide', caredata.link_default_spec() || '{"blocking": [["yob", "sex"], ["area", "yob"]], "max_pairs": 5000000}') AS vwide \gset
+SELECT 'wide rules' AS blocking, * FROM pg_temp.both_ways('wide', :vwide, :'u_top');
+-- an incremental run's pairs: at least one record new
+BEGIN;
+CREATE TEMP TABLE link_new AS SELECT rid FROM caredata.link_record WHERE rid % 7 = 0;
+SELECT 'only new' AS pairs, * FROM pg_temp.both_ways('default', :vt, :'u_top', true);
+ROLLBACK;
+
+-- ---- declared fields: names with term frequencies, a rule on a field ----
+CREATE SCHEMA fld;
+CREATE TABLE fld.a (id bigint PRIMARY KEY, given text, family text, dob date, pc text);
+CREATE TABLE fld.b (id bigint PRIMARY KEY, given text, family text, dob date, pc text);
+INSERT INTO fld.a SELECT i, (ARRAY['Amy', 'Amie', 'Tom', 'Thomas', 'Zoe'])[1 + i % 5], (ARRAY['Lee', 'Leigh', 'Smith', 'Smyth'])[1 + i % 4],
+                         date '1980-01-01' + (i % 40), (ARRAY['SW1A 1AA', 'LS1 4AP', NULL])[1 + i % 3]
+  FROM generate_series(1, 300) i;
+INSERT INTO fld.b SELECT i, (ARRAY['Amy', 'Tom', 'Tommy', 'Zoe', NULL])[1 + i % 5], (ARRAY['Lee', 'Smith', 'Smyth'])[1 + i % 3],
+                         date '1980-01-01' + (i % 45), (ARRAY['SW1A 1AA', 'LS1 4AQ'])[1 + i % 2]
+  FROM generate_series(1, 300) i;
+SELECT caredata.link_create_project('fields');
+SELECT caredata.link_add_source('a', 'fld.a', 'id', dob => 'dob', postcode => 'pc', project => 'fields',
+         fields => '{"given_name": {"column": "given", "kind": "name"}, "family_name": {"column": "family", "kind": "name"}}');
+SELECT caredata.link_add_source('b', 'fld.b', 'id', dob => 'dob', postcode => 'pc', project => 'fields',
+         fields => '{"given_name": {"column": "given", "kind": "name"}, "family_name": {"column": "family", "kind": "name"}}');
+SELECT caredata.link_standardise(project => 'fields') AS records;
+SELECT caredata.link_create_model('names', caredata.link_default_spec() || '{
+  "link_type": "link_only", "max_pairs": 5000000,
+  "comparisons": [
+    {"name": "dob", "expression": "caredata.compare_date(l.dob, r.dob, 365)",
+     "levels": ["missing", "different", "within a year", "two of year, month, day", "day and month transposed", "exact"]},
+    {"name": "given_name", "expression": "caredata.compare_name(l.given_name, r.given_name)",
+     "levels": ["missing", "different", "sounds alike", "similar", "very similar", "exact"], "tf": "given_name"},
+    {"name": "family_name", "expression": "caredata.compare_name(l.family_name, r.family_name)",
+     "levels": ["missing", "different", "sounds alike", "similar", "very similar", "exact"], "tf": "family_name"}],
+  "blocking": [["dob"], ["family_name_ph", "postcode"]], "steps": []}', project => 'fields') AS vn \gset
+SELECT 'fields' AS model, * FROM pg_temp.both_ways('names', :vn, '{0.01, 0.02, 0.05}', project => 'fields');
+
+-- ---- keys compared by their type's equality, and keys too long to hold ----
+-- numeric 1990.0 = 1990.00 (different bytes), text keys over 18 bytes:
+-- the pair counts of the same joins written by hand
+CREATE VIEW pg_temp.rec AS
+SELECT rid, source, dob, postcode, sex,
+       CASE WHEN rid % 2 = 0 THEN yob::numeric(10, 1) ELSE yob::numeric(10, 2) END AS yob_n,
+       postcode || ' and a suffix to make it long' AS long_pc
+  FROM caredata.link_record_p_default;
+SELECT (SELECT count(*) FROM caredata._link_block_compare('pg_temp.rec', '{yob_n,sex,long_pc,dob}', '{1,1,2,2}',
+          '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
+          AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision)) AS engine,
+       (SELECT count(*) FROM pg_temp.rec l JOIN pg_temp.rec r ON l.yob_n = r.yob_n AND l.sex = r.sex WHERE l.rid < r.rid) +
+       (SELECT count(*) FROM pg_temp.rec l JOIN pg_temp.rec r ON l.long_pc = r.long_pc AND l.dob = r.dob
+         WHERE l.rid < r.rid AND NOT coalesce(l.yob_n = r.yob_n AND l.sex = r.sex, false)) AS joins;
+
+-- ---- past maintenance_work_mem: an error with a hint, and a run falls back ----
+SET maintenance_work_mem = '1MB';
+\set VERBOSITY default
+SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{nhs_digits}', '{1}',
+  '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
+  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+SELECT candidate_pairs = :candidate_pairs AS same_pairs, links = :links AS same_links
+  FROM caredata.link_run(version => :v0, train => true);
+SELECT stats->>'compare_engine' AS engine FROM caredata.link_run ORDER BY run_id DESC LIMIT 1;
+RESET maintenance_work_mem;
+
+-- ---- bad arguments ----
+\set VERBOSITY terse
+-- arrays of different lengths, NULLs, a rule on no column, rules out of order
+SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{nhs_digits}', '{1,2}',
+  '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
+  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+SELECT count(*) FROM caredata._link_block_compare(NULL, '{nhs_digits}', '{1}',
+  '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
+  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{NULL}', '{1}',
+  '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
+  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{dob,nhs_digits}', '{2,1}',
+  '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
+  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{no_such_column}', '{1}',
+  '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
+  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+-- a result of the wrong shape
+SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{nhs_digits}', '{1}',
+  '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
+  AS p(rid_l bigint, rid_r bigint, dob integer, pattern integer, tf_adj double precision);
+-- a comparison with a subquery, or naming a record of neither side
+SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{nhs_digits}', '{1}',
+  '{(SELECT 1)}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
+  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{nhs_digits}', '{1}',
+  '{"caredata.compare_date(l.dob, x.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
+  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+-- a term frequency that is not double precision
+SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{nhs_digits}', '{1}',
+  '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{sex}', '{6}', '{0.5}', 'link_and_dedupe', false)
+  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+-- no records: no pairs
+SELECT count(*) FROM caredata._link_block_compare('(SELECT * FROM caredata.link_record_p_default WHERE false)', '{nhs_digits}', '{1}',
+  '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
+  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+
+-- ---- only linkers: an analyst cannot run it ----
+SET ROLE caredata_analyst;
+SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{nhs_digits}', '{1}',
+  '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
+  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+RESET ROLE;
