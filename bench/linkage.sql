@@ -11,6 +11,11 @@
 \endif
 SET jit = off;
 SET client_min_messages = notice;
+-- blocking and comparing in memory (src/linkage/block.c) holds the records'
+-- compared columns: about 210 bytes a record at its peak, 530 MB for the
+-- 2.5M records of 1M people; a run falls back to SQL joins past
+-- maintenance_work_mem, so a DBA linking at this size raises it for the run
+SET maintenance_work_mem = '1GB';
 
 -- the population (seed 42), generated unless already there at this size
 -- (in two steps: a query naming synth_truth.person fails to parse on a

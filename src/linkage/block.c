@@ -636,6 +636,7 @@ block_rule(Engine *e, int rule)
 	HashEntry  *ent;
 	HashEntry  *tmp;
 	uint32	   *members;
+	uint32	   *sub;
 	bool	   *taken;
 	int			n = 0;
 	uint32		ngroups = 0;
@@ -695,6 +696,11 @@ block_rule(Engine *e, int rule)
 		n++;
 	}
 	radix_sort(ent, tmp, n);
+	/* the sort's buffer goes before the pairs: a split run needs n at most */
+	pfree(tmp);
+	e->mem_used -= (Size) e->nrec * sizeof(HashEntry);
+	tmp = NULL;
+	sub = palloc_extended(Max(n, 1) * sizeof(uint32), MCXT_ALLOC_HUGE);
 
 	for (int s = 0; s < n;)
 	{
@@ -720,8 +726,6 @@ block_rule(Engine *e, int rule)
 		else
 		{
 			/* a hash shared by different keys: split the run into its keys */
-			uint32	   *sub = (uint32 *) tmp;	/* free since the sort */
-
 			memset(taken, 0, g * sizeof(bool));
 			for (int k = 0; k < g; k++)
 			{
@@ -747,10 +751,10 @@ block_rule(Engine *e, int rule)
 		s = e_;
 	}
 	pfree(ent);
-	pfree(tmp);
+	pfree(sub);
 	pfree(members);
 	pfree(taken);
-	e->mem_used -= (Size) e->nrec * (2 * sizeof(HashEntry) + sizeof(uint32) + sizeof(bool));
+	e->mem_used -= (Size) e->nrec * (sizeof(HashEntry) + sizeof(uint32) + sizeof(bool));
 }
 
 /* ---- comparing ---- */

@@ -281,6 +281,12 @@ BEGIN
   -- in C in memory (block.c), unless switched off or the records' compared
   -- columns do not fit maintenance_work_mem: then as SQL joins
   engine_sql := caredata._link_engine_sql(lm.model, lm.version, CASE WHEN p_method = 'probabilistic' THEN v_u_top END, p_incremental, p_project);
+  -- about 210 bytes a record at the engine's peak (the default model's
+  -- columns): not even tried when that is past maintenance_work_mem
+  IF engine_sql IS NOT NULL AND v_records * 210 > pg_size_bytes(current_setting('maintenance_work_mem')) THEN
+    engine_sql := NULL;
+    v_stats := v_stats || jsonb_build_object('compare_engine', 'sql: maintenance_work_mem');
+  END IF;
   IF engine_sql IS NOT NULL THEN
     BEGIN
       EXECUTE 'CREATE TEMP TABLE link_cand ON COMMIT DROP AS ' || engine_sql;
