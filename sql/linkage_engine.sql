@@ -40,7 +40,7 @@ CREATE TABLE persons_sql AS SELECT source, record_id, person_id FROM caredata.pe
 RESET caredata.link_compare_engine;
 SELECT run_id AS run_c, candidate_pairs = :candidate_pairs AS same_pairs, links = :links AS same_links
   FROM caredata.link_run(version => :v0, train => true) \gset
-SELECT :same_pairs AS same_pairs, :same_links AS same_links,
+SELECT :'same_pairs'::boolean AS same_pairs, :'same_links'::boolean AS same_links,
        (SELECT stats->>'compare_engine' FROM caredata.link_run WHERE run_id = :run_c) AS engine;
 -- every link with its pattern and weight, both ways
 SELECT count(*) AS links_differing FROM (
@@ -117,11 +117,13 @@ SELECT (SELECT count(*) FROM caredata._link_block_compare('pg_temp.rec', '{yob_n
          WHERE l.rid < r.rid AND NOT coalesce(l.yob_n = r.yob_n AND l.sex = r.sex, false)) AS joins;
 
 -- ---- past maintenance_work_mem: an error with a hint, and a run falls back ----
+-- the column definitions of a one-comparison engine call
+\set one_level 'AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision)'
 SET maintenance_work_mem = '1MB';
 \set VERBOSITY default
 SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{nhs_digits}', '{1}',
   '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
-  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+  :one_level;
 SELECT candidate_pairs = :candidate_pairs AS same_pairs, links = :links AS same_links
   FROM caredata.link_run(version => :v0, train => true);
 SELECT stats->>'compare_engine' AS engine FROM caredata.link_run ORDER BY run_id DESC LIMIT 1;
@@ -132,19 +134,19 @@ RESET maintenance_work_mem;
 -- arrays of different lengths, NULLs, a rule on no column, rules out of order
 SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{nhs_digits}', '{1,2}',
   '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
-  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+  :one_level;
 SELECT count(*) FROM caredata._link_block_compare(NULL, '{nhs_digits}', '{1}',
   '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
-  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+  :one_level;
 SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{NULL}', '{1}',
   '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
-  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+  :one_level;
 SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{dob,nhs_digits}', '{2,1}',
   '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
-  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+  :one_level;
 SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{no_such_column}', '{1}',
   '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
-  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+  :one_level;
 -- a result of the wrong shape
 SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{nhs_digits}', '{1}',
   '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
@@ -152,22 +154,22 @@ SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_defaul
 -- a comparison with a subquery, or naming a record of neither side
 SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{nhs_digits}', '{1}',
   '{(SELECT 1)}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
-  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+  :one_level;
 SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{nhs_digits}', '{1}',
   '{"caredata.compare_date(l.dob, x.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
-  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+  :one_level;
 -- a term frequency that is not double precision
 SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{nhs_digits}', '{1}',
   '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{sex}', '{6}', '{0.5}', 'link_and_dedupe', false)
-  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+  :one_level;
 -- no records: no pairs
 SELECT count(*) FROM caredata._link_block_compare('(SELECT * FROM caredata.link_record_p_default WHERE false)', '{nhs_digits}', '{1}',
   '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
-  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+  :one_level;
 
 -- ---- only linkers: an analyst cannot run it ----
 SET ROLE caredata_analyst;
 SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{nhs_digits}', '{1}',
   '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
-  AS p(rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+  :one_level;
 RESET ROLE;

@@ -61,8 +61,6 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
-#include "compare.h"
-
 #define ARENA_BLOCK		(8 * 1024 * 1024)
 #define PENDING_PAIRS	32
 #define FETCH_BATCH		10000
