@@ -311,7 +311,12 @@ source_id(List **sources, Datum d)
 	return i;
 }
 
-/* read every record through a cursor: only the needed columns, the rest NULL */
+/*
+ * Read every record through a cursor: only the needed columns, the rest
+ * NULL.  rid and source are read with SPI_getbinval, not the inline
+ * heap_getattr, which since 15.20 calls heap_datum_check(), missing from
+ * older minor releases (test/release/deb_chroot.sh checks the symbols).
+ */
 static void
 load_records(Engine *e, const char *rec, List *cols, Bitmapset *needed, MemoryContext cxt)
 {
@@ -381,11 +386,11 @@ load_records(Engine *e, const char *rec, List *cols, Bitmapset *needed, MemoryCo
 			bool		isnull;
 			Datum		d;
 
-			d = heap_getattr(htup, e->rid_att, SPI_tuptable->tupdesc, &isnull);
+			d = SPI_getbinval(htup, SPI_tuptable->tupdesc, e->rid_att, &isnull);
 			if (isnull)
 				elog(ERROR, "a record without a rid");
 			e->rid[e->nrec] = DatumGetInt64(d);
-			d = heap_getattr(htup, e->src_att, SPI_tuptable->tupdesc, &isnull);
+			d = SPI_getbinval(htup, SPI_tuptable->tupdesc, e->src_att, &isnull);
 			e->src[e->nrec] = isnull ? -1 : source_id(&sources, d);
 			e->tup[e->nrec] = engine_keep(e, htup);
 			e->nrec++;
