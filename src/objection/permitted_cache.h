@@ -75,6 +75,8 @@ typedef struct PermittedCache
 	bool		version_read;
 	SubjectCache own;			/* row_permitted(): the role's own number */
 	ScanLookahead lookahead;	/* set up by scan_lookahead.c, if at all */
+	bool		scan_sized;		/* scan_bytes is known: */
+	uint64		scan_bytes;		/* the size of the table lookahead scans */
 	bool		bound;			/* the first argument is a protected column of
 								 * the scan it filters (permitted_bind_column) */
 	bool		time_checked;	/* time_varies is known */

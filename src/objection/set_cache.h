@@ -27,6 +27,8 @@ typedef struct BlockedSet
 	TimestampTz lo;				/* valid for lo <= at < hi */
 	TimestampTz hi;
 	NhsSet	   *members;		/* the blocked NHS numbers */
+	bool		shared;			/* members maps another backend's segment */
+	NhsSet	   *local;			/* NULL, or members copied here (huge pages) */
 	uint64		last_used;
 	MemoryContext cxt;			/* under TopMemoryContext: the set's own */
 } BlockedSet;
@@ -48,6 +50,15 @@ blocked_set_key(const BlockedSet *s, SetKey *key)
 }
 
 extern BlockedSet *blocked_set_find(Oid reg, int64 version, const char *purpose, const char *dataset, TimestampTz at);
+
+/*
+ * The set to probe for a sequential scan of a table of rel_bytes: members,
+ * or, for a shared set no larger than the table, this backend's own copy
+ * of it (blocked_set_local(), set_cache.c).
+ */
+extern const NhsSet *blocked_set_for_scan(BlockedSet *s, uint64 rel_bytes);
+extern bool blocked_set_local_enabled;
+extern void blocked_set_init(void);
 
 /* offer s to every backend (set_shared.c), when it may be */
 extern void blocked_set_share(const BlockedSet *s);
