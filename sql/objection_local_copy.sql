@@ -1,11 +1,11 @@
--- A backend that scans a table at least as large as a shared blocked set
--- keeps its own copy of that set (src/objection/set_cache.c,
--- blocked_set_for_scan(); caredata.filter_local_copy): the copy changes
--- where the set's memory is, never which rows pass.  Every count below must
--- equal the answer worked out from the register directly, with the copy
--- and without, through permitted() and through protect()'s row filter; the
--- copy is made for a long scan of a set from the shared registry, not for a
--- short one.
+-- A backend that has scanned tables of at least 8 times a shared blocked
+-- set's size with it keeps its own copy of that set
+-- (src/objection/set_cache.c, blocked_set_for_scan();
+-- caredata.filter_local_copy): the copy changes where the set's memory is,
+-- never which rows pass.  Every count below must equal the answer worked
+-- out from the register directly, with the copy and without, through
+-- permitted() and through protect()'s row filter; the copy is made after
+-- long scans of a set from the shared registry, not after a short one.
 CREATE EXTENSION caredata;
 SET search_path = public, caredata;
 SET max_parallel_workers_per_gather = 0;
@@ -57,7 +57,7 @@ SELECT :mapped_bytes <= 8192 AS small_scan_no_copy;
 SET caredata.filter_local_copy = off;
 SELECT count(*) = expected_rows('big') AS big_matches_without_copy FROM big WHERE permitted(nhs_number, 'research');
 SELECT set_bytes() = :mapped_bytes AS off_no_copy;
--- on (the default): a long scan gets the backend's own copy
+-- on (the default): after these long scans, the backend's own copy
 RESET caredata.filter_local_copy;
 SELECT count(*) = expected_rows('big') AS big_matches_with_copy FROM big WHERE permitted(nhs_number, 'research');
 SELECT set_bytes() - :mapped_bytes > 8192 AS long_scan_copied;

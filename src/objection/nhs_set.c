@@ -45,20 +45,21 @@ static const uint64 bloom_all_ones = ~UINT64CONST(0);
 #define PROBE_ARRAY_ALIGN	((Size) 2 * 1024 * 1024)
 
 static void *
-alloc_probe_array(MemoryContext cxt, Size bytes)
+alloc_probe_array(MemoryContext cxt, Size bytes, bool zero)
 {
 	char	   *raw;
 	char	   *p;
 
 	if (bytes < PROBE_ARRAY_ALIGN)
-		return MemoryContextAllocExtended(cxt, bytes, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		return MemoryContextAllocExtended(cxt, bytes, MCXT_ALLOC_HUGE | (zero ? MCXT_ALLOC_ZERO : 0));
 	raw = MemoryContextAllocExtended(cxt, add_size(bytes, PROBE_ARRAY_ALIGN), MCXT_ALLOC_HUGE);
 	p = (char *) TYPEALIGN(PROBE_ARRAY_ALIGN, raw);
 #ifdef MADV_HUGEPAGE
 	/* advice only: where refused, the array works the same on small pages */
 	(void) madvise(p, TYPEALIGN_DOWN(PROBE_ARRAY_ALIGN, bytes), MADV_HUGEPAGE);
 #endif
-	memset(p, 0, bytes);
+	if (zero)
+		memset(p, 0, bytes);
 	return p;
 }
 
@@ -83,9 +84,9 @@ nhs_set_build(MemoryContext cxt, const int64 *keys, uint64 n)
 	uint64		words = pow2_at_least(n * BLOOM_BITS_PER_KEY / 64 + 1);
 	uint64		nslots = pow2_at_least(n + n / 3 + 1);
 
-	s->bloom = alloc_probe_array(cxt, words * sizeof(uint64));
+	s->bloom = alloc_probe_array(cxt, words * sizeof(uint64), true);
 	s->bloom_mask = words - 1;
-	s->slots = alloc_probe_array(cxt, nslots * sizeof(uint32));
+	s->slots = alloc_probe_array(cxt, nslots * sizeof(uint32), true);
 	s->slots_mask = nslots - 1;
 
 	for (uint64 k = 0; k < n; k++)
@@ -131,9 +132,9 @@ nhs_set_copy(MemoryContext cxt, const NhsSet *src)
 	Size		slot_bytes = mul_size(src->slots_mask + 1, sizeof(uint32));
 
 	*s = *src;
-	s->bloom = alloc_probe_array(cxt, bloom_bytes);
+	s->bloom = alloc_probe_array(cxt, bloom_bytes, false);
 	memcpy(s->bloom, src->bloom, bloom_bytes);
-	s->slots = alloc_probe_array(cxt, slot_bytes);
+	s->slots = alloc_probe_array(cxt, slot_bytes, false);
 	memcpy(s->slots, src->slots, slot_bytes);
 	return s;
 }

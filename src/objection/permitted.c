@@ -666,8 +666,8 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 
 		/*
 		 * A sequential scan's call site: maybe this backend's own copy
-		 * (set_cache.c), by the table's size when the call site first
-		 * asked.
+		 * (set_cache.c), by the tables scanned with the set, this one
+		 * counted once, at its size when the call site first asked.
 		 */
 		if (c->lookahead.scan != NULL && c->lookahead.scan->ss_currentRelation != NULL)
 		{
@@ -675,8 +675,9 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 			{
 				c->scan_bytes = (uint64) RelationGetNumberOfBlocks(c->lookahead.scan->ss_currentRelation) * BLCKSZ;
 				c->scan_sized = true;
+				blocked_set_count_scan(c->set, c->scan_bytes);
 			}
-			members = blocked_set_for_scan(c->set, c->scan_bytes);
+			members = blocked_set_for_scan(c->set);
 		}
 
 		/* caredata.bloom_filter off: the table alone, for measurement */
