@@ -135,6 +135,7 @@ SELECT bench.interleaved('objection_filter', 'HES-like ratio, interleaved', 'SEL
 CALL bench.interleaved_off('objection_filter', 'mechanism off: scan read-ahead', 'SELECT count(*), sum(los) FROM bench.episode', 'bench_reader', 'caredata.scan_lookahead', 5);
 CALL bench.interleaved_off('objection_filter', 'mechanism off: Bloom layer', 'SELECT count(*), sum(los) FROM bench.episode', 'bench_reader', 'caredata.bloom_filter', 5);
 CALL bench.interleaved_off('objection_filter', 'mechanism off: filter without a call', 'SELECT count(*), sum(los) FROM bench.episode', 'bench_reader', 'caredata.filter_fast_qual', 5);
+CALL bench.interleaved_off('objection_filter', 'mechanism off: own copy of the set', 'SELECT count(*), sum(los) FROM bench.episode', 'bench_reader', 'caredata.filter_local_copy', 5);
 \set QUIET 1
 \set QUIET 0
 \echo first filtered query in a new backend (builds the in-memory register): :first_ms ms, rows seen: :first_count

@@ -20,6 +20,7 @@
 #include "nhs_set.h"
 #include "qual_eval.h"
 #include "scan_lookahead.h"
+#include "set_cache.h"
 
 void
 objection_init(void)
@@ -27,6 +28,7 @@ objection_init(void)
 	scan_lookahead_init();
 	qual_eval_init();
 	nhs_set_init();
+	blocked_set_init();
 	objection_filter_functions_init();
 	protection_init();
 }

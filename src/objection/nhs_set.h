@@ -26,6 +26,9 @@ typedef struct NhsSet
 
 extern NhsSet *nhs_set_build(MemoryContext cxt, const int64 *keys, uint64 n);
 
+extern NhsSet *nhs_set_copy(MemoryContext cxt, const NhsSet *src);
+extern Size nhs_set_bytes(const NhsSet *s);
+
 extern bool nhs_set_bloom_enabled;
 extern void nhs_set_without_bloom(NhsSet *dst, const NhsSet *src);
 extern void nhs_set_init(void);

@@ -46,6 +46,7 @@
 #include "storage/proc.h"
 #include "optimizer/optimizer.h"
 #include "rewrite/rowsecurity.h"
+#include "storage/bufmgr.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/catcache.h"
@@ -662,6 +663,22 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 	c->last_dataset = (Pointer) dataset;
 	{
 		const NhsSet *members = c->set->members;
+
+		/*
+		 * A sequential scan's call site: maybe this backend's own copy
+		 * (set_cache.c), by the tables scanned with the set, this one
+		 * counted once, at its size when the call site first asked.
+		 */
+		if (c->lookahead.scan != NULL && c->lookahead.scan->ss_currentRelation != NULL)
+		{
+			if (!c->scan_sized)
+			{
+				c->scan_bytes = (uint64) RelationGetNumberOfBlocks(c->lookahead.scan->ss_currentRelation) * BLCKSZ;
+				c->scan_sized = true;
+				blocked_set_count_scan(c->set, c->scan_bytes);
+			}
+			members = blocked_set_for_scan(c->set);
+		}
 
 		/* caredata.bloom_filter off: the table alone, for measurement */
 		if (!nhs_set_bloom_enabled)

@@ -6,9 +6,11 @@
  *		which owns and fills the state, and qual_eval.c, which answers a
  *		sequential scan's filter from it without a function call.
  *
- * Only permitted.c writes these structures; qual_eval.c reads them through
- * permitted_fast_answer() alone, so the one test of whether a row can be
- * answered without permitted_slow() is written once, here.
+ * Only permitted.c writes these structures, except the read-ahead's own
+ * state (lookahead), which every answer moves on (scan_lookahead.h);
+ * qual_eval.c reaches them through permitted_fast_answer() alone, so the
+ * one test of whether a row can be answered without permitted_slow() is
+ * written once, here.
  *
  * src/objection/permitted_cache.h
  *
@@ -75,6 +77,8 @@ typedef struct PermittedCache
 	bool		version_read;
 	SubjectCache own;			/* row_permitted(): the role's own number */
 	ScanLookahead lookahead;	/* set up by scan_lookahead.c, if at all */
+	bool		scan_sized;		/* scan_bytes is known: */
+	uint64		scan_bytes;		/* the size of the table lookahead scans */
 	bool		bound;			/* the first argument is a protected column of
 								 * the scan it filters (permitted_bind_column) */
 	bool		time_checked;	/* time_varies is known */
@@ -96,7 +100,7 @@ typedef struct PermittedCache
  * grantee and nothing is shared with it.
  */
 static pg_attribute_always_inline int
-permitted_fast_answer(const PermittedCache *c, Datum purpose, int64 key, bool own_rows)
+permitted_fast_answer(PermittedCache *c, Datum purpose, int64 key, bool own_rows)
 {
 	int			in_set;
 

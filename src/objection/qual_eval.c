@@ -36,8 +36,9 @@
  * always through permitted() (bound_calls.c).
  *
  * The layer of the hooks' work: plan.c calls here; this file reads the call
- * site's state (permitted_cache.h) and the read-ahead (scan_lookahead.h),
- * never writes them.
+ * site's state (permitted_cache.h) and never writes it; asking
+ * permitted_fast_answer() moves the read-ahead (scan_lookahead.h) on, as
+ * permitted()'s own fast path does.
  *
  * src/objection/qual_eval.c
  *
@@ -93,7 +94,7 @@ qual_eval_answer(FastQual *fq, TupleTableSlot *slot)
 		{
 			int64		key = *(const int64 *) ((const char *) tup + tup->t_hoff + fq->off);
 
-			return permitted_fast_answer((const PermittedCache *) fq->flinfo->fn_extra,
+			return permitted_fast_answer((PermittedCache *) fq->flinfo->fn_extra,
 										 fq->purpose, key, fq->own_rows);
 		}
 	}

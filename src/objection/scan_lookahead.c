@@ -13,10 +13,14 @@
  * already knows every visible tuple of the page it is on.  So when a
  * permitted() call in a scan's quals sees that the scan has moved to a new
  * page, it reads and hashes the NHS number of each of the page's visible
- * tuples, starts loading all their Bloom words, then tests each against its
- * word and starts loading the table slot of each one the Bloom filter lets
- * through.  By the time the scan reaches a row, its answer is one byte
- * (and, for a Bloom hit, a table slot already in the cache).
+ * tuples and starts loading the first rows' Bloom words; then each row's
+ * answer (scan_lookahead_answer(), scan_lookahead.h) tests the row
+ * SCAN_LOOKAHEAD_TEST rows ahead against its word, starts loading the table
+ * slot of each one the Bloom filter lets through, and the Bloom word of the
+ * row SCAN_LOOKAHEAD_WORD rows ahead.  By the time the scan reaches a row,
+ * its answer is one byte (and, for a Bloom hit, a table slot already in the
+ * cache), and the loads overlap the scan's own work.  (Until issue 28 the
+ * page pass loaded and tested the whole page's words at once.)
  *
  * This changes when memory is read, never what a call answers.  An answer
  * from the page is used only for the row the scan is on, and only when the
@@ -55,9 +59,9 @@ static bool scan_lookahead_enabled = true;
 
 /*
  * The scan has moved to a new page: read and hash the NHS number of each
- * of its visible tuples, starting the load of each one's Bloom word (pass
- * one), then test each against its Bloom word, by now arriving, and start
- * loading the table slot of each one it lets through (pass two).
+ * of its visible tuples, and start loading the Bloom words of the first
+ * SCAN_LOOKAHEAD_WORD; scan_lookahead_answer() tests them, row by row, a
+ * little ahead of the scan (scan_lookahead.h).
  *
  * The tuples read are the ones the scan itself returns: rs_vistuples, the
  * normal line pointers heapgetpage() found visible, on the page the scan
@@ -69,10 +73,7 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 {
 	HeapScanDesc hs = (HeapScanDesc) la->scan->ss_currentScanDesc;
 	TupleDesc	tupdesc = RelationGetDescr(la->scan->ss_currentRelation);
-	const uint64 *bloom = set->bloom;
-	const uint64 bloom_mask = set->bloom_mask;
 	int64	   *keys = la->keys;
-	bool	   *maybe = la->maybe;
 	uint64	   *hashes = la->hashes;
 	Page		page;
 	int			n;
@@ -85,6 +86,8 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 	la->block = hs->rs_cblock;
 	la->set = set;
 	la->ntuples = 0;
+	la->tested = 0;
+	la->loading = 0;
 	if (!BufferIsValid(hs->rs_cbuf) || (hs->rs_base.rs_flags & SO_ALLOW_PAGEMODE) == 0)
 		return;
 
@@ -93,7 +96,7 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 	/* the column's offset in a tuple without NULLs, once the scan knows it */
 	off = TupleDescAttr(tupdesc, attno - 1)->attcacheoff;
 	/*
-	 * Pass one.  The common case, the column at a known offset in a tuple
+	 * The common case, the column at a known offset in a tuple
 	 * without NULLs, in a loop of its own with no calls; the first tuple
 	 * that is not (NULLs, older than the column, offset not known yet)
 	 * sends this and every later tuple of the page to the general loop.
@@ -117,7 +120,6 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 			h = nhs_set_hash(key);
 			keys[i] = key;
 			hashes[i] = h;
-			NHS_SET_PREFETCH(&bloom[h & bloom_mask]);
 		}
 	}
 	for (; i < n; i++)
@@ -138,19 +140,11 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 		keys[i] = isnull ? 0 : DatumGetInt64(d);
 		h = nhs_set_hash(keys[i]);
 		hashes[i] = h;
-		NHS_SET_PREFETCH(&bloom[h & bloom_mask]);
 	}
-	/* pass two */
-	for (i = 0; i < n; i++)
-	{
-		uint64		h = hashes[i];
-		uint64		bits = nhs_set_bloom_bits(h);
-		bool		m = (bloom[h & bloom_mask] & bits) == bits;
-
-		maybe[i] = m;
-		if (unlikely(m))
-			NHS_SET_PREFETCH(&set->slots[nhs_set_slot(set, h)]);
-	}
+	/* the first rows' Bloom words */
+	for (i = 0; i < n && i < SCAN_LOOKAHEAD_WORD; i++)
+		NHS_SET_PREFETCH(nhs_set_bloom_word(set, hashes[i]));
+	la->loading = i;
 	la->ntuples = n;
 }
 #endif							/* CAREDATA_SCAN_LOOKAHEAD */

@@ -27,6 +27,9 @@ typedef struct BlockedSet
 	TimestampTz lo;				/* valid for lo <= at < hi */
 	TimestampTz hi;
 	NhsSet	   *members;		/* the blocked NHS numbers */
+	bool		shared;			/* members maps another backend's segment */
+	NhsSet	   *local;			/* NULL, or members copied here (huge pages) */
+	uint64		scanned;		/* bytes of tables scanned with it here */
 	uint64		last_used;
 	MemoryContext cxt;			/* under TopMemoryContext: the set's own */
 } BlockedSet;
@@ -48,6 +51,17 @@ blocked_set_key(const BlockedSet *s, SetKey *key)
 }
 
 extern BlockedSet *blocked_set_find(Oid reg, int64 version, const char *purpose, const char *dataset, TimestampTz at);
+
+/*
+ * The set to probe for a sequential scan: members, or, for a shared set
+ * this backend has scanned enough table with, its own copy of it
+ * (set_cache.c).  blocked_set_count_scan() counts a scan of rel_bytes,
+ * once per scan.
+ */
+extern void blocked_set_count_scan(BlockedSet *s, uint64 rel_bytes);
+extern const NhsSet *blocked_set_for_scan(BlockedSet *s);
+extern bool blocked_set_local_enabled;
+extern void blocked_set_init(void);
 
 /* offer s to every backend (set_shared.c), when it may be */
 extern void blocked_set_share(const BlockedSet *s);
