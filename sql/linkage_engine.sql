@@ -11,7 +11,7 @@ SET caredata.link_progress = off;
 \set ECHO none
 \i test/synthetic/generate.sql
 \set ECHO all
-SELECT count(*) > 0 AS generated FROM synth.generate(3000, 7);
+SELECT count(*) > 0 AS generated FROM synth.generate(1500, 7);
 SELECT caredata.link_add_source('gp', 'synth.gp_registration', 'record_id', 'nhs_number', 'dob', 'sex', 'postcode');
 SELECT caredata.link_add_source('hes', 'synth.hospital_episode', 'record_id', 'nhs_number', 'dob', 'sex', 'postcode');
 SHOW caredata.link_compare_engine;
