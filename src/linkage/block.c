@@ -27,7 +27,7 @@
  * suite compares the two).
  *
  * Memory: each record's columns the comparisons and the rules read (the
- * others are NULL), about 100 bytes for the default model, plus 16 bytes a
+ * others are NULL), about 100 bytes for the default model, plus 24 bytes a
  * record and 4 a record for each rule: at most maintenance_work_mem, past
  * which this is an error with a hint (run.sql estimates first and uses the
  * SQL above that).  The pairs go to a tuplestore, which spills to disk past
@@ -102,8 +102,8 @@ typedef struct HashEntry
 } HashEntry;
 
 /*
- * What blocking reads of a record, packed in the order read with its group under
- * each rule after it (uint32 gid[nrules]: 0 if a key column is NULL), so
+ * What blocking reads of a record, packed in the order read, with its group
+ * under each rule after it (uint32 gid[nrules]: 0 if a key column is NULL), so
  * that testing a pair against the earlier rules reads one cache line a
  * record.
  */
@@ -123,10 +123,6 @@ typedef struct Engine
 	/* the records, as read */
 	int			nrec;
 	int			maxrec;
-	MinimalTuple *tup;
-	int64	   *rid;
-	int32	   *src;
-	bool	   *isnew;			/* while loading; NULL: every pair counts */
 	bool		only_new;		/* pairs with a new record only */
 	TupleDesc	desc;
 	AttrNumber	rid_att;
@@ -365,34 +361,28 @@ load_records(Engine *e, const char *rec, List *cols, Bitmapset *needed, MemoryCo
 
 			if (e->nrec + SPI_processed > PG_INT32_MAX / 4)
 				ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("too many records to compare in memory")));
-			engine_charge(e, (Size) (grow - e->maxrec) * (sizeof(MinimalTuple) + sizeof(int64) + sizeof(int32)));
+			engine_charge(e, (Size) (grow - e->maxrec) * e->rec_stride);
 			if (e->maxrec == 0)
-			{
-				e->tup = palloc_extended(grow * sizeof(MinimalTuple), MCXT_ALLOC_HUGE);
-				e->rid = palloc_extended(grow * sizeof(int64), MCXT_ALLOC_HUGE);
-				e->src = palloc_extended(grow * sizeof(int32), MCXT_ALLOC_HUGE);
-			}
+				e->packed = palloc_extended((Size) grow * e->rec_stride, MCXT_ALLOC_HUGE);
 			else
-			{
-				e->tup = repalloc_huge(e->tup, grow * sizeof(MinimalTuple));
-				e->rid = repalloc_huge(e->rid, grow * sizeof(int64));
-				e->src = repalloc_huge(e->src, grow * sizeof(int32));
-			}
+				e->packed = repalloc_huge(e->packed, (Size) grow * e->rec_stride);
 			e->maxrec = grow;
 		}
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			HeapTuple	htup = SPI_tuptable->vals[i];
+			RecHead    *h = REC(e, e->nrec);
 			bool		isnull;
 			Datum		d;
 
 			d = SPI_getbinval(htup, SPI_tuptable->tupdesc, e->rid_att, &isnull);
 			if (isnull)
 				elog(ERROR, "a record without a rid");
-			e->rid[e->nrec] = DatumGetInt64(d);
+			h->rid = DatumGetInt64(d);
 			d = SPI_getbinval(htup, SPI_tuptable->tupdesc, e->src_att, &isnull);
-			e->src[e->nrec] = isnull ? -1 : source_id(&sources, d);
-			e->tup[e->nrec] = engine_keep(e, htup);
+			h->src = isnull ? -1 : source_id(&sources, d);
+			h->isnew = false;
+			h->tup = engine_keep(e, htup);
 			e->nrec++;
 		}
 		MemoryContextSwitchTo(old);
@@ -403,7 +393,6 @@ load_records(Engine *e, const char *rec, List *cols, Bitmapset *needed, MemoryCo
 	SPI_freeplan(plan);
 }
 
-/* the records marked new (pg_temp.link_new), for an incremental run */
 static int
 cmp_int64(const void *a, const void *b)
 {
@@ -413,6 +402,7 @@ cmp_int64(const void *a, const void *b)
 	return x < y ? -1 : x > y ? 1 : 0;
 }
 
+/* the records marked new (pg_temp.link_new), for an incremental run */
 static void
 load_new(Engine *e)
 {
@@ -421,7 +411,6 @@ load_new(Engine *e)
 
 	if (SPI_execute("SELECT rid FROM pg_temp.link_new", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the new records");
-	e->isnew = palloc_extended(Max(e->nrec, 1) * sizeof(bool), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	rids = palloc_extended(Max(SPI_processed, 1) * sizeof(int64), MCXT_ALLOC_HUGE);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -434,7 +423,8 @@ load_new(Engine *e)
 	SPI_freetuptable(SPI_tuptable);
 	qsort(rids, n, sizeof(int64), cmp_int64);
 	for (int i = 0; i < e->nrec && n > 0; i++)
-		e->isnew[i] = bsearch(&e->rid[i], rids, n, sizeof(int64), cmp_int64) != NULL;
+		REC(e, i)->isnew = bsearch(&REC(e, i)->rid, rids, n, sizeof(int64), cmp_int64) != NULL;
+	e->only_new = true;
 	pfree(rids);
 }
 
@@ -598,8 +588,6 @@ queue_pair(Engine *e, uint32 i, uint32 j)
 static void
 group_pairs(Engine *e, int rule, const uint32 *m, int g)
 {
-	int			nrules = e->nrules;
-
 	/* the members' lines, random in memory, start loading together */
 	for (int k = 0; k < g && k < 64; k++)
 		__builtin_prefetch(REC(e, m[k]));
@@ -634,7 +622,6 @@ group_pairs(Engine *e, int rule, const uint32 *m, int g)
 					break;
 				}
 			}
-			(void) nrules;
 			/* l is the record with the smaller rid */
 			if (!earlier)
 			{
@@ -661,8 +648,6 @@ block_rule(Engine *e, int rule)
 	HashEntry  *ent;
 	HashEntry  *tmp;
 	uint32	   *members;
-	uint32	   *sub;
-	bool	   *taken;
 	int			n = 0;
 	uint32		ngroups = 0;
 	AttrNumber	maxatt = 0;
@@ -672,11 +657,10 @@ block_rule(Engine *e, int rule)
 	initStringInfo(&keybuf);
 	for (int c = 0; c < r->ncols; c++)
 		maxatt = Max(maxatt, r->attno[c]);
-	engine_charge(e, (Size) e->nrec * (2 * sizeof(HashEntry) + sizeof(uint32) + sizeof(bool)));
+	engine_charge(e, (Size) e->nrec * (2 * sizeof(HashEntry) + sizeof(uint32)));
 	ent = palloc_extended(Max(e->nrec, 1) * sizeof(HashEntry), MCXT_ALLOC_HUGE);
 	tmp = palloc_extended(Max(e->nrec, 1) * sizeof(HashEntry), MCXT_ALLOC_HUGE);
 	members = palloc_extended(Max(e->nrec, 1) * sizeof(uint32), MCXT_ALLOC_HUGE);
-	taken = palloc_extended(Max(e->nrec, 1) * sizeof(bool), MCXT_ALLOC_HUGE);
 
 	for (int i = 0; i < e->nrec; i++)
 	{
@@ -721,11 +705,9 @@ block_rule(Engine *e, int rule)
 		n++;
 	}
 	radix_sort(ent, tmp, n);
-	/* the sort's buffer goes before the pairs: a split run needs n at most */
+	/* the sort's buffer goes before the pairs */
 	pfree(tmp);
 	e->mem_used -= (Size) e->nrec * sizeof(HashEntry);
-	tmp = NULL;
-	sub = palloc_extended(Max(n, 1) * sizeof(uint32), MCXT_ALLOC_HUGE);
 
 	for (int s = 0, pf = 0; s < n;)
 	{
@@ -753,8 +735,10 @@ block_rule(Engine *e, int rule)
 		}
 		else
 		{
-			/* a hash shared by different keys: split the run into its keys */
-			memset(taken, 0, g * sizeof(bool));
+			/* a hash shared by different keys (rare): split the run into its keys */
+			bool	   *taken = palloc0(g * sizeof(bool));
+			uint32	   *sub = palloc(g * sizeof(uint32));
+
 			for (int k = 0; k < g; k++)
 			{
 				int			ns = 0;
@@ -773,16 +757,16 @@ block_rule(Engine *e, int rule)
 				if (ns > 1)
 					group_pairs(e, rule, sub, ns);
 			}
+			pfree(taken);
+			pfree(sub);
 		}
 		if (ngroups == PG_UINT32_MAX)
 			ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("too many blocking groups to compare in memory")));
 		s = e_;
 	}
 	pfree(ent);
-	pfree(sub);
 	pfree(members);
-	pfree(taken);
-	e->mem_used -= (Size) e->nrec * (sizeof(HashEntry) + sizeof(uint32) + sizeof(bool));
+	e->mem_used -= (Size) e->nrec * (sizeof(HashEntry) + sizeof(uint32));
 }
 
 /* ---- comparing ---- */
@@ -1136,32 +1120,11 @@ link_block_compare(PG_FUNCTION_ARGS)
 		needed = bms_add_member(needed, att);
 	}
 
+	/* each record's head and groups, packed in the order read */
+	e.rec_stride = MAXALIGN(sizeof(RecHead) + e.nrules * sizeof(uint32));
 	load_records(&e, rec, cols, needed, work);
 	if (only_new)
 		load_new(&e);
-	/* packed in the order read, as the tuples lie; the load's arrays go */
-	e.rec_stride = MAXALIGN(sizeof(RecHead) + e.nrules * sizeof(uint32));
-	engine_charge(&e, (Size) Max(e.nrec, 1) * e.rec_stride);
-	e.packed = palloc_extended((Size) Max(e.nrec, 1) * e.rec_stride, MCXT_ALLOC_HUGE);
-	for (int p = 0; p < e.nrec; p++)
-	{
-		RecHead    *h = REC(&e, p);
-
-		h->tup = e.tup[p];
-		h->rid = e.rid[p];
-		h->src = e.src[p];
-		h->isnew = e.isnew ? e.isnew[p] : false;
-	}
-	e.only_new = e.isnew != NULL;
-	if (e.maxrec > 0)
-	{
-		pfree(e.tup);
-		pfree(e.rid);
-		pfree(e.src);
-		e.mem_used -= (Size) e.maxrec * (sizeof(MinimalTuple) + sizeof(int64) + sizeof(int32));
-	}
-	if (e.isnew)
-		pfree(e.isnew);
 	elog(DEBUG1, "link_block_compare: %d records loaded in %.3f s, %zu bytes", e.nrec,
 		 (double) (GetCurrentTimestamp() - started) / 1000000.0, e.mem_used);
 

@@ -58,6 +58,8 @@ CREATE FUNCTION caredata._link_engine_sql(model text, version integer, u_top dou
 DECLARE
   spec jsonb;
   cmp record;
+  rules record;
+  comps record;
 BEGIN
   IF NOT current_setting('caredata.link_compare_engine')::boolean THEN
     RETURN NULL;
@@ -65,15 +67,19 @@ BEGIN
   SELECT lm.spec INTO spec FROM caredata.link_model lm
    WHERE lm.project = _link_engine_sql.project AND lm.model = _link_engine_sql.model AND lm.version = _link_engine_sql.version;
   SELECT * INTO cmp FROM caredata._link_compare_sql(model, version, u_top, project);
+  -- the rules' columns in order, each with its rule's number
+  SELECT array_agg(x.c ORDER BY b.ordinality, x.ordinality) AS cols, array_agg(b.ordinality ORDER BY b.ordinality, x.ordinality) AS rule_of
+    INTO rules
+    FROM jsonb_array_elements(spec->'blocking') WITH ORDINALITY b, jsonb_array_elements_text(b.value) WITH ORDINALITY x(c, ordinality);
+  SELECT array_agg(c.expression ORDER BY c.pos) AS expressions,
+         array_agg(CASE WHEN c.tf IS NOT NULL THEN 'tf_' || c.tf END ORDER BY c.pos) AS tf_cols,
+         array_agg(c.nlevels ORDER BY c.pos) AS nlevels,
+         string_agg(format(', %I smallint', c.name), '' ORDER BY c.pos) AS coldefs
+    INTO comps
+    FROM caredata._link_comparisons(model, version, project) c;
   RETURN format('SELECT rid_l, rid_r%s, pattern, tf_adj FROM caredata._link_block_compare(%L, %L::text[], %L::integer[], %L::text[], %L::text[], %L::integer[], %L::double precision[], %L, %L) AS p(rid_l bigint, rid_r bigint%s, pattern integer, tf_adj double precision)',
-    cmp.cols, caredata._link_record_sql(project),
-    (SELECT array_agg(c ORDER BY b.ordinality, x.ordinality) FROM jsonb_array_elements(spec->'blocking') WITH ORDINALITY b, jsonb_array_elements_text(b.value) WITH ORDINALITY x(c, ordinality)),
-    (SELECT array_agg(b.ordinality ORDER BY b.ordinality, x.ordinality) FROM jsonb_array_elements(spec->'blocking') WITH ORDINALITY b, jsonb_array_elements_text(b.value) WITH ORDINALITY x(c, ordinality)),
-    (SELECT array_agg(c.expression ORDER BY c.pos) FROM caredata._link_comparisons(model, version, project) c),
-    (SELECT array_agg(CASE WHEN c.tf IS NOT NULL THEN 'tf_' || c.tf END ORDER BY c.pos) FROM caredata._link_comparisons(model, version, project) c),
-    (SELECT array_agg(c.nlevels ORDER BY c.pos) FROM caredata._link_comparisons(model, version, project) c),
-    u_top, spec->>'link_type', only_new,
-    (SELECT string_agg(format(', %I smallint', c.name), '' ORDER BY c.pos) FROM caredata._link_comparisons(model, version, project) c));
+    cmp.cols, caredata._link_record_sql(project), rules.cols, rules.rule_of,
+    comps.expressions, comps.tf_cols, comps.nlevels, u_top, spec->>'link_type', only_new, comps.coldefs);
 END
 $$;
 COMMENT ON FUNCTION caredata._link_engine_sql(text, integer, double precision[], boolean, text) IS
