@@ -101,6 +101,58 @@ SELECT caredata.link_create_model('names', caredata.link_default_spec() || '{
   "blocking": [["dob"], ["family_name_ph", "postcode"]], "steps": []}', project => 'fields') AS vn \gset
 SELECT 'fields' AS model, * FROM pg_temp.both_ways('names', :vn, '{0.01, 0.02, 0.05}', project => 'fields');
 
+-- ---- value frequencies counted in memory (frequency.c): the same records ----
+-- each project's link_record standardised with the counts in C and with
+-- SQL groupings joined back, every column compared (tf_* and the fields'
+-- jsonb with their frequencies exactly)
+CREATE FUNCTION pg_temp.records_both_ways(p text) RETURNS TABLE (records bigint, shared_values bigint, c_only bigint, sql_only bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM set_config('caredata.link_compare_engine', 'off', true);
+  PERFORM caredata.link_standardise(project => p);
+  DROP TABLE IF EXISTS rec_sql;
+  CREATE TEMP TABLE rec_sql AS SELECT * FROM caredata.link_record x WHERE x.project = p;
+  PERFORM set_config('caredata.link_compare_engine', 'on', true);
+  PERFORM caredata.link_standardise(project => p);
+  RETURN QUERY
+  SELECT (SELECT count(*) FROM rec_sql),
+         (SELECT count(*) FROM rec_sql x WHERE x.tf_dob > 1.0 / (SELECT count(*) FROM rec_sql)),
+         (SELECT count(*) FROM (SELECT * FROM caredata.link_record x WHERE x.project = p EXCEPT ALL TABLE rec_sql) d),
+         (SELECT count(*) FROM (TABLE rec_sql EXCEPT ALL SELECT * FROM caredata.link_record x WHERE x.project = p) d);
+END $$;
+SELECT 'default' AS project, * FROM pg_temp.records_both_ways('default');
+SELECT 'fields' AS project, * FROM pg_temp.records_both_ways('fields');
+-- past maintenance_work_mem for a column: an error with a hint, and
+-- link_standardise() counts in SQL instead (40,000 different names)
+CREATE TABLE fld.c (id bigint PRIMARY KEY, given text, dob date);
+INSERT INTO fld.c SELECT i, 'name' || i, date '1950-01-01' + i % 20000 FROM generate_series(1, 40000) i;
+SELECT caredata.link_create_project('many');
+SELECT caredata.link_add_source('c', 'fld.c', 'id', dob => 'dob', project => 'many',
+         fields => '{"given_name": {"column": "given", "kind": "name"}}');
+CREATE TEMP TABLE names_stage AS SELECT given FROM fld.c;
+SET maintenance_work_mem = '1MB';
+SELECT caredata._link_value_count('names_stage', 'given', 'name1'::text);
+SELECT 'many' AS project, records, c_only, sql_only FROM pg_temp.records_both_ways('many');
+RESET maintenance_work_mem;
+SELECT caredata._link_value_count('names_stage', 'given', 'name1'::text) AS once,
+       caredata._link_value_count('names_stage', 'given', 'nobody'::text) AS never;
+-- counted by the type's equality: numeric 1.0 = 1.00, text in a
+-- nondeterministic collation (case-insensitive) as GROUP BY counts it
+CREATE COLLATION pg_temp.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TEMP TABLE odd_stage (n numeric, t text COLLATE pg_temp.ci);
+INSERT INTO odd_stage VALUES (1.0, 'Lee'), (1.00, 'LEE'), (2, 'lee'), (NULL, NULL), (repeat('9', 3000)::numeric, repeat('x', 3000));
+SELECT left(n::text, 8) AS n, caredata._link_value_count('odd_stage', 'n', n) AS n_count, t IS NULL OR length(t) > 10 AS long_or_null,
+       caredata._link_value_count('odd_stage', 't', t) AS t_count,
+       (SELECT count(*) FROM odd_stage o WHERE o.t = s.t) AS t_by_sql
+  FROM odd_stage s ORDER BY n NULLS FIRST;
+-- bad arguments: an ordinary table, another column's type, no such
+-- column, a different table at the same call (row security: below)
+SELECT caredata._link_value_count('fld.c', 'given', 'name1'::text);
+SELECT caredata._link_value_count('names_stage', 'given', 1);
+SELECT caredata._link_value_count('names_stage', 'nope', 'x'::text);
+SELECT caredata._link_value_count(CASE WHEN x = 1 THEN 'names_stage' ELSE 'odd_stage' END::regclass, 'given', 'a'::text)
+  FROM generate_series(1, 2) x;
+
 -- ---- keys compared by their type's equality, and keys too long to hold ----
 -- numeric 1990.0 = 1990.00 (different bytes), text keys over 18 bytes:
 -- the pair counts of the same joins written by hand
@@ -172,4 +224,14 @@ SET ROLE caredata_analyst;
 SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{nhs_digits}', '{1}',
   '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
   :one_level;
+SELECT caredata._link_value_count('names_stage', 'given', 'name1'::text);
+RESET ROLE;
+-- a linker counts only what it may read, and no table under row security
+GRANT SELECT ON odd_stage TO caredata_linker;
+ALTER TABLE odd_stage ENABLE ROW LEVEL SECURITY;
+CREATE POLICY only_twos ON odd_stage TO caredata_linker USING (n = 2);
+SET ROLE caredata_linker;
+SELECT caredata._link_value_count('names_stage', 'given', 'name1'::text);
+SELECT count(*) AS rows_it_sees FROM odd_stage;
+SELECT caredata._link_value_count('odd_stage', 'n', 1.0);
 RESET ROLE;

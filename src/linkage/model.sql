@@ -815,6 +815,13 @@ $$;
 COMMENT ON FUNCTION caredata._link_std_expr(regclass, name, text) IS
   'internal: the standardising expression for one identifier column of a linkage source';
 
+-- how many rows of a temporary table hold a value (src/linkage/frequency.c):
+-- each call site counts its column once, in memory
+CREATE FUNCTION caredata._link_value_count(stage regclass, col name, value anyelement)
+  RETURNS bigint AS 'MODULE_PATHNAME', 'link_value_count' LANGUAGE C STABLE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION caredata._link_value_count(regclass, name, anyelement) IS
+  'internal: the number of rows of a temporary table of this session whose column holds the value (the type''s hash equality), counted in memory once per call site (at most maintenance_work_mem); serves link_standardise()';
+
 -- rebuild link_record from the sources; returns the number of records
 CREATE FUNCTION caredata.link_standardise(sources text[] DEFAULT NULL, run_id bigint DEFAULT 0, project text DEFAULT 'default')
   RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -832,6 +839,10 @@ DECLARE
   i integer := 0;
   saved_tuple_cost text;
   saved_work_mem text;
+  in_memory boolean := current_setting('caredata.link_compare_engine')::boolean;
+  freq_nhs text;
+  freq_dob text;
+  freq_postcode text;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources))) THEN
     PERFORM caredata._link_bad('no linkage sources to link', 'Register sources with caredata.link_add_source().', '42704');
@@ -908,46 +919,82 @@ BEGIN
     FROM pg_temp.link_stage t WHERE t.rid IS NULL;
   ANALYZE pg_temp.link_new_key;
 
-  -- each field in the record's jsonb: its value, its derived code and its
-  -- value frequency (only a value held by two records or more can ever
-  -- agree exactly with another)
-  FOR f IN SELECT * FROM caredata._link_fields(p_project) LOOP
-    i := i + 1;
-    f_json := f_json || format(' || jsonb_build_object(%1$L, t.%2$I%3$s, %4$L, CASE WHEN t.%2$I IS NOT NULL THEN coalesce(q%5$s.f, 1.0 / %6$s) END)',
-      f.field, 'f_' || f.field,
-      CASE f.kind WHEN 'name' THEN format(', %L, caredata.name_phonetic(t.%I)', f.field || '_ph', 'f_' || f.field)
-                  WHEN 'address' THEN format(', %L, t.%I', f.field || '_num', 'f_' || f.field || '_num') ELSE '' END,
-      'tf_' || f.field, i, total);
-    f_join := f_join || format(' LEFT JOIN (SELECT %1$I AS v, count(*)::double precision / %2$s AS f FROM pg_temp.link_stage WHERE %1$I IS NOT NULL GROUP BY 1 HAVING count(*) > 1) q%3$s ON q%3$s.v = t.%1$I',
-      'f_' || f.field, total, i);
-  END LOOP;
-
   PERFORM caredata._link_maintain('truncate_records', project => p_project);
   PERFORM caredata._link_maintain('drop_indexes', project => p_project);
-  BEGIN
-    INSERT INTO caredata.link_record_key (rid, source, record_id, first_run, record_key, project)
-    SELECT k.rid, k.source, k.record_id, link_standardise.run_id, k.record_key, p_project FROM pg_temp.link_new_key k;
-    EXECUTE format($q$
-    INSERT INTO caredata.link_record
-    SELECT %4$L, coalesce(t.rid, k.rid), t.source, t.record_id, t.nhs_digits, (t.nhs_digits / 10000)::integer, (t.nhs_digits %% 10000)::integer,
-           t.dob, t.sex, t.postcode,
-           caredata.try_postcode_sector(t.postcode), caredata.try_postcode_district(t.postcode), caredata.try_postcode_area(t.postcode),
-           extract(year FROM t.dob)::integer,
-           CASE WHEN t.nhs_digits IS NOT NULL THEN coalesce(fn.f, 1.0 / %1$s) END,
-           CASE WHEN t.dob IS NOT NULL THEN coalesce(fd.f, 1.0 / %1$s) END,
-           CASE WHEN t.postcode IS NOT NULL THEN coalesce(fp.f, 1.0 / %1$s) END,
-           t.record_key, %2$s
-      FROM pg_temp.link_stage t
-      LEFT JOIN pg_temp.link_new_key k ON t.rid IS NULL AND k.source = t.source AND k.record_key = t.record_key
+  -- value frequencies (only a value held by two records or more can ever
+  -- agree exactly with another): counted in memory in C, each column's
+  -- values once (frequency.c), unless switched off or past
+  -- maintenance_work_mem; then grouped and joined back in SQL
+  <<attempt>>
+  LOOP
+    i := 0;
+    f_json := '';
+    f_join := '';
+    IF in_memory THEN
+      freq_nhs := format('caredata._link_value_count(%L::regclass, %L, t.nhs_digits)', 'pg_temp.link_stage', 'nhs_digits');
+      freq_dob := format('caredata._link_value_count(%L::regclass, %L, t.dob)', 'pg_temp.link_stage', 'dob');
+      freq_postcode := format('caredata._link_value_count(%L::regclass, %L, t.postcode)', 'pg_temp.link_stage', 'postcode');
+      freq_nhs := format('nullif(%s, 1)::double precision / %s', freq_nhs, total);
+      freq_dob := format('nullif(%s, 1)::double precision / %s', freq_dob, total);
+      freq_postcode := format('nullif(%s, 1)::double precision / %s', freq_postcode, total);
+    ELSE
+      freq_nhs := 'fn.f';
+      freq_dob := 'fd.f';
+      freq_postcode := 'fp.f';
+      f_join := format($q$
       LEFT JOIN (SELECT nhs_digits, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fn USING (nhs_digits)
       LEFT JOIN (SELECT dob, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fd USING (dob)
-      LEFT JOIN (SELECT postcode, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fp USING (postcode)%3$s$q$,
-      total, CASE WHEN f_json = '' THEN 'NULL::jsonb' ELSE 'jsonb_strip_nulls(''{}''::jsonb' || f_json || ')' END, f_join, p_project);
-    GET DIAGNOSTICS n = ROW_COUNT;
-    PERFORM caredata._link_maintain('add_record_key', project => p_project);
-  EXCEPTION WHEN unique_violation THEN
-    PERFORM caredata._link_bad('a linkage source has duplicate record ids', 'Record ids must be unique within a source.', '23505');
-  END;
+      LEFT JOIN (SELECT postcode, count(*)::double precision / %1$s AS f FROM pg_temp.link_stage GROUP BY 1 HAVING count(*) > 1) fp USING (postcode)$q$, total);
+    END IF;
+    -- each field in the record's jsonb: its value, its derived code and its
+    -- value frequency
+    FOR f IN SELECT * FROM caredata._link_fields(p_project) LOOP
+      i := i + 1;
+      f_json := f_json || format(' || jsonb_build_object(%1$L, t.%2$I%3$s, %4$L, CASE WHEN t.%2$I IS NOT NULL THEN coalesce(%5$s, 1.0 / %6$s) END)',
+        f.field, 'f_' || f.field,
+        CASE f.kind WHEN 'name' THEN format(', %L, caredata.name_phonetic(t.%I)', f.field || '_ph', 'f_' || f.field)
+                    WHEN 'address' THEN format(', %L, t.%I', f.field || '_num', 'f_' || f.field || '_num') ELSE '' END,
+        'tf_' || f.field,
+        CASE WHEN in_memory
+             THEN format('nullif(caredata._link_value_count(%L::regclass, %L, t.%I), 1)::double precision / %s', 'pg_temp.link_stage', 'f_' || f.field, 'f_' || f.field, total)
+             ELSE format('q%s.f', i) END,
+        total);
+      IF NOT in_memory THEN
+        f_join := f_join || format(' LEFT JOIN (SELECT %1$I AS v, count(*)::double precision / %2$s AS f FROM pg_temp.link_stage WHERE %1$I IS NOT NULL GROUP BY 1 HAVING count(*) > 1) q%3$s ON q%3$s.v = t.%1$I',
+          'f_' || f.field, total, i);
+      END IF;
+    END LOOP;
+    BEGIN
+      INSERT INTO caredata.link_record_key (rid, source, record_id, first_run, record_key, project)
+      SELECT k.rid, k.source, k.record_id, link_standardise.run_id, k.record_key, p_project FROM pg_temp.link_new_key k;
+      EXECUTE format($q$
+      INSERT INTO caredata.link_record
+      SELECT %4$L, coalesce(t.rid, k.rid), t.source, t.record_id, t.nhs_digits, (t.nhs_digits / 10000)::integer, (t.nhs_digits %% 10000)::integer,
+             t.dob, t.sex, t.postcode,
+             caredata.try_postcode_sector(t.postcode), caredata.try_postcode_district(t.postcode), caredata.try_postcode_area(t.postcode),
+             extract(year FROM t.dob)::integer,
+             CASE WHEN t.nhs_digits IS NOT NULL THEN coalesce(%5$s, 1.0 / %1$s) END,
+             CASE WHEN t.dob IS NOT NULL THEN coalesce(%6$s, 1.0 / %1$s) END,
+             CASE WHEN t.postcode IS NOT NULL THEN coalesce(%7$s, 1.0 / %1$s) END,
+             t.record_key, %2$s
+        FROM pg_temp.link_stage t
+        LEFT JOIN pg_temp.link_new_key k ON t.rid IS NULL AND k.source = t.source AND k.record_key = t.record_key%3$s$q$,
+        total, CASE WHEN f_json = '' THEN 'NULL::jsonb' ELSE 'jsonb_strip_nulls(''{}''::jsonb' || f_json || ')' END, f_join, p_project,
+        freq_nhs, freq_dob, freq_postcode);
+      GET DIAGNOSTICS n = ROW_COUNT;
+      PERFORM caredata._link_maintain('add_record_key', project => p_project);
+      EXIT attempt;
+    EXCEPTION
+      WHEN unique_violation THEN
+        PERFORM caredata._link_bad('a linkage source has duplicate record ids', 'Record ids must be unique within a source.', '23505');
+      WHEN program_limit_exceeded THEN
+        -- the counts did not fit maintenance_work_mem: again, in SQL
+        IF NOT in_memory THEN
+          RAISE;
+        END IF;
+        in_memory := false;
+    END;
+  END LOOP;
   PERFORM set_config('work_mem', saved_work_mem, true);
   DROP TABLE pg_temp.link_stage;
   DROP TABLE pg_temp.link_new_key;

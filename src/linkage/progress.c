@@ -71,10 +71,10 @@ linkage_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
-	/* read by run.sql: block.c is the engine it switches on */
+	/* read by run.sql and model.sql: block.c and frequency.c are what it switches on */
 	DefineCustomBoolVariable("caredata.link_compare_engine",
-							 "Block and compare a linkage run's records in memory in C (on) or with SQL joins (off).",
-							 "The same candidate pairs either way; on needs the records' compared columns to fit maintenance_work_mem, and a run falls back to the joins when they do not.",
+							 "Count value frequencies, block and compare a linkage run's records in memory in C (on) or with SQL groupings and joins (off).",
+							 "The same records and candidate pairs either way; on needs the records' compared columns (and each counted column's values) to fit maintenance_work_mem, and a run falls back to SQL when they do not.",
 							 &link_compare_engine,
 							 true,
 							 PGC_USERSET,
