@@ -153,6 +153,41 @@ SELECT caredata._link_value_count('names_stage', 'nope', 'x'::text);
 SELECT caredata._link_value_count(CASE WHEN x = 1 THEN 'names_stage' ELSE 'odd_stage' END::regclass, 'given', 'a'::text)
   FROM generate_series(1, 2) x;
 
+-- ---- person ids planned in memory (persons.c): the same rows as in SQL ----
+-- clusters made from the person index with merges (pairs of persons), splits
+-- (a person's records in two clusters) and new records (no old person)
+BEGIN;
+CREATE TEMP TABLE link_cluster AS
+SELECT rid, min(rid) OVER (PARTITION BY k) AS cluster, CASE WHEN rid % 11 = 0 THEN NULL ELSE person_id END AS old_person
+  FROM (SELECT rid, person_id, CASE WHEN person_id % 7 = 0 THEN person_id - (person_id % 14)
+                                    WHEN person_id % 5 = 0 THEN person_id * 10 + rid % 2 ELSE person_id * 10 END AS k
+          FROM caredata.person_index WHERE project = 'default') x;
+SELECT max(person_id) AS max_person FROM caredata.person_index \gset
+CREATE TEMP TABLE plan_c AS SELECT * FROM caredata._link_person_plan('link_cluster', :max_person);
+CREATE TEMP TABLE plan_sql AS SELECT * FROM caredata._link_person_plan_sql(:max_person, false);
+SELECT kind, count(*) > 0 AS some FROM plan_c GROUP BY 1 ORDER BY 1;
+SELECT (SELECT count(*) FROM (TABLE plan_c EXCEPT ALL TABLE plan_sql) a) AS c_only,
+       (SELECT count(*) FROM (TABLE plan_sql EXCEPT ALL TABLE plan_c) b) AS sql_only,
+       (SELECT count(*) FROM plan_c WHERE kind = 'a') = (SELECT count(DISTINCT cluster) FROM link_cluster) AS every_cluster;
+-- ties: an old person's records split evenly go to the smallest cluster
+TRUNCATE link_cluster;
+INSERT INTO link_cluster VALUES (1, 1, 10), (2, 2, 10), (3, 3, 11), (4, 3, 12), (5, 5, NULL);
+SELECT * FROM caredata._link_person_plan('link_cluster', 12) ORDER BY kind, cluster;
+SELECT count(*) AS differ FROM (SELECT * FROM caredata._link_person_plan('link_cluster', 12)
+                                 EXCEPT ALL SELECT * FROM caredata._link_person_plan_sql(12, false)) d;
+-- past maintenance_work_mem: an error with a hint (link_run() plans in SQL)
+SET LOCAL maintenance_work_mem = '1MB';
+INSERT INTO link_cluster SELECT i, i, i FROM generate_series(10, 100000) i;
+SELECT count(*) FROM caredata._link_person_plan('link_cluster', 100000);
+ROLLBACK;
+-- bad arguments: NULLs, a negative id, an ordinary table, a wrong column type
+SELECT count(*) FROM caredata._link_person_plan(NULL, 1);
+SELECT count(*) FROM caredata._link_person_plan('fld.c', -1);
+SELECT count(*) FROM caredata._link_person_plan('fld.c', 1);
+CREATE TEMP TABLE bad_cluster (cluster text, old_person bigint);
+SELECT count(*) FROM caredata._link_person_plan('bad_cluster', 1);
+DROP TABLE bad_cluster;
+
 -- ---- keys compared by their type's equality, and keys too long to hold ----
 -- numeric 1990.0 = 1990.00 (different bytes), text keys over 18 bytes:
 -- the pair counts of the same joins written by hand
@@ -225,6 +260,7 @@ SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_defaul
   '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
   :one_level;
 SELECT caredata._link_value_count('names_stage', 'given', 'name1'::text);
+SELECT count(*) FROM caredata._link_person_plan('names_stage', 1);
 RESET ROLE;
 -- a linker counts only what it may read, and no table under row security
 GRANT SELECT ON odd_stage TO caredata_linker;

@@ -5653,6 +5653,67 @@ CREATE FUNCTION caredata._link_block_compare(rec text, rule_cols text[], rule_of
 COMMENT ON FUNCTION caredata._link_block_compare(text, text[], integer[], text[], text[], integer[], double precision[], text, boolean) IS
   'internal: the candidate pairs of blocking rules over a record relation, each once under its first rule, with comparison levels, pattern and term-frequency adjustment, computed in memory (at most maintenance_work_mem)';
 
+-- each cluster's person id, with the merges and splits, in SQL: the rules
+-- persons.c (caredata._link_person_plan) follows in memory, and what
+-- link_run() uses when that is switched off or does not fit.  An old person
+-- goes to the cluster with most of its records (ties: the smallest
+-- cluster); a cluster keeps the smallest old id it won, the other ids it
+-- won merge into it; clusters with no id get new ones in cluster order.
+-- Reads pg_temp.link_cluster (cluster, old_person, rid).
+CREATE FUNCTION caredata._link_person_plan_sql(max_person bigint, incremental boolean)
+  RETURNS TABLE (kind "char", cluster bigint, person_id bigint, other_person_id bigint, records bigint)
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  CREATE TEMP TABLE link_overlap ON COMMIT DROP AS
+  SELECT c.cluster, c.old_person AS person_id, count(*) AS n
+    FROM pg_temp.link_cluster c WHERE c.old_person IS NOT NULL GROUP BY 1, 2;
+  ANALYZE pg_temp.link_overlap;
+  CREATE TEMP TABLE link_winner ON COMMIT DROP AS
+  SELECT DISTINCT ON (w.person_id) w.person_id, w.cluster, w.n FROM pg_temp.link_overlap w ORDER BY w.person_id, w.n DESC, w.cluster;
+  ANALYZE pg_temp.link_winner;
+  CREATE TEMP TABLE link_assign ON COMMIT DROP AS
+  SELECT DISTINCT ON (w.cluster) w.cluster, w.person_id FROM pg_temp.link_winner w ORDER BY w.cluster, w.person_id;
+  ANALYZE pg_temp.link_assign;
+  IF incremental THEN
+    INSERT INTO pg_temp.link_assign
+    SELECT c.cluster, max_person + row_number() OVER (ORDER BY c.cluster)
+      FROM (SELECT DISTINCT x.cluster FROM pg_temp.link_cluster x) c
+     WHERE NOT EXISTS (SELECT 1 FROM pg_temp.link_assign a WHERE a.cluster = c.cluster);
+  ELSE
+    -- each cluster once without grouping: by the record naming it
+    INSERT INTO pg_temp.link_assign
+    SELECT c.cluster, max_person + row_number() OVER (ORDER BY c.cluster)
+      FROM pg_temp.link_cluster c
+     WHERE c.cluster = c.rid AND NOT EXISTS (SELECT 1 FROM pg_temp.link_assign a WHERE a.cluster = c.cluster);
+  END IF;
+  ANALYZE pg_temp.link_assign;
+  RETURN QUERY
+  SELECT 'a'::"char", a.cluster, a.person_id, NULL::bigint, NULL::bigint FROM pg_temp.link_assign a
+  UNION ALL
+  SELECT 'm'::"char", w.cluster, a.person_id, w.person_id, w.n
+    FROM pg_temp.link_winner w JOIN pg_temp.link_assign a USING (cluster)
+   WHERE w.person_id <> a.person_id
+  UNION ALL
+  SELECT 's'::"char", o.cluster, o.person_id, a.person_id, o.n
+    FROM pg_temp.link_overlap o
+    JOIN pg_temp.link_winner w ON w.person_id = o.person_id AND w.cluster <> o.cluster
+    JOIN pg_temp.link_assign a ON a.cluster = o.cluster
+   WHERE a.person_id > max_person;
+  DROP TABLE pg_temp.link_overlap;
+  DROP TABLE pg_temp.link_winner;
+  DROP TABLE pg_temp.link_assign;
+END
+$$;
+COMMENT ON FUNCTION caredata._link_person_plan_sql(bigint, boolean) IS
+  'internal: each cluster''s stable person id (a), with the merges (m) and splits (s) of person ids, from pg_temp.link_cluster, in SQL; the rules caredata._link_person_plan() follows in memory';
+
+-- the same rows in memory (src/linkage/persons.c)
+CREATE FUNCTION caredata._link_person_plan(clusters regclass, max_person bigint)
+  RETURNS TABLE (kind "char", cluster bigint, person_id bigint, other_person_id bigint, records bigint)
+  AS 'MODULE_PATHNAME', 'link_person_plan' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION caredata._link_person_plan(regclass, bigint) IS
+  'internal: each cluster''s stable person id (a), with the merges (m) and splits (s) of person ids, from a run''s temporary cluster table (cluster, old_person), computed in memory (at most maintenance_work_mem); the same rows as caredata._link_person_plan_sql()';
+
 CREATE OR REPLACE FUNCTION caredata.link_run(model text DEFAULT 'default', version integer DEFAULT NULL,
     method text DEFAULT 'probabilistic', threshold double precision DEFAULT NULL,
     train boolean DEFAULT NULL, incremental boolean DEFAULT false, one_to_one boolean DEFAULT false,
@@ -5703,6 +5764,7 @@ DECLARE
   i integer;
   v_stats jsonb := '{}';
   max_person bigint;
+  v_plan_in_memory boolean := current_setting('caredata.link_compare_engine')::boolean;
   rule_pairs record;
   blocked numeric := 0;
   saved_mergejoin text;
@@ -6071,48 +6133,33 @@ BEGIN
   SELECT greatest(coalesce(max((x.stats->>'max_person_id')::bigint), 0),
                   coalesce((SELECT max(p.person_id) FROM caredata.person_index p WHERE p.project = p_project), 0))
     INTO max_person FROM caredata.link_run x WHERE x.project = p_project;
-  CREATE TEMP TABLE link_overlap ON COMMIT DROP AS
-  SELECT c.cluster, c.old_person AS person_id, count(*) AS n
-    FROM pg_temp.link_cluster c WHERE c.old_person IS NOT NULL GROUP BY 1, 2;
-  ANALYZE pg_temp.link_overlap;
-  CREATE TEMP TABLE link_winner ON COMMIT DROP AS
-  SELECT DISTINCT ON (person_id) person_id, cluster, n FROM pg_temp.link_overlap ORDER BY person_id, n DESC, cluster;
-  ANALYZE pg_temp.link_winner;
-  CREATE TEMP TABLE link_assign ON COMMIT DROP AS
-  SELECT DISTINCT ON (cluster) cluster, person_id FROM pg_temp.link_winner ORDER BY cluster, person_id;
-  ANALYZE pg_temp.link_assign;
-  IF p_incremental THEN
-    INSERT INTO pg_temp.link_assign
-    SELECT cluster, max_person + row_number() OVER (ORDER BY cluster)
-      FROM (SELECT DISTINCT cluster FROM pg_temp.link_cluster) c
-     WHERE NOT EXISTS (SELECT 1 FROM pg_temp.link_assign a WHERE a.cluster = c.cluster);
-  ELSE
-    -- each cluster once without grouping: by the record naming it
-    INSERT INTO pg_temp.link_assign
-    SELECT cluster, max_person + row_number() OVER (ORDER BY cluster)
-      FROM pg_temp.link_cluster c
-     WHERE c.cluster = c.rid AND NOT EXISTS (SELECT 1 FROM pg_temp.link_assign a WHERE a.cluster = c.cluster);
+  -- each cluster's person id, and the merges and splits: in memory in C
+  -- (persons.c), unless switched off or past maintenance_work_mem
+  IF v_plan_in_memory THEN
+    BEGIN
+      CREATE TEMP TABLE link_plan ON COMMIT DROP AS
+      SELECT * FROM caredata._link_person_plan('pg_temp.link_cluster'::regclass, max_person);
+    EXCEPTION WHEN program_limit_exceeded THEN
+      v_plan_in_memory := false;
+    END;
   END IF;
-  ANALYZE pg_temp.link_assign;
+  IF NOT v_plan_in_memory THEN
+    CREATE TEMP TABLE link_plan ON COMMIT DROP AS
+    SELECT * FROM caredata._link_person_plan_sql(max_person, p_incremental);
+  END IF;
+  ANALYZE pg_temp.link_plan;
   INSERT INTO caredata.person_event (run_id, kind, person_id, other_person_id, records)
-  SELECT v_run, 'merge', a.person_id, w.person_id, w.n
-    FROM pg_temp.link_winner w JOIN pg_temp.link_assign a USING (cluster)
-   WHERE w.person_id <> a.person_id;
-  INSERT INTO caredata.person_event (run_id, kind, person_id, other_person_id, records)
-  SELECT v_run, 'split', o.person_id, a.person_id, o.n
-    FROM pg_temp.link_overlap o
-    JOIN pg_temp.link_winner w ON w.person_id = o.person_id AND w.cluster <> o.cluster
-    JOIN pg_temp.link_assign a ON a.cluster = o.cluster
-   WHERE a.person_id > max_person;
+  SELECT v_run, CASE p.kind WHEN 'm' THEN 'merge' ELSE 'split' END, p.person_id, p.other_person_id, p.records
+    FROM pg_temp.link_plan p WHERE p.kind <> 'a' ORDER BY p.kind, p.person_id, p.other_person_id, p.cluster;
   -- rewritten whole, its indexes built after the rows (a third of the time
   -- of maintaining them row by row)
   PERFORM caredata._link_maintain('truncate_persons', project => p_project);
   PERFORM caredata._link_maintain('drop_person_indexes', project => p_project);
   INSERT INTO caredata.person_index (project, source, record_id, rid, person_id, run_id, record_key)
   SELECT p_project, c.source, c.record_id, c.rid, a.person_id, v_run, c.record_key
-    FROM pg_temp.link_cluster c JOIN pg_temp.link_assign a USING (cluster);
+    FROM pg_temp.link_cluster c JOIN pg_temp.link_plan a ON a.kind = 'a' AND a.cluster = c.cluster;
   PERFORM caredata._link_maintain('build_person_indexes', project => p_project);
-  SELECT greatest(max_person, coalesce(max(a.person_id), 0)) INTO max_person FROM pg_temp.link_assign a;
+  SELECT greatest(max_person, coalesce(max(a.person_id), 0)) INTO max_person FROM pg_temp.link_plan a WHERE a.kind = 'a';
 
   -- indexes for one-record lookups, one per blocking rule
   PERFORM caredata._link_maintain('index_rules', spec->'blocking', p_project);
@@ -6123,7 +6170,7 @@ BEGIN
   PERFORM caredata._link_progress('wrote the person index:', v_records, 'records', t);
 
   -- the working tables go now, so that a second run in the same transaction starts clean
-  FOREACH work_table IN ARRAY ARRAY['link_new', 'link_cand', 'link_cluster', 'link_refused', 'link_overlap', 'link_winner', 'link_assign'] LOOP
+  FOREACH work_table IN ARRAY ARRAY['link_new', 'link_cand', 'link_cluster', 'link_refused', 'link_plan'] LOOP
     IF to_regclass('pg_temp.' || work_table) IS NOT NULL THEN
       EXECUTE format('DROP TABLE pg_temp.%I', work_table);
     END IF;

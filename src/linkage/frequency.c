@@ -27,20 +27,19 @@
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "catalog/pg_class.h"
 #include "common/hashfn.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/typcache.h"
+
+#include "temp_read.h"
 
 /* how a column's values are told apart */
 typedef enum FreqKind
@@ -175,26 +174,8 @@ freq_build(FunctionCallInfo fcinfo, Oid relid, const char *colname)
 	Size		limit = (Size) maintenance_work_mem * 1024;
 	uint64		rows = 0;
 
-	rel = relation_open(relid, AccessShareLock);
-	if (rel->rd_rel->relkind != RELKIND_RELATION || !rel->rd_islocaltemp)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("value counts are taken of a temporary table of this session only"),
-				 errhint("caredata._link_value_count() serves caredata.link_standardise().")));
-	attno = get_attnum(relid, colname);
-	if (attno == InvalidAttrNumber || attno < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of the counted table does not exist", colname)));
-	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
-		pg_attribute_aclcheck(relid, attno, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to count the values of column \"%s\"", colname)));
-	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("value counts are not taken of a table with row security")));
+	rel = link_open_temp(relid, "caredata._link_value_count()");
+	attno = link_temp_column(rel, colname, InvalidOid);
 	att = TupleDescAttr(RelationGetDescr(rel), attno - 1);
 	if (argtype != att->atttypid)
 		ereport(ERROR,

@@ -1,0 +1,66 @@
+/*
+ * src/linkage/temp_read.c
+ *
+ * Opening one of the session's own temporary tables for a C reader that
+ * scans it directly (frequency.c, persons.c): an ordinary table of this
+ * session only, read with the caller's SELECT right on each column read,
+ * and never one under row security (a direct scan would not apply it).
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "catalog/pg_class.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rls.h"
+
+#include "temp_read.h"
+
+/* the table, locked for reading; close it with relation_close() */
+Relation
+link_open_temp(Oid relid, const char *reader)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || !rel->rd_islocaltemp)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s reads a temporary table of this session only", reader),
+				 errhint("It serves caredata.link_run() and caredata.link_standardise().")));
+	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s does not read a table with row security", reader)));
+	return rel;
+}
+
+/*
+ * The attribute number of a column the caller may read; of the type given
+ * unless that is InvalidOid
+ */
+AttrNumber
+link_temp_column(Relation rel, const char *colname, Oid type)
+{
+	Oid			relid = RelationGetRelid(rel);
+	AttrNumber	attno = get_attnum(relid, colname);
+	Form_pg_attribute att;
+
+	if (attno == InvalidAttrNumber || attno < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of the table read does not exist", colname)));
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
+		pg_attribute_aclcheck(relid, attno, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to read column \"%s\"", colname)));
+	att = TupleDescAttr(RelationGetDescr(rel), attno - 1);
+	if (OidIsValid(type) && att->atttypid != type)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" is of type %s, not %s", colname,
+						format_type_be(att->atttypid), format_type_be(type))));
+	return attno;
+}
