@@ -131,26 +131,32 @@ SELECT caredata.link_add_source('c', 'fld.c', 'id', dob => 'dob', project => 'ma
          fields => '{"given_name": {"column": "given", "kind": "name"}}');
 CREATE TEMP TABLE names_stage AS SELECT given FROM fld.c;
 SET maintenance_work_mem = '1MB';
-SELECT caredata._link_value_count('names_stage', 'given', 'name1'::text);
+SELECT caredata._link_value_count('names_stage', 'given', NULL, 'name1'::text);
 SELECT 'many' AS project, records, c_only, sql_only FROM pg_temp.records_both_ways('many');
 RESET maintenance_work_mem;
-SELECT caredata._link_value_count('names_stage', 'given', 'name1'::text) AS once,
-       caredata._link_value_count('names_stage', 'given', 'nobody'::text) AS never;
+SELECT caredata._link_value_count('names_stage', 'given', NULL, 'name1'::text) AS once,
+       caredata._link_value_count('names_stage', 'given', NULL, 'nobody'::text) AS never;
 -- counted by the type's equality: numeric 1.0 = 1.00, text in a
 -- nondeterministic collation (case-insensitive) as GROUP BY counts it
 CREATE COLLATION pg_temp.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
 CREATE TEMP TABLE odd_stage (n numeric, t text COLLATE pg_temp.ci);
 INSERT INTO odd_stage VALUES (1.0, 'Lee'), (1.00, 'LEE'), (2, 'lee'), (NULL, NULL), (repeat('9', 3000)::numeric, repeat('x', 3000));
-SELECT left(n::text, 8) AS n, caredata._link_value_count('odd_stage', 'n', n) AS n_count, t IS NULL OR length(t) > 10 AS long_or_null,
-       caredata._link_value_count('odd_stage', 't', t) AS t_count,
+SELECT left(n::text, 8) AS n, caredata._link_value_count('odd_stage', 'n', ctid, n) AS n_count, t IS NULL OR length(t) > 10 AS long_or_null,
+       caredata._link_value_count('odd_stage', 't', NULL, t) AS t_count,
        (SELECT count(*) FROM odd_stage o WHERE o.t = s.t) AS t_by_sql
   FROM odd_stage s ORDER BY n NULLS FIRST;
+-- a row named by a TID that does not hold the value, or by no row: the
+-- value's own count
+SELECT caredata._link_value_count('odd_stage', 'n', '(0,3)', 1.0) AS other_row,
+       caredata._link_value_count('odd_stage', 'n', '(7,1)', 1.0) AS no_row,
+       caredata._link_value_count('odd_stage', 'n', '(0,1)', NULL::numeric) AS null_value;
 -- bad arguments: an ordinary table, another column's type, no such
 -- column, a different table at the same call (row security: below)
-SELECT caredata._link_value_count('fld.c', 'given', 'name1'::text);
-SELECT caredata._link_value_count('names_stage', 'given', 1);
-SELECT caredata._link_value_count('names_stage', 'nope', 'x'::text);
-SELECT caredata._link_value_count(CASE WHEN x = 1 THEN 'names_stage' ELSE 'odd_stage' END::regclass, 'given', 'a'::text)
+SELECT caredata._link_value_count('fld.c', 'given', NULL, 'name1'::text);
+SELECT caredata._link_value_count('names_stage', 'given', NULL, 1);
+SELECT caredata._link_value_count('names_stage', 'nope', NULL, 'x'::text);
+SELECT caredata._link_value_count(NULL, 'given', NULL, 'x'::text);
+SELECT caredata._link_value_count(CASE WHEN x = 1 THEN 'names_stage' ELSE 'odd_stage' END::regclass, 'given', NULL, 'a'::text)
   FROM generate_series(1, 2) x;
 
 -- ---- person ids planned in memory (persons.c): the same rows as in SQL ----
@@ -259,7 +265,7 @@ SET ROLE caredata_analyst;
 SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_default', '{nhs_digits}', '{1}',
   '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false)
   :one_level;
-SELECT caredata._link_value_count('names_stage', 'given', 'name1'::text);
+SELECT caredata._link_value_count('names_stage', 'given', NULL, 'name1'::text);
 SELECT count(*) FROM caredata._link_person_plan('names_stage', 1);
 RESET ROLE;
 -- a linker counts only what it may read, and no table under row security
@@ -267,7 +273,7 @@ GRANT SELECT ON odd_stage TO caredata_linker;
 ALTER TABLE odd_stage ENABLE ROW LEVEL SECURITY;
 CREATE POLICY only_twos ON odd_stage TO caredata_linker USING (n = 2);
 SET ROLE caredata_linker;
-SELECT caredata._link_value_count('names_stage', 'given', 'name1'::text);
+SELECT caredata._link_value_count('names_stage', 'given', NULL, 'name1'::text);
 SELECT count(*) AS rows_it_sees FROM odd_stage;
-SELECT caredata._link_value_count('odd_stage', 'n', 1.0);
+SELECT caredata._link_value_count('odd_stage', 'n', NULL, 1.0);
 RESET ROLE;

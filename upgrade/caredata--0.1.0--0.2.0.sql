@@ -3667,10 +3667,10 @@ COMMENT ON FUNCTION caredata._link_std_kind(text, text) IS
 
 -- how many rows of a temporary table hold a value (src/linkage/frequency.c):
 -- each call site counts its column once, in memory
-CREATE FUNCTION caredata._link_value_count(stage regclass, col name, value anyelement)
-  RETURNS bigint AS 'MODULE_PATHNAME', 'link_value_count' LANGUAGE C STABLE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION caredata._link_value_count(regclass, name, anyelement) IS
-  'internal: the number of rows of a temporary table of this session whose column holds the value (the type''s hash equality), counted in memory once per call site (at most maintenance_work_mem); serves link_standardise()';
+CREATE FUNCTION caredata._link_value_count(stage regclass, col name, row_tid tid, value anyelement)
+  RETURNS bigint AS 'MODULE_PATHNAME', 'link_value_count' LANGUAGE C STABLE PARALLEL UNSAFE;
+COMMENT ON FUNCTION caredata._link_value_count(regclass, name, tid, anyelement) IS
+  'internal: the number of rows of a temporary table of this session whose column holds the value (the type''s hash equality; NULL for NULL), counted in memory once per call site (at most maintenance_work_mem), read by the row''s TID when given and the row holds the value; serves link_standardise()';
 
 -- rebuild link_record from the sources; returns the number of records
 CREATE OR REPLACE FUNCTION caredata.link_standardise(sources text[] DEFAULT NULL, run_id bigint DEFAULT 0, project text DEFAULT 'default')
@@ -3781,9 +3781,9 @@ BEGIN
     f_json := '';
     f_join := '';
     IF in_memory THEN
-      freq_nhs := format('caredata._link_value_count(%L::regclass, %L, t.nhs_digits)', 'pg_temp.link_stage', 'nhs_digits');
-      freq_dob := format('caredata._link_value_count(%L::regclass, %L, t.dob)', 'pg_temp.link_stage', 'dob');
-      freq_postcode := format('caredata._link_value_count(%L::regclass, %L, t.postcode)', 'pg_temp.link_stage', 'postcode');
+      freq_nhs := format('caredata._link_value_count(%L::regclass, %L, t.ctid, t.nhs_digits)', 'pg_temp.link_stage', 'nhs_digits');
+      freq_dob := format('caredata._link_value_count(%L::regclass, %L, t.ctid, t.dob)', 'pg_temp.link_stage', 'dob');
+      freq_postcode := format('caredata._link_value_count(%L::regclass, %L, t.ctid, t.postcode)', 'pg_temp.link_stage', 'postcode');
       freq_nhs := format('nullif(%s, 1)::double precision / %s', freq_nhs, total);
       freq_dob := format('nullif(%s, 1)::double precision / %s', freq_dob, total);
       freq_postcode := format('nullif(%s, 1)::double precision / %s', freq_postcode, total);
@@ -3806,7 +3806,7 @@ BEGIN
                     WHEN 'address' THEN format(', %L, t.%I', f.field || '_num', 'f_' || f.field || '_num') ELSE '' END,
         'tf_' || f.field,
         CASE WHEN in_memory
-             THEN format('nullif(caredata._link_value_count(%L::regclass, %L, t.%I), 1)::double precision / %s', 'pg_temp.link_stage', 'f_' || f.field, 'f_' || f.field, total)
+             THEN format('nullif(caredata._link_value_count(%L::regclass, %L, t.ctid, t.%I), 1)::double precision / %s', 'pg_temp.link_stage', 'f_' || f.field, 'f_' || f.field, total)
              ELSE format('q%s.f', i) END,
         total);
       IF NOT in_memory THEN
