@@ -17,12 +17,22 @@ SELECT caredata.link_add_source('hes', 'synth.hospital_episode', 'record_id', 'n
 SHOW caredata.link_compare_engine;
 
 -- both paths' rows for a model version, and the rows only one of them has
--- (EXCEPT ALL compares every column: levels, pattern and tf_adj exactly)
+-- (EXCEPT ALL compares every column: levels, pattern and tf_adj exactly);
+-- the engine's rows written straight into a table (as link_run() has them
+-- written) must be its rows returned, or this raises
 CREATE FUNCTION pg_temp.both_ways(m text, v integer, u double precision[], only_new boolean DEFAULT false, project text DEFAULT 'default')
   RETURNS TABLE (engine bigint, joins bigint, only_engine bigint, only_joins bigint) LANGUAGE plpgsql AS $$
+DECLARE
+  n bigint;
 BEGIN
   EXECUTE 'CREATE TEMP TABLE e_pairs AS ' || caredata._link_engine_sql(m, v, u, only_new, project);
   EXECUTE 'CREATE TEMP TABLE s_pairs AS ' || caredata._link_pairs_sql(m, v, u, only_new, project);
+  CREATE TEMP TABLE i_pairs (LIKE e_pairs);
+  EXECUTE caredata._link_engine_sql(m, v, u, only_new, project, 'i_pairs') INTO n;
+  IF n <> (SELECT count(*) FROM i_pairs) OR EXISTS (TABLE e_pairs EXCEPT ALL TABLE i_pairs) OR EXISTS (TABLE i_pairs EXCEPT ALL TABLE e_pairs) THEN
+    RAISE EXCEPTION 'the pairs written into a table are not the pairs returned';
+  END IF;
+  DROP TABLE i_pairs;
   RETURN QUERY SELECT (SELECT count(*) FROM e_pairs), (SELECT count(*) FROM s_pairs),
                       (SELECT count(*) FROM (TABLE e_pairs EXCEPT ALL TABLE s_pairs) x),
                       (SELECT count(*) FROM (TABLE s_pairs EXCEPT ALL TABLE e_pairs) x);
@@ -222,6 +232,22 @@ SELECT candidate_pairs = :candidate_pairs AS same_pairs, links = :links AS same_
 SELECT stats->>'compare_engine' AS engine FROM caredata.link_run ORDER BY run_id DESC LIMIT 1;
 RESET maintenance_work_mem;
 
+-- ---- the pairs written straight into a table: only a bare temporary table ----
+\set into_args '''caredata.link_record_p_default'', ''{nhs_digits}'', ''{1}'', ''{"caredata.compare_date(l.dob, r.dob, 365)"}'', ''{NULL}'', ''{6}'', NULL, ''link_and_dedupe'', false'
+CREATE TEMP TABLE into_ok (rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+SELECT caredata._link_block_compare_into('into_ok', :into_args) AS pairs \gset
+SELECT :pairs = count(*) AS written, :pairs > 1000 AS many FROM into_ok;
+CREATE TEMP TABLE into_indexed (rid_l bigint PRIMARY KEY, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+SELECT caredata._link_block_compare_into('into_indexed', :into_args);
+CREATE TEMP TABLE into_not_null (rid_l bigint NOT NULL, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+SELECT caredata._link_block_compare_into('into_not_null', :into_args);
+CREATE TEMP TABLE into_shape (rid_l bigint, rid_r bigint, dob integer, pattern integer, tf_adj double precision);
+SELECT caredata._link_block_compare_into('into_shape', :into_args);
+CREATE TABLE fld.into_plain (rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+SELECT caredata._link_block_compare_into('fld.into_plain', :into_args);
+SELECT caredata._link_block_compare_into(NULL, :into_args);
+DROP TABLE into_ok, into_indexed, into_not_null, into_shape, fld.into_plain;
+
 -- ---- bad arguments ----
 \set VERBOSITY terse
 -- arrays of different lengths, NULLs, a rule on no column, rules out of order
@@ -267,6 +293,7 @@ SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_defaul
   :one_level;
 SELECT caredata._link_value_count('names_stage', 'given', NULL, 'name1'::text);
 SELECT count(*) FROM caredata._link_person_plan('names_stage', 1);
+SELECT caredata._link_block_compare_into('names_stage', :into_args);
 RESET ROLE;
 -- a linker counts only what it may read, and no table under row security
 GRANT SELECT ON odd_stage TO caredata_linker;

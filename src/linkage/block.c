@@ -41,7 +41,9 @@
 
 #include <math.h>
 
+#include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/tableam.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/executor.h"
@@ -61,9 +63,12 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
+#include "temp_table.h"
+
 #define ARENA_BLOCK		(8 * 1024 * 1024)
 #define PENDING_PAIRS	32
 #define FETCH_BATCH		10000
+#define INSERT_BATCH	1000
 
 /* which pairs a link type compares, besides l.rid < r.rid */
 typedef enum PairKind
@@ -152,12 +157,24 @@ typedef struct Engine
 	TupleTableSlot *slot_l;
 	TupleTableSlot *slot_r;
 
-	/* the result */
+	/* the result: a tuplestore, or a temporary table written directly */
 	Tuplestorestate *store;
 	TupleDesc	outdesc;
+	Relation	into;
+	TupleTableSlot **ins_slots;
+	int			nins;
+	BulkInsertState bistate;
+	CommandId	cid;
 	Datum	   *values;
 	bool	   *nulls;
 	int64		npairs;
+
+	/* a rule's sort entries, the sort's buffer and a group's members, for
+	 * every rule in turn (allocated once: fresh memory each rule cost page
+	 * faults on 200 MB a rule at 1M people) */
+	HashEntry  *ent;
+	HashEntry  *ent_tmp;
+	uint32	   *members;
 
 	/* pairs waiting to be compared, their records' tuples loading */
 	int			npending;
@@ -657,10 +674,16 @@ block_rule(Engine *e, int rule)
 	initStringInfo(&keybuf);
 	for (int c = 0; c < r->ncols; c++)
 		maxatt = Max(maxatt, r->attno[c]);
-	engine_charge(e, (Size) e->nrec * (2 * sizeof(HashEntry) + sizeof(uint32)));
-	ent = palloc_extended(Max(e->nrec, 1) * sizeof(HashEntry), MCXT_ALLOC_HUGE);
-	tmp = palloc_extended(Max(e->nrec, 1) * sizeof(HashEntry), MCXT_ALLOC_HUGE);
-	members = palloc_extended(Max(e->nrec, 1) * sizeof(uint32), MCXT_ALLOC_HUGE);
+	if (e->ent == NULL)
+	{
+		engine_charge(e, (Size) e->nrec * (2 * sizeof(HashEntry) + sizeof(uint32)));
+		e->ent = palloc_extended(Max(e->nrec, 1) * sizeof(HashEntry), MCXT_ALLOC_HUGE);
+		e->ent_tmp = palloc_extended(Max(e->nrec, 1) * sizeof(HashEntry), MCXT_ALLOC_HUGE);
+		e->members = palloc_extended(Max(e->nrec, 1) * sizeof(uint32), MCXT_ALLOC_HUGE);
+	}
+	ent = e->ent;
+	tmp = e->ent_tmp;
+	members = e->members;
 
 	for (int i = 0; i < e->nrec; i++)
 	{
@@ -705,9 +728,6 @@ block_rule(Engine *e, int rule)
 		n++;
 	}
 	radix_sort(ent, tmp, n);
-	/* the sort's buffer goes before the pairs */
-	pfree(tmp);
-	e->mem_used -= (Size) e->nrec * sizeof(HashEntry);
 
 	for (int s = 0, pf = 0; s < n;)
 	{
@@ -764,9 +784,7 @@ block_rule(Engine *e, int rule)
 			ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("too many blocking groups to compare in memory")));
 		s = e_;
 	}
-	pfree(ent);
-	pfree(members);
-	e->mem_used -= (Size) e->nrec * (sizeof(HashEntry) + sizeof(uint32));
+	pfree(keybuf.data);
 }
 
 /* ---- comparing ---- */
@@ -799,6 +817,16 @@ float8_ln(double x)
  * a term frequency of (level top and tf > 0 ? ln(u_top / tf) * log2(e) : 0),
  * as _link_compare_sql() writes them.
  */
+/* the rows waiting to be written into the table, written together */
+static void
+flush_inserts(Engine *e)
+{
+	if (e->nins == 0)
+		return;
+	table_multi_insert(e->into, e->ins_slots, e->nins, e->cid, 0, e->bistate);
+	e->nins = 0;
+}
+
 static void
 emit_pair(Engine *e, uint32 i, uint32 j)
 {
@@ -848,7 +876,19 @@ emit_pair(Engine *e, uint32 i, uint32 j)
 	e->nulls[2 + ncmp] = pattern_null;
 	e->values[3 + ncmp] = Float8GetDatum(tf_adj);
 	e->nulls[3 + ncmp] = false;
-	tuplestore_putvalues(e->store, e->outdesc, e->values, e->nulls);
+	if (e->into != NULL)
+	{
+		TupleTableSlot *slot = e->ins_slots[e->nins];
+
+		ExecClearTuple(slot);
+		memcpy(slot->tts_values, e->values, (ncmp + 4) * sizeof(Datum));
+		memcpy(slot->tts_isnull, e->nulls, (ncmp + 4) * sizeof(bool));
+		ExecStoreVirtualTuple(slot);
+		if (++e->nins == INSERT_BATCH)
+			flush_inserts(e);
+	}
+	else
+		tuplestore_putvalues(e->store, e->outdesc, e->values, e->nulls);
 	ResetExprContext(econtext);
 	e->npairs++;
 }
@@ -881,11 +921,9 @@ text_array_arg(FunctionCallInfo fcinfo, int argno, Datum **elems, bool **nulls, 
  * column of r holding each comparison's term frequency, or NULL; u_top: u
  * of each comparison's top level (NULL: no adjustment).
  */
-PG_FUNCTION_INFO_V1(link_block_compare);
-Datum
-link_block_compare(PG_FUNCTION_ARGS)
+static int64
+engine_run(FunctionCallInfo fcinfo, int a0, TupleDesc outdesc, Tuplestorestate *store, Relation into)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MemoryContext work;
 	MemoryContext old;
 	Engine		e;
@@ -915,25 +953,24 @@ link_block_compare(PG_FUNCTION_ARGS)
 	int			ncmp;
 	TimestampTz started = GetCurrentTimestamp();
 
-	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	for (int a = 0; a < 6; a++)
-		if (PG_ARGISNULL(a))
+		if (PG_ARGISNULL(a0 + a))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("the records, the rules and the comparisons must not be NULL")));
-	if (PG_ARGISNULL(7) || PG_ARGISNULL(8))
+	if (PG_ARGISNULL(a0 + 7) || PG_ARGISNULL(a0 + 8))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("the link type must not be NULL")));
-	rec = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	text_array_arg(fcinfo, 1, &rule_cols, &rule_cols_null, &nrule_cols);
-	text_array_arg(fcinfo, 3, &levels, &levels_null, &nlevels_txt);
-	text_array_arg(fcinfo, 4, &tf_cols, &tf_null, &ntf);
+	rec = text_to_cstring(PG_GETARG_TEXT_PP(a0));
+	text_array_arg(fcinfo, a0 + 1, &rule_cols, &rule_cols_null, &nrule_cols);
+	text_array_arg(fcinfo, a0 + 3, &levels, &levels_null, &nlevels_txt);
+	text_array_arg(fcinfo, a0 + 4, &tf_cols, &tf_null, &ntf);
 	{
 		Datum	   *d;
 		bool	   *dn;
 
-		deconstruct_array(PG_GETARG_ARRAYTYPE_P(5), INT4OID, 4, true, TYPALIGN_INT, &d, &dn, &nnlevels);
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(a0 + 5), INT4OID, 4, true, TYPALIGN_INT, &d, &dn, &nnlevels);
 		nlevels = palloc(Max(nnlevels, 1) * sizeof(int32));
 		for (int i = 0; i < nnlevels; i++)
 		{
@@ -946,7 +983,7 @@ link_block_compare(PG_FUNCTION_ARGS)
 			Datum	   *r;
 			bool	   *rn;
 
-			deconstruct_array(PG_GETARG_ARRAYTYPE_P(2), INT4OID, 4, true, TYPALIGN_INT, &r, &rn, &nrule_of);
+			deconstruct_array(PG_GETARG_ARRAYTYPE_P(a0 + 2), INT4OID, 4, true, TYPALIGN_INT, &r, &rn, &nrule_of);
 			rule_of = palloc(Max(nrule_of, 1) * sizeof(int32));
 			for (int i = 0; i < nrule_of; i++)
 			{
@@ -956,26 +993,26 @@ link_block_compare(PG_FUNCTION_ARGS)
 			}
 		}
 	}
-	if (!PG_ARGISNULL(6))
-		deconstruct_array(PG_GETARG_ARRAYTYPE_P(6), FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &u_top, &u_top_null, &nu_top);
-	link_type = text_to_cstring(PG_GETARG_TEXT_PP(7));
-	only_new = PG_GETARG_BOOL(8);
+	if (!PG_ARGISNULL(a0 + 6))
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(a0 + 6), FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &u_top, &u_top_null, &nu_top);
+	link_type = text_to_cstring(PG_GETARG_TEXT_PP(a0 + 7));
+	only_new = PG_GETARG_BOOL(a0 + 8);
 
 	ncmp = nlevels_txt;
 	if (nrule_cols != nrule_of || ntf != ncmp || nnlevels != ncmp || (nu_top != 0 && nu_top != ncmp) || ncmp == 0 || nrule_cols == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("the rules' and the comparisons' arrays differ in length")));
-	if (rsinfo->expectedDesc == NULL || rsinfo->setDesc->natts != ncmp + 4 ||
-		TupleDescAttr(rsinfo->setDesc, 0)->atttypid != INT8OID ||
-		TupleDescAttr(rsinfo->setDesc, 1)->atttypid != INT8OID ||
-		TupleDescAttr(rsinfo->setDesc, ncmp + 2)->atttypid != INT4OID ||
-		TupleDescAttr(rsinfo->setDesc, ncmp + 3)->atttypid != FLOAT8OID)
+	if (outdesc == NULL || outdesc->natts != ncmp + 4 ||
+		TupleDescAttr(outdesc, 0)->atttypid != INT8OID ||
+		TupleDescAttr(outdesc, 1)->atttypid != INT8OID ||
+		TupleDescAttr(outdesc, ncmp + 2)->atttypid != INT4OID ||
+		TupleDescAttr(outdesc, ncmp + 3)->atttypid != FLOAT8OID)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("the result must be (rid_l bigint, rid_r bigint, a smallint a comparison, pattern integer, tf_adj double precision)")));
 	for (int c = 0; c < ncmp; c++)
-		if (TupleDescAttr(rsinfo->setDesc, 2 + c)->atttypid != INT2OID)
+		if (TupleDescAttr(outdesc, 2 + c)->atttypid != INT2OID || TupleDescAttr(outdesc, 2 + c)->attisdropped)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("the result must be (rid_l bigint, rid_r bigint, a smallint a comparison, pattern integer, tf_adj double precision)")));
@@ -991,8 +1028,9 @@ link_block_compare(PG_FUNCTION_ARGS)
 	/* the constant as the SQL writes it, read as float8in reads it */
 	e.log2e = strtod("1.4426950408889634", NULL);
 	e.ncmp = ncmp;
-	e.store = rsinfo->setResult;
-	e.outdesc = rsinfo->setDesc;
+	e.store = store;
+	e.outdesc = outdesc;
+	e.into = into;
 
 	work = AllocSetContextCreate(CurrentMemoryContext, "caredata link_block_compare", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(work);
@@ -1135,6 +1173,14 @@ link_block_compare(PG_FUNCTION_ARGS)
 		e.econtext = CreateStandaloneExprContext();
 		e.values = palloc((ncmp + 4) * sizeof(Datum));
 		e.nulls = palloc((ncmp + 4) * sizeof(bool));
+		if (into != NULL)
+		{
+			e.ins_slots = palloc(INSERT_BATCH * sizeof(TupleTableSlot *));
+			for (int k = 0; k < INSERT_BATCH; k++)
+				e.ins_slots[k] = MakeSingleTupleTableSlot(outdesc, &TTSOpsVirtual);
+			e.bistate = GetBulkInsertState();
+			e.cid = GetCurrentCommandId(true);
+		}
 		for (int k = 0; k < e.nrules; k++)
 		{
 			int64		before = e.npairs;
@@ -1145,6 +1191,14 @@ link_block_compare(PG_FUNCTION_ARGS)
 			elog(DEBUG1, "link_block_compare: rule %d gave " INT64_FORMAT " pairs, at %.3f s", k + 1,
 				 e.npairs - before, (double) (GetCurrentTimestamp() - started) / 1000000.0);
 		}
+		if (into != NULL)
+		{
+			flush_inserts(&e);
+			FreeBulkInsertState(e.bistate);
+			table_finish_bulk_insert(into, 0);
+			for (int k = 0; k < INSERT_BATCH; k++)
+				ExecDropSingleTupleTableSlot(e.ins_slots[k]);
+		}
 		ExecDropSingleTupleTableSlot(e.slot_l);
 		ExecDropSingleTupleTableSlot(e.slot_r);
 		FreeExprContext(e.econtext, true);
@@ -1152,5 +1206,42 @@ link_block_compare(PG_FUNCTION_ARGS)
 	SPI_finish();
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(work);
+	return e.npairs;
+}
+
+PG_FUNCTION_INFO_V1(link_block_compare);
+Datum
+link_block_compare(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	engine_run(fcinfo, 0, rsinfo->expectedDesc != NULL ? rsinfo->setDesc : NULL, rsinfo->setResult, NULL);
 	return (Datum) 0;
+}
+
+/*
+ * caredata._link_block_compare_into(into regclass, <the arguments above>)
+ *	RETURNS bigint
+ *
+ * The same pairs written straight into a temporary table of the session
+ * with the result's columns (table_multi_insert), where a set-returning
+ * call held them in a tuplestore (spilling to disk past work_mem) for the
+ * statement to write them again; returns how many.
+ */
+PG_FUNCTION_INFO_V1(link_block_compare_into);
+Datum
+link_block_compare_into(PG_FUNCTION_ARGS)
+{
+	Relation	into;
+	int64		n;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the table to write the pairs into must not be NULL")));
+	into = link_open_temp_target(PG_GETARG_OID(0), "caredata._link_block_compare_into()");
+	n = engine_run(fcinfo, 1, RelationGetDescr(into), NULL, into);
+	relation_close(into, NoLock);
+	PG_RETURN_INT64(n);
 }

@@ -44,7 +44,7 @@
 #include "utils/snapmgr.h"
 #include "utils/typcache.h"
 
-#include "temp_read.h"
+#include "temp_table.h"
 
 /* how a column's values are told apart */
 typedef enum FreqKind

@@ -38,7 +38,7 @@
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
-#include "temp_read.h"
+#include "temp_table.h"
 
 typedef struct OldPair
 {

@@ -53,7 +53,8 @@ COMMENT ON FUNCTION caredata._link_pairs_sql(text, integer, double precision[], 
 -- the same candidate pairs from the C engine (block.c): NULL when
 -- caredata.link_compare_engine is off.  The comparisons are checked as
 -- _link_compare_sql() checks them, before the engine runs them.
-CREATE FUNCTION caredata._link_engine_sql(model text, version integer, u_top double precision[], only_new boolean, project text)
+CREATE FUNCTION caredata._link_engine_sql(model text, version integer, u_top double precision[], only_new boolean, project text,
+    into_table text DEFAULT NULL)
   RETURNS text LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   spec jsonb;
@@ -77,13 +78,19 @@ BEGIN
          string_agg(format(', %I smallint', c.name), '' ORDER BY c.pos) AS coldefs
     INTO comps
     FROM caredata._link_comparisons(model, version, project) c;
+  IF into_table IS NOT NULL THEN
+    -- written straight into the table (with the columns of the result below)
+    RETURN format('SELECT caredata._link_block_compare_into(%L::regclass, %L, %L::text[], %L::integer[], %L::text[], %L::text[], %L::integer[], %L::double precision[], %L, %L)',
+      into_table, caredata._link_record_sql(project), rules.cols, rules.rule_of,
+      comps.expressions, comps.tf_cols, comps.nlevels, u_top, spec->>'link_type', only_new);
+  END IF;
   RETURN format('SELECT rid_l, rid_r%s, pattern, tf_adj FROM caredata._link_block_compare(%L, %L::text[], %L::integer[], %L::text[], %L::text[], %L::integer[], %L::double precision[], %L, %L) AS p(rid_l bigint, rid_r bigint%s, pattern integer, tf_adj double precision)',
     cmp.cols, caredata._link_record_sql(project), rules.cols, rules.rule_of,
     comps.expressions, comps.tf_cols, comps.nlevels, u_top, spec->>'link_type', only_new, comps.coldefs);
 END
 $$;
-COMMENT ON FUNCTION caredata._link_engine_sql(text, integer, double precision[], boolean, text) IS
-  'internal: the candidate-pair query of a model version through the C engine (_link_block_compare), the same rows as _link_pairs_sql(); NULL when caredata.link_compare_engine is off';
+COMMENT ON FUNCTION caredata._link_engine_sql(text, integer, double precision[], boolean, text, text) IS
+  'internal: the candidate-pair query of a model version through the C engine (_link_block_compare), the same rows as _link_pairs_sql(), or with into_table the statement writing them straight into that temporary table (_link_block_compare_into, returning how many); NULL when caredata.link_compare_engine is off';
 
 -- blocking and comparing in memory (src/linkage/block.c)
 CREATE FUNCTION caredata._link_block_compare(rec text, rule_cols text[], rule_of integer[], levels text[], tf_cols text[],
@@ -91,6 +98,11 @@ CREATE FUNCTION caredata._link_block_compare(rec text, rule_cols text[], rule_of
   RETURNS SETOF record AS 'MODULE_PATHNAME', 'link_block_compare' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION caredata._link_block_compare(text, text[], integer[], text[], text[], integer[], double precision[], text, boolean) IS
   'internal: the candidate pairs of blocking rules over a record relation, each once under its first rule, with comparison levels, pattern and term-frequency adjustment, computed in memory (at most maintenance_work_mem)';
+CREATE FUNCTION caredata._link_block_compare_into(into_table regclass, rec text, rule_cols text[], rule_of integer[], levels text[], tf_cols text[],
+    nlevels integer[], u_top double precision[], link_type text, only_new boolean)
+  RETURNS bigint AS 'MODULE_PATHNAME', 'link_block_compare_into' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION caredata._link_block_compare_into(regclass, text, text[], integer[], text[], text[], integer[], double precision[], text, boolean) IS
+  'internal: the rows of _link_block_compare() written straight into a temporary table of this session (its columns: rid_l, rid_r, a smallint a comparison, pattern, tf_adj; no trigger, index, constraint or default); returns how many';
 
 -- each cluster's person id, with the merges and splits, in SQL: the rules
 -- persons.c (caredata._link_person_plan) follows in memory, and what
@@ -349,7 +361,8 @@ BEGIN
   t := clock_timestamp();
   -- in C in memory (block.c), unless switched off or the records' compared
   -- columns do not fit maintenance_work_mem: then as SQL joins
-  engine_sql := caredata._link_engine_sql(lm.model, lm.version, CASE WHEN p_method = 'probabilistic' THEN v_u_top END, p_incremental, p_project);
+  engine_sql := caredata._link_engine_sql(lm.model, lm.version, CASE WHEN p_method = 'probabilistic' THEN v_u_top END, p_incremental, p_project,
+                                          'pg_temp.link_cand');
   -- about 210 bytes a record at the engine's peak (the default model's
   -- columns): not even tried when that is past maintenance_work_mem
   IF engine_sql IS NOT NULL AND v_records * 210 > pg_size_bytes(current_setting('maintenance_work_mem')) THEN
@@ -358,8 +371,11 @@ BEGIN
   END IF;
   IF engine_sql IS NOT NULL THEN
     BEGIN
-      EXECUTE 'CREATE TEMP TABLE link_cand ON COMMIT DROP AS ' || engine_sql;
-      GET DIAGNOSTICS v_pairs = ROW_COUNT;
+      -- the pairs written straight into their table (no tuplestore between)
+      EXECUTE format('CREATE TEMP TABLE link_cand (rid_l bigint, rid_r bigint%s, pattern integer, tf_adj double precision) ON COMMIT DROP',
+                     (SELECT string_agg(format(', %I smallint', c.name), '' ORDER BY c.pos)
+                        FROM caredata._link_comparisons(lm.model, lm.version, p_project) c));
+      EXECUTE engine_sql INTO v_pairs;
       v_stats := v_stats || jsonb_build_object('compare_engine', 'c');
     EXCEPTION WHEN program_limit_exceeded THEN
       engine_sql := NULL;

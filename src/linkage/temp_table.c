@@ -1,10 +1,13 @@
 /*
- * src/linkage/temp_read.c
+ * src/linkage/temp_table.c
  *
- * Opening one of the session's own temporary tables for a C reader that
- * scans it directly (frequency.c, persons.c): an ordinary table of this
- * session only, read with the caller's SELECT right on each column read,
- * and never one under row security (a direct scan would not apply it).
+ * Opening one of the session's own temporary tables for C code that scans
+ * it or writes it directly, bypassing the executor (frequency.c and
+ * persons.c read, block.c writes): an ordinary table of this session only,
+ * read with the caller's SELECT right on each column read, written with
+ * the INSERT right, never one under row security (a direct scan or write
+ * would not apply it), and written only when nothing else would have run on
+ * an INSERT: no trigger, index, constraint or default.
  */
 #include "postgres.h"
 
@@ -16,7 +19,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rls.h"
 
-#include "temp_read.h"
+#include "temp_table.h"
 
 /* the table, locked for reading; close it with relation_close() */
 Relation
@@ -63,4 +66,30 @@ link_temp_column(Relation rel, const char *colname, Oid type)
 				 errmsg("column \"%s\" is of type %s, not %s", colname,
 						format_type_be(att->atttypid), format_type_be(type))));
 	return attno;
+}
+
+/* the table, locked for writing; close it with relation_close(rel, NoLock) */
+Relation
+link_open_temp_target(Oid relid, const char *writer)
+{
+	Relation	rel = relation_open(relid, RowExclusiveLock);
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || !rel->rd_islocaltemp)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s writes a temporary table of this session only", writer),
+				 errhint("It serves caredata.link_run().")));
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to insert into table %s", RelationGetRelationName(rel))));
+	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s does not write a table with row security", writer)));
+	if (rel->rd_rel->relhastriggers || rel->rd_rel->relhasindex || rel->rd_att->constr != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s writes a table without triggers, indexes, constraints or defaults", writer)));
+	return rel;
 }
