@@ -24,13 +24,21 @@ CREATE FUNCTION pg_temp.both_ways(m text, v integer, u double precision[], only_
   RETURNS TABLE (engine bigint, joins bigint, only_engine bigint, only_joins bigint) LANGUAGE plpgsql AS $$
 DECLARE
   n bigint;
+  hp integer[];
+  hn double precision[];
 BEGIN
   EXECUTE 'CREATE TEMP TABLE e_pairs AS ' || caredata._link_engine_sql(m, v, u, only_new, project);
   EXECUTE 'CREATE TEMP TABLE s_pairs AS ' || caredata._link_pairs_sql(m, v, u, only_new, project);
   CREATE TEMP TABLE i_pairs (LIKE e_pairs);
-  EXECUTE caredata._link_engine_sql(m, v, u, only_new, project, 'i_pairs') INTO n;
+  EXECUTE caredata._link_engine_sql(m, v, u, only_new, project, 'i_pairs') INTO n, hp, hn;
   IF n <> (SELECT count(*) FROM i_pairs) OR EXISTS (TABLE e_pairs EXCEPT ALL TABLE i_pairs) OR EXISTS (TABLE i_pairs EXCEPT ALL TABLE e_pairs) THEN
     RAISE EXCEPTION 'the pairs written into a table are not the pairs returned';
+  END IF;
+  -- and the pattern histogram counted as they were written is link_run()'s query's
+  IF EXISTS (SELECT 1 FROM (SELECT coalesce(array_agg(pattern ORDER BY pattern), '{}') AS p, coalesce(array_agg(c::double precision ORDER BY pattern), '{}') AS c
+                              FROM (SELECT pattern, count(*) AS c FROM e_pairs GROUP BY pattern) h) x
+              WHERE x.p IS DISTINCT FROM hp OR x.c IS DISTINCT FROM hn) THEN
+    RAISE EXCEPTION 'the pattern histogram of the pairs written is not theirs';
   END IF;
   DROP TABLE i_pairs;
   RETURN QUERY SELECT (SELECT count(*) FROM e_pairs), (SELECT count(*) FROM s_pairs),
@@ -235,8 +243,12 @@ RESET maintenance_work_mem;
 -- ---- the pairs written straight into a table: only a bare temporary table ----
 \set into_args '''caredata.link_record_p_default'', ''{nhs_digits}'', ''{1}'', ''{"caredata.compare_date(l.dob, r.dob, 365)"}'', ''{NULL}'', ''{6}'', NULL, ''link_and_dedupe'', false'
 CREATE TEMP TABLE into_ok (rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
-SELECT caredata._link_block_compare_into('into_ok', :into_args) AS pairs \gset
-SELECT :pairs = count(*) AS written, :pairs > 1000 AS many FROM into_ok;
+SELECT pairs, cardinality(patterns) AS patterns, (SELECT sum(c) FROM unnest(counts) c) = pairs AS counted
+  FROM caredata._link_block_compare_into('into_ok', :into_args) \gset
+SELECT :pairs = count(*) AS written, :pairs > 1000 AS many, :patterns AS patterns, :'counted' AS counted FROM into_ok;
+-- no records: no pairs and an empty histogram
+SELECT * FROM caredata._link_block_compare_into('into_ok', '(SELECT * FROM caredata.link_record_p_default WHERE false)', '{nhs_digits}', '{1}',
+  '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false);
 CREATE TEMP TABLE into_indexed (rid_l bigint PRIMARY KEY, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
 SELECT caredata._link_block_compare_into('into_indexed', :into_args);
 CREATE TEMP TABLE into_not_null (rid_l bigint NOT NULL, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);

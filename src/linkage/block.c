@@ -69,6 +69,7 @@
 #define PENDING_PAIRS	32
 #define FETCH_BATCH		10000
 #define INSERT_BATCH	1000
+#define PATTERN_HIST_MAX	(1 << 22)
 
 /* which pairs a link type compares, besides l.rid < r.rid */
 typedef enum PairKind
@@ -123,6 +124,14 @@ typedef struct RecHead
 #define REC(e, i)	((RecHead *) ((e)->packed + (Size) (i) * (e)->rec_stride))
 #define GID(e, i)	((uint32 *) ((char *) REC(e, i) + sizeof(RecHead)))
 
+/* how many pairs had each pattern (the into variant's by-product) */
+typedef struct PatternHist
+{
+	int64	   *counts;			/* by pattern; NULL: too many patterns */
+	int64		size;
+	int64		null_count;		/* pairs whose pattern is NULL */
+} PatternHist;
+
 typedef struct Engine
 {
 	/* the records, as read */
@@ -168,6 +177,7 @@ typedef struct Engine
 	Datum	   *values;
 	bool	   *nulls;
 	int64		npairs;
+	PatternHist *hist;
 
 	/* a rule's sort entries, the sort's buffer and a group's members, for
 	 * every rule in turn (allocated once: fresh memory each rule cost page
@@ -874,6 +884,13 @@ emit_pair(Engine *e, uint32 i, uint32 j)
 				 errmsg("integer out of range")));
 	e->values[2 + ncmp] = Int32GetDatum((int32) pattern);
 	e->nulls[2 + ncmp] = pattern_null;
+	if (e->hist != NULL && e->hist->counts != NULL)
+	{
+		if (pattern_null)
+			e->hist->null_count++;
+		else
+			e->hist->counts[pattern]++;
+	}
 	e->values[3 + ncmp] = Float8GetDatum(tf_adj);
 	e->nulls[3 + ncmp] = false;
 	if (e->into != NULL)
@@ -922,7 +939,7 @@ text_array_arg(FunctionCallInfo fcinfo, int argno, Datum **elems, bool **nulls, 
  * of each comparison's top level (NULL: no adjustment).
  */
 static int64
-engine_run(FunctionCallInfo fcinfo, int a0, TupleDesc outdesc, Tuplestorestate *store, Relation into)
+engine_run(FunctionCallInfo fcinfo, int a0, TupleDesc outdesc, Tuplestorestate *store, Relation into, PatternHist *hist)
 {
 	MemoryContext work;
 	MemoryContext old;
@@ -1073,6 +1090,16 @@ engine_run(FunctionCallInfo fcinfo, int a0, TupleDesc outdesc, Tuplestorestate *
 			stride *= nlevels[c];
 			lc = lnext(exprs, lc);
 		}
+		/* every pattern lies in [0, stride) */
+		e.hist = hist;
+		if (hist != NULL)
+		{
+			hist->size = stride;
+			hist->null_count = 0;
+			hist->counts = stride <= PATTERN_HIST_MAX
+				? MemoryContextAllocExtended(old, stride * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO)
+				: NULL;
+		}
 		for (int c = 0; c < ncmp; c++)
 		{
 			Expr	   *expr;
@@ -1216,32 +1243,87 @@ link_block_compare(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	engine_run(fcinfo, 0, rsinfo->expectedDesc != NULL ? rsinfo->setDesc : NULL, rsinfo->setResult, NULL);
+	engine_run(fcinfo, 0, rsinfo->expectedDesc != NULL ? rsinfo->setDesc : NULL, rsinfo->setResult, NULL, NULL);
 	return (Datum) 0;
 }
 
 /*
- * caredata._link_block_compare_into(into regclass, <the arguments above>)
- *	RETURNS bigint
+ * caredata._link_block_compare_into(into regclass, <the arguments above>,
+ *		OUT pairs bigint, OUT patterns integer[], OUT counts float8[])
  *
  * The same pairs written straight into a temporary table of the session
  * with the result's columns (table_multi_insert), where a set-returning
  * call held them in a tuplestore (spilling to disk past work_mem) for the
- * statement to write them again; returns how many.
+ * statement to write them again; returns how many, and how many had each
+ * pattern (ascending, a NULL pattern last, as array_agg(pattern ORDER BY
+ * pattern) over GROUP BY pattern gives them; NULL arrays past 2^22
+ * possible patterns), which link_run() would otherwise read the table
+ * again for.
  */
 PG_FUNCTION_INFO_V1(link_block_compare_into);
 Datum
 link_block_compare_into(PG_FUNCTION_ARGS)
 {
 	Relation	into;
-	int64		n;
+	PatternHist hist;
+	TupleDesc	rdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("the table to write the pairs into must not be NULL")));
+	if (get_call_result_type(fcinfo, NULL, &rdesc) != TYPEFUNC_COMPOSITE || rdesc->natts != 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("caredata._link_block_compare_into() returns (pairs, patterns, counts)")));
 	into = link_open_temp_target(PG_GETARG_OID(0), "caredata._link_block_compare_into()");
-	n = engine_run(fcinfo, 1, RelationGetDescr(into), NULL, into);
+	memset(&hist, 0, sizeof(hist));
+	values[0] = Int64GetDatum(engine_run(fcinfo, 1, RelationGetDescr(into), NULL, into, &hist));
 	relation_close(into, NoLock);
-	PG_RETURN_INT64(n);
+	if (hist.counts == NULL)
+		nulls[1] = nulls[2] = true;
+	else
+	{
+		int			n = 0;
+		Datum	   *p;
+		Datum	   *c;
+		bool	   *pn;
+
+		for (int64 i = 0; i < hist.size; i++)
+			n += hist.counts[i] > 0;
+		n += hist.null_count > 0;
+		p = palloc(Max(n, 1) * sizeof(Datum));
+		c = palloc(Max(n, 1) * sizeof(Datum));
+		pn = palloc0(Max(n, 1) * sizeof(bool));
+		n = 0;
+		for (int64 i = 0; i < hist.size; i++)
+			if (hist.counts[i] > 0)
+			{
+				p[n] = Int32GetDatum((int32) i);
+				c[n++] = Float8GetDatum((double) hist.counts[i]);
+			}
+		if (hist.null_count > 0)
+		{
+			pn[n] = true;
+			p[n] = (Datum) 0;
+			c[n++] = Float8GetDatum((double) hist.null_count);
+		}
+		if (n == 0)
+		{
+			values[1] = PointerGetDatum(construct_empty_array(INT4OID));
+			values[2] = PointerGetDatum(construct_empty_array(FLOAT8OID));
+		}
+		else
+		{
+			int			dims[1] = {n};
+			int			lbs[1] = {1};
+
+			values[1] = PointerGetDatum(construct_md_array(p, pn, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT));
+			values[2] = PointerGetDatum(construct_md_array(c, NULL, 1, dims, lbs, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		}
+	}
+	rdesc = BlessTupleDesc(rdesc);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(rdesc, values, nulls)));
 }

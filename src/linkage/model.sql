@@ -282,11 +282,11 @@ BEGIN
         EXECUTE pg_catalog.format('CREATE TABLE caredata.%I PARTITION OF caredata.link_record (PRIMARY KEY (rid)) FOR VALUES IN (%L)',
                                   pname, project);
       ELSE
-        EXECUTE pg_catalog.format('CREATE TABLE caredata.%I PARTITION OF caredata.person_index (PRIMARY KEY (source, record_key), UNIQUE (rid)) FOR VALUES IN (%L)',
+        EXECUTE pg_catalog.format('CREATE TABLE caredata.%I PARTITION OF caredata.person_index (PRIMARY KEY (record_key, source), UNIQUE (rid)) FOR VALUES IN (%L)',
                                   pname, project);
         EXECUTE pg_catalog.format('CREATE INDEX ON caredata.%I (person_id)', pname);
         -- integer record ids, as sources join them (record_key is the key)
-        EXECUTE pg_catalog.format('CREATE INDEX ON caredata.%I (source, record_id)', pname);
+        EXECUTE pg_catalog.format('CREATE INDEX ON caredata.%I (record_id, source)', pname);
       END IF;
       EXECUTE pg_catalog.format('REVOKE ALL ON caredata.%I FROM PUBLIC', pname);
       EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON caredata.%I TO caredata_linker, caredata_admin', pname);
@@ -388,9 +388,9 @@ BEGIN
       EXECUTE pg_catalog.format('DROP INDEX %s', col);
     END LOOP;
   ELSIF what OPERATOR(pg_catalog.=) 'build_person_indexes' THEN
-    EXECUTE pg_catalog.format('ALTER TABLE %s ADD PRIMARY KEY (source, record_key), ADD UNIQUE (rid)', persons);
+    EXECUTE pg_catalog.format('ALTER TABLE %s ADD PRIMARY KEY (record_key, source), ADD UNIQUE (rid)', persons);
     EXECUTE pg_catalog.format('CREATE INDEX ON %s (person_id)', persons);
-    EXECUTE pg_catalog.format('CREATE INDEX ON %s (source, record_id)', persons);
+    EXECUTE pg_catalog.format('CREATE INDEX ON %s (record_id, source)', persons);
     EXECUTE pg_catalog.format('ANALYZE %s', persons);
   ELSE
     RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'unknown linkage maintenance step';
