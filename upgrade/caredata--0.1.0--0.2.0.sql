@@ -3693,6 +3693,7 @@ DECLARE
   freq_nhs text;
   freq_dob text;
   freq_postcode text;
+  src_counts jsonb := '{}';
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources))) THEN
     PERFORM caredata._link_bad('no linkage sources to link', 'Register sources with caredata.link_add_source().', '42704');
@@ -3756,7 +3757,14 @@ BEGIN
                                  'Every record needs a record id: fix the source or filter it through a view.', '23502');
     END IF;
     total := total + s.n;
+    src_counts := src_counts || jsonb_build_object(s.source, s.n);
   END LOOP;
+  -- a run's records per source, in its statistics (link_run() reads them
+  -- for EM's count of all pairs, instead of counting link_record again)
+  IF link_standardise.run_id > 0 THEN
+    UPDATE caredata.link_run x SET stats = coalesce(x.stats, '{}') || jsonb_build_object('source_records', src_counts)
+     WHERE x.run_id = link_standardise.run_id;
+  END IF;
 
   -- stable rids: new records numbered after the highest of any project, in (source,
   -- record id) order (integer ids by value).  A record id twice in a
@@ -5826,7 +5834,11 @@ BEGIN
   END IF;
 
   SELECT coalesce(max(x.run_id), 0) + 1 INTO v_run FROM caredata.link_run x;
-  SELECT max(x.run_id) INTO v_prev_run FROM caredata.person_index x WHERE x.project = p_project;
+  -- the run that wrote the person index, which an incremental run keeps
+  -- the links of (a scan of the index: only for such a run)
+  IF p_incremental THEN
+    SELECT max(x.run_id) INTO v_prev_run FROM caredata.person_index x WHERE x.project = p_project;
+  END IF;
   IF p_incremental AND v_prev_run IS NULL THEN
     RAISE NOTICE 'link: no person index yet, so this incremental run links everything';
     p_incremental := false;
@@ -5837,7 +5849,8 @@ BEGIN
   -- 1. standardise
   t := clock_timestamp();
   v_records := caredata.link_standardise(p_sources, v_run, p_project);
-  v_stats := v_stats || jsonb_build_object('records', v_records, 'standardise_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3));
+  v_stats := v_stats || jsonb_build_object('records', v_records, 'standardise_s', round(extract(epoch FROM clock_timestamp() - t)::numeric, 3))
+                     || (SELECT jsonb_build_object('source_records', x.stats->'source_records') FROM caredata.link_run x WHERE x.run_id = v_run);
   PERFORM caredata._link_progress('standardised', v_records, 'records', t,
     format(' from %s source%s', (SELECT count(*) FROM caredata.link_source ls WHERE ls.project = p_project AND (p_sources IS NULL OR ls.source = ANY (p_sources))),
            CASE WHEN (SELECT count(*) FROM caredata.link_source ls WHERE ls.project = p_project AND (p_sources IS NULL OR ls.source = ANY (p_sources))) = 1 THEN '' ELSE 's' END));
@@ -5987,7 +6000,7 @@ BEGIN
                WHEN 'dedupe_only' THEN (sum(n^2) - sum(n)) / 2
                ELSE sum(n) * (sum(n) - 1) / 2 END
         INTO total_pairs
-        FROM (SELECT count(*)::double precision AS n FROM caredata.link_record x WHERE x.project = p_project GROUP BY x.source) s;
+        FROM (SELECT c.value::double precision AS n FROM jsonb_each_text(v_stats->'source_records') c) s;
       SELECT * INTO em FROM caredata.link_em(hist_p, hist_n, nlevels, v_u, v_m, greatest(total_pairs, 1),
                                               (spec->>'em_max_iterations')::integer, (spec->>'em_tolerance')::double precision);
       v_m := em.m;

@@ -843,6 +843,7 @@ DECLARE
   freq_nhs text;
   freq_dob text;
   freq_postcode text;
+  src_counts jsonb := '{}';
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources))) THEN
     PERFORM caredata._link_bad('no linkage sources to link', 'Register sources with caredata.link_add_source().', '42704');
@@ -906,7 +907,14 @@ BEGIN
                                  'Every record needs a record id: fix the source or filter it through a view.', '23502');
     END IF;
     total := total + s.n;
+    src_counts := src_counts || jsonb_build_object(s.source, s.n);
   END LOOP;
+  -- a run's records per source, in its statistics (link_run() reads them
+  -- for EM's count of all pairs, instead of counting link_record again)
+  IF link_standardise.run_id > 0 THEN
+    UPDATE caredata.link_run x SET stats = coalesce(x.stats, '{}') || jsonb_build_object('source_records', src_counts)
+     WHERE x.run_id = link_standardise.run_id;
+  END IF;
 
   -- stable rids: new records numbered after the highest of any project, in (source,
   -- record id) order (integer ids by value).  A record id twice in a
