@@ -190,8 +190,10 @@ SELECT count(*) AS no_rows FROM link_components(NULL);
 SELECT * FROM link_components($$SELECT a::bigint, b::bigint, w::float8, s::smallint
                                 FROM (VALUES (1, 2, 1.0, NULL), (1, 3, 5.0, NULL), (4, 3, NULL, 2), (4, 5, NULL, 1),
                                              (8, 6, 0.0, NULL), (7, 8, -0.0, NULL), (6, 7, 'NaN', NULL)) v(a, b, w, s)$$, true) ORDER BY rid;
--- many links, some weights equal: sorted here, or by PostgreSQL when they do
--- not fit in maintenance_work_mem, the same clusters as the ordered query
+-- many links, some weights equal: sorted here (by a radix sort, or by
+-- qsort() when its buffer does not fit beside them: 2MB), or by PostgreSQL
+-- when they do not fit in maintenance_work_mem (1MB), the same clusters as
+-- the ordered query
 CREATE TEMP TABLE uf_links AS
 SELECT (abs(hashint4(g)) % 30000)::bigint AS a, (abs(hashint4(g + 1000000)) % 30000)::bigint AS b,
        CASE WHEN g % 7 = 0 THEN NULL ELSE (abs(hashint4(g + 2000000)) % 50)::float8 END AS w,
@@ -200,15 +202,19 @@ SELECT (abs(hashint4(g)) % 30000)::bigint AS a, (abs(hashint4(g + 1000000)) % 30
 CREATE TEMP TABLE uf_ordered AS
 SELECT * FROM link_components('SELECT a, b FROM uf_links ORDER BY w DESC NULLS LAST, s NULLS LAST, a, b', true);
 CREATE TEMP TABLE uf_sorted AS SELECT * FROM link_components('SELECT a, b, w, s FROM uf_links', true);
+SET maintenance_work_mem = '2MB';
+CREATE TEMP TABLE uf_qsorted AS SELECT * FROM link_components('SELECT a, b, w, s FROM uf_links', true);
 SET maintenance_work_mem = '1MB';
 CREATE TEMP TABLE uf_spilled AS SELECT * FROM link_components('SELECT a, b, w, s FROM uf_links', true);
 RESET maintenance_work_mem;
 SELECT (SELECT count(*) FROM uf_ordered) AS records, (SELECT count(*) FROM uf_ordered WHERE refused) > 0 AS some_refused,
        (SELECT count(*) FROM (SELECT * FROM uf_ordered EXCEPT SELECT * FROM uf_sorted) d)
      + (SELECT count(*) FROM (SELECT * FROM uf_sorted EXCEPT SELECT * FROM uf_ordered) d) AS sorted_differs,
+       (SELECT count(*) FROM (SELECT * FROM uf_ordered EXCEPT SELECT * FROM uf_qsorted) d)
+     + (SELECT count(*) FROM (SELECT * FROM uf_qsorted EXCEPT SELECT * FROM uf_ordered) d) AS qsorted_differs,
        (SELECT count(*) FROM (SELECT * FROM uf_ordered EXCEPT SELECT * FROM uf_spilled) d)
      + (SELECT count(*) FROM (SELECT * FROM uf_spilled EXCEPT SELECT * FROM uf_ordered) d) AS spilled_differs;
-DROP TABLE uf_links, uf_ordered, uf_sorted, uf_spilled;
+DROP TABLE uf_links, uf_ordered, uf_sorted, uf_qsorted, uf_spilled;
 SELECT * FROM link_components('SELECT 1::bigint, 2::bigint, 1');
 -- NHS numbers confirmed by their records' details (record id, number, date
 -- of birth, sex): 2 and 3 share a number and agree (a NULL sex says

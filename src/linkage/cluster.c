@@ -36,7 +36,8 @@
  * Links with a third column (weight, double precision) and an optional
  * fourth (step, smallint) are ordered here, by weight descending, step, then
  * record ids, NULLs last, as "ORDER BY 3 DESC NULLS LAST, 4 NULLS LAST, 1, 2"
- * would order them: 24 bytes a link in memory and one sort, where
+ * would order them: 24 bytes a link in memory and one sort (a radix sort
+ * with a buffer of as many links where that fits too, else qsort()), where
  * PostgreSQL's sort of the same rows spilled to disk.  When the links would
  * not fit in maintenance_work_mem beside the arrays below, the query is run
  * again with that ORDER BY and read as it comes.
@@ -504,6 +505,80 @@ sorted_link_cmp(const void *x, const void *y)
 	return 0;
 }
 
+/*
+ * The 16 bits of a link's sort key at position d (0: the least significant
+ * of r, ... 9: the most significant of wkey); the ids as unsigned numbers
+ * in their signed order
+ */
+static inline uint32
+link_digit(const SortedLink *k, int d)
+{
+	switch (d)
+	{
+		case 0:
+			return ((uint32) k->r ^ 0x80000000) & 0xFFFF;
+		case 1:
+			return ((uint32) k->r ^ 0x80000000) >> 16;
+		case 2:
+			return ((uint32) k->l ^ 0x80000000) & 0xFFFF;
+		case 3:
+			return ((uint32) k->l ^ 0x80000000) >> 16;
+		case 4:
+			return k->skey & 0xFFFF;
+		case 5:
+			return k->skey >> 16;
+		default:
+			return (uint32) (k->wkey >> (16 * (d - 6))) & 0xFFFF;
+	}
+}
+
+/*
+ * The links in sorted_link_cmp()'s order by a least-significant-digit radix
+ * sort, 16 bits a pass, a pass skipped where every link has the same digit
+ * (the step when no link has one): at a million people its 3.6M links took
+ * 0.57 s through qsort().  tmp holds as many links; the result is in links.
+ */
+static void
+radix_sort_links(SortedLink *links, SortedLink *tmp, int64 n)
+{
+	int64	   *count = palloc(65536 * sizeof(int64));
+	SortedLink *from = links;
+	SortedLink *to = tmp;
+
+	for (int d = 0; d < 10; d++)
+	{
+		int64		sum = 0;
+		bool		one_bucket = false;
+
+		memset(count, 0, 65536 * sizeof(int64));
+		for (int64 i = 0; i < n; i++)
+			count[link_digit(&from[i], d)]++;
+		for (int b = 0; b < 65536; b++)
+		{
+			int64		c = count[b];
+
+			if (c == n)
+				one_bucket = true;
+			count[b] = sum;
+			sum += c;
+		}
+		if (one_bucket)
+			continue;
+		for (int64 i = 0; i < n; i++)
+			to[count[link_digit(&from[i], d)]++] = from[i];
+		{
+			SortedLink *swap = from;
+
+			from = to;
+			to = swap;
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (from != links)
+		memcpy(links, from, n * sizeof(SortedLink));
+	pfree(count);
+}
+
 /* (record id, record id, weight[, step]): held for sorting */
 static bool
 sort_batch(BatchState *st, SPITupleTable *tuptable, uint64 n)
@@ -581,7 +656,18 @@ sorted_links(const char *query, int natts, BatchState *st, MemoryContext per_que
 		return;
 	}
 	if (buf.n > 1)
-		qsort(buf.links, buf.n, sizeof(SortedLink), sorted_link_cmp);
+	{
+		/* a radix sort where its buffer fits beside them, else qsort() */
+		if ((int64) (buf.allocated + buf.n) * (int64) sizeof(SortedLink) + uf_bytes(st->uf) <= (int64) maintenance_work_mem * 1024)
+		{
+			SortedLink *tmp = palloc_extended(buf.n * sizeof(SortedLink), MCXT_ALLOC_HUGE);
+
+			radix_sort_links(buf.links, tmp, buf.n);
+			pfree(tmp);
+		}
+		else
+			qsort(buf.links, buf.n, sizeof(SortedLink), sorted_link_cmp);
+	}
 	for (int64 i = 0; i < buf.n; i++)
 	{
 		apply_link(st->uf, buf.links[i].l, buf.links[i].r, st->one_to_one);
