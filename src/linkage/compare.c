@@ -141,6 +141,13 @@ compare_nhs_number_int8(PG_FUNCTION_ARGS)
 	bool		av,
 				bv;
 
+	/* the same number twice (most candidate pairs): checked once */
+	if (!PG_ARGISNULL(0) && !PG_ARGISNULL(1) && PG_GETARG_INT64(0) == PG_GETARG_INT64(1))
+	{
+		if (!nhs_arg_int8(fcinfo, 0, &a, &av))
+			PG_RETURN_INT32(NHS_MISSING);
+		PG_RETURN_INT32(link_nhs_level(a, av, a, av));
+	}
 	if (!nhs_arg_int8(fcinfo, 0, &a, &av) || !nhs_arg_int8(fcinfo, 1, &b, &bv))
 		PG_RETURN_INT32(NHS_MISSING);
 	PG_RETURN_INT32(link_nhs_level(a, av, b, bv));
@@ -279,6 +286,19 @@ compare_postcode(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_INT32(0);
+	/* the same text twice (most candidate pairs): parsed once */
+	{
+		text	   *ta = PG_GETARG_TEXT_PP(0);
+		text	   *tb = PG_GETARG_TEXT_PP(1);
+
+		if (VARSIZE_ANY_EXHDR(ta) == VARSIZE_ANY_EXHDR(tb) &&
+			memcmp(VARDATA_ANY(ta), VARDATA_ANY(tb), VARSIZE_ANY_EXHDR(ta)) == 0)
+		{
+			if (postcode_arg(fcinfo, 0, a, &ao))
+				PG_RETURN_INT32(5);
+			PG_RETURN_INT32(other_postcode_level(ta, tb));
+		}
+	}
 	a_uk = postcode_arg(fcinfo, 0, a, &ao);
 	b_uk = postcode_arg(fcinfo, 1, b, &bo);
 	if (!a_uk && !b_uk)
