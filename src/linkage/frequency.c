@@ -296,9 +296,12 @@ freq_build(FunctionCallInfo fcinfo, Oid relid, const char *colname)
 					if (!att->attbyval)
 					{
 						MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+						Datum		copy = datumCopy(key, false, att->attlen);
 
-						key = datumCopy(key, false, att->attlen);
 						MemoryContextSwitchTo(old);
+						if (key != value)
+							pfree(DatumGetPointer(key));	/* detoasted */
+						key = copy;
 					}
 					bkey[nb] = key;
 					bhash[nb] = freq_hash_value(&cache->col, key);

@@ -178,6 +178,7 @@ link_person_plan(PG_FUNCTION_ARGS)
 				nwinners = 0,
 				k = 0;
 	int64	   *person_of;
+	bool	   *assigned;
 	int64	   *cl;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -272,8 +273,9 @@ link_person_plan(PG_FUNCTION_ARGS)
 	}
 
 	/* each cluster: the smallest person it won, else a new id in cluster order */
-	plan_charge(k * sizeof(int64));
+	plan_charge(k * (sizeof(int64) + sizeof(bool)));
 	person_of = palloc_extended(Max(k, 1) * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	assigned = palloc_extended(Max(k, 1) * sizeof(bool), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	{
 		Overlap    *by_cluster = palloc_extended(Max(nwinners, 1) * sizeof(Overlap), MCXT_ALLOC_HUGE);
 		Size		j = 0;
@@ -285,15 +287,18 @@ link_person_plan(PG_FUNCTION_ARGS)
 		{
 			while (cl[j] < by_cluster[i].cluster)
 				j++;
-			if (person_of[j] == 0)
+			if (!assigned[j])
+			{
 				person_of[j] = by_cluster[i].person;
+				assigned[j] = true;
+			}
 		}
 		pfree(by_cluster);
 	}
 	next_person = max_person;
 	for (Size i = 0; i < k; i++)
 	{
-		if (person_of[i] == 0)
+		if (!assigned[i])
 		{
 			if (next_person == PG_INT64_MAX)
 				ereport(ERROR,
