@@ -163,6 +163,24 @@ SELECT left(n::text, 8) AS n, caredata._link_value_count('odd_stage', 'n', ctid,
        caredata._link_value_count('odd_stage', 't', NULL, t) AS t_count,
        (SELECT count(*) FROM odd_stage o WHERE o.t = s.t) AS t_by_sql
   FROM odd_stage s ORDER BY n NULLS FIRST;
+-- a call site that outlives its statement (a PL/pgSQL expression) counts
+-- again after the table changed
+CREATE TEMP TABLE cnt_stage (v integer);
+CREATE TEMP TABLE cnt_seen (i integer, n bigint);
+INSERT INTO cnt_stage VALUES (1), (1);
+DO $$
+DECLARE
+  n bigint;
+BEGIN
+  FOR i IN 1 .. 3 LOOP
+    n := caredata._link_value_count('cnt_stage', 'v', NULL, 1);
+    INSERT INTO cnt_seen VALUES (i, n);
+    INSERT INTO cnt_stage VALUES (1);
+  END LOOP;
+END
+$$;
+SELECT i, n AS rows_holding_1 FROM cnt_seen ORDER BY i;
+DROP TABLE cnt_stage, cnt_seen;
 -- a row named by a TID that does not hold the value, or by no row: the
 -- value's own count
 SELECT caredata._link_value_count('odd_stage', 'n', '(0,3)', 1.0) AS other_row,
@@ -249,6 +267,18 @@ SELECT :pairs = count(*) AS written, :pairs > 1000 AS many, :patterns AS pattern
 -- no records: no pairs and an empty histogram
 SELECT * FROM caredata._link_block_compare_into('into_ok', '(SELECT * FROM caredata.link_record_p_default WHERE false)', '{nhs_digits}', '{1}',
   '{"caredata.compare_date(l.dob, r.dob, 365)"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false);
+-- a comparison giving levels its labels do not cover (beyond them, or
+-- negative): the pairs written, no histogram (link_run() then counts them)
+SELECT pairs > 0 AS written, patterns IS NULL AS no_histogram
+  FROM caredata._link_block_compare_into('into_ok', 'caredata.link_record_p_default', '{nhs_digits}', '{1}',
+         '{"caredata.compare_postcode(l.postcode, r.postcode)"}', '{NULL}', '{2}', NULL, 'link_and_dedupe', false);
+SELECT pairs > 0 AS written, patterns IS NULL AS no_histogram
+  FROM caredata._link_block_compare_into('into_ok', 'caredata.link_record_p_default', '{nhs_digits}', '{1}',
+         '{"caredata.compare_date(l.dob, r.dob, 365) - 9"}', '{NULL}', '{6}', NULL, 'link_and_dedupe', false);
+CREATE TEMP TABLE into_ruled (rid_l bigint, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
+CREATE RULE into_nowhere AS ON INSERT TO into_ruled DO INSTEAD NOTHING;
+SELECT caredata._link_block_compare_into('into_ruled', :into_args);
+DROP TABLE into_ruled;
 CREATE TEMP TABLE into_indexed (rid_l bigint PRIMARY KEY, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);
 SELECT caredata._link_block_compare_into('into_indexed', :into_args);
 CREATE TEMP TABLE into_not_null (rid_l bigint NOT NULL, rid_r bigint, dob smallint, pattern integer, tf_adj double precision);

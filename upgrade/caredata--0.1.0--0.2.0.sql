@@ -5672,7 +5672,7 @@ CREATE FUNCTION caredata._link_block_compare_into(into_table regclass, rec text,
     OUT pairs bigint, OUT patterns integer[], OUT counts double precision[])
   AS 'MODULE_PATHNAME', 'link_block_compare_into' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION caredata._link_block_compare_into(regclass, text, text[], integer[], text[], text[], integer[], double precision[], text, boolean) IS
-  'internal: the rows of _link_block_compare() written straight into a temporary table of this session (its columns: rid_l, rid_r, a smallint a comparison, pattern, tf_adj; no trigger, index, constraint or default); returns how many, and how many had each pattern (NULL arrays past 2^22 possible patterns)';
+  'internal: the rows of _link_block_compare() written straight into a temporary table of this session (its columns: rid_l, rid_r, a smallint a comparison, pattern, tf_adj; no trigger, index, rule, constraint or default); returns how many, and how many had each pattern (NULL arrays past 2^22 possible patterns or when a level lies beyond its labels)';
 
 -- each cluster's person id, with the merges and splits, in SQL: the rules
 -- persons.c (caredata._link_person_plan) follows in memory, and what

@@ -130,6 +130,8 @@ typedef struct PatternHist
 	int64	   *counts;			/* by pattern; NULL: too many patterns */
 	int64		size;
 	int64		null_count;		/* pairs whose pattern is NULL */
+	bool		outside;		/* a pattern outside [0, size): a comparison
+								 * gave a level its labels do not cover */
 } PatternHist;
 
 typedef struct Engine
@@ -888,6 +890,8 @@ emit_pair(Engine *e, uint32 i, uint32 j)
 	{
 		if (pattern_null)
 			e->hist->null_count++;
+		else if (pattern < 0 || pattern >= e->hist->size)
+			e->hist->outside = true;
 		else
 			e->hist->counts[pattern]++;
 	}
@@ -1257,8 +1261,8 @@ link_block_compare(PG_FUNCTION_ARGS)
  * statement to write them again; returns how many, and how many had each
  * pattern (ascending, a NULL pattern last, as array_agg(pattern ORDER BY
  * pattern) over GROUP BY pattern gives them; NULL arrays past 2^22
- * possible patterns), which link_run() would otherwise read the table
- * again for.
+ * possible patterns, or when a comparison gave a level beyond its labels),
+ * which link_run() would otherwise read the table again for.
  */
 PG_FUNCTION_INFO_V1(link_block_compare_into);
 Datum
@@ -1282,7 +1286,8 @@ link_block_compare_into(PG_FUNCTION_ARGS)
 	memset(&hist, 0, sizeof(hist));
 	values[0] = Int64GetDatum(engine_run(fcinfo, 1, RelationGetDescr(into), NULL, into, &hist));
 	relation_close(into, NoLock);
-	if (hist.counts == NULL)
+	/* no histogram past 2^22 patterns, or with a level out of its range */
+	if (hist.counts == NULL || hist.outside)
 		nulls[1] = nulls[2] = true;
 	else
 	{

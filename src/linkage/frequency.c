@@ -31,6 +31,7 @@
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "common/hashfn.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
@@ -95,6 +96,8 @@ static bool freq_equal(FreqColumn *col, Datum a, Datum b);
  */
 typedef struct FreqCache
 {
+	MemoryContext cxt;			/* all of it */
+	CommandId	cid;			/* the command it was counted in */
 	Oid			relid;
 	char		colname[NAMEDATALEN];
 	Oid			type;
@@ -162,7 +165,7 @@ freq_key(FreqColumn *col, Datum value)
 
 /* does equality of this type in this collation compare bytes? */
 static FreqKind
-freq_kind(Oid type, Oid coll)
+freq_kind(Oid type, Oid coll, bool byval)
 {
 	switch (type)
 	{
@@ -173,7 +176,8 @@ freq_kind(Oid type, Oid coll)
 		case OIDOID:
 		case BOOLOID:
 		case CHAROID:
-			return FREQ_BYVAL;
+			/* int8 is passed by reference on 32-bit builds */
+			return byval ? FREQ_BYVAL : FREQ_TYPE;
 		case TEXTOID:
 		case VARCHAROID:
 			if (OidIsValid(coll) && get_collation_isdeterministic(coll))
@@ -210,12 +214,14 @@ freq_build(FunctionCallInfo fcinfo, Oid relid, const char *colname)
 	/* the call site's own memory, measured against the limit */
 	cxt = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt, "caredata value counts", ALLOCSET_DEFAULT_SIZES);
 	cache = MemoryContextAllocZero(cxt, sizeof(FreqCache));
+	cache->cxt = cxt;
+	cache->cid = GetCurrentCommandId(false);
 	cache->relid = relid;
 	strlcpy(cache->colname, colname, NAMEDATALEN);
 	cache->type = att->atttypid;
 	cache->col.coll = att->attcollation;
 	cache->col.typlen = att->attlen;
-	cache->col.kind = freq_kind(att->atttypid, att->attcollation);
+	cache->col.kind = freq_kind(att->atttypid, att->attcollation, att->attbyval);
 	if (cache->col.kind == FREQ_TYPE)
 	{
 		TypeCacheEntry *tc = lookup_type_cache(att->atttypid, TYPECACHE_HASH_PROC_FINFO | TYPECACHE_EQ_OPR_FINFO);
@@ -388,6 +394,17 @@ link_value_count(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	relid = PG_GETARG_OID(0);
 	colname = NameStr(*PG_GETARG_NAME(1));
+	/*
+	 * Counted in an earlier command (a call site that outlives its
+	 * statement, as a PL/pgSQL expression's does): counted again, since the
+	 * table may have changed
+	 */
+	if (cache != NULL && cache->cid != GetCurrentCommandId(false))
+	{
+		MemoryContextDelete(cache->cxt);
+		cache = NULL;
+		fcinfo->flinfo->fn_extra = NULL;
+	}
 	if (cache == NULL)
 	{
 		cache = freq_build(fcinfo, relid, colname);

@@ -7,7 +7,7 @@
  * read with the caller's SELECT right on each column read, written with
  * the INSERT right, never one under row security (a direct scan or write
  * would not apply it), and written only when nothing else would have run on
- * an INSERT: no trigger, index, constraint or default.
+ * an INSERT: no trigger, index, rule, constraint or default.
  */
 #include "postgres.h"
 
@@ -87,9 +87,10 @@ link_open_temp_target(Oid relid, const char *writer)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("%s does not write a table with row security", writer)));
-	if (rel->rd_rel->relhastriggers || rel->rd_rel->relhasindex || rel->rd_att->constr != NULL)
+	if (rel->rd_rel->relhastriggers || rel->rd_rel->relhasindex || rel->rd_rel->relhasrules ||
+		rel->rd_att->constr != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("%s writes a table without triggers, indexes, constraints or defaults", writer)));
+				 errmsg("%s writes a table without triggers, indexes, rules, constraints or defaults", writer)));
 	return rel;
 }
