@@ -63,6 +63,7 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
+#include "keys.h"
 #include "temp_table.h"
 
 #define ARENA_BLOCK		(8 * 1024 * 1024)
@@ -501,8 +502,8 @@ radix_sort(HashEntry *a, HashEntry *tmp, int n)
  * value whose equal values have equal bytes, and text in a deterministic
  * collation (its equality is memcmp of the detoasted bytes).
  */
-static bool
-bytewise_type(Oid type, Oid coll)
+bool
+link_bytewise_type(Oid type, Oid coll)
 {
 	switch (type)
 	{
@@ -1183,7 +1184,7 @@ engine_run(FunctionCallInfo fcinfo, int a0, TupleDesc outdesc, Tuplestorestate *
 		fmgr_info_copy(&r->eq[r->ncols], &tc->eq_opr_finfo, work);
 		r->coll[r->ncols] = exprCollation((Node *) tle->expr);
 		r->typlen[r->ncols] = tc->typlen;
-		if (!bytewise_type(type, r->coll[r->ncols]) || (tc->typlen > 0 && !tc->typbyval))
+		if (!link_bytewise_type(type, r->coll[r->ncols]) || (tc->typlen > 0 && !tc->typbyval))
 			r->bytewise = false;
 		r->ncols++;
 		needed = bms_add_member(needed, att);

@@ -45,6 +45,7 @@
 #include "utils/snapmgr.h"
 #include "utils/typcache.h"
 
+#include "keys.h"
 #include "temp_table.h"
 
 /* how a column's values are told apart */
@@ -163,29 +164,16 @@ freq_key(FreqColumn *col, Datum value)
 	return value;
 }
 
-/* does equality of this type in this collation compare bytes? */
+/* how this column's values are told apart: as bytes where equality is */
 static FreqKind
-freq_kind(Oid type, Oid coll, bool byval)
+freq_kind(Oid type, Oid coll, int16 typlen, bool byval)
 {
-	switch (type)
-	{
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-		case DATEOID:
-		case OIDOID:
-		case BOOLOID:
-		case CHAROID:
-			/* int8 is passed by reference on 32-bit builds */
-			return byval ? FREQ_BYVAL : FREQ_TYPE;
-		case TEXTOID:
-		case VARCHAROID:
-			if (OidIsValid(coll) && get_collation_isdeterministic(coll))
-				return FREQ_VARLENA;
-			return FREQ_TYPE;
-		default:
-			return FREQ_TYPE;
-	}
+	if (!link_bytewise_type(type, coll))
+		return FREQ_TYPE;
+	if (typlen == -1)
+		return FREQ_VARLENA;
+	/* int8 is passed by reference on 32-bit builds */
+	return byval ? FREQ_BYVAL : FREQ_TYPE;
 }
 
 /* count the column's values in the table, once per call site */
@@ -221,7 +209,7 @@ freq_build(FunctionCallInfo fcinfo, Oid relid, const char *colname)
 	cache->type = att->atttypid;
 	cache->col.coll = att->attcollation;
 	cache->col.typlen = att->attlen;
-	cache->col.kind = freq_kind(att->atttypid, att->attcollation, att->attbyval);
+	cache->col.kind = freq_kind(att->atttypid, att->attcollation, att->attlen, att->attbyval);
 	if (cache->col.kind == FREQ_TYPE)
 	{
 		TypeCacheEntry *tc = lookup_type_cache(att->atttypid, TYPECACHE_HASH_PROC_FINFO | TYPECACHE_EQ_OPR_FINFO);

@@ -21,22 +21,32 @@
 
 #include "temp_table.h"
 
-/* the table, locked for reading; close it with relation_close() */
-Relation
-link_open_temp(Oid relid, const char *reader)
+/*
+ * The table, opened with lock: an ordinary temporary table of this session,
+ * not under row security for the caller (verb: "read" or "write")
+ */
+static Relation
+open_own_temp(Oid relid, LOCKMODE lock, const char *who, const char *verb)
 {
-	Relation	rel = relation_open(relid, AccessShareLock);
+	Relation	rel = relation_open(relid, lock);
 
 	if (rel->rd_rel->relkind != RELKIND_RELATION || !rel->rd_islocaltemp)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("%s reads a temporary table of this session only", reader),
-				 errhint("It serves caredata.link_run() and caredata.link_standardise().")));
+				 errmsg("%s %ss a temporary table of this session only", who, verb),
+				 errhint("It serves the working tables of caredata.link_run() and caredata.link_standardise().")));
 	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s does not read a table with row security", reader)));
+				 errmsg("%s does not %s a table with row security", who, verb)));
 	return rel;
+}
+
+/* the table, locked for reading; close it with relation_close() */
+Relation
+link_open_temp(Oid relid, const char *reader)
+{
+	return open_own_temp(relid, AccessShareLock, reader, "read");
 }
 
 /*
@@ -72,21 +82,12 @@ link_temp_column(Relation rel, const char *colname, Oid type)
 Relation
 link_open_temp_target(Oid relid, const char *writer)
 {
-	Relation	rel = relation_open(relid, RowExclusiveLock);
+	Relation	rel = open_own_temp(relid, RowExclusiveLock, writer, "write");
 
-	if (rel->rd_rel->relkind != RELKIND_RELATION || !rel->rd_islocaltemp)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("%s writes a temporary table of this session only", writer),
-				 errhint("It serves caredata.link_run().")));
 	if (pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to insert into table %s", RelationGetRelationName(rel))));
-	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s does not write a table with row security", writer)));
 	if (rel->rd_rel->relhastriggers || rel->rd_rel->relhasindex || rel->rd_rel->relhasrules ||
 		rel->rd_att->constr != NULL)
 		ereport(ERROR,
