@@ -59,21 +59,9 @@ sex_lookup(text *t)
 		buf[i] = pg_ascii_tolower((unsigned char) s[i]);
 	buf[len] = '\0';
 
-	/* the codes themselves first: what standardised records hold */
-	if (len == 1)
-		switch (buf[0])
-		{
-			case '1':
-				return "1";
-			case '2':
-				return "2";
-			case '9':
-				return "9";
-			case 'x':
-				return "X";
-		}
+	/* the first character tells most spellings apart before strcmp() */
 	for (const SexSpelling *sp = sex_spellings; sp->spelling; sp++)
-		if (strcmp(buf, sp->spelling) == 0)
+		if (sp->spelling[0] == buf[0] && strcmp(buf, sp->spelling) == 0)
 			return sp->code;
 	return NULL;
 }

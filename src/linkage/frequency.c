@@ -101,14 +101,12 @@ typedef struct FreqCache
 	CommandId	cid;			/* the command it was counted in */
 	Oid			relid;
 	char		colname[NAMEDATALEN];
-	Oid			type;
 	FreqColumn	col;
 	freq_hash  *table;
 	bool		by_tid;			/* rows numbered 1.. on every block */
 	BlockNumber nblocks;
 	uint32	   *block_start;	/* the first row of each block */
 	uint32	   *block_rows;		/* rows on each block */
-	uint32		nrows;
 	Datum	   *row_value;		/* the row's value (a kept copy), or 0 */
 	uint32	   *row_count;		/* its count; 0 for NULL */
 } FreqCache;
@@ -206,7 +204,6 @@ freq_build(FunctionCallInfo fcinfo, Oid relid, const char *colname)
 	cache->cid = GetCurrentCommandId(false);
 	cache->relid = relid;
 	strlcpy(cache->colname, colname, NAMEDATALEN);
-	cache->type = att->atttypid;
 	cache->col.coll = att->attcollation;
 	cache->col.typlen = att->attlen;
 	cache->col.kind = freq_kind(att->atttypid, att->attcollation, att->attlen, att->attbyval);
@@ -343,7 +340,6 @@ freq_build(FunctionCallInfo fcinfo, Oid relid, const char *colname)
 		ExecDropSingleTupleTableSlot(slot);
 		table_endscan(scan);
 		MemoryContextDelete(batch_cxt);
-		cache->nrows = nrows;
 
 		/* pass 2: each row's count, its table slot loading a batch ahead */
 		for (uint32 i = 0; i < nrows; i++)

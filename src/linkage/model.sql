@@ -843,6 +843,9 @@ DECLARE
   freq_nhs text;
   freq_dob text;
   freq_postcode text;
+  -- a staged column's frequency counted in C (frequency.c): NULL for a
+  -- value held once, which coalesce() makes 1 / records as the SQL does
+  freq_c constant text := 'nullif(caredata._link_value_count(''pg_temp.link_stage''::regclass, %1$L, t.ctid, t.%1$I), 1)::double precision / %2$s';
   src_counts jsonb := '{}';
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM caredata.link_source ls WHERE ls.project = p_project AND (sources IS NULL OR ls.source = ANY (sources))) THEN
@@ -939,12 +942,9 @@ BEGIN
     f_json := '';
     f_join := '';
     IF in_memory THEN
-      freq_nhs := format('caredata._link_value_count(%L::regclass, %L, t.ctid, t.nhs_digits)', 'pg_temp.link_stage', 'nhs_digits');
-      freq_dob := format('caredata._link_value_count(%L::regclass, %L, t.ctid, t.dob)', 'pg_temp.link_stage', 'dob');
-      freq_postcode := format('caredata._link_value_count(%L::regclass, %L, t.ctid, t.postcode)', 'pg_temp.link_stage', 'postcode');
-      freq_nhs := format('nullif(%s, 1)::double precision / %s', freq_nhs, total);
-      freq_dob := format('nullif(%s, 1)::double precision / %s', freq_dob, total);
-      freq_postcode := format('nullif(%s, 1)::double precision / %s', freq_postcode, total);
+      freq_nhs := format(freq_c, 'nhs_digits', total);
+      freq_dob := format(freq_c, 'dob', total);
+      freq_postcode := format(freq_c, 'postcode', total);
     ELSE
       freq_nhs := 'fn.f';
       freq_dob := 'fd.f';
@@ -964,7 +964,7 @@ BEGIN
                     WHEN 'address' THEN format(', %L, t.%I', f.field || '_num', 'f_' || f.field || '_num') ELSE '' END,
         'tf_' || f.field,
         CASE WHEN in_memory
-             THEN format('nullif(caredata._link_value_count(%L::regclass, %L, t.ctid, t.%I), 1)::double precision / %s', 'pg_temp.link_stage', 'f_' || f.field, 'f_' || f.field, total)
+             THEN format(freq_c, 'f_' || f.field, total)
              ELSE format('q%s.f', i) END,
         total);
       IF NOT in_memory THEN
