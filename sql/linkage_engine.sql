@@ -230,6 +230,81 @@ CREATE TEMP TABLE bad_cluster (cluster text, old_person bigint);
 SELECT count(*) FROM caredata._link_person_plan('bad_cluster', 1);
 DROP TABLE bad_cluster;
 
+-- ---- the cluster table written in C (cluster_table.c): the SQL's rows ----
+-- both ways for the last run's links: the C function's rows and those of
+-- the statement it replaces, and the rows only one of them has
+CREATE FUNCTION pg_temp.cluster_both(links text, one_to_one boolean, nhs text, persons regclass DEFAULT 'caredata.person_index_p_default')
+  RETURNS TABLE (written bigint, c_only bigint, sql_only bigint, linked bigint, with_person bigint) LANGUAGE plpgsql AS $$
+BEGIN
+  CREATE TEMP TABLE cl_c (rid bigint, source text COLLATE "C", record_id bigint, record_key text COLLATE "C",
+                          cluster bigint, refused boolean, old_person bigint);
+  written := caredata._link_cluster_into('pg_temp.cl_c', 'caredata.link_record_p_default', persons, links, one_to_one, nhs);
+  EXECUTE format($q$
+    CREATE TEMP TABLE cl_sql AS
+    SELECT r.rid, r.source, r.record_id, r.record_key, coalesce(c.cluster, r.rid) AS cluster, coalesce(c.refused, false) AS refused,
+           p.person_id AS old_person
+      FROM caredata.link_record_p_default r
+      LEFT JOIN %s p ON p.rid = r.rid
+      LEFT JOIN caredata.link_components($1, $2, $3) c ON c.rid = r.rid$q$, persons)
+  USING links, one_to_one, nhs;
+  c_only := (SELECT count(*) FROM (TABLE cl_c EXCEPT ALL TABLE cl_sql) a);
+  sql_only := (SELECT count(*) FROM (TABLE cl_sql EXCEPT ALL TABLE cl_c) b);
+  linked := (SELECT count(*) FROM cl_c WHERE cluster <> rid);
+  with_person := (SELECT count(*) FROM cl_c WHERE old_person IS NOT NULL);
+  DROP TABLE cl_c, cl_sql;
+  RETURN NEXT;
+END
+$$;
+SELECT max(run_id) AS last_run FROM caredata.link_run \gset
+SELECT format('SELECT rid_l, rid_r, weight, step FROM caredata.link_pair WHERE run_id = %s', :last_run) AS weighted,
+       format('SELECT rid_l, rid_r FROM caredata.link_pair WHERE run_id = %s', :last_run) AS plain,
+       'SELECT rid, nhs_digits, dob, CASE WHEN caredata.compare_sex(sex, sex) = 2 THEN sex END FROM caredata.link_record_p_default WHERE nhs_digits IS NOT NULL' AS details \gset
+-- one to one with NHS numbers kept apart by their details (a run's call),
+-- and plain links
+SELECT written = (SELECT count(*) FROM caredata.link_record_p_default) AS every_record, c_only, sql_only,
+       linked > 0 AS some_linked, with_person > 0 AS some_persons
+  FROM pg_temp.cluster_both(:'weighted', true, :'details');
+SELECT c_only, sql_only, linked > 0 AS some_linked FROM pg_temp.cluster_both(:'plain', false, NULL);
+-- records without a person (new since the last run) and a person index
+-- whose heap is out of rid order (rows moved by an update): read sorted
+BEGIN;
+DELETE FROM caredata.person_index_p_default WHERE rid % 5 = 0;
+UPDATE caredata.person_index_p_default SET run_id = run_id WHERE rid % 3 = 0;
+SELECT c_only, sql_only, with_person < (SELECT count(*) FROM caredata.link_record_p_default) AS some_new
+  FROM pg_temp.cluster_both(:'weighted', true, :'details');
+ROLLBACK;
+-- no person index rows, no links
+CREATE TEMP TABLE no_persons (rid bigint, person_id bigint);
+SELECT written > 0 AS written, c_only, sql_only, linked, with_person
+  FROM pg_temp.cluster_both('SELECT rid_l, rid_r FROM caredata.link_pair WHERE false', false, NULL, 'no_persons');
+CREATE TEMP TABLE cl_ok (rid bigint, source text, record_id bigint, record_key text, cluster bigint, refused boolean, old_person bigint);
+-- a person index holding a record twice (no key to stop it here): an error
+BEGIN;
+INSERT INTO no_persons VALUES (2, 1), (1, 1), (1, 2);
+SELECT caredata._link_cluster_into('cl_ok', 'caredata.link_record_p_default', 'no_persons', :'plain', false, NULL);
+ROLLBACK;
+-- past maintenance_work_mem: an error with a hint (link_run() then runs the SQL)
+BEGIN;
+SET LOCAL maintenance_work_mem = '1MB';
+INSERT INTO no_persons SELECT i, i FROM generate_series(10, 70000) i;
+SELECT caredata._link_cluster_into('cl_ok', 'caredata.link_record_p_default', 'no_persons', :'plain', false, NULL);
+ROLLBACK;
+-- bad arguments: NULLs, a target of another shape, not a bare temporary
+-- table, records that are not a table
+SELECT caredata._link_cluster_into(NULL, 'caredata.link_record_p_default', 'no_persons', :'plain', false, NULL);
+SELECT caredata._link_cluster_into('cl_ok', 'caredata.link_record_p_default', 'no_persons', NULL, false, NULL);
+CREATE TEMP TABLE cl_shape (rid bigint, source text, record_id bigint, record_key text, cluster integer, refused boolean, old_person bigint);
+SELECT caredata._link_cluster_into('cl_shape', 'caredata.link_record_p_default', 'no_persons', :'plain', false, NULL);
+CREATE TEMP TABLE cl_short (rid bigint, source text, record_id bigint, record_key text, cluster bigint, refused boolean);
+SELECT caredata._link_cluster_into('cl_short', 'caredata.link_record_p_default', 'no_persons', :'plain', false, NULL);
+CREATE TEMP TABLE cl_indexed (rid bigint PRIMARY KEY, source text, record_id bigint, record_key text, cluster bigint, refused boolean, old_person bigint);
+SELECT caredata._link_cluster_into('cl_indexed', 'caredata.link_record_p_default', 'no_persons', :'plain', false, NULL);
+SELECT caredata._link_cluster_into('fld.c', 'caredata.link_record_p_default', 'no_persons', :'plain', false, NULL);
+SELECT caredata._link_cluster_into('cl_ok', 'caredata.link_record', 'no_persons', :'plain', false, NULL);
+SELECT caredata._link_cluster_into('cl_ok', 'caredata.link_record_p_default', 'cl_ok', :'plain', false, NULL);
+SELECT count(*) AS nothing_written FROM cl_ok;
+DROP TABLE cl_shape, cl_short, cl_indexed;
+
 -- ---- keys compared by their type's equality, and keys too long to hold ----
 -- numeric 1990.0 = 1990.00 (different bytes), text keys over 18 bytes:
 -- the pair counts of the same joins written by hand
@@ -336,6 +411,7 @@ SELECT count(*) FROM caredata._link_block_compare('caredata.link_record_p_defaul
 SELECT caredata._link_value_count('names_stage', 'given', NULL, 'name1'::text);
 SELECT count(*) FROM caredata._link_person_plan('names_stage', 1);
 SELECT caredata._link_block_compare_into('names_stage', :into_args);
+SELECT caredata._link_cluster_into('cl_ok', 'caredata.link_record_p_default', 'no_persons', :'plain', false, NULL);
 RESET ROLE;
 -- a linker counts only what it may read, and no table under row security
 GRANT SELECT ON odd_stage TO caredata_linker;
@@ -345,4 +421,19 @@ SET ROLE caredata_linker;
 SELECT caredata._link_value_count('names_stage', 'given', NULL, 'name1'::text);
 SELECT count(*) AS rows_it_sees FROM odd_stage;
 SELECT caredata._link_value_count('odd_stage', 'n', NULL, 1.0);
+RESET ROLE;
+-- the cluster table: a linker writes only its own bare temporary table,
+-- reads only the columns it may, and no table under row security
+CREATE TEMP TABLE persons_rls (rid bigint, person_id bigint);
+INSERT INTO persons_rls VALUES (1, 1);
+GRANT SELECT ON persons_rls TO caredata_linker;
+ALTER TABLE persons_rls ENABLE ROW LEVEL SECURITY;
+CREATE POLICY no_rows ON persons_rls TO caredata_linker USING (false);
+CREATE TEMP TABLE persons_hidden (rid bigint, person_id bigint);
+SET ROLE caredata_linker;
+CREATE TEMP TABLE cl_linker (rid bigint, source text, record_id bigint, record_key text, cluster bigint, refused boolean, old_person bigint);
+SELECT caredata._link_cluster_into('cl_linker', 'caredata.link_record_p_default', 'persons_rls', 'SELECT 1::bigint, 2::bigint WHERE false', false, NULL);
+SELECT caredata._link_cluster_into('cl_linker', 'caredata.link_record_p_default', 'persons_hidden', 'SELECT 1::bigint, 2::bigint WHERE false', false, NULL);
+SELECT caredata._link_cluster_into('cl_ok', 'caredata.link_record_p_default', 'no_persons', 'SELECT 1::bigint, 2::bigint WHERE false', false, NULL);
+SELECT count(*) AS nothing_written FROM cl_linker;
 RESET ROLE;

@@ -5728,6 +5728,17 @@ $$;
 COMMENT ON FUNCTION caredata._link_person_plan_sql(bigint, boolean) IS
   'internal: each cluster''s stable person id (a), with the merges (m) and splits (s) of person ids, from pg_temp.link_cluster, in SQL; the rules caredata._link_person_plan() follows in memory';
 
+-- a run's cluster table in memory (src/linkage/cluster_table.c): each
+-- record of a project's partition of link_record with its cluster and
+-- refusal (link_components) and its person id in the partition of
+-- person_index, written straight into a temporary table of the session
+CREATE FUNCTION caredata._link_cluster_into(into_table regclass, records regclass, persons regclass,
+    links_query text, one_to_one boolean, nhs_query text)
+  RETURNS bigint
+  AS 'MODULE_PATHNAME', 'link_cluster_into' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION caredata._link_cluster_into(regclass, regclass, regclass, text, boolean, text) IS
+  'internal: writes into a temporary table of this session (rid, source, record_id, record_key, cluster, refused, old_person) for every record of records: its cluster and refusal as link_components(links_query, one_to_one, nhs_query) gives them (its own rid and false outside any link) and its person id in persons; returns how many rows; at most maintenance_work_mem';
+
 -- the same rows in memory (src/linkage/persons.c)
 CREATE FUNCTION caredata._link_person_plan(clusters regclass, max_person bigint)
   RETURNS TABLE (kind "char", cluster bigint, person_id bigint, other_person_id bigint, records bigint)
@@ -5787,6 +5798,9 @@ DECLARE
   v_stats jsonb := '{}';
   max_person bigint;
   v_plan_in_memory boolean := current_setting('caredata.link_compare_engine')::boolean;
+  v_cluster_in_memory boolean := current_setting('caredata.link_compare_engine')::boolean;
+  v_links_query text;
+  v_nhs_query text;
   rule_pairs record;
   blocked numeric := 0;
   saved_mergejoin text;
@@ -6103,41 +6117,60 @@ BEGIN
 
   -- 7. cluster
   t := clock_timestamp();
+  -- the run's links in weight order (weight descending, step, record ids:
+  -- link_components sorts links that carry their weight and step in
+  -- memory, where an ORDER BY here spilled 3.6 M links to disk)
+  v_links_query := format('SELECT rid_l, rid_r%s FROM caredata.link_pair WHERE run_id = %s',
+                          CASE WHEN p_one_to_one OR v_keep_apart THEN ', weight, step' ELSE '' END, v_run);
+  v_nhs_query := CASE WHEN v_keep_apart AND v_nhs_confirm = 'details' THEN
+                   -- a number is confirmed on its own unless two records carrying
+                   -- it disagree on the date of birth or on a known sex (a
+                   -- household member's number on someone else's record):
+                   -- link_components groups the records by number itself (a
+                   -- grouping here spilled to disk and was joined back)
+                   format('SELECT rid, nhs_digits, dob, CASE WHEN caredata.compare_sex(sex, sex) = 2 THEN sex END
+                      FROM %s WHERE nhs_digits IS NOT NULL', caredata._link_partition('caredata.link_record', p_project))
+                 WHEN v_keep_apart THEN format('SELECT rid, nhs_digits FROM %s WHERE nhs_digits IS NOT NULL',
+                                               caredata._link_partition('caredata.link_record', p_project)) END;
   -- each record with its cluster and its person id in the index so far
-  -- (the project's partitions, not the parents: a partitioned parent has no
-  -- statistics, and the planner then probes the person index once per
-  -- record instead of hashing it).  Merge joins in rid order, both tables
-  -- by their rid index and the components sorted: the planner's other
-  -- choice, hashing the person index (in two batches at 1M people), took
-  -- 5.6-5.9 s against 5.1-5.3 s, and it switched between the two as the
-  -- statistics of the index changed from run to run
-  saved_hashjoin := current_setting('enable_hashjoin');
-  PERFORM set_config('enable_hashjoin', 'off', true);
-  EXECUTE format($q$
-    CREATE TEMP TABLE link_cluster ON COMMIT DROP AS
-    SELECT r.rid, r.source, r.record_id, r.record_key, coalesce(c.cluster, r.rid) AS cluster, coalesce(c.refused, false) AS refused,
-           p.person_id AS old_person
-      FROM %s r
-      LEFT JOIN %s p ON p.rid = r.rid
-      LEFT JOIN caredata.link_components($1, $2, $3) c ON c.rid = r.rid$q$,
-    caredata._link_partition('caredata.link_record', p_project), caredata._link_partition('caredata.person_index', p_project))
-  -- in weight order (weight descending, step, record ids: link_components
-  -- sorts links that carry their weight and step in memory, where an ORDER
-  -- BY here spilled 3.6 M links to disk)
-  USING format('SELECT rid_l, rid_r%s FROM caredata.link_pair WHERE run_id = %s',
-               CASE WHEN p_one_to_one OR v_keep_apart THEN ', weight, step' ELSE '' END, v_run),
-        p_one_to_one,
-        CASE WHEN v_keep_apart AND v_nhs_confirm = 'details' THEN
-               -- a number is confirmed on its own unless two records carrying
-               -- it disagree on the date of birth or on a known sex (a
-               -- household member's number on someone else's record):
-               -- link_components groups the records by number itself (a
-               -- grouping here spilled to disk and was joined back)
-               format('SELECT rid, nhs_digits, dob, CASE WHEN caredata.compare_sex(sex, sex) = 2 THEN sex END
-                  FROM %s WHERE nhs_digits IS NOT NULL', caredata._link_partition('caredata.link_record', p_project))
-             WHEN v_keep_apart THEN format('SELECT rid, nhs_digits FROM %s WHERE nhs_digits IS NOT NULL',
-                                           caredata._link_partition('caredata.link_record', p_project)) END;
-  PERFORM set_config('enable_hashjoin', saved_hashjoin, true);
+  -- (the project's partitions): written in C (cluster_table.c: the person
+  -- index read into memory once, the records once in heap order, the rows
+  -- written in batches; 5.3 s in SQL at 1M people, of which the joins and
+  -- the components' sort 2-3 s), unless switched off or past
+  -- maintenance_work_mem
+  IF v_cluster_in_memory THEN
+    BEGIN
+      CREATE TEMP TABLE link_cluster (rid bigint, source text COLLATE "C", record_id bigint, record_key text COLLATE "C",
+                                      cluster bigint, refused boolean, old_person bigint) ON COMMIT DROP;
+      PERFORM caredata._link_cluster_into('pg_temp.link_cluster'::regclass,
+                                          caredata._link_partition('caredata.link_record', p_project)::regclass,
+                                          caredata._link_partition('caredata.person_index', p_project)::regclass,
+                                          v_links_query, p_one_to_one, v_nhs_query);
+    EXCEPTION WHEN program_limit_exceeded THEN
+      v_cluster_in_memory := false;
+    END;
+  END IF;
+  IF NOT v_cluster_in_memory THEN
+    -- in SQL: the project's partitions, not the parents (a partitioned
+    -- parent has no statistics, and the planner then probes the person
+    -- index once per record instead of hashing it).  Merge joins in rid
+    -- order, both tables by their rid index and the components sorted: the
+    -- planner's other choice, hashing the person index (in two batches at
+    -- 1M people), took 5.6-5.9 s against 5.1-5.3 s, and it switched between
+    -- the two as the statistics of the index changed from run to run
+    saved_hashjoin := current_setting('enable_hashjoin');
+    PERFORM set_config('enable_hashjoin', 'off', true);
+    EXECUTE format($q$
+      CREATE TEMP TABLE link_cluster ON COMMIT DROP AS
+      SELECT r.rid, r.source, r.record_id, r.record_key, coalesce(c.cluster, r.rid) AS cluster, coalesce(c.refused, false) AS refused,
+             p.person_id AS old_person
+        FROM %s r
+        LEFT JOIN %s p ON p.rid = r.rid
+        LEFT JOIN caredata.link_components($1, $2, $3) c ON c.rid = r.rid$q$,
+      caredata._link_partition('caredata.link_record', p_project), caredata._link_partition('caredata.person_index', p_project))
+    USING v_links_query, p_one_to_one, v_nhs_query;
+    PERFORM set_config('enable_hashjoin', saved_hashjoin, true);
+  END IF;
   -- keep only the links clustering accepted (one to one; NHS numbers kept
   -- apart): both records of a refused link are marked, a few thousand at
   -- 1M people, so the run's links are hashed against those alone (joined

@@ -77,12 +77,13 @@
 #include "utils/tuplestore.h"
 
 #include "identifiers/identifiers.h"
+#include "cluster.h"
 #include "compare.h"
 
 #define FETCH_BATCH		10000
 #define NO_PARENT		(-1)
 
-typedef struct UnionFind
+struct UnionFind
 {
 	int32	   *parent;			/* NO_PARENT: not in any link */
 	int64	   *own;			/* a record's valid NHS number, 0 none; NULL
@@ -91,7 +92,7 @@ typedef struct UnionFind
 								 * number, 0 none; NULL without nhs_query */
 	bool	   *refused;		/* a link of this record was refused */
 	int64		size;			/* allocated entries */
-} UnionFind;
+};
 
 /*
  * the details of one valid NHS number's records: the first date of birth
@@ -702,43 +703,30 @@ query_natts(const char *query, const char *what)
 	return natts;
 }
 
-PG_FUNCTION_INFO_V1(link_components);
-Datum
-link_components(PG_FUNCTION_ARGS)
+/*
+ * The clusters of the links of query (see the head of this file), in
+ * memory allocated in cxt: free them with link_clusters_free()
+ */
+LinkClusters *
+link_clusters_build(const char *query, bool one_to_one, const char *nhs_query, MemoryContext cxt)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *query;
-	bool		one_to_one;
-	char	   *nhs_query;
-	UnionFind	uf;
-	MemoryContext per_query;
+	UnionFind  *uf;
 	MemoryContext oldcxt;
-	Tuplestorestate *store;
-	TupleDesc	tupdesc;
 	BatchState	st;
 	int			natts;
 
-	InitMaterializedSRF(fcinfo, 0);
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		return (Datum) 0;
-	query = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	one_to_one = PG_GETARG_BOOL(1);
-	nhs_query = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	store = rsinfo->setResult;
-	tupdesc = rsinfo->setDesc;
-	per_query = rsinfo->econtext->ecxt_per_query_memory;
-
-	oldcxt = MemoryContextSwitchTo(per_query);
-	uf.size = 1024;
-	uf.parent = palloc_extended(uf.size * sizeof(int32), MCXT_ALLOC_HUGE);
-	uf.refused = palloc_extended(uf.size * sizeof(bool), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	uf.own = nhs_query ? palloc_extended(uf.size * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO) : NULL;
-	uf.key = nhs_query ? palloc_extended(uf.size * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO) : NULL;
-	for (int64 i = 0; i < uf.size; i++)
-		uf.parent[i] = NO_PARENT;
+	oldcxt = MemoryContextSwitchTo(cxt);
+	uf = palloc(sizeof(UnionFind));
+	uf->size = 1024;
+	uf->parent = palloc_extended(uf->size * sizeof(int32), MCXT_ALLOC_HUGE);
+	uf->refused = palloc_extended(uf->size * sizeof(bool), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	uf->own = nhs_query ? palloc_extended(uf->size * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO) : NULL;
+	uf->key = nhs_query ? palloc_extended(uf->size * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO) : NULL;
+	for (int64 i = 0; i < uf->size; i++)
+		uf->parent[i] = NO_PARENT;
 	MemoryContextSwitchTo(oldcxt);
 
-	st.uf = &uf;
+	st.uf = uf;
 	st.one_to_one = one_to_one;
 	st.details = NULL;
 	st.buffer = NULL;
@@ -750,48 +738,92 @@ link_components(PG_FUNCTION_ARGS)
 		/* with a date of birth and a sex: numbers confirmed by their details */
 		if (query_natts(nhs_query, "NHS numbers") >= 4)
 		{
-			oldcxt = MemoryContextSwitchTo(per_query);
-			details.groups = nhsgroup_create(per_query, 1024, NULL);
+			oldcxt = MemoryContextSwitchTo(cxt);
+			details.groups = nhsgroup_create(cxt, 1024, NULL);
 			details.maxsexes = 8;
 			details.nsexes = 0;
 			details.sexes = palloc(details.maxsexes * sizeof(text *));
 			MemoryContextSwitchTo(oldcxt);
 			st.details = &details;
 		}
-		each_batch(nhs_query, "NHS numbers", &st, per_query, nhs_batch);
+		each_batch(nhs_query, "NHS numbers", &st, cxt, nhs_batch);
 		if (st.details)
 		{
-			details_confirm(&uf, &details);
+			details_confirm(uf, &details);
 			nhsgroup_destroy(details.groups);
 			st.details = NULL;
 		}
 	}
 	natts = query_natts(query, "links");
 	if (natts >= 3)
-		sorted_links(query, natts, &st, per_query);
+		sorted_links(query, natts, &st, cxt);
 	else
-		each_batch(query, "links", &st, per_query, links_batch);
+		each_batch(query, "links", &st, cxt, links_batch);
 	SPI_finish();
+	/* the NHS numbers are needed no more */
+	if (uf->own)
+	{
+		pfree(uf->own);
+		pfree(uf->key);
+		uf->own = uf->key = NULL;
+	}
+	return uf;
+}
 
-	for (int64 i = 0; i < uf.size; i++)
+/*
+ * A record's cluster and whether a link of it was refused; false (and
+ * nothing set) when the record is in no link, accepted or refused
+ */
+bool
+link_cluster_of(LinkClusters *uf, int64 rid, int64 *cluster, bool *refused)
+{
+	if (rid < 0 || rid >= uf->size || (uf->parent[rid] == NO_PARENT && !uf->refused[rid]))
+		return false;
+	*cluster = uf->parent[rid] == NO_PARENT ? rid : (int64) uf_find(uf, (int32) rid);
+	*refused = uf->refused[rid];
+	return true;
+}
+
+void
+link_clusters_free(LinkClusters *uf)
+{
+	pfree(uf->parent);
+	pfree(uf->refused);
+	pfree(uf);
+}
+
+PG_FUNCTION_INFO_V1(link_components);
+Datum
+link_components(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	UnionFind  *uf;
+	Tuplestorestate *store;
+	TupleDesc	tupdesc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		return (Datum) 0;
+	store = rsinfo->setResult;
+	tupdesc = rsinfo->setDesc;
+	uf = link_clusters_build(text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_GETARG_BOOL(1),
+							 PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)),
+							 rsinfo->econtext->ecxt_per_query_memory);
+	for (int64 i = 0; i < uf->size; i++)
 	{
 		Datum		values[3];
 		bool		nulls[3] = {false, false, false};
+		int64		cluster;
+		bool		refused;
 
 		/* every record in a link, accepted or refused */
-		if (uf.parent[i] == NO_PARENT && !uf.refused[i])
+		if (!link_cluster_of(uf, i, &cluster, &refused))
 			continue;
 		values[0] = Int64GetDatum(i);
-		values[1] = Int64GetDatum(uf.parent[i] == NO_PARENT ? i : (int64) uf_find(&uf, (int32) i));
-		values[2] = BoolGetDatum(uf.refused[i]);
+		values[1] = Int64GetDatum(cluster);
+		values[2] = BoolGetDatum(refused);
 		tuplestore_putvalues(store, tupdesc, values, nulls);
 	}
-	pfree(uf.parent);
-	pfree(uf.refused);
-	if (uf.own)
-	{
-		pfree(uf.own);
-		pfree(uf.key);
-	}
+	link_clusters_free(uf);
 	return (Datum) 0;
 }

@@ -2,8 +2,10 @@
  * src/linkage/temp_table.c
  *
  * Opening one of the session's own temporary tables for C code that scans
- * it or writes it directly, bypassing the executor (frequency.c and
- * persons.c read, block.c writes): an ordinary table of this session only,
+ * it or writes it directly, bypassing the executor (frequency.c, persons.c
+ * and cluster_table.c read, block.c and cluster_table.c write; the last
+ * also reads a project's partitions of the linkage tables): an ordinary
+ * table (of this session only, but for those partitions),
  * read with the caller's SELECT right on each column read, written with
  * the INSERT right, never one under row security (a direct scan or write
  * would not apply it), and written only when nothing else would have run on
@@ -22,18 +24,19 @@
 #include "temp_table.h"
 
 /*
- * The table, opened with lock: an ordinary temporary table of this session,
- * not under row security for the caller (verb: "read" or "write")
+ * The table, opened with lock: an ordinary table (a temporary table of this
+ * session when temp_only), not under row security for the caller (verb:
+ * "read" or "write")
  */
 static Relation
-open_own_temp(Oid relid, LOCKMODE lock, const char *who, const char *verb)
+open_checked(Oid relid, LOCKMODE lock, const char *who, const char *verb, bool temp_only)
 {
 	Relation	rel = relation_open(relid, lock);
 
-	if (rel->rd_rel->relkind != RELKIND_RELATION || !rel->rd_islocaltemp)
+	if (rel->rd_rel->relkind != RELKIND_RELATION || (temp_only && !rel->rd_islocaltemp))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("%s %ss a temporary table of this session only", who, verb),
+				 errmsg(temp_only ? "%s %ss a temporary table of this session only" : "%s %ss an ordinary table only", who, verb),
 				 errhint("It serves the working tables of caredata.link_run() and caredata.link_standardise().")));
 	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
 		ereport(ERROR,
@@ -46,7 +49,17 @@ open_own_temp(Oid relid, LOCKMODE lock, const char *who, const char *verb)
 Relation
 link_open_temp(Oid relid, const char *reader)
 {
-	return open_own_temp(relid, AccessShareLock, reader, "read");
+	return open_checked(relid, AccessShareLock, reader, "read", true);
+}
+
+/*
+ * Any ordinary table (a partition of the linkage tables), locked for
+ * reading, not under row security; close it with relation_close()
+ */
+Relation
+link_open_table(Oid relid, const char *reader)
+{
+	return open_checked(relid, AccessShareLock, reader, "read", false);
 }
 
 /*
@@ -82,7 +95,7 @@ link_temp_column(Relation rel, const char *colname, Oid type)
 Relation
 link_open_temp_target(Oid relid, const char *writer)
 {
-	Relation	rel = open_own_temp(relid, RowExclusiveLock, writer, "write");
+	Relation	rel = open_checked(relid, RowExclusiveLock, writer, "write", true);
 
 	if (pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
 		ereport(ERROR,

@@ -11,6 +11,7 @@
 #include "utils/rel.h"
 
 extern Relation link_open_temp(Oid relid, const char *reader);
+extern Relation link_open_table(Oid relid, const char *reader);
 extern AttrNumber link_temp_column(Relation rel, const char *colname, Oid type);
 extern Relation link_open_temp_target(Oid relid, const char *writer);
 
