@@ -305,6 +305,80 @@ SELECT caredata._link_cluster_into('cl_ok', 'caredata.link_record_p_default', 'c
 SELECT count(*) AS nothing_written FROM cl_ok;
 DROP TABLE cl_shape, cl_short, cl_indexed;
 
+-- ---- the person index's rows written in C (person_index.c): the INSERT's rows ----
+-- the last run's cluster table and plan (the C functions above), the rows
+-- written both ways into the partition in a transaction rolled back
+BEGIN;
+CREATE TEMP TABLE link_cluster (rid bigint, source text COLLATE "C", record_id bigint, record_key text COLLATE "C",
+                                cluster bigint, refused boolean, old_person bigint) ON COMMIT DROP;
+SELECT caredata._link_cluster_into('link_cluster', 'caredata.link_record_p_default', 'caredata.person_index_p_default',
+                                   :'weighted', true, :'details') > 0 AS clustered;
+SELECT max(person_id) AS max_person FROM caredata.person_index \gset
+-- a plan with merges and splits: clusters moved off their old persons
+UPDATE link_cluster SET cluster = cluster + 1 WHERE rid % 13 = 0;
+CREATE TEMP TABLE link_plan ON COMMIT DROP AS SELECT * FROM caredata._link_person_plan('link_cluster', :max_person);
+-- and a cluster the plan gives no person: its records are left out, as by the join
+DELETE FROM link_plan WHERE kind = 'a' AND cluster = (SELECT min(cluster) FROM link_cluster);
+SELECT kind, count(*) > 0 AS some FROM link_plan GROUP BY 1 ORDER BY 1;
+SELECT caredata._link_maintain('truncate_persons', project => 'default');
+SELECT caredata._link_maintain('drop_person_indexes', project => 'default');
+SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'link_cluster', 'link_plan', 99) AS written \gset
+CREATE TEMP TABLE pi_c AS SELECT * FROM caredata.person_index;
+TRUNCATE caredata.person_index_p_default;
+INSERT INTO caredata.person_index (project, source, record_id, rid, person_id, run_id, record_key)
+SELECT 'default', c.source, c.record_id, c.rid, a.person_id, 99, c.record_key
+  FROM link_cluster c JOIN link_plan a ON a.kind = 'a' AND a.cluster = c.cluster;
+SELECT :written = (SELECT count(*) FROM pi_c) AS counted,
+       :written < (SELECT count(*) FROM link_cluster) AS one_cluster_left_out,
+       (SELECT count(*) FROM (TABLE pi_c EXCEPT ALL SELECT * FROM caredata.person_index) a) AS c_only,
+       (SELECT count(*) FROM (SELECT * FROM caredata.person_index EXCEPT ALL TABLE pi_c) b) AS sql_only;
+-- a plan in no order, giving a cluster two person ids: an error
+SAVEPOINT s;
+INSERT INTO link_plan SELECT 'a', cluster, person_id + 1 FROM link_plan WHERE kind = 'a' LIMIT 1;
+SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'link_cluster', 'link_plan', 99);
+ROLLBACK TO s;
+-- past maintenance_work_mem: an error with a hint (link_run() then runs the INSERT)
+SET LOCAL maintenance_work_mem = '1MB';
+INSERT INTO link_plan SELECT 'a', -i, i FROM generate_series(1, 70000) i;
+SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'link_cluster', 'link_plan', 99);
+ROLLBACK TO s;
+-- another project's rows: the partition's bound holds
+SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'other', 'link_cluster', 'link_plan', 99);
+ROLLBACK TO s;
+-- with its indexes: refused (an INSERT would maintain them)
+SELECT caredata._link_maintain('build_person_indexes', project => 'default');
+SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'link_cluster', 'link_plan', 99);
+ROLLBACK TO s;
+-- a trigger or a CHECK constraint on it: refused (an INSERT would run them)
+CREATE FUNCTION pg_temp.no_rows() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+CREATE TRIGGER no_rows BEFORE INSERT ON caredata.person_index_p_default FOR EACH ROW EXECUTE FUNCTION pg_temp.no_rows();
+SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'link_cluster', 'link_plan', 99);
+ROLLBACK TO s;
+ALTER TABLE caredata.person_index_p_default ADD CHECK (person_id > 0);
+SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'link_cluster', 'link_plan', 99);
+ROLLBACK TO s;
+-- NOT NULL holds: a record without a key
+UPDATE link_cluster SET record_key = NULL WHERE rid = (SELECT max(rid) FROM link_cluster);
+SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'link_cluster', 'link_plan', 99);
+ROLLBACK TO s;
+-- bad arguments: NULLs, a table that is not a partition of the person
+-- index, the parent, a cluster table that is not a temporary table
+SELECT caredata._link_person_index_into(NULL, 'default', 'link_cluster', 'link_plan', 99);
+ROLLBACK TO s;
+SELECT caredata._link_person_index_into('caredata.person_index_p_default', NULL, 'link_cluster', 'link_plan', 99);
+ROLLBACK TO s;
+SELECT caredata._link_person_index_into('caredata.link_record_p_default', 'default', 'link_cluster', 'link_plan', 99);
+ROLLBACK TO s;
+SELECT caredata._link_person_index_into('caredata.person_index', 'default', 'link_cluster', 'link_plan', 99);
+ROLLBACK TO s;
+SELECT caredata._link_person_index_into('link_cluster', 'default', 'link_cluster', 'link_plan', 99);
+ROLLBACK TO s;
+SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'caredata.link_record_p_default', 'link_plan', 99);
+ROLLBACK TO s;
+SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'link_cluster', 'link_cluster', 99);
+ROLLBACK TO s;
+ROLLBACK;
+
 -- ---- keys compared by their type's equality, and keys too long to hold ----
 -- numeric 1990.0 = 1990.00 (different bytes), text keys over 18 bytes:
 -- the pair counts of the same joins written by hand
@@ -412,6 +486,7 @@ SELECT caredata._link_value_count('names_stage', 'given', NULL, 'name1'::text);
 SELECT count(*) FROM caredata._link_person_plan('names_stage', 1);
 SELECT caredata._link_block_compare_into('names_stage', :into_args);
 SELECT caredata._link_cluster_into('cl_ok', 'caredata.link_record_p_default', 'no_persons', :'plain', false, NULL);
+SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'cl_ok', 'cl_ok', 1);
 RESET ROLE;
 -- a linker counts only what it may read, and no table under row security
 GRANT SELECT ON odd_stage TO caredata_linker;
@@ -436,4 +511,26 @@ SELECT caredata._link_cluster_into('cl_linker', 'caredata.link_record_p_default'
 SELECT caredata._link_cluster_into('cl_linker', 'caredata.link_record_p_default', 'persons_hidden', 'SELECT 1::bigint, 2::bigint WHERE false', false, NULL);
 SELECT caredata._link_cluster_into('cl_ok', 'caredata.link_record_p_default', 'no_persons', 'SELECT 1::bigint, 2::bigint WHERE false', false, NULL);
 SELECT count(*) AS nothing_written FROM cl_linker;
+-- the person index: a linker writes the partition only with the INSERT
+-- right, never under row security
+CREATE TEMP TABLE plan_linker (kind "char", cluster bigint, person_id bigint);
+-- with the partition's indexes in place (no run under way): refused
+SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'cl_linker', 'plan_linker', 1);
 RESET ROLE;
+BEGIN;
+SELECT caredata._link_maintain('drop_person_indexes', project => 'default');
+SET LOCAL ROLE caredata_linker;
+SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'cl_linker', 'plan_linker', 1) AS nothing_to_write;
+ROLLBACK;
+BEGIN;
+SELECT caredata._link_maintain('drop_person_indexes', project => 'default');
+REVOKE INSERT ON caredata.person_index_p_default FROM caredata_linker;
+SET LOCAL ROLE caredata_linker;
+SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'cl_linker', 'plan_linker', 1);
+ROLLBACK;
+BEGIN;
+SELECT caredata._link_maintain('drop_person_indexes', project => 'default');
+ALTER TABLE caredata.person_index_p_default ENABLE ROW LEVEL SECURITY;
+SET LOCAL ROLE caredata_linker;
+SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'cl_linker', 'plan_linker', 1);
+ROLLBACK;

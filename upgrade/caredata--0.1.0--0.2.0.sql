@@ -5728,6 +5728,15 @@ $$;
 COMMENT ON FUNCTION caredata._link_person_plan_sql(bigint, boolean) IS
   'internal: each cluster''s stable person id (a), with the merges (m) and splits (s) of person ids, from pg_temp.link_cluster, in SQL; the rules caredata._link_person_plan() follows in memory';
 
+-- a run's rows of the person index written in C (src/linkage/person_index.c):
+-- each record of the run's cluster table with its cluster's person id in
+-- the plan, straight into the project's partition (its indexes dropped)
+CREATE FUNCTION caredata._link_person_index_into(persons regclass, project text, clusters regclass, plan regclass, run_id bigint)
+  RETURNS bigint
+  AS 'MODULE_PATHNAME', 'link_person_index_into' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION caredata._link_person_index_into(regclass, text, regclass, regclass, bigint) IS
+  'internal: writes into a partition of caredata.person_index (without triggers, rules, indexes or CHECK constraints; its bound checked) a row (project, source, record_id, rid, person_id, run_id, record_key) for each record of a temporary cluster table whose cluster the temporary plan (kind ''a'') gives a person id; returns how many rows; at most maintenance_work_mem';
+
 -- a run's cluster table in memory (src/linkage/cluster_table.c): each
 -- record of a project's partition of link_record with its cluster and
 -- refusal (link_components) and its person id in the partition of
@@ -5799,6 +5808,7 @@ DECLARE
   max_person bigint;
   v_plan_in_memory boolean := current_setting('caredata.link_compare_engine')::boolean;
   v_cluster_in_memory boolean := current_setting('caredata.link_compare_engine')::boolean;
+  v_rows_in_memory boolean := current_setting('caredata.link_compare_engine')::boolean;
   v_links_query text;
   v_nhs_query text;
   rule_pairs record;
@@ -6251,9 +6261,23 @@ BEGIN
   -- of maintaining them row by row)
   PERFORM caredata._link_maintain('truncate_persons', project => p_project);
   PERFORM caredata._link_maintain('drop_person_indexes', project => p_project);
-  INSERT INTO caredata.person_index (project, source, record_id, rid, person_id, run_id, record_key)
-  SELECT p_project, c.source, c.record_id, c.rid, a.person_id, v_run, c.record_key
-    FROM pg_temp.link_cluster c JOIN pg_temp.link_plan a ON a.kind = 'a' AND a.cluster = c.cluster;
+  -- written in C (person_index.c: the clusters' person ids held in a
+  -- sorted array, the rows written in batches; where the INSERT below spent
+  -- half its 3.3 s at 1M people hashing the records to the clusters),
+  -- unless switched off or past maintenance_work_mem
+  IF v_rows_in_memory THEN
+    BEGIN
+      PERFORM caredata._link_person_index_into(caredata._link_partition('caredata.person_index', p_project)::regclass, p_project,
+                                               'pg_temp.link_cluster'::regclass, 'pg_temp.link_plan'::regclass, v_run);
+    EXCEPTION WHEN program_limit_exceeded THEN
+      v_rows_in_memory := false;
+    END;
+  END IF;
+  IF NOT v_rows_in_memory THEN
+    INSERT INTO caredata.person_index (project, source, record_id, rid, person_id, run_id, record_key)
+    SELECT p_project, c.source, c.record_id, c.rid, a.person_id, v_run, c.record_key
+      FROM pg_temp.link_cluster c JOIN pg_temp.link_plan a ON a.kind = 'a' AND a.cluster = c.cluster;
+  END IF;
   PERFORM caredata._link_maintain('build_person_indexes', project => p_project);
   SELECT greatest(max_person, coalesce(max(a.person_id), 0)) INTO max_person FROM pg_temp.link_plan a WHERE a.kind = 'a';
 

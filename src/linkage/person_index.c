@@ -1,0 +1,353 @@
+/*
+ * src/linkage/person_index.c
+ *
+ * The person index's rows of a run written in C:
+ *
+ *   caredata._link_person_index_into(persons regclass, project text,
+ *       clusters regclass, plan regclass, run_id bigint) RETURNS bigint
+ *
+ * writes into persons (the project's partition of caredata.person_index,
+ * its indexes dropped for the rewrite) one row per record of the run's
+ * cluster table (rid, source, record_id, record_key, cluster), with the
+ * person id the plan ('a' rows: cluster, person_id; persons.c) gives its
+ * cluster; returns how many rows.  These are the rows of link_run()'s
+ *
+ *   INSERT INTO caredata.person_index (project, source, record_id, rid,
+ *                                      person_id, run_id, record_key)
+ *   SELECT project, c.source, c.record_id, c.rid, a.person_id, run_id,
+ *          c.record_key
+ *     FROM clusters c JOIN plan a ON a.kind = 'a' AND a.cluster = c.cluster
+ *
+ * which it replaces (sql/linkage_engine.sql compares the two): there a hash
+ * join of the records to a million clusters took about half the statement
+ * at a million people.  Here the plan's clusters are read into a sorted
+ * array (16 bytes each, at most maintenance_work_mem) and the rows written
+ * in batches (table_multi_insert, WAL-logged a page at a time).
+ *
+ * A record whose cluster has no person id is left out, as the join leaves
+ * it out.  The target is written directly, so it must be one the INSERT
+ * above would have written with nothing else run: a partition of
+ * caredata.person_index whose bound holds the project (the partition
+ * constraint is checked), writable by the caller (INSERT), not under row
+ * security, without triggers, rules, indexes or CHECK constraints, with
+ * exactly the seven columns above (NOT NULL checked on every row).
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "partitioning/partdesc.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/partcache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
+
+#include "temp_table.h"
+
+#define WHO				"caredata._link_person_index_into()"
+#define INSERT_BATCH	1000
+#define NCOLS			7
+
+/* the target's columns, in the order values are built */
+static const char *const col_names[NCOLS] = {"project", "source", "record_id", "rid", "person_id", "run_id", "record_key"};
+static const Oid col_types[NCOLS] = {TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID};
+
+typedef struct ClusterPerson
+{
+	int64		cluster;
+	int64		person;
+} ClusterPerson;
+
+static int
+cmp_cluster(const void *a, const void *b)
+{
+	int64		x = ((const ClusterPerson *) a)->cluster;
+	int64		y = ((const ClusterPerson *) b)->cluster;
+
+	return (x > y) - (x < y);
+}
+
+/* the plan's (cluster, person) of kind 'a', sorted by cluster */
+static ClusterPerson *
+read_plan(Oid relid, int64 *n)
+{
+	Relation	rel = link_open_temp(relid, WHO);
+	AttrNumber	att_kind = link_temp_column(rel, "kind", CHAROID);
+	AttrNumber	att_cluster = link_temp_column(rel, "cluster", INT8OID);
+	AttrNumber	att_person = link_temp_column(rel, "person_id", INT8OID);
+	int64		limit = (int64) maintenance_work_mem * 1024 / sizeof(ClusterPerson);
+	int64		cap = 65536;
+	int64		k = 0;
+	bool		sorted = true;
+	ClusterPerson *map = palloc_extended(cap * sizeof(ClusterPerson), MCXT_ALLOC_HUGE);
+	TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		bool		null_k,
+					null_c,
+					null_p;
+		Datum		kind = slot_getattr(slot, att_kind, &null_k);
+		Datum		c;
+		Datum		p;
+
+		if (null_k || DatumGetChar(kind) != 'a')
+			continue;
+		c = slot_getattr(slot, att_cluster, &null_c);
+		p = slot_getattr(slot, att_person, &null_p);
+		/* as the join: a NULL cluster matches no record */
+		if (null_c)
+			continue;
+		if (null_p)
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("the plan gives a cluster no person id")));
+		if (k == cap)
+		{
+			if (cap >= limit)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("reading the person ids of the clusters into memory needs more than maintenance_work_mem (%d kB)", maintenance_work_mem),
+						 errhint("Raise maintenance_work_mem; caredata.link_run() then writes the person index with SQL.")));
+			cap = Min(cap * 2, limit);
+			map = repalloc_huge(map, cap * sizeof(ClusterPerson));
+		}
+		map[k].cluster = DatumGetInt64(c);
+		map[k].person = DatumGetInt64(p);
+		if (k > 0 && map[k].cluster <= map[k - 1].cluster)
+			sorted = false;
+		if ((++k & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	relation_close(rel, AccessShareLock);
+	if (!sorted)
+	{
+		qsort(map, k, sizeof(ClusterPerson), cmp_cluster);
+		/* the join would write such a cluster's records twice */
+		for (int64 i = 1; i < k; i++)
+			if (map[i].cluster == map[i - 1].cluster)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNIQUE_VIOLATION),
+						 errmsg("the plan gives a cluster two person ids")));
+	}
+	*n = k;
+	return map;
+}
+
+static bool
+person_of(const ClusterPerson *map, int64 n, int64 cluster, int64 *person)
+{
+	int64		lo = 0,
+				hi = n;
+
+	while (lo < hi)
+	{
+		int64		mid = lo + (hi - lo) / 2;
+
+		if (map[mid].cluster < cluster)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < n && map[lo].cluster == cluster)
+	{
+		*person = map[lo].person;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * The target, locked for writing, with the attribute number of each column
+ * of col_names: a partition of caredata.person_index that an INSERT would
+ * write with nothing else run (see the head of this file)
+ */
+static Relation
+open_target(Oid relid, AttrNumber *attnos)
+{
+	Relation	rel = table_open(relid, RowExclusiveLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	Oid			parent = get_relname_relid("person_index", get_namespace_oid("caredata", false));
+	List	   *indexes;
+	int			live = 0;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || !rel->rd_rel->relispartition ||
+		!OidIsValid(parent) || get_partition_parent(relid, false) != parent)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s writes a partition of caredata.person_index only", WHO)));
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to insert into table %s", RelationGetRelationName(rel))));
+	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s does not write a table with row security", WHO)));
+	indexes = RelationGetIndexList(rel);
+	if (rel->trigdesc != NULL || rel->rd_rel->relhasrules || indexes != NIL ||
+		(desc->constr != NULL && desc->constr->num_check > 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s writes a partition without triggers, rules, indexes or CHECK constraints", WHO),
+				 errhint("caredata.link_run() drops the partition's indexes before it writes the rows.")));
+	list_free(indexes);
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			live++;
+	for (int c = 0; c < NCOLS; c++)
+	{
+		attnos[c] = get_attnum(relid, col_names[c]);
+		if (attnos[c] <= 0 || TupleDescAttr(desc, attnos[c] - 1)->atttypid != col_types[c] ||
+			TupleDescAttr(desc, attnos[c] - 1)->attgenerated)
+			break;
+		if (c == NCOLS - 1 && live == NCOLS)
+			return rel;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("%s writes a table of columns (project text, source text, record_id bigint, rid bigint, person_id bigint, run_id bigint, record_key text)", WHO)));
+	return NULL;				/* keep the compiler quiet */
+}
+
+PG_FUNCTION_INFO_V1(link_person_index_into);
+Datum
+link_person_index_into(PG_FUNCTION_ARGS)
+{
+	MemoryContext work;
+	MemoryContext old;
+	Relation	target;
+	AttrNumber	attnos[NCOLS];
+	Relation	clusters;
+	AttrNumber	att_rid,
+				att_source,
+				att_record_id,
+				att_key,
+				att_cluster;
+	ClusterPerson *map;
+	int64		nmap;
+	Datum		project;
+	int64		run_id;
+	EState	   *estate;
+	ExprState  *partcheck;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	TupleTableSlot *out[INSERT_BATCH];
+	int			nout = 0;
+	int64		written = 0;
+	BulkInsertState bistate;
+	CommandId	cid;
+	TupleDesc	desc;
+
+	for (int i = 0; i < 5; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s needs the partition, the project, the cluster table, the plan and the run", WHO)));
+	work = AllocSetContextCreate(CurrentMemoryContext, "caredata person index rows", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(work);
+	project = PointerGetDatum(PG_DETOAST_DATUM_COPY(PG_GETARG_DATUM(1)));
+	run_id = PG_GETARG_INT64(4);
+
+	target = open_target(PG_GETARG_OID(0), attnos);
+	desc = RelationGetDescr(target);
+	clusters = link_open_temp(PG_GETARG_OID(2), WHO);
+	att_rid = link_temp_column(clusters, "rid", INT8OID);
+	att_source = link_temp_column(clusters, "source", TEXTOID);
+	att_record_id = link_temp_column(clusters, "record_id", INT8OID);
+	att_key = link_temp_column(clusters, "record_key", TEXTOID);
+	att_cluster = link_temp_column(clusters, "cluster", INT8OID);
+	map = read_plan(PG_GETARG_OID(3), &nmap);
+
+	/* the partition's bound, checked on every row as an INSERT into it checks it */
+	estate = CreateExecutorState();
+	partcheck = ExecPrepareCheck(RelationGetPartitionQual(target), estate);
+
+	for (int k = 0; k < INSERT_BATCH; k++)
+		out[k] = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+	bistate = GetBulkInsertState();
+	cid = GetCurrentCommandId(true);
+	scan = table_beginscan(clusters, GetActiveSnapshot(), 0, NULL);
+	slot = table_slot_create(clusters, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		TupleTableSlot *o = out[nout];
+		bool		null_c;
+		int64		cluster = DatumGetInt64(slot_getattr(slot, att_cluster, &null_c));
+		int64		person;
+		Datum	   *v = o->tts_values;
+		bool	   *isnull = o->tts_isnull;
+		ExprContext *econtext;
+
+		if (null_c || !person_of(map, nmap, cluster, &person))
+			continue;
+		ExecClearTuple(o);
+		for (int i = 0; i < desc->natts; i++)
+			isnull[i] = true;
+		v[attnos[0] - 1] = project;
+		isnull[attnos[0] - 1] = false;
+		v[attnos[1] - 1] = slot_getattr(slot, att_source, &isnull[attnos[1] - 1]);
+		v[attnos[2] - 1] = slot_getattr(slot, att_record_id, &isnull[attnos[2] - 1]);
+		v[attnos[3] - 1] = slot_getattr(slot, att_rid, &isnull[attnos[3] - 1]);
+		v[attnos[4] - 1] = Int64GetDatum(person);
+		isnull[attnos[4] - 1] = false;
+		v[attnos[5] - 1] = Int64GetDatum(run_id);
+		isnull[attnos[5] - 1] = false;
+		v[attnos[6] - 1] = slot_getattr(slot, att_key, &isnull[attnos[6] - 1]);
+		for (int i = 0; i < desc->natts; i++)
+			if (isnull[i] && TupleDescAttr(desc, i)->attnotnull)
+				ereport(ERROR,
+						(errcode(ERRCODE_NOT_NULL_VIOLATION),
+						 errmsg("null value in column \"%s\" of relation \"%s\" violates not-null constraint",
+								NameStr(TupleDescAttr(desc, i)->attname), RelationGetRelationName(target))));
+		ExecStoreVirtualTuple(o);
+		/* the texts copied out of the scan's page, which it will leave */
+		ExecMaterializeSlot(o);
+		econtext = GetPerTupleExprContext(estate);
+		econtext->ecxt_scantuple = o;
+		if (!ExecCheck(partcheck, econtext))
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECK_VIOLATION),
+					 errmsg("new row for relation \"%s\" violates partition constraint", RelationGetRelationName(target)),
+					 errhint("Give the project the partition holds.")));
+		ResetPerTupleExprContext(estate);
+		written++;
+		if (++nout == INSERT_BATCH)
+		{
+			table_multi_insert(target, out, nout, cid, 0, bistate);
+			nout = 0;
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	if (nout > 0)
+		table_multi_insert(target, out, nout, cid, 0, bistate);
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	FreeBulkInsertState(bistate);
+	table_finish_bulk_insert(target, 0);
+	for (int k = 0; k < INSERT_BATCH; k++)
+		ExecDropSingleTupleTableSlot(out[k]);
+	FreeExecutorState(estate);
+	relation_close(clusters, AccessShareLock);
+	table_close(target, NoLock);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(work);
+	PG_RETURN_INT64(written);
+}
