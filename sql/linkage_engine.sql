@@ -71,6 +71,25 @@ SELECT count(*) AS links_differing FROM (
 SELECT count(*) AS persons_differing FROM caredata.person_index p
   FULL JOIN persons_sql s USING (source, record_id) WHERE p.person_id IS DISTINCT FROM s.person_id;
 
+-- u from the sample written out in full (every record sorted by its seeded
+-- hash, seed 42 for one side and 43 for the other): the run's u, which
+-- takes both sides' candidates from one pass over the records, level by
+-- level (this population is large enough for that pass: over 3,000 records)
+SELECT max(version) AS v_trained FROM caredata.link_model WHERE model = 'default' AND lambda IS NOT NULL \gset
+WITH l AS (SELECT * FROM caredata.link_record_p_default ORDER BY hashint8extended(rid, 42), rid LIMIT 1000),
+     r AS (SELECT * FROM caredata.link_record_p_default ORDER BY hashint8extended(rid, 43), rid LIMIT 1000),
+     s AS (SELECT caredata.compare_nhs_number(l.nhs_digits, r.nhs_digits) AS nhs, caredata.compare_date(l.dob, r.dob, 365) AS dob
+             FROM l, r WHERE l.rid <> r.rid),
+     n AS (SELECT count(*) AS n FROM s)
+SELECT (SELECT count(*) FROM caredata.link_record_p_default) > 3000 AS one_pass,
+       (SELECT array_agg(greatest((SELECT count(*) FROM s WHERE s.nhs = g), 1)::double precision / n.n ORDER BY g)
+          FROM generate_series(0, 3) g)
+         = (SELECT u FROM caredata._link_comparisons('default', :v_trained, 'default') WHERE name = 'nhs') AS same_nhs_u,
+       (SELECT array_agg(greatest((SELECT count(*) FROM s WHERE s.dob = g), 1)::double precision / n.n ORDER BY g)
+          FROM generate_series(0, 5) g)
+         = (SELECT u FROM caredata._link_comparisons('default', :v_trained, 'default') WHERE name = 'dob') AS same_dob_u
+  FROM n;
+
 -- ---- candidate pairs row for row ----
 SELECT max(version) AS vt FROM caredata.link_model WHERE model = 'default' \gset
 SELECT array_agg(u[nlevels] ORDER BY pos) AS u_top FROM caredata._link_comparisons('default', :vt, 'default') \gset

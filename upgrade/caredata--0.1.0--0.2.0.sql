@@ -5810,6 +5810,9 @@ DECLARE
   v_cluster_in_memory boolean := current_setting('caredata.link_compare_engine')::boolean;
   v_rows_in_memory boolean := current_setting('caredata.link_compare_engine')::boolean;
   v_links_query text;
+  v_sample_from text;
+  v_cut bigint;
+  v_pool_ok boolean;
   v_nhs_query text;
   rule_pairs record;
   blocked numeric := 0;
@@ -5916,6 +5919,27 @@ BEGIN
   IF v_do_train THEN
     t := clock_timestamp();
     k := ceil(sqrt((spec->>'u_sample_pairs')::double precision))::integer;
+    -- each side of the sample is the k records with the lowest seeded hash
+    -- of their rid.  Both sides' candidates come from one pass: the records
+    -- whose hash falls in the lowest 3k/records of its range for either
+    -- seed (about 3k a side); each side's k lowest among them are the k
+    -- lowest of all whenever at least k of them fall there for its seed,
+    -- and otherwise (never in practice) the records are read whole.  Two
+    -- sorted passes over 2.5M records took 0.56 s, this one 0.1 s
+    v_sample_from := caredata._link_record_sql(p_project);
+    IF 3.0 * k < v_records THEN
+      v_cut := (-9223372036854775808::numeric + floor(3.0 * k / v_records * 18446744073709551616::numeric))::bigint;
+      EXECUTE format($q$
+        CREATE TEMP TABLE link_upool ON COMMIT DROP AS
+        SELECT * FROM %1$s x WHERE hashint8extended(x.rid, %2$s) < %3$s OR hashint8extended(x.rid, %2$s + 1) < %3$s$q$,
+        v_sample_from, (spec->>'seed')::bigint, v_cut);
+      EXECUTE format('SELECT count(*) FILTER (WHERE hashint8extended(x.rid, %1$s) < %2$s) >= %3$s
+                         AND count(*) FILTER (WHERE hashint8extended(x.rid, %1$s + 1) < %2$s) >= %3$s FROM pg_temp.link_upool x',
+                     (spec->>'seed')::bigint, v_cut, k) INTO v_pool_ok;
+      IF v_pool_ok THEN
+        v_sample_from := 'pg_temp.link_upool';
+      END IF;
+    END IF;
     EXECUTE format($q$
       CREATE TEMP TABLE link_usample ON COMMIT DROP AS
       SELECT %s
@@ -5929,8 +5953,11 @@ BEGIN
       (spec->>'seed')::bigint, k,
       CASE spec->>'link_type' WHEN 'link_only' THEN ' AND l.source <> r.source'
                               WHEN 'dedupe_only' THEN ' AND l.source = r.source' ELSE '' END,
-      caredata._link_record_sql(p_project));
+      v_sample_from);
     GET DIAGNOSTICS sample_n = ROW_COUNT;
+    IF to_regclass('pg_temp.link_upool') IS NOT NULL THEN
+      DROP TABLE pg_temp.link_upool;
+    END IF;
     IF sample_n = 0 THEN
       PERFORM caredata._link_bad('no pairs to estimate u from', 'Link at least two records (two sources for link_only).', '22023');
     END IF;
