@@ -253,11 +253,14 @@ DROP TABLE bad_cluster;
 -- both ways for the last run's links: the C function's rows and those of
 -- the statement it replaces, and the rows only one of them has
 CREATE FUNCTION pg_temp.cluster_both(links text, one_to_one boolean, nhs text, persons regclass DEFAULT 'caredata.person_index_p_default')
-  RETURNS TABLE (written bigint, c_only bigint, sql_only bigint, linked bigint, with_person bigint) LANGUAGE plpgsql AS $$
+  RETURNS TABLE (written bigint, c_only bigint, sql_only bigint, linked bigint, with_person bigint, counted boolean) LANGUAGE plpgsql AS $$
+DECLARE
+  c record;
 BEGIN
   CREATE TEMP TABLE cl_c (rid bigint, source text COLLATE "C", record_id bigint, record_key text COLLATE "C",
                           cluster bigint, refused boolean, old_person bigint);
-  written := caredata._link_cluster_into('pg_temp.cl_c', 'caredata.link_record_p_default', persons, links, one_to_one, nhs);
+  SELECT * INTO c FROM caredata._link_cluster_into('pg_temp.cl_c', 'caredata.link_record_p_default', persons, links, one_to_one, nhs);
+  written := c.records;
   EXECUTE format($q$
     CREATE TEMP TABLE cl_sql AS
     SELECT r.rid, r.source, r.record_id, r.record_key, coalesce(c.cluster, r.rid) AS cluster, coalesce(c.refused, false) AS refused,
@@ -270,6 +273,9 @@ BEGIN
   sql_only := (SELECT count(*) FROM (TABLE cl_sql EXCEPT ALL TABLE cl_c) b);
   linked := (SELECT count(*) FROM cl_c WHERE cluster <> rid);
   with_person := (SELECT count(*) FROM cl_c WHERE old_person IS NOT NULL);
+  -- the counts returned: rows, clusters (named by their smallest rid) and refused
+  counted := c.records = (SELECT count(*) FROM cl_sql) AND c.clusters = (SELECT count(DISTINCT cluster) FROM cl_sql)
+             AND c.clusters = (SELECT count(*) FROM cl_sql WHERE cluster = rid) AND c.refused = (SELECT count(*) FROM cl_sql WHERE refused);
   DROP TABLE cl_c, cl_sql;
   RETURN NEXT;
 END
@@ -281,20 +287,29 @@ SELECT format('SELECT rid_l, rid_r, weight, step FROM caredata.link_pair WHERE r
 -- one to one with NHS numbers kept apart by their details (a run's call),
 -- and plain links
 SELECT written = (SELECT count(*) FROM caredata.link_record_p_default) AS every_record, c_only, sql_only,
-       linked > 0 AS some_linked, with_person > 0 AS some_persons
+       linked > 0 AS some_linked, with_person > 0 AS some_persons, counted
   FROM pg_temp.cluster_both(:'weighted', true, :'details');
-SELECT c_only, sql_only, linked > 0 AS some_linked FROM pg_temp.cluster_both(:'plain', false, NULL);
+SELECT c_only, sql_only, linked > 0 AS some_linked, counted FROM pg_temp.cluster_both(:'plain', false, NULL);
 -- records without a person (new since the last run) and a person index
 -- whose heap is out of rid order (rows moved by an update): read sorted
 BEGIN;
 DELETE FROM caredata.person_index_p_default WHERE rid % 5 = 0;
 UPDATE caredata.person_index_p_default SET run_id = run_id WHERE rid % 3 = 0;
-SELECT c_only, sql_only, with_person < (SELECT count(*) FROM caredata.link_record_p_default) AS some_new
+SELECT c_only, sql_only, with_person < (SELECT count(*) FROM caredata.link_record_p_default) AS some_new, counted
   FROM pg_temp.cluster_both(:'weighted', true, :'details');
 ROLLBACK;
+-- the person ids read three ways: a person index in rid order (searched
+-- as it comes), out of order with its rids close together (an array by
+-- rid, as above), and out of order with rids far apart (sorted)
+CREATE TEMP TABLE persons_in_order AS SELECT rid, person_id FROM caredata.person_index_p_default ORDER BY rid;
+CREATE TEMP TABLE persons_far_apart AS SELECT 1000000000000 AS rid, 1 AS person_id
+  UNION ALL (SELECT rid, person_id FROM caredata.person_index_p_default ORDER BY rid DESC);
+SELECT c_only, sql_only, with_person > 0 AS some_persons, counted FROM pg_temp.cluster_both(:'weighted', true, :'details', 'persons_in_order');
+SELECT c_only, sql_only, with_person > 0 AS some_persons, counted FROM pg_temp.cluster_both(:'weighted', true, :'details', 'persons_far_apart');
+DROP TABLE persons_in_order, persons_far_apart;
 -- no person index rows, no links
 CREATE TEMP TABLE no_persons (rid bigint, person_id bigint);
-SELECT written > 0 AS written, c_only, sql_only, linked, with_person
+SELECT written > 0 AS written, c_only, sql_only, linked, with_person, counted
   FROM pg_temp.cluster_both('SELECT rid_l, rid_r FROM caredata.link_pair WHERE false', false, NULL, 'no_persons');
 CREATE TEMP TABLE cl_ok (rid bigint, source text, record_id bigint, record_key text, cluster bigint, refused boolean, old_person bigint);
 -- a person index holding a record twice (no key to stop it here): an error
@@ -330,8 +345,8 @@ DROP TABLE cl_shape, cl_short, cl_indexed;
 BEGIN;
 CREATE TEMP TABLE link_cluster (rid bigint, source text COLLATE "C", record_id bigint, record_key text COLLATE "C",
                                 cluster bigint, refused boolean, old_person bigint) ON COMMIT DROP;
-SELECT caredata._link_cluster_into('link_cluster', 'caredata.link_record_p_default', 'caredata.person_index_p_default',
-                                   :'weighted', true, :'details') > 0 AS clustered;
+SELECT records > 0 AS clustered FROM caredata._link_cluster_into('link_cluster', 'caredata.link_record_p_default', 'caredata.person_index_p_default',
+                                                                  :'weighted', true, :'details');
 SELECT max(person_id) AS max_person FROM caredata.person_index \gset
 -- a plan with merges and splits: clusters moved off their old persons
 UPDATE link_cluster SET cluster = cluster + 1 WHERE rid % 13 = 0;

@@ -5742,11 +5742,10 @@ COMMENT ON FUNCTION caredata._link_person_index_into(regclass, text, regclass, r
 -- refusal (link_components) and its person id in the partition of
 -- person_index, written straight into a temporary table of the session
 CREATE FUNCTION caredata._link_cluster_into(into_table regclass, records regclass, persons regclass,
-    links_query text, one_to_one boolean, nhs_query text)
-  RETURNS bigint
+    links_query text, one_to_one boolean, nhs_query text, OUT records bigint, OUT clusters bigint, OUT refused bigint)
   AS 'MODULE_PATHNAME', 'link_cluster_into' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION caredata._link_cluster_into(regclass, regclass, regclass, text, boolean, text) IS
-  'internal: writes into a temporary table of this session (rid, source, record_id, record_key, cluster, refused, old_person) for every record of records: its cluster and refusal as link_components(links_query, one_to_one, nhs_query) gives them (its own rid and false outside any link) and its person id in persons; returns how many rows; at most maintenance_work_mem';
+  'internal: writes into a temporary table of this session (rid, source, record_id, record_key, cluster, refused, old_person) for every record of records: its cluster and refusal as link_components(links_query, one_to_one, nhs_query) gives them (its own rid and false outside any link) and its person id in persons; returns how many rows, in how many clusters (rows whose cluster is their own rid) and how many refused; at most maintenance_work_mem';
 
 -- the same rows in memory (src/linkage/persons.c)
 CREATE FUNCTION caredata._link_person_plan(clusters regclass, max_person bigint)
@@ -5811,6 +5810,9 @@ DECLARE
   v_rows_in_memory boolean := current_setting('caredata.link_compare_engine')::boolean;
   v_links_query text;
   v_sample_from text;
+  v_clusters bigint;
+  v_refused bigint;
+  v_cluster_analyzed boolean := false;
   v_cut bigint;
   v_pool_ok boolean;
   v_nhs_query text;
@@ -6179,10 +6181,11 @@ BEGIN
     BEGIN
       CREATE TEMP TABLE link_cluster (rid bigint, source text COLLATE "C", record_id bigint, record_key text COLLATE "C",
                                       cluster bigint, refused boolean, old_person bigint) ON COMMIT DROP;
-      PERFORM caredata._link_cluster_into('pg_temp.link_cluster'::regclass,
-                                          caredata._link_partition('caredata.link_record', p_project)::regclass,
-                                          caredata._link_partition('caredata.person_index', p_project)::regclass,
-                                          v_links_query, p_one_to_one, v_nhs_query);
+      SELECT x.clusters, x.refused INTO v_clusters, v_refused
+        FROM caredata._link_cluster_into('pg_temp.link_cluster'::regclass,
+                                         caredata._link_partition('caredata.link_record', p_project)::regclass,
+                                         caredata._link_partition('caredata.person_index', p_project)::regclass,
+                                         v_links_query, p_one_to_one, v_nhs_query) x;
     EXCEPTION WHEN program_limit_exceeded THEN
       v_cluster_in_memory := false;
     END;
@@ -6212,9 +6215,12 @@ BEGIN
   -- apart): both records of a refused link are marked, a few thousand at
   -- 1M people, so the run's links are hashed against those alone (joined
   -- to the whole unanalysed cluster table, the planner sorted it: 4.4 s)
-  CREATE TEMP TABLE link_refused ON COMMIT DROP AS
-  SELECT x.rid, x.cluster FROM pg_temp.link_cluster x WHERE x.refused;
-  GET DIAGNOSTICS k = ROW_COUNT;
+  k := 0;
+  IF v_refused IS NULL OR v_refused > 0 THEN
+    CREATE TEMP TABLE link_refused ON COMMIT DROP AS
+    SELECT x.rid, x.cluster FROM pg_temp.link_cluster x WHERE x.refused;
+    GET DIAGNOSTICS k = ROW_COUNT;
+  END IF;
   IF k > 0 THEN
     ANALYZE pg_temp.link_refused;
     IF k <= 50000 THEN
@@ -6242,14 +6248,21 @@ BEGIN
     v_stats := v_stats || caredata._link_incremental_merge(v_run, lm.model, lm.version, p_method, p_threshold, p_project);
     v_links := v_links + (v_stats->>'links_added')::bigint - (v_stats->>'links_dropped')::bigint;
   END IF;
-  -- its statistics, so that the groupings and joins of the person index are
-  -- planned for millions of rows (hash joins, not sorts of both sides
-  -- spilled to disk); not before the deletion of refused links above, which
-  -- the planner, then sure of a handful of this run's links (the BRIN
-  -- index's estimate), would join to it by a nested loop
-  ANALYZE pg_temp.link_cluster;
+  -- its statistics, so that SQL's groupings and joins of it (the person
+  -- plan and rows, where not in C) are planned for millions of rows (hash
+  -- joins, not sorts of both sides spilled to disk); not before the
+  -- deletion of refused links above, which the planner, then sure of a
+  -- handful of this run's links (the BRIN index's estimate), would join to
+  -- it by a nested loop
+  IF p_incremental OR NOT v_cluster_in_memory OR NOT v_plan_in_memory OR NOT v_rows_in_memory THEN
+    ANALYZE pg_temp.link_cluster;
+    v_cluster_analyzed := true;
+  END IF;
   IF p_incremental THEN
     SELECT count(DISTINCT cluster) INTO v_persons FROM pg_temp.link_cluster;
+  ELSIF v_clusters IS NOT NULL THEN
+    -- counted as the cluster table was written
+    v_persons := v_clusters;
   ELSE
     -- a cluster is named by its smallest record id, one of its own records
     SELECT count(*) INTO v_persons FROM pg_temp.link_cluster c WHERE c.cluster = c.rid;
@@ -6277,6 +6290,10 @@ BEGIN
     END;
   END IF;
   IF NOT v_plan_in_memory THEN
+    IF NOT v_cluster_analyzed THEN
+      ANALYZE pg_temp.link_cluster;
+      v_cluster_analyzed := true;
+    END IF;
     CREATE TEMP TABLE link_plan ON COMMIT DROP AS
     SELECT * FROM caredata._link_person_plan_sql(max_person, p_incremental);
   END IF;
@@ -6301,6 +6318,9 @@ BEGIN
     END;
   END IF;
   IF NOT v_rows_in_memory THEN
+    IF NOT v_cluster_analyzed THEN
+      ANALYZE pg_temp.link_cluster;
+    END IF;
     INSERT INTO caredata.person_index (project, source, record_id, rid, person_id, run_id, record_key)
     SELECT p_project, c.source, c.record_id, c.rid, a.person_id, v_run, c.record_key
       FROM pg_temp.link_cluster c JOIN pg_temp.link_plan a ON a.kind = 'a' AND a.cluster = c.cluster;

@@ -5,7 +5,8 @@
  *
  *   caredata._link_cluster_into(into regclass, records regclass,
  *       persons regclass, links_query text, one_to_one boolean,
- *       nhs_query text) RETURNS bigint
+ *       nhs_query text, OUT records bigint, OUT clusters bigint,
+ *       OUT refused bigint)
  *
  * writes into the session's own temporary table into one row per record of
  * records (a project's partition of caredata.link_record):
@@ -27,13 +28,16 @@
  * which it replaces (sql/linkage_engine.sql compares the two): there the
  * components went through a tuplestore and a sort (spilling to disk past
  * work_mem) and both tables were joined through their rid indexes.  Here
- * the person index is read once into an array of (rid, person) pairs, in
- * rid order, the records once in their heap order, and the rows are
- * written in batches (table_multi_insert).
+ * the person index is read once into memory, the records once in their
+ * heap order, and the rows are written in batches (table_multi_insert).
+ * The person index's person ids are held in an array indexed by rid where
+ * its rids lie close together (9 bytes a rid between the smallest and the
+ * largest, at most twice as many as records), else as (rid, person) pairs
+ * sorted by rid (16 bytes a record) and searched.
  *
- * Memory: link_components()' arrays, and 16 bytes a record in the person
- * index, at most maintenance_work_mem (54000 past it: link_run() then runs
- * the statement above).
+ * Memory: link_components()' arrays, and the person ids, each at most
+ * maintenance_work_mem (54000 past it: link_run() then runs the statement
+ * above).
  */
 #include "postgres.h"
 
@@ -43,6 +47,7 @@
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -61,6 +66,20 @@ typedef struct OldPerson
 	int64		person;
 } OldPerson;
 
+/* the person index's person ids, by rid */
+typedef struct PersonMap
+{
+	/* dense: person[rid - base] where has[rid - base] */
+	int64		base;
+	int64		range;
+	int64	   *person;
+	bool	   *has;
+	/* else sorted (rid, person) pairs */
+	OldPerson  *pairs;
+	int64		npairs;
+	int64		cursor;			/* just after the last pair found */
+} PersonMap;
+
 static int
 cmp_old_person(const void *a, const void *b)
 {
@@ -70,12 +89,27 @@ cmp_old_person(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/*
- * The person index's (rid, person) pairs, sorted by rid (its heap order,
- * as link_run() writes it, so usually sorted already); *n set to how many
- */
-static OldPerson *
-read_persons(Oid relid, int64 *n)
+static void
+too_many_persons(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("reading the person index into memory needs more than maintenance_work_mem (%d kB)", maintenance_work_mem),
+			 errhint("Raise maintenance_work_mem; caredata.link_run() then builds its cluster table with SQL.")));
+}
+
+static void
+twice(void)
+{
+	/* a join would give such a record twice: the index's key forbids it */
+	ereport(ERROR,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("the person index holds a record twice")));
+}
+
+/* the person index's (rid, person) pairs, read once */
+static void
+read_persons(Oid relid, PersonMap *map)
 {
 	Relation	rel = link_open_table(relid, WHO);
 	AttrNumber	att_rid = link_temp_column(rel, "rid", INT8OID);
@@ -83,6 +117,8 @@ read_persons(Oid relid, int64 *n)
 	int64		limit = (int64) maintenance_work_mem * 1024 / sizeof(OldPerson);
 	int64		cap = 65536;
 	int64		k = 0;
+	int64		lo = PG_INT64_MAX;
+	int64		hi = PG_INT64_MIN;
 	bool		sorted = true;
 	OldPerson  *pairs = palloc_extended(cap * sizeof(OldPerson), MCXT_ALLOC_HUGE);
 	TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
@@ -103,10 +139,7 @@ read_persons(Oid relid, int64 *n)
 		if (k == cap)
 		{
 			if (cap >= limit)
-				ereport(ERROR,
-						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						 errmsg("reading the person index into memory needs more than maintenance_work_mem (%d kB)", maintenance_work_mem),
-						 errhint("Raise maintenance_work_mem; caredata.link_run() then builds its cluster table with SQL.")));
+				too_many_persons();
 			cap = Min(cap * 2, limit);
 			pairs = repalloc_huge(pairs, cap * sizeof(OldPerson));
 		}
@@ -114,39 +147,68 @@ read_persons(Oid relid, int64 *n)
 		pairs[k].person = DatumGetInt64(p);
 		if (k > 0 && pairs[k].rid <= pairs[k - 1].rid)
 			sorted = false;
+		lo = Min(lo, pairs[k].rid);
+		hi = Max(hi, pairs[k].rid);
 		k++;
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(scan);
 	relation_close(rel, AccessShareLock);
+
+	memset(map, 0, sizeof(PersonMap));
+	/* rids close together: an array indexed by rid (no sort) */
+	if (k > 0 && !sorted && (uint64) hi - (uint64) lo < (uint64) k * 2 &&
+		((uint64) hi - (uint64) lo + 1) * (sizeof(int64) + sizeof(bool)) <= (uint64) maintenance_work_mem * 1024)
+	{
+		map->base = lo;
+		map->range = hi - lo + 1;
+		map->person = palloc_extended(map->range * sizeof(int64), MCXT_ALLOC_HUGE);
+		map->has = palloc_extended(map->range * sizeof(bool), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		for (int64 i = 0; i < k; i++)
+		{
+			int64		at = pairs[i].rid - lo;
+
+			if (map->has[at])
+				twice();
+			map->has[at] = true;
+			map->person[at] = pairs[i].person;
+		}
+		pfree(pairs);
+		return;
+	}
 	if (!sorted)
 	{
 		qsort(pairs, k, sizeof(OldPerson), cmp_old_person);
-		/* a join would give such a record twice: the index's key forbids it */
 		for (int64 i = 1; i < k; i++)
 			if (pairs[i].rid == pairs[i - 1].rid)
-				ereport(ERROR,
-						(errcode(ERRCODE_UNIQUE_VIOLATION),
-						 errmsg("the person index holds a record twice")));
+				twice();
 	}
-	*n = k;
-	return pairs;
+	map->pairs = pairs;
+	map->npairs = k;
 }
 
 /*
- * The person of record rid, from the pairs; *cursor is where the last
- * record was found (the records come in about rid order, so the next one is
- * usually just after it)
+ * The person of record rid; among sorted pairs, the records come in about
+ * rid order, so the next one is usually just after the last found
  */
 static bool
-person_of(const OldPerson *pairs, int64 n, int64 rid, int64 *cursor, int64 *person)
+person_of(PersonMap *map, int64 rid, int64 *person)
 {
 	int64		lo = 0,
-				hi = n;
+				hi = map->npairs;
+	OldPerson  *pairs = map->pairs;
 
-	if (*cursor < n && pairs[*cursor].rid == rid)
+	if (map->person != NULL)
 	{
-		*person = pairs[(*cursor)++].person;
+		if (rid < map->base || (uint64) rid - (uint64) map->base >= (uint64) map->range ||
+			!map->has[rid - map->base])
+			return false;
+		*person = map->person[rid - map->base];
+		return true;
+	}
+	if (map->cursor < map->npairs && pairs[map->cursor].rid == rid)
+	{
+		*person = pairs[map->cursor++].person;
 		return true;
 	}
 	while (lo < hi)
@@ -158,10 +220,10 @@ person_of(const OldPerson *pairs, int64 n, int64 rid, int64 *cursor, int64 *pers
 		else
 			hi = mid;
 	}
-	if (lo < n && pairs[lo].rid == rid)
+	if (lo < map->npairs && pairs[lo].rid == rid)
 	{
 		*person = pairs[lo].person;
-		*cursor = lo + 1;
+		map->cursor = lo + 1;
 		return true;
 	}
 	return false;
@@ -198,10 +260,13 @@ link_cluster_into(PG_FUNCTION_ARGS)
 	MemoryContext work;
 	MemoryContext old;
 	LinkClusters *clusters;
-	OldPerson  *persons;
-	int64		npersons;
-	int64		cursor = 0;
+	PersonMap	persons;
 	int64		written = 0;
+	int64		nclusters = 0;
+	int64		nrefused = 0;
+	TupleDesc	rdesc;
+	Datum		result[3];
+	bool		result_null[3] = {false, false, false};
 	Relation	into;
 	Relation	rel;
 	AttrNumber	att[4];
@@ -217,6 +282,10 @@ link_cluster_into(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("%s needs a target, the records, the person index, the links query and one_to_one", WHO)));
+	if (get_call_result_type(fcinfo, NULL, &rdesc) != TYPEFUNC_COMPOSITE || rdesc->natts != 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s returns (records, clusters, refused)", WHO)));
 	work = AllocSetContextCreate(CurrentMemoryContext, "caredata cluster table", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(work);
 
@@ -229,7 +298,7 @@ link_cluster_into(PG_FUNCTION_ARGS)
 	att[2] = link_temp_column(rel, "record_id", INT8OID);
 	att[3] = link_temp_column(rel, "record_key", TEXTOID);
 
-	persons = read_persons(PG_GETARG_OID(2), &npersons);
+	read_persons(PG_GETARG_OID(2), &persons);
 	clusters = link_clusters_build(text_to_cstring(PG_GETARG_TEXT_PP(3)), PG_GETARG_BOOL(4),
 								   PG_ARGISNULL(5) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(5)), work);
 
@@ -263,7 +332,9 @@ link_cluster_into(PG_FUNCTION_ARGS)
 		o->tts_isnull[4] = null_rid;
 		o->tts_values[5] = BoolGetDatum(refused);
 		o->tts_isnull[5] = false;
-		o->tts_isnull[6] = null_rid || !person_of(persons, npersons, rid, &cursor, &person);
+		nclusters += !null_rid && cluster == rid;
+		nrefused += refused;
+		o->tts_isnull[6] = null_rid || !person_of(&persons, rid, &person);
 		o->tts_values[6] = o->tts_isnull[6] ? (Datum) 0 : Int64GetDatum(person);
 		ExecStoreVirtualTuple(o);
 		/* the texts copied out of the scan's page, which it will leave */
@@ -288,5 +359,9 @@ link_cluster_into(PG_FUNCTION_ARGS)
 	link_clusters_free(clusters);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(work);
-	PG_RETURN_INT64(written);
+	result[0] = Int64GetDatum(written);
+	result[1] = Int64GetDatum(nclusters);
+	result[2] = Int64GetDatum(nrefused);
+	rdesc = BlessTupleDesc(rdesc);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(rdesc, result, result_null)));
 }
