@@ -388,6 +388,11 @@ CREATE FUNCTION pg_temp.no_rows() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RE
 CREATE TRIGGER no_rows BEFORE INSERT ON caredata.person_index_p_default FOR EACH ROW EXECUTE FUNCTION pg_temp.no_rows();
 SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'link_cluster', 'link_plan', 99);
 ROLLBACK TO s;
+-- a statement trigger on the parent the INSERT names: refused too
+CREATE FUNCTION pg_temp.no_rows() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+CREATE TRIGGER no_statement AFTER INSERT ON caredata.person_index FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.no_rows();
+SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'link_cluster', 'link_plan', 99);
+ROLLBACK TO s;
 ALTER TABLE caredata.person_index_p_default ADD CHECK (person_id > 0);
 SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'link_cluster', 'link_plan', 99);
 ROLLBACK TO s;
@@ -411,6 +416,11 @@ SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'defa
 ROLLBACK TO s;
 SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'link_cluster', 'link_cluster', 99);
 ROLLBACK TO s;
+ROLLBACK;
+
+-- in a read-only transaction: refused, as an INSERT is
+BEGIN READ ONLY;
+SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'cl_ok', 'cl_ok', 99);
 ROLLBACK;
 
 -- ---- keys compared by their type's equality, and keys too long to hold ----
@@ -577,6 +587,12 @@ ROLLBACK;
 BEGIN;
 SELECT caredata._link_maintain('drop_person_indexes', project => 'default');
 ALTER TABLE caredata.person_index_p_default ENABLE ROW LEVEL SECURITY;
+SET LOCAL ROLE caredata_linker;
+SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'cl_linker', 'plan_linker', 1);
+ROLLBACK;
+BEGIN;
+SELECT caredata._link_maintain('drop_person_indexes', project => 'default');
+ALTER TABLE caredata.person_index ENABLE ROW LEVEL SECURITY;
 SET LOCAL ROLE caredata_linker;
 SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'cl_linker', 'plan_linker', 1);
 ROLLBACK;

@@ -5813,6 +5813,7 @@ DECLARE
   v_clusters bigint;
   v_refused bigint;
   v_cluster_analyzed boolean := false;
+  v_error text;
   v_cut bigint;
   v_pool_ok boolean;
   v_nhs_query text;
@@ -6187,6 +6188,12 @@ BEGIN
                                          caredata._link_partition('caredata.person_index', p_project)::regclass,
                                          v_links_query, p_one_to_one, v_nhs_query) x;
     EXCEPTION WHEN program_limit_exceeded THEN
+      -- only the person index past the memory: clustering past it fails
+      -- the same way in SQL (link_components), so that error stands
+      GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT;
+      IF v_error NOT LIKE 'reading the person index into memory %' THEN
+        RAISE;
+      END IF;
       v_cluster_in_memory := false;
     END;
   END IF;

@@ -173,10 +173,7 @@ typedef struct Engine
 	Tuplestorestate *store;
 	TupleDesc	outdesc;
 	Relation	into;
-	TupleTableSlot **ins_slots;
-	int			nins;
-	BulkInsertState bistate;
-	CommandId	cid;
+	LinkWriter	writer;
 	Datum	   *values;
 	bool	   *nulls;
 	int64		npairs;
@@ -586,6 +583,9 @@ same_key(Engine *e, Rule *r, uint32 a, uint32 b)
 static inline bool
 same_entry_key(Engine *e, Rule *r, const HashEntry *a, const HashEntry *b)
 {
+	/* equal keys hash alike: a run of equal low bits mixes other hashes */
+	if (a->hash != b->hash)
+		return false;
 	if (a->inline_key && b->inline_key)
 		return a->klen == b->klen && memcmp(a->key, b->key, a->klen) == 0;
 	if (a->inline_key != b->inline_key && r->bytewise)
@@ -846,16 +846,6 @@ float8_ln(double x)
  * a term frequency of (level top and tf > 0 ? ln(u_top / tf) * log2(e) : 0),
  * as _link_compare_sql() writes them.
  */
-/* the rows waiting to be written into the table, written together */
-static void
-flush_inserts(Engine *e)
-{
-	if (e->nins == 0)
-		return;
-	table_multi_insert(e->into, e->ins_slots, e->nins, e->cid, 0, e->bistate);
-	e->nins = 0;
-}
-
 static void
 emit_pair(Engine *e, uint32 i, uint32 j)
 {
@@ -916,14 +906,12 @@ emit_pair(Engine *e, uint32 i, uint32 j)
 	e->nulls[3 + ncmp] = false;
 	if (e->into != NULL)
 	{
-		TupleTableSlot *slot = e->ins_slots[e->nins];
+		TupleTableSlot *slot = link_writer_next(&e->writer);
 
-		ExecClearTuple(slot);
 		memcpy(slot->tts_values, e->values, (ncmp + 4) * sizeof(Datum));
 		memcpy(slot->tts_isnull, e->nulls, (ncmp + 4) * sizeof(bool));
 		ExecStoreVirtualTuple(slot);
-		if (++e->nins == INSERT_BATCH)
-			flush_inserts(e);
+		link_writer_done(&e->writer);
 	}
 	else
 		tuplestore_putvalues(e->store, e->outdesc, e->values, e->nulls);
@@ -1222,13 +1210,7 @@ engine_run(FunctionCallInfo fcinfo, int a0, TupleDesc outdesc, Tuplestorestate *
 		e.values = palloc((ncmp + 4) * sizeof(Datum));
 		e.nulls = palloc((ncmp + 4) * sizeof(bool));
 		if (into != NULL)
-		{
-			e.ins_slots = palloc(INSERT_BATCH * sizeof(TupleTableSlot *));
-			for (int k = 0; k < INSERT_BATCH; k++)
-				e.ins_slots[k] = MakeSingleTupleTableSlot(outdesc, &TTSOpsVirtual);
-			e.bistate = GetBulkInsertState();
-			e.cid = GetCurrentCommandId(true);
-		}
+			link_writer_begin(&e.writer, into, INSERT_BATCH);
 		for (int k = 0; k < e.nrules; k++)
 		{
 			int64		before = e.npairs;
@@ -1240,13 +1222,7 @@ engine_run(FunctionCallInfo fcinfo, int a0, TupleDesc outdesc, Tuplestorestate *
 				 e.npairs - before, (double) (GetCurrentTimestamp() - started) / 1000000.0);
 		}
 		if (into != NULL)
-		{
-			flush_inserts(&e);
-			FreeBulkInsertState(e.bistate);
-			table_finish_bulk_insert(into, 0);
-			for (int k = 0; k < INSERT_BATCH; k++)
-				ExecDropSingleTupleTableSlot(e.ins_slots[k]);
-		}
+			link_writer_end(&e.writer);
 		ExecDropSingleTupleTableSlot(e.slot_l);
 		ExecDropSingleTupleTableSlot(e.slot_r);
 		FreeExprContext(e.econtext, true);

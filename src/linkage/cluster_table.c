@@ -117,6 +117,7 @@ read_persons(Oid relid, PersonMap *map)
 	int64		limit = (int64) maintenance_work_mem * 1024 / sizeof(OldPerson);
 	int64		cap = 65536;
 	int64		k = 0;
+	int64		scanned = 0;
 	int64		lo = PG_INT64_MAX;
 	int64		hi = PG_INT64_MIN;
 	bool		sorted = true;
@@ -131,7 +132,7 @@ read_persons(Oid relid, PersonMap *map)
 		Datum		r = slot_getattr(slot, att_rid, &null_r);
 		Datum		p = slot_getattr(slot, att_person, &null_p);
 
-		if ((k & 0xFFFF) == 0)
+		if ((++scanned & 0xFFFF) == 0)
 			CHECK_FOR_INTERRUPTS();
 		/* as a join on rid, which a NULL never matches */
 		if (null_r || null_p)
@@ -272,10 +273,7 @@ link_cluster_into(PG_FUNCTION_ARGS)
 	AttrNumber	att[4];
 	TableScanDesc scan;
 	TupleTableSlot *slot;
-	TupleTableSlot *out[INSERT_BATCH];
-	int			nout = 0;
-	BulkInsertState bistate;
-	CommandId	cid;
+	LinkWriter	writer;
 
 	for (int i = 0; i < 5; i++)
 		if (PG_ARGISNULL(i))
@@ -302,24 +300,19 @@ link_cluster_into(PG_FUNCTION_ARGS)
 	clusters = link_clusters_build(text_to_cstring(PG_GETARG_TEXT_PP(3)), PG_GETARG_BOOL(4),
 								   PG_ARGISNULL(5) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(5)), work);
 
-	for (int k = 0; k < INSERT_BATCH; k++)
-		out[k] = MakeSingleTupleTableSlot(RelationGetDescr(into), &TTSOpsVirtual);
-	bistate = GetBulkInsertState();
-	cid = GetCurrentCommandId(true);
+	link_writer_begin(&writer, into, INSERT_BATCH);
 	scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
 	slot = table_slot_create(rel, NULL);
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
-		TupleTableSlot *o = out[nout];
+		TupleTableSlot *o;
 		bool		null_rid;
 		int64		rid = DatumGetInt64(slot_getattr(slot, att[0], &null_rid));
 		int64		cluster;
 		bool		refused;
 		int64		person = 0;
 
-		if ((written & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
-		ExecClearTuple(o);
+		o = link_writer_next(&writer);
 		for (int i = 0; i < 4; i++)
 			o->tts_values[i] = slot_getattr(slot, att[i], &o->tts_isnull[i]);
 		/* in no link (or without a rid, which no link names) */
@@ -340,20 +333,11 @@ link_cluster_into(PG_FUNCTION_ARGS)
 		/* the texts copied out of the scan's page, which it will leave */
 		ExecMaterializeSlot(o);
 		written++;
-		if (++nout == INSERT_BATCH)
-		{
-			table_multi_insert(into, out, nout, cid, 0, bistate);
-			nout = 0;
-		}
+		link_writer_done(&writer);
 	}
-	if (nout > 0)
-		table_multi_insert(into, out, nout, cid, 0, bistate);
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(scan);
-	FreeBulkInsertState(bistate);
-	table_finish_bulk_insert(into, 0);
-	for (int k = 0; k < INSERT_BATCH; k++)
-		ExecDropSingleTupleTableSlot(out[k]);
+	link_writer_end(&writer);
 	relation_close(rel, AccessShareLock);
 	relation_close(into, NoLock);
 	link_clusters_free(clusters);

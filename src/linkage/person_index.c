@@ -28,9 +28,11 @@
  * it out.  The target is written directly, so it must be one the INSERT
  * above would have written with nothing else run: a partition of
  * caredata.person_index whose bound holds the project (the partition
- * constraint is checked), writable by the caller (INSERT), not under row
- * security, without triggers, rules, indexes or CHECK constraints, with
- * exactly the seven columns above (NOT NULL checked on every row).
+ * constraint is checked), in a transaction that may write; the caller may
+ * INSERT into it and into caredata.person_index, neither is under row
+ * security or has triggers or rules; the partition has no indexes or CHECK
+ * constraints and exactly the seven columns above, none generated or an
+ * identity (NOT NULL is checked on every row).
  */
 #include "postgres.h"
 
@@ -46,6 +48,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "partitioning/partdesc.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -92,6 +95,7 @@ read_plan(Oid relid, int64 *n)
 	int64		limit = (int64) maintenance_work_mem * 1024 / sizeof(ClusterPerson);
 	int64		cap = 65536;
 	int64		k = 0;
+	int64		scanned = 0;
 	bool		sorted = true;
 	ClusterPerson *map = palloc_extended(cap * sizeof(ClusterPerson), MCXT_ALLOC_HUGE);
 	TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
@@ -106,6 +110,8 @@ read_plan(Oid relid, int64 *n)
 		Datum		c;
 		Datum		p;
 
+		if ((++scanned & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
 		if (null_k || DatumGetChar(kind) != 'a')
 			continue;
 		c = slot_getattr(slot, att_cluster, &null_c);
@@ -131,8 +137,7 @@ read_plan(Oid relid, int64 *n)
 		map[k].person = DatumGetInt64(p);
 		if (k > 0 && map[k].cluster <= map[k - 1].cluster)
 			sorted = false;
-		if ((++k & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
+		k++;
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(scan);
@@ -182,28 +187,48 @@ person_of(const ClusterPerson *map, int64 n, int64 cluster, int64 *person)
 static Relation
 open_target(Oid relid, AttrNumber *attnos)
 {
-	Relation	rel = table_open(relid, RowExclusiveLock);
-	TupleDesc	desc = RelationGetDescr(rel);
-	Oid			parent = get_relname_relid("person_index", get_namespace_oid("caredata", false));
+	Relation	rel;
+	TupleDesc	desc;
+	Oid			parent_id = get_relname_relid("person_index", get_namespace_oid("caredata", false));
+	Relation	parent;
 	List	   *indexes;
 	int			live = 0;
 
+	/* as an INSERT would be refused in a read-only transaction */
+	PreventCommandIfReadOnly(WHO);
+	rel = table_open(relid, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
 	if (rel->rd_rel->relkind != RELKIND_RELATION || !rel->rd_rel->relispartition ||
-		!OidIsValid(parent) || get_partition_parent(relid, false) != parent)
+		!OidIsValid(parent_id) || get_partition_parent(relid, false) != parent_id)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("%s writes a partition of caredata.person_index only", WHO)));
-	if (pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to insert into table %s", RelationGetRelationName(rel))));
-	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s does not write a table with row security", WHO)));
+	/*
+	 * the rights, row security and triggers of both the parent, which the
+	 * INSERT it replaces names, and the partition
+	 */
+	parent = table_open(parent_id, AccessShareLock);
+	for (int i = 0; i < 2; i++)
+	{
+		Relation	r = i == 0 ? parent : rel;
+
+		if (pg_class_aclcheck(RelationGetRelid(r), GetUserId(), ACL_INSERT) != ACLCHECK_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to insert into table %s", RelationGetRelationName(r))));
+		if (check_enable_rls(RelationGetRelid(r), InvalidOid, false) == RLS_ENABLED)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("%s does not write a table with row security", WHO)));
+		if (r->trigdesc != NULL || r->rd_rel->relhasrules)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("%s writes a partition without triggers, rules, indexes or CHECK constraints", WHO),
+					 errhint("caredata.link_run() drops the partition's indexes before it writes the rows.")));
+	}
+	table_close(parent, AccessShareLock);
 	indexes = RelationGetIndexList(rel);
-	if (rel->trigdesc != NULL || rel->rd_rel->relhasrules || indexes != NIL ||
-		(desc->constr != NULL && desc->constr->num_check > 0))
+	if (indexes != NIL || (desc->constr != NULL && desc->constr->num_check > 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("%s writes a partition without triggers, rules, indexes or CHECK constraints", WHO),
@@ -216,7 +241,7 @@ open_target(Oid relid, AttrNumber *attnos)
 	{
 		attnos[c] = get_attnum(relid, col_names[c]);
 		if (attnos[c] <= 0 || TupleDescAttr(desc, attnos[c] - 1)->atttypid != col_types[c] ||
-			TupleDescAttr(desc, attnos[c] - 1)->attgenerated)
+			TupleDescAttr(desc, attnos[c] - 1)->attgenerated || TupleDescAttr(desc, attnos[c] - 1)->attidentity)
 			break;
 		if (c == NCOLS - 1 && live == NCOLS)
 			return rel;
@@ -249,11 +274,9 @@ link_person_index_into(PG_FUNCTION_ARGS)
 	ExprState  *partcheck;
 	TableScanDesc scan;
 	TupleTableSlot *slot;
-	TupleTableSlot *out[INSERT_BATCH];
-	int			nout = 0;
+	LinkWriter	writer;
 	int64		written = 0;
-	BulkInsertState bistate;
-	CommandId	cid;
+	int64		scanned = 0;
 	TupleDesc	desc;
 
 	for (int i = 0; i < 5; i++)
@@ -280,25 +303,26 @@ link_person_index_into(PG_FUNCTION_ARGS)
 	estate = CreateExecutorState();
 	partcheck = ExecPrepareCheck(RelationGetPartitionQual(target), estate);
 
-	for (int k = 0; k < INSERT_BATCH; k++)
-		out[k] = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
-	bistate = GetBulkInsertState();
-	cid = GetCurrentCommandId(true);
+	link_writer_begin(&writer, target, INSERT_BATCH);
 	scan = table_beginscan(clusters, GetActiveSnapshot(), 0, NULL);
 	slot = table_slot_create(clusters, NULL);
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
-		TupleTableSlot *o = out[nout];
+		TupleTableSlot *o;
 		bool		null_c;
 		int64		cluster = DatumGetInt64(slot_getattr(slot, att_cluster, &null_c));
 		int64		person;
-		Datum	   *v = o->tts_values;
-		bool	   *isnull = o->tts_isnull;
+		Datum	   *v;
+		bool	   *isnull;
 		ExprContext *econtext;
 
+		if ((++scanned & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
 		if (null_c || !person_of(map, nmap, cluster, &person))
 			continue;
-		ExecClearTuple(o);
+		o = link_writer_next(&writer);
+		v = o->tts_values;
+		isnull = o->tts_isnull;
 		for (int i = 0; i < desc->natts; i++)
 			isnull[i] = true;
 		v[attnos[0] - 1] = project;
@@ -329,21 +353,11 @@ link_person_index_into(PG_FUNCTION_ARGS)
 					 errhint("Give the project the partition holds.")));
 		ResetPerTupleExprContext(estate);
 		written++;
-		if (++nout == INSERT_BATCH)
-		{
-			table_multi_insert(target, out, nout, cid, 0, bistate);
-			nout = 0;
-			CHECK_FOR_INTERRUPTS();
-		}
+		link_writer_done(&writer);
 	}
-	if (nout > 0)
-		table_multi_insert(target, out, nout, cid, 0, bistate);
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(scan);
-	FreeBulkInsertState(bistate);
-	table_finish_bulk_insert(target, 0);
-	for (int k = 0; k < INSERT_BATCH; k++)
-		ExecDropSingleTupleTableSlot(out[k]);
+	link_writer_end(&writer);
 	FreeExecutorState(estate);
 	relation_close(clusters, AccessShareLock);
 	table_close(target, NoLock);

@@ -14,11 +14,13 @@
 #include "postgres.h"
 
 #include "access/relation.h"
+#include "access/tableam.h"
 #include "catalog/pg_class.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rls.h"
 
 #include "temp_table.h"
@@ -107,4 +109,65 @@ link_open_temp_target(Oid relid, const char *writer)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("%s writes a table without triggers, indexes, rules, constraints or defaults", writer)));
 	return rel;
+}
+
+/* a writer of batches of rows into rel (opened and checked by the caller) */
+void
+link_writer_begin(LinkWriter *w, Relation rel, int batch)
+{
+	w->rel = rel;
+	w->cap = batch;
+	w->n = 0;
+	w->slots = palloc(batch * sizeof(TupleTableSlot *));
+	for (int k = 0; k < batch; k++)
+		w->slots[k] = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsVirtual);
+	w->cid = GetCurrentCommandId(true);
+	w->bistate = GetBulkInsertState();
+	w->batch = AllocSetContextCreate(CurrentMemoryContext, "caredata rows written", ALLOCSET_DEFAULT_SIZES);
+}
+
+/* the next slot to fill, cleared */
+TupleTableSlot *
+link_writer_next(LinkWriter *w)
+{
+	TupleTableSlot *slot = w->slots[w->n];
+
+	ExecClearTuple(slot);
+	return slot;
+}
+
+static void
+writer_flush(LinkWriter *w)
+{
+	MemoryContext old;
+
+	if (w->n == 0)
+		return;
+	old = MemoryContextSwitchTo(w->batch);
+	table_multi_insert(w->rel, w->slots, w->n, w->cid, 0, w->bistate);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(w->batch);
+	w->n = 0;
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* the slot from link_writer_next() filled and stored: written with its batch */
+void
+link_writer_done(LinkWriter *w)
+{
+	if (++w->n == w->cap)
+		writer_flush(w);
+}
+
+/* the last rows written, and the writer freed */
+void
+link_writer_end(LinkWriter *w)
+{
+	writer_flush(w);
+	FreeBulkInsertState(w->bistate);
+	table_finish_bulk_insert(w->rel, 0);
+	for (int k = 0; k < w->cap; k++)
+		ExecDropSingleTupleTableSlot(w->slots[k]);
+	pfree(w->slots);
+	MemoryContextDelete(w->batch);
 }
