@@ -30,10 +30,7 @@
  * work_mem) and both tables were joined through their rid indexes.  Here
  * the person index is read once into memory, the records once in their
  * heap order, and the rows are written in batches (table_multi_insert).
- * The person index's person ids are held in an array indexed by rid where
- * its rids lie close together (9 bytes a rid between the smallest and the
- * largest, at most twice as many as records), else as (rid, person) pairs
- * sorted by rid (16 bytes a record) and searched.
+ * The person index's person ids are held by rid in an IdMap (id_map.h).
  *
  * Memory: link_components()' arrays, and the person ids, each at most
  * maintenance_work_mem (54000 past it: link_run() then runs the statement
@@ -54,77 +51,26 @@
 #include "utils/snapmgr.h"
 
 #include "cluster.h"
+#include "id_map.h"
 #include "temp_table.h"
 
 #define WHO				"caredata._link_cluster_into()"
 #define INSERT_BATCH	1000
 #define OUT_NATTS		7
 
-typedef struct OldPerson
-{
-	int64		rid;
-	int64		person;
-} OldPerson;
-
-/* the person index's person ids, by rid */
-typedef struct PersonMap
-{
-	/* dense: person[rid - base] where has[rid - base] */
-	int64		base;
-	int64		range;
-	int64	   *person;
-	bool	   *has;
-	/* else sorted (rid, person) pairs */
-	OldPerson  *pairs;
-	int64		npairs;
-	int64		cursor;			/* just after the last pair found */
-} PersonMap;
-
-static int
-cmp_old_person(const void *a, const void *b)
-{
-	int64		x = ((const OldPerson *) a)->rid;
-	int64		y = ((const OldPerson *) b)->rid;
-
-	return (x > y) - (x < y);
-}
-
+/* the person index's person ids by rid, read once */
 static void
-too_many_persons(void)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-			 errmsg("reading the person index into memory needs more than maintenance_work_mem (%d kB)", maintenance_work_mem),
-			 errhint("Raise maintenance_work_mem; caredata.link_run() then builds its cluster table with SQL.")));
-}
-
-static void
-twice(void)
-{
-	/* a join would give such a record twice: the index's key forbids it */
-	ereport(ERROR,
-			(errcode(ERRCODE_UNIQUE_VIOLATION),
-			 errmsg("the person index holds a record twice")));
-}
-
-/* the person index's (rid, person) pairs, read once */
-static void
-read_persons(Oid relid, PersonMap *map)
+read_persons(Oid relid, IdMap *map)
 {
 	Relation	rel = link_open_table(relid, WHO);
 	AttrNumber	att_rid = link_temp_column(rel, "rid", INT8OID);
 	AttrNumber	att_person = link_temp_column(rel, "person_id", INT8OID);
-	int64		limit = (int64) maintenance_work_mem * 1024 / sizeof(OldPerson);
-	int64		cap = 65536;
-	int64		k = 0;
 	int64		scanned = 0;
-	int64		lo = PG_INT64_MAX;
-	int64		hi = PG_INT64_MIN;
-	bool		sorted = true;
-	OldPerson  *pairs = palloc_extended(cap * sizeof(OldPerson), MCXT_ALLOC_HUGE);
 	TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 
+	id_map_init(map, "reading the person index into memory",
+				"Raise maintenance_work_mem; caredata.link_run() then builds its cluster table with SQL.");
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
 		bool		null_r,
@@ -137,97 +83,13 @@ read_persons(Oid relid, PersonMap *map)
 		/* as a join on rid, which a NULL never matches */
 		if (null_r || null_p)
 			continue;
-		if (k == cap)
-		{
-			if (cap >= limit)
-				too_many_persons();
-			cap = Min(cap * 2, limit);
-			pairs = repalloc_huge(pairs, cap * sizeof(OldPerson));
-		}
-		pairs[k].rid = DatumGetInt64(r);
-		pairs[k].person = DatumGetInt64(p);
-		if (k > 0 && pairs[k].rid <= pairs[k - 1].rid)
-			sorted = false;
-		lo = Min(lo, pairs[k].rid);
-		hi = Max(hi, pairs[k].rid);
-		k++;
+		id_map_add(map, DatumGetInt64(r), DatumGetInt64(p));
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(scan);
 	relation_close(rel, AccessShareLock);
-
-	memset(map, 0, sizeof(PersonMap));
-	/* rids close together: an array indexed by rid (no sort) */
-	if (k > 0 && !sorted && (uint64) hi - (uint64) lo < (uint64) k * 2 &&
-		((uint64) hi - (uint64) lo + 1) * (sizeof(int64) + sizeof(bool)) <= (uint64) maintenance_work_mem * 1024)
-	{
-		map->base = lo;
-		map->range = hi - lo + 1;
-		map->person = palloc_extended(map->range * sizeof(int64), MCXT_ALLOC_HUGE);
-		map->has = palloc_extended(map->range * sizeof(bool), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-		for (int64 i = 0; i < k; i++)
-		{
-			int64		at = pairs[i].rid - lo;
-
-			if (map->has[at])
-				twice();
-			map->has[at] = true;
-			map->person[at] = pairs[i].person;
-		}
-		pfree(pairs);
-		return;
-	}
-	if (!sorted)
-	{
-		qsort(pairs, k, sizeof(OldPerson), cmp_old_person);
-		for (int64 i = 1; i < k; i++)
-			if (pairs[i].rid == pairs[i - 1].rid)
-				twice();
-	}
-	map->pairs = pairs;
-	map->npairs = k;
-}
-
-/*
- * The person of record rid; among sorted pairs, the records come in about
- * rid order, so the next one is usually just after the last found
- */
-static bool
-person_of(PersonMap *map, int64 rid, int64 *person)
-{
-	int64		lo = 0,
-				hi = map->npairs;
-	OldPerson  *pairs = map->pairs;
-
-	if (map->person != NULL)
-	{
-		if (rid < map->base || (uint64) rid - (uint64) map->base >= (uint64) map->range ||
-			!map->has[rid - map->base])
-			return false;
-		*person = map->person[rid - map->base];
-		return true;
-	}
-	if (map->cursor < map->npairs && pairs[map->cursor].rid == rid)
-	{
-		*person = pairs[map->cursor++].person;
-		return true;
-	}
-	while (lo < hi)
-	{
-		int64		mid = lo + (hi - lo) / 2;
-
-		if (pairs[mid].rid < rid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < map->npairs && pairs[lo].rid == rid)
-	{
-		*person = pairs[lo].person;
-		map->cursor = lo + 1;
-		return true;
-	}
-	return false;
+	/* a join would give such a record twice: the index's key forbids it */
+	id_map_finish(map, "the person index holds a record twice");
 }
 
 /* the target's columns: rid, source, record_id, record_key, cluster, refused, old_person */
@@ -261,7 +123,7 @@ link_cluster_into(PG_FUNCTION_ARGS)
 	MemoryContext work;
 	MemoryContext old;
 	LinkClusters *clusters;
-	PersonMap	persons;
+	IdMap		persons;
 	int64		written = 0;
 	int64		nclusters = 0;
 	int64		nrefused = 0;
@@ -327,7 +189,7 @@ link_cluster_into(PG_FUNCTION_ARGS)
 		o->tts_isnull[5] = false;
 		nclusters += !null_rid && cluster == rid;
 		nrefused += refused;
-		o->tts_isnull[6] = null_rid || !person_of(&persons, rid, &person);
+		o->tts_isnull[6] = null_rid || !id_map_get(&persons, rid, &person);
 		o->tts_values[6] = o->tts_isnull[6] ? (Datum) 0 : Int64GetDatum(person);
 		ExecStoreVirtualTuple(o);
 		/* the texts copied out of the scan's page, which it will leave */

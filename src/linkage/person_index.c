@@ -20,9 +20,9 @@
  *
  * which it replaces (sql/linkage_engine.sql compares the two): there a hash
  * join of the records to a million clusters took about half the statement
- * at a million people.  Here the plan's clusters are read into a sorted
- * array (16 bytes each, at most maintenance_work_mem) and the rows written
- * in batches (table_multi_insert, WAL-logged a page at a time).
+ * at a million people.  Here the plan's person ids are held by cluster in
+ * an IdMap (id_map.h, at most maintenance_work_mem) and the rows written in
+ * batches (table_multi_insert, WAL-logged a page at a time).
  *
  * A record whose cluster has no person id is left out, as the join leaves
  * it out.  The target is written directly, so it must be one the INSERT
@@ -59,6 +59,7 @@
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
 
+#include "id_map.h"
 #include "temp_table.h"
 
 #define WHO				"caredata._link_person_index_into()"
@@ -69,38 +70,20 @@
 static const char *const col_names[NCOLS] = {"project", "source", "record_id", "rid", "person_id", "run_id", "record_key"};
 static const Oid col_types[NCOLS] = {TEXTOID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID};
 
-typedef struct ClusterPerson
-{
-	int64		cluster;
-	int64		person;
-} ClusterPerson;
-
-static int
-cmp_cluster(const void *a, const void *b)
-{
-	int64		x = ((const ClusterPerson *) a)->cluster;
-	int64		y = ((const ClusterPerson *) b)->cluster;
-
-	return (x > y) - (x < y);
-}
-
-/* the plan's (cluster, person) of kind 'a', sorted by cluster */
-static ClusterPerson *
-read_plan(Oid relid, int64 *n)
+/* the plan's person id of each cluster (its rows of kind 'a') */
+static void
+read_plan(Oid relid, IdMap *map)
 {
 	Relation	rel = link_open_temp(relid, WHO);
 	AttrNumber	att_kind = link_temp_column(rel, "kind", CHAROID);
 	AttrNumber	att_cluster = link_temp_column(rel, "cluster", INT8OID);
 	AttrNumber	att_person = link_temp_column(rel, "person_id", INT8OID);
-	int64		limit = (int64) maintenance_work_mem * 1024 / sizeof(ClusterPerson);
-	int64		cap = 65536;
-	int64		k = 0;
 	int64		scanned = 0;
-	bool		sorted = true;
-	ClusterPerson *map = palloc_extended(cap * sizeof(ClusterPerson), MCXT_ALLOC_HUGE);
 	TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 
+	id_map_init(map, "reading the person ids of the clusters into memory",
+				"Raise maintenance_work_mem; caredata.link_run() then writes the person index with SQL.");
 	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
 		bool		null_k,
@@ -123,60 +106,13 @@ read_plan(Oid relid, int64 *n)
 			ereport(ERROR,
 					(errcode(ERRCODE_NOT_NULL_VIOLATION),
 					 errmsg("the plan gives a cluster no person id")));
-		if (k == cap)
-		{
-			if (cap >= limit)
-				ereport(ERROR,
-						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						 errmsg("reading the person ids of the clusters into memory needs more than maintenance_work_mem (%d kB)", maintenance_work_mem),
-						 errhint("Raise maintenance_work_mem; caredata.link_run() then writes the person index with SQL.")));
-			cap = Min(cap * 2, limit);
-			map = repalloc_huge(map, cap * sizeof(ClusterPerson));
-		}
-		map[k].cluster = DatumGetInt64(c);
-		map[k].person = DatumGetInt64(p);
-		if (k > 0 && map[k].cluster <= map[k - 1].cluster)
-			sorted = false;
-		k++;
+		id_map_add(map, DatumGetInt64(c), DatumGetInt64(p));
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(scan);
 	relation_close(rel, AccessShareLock);
-	if (!sorted)
-	{
-		qsort(map, k, sizeof(ClusterPerson), cmp_cluster);
-		/* the join would write such a cluster's records twice */
-		for (int64 i = 1; i < k; i++)
-			if (map[i].cluster == map[i - 1].cluster)
-				ereport(ERROR,
-						(errcode(ERRCODE_UNIQUE_VIOLATION),
-						 errmsg("the plan gives a cluster two person ids")));
-	}
-	*n = k;
-	return map;
-}
-
-static bool
-person_of(const ClusterPerson *map, int64 n, int64 cluster, int64 *person)
-{
-	int64		lo = 0,
-				hi = n;
-
-	while (lo < hi)
-	{
-		int64		mid = lo + (hi - lo) / 2;
-
-		if (map[mid].cluster < cluster)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < n && map[lo].cluster == cluster)
-	{
-		*person = map[lo].person;
-		return true;
-	}
-	return false;
+	/* the join would write such a cluster's records twice */
+	id_map_finish(map, "the plan gives a cluster two person ids");
 }
 
 /*
@@ -266,8 +202,7 @@ link_person_index_into(PG_FUNCTION_ARGS)
 				att_record_id,
 				att_key,
 				att_cluster;
-	ClusterPerson *map;
-	int64		nmap;
+	IdMap		map;
 	Datum		project;
 	int64		run_id;
 	EState	   *estate;
@@ -297,7 +232,7 @@ link_person_index_into(PG_FUNCTION_ARGS)
 	att_record_id = link_temp_column(clusters, "record_id", INT8OID);
 	att_key = link_temp_column(clusters, "record_key", TEXTOID);
 	att_cluster = link_temp_column(clusters, "cluster", INT8OID);
-	map = read_plan(PG_GETARG_OID(3), &nmap);
+	read_plan(PG_GETARG_OID(3), &map);
 
 	/* the partition's bound, checked on every row as an INSERT into it checks it */
 	estate = CreateExecutorState();
@@ -318,7 +253,7 @@ link_person_index_into(PG_FUNCTION_ARGS)
 
 		if ((++scanned & 0xFFFF) == 0)
 			CHECK_FOR_INTERRUPTS();
-		if (null_c || !person_of(map, nmap, cluster, &person))
+		if (null_c || !id_map_get(&map, cluster, &person))
 			continue;
 		o = link_writer_next(&writer);
 		v = o->tts_values;
