@@ -122,7 +122,7 @@ CREATE FUNCTION caredata._link_person_index_into(persons regclass, project text,
   RETURNS bigint
   AS 'MODULE_PATHNAME', 'link_person_index_into' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION caredata._link_person_index_into(regclass, text, regclass, regclass, bigint) IS
-  'internal: writes into a partition of caredata.person_index (without triggers, rules, indexes or CHECK constraints; its bound checked) a row (project, source, record_id, rid, person_id, run_id, record_key) for each record of a temporary cluster table whose cluster the temporary plan (kind ''a'') gives a person id; returns how many rows; at most maintenance_work_mem';
+  'internal: writes into a partition of caredata.person_index (with the caller''s INSERT right, no row security, trigger or rule on it or on caredata.person_index, no index or CHECK constraint, never in a read-only transaction; its bound and NOT NULL columns checked) a row (project, source, record_id, rid, person_id, run_id, record_key) for each record of a temporary cluster table whose cluster the temporary plan (kind ''a'') gives a person id; returns how many rows; at most maintenance_work_mem';
 
 -- each cluster's person id, with the merges and splits, in SQL: the rules
 -- persons.c (caredata._link_person_plan) follows in memory, and what
