@@ -60,13 +60,14 @@ SELECT run_id AS run_c, candidate_pairs = :candidate_pairs AS same_pairs, links 
   FROM caredata.link_run(version => :v0, train => true) \gset
 SELECT :'same_pairs'::boolean AS same_pairs, :'same_links'::boolean AS same_links,
        (SELECT stats->>'compare_engine' FROM caredata.link_run WHERE run_id = :run_c) AS engine;
--- every link with its pattern and weight, both ways
+-- every link with its pattern, weight and probability, both ways (the
+-- links written in C, pair_rows.c, against the INSERT)
 SELECT count(*) AS links_differing FROM (
-  (SELECT rid_l, rid_r, pattern, weight FROM caredata.link_pair WHERE run_id = :run_sql
-   EXCEPT ALL SELECT rid_l, rid_r, pattern, weight FROM caredata.link_pair WHERE run_id = :run_c)
+  (SELECT rid_l, rid_r, pattern, weight, probability FROM caredata.link_pair WHERE run_id = :run_sql
+   EXCEPT ALL SELECT rid_l, rid_r, pattern, weight, probability FROM caredata.link_pair WHERE run_id = :run_c)
   UNION ALL
-  (SELECT rid_l, rid_r, pattern, weight FROM caredata.link_pair WHERE run_id = :run_c
-   EXCEPT ALL SELECT rid_l, rid_r, pattern, weight FROM caredata.link_pair WHERE run_id = :run_sql)) d;
+  (SELECT rid_l, rid_r, pattern, weight, probability FROM caredata.link_pair WHERE run_id = :run_c
+   EXCEPT ALL SELECT rid_l, rid_r, pattern, weight, probability FROM caredata.link_pair WHERE run_id = :run_sql)) d;
 -- and the same persons (ids are stable, so equal)
 SELECT count(*) AS persons_differing FROM caredata.person_index p
   FULL JOIN persons_sql s USING (source, record_id) WHERE p.person_id IS DISTINCT FROM s.person_id;
@@ -423,6 +424,69 @@ BEGIN READ ONLY;
 SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'cl_ok', 'cl_ok', 99);
 ROLLBACK;
 
+-- ---- a run's links written in C (pair_rows.c): the INSERT's rows ----
+-- weights and adjustments with NaN and infinities, clamped probabilities,
+-- NULL patterns and adjustments, thresholds of a number, NaN and -Infinity
+BEGIN;
+CREATE TEMP TABLE cand_t (rid_l bigint, rid_r bigint, pattern integer, tf_adj double precision) ON COMMIT DROP;
+INSERT INTO cand_t VALUES (1, 2, 0, 0), (1, 3, 1, 0.5), (2, 3, 2, -0.25), (3, 4, 3, 'NaN'), (4, 5, 1, 'Infinity'),
+  (5, 6, 2, '-Infinity'), (6, 7, NULL, 0), (7, 8, 0, NULL), (8, 9, 1, 2000), (9, 10, 0, -2000), (10, 11, 3, 0);
+CREATE FUNCTION pg_temp.pairs_both(w double precision[], threshold double precision)
+  RETURNS TABLE (written bigint, c_only bigint, sql_only bigint) LANGUAGE plpgsql AS $$
+BEGIN
+  written := caredata._link_pairs_into('pg_temp.cand_t', 901, w, threshold);
+  INSERT INTO caredata.link_pair (run_id, rid_l, rid_r, pattern, weight, probability)
+  SELECT 902, s.rid_l, s.rid_r, s.pattern, s.weight, caredata.link_probability(s.weight)
+    FROM (SELECT c.rid_l, c.rid_r, c.pattern, caredata.link_weight(c.pattern, c.tf_adj, w) AS weight FROM pg_temp.cand_t c) s
+   WHERE s.weight >= threshold;
+  c_only := (SELECT count(*) FROM (SELECT rid_l, rid_r, pattern, weight, probability, step FROM caredata.link_pair WHERE run_id = 901
+                                   EXCEPT ALL SELECT rid_l, rid_r, pattern, weight, probability, step FROM caredata.link_pair WHERE run_id = 902) x);
+  sql_only := (SELECT count(*) FROM (SELECT rid_l, rid_r, pattern, weight, probability, step FROM caredata.link_pair WHERE run_id = 902
+                                     EXCEPT ALL SELECT rid_l, rid_r, pattern, weight, probability, step FROM caredata.link_pair WHERE run_id = 901) x);
+  DELETE FROM caredata.link_pair WHERE run_id IN (901, 902);
+  RETURN NEXT;
+END
+$$;
+SELECT t AS threshold, p.* FROM unnest(ARRAY[0, 'NaN', '-Infinity', 1e6]::double precision[]) t,
+       LATERAL pg_temp.pairs_both('{1.5, -2, 0.25, NaN}', t) p;
+SAVEPOINT s;
+-- the table's indexes are kept: a btree index finds the rows written, and
+-- a unique one refuses the same links twice
+CREATE UNIQUE INDEX link_pair_test_key ON caredata.link_pair (run_id, rid_l, rid_r);
+SELECT caredata._link_pairs_into('pg_temp.cand_t', 903, '{1.5, -2, 0.25, 3}', 0) AS written;
+SET LOCAL enable_seqscan = off;
+SET LOCAL enable_bitmapscan = off;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM caredata.link_pair WHERE run_id = 903 AND rid_l > 0;
+SELECT count(*) AS found_by_index FROM caredata.link_pair WHERE run_id = 903 AND rid_l > 0;
+SELECT caredata._link_pairs_into('pg_temp.cand_t', 903, '{1.5, -2, 0.25, 3}', 0);
+ROLLBACK TO s;
+-- a pattern without a weight: link_weight()'s error
+SELECT caredata._link_pairs_into('pg_temp.cand_t', 904, '{1.5, -2}', 0);
+ROLLBACK TO s;
+-- a trigger or a CHECK constraint on caredata.link_pair: refused
+CREATE FUNCTION pg_temp.no_pairs() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+CREATE TRIGGER no_pairs BEFORE INSERT ON caredata.link_pair FOR EACH ROW EXECUTE FUNCTION pg_temp.no_pairs();
+SELECT caredata._link_pairs_into('pg_temp.cand_t', 904, '{1.5, -2, 0.25, 3}', 0);
+ROLLBACK TO s;
+ALTER TABLE caredata.link_pair ADD CONSTRAINT pattern_known CHECK (pattern >= 0) NOT VALID;
+SELECT caredata._link_pairs_into('pg_temp.cand_t', 904, '{1.5, -2, 0.25, 3}', 0);
+ROLLBACK TO s;
+-- bad arguments: NULLs, candidates not in a temporary table, or without their columns
+SELECT caredata._link_pairs_into(NULL, 904, '{1.5, -2, 0.25, 3}', 0);
+ROLLBACK TO s;
+SELECT caredata._link_pairs_into('pg_temp.cand_t', 904, '{1.5, -2, 0.25, 3}', NULL);
+ROLLBACK TO s;
+SELECT caredata._link_pairs_into('caredata.link_pair', 904, '{1.5, -2, 0.25, 3}', 0);
+ROLLBACK TO s;
+SELECT caredata._link_pairs_into('pg_temp.cl_ok', 904, '{1.5, -2, 0.25, 3}', 0);
+ROLLBACK TO s;
+SELECT caredata._link_pairs_into('pg_temp.cand_t', 904, '{{1.5}, {-2}}', 0);
+ROLLBACK;
+-- in a read-only transaction: refused, as an INSERT is
+BEGIN READ ONLY;
+SELECT caredata._link_pairs_into('pg_temp.cl_ok', 904, '{1.5}', 0);
+ROLLBACK;
+
 -- ---- keys compared by their type's equality, and keys too long to hold ----
 -- numeric 1990.0 = 1990.00 (different bytes), text keys over 18 bytes:
 -- the pair counts of the same joins written by hand
@@ -543,6 +607,7 @@ SELECT count(*) FROM caredata._link_person_plan('names_stage', 1);
 SELECT caredata._link_block_compare_into('names_stage', :into_args);
 SELECT caredata._link_cluster_into('cl_ok', 'caredata.link_record_p_default', 'no_persons', :'plain', false, NULL);
 SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'cl_ok', 'cl_ok', 1);
+SELECT caredata._link_pairs_into('pg_temp.cl_ok', 1, '{1}', 0);
 RESET ROLE;
 -- a linker counts only what it may read, and no table under row security
 GRANT SELECT ON odd_stage TO caredata_linker;
@@ -595,4 +660,24 @@ SELECT caredata._link_maintain('drop_person_indexes', project => 'default');
 ALTER TABLE caredata.person_index ENABLE ROW LEVEL SECURITY;
 SET LOCAL ROLE caredata_linker;
 SELECT caredata._link_person_index_into('caredata.person_index_p_default', 'default', 'cl_linker', 'plan_linker', 1);
+ROLLBACK;
+-- the links: a linker writes caredata.link_pair only with the INSERT right,
+-- never under row security
+BEGIN;
+SET LOCAL ROLE caredata_linker;
+CREATE TEMP TABLE cand_own (rid_l bigint, rid_r bigint, pattern integer, tf_adj double precision);
+INSERT INTO cand_own VALUES (1, 2, 0, 0);
+SELECT caredata._link_pairs_into('pg_temp.cand_own', 905, '{1}', 0) AS written;
+ROLLBACK;
+BEGIN;
+REVOKE INSERT ON caredata.link_pair FROM caredata_linker;
+SET LOCAL ROLE caredata_linker;
+CREATE TEMP TABLE cand_own (rid_l bigint, rid_r bigint, pattern integer, tf_adj double precision);
+SELECT caredata._link_pairs_into('pg_temp.cand_own', 905, '{1}', 0);
+ROLLBACK;
+BEGIN;
+ALTER TABLE caredata.link_pair ENABLE ROW LEVEL SECURITY;
+SET LOCAL ROLE caredata_linker;
+CREATE TEMP TABLE cand_own (rid_l bigint, rid_r bigint, pattern integer, tf_adj double precision);
+SELECT caredata._link_pairs_into('pg_temp.cand_own', 905, '{1}', 0);
 ROLLBACK;

@@ -23,14 +23,10 @@
 #include "fmgr.h"
 #include "utils/array.h"
 
-typedef struct WeightTable
-{
-	int			n;
-	double		w[FLEXIBLE_ARRAY_MEMBER];
-} WeightTable;
+#include "score.h"
 
-static WeightTable *
-weight_table(ArrayType *a, MemoryContext mcxt)
+WeightTable *
+link_weight_table(ArrayType *a, MemoryContext mcxt)
 {
 	Datum	   *d;
 	int			n;
@@ -66,18 +62,24 @@ link_weight(PG_FUNCTION_ARGS)
 	{
 		if (get_fn_expr_arg_stable(fcinfo->flinfo, 2))
 		{
-			t = weight_table(PG_GETARG_ARRAYTYPE_P(2), fcinfo->flinfo->fn_mcxt);
+			t = link_weight_table(PG_GETARG_ARRAYTYPE_P(2), fcinfo->flinfo->fn_mcxt);
 			fcinfo->flinfo->fn_extra = t;
 		}
 		else
-			t = weight_table(PG_GETARG_ARRAYTYPE_P(2), CurrentMemoryContext);
+			t = link_weight_table(PG_GETARG_ARRAYTYPE_P(2), CurrentMemoryContext);
 	}
+	PG_RETURN_FLOAT8(link_pattern_weight(t, pattern, tf_adj));
+}
+
+double
+link_pattern_weight(const WeightTable *t, int32 pattern, double tf_adj)
+{
 	if (pattern < 0 || pattern >= t->n)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("pattern %d has no weight in an array of %d", pattern, t->n),
 				 errhint("Compute the weights of every pattern with caredata.link_pattern_weights().")));
-	PG_RETURN_FLOAT8(t->w[pattern] + tf_adj);
+	return t->w[pattern] + tf_adj;
 }
 
 /*

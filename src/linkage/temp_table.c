@@ -16,6 +16,7 @@
 #include "access/relation.h"
 #include "access/tableam.h"
 #include "catalog/pg_class.h"
+#include "executor/executor.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -124,6 +125,31 @@ link_writer_begin(LinkWriter *w, Relation rel, int batch)
 	w->cid = GetCurrentCommandId(true);
 	w->bistate = GetBulkInsertState();
 	w->batch = AllocSetContextCreate(CurrentMemoryContext, "caredata rows written", ALLOCSET_DEFAULT_SIZES);
+	w->estate = NULL;
+	w->rri = NULL;
+}
+
+/*
+ * The same for a table whose indexes are kept: each batch's index entries
+ * are made as COPY makes them, after its rows (ExecInsertIndexTuples: a
+ * unique index or an exclusion constraint is checked there)
+ */
+void
+link_writer_begin_indexed(LinkWriter *w, Relation rel, int batch)
+{
+	link_writer_begin(w, rel, batch);
+	w->estate = CreateExecutorState();
+	w->estate->es_output_cid = w->cid;
+	w->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(w->rri, rel, 1, NULL, 0);
+	ExecOpenIndices(w->rri, false);
+	if (w->rri->ri_NumIndices == 0)
+	{
+		ExecCloseIndices(w->rri);
+		FreeExecutorState(w->estate);
+		w->estate = NULL;
+		w->rri = NULL;
+	}
 }
 
 /* the next slot to fill, cleared */
@@ -145,6 +171,23 @@ writer_flush(LinkWriter *w)
 		return;
 	old = MemoryContextSwitchTo(w->batch);
 	table_multi_insert(w->rel, w->slots, w->n, w->cid, 0, w->bistate);
+	if (w->rri != NULL)
+		for (int k = 0; k < w->n; k++)
+		{
+			List	   *recheck;
+
+#if PG_VERSION_NUM >= 160000
+			recheck = ExecInsertIndexTuples(w->rri, w->slots[k], w->estate, false, false, NULL, NIL, false);
+#else
+			recheck = ExecInsertIndexTuples(w->rri, w->slots[k], w->estate, false, false, NULL, NIL);
+#endif
+			/* no deferred unique or exclusion constraint is rechecked here */
+			if (recheck != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("rows written directly cannot be checked against a deferred constraint")));
+			ResetPerTupleExprContext(w->estate);
+		}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(w->batch);
 	w->n = 0;
@@ -170,4 +213,9 @@ link_writer_end(LinkWriter *w)
 		ExecDropSingleTupleTableSlot(w->slots[k]);
 	pfree(w->slots);
 	MemoryContextDelete(w->batch);
+	if (w->rri != NULL)
+	{
+		ExecCloseIndices(w->rri);
+		FreeExecutorState(w->estate);
+	}
 }

@@ -11,6 +11,7 @@
 
 #include "access/heapam.h"
 #include "executor/tuptable.h"
+#include "nodes/execnodes.h"
 #include "utils/rel.h"
 
 extern Relation link_open_temp(Oid relid, const char *reader);
@@ -33,9 +34,13 @@ typedef struct LinkWriter
 	CommandId	cid;
 	BulkInsertState bistate;
 	MemoryContext batch;
+	/* a table with indexes: their entries made after each batch */
+	EState	   *estate;
+	ResultRelInfo *rri;
 } LinkWriter;
 
 extern void link_writer_begin(LinkWriter *w, Relation rel, int batch);
+extern void link_writer_begin_indexed(LinkWriter *w, Relation rel, int batch);
 extern TupleTableSlot *link_writer_next(LinkWriter *w);
 extern void link_writer_done(LinkWriter *w);
 extern void link_writer_end(LinkWriter *w);
