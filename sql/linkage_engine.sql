@@ -474,7 +474,11 @@ ROLLBACK TO s;
 -- bad arguments: NULLs, candidates not in a temporary table, or without their columns
 SELECT caredata._link_pairs_into(NULL, 904, '{1.5, -2, 0.25, 3}', 0);
 ROLLBACK TO s;
-SELECT caredata._link_pairs_into('pg_temp.cand_t', 904, '{1.5, -2, 0.25, 3}', NULL);
+SELECT caredata._link_pairs_into('pg_temp.cand_t', 904, '{1.5, -2, 0.25, 3}', NULL) AS none_through;
+ROLLBACK TO s;
+-- a default for step, which an INSERT would give it: refused
+ALTER TABLE caredata.link_pair ALTER COLUMN step SET DEFAULT 1;
+SELECT caredata._link_pairs_into('pg_temp.cand_t', 904, '{1.5, -2, 0.25, 3}', 0);
 ROLLBACK TO s;
 SELECT caredata._link_pairs_into('caredata.link_pair', 904, '{1.5, -2, 0.25, 3}', 0);
 ROLLBACK TO s;

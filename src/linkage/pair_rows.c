@@ -32,8 +32,9 @@
  * The table is written directly, so only as the INSERT would have written
  * it with nothing else run: in a transaction that may write, with the
  * caller's INSERT right, not under row security, without triggers, rules
- * or CHECK constraints, with exactly the seven columns of caredata.link_pair
- * (none generated or an identity; NOT NULL checked on every row).
+ * or CHECK constraints, not a partition, with exactly the seven columns of
+ * caredata.link_pair (none generated or an identity, no default for step,
+ * which is left NULL; NOT NULL checked on every row).
  */
 #include "postgres.h"
 
@@ -94,7 +95,7 @@ open_pairs(AttrNumber *attnos)
 		elog(ERROR, "caredata.link_pair does not exist");
 	rel = table_open(relid, RowExclusiveLock);
 	desc = RelationGetDescr(rel);
-	if (rel->rd_rel->relkind != RELKIND_RELATION)
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("%s writes caredata.link_pair as an ordinary table only", WHO)));
@@ -122,14 +123,16 @@ open_pairs(AttrNumber *attnos)
 		if (attnos[c] <= 0)
 			break;
 		att = TupleDescAttr(desc, attnos[c] - 1);
-		if (att->atttypid != col_types[c] || att->attgenerated || att->attidentity)
+		/* step is left NULL, where an INSERT would give it its default */
+		if (att->atttypid != col_types[c] || att->attgenerated || att->attidentity ||
+			(c == NCOLS - 1 && att->atthasdef))
 			break;
 		if (c == NCOLS - 1 && live == NCOLS)
 			return rel;
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_DATATYPE_MISMATCH),
-			 errmsg("%s writes caredata.link_pair of columns (run_id bigint, rid_l bigint, rid_r bigint, pattern integer, weight double precision, probability double precision, step smallint)", WHO)));
+			 errmsg("%s writes caredata.link_pair of columns (run_id bigint, rid_l bigint, rid_r bigint, pattern integer, weight double precision, probability double precision, step smallint), none generated or an identity, step without a default", WHO)));
 	return NULL;				/* keep the compiler quiet */
 }
 
@@ -156,11 +159,13 @@ link_pairs_into(PG_FUNCTION_ARGS)
 	int64		scanned = 0;
 	TupleDesc	desc;
 
-	for (int i = 0; i < 4; i++)
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s needs the candidate pairs, the run, the weights and the threshold", WHO)));
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s needs the candidate pairs and the run", WHO)));
+	/* as the INSERT: a NULL weight or threshold lets no pair through */
+	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		PG_RETURN_INT64(0);
 	work = AllocSetContextCreate(CurrentMemoryContext, "caredata links written", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(work);
 	run_id = PG_GETARG_INT64(1);
@@ -219,6 +224,8 @@ link_pairs_into(PG_FUNCTION_ARGS)
 						 errmsg("null value in column \"%s\" of relation \"%s\" violates not-null constraint",
 								NameStr(TupleDescAttr(desc, i)->attname), RelationGetRelationName(target))));
 		ExecStoreVirtualTuple(o);
+		/* values read from the scan's page, which it will leave (32-bit builds) */
+		ExecMaterializeSlot(o);
 		written++;
 		link_writer_done(&writer);
 	}
