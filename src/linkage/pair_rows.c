@@ -47,14 +47,11 @@
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "tcop/utility.h"
-#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/float.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/rls.h"
 #include "utils/snapmgr.h"
 
 #include "score.h"
@@ -87,53 +84,16 @@ open_pairs(AttrNumber *attnos)
 {
 	Oid			relid = get_relname_relid("link_pair", get_namespace_oid("caredata", false));
 	Relation	rel;
-	TupleDesc	desc;
-	int			live = 0;
 
-	PreventCommandIfReadOnly(WHO);
 	if (!OidIsValid(relid))
 		elog(ERROR, "caredata.link_pair does not exist");
-	rel = table_open(relid, RowExclusiveLock);
-	desc = RelationGetDescr(rel);
-	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
+	/* every column given but step, left NULL */
+	rel = link_open_direct_target(relid, WHO, NCOLS, NCOLS - 1, col_names, col_types, attnos);
+	if (rel->rd_rel->relispartition)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("%s writes caredata.link_pair as an ordinary table only", WHO)));
-	if (pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to insert into table %s", RelationGetRelationName(rel))));
-	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s does not write a table with row security", WHO)));
-	if (rel->trigdesc != NULL || rel->rd_rel->relhasrules ||
-		(desc->constr != NULL && desc->constr->num_check > 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("%s writes caredata.link_pair only without triggers, rules or CHECK constraints", WHO)));
-	for (int i = 0; i < desc->natts; i++)
-		if (!TupleDescAttr(desc, i)->attisdropped)
-			live++;
-	for (int c = 0; c < NCOLS; c++)
-	{
-		Form_pg_attribute att;
-
-		attnos[c] = get_attnum(relid, col_names[c]);
-		if (attnos[c] <= 0)
-			break;
-		att = TupleDescAttr(desc, attnos[c] - 1);
-		/* step is left NULL, where an INSERT would give it its default */
-		if (att->atttypid != col_types[c] || att->attgenerated || att->attidentity ||
-			(c == NCOLS - 1 && att->atthasdef))
-			break;
-		if (c == NCOLS - 1 && live == NCOLS)
-			return rel;
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_DATATYPE_MISMATCH),
-			 errmsg("%s writes caredata.link_pair of columns (run_id bigint, rid_l bigint, rid_r bigint, pattern integer, weight double precision, probability double precision, step smallint), none generated or an identity, step without a default", WHO)));
-	return NULL;				/* keep the compiler quiet */
+	return rel;
 }
 
 PG_FUNCTION_INFO_V1(link_pairs_into);
@@ -217,12 +177,7 @@ link_pairs_into(PG_FUNCTION_ARGS)
 		isnull[attnos[4] - 1] = false;
 		v[attnos[5] - 1] = Float8GetDatum(probability(w));
 		isnull[attnos[5] - 1] = false;
-		for (int i = 0; i < desc->natts; i++)
-			if (isnull[i] && TupleDescAttr(desc, i)->attnotnull)
-				ereport(ERROR,
-						(errcode(ERRCODE_NOT_NULL_VIOLATION),
-						 errmsg("null value in column \"%s\" of relation \"%s\" violates not-null constraint",
-								NameStr(TupleDescAttr(desc, i)->attname), RelationGetRelationName(target))));
+		link_check_not_null(target, o);
 		ExecStoreVirtualTuple(o);
 		/* values read from the scan's page, which it will leave (32-bit builds) */
 		ExecMaterializeSlot(o);

@@ -48,15 +48,12 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "partitioning/partdesc.h"
-#include "tcop/utility.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
-#include "utils/rls.h"
 #include "utils/snapmgr.h"
 
 #include "id_map.h"
@@ -123,69 +120,28 @@ read_plan(Oid relid, IdMap *map)
 static Relation
 open_target(Oid relid, AttrNumber *attnos)
 {
-	Relation	rel;
-	TupleDesc	desc;
 	Oid			parent_id = get_relname_relid("person_index", get_namespace_oid("caredata", false));
+	Relation	rel;
 	Relation	parent;
 	List	   *indexes;
-	int			live = 0;
 
-	/* as an INSERT would be refused in a read-only transaction */
-	PreventCommandIfReadOnly(WHO);
-	rel = table_open(relid, RowExclusiveLock);
-	desc = RelationGetDescr(rel);
-	if (rel->rd_rel->relkind != RELKIND_RELATION || !rel->rd_rel->relispartition ||
-		!OidIsValid(parent_id) || get_partition_parent(relid, false) != parent_id)
+	if (!OidIsValid(parent_id) || !get_rel_relispartition(relid) || get_partition_parent(relid, false) != parent_id)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("%s writes a partition of caredata.person_index only", WHO)));
-	/*
-	 * the rights, row security and triggers of both the parent, which the
-	 * INSERT it replaces names, and the partition
-	 */
+	rel = link_open_direct_target(relid, WHO, NCOLS, NCOLS, col_names, col_types, attnos);
+	/* the parent, which the INSERT it replaces names, as well */
 	parent = table_open(parent_id, AccessShareLock);
-	for (int i = 0; i < 2; i++)
-	{
-		Relation	r = i == 0 ? parent : rel;
-
-		if (pg_class_aclcheck(RelationGetRelid(r), GetUserId(), ACL_INSERT) != ACLCHECK_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied to insert into table %s", RelationGetRelationName(r))));
-		if (check_enable_rls(RelationGetRelid(r), InvalidOid, false) == RLS_ENABLED)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("%s does not write a table with row security", WHO)));
-		if (r->trigdesc != NULL || r->rd_rel->relhasrules)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("%s writes a partition without triggers, rules, indexes or CHECK constraints", WHO),
-					 errhint("caredata.link_run() drops the partition's indexes before it writes the rows.")));
-	}
+	link_check_insertable(parent, WHO);
 	table_close(parent, AccessShareLock);
 	indexes = RelationGetIndexList(rel);
-	if (indexes != NIL || (desc->constr != NULL && desc->constr->num_check > 0))
+	if (indexes != NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("%s writes a partition without triggers, rules, indexes or CHECK constraints", WHO),
+				 errmsg("%s writes a partition without indexes", WHO),
 				 errhint("caredata.link_run() drops the partition's indexes before it writes the rows.")));
 	list_free(indexes);
-	for (int i = 0; i < desc->natts; i++)
-		if (!TupleDescAttr(desc, i)->attisdropped)
-			live++;
-	for (int c = 0; c < NCOLS; c++)
-	{
-		attnos[c] = get_attnum(relid, col_names[c]);
-		if (attnos[c] <= 0 || TupleDescAttr(desc, attnos[c] - 1)->atttypid != col_types[c] ||
-			TupleDescAttr(desc, attnos[c] - 1)->attgenerated || TupleDescAttr(desc, attnos[c] - 1)->attidentity)
-			break;
-		if (c == NCOLS - 1 && live == NCOLS)
-			return rel;
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_DATATYPE_MISMATCH),
-			 errmsg("%s writes a table of columns (project text, source text, record_id bigint, rid bigint, person_id bigint, run_id bigint, record_key text)", WHO)));
-	return NULL;				/* keep the compiler quiet */
+	return rel;
 }
 
 PG_FUNCTION_INFO_V1(link_person_index_into);
@@ -270,12 +226,7 @@ link_person_index_into(PG_FUNCTION_ARGS)
 		v[attnos[5] - 1] = Int64GetDatum(run_id);
 		isnull[attnos[5] - 1] = false;
 		v[attnos[6] - 1] = slot_getattr(slot, att_key, &isnull[attnos[6] - 1]);
-		for (int i = 0; i < desc->natts; i++)
-			if (isnull[i] && TupleDescAttr(desc, i)->attnotnull)
-				ereport(ERROR,
-						(errcode(ERRCODE_NOT_NULL_VIOLATION),
-						 errmsg("null value in column \"%s\" of relation \"%s\" violates not-null constraint",
-								NameStr(TupleDescAttr(desc, i)->attname), RelationGetRelationName(target))));
+		link_check_not_null(target, o);
 		ExecStoreVirtualTuple(o);
 		/* the texts copied out of the scan's page, which it will leave */
 		ExecMaterializeSlot(o);

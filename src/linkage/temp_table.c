@@ -16,8 +16,11 @@
 #include "access/relation.h"
 #include "access/tableam.h"
 #include "catalog/pg_class.h"
+#include "access/table.h"
 #include "executor/executor.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -110,6 +113,99 @@ link_open_temp_target(Oid relid, const char *writer)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("%s writes a table without triggers, indexes, rules, constraints or defaults", writer)));
 	return rel;
+}
+
+/*
+ * A table an INSERT could write with nothing else run, for the caller
+ * (who): the INSERT right, no row security, no trigger or rule
+ */
+void
+link_check_insertable(Relation rel, const char *who)
+{
+	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to insert into table %s", RelationGetRelationName(rel))));
+	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, false) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s does not write a table with row security", who)));
+	if (rel->trigdesc != NULL || rel->rd_rel->relhasrules)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s writes a table without triggers or rules", who)));
+}
+
+/*
+ * A permanent table of linkage written directly (person_index.c,
+ * pair_rows.c), locked for writing: in a transaction that may write, an
+ * ordinary table the caller may insert into (link_check_insertable),
+ * without CHECK constraints, whose columns are exactly the ncols named,
+ * of the types given, none generated or an identity; the first nsupplied
+ * are always given a value, the others are left NULL, so must have no
+ * default an INSERT would give them.  attnos receives their numbers.
+ * NOT NULL is checked on each row (link_check_not_null).
+ */
+Relation
+link_open_direct_target(Oid relid, const char *who, int ncols, int nsupplied,
+						const char *const *names, const Oid *types, AttrNumber *attnos)
+{
+	Relation	rel;
+	TupleDesc	desc;
+	int			live = 0;
+	StringInfoData cols;
+
+	PreventCommandIfReadOnly(who);
+	rel = table_open(relid, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("%s writes an ordinary table only", who)));
+	link_check_insertable(rel, who);
+	if (desc->constr != NULL && desc->constr->num_check > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s writes a table without CHECK constraints", who)));
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			live++;
+	for (int c = 0; c < ncols; c++)
+	{
+		Form_pg_attribute att;
+
+		attnos[c] = get_attnum(relid, names[c]);
+		if (attnos[c] <= 0)
+			break;
+		att = TupleDescAttr(desc, attnos[c] - 1);
+		if (att->atttypid != types[c] || att->attgenerated || att->attidentity ||
+			(c >= nsupplied && att->atthasdef))
+			break;
+		if (c == ncols - 1 && live == ncols)
+			return rel;
+	}
+	initStringInfo(&cols);
+	for (int c = 0; c < ncols; c++)
+		appendStringInfo(&cols, "%s%s %s", c > 0 ? ", " : "", names[c], format_type_be(types[c]));
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("%s writes a table of columns (%s), none generated or an identity%s", who, cols.data,
+					nsupplied < ncols ? ", those it leaves NULL without a default" : "")));
+	return NULL;				/* keep the compiler quiet */
+}
+
+/* a row for a table opened by link_open_direct_target: its NOT NULLs hold */
+void
+link_check_not_null(Relation rel, TupleTableSlot *slot)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+		if (slot->tts_isnull[i] && TupleDescAttr(desc, i)->attnotnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("null value in column \"%s\" of relation \"%s\" violates not-null constraint",
+							NameStr(TupleDescAttr(desc, i)->attname), RelationGetRelationName(rel))));
 }
 
 /* a writer of batches of rows into rel (opened and checked by the caller) */

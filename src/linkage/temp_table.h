@@ -18,6 +18,10 @@ extern Relation link_open_temp(Oid relid, const char *reader);
 extern Relation link_open_table(Oid relid, const char *reader);
 extern AttrNumber link_temp_column(Relation rel, const char *colname, Oid type);
 extern Relation link_open_temp_target(Oid relid, const char *writer);
+extern void link_check_insertable(Relation rel, const char *who);
+extern Relation link_open_direct_target(Oid relid, const char *who, int ncols, int nsupplied,
+										const char *const *names, const Oid *types, AttrNumber *attnos);
+extern void link_check_not_null(Relation rel, TupleTableSlot *slot);
 
 /*
  * Rows written a batch at a time (table_multi_insert): take a cleared slot
