@@ -35,4 +35,11 @@
 #define CAREDATA_SCAN_LOOKAHEAD 1
 #endif
 
+/* a relation's file (relfilenumber): from 16 in rd_locator */
+#if PG_VERSION_NUM >= 160000
+#define CAREDATA_REL_FILE(rel) ((Oid) (rel)->rd_locator.relNumber)
+#else
+#define CAREDATA_REL_FILE(rel) ((rel)->rd_node.relNode)
+#endif
+
 #endif							/* CAREDATA_PG_COMPAT_H */

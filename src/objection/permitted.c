@@ -72,6 +72,7 @@
 #include "permitted_cache.h"
 #include "register_probe.h"
 #include "scan_lookahead.h"
+#include "set_subset.h"
 #include "set_cache.h"
 
 
@@ -678,6 +679,21 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 				blocked_set_count_scan(c->set, c->scan_bytes);
 			}
 			members = blocked_set_for_scan(c->set);
+
+			/*
+			 * ... and the numbers of the set that occur in the table, for
+			 * its older rows (set_subset.c), once per set the call site
+			 * uses; not with the Bloom layer off (a measurement of it).
+			 */
+			if (c->subset_of != c->set)
+			{
+				c->subset_of = c->set;
+				c->lookahead.subset = nhs_set_bloom_enabled ?
+					set_subset_for_scan(c->set, members, c->lookahead.scan->ss_currentRelation,
+										c->lookahead.attno, c->lookahead.scan->ps.state->es_snapshot,
+										&c->lookahead.horizon) : NULL;
+				c->lookahead.ntuples = 0;
+			}
 		}
 
 		/* caredata.bloom_filter off: the table alone, for measurement */

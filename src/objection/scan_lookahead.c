@@ -54,6 +54,7 @@
 #include "utils/rel.h"
 
 #include "scan_lookahead.h"
+#include "set_subset.h"
 
 static bool scan_lookahead_enabled = true;
 
@@ -80,11 +81,14 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 	int			i;
 	int			off;
 	int			attno = la->attno;
+	TransactionId horizon = la->horizon;
+	bool		covered = la->subset != NULL;
 
 	la->hs = hs;
 	la->buffer = hs->rs_cbuf;
 	la->block = hs->rs_cblock;
 	la->set = set;
+	la->probe = set;
 	la->ntuples = 0;
 	la->tested = 0;
 	la->loading = 0;
@@ -120,6 +124,7 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 			h = nhs_set_hash(key);
 			keys[i] = key;
 			hashes[i] = h;
+			covered &= set_subset_covers(HeapTupleHeaderGetRawXmin(tup), horizon);
 		}
 	}
 	for (; i < n; i++)
@@ -140,10 +145,28 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 		keys[i] = isnull ? 0 : DatumGetInt64(d);
 		h = nhs_set_hash(keys[i]);
 		hashes[i] = h;
+		covered &= set_subset_covers(HeapTupleHeaderGetRawXmin(tup), horizon);
+	}
+	/*
+	 * Every row one the table's own subset answers for: test them against
+	 * it, all at once (a subset's Bloom filter stays in the cache: there is
+	 * no load to overlap with the rows' work).
+	 */
+	if (la->subset != NULL && covered)
+	{
+		const NhsSet *probe = la->subset;
+
+		la->probe = probe;
+		for (i = 0; i < n; i++)
+			la->maybe[i] = nhs_set_bloom_maybe(probe, hashes[i]);
+		la->tested = n;
+		la->loading = n;
+		la->ntuples = n;
+		return;
 	}
 	/* the first rows' Bloom words */
 	for (i = 0; i < n && i < SCAN_LOOKAHEAD_WORD; i++)
-		NHS_SET_PREFETCH(nhs_set_bloom_word(set, hashes[i]));
+		NHS_SET_PREFETCH(nhs_set_bloom_word(la->probe, hashes[i]));
 	la->loading = i;
 	la->ntuples = n;
 }
@@ -211,6 +234,7 @@ scan_lookahead_attach(ScanState *ss, FmgrInfo *finfo, ScanLookahead *la)
 	la->scan = ss;
 	la->attno = var->varattno;
 	la->hs = NULL;
+	la->subset = NULL;
 	la->buffer = InvalidBuffer;
 	la->block = InvalidBlockNumber;
 }

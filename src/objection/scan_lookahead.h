@@ -38,7 +38,13 @@ typedef struct ScanLookahead
 	const HeapScanDescData *hs;
 	Buffer		buffer;			/* the page the arrays are for */
 	BlockNumber block;
-	const NhsSet *set;			/* ... and the set tested against */
+	const NhsSet *set;			/* ... and the set asked about */
+	const NhsSet *probe;		/* the set its rows are tested against: set,
+								 * or subset when every row is one subset
+								 * answers for */
+	const NhsSet *subset;		/* NULL, or set's numbers in the table */
+	TransactionId horizon;		/* ... for tuples whose xmin precedes this
+								 * (set_subset.h) */
 	int			ntuples;		/* the page's visible tuples, in scan order: */
 	int			tested;			/* maybe[0 .. tested - 1] are known */
 	int			loading;		/* Bloom words of rows < loading requested */
@@ -58,8 +64,11 @@ extern bool scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 
  * scan_lookahead_contains(), which makes the page pass when the scan has
  * moved to a new page.  Comparing the number is what makes the answer
  * right: arrays from an earlier page can only fail it or, holding the same
- * number, give that number's answer.  la->set must be set (the caller
- * clears la when the set it asks about changes).
+ * number, give that number's answer.  The page pass was made for set (or
+ * the answer is -1), and tested the page's rows against la->probe: set
+ * itself, or the subset of it that occurs in the table when every row of
+ * the page is one that subset answers for (set_subset.c), which gives
+ * the same answers.
  *
  * Each answer also moves the read-ahead on: the rows up to
  * SCAN_LOOKAHEAD_TEST ahead are tested against their Bloom words, whose
@@ -85,6 +94,7 @@ scan_lookahead_answer(ScanLookahead *la, const NhsSet *set, int64 key)
 {
 #ifdef CAREDATA_SCAN_LOOKAHEAD
 	const HeapScanDescData *hs = la->hs;
+	const NhsSet *probe = la->probe;
 	unsigned	i;
 	int			n;
 	int			t;
@@ -93,28 +103,28 @@ scan_lookahead_answer(ScanLookahead *la, const NhsSet *set, int64 key)
 		return -1;
 	i = (unsigned) hs->rs_cindex;
 	n = la->ntuples;
-	if (unlikely(i >= (unsigned) n || la->keys[i] != key))
+	if (unlikely(i >= (unsigned) n || la->keys[i] != key || set != la->set))
 		return -1;
 	for (t = la->tested; t <= (int) i + SCAN_LOOKAHEAD_TEST && t < n; t++)
 	{
 		uint64		h = la->hashes[t];
 		uint64		bits = nhs_set_bloom_bits(h);
-		bool		m = (*nhs_set_bloom_word(set, h) & bits) == bits;
+		bool		m = (*nhs_set_bloom_word(probe, h) & bits) == bits;
 		int			w = la->loading;
 
 		la->maybe[t] = m;
 		if (unlikely(m))
-			NHS_SET_PREFETCH(&set->slots[nhs_set_slot(set, h)]);
+			NHS_SET_PREFETCH(&probe->slots[nhs_set_slot(probe, h)]);
 		if (w < n)
 		{
-			NHS_SET_PREFETCH(nhs_set_bloom_word(set, la->hashes[w]));
+			NHS_SET_PREFETCH(nhs_set_bloom_word(probe, la->hashes[w]));
 			la->loading = w + 1;
 		}
 	}
 	la->tested = t;
 	if (likely(!la->maybe[i]))
 		return 0;
-	return nhs_set_table_contains(set, key, la->hashes[i]) ? 1 : 0;
+	return nhs_set_table_contains(probe, key, la->hashes[i]) ? 1 : 0;
 #else
 	return -1;
 #endif

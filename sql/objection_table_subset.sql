@@ -1,0 +1,233 @@
+-- A table's own blocked set (src/objection/set_subset.c,
+-- caredata.filter_table_subset): at a backend's second filtered sequential
+-- scan of a table with the same blocked set, the backend reads the table
+-- and keeps the blocked numbers that occur in it; later scans test the
+-- rows whose xmin precedes the horizon of that build against it, every
+-- other row against the whole set.  It changes where a row's answer comes
+-- from, never the answer: every count below must equal the answer worked
+-- out from the register directly, after each way a table can gain a
+-- blocked patient's row the subset has not seen (a new row, an UPDATE, a
+-- frozen row, a new file, a new objection) and for a snapshot older than
+-- the build's (a cursor that still sees rows the build's snapshot did not).
+CREATE EXTENSION caredata;
+SET search_path = public, caredata;
+SET max_parallel_workers_per_gather = 0;
+-- the test's sets are small: give any set's tables a subset
+SET caredata.filter_table_subset_min = 0;
+
+-- 909 blocked numbers of 2,727
+CREATE TABLE crowd AS
+SELECT row_number() OVER (ORDER BY c) AS i, try_nhs_number(c::text) AS n
+FROM generate_series(9990100000, 9990129999) c
+WHERE try_nhs_number(c::text) IS NOT NULL;
+SELECT count(*) FILTER (WHERE record_objection(n, 'national_data_opt_out', 'test', now() - interval '1 day') IS NOT NULL) > 900
+  AS many_objections
+FROM crowd WHERE i % 3 = 0;
+
+-- the ward's patients are the first 900 of the crowd: 300 of its blocked
+-- numbers occur in it, a third of the set
+CREATE TABLE ward AS SELECT n AS nhs_number, g AS los
+FROM generate_series(1, 30000) g JOIN crowd ON crowd.i = 1 + (g * 7919) % 900;
+ANALYZE ward;
+
+-- the reference: rows whose number is not in the register's blocked set
+CREATE FUNCTION expected_rows(tab regclass) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE r bigint;
+BEGIN
+  EXECUTE format('SELECT count(*) FROM %s t WHERE NOT EXISTS
+                  (SELECT 1 FROM caredata.blocked_nhs_numbers(''research'', NULL, now()) b
+                   WHERE b.nhs_number = t.nhs_number)', tab) INTO r;
+  RETURN r;
+END $$;
+CREATE FUNCTION subset_bytes() RETURNS bigint LANGUAGE sql AS $$
+  SELECT coalesce(sum(total_bytes), 0)::bigint FROM pg_backend_memory_contexts
+  WHERE name = 'caredata table''s blocked set'
+$$;
+CREATE FUNCTION set_bytes() RETURNS bigint LANGUAGE sql AS $$
+  SELECT coalesce(sum(total_bytes), 0)::bigint FROM pg_backend_memory_contexts
+  WHERE name = 'caredata objection set'
+$$;
+
+CREATE ROLE regress_subset_reader NOLOGIN IN ROLE caredata_analyst;
+GRANT SELECT ON ward, crowd TO regress_subset_reader;
+SELECT protect('ward', 'nhs_number', 'research') IS NOT NULL AS protected;
+SELECT expected_rows('ward') AS expected \gset
+SELECT :expected < 30000 AS some_rows_blocked;
+
+-- the first scan with the set: no subset; the second builds it (its DEBUG1
+-- line names the table, never its count); the third uses it
+SET client_min_messages = debug1;
+SET ROLE regress_subset_reader;
+SELECT count(*) = :expected AS first_scan FROM ward;
+SELECT count(*) = :expected AS second_scan_builds FROM ward;
+SELECT count(*) = :expected AS third_scan_uses FROM ward;
+RESET ROLE;
+RESET client_min_messages;
+SELECT subset_bytes() > 0 AS subset_kept, subset_bytes() < set_bytes() AS smaller_than_the_set;
+
+-- the same sums with it and without, as permitted() in a query's own WHERE
+SET ROLE regress_subset_reader;
+SELECT count(*) AS n_on, sum(los) AS los_on FROM ward \gset
+SET caredata.filter_table_subset = off;
+SELECT count(*) = :n_on AND sum(los) = :los_on AS off_agrees FROM ward;
+RESET caredata.filter_table_subset;
+RESET ROLE;
+SELECT count(*) = :n_on AS permitted_agrees FROM ward WHERE permitted(nhs_number, 'research');
+SELECT count(*) = :n_on AS permitted_agrees_again FROM ward WHERE permitted(nhs_number, 'research');
+
+-- new rows of blocked patients the ward never had (crowd 901-1200): their
+-- xmin follows the horizon, so the whole set answers for their pages
+INSERT INTO ward SELECT n, -7 FROM crowd WHERE i BETWEEN 901 AND 1200;
+SELECT expected_rows('ward') AS expected \gset
+SET ROLE regress_subset_reader;
+SELECT count(*) = :expected AS new_blocked_rows_hidden FROM ward;
+SELECT count(*) = 0 AS none_of_the_new_blocked FROM ward
+WHERE los = -7 AND nhs_number IN (SELECT n FROM crowd WHERE i BETWEEN 901 AND 1200 AND i % 3 = 0);
+SELECT count(*) = 200 AS new_permitted_rows_seen FROM ward WHERE los = -7;
+RESET ROLE;
+
+-- new rows of blocked patients in the free space of old pages: a page of
+-- old rows and new ones is tested against the whole set
+DELETE FROM ward WHERE los % 10 = 0 AND los > 100;
+VACUUM ward;
+SELECT max((ctid::text::point)[0]) AS last_old_block FROM ward \gset
+INSERT INTO ward SELECT n, -8 FROM crowd WHERE i BETWEEN 1201 AND 1350;
+SELECT count(*) > 0 AS new_rows_in_old_pages FROM ward
+WHERE los = -8 AND (ctid::text::point)[0] < :last_old_block;
+SELECT expected_rows('ward') AS expected \gset
+SET ROLE regress_subset_reader;
+SELECT count(*) = :expected AS mixed_pages_right FROM ward;
+SELECT count(*) = 100 AS only_permitted_new_rows FROM ward WHERE los = -8;
+RESET ROLE;
+
+-- an UPDATE that gives an old row a blocked number not in the subset
+UPDATE ward SET nhs_number = (SELECT n FROM crowd WHERE i = 1500)
+WHERE ctid = (SELECT ctid FROM ward WHERE los = 1);
+SELECT (SELECT i % 3 = 0 FROM crowd WHERE i = 1500) AS crowd_1500_blocked;
+SELECT expected_rows('ward') AS expected \gset
+SET ROLE regress_subset_reader;
+SELECT count(*) = :expected AS updated_row_hidden FROM ward;
+SELECT count(*) = 0 AS los_1_gone FROM ward WHERE los = 1;
+RESET ROLE;
+
+-- frozen: VACUUM FREEZE keeps each tuple's own xmin
+VACUUM (FREEZE) ward;
+SET ROLE regress_subset_reader;
+SELECT count(*) = :expected AS frozen_rows_right FROM ward;
+SELECT count(*) = :expected AS frozen_rows_right_again FROM ward;
+RESET ROLE;
+
+-- a snapshot older than a build's: a cursor declared before a blocked
+-- patient's rows go (deleted by this transaction, so still in the cursor's
+-- snapshot, no longer in later ones), fetched after later scans have built
+-- the subset under a snapshot that no longer sees those rows (a new
+-- objection first, so a new set with no subset yet): they must still be
+-- hidden from the cursor
+SELECT record_objection(n, 'national_data_opt_out', 'test', now() - interval '1 hour') IS NOT NULL AS one_more
+FROM crowd WHERE i = 4;
+SELECT n AS gone FROM crowd WHERE i = 3 \gset
+SELECT count(*) > 0 AS gone_has_rows FROM ward WHERE nhs_number = :'gone';
+BEGIN;
+SET LOCAL ROLE regress_subset_reader;
+DECLARE older CURSOR FOR SELECT count(*) AS n, sum(los) AS los FROM ward;
+RESET ROLE;
+DELETE FROM ward WHERE nhs_number = :'gone';
+SET LOCAL client_min_messages = debug1;
+SET LOCAL ROLE regress_subset_reader;
+SELECT count(*) > 0 AS later_scan FROM ward;
+SELECT count(*) > 0 AS later_scan_builds FROM ward;
+RESET client_min_messages;
+FETCH older;
+RESET ROLE;
+ROLLBACK;
+-- what the cursor must have given: the rows as before the DELETE, less
+-- every blocked one
+SELECT count(*), sum(los) FROM ward t
+WHERE NOT EXISTS (SELECT 1 FROM caredata.blocked_nhs_numbers('research', NULL, now()) b
+                  WHERE b.nhs_number = t.nhs_number);
+
+-- a new objection: a new set, and rows of its patient hidden at once
+SELECT record_objection(n, 'national_data_opt_out', 'test', now() - interval '1 hour') IS NOT NULL AS one_more
+FROM crowd WHERE i = 5;
+SELECT expected_rows('ward') AS expected \gset
+SET ROLE regress_subset_reader;
+SELECT count(*) = :expected AS new_objection_hidden FROM ward;
+SELECT count(*) = :expected AS new_objection_hidden_again FROM ward;
+SELECT count(*) = :expected AS new_objection_hidden_third FROM ward;
+SELECT count(*) = 0 AS crowd_5_gone FROM ward WHERE nhs_number = (SELECT n FROM crowd WHERE i = 5);
+RESET ROLE;
+
+-- a new file: TRUNCATE and the blocked patients the old file never had
+TRUNCATE ward;
+INSERT INTO ward SELECT n, i FROM crowd WHERE i BETWEEN 1801 AND 2400;
+SELECT expected_rows('ward') AS expected \gset
+SELECT :expected = 400 AS a_third_blocked;
+SET client_min_messages = debug1;
+SET ROLE regress_subset_reader;
+SELECT count(*) = :expected AS new_file_right FROM ward;
+SELECT count(*) = :expected AS new_file_right_again FROM ward;
+SELECT count(*) = :expected AS new_file_right_third FROM ward;
+RESET ROLE;
+-- ... and a rewrite (VACUUM FULL keeps each tuple's xmin, in a new file)
+VACUUM FULL ward;
+SET ROLE regress_subset_reader;
+SELECT count(*) = :expected AS rewritten_right FROM ward;
+SELECT count(*) = :expected AS rewritten_right_again FROM ward;
+SELECT count(*) = :expected AS rewritten_right_third FROM ward;
+RESET ROLE;
+RESET client_min_messages;
+
+-- a parallel plan builds none (its workers are new backends each query)
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+CREATE TABLE ward3 AS SELECT * FROM ward;
+GRANT SELECT ON ward3 TO regress_subset_reader;
+SELECT protect('ward3', 'nhs_number', 'research') IS NOT NULL AS protected;
+SET client_min_messages = debug1;
+SET ROLE regress_subset_reader;
+SELECT count(*) = :expected AS parallel_first FROM ward3;
+SELECT count(*) = :expected AS parallel_second FROM ward3;
+SELECT count(*) = :expected AS parallel_third FROM ward3;
+RESET ROLE;
+RESET client_min_messages;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+SET max_parallel_workers_per_gather = 0;
+
+-- a table holding most of the set's numbers keeps none of its own
+CREATE TABLE everyone AS SELECT n AS nhs_number, i AS los FROM crowd;
+GRANT SELECT ON everyone TO regress_subset_reader;
+SELECT protect('everyone', 'nhs_number', 'research') IS NOT NULL AS protected;
+SELECT expected_rows('everyone') AS expected_all \gset
+SELECT subset_bytes() AS before_everyone \gset
+SET client_min_messages = debug1;
+SET ROLE regress_subset_reader;
+SELECT count(*) = :expected_all AS everyone_first FROM everyone;
+SELECT count(*) = :expected_all AS everyone_second FROM everyone;
+SELECT count(*) = :expected_all AS everyone_third FROM everyone;
+RESET ROLE;
+RESET client_min_messages;
+SELECT subset_bytes() = :before_everyone AS no_subset_for_everyone;
+
+-- below caredata.filter_table_subset_min numbers (its default, 100,000):
+-- none, as in a parallel query
+RESET caredata.filter_table_subset_min;
+CREATE TABLE ward2 AS SELECT * FROM ward;
+GRANT SELECT ON ward2 TO regress_subset_reader;
+SELECT protect('ward2', 'nhs_number', 'research') IS NOT NULL AS protected;
+SET client_min_messages = debug1;
+SET ROLE regress_subset_reader;
+SELECT count(*) = :expected AS small_set_first FROM ward2;
+SELECT count(*) = :expected AS small_set_second FROM ward2;
+RESET ROLE;
+RESET client_min_messages;
+
+SELECT unprotect('ward') IS NOT NULL, unprotect('ward2') IS NOT NULL, unprotect('ward3') IS NOT NULL,
+  unprotect('everyone') IS NOT NULL;
+DROP TABLE ward, ward2, ward3, everyone, crowd;
+DROP FUNCTION expected_rows(regclass), subset_bytes(), set_bytes();
+DROP ROLE regress_subset_reader;
+DROP EXTENSION caredata;

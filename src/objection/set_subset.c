@@ -1,0 +1,341 @@
+/*-------------------------------------------------------------------------
+ *
+ * set_subset.c
+ *		A blocked set's members that occur in one table: what a sequential
+ *		scan of that table probes for its older rows.
+ *
+ * The national opt-out register holds millions of NHS numbers (a set of
+ * 3M numbers is a 4 MB Bloom filter and a 16 MB table, nhs_set.h), while
+ * the patients who object and appear in one table are usually far fewer
+ * (issue 28's 10M-row table: 100k of them).  A scan through the filter
+ * tests every row against the set, and a set larger than the CPU's cache
+ * costs a load from memory a row: that is most of what the filter costs
+ * (docs/benchmarks.md).  The numbers of the set that occur in the table
+ * make a set a few hundred kilobytes large, which stays in the cache.
+ *
+ * Its rule, which is what makes an answer from it the answer the whole set
+ * gives (and the one permitted() gives):
+ *
+ *	 The subset holds every number of the set found in any tuple physically
+ *	 present in the table's file (its relfilenumber) when the subset was
+ *	 built, visible or not to any snapshot, and the horizon H is the xmin of
+ *	 a snapshot taken before the build began.  A row is tested against the
+ *	 subset only if its tuple's raw xmin is a normal transaction id that
+ *	 precedes H; every other row against the whole set.
+ *
+ * Why that holds.  A transaction whose id precedes H had ended before that
+ * snapshot, so before the build: every tuple it wrote was on a page of the
+ * file when the build read the file's length and then that page (under
+ * its share lock), and is still there unless pruned, which only happens to
+ * a tuple no snapshot can see.  A heap tuple's xmin and data never change
+ * in place (an UPDATE writes a new tuple with its writer's xmin, which
+ * does not precede H: any transaction still running at the snapshot, or
+ * starting after it, has an id at or after its xmin; subtransactions'
+ * ids follow their parent's).  Freezing keeps the raw xmin (only
+ * pg_surgery and pre-9.4 clusters write FrozenTransactionId, which is not
+ * normal, so the whole set).  So any tuple a scan finds with such an xmin,
+ * under any snapshot, older or newer than the build's, was read by the
+ * build, and its number, if blocked, is in the subset.  TRUNCATE, VACUUM
+ * FULL, CLUSTER and rewriting ALTER TABLEs give the table a new file, and
+ * a subset is kept per file.  H is kept as a full transaction id: a scan
+ * uses the subset only while the next transaction id is less than 2^30
+ * past H, so the 32-bit comparison of any xmin written since (at most the
+ * next id) with H cannot wrap; older tuples that compare wrongly are only
+ * sent to the whole set.  A register change gives a new set (set_cache.c),
+ * and subsets belong to their set.
+ *
+ * When: a backend builds a table's subset at the second sequential scan of
+ * that table with the same set (it reads the table once more, in the
+ * scan's first row, with a bulk-read ring), only for a set of at least
+ * caredata.filter_table_subset_min numbers, and keeps it only if it holds
+ * at most half of the set's numbers.  Never in a parallel query or on a
+ * standby (a standby's xmin is the primary's replayed one: the reasoning
+ * above is made for a primary), never for a temporary table.  Nothing about
+ * it reaches the client but a DEBUG1 line naming the table: not its size,
+ * which would count the table's objectors.
+ *
+ * src/objection/set_subset.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/parallel.h"
+#include "access/tableam.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "lib/qunique.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "base/pg_compat.h"
+#include "set_subset.h"
+
+/* scans of a table with a set before its subset is built (this one included) */
+#define SUBSET_BUILD_AT_SCAN	2
+/* tables a set keeps a subset for */
+#define SUBSET_MAX_TABLES		16
+/* how far past the horizon the next transaction id may be */
+#define SUBSET_XID_SPAN			(UINT64CONST(1) << 30)
+
+static bool subset_enabled = true;
+static int	subset_min_keys = 100000;
+
+/* one table's subset of a set, in the set's memory */
+typedef struct TableSubset
+{
+	Oid			relid;
+	Oid			relfile;		/* the file it was built from */
+	AttrNumber	attno;			/* the NHS number column */
+	int			scans;			/* sequential scans counted */
+	bool		useless;		/* built once: not worth its memory */
+	FullTransactionId horizon;
+	NhsSet	   *members;		/* NULL: not built */
+	MemoryContext cxt;			/* members' */
+} TableSubset;
+
+typedef struct SetSubsets
+{
+	int			n;
+	TableSubset tables[SUBSET_MAX_TABLES];
+} SetSubsets;
+
+/* subsets dropped while a query may hold them: freed at the transaction's end */
+static List *retired = NIL;
+
+static void
+subset_xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	foreach(lc, retired)
+		MemoryContextDelete((MemoryContext) lfirst(lc));
+	list_free(retired);
+	retired = NIL;
+}
+
+static void
+subset_retire(TableSubset *t)
+{
+	if (t->cxt != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		MemoryContextSetParent(t->cxt, TopMemoryContext);
+		retired = lappend(retired, t->cxt);
+		MemoryContextSwitchTo(old);
+	}
+	t->cxt = NULL;
+	t->members = NULL;
+	t->useless = false;
+	t->scans = 0;
+}
+
+#ifdef CAREDATA_SCAN_LOOKAHEAD
+static int
+subset_key_cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Read every tuple of rel's file and keep the numbers full holds, under
+ * the rule of the file header; horizon is snap's xmin as a full id.
+ */
+static void
+subset_build(TableSubset *t, BlockedSet *s, const NhsSet *full, Relation rel,
+			 AttrNumber attno, FullTransactionId horizon)
+{
+	MemoryContext cxt;
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKREAD);
+	BlockNumber nblocks;
+	uint64		n = 0;
+	uint64		max = 4096;
+	int64	   *keys = palloc(max * sizeof(int64));
+	bool		out_of_range = false;
+	NhsSet	   *members;
+
+	/* after the horizon's snapshot: every page its ended writers used */
+	nblocks = RelationGetNumberOfBlocks(rel);
+	for (BlockNumber blkno = 0; blkno < nblocks && !out_of_range; blkno++)
+	{
+		Buffer		buf;
+		Page		page;
+		OffsetNumber maxoff;
+
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadBufferExtended(rel, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		maxoff = PageIsNew(page) ? InvalidOffsetNumber : PageGetMaxOffsetNumber(page);
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off = OffsetNumberNext(off))
+		{
+			ItemId		lp = PageGetItemId(page, off);
+			HeapTupleData tuple;
+			bool		isnull;
+			Datum		d;
+			int64		key;
+
+			if (!ItemIdIsNormal(lp))
+				continue;
+			tuple.t_data = (HeapTupleHeader) PageGetItem(page, lp);
+			tuple.t_len = ItemIdGetLength(lp);
+			tuple.t_tableOid = RelationGetRelid(rel);
+			ItemPointerSet(&tuple.t_self, blkno, off);
+			d = heap_getattr(&tuple, attno, tupdesc, &isnull);
+			if (isnull)
+				continue;
+			key = DatumGetInt64(d);
+			if (!nhs_set_contains(full, key))
+				continue;
+			if (key <= 0 || key > INT64CONST(9999999999))
+			{
+				/* the whole set's answer for such a key a subset cannot hold */
+				out_of_range = true;
+				break;
+			}
+			if (n == max)
+			{
+				max *= 2;
+				keys = repalloc_huge(keys, max * sizeof(int64));
+			}
+			keys[n++] = key;
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	FreeAccessStrategy(strategy);
+
+	/* under the caller's context until it is kept: an error frees it */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "caredata table's blocked set",
+								ALLOCSET_SMALL_SIZES);
+	/* a blocked patient's rows give their number many times: once each */
+	if (!out_of_range && n > 1)
+	{
+		qsort(keys, n, sizeof(int64), subset_key_cmp);
+		n = qunique(keys, n, sizeof(int64), subset_key_cmp);
+	}
+	members = out_of_range ? NULL : nhs_set_build(cxt, keys, n);
+	pfree(keys);
+	if (members == NULL || members->nkeys > full->nkeys / 2)
+	{
+		/* most of the set occurs in the table: the whole set does as well */
+		MemoryContextDelete(cxt);
+		t->useless = true;
+		ereport(DEBUG1,
+				(errmsg_internal("objection filter: table \"%s\" keeps no blocked set of its own",
+								 RelationGetRelationName(rel))));
+		return;
+	}
+	MemoryContextSetParent(cxt, s->cxt);
+	t->cxt = cxt;
+	t->members = members;
+	t->horizon = horizon;
+	ereport(DEBUG1,
+			(errmsg_internal("objection filter: table \"%s\" has its own blocked set",
+							 RelationGetRelationName(rel))));
+}
+#endif
+
+const NhsSet *
+set_subset_for_scan(BlockedSet *s, const NhsSet *full, Relation rel, AttrNumber attno,
+					Snapshot snap, TransactionId *horizon)
+{
+#ifdef CAREDATA_SCAN_LOOKAHEAD
+	SetSubsets *all;
+	TableSubset *t = NULL;
+	FullTransactionId next;
+
+	if (!subset_enabled || full->nkeys == 0 || full->nkeys < (uint64) subset_min_keys ||
+		IsParallelWorker() || IsInParallelMode() || RecoveryInProgress() ||
+		rel == NULL || rel->rd_tableam != GetHeapamTableAmRoutine() ||
+		rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP ||
+		snap == NULL || !IsMVCCSnapshot(snap) || !TransactionIdIsNormal(snap->xmin))
+		return NULL;
+
+	if (s->subsets == NULL)
+		s->subsets = MemoryContextAllocZero(s->cxt, sizeof(SetSubsets));
+	all = (SetSubsets *) s->subsets;
+	for (int i = 0; i < all->n; i++)
+		if (all->tables[i].relid == RelationGetRelid(rel) && all->tables[i].attno == attno)
+			t = &all->tables[i];
+	if (t == NULL)
+	{
+		if (all->n == SUBSET_MAX_TABLES)
+			return NULL;
+		t = &all->tables[all->n++];
+		t->relid = RelationGetRelid(rel);
+		t->attno = attno;
+		t->relfile = CAREDATA_REL_FILE(rel);
+	}
+	if (t->relfile != CAREDATA_REL_FILE(rel))
+	{
+		/* a new file: the old one's subset says nothing about it */
+		subset_retire(t);
+		t->relfile = CAREDATA_REL_FILE(rel);
+	}
+	if (t->scans < INT_MAX)
+		t->scans++;
+
+	next = ReadNextFullTransactionId();
+	if (t->members != NULL &&
+		U64FromFullTransactionId(next) - U64FromFullTransactionId(t->horizon) >= SUBSET_XID_SPAN)
+	{
+		subset_retire(t);		/* built again at a later scan */
+		t->scans = 1;
+	}
+	if (t->members == NULL && !t->useless && t->scans >= SUBSET_BUILD_AT_SCAN)
+	{
+		/* snap's xmin, which precedes next, as a full id */
+		uint32		epoch = EpochFromFullTransactionId(next);
+		FullTransactionId h;
+
+		if (snap->xmin > XidFromFullTransactionId(next))
+			epoch--;
+		h = FullTransactionIdFromEpochAndXid(epoch, snap->xmin);
+		if (U64FromFullTransactionId(next) - U64FromFullTransactionId(h) < SUBSET_XID_SPAN / 2)
+			subset_build(t, s, full, rel, attno, h);
+	}
+	if (t->members == NULL)
+		return NULL;
+	*horizon = XidFromFullTransactionId(t->horizon);
+	return t->members;
+#else
+	return NULL;
+#endif
+}
+
+void
+set_subset_init(void)
+{
+	DefineCustomBoolVariable("caredata.filter_table_subset",
+							 "Test a table's older rows against the blocked numbers that occur in it.",
+							 "Changes speed and memory only, never which rows a role sees: on, a backend's second sequential scan of a table through the objection filter reads the table once more and keeps the blocked numbers found in it.",
+							 &subset_enabled,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("caredata.filter_table_subset_min",
+							"The fewest blocked numbers a set must hold for a table to get its own subset of it.",
+							"Changes speed and memory only, never which rows a role sees.",
+							&subset_min_keys,
+							100000,
+							0, INT_MAX,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+	RegisterXactCallback(subset_xact_callback, NULL);
+}
