@@ -82,7 +82,7 @@ SQL_SRC = \
 	src/objection/patient_dump.sql
 
 # concurrency: isolation specs (specs/), run by make installcheck after REGRESS
-ISOLATION = objection_concurrency objection_recheck
+ISOLATION = objection_concurrency objection_recheck objection_subset_horizon
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 # released install scripts and their control files (releases/), never edited,

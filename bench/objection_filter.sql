@@ -98,6 +98,11 @@ SET ROLE bench_reader;
 SELECT clock_timestamp() AS t0 \gset
 SELECT count(*), sum(los) FROM bench.episode \gset first_
 SELECT extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) * 1000 AS first_ms \gset
+-- its second reads the table once more for the table's own blocked set
+-- (set_subset.c), once per backend, table and register version
+SELECT clock_timestamp() AS t0 \gset
+SELECT count(*), sum(los) FROM bench.episode \gset second_
+SELECT extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) * 1000 AS second_ms \gset
 SELECT bench.report('objection_filter', 'scan with row filter (protect)', 'SELECT count(*), sum(los) FROM bench.episode', 'no filter', :scan_ms, 5) AS _ \gset
 SET caredata.scan_lookahead = off;
 SELECT bench.report('objection_filter', '... caredata.scan_lookahead off', 'SELECT count(*), sum(los) FROM bench.episode', 'no filter', :scan_ms) AS _ \gset
@@ -125,7 +130,7 @@ SELECT bench.report('objection_filter', 'HES-like row: scan, no filter', 'SELECT
 SET ROLE bench_reader;
 SELECT bench.report('objection_filter', 'HES-like row: row filter', 'SELECT count(*), sum(los) FROM bench.episode_wide', 'HES-like no filter', :wide_ms, 5) AS _ \gset
 RESET ROLE;
--- the goal (serial scan with the filter at most 1.5x the unfiltered scan),
+-- the goal (issue 28: serial scan with the filter at most 1.2x the unfiltered scan),
 -- measured as stated: the median of 5 interleaved pairs
 SELECT bench.interleaved('objection_filter', 'serial ratio, interleaved', 'SELECT count(*), sum(los) FROM bench.episode', 'bench_reader', 5) AS _ \gset
 SELECT bench.interleaved('objection_filter', 'HES-like ratio, interleaved', 'SELECT count(*), sum(los) FROM bench.episode_wide', 'bench_reader', 5) AS _ \gset
@@ -136,9 +141,11 @@ CALL bench.interleaved_off('objection_filter', 'mechanism off: scan read-ahead',
 CALL bench.interleaved_off('objection_filter', 'mechanism off: Bloom layer', 'SELECT count(*), sum(los) FROM bench.episode', 'bench_reader', 'caredata.bloom_filter', 5);
 CALL bench.interleaved_off('objection_filter', 'mechanism off: filter without a call', 'SELECT count(*), sum(los) FROM bench.episode', 'bench_reader', 'caredata.filter_fast_qual', 5);
 CALL bench.interleaved_off('objection_filter', 'mechanism off: own copy of the set', 'SELECT count(*), sum(los) FROM bench.episode', 'bench_reader', 'caredata.filter_local_copy', 5);
+CALL bench.interleaved_off('objection_filter', 'mechanism off: the table''s own set', 'SELECT count(*), sum(los) FROM bench.episode', 'bench_reader', 'caredata.filter_table_subset', 5);
 \set QUIET 1
 \set QUIET 0
 \echo first filtered query in a new backend (builds the in-memory register): :first_ms ms, rows seen: :first_count
+\echo its second (reads the table once more for its own blocked set): :second_ms ms, rows seen: :second_count
 SELECT caredata.unprotect('bench.episode_wide');
 DROP TABLE bench.episode_wide;
 SELECT caredata.unprotect('bench.episode');

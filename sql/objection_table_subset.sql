@@ -100,6 +100,28 @@ SELECT count(*) = :expected AS mixed_pages_right FROM ward;
 SELECT count(*) = 100 AS only_permitted_new_rows FROM ward WHERE los = -8;
 RESET ROLE;
 
+-- the build in a transaction that has written (its own id is in the
+-- snapshot's xmin), then rows of a blocked patient the table never had,
+-- written by that same transaction after the build: tested against the
+-- whole set (a new objection first: a new set, no subset yet)
+SELECT record_objection(n, 'national_data_opt_out', 'test', now() - interval '1 hour') IS NOT NULL AS one_more
+FROM crowd WHERE i = 2;
+BEGIN;
+INSERT INTO ward SELECT n, -9 FROM crowd WHERE i = 1;
+SET LOCAL client_min_messages = debug1;
+SET LOCAL ROLE regress_subset_reader;
+SELECT count(*) > 0 AS scan_in_writing_transaction FROM ward;
+SELECT count(*) > 0 AS scan_in_writing_transaction_builds FROM ward;
+RESET ROLE;
+RESET client_min_messages;
+INSERT INTO ward SELECT n, -9 FROM crowd WHERE i BETWEEN 1351 AND 1380;
+SELECT expected_rows('ward') AS expected_in_tx \gset
+SET LOCAL ROLE regress_subset_reader;
+SELECT count(*) = :expected_in_tx AS own_new_rows_right FROM ward;
+SELECT count(*) = 21 AS own_new_rows_only_permitted FROM ward WHERE los = -9;
+RESET ROLE;
+ROLLBACK;
+
 -- an UPDATE that gives an old row a blocked number not in the subset
 UPDATE ward SET nhs_number = (SELECT n FROM crowd WHERE i = 1500)
 WHERE ctid = (SELECT ctid FROM ward WHERE los = 1);

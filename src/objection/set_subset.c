@@ -262,7 +262,8 @@ set_subset_for_scan(BlockedSet *s, const NhsSet *full, Relation rel, AttrNumber 
 		IsParallelWorker() || IsInParallelMode() || RecoveryInProgress() ||
 		rel == NULL || rel->rd_tableam != GetHeapamTableAmRoutine() ||
 		rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP ||
-		snap == NULL || !IsMVCCSnapshot(snap) || !TransactionIdIsNormal(snap->xmin))
+		snap == NULL || snap->snapshot_type != SNAPSHOT_MVCC ||
+		!TransactionIdIsNormal(snap->xmin))
 		return NULL;
 
 	if (s->subsets == NULL)
