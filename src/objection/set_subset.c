@@ -16,12 +16,16 @@
  * Its rule, which is what makes an answer from it the answer the whole set
  * gives (and the one permitted() gives):
  *
+ *	 The horizon H is the xmin of a snapshot taken before the build began.
  *	 The subset holds every number of the set found in any tuple physically
  *	 present in the table's file (its relfilenumber) when the subset was
- *	 built, visible or not to any snapshot, and the horizon H is the xmin of
- *	 a snapshot taken before the build began.  A row is tested against the
- *	 subset only if its tuple's raw xmin is a normal transaction id that
- *	 precedes H; every other row against the whole set.
+ *	 built whose raw xmin is a normal transaction id that precedes H and
+ *	 committed, visible or not to any snapshot (deleted ones included).  A
+ *	 row is tested against the subset only if its tuple's raw xmin is a
+ *	 normal transaction id that precedes H; every other row against the
+ *	 whole set.  (A row whose writer rolled back is visible to no snapshot;
+ *	 its columns are not even read, as they may not match today's
+ *	 descriptor.)
  *
  * Why that holds.  A transaction whose id precedes H had ended before that
  * snapshot, so before the build: every tuple it wrote was on a page of the
@@ -51,8 +55,11 @@
  * at most half of the set's numbers.  Never in a parallel query or on a
  * standby (a standby's xmin is the primary's replayed one: the reasoning
  * above is made for a primary), never for a temporary table.  Nothing about
- * it reaches the client but a DEBUG1 line naming the table: not its size,
- * which would count the table's objectors.
+ * it reaches a client: whether it was kept, or its size, would tell whether
+ * many of the set's patients have rows in the table, hidden or deleted ones
+ * included (explain_guard.c hides the count of removed rows for the same
+ * reason).  The server's log names the table at DEBUG1;
+ * caredata.filter_table_subset_min is a superuser's setting.
  *
  * src/objection/set_subset.c
  *
@@ -75,6 +82,7 @@
 #include "utils/snapmgr.h"
 
 #include "base/pg_compat.h"
+#include "identifiers/identifiers.h"
 #include "set_subset.h"
 
 /* scans of a table with a set before its subset is built (this one included) */
@@ -151,8 +159,62 @@ subset_key_cmp(const void *a, const void *b)
 }
 
 /*
- * Read every tuple of rel's file and keep the numbers full holds, under
- * the rule of the file header; horizon is snap's xmin as a full id.
+ * What a build made, for the server's log only, at DEBUG1: which of the
+ * two a client saw would tell it whether most of the set's numbers (deleted
+ * rows and rows row security hides included) occur in the table.
+ */
+static void
+subset_log(Relation rel, const char *what)
+{
+	if (log_min_messages <= DEBUG1)
+		ereport(LOG_SERVER_ONLY,
+				(errmsg_internal("objection filter: table \"%s\" %s",
+								 RelationGetRelationName(rel), what)));
+}
+
+/*
+ * Has the transaction that wrote this tuple committed?  Asked only of a
+ * normal xmin that precedes the horizon, so of a transaction that has
+ * ended: the answer is final (heapam asks TransactionIdIsInProgress() first
+ * only for transactions that may still be running).
+ */
+static bool
+subset_xmin_committed(HeapTupleHeader tup)
+{
+	if (HeapTupleHeaderXminCommitted(tup))
+		return true;			/* hinted, or frozen */
+	if (HeapTupleHeaderXminInvalid(tup))
+		return false;
+	return TransactionIdDidCommit(HeapTupleHeaderGetRawXmin(tup));
+}
+
+/*
+ * keys[0 .. *n - 1] once each, sorted; false when that is more than half
+ * of full's numbers (then the subset is not worth keeping)
+ */
+static bool
+subset_unique(int64 *keys, uint64 *n, const NhsSet *full)
+{
+	if (*n > 1)
+	{
+		qsort(keys, *n, sizeof(int64), subset_key_cmp);
+		*n = qunique(keys, *n, sizeof(int64), subset_key_cmp);
+	}
+	return *n <= full->nkeys / 2;
+}
+
+/*
+ * Read rel's file and keep the numbers full holds of every tuple the subset
+ * answers for, under the rule of the file header; horizon is the scan
+ * snapshot's xmin as a full id.
+ *
+ * The tuples read are those whose xmin is normal, precedes the horizon and
+ * committed, visible or not (deleted ones included): every other tuple is
+ * either one no snapshot sees (its writer rolled back) or one a scan tests
+ * against the whole set (its xmin does not precede the horizon).  A tuple
+ * whose writer rolled back is not even read: its columns need not match
+ * today's descriptor (an ALTER TABLE ADD COLUMN rolled back with it), so
+ * reading them could run off the page.
  */
 static void
 subset_build(TableSubset *t, BlockedSet *s, const NhsSet *full, Relation rel,
@@ -160,17 +222,18 @@ subset_build(TableSubset *t, BlockedSet *s, const NhsSet *full, Relation rel,
 {
 	MemoryContext cxt;
 	TupleDesc	tupdesc = RelationGetDescr(rel);
+	TransactionId h = XidFromFullTransactionId(horizon);
 	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKREAD);
 	BlockNumber nblocks;
 	uint64		n = 0;
 	uint64		max = 4096;
 	int64	   *keys = palloc(max * sizeof(int64));
-	bool		out_of_range = false;
+	bool		worth = true;
 	NhsSet	   *members;
 
 	/* after the horizon's snapshot: every page its ended writers used */
 	nblocks = RelationGetNumberOfBlocks(rel);
-	for (BlockNumber blkno = 0; blkno < nblocks && !out_of_range; blkno++)
+	for (BlockNumber blkno = 0; blkno < nblocks && worth; blkno++)
 	{
 		Buffer		buf;
 		Page		page;
@@ -192,6 +255,9 @@ subset_build(TableSubset *t, BlockedSet *s, const NhsSet *full, Relation rel,
 			if (!ItemIdIsNormal(lp))
 				continue;
 			tuple.t_data = (HeapTupleHeader) PageGetItem(page, lp);
+			if (!set_subset_covers(HeapTupleHeaderGetRawXmin(tuple.t_data), h) ||
+				!subset_xmin_committed(tuple.t_data))
+				continue;
 			tuple.t_len = ItemIdGetLength(lp);
 			tuple.t_tableOid = RelationGetRelid(rel);
 			ItemPointerSet(&tuple.t_self, blkno, off);
@@ -201,16 +267,28 @@ subset_build(TableSubset *t, BlockedSet *s, const NhsSet *full, Relation rel,
 			key = DatumGetInt64(d);
 			if (!nhs_set_contains(full, key))
 				continue;
-			if (key <= 0 || key > INT64CONST(9999999999))
+			if (!nhs_number_value_is_valid(key))
 			{
-				/* the whole set's answer for such a key a subset cannot hold */
-				out_of_range = true;
+				/*
+				 * The whole set may report a number that is not a valid NHS
+				 * number as a member (nhs_set.h); a subset holding it could
+				 * miss the valid one it stands for.  No such number gets
+				 * into the nhs_number type, but if one did: no subset.
+				 */
+				worth = false;
 				break;
 			}
 			if (n == max)
 			{
-				max *= 2;
-				keys = repalloc_huge(keys, max * sizeof(int64));
+				/* once each, before growing: at most twice the distinct numbers */
+				worth = subset_unique(keys, &n, full);
+				if (!worth)
+					break;
+				if (n > max / 2)
+				{
+					max *= 2;
+					keys = repalloc_huge(keys, max * sizeof(int64));
+				}
 			}
 			keys[n++] = key;
 		}
@@ -221,31 +299,28 @@ subset_build(TableSubset *t, BlockedSet *s, const NhsSet *full, Relation rel,
 	/* under the caller's context until it is kept: an error frees it */
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "caredata table's blocked set",
 								ALLOCSET_SMALL_SIZES);
-	/* a blocked patient's rows give their number many times: once each */
-	if (!out_of_range && n > 1)
-	{
-		qsort(keys, n, sizeof(int64), subset_key_cmp);
-		n = qunique(keys, n, sizeof(int64), subset_key_cmp);
-	}
-	members = out_of_range ? NULL : nhs_set_build(cxt, keys, n);
+	members = worth && subset_unique(keys, &n, full) ? nhs_set_build(cxt, keys, n) : NULL;
 	pfree(keys);
-	if (members == NULL || members->nkeys > full->nkeys / 2)
+	if (members == NULL)
 	{
 		/* most of the set occurs in the table: the whole set does as well */
 		MemoryContextDelete(cxt);
 		t->useless = true;
-		ereport(DEBUG1,
-				(errmsg_internal("objection filter: table \"%s\" keeps no blocked set of its own",
-								 RelationGetRelationName(rel))));
+		subset_log(rel, "keeps no blocked set of its own");
 		return;
+	}
+	/* named by the file it answers for (pg_backend_memory_contexts.ident) */
+	{
+		char	   *ident = MemoryContextAlloc(cxt, 16);
+
+		snprintf(ident, 16, "%u", CAREDATA_REL_FILE(rel));
+		MemoryContextSetIdentifier(cxt, ident);
 	}
 	MemoryContextSetParent(cxt, s->cxt);
 	t->cxt = cxt;
 	t->members = members;
 	t->horizon = horizon;
-	ereport(DEBUG1,
-			(errmsg_internal("objection filter: table \"%s\" has its own blocked set",
-							 RelationGetRelationName(rel))));
+	subset_log(rel, "has its own blocked set");
 }
 #endif
 
@@ -335,7 +410,7 @@ set_subset_init(void)
 							&subset_min_keys,
 							100000,
 							0, INT_MAX,
-							PGC_USERSET,
+							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
 	RegisterXactCallback(subset_xact_callback, NULL);
