@@ -688,10 +688,14 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 			if (c->subset_of != c->set)
 			{
 				c->subset_of = c->set;
-				c->lookahead.subset = nhs_set_bloom_enabled ?
-					set_subset_for_scan(c->set, members, c->lookahead.scan->ss_currentRelation,
-										c->lookahead.attno, c->lookahead.scan->ps.state->es_snapshot,
-										&c->lookahead.horizon) : NULL;
+				c->lookahead.subset = NULL;
+				c->lookahead.pages = NULL;
+				if (nhs_set_bloom_enabled)
+					c->lookahead.subset =
+						set_subset_for_scan(c->set, members, c->lookahead.scan->ss_currentRelation,
+											c->lookahead.attno, c->lookahead.scan->ps.state->es_snapshot,
+											(BlockNumber) (c->scan_bytes / BLCKSZ),
+											&c->lookahead.horizon, &c->lookahead.pages);
 				c->lookahead.ntuples = 0;
 			}
 		}

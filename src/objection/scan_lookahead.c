@@ -97,6 +97,9 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 
 	page = BufferGetPage(hs->rs_cbuf);
 	n = hs->rs_ntuples;
+	if (la->pages != NULL)
+		(*la->pages)++;
+
 	/* the column's offset in a tuple without NULLs, once the scan knows it */
 	off = TupleDescAttr(tupdesc, attno - 1)->attcacheoff;
 	/*
@@ -243,6 +246,7 @@ scan_lookahead_attach(ScanState *ss, FmgrInfo *finfo, ScanLookahead *la)
 	la->attno = var->varattno;
 	la->hs = NULL;
 	la->subset = NULL;
+	la->pages = NULL;
 	la->buffer = InvalidBuffer;
 	la->block = InvalidBlockNumber;
 }

@@ -45,6 +45,8 @@ typedef struct ScanLookahead
 	const NhsSet *subset;		/* NULL, or set's numbers in the table */
 	TransactionId horizon;		/* ... for tuples whose xmin precedes this
 								 * (set_subset.h) */
+	uint64	   *pages;			/* NULL, or the count of pages tested with
+								 * set in this table (set_subset.c) */
 	int			ntuples;		/* the page's visible tuples, in scan order: */
 	int			tested;			/* maybe[0 .. tested - 1] are known */
 	int			loading;		/* Bloom words of rows < loading requested */

@@ -48,9 +48,12 @@
  * sent to the whole set.  A register change gives a new set (set_cache.c),
  * and subsets belong to their set.
  *
- * When: a backend builds a table's subset at the second sequential scan of
- * that table with the same set (it reads the table once more, in the
- * scan's first row, with a bulk-read ring), only for a set of at least
+ * When: a backend builds a table's subset at the start of a sequential
+ * scan of that table once its earlier scans with the same set have tested
+ * as many pages as the table has, a whole scan's worth (so at the second
+ * whole scan; a scan a LIMIT stops early counts only the pages it read):
+ * it reads the table once more, in the scan's first row, with a bulk-read
+ * ring.  Only for a set of at least
  * caredata.filter_table_subset_min numbers, and keeps it only if it holds
  * at most half of the set's numbers.  Never in a parallel query or on a
  * standby (a standby's xmin is the primary's replayed one: the reasoning
@@ -89,8 +92,12 @@
 #include "identifiers/identifiers.h"
 #include "set_subset.h"
 
-/* scans of a table with a set before its subset is built (this one included) */
-#define SUBSET_BUILD_AT_SCAN	2
+/*
+ * A subset is built when the sequential scans through the filter with its
+ * set have read this many times the table's pages (a scan stopped early,
+ * by a LIMIT, counts only the pages it read)
+ */
+#define SUBSET_BUILD_AFTER_TABLES	1
 /* tables a set keeps a subset for */
 #define SUBSET_MAX_TABLES		16
 /* how far past the horizon the next transaction id may be */
@@ -105,7 +112,8 @@ typedef struct TableSubset
 	Oid			relid;
 	Oid			relfile;		/* the file it was built from */
 	AttrNumber	attno;			/* the NHS number column */
-	int			scans;			/* sequential scans counted */
+	uint64		pages;			/* pages sequential scans have tested with
+								 * the set (scan_lookahead.c counts them) */
 	bool		useless;		/* built once: not worth its memory */
 	FullTransactionId horizon;
 	NhsSet	   *members;		/* NULL: not built */
@@ -149,7 +157,7 @@ subset_retire(TableSubset *t)
 	t->cxt = NULL;
 	t->members = NULL;
 	t->useless = false;
-	t->scans = 0;
+	t->pages = 0;
 }
 
 #ifdef CAREDATA_SCAN_LOOKAHEAD
@@ -342,13 +350,15 @@ subset_build(TableSubset *t, BlockedSet *s, const NhsSet *full, Relation rel,
 
 const NhsSet *
 set_subset_for_scan(BlockedSet *s, const NhsSet *full, Relation rel, AttrNumber attno,
-					Snapshot snap, TransactionId *horizon)
+					Snapshot snap, BlockNumber nblocks, TransactionId *horizon,
+					uint64 **pages)
 {
 #ifdef CAREDATA_SCAN_LOOKAHEAD
 	SetSubsets *all;
 	TableSubset *t = NULL;
 	FullTransactionId next;
 
+	*pages = NULL;
 	if (!subset_enabled || full->nkeys == 0 || full->nkeys < (uint64) subset_min_keys ||
 		IsParallelWorker() || IsInParallelMode() || RecoveryInProgress() ||
 		rel == NULL || rel->rd_tableam != GetHeapamTableAmRoutine() ||
@@ -378,17 +388,16 @@ set_subset_for_scan(BlockedSet *s, const NhsSet *full, Relation rel, AttrNumber 
 		subset_retire(t);
 		t->relfile = CAREDATA_REL_FILE(rel);
 	}
-	if (t->scans < INT_MAX)
-		t->scans++;
 
 	next = ReadNextFullTransactionId();
 	if (t->members != NULL &&
 		U64FromFullTransactionId(next) - U64FromFullTransactionId(t->horizon) >= SUBSET_XID_SPAN)
 	{
-		subset_retire(t);		/* built again at a later scan */
-		t->scans = 1;
+		subset_retire(t);		/* built again once as many pages are read */
 	}
-	if (t->members == NULL && !t->useless && t->scans >= SUBSET_BUILD_AT_SCAN)
+	*pages = &t->pages;
+	if (t->members == NULL && !t->useless &&
+		t->pages >= (uint64) nblocks * SUBSET_BUILD_AFTER_TABLES)
 	{
 		/* snap's xmin, which precedes next, as a full id */
 		uint32		epoch = EpochFromFullTransactionId(next);
@@ -414,7 +423,7 @@ set_subset_init(void)
 {
 	DefineCustomBoolVariable("caredata.filter_table_subset",
 							 "Test a table's older rows against the blocked numbers that occur in it.",
-							 "Changes speed and memory only, never which rows a role sees: on, a backend's second sequential scan of a table through the objection filter reads the table once more and keeps the blocked numbers found in it.",
+							 "Changes speed and memory only, never which rows a role sees: on, a backend whose sequential scans through the objection filter have tested a whole table's worth of its pages reads the table once more and keeps the blocked numbers found in it.",
 							 &subset_enabled,
 							 true,
 							 PGC_USERSET,

@@ -19,14 +19,16 @@
 
 /*
  * The subset of set s (whose probe arrays are full) to test the rows of rel
- * (its NHS number column attno) whose raw xmin is a normal transaction id
- * preceding *horizon, for a sequential scan under snapshot snap now
- * starting; NULL when there is none (yet): then every row is tested
- * against full.  Counts the scan.
+ * (its NHS number column attno, nblocks pages) whose raw xmin is a normal
+ * transaction id preceding *horizon, for a sequential scan under snapshot
+ * snap now starting; NULL when there is none (yet): then every row is
+ * tested against full.  *pages is set to the counter the scan adds each
+ * page it tests to (NULL: none).
  */
 extern const NhsSet *set_subset_for_scan(BlockedSet *s, const NhsSet *full, Relation rel,
 										 AttrNumber attno, Snapshot snap,
-										 TransactionId *horizon);
+										 BlockNumber nblocks, TransactionId *horizon,
+										 uint64 **pages);
 
 /* is a tuple with this raw xmin one the subset answers for? */
 static inline bool
