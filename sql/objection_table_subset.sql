@@ -1,5 +1,5 @@
 -- A table's own blocked set (src/objection/set_subset.c,
--- caredata.filter_table_subset): at a backend's second filtered sequential
+-- caredata.filter_table_subset): at a backend's second whole filtered sequential
 -- scan of a table with the same blocked set, the backend reads the table
 -- and keeps the blocked numbers that occur in it; later scans test the
 -- rows whose xmin precedes the horizon of that build against it, every
