@@ -60,10 +60,12 @@ SELECT protect('ward', 'nhs_number', 'research') IS NOT NULL AS protected;
 SELECT expected_rows('ward') AS expected \gset
 SELECT :expected < 30000 AS some_rows_blocked;
 
--- the first scan with the set: no subset; the second builds it (nothing
--- reaches the client: whether it was kept would say something of the
--- table's objectors); the third uses it
-SET client_min_messages = debug1;
+-- the first scan with the set: no subset; the second builds it (the
+-- server's log says so at DEBUG1, the client hears nothing even at LOG:
+-- whether it was kept would say something of the table's objectors); the
+-- third uses it
+SET log_min_messages = debug1;
+SET client_min_messages = log;
 SET ROLE regress_subset_reader;
 SELECT count(*) = :expected AS first_scan FROM ward;
 RESET ROLE;
@@ -73,6 +75,7 @@ SELECT count(*) = :expected AS second_scan_builds FROM ward;
 SELECT count(*) = :expected AS third_scan_uses FROM ward;
 RESET ROLE;
 RESET client_min_messages;
+RESET log_min_messages;
 SELECT subsets('ward') = 1 AS built_at_the_second;
 SELECT subset_bytes() > 0 AS subset_kept, subset_bytes() < set_bytes() AS smaller_than_the_set;
 

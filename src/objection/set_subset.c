@@ -50,8 +50,8 @@
  *
  * When: a backend builds a table's subset at the start of a sequential
  * scan of that table once its earlier scans with the same set have tested
- * as many pages as the table has, a whole scan's worth (so at the second
- * whole scan; a scan a LIMIT stops early counts only the pages it read):
+ * half as many pages as the table has (so at the second whole scan; a scan
+ * a LIMIT stops early counts only the pages it read):
  * it reads the table once more, in the scan's first row, with a bulk-read
  * ring.  Only for a set of at least
  * caredata.filter_table_subset_min numbers, and keeps it only if it holds
@@ -94,10 +94,12 @@
 
 /*
  * A subset is built when the sequential scans through the filter with its
- * set have read this many times the table's pages (a scan stopped early,
- * by a LIMIT, counts only the pages it read)
+ * set have tested half as many pages as the table has (a scan stopped
+ * early, by a LIMIT, counts only the pages it read; a page without a row
+ * the scan returns is never tested, and a table extended in bulk has a few
+ * empty pages at its end: so half, not all)
  */
-#define SUBSET_BUILD_AFTER_TABLES	1
+#define SUBSET_BUILD_AFTER_PAGES(nblocks)	((uint64) (nblocks) / 2)
 /* tables a set keeps a subset for */
 #define SUBSET_MAX_TABLES		16
 /* how far past the horizon the next transaction id may be */
@@ -397,7 +399,7 @@ set_subset_for_scan(BlockedSet *s, const NhsSet *full, Relation rel, AttrNumber 
 	}
 	*pages = &t->pages;
 	if (t->members == NULL && !t->useless &&
-		t->pages >= (uint64) nblocks * SUBSET_BUILD_AFTER_TABLES)
+		t->pages >= SUBSET_BUILD_AFTER_PAGES(nblocks))
 	{
 		/* snap's xmin, which precedes next, as a full id */
 		uint32		epoch = EpochFromFullTransactionId(next);
@@ -423,7 +425,7 @@ set_subset_init(void)
 {
 	DefineCustomBoolVariable("caredata.filter_table_subset",
 							 "Test a table's older rows against the blocked numbers that occur in it.",
-							 "Changes speed and memory only, never which rows a role sees: on, a backend whose sequential scans through the objection filter have tested a whole table's worth of its pages reads the table once more and keeps the blocked numbers found in it.",
+							 "Changes speed and memory only, never which rows a role sees: on, a backend whose sequential scans through the objection filter have tested half a table's pages reads the table once more and keeps the blocked numbers found in it.",
 							 &subset_enabled,
 							 true,
 							 PGC_USERSET,
