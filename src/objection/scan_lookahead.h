@@ -66,11 +66,11 @@ extern bool scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 
  * scan_lookahead_contains(), which makes the page pass when the scan has
  * moved to a new page.  Comparing the number is what makes the answer
  * right: arrays from an earlier page can only fail it or, holding the same
- * number, give that number's answer.  The page pass was made for set (or
- * the answer is -1), and tested the page's rows against la->probe: set
- * itself, or the subset of it that occurs in the table when every row of
- * the page is one that subset answers for (set_subset.c), which gives
- * the same answers.
+ * number, give that number's answer.  la->set must be set (the caller
+ * clears la when the set it asks about changes, or its subset).  The page
+ * pass tested the page's rows against la->probe: set itself, or the subset
+ * of it that occurs in the table when every row of the page is one that
+ * subset answers for (set_subset.c), which gives the same answers.
  *
  * Each answer also moves the read-ahead on: the rows up to
  * SCAN_LOOKAHEAD_TEST ahead are tested against their Bloom words, whose
@@ -105,7 +105,7 @@ scan_lookahead_answer(ScanLookahead *la, const NhsSet *set, int64 key)
 		return -1;
 	i = (unsigned) hs->rs_cindex;
 	n = la->ntuples;
-	if (unlikely(i >= (unsigned) n || la->keys[i] != key || set != la->set))
+	if (unlikely(i >= (unsigned) n || la->keys[i] != key))
 		return -1;
 	for (t = la->tested; t <= (int) i + SCAN_LOOKAHEAD_TEST && t < n; t++)
 	{

@@ -57,18 +57,13 @@ static bool said_not_shared = false;
 static uint64 use_clock = 0;
 
 /*
- * Sets evicted while a query may still hold them (another call site of the
- * same query) are freed at the end of the transaction, not at eviction.
+ * Memory a query may still hold when it is let go (a set evicted while
+ * another call site of the same query uses it, a table's subset of a set
+ * whose file changed: set_subset.c) is freed at the end of the
+ * transaction, not when it is let go.
  */
 static List *graveyard = NIL;
 static bool xact_callback_registered = false;
-
-static void
-set_free(BlockedSet *s)
-{
-	if (s)
-		MemoryContextDelete(s->cxt);
-}
 
 static void
 objection_xact_callback(XactEvent event, void *arg)
@@ -79,9 +74,25 @@ objection_xact_callback(XactEvent event, void *arg)
 		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
 		return;
 	foreach(lc, graveyard)
-		set_free((BlockedSet *) lfirst(lc));
+		MemoryContextDelete((MemoryContext) lfirst(lc));
 	list_free(graveyard);
 	graveyard = NIL;
+}
+
+/* free cxt (and its children) at the end of the transaction */
+void
+blocked_set_free_at_xact_end(MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(objection_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+	MemoryContextSetParent(cxt, TopMemoryContext);
+	graveyard = lappend(graveyard, cxt);
+	MemoryContextSwitchTo(old);
 }
 
 /* a DestReceiver that appends the first column, int8, to a growing array */
@@ -271,17 +282,7 @@ blocked_set_find(Oid reg, int64 version, const char *purpose, const char *datase
 
 		AS_REGISTER_OWNER(s = build_set(reg, version, purpose, dataset, at));
 		if (sets[victim] != NULL)
-		{
-			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-			if (!xact_callback_registered)
-			{
-				RegisterXactCallback(objection_xact_callback, NULL);
-				xact_callback_registered = true;
-			}
-			graveyard = lappend(graveyard, sets[victim]);
-			MemoryContextSwitchTo(old);
-		}
+			blocked_set_free_at_xact_end(sets[victim]->cxt);
 		sets[victim] = s;
 		s->last_used = ++use_clock;
 		return s;

@@ -64,6 +64,9 @@ extern const NhsSet *blocked_set_for_scan(BlockedSet *s);
 extern bool blocked_set_local_enabled;
 extern void blocked_set_init(void);
 
+/* free cxt at the end of the transaction (memory a query may still hold) */
+extern void blocked_set_free_at_xact_end(MemoryContext cxt);
+
 /* offer s to every backend (set_shared.c), when it may be */
 extern void blocked_set_share(const BlockedSet *s);
 

@@ -79,7 +79,6 @@
 #include "access/parallel.h"
 #include "access/tableam.h"
 #include "access/transam.h"
-#include "access/xact.h"
 #include "access/xlog.h"
 #include "lib/qunique.h"
 #include "miscadmin.h"
@@ -128,34 +127,12 @@ typedef struct SetSubsets
 	TableSubset tables[SUBSET_MAX_TABLES];
 } SetSubsets;
 
-/* subsets dropped while a query may hold them: freed at the transaction's end */
-static List *retired = NIL;
-
-static void
-subset_xact_callback(XactEvent event, void *arg)
-{
-	ListCell   *lc;
-
-	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
-		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
-		return;
-	foreach(lc, retired)
-		MemoryContextDelete((MemoryContext) lfirst(lc));
-	list_free(retired);
-	retired = NIL;
-}
-
 static void
 subset_retire(TableSubset *t)
 {
+	/* a query may still hold it */
 	if (t->cxt != NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		MemoryContextSetParent(t->cxt, TopMemoryContext);
-		retired = lappend(retired, t->cxt);
-		MemoryContextSwitchTo(old);
-	}
+		blocked_set_free_at_xact_end(t->cxt);
 	t->cxt = NULL;
 	t->members = NULL;
 	t->useless = false;
@@ -440,5 +417,4 @@ set_subset_init(void)
 							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
-	RegisterXactCallback(subset_xact_callback, NULL);
 }
