@@ -82,13 +82,14 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 	int			off;
 	int			attno = la->attno;
 	TransactionId horizon = la->horizon;
-	bool		covered = la->subset != NULL;
+	bool		covered;
 
 	la->hs = hs;
 	la->buffer = hs->rs_cbuf;
 	la->block = hs->rs_cblock;
 	la->set = set;
 	la->probe = set;
+	la->exact = false;
 	la->ntuples = 0;
 	la->tested = 0;
 	la->loading = 0;
@@ -99,6 +100,7 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 	n = hs->rs_ntuples;
 	if (la->pages != NULL)
 		(*la->pages)++;
+	covered = la->subset != NULL && hs->rs_cblock < la->subset->nblocks;
 
 	/* the column's offset in a tuple without NULLs, once the scan knows it */
 	off = TupleDescAttr(tupdesc, attno - 1)->attcacheoff;
@@ -117,16 +119,11 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 		{
 			HeapTupleHeader tup = (HeapTupleHeader)
 				PageGetItem(page, PageGetItemId(page, hs->rs_vistuples[i]));
-			int64		key;
-			uint64		h;
 
 			if (unlikely((tup->t_infomask & HEAP_HASNULL) != 0 ||
 						 HeapTupleHeaderGetNatts(tup) < attno))
 				break;
-			key = *(const int64 *) ((const char *) tup + tup->t_hoff + off);
-			h = nhs_set_hash(key);
-			keys[i] = key;
-			hashes[i] = h;
+			keys[i] = *(const int64 *) ((const char *) tup + tup->t_hoff + off);
 			covered &= set_subset_covers(HeapTupleHeaderGetRawXmin(tup), horizon);
 		}
 	}
@@ -137,7 +134,6 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 		HeapTupleData tuple;
 		bool		isnull = true;
 		Datum		d = (Datum) 0;
-		uint64		h;
 
 		if (attno <= HeapTupleHeaderGetNatts(tup))
 		{
@@ -146,35 +142,34 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 			d = fastgetattr(&tuple, attno, tupdesc, &isnull);
 		}
 		keys[i] = isnull ? 0 : DatumGetInt64(d);
-		h = nhs_set_hash(keys[i]);
-		hashes[i] = h;
 		covered &= set_subset_covers(HeapTupleHeaderGetRawXmin(tup), horizon);
 	}
 	/*
-	 * Every row one the table's own subset answers for: test them against
-	 * it, all at once (a subset's Bloom filter stays in the cache: there is
-	 * no load to overlap with the rows' work), and start loading the table
-	 * slot of each row its Bloom filter lets through (without that, issue
-	 * 28 measured each such row waiting for its slot).
+	 * Every row one the table's blocked rows answer for: each row's answer
+	 * is whether its line pointer is one of the page's blocked rows (no
+	 * hash, no load from the set: the positions are read in page order).
 	 */
-	if (la->subset != NULL && covered)
+	if (covered)
 	{
-		const NhsSet *probe = la->subset;
+		const BlockedRows *rows = la->subset;
+		uint64		blocked[MaxHeapTuplesPerPage / 64 + 1] = {0};
 
-		la->probe = probe;
+		for (uint32 j = rows->first[la->block]; j < rows->first[la->block + 1]; j++)
+			blocked[rows->offsets[j] / 64] |= UINT64CONST(1) << (rows->offsets[j] % 64);
 		for (i = 0; i < n; i++)
 		{
-			bool		m = nhs_set_bloom_maybe(probe, hashes[i]);
+			OffsetNumber o = hs->rs_vistuples[i];
 
-			la->maybe[i] = m;
-			if (unlikely(m))
-				NHS_SET_PREFETCH(&probe->slots[nhs_set_slot(probe, hashes[i])]);
+			la->maybe[i] = (blocked[o / 64] >> (o % 64)) & 1;
 		}
+		la->exact = true;
 		la->tested = n;
 		la->loading = n;
 		la->ntuples = n;
 		return;
 	}
+	for (i = 0; i < n; i++)
+		hashes[i] = nhs_set_hash(keys[i]);
 	/* the first rows' Bloom words */
 	for (i = 0; i < n && i < SCAN_LOOKAHEAD_WORD; i++)
 		NHS_SET_PREFETCH(nhs_set_bloom_word(la->probe, hashes[i]));
@@ -246,6 +241,7 @@ scan_lookahead_attach(ScanState *ss, FmgrInfo *finfo, ScanLookahead *la)
 	la->attno = var->varattno;
 	la->hs = NULL;
 	la->subset = NULL;
+	la->exact = false;
 	la->pages = NULL;
 	la->buffer = InvalidBuffer;
 	la->block = InvalidBlockNumber;

@@ -39,12 +39,13 @@ typedef struct ScanLookahead
 	Buffer		buffer;			/* the page the arrays are for */
 	BlockNumber block;
 	const NhsSet *set;			/* ... and the set asked about */
-	const NhsSet *probe;		/* the set its rows are tested against: set,
-								 * or subset when every row is one subset
-								 * answers for */
-	const NhsSet *subset;		/* NULL, or set's numbers in the table */
+	const NhsSet *probe;		/* the set its rows are tested against */
+	const struct BlockedRows *subset;	/* NULL, or where the table's
+										 * blocked rows are ... */
 	TransactionId horizon;		/* ... for tuples whose xmin precedes this
 								 * (set_subset.h) */
+	bool		exact;			/* maybe[] are the answers themselves, from
+								 * subset */
 	uint64	   *pages;			/* NULL, or the count of pages tested with
 								 * set in this table (set_subset.c) */
 	int			ntuples;		/* the page's visible tuples, in scan order: */
@@ -67,10 +68,11 @@ extern bool scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 
  * moved to a new page.  Comparing the number is what makes the answer
  * right: arrays from an earlier page can only fail it or, holding the same
  * number, give that number's answer.  la->set must be set (the caller
- * clears la when the set it asks about changes, or its subset).  The page
- * pass tested the page's rows against la->probe: set itself, or the subset
- * of it that occurs in the table when every row of the page is one that
- * subset answers for (set_subset.c), which gives the same answers.
+ * clears la when the set it asks about changes, or its blocked rows).
+ * When every visible row of the page is one the table's blocked rows
+ * answer for (set_subset.c), the page pass took each row's answer from
+ * them (la->exact), which gives the answers set does; otherwise it tested
+ * the page's rows against la->probe, set itself.
  *
  * Each answer also moves the read-ahead on: the rows up to
  * SCAN_LOOKAHEAD_TEST ahead are tested against their Bloom words, whose
@@ -126,6 +128,8 @@ scan_lookahead_answer(ScanLookahead *la, const NhsSet *set, int64 key)
 	la->tested = t;
 	if (likely(!la->maybe[i]))
 		return 0;
+	if (la->exact)
+		return 1;
 	return nhs_set_table_contains(probe, key, la->hashes[i]) ? 1 : 0;
 #else
 	return -1;

@@ -1,70 +1,78 @@
 /*-------------------------------------------------------------------------
  *
  * set_subset.c
- *		A blocked set's members that occur in one table: what a sequential
- *		scan of that table probes for its older rows.
+ *		Where a blocked set's patients' rows are in one table: what a
+ *		sequential scan of that table reads for its older rows instead of
+ *		testing them against the set.
  *
  * The national opt-out register holds millions of NHS numbers (a set of
- * 3M numbers is a 4 MB Bloom filter and a 16 MB table, nhs_set.h), while
- * the patients who object and appear in one table are usually far fewer
- * (issue 28's 10M-row table: 100k of them).  A scan through the filter
- * tests every row against the set, and a set larger than the CPU's cache
- * costs a load from memory a row: that is most of what the filter costs
- * (docs/benchmarks.md).  The numbers of the set that occur in the table
- * make a set a few hundred kilobytes large, which stays in the cache.
+ * 3M numbers is a 4 MB Bloom filter and a 16 MB table, nhs_set.h), and a
+ * scan through the filter tests every row against the set: a hash, and for
+ * a set larger than the CPU's cache a load from memory a row.  That is most
+ * of what the filter costs (docs/benchmarks.md).  But a table's older rows
+ * do not change: a backend that scans a table again and again can note once
+ * where its blocked rows are, page by page (issue 28's 10M-row table: 500k
+ * of them, 1.2 MB with the pages' index), and read that in page order, with
+ * no hash and no random load.
  *
  * Its rule, which is what makes an answer from it the answer the whole set
  * gives (and the one permitted() gives):
  *
  *	 The horizon H is the xmin of a snapshot taken before the build began.
- *	 The subset holds every number of the set found in any tuple physically
- *	 present in the table's file (its relfilenumber) when the subset was
- *	 built whose raw xmin is a normal transaction id that precedes H and
- *	 committed, visible or not to any snapshot (deleted ones included).  A
- *	 row is tested against the subset only if its tuple's raw xmin is a
- *	 normal transaction id that precedes H; every other row against the
- *	 whole set.  (A row whose writer rolled back is visible to no snapshot;
- *	 its columns are not even read, as they may not match today's
- *	 descriptor.)
+ *	 The build notes the position (page and line pointer) of every tuple
+ *	 physically present in the table's file (its relfilenumber) when it was
+ *	 read whose raw xmin is a normal transaction id that precedes H and
+ *	 committed, visible or not to any snapshot (deleted ones included), and
+ *	 whose NHS number the set holds.  A row is answered from the positions
+ *	 only if its tuple's raw xmin is a normal transaction id that precedes
+ *	 H, and every visible row of its page's is; every other page's rows are
+ *	 tested against the whole set.  (A row whose writer rolled back is
+ *	 visible to no snapshot; its columns are not even read, as they may not
+ *	 match today's descriptor.)
  *
  * Why that holds.  A transaction whose id precedes H had ended before that
  * snapshot, so before the build: every tuple it wrote was on a page of the
  * file when the build read the file's length and then that page (under
- * its share lock), and is still there unless pruned, which only happens to
- * a tuple no snapshot can see.  A heap tuple's xmin and data never change
- * in place (an UPDATE writes a new tuple with its writer's xmin, which
- * does not precede H: any transaction still running at the snapshot, or
- * starting after it, has an id at or after its xmin; subtransactions'
- * ids follow their parent's).  Freezing keeps the raw xmin (only
- * pg_surgery and pre-9.4 clusters write FrozenTransactionId, which is not
- * normal, so the whole set).  So any tuple a scan finds with such an xmin,
- * under any snapshot, older or newer than the build's, was read by the
- * build, and its number, if blocked, is in the subset.  TRUNCATE, VACUUM
- * FULL, CLUSTER and rewriting ALTER TABLEs give the table a new file, and
- * a subset is kept per file.  H is kept as a full transaction id: a scan
- * uses the subset only while the next transaction id is less than 2^30
- * past H, so the 32-bit comparison of any xmin written since (at most the
- * next id) with H cannot wrap; older tuples that compare wrongly are only
- * sent to the whole set.  A register change gives a new set (set_cache.c),
- * and subsets belong to their set.
+ * its share lock), at the position it still has (a heap tuple never moves
+ * within its file: pruning compacts a page's tuple data but keeps each
+ * tuple's line pointer), and is still there unless pruned, which only
+ * happens to a tuple no snapshot can see; a line pointer a pruned tuple
+ * freed is reused only by a tuple written later, by a transaction whose id
+ * does not precede H.  A heap tuple's xmin and data never change in place
+ * (an UPDATE writes a new tuple with its writer's xmin, which does not
+ * precede H: any transaction still running at the snapshot, or starting
+ * after it, has an id at or after its xmin; subtransactions' ids follow
+ * their parent's).  Freezing keeps the raw xmin (only pg_surgery and
+ * pre-9.4 clusters write FrozenTransactionId, which is not normal, so the
+ * whole set).  So any tuple a scan finds at a position with such an xmin,
+ * under any snapshot, older or newer than the build's, is the tuple the
+ * build read there, with the same number, and the set's answer for that
+ * number is the one the build noted.  TRUNCATE, VACUUM FULL, CLUSTER and
+ * rewriting ALTER TABLEs give the table a new file, and positions are kept
+ * per file.  H is kept as a full transaction id: a scan uses the positions
+ * only while the next transaction id is less than 2^30 past H, so the
+ * 32-bit comparison of any xmin written since (at most the next id) with H
+ * cannot wrap; older tuples that compare wrongly are only sent to the whole
+ * set.  A register change gives a new set (set_cache.c), and positions
+ * belong to their set.
  *
- * When: a backend builds a table's subset at the start of a sequential
+ * When: a backend builds a table's positions at the start of a sequential
  * scan of that table once its earlier scans with the same set have tested
  * half as many pages as the table has (so at the second whole scan; a scan
  * a LIMIT stops early counts only the pages it read):
  * it reads the table once more, in the scan's first row, with a bulk-read
- * ring.  Only for a set of at least
- * caredata.filter_table_subset_min numbers, and keeps it only if it holds
- * at most half of the set's numbers.  Never in a parallel query or on a
+ * ring.  Only for a set of at least caredata.filter_table_subset_min
+ * numbers, and keeps them only if they take at most as much memory as the
+ * set or work_mem, whichever is more (4 bytes a page, 2 a blocked row).  Never in a parallel query or on a
  * standby (a standby's xmin is the primary's replayed one: the reasoning
  * above is made for a primary), never for a temporary table.  Nothing about
- * it reaches a client: whether it was kept, or its size, would tell whether
- * many of the set's patients have rows in the table, hidden or deleted ones
+ * them reaches a client: whether they were kept, or their size, would tell
+ * how many of the table's rows are blocked, hidden or deleted ones
  * included (explain_guard.c hides the count of removed rows for the same
  * reason).  No message says it: the server's log names the table at DEBUG1;
  * caredata.filter_table_subset_min is a superuser's setting; the read goes
  * through every page whatever it finds (pg_statio_* count them).  Left:
- * timing (a later scan is faster with a subset), and
+ * timing (a later scan is faster with them), and
  * pg_backend_memory_contexts (superusers and pg_read_all_stats, which
  * docs/security.md tells a DBA not to grant to filtered roles).
  *
@@ -80,7 +88,6 @@
 #include "access/tableam.h"
 #include "access/transam.h"
 #include "access/xlog.h"
-#include "lib/qunique.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "utils/guc.h"
@@ -88,7 +95,6 @@
 #include "utils/snapmgr.h"
 
 #include "base/pg_compat.h"
-#include "identifiers/identifiers.h"
 #include "set_subset.h"
 
 /*
@@ -107,7 +113,7 @@
 static bool subset_enabled = true;
 static int	subset_min_keys = 100000;
 
-/* one table's subset of a set, in the set's memory */
+/* one table's blocked rows, in the set's memory */
 typedef struct TableSubset
 {
 	Oid			relid;
@@ -117,8 +123,8 @@ typedef struct TableSubset
 								 * the set (scan_lookahead.c counts them) */
 	bool		useless;		/* built once: not worth its memory */
 	FullTransactionId horizon;
-	NhsSet	   *members;		/* NULL: not built */
-	MemoryContext cxt;			/* members' */
+	BlockedRows *rows;			/* NULL: not built */
+	MemoryContext cxt;			/* rows' */
 } TableSubset;
 
 typedef struct SetSubsets
@@ -134,25 +140,16 @@ subset_retire(TableSubset *t)
 	if (t->cxt != NULL)
 		blocked_set_free_at_xact_end(t->cxt);
 	t->cxt = NULL;
-	t->members = NULL;
+	t->rows = NULL;
 	t->useless = false;
 	t->pages = 0;
 }
 
 #ifdef CAREDATA_SCAN_LOOKAHEAD
-static int
-subset_key_cmp(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * What a build made, for the server's log only, at DEBUG1: which of the
- * two a client saw would tell it whether most of the set's numbers (deleted
- * rows and rows row security hides included) occur in the table.
+ * two a client saw would tell it how many of the table's rows are blocked
+ * (deleted rows and rows row security hides included).
  */
 static void
 subset_log(Relation rel, const char *what)
@@ -180,23 +177,8 @@ subset_xmin_committed(HeapTupleHeader tup)
 }
 
 /*
- * keys[0 .. *n - 1] once each, sorted; false when that is more than half
- * of full's numbers (then the subset is not worth keeping)
- */
-static bool
-subset_unique(int64 *keys, uint64 *n, const NhsSet *full)
-{
-	if (*n > 1)
-	{
-		qsort(keys, *n, sizeof(int64), subset_key_cmp);
-		*n = qunique(keys, *n, sizeof(int64), subset_key_cmp);
-	}
-	return *n <= full->nkeys / 2;
-}
-
-/*
- * Read rel's file and keep the numbers full holds of every tuple the subset
- * answers for, under the rule of the file header; horizon is the scan
+ * Read rel's file and note the position of every tuple the rule of the
+ * file header answers for whose number full holds; horizon is the scan
  * snapshot's xmin as a full id.
  *
  * The tuples read are those whose xmin is normal, precedes the horizon and
@@ -214,20 +196,39 @@ subset_build(TableSubset *t, BlockedSet *s, const NhsSet *full, Relation rel,
 	MemoryContext cxt;
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	TransactionId h = XidFromFullTransactionId(horizon);
-	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKREAD);
+	BufferAccessStrategy strategy;
 	BlockNumber nblocks;
+	Size		room = Max(nhs_set_bytes(full), (Size) work_mem * 1024);
 	uint64		n = 0;
 	uint64		max = 4096;
-	int64	   *keys = palloc(max * sizeof(int64));
 	bool		worth = true;
-	NhsSet	   *members;
+	BlockedRows *rows;
 
 	/* after the horizon's snapshot: every page its ended writers used */
 	nblocks = RelationGetNumberOfBlocks(rel);
+	/* the pages' index alone too large: known from the table's size */
+	if ((uint64) nblocks + 1 > room / sizeof(uint32))
+	{
+		t->useless = true;
+		subset_log(rel, "is too large to note its blocked rows");
+		return;
+	}
+	room -= ((Size) nblocks + 1) * sizeof(uint32);
+
+	/* under the caller's context until it is kept: an error frees it */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "caredata table's blocked rows",
+								ALLOCSET_DEFAULT_SIZES);
+	rows = MemoryContextAlloc(cxt, sizeof(BlockedRows));
+	rows->nblocks = nblocks;
+	rows->first = MemoryContextAllocHuge(cxt, ((Size) nblocks + 1) * sizeof(uint32));
+	rows->offsets = MemoryContextAlloc(cxt, max * sizeof(OffsetNumber));
+
 	/*
-	 * Every page, even once the subset is known not to be worth keeping: how
-	 * much of the table was read (pg_statio_*) must not tell that.
+	 * Every page, even once the positions are known not to be worth
+	 * keeping: how much of the table was read (pg_statio_*) must not tell
+	 * that.
 	 */
+	strategy = GetAccessStrategy(BAS_BULKREAD);
 	for (BlockNumber blkno = 0; blkno < nblocks; blkno++)
 	{
 		Buffer		buf;
@@ -235,6 +236,7 @@ subset_build(TableSubset *t, BlockedSet *s, const NhsSet *full, Relation rel,
 		OffsetNumber maxoff;
 
 		CHECK_FOR_INTERRUPTS();
+		rows->first[blkno] = (uint32) n;
 		buf = ReadBufferExtended(rel, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
@@ -245,7 +247,6 @@ subset_build(TableSubset *t, BlockedSet *s, const NhsSet *full, Relation rel,
 			HeapTupleData tuple;
 			bool		isnull;
 			Datum		d;
-			int64		key;
 
 			if (!ItemIdIsNormal(lp))
 				continue;
@@ -265,51 +266,31 @@ subset_build(TableSubset *t, BlockedSet *s, const NhsSet *full, Relation rel,
 				d = getmissingattr(tupdesc, attno, &isnull);
 			else
 				d = fastgetattr(&tuple, attno, tupdesc, &isnull);
-			if (isnull)
+			if (isnull || !nhs_set_contains(full, DatumGetInt64(d)))
 				continue;
-			key = DatumGetInt64(d);
-			if (!nhs_set_contains(full, key))
-				continue;
-			if (!nhs_number_value_is_valid(key))
-			{
-				/*
-				 * The whole set may report a number that is not a valid NHS
-				 * number as a member (nhs_set.h); a subset holding it could
-				 * miss the valid one it stands for.  No such number gets
-				 * into the nhs_number type, but if one did: no subset.
-				 */
-				worth = false;
-				break;
-			}
 			if (n == max)
 			{
-				/* once each, before growing: about four times the distinct numbers at most */
-				worth = subset_unique(keys, &n, full);
-				if (!worth)
-					break;
-				if (n > max / 2)
+				if (max * 2 > room / sizeof(OffsetNumber))
 				{
-					max *= 2;
-					keys = repalloc_huge(keys, max * sizeof(int64));
+					/* so many blocked rows: the whole set is smaller */
+					worth = false;
+					break;
 				}
+				max *= 2;
+				rows->offsets = repalloc_huge(rows->offsets, max * sizeof(OffsetNumber));
 			}
-			keys[n++] = key;
+			rows->offsets[n++] = off;
 		}
 		UnlockReleaseBuffer(buf);
 	}
 	FreeAccessStrategy(strategy);
+	rows->first[nblocks] = (uint32) n;
 
-	/* under the caller's context until it is kept: an error frees it */
-	cxt = AllocSetContextCreate(CurrentMemoryContext, "caredata table's blocked set",
-								ALLOCSET_SMALL_SIZES);
-	members = worth && subset_unique(keys, &n, full) ? nhs_set_build(cxt, keys, n) : NULL;
-	pfree(keys);
-	if (members == NULL)
+	if (!worth)
 	{
-		/* most of the set occurs in the table: the whole set does as well */
 		MemoryContextDelete(cxt);
 		t->useless = true;
-		subset_log(rel, "keeps no blocked set of its own");
+		subset_log(rel, "has too many blocked rows to note");
 		return;
 	}
 	/* named by the file it answers for (pg_backend_memory_contexts.ident) */
@@ -321,13 +302,13 @@ subset_build(TableSubset *t, BlockedSet *s, const NhsSet *full, Relation rel,
 	}
 	MemoryContextSetParent(cxt, s->cxt);
 	t->cxt = cxt;
-	t->members = members;
+	t->rows = rows;
 	t->horizon = horizon;
-	subset_log(rel, "has its own blocked set");
+	subset_log(rel, "has its blocked rows noted");
 }
 #endif
 
-const NhsSet *
+const BlockedRows *
 set_subset_for_scan(BlockedSet *s, const NhsSet *full, Relation rel, AttrNumber attno,
 					Snapshot snap, BlockNumber nblocks, TransactionId *horizon,
 					uint64 **pages)
@@ -369,13 +350,13 @@ set_subset_for_scan(BlockedSet *s, const NhsSet *full, Relation rel, AttrNumber 
 	}
 
 	next = ReadNextFullTransactionId();
-	if (t->members != NULL &&
+	if (t->rows != NULL &&
 		U64FromFullTransactionId(next) - U64FromFullTransactionId(t->horizon) >= SUBSET_XID_SPAN)
 	{
 		subset_retire(t);		/* built again once as many pages are read */
 	}
 	*pages = &t->pages;
-	if (t->members == NULL && !t->useless &&
+	if (t->rows == NULL && !t->useless &&
 		t->pages >= SUBSET_BUILD_AFTER_PAGES(nblocks))
 	{
 		/* snap's xmin, which precedes next, as a full id */
@@ -388,10 +369,10 @@ set_subset_for_scan(BlockedSet *s, const NhsSet *full, Relation rel, AttrNumber 
 		if (U64FromFullTransactionId(next) - U64FromFullTransactionId(h) < SUBSET_XID_SPAN / 2)
 			subset_build(t, s, full, rel, attno, h);
 	}
-	if (t->members == NULL)
+	if (t->rows == NULL)
 		return NULL;
 	*horizon = XidFromFullTransactionId(t->horizon);
-	return t->members;
+	return t->rows;
 #else
 	return NULL;
 #endif
@@ -401,15 +382,15 @@ void
 set_subset_init(void)
 {
 	DefineCustomBoolVariable("caredata.filter_table_subset",
-							 "Test a table's older rows against the blocked numbers that occur in it.",
-							 "Changes speed and memory only, never which rows a role sees: on, a backend whose sequential scans through the objection filter have tested half a table's pages reads the table once more and keeps the blocked numbers found in it.",
+							 "Note where a table's blocked rows are, for its older rows.",
+							 "Changes speed and memory only, never which rows a role sees: on, a backend whose sequential scans through the objection filter have tested half a table's pages reads the table once more and keeps the positions of its blocked rows.",
 							 &subset_enabled,
 							 true,
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
 	DefineCustomIntVariable("caredata.filter_table_subset_min",
-							"The fewest blocked numbers a set must hold for a table to get its own subset of it.",
+							"The fewest blocked numbers a set must hold for a table's blocked rows to be noted.",
 							"Changes speed and memory only, never which rows a role sees.",
 							&subset_min_keys,
 							100000,

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * set_subset.h
- *		A blocked set's members that occur in one table, for the
+ *		Where a blocked set's patients' rows are in one table, for the
  *		sequential scans of that table (src/objection/set_subset.c).
  *
  * src/objection/set_subset.h
@@ -11,6 +11,7 @@
 #ifndef CAREDATA_SET_SUBSET_H
 #define CAREDATA_SET_SUBSET_H
 
+#include "storage/off.h"
 #include "utils/rel.h"
 #include "utils/snapshot.h"
 
@@ -18,19 +19,33 @@
 #include "set_cache.h"
 
 /*
- * The subset of set s (whose probe arrays are full) to test the rows of rel
- * (its NHS number column attno, nblocks pages) whose raw xmin is a normal
- * transaction id preceding *horizon, for a sequential scan under snapshot
- * snap now starting; NULL when there is none (yet): then every row is
- * tested against full.  *pages is set to the counter the scan adds each
- * page it tests to (NULL: none).
+ * A table's blocked rows: the line pointers, page by page, of the tuples
+ * whose NHS number (column attno) set s holds, among the tuples the rule of
+ * set_subset.c answers for.  Page b's are offsets[first[b] ..
+ * first[b + 1] - 1], for b < nblocks; a page at or past nblocks has none
+ * the rule answers for.
  */
-extern const NhsSet *set_subset_for_scan(BlockedSet *s, const NhsSet *full, Relation rel,
+typedef struct BlockedRows
+{
+	BlockNumber nblocks;		/* the pages read */
+	uint32	   *first;			/* nblocks + 1 entries */
+	OffsetNumber *offsets;
+} BlockedRows;
+
+/*
+ * The blocked rows of rel (its NHS number column attno, nblocks pages) as
+ * set s (whose probe arrays are full) answers, for the rows whose raw xmin
+ * is a normal transaction id preceding *horizon, for a sequential scan
+ * under snapshot snap now starting; NULL when there are none (yet): then
+ * every row is tested against full.  *pages is set to the counter the scan
+ * adds each page it tests to (NULL: none).
+ */
+extern const BlockedRows *set_subset_for_scan(BlockedSet *s, const NhsSet *full, Relation rel,
 										 AttrNumber attno, Snapshot snap,
 										 BlockNumber nblocks, TransactionId *horizon,
 										 uint64 **pages);
 
-/* is a tuple with this raw xmin one the subset answers for? */
+/* is a tuple with this raw xmin one the blocked rows answer for? */
 static inline bool
 set_subset_covers(TransactionId xmin, TransactionId horizon)
 {
