@@ -82,14 +82,14 @@ SQL_SRC = \
 	src/objection/patient_dump.sql
 
 # concurrency: isolation specs (specs/), run by make installcheck after REGRESS
-ISOLATION = objection_concurrency objection_recheck objection_subset_horizon
+ISOLATION = objection_concurrency objection_recheck objection_blocked_rows_horizon
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 # released install scripts and their control files (releases/), never edited,
 # and one update script per release step (upgrade/)
 DATA = $(wildcard releases/$(EXTENSION)--*.sql releases/$(EXTENSION)--*.control upgrade/$(EXTENSION)--*--*.sql)
 
-REGRESS = install nhs_number postcode sex dob pseudonym pseudonym_scheme key_file key_invalidation objection objection_filter objection_probe_agrees objection_lookahead objection_local_copy objection_table_subset objection_fast_qual objection_parallel objection_hardening objection_reinstall objection_protection objection_drop objection_feed_bulk citus_single_node linkage linkage_run linkage_quickstart linkage_quality linkage_progress linkage_twins linkage_names linkage_fields linkage_names_quickstart linkage_projects linkage_incremental linkage_engine sdc sdc_table sdc_quickstart sdc_policy_role sdc_magnitudes sdc_cell_key sdc_attacks variation variation_disclosure variation_quickstart publication publication_quickstart publication_kanon publication_reidentify publication_approval user_guide publication_audit publication_bi objection_patient_share objection_patient_self variation_patient hostile_search_path objection_patient_quickstart
+REGRESS = install nhs_number postcode sex dob pseudonym pseudonym_scheme key_file key_invalidation objection objection_filter objection_probe_agrees objection_lookahead objection_local_copy objection_blocked_rows objection_fast_qual objection_parallel objection_hardening objection_reinstall objection_protection objection_drop objection_feed_bulk citus_single_node linkage linkage_run linkage_quickstart linkage_quality linkage_progress linkage_twins linkage_names linkage_fields linkage_names_quickstart linkage_projects linkage_incremental linkage_engine sdc sdc_table sdc_quickstart sdc_policy_role sdc_magnitudes sdc_cell_key sdc_attacks variation variation_disclosure variation_quickstart publication publication_quickstart publication_kanon publication_reidentify publication_approval user_guide publication_audit publication_bi objection_patient_share objection_patient_self variation_patient hostile_search_path objection_patient_quickstart
 
 PG_CONFIG ?= pg_config
 # warnings as PostgreSQL builds extensions (-Wno-unused-parameter: the server

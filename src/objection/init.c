@@ -21,7 +21,7 @@
 #include "qual_eval.h"
 #include "scan_lookahead.h"
 #include "set_cache.h"
-#include "set_subset.h"
+#include "blocked_rows.h"
 
 void
 objection_init(void)
@@ -30,7 +30,7 @@ objection_init(void)
 	qual_eval_init();
 	nhs_set_init();
 	blocked_set_init();
-	set_subset_init();
+	blocked_rows_init();
 	objection_filter_functions_init();
 	protection_init();
 }

@@ -72,7 +72,7 @@
 #include "permitted_cache.h"
 #include "register_probe.h"
 #include "scan_lookahead.h"
-#include "set_subset.h"
+#include "blocked_rows.h"
 #include "set_cache.h"
 
 
@@ -682,17 +682,17 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 
 			/*
 			 * ... and the numbers of the set that occur in the table, for
-			 * its older rows (set_subset.c), once per set the call site
+			 * its older rows (blocked_rows.c), once per set the call site
 			 * uses; not with the Bloom layer off (a measurement of it).
 			 */
-			if (c->subset_of != c->set)
+			if (c->rows_of != c->set)
 			{
-				c->subset_of = c->set;
-				c->lookahead.subset = NULL;
+				c->rows_of = c->set;
+				c->lookahead.rows = NULL;
 				c->lookahead.pages = NULL;
 				if (nhs_set_bloom_enabled)
-					c->lookahead.subset =
-						set_subset_for_scan(c->set, members, c->lookahead.scan->ss_currentRelation,
+					c->lookahead.rows =
+						blocked_rows_for_scan(c->set, members, c->lookahead.scan->ss_currentRelation,
 											c->lookahead.attno, c->lookahead.scan->ps.state->es_snapshot,
 											(BlockNumber) (c->scan_bytes / BLCKSZ),
 											&c->lookahead.horizon, &c->lookahead.pages);

@@ -77,7 +77,7 @@ typedef struct PermittedCache
 	bool		version_read;
 	SubjectCache own;			/* row_permitted(): the role's own number */
 	ScanLookahead lookahead;	/* set up by scan_lookahead.c, if at all */
-	BlockedSet *subset_of;		/* the set lookahead.subset was asked for */
+	BlockedSet *rows_of;		/* the set lookahead.rows was asked for */
 	bool		scan_sized;		/* scan_bytes is known: */
 	uint64		scan_bytes;		/* the size of the table lookahead scans */
 	bool		bound;			/* the first argument is a protected column of

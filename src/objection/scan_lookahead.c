@@ -54,7 +54,7 @@
 #include "utils/rel.h"
 
 #include "scan_lookahead.h"
-#include "set_subset.h"
+#include "blocked_rows.h"
 
 static bool scan_lookahead_enabled = true;
 
@@ -100,7 +100,7 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 	n = hs->rs_ntuples;
 	if (la->pages != NULL)
 		(*la->pages)++;
-	covered = la->subset != NULL && hs->rs_cblock < la->subset->nblocks;
+	covered = la->rows != NULL && hs->rs_cblock < la->rows->nblocks;
 
 	/* the column's offset in a tuple without NULLs, once the scan knows it */
 	off = TupleDescAttr(tupdesc, attno - 1)->attcacheoff;
@@ -124,7 +124,7 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 						 HeapTupleHeaderGetNatts(tup) < attno))
 				break;
 			keys[i] = *(const int64 *) ((const char *) tup + tup->t_hoff + off);
-			covered &= set_subset_covers(HeapTupleHeaderGetRawXmin(tup), horizon);
+			covered &= blocked_rows_cover(HeapTupleHeaderGetRawXmin(tup), horizon);
 		}
 	}
 	for (; i < n; i++)
@@ -142,7 +142,7 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 			d = fastgetattr(&tuple, attno, tupdesc, &isnull);
 		}
 		keys[i] = isnull ? 0 : DatumGetInt64(d);
-		covered &= set_subset_covers(HeapTupleHeaderGetRawXmin(tup), horizon);
+		covered &= blocked_rows_cover(HeapTupleHeaderGetRawXmin(tup), horizon);
 	}
 	/*
 	 * Every row one the table's blocked rows answer for: each row's answer
@@ -151,7 +151,7 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 	 */
 	if (covered)
 	{
-		const BlockedRows *rows = la->subset;
+		const BlockedRows *rows = la->rows;
 		uint64		blocked[MaxHeapTuplesPerPage / 64 + 1] = {0};
 
 		for (uint32 j = rows->first[la->block]; j < rows->first[la->block + 1]; j++)
@@ -240,7 +240,7 @@ scan_lookahead_attach(ScanState *ss, FmgrInfo *finfo, ScanLookahead *la)
 	la->scan = ss;
 	la->attno = var->varattno;
 	la->hs = NULL;
-	la->subset = NULL;
+	la->rows = NULL;
 	la->exact = false;
 	la->pages = NULL;
 	la->buffer = InvalidBuffer;

@@ -40,14 +40,14 @@ typedef struct ScanLookahead
 	BlockNumber block;
 	const NhsSet *set;			/* ... and the set asked about */
 	const NhsSet *probe;		/* the set its rows are tested against */
-	const struct BlockedRows *subset;	/* NULL, or where the table's
+	const struct BlockedRows *rows;	/* NULL, or where the table's
 										 * blocked rows are ... */
 	TransactionId horizon;		/* ... for tuples whose xmin precedes this
-								 * (set_subset.h) */
+								 * (blocked_rows.h) */
 	bool		exact;			/* maybe[] are the answers themselves, from
-								 * subset */
+								 * rows */
 	uint64	   *pages;			/* NULL, or the count of pages tested with
-								 * set in this table (set_subset.c) */
+								 * set in this table (blocked_rows.c) */
 	int			ntuples;		/* the page's visible tuples, in scan order: */
 	int			tested;			/* maybe[0 .. tested - 1] are known */
 	int			loading;		/* Bloom words of rows < loading requested */
@@ -70,7 +70,7 @@ extern bool scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 
  * number, give that number's answer.  la->set must be set (the caller
  * clears la when the set it asks about changes, or its blocked rows).
  * When every visible row of the page is one the table's blocked rows
- * answer for (set_subset.c), the page pass took each row's answer from
+ * answer for (blocked_rows.c), the page pass took each row's answer from
  * them (la->exact), which gives the answers set does; otherwise it tested
  * the page's rows against la->probe, set itself.
  *

@@ -58,8 +58,8 @@ static uint64 use_clock = 0;
 
 /*
  * Memory a query may still hold when it is let go (a set evicted while
- * another call site of the same query uses it, a table's subset of a set
- * whose file changed: set_subset.c) is freed at the end of the
+ * another call site of the same query uses it, a table's blocked rows for a set
+ * whose file changed: blocked_rows.c) is freed at the end of the
  * transaction, not when it is let go.
  */
 static List *graveyard = NIL;

@@ -30,7 +30,7 @@ typedef struct BlockedSet
 	bool		shared;			/* members maps another backend's segment */
 	NhsSet	   *local;			/* NULL, or members copied here (huge pages) */
 	uint64		scanned;		/* bytes of tables scanned with it here */
-	void	   *subsets;		/* NULL, or its tables' subsets (set_subset.c) */
+	void	   *blocked_rows;	/* NULL, or its tables' blocked rows (blocked_rows.c) */
 	uint64		last_used;
 	MemoryContext cxt;			/* under TopMemoryContext: the set's own */
 } BlockedSet;

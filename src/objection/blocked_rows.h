@@ -1,15 +1,15 @@
 /*-------------------------------------------------------------------------
  *
- * set_subset.h
+ * blocked_rows.h
  *		Where a blocked set's patients' rows are in one table, for the
- *		sequential scans of that table (src/objection/set_subset.c).
+ *		sequential scans of that table (src/objection/blocked_rows.c).
  *
- * src/objection/set_subset.h
+ * src/objection/blocked_rows.h
  *
  *-------------------------------------------------------------------------
  */
-#ifndef CAREDATA_SET_SUBSET_H
-#define CAREDATA_SET_SUBSET_H
+#ifndef CAREDATA_BLOCKED_ROWS_H
+#define CAREDATA_BLOCKED_ROWS_H
 
 #include "storage/off.h"
 #include "utils/rel.h"
@@ -21,7 +21,7 @@
 /*
  * A table's blocked rows: the line pointers, page by page, of the tuples
  * whose NHS number (column attno) set s holds, among the tuples the rule of
- * set_subset.c answers for.  Page b's are offsets[first[b] ..
+ * blocked_rows.c answers for.  Page b's are offsets[first[b] ..
  * first[b + 1] - 1], for b < nblocks; a page at or past nblocks has none
  * the rule answers for.
  */
@@ -40,19 +40,19 @@ typedef struct BlockedRows
  * every row is tested against full.  *pages is set to the counter the scan
  * adds each page it tests to (NULL: none).
  */
-extern const BlockedRows *set_subset_for_scan(BlockedSet *s, const NhsSet *full, Relation rel,
+extern const BlockedRows *blocked_rows_for_scan(BlockedSet *s, const NhsSet *full, Relation rel,
 										 AttrNumber attno, Snapshot snap,
 										 BlockNumber nblocks, TransactionId *horizon,
 										 uint64 **pages);
 
 /* is a tuple with this raw xmin one the blocked rows answer for? */
 static inline bool
-set_subset_covers(TransactionId xmin, TransactionId horizon)
+blocked_rows_cover(TransactionId xmin, TransactionId horizon)
 {
 	/* TransactionIdIsNormal(xmin) && TransactionIdPrecedes(xmin, horizon) */
 	return xmin >= FirstNormalTransactionId && (int32) (xmin - horizon) < 0;
 }
 
-extern void set_subset_init(void);
+extern void blocked_rows_init(void);
 
-#endif							/* CAREDATA_SET_SUBSET_H */
+#endif							/* CAREDATA_BLOCKED_ROWS_H */

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * set_subset.c
+ * blocked_rows.c
  *		Where a blocked set's patients' rows are in one table: what a
  *		sequential scan of that table reads for its older rows instead of
  *		testing them against the set.
@@ -61,7 +61,7 @@
  * half as many pages as the table has (so at the second whole scan; a scan
  * a LIMIT stops early counts only the pages it read):
  * it reads the table once more, in the scan's first row, with a bulk-read
- * ring.  Only for a set of at least caredata.filter_table_subset_min
+ * ring.  Only for a set of at least caredata.filter_blocked_rows_min
  * numbers, and keeps them only if they take at most as much memory as the
  * set or work_mem, whichever is more (4 bytes a page, 2 a blocked row).  Never in a parallel query or on a
  * standby (a standby's xmin is the primary's replayed one: the reasoning
@@ -70,13 +70,13 @@
  * how many of the table's rows are blocked, hidden or deleted ones
  * included (explain_guard.c hides the count of removed rows for the same
  * reason).  No message says it: the server's log names the table at DEBUG1;
- * caredata.filter_table_subset_min is a superuser's setting; the read goes
+ * caredata.filter_blocked_rows_min is a superuser's setting; the read goes
  * through every page whatever it finds (pg_statio_* count them).  Left:
  * timing (a later scan is faster with them), and
  * pg_backend_memory_contexts (superusers and pg_read_all_stats, which
  * docs/security.md tells a DBA not to grant to filtered roles).
  *
- * src/objection/set_subset.c
+ * src/objection/blocked_rows.c
  *
  *-------------------------------------------------------------------------
  */
@@ -95,26 +95,26 @@
 #include "utils/snapmgr.h"
 
 #include "base/pg_compat.h"
-#include "set_subset.h"
+#include "blocked_rows.h"
 
 /*
- * A subset is built when the sequential scans through the filter with its
- * set have tested half as many pages as the table has (a scan stopped
- * early, by a LIMIT, counts only the pages it read; a page without a row
- * the scan returns is never tested, and a table extended in bulk has a few
- * empty pages at its end: so half, not all)
+ * A table's blocked rows are noted when the sequential scans through the
+ * filter with its set have tested half as many pages as the table has (a
+ * scan stopped early, by a LIMIT, counts only the pages it read; a page
+ * without a row the scan returns is never tested, and a table extended in
+ * bulk has a few empty pages at its end: so half, not all)
  */
-#define SUBSET_BUILD_AFTER_PAGES(nblocks)	((uint64) (nblocks) / 2)
-/* tables a set keeps a subset for */
-#define SUBSET_MAX_TABLES		16
+#define ROWS_BUILD_AFTER_PAGES(nblocks)	((uint64) (nblocks) / 2)
+/* tables a set notes blocked rows for */
+#define ROWS_MAX_TABLES		16
 /* how far past the horizon the next transaction id may be */
-#define SUBSET_XID_SPAN			(UINT64CONST(1) << 30)
+#define ROWS_XID_SPAN			(UINT64CONST(1) << 30)
 
-static bool subset_enabled = true;
-static int	subset_min_keys = 100000;
+static bool rows_enabled = true;
+static int	rows_min_keys = 100000;
 
 /* one table's blocked rows, in the set's memory */
-typedef struct TableSubset
+typedef struct TableRows
 {
 	Oid			relid;
 	Oid			relfile;		/* the file it was built from */
@@ -125,16 +125,16 @@ typedef struct TableSubset
 	FullTransactionId horizon;
 	BlockedRows *rows;			/* NULL: not built */
 	MemoryContext cxt;			/* rows' */
-} TableSubset;
+} TableRows;
 
-typedef struct SetSubsets
+typedef struct SetTables
 {
 	int			n;
-	TableSubset tables[SUBSET_MAX_TABLES];
-} SetSubsets;
+	TableRows tables[ROWS_MAX_TABLES];
+} SetTables;
 
 static void
-subset_retire(TableSubset *t)
+rows_retire(TableRows *t)
 {
 	/* a query may still hold it */
 	if (t->cxt != NULL)
@@ -152,7 +152,7 @@ subset_retire(TableSubset *t)
  * (deleted rows and rows row security hides included).
  */
 static void
-subset_log(Relation rel, const char *what)
+rows_log(Relation rel, const char *what)
 {
 	if (log_min_messages <= DEBUG1)
 		ereport(LOG_SERVER_ONLY,
@@ -167,7 +167,7 @@ subset_log(Relation rel, const char *what)
  * only for transactions that may still be running).
  */
 static bool
-subset_xmin_committed(HeapTupleHeader tup)
+rows_xmin_committed(HeapTupleHeader tup)
 {
 	if (HeapTupleHeaderXminCommitted(tup))
 		return true;			/* hinted, or frozen */
@@ -190,7 +190,7 @@ subset_xmin_committed(HeapTupleHeader tup)
  * reading them could run off the page.
  */
 static void
-subset_build(TableSubset *t, BlockedSet *s, const NhsSet *full, Relation rel,
+rows_build(TableRows *t, BlockedSet *s, const NhsSet *full, Relation rel,
 			 AttrNumber attno, FullTransactionId horizon)
 {
 	MemoryContext cxt;
@@ -210,7 +210,7 @@ subset_build(TableSubset *t, BlockedSet *s, const NhsSet *full, Relation rel,
 	if ((uint64) nblocks + 1 > room / sizeof(uint32))
 	{
 		t->useless = true;
-		subset_log(rel, "is too large to note its blocked rows");
+		rows_log(rel, "is too large to note its blocked rows");
 		return;
 	}
 	room -= ((Size) nblocks + 1) * sizeof(uint32);
@@ -251,8 +251,8 @@ subset_build(TableSubset *t, BlockedSet *s, const NhsSet *full, Relation rel,
 			if (!ItemIdIsNormal(lp))
 				continue;
 			tuple.t_data = (HeapTupleHeader) PageGetItem(page, lp);
-			if (!set_subset_covers(HeapTupleHeaderGetRawXmin(tuple.t_data), h) ||
-				!subset_xmin_committed(tuple.t_data))
+			if (!blocked_rows_cover(HeapTupleHeaderGetRawXmin(tuple.t_data), h) ||
+				!rows_xmin_committed(tuple.t_data))
 				continue;
 			tuple.t_len = ItemIdGetLength(lp);
 			tuple.t_tableOid = RelationGetRelid(rel);
@@ -290,7 +290,7 @@ subset_build(TableSubset *t, BlockedSet *s, const NhsSet *full, Relation rel,
 	{
 		MemoryContextDelete(cxt);
 		t->useless = true;
-		subset_log(rel, "has too many blocked rows to note");
+		rows_log(rel, "has too many blocked rows to note");
 		return;
 	}
 	/* named by the file it answers for (pg_backend_memory_contexts.ident) */
@@ -304,22 +304,22 @@ subset_build(TableSubset *t, BlockedSet *s, const NhsSet *full, Relation rel,
 	t->cxt = cxt;
 	t->rows = rows;
 	t->horizon = horizon;
-	subset_log(rel, "has its blocked rows noted");
+	rows_log(rel, "has its blocked rows noted");
 }
 #endif
 
 const BlockedRows *
-set_subset_for_scan(BlockedSet *s, const NhsSet *full, Relation rel, AttrNumber attno,
+blocked_rows_for_scan(BlockedSet *s, const NhsSet *full, Relation rel, AttrNumber attno,
 					Snapshot snap, BlockNumber nblocks, TransactionId *horizon,
 					uint64 **pages)
 {
 #ifdef CAREDATA_SCAN_LOOKAHEAD
-	SetSubsets *all;
-	TableSubset *t = NULL;
+	SetTables *all;
+	TableRows *t = NULL;
 	FullTransactionId next;
 
 	*pages = NULL;
-	if (!subset_enabled || full->nkeys == 0 || full->nkeys < (uint64) subset_min_keys ||
+	if (!rows_enabled || full->nkeys == 0 || full->nkeys < (uint64) rows_min_keys ||
 		IsParallelWorker() || IsInParallelMode() || RecoveryInProgress() ||
 		rel == NULL || rel->rd_tableam != GetHeapamTableAmRoutine() ||
 		rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP ||
@@ -327,15 +327,15 @@ set_subset_for_scan(BlockedSet *s, const NhsSet *full, Relation rel, AttrNumber 
 		!TransactionIdIsNormal(snap->xmin))
 		return NULL;
 
-	if (s->subsets == NULL)
-		s->subsets = MemoryContextAllocZero(s->cxt, sizeof(SetSubsets));
-	all = (SetSubsets *) s->subsets;
+	if (s->blocked_rows == NULL)
+		s->blocked_rows = MemoryContextAllocZero(s->cxt, sizeof(SetTables));
+	all = (SetTables *) s->blocked_rows;
 	for (int i = 0; i < all->n; i++)
 		if (all->tables[i].relid == RelationGetRelid(rel) && all->tables[i].attno == attno)
 			t = &all->tables[i];
 	if (t == NULL)
 	{
-		if (all->n == SUBSET_MAX_TABLES)
+		if (all->n == ROWS_MAX_TABLES)
 			return NULL;
 		t = &all->tables[all->n++];
 		t->relid = RelationGetRelid(rel);
@@ -344,20 +344,20 @@ set_subset_for_scan(BlockedSet *s, const NhsSet *full, Relation rel, AttrNumber 
 	}
 	if (t->relfile != CAREDATA_REL_FILE(rel))
 	{
-		/* a new file: the old one's subset says nothing about it */
-		subset_retire(t);
+		/* a new file: the old one's positions say nothing about it */
+		rows_retire(t);
 		t->relfile = CAREDATA_REL_FILE(rel);
 	}
 
 	next = ReadNextFullTransactionId();
 	if (t->rows != NULL &&
-		U64FromFullTransactionId(next) - U64FromFullTransactionId(t->horizon) >= SUBSET_XID_SPAN)
+		U64FromFullTransactionId(next) - U64FromFullTransactionId(t->horizon) >= ROWS_XID_SPAN)
 	{
-		subset_retire(t);		/* built again once as many pages are read */
+		rows_retire(t);		/* built again once as many pages are read */
 	}
 	*pages = &t->pages;
 	if (t->rows == NULL && !t->useless &&
-		t->pages >= SUBSET_BUILD_AFTER_PAGES(nblocks))
+		t->pages >= ROWS_BUILD_AFTER_PAGES(nblocks))
 	{
 		/* snap's xmin, which precedes next, as a full id */
 		uint32		epoch = EpochFromFullTransactionId(next);
@@ -366,8 +366,8 @@ set_subset_for_scan(BlockedSet *s, const NhsSet *full, Relation rel, AttrNumber 
 		if (snap->xmin > XidFromFullTransactionId(next))
 			epoch--;
 		h = FullTransactionIdFromEpochAndXid(epoch, snap->xmin);
-		if (U64FromFullTransactionId(next) - U64FromFullTransactionId(h) < SUBSET_XID_SPAN / 2)
-			subset_build(t, s, full, rel, attno, h);
+		if (U64FromFullTransactionId(next) - U64FromFullTransactionId(h) < ROWS_XID_SPAN / 2)
+			rows_build(t, s, full, rel, attno, h);
 	}
 	if (t->rows == NULL)
 		return NULL;
@@ -379,20 +379,20 @@ set_subset_for_scan(BlockedSet *s, const NhsSet *full, Relation rel, AttrNumber 
 }
 
 void
-set_subset_init(void)
+blocked_rows_init(void)
 {
-	DefineCustomBoolVariable("caredata.filter_table_subset",
+	DefineCustomBoolVariable("caredata.filter_blocked_rows",
 							 "Note where a table's blocked rows are, for its older rows.",
 							 "Changes speed and memory only, never which rows a role sees: on, a backend whose sequential scans through the objection filter have tested half a table's pages reads the table once more and keeps the positions of its blocked rows.",
-							 &subset_enabled,
+							 &rows_enabled,
 							 true,
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
-	DefineCustomIntVariable("caredata.filter_table_subset_min",
+	DefineCustomIntVariable("caredata.filter_blocked_rows_min",
 							"The fewest blocked numbers a set must hold for a table's blocked rows to be noted.",
 							"Changes speed and memory only, never which rows a role sees.",
-							&subset_min_keys,
+							&rows_min_keys,
 							100000,
 							0, INT_MAX,
 							PGC_SUSET,
