@@ -98,7 +98,7 @@ SET ROLE bench_reader;
 SELECT clock_timestamp() AS t0 \gset
 SELECT count(*), sum(los) FROM bench.episode \gset first_
 SELECT extract(epoch FROM clock_timestamp() - :'t0'::timestamptz) * 1000 AS first_ms \gset
--- its second reads the table once more for the table's own blocked set
+-- its second reads the table once more to note where its blocked rows are
 -- (blocked_rows.c), once per backend, table and register version
 SELECT clock_timestamp() AS t0 \gset
 SELECT count(*), sum(los) FROM bench.episode \gset second_
@@ -141,11 +141,11 @@ CALL bench.interleaved_off('objection_filter', 'mechanism off: scan read-ahead',
 CALL bench.interleaved_off('objection_filter', 'mechanism off: Bloom layer', 'SELECT count(*), sum(los) FROM bench.episode', 'bench_reader', 'caredata.bloom_filter', 5);
 CALL bench.interleaved_off('objection_filter', 'mechanism off: filter without a call', 'SELECT count(*), sum(los) FROM bench.episode', 'bench_reader', 'caredata.filter_fast_qual', 5);
 CALL bench.interleaved_off('objection_filter', 'mechanism off: own copy of the set', 'SELECT count(*), sum(los) FROM bench.episode', 'bench_reader', 'caredata.filter_local_copy', 5);
-CALL bench.interleaved_off('objection_filter', 'mechanism off: the table''s own set', 'SELECT count(*), sum(los) FROM bench.episode', 'bench_reader', 'caredata.filter_blocked_rows', 5);
+CALL bench.interleaved_off('objection_filter', 'mechanism off: the table''s blocked rows', 'SELECT count(*), sum(los) FROM bench.episode', 'bench_reader', 'caredata.filter_blocked_rows', 5);
 \set QUIET 1
 \set QUIET 0
 \echo first filtered query in a new backend (builds the in-memory register): :first_ms ms, rows seen: :first_count
-\echo its second (reads the table once more for its own blocked set): :second_ms ms, rows seen: :second_count
+\echo its second (reads the table once more to note its blocked rows): :second_ms ms, rows seen: :second_count
 SELECT caredata.unprotect('bench.episode_wide');
 DROP TABLE bench.episode_wide;
 SELECT caredata.unprotect('bench.episode');

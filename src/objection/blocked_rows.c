@@ -214,6 +214,9 @@ rows_build(TableRows *t, BlockedSet *s, const NhsSet *full, Relation rel,
 		return;
 	}
 	room -= ((Size) nblocks + 1) * sizeof(uint32);
+	/* first[] counts blocked rows in 32 bits */
+	room = Min(room, (Size) PG_UINT32_MAX * sizeof(OffsetNumber));
+	max = Min(max, room / sizeof(OffsetNumber));
 
 	/* under the caller's context until it is kept: an error frees it */
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "caredata table's blocked rows",
@@ -226,7 +229,8 @@ rows_build(TableRows *t, BlockedSet *s, const NhsSet *full, Relation rel,
 	/*
 	 * Every page, even once the positions are known not to be worth
 	 * keeping: how much of the table was read (pg_statio_*) must not tell
-	 * that.
+	 * that.  (Whether the pages' index alone fits, above, depends only on
+	 * the table's size, the set's and work_mem.)
 	 */
 	strategy = GetAccessStrategy(BAS_BULKREAD);
 	for (BlockNumber blkno = 0; blkno < nblocks; blkno++)
@@ -241,7 +245,7 @@ rows_build(TableRows *t, BlockedSet *s, const NhsSet *full, Relation rel,
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
 		maxoff = PageIsNew(page) ? InvalidOffsetNumber : PageGetMaxOffsetNumber(page);
-		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff && worth; off = OffsetNumberNext(off))
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off = OffsetNumberNext(off))
 		{
 			ItemId		lp = PageGetItemId(page, off);
 			HeapTupleData tuple;
@@ -266,17 +270,21 @@ rows_build(TableRows *t, BlockedSet *s, const NhsSet *full, Relation rel,
 				d = getmissingattr(tupdesc, attno, &isnull);
 			else
 				d = fastgetattr(&tuple, attno, tupdesc, &isnull);
-			if (isnull || !nhs_set_contains(full, DatumGetInt64(d)))
+			/*
+			 * every tuple tested, even once the positions are known not to
+			 * be worth keeping: the read's time must not tell that either
+			 */
+			if (isnull || !nhs_set_contains(full, DatumGetInt64(d)) || !worth)
 				continue;
 			if (n == max)
 			{
-				if (max * 2 > room / sizeof(OffsetNumber))
+				if (max >= room / sizeof(OffsetNumber))
 				{
 					/* so many blocked rows: the whole set is smaller */
 					worth = false;
-					break;
+					continue;
 				}
-				max *= 2;
+				max = Min(max * 2, room / sizeof(OffsetNumber));
 				rows->offsets = repalloc_huge(rows->offsets, max * sizeof(OffsetNumber));
 			}
 			rows->offsets[n++] = off;

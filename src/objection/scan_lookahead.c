@@ -20,7 +20,10 @@
  * row SCAN_LOOKAHEAD_WORD rows ahead.  By the time the scan reaches a row,
  * its answer is one byte (and, for a Bloom hit, a table slot already in the
  * cache), and the loads overlap the scan's own work.  (Until issue 28 the
- * page pass loaded and tested the whole page's words at once.)
+ * page pass loaded and tested the whole page's words at once.)  A page
+ * whose visible rows are all older than the table's noted blocked rows
+ * (blocked_rows.c) takes its answers from those positions instead: no
+ * hash, no Bloom word, no table slot.
  *
  * This changes when memory is read, never what a call answers.  An answer
  * from the page is used only for the row the scan is on, and only when the
