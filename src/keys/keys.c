@@ -88,7 +88,7 @@ typedef struct KeyCacheEntry
 } KeyCacheEntry;
 
 static HTAB *key_cache = NULL;
-static uint64 key_generation = 1;
+uint64		keys_cache_generation = 1;
 static Oid	key_catalog_relid = InvalidOid;
 static EVP_MAC *hmac_algorithm = NULL;
 static EVP_CIPHER *aes_algorithm = NULL;
@@ -162,7 +162,7 @@ keys_forget_all(void)
 		key_cache = NULL;
 	}
 	OPENSSL_cleanse(internal_keys, sizeof(internal_keys));
-	key_generation++;
+	keys_cache_generation++;
 }
 
 static void
@@ -227,12 +227,6 @@ keys_init(void)
 							 0,
 							 NULL, aes_instructions_assign, NULL);
 	CacheRegisterRelcacheCallback(keys_relcache_callback, (Datum) 0);
-}
-
-uint64
-keys_generation(void)
-{
-	return key_generation;
 }
 
 /*
@@ -790,7 +784,7 @@ keys_lookup_domain(const char *name, int version)
 		entry->domain.version = use_version;
 		entry->domain.scheme = scheme;
 		entry->domain.mac = mac;
-		entry->domain.generation = key_generation;
+		entry->domain.generation = keys_cache_generation;
 	}
 	return &entry->domain;
 }
@@ -822,6 +816,21 @@ keys_token(KeyDomain *d, const unsigned char *data, size_t len, unsigned char *t
 	OPENSSL_cleanse(out, sizeof(out));
 }
 
+/* keys_token_tag64() under hmac-sha256: apart, so the AES path needs no stack array */
+static pg_noinline void
+token_tag64_hmac(KeyDomain *d, char tag, uint64 value, unsigned char *token)
+{
+	unsigned char msg[9];
+
+	msg[0] = (unsigned char) tag;
+	for (int i = 8; i >= 1; i--)
+	{
+		msg[i] = value & 0xFF;
+		value >>= 8;
+	}
+	keys_token(d, msg, sizeof(msg), token);
+}
+
 /*
  * The token of a tag byte and a 64-bit value ('N' and an NHS number, 'B'
  * and a bigint): the 9-byte message tag || value big-endian, as
@@ -841,18 +850,7 @@ keys_token_tag64(KeyDomain *d, char tag, uint64 value, unsigned char *token)
 					 errmsg("AES-256-CMAC failed")));
 		return;
 	}
-	else
-	{
-		unsigned char msg[9];
-
-		msg[0] = (unsigned char) tag;
-		for (int i = 8; i >= 1; i--)
-		{
-			msg[i] = value & 0xFF;
-			value >>= 8;
-		}
-		keys_token(d, msg, sizeof(msg), token);
-	}
+	token_tag64_hmac(d, tag, value, token);
 }
 
 /*

@@ -53,7 +53,14 @@ typedef struct KeyDomain
  * keys_generation() returns the same value.
  */
 extern KeyDomain *keys_lookup_domain(const char *name, int version);
-extern KEYS_INTERNAL uint64 keys_generation(void);
+/* bumped whenever cached keys are dropped (keys.c); read on every row */
+extern KEYS_INTERNAL uint64 keys_cache_generation;
+
+static inline uint64
+keys_generation(void)
+{
+	return keys_cache_generation;
+}
 
 /*
  * token = AES-256-CMAC(domain key, data) under aes256-cmac, or the first
