@@ -308,6 +308,108 @@ SELECT notes('visits') = 1 AS visits_has_its_own;
 SELECT unprotect('visits') IS NOT NULL AS unprotected;
 DROP TABLE visits;
 
+-- HOT chains: rows updated in place of their page (no index), pruned by
+-- VACUUM so that their first line pointers redirect to the new versions,
+-- before the build; then a HOT update that gives a permitted row a
+-- blocked number after it (the new version's xmin follows the horizon)
+CREATE TABLE hot (nhs_number nhs_number, los int) WITH (fillfactor = 50, autovacuum_enabled = off);
+INSERT INTO hot SELECT n, i FROM crowd WHERE i <= 600;
+UPDATE hot SET los = los + 1000 WHERE los % 2 = 0;
+VACUUM hot;
+GRANT SELECT ON hot TO regress_rows_reader;
+SELECT protect('hot', 'nhs_number', 'research') IS NOT NULL AS protected;
+SELECT expected_rows('hot') AS expected_hot \gset
+SET ROLE regress_rows_reader;
+SELECT count(*) = :expected_hot AS hot_first FROM hot;
+SELECT count(*) = :expected_hot AS hot_second FROM hot;
+SELECT count(*) = :expected_hot AS hot_third FROM hot;
+RESET ROLE;
+SELECT notes('hot') = 1 AS hot_has_its_own;
+UPDATE hot SET nhs_number = (SELECT n FROM crowd WHERE i = 603) WHERE los = 1001;
+SELECT (SELECT i % 3 = 0 FROM crowd WHERE i = 603) AS crowd_603_blocked;
+SELECT expected_rows('hot') AS expected_hot \gset
+SET ROLE regress_rows_reader;
+SELECT count(*) = :expected_hot AS hot_updated_row_hidden FROM hot;
+SELECT count(*) = 0 AS hot_los_1001_gone FROM hot WHERE los = 1001;
+RESET ROLE;
+SELECT unprotect('hot') IS NOT NULL AS unprotected;
+DROP TABLE hot;
+
+-- a column added with a default: the rows older than it hold no value, the
+-- default stands for it (pg_attribute.attmissingval); a blocked default
+-- hides every one of them, before and after the build
+CREATE TABLE late (id int);
+INSERT INTO late SELECT g FROM generate_series(1, 2000) g;
+ALTER TABLE late ADD COLUMN nhs_number nhs_number
+  DEFAULT '9990100020';	-- the crowd's third: blocked
+SELECT (SELECT atthasmissing FROM pg_attribute WHERE attrelid = 'late'::regclass AND attname = 'nhs_number')
+  AS default_stands_for_old_rows;
+INSERT INTO late SELECT 0, n FROM crowd WHERE i BETWEEN 10 AND 19;
+GRANT SELECT ON late TO regress_rows_reader;
+SELECT protect('late', 'nhs_number', 'research') IS NOT NULL AS protected;
+SELECT expected_rows('late') AS expected_late \gset
+SELECT :expected_late < 10 AS old_rows_all_blocked;
+SET ROLE regress_rows_reader;
+SELECT count(*) = :expected_late AS late_first FROM late;
+SELECT count(*) = :expected_late AS late_second FROM late;
+SELECT count(*) = :expected_late AS late_third FROM late;
+RESET ROLE;
+SELECT unprotect('late') IS NOT NULL AS unprotected;
+DROP TABLE late;
+
+-- COPY FREEZE: rows written frozen by the loading transaction keep its id
+-- as their raw xmin (a new file, as FREEZE needs the table made or
+-- truncated in the same transaction)
+CREATE TABLE loaded (nhs_number nhs_number, los int);
+GRANT SELECT ON loaded TO regress_rows_reader;
+SELECT protect('loaded', 'nhs_number', 'research') IS NOT NULL AS protected;
+BEGIN;
+TRUNCATE loaded;
+COPY loaded FROM stdin WITH (FREEZE);
+9990100004	1
+9990100012	2
+9990100020	3
+9990100039	4
+9990100047	5
+9990100055	6
+9990100063	7
+9990100071	8
+9990100098	9
+9990100101	10
+9990100128	11
+9990100136	12
+9990100144	13
+9990100152	14
+9990100160	15
+9990100179	16
+9990100187	17
+9990100195	18
+9990100209	19
+9990100217	20
+9990100225	21
+9990100233	22
+9990100241	23
+9990100268	24
+9990100276	25
+9990100284	26
+9990100292	27
+9990100306	28
+9990100314	29
+9990100322	30
+\.
+COMMIT;
+SELECT count(*) = 30 AS loaded, bool_and(xmin::text::bigint > 2) AS raw_xmin_normal FROM loaded;
+SELECT expected_rows('loaded') AS expected_loaded \gset
+SELECT :expected_loaded < 30 AS some_loaded_rows_blocked;
+SET ROLE regress_rows_reader;
+SELECT count(*) = :expected_loaded AS loaded_first FROM loaded;
+SELECT count(*) = :expected_loaded AS loaded_second FROM loaded;
+SELECT count(*) = :expected_loaded AS loaded_third FROM loaded;
+RESET ROLE;
+SELECT notes('loaded') = 1 AS loaded_has_its_own;
+SELECT unprotect('loaded') IS NOT NULL AS unprotected;
+DROP TABLE loaded;
+
 -- below caredata.filter_blocked_rows_min numbers (its default, 100,000):
 -- none, as in a parallel query
 RESET caredata.filter_blocked_rows_min;
