@@ -681,9 +681,9 @@ permitted_slow(FunctionCallInfo fcinfo, bool own_rows)
 			members = blocked_set_for_scan(c->set);
 
 			/*
-			 * ... and the numbers of the set that occur in the table, for
-			 * its older rows (blocked_rows.c), once per set the call site
-			 * uses; not with the Bloom layer off (a measurement of it).
+			 * ... and where the table's blocked rows are, for its older
+			 * rows (blocked_rows.c), once per set the call site uses; not
+			 * with the Bloom layer off (a measurement of it).
 			 */
 			if (c->rows_of != c->set)
 			{

@@ -53,7 +53,8 @@ typedef struct ScanLookahead
 	int			loading;		/* Bloom words of rows < loading requested */
 	int64		keys[MaxHeapTuplesPerPage]; /* NHS number (0: none) */
 	uint64		hashes[MaxHeapTuplesPerPage];	/* nhs_set_hash(keys[i]) */
-	bool		maybe[MaxHeapTuplesPerPage];	/* Bloom lets keys[i] through */
+	bool		maybe[MaxHeapTuplesPerPage];	/* Bloom lets keys[i] through (exact:
+												 * keys[i] is blocked) */
 } ScanLookahead;
 
 extern void scan_lookahead_init(void);

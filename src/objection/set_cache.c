@@ -58,9 +58,9 @@ static uint64 use_clock = 0;
 
 /*
  * Memory a query may still hold when it is let go (a set evicted while
- * another call site of the same query uses it, a table's blocked rows for a set
- * whose file changed: blocked_rows.c) is freed at the end of the
- * transaction, not when it is let go.
+ * another call site of the same query uses it, a table's blocked rows
+ * noted for a set when its file changed: blocked_rows.c) is freed at the
+ * end of the transaction, not when it is let go.
  */
 static List *graveyard = NIL;
 static bool xact_callback_registered = false;
