@@ -91,7 +91,6 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 	la->buffer = hs->rs_cbuf;
 	la->block = hs->rs_cblock;
 	la->set = set;
-	la->probe = set;
 	la->exact = false;
 	la->ntuples = 0;
 	la->tested = 0;
@@ -175,7 +174,7 @@ scan_lookahead_page(ScanLookahead *la, const NhsSet *set)
 		hashes[i] = nhs_set_hash(keys[i]);
 	/* the first rows' Bloom words */
 	for (i = 0; i < n && i < SCAN_LOOKAHEAD_WORD; i++)
-		NHS_SET_PREFETCH(nhs_set_bloom_word(la->probe, hashes[i]));
+		NHS_SET_PREFETCH(nhs_set_bloom_word(set, hashes[i]));
 	la->loading = i;
 	la->ntuples = n;
 }

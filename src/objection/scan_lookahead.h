@@ -38,8 +38,7 @@ typedef struct ScanLookahead
 	const HeapScanDescData *hs;
 	Buffer		buffer;			/* the page the arrays are for */
 	BlockNumber block;
-	const NhsSet *set;			/* ... and the set asked about */
-	const NhsSet *probe;		/* the set its rows are tested against */
+	const NhsSet *set;			/* ... and the set tested against */
 	const struct BlockedRows *rows;	/* NULL, or where the table's
 										 * blocked rows are ... */
 	TransactionId horizon;		/* ... for tuples whose xmin precedes this
@@ -73,7 +72,7 @@ extern bool scan_lookahead_contains(ScanLookahead *la, const NhsSet *set, int64 
  * When every visible row of the page is one the table's blocked rows
  * answer for (blocked_rows.c), the page pass took each row's answer from
  * them (la->exact), which gives the answers set does; otherwise it tested
- * the page's rows against la->probe, set itself.
+ * the page's rows against set.
  *
  * Each answer also moves the read-ahead on: the rows up to
  * SCAN_LOOKAHEAD_TEST ahead are tested against their Bloom words, whose
@@ -99,7 +98,6 @@ scan_lookahead_answer(ScanLookahead *la, const NhsSet *set, int64 key)
 {
 #ifdef CAREDATA_SCAN_LOOKAHEAD
 	const HeapScanDescData *hs = la->hs;
-	const NhsSet *probe = la->probe;
 	unsigned	i;
 	int			n;
 	int			t;
@@ -114,15 +112,15 @@ scan_lookahead_answer(ScanLookahead *la, const NhsSet *set, int64 key)
 	{
 		uint64		h = la->hashes[t];
 		uint64		bits = nhs_set_bloom_bits(h);
-		bool		m = (*nhs_set_bloom_word(probe, h) & bits) == bits;
+		bool		m = (*nhs_set_bloom_word(set, h) & bits) == bits;
 		int			w = la->loading;
 
 		la->maybe[t] = m;
 		if (unlikely(m))
-			NHS_SET_PREFETCH(&probe->slots[nhs_set_slot(probe, h)]);
+			NHS_SET_PREFETCH(&set->slots[nhs_set_slot(set, h)]);
 		if (w < n)
 		{
-			NHS_SET_PREFETCH(nhs_set_bloom_word(probe, la->hashes[w]));
+			NHS_SET_PREFETCH(nhs_set_bloom_word(set, la->hashes[w]));
 			la->loading = w + 1;
 		}
 	}
@@ -131,7 +129,7 @@ scan_lookahead_answer(ScanLookahead *la, const NhsSet *set, int64 key)
 		return 0;
 	if (la->exact)
 		return 1;
-	return nhs_set_table_contains(probe, key, la->hashes[i]) ? 1 : 0;
+	return nhs_set_table_contains(set, key, la->hashes[i]) ? 1 : 0;
 #else
 	return -1;
 #endif
