@@ -63,9 +63,10 @@
  * it reads the table once more, in the scan's first row, with a bulk-read
  * ring.  Only for a set of at least caredata.filter_blocked_rows_min
  * numbers, and keeps them only if they take at most as much memory as the
- * set or work_mem, whichever is more (4 bytes a page, 2 a blocked row).  Never in a parallel query or on a
- * standby (a standby's xmin is the primary's replayed one: the reasoning
- * above is made for a primary), never for a temporary table.  Nothing about
+ * set or work_mem, whichever is more (4 bytes a page, 2 a blocked row).
+ * Never in a parallel query or on a standby (a standby's xmin is the
+ * primary's replayed one: the reasoning above is made for a primary), never
+ * for a temporary table.  Nothing about
  * them reaches a client: whether they were kept, or their size, would tell
  * how many of the table's rows are blocked, hidden or deleted ones
  * included (explain_guard.c hides the count of removed rows for the same
@@ -191,7 +192,7 @@ rows_xmin_committed(HeapTupleHeader tup)
  */
 static void
 rows_build(TableRows *t, BlockedSet *s, const NhsSet *full, Relation rel,
-			 AttrNumber attno, FullTransactionId horizon)
+		   AttrNumber attno, FullTransactionId horizon)
 {
 	MemoryContext cxt;
 	TupleDesc	tupdesc = RelationGetDescr(rel);
@@ -259,8 +260,6 @@ rows_build(TableRows *t, BlockedSet *s, const NhsSet *full, Relation rel,
 				!rows_xmin_committed(tuple.t_data))
 				continue;
 			tuple.t_len = ItemIdGetLength(lp);
-			tuple.t_tableOid = RelationGetRelid(rel);
-			ItemPointerSet(&tuple.t_self, blkno, off);
 			/*
 			 * heap_getattr() less its check of composite datums (it calls
 			 * heap_datum_check(), which minor releases before 15.20 lack:
@@ -318,8 +317,8 @@ rows_build(TableRows *t, BlockedSet *s, const NhsSet *full, Relation rel,
 
 const BlockedRows *
 blocked_rows_for_scan(BlockedSet *s, const NhsSet *full, Relation rel, AttrNumber attno,
-					Snapshot snap, BlockNumber nblocks, TransactionId *horizon,
-					uint64 **pages)
+					  Snapshot snap, BlockNumber nblocks, TransactionId *horizon,
+					  uint64 **pages)
 {
 #ifdef CAREDATA_SCAN_LOOKAHEAD
 	SetTables *all;

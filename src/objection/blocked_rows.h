@@ -40,10 +40,10 @@ typedef struct BlockedRows
  * every row is tested against full.  *pages is set to the counter the scan
  * adds each page it tests to (NULL: none).
  */
-extern const BlockedRows *blocked_rows_for_scan(BlockedSet *s, const NhsSet *full, Relation rel,
-										 AttrNumber attno, Snapshot snap,
-										 BlockNumber nblocks, TransactionId *horizon,
-										 uint64 **pages);
+extern const BlockedRows *blocked_rows_for_scan(BlockedSet *s, const NhsSet *full,
+												Relation rel, AttrNumber attno,
+												Snapshot snap, BlockNumber nblocks,
+												TransactionId *horizon, uint64 **pages);
 
 /* is a tuple with this raw xmin one the blocked rows answer for? */
 static inline bool
