@@ -48,43 +48,68 @@ typedef enum NhsParseResult
 } NhsParseResult;
 
 /*
+ * The Modulus 11 weights (10 for the first digit down to 2 for the ninth)
+ * summed over groups of digits: the ten digits are read as two five-digit
+ * halves, each as a two-digit and a three-digit group, and each group's
+ * weighted sum is looked up.  Every group comes from its half at once, so
+ * the check is a few independent multiplications rather than a chain of
+ * ten divisions (what reading one digit after another costs; a bigint or
+ * binary value is checked on every row it comes in by).
+ */
+static uint8 nhs_w01[100];		/* digits 1-2: 10, 9 */
+static uint8 nhs_w234[1000];	/* digits 3-5: 8, 7, 6 */
+static uint8 nhs_w56[100];		/* digits 6-7: 5, 4 */
+static uint8 nhs_w789[1000];	/* digits 8-10: 3, 2 (the check digit: 0) */
+static bool nhs_weights_ready = false;
+
+static pg_noinline void
+nhs_weights_init(void)
+{
+	for (int x = 0; x < 100; x++)
+	{
+		nhs_w01[x] = (uint8) (x / 10 * 10 + x % 10 * 9);
+		nhs_w56[x] = (uint8) (x / 10 * 5 + x % 10 * 4);
+	}
+	for (int x = 0; x < 1000; x++)
+	{
+		nhs_w234[x] = (uint8) (x / 100 * 8 + x / 10 % 10 * 7 + x % 10 * 6);
+		nhs_w789[x] = (uint8) (x / 100 * 3 + x / 10 % 10 * 2);
+	}
+	nhs_weights_ready = true;
+}
+
+/*
  * Validate ten digits given as an integer.  Returns NHS_OK or the reason.
  */
 static NhsParseResult
 nhs_check_value(int64 value)
 {
-	int			digits[NHS_NUMBER_DIGITS];
-	int64		v = value;
-	int			sum = 0;
+	uint32		high;
+	uint32		low;
+	int			sum;
 	int			check;
-	bool		all_same = true;
+	int			last;
 
 	if (value < 0 || value > NHS_NUMBER_MAX)
 		return NHS_OUT_OF_RANGE;
+	if (unlikely(!nhs_weights_ready))
+		nhs_weights_init();
 
-	for (int i = NHS_NUMBER_DIGITS - 1; i >= 0; i--)
-	{
-		digits[i] = (int) (v % 10);
-		v /= 10;
-	}
-
-	for (int i = 0; i < NHS_NUMBER_DIGITS - 1; i++)
-	{
-		sum += digits[i] * (10 - i);
-		if (digits[i] != digits[0])
-			all_same = false;
-	}
-	if (digits[NHS_NUMBER_DIGITS - 1] != digits[0])
-		all_same = false;
+	high = (uint32) ((uint64) value / 100000);	/* digits 1-5 */
+	low = (uint32) ((uint64) value % 100000);	/* digits 6-10 */
+	sum = nhs_w01[high / 1000] + nhs_w234[high % 1000] +
+		nhs_w56[low / 1000] + nhs_w789[low % 1000];
+	last = (int) (low % 10);
 
 	check = 11 - (sum % 11);
 	if (check == 11)
 		check = 0;
 	if (check == 10)
 		return NHS_CHECK_TEN;
-	if (check != digits[NHS_NUMBER_DIGITS - 1])
+	if (check != last)
 		return NHS_BAD_CHECK;
-	if (all_same)
+	/* all ten digits the same (such as 4444444444): passes the check, never issued */
+	if (value == (int64) last * INT64CONST(1111111111))
 		return NHS_REPEATED;
 	return NHS_OK;
 }
