@@ -243,6 +243,42 @@ SELECT count(*) = :expected AS rewritten_right_again FROM ward;
 SELECT count(*) = :expected AS rewritten_right_third FROM ward;
 RESET ROLE;
 SELECT notes('ward') = 1 AS rewritten_has_its_own;
+-- positions belong to a version of the table's pg_class row too (a file
+-- number the OID counter reuses is a new version): VACUUM and ANALYZE
+-- update the row in place and keep them ...
+VACUUM ANALYZE ward;
+SET ROLE regress_rows_reader;
+SELECT count(*) = :expected AS after_vacuum_right FROM ward;
+RESET ROLE;
+SELECT notes('ward') = 1 AS vacuum_keeps_them;
+-- ... a new version drops them at the next scan, and a later one notes
+-- them again
+ALTER TABLE ward SET (fillfactor = 90);
+SET ROLE regress_rows_reader;
+SELECT count(*) = :expected AS new_version_right FROM ward;
+RESET ROLE;
+SELECT notes('ward') = 0 AS new_version_drops_them;
+SET ROLE regress_rows_reader;
+SELECT count(*) = :expected AS new_version_right_again FROM ward;
+SELECT count(*) = :expected AS new_version_right_third FROM ward;
+RESET ROLE;
+SELECT notes('ward') = 1 AS new_version_has_its_own;
+-- ... and the transaction that wrote the row notes none (it could write
+-- the file again under the same xmin)
+BEGIN;
+ALTER TABLE ward SET (fillfactor = 80);
+SET ROLE regress_rows_reader;
+SELECT count(*) = :expected AS writer_right FROM ward;
+SELECT count(*) = :expected AS writer_right_again FROM ward;
+SELECT count(*) = :expected AS writer_right_third FROM ward;
+RESET ROLE;
+COMMIT;
+SELECT notes('ward') = 0 AS none_in_the_writing_transaction;
+SET ROLE regress_rows_reader;
+SELECT count(*) = :expected AS after_writer_right FROM ward;
+SELECT count(*) = :expected AS after_writer_right_again FROM ward;
+RESET ROLE;
+SELECT notes('ward') = 1 AS noted_after_the_writer;
 
 -- a parallel plan builds none (its workers are new backends each query)
 SET parallel_setup_cost = 0;

@@ -49,7 +49,10 @@
  * build read there, with the same number, and the set's answer for that
  * number is the one the build noted.  TRUNCATE, VACUUM FULL, CLUSTER and
  * rewriting ALTER TABLEs give the table a new file, and positions are kept
- * per file.  H is kept as a full transaction id: a scan uses the positions
+ * per file and per version of the table's pg_class row (every new file is
+ * a new version, so a file number reused after the OID counter wrapped is
+ * not taken for the file the positions were noted in; the transaction that
+ * wrote the version uses none).  H is kept as a full transaction id: a scan uses the positions
  * only while the next transaction id is less than 2^30 past H, so the
  * 32-bit comparison of any xmin written since (at most the next id) with H
  * cannot wrap; older tuples that compare wrongly are only sent to the whole
@@ -88,12 +91,14 @@
 #include "access/parallel.h"
 #include "access/tableam.h"
 #include "access/transam.h"
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "base/pg_compat.h"
 #include "blocked_rows.h"
@@ -119,6 +124,8 @@ typedef struct TableRows
 {
 	Oid			relid;
 	Oid			relfile;		/* the file it was built from */
+	TransactionId class_xmin;	/* and the version of its pg_class row */
+	ItemPointerData class_tid;
 	AttrNumber	attno;			/* the NHS number column */
 	uint64		pages;			/* pages sequential scans have tested with
 								 * the set (scan_lookahead.c counts them) */
@@ -315,6 +322,36 @@ rows_build(TableRows *t, BlockedSet *s, const NhsSet *full, Relation rel,
 }
 #endif
 
+#ifdef CAREDATA_SCAN_LOOKAHEAD
+/*
+ * The version of rel's pg_class row: its raw xmin and place, as plpgsql
+ * keys a compiled function to its pg_proc row.  Every change of a table's
+ * file writes a new version of the row (a regular update, never in place),
+ * so positions noted for one version are not used for a file that has the
+ * same number after the OID counter wrapped (truncated and rewritten back
+ * to it, with no scan of the table in between to see the other number).
+ * In-place updates (VACUUM's and ANALYZE's statistics) keep the version.
+ * False while this transaction wrote the row itself (it could write the
+ * file again without a new xmin), and for no row (xmin and place invalid).
+ */
+static bool
+rows_class_version(Relation rel, TransactionId *xmin, ItemPointerData *tid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(RelationGetRelid(rel)));
+	bool		ok;
+
+	*xmin = InvalidTransactionId;
+	ItemPointerSetInvalid(tid);
+	if (!HeapTupleIsValid(tup))
+		return false;
+	*xmin = HeapTupleHeaderGetRawXmin(tup->t_data);
+	*tid = tup->t_self;
+	ok = !TransactionIdIsCurrentTransactionId(*xmin);
+	ReleaseSysCache(tup);
+	return ok;
+}
+#endif
+
 const BlockedRows *
 blocked_rows_for_scan(BlockedSet *s, const NhsSet *full, Relation rel, AttrNumber attno,
 					  Snapshot snap, BlockNumber nblocks, TransactionId *horizon,
@@ -324,6 +361,9 @@ blocked_rows_for_scan(BlockedSet *s, const NhsSet *full, Relation rel, AttrNumbe
 	SetTables *all;
 	TableRows *t = NULL;
 	FullTransactionId next;
+	TransactionId class_xmin;
+	ItemPointerData class_tid;
+	bool		class_ok;
 
 	*pages = NULL;
 	if (!rows_enabled || full->nkeys == 0 || full->nkeys < (uint64) rows_min_keys ||
@@ -355,6 +395,13 @@ blocked_rows_for_scan(BlockedSet *s, const NhsSet *full, Relation rel, AttrNumbe
 		rows_retire(t);
 		t->relfile = CAREDATA_REL_FILE(rel);
 	}
+	class_ok = rows_class_version(rel, &class_xmin, &class_tid);
+	if (t->rows != NULL &&
+		(!TransactionIdEquals(t->class_xmin, class_xmin) ||
+		 !ItemPointerEquals(&t->class_tid, &class_tid)))
+		rows_retire(t);			/* the table's row changed: maybe its file */
+	if (!class_ok)
+		return NULL;
 
 	next = ReadNextFullTransactionId();
 	if (t->rows != NULL &&
@@ -374,7 +421,11 @@ blocked_rows_for_scan(BlockedSet *s, const NhsSet *full, Relation rel, AttrNumbe
 			epoch--;
 		h = FullTransactionIdFromEpochAndXid(epoch, snap->xmin);
 		if (U64FromFullTransactionId(next) - U64FromFullTransactionId(h) < ROWS_XID_SPAN / 2)
+		{
+			t->class_xmin = class_xmin;
+			t->class_tid = class_tid;
 			rows_build(t, s, full, rel, attno, h);
+		}
 	}
 	if (t->rows == NULL)
 		return NULL;
