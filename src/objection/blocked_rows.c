@@ -52,12 +52,12 @@
  * per file and per version of the table's pg_class row (every new file is
  * a new version, so a file number reused after the OID counter wrapped is
  * not taken for the file the positions were noted in; the transaction that
- * wrote the version uses none).  H is kept as a full transaction id: a scan uses the positions
- * only while the next transaction id is less than 2^30 past H, so the
- * 32-bit comparison of any xmin written since (at most the next id) with H
- * cannot wrap; older tuples that compare wrongly are only sent to the whole
- * set.  A register change gives a new set (set_cache.c), and positions
- * belong to their set.
+ * wrote the version uses none).  H is kept as a full transaction id: a
+ * scan uses the positions only while the next transaction id is less than
+ * 2^30 past H, so the 32-bit comparison of any xmin written since (at most
+ * the next id) with H cannot wrap; older tuples that compare wrongly are
+ * only sent to the whole set.  A register change gives a new set
+ * (set_cache.c), and positions belong to their set.
  *
  * When: a backend builds a table's positions at the start of a sequential
  * scan of that table once its earlier scans with the same set have tested
