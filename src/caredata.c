@@ -22,6 +22,7 @@
 
 #include "base/preload.h"
 #include "hooks.h"
+#include "identifiers/identifiers.h"
 #include "keys/keys.h"
 #include "linkage/compare.h"
 #include "objection/objection.h"
@@ -38,6 +39,7 @@ _PG_init(void)
 	/* a backend forked by the postmaster inherits the postmaster's answer */
 	caredata_preloaded = process_shared_preload_libraries_in_progress;
 	/* settings are defined by the files that own them; reserve the prefix */
+	nhs_number_init();
 	keys_init();
 	hooks_init();
 	objection_init();

@@ -24,6 +24,8 @@
 #define PG_GETARG_NHS_NUMBER(n)		DatumGetNhsNumber(PG_GETARG_DATUM(n))
 #define PG_RETURN_NHS_NUMBER(x)		return NhsNumberGetDatum(x)
 
+/* fills the Modulus 11 check's tables: _PG_init, once */
+extern void nhs_number_init(void);
 /* parse text (any accepted layout); false if it is not a valid NHS number */
 extern bool nhs_number_parse_text(text *t, int64 *result);
 

@@ -60,10 +60,10 @@ static uint8 nhs_w01[100];		/* digits 1-2: 10, 9 */
 static uint8 nhs_w234[1000];	/* digits 3-5: 8, 7, 6 */
 static uint8 nhs_w56[100];		/* digits 6-7: 5, 4 */
 static uint8 nhs_w789[1000];	/* digits 8-10: 3, 2 (the check digit: 0) */
-static bool nhs_weights_ready = false;
 
-static pg_noinline void
-nhs_weights_init(void)
+/* fills the tables; _PG_init calls it, before any check can run */
+void
+nhs_number_init(void)
 {
 	for (int x = 0; x < 100; x++)
 	{
@@ -75,7 +75,6 @@ nhs_weights_init(void)
 		nhs_w234[x] = (uint8) (x / 100 * 8 + x / 10 % 10 * 7 + x % 10 * 6);
 		nhs_w789[x] = (uint8) (x / 100 * 3 + x / 10 % 10 * 2);
 	}
-	nhs_weights_ready = true;
 }
 
 /*
@@ -92,8 +91,6 @@ nhs_check_value(int64 value)
 
 	if (value < 0 || value > NHS_NUMBER_MAX)
 		return NHS_OUT_OF_RANGE;
-	if (unlikely(!nhs_weights_ready))
-		nhs_weights_init();
 
 	high = (uint32) ((uint64) value / 100000);	/* digits 1-5 */
 	low = (uint32) ((uint64) value % 100000);	/* digits 6-10 */

@@ -10,6 +10,14 @@
 
 #include "fuzz.h"
 
+/* the check's tables, as _PG_init fills them in the server */
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	nhs_number_init();
+	return 0;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
